@@ -1,0 +1,53 @@
+-- Evaluates a luamigrate.lua config file. Top-level assignments are settings; a name that
+-- is not a known setting, or a value of the wrong type, is an error at its file:line.
+local M = {}
+
+-- setting name -> expected Lua type
+M.KNOWN = {
+  script_location = "string",
+  url = "string",
+  version_table = "string",
+  transaction_per_migration = "boolean",
+  lock_timeout = "number",
+}
+
+M.DEFAULTS = {
+  script_location = "migrations",
+  version_table = "luamigrate_version",
+  transaction_per_migration = true,
+}
+
+local function known_names()
+  local names = {}
+  for k in pairs(M.KNOWN) do names[#names + 1] = k end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+-- Returns the table of settings the file assigned (defaults not applied).
+function M.load(path)
+  local settings = {}
+  local env = setmetatable({}, {
+    __index = function(_, k)
+      local v = settings[k]
+      if v ~= nil then return v end
+      return _G[k]
+    end,
+    __newindex = function(_, k, v)
+      local want = M.KNOWN[k]
+      if want == nil then
+        error(("unknown setting '%s' (known settings: %s)"):format(tostring(k), known_names()), 2)
+      end
+      if v ~= nil and type(v) ~= want then
+        error(("setting '%s' must be a %s, got %s"):format(k, want, type(v)), 2)
+      end
+      settings[k] = v
+    end,
+  })
+  local chunk, err = loadfile(path, "t", env)
+  if not chunk then error(err, 0) end
+  chunk()
+  return settings
+end
+
+return M

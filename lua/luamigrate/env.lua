@@ -1,0 +1,40 @@
+-- The private environment each migration file runs in: the documented migration globals,
+-- `op`, `sa` and the standard library. Reading any other undefined name raises at file:line,
+-- so a typo fails loudly instead of silently reading nil.
+local M = {}
+
+local STDLIB = {
+  "assert", "error", "ipairs", "next", "pairs", "pcall", "print", "rawequal", "rawget",
+  "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring",
+  "type", "xpcall", "require", "load", "string", "table", "math", "utf8", "os", "io",
+  "coroutine", "_VERSION",
+}
+
+-- Globals a migration may leave unset and still read (they then read as nil).
+M.MIGRATION_GLOBALS = {
+  revision = true, down_revision = true, branch_labels = true, depends_on = true,
+  upgrade = true, downgrade = true,
+}
+
+local base
+local function base_names()
+  if not base then
+    base = { op = require "luamigrate.op", sa = require "luamigrate.sa" }
+    for _, k in ipairs(STDLIB) do base[k] = _G[k] end
+  end
+  return base
+end
+
+-- Returns a fresh environment table for one migration file.
+function M.migration()
+  local names = base_names()
+  return setmetatable({}, {
+    __index = function(_, k)
+      local v = names[k]
+      if v ~= nil or M.MIGRATION_GLOBALS[k] then return v end
+      error(("undefined name '%s'"):format(tostring(k)), 2)
+    end,
+  })
+end
+
+return M

@@ -1,0 +1,66 @@
+-- SQL for the version table and the history table in --sql scripts, where there is no
+-- server to quote identifiers: the same DDL the online run executes, rendered in Lua.
+local quote = require "luamigrate.quote"
+
+local M = {}
+
+-- "schema.table" or "table" -> quoted version table and history table names.
+function M.names(version_table)
+  local sch, tbl = version_table:match("^([^.]+)%.(.+)$")
+  if not sch then tbl = version_table end
+  return quote.qualified(sch, tbl), quote.qualified(sch, tbl .. "_history")
+end
+
+function M.create_tables(version_table)
+  local vt, hist = M.names(version_table)
+  return {
+    "CREATE TABLE IF NOT EXISTS " .. vt .. " (\n    version_num varchar(32) NOT NULL PRIMARY KEY\n)",
+    "CREATE TABLE IF NOT EXISTS " .. hist .. " (\n"
+      .. "    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+      .. "    revision varchar(32) NOT NULL,\n"
+      .. "    operation text NOT NULL CHECK (operation IN ('upgrade', 'downgrade', 'stamp')),\n"
+      .. "    from_revisions varchar(32)[] NOT NULL,\n"
+      .. "    to_revisions varchar(32)[] NOT NULL,\n"
+      .. "    message text,\n"
+      .. "    file text,\n"
+      .. "    checksum text,\n"
+      .. "    started_at timestamptz NOT NULL,\n"
+      .. "    duration_ms double precision NOT NULL,\n"
+      .. "    db_user text NOT NULL DEFAULT current_user,\n"
+      .. "    os_user text,\n"
+      .. "    hostname text,\n"
+      .. "    luamigrate_version text NOT NULL\n"
+      .. ")",
+  }
+end
+
+-- kind: "insert" (to), "delete" (from), "update" (from, to)
+function M.version_row(version_table, kind, from, to)
+  local vt = M.names(version_table)
+  if kind == "insert" then
+    return "INSERT INTO " .. vt .. " (version_num) VALUES (" .. quote.literal(to) .. ")"
+  elseif kind == "delete" then
+    return "DELETE FROM " .. vt .. " WHERE version_num = " .. quote.literal(from)
+  end
+  return "UPDATE " .. vt .. " SET version_num = " .. quote.literal(to) .. " WHERE version_num = "
+    .. quote.literal(from)
+end
+
+local function array(ids)
+  local q = {}
+  for i, id in ipairs(ids) do q[i] = quote.literal(id) end
+  return "ARRAY[" .. table.concat(q, ", ") .. "]::varchar(32)[]"
+end
+
+-- A history row for a step applied by the script (no checksum, duration 0: the script
+-- cannot time itself).
+function M.history_row(version_table, rec)
+  local _, hist = M.names(version_table)
+  return "INSERT INTO " .. hist .. " (revision, operation, from_revisions, to_revisions, message, "
+    .. "file, started_at, duration_ms, luamigrate_version) VALUES (" .. quote.literal(rec.revision)
+    .. ", " .. quote.literal(rec.operation) .. ", " .. array(rec.from) .. ", " .. array(rec.to)
+    .. ", " .. quote.literal(rec.message or "") .. ", " .. quote.literal(rec.file or "")
+    .. ", clock_timestamp(), 0, " .. quote.literal(rec.version) .. ")"
+end
+
+return M

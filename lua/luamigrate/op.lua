@@ -1,0 +1,543 @@
+-- The `op` API migrations call, with Alembic's names and arguments (keyword arguments as
+-- one trailing options table). Each op renders its SQL through luamigrate.render and hands
+-- the statements to the run in progress: executed on the connection online, written out
+-- in --sql mode. Calling an op outside a migration raises.
+local core = require "luamigrate.core"
+local quote = require "luamigrate.quote"
+local render = require "luamigrate.render"
+local schema = require "luamigrate.schema"
+local types = require "luamigrate.types"
+
+local M = {}
+local ident, qualified, literal = quote.ident, quote.qualified, quote.literal
+
+local function set(...)
+  local s = {}
+  for _, k in ipairs { ... } do s[k] = true end
+  return s
+end
+
+local function check(opname, argname, value, want, optional)
+  if value == nil and optional then return end
+  if type(value) ~= want then
+    error(("op.%s: %s must be a %s, got %s"):format(opname, argname, want, type(value)), 3)
+  end
+end
+
+local function options(opname, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" or getmetatable(opts) ~= nil then
+    error(("op.%s: options must be a table, got %s"):format(opname, type(opts)), 3)
+  end
+  for k in pairs(opts) do
+    if not allowed[k] then error(("op.%s: unknown option '%s'"):format(opname, tostring(k)), 3) end
+  end
+  return opts
+end
+
+-- Runs (or, offline, emits) each statement for op `opname`.
+local function run(opname, ...)
+  local ctx = core.context("op." .. opname)
+  for i = 1, select("#", ...) do
+    local sql = select(i, ...)
+    if ctx.emit then ctx.emit(sql) else ctx.conn:execute(sql) end
+  end
+end
+M._run = run
+
+-- op.execute(sql | sa.text [, params]): params is an array bound as $1, $2, ... (with
+-- params.n for trailing nils), or with sa.text, named :name binds from the text's params.
+function M.execute(sql, params)
+  local ctx = core.context("op.execute")
+  local text, values = sql, params
+  if schema.is(sql, "text") then
+    local names, n = {}, 0
+    values = { n = 0 }
+    local merged = {}
+    for k, v in pairs(sql.params) do merged[k] = v end
+    for k, v in pairs(params or {}) do merged[k] = v end
+    -- :name (not ::cast) becomes $n; each distinct name gets one number.
+    text = sql.text:gsub("(:?):([%a_][%w_]*)", function(colon, name)
+      if colon == ":" then return nil end
+      if merged[name] == nil and not names[name] then
+        error(("op.execute: no value for bind parameter :%s"):format(name), 4)
+      end
+      if not names[name] then
+        n = n + 1
+        names[name] = n
+        values[n] = merged[name]
+        values.n = n
+      end
+      return "$" .. names[name]
+    end)
+  else
+    check("execute", "sql", sql, "string")
+    check("execute", "params", params, "table", true)
+  end
+  if ctx.emit then
+    if values and (values.n or #values) > 0 then
+      text = text:gsub("%$(%d+)", function(d) return render.value(values[tonumber(d)]) end)
+    end
+    ctx.emit(text)
+    return 0
+  end
+  if values and (values.n or #values) > 0 then
+    return ctx.conn:execute(text, table.unpack(values, 1, values.n or #values))
+  end
+  return ctx.conn:execute(text)
+end
+
+-- In --sql mode op.get_bind() returns this stand-in: statements are written to the script
+-- (parameters rendered inline), and reading data is an error, since there is no database.
+local OfflineConn = {}
+OfflineConn.__index = OfflineConn
+
+function OfflineConn:execute(sql, ...)
+  check("get_bind():execute", "sql", sql, "string")
+  local n = select("#", ...)
+  if n > 0 then
+    local params = table.pack(...)
+    sql = sql:gsub("%$(%d+)", function(d) return render.value(params[tonumber(d)]) end)
+  end
+  self.emit(sql)
+  return 0
+end
+
+function OfflineConn:query(sql)
+  error(("op.get_bind():query: there is no database in --sql mode, so a migration that reads "
+    .. "data cannot be rendered offline (query: %s)"):format(sql), 2)
+end
+
+function OfflineConn:status() return "offline" end
+
+-- op.get_bind(): the migration's connection (:execute, :query); in --sql mode a stand-in
+-- that writes statements to the script and refuses to read.
+function M.get_bind()
+  local ctx = core.context("op.get_bind")
+  if ctx.emit then return setmetatable({ emit = ctx.emit }, OfflineConn) end
+  return ctx.conn
+end
+
+-- op.get_x_argument(): the -x KEY=VALUE pairs of the command line, as a table.
+function M.get_x_argument()
+  return core.context("op.get_x_argument").x
+end
+
+-- op.inline_literal(value): a value rendered inline (safe offline).
+function M.inline_literal(value)
+  return setmetatable({ kind = "inline_literal", value = value }, {
+    __tostring = function(self) return render.value(self.value) end,
+  })
+end
+
+-- op.autocommit_block(fn): commits the migration's transaction, runs fn outside any
+-- transaction (CREATE INDEX CONCURRENTLY, ALTER TYPE ... ADD VALUE on old servers), then
+-- begins a new one.
+function M.autocommit_block(fn)
+  check("autocommit_block", "fn", fn, "function")
+  local ctx = core.context("op.autocommit_block")
+  if ctx.autocommit_block then return ctx.autocommit_block(fn) end
+  if ctx.emit then
+    ctx.emit("COMMIT")
+    fn()
+    ctx.emit("BEGIN")
+    return
+  end
+  local conn = ctx.conn
+  conn:execute("COMMIT")
+  local ok, err = pcall(fn)
+  conn:execute("BEGIN")
+  if not ok then error(err, 0) end
+end
+
+-- Enum types are first-class.
+local function create_enum_sql(name, values, o)
+  return render.create_enum(name, values, o)
+end
+
+function M.create_enum(name, values, opts)
+  check("create_enum", "name", name, "string")
+  check("create_enum", "values", values, "table")
+  local o = options("create_enum", opts, set("schema", "if_not_exists"))
+  local sql = create_enum_sql(name, values, o)
+  if o.if_not_exists then
+    sql = "DO $luamigrate$ BEGIN " .. sql .. "; EXCEPTION WHEN duplicate_object THEN NULL; END $luamigrate$"
+  end
+  run("create_enum", sql)
+end
+
+function M.drop_enum(name, opts)
+  check("drop_enum", "name", name, "string")
+  local o = options("drop_enum", opts, set("schema", "if_exists", "cascade"))
+  run("drop_enum", "DROP TYPE " .. (o.if_exists and "IF EXISTS " or "") .. qualified(o.schema, name)
+    .. (o.cascade and " CASCADE" or ""))
+end
+
+function M.add_enum_value(name, value, opts)
+  check("add_enum_value", "name", name, "string")
+  check("add_enum_value", "value", value, "string")
+  local o = options("add_enum_value", opts, set("schema", "before", "after", "if_not_exists"))
+  if o.before and o.after then error("op.add_enum_value: give before or after, not both", 2) end
+  local s = "ALTER TYPE " .. qualified(o.schema, name) .. " ADD VALUE "
+    .. (o.if_not_exists and "IF NOT EXISTS " or "") .. literal(value)
+  if o.before then s = s .. " BEFORE " .. literal(o.before) end
+  if o.after then s = s .. " AFTER " .. literal(o.after) end
+  run("add_enum_value", s)
+end
+
+function M.rename_enum_value(name, old, new, opts)
+  check("rename_enum_value", "name", name, "string")
+  check("rename_enum_value", "old", old, "string")
+  check("rename_enum_value", "new", new, "string")
+  local o = options("rename_enum_value", opts, set("schema"))
+  run("rename_enum_value", "ALTER TYPE " .. qualified(o.schema, name) .. " RENAME VALUE "
+    .. literal(old) .. " TO " .. literal(new))
+end
+
+-- Enum type objects (sa.Enum) get :create(bind) / :drop(bind) as SQLAlchemy's do; `bind`
+-- is op.get_bind()'s connection (or nil), the statement goes through the run either way.
+do
+  local proto = getmetatable(types.Enum).__index
+  function proto.create(self, _, opts)
+    local o = opts or {}
+    local sql = create_enum_sql(self.name, self.values, { schema = self.schema })
+    if o.checkfirst then
+      sql = "DO $luamigrate$ BEGIN " .. sql .. "; EXCEPTION WHEN duplicate_object THEN NULL; END $luamigrate$"
+    end
+    run("Enum:create", sql)
+  end
+  function proto.drop(self, _, opts)
+    local o = opts or {}
+    run("Enum:drop", "DROP TYPE " .. (o.checkfirst and "IF EXISTS " or "") .. qualified(self.schema, self.name))
+  end
+end
+
+local function enum_types_of(cols)
+  local out, seen = {}, {}
+  for _, c in ipairs(cols) do
+    local t = c.type
+    if types.is_type(t) and t.kind == "ARRAY" then t = t.item_type end
+    if types.is_enum(t) and t.create_type then
+      local key = (t.schema or "") .. "." .. t.name
+      if not seen[key] then
+        seen[key] = true
+        out[#out + 1] = t
+      end
+    end
+  end
+  return out
+end
+
+-- op.create_table(name, columns_and_constraints..., {schema, if_not_exists, comment})
+function M.create_table(name, ...)
+  check("create_table", "name", name, "string")
+  local args, o = schema.split("op.create_table", set("schema", "if_not_exists", "comment",
+    "postgresql_partition_by", "postgresql_inherits", "postgresql_with"), ...)
+  local cols, cons, pk, stmts = {}, {}, {}, {}
+  local tname = qualified(o.schema, name)
+  for i = 1, args.n do
+    local a = args[i]
+    if schema.is(a, "Column") then
+      cols[#cols + 1] = a
+      if a.primary_key then pk[#pk + 1] = a.name end
+    elseif schema.is(a, "Index") then
+      cons[#cons + 1] = a
+    elseif type(a) == "table" and a.kind and a.kind:match("Constraint$") then
+      cons[#cons + 1] = a
+    else
+      error(("op.create_table(%q): argument %d is not a column or constraint"):format(name, i + 1), 2)
+    end
+  end
+  for _, t in ipairs(enum_types_of(cols)) do
+    stmts[#stmts + 1] = create_enum_sql(t.name, t.values, { schema = t.schema })
+  end
+  local lines, indexes = {}, {}
+  for _, c in ipairs(cols) do lines[#lines + 1] = render.column_def(c, true, false) end
+  local has_pk_constraint = false
+  for _, c in ipairs(cons) do
+    if schema.is(c, "PrimaryKeyConstraint") then has_pk_constraint = true end
+  end
+  if #pk > 0 and not has_pk_constraint then lines[#lines + 1] = "PRIMARY KEY (" .. render.idents(pk) .. ")" end
+  for _, c in ipairs(cols) do
+    if c.unique and not c.index then lines[#lines + 1] = "UNIQUE (" .. ident(c.name) .. ")" end
+    for _, fk in ipairs(c.foreign_keys) do
+      lines[#lines + 1] = (fk.name and ("CONSTRAINT " .. ident(fk.name) .. " ") or "")
+        .. "FOREIGN KEY(" .. ident(c.name) .. ") REFERENCES " .. qualified(fk.schema, fk.table)
+        .. " (" .. ident(fk.column) .. ")" .. render.fk_tail(fk)
+    end
+  end
+  for _, c in ipairs(cons) do
+    if schema.is(c, "Index") then indexes[#indexes + 1] = c
+    else lines[#lines + 1] = render.constraint_def(c) end
+  end
+  local s = "CREATE TABLE " .. (o.if_not_exists and "IF NOT EXISTS " or "") .. tname
+    .. " (\n    " .. table.concat(lines, ",\n    ") .. "\n)"
+  if o.postgresql_inherits then s = s .. " INHERITS (" .. qualified(o.schema, o.postgresql_inherits) .. ")" end
+  if o.postgresql_partition_by then s = s .. " PARTITION BY " .. o.postgresql_partition_by end
+  stmts[#stmts + 1] = s
+  if o.comment ~= nil then stmts[#stmts + 1] = render.comment_on("TABLE", tname, o.comment) end
+  for _, c in ipairs(cols) do
+    if c.comment ~= nil then
+      stmts[#stmts + 1] = render.comment_on("COLUMN", tname .. "." .. ident(c.name), c.comment)
+    end
+    if c.index then
+      stmts[#stmts + 1] = render.create_index("ix_" .. name .. "_" .. c.name, name, { c.name },
+        { schema = o.schema, unique = c.unique })
+    end
+  end
+  for _, ix in ipairs(indexes) do
+    local io = {}
+    for k, v in pairs(ix.options) do io[k] = v end
+    io.schema = o.schema
+    stmts[#stmts + 1] = render.create_index(ix.name, name, ix.expressions, io)
+  end
+  run("create_table", table.unpack(stmts))
+  return schema.table(name, table.unpack(cols), { schema = o.schema })
+end
+
+function M.drop_table(name, opts)
+  check("drop_table", "name", name, "string")
+  local o = options("drop_table", opts, set("schema", "if_exists", "cascade"))
+  run("drop_table", "DROP TABLE " .. (o.if_exists and "IF EXISTS " or "") .. qualified(o.schema, name)
+    .. (o.cascade and " CASCADE" or ""))
+end
+
+function M.rename_table(old, new, opts)
+  check("rename_table", "old_table_name", old, "string")
+  check("rename_table", "new_table_name", new, "string")
+  local o = options("rename_table", opts, set("schema"))
+  run("rename_table", "ALTER TABLE " .. qualified(o.schema, old) .. " RENAME TO " .. ident(new))
+end
+
+-- op.add_column(table, sa.Column(...), {schema, if_not_exists})
+function M.add_column(table_name, column, opts)
+  check("add_column", "table_name", table_name, "string")
+  if not schema.is(column, "Column") then error("op.add_column: the second argument must be sa.Column(...)", 2) end
+  local o = options("add_column", opts, set("schema", "if_not_exists"))
+  local tname = qualified(o.schema, table_name)
+  local stmts = {}
+  stmts[#stmts + 1] = "ALTER TABLE " .. tname .. " ADD COLUMN " .. (o.if_not_exists and "IF NOT EXISTS " or "")
+    .. render.column_def(column, false, true)
+  if column.comment ~= nil then
+    stmts[#stmts + 1] = render.comment_on("COLUMN", tname .. "." .. ident(column.name), column.comment)
+  end
+  if column.index then
+    stmts[#stmts + 1] = render.create_index("ix_" .. table_name .. "_" .. column.name, table_name,
+      { column.name }, { schema = o.schema, unique = column.unique })
+  end
+  run("add_column", table.unpack(stmts))
+end
+
+function M.drop_column(table_name, column_name, opts)
+  check("drop_column", "table_name", table_name, "string")
+  check("drop_column", "column_name", column_name, "string")
+  local o = options("drop_column", opts, set("schema", "if_exists", "cascade", "existing_type",
+    "existing_server_default", "existing_nullable", "existing_comment"))
+  run("drop_column", "ALTER TABLE " .. qualified(o.schema, table_name) .. " DROP COLUMN "
+    .. (o.if_exists and "IF EXISTS " or "") .. ident(column_name) .. (o.cascade and " CASCADE" or ""))
+end
+
+local ALTER_COLUMN_OPTS = set("nullable", "comment", "server_default", "new_column_name", "type_",
+  "existing_type", "existing_server_default", "existing_nullable", "existing_comment", "schema",
+  "autoincrement", "existing_autoincrement", "postgresql_using")
+
+-- op.alter_column(table, column, {type_, postgresql_using, nullable, server_default,
+-- new_column_name, comment, existing_*}). Statements in Alembic's order: type, nullability,
+-- default, comment, rename. Lua cannot tell an absent key from nil, so where Python passes
+-- server_default=None (drop the default) or comment=None (remove the comment), Lua passes
+-- false (or op.DROP_DEFAULT); leaving the key out changes nothing.
+M.DROP_DEFAULT = setmetatable({}, { __tostring = function() return "op.DROP_DEFAULT" end })
+
+function M.alter_column(table_name, column_name, opts)
+  check("alter_column", "table_name", table_name, "string")
+  check("alter_column", "column_name", column_name, "string")
+  local o = options("alter_column", opts, ALTER_COLUMN_OPTS)
+  if o.postgresql_using and o.type_ == nil then
+    error("op.alter_column: postgresql_using must be used with the type_ parameter", 2)
+  end
+  local tname = qualified(o.schema, table_name)
+  local prefix = "ALTER TABLE " .. tname .. " ALTER COLUMN " .. ident(column_name)
+  local stmts = {}
+  if o.type_ ~= nil then
+    local s = prefix .. " TYPE " .. types.sql_of(o.type_)
+    if o.postgresql_using then s = s .. " USING " .. render.sqltext(o.postgresql_using) end
+    stmts[#stmts + 1] = s
+  end
+  if o.nullable ~= nil then
+    stmts[#stmts + 1] = prefix .. (o.nullable and " DROP NOT NULL" or " SET NOT NULL")
+  end
+  if o.server_default == M.DROP_DEFAULT or o.server_default == false then
+    stmts[#stmts + 1] = prefix .. " DROP DEFAULT"
+  elseif o.server_default ~= nil then
+    if schema.is(o.server_default, "Identity") then
+      stmts[#stmts + 1] = prefix .. " ADD GENERATED "
+        .. (o.server_default.always and "ALWAYS" or "BY DEFAULT") .. " AS IDENTITY"
+    else
+      stmts[#stmts + 1] = prefix .. " SET DEFAULT " .. render.default_sql(o.server_default)
+    end
+  end
+  if o.comment ~= nil then
+    local c = o.comment
+    if c == false or c == M.DROP_DEFAULT then c = nil end
+    stmts[#stmts + 1] = render.comment_on("COLUMN", tname .. "." .. ident(column_name), c)
+  end
+  if o.new_column_name then
+    stmts[#stmts + 1] = "ALTER TABLE " .. tname .. " RENAME " .. ident(column_name) .. " TO "
+      .. ident(o.new_column_name)
+  end
+  if #stmts == 0 then error(("op.alter_column(%q, %q): nothing to change"):format(table_name, column_name), 2) end
+  run("alter_column", table.unpack(stmts))
+end
+
+local function as_list(opname, v)
+  if type(v) == "string" then return { v } end
+  if type(v) == "table" then return v end
+  error(("op.%s: columns must be a name or a list of names"):format(opname), 3)
+end
+
+function M.create_index(name, table_name, columns, opts)
+  check("create_index", "table_name", table_name, "string")
+  local o = options("create_index", opts, set("schema", "unique", "if_not_exists",
+    "postgresql_where", "postgresql_using", "postgresql_include", "postgresql_concurrently",
+    "postgresql_with", "postgresql_ops"))
+  local cols = (type(columns) == "table" and not schema.is(columns, "text")) and columns or { columns }
+  if name == nil then
+    local parts = {}
+    for _, c in ipairs(cols) do parts[#parts + 1] = type(c) == "string" and c or "expr" end
+    name = "ix_" .. table_name .. "_" .. table.concat(parts, "_")
+  end
+  run("create_index", render.create_index(name, table_name, cols, o))
+end
+
+function M.drop_index(name, opts)
+  check("drop_index", "index_name", name, "string")
+  local o = options("drop_index", opts, set("table_name", "schema", "if_exists",
+    "postgresql_concurrently", "cascade"))
+  run("drop_index", "DROP INDEX " .. (o.postgresql_concurrently and "CONCURRENTLY " or "")
+    .. (o.if_exists and "IF EXISTS " or "") .. qualified(o.schema, name) .. (o.cascade and " CASCADE" or ""))
+end
+
+local function add_constraint(opname, table_name, schema_name, name, body)
+  run(opname, "ALTER TABLE " .. qualified(schema_name, table_name) .. " ADD "
+    .. (name and ("CONSTRAINT " .. ident(name) .. " ") or "") .. body)
+end
+
+function M.create_primary_key(name, table_name, columns, opts)
+  check("create_primary_key", "table_name", table_name, "string")
+  local o = options("create_primary_key", opts, set("schema"))
+  add_constraint("create_primary_key", table_name, o.schema, name,
+    "PRIMARY KEY (" .. render.idents(as_list("create_primary_key", columns)) .. ")")
+end
+
+function M.create_unique_constraint(name, table_name, columns, opts)
+  check("create_unique_constraint", "table_name", table_name, "string")
+  local o = options("create_unique_constraint", opts, set("schema", "deferrable", "initially",
+    "postgresql_nulls_not_distinct"))
+  add_constraint("create_unique_constraint", table_name, o.schema, name,
+    "UNIQUE " .. (o.postgresql_nulls_not_distinct and "NULLS NOT DISTINCT " or "") .. "("
+    .. render.idents(as_list("create_unique_constraint", columns)) .. ")" .. render.deferrable(o))
+end
+
+function M.create_foreign_key(name, source, referent, local_cols, remote_cols, opts)
+  check("create_foreign_key", "source_table", source, "string")
+  check("create_foreign_key", "referent_table", referent, "string")
+  local o = options("create_foreign_key", opts, set("onupdate", "ondelete", "deferrable", "initially",
+    "match", "source_schema", "referent_schema", "postgresql_not_valid"))
+  local body = "FOREIGN KEY(" .. render.idents(as_list("create_foreign_key", local_cols)) .. ") REFERENCES "
+    .. qualified(o.referent_schema, referent) .. " ("
+    .. render.idents(as_list("create_foreign_key", remote_cols)) .. ")"
+    .. render.fk_tail(o) .. (o.postgresql_not_valid and " NOT VALID" or "")
+  add_constraint("create_foreign_key", source, o.source_schema, name, body)
+end
+
+function M.create_check_constraint(name, table_name, condition, opts)
+  check("create_check_constraint", "table_name", table_name, "string")
+  local o = options("create_check_constraint", opts, set("schema", "postgresql_not_valid"))
+  add_constraint("create_check_constraint", table_name, o.schema, name,
+    "CHECK (" .. render.sqltext(condition) .. ")" .. (o.postgresql_not_valid and " NOT VALID" or ""))
+end
+
+-- op.create_exclude_constraint(name, table, {"period", "&&"}, {"grp", "="}, ..., {using, where, ...})
+function M.create_exclude_constraint(name, table_name, ...)
+  check("create_exclude_constraint", "table_name", table_name, "string")
+  local args, o = schema.split("op.create_exclude_constraint", set("using", "where", "deferrable",
+    "initially", "schema"), ...)
+  local elems = {}
+  for i = 1, args.n do
+    local e = args[i]
+    if type(e) ~= "table" or #e ~= 2 then
+      error("op.create_exclude_constraint: each element must be {column_or_expression, operator}", 2)
+    end
+    local expr = schema.is(e[1], "text") and e[1].text or ident(e[1])
+    elems[i] = expr .. " WITH " .. e[2]
+  end
+  add_constraint("create_exclude_constraint", table_name, o.schema, name,
+    "EXCLUDE USING " .. (o.using or "gist") .. " (" .. table.concat(elems, ", ") .. ")"
+    .. (o.where and (" WHERE (" .. render.sqltext(o.where) .. ")") or "") .. render.deferrable(o))
+end
+
+function M.drop_constraint(name, table_name, opts)
+  check("drop_constraint", "constraint_name", name, "string")
+  check("drop_constraint", "table_name", table_name, "string")
+  local o = options("drop_constraint", opts, set("type_", "schema", "if_exists", "cascade"))
+  run("drop_constraint", "ALTER TABLE " .. qualified(o.schema, table_name) .. " DROP CONSTRAINT "
+    .. (o.if_exists and "IF EXISTS " or "") .. ident(name) .. (o.cascade and " CASCADE" or ""))
+end
+
+function M.create_table_comment(table_name, comment, opts)
+  check("create_table_comment", "table_name", table_name, "string")
+  check("create_table_comment", "comment", comment, "string")
+  local o = options("create_table_comment", opts, set("schema", "existing_comment"))
+  run("create_table_comment", render.comment_on("TABLE", qualified(o.schema, table_name), comment))
+end
+
+function M.drop_table_comment(table_name, opts)
+  check("drop_table_comment", "table_name", table_name, "string")
+  local o = options("drop_table_comment", opts, set("schema", "existing_comment"))
+  run("drop_table_comment", render.comment_on("TABLE", qualified(o.schema, table_name), nil))
+end
+
+-- op.bulk_insert(sa.table(...) | "name", rows, {multiinsert}): one INSERT per row with the
+-- values as literals (so the same statements serve online and offline).
+function M.bulk_insert(tbl, rows, opts)
+  local o = options("bulk_insert", opts, set("multiinsert", "schema"))
+  local name, sch, cols = tbl, o.schema, nil
+  if schema.is(tbl, "table") then
+    name, sch = tbl.name, tbl.schema or o.schema
+    cols = {}
+    for i, c in ipairs(tbl.columns) do cols[i] = c.name end
+  end
+  check("bulk_insert", "table", name, "string")
+  check("bulk_insert", "rows", rows, "table")
+  if #rows == 0 then return end
+  if not cols then
+    cols = {}
+    for k in pairs(rows[1]) do cols[#cols + 1] = k end
+    table.sort(cols)
+  end
+  local head = "INSERT INTO " .. qualified(sch, name) .. " (" .. render.idents(cols) .. ") VALUES "
+  local stmts = {}
+  local function tuple(row)
+    local v = {}
+    for i, c in ipairs(cols) do v[i] = render.value(row[c]) end
+    return "(" .. table.concat(v, ", ") .. ")"
+  end
+  if o.multiinsert == false then
+    for i, row in ipairs(rows) do stmts[i] = head .. tuple(row) end
+  else
+    local tuples = {}
+    for i, row in ipairs(rows) do tuples[i] = tuple(row) end
+    stmts[1] = head .. table.concat(tuples, ", ")
+  end
+  run("bulk_insert", table.unpack(stmts))
+end
+
+-- op.register(name, fn): adds op.<name>; fn receives op as its first argument.
+function M.register(name, fn)
+  check("register", "name", name, "string")
+  check("register", "fn", fn, "function")
+  if M[name] ~= nil then error(("op.register: op.%s already exists"):format(name), 2) end
+  M[name] = function(...) return fn(M, ...) end
+end
+
+return M

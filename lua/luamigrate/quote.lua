@@ -1,0 +1,60 @@
+-- Quoting for PostgreSQL, in pure Lua so offline (--sql) output needs no server. The rules
+-- follow PostgreSQL's own client-side quoting: an identifier is left bare only when it is
+-- all lowercase ASCII letters, digits and underscores, starts with a letter or underscore,
+-- and is not a keyword the grammar reserves in any position; otherwise it is double-quoted
+-- with embedded double quotes doubled. Literals are single-quoted with quotes doubled, and
+-- written as E'...' with backslashes doubled when they hold a backslash.
+local M = {}
+
+-- PostgreSQL 15's keywords outside the UNRESERVED category (pg_get_keywords() catcode
+-- <> 'U'): these cannot stand bare as a column or table name everywhere.
+local KEYWORDS = {}
+for _, w in ipairs {
+  "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric",
+  "authorization", "between", "bigint", "binary", "bit", "boolean", "both", "case", "cast",
+  "char", "character", "check", "coalesce", "collate", "collation", "column", "concurrently",
+  "constraint", "create", "cross", "current_catalog", "current_date", "current_role",
+  "current_schema", "current_time", "current_timestamp", "current_user", "dec", "decimal",
+  "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "exists",
+  "extract", "false", "fetch", "float", "for", "foreign", "freeze", "from", "full", "grant",
+  "greatest", "group", "grouping", "having", "ilike", "in", "initially", "inner", "inout",
+  "int", "integer", "intersect", "interval", "into", "is", "isnull", "join", "lateral",
+  "leading", "least", "left", "like", "limit", "localtime", "localtimestamp", "national",
+  "natural", "nchar", "none", "normalize", "not", "notnull", "null", "nullif", "numeric",
+  "offset", "on", "only", "or", "order", "out", "outer", "overlaps", "overlay", "placing",
+  "position", "precision", "primary", "real", "references", "returning", "right", "row",
+  "select", "session_user", "setof", "similar", "smallint", "some", "substring", "symmetric",
+  "table", "tablesample", "then", "time", "timestamp", "to", "trailing", "treat", "trim",
+  "true", "union", "unique", "user", "using", "values", "varchar", "variadic", "verbose",
+  "when", "where", "window", "with", "xmlattributes", "xmlconcat", "xmlelement", "xmlexists",
+  "xmlforest", "xmlnamespaces", "xmlparse", "xmlpi", "xmlroot", "xmlserialize", "xmltable"
+} do KEYWORDS[w] = true end
+M.KEYWORDS = KEYWORDS
+
+-- Quotes one identifier when it needs it. Raises on a NUL byte or an empty name.
+function M.ident(name)
+  if type(name) ~= "string" then
+    error(("identifier must be a string, got %s"):format(type(name)), 2)
+  end
+  if name == "" then error("identifier must not be empty", 2) end
+  if name:find("\0", 1, true) then error("identifier must not contain a NUL byte", 2) end
+  if name:match("^[a-z_][a-z0-9_]*$") and not KEYWORDS[name] then return name end
+  return '"' .. name:gsub('"', '""') .. '"'
+end
+
+-- "schema"."name", or just the name when schema is nil.
+function M.qualified(schema, name)
+  if schema == nil then return M.ident(name) end
+  return M.ident(schema) .. "." .. M.ident(name)
+end
+
+-- A string literal, safe under any standard_conforming_strings setting.
+function M.literal(s)
+  if type(s) ~= "string" then error(("literal must be a string, got %s"):format(type(s)), 2) end
+  if s:find("\0", 1, true) then error("a string literal cannot contain a NUL byte", 2) end
+  local body = s:gsub("'", "''")
+  if body:find("\\", 1, true) then return "E'" .. body:gsub("\\", "\\\\") .. "'" end
+  return "'" .. body .. "'"
+end
+
+return M

@@ -1,0 +1,179 @@
+-- SQL rendering for PostgreSQL: pure functions from op arguments to a list of statements.
+-- Identifiers are quoted by luamigrate.quote; DDL cannot take bind parameters, so values
+-- that end up in DDL (defaults, comments, enum labels) are rendered as escaped literals.
+local quote = require "luamigrate.quote"
+local types = require "luamigrate.types"
+local schema = require "luamigrate.schema"
+
+local M = {}
+local ident, qualified, literal = quote.ident, quote.qualified, quote.literal
+
+local function idents(list)
+  local out = {}
+  for i, c in ipairs(list) do out[i] = ident(c) end
+  return table.concat(out, ", ")
+end
+M.idents = idents
+
+-- Raw SQL from a string or sa.text; values of other types become literals.
+local function sqltext(v)
+  if type(v) == "string" then return v end
+  if schema.is(v, "text") then return v.text end
+  error(("expected SQL text, got %s"):format(type(v)), 3)
+end
+
+-- A Lua value as an SQL literal (inline_literal, offline bulk_insert).
+function M.value(v)
+  local t = type(v)
+  if v == nil then return "NULL" end
+  if t == "boolean" then return v and "true" or "false" end
+  if t == "number" then
+    if math.type(v) == "integer" then return tostring(v) end
+    if v ~= v or v == math.huge or v == -math.huge then
+      return "'" .. (v ~= v and "NaN" or (v > 0 and "Infinity" or "-Infinity")) .. "'::float8"
+    end
+    return ("%.17g"):format(v)
+  end
+  if t == "string" then return literal(v) end
+  if t == "table" and v.kind == "inline_literal" then return M.value(v.value) end
+  if schema.is(v, "text") then return v.text end
+  error(("cannot render a %s value as SQL"):format(t), 3)
+end
+
+-- server_default: a string is a literal value ('x'); sa.text is an expression.
+local function default_sql(d)
+  if schema.is(d, "text") then return d.text end
+  if type(d) == "string" then return literal(d) end
+  if type(d) == "number" or type(d) == "boolean" then return M.value(d) end
+  error(("server_default must be a string, a number, a boolean or sa.text, got %s"):format(type(d)), 3)
+end
+M.default_sql = default_sql
+
+local function identity_sql(id)
+  local parts = {}
+  if id.start then parts[#parts + 1] = "START WITH " .. tostring(id.start) end
+  if id.increment then parts[#parts + 1] = "INCREMENT BY " .. tostring(id.increment) end
+  if id.minvalue then parts[#parts + 1] = "MINVALUE " .. tostring(id.minvalue) end
+  if id.maxvalue then parts[#parts + 1] = "MAXVALUE " .. tostring(id.maxvalue) end
+  if id.cache then parts[#parts + 1] = "CACHE " .. tostring(id.cache) end
+  if id.cycle then parts[#parts + 1] = "CYCLE" end
+  local s = "GENERATED " .. (id.always and "ALWAYS" or "BY DEFAULT") .. " AS IDENTITY"
+  if #parts > 0 then s = s .. " (" .. table.concat(parts, " ") .. ")" end
+  return s
+end
+
+local function fk_tail(fk)
+  local s = ""
+  if fk.match then s = s .. " MATCH " .. fk.match:upper() end
+  if fk.ondelete then s = s .. " ON DELETE " .. fk.ondelete:upper() end
+  if fk.onupdate then s = s .. " ON UPDATE " .. fk.onupdate:upper() end
+  if fk.deferrable ~= nil then s = s .. (fk.deferrable and " DEFERRABLE" or " NOT DEFERRABLE") end
+  if fk.initially then s = s .. " INITIALLY " .. fk.initially:upper() end
+  return s
+end
+
+-- The type of a column; integer primary keys with autoincrement become SERIAL as
+-- SQLAlchemy renders them, unless an identity is given.
+local function column_type(col, serial_ok)
+  local t = col.type
+  if t == nil then error(("column %s needs a type"):format(col.name), 4) end
+  local sql = types.sql_of(t)
+  if serial_ok and col.primary_key and not col.identity and col.autoincrement ~= false
+    and col.server_default == nil and types.is_type(t) then
+    if t.kind == "Integer" then return "SERIAL" end
+    if t.kind == "BigInteger" then return "BIGSERIAL" end
+    if t.kind == "SmallInteger" then return "SMALLSERIAL" end
+  end
+  return sql
+end
+
+-- One column definition, as in CREATE TABLE / ADD COLUMN. `inline` adds PRIMARY KEY /
+-- REFERENCES for add_column, where there is no table-level constraint list.
+function M.column_def(col, serial_ok, inline)
+  local s = ident(col.name) .. " " .. column_type(col, serial_ok)
+  if col.server_default ~= nil then s = s .. " DEFAULT " .. default_sql(col.server_default) end
+  if col.identity then s = s .. " " .. identity_sql(col.identity) end
+  if col.computed then s = s .. " GENERATED ALWAYS AS (" .. sqltext(col.computed.sqltext) .. ") STORED" end
+  if not col.nullable then s = s .. " NOT NULL" end
+  if inline then
+    if col.primary_key then s = s .. " PRIMARY KEY" end
+    if col.unique then s = s .. " UNIQUE" end
+    for _, fk in ipairs(col.foreign_keys) do
+      s = s .. " REFERENCES " .. qualified(fk.schema, fk.table) .. " (" .. ident(fk.column) .. ")" .. fk_tail(fk)
+    end
+  end
+  return s
+end
+
+local function constraint_name(c)
+  return c.name and ("CONSTRAINT " .. ident(c.name) .. " ") or ""
+end
+
+local function deferrable(c)
+  local s = ""
+  if c.deferrable ~= nil then s = s .. (c.deferrable and " DEFERRABLE" or " NOT DEFERRABLE") end
+  if c.initially then s = s .. " INITIALLY " .. c.initially:upper() end
+  return s
+end
+
+function M.constraint_def(c)
+  if schema.is(c, "PrimaryKeyConstraint") then
+    return constraint_name(c) .. "PRIMARY KEY (" .. idents(c.columns) .. ")"
+  elseif schema.is(c, "UniqueConstraint") then
+    return constraint_name(c) .. "UNIQUE " .. (c.nulls_not_distinct and "NULLS NOT DISTINCT " or "")
+      .. "(" .. idents(c.columns) .. ")" .. deferrable(c)
+  elseif schema.is(c, "CheckConstraint") then
+    return constraint_name(c) .. "CHECK (" .. sqltext(c.sqltext) .. ")"
+  elseif schema.is(c, "ForeignKeyConstraint") then
+    return constraint_name(c) .. "FOREIGN KEY(" .. idents(c.columns) .. ") REFERENCES "
+      .. qualified(c.ref_schema, c.ref_table) .. " (" .. idents(c.ref_columns) .. ")" .. fk_tail(c)
+  end
+  error(("not a constraint: %s"):format(tostring(c and c.kind or c)), 3)
+end
+
+-- The statements creating an enum type.
+function M.create_enum(name, values, opts)
+  local vals = {}
+  for i, v in ipairs(values) do vals[i] = literal(v) end
+  return "CREATE TYPE " .. qualified(opts.schema, name) .. " AS ENUM (" .. table.concat(vals, ", ") .. ")"
+end
+
+-- Index creation from normalised parts.
+function M.create_index(name, table_name, exprs, o)
+  local cols = {}
+  for i, e in ipairs(exprs) do
+    if schema.is(e, "text") then cols[i] = e.text
+    elseif type(e) == "string" then cols[i] = ident(e)
+    elseif schema.is(e, "Column") then cols[i] = ident(e.name)
+    else error(("create_index: column %d must be a name or sa.text"):format(i), 4) end
+    if o.postgresql_ops and type(e) == "string" and o.postgresql_ops[e] then
+      cols[i] = cols[i] .. " " .. o.postgresql_ops[e]
+    end
+  end
+  local s = "CREATE " .. (o.unique and "UNIQUE " or "") .. "INDEX "
+    .. (o.postgresql_concurrently and "CONCURRENTLY " or "")
+    .. (o.if_not_exists and "IF NOT EXISTS " or "")
+    .. (name and (ident(name) .. " ") or "")
+    .. "ON " .. qualified(o.schema, table_name)
+    .. (o.postgresql_using and (" USING " .. o.postgresql_using) or "")
+    .. " (" .. table.concat(cols, ", ") .. ")"
+  if o.postgresql_include then s = s .. " INCLUDE (" .. idents(o.postgresql_include) .. ")" end
+  if o.postgresql_with then
+    local w, keys = {}, {}
+    for k in pairs(o.postgresql_with) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for i, k in ipairs(keys) do w[i] = ident(k) .. " = " .. tostring(o.postgresql_with[k]) end
+    s = s .. " WITH (" .. table.concat(w, ", ") .. ")"
+  end
+  if o.postgresql_where then s = s .. " WHERE " .. sqltext(o.postgresql_where) end
+  return s
+end
+
+function M.comment_on(kind, target, comment)
+  return "COMMENT ON " .. kind .. " " .. target .. " IS " .. (comment == nil and "NULL" or literal(comment))
+end
+
+M.sqltext = sqltext
+M.fk_tail = fk_tail
+M.deferrable = deferrable
+return M

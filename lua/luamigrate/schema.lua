@@ -1,0 +1,192 @@
+-- Schema objects with SQLAlchemy's names: Column, ForeignKey, Identity, the table-level
+-- constraints, Index, text, and the lightweight table()/column() used by bulk_insert.
+-- Each constructor takes SQLAlchemy's positional arguments and its keyword arguments as one
+-- trailing options table; an unknown option key is an error naming the constructor.
+local types = require "luamigrate.types"
+
+local M = {}
+
+local function is_options(v) return type(v) == "table" and getmetatable(v) == nil end
+
+-- Splits (..., opts) into the positional list and the options table, checking keys.
+local function split(what, allowed, ...)
+  local args = table.pack(...)
+  local opts = {}
+  if args.n > 0 and is_options(args[args.n]) then
+    opts = args[args.n]
+    args[args.n] = nil
+    args.n = args.n - 1
+  end
+  for k in pairs(opts) do
+    if not allowed[k] then error(("%s: unknown option '%s'"):format(what, tostring(k)), 3) end
+  end
+  return args, opts
+end
+M.split = split
+
+local function set(...)
+  local s = {}
+  for _, k in ipairs { ... } do s[k] = true end
+  return s
+end
+
+local function object(kind, fields)
+  fields.kind = kind
+  return setmetatable(fields, { __name = "sa." .. kind })
+end
+
+function M.is(v, kind)
+  return type(v) == "table" and v.kind == kind and getmetatable(v) ~= nil
+end
+
+-- sa.text("sql", {bind = value, ...}) — raw SQL; :bindparams{...} as in SQLAlchemy.
+function M.text(sql, params)
+  if type(sql) ~= "string" then error("sa.text: sql must be a string", 2) end
+  local t = object("text", { text = sql, params = params or {} })
+  getmetatable(t).__index = {
+    bindparams = function(self, p)
+      local merged = {}
+      for k, v in pairs(self.params) do merged[k] = v end
+      for k, v in pairs(p) do merged[k] = v end
+      return M.text(self.text, merged)
+    end,
+  }
+  return t
+end
+
+-- sa.ForeignKey("table.column" | "schema.table.column", {ondelete, onupdate, ...})
+function M.ForeignKey(target, opts)
+  opts = opts or {}
+  local _, o = split("sa.ForeignKey", set("name", "ondelete", "onupdate", "deferrable",
+    "initially", "match", "use_alter"), opts)
+  if type(target) ~= "string" then error("sa.ForeignKey: target must be \"table.column\"", 2) end
+  local parts = {}
+  for p in target:gmatch("[^.]+") do parts[#parts + 1] = p end
+  if #parts < 2 or #parts > 3 then
+    error(("sa.ForeignKey: target '%s' must be \"table.column\" or \"schema.table.column\""):format(target), 2)
+  end
+  return object("ForeignKey", {
+    schema = #parts == 3 and parts[1] or nil, table = parts[#parts - 1], column = parts[#parts],
+    name = o.name, ondelete = o.ondelete, onupdate = o.onupdate, deferrable = o.deferrable,
+    initially = o.initially, match = o.match,
+  })
+end
+
+-- sa.Identity{always = false, start = 1, increment = 1, ...}
+function M.Identity(opts)
+  local _, o = split("sa.Identity", set("always", "start", "increment", "minvalue", "maxvalue",
+    "cycle", "cache", "on_null"), opts or {})
+  return object("Identity", { always = o.always, start = o.start, increment = o.increment,
+    minvalue = o.minvalue, maxvalue = o.maxvalue, cycle = o.cycle, cache = o.cache })
+end
+
+-- sa.Computed("expr", {persisted = true})
+function M.Computed(sqltext, opts)
+  split("sa.Computed", set("persisted"), opts or {})
+  return object("Computed", { sqltext = sqltext })
+end
+
+local COLUMN_OPTS = set("primary_key", "nullable", "unique", "index", "server_default",
+  "comment", "autoincrement", "default", "doc", "key", "info", "quote", "system")
+
+-- sa.Column(name, type, [ForeignKey...], [Identity], {primary_key, nullable, ...})
+function M.Column(name, ...)
+  local args, o = split("sa.Column", COLUMN_OPTS, ...)
+  if type(name) ~= "string" then
+    error(("sa.Column: the first argument must be the column name, got %s"):format(type(name)), 2)
+  end
+  local col = object("Column", {
+    name = name, foreign_keys = {}, primary_key = o.primary_key and true or false,
+    unique = o.unique, index = o.index, server_default = o.server_default, comment = o.comment,
+    autoincrement = o.autoincrement,
+  })
+  for i = 1, args.n do
+    local a = args[i]
+    if types.is_type(a) or type(a) == "string" and i == 1 then
+      col.type = a
+    elseif M.is(a, "ForeignKey") then
+      col.foreign_keys[#col.foreign_keys + 1] = a
+    elseif M.is(a, "Identity") then
+      col.identity = a
+    elseif M.is(a, "Computed") then
+      col.computed = a
+    else
+      error(("sa.Column(%q): unexpected argument %d (%s)"):format(name, i + 1, type(a)), 2)
+    end
+  end
+  if col.type == nil and #col.foreign_keys == 0 then
+    error(("sa.Column(%q): a type is required"):format(name), 2)
+  end
+  if o.nullable == nil then col.nullable = not col.primary_key else col.nullable = o.nullable end
+  return col
+end
+
+local function columns_of(what, args)
+  local cols = {}
+  for i = 1, args.n do
+    if type(args[i]) ~= "string" then
+      error(("%s: column %d must be a name, got %s"):format(what, i, type(args[i])), 3)
+    end
+    cols[i] = args[i]
+  end
+  return cols
+end
+
+function M.PrimaryKeyConstraint(...)
+  local args, o = split("sa.PrimaryKeyConstraint", set("name"), ...)
+  return object("PrimaryKeyConstraint", { columns = columns_of("sa.PrimaryKeyConstraint", args), name = o.name })
+end
+
+function M.UniqueConstraint(...)
+  local args, o = split("sa.UniqueConstraint", set("name", "deferrable", "initially",
+    "postgresql_nulls_not_distinct"), ...)
+  return object("UniqueConstraint", { columns = columns_of("sa.UniqueConstraint", args),
+    name = o.name, deferrable = o.deferrable, initially = o.initially,
+    nulls_not_distinct = o.postgresql_nulls_not_distinct })
+end
+
+function M.CheckConstraint(sqltext, opts)
+  local _, o = split("sa.CheckConstraint", set("name", "deferrable", "initially"), opts or {})
+  if type(sqltext) ~= "string" and not M.is(sqltext, "text") then
+    error("sa.CheckConstraint: the condition must be a string or sa.text", 2)
+  end
+  return object("CheckConstraint", { sqltext = sqltext, name = o.name })
+end
+
+-- sa.ForeignKeyConstraint({"col"}, {"table.col"}, {name, ondelete, ...})
+function M.ForeignKeyConstraint(cols, refcols, opts)
+  local _, o = split("sa.ForeignKeyConstraint", set("name", "ondelete", "onupdate", "deferrable",
+    "initially", "match", "use_alter"), opts or {})
+  if type(cols) ~= "table" or type(refcols) ~= "table" or #cols == 0 or #cols ~= #refcols then
+    error("sa.ForeignKeyConstraint: give two lists of equal length: local columns and \"table.column\" targets", 2)
+  end
+  local fk = M.ForeignKey(refcols[1], {})
+  local remote = {}
+  for i, r in ipairs(refcols) do remote[i] = M.ForeignKey(r, {}).column end
+  return object("ForeignKeyConstraint", { columns = cols, ref_schema = fk.schema,
+    ref_table = fk.table, ref_columns = remote, name = o.name, ondelete = o.ondelete,
+    onupdate = o.onupdate, deferrable = o.deferrable, initially = o.initially, match = o.match })
+end
+
+-- sa.Index(name, col_or_text..., {unique, postgresql_where, postgresql_using, ...})
+function M.Index(name, ...)
+  local args, o = split("sa.Index", set("unique", "postgresql_where", "postgresql_using",
+    "postgresql_include", "postgresql_concurrently", "postgresql_with", "postgresql_ops"), ...)
+  local exprs = {}
+  for i = 1, args.n do exprs[i] = args[i] end
+  return object("Index", { name = name, expressions = exprs, options = o })
+end
+
+-- sa.table(name, sa.column(...)..., {schema}) and sa.column(name [, type])
+function M.column(name, type_)
+  return object("column", { name = name, type = type_ })
+end
+
+function M.table(name, ...)
+  local args, o = split("sa.table", set("schema"), ...)
+  local cols = {}
+  for i = 1, args.n do cols[i] = args[i] end
+  return object("table", { name = name, columns = cols, schema = o.schema })
+end
+
+return M

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what luamigrate needs to build and test, from Debian's packages. Idempotent:
+# does nothing when everything is already installed.
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libpq-dev lua-filesystem
+  lua-filesystem-dev lua-busted lua-check postgresql postgresql-client)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

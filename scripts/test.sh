@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every test: installs what is missing, builds, starts a throwaway PostgreSQL, runs the
+# whole ctest suite (C unit tests; busted unit, integration and cli tiers), then the same
+# suite again on the AddressSanitizer + UndefinedBehaviorSanitizer build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/deps.sh
+bash scripts/build.sh
+bash scripts/build.sh --sanitize
+
+pgdir=$(mktemp -d /tmp/luamigrate-test.XXXXXX)
+trap 'bash scripts/pg.sh stop "$pgdir"' EXIT
+eval "$(bash scripts/pg.sh start "$pgdir")"
+
+status=0
+echo "== tests (build/)"
+ctest --test-dir build --output-on-failure || status=1
+
+# The busted tiers load core.so into an uninstrumented lua5.4, so the sanitizer runtime is
+# preloaded for them; leak checking stays on for the C tests and the binary.
+echo "== tests under ASan + UBSan (build-asan/)"
+asan_rt=$(gcc -print-file-name=libasan.so)
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -R '^c_' || status=1
+LD_PRELOAD="$asan_rt" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -R '^busted_' || status=1
+
+exit $status

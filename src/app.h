@@ -1,0 +1,77 @@
+/* The state of one command invocation, shared by the command implementations, the loader
+ * and the run loop: options, settings, the Lua state, the DAG, the connection, the lock. */
+#ifndef LM_APP_H
+#define LM_APP_H
+
+#include <libpq-fe.h>
+#include <lua.h>
+
+#include "dag.h"
+#include "error.h"
+#include "lock.h"
+#include "version_table.h"
+
+typedef struct lm_opts {
+  const char *config; /* -c */
+  const char *url;    /* --url */
+  const char **x;     /* -x KEY=VALUE, in order */
+  int nx;
+  int quiet;
+  const char *command;
+  int argc; /* the command's own arguments */
+  char **argv;
+} lm_opts;
+
+typedef struct lm_config {
+  char *path;            /* the config file as found (relative paths stay relative) */
+  char *dir;             /* its directory */
+  char *script_location; /* resolved against dir */
+  char *versions_dir;    /* script_location/versions */
+  char *url;             /* after precedence; NULL = libpq defaults */
+  char *version_table;
+  int tx_per_migration;
+  double lock_timeout; /* seconds; < 0 waits forever */
+} lm_config;
+
+typedef struct lm_app {
+  lm_opts *opts;
+  lua_State *L;
+  lm_config cfg;
+  lm_dag *dag;
+  int envs_ref; /* registry ref: table revision index+1 -> the file's environment */
+  PGconn *conn;
+  lm_lock lock;
+  lm_vt vt;
+} lm_app;
+
+/* config.c */
+int lm_config_find(const lm_opts *o, char **path, lm_error *err);
+int lm_config_load(lm_app *app, lm_error *err);
+void lm_config_free(lm_config *cfg);
+char *lm_path_join(const char *a, const char *b);
+
+/* loader.c: reads every revision file into app->dag and app->envs_ref. */
+int lm_loader_load(lm_app *app, lm_error *err);
+/* Reads a whole file (malloc'd, NUL-terminated; *len without the NUL). */
+int lm_read_file(const char *path, char **data, size_t *len, lm_error *err);
+
+/* runner.c: applies `plan` (upgrade or downgrade steps) to the database. `heads` holds
+ * the current heads and is updated as steps commit. */
+int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade,
+                lm_error *err);
+
+/* runner.c, --sql: writes the plan as a SQL script to stdout instead of running it.
+ * `from_base` adds the version-table DDL. */
+int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade,
+                        int from_base, lm_error *err);
+/* One version-table change, executed online (app->conn) or written offline. */
+int lm_vt_apply(lm_app *app, int offline, lm_vt_kind kind, const char *from, const char *to,
+                lm_error *err);
+/* Writes one statement of a --sql script ("sql;" and a blank line). */
+void lm_emit_sql(const char *sql);
+int lm_emit_offline_ddl(lm_app *app, lm_error *err);
+
+/* commands.c */
+int lm_command_run(lm_app *app, lm_error *err);
+
+#endif

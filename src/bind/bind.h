@@ -1,0 +1,47 @@
+/* The Lua side of the core: the luamigrate.core module, the Conn userdata, the run
+ * context that op.* reads, and the one protected-call path every C->Lua call takes. */
+#ifndef LM_BIND_H
+#define LM_BIND_H
+
+#include <lauxlib.h>
+#include <libpq-fe.h>
+#include <lua.h>
+
+#include "error.h"
+
+int luaopen_luamigrate_core(lua_State *L);
+
+/* Calls the function below nargs arguments under a message handler that turns any error
+ * into an error table {message=, traceback=, where=, sqlstate=, detail=, hint=,
+ * statement=, position=, context=} (keeping fields of structured SQL errors). `where` is
+ * the file:line of the innermost frame in a user file (a chunk named "@path"). Returns
+ * LUA_OK or the lua_pcall status with the error table on the stack. */
+int lm_pcall(lua_State *L, int nargs, int nresults);
+
+/* Copies the error table at idx (as left by lm_pcall) into err, with code. */
+void lm_error_from_lua(lua_State *L, int idx, int code, lm_error *err);
+
+/* Pushes a Conn userdata. A borrowed Conn never closes `conn`; lm_conn_detach makes the
+ * userdata at idx "closed" without touching the connection (end of a migration run). */
+void lm_push_conn(lua_State *L, PGconn *conn, int borrowed);
+void lm_conn_detach(lua_State *L, int idx);
+/* Puts an owned connection into the (empty) Conn box at idx. */
+void lm_conn_attach(lua_State *L, int idx, PGconn *conn);
+
+/* Raises the error in err as a structured Lua error table (never returns). */
+int lm_raise_error(lua_State *L, lm_error *err);
+
+/* Run context: the table op.* finds via core.context(). lm_ctx_begin pushes nothing and
+ * stores a new context {conn=<Conn at conn_idx>, x=<table at x_idx or empty>, offline=};
+ * lm_ctx_end clears it. */
+void lm_ctx_begin(lua_State *L, int conn_idx, int x_idx);
+/* Offline (--sql) context: op.* hand statements to the function at emit_idx. */
+void lm_ctx_begin_offline(lua_State *L, int emit_idx, int x_idx);
+void lm_ctx_end(lua_State *L);
+int lm_ctx_l_context(lua_State *L); /* core.context(opname) */
+
+/* Registers the project's embedded Lua modules and luamigrate.core and lfs in
+ * package.preload (executable only; the Lua module build finds files on package.path). */
+void lm_preload_embedded(lua_State *L);
+
+#endif

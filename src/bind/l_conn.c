@@ -1,0 +1,215 @@
+/* The Conn userdata (metatable luamigrate.Conn): :execute and :query with bound
+ * parameters, :status, :close. Results live in a Lua-owned box while rows are converted, so
+ * no PGresult leaks when a conversion raises. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "conn.h"
+
+typedef struct luaconn {
+  PGconn *conn; /* NULL once closed or detached */
+  int borrowed; /* not ours to PQfinish */
+} luaconn;
+
+typedef struct luaresult {
+  PGresult *res;
+} luaresult;
+
+void lm_push_conn(lua_State *L, PGconn *conn, int borrowed) {
+  luaconn *c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->conn = NULL;
+  c->borrowed = borrowed;
+  luaL_setmetatable(L, "luamigrate.Conn");
+  c->conn = conn;
+}
+
+void lm_conn_attach(lua_State *L, int idx, PGconn *conn) {
+  luaconn *c = luaL_checkudata(L, idx, "luamigrate.Conn");
+  c->conn = conn;
+  c->borrowed = 0;
+}
+
+void lm_conn_detach(lua_State *L, int idx) {
+  luaconn *c = luaL_checkudata(L, idx, "luamigrate.Conn");
+  c->conn = NULL;
+}
+
+static PGconn *checkconn(lua_State *L) {
+  luaconn *c = luaL_checkudata(L, 1, "luamigrate.Conn");
+  if (!c->conn) luaL_error(L, "attempt to use a closed connection");
+  return c->conn;
+}
+
+/* __gc, __close and :close(): idempotent. */
+static int l_conn_close(lua_State *L) {
+  luaconn *c = luaL_checkudata(L, 1, "luamigrate.Conn");
+  if (c->conn && !c->borrowed) PQfinish(c->conn);
+  c->conn = NULL;
+  return 0;
+}
+
+static int l_result_gc(lua_State *L) {
+  luaresult *r = luaL_checkudata(L, 1, "luamigrate.Result");
+  if (r->res) PQclear(r->res);
+  r->res = NULL;
+  return 0;
+}
+
+/* Converts arguments first..top to text parameters. The strings stay on the Lua stack (and
+ * the pointer array is a userdata), so nothing needs freeing if anything raises. Pushes the
+ * array userdata; returns the count. */
+static int collect_params(lua_State *L, int first, const char ***values) {
+  int top = lua_gettop(L);
+  int n = top >= first ? top - first + 1 : 0;
+  const char **vals = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n ? n : 1), 0);
+  for (int i = 0; i < n; i++) {
+    int idx = first + i;
+    switch (lua_type(L, idx)) {
+      case LUA_TNIL:
+        vals[i] = NULL;
+        break;
+      case LUA_TBOOLEAN:
+        vals[i] = lua_toboolean(L, idx) ? "true" : "false";
+        break;
+      case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+          lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+        } else {
+          char buf[64];
+          snprintf(buf, sizeof buf, "%.17g", (double)lua_tonumber(L, idx));
+          lua_pushstring(L, buf);
+        }
+        lua_replace(L, idx);
+        vals[i] = lua_tostring(L, idx);
+        break;
+      case LUA_TSTRING:
+        vals[i] = lua_tostring(L, idx);
+        break;
+      default:
+        return luaL_error(L, "parameter $%d: cannot bind a %s value", i + 1,
+                          luaL_typename(L, idx));
+    }
+  }
+  *values = vals;
+  return n;
+}
+
+/* Runs the statement at arg 2 with params from arg 3; leaves a Result box on the stack
+ * holding the result. Raises a structured error on failure. */
+static PGresult *run(lua_State *L, PGconn *conn) {
+  const char *sql = luaL_checkstring(L, 2);
+  const char **vals = NULL;
+  int n = collect_params(L, 3, &vals);
+  luaresult *box = lua_newuserdatauv(L, sizeof *box, 0);
+  box->res = NULL;
+  luaL_setmetatable(L, "luamigrate.Result");
+  lm_error err = {0};
+  PGresult *res = NULL;
+  if (lm_exec(conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err) != LM_OK)
+    lm_raise_error(L, &err);
+  box->res = res;
+  return res;
+}
+
+/* conn:execute(sql, ...) -> number of rows affected (0 when the command reports none). */
+static int l_conn_execute(lua_State *L) {
+  PGconn *conn = checkconn(L);
+  PGresult *res = run(L, conn);
+  const char *tuples = PQcmdTuples(res);
+  lua_pushinteger(L, tuples && *tuples ? strtoll(tuples, NULL, 10) : 0);
+  return 1;
+}
+
+static void push_value(lua_State *L, const PGresult *res, int row, int col) {
+  const char *v = PQgetvalue(res, row, col);
+  switch (PQftype(res, col)) {
+    case 16: /* bool */
+      lua_pushboolean(L, v[0] == 't');
+      break;
+    case 20: /* int8 */
+    case 21: /* int2 */
+    case 23: /* int4 */
+    case 26: /* oid */
+      lua_pushinteger(L, (lua_Integer)strtoll(v, NULL, 10));
+      break;
+    case 700: /* float4 */
+    case 701: /* float8 */
+      lua_pushnumber(L, (lua_Number)strtod(v, NULL));
+      break;
+    default:
+      lua_pushlstring(L, v, (size_t)PQgetlength(res, row, col));
+  }
+}
+
+/* conn:query(sql, ...) -> array of rows keyed by column name (NULL is nil). */
+static int l_conn_query(lua_State *L) {
+  PGconn *conn = checkconn(L);
+  PGresult *res = run(L, conn);
+  int nrows = PQntuples(res), ncols = PQnfields(res);
+  lua_createtable(L, nrows, 0);
+  for (int r = 0; r < nrows; r++) {
+    lua_createtable(L, 0, ncols);
+    for (int c = 0; c < ncols; c++) {
+      if (PQgetisnull(res, r, c)) continue;
+      push_value(L, res, r, c);
+      lua_setfield(L, -2, PQfname(res, c));
+    }
+    lua_rawseti(L, -2, r + 1);
+  }
+  return 1;
+}
+
+static int l_conn_status(lua_State *L) {
+  luaconn *c = luaL_checkudata(L, 1, "luamigrate.Conn");
+  if (!c->conn) {
+    lua_pushliteral(L, "closed");
+    return 1;
+  }
+  const char *s = "unknown";
+  switch (PQtransactionStatus(c->conn)) {
+    case PQTRANS_IDLE: s = "idle"; break;
+    case PQTRANS_ACTIVE: s = "active"; break;
+    case PQTRANS_INTRANS: s = "intrans"; break;
+    case PQTRANS_INERROR: s = "inerror"; break;
+    case PQTRANS_UNKNOWN: s = "unknown"; break;
+  }
+  lua_pushstring(L, s);
+  return 1;
+}
+
+static int l_conn_tostring(lua_State *L) {
+  luaconn *c = luaL_checkudata(L, 1, "luamigrate.Conn");
+  if (!c->conn) {
+    lua_pushliteral(L, "luamigrate.Conn (closed)");
+    return 1;
+  }
+  char *d = lm_conn_describe(c->conn);
+  lua_pushfstring(L, "luamigrate.Conn (%s)", d ? d : "?");
+  free(d);
+  return 1;
+}
+
+int luaopen_luamigrate_conn(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"execute", l_conn_execute}, {"query", l_conn_query}, {"status", l_conn_status},
+      {"close", l_conn_close},     {NULL, NULL},
+  };
+  if (luaL_newmetatable(L, "luamigrate.Result")) {
+    lua_pushcfunction(L, l_result_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, "luamigrate.Conn")) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_conn_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_conn_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_conn_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  return 1;
+}

@@ -1,0 +1,168 @@
+/* luamigrate.core: module entry point, the protected-call helper with its error-table
+ * message handler, and conversions between Lua error tables and lm_error. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "conn.h"
+
+int luaopen_luamigrate_conn(lua_State *L);
+int luaopen_luamigrate_dag(lua_State *L);
+int luaopen_luamigrate_lock(lua_State *L);
+
+/* Finds the innermost stack frame that belongs to a user file (chunk "@path") and pushes
+ * "path:line", or nil. */
+static void push_user_where(lua_State *L) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar)) continue;
+    if (ar.source && ar.source[0] == '@' && ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushnil(L);
+}
+
+static int msghandler(lua_State *L) {
+  if (!lua_istable(L, 1)) {
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+      if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+        msg = lua_tostring(L, -1);
+      else
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "message");
+    lua_replace(L, 1);
+    lua_settop(L, 1);
+  }
+  if (lua_getfield(L, 1, "traceback") == LUA_TNIL) {
+    luaL_traceback(L, L, NULL, 1);
+    lua_setfield(L, 1, "traceback");
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "where") == LUA_TNIL) {
+    push_user_where(L);
+    lua_setfield(L, 1, "where");
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+int lm_pcall(lua_State *L, int nargs, int nresults) {
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  int st = lua_pcall(L, nargs, nresults, base);
+  lua_remove(L, base);
+  return st;
+}
+
+static char *field(lua_State *L, int idx, const char *name) {
+  char *s = NULL;
+  lua_getfield(L, idx, name);
+  if (lua_type(L, -1) == LUA_TSTRING) s = strdup(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return s;
+}
+
+void lm_error_from_lua(lua_State *L, int idx, int code, lm_error *err) {
+  idx = lua_absindex(L, idx);
+  lm_error_clear(err);
+  err->code = code;
+  if (!lua_istable(L, idx)) {
+    const char *m = lua_tostring(L, idx);
+    err->message = strdup(m ? m : "(error object is not a string)");
+    return;
+  }
+  err->message = field(L, idx, "message");
+  if (!err->message) err->message = strdup("(error without a message)");
+  err->detail = field(L, idx, "detail");
+  err->hint = field(L, idx, "hint");
+  err->sqlstate = field(L, idx, "sqlstate");
+  err->statement = field(L, idx, "statement");
+  err->context = field(L, idx, "context");
+  lua_getfield(L, idx, "position");
+  err->position = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+}
+
+static int error_tostring(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "message");
+  lua_getfield(L, 1, "sqlstate");
+  if (lua_isstring(L, -1))
+    lua_pushfstring(L, "%s (SQLSTATE %s)", lua_tostring(L, -2), lua_tostring(L, -1));
+  else
+    lua_pushstring(L, luaL_optstring(L, -2, "error"));
+  return 1;
+}
+
+static void set_str(lua_State *L, const char *name, const char *v) {
+  if (!v) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, name);
+}
+
+int lm_raise_error(lua_State *L, lm_error *err) {
+  lua_createtable(L, 0, 8);
+  set_str(L, "message", err->message ? err->message : "error");
+  set_str(L, "detail", err->detail);
+  set_str(L, "hint", err->hint);
+  set_str(L, "sqlstate", err->sqlstate);
+  set_str(L, "statement", err->statement);
+  set_str(L, "context", err->context);
+  if (err->position) {
+    lua_pushinteger(L, err->position);
+    lua_setfield(L, -2, "position");
+  }
+  if (luaL_newmetatable(L, "luamigrate.Error")) {
+    lua_pushcfunction(L, error_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_setmetatable(L, -2);
+  lm_error_clear(err); /* nothing malloc'd may outlive the raise */
+  return lua_error(L);
+}
+
+/* core.connect(conninfo) -> Conn (owned: closed on __gc/__close/:close()). */
+static int l_core_connect(lua_State *L) {
+  const char *conninfo = luaL_optstring(L, 1, NULL);
+  lua_settop(L, 1);
+  lm_push_conn(L, NULL, 0); /* the box first, so a raise below leaks nothing */
+  lm_error err = {0};
+  PGconn *conn = lm_conn_open(conninfo, &err);
+  if (!conn) return lm_raise_error(L, &err);
+  lm_conn_attach(L, -1, conn);
+  return 1;
+}
+
+static int l_core_redact(lua_State *L) {
+  char *s = lm_conn_redact(luaL_checkstring(L, 1));
+  if (!s) return luaL_error(L, "out of memory");
+  lua_pushstring(L, s);
+  free(s);
+  return 1;
+}
+
+int luaopen_luamigrate_core(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"connect", l_core_connect},
+      {"context", lm_ctx_l_context},
+      {"redact", l_core_redact},
+      {NULL, NULL},
+  };
+  luaL_newlib(L, fns);
+  lua_pushliteral(L, LM_VERSION);
+  lua_setfield(L, -2, "version");
+  luaopen_luamigrate_conn(L);
+  lua_pop(L, 1);
+  luaopen_luamigrate_dag(L);
+  lua_setfield(L, -2, "dag");
+  luaopen_luamigrate_lock(L);
+  lua_setfield(L, -2, "lock");
+  return 1;
+}

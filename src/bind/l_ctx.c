@@ -1,0 +1,50 @@
+/* The run context op.* works on, kept in the registry while a migration runs; outside a
+ * run core.context() raises, so op.* called at load time fails with a clear message. */
+#include "bind.h"
+
+static const char CTX_KEY[] = "luamigrate.ctx";
+
+void lm_ctx_begin(lua_State *L, int conn_idx, int x_idx) {
+  conn_idx = lua_absindex(L, conn_idx);
+  if (x_idx) x_idx = lua_absindex(L, x_idx);
+  lua_createtable(L, 0, 3);
+  lua_pushvalue(L, conn_idx);
+  lua_setfield(L, -2, "conn");
+  if (x_idx)
+    lua_pushvalue(L, x_idx);
+  else
+    lua_newtable(L);
+  lua_setfield(L, -2, "x");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "offline");
+  lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+}
+
+void lm_ctx_begin_offline(lua_State *L, int emit_idx, int x_idx) {
+  emit_idx = lua_absindex(L, emit_idx);
+  if (x_idx) x_idx = lua_absindex(L, x_idx);
+  lua_createtable(L, 0, 3);
+  lua_pushvalue(L, emit_idx);
+  lua_setfield(L, -2, "emit");
+  if (x_idx)
+    lua_pushvalue(L, x_idx);
+  else
+    lua_newtable(L);
+  lua_setfield(L, -2, "x");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "offline");
+  lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+}
+
+void lm_ctx_end(lua_State *L) {
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+}
+
+int lm_ctx_l_context(lua_State *L) {
+  const char *who = luaL_optstring(L, 1, "luamigrate.core.context");
+  if (lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY) != LUA_TTABLE)
+    return luaL_error(L, "%s called outside a migration: op.* works only inside upgrade() "
+                         "and downgrade()", who);
+  return 1;
+}

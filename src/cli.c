@@ -1,0 +1,197 @@
+/* Global option parsing and help texts for every command. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const lm_command_help HELP[] = {
+    {"init", "luamigrate init DIR", "Create a new migration environment: DIR/versions/, "
+     "DIR/script.lua.tmpl and ./luamigrate.lua.", "", "luamigrate init migrations"},
+    {"revision", "luamigrate revision -m MESSAGE [options]",
+     "Create a new revision file in <script_location>/versions/.",
+     "  -m, --message MESSAGE   the revision's message (its docstring)\n"
+     "  --rev-id ID             use ID instead of a random 12-hex id\n"
+     "  --head REV              base the revision on REV (default: head)\n"
+     "  --splice                allow --head to name a revision that is not a head\n"
+     "  --branch-label LABEL    give the revision a branch label\n"
+     "  --depends-on REV        add a dependency (repeatable)\n",
+     "luamigrate revision -m \"add EMPLOYEE role\""},
+    {"upgrade", "luamigrate upgrade [--sql] TARGET", "Upgrade the database to TARGET.",
+     "  TARGET: head, heads, a revision id or unique prefix, +N, REV+N\n"
+     "  --sql                   print the SQL script instead of running it (no database\n"
+     "                          needed); TARGET may be START:END\n",
+     "luamigrate upgrade head"},
+    {"downgrade", "luamigrate downgrade [--sql] TARGET", "Revert the database to TARGET.",
+     "  TARGET: base, a revision id or unique prefix, -N, REV-N\n"
+     "  --sql                   print the SQL script for START:END instead of running it\n", "luamigrate downgrade -1"},
+    {"current", "luamigrate current [-v]", "Show the database's current revision(s).",
+     "  -v, --verbose           show full details and the (redacted) database URL\n",
+     "luamigrate current"},
+    {"heads", "luamigrate heads [-v]", "Show the head revisions of the scripts.",
+     "  -v, --verbose           show full details\n", "luamigrate heads"},
+    {"history", "luamigrate history [-r [START]:[END]] [-v]",
+     "List revisions, newest first.",
+     "  -r, --rev-range RANGE   only START:END (either side may be empty)\n"
+     "  -v, --verbose           show full details\n",
+     "luamigrate history -r base:head"},
+    {"show", "luamigrate show REV", "Show the revision(s) REV names.", "",
+     "luamigrate show head"},
+    {"stamp", "luamigrate stamp [--purge] [--sql] REV...",
+     "Set the version table to REV without running any migration.",
+     "  --purge                 delete every version row first (recovers from a row that\n"
+     "                          names a revision no file defines)\n"
+     "  --sql                   print the SQL instead of running it (REV may be START:END)\n",
+     "luamigrate stamp head"},
+};
+
+#define NHELP (sizeof HELP / sizeof HELP[0])
+
+const lm_command_help *lm_cli_help_for(const char *command) {
+  for (size_t i = 0; i < NHELP; i++)
+    if (!strcmp(HELP[i].name, command)) return &HELP[i];
+  return NULL;
+}
+
+void lm_cli_print_help(FILE *f) {
+  fprintf(f,
+          "usage: luamigrate [-c CONFIG] [--url URL] [-x KEY=VALUE]... [-q] COMMAND ...\n"
+          "\n"
+          "A PostgreSQL migration engine with migrations written in Lua.\n"
+          "\n"
+          "global options:\n"
+          "  -c, --config PATH       config file (default: $LUAMIGRATE_CONFIG, else the\n"
+          "                          nearest luamigrate.lua in this directory or a parent)\n"
+          "  --url URL               database URL or conninfo (beats $DATABASE_URL and the\n"
+          "                          config's url; libpq's PG* variables fill the rest)\n"
+          "  -x KEY=VALUE            passed to migrations (op.get_x_argument())\n"
+          "  -q, --quiet             no progress lines\n"
+          "  --version               print the version\n"
+          "  -h, --help              this help; COMMAND --help for a command's\n"
+          "\n"
+          "commands:\n");
+  for (size_t i = 0; i < NHELP; i++) fprintf(f, "  %-10s %s\n", HELP[i].name, HELP[i].summary);
+  fprintf(f,
+          "\n"
+          "exit status: 0 success; 1 migration or database error; 2 usage, config or\n"
+          "revision-file error.\n");
+}
+
+void lm_cli_print_command_help(const lm_command_help *h, FILE *f) {
+  fprintf(f, "usage: %s\n\n%s\n", h->usage, h->summary);
+  if (h->options[0]) fprintf(f, "\noptions:\n%s", h->options);
+  fprintf(f, "\nexample:\n  %s\n", h->example);
+}
+
+/* Levenshtein distance, small strings only. */
+static size_t distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 32 || lb > 32) return 99;
+  size_t d[33][33];
+  for (size_t i = 0; i <= la; i++) d[i][0] = i;
+  for (size_t j = 0; j <= lb; j++) d[0][j] = j;
+  for (size_t i = 1; i <= la; i++)
+    for (size_t j = 1; j <= lb; j++) {
+      size_t c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+      d[i][j] = c;
+    }
+  return d[la][lb];
+}
+
+const char *lm_cli_suggest(const char *name) {
+  const char *best = NULL;
+  size_t bestd = 3;
+  for (size_t i = 0; i < NHELP; i++) {
+    size_t dd = distance(name, HELP[i].name);
+    if (dd < bestd || (strncmp(HELP[i].name, name, strlen(name)) == 0 && strlen(name) >= 2)) {
+      bestd = dd;
+      best = HELP[i].name;
+    }
+  }
+  return best;
+}
+
+/* Matches "-s VALUE", "--long VALUE" or "--long=VALUE" at argv[*i]: 1 and *val set, 0 no
+ * match, or LM_EUSAGE when the value is missing. */
+int lm_cli_take(int argc, char **argv, int *i, const char *s, const char *l, const char **val,
+                lm_error *err) {
+  const char *a = argv[*i];
+  size_t ll = strlen(l);
+  if ((s && !strcmp(a, s)) || !strcmp(a, l)) {
+    if (*i + 1 >= argc) return lm_error_set(err, LM_EUSAGE, "option %s needs a value", a);
+    *val = argv[++*i];
+    return 1;
+  }
+  if (!strncmp(a, l, ll) && a[ll] == '=') {
+    *val = a + ll + 1;
+    return 1;
+  }
+  return 0;
+}
+
+static int take(int argc, char **argv, int *i, const char *s, const char *l, const char **val,
+                lm_error *err) {
+  return lm_cli_take(argc, argv, i, s, l, val, err);
+}
+
+int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
+  *done = 0;
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    const char *val = NULL;
+    if (a[0] != '-' || !strcmp(a, "-")) break;
+    if (!strcmp(a, "--")) {
+      i++;
+      break;
+    }
+    int t;
+    if ((t = take(argc, argv, &i, "-c", "--config", &val, err))) {
+      if (t < 0) return LM_EUSAGE;
+      o->config = val;
+    } else if ((t = take(argc, argv, &i, NULL, "--url", &val, err))) {
+      if (t < 0) return LM_EUSAGE;
+      o->url = val;
+    } else if ((t = take(argc, argv, &i, "-x", "--x-arg", &val, err))) {
+      if (t < 0) return LM_EUSAGE;
+      const char **nx = realloc(o->x, sizeof(char *) * (size_t)(o->nx + 1));
+      if (!nx) return lm_error_set(err, LM_ENOMEM, "out of memory");
+      o->x = nx;
+      o->x[o->nx++] = val;
+    } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+      o->quiet = 1;
+    } else if (!strcmp(a, "--version")) {
+      printf("luamigrate %s\n", LM_VERSION);
+      *done = 1;
+      return LM_OK;
+    } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      lm_cli_print_help(stdout);
+      *done = 1;
+      return LM_OK;
+    } else {
+      return lm_error_set(err, LM_EUSAGE,
+                          "unknown global option '%s' (global options go before the "
+                          "command; see luamigrate --help)",
+                          a);
+    }
+  }
+  if (i >= argc) {
+    lm_cli_print_help(stderr);
+    return lm_error_set(err, LM_EUSAGE, "no command given");
+  }
+  o->command = argv[i];
+  o->argc = argc - i;
+  o->argv = argv + i;
+  if (!lm_cli_help_for(o->command)) {
+    const char *s = lm_cli_suggest(o->command);
+    lm_error_set(err, LM_EUSAGE, "unknown command '%s'", o->command);
+    if (s) {
+      char hint[128];
+      snprintf(hint, sizeof hint, "did you mean '%s'?", s);
+      lm_error_setfield(&err->hint, hint);
+    }
+    return LM_EUSAGE;
+  }
+  return LM_OK;
+}

@@ -1,0 +1,28 @@
+/* Command-line parsing: global options before the command, and the help texts. */
+#ifndef LM_CLI_H
+#define LM_CLI_H
+
+#include <stdio.h>
+
+#include "app.h"
+
+typedef struct lm_command_help {
+  const char *name;
+  const char *usage;
+  const char *summary;
+  const char *options; /* lines of "  -x, --long  text" */
+  const char *example;
+} lm_command_help;
+
+/* Parses global options; on success o->command and o->argc/argv are set (command may be
+ * NULL when only --help/--version was given: *done is then set). */
+int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err);
+int lm_cli_take(int argc, char **argv, int *i, const char *s, const char *l, const char **val,
+                lm_error *err);
+const lm_command_help *lm_cli_help_for(const char *command);
+void lm_cli_print_help(FILE *f);
+void lm_cli_print_command_help(const lm_command_help *h, FILE *f);
+/* The known command closest to `name` (for "did you mean"), or NULL. */
+const char *lm_cli_suggest(const char *name);
+
+#endif

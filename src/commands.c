@@ -1,0 +1,882 @@
+/* The commands: init, revision, upgrade, downgrade, current, heads, history, show, stamp.
+ * Output formats follow Alembic's line for line, so scripts written against it keep
+ * working; progress goes to stderr, results to stdout. */
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "bind/bind.h"
+#include "cli.h"
+#include "conn.h"
+#include "log.h"
+
+/* ---- a small growing string buffer ------------------------------------------------ */
+
+typedef struct sbuf {
+  char *s;
+  size_t n, cap;
+  int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(sbuf *b, const char *fmt, ...) {
+  if (b->oom) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int need = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (need < 0) return;
+  if (b->n + (size_t)need + 1 > b->cap) {
+    size_t cap = (b->cap ? b->cap * 2 : 256) + (size_t)need;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+      b->oom = 1;
+      return;
+    }
+    b->s = s;
+    b->cap = cap;
+  }
+  va_start(ap, fmt);
+  vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+  va_end(ap);
+  b->n += (size_t)need;
+}
+
+static void sb_ids(sbuf *b, const lm_dag *dag, const int *idx, size_t n) {
+  for (size_t i = 0; i < n; i++) sb_add(b, "%s%s", i ? ", " : "", lm_dag_id(dag, idx[i]));
+}
+
+static void sb_strs(sbuf *b, const char *const *v, size_t n) {
+  for (size_t i = 0; i < n; i++) sb_add(b, "%s%s", i ? ", " : "", v[i]);
+}
+
+/* ---- command arguments -------------------------------------------------------------- */
+
+typedef struct cmdargs {
+  const char *pos[64];
+  int npos;
+  int verbose, purge, splice, help, sql;
+  const char *message, *rev_id, *head, *rev_range, *branch_label;
+  const char *depends[32];
+  int ndeps;
+} cmdargs;
+
+static int is_relative(const char *a) {
+  if (a[0] != '-' && a[0] != '+') return 0;
+  if (!a[1]) return 0;
+  for (const char *p = a + 1; *p; p++)
+    if (*p < '0' || *p > '9') return 0;
+  return 1;
+}
+
+/* Parses a command's arguments; `allowed` lists the long options it takes, space-separated. */
+static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err) {
+  memset(a, 0, sizeof *a);
+  int argc = o->argc;
+  char **argv = o->argv;
+  for (int i = 1; i < argc; i++) {
+    const char *s = argv[i];
+    const char *val = NULL;
+    int t;
+    if (s[0] != '-' || is_relative(s) || !strcmp(s, "-")) {
+      if (a->npos == 64) return lm_error_set(err, LM_EUSAGE, "%s: too many arguments", o->command);
+      a->pos[a->npos++] = s;
+      continue;
+    }
+    if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+      a->help = 1;
+      return LM_OK;
+    }
+#define ALLOWED(name) (strstr(allowed, name " ") != NULL)
+    if (ALLOWED("verbose") && (!strcmp(s, "-v") || !strcmp(s, "--verbose"))) {
+      a->verbose = 1;
+    } else if (ALLOWED("sql") && !strcmp(s, "--sql")) {
+      a->sql = 1;
+    } else if (ALLOWED("purge") && !strcmp(s, "--purge")) {
+      a->purge = 1;
+    } else if (ALLOWED("splice") && !strcmp(s, "--splice")) {
+      a->splice = 1;
+    } else if (ALLOWED("message") && (t = lm_cli_take(argc, argv, &i, "-m", "--message", &val, err))) {
+      if (t < 0) return t;
+      a->message = val;
+    } else if (ALLOWED("rev-id") && (t = lm_cli_take(argc, argv, &i, NULL, "--rev-id", &val, err))) {
+      if (t < 0) return t;
+      a->rev_id = val;
+    } else if (ALLOWED("head") && (t = lm_cli_take(argc, argv, &i, NULL, "--head", &val, err))) {
+      if (t < 0) return t;
+      a->head = val;
+    } else if (ALLOWED("branch-label") &&
+               (t = lm_cli_take(argc, argv, &i, NULL, "--branch-label", &val, err))) {
+      if (t < 0) return t;
+      a->branch_label = val;
+    } else if (ALLOWED("depends-on") &&
+               (t = lm_cli_take(argc, argv, &i, NULL, "--depends-on", &val, err))) {
+      if (t < 0) return t;
+      if (a->ndeps == 32) return lm_error_set(err, LM_EUSAGE, "too many --depends-on");
+      a->depends[a->ndeps++] = val;
+    } else if (ALLOWED("rev-range") &&
+               (t = lm_cli_take(argc, argv, &i, "-r", "--rev-range", &val, err))) {
+      if (t < 0) return t;
+      a->rev_range = val;
+    } else if (ALLOWED("rev-range") && !strncmp(s, "-r", 2) && s[2]) {
+      a->rev_range = s + 2; /* -r-3:current, as argparse allows */
+    } else {
+      lm_error_set(err, LM_EUSAGE, "%s: unknown option '%s'", o->command, s);
+      lm_error_setfield(&err->hint, "see luamigrate COMMAND --help");
+      return LM_EUSAGE;
+    }
+#undef ALLOWED
+  }
+  return LM_OK;
+}
+
+static int want_positional(lm_opts *o, cmdargs *a, int min, int max, const char *what,
+                           lm_error *err) {
+  if (a->npos < min)
+    return lm_error_set(err, LM_EUSAGE, "%s: missing %s (usage: %s)", o->command, what,
+                        lm_cli_help_for(o->command)->usage);
+  if (a->npos > max)
+    return lm_error_set(err, LM_EUSAGE, "%s: unexpected argument '%s' (usage: %s)", o->command,
+                        a->pos[max], lm_cli_help_for(o->command)->usage);
+  return LM_OK;
+}
+
+/* ---- Alembic's line formats --------------------------------------------------------- */
+
+static void format_down(sbuf *b, const lm_dag *dag, int idx) {
+  const int *p;
+  size_t n = lm_dag_parents(dag, idx, &p);
+  if (n == 0) sb_add(b, "<base>");
+  else sb_ids(b, dag, p, n);
+}
+
+/* Alembic's Script._head_only. `current` (may be NULL) marks "(current)". */
+static void head_only(sbuf *b, const lm_dag *dag, int idx, int include_branches,
+                      int include_doc, int include_parents, int tree_indicators,
+                      const lm_revset *current) {
+  if (include_parents) {
+    format_down(b, dag, idx);
+    const int *d;
+    size_t nd = lm_dag_deps(dag, idx, &d);
+    if (nd) {
+      sb_add(b, " (");
+      sb_ids(b, dag, d, nd);
+      sb_add(b, ")");
+    }
+    sb_add(b, " -> ");
+  }
+  sb_add(b, "%s", lm_dag_id(dag, idx));
+  const char *const *labels;
+  size_t nl = lm_dag_labels(dag, idx, &labels);
+  if (include_branches && nl) {
+    sb_add(b, " (");
+    sb_strs(b, labels, nl);
+    sb_add(b, ")");
+  }
+  if (lm_dag_is_real_head(dag, idx)) sb_add(b, " (head)");
+  if (lm_dag_is_head(dag, idx) && !lm_dag_is_real_head(dag, idx)) sb_add(b, " (effective head)");
+  if (current && lm_revset_has(current, idx)) sb_add(b, " (current)");
+  if (tree_indicators) {
+    if (lm_dag_is_branch_point(dag, idx)) sb_add(b, " (branchpoint)");
+    if (lm_dag_is_merge_point(dag, idx)) sb_add(b, " (mergepoint)");
+  }
+  if (include_doc) sb_add(b, ", %s", lm_dag_doc(dag, idx));
+}
+
+/* Alembic's Script.log_entry (the verbose form). */
+static void log_entry(sbuf *b, const lm_dag *dag, int idx, const lm_revset *current) {
+  sb_add(b, "Rev: %s%s%s%s%s\n", lm_dag_id(dag, idx), lm_dag_is_head(dag, idx) ? " (head)" : "",
+         lm_dag_is_branch_point(dag, idx) ? " (branchpoint)" : "",
+         lm_dag_is_merge_point(dag, idx) ? " (mergepoint)" : "",
+         current && lm_revset_has(current, idx) ? " (current)" : "");
+  sb_add(b, lm_dag_is_merge_point(dag, idx) ? "Merges: " : "Parent: ");
+  format_down(b, dag, idx);
+  sb_add(b, "\n");
+  const int *v;
+  size_t n = lm_dag_deps(dag, idx, &v);
+  if (n) {
+    sb_add(b, "Also depends on: ");
+    sb_ids(b, dag, v, n);
+    sb_add(b, "\n");
+  }
+  if (lm_dag_is_branch_point(dag, idx)) {
+    n = lm_dag_children(dag, idx, &v);
+    sb_add(b, "Branches into: ");
+    sb_ids(b, dag, v, n);
+    sb_add(b, "\n");
+  }
+  const char *const *labels;
+  n = lm_dag_labels(dag, idx, &labels);
+  if (n) {
+    sb_add(b, "Branch names: ");
+    sb_strs(b, labels, n);
+    sb_add(b, "\n");
+  }
+  sb_add(b, "Path: %s\n\n", lm_dag_path(dag, idx));
+  const char *doc = lm_dag_longdoc(dag, idx);
+  while (*doc) {
+    const char *nl = strchr(doc, '\n');
+    size_t len = nl ? (size_t)(nl - doc) : strlen(doc);
+    sb_add(b, "    %.*s\n", (int)len, doc);
+    if (!nl) break;
+    doc = nl + 1;
+  }
+}
+
+static int emit(sbuf *b, lm_error *err) {
+  if (b->oom) {
+    free(b->s);
+    memset(b, 0, sizeof *b);
+    return lm_error_set(err, LM_ENOMEM, "out of memory");
+  }
+  fwrite(b->s ? b->s : "", 1, b->n, stdout);
+  fputc('\n', stdout);
+  free(b->s);
+  memset(b, 0, sizeof *b);
+  return LM_OK;
+}
+
+/* ---- database helpers -------------------------------------------------------------- */
+
+static int connect_db(lm_app *app, lm_error *err) {
+  app->conn = lm_conn_open(app->cfg.url, err);
+  if (!app->conn) return err->code ? err->code : LM_ECONN;
+  return lm_vt_init(&app->vt, app->conn, app->cfg.version_table, err);
+}
+
+/* Takes the migration lock and makes sure the tables exist. */
+static int lock_db(lm_app *app, lm_error *err) {
+  int rc = lm_lock_acquire(&app->lock, app->cfg.url, app->cfg.version_table,
+                           app->cfg.lock_timeout, app->opts->quiet, err);
+  if (rc) return rc;
+  return lm_vt_ensure(&app->vt, app->conn, err);
+}
+
+static int read_heads(lm_app *app, lm_revset *heads, lm_error *err) {
+  char **ids = NULL;
+  size_t n = 0;
+  int rc = lm_vt_read(&app->vt, app->conn, &ids, &n, err);
+  if (rc) return rc;
+  for (size_t i = 0; i < n && rc == LM_OK; i++) {
+    int idx = lm_dag_find(app->dag, ids[i]);
+    if (idx < 0) {
+      rc = lm_error_set(err, LM_ERR,
+                        "Can't locate revision identified by '%s': the database's version "
+                        "table %s names it, but no file in %s defines it",
+                        ids[i], app->vt.table, app->cfg.versions_dir);
+      lm_error_setfield(&err->hint, "restore the revision file, or reset the version table "
+                                    "with 'luamigrate stamp --purge REV'");
+    } else if (lm_revset_push(heads, idx)) {
+      rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+  }
+  lm_vt_free_ids(ids, n);
+  return rc;
+}
+
+/* ---- commands ------------------------------------------------------------------------ */
+
+/* Splits "A:B" into the start set (resolved absolutely) and the target text; without a
+ * colon the start is base. Sets *from_base when the script starts from an empty database. */
+static int offline_start(lm_app *app, const char *expr, lm_revset *heads, const char **target,
+                         int *from_base, lm_error *err) {
+  const char *colon = strchr(expr, ':');
+  *target = colon ? colon + 1 : expr;
+  *from_base = 1;
+  if (!colon || colon == expr) return LM_OK;
+  char *start = strndup(expr, (size_t)(colon - expr));
+  if (!start) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  lm_revset none = {0};
+  int rc = lm_dag_resolve(app->dag, start, &none, LM_RESOLVE_SHOW, heads, err);
+  free(start);
+  if (rc < 0) return rc;
+  *from_base = heads->n == 0;
+  return LM_OK;
+}
+
+static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
+  lm_revset heads = {0}, target = {0}, plan = {0};
+  int rc = want_positional(app->opts, a, 1, 1, "TARGET", err);
+  if (rc) return rc;
+  const char *expr = a->pos[0];
+  if (a->sql) {
+    if (!upgrade && !strchr(expr, ':'))
+      return lm_error_set(err, LM_EUSAGE, "downgrade with --sql requires <fromrev>:<torev>");
+    const char *tgt;
+    int from_base;
+    if ((rc = offline_start(app, expr, &heads, &tgt, &from_base, err)) < 0) goto cleanup;
+    rc = lm_dag_resolve(app->dag, tgt, &heads,
+                        upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, err);
+    if (rc < 0) goto cleanup;
+    rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
+                 : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
+    if (rc < 0) goto cleanup;
+    rc = lm_run_plan_offline(app, &heads, &plan, upgrade, from_base, err);
+    goto cleanup;
+  }
+  if (strchr(expr, ':'))
+    return lm_error_set(err, LM_EUSAGE,
+                        "Range revision not allowed: '%s' (ranges A:B are for --sql output)",
+                        expr);
+  if ((rc = connect_db(app, err)) || (rc = lock_db(app, err)) ||
+      (rc = read_heads(app, &heads, err)))
+    goto cleanup;
+  rc = lm_dag_resolve(app->dag, expr, &heads,
+                      upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, err);
+  if (rc < 0) goto cleanup;
+  rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
+               : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
+  if (rc < 0) goto cleanup;
+  rc = lm_run_plan(app, &heads, &plan, upgrade, err);
+cleanup:
+  lm_revset_free(&heads);
+  lm_revset_free(&target);
+  lm_revset_free(&plan);
+  return rc < 0 ? rc : LM_OK;
+}
+
+static int cmd_current(lm_app *app, cmdargs *a, lm_error *err) {
+  lm_revset heads = {0};
+  sbuf b = {0};
+  int rc = want_positional(app->opts, a, 0, 0, "", err);
+  if (rc || (rc = connect_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
+  if (a->verbose) {
+    char *d = lm_conn_describe(app->conn);
+    printf("Current revision(s) for %s:\n", d ? d : "?");
+    free(d);
+  }
+  for (size_t i = 0; i < heads.n; i++) {
+    if (a->verbose) log_entry(&b, app->dag, heads.idx[i], NULL);
+    else head_only(&b, app->dag, heads.idx[i], 0, 0, 0, 1, NULL);
+    if ((rc = emit(&b, err))) break;
+  }
+cleanup:
+  free(b.s);
+  lm_revset_free(&heads);
+  return rc;
+}
+
+static int cmd_heads(lm_app *app, cmdargs *a, lm_error *err) {
+  lm_revset heads = {0};
+  sbuf b = {0};
+  int rc = want_positional(app->opts, a, 0, 0, "", err);
+  if (rc) return rc;
+  if (lm_dag_heads(app->dag, &heads)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  for (size_t i = 0; i < heads.n && rc == LM_OK; i++) {
+    if (a->verbose) log_entry(&b, app->dag, heads.idx[i], NULL);
+    else head_only(&b, app->dag, heads.idx[i], 1, 0, 0, 0, NULL);
+    rc = emit(&b, err);
+  }
+  lm_revset_free(&heads);
+  return rc;
+}
+
+/* All revisions in upgrade order (parents first). */
+static int all_in_order(lm_app *app, lm_revset *order, lm_error *err) {
+  lm_revset none = {0}, heads = {0};
+  if (lm_dag_heads(app->dag, &heads)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  int rc = lm_dag_plan_upgrade(app->dag, &none, &heads, order, err);
+  lm_revset_free(&heads);
+  return rc < 0 ? rc : LM_OK;
+}
+
+static int cmd_history(lm_app *app, cmdargs *a, lm_error *err) {
+  lm_revset lo = {0}, hi = {0}, none = {0}, order = {0};
+  sbuf b = {0};
+  char *mark = NULL;
+  int rc = want_positional(app->opts, a, 0, 0, "", err);
+  if (rc) return rc;
+  const char *range = a->rev_range;
+  char *start = NULL, *end = NULL;
+  if (range) {
+    const char *colon = strchr(range, ':');
+    if (!colon)
+      return lm_error_set(err, LM_EUSAGE,
+                          "History range requires [start]:[end], [start]:, or :[end]");
+    start = strndup(range, (size_t)(colon - range));
+    end = strdup(colon + 1);
+  }
+  if (start && *start && (rc = lm_dag_resolve(app->dag, start, &none, LM_RESOLVE_SHOW, &lo, err)) < 0)
+    goto cleanup;
+  if (end && *end) {
+    if ((rc = lm_dag_resolve(app->dag, end, &none, LM_RESOLVE_SHOW, &hi, err)) < 0) goto cleanup;
+    rc = lm_dag_plan_upgrade(app->dag, &none, &hi, &order, err);
+  } else {
+    rc = all_in_order(app, &order, err);
+  }
+  if (rc < 0) goto cleanup;
+  /* Keep descendants-or-self of the start: one forward pass in topological order. */
+  size_t count = lm_dag_count(app->dag);
+  mark = calloc(count ? count : 1, 1);
+  if (!mark) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  for (size_t i = 0; i < order.n; i++) {
+    int r = order.idx[i];
+    if (lo.n == 0 || lm_revset_has(&lo, r)) {
+      mark[r] = 1;
+      continue;
+    }
+    const int *p;
+    size_t np = lm_dag_parents(app->dag, r, &p);
+    for (size_t j = 0; j < np && !mark[r]; j++) mark[r] = mark[p[j]];
+    np = lm_dag_deps(app->dag, r, &p);
+    for (size_t j = 0; j < np && !mark[r]; j++) mark[r] = mark[p[j]];
+  }
+  rc = LM_OK;
+  for (size_t i = order.n; i-- > 0 && rc == LM_OK;) {
+    int r = order.idx[i];
+    if (!mark[r]) continue;
+    if (a->verbose) log_entry(&b, app->dag, r, NULL);
+    else head_only(&b, app->dag, r, 1, 1, 1, 1, NULL);
+    rc = emit(&b, err);
+  }
+cleanup:
+  free(mark);
+  free(start);
+  free(end);
+  free(b.s);
+  lm_revset_free(&lo);
+  lm_revset_free(&hi);
+  lm_revset_free(&order);
+  return rc < 0 ? rc : LM_OK;
+}
+
+static int cmd_show(lm_app *app, cmdargs *a, lm_error *err) {
+  lm_revset revs = {0}, heads = {0};
+  sbuf b = {0};
+  int rc = want_positional(app->opts, a, 1, 1, "REV", err);
+  if (rc) return rc;
+  if (!strcmp(a->pos[0], "current")) {
+    if ((rc = connect_db(app, err)) || (rc = read_heads(app, &revs, err))) goto cleanup;
+  } else if ((rc = lm_dag_resolve(app->dag, a->pos[0], &heads, LM_RESOLVE_SHOW, &revs, err)) < 0) {
+    goto cleanup;
+  }
+  rc = LM_OK;
+  for (size_t i = 0; i < revs.n && rc == LM_OK; i++) {
+    log_entry(&b, app->dag, revs.idx[i], NULL);
+    rc = emit(&b, err);
+  }
+cleanup:
+  free(b.s);
+  lm_revset_free(&revs);
+  lm_revset_free(&heads);
+  return rc < 0 ? rc : LM_OK;
+}
+
+/* Is `anc` an ancestor-or-self of `desc`? Linear in the ancestors of desc. */
+static int is_ancestor(lm_app *app, int anc, int desc, int *out, lm_error *err) {
+  lm_revset none = {0}, t = {0}, plan = {0};
+  if (lm_revset_push(&t, desc)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  int rc = lm_dag_plan_upgrade(app->dag, &none, &t, &plan, err);
+  *out = rc >= 0 && lm_revset_has(&plan, anc);
+  lm_revset_free(&t);
+  lm_revset_free(&plan);
+  return rc < 0 ? rc : LM_OK;
+}
+
+static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
+  lm_revset heads = {0}, target = {0}, next = {0};
+  sbuf from = {0}, to = {0};
+  int rc = want_positional(app->opts, a, 1, 64, "REV", err);
+  int from_base = 0, in_tx = 0;
+  if (rc) return rc;
+  if (a->sql && a->purge) return lm_error_set(err, LM_EUSAGE, "Can't use --purge with --sql mode");
+  if (a->sql) {
+    const char *colon = a->npos == 1 ? strchr(a->pos[0], ':') : NULL;
+    if (a->npos > 1 && strchr(a->pos[0], ':'))
+      return lm_error_set(err, LM_EUSAGE,
+                          "Stamp operation with --sql only supports a single starting revision "
+                          "at a time");
+    const char *tgt;
+    if ((rc = offline_start(app, a->pos[0], &heads, &tgt, &from_base, err)) < 0) goto cleanup;
+    if (colon) a->pos[0] = (char *)tgt;
+  } else {
+    if ((rc = connect_db(app, err)) || (rc = lock_db(app, err))) goto cleanup;
+    if ((rc = read_heads(app, &heads, err))) goto cleanup;
+  }
+  for (int i = 0; i < a->npos; i++) {
+    lm_revset one = {0};
+    rc = lm_dag_resolve(app->dag, a->pos[i], &heads, LM_RESOLVE_STAMP, &one, err);
+    for (size_t j = 0; rc >= 0 && j < one.n; j++)
+      if (!lm_revset_has(&target, one.idx[j]) && lm_revset_push(&target, one.idx[j]))
+        rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    lm_revset_free(&one);
+    if (rc < 0) goto cleanup;
+  }
+  rc = LM_OK;
+  /* Each target replaces the current rows of its own lineage (its ancestors and
+   * descendants); rows of unrelated lineages stay. base clears everything. */
+  for (size_t i = 0; i < heads.n; i++) {
+    int h = heads.idx[i], related = 0;
+    for (size_t j = 0; j < target.n && !related; j++) {
+      int x = 0, y = 0;
+      if ((rc = is_ancestor(app, h, target.idx[j], &x, err)) ||
+          (rc = is_ancestor(app, target.idx[j], h, &y, err)))
+        goto cleanup;
+      related = x || y;
+    }
+    if (target.n && !related && lm_revset_push(&next, h)) rc = LM_ENOMEM;
+  }
+  for (size_t j = 0; j < target.n && rc == LM_OK; j++)
+    if (!lm_revset_has(&next, target.idx[j]) && lm_revset_push(&next, target.idx[j]))
+      rc = LM_ENOMEM;
+  if (rc) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  double started = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+  char *f = lm_dag_format_ids(app->dag, heads.idx, heads.n);
+  char *t = lm_dag_format_ids(app->dag, next.idx, next.n);
+  lm_log_info("Running stamp_revision %s -> %s", heads.n ? (f ? f : "") : "",
+              next.n ? (t ? t : "") : "");
+  free(f);
+  free(t);
+  if (a->sql) {
+    fputs("BEGIN;\n\n", stdout);
+    if (from_base && (rc = lm_emit_offline_ddl(app, err))) goto cleanup;
+  } else if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) {
+    goto cleanup;
+  }
+  in_tx = 1;
+  if (a->purge) rc = lm_vt_purge(&app->vt, app->conn, err);
+  /* Rows that stay put are untouched; a lineage moving from one row to one row is an
+   * UPDATE, as Alembic writes it; the rest are DELETEs and INSERTs. */
+  lm_revset gone = {0}, added = {0};
+  for (size_t i = 0; i < heads.n && rc == LM_OK; i++)
+    if (!lm_revset_has(&next, heads.idx[i]) && lm_revset_push(&gone, heads.idx[i])) rc = LM_ENOMEM;
+  for (size_t i = 0; i < next.n && rc == LM_OK; i++)
+    if (!lm_revset_has(&heads, next.idx[i]) && lm_revset_push(&added, next.idx[i])) rc = LM_ENOMEM;
+  size_t k = 0;
+  for (; rc == LM_OK && k < gone.n && k < added.n && gone.n == 1 && added.n == 1; k++)
+    rc = lm_vt_apply(app, a->sql, LM_VT_UPDATE, lm_dag_id(app->dag, gone.idx[k]),
+                     lm_dag_id(app->dag, added.idx[k]), err);
+  for (size_t i = k; i < gone.n && rc == LM_OK; i++)
+    rc = lm_vt_apply(app, a->sql, LM_VT_DELETE, lm_dag_id(app->dag, gone.idx[i]), NULL, err);
+  for (size_t i = k; i < added.n && rc == LM_OK; i++)
+    rc = lm_vt_apply(app, a->sql, LM_VT_INSERT, NULL, lm_dag_id(app->dag, added.idx[i]), err);
+  lm_revset_free(&gone);
+  lm_revset_free(&added);
+  if (rc == LM_OK && !a->sql) {
+    for (size_t i = 0; i < heads.n; i++) sb_add(&from, "%s%s", i ? " " : "", lm_dag_id(app->dag, heads.idx[i]));
+    for (size_t i = 0; i < next.n; i++) sb_add(&to, "%s%s", i ? " " : "", lm_dag_id(app->dag, next.idx[i]));
+    lm_vt_record rec = {
+        .revision = next.n ? lm_dag_id(app->dag, next.idx[0]) : "base",
+        .operation = "stamp",
+        .from_ids = from.s ? from.s : "",
+        .to_ids = to.s ? to.s : "",
+        .started_at = started,
+    };
+    rc = lm_vt_record_step(&app->vt, app->conn, &rec, err);
+  }
+  if (a->sql) {
+    fputs("COMMIT;\n\n", stdout);
+  } else if (rc == LM_OK) {
+    rc = lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err);
+  }
+  in_tx = 0;
+cleanup:
+  if (in_tx && !a->sql) {
+    lm_error e2 = {0};
+    lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e2);
+    lm_error_clear(&e2);
+  }
+  free(from.s);
+  free(to.s);
+  lm_revset_free(&heads);
+  lm_revset_free(&target);
+  lm_revset_free(&next);
+  return rc < 0 ? rc : LM_OK;
+}
+
+/* Calls require("luamigrate.template")[fn] with the table or string on top; pops it and
+ * returns the string result (malloc'd) or NULL with err set. */
+static char *template_call(lm_app *app, const char *fn, int nargs, lm_error *err) {
+  lua_State *L = app->L;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luamigrate.template");
+  if (lm_pcall(L, 1, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    lua_pop(L, 1 + nargs);
+    return NULL;
+  }
+  lua_getfield(L, -1, fn);
+  lua_remove(L, -2);
+  lua_insert(L, -1 - nargs);
+  if (lm_pcall(L, nargs, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_EUSAGE, err);
+    lua_pop(L, 1);
+    return NULL;
+  }
+  char *s = strdup(luaL_optstring(L, -1, ""));
+  lua_pop(L, 1);
+  return s;
+}
+
+static int write_new_file(const char *path, const char *text, lm_error *err) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return lm_error_set(err, LM_EUSAGE, "cannot create %s: %s", path, strerror(errno));
+  size_t len = strlen(text), off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, text + off, len - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      unlink(path);
+      return lm_error_set(err, LM_ERR, "cannot write %s: %s", path, strerror(e));
+    }
+    off += (size_t)w;
+  }
+  if (close(fd) != 0) return lm_error_set(err, LM_ERR, "cannot write %s: %s", path, strerror(errno));
+  return LM_OK;
+}
+
+static int random_id(char out[13], lm_error *err) {
+  unsigned char raw[6];
+  FILE *f = fopen("/dev/urandom", "rb");
+  if (!f || fread(raw, 1, sizeof raw, f) != sizeof raw) {
+    if (f) fclose(f);
+    return lm_error_set(err, LM_ERR, "cannot read /dev/urandom for a revision id");
+  }
+  fclose(f);
+  for (int i = 0; i < 6; i++) snprintf(out + 2 * i, 3, "%02x", raw[i]);
+  return LM_OK;
+}
+
+static void push_strlist(lua_State *L, const int *idx, size_t n, const lm_dag *dag) {
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushstring(L, lm_dag_id(dag, idx[i]));
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+static int cmd_revision(lm_app *app, cmdargs *a, lm_error *err) {
+  lua_State *L = app->L;
+  lm_revset none = {0}, base = {0}, heads = {0};
+  char *slug = NULL, *text = NULL, *path = NULL, *tmpl = NULL, *tmpl_path = NULL;
+  char id[64];
+  int rc = want_positional(app->opts, a, 0, 0, "", err);
+  if (rc) return rc;
+  if (!a->message) a->message = "";
+  if (a->rev_id) {
+    if (strlen(a->rev_id) >= sizeof id) return lm_error_set(err, LM_EUSAGE, "--rev-id too long");
+    snprintf(id, sizeof id, "%s", a->rev_id);
+  } else if ((rc = random_id(id, err))) {
+    return rc;
+  }
+  if (lm_dag_find(app->dag, id) >= 0)
+    return lm_error_set(err, LM_EUSAGE, "Revision %s already present", id);
+  if (lm_dag_heads(app->dag, &heads)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  const char *head = a->head ? a->head : "head";
+  if (!strcmp(head, "head") && heads.n > 1) {
+    rc = lm_error_set(err, LM_EUSAGE,
+                      "Multiple heads are present; please specify the head revision on which "
+                      "the new revision should be based, or perform a merge.");
+    goto cleanup;
+  }
+  if ((rc = lm_dag_resolve(app->dag, head, &none, LM_RESOLVE_SHOW, &base, err)) < 0) goto cleanup;
+  for (size_t i = 0; i < base.n && !a->splice; i++) {
+    if (!lm_dag_is_head(app->dag, base.idx[i])) {
+      rc = lm_error_set(err, LM_EUSAGE,
+                        "Revision %s is not a head revision; please specify --splice to "
+                        "create a new branch from this revision",
+                        lm_dag_id(app->dag, base.idx[i]));
+      goto cleanup;
+    }
+  }
+  /* Template: the project's own, else the built-in one. */
+  tmpl_path = lm_path_join(app->cfg.script_location, "script.lua.tmpl");
+  size_t tlen = 0;
+  if (tmpl_path && access(tmpl_path, F_OK) == 0 && (rc = lm_read_file(tmpl_path, &tmpl, &tlen, err)))
+    goto cleanup;
+  lua_pushstring(L, a->message);
+  slug = template_call(app, "slug", 1, err);
+  if (!slug) {
+    rc = err->code ? err->code : LM_ERR;
+    goto cleanup;
+  }
+  char date[64];
+  time_t now = time(NULL);
+  struct tm tmv;
+  strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tmv));
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, a->message);
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, id);
+  lua_setfield(L, -2, "revision");
+  lua_pushstring(L, date);
+  lua_setfield(L, -2, "create_date");
+  push_strlist(L, base.idx, base.n, app->dag);
+  lua_setfield(L, -2, "down_revision");
+  if (a->branch_label) {
+    lua_createtable(L, 1, 0);
+    lua_pushstring(L, a->branch_label);
+    lua_rawseti(L, -2, 1);
+    lua_setfield(L, -2, "branch_labels");
+  }
+  if (a->ndeps) {
+    lua_createtable(L, a->ndeps, 0);
+    for (int i = 0; i < a->ndeps; i++) {
+      lm_revset d = {0};
+      /* Partial ids become full ids; labels stay labels, as Alembic keeps them. */
+      int r = lm_dag_resolve(app->dag, a->depends[i], &none, LM_RESOLVE_SHOW, &d, err);
+      int keep_label = r >= 0 && d.n == 1 && strcmp(lm_dag_id(app->dag, d.idx[0]), a->depends[i]) &&
+                       strncmp(lm_dag_id(app->dag, d.idx[0]), a->depends[i], strlen(a->depends[i]));
+      if (r < 0 || d.n != 1) {
+        lm_revset_free(&d);
+        lua_pop(L, 2);
+        if (r >= 0) lm_error_set(err, LM_EUSAGE, "--depends-on %s: not a single revision", a->depends[i]);
+        rc = LM_EUSAGE;
+        goto cleanup;
+      }
+      lua_pushstring(L, keep_label ? a->depends[i] : lm_dag_id(app->dag, d.idx[0]));
+      lua_rawseti(L, -2, i + 1);
+      lm_revset_free(&d);
+    }
+    lua_setfield(L, -2, "depends_on");
+  }
+  int nargs = 1;
+  if (tmpl) {
+    lua_pushstring(L, tmpl);
+    nargs = 2;
+  }
+  text = template_call(app, "render", nargs, err);
+  if (!text) {
+    rc = err->code ? err->code : LM_ERR;
+    goto cleanup;
+  }
+  char fname[512];
+  snprintf(fname, sizeof fname, "%s_%s.lua", id, slug);
+  path = lm_path_join(app->cfg.versions_dir, fname);
+  if (!path) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  if ((rc = write_new_file(path, text, err))) goto cleanup;
+  printf("Generating %s ... done\n", path);
+cleanup:
+  free(slug);
+  free(text);
+  free(path);
+  free(tmpl);
+  free(tmpl_path);
+  lm_revset_free(&base);
+  lm_revset_free(&heads);
+  return rc < 0 ? rc : LM_OK;
+}
+
+static int cmd_init(lm_app *app, cmdargs *a, lm_error *err) {
+  int rc = want_positional(app->opts, a, 1, 1, "DIR", err);
+  char *versions = NULL, *tmpl_path = NULL, *tmpl = NULL;
+  if (rc) return rc;
+  const char *dir = a->pos[0];
+  const char *cfg = app->opts->config ? app->opts->config : "luamigrate.lua";
+  struct stat st;
+  if (stat(dir, &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return lm_error_set(err, LM_EUSAGE, "%s exists and is not a directory", dir);
+    if (rmdir(dir) != 0) /* succeeds only when empty; recreated just below */
+      return lm_error_set(err, LM_EUSAGE, "Directory %s already exists and is not empty", dir);
+  }
+  if (access(cfg, F_OK) == 0)
+    return lm_error_set(err, LM_EUSAGE, "%s already exists; not overwriting it", cfg);
+  versions = lm_path_join(dir, "versions");
+  tmpl_path = lm_path_join(dir, "script.lua.tmpl");
+  if (!versions || !tmpl_path) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  if (mkdir(dir, 0755) != 0 || mkdir(versions, 0755) != 0) {
+    rc = lm_error_set(err, LM_ERR, "cannot create %s: %s", dir, strerror(errno));
+    goto cleanup;
+  }
+  printf("Creating directory %s ... done\n", dir);
+  printf("Creating directory %s ... done\n", versions);
+  lua_State *L = app->L;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luamigrate.template");
+  if (lm_pcall(L, 1, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    lua_pop(L, 1);
+    rc = LM_ERR;
+    goto cleanup;
+  }
+  lua_getfield(L, -1, "DEFAULT");
+  tmpl = strdup(lua_tostring(L, -1));
+  lua_pop(L, 2);
+  if ((rc = write_new_file(tmpl_path, tmpl, err))) goto cleanup;
+  printf("Generating %s ... done\n", tmpl_path);
+  char text[4096];
+  snprintf(text, sizeof text,
+           "-- luamigrate configuration. Top-level assignments are settings; paths are\n"
+           "-- relative to this file. Precedence: command-line flag > environment > this file.\n"
+           "script_location = \"%s\"\n"
+           "-- A libpq URI or key=value conninfo; PG* variables and ~/.pgpass also apply.\n"
+           "url = os.getenv(\"DATABASE_URL\")\n"
+           "version_table = \"luamigrate_version\"\n"
+           "transaction_per_migration = true\n"
+           "-- lock_timeout = 60  -- seconds to wait for another run's lock (default: forever)\n",
+           dir);
+  if ((rc = write_new_file(cfg, text, err))) goto cleanup;
+  printf("Generating %s ... done\n", cfg);
+  printf("Please edit %s to point at your database (or set DATABASE_URL).\n", cfg);
+cleanup:
+  free(versions);
+  free(tmpl_path);
+  free(tmpl);
+  return rc;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------- */
+
+typedef struct command {
+  const char *name;
+  const char *options; /* long options it takes, each followed by a space */
+  int needs_revisions; /* load config and revision files first */
+  int (*fn)(lm_app *, cmdargs *, lm_error *);
+} command;
+
+static int cmd_upgrade(lm_app *app, cmdargs *a, lm_error *err) { return cmd_migrate(app, a, 1, err); }
+static int cmd_downgrade(lm_app *app, cmdargs *a, lm_error *err) { return cmd_migrate(app, a, 0, err); }
+
+static const command COMMANDS[] = {
+    {"init", "", 0, cmd_init},
+    {"revision", "message rev-id head splice branch-label depends-on ", 1, cmd_revision},
+    {"upgrade", "sql ", 1, cmd_upgrade},
+    {"downgrade", "sql ", 1, cmd_downgrade},
+    {"current", "verbose ", 1, cmd_current},
+    {"heads", "verbose ", 1, cmd_heads},
+    {"history", "verbose rev-range ", 1, cmd_history},
+    {"show", "", 1, cmd_show},
+    {"stamp", "purge sql ", 1, cmd_stamp},
+};
+
+int lm_command_run(lm_app *app, lm_error *err) {
+  const command *c = NULL;
+  for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+    if (!strcmp(COMMANDS[i].name, app->opts->command)) c = &COMMANDS[i];
+  if (!c) return lm_error_set(err, LM_EUSAGE, "unknown command '%s'", app->opts->command);
+  cmdargs a;
+  int rc = parse_args(app->opts, c->options, &a, err);
+  if (rc) return rc;
+  if (a.help) {
+    lm_cli_print_command_help(lm_cli_help_for(c->name), stdout);
+    return LM_OK;
+  }
+  if (c->needs_revisions) {
+    if ((rc = lm_config_load(app, err)) || (rc = lm_loader_load(app, err))) return rc;
+  }
+  return c->fn(app, &a, err);
+}

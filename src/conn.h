@@ -1,0 +1,35 @@
+/* Connections and statement execution over libpq: connect with URI/conninfo/PG* fallbacks,
+ * one checked exec path, structured server errors, notices, URL redaction. No Lua here. */
+#ifndef LM_CONN_H
+#define LM_CONN_H
+
+#include <libpq-fe.h>
+
+#include "error.h"
+
+/* Opens a connection. `conninfo` is a libpq URI or key=value string, or NULL/"" for libpq's
+ * PG* environment defaults. The application_name falls back to "luamigrate". Notices are
+ * printed to stderr prefixed with their severity. Returns NULL and fills err (LM_ECONN) on
+ * failure; the message never contains a password. */
+PGconn *lm_conn_open(const char *conninfo, lm_error *err);
+
+/* Executes one statement with text parameters (values[i] NULL = SQL NULL; `formats` may be
+ * NULL for all-text, or give 1 for a binary parameter with its length in `lengths`).
+ * On success returns 0 and, if res is non-NULL, hands the result to the caller (who
+ * PQclears it); otherwise the result is cleared here. On failure the result is always
+ * cleared and err carries SQLSTATE, message, detail, hint, position, context and the
+ * statement; returns LM_ESQL, or LM_ECONN when the connection is gone. */
+int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
+            const int *lengths, const int *formats, PGresult **res, lm_error *err);
+
+/* Fills err from a failed result (does not clear it). */
+int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const char *sql);
+
+/* A display form of a connection string with any password replaced by "***":
+ * "postgresql://user:***@host:port/dbname". malloc'd; never NULL except on ENOMEM. */
+char *lm_conn_redact(const char *conninfo);
+
+/* Same for a live connection (what it actually connected to). */
+char *lm_conn_describe(PGconn *conn);
+
+#endif

@@ -1,0 +1,886 @@
+/* The revision DAG: storage (hash-indexed, arrays for adjacency), validation, heads,
+ * identifier resolution, upgrade/downgrade plans and version-table transitions. Revision
+ * indices follow add order, which callers make file-name order; that order is the
+ * tie-break wherever the graph leaves a choice (documented behaviour). Every walk is
+ * iterative: graphs reach 100,000 revisions. */
+#include "dag.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct rev {
+  char *id, *path, *doc, *longdoc; /* doc: the first paragraph of longdoc */
+  char **down_ids, **labels, **dep_ids;
+  size_t ndown, nlabels, ndeps_raw;
+  int *parents; /* resolved down_revision, same order */
+  int *deps;    /* resolved depends_on */
+  size_t ndeps;
+  lm_revset children;   /* via down_revision */
+  lm_revset dependents; /* via depends_on */
+} rev;
+
+typedef struct label_ent {
+  const char *label;
+  int idx;
+} label_ent;
+
+struct lm_dag {
+  rev *revs;
+  size_t n, cap;
+  int *slots; /* open addressing on id, -1 empty */
+  size_t nslots;
+  int *sorted; /* indices sorted by id, for prefix lookup */
+  label_ent *labels;
+  size_t nlabels;
+  int finished;
+};
+
+/* ---- revsets ------------------------------------------------------------------------ */
+
+void lm_revset_free(lm_revset *s) {
+  if (!s) return;
+  free(s->idx);
+  s->idx = NULL;
+  s->n = s->cap = 0;
+}
+
+int lm_revset_push(lm_revset *s, int idx) {
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 8;
+    int *v = realloc(s->idx, cap * sizeof *v);
+    if (!v) return LM_ENOMEM;
+    s->idx = v;
+    s->cap = cap;
+  }
+  s->idx[s->n++] = idx;
+  return LM_OK;
+}
+
+int lm_revset_has(const lm_revset *s, int idx) {
+  for (size_t i = 0; i < s->n; i++)
+    if (s->idx[i] == idx) return 1;
+  return 0;
+}
+
+/* ---- storage ------------------------------------------------------------------------ */
+
+static uint64_t hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+lm_dag *lm_dag_new(void) { return calloc(1, sizeof(lm_dag)); }
+
+static void free_strs(char **v, size_t n) {
+  if (!v) return;
+  for (size_t i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+void lm_dag_free(lm_dag *dag) {
+  if (!dag) return;
+  for (size_t i = 0; i < dag->n; i++) {
+    rev *r = &dag->revs[i];
+    free(r->id);
+    free(r->path);
+    free(r->doc);
+    free(r->longdoc);
+    free_strs(r->down_ids, r->ndown);
+    free_strs(r->labels, r->nlabels);
+    free_strs(r->dep_ids, r->ndeps_raw);
+    free(r->parents);
+    free(r->deps);
+    lm_revset_free(&r->children);
+    lm_revset_free(&r->dependents);
+  }
+  free(dag->revs);
+  free(dag->slots);
+  free(dag->sorted);
+  free(dag->labels);
+  free(dag);
+}
+
+static int slot_insert(int *slots, size_t nslots, const rev *revs, int idx) {
+  size_t mask = nslots - 1, i = (size_t)hash_str(revs[idx].id) & mask;
+  while (slots[i] >= 0) i = (i + 1) & mask;
+  slots[i] = idx;
+  return LM_OK;
+}
+
+static int grow_slots(lm_dag *dag) {
+  size_t nslots = dag->nslots ? dag->nslots * 2 : 64;
+  int *slots = malloc(nslots * sizeof *slots);
+  if (!slots) return LM_ENOMEM;
+  for (size_t i = 0; i < nslots; i++) slots[i] = -1;
+  for (size_t i = 0; i < dag->n; i++) slot_insert(slots, nslots, dag->revs, (int)i);
+  free(dag->slots);
+  dag->slots = slots;
+  dag->nslots = nslots;
+  return LM_OK;
+}
+
+int lm_dag_find(const lm_dag *dag, const char *id) {
+  if (!dag->nslots) return -1;
+  size_t mask = dag->nslots - 1, i = (size_t)hash_str(id) & mask;
+  while (dag->slots[i] >= 0) {
+    if (!strcmp(dag->revs[dag->slots[i]].id, id)) return dag->slots[i];
+    i = (i + 1) & mask;
+  }
+  return -1;
+}
+
+static char **copy_strs(const char *const *v, size_t n, int *oom) {
+  if (!n) return NULL;
+  char **out = calloc(n, sizeof *out);
+  if (!out) {
+    *oom = 1;
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!(out[i] = strdup(v[i]))) *oom = 1;
+  return out;
+}
+
+static int bad_id(const char *id, char *bad) {
+  for (const char *p = id; *p; p++)
+    if (strchr("@-+:", *p) || isspace((unsigned char)*p)) {
+      *bad = *p;
+      return 1;
+    }
+  return 0;
+}
+
+int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndown,
+               const char *const *labels, size_t nlabels, const char *const *deps,
+               size_t ndeps, const char *path, const char *doc, lm_error *err) {
+  char bad;
+  if (dag->finished) return lm_error_set(err, LM_ERR, "revision added after the graph was finished");
+  if (!id || !*id) return lm_error_set(err, LM_EUSAGE, "%s: empty revision identifier", path);
+  if (bad_id(id, &bad))
+    return lm_error_set(err, LM_EUSAGE, "%s: Character(s) '%c' not allowed in revision identifier '%s'",
+                        path, bad, id);
+  if (strlen(id) > 32)
+    return lm_error_set(err, LM_EUSAGE,
+                        "%s: revision identifier '%s' is longer than 32 characters (the version "
+                        "table's column is varchar(32))", path, id);
+  int dup = lm_dag_find(dag, id);
+  if (dup >= 0)
+    return lm_error_set(err, LM_EUSAGE, "Revision %s is present more than once: in %s and in %s", id,
+                        dag->revs[dup].path, path);
+  for (size_t i = 0; i < ndown; i++)
+    if (!down[i] || !*down[i])
+      return lm_error_set(err, LM_EUSAGE, "%s: empty down_revision entry", path);
+  if (dag->n == dag->cap) {
+    size_t cap = dag->cap ? dag->cap * 2 : 64;
+    rev *v = realloc(dag->revs, cap * sizeof *v);
+    if (!v) return lm_error_set(err, LM_ENOMEM, "out of memory");
+    dag->revs = v;
+    dag->cap = cap;
+  }
+  if ((dag->n + 1) * 2 > dag->nslots && grow_slots(dag))
+    return lm_error_set(err, LM_ENOMEM, "out of memory");
+  rev *r = &dag->revs[dag->n];
+  memset(r, 0, sizeof *r);
+  int oom = 0;
+  r->id = strdup(id);
+  r->path = strdup(path ? path : id);
+  r->longdoc = strdup(doc ? doc : "");
+  if (r->longdoc) {
+    const char *para = strstr(r->longdoc, "\n\n");
+    r->doc = para ? strndup(r->longdoc, (size_t)(para - r->longdoc)) : strdup(r->longdoc);
+  }
+  r->down_ids = copy_strs(down, ndown, &oom);
+  r->ndown = ndown;
+  r->labels = copy_strs(labels, nlabels, &oom);
+  r->nlabels = nlabels;
+  r->dep_ids = copy_strs(deps, ndeps, &oom);
+  r->ndeps_raw = ndeps;
+  int idx = (int)dag->n++;
+  slot_insert(dag->slots, dag->nslots, dag->revs, idx);
+  if (oom || !r->id || !r->path || !r->doc || !r->longdoc) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  return idx;
+}
+
+/* ---- finish: resolve, validate ------------------------------------------------------- */
+
+static int cmp_label(const void *a, const void *b) {
+  return strcmp(((const label_ent *)a)->label, ((const label_ent *)b)->label);
+}
+
+static int find_label(const lm_dag *dag, const char *label) {
+  size_t lo = 0, hi = dag->nlabels;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = strcmp(dag->labels[mid].label, label);
+    if (!c) return dag->labels[mid].idx;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return -1;
+}
+
+/* Indices whose id starts with prefix: [*first, *first + count) in dag->sorted. */
+static size_t prefix_range(const lm_dag *dag, const char *prefix, size_t *first) {
+  size_t lo = 0, hi = dag->n, len = strlen(prefix);
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (strcmp(dag->revs[dag->sorted[mid]].id, prefix) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  *first = lo;
+  size_t end = lo;
+  while (end < dag->n && !strncmp(dag->revs[dag->sorted[end]].id, prefix, len)) end++;
+  return end - lo;
+}
+
+/* Cycle check: Kahn over parents+deps; whatever is left is on or behind a cycle. */
+static int check_cycles(lm_dag *dag, lm_error *err) {
+  size_t n = dag->n;
+  int *indeg = calloc(n ? n : 1, sizeof *indeg), *queue = malloc((n ? n : 1) * sizeof *queue);
+  int rc = LM_OK;
+  if (!indeg || !queue) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  for (size_t i = 0; i < n; i++) indeg[i] = (int)(dag->revs[i].ndown + dag->revs[i].ndeps);
+  size_t qh = 0, qt = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!indeg[i]) queue[qt++] = (int)i;
+  while (qh < qt) {
+    rev *r = &dag->revs[queue[qh++]];
+    for (size_t j = 0; j < r->children.n; j++)
+      if (--indeg[r->children.idx[j]] == 0) queue[qt++] = r->children.idx[j];
+    for (size_t j = 0; j < r->dependents.n; j++)
+      if (--indeg[r->dependents.idx[j]] == 0) queue[qt++] = r->dependents.idx[j];
+  }
+  if (qt < n) {
+    char buf[512] = "";
+    size_t used = 0, shown = 0;
+    for (size_t i = 0; i < n && shown < 8; i++) {
+      if (!indeg[i]) continue;
+      used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s", shown ? ", " : "", dag->revs[i].id);
+      if (used >= sizeof buf) break;
+      shown++;
+    }
+    rc = lm_error_set(err, LM_EUSAGE, "Cycle is detected in revisions (%s%s)", buf,
+                      n - qt > shown ? ", ..." : "");
+  }
+cleanup:
+  free(indeg);
+  free(queue);
+  return rc;
+}
+
+int lm_dag_finish(lm_dag *dag, lm_error *err) {
+  size_t n = dag->n, total_labels = 0;
+  int rc = LM_OK;
+  /* Sorted ids for prefix search, sorted labels for label lookup. */
+  dag->sorted = malloc((n ? n : 1) * sizeof *dag->sorted);
+  label_ent *byid = malloc((n ? n : 1) * sizeof *byid);
+  if (!dag->sorted || !byid) {
+    free(byid);
+    return lm_error_set(err, LM_ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < n; i++) byid[i] = (label_ent){dag->revs[i].id, (int)i};
+  qsort(byid, n, sizeof *byid, cmp_label);
+  for (size_t i = 0; i < n; i++) dag->sorted[i] = byid[i].idx;
+  free(byid);
+  for (size_t i = 0; i < n; i++) total_labels += dag->revs[i].nlabels;
+  dag->labels = malloc((total_labels ? total_labels : 1) * sizeof *dag->labels);
+  if (!dag->labels) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < dag->revs[i].nlabels; j++) {
+      const char *l = dag->revs[i].labels[j];
+      int other = lm_dag_find(dag, l);
+      if (other >= 0)
+        return lm_error_set(err, LM_EUSAGE,
+                            "Branch name '%s' in revision %s (%s) is also a revision identifier",
+                            l, dag->revs[i].id, dag->revs[i].path);
+      dag->labels[dag->nlabels++] = (label_ent){l, (int)i};
+    }
+  qsort(dag->labels, dag->nlabels, sizeof *dag->labels, cmp_label);
+  for (size_t k = 1; k < dag->nlabels; k++)
+    if (!strcmp(dag->labels[k].label, dag->labels[k - 1].label)) {
+      int a = dag->labels[k - 1].idx, b = dag->labels[k].idx;
+      if (a > b) { int t = a; a = b; b = t; }
+      return lm_error_set(err, LM_EUSAGE, "Branch name '%s' in revision %s already used by revision %s",
+                          dag->labels[k].label, dag->revs[b].id, dag->revs[a].id);
+    }
+  /* Parents and dependencies. */
+  for (size_t i = 0; i < n && rc == LM_OK; i++) {
+    rev *r = &dag->revs[i];
+    if (r->ndown && !(r->parents = malloc(r->ndown * sizeof *r->parents)))
+      return lm_error_set(err, LM_ENOMEM, "out of memory");
+    for (size_t j = 0; j < r->ndown; j++) {
+      int p = lm_dag_find(dag, r->down_ids[j]);
+      if (p < 0)
+        return lm_error_set(err, LM_EUSAGE, "Revision %s referenced from %s (%s) is not present",
+                            r->down_ids[j], r->id, r->path);
+      if (p == (int)i)
+        return lm_error_set(err, LM_EUSAGE, "Self-loop is detected in revisions (%s): %s",
+                            r->id, r->path);
+      for (size_t k = 0; k < j; k++)
+        if (r->parents[k] == p)
+          return lm_error_set(err, LM_EUSAGE, "%s: down_revision names %s twice", r->path, r->down_ids[j]);
+      r->parents[j] = p;
+      if (lm_revset_push(&dag->revs[p].children, (int)i)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+    if (r->ndeps_raw && !(r->deps = malloc(r->ndeps_raw * sizeof *r->deps)))
+      return lm_error_set(err, LM_ENOMEM, "out of memory");
+    for (size_t j = 0; j < r->ndeps_raw; j++) {
+      const char *d = r->dep_ids[j];
+      int p = lm_dag_find(dag, d);
+      if (p < 0) p = find_label(dag, d);
+      if (p < 0) {
+        size_t first, cnt = prefix_range(dag, d, &first);
+        if (cnt == 1) p = dag->sorted[first];
+      }
+      if (p < 0)
+        return lm_error_set(err, LM_EUSAGE, "Revision %s referenced from %s (%s) is not present", d,
+                            r->id, r->path);
+      if (p == (int)i)
+        return lm_error_set(err, LM_EUSAGE, "Self-loop is detected in revisions (%s): %s", r->id, r->path);
+      int seen = 0;
+      for (size_t k = 0; k < r->ndown; k++) seen |= r->parents[k] == p;
+      for (size_t k = 0; k < r->ndeps; k++) seen |= r->deps[k] == p;
+      if (seen) continue;
+      r->deps[r->ndeps++] = p;
+      if (lm_revset_push(&dag->revs[p].dependents, (int)i)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+  }
+  if ((rc = check_cycles(dag, err))) return rc;
+  dag->finished = 1;
+  return LM_OK;
+}
+
+/* ---- accessors ---------------------------------------------------------------------- */
+
+size_t lm_dag_count(const lm_dag *dag) { return dag->n; }
+const char *lm_dag_id(const lm_dag *dag, int idx) { return dag->revs[idx].id; }
+const char *lm_dag_path(const lm_dag *dag, int idx) { return dag->revs[idx].path; }
+const char *lm_dag_doc(const lm_dag *dag, int idx) { return dag->revs[idx].doc; }
+const char *lm_dag_longdoc(const lm_dag *dag, int idx) { return dag->revs[idx].longdoc; }
+size_t lm_dag_parents(const lm_dag *dag, int idx, const int **out) {
+  *out = dag->revs[idx].parents;
+  return dag->revs[idx].ndown;
+}
+size_t lm_dag_children(const lm_dag *dag, int idx, const int **out) {
+  *out = dag->revs[idx].children.idx;
+  return dag->revs[idx].children.n;
+}
+size_t lm_dag_labels(const lm_dag *dag, int idx, const char *const **out) {
+  *out = (const char *const *)dag->revs[idx].labels;
+  return dag->revs[idx].nlabels;
+}
+size_t lm_dag_deps(const lm_dag *dag, int idx, const int **out) {
+  *out = dag->revs[idx].deps;
+  return dag->revs[idx].ndeps;
+}
+int lm_dag_is_head(const lm_dag *dag, int idx) { return dag->revs[idx].children.n == 0; }
+int lm_dag_is_real_head(const lm_dag *dag, int idx) {
+  return dag->revs[idx].children.n == 0 && dag->revs[idx].dependents.n == 0;
+}
+int lm_dag_is_branch_point(const lm_dag *dag, int idx) { return dag->revs[idx].children.n > 1; }
+int lm_dag_is_merge_point(const lm_dag *dag, int idx) { return dag->revs[idx].ndown > 1; }
+
+int lm_dag_heads(const lm_dag *dag, lm_revset *out) {
+  for (size_t i = 0; i < dag->n; i++)
+    if (lm_dag_is_head(dag, (int)i) && lm_revset_push(out, (int)i)) return LM_ENOMEM;
+  return LM_OK;
+}
+
+int lm_dag_bases(const lm_dag *dag, lm_revset *out) {
+  for (size_t i = 0; i < dag->n; i++)
+    if (dag->revs[i].ndown == 0 && lm_revset_push(out, (int)i)) return LM_ENOMEM;
+  return LM_OK;
+}
+
+static int real_heads(const lm_dag *dag, lm_revset *out) {
+  for (size_t i = 0; i < dag->n; i++)
+    if (lm_dag_is_real_head(dag, (int)i) && lm_revset_push(out, (int)i)) return LM_ENOMEM;
+  return LM_OK;
+}
+
+char *lm_dag_format_ids(const lm_dag *dag, const int *idx, size_t n) {
+  if (n == 0) return strdup("<base>");
+  size_t len = 1;
+  for (size_t i = 0; i < n; i++) len += strlen(dag->revs[idx[i]].id) + 2;
+  char *s = malloc(len);
+  if (!s) return NULL;
+  s[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    if (i) strcat(s, ", ");
+    strcat(s, dag->revs[idx[i]].id);
+  }
+  return s;
+}
+
+/* ---- marking walks ------------------------------------------------------------------ */
+
+/* Marks (mark[i] |= bit) the ancestors-or-self (up = 0) or descendants-or-self (up = 1) of
+ * the seeds, through parents/children and dependencies/dependents. */
+static int mark_walk(const lm_dag *dag, const int *seeds, size_t nseeds, int up, unsigned char *mark,
+                     unsigned char bit) {
+  int *stack = malloc((dag->n ? dag->n : 1) * sizeof *stack);
+  if (!stack) return LM_ENOMEM;
+  size_t sp = 0;
+  for (size_t i = 0; i < nseeds; i++)
+    if (!(mark[seeds[i]] & bit)) {
+      mark[seeds[i]] |= bit;
+      stack[sp++] = seeds[i];
+    }
+  while (sp) {
+    const rev *r = &dag->revs[stack[--sp]];
+    const int *a = up ? r->children.idx : r->parents;
+    size_t na = up ? r->children.n : r->ndown;
+    const int *b = up ? r->dependents.idx : r->deps;
+    size_t nb = up ? r->dependents.n : r->ndeps;
+    for (size_t j = 0; j < na; j++)
+      if (!(mark[a[j]] & bit)) {
+        mark[a[j]] |= bit;
+        stack[sp++] = a[j];
+      }
+    for (size_t j = 0; j < nb; j++)
+      if (!(mark[b[j]] & bit)) {
+        mark[b[j]] |= bit;
+        stack[sp++] = b[j];
+      }
+  }
+  free(stack);
+  return LM_OK;
+}
+
+/* Topological order (parents and deps first, ties by lowest index) of the revisions with
+ * mark[i] & bit, appended to out. */
+static int topo(const lm_dag *dag, const unsigned char *mark, unsigned char bit, lm_revset *out) {
+  size_t n = dag->n;
+  int *indeg = calloc(n ? n : 1, sizeof *indeg), *heap = malloc((n ? n : 1) * sizeof *heap);
+  int rc = LM_OK;
+  if (!indeg || !heap) {
+    rc = LM_ENOMEM;
+    goto cleanup;
+  }
+  size_t hn = 0;
+#define HPUSH(v)                                                  \
+  do {                                                            \
+    size_t c_ = hn++;                                             \
+    heap[c_] = (v);                                               \
+    while (c_ && heap[(c_ - 1) / 2] > heap[c_]) {                 \
+      int t_ = heap[c_]; heap[c_] = heap[(c_ - 1) / 2];            \
+      heap[(c_ - 1) / 2] = t_; c_ = (c_ - 1) / 2;                  \
+    }                                                             \
+  } while (0)
+  for (size_t i = 0; i < n; i++) {
+    if (!(mark[i] & bit)) continue;
+    const rev *r = &dag->revs[i];
+    for (size_t j = 0; j < r->ndown; j++) indeg[i] += (mark[r->parents[j]] & bit) != 0;
+    for (size_t j = 0; j < r->ndeps; j++) indeg[i] += (mark[r->deps[j]] & bit) != 0;
+    if (!indeg[i]) HPUSH((int)i);
+  }
+  while (hn) {
+    int top = heap[0];
+    heap[0] = heap[--hn];
+    for (size_t c = 0;;) {
+      size_t l = 2 * c + 1, rr = l + 1, m = c;
+      if (l < hn && heap[l] < heap[m]) m = l;
+      if (rr < hn && heap[rr] < heap[m]) m = rr;
+      if (m == c) break;
+      int t = heap[c]; heap[c] = heap[m]; heap[m] = t;
+      c = m;
+    }
+    if ((rc = lm_revset_push(out, top))) goto cleanup;
+    const rev *r = &dag->revs[top];
+    for (size_t j = 0; j < r->children.n; j++) {
+      int ch = r->children.idx[j];
+      if ((mark[ch] & bit) && --indeg[ch] == 0) HPUSH(ch);
+    }
+    for (size_t j = 0; j < r->dependents.n; j++) {
+      int ch = r->dependents.idx[j];
+      if ((mark[ch] & bit) && --indeg[ch] == 0) HPUSH(ch);
+    }
+  }
+#undef HPUSH
+cleanup:
+  free(indeg);
+  free(heap);
+  return rc;
+}
+
+int lm_dag_plan_upgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,
+                        lm_revset *plan, lm_error *err) {
+  unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
+  if (!mark) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  /* bit 1: needed by the target; bit 2: already applied. Plan = 1 and not 2. */
+  int rc = mark_walk(dag, target->idx, target->n, 0, mark, 1);
+  if (!rc) rc = mark_walk(dag, current->idx, current->n, 0, mark, 2);
+  if (!rc) {
+    for (size_t i = 0; i < dag->n; i++) mark[i] = (mark[i] & 1) && !(mark[i] & 2) ? 4 : 0;
+    rc = topo(dag, mark, 4, plan);
+  }
+  free(mark);
+  return rc ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
+}
+
+int lm_dag_plan_downgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,
+                          lm_revset *plan, lm_error *err) {
+  unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
+  lm_revset order = {0};
+  int rc = LM_OK;
+  if (!mark) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  /* bit 1: ancestors-or-self of the current heads. */
+  if ((rc = mark_walk(dag, current->idx, current->n, 0, mark, 1))) goto oom;
+  for (size_t i = 0; i < target->n; i++)
+    if (!(mark[target->idx[i]] & 1)) {
+      rc = lm_error_set(err, LM_EUSAGE,
+                        "Destination %s is not a valid downgrade target from current head(s)",
+                        dag->revs[target->idx[i]].id);
+      goto cleanup;
+    }
+  if (target->n == 0) {
+    for (size_t i = 0; i < dag->n; i++)
+      if (mark[i] & 1) mark[i] |= 2;
+  } else {
+    /* bit 2: strict descendants of the targets (through children and dependents). */
+    if ((rc = mark_walk(dag, target->idx, target->n, 1, mark, 2))) goto oom;
+    for (size_t i = 0; i < target->n; i++) mark[target->idx[i]] &= (unsigned char)~2;
+  }
+  for (size_t i = 0; i < dag->n; i++) mark[i] = (mark[i] & 1) && (mark[i] & 2) ? 4 : 0;
+  if ((rc = topo(dag, mark, 4, &order))) goto oom;
+  for (size_t i = order.n; i-- > 0;)
+    if ((rc = lm_revset_push(plan, order.idx[i]))) goto oom;
+  goto cleanup;
+oom:
+  rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+cleanup:
+  free(mark);
+  lm_revset_free(&order);
+  return rc;
+}
+
+/* ---- resolution ------------------------------------------------------------------------ */
+
+static int not_found(lm_error *err, const char *expr) {
+  return lm_error_set(err, LM_ENOTFOUND, "Can't locate revision identified by '%s'", expr);
+}
+
+/* An id, label or unique prefix -> index. */
+static int resolve_one(const lm_dag *dag, const char *s, int *out, lm_error *err) {
+  int i = lm_dag_find(dag, s);
+  if (i < 0) i = find_label(dag, s);
+  if (i >= 0) {
+    *out = i;
+    return LM_OK;
+  }
+  size_t first, cnt = *s ? prefix_range(dag, s, &first) : 0;
+  if (cnt == 1) {
+    *out = dag->sorted[first];
+    return LM_OK;
+  }
+  if (cnt == 0) return not_found(err, s);
+  char buf[512];
+  size_t used = 0;
+  for (size_t k = 0; k < cnt && k < 10 && used < sizeof buf; k++)
+    used += (size_t)snprintf(buf + used, sizeof buf - used, "%s'%s'", k ? ", " : "",
+                             dag->revs[dag->sorted[first + k]].id);
+  return lm_error_set(err, LM_ENOTFOUND, "Multiple revisions start with '%s': %s%s", s, buf,
+                      cnt > 10 ? ", ..." : "");
+}
+
+static int multiple_heads(lm_error *err, const char *what) {
+  return lm_error_set(err, LM_ENOTFOUND,
+                      "Multiple head revisions are present for given argument '%s'; please "
+                      "specify a specific target revision, '<branchname>@head' to narrow to a "
+                      "specific head, or 'heads' for all heads",
+                      what);
+}
+
+/* Heads among the descendants-or-self of idx. */
+static int heads_of(const lm_dag *dag, int idx, lm_revset *out) {
+  unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
+  if (!mark) return LM_ENOMEM;
+  int rc = mark_walk(dag, &idx, 1, 1, mark, 1);
+  for (size_t i = 0; !rc && i < dag->n; i++)
+    if ((mark[i] & 1) && lm_dag_is_real_head(dag, (int)i)) rc = lm_revset_push(out, (int)i);
+  free(mark);
+  return rc;
+}
+
+/* A walk of n steps from `from` (-1 = base) along single children (up) or single parents
+ * (down). */
+static int walk(const lm_dag *dag, int from, long n, int up, const char *expr, int *out, lm_error *err) {
+  int cur = from;
+  for (long k = 0; k < n; k++) {
+    if (up) {
+      if (cur < 0) {
+        lm_revset bases = {0};
+        if (lm_dag_bases(dag, &bases)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+        size_t nb = bases.n;
+        int b = nb ? bases.idx[0] : -1;
+        lm_revset_free(&bases);
+        if (nb > 1) return lm_error_set(err, LM_ENOTFOUND, "Ambiguous walk");
+        if (nb == 0) goto short_walk;
+        cur = b;
+        continue;
+      }
+      const rev *r = &dag->revs[cur];
+      if (r->children.n > 1) return lm_error_set(err, LM_ENOTFOUND, "Ambiguous walk");
+      if (r->children.n == 0) goto short_walk;
+      cur = r->children.idx[0];
+    } else {
+      if (cur < 0) goto short_walk;
+      const rev *r = &dag->revs[cur];
+      if (r->ndown > 1) return lm_error_set(err, LM_ENOTFOUND, "Ambiguous walk");
+      cur = r->ndown ? r->parents[0] : -1;
+    }
+  }
+  *out = cur;
+  return LM_OK;
+short_walk:
+  return lm_error_set(err, LM_ENOTFOUND, "Relative revision %s didn't produce %ld migrations", expr, n);
+}
+
+int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current,
+                   lm_resolve_mode mode, lm_revset *out, lm_error *err) {
+  int idx = -1, rc;
+  if (!expr || !*expr) return lm_error_set(err, LM_EUSAGE, "empty revision identifier");
+  if (!strcmp(expr, "base")) return LM_OK;
+  if (!strcmp(expr, "heads")) return real_heads(dag, out) ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
+  if (!strcmp(expr, "head")) {
+    lm_revset h = {0};
+    if (real_heads(dag, &h)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+    if (h.n > 1) {
+      lm_revset_free(&h);
+      return multiple_heads(err, expr);
+    }
+    if (h.n == 1) rc = lm_revset_push(out, h.idx[0]);
+    else rc = LM_OK;
+    lm_revset_free(&h);
+    return rc ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
+  }
+  /* [REV]+N / [REV]-N */
+  const char *sign = NULL;
+  for (const char *p = expr; *p; p++)
+    if ((*p == '+' || *p == '-') && p[1]) {
+      const char *q = p + 1;
+      while (*q >= '0' && *q <= '9') q++;
+      if (!*q) {
+        sign = p;
+        break;
+      }
+    }
+  if (sign && !strchr(expr, '@')) {
+    long n = strtol(sign + 1, NULL, 10);
+    int up = *sign == '+';
+    int from = -1;
+    if (sign == expr) {
+      if ((mode == LM_RESOLVE_UPGRADE && !up) || (mode == LM_RESOLVE_DOWNGRADE && up) ||
+          mode == LM_RESOLVE_STAMP || mode == LM_RESOLVE_SHOW)
+        return lm_error_set(err, LM_ENOTFOUND, "Relative revision %s didn't produce %ld migrations",
+                            expr, n);
+      if (current->n > 1)
+        return lm_error_set(err, LM_ENOTFOUND, up ? "Ambiguous upgrade from multiple current revisions"
+                                                  : "Ambiguous downgrade from multiple current revisions");
+      from = current->n ? current->idx[0] : -1;
+    } else {
+      char base[256];
+      size_t bl = (size_t)(sign - expr);
+      if (bl >= sizeof base) return not_found(err, expr);
+      memcpy(base, expr, bl);
+      base[bl] = '\0';
+      lm_revset b = {0};
+      rc = lm_dag_resolve(dag, base, current, LM_RESOLVE_SHOW, &b, err);
+      if (rc < 0) {
+        lm_revset_free(&b);
+        return rc;
+      }
+      if (b.n > 1) {
+        lm_revset_free(&b);
+        return multiple_heads(err, base);
+      }
+      from = b.n ? b.idx[0] : -1;
+      lm_revset_free(&b);
+    }
+    if ((rc = walk(dag, from, n, up, expr, &idx, err))) return rc;
+    if (idx >= 0 && lm_revset_push(out, idx)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+    return LM_OK;
+  }
+  /* X@head, X@heads, X@base */
+  const char *at = strchr(expr, '@');
+  if (at) {
+    char base[256];
+    size_t bl = (size_t)(at - expr);
+    if (bl >= sizeof base || bl == 0) return not_found(err, expr);
+    memcpy(base, expr, bl);
+    base[bl] = '\0';
+    if ((rc = resolve_one(dag, base, &idx, err))) {
+      if (lm_dag_find(dag, base) < 0 && find_label(dag, base) < 0)
+        return lm_error_set(err, LM_ENOTFOUND, "No such branch: '%s'", base);
+      return rc;
+    }
+    const char *what = at + 1;
+    if (!strcmp(what, "head") || !strcmp(what, "heads")) {
+      lm_revset h = {0};
+      if (heads_of(dag, idx, &h)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+      if (!strcmp(what, "head") && h.n > 1) {
+        lm_revset_free(&h);
+        return multiple_heads(err, expr);
+      }
+      for (size_t i = 0; i < h.n; i++)
+        if (lm_revset_push(out, h.idx[i])) {
+          lm_revset_free(&h);
+          return lm_error_set(err, LM_ENOMEM, "out of memory");
+        }
+      lm_revset_free(&h);
+      return LM_OK;
+    }
+    if (!strcmp(what, "base")) {
+      /* the base of idx's lineage: follow first parents down */
+      int cur = idx;
+      while (dag->revs[cur].ndown) cur = dag->revs[cur].parents[0];
+      return lm_revset_push(out, cur) ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
+    }
+    return not_found(err, expr);
+  }
+  if ((rc = resolve_one(dag, expr, &idx, err))) return rc;
+  return lm_revset_push(out, idx) ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
+}
+
+/* ---- version-table transitions (Alembic's HeadMaintainer) ---------------------------- */
+
+/* down_revision plus dependencies, without those implied by another entry's ancestry. */
+static int normalized_down(const lm_dag *dag, int idx, lm_revset *out) {
+  const rev *r = &dag->revs[idx];
+  for (size_t i = 0; i < r->ndown; i++)
+    if (lm_revset_push(out, r->parents[i])) return LM_ENOMEM;
+  if (r->ndeps == 0) return LM_OK;
+  for (size_t i = 0; i < r->ndeps; i++) {
+    /* keep a dependency unless it is an ancestor of a parent or of another dependency */
+    unsigned char *mark = calloc(dag->n, 1);
+    if (!mark) return LM_ENOMEM;
+    int others[64];
+    size_t no = 0;
+    for (size_t k = 0; k < r->ndown && no < 64; k++) others[no++] = r->parents[k];
+    for (size_t k = 0; k < r->ndeps && no < 64; k++)
+      if (k != i) others[no++] = r->deps[k];
+    int rc = mark_walk(dag, others, no, 0, mark, 1);
+    int implied = !rc && (mark[r->deps[i]] & 1);
+    free(mark);
+    if (rc) return rc;
+    if (!implied && lm_revset_push(out, r->deps[i])) return LM_ENOMEM;
+  }
+  return LM_OK;
+}
+
+/* Members of `set` that are not ancestors-or-self of the heads other than `except`. */
+static int minus_ancestors_of_others(const lm_dag *dag, const lm_revset *heads, const lm_revset *except,
+                                     const lm_revset *set, lm_revset *out) {
+  lm_revset others = {0};
+  int rc = LM_OK;
+  for (size_t i = 0; i < heads->n && !rc; i++)
+    if (!lm_revset_has(except, heads->idx[i])) rc = lm_revset_push(&others, heads->idx[i]);
+  unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
+  if (!mark) rc = LM_ENOMEM;
+  if (!rc && others.n) rc = mark_walk(dag, others.idx, others.n, 0, mark, 1);
+  for (size_t i = 0; i < set->n && !rc; i++)
+    if (!(mark[set->idx[i]] & 1)) rc = lm_revset_push(out, set->idx[i]);
+  free(mark);
+  lm_revset_free(&others);
+  return rc;
+}
+
+static void set_remove(lm_revset *s, int idx) {
+  for (size_t i = 0; i < s->n; i++)
+    if (s->idx[i] == idx) {
+      memmove(s->idx + i, s->idx + i + 1, (s->n - i - 1) * sizeof *s->idx);
+      s->n--;
+      return;
+    }
+}
+
+int lm_dag_step(const lm_dag *dag, lm_revset *heads, int idx, int upgrade, lm_vt_op *ops,
+                size_t cap, lm_error *err) {
+  lm_revset down = {0}, tmp = {0}, self = {0};
+  size_t nops = 0;
+  int rc = LM_OK;
+#define OP(k, f, t)                                                                   \
+  do {                                                                                \
+    if (nops == cap) { rc = lm_error_set(err, LM_ERR, "too many version-table changes in one step"); goto cleanup; } \
+    ops[nops++] = (lm_vt_op){(k), (f), (t)};                                          \
+  } while (0)
+  if (normalized_down(dag, idx, &down) || lm_revset_push(&self, idx)) goto oom;
+  if (upgrade) {
+    size_t present = 0;
+    int last = -1;
+    for (size_t i = 0; i < down.n; i++)
+      if (lm_revset_has(heads, down.idx[i])) present++, last = down.idx[i];
+    if (down.n == 0 || present == 0) {
+      /* a new branch */
+      OP(LM_VT_INSERT, -1, idx);
+      if (lm_revset_push(heads, idx)) goto oom;
+    } else if (down.n > 1 && present > 1) {
+      /* merge: delete all parents but the last one present, update that one */
+      if (minus_ancestors_of_others(dag, heads, &down, &down, &tmp)) goto oom;
+      /* Dependencies first, so the row that is updated (the last) is a parent's. */
+      lm_revset from = {0};
+      for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < tmp.n; i++) {
+          int is_parent = 0;
+          for (size_t k = 0; k < dag->revs[idx].ndown; k++) is_parent |= dag->revs[idx].parents[k] == tmp.idx[i];
+          if (is_parent != pass || !lm_revset_has(heads, tmp.idx[i])) continue;
+          if (lm_revset_push(&from, tmp.idx[i])) {
+            lm_revset_free(&from);
+            goto oom;
+          }
+        }
+      for (size_t i = 0; i + 1 < from.n; i++) {
+        OP(LM_VT_DELETE, from.idx[i], -1);
+        set_remove(heads, from.idx[i]);
+      }
+      int f = from.n ? from.idx[from.n - 1] : last;
+      lm_revset_free(&from);
+      OP(LM_VT_UPDATE, f, idx);
+      set_remove(heads, f);
+      if (lm_revset_push(heads, idx)) goto oom;
+    } else {
+      OP(LM_VT_UPDATE, last, idx);
+      set_remove(heads, last);
+      if (lm_revset_push(heads, idx)) goto oom;
+    }
+  } else {
+    if (!lm_revset_has(heads, idx)) {
+      rc = lm_error_set(err, LM_ERR, "revision %s is not a current head; cannot downgrade it",
+                        dag->revs[idx].id);
+      goto cleanup;
+    }
+    /* where the rows go: the down revisions not already implied by another head */
+    if (minus_ancestors_of_others(dag, heads, &self, &down, &tmp)) goto oom;
+    if (tmp.n == 0) {
+      OP(LM_VT_DELETE, idx, -1);
+      set_remove(heads, idx);
+    } else {
+      for (size_t i = 0; i + 1 < tmp.n; i++) {
+        if (lm_revset_has(heads, tmp.idx[i])) continue;
+        OP(LM_VT_INSERT, -1, tmp.idx[i]);
+        if (lm_revset_push(heads, tmp.idx[i])) goto oom;
+      }
+      int t = tmp.idx[tmp.n - 1];
+      OP(LM_VT_UPDATE, idx, t);
+      set_remove(heads, idx);
+      if (lm_revset_push(heads, t)) goto oom;
+    }
+  }
+  rc = (int)nops;
+  goto cleanup;
+oom:
+  rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+cleanup:
+#undef OP
+  lm_revset_free(&down);
+  lm_revset_free(&tmp);
+  lm_revset_free(&self);
+  return rc;
+}

@@ -1,0 +1,118 @@
+/* The revision DAG: revisions, their parents (down_revision), branch labels and
+ * dependencies; validation, heads, identifier resolution, upgrade/downgrade plans and the
+ * version-table transitions of each step. Knows neither libpq nor Lua. Every operation is
+ * linear (or n log n) in the number of revisions: no quadratic walks. */
+#ifndef LM_DAG_H
+#define LM_DAG_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+typedef struct lm_dag lm_dag;
+
+/* A set of revisions, as indices into the DAG (0 .. lm_dag_count-1), kept in the order the
+ * operation defines. The caller zero-initialises it and frees it with lm_revset_free. */
+typedef struct lm_revset {
+  int *idx;
+  size_t n, cap;
+} lm_revset;
+
+void lm_revset_free(lm_revset *s);
+int lm_revset_push(lm_revset *s, int idx); /* 0 or LM_ENOMEM */
+int lm_revset_has(const lm_revset *s, int idx);
+
+lm_dag *lm_dag_new(void);
+void lm_dag_free(lm_dag *dag);
+
+/* Adds one revision. Every string is copied. `down` lists the parent ids (ndown == 0: a
+ * base; ndown > 1: a merge point); `labels` the branch labels; `deps` the depends_on
+ * entries (revision ids, partial ids or labels, resolved in lm_dag_finish). `path` is the
+ * file it came from (used in messages), `doc` its docstring (may be NULL).
+ * Fails (LM_EUSAGE) on an empty id, an id holding any of '@', '-', '+', ':' or white space
+ * ("Character(s) '-' not allowed in revision identifier 'a-b'"), an id longer than 32
+ * bytes, and a duplicate id (message names both files).
+ * Returns the new revision's index (>= 0) or a negative code. Indices follow add order,
+ * which is the caller's file-name order and the documented tie-break everywhere. */
+int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndown,
+               const char *const *labels, size_t nlabels, const char *const *deps,
+               size_t ndeps, const char *path, const char *doc, lm_error *err);
+
+/* Ends loading: resolves parents and dependencies, builds children lists, finds heads and
+ * bases, and validates. Errors (LM_EUSAGE, one clear message naming revision and file):
+ * "Revision X referenced from Y (path) is not present", cycles ("Cycle is detected in
+ * revisions (a, b, c)"), self-loops, duplicate branch labels ("Branch name 'x' in
+ * revision R already used by revision S"), a label equal to a revision id. */
+int lm_dag_finish(lm_dag *dag, lm_error *err);
+
+size_t lm_dag_count(const lm_dag *dag);
+int lm_dag_find(const lm_dag *dag, const char *id); /* exact id -> index, or -1 */
+const char *lm_dag_id(const lm_dag *dag, int idx);
+const char *lm_dag_path(const lm_dag *dag, int idx);
+/* The docstring's first paragraph (what history shows), and the whole docstring. */
+const char *lm_dag_doc(const lm_dag *dag, int idx); /* "" when none */
+const char *lm_dag_longdoc(const lm_dag *dag, int idx);
+/* Parents (down_revision order), children (add order), labels, resolved dependencies. */
+size_t lm_dag_parents(const lm_dag *dag, int idx, const int **out);
+size_t lm_dag_children(const lm_dag *dag, int idx, const int **out);
+size_t lm_dag_labels(const lm_dag *dag, int idx, const char *const **out);
+size_t lm_dag_deps(const lm_dag *dag, int idx, const int **out);
+int lm_dag_is_head(const lm_dag *dag, int idx);      /* no child via down_revision */
+int lm_dag_is_real_head(const lm_dag *dag, int idx); /* ... nor via depends_on */
+int lm_dag_is_branch_point(const lm_dag *dag, int idx);
+int lm_dag_is_merge_point(const lm_dag *dag, int idx);
+/* Heads (lm_dag_is_head) and bases in add order. */
+int lm_dag_heads(const lm_dag *dag, lm_revset *out);
+int lm_dag_bases(const lm_dag *dag, lm_revset *out);
+
+/* What a target expression is resolved for: the grammar differs by command. */
+typedef enum lm_resolve_mode {
+  LM_RESOLVE_UPGRADE,   /* head, heads, base, ids, +N, REV+N, label@head ... */
+  LM_RESOLVE_DOWNGRADE, /* base, ids, -N, REV-N, label@base ... */
+  LM_RESOLVE_STAMP,     /* absolute targets only */
+  LM_RESOLVE_SHOW,      /* absolute targets (show, history endpoints, --head) */
+} lm_resolve_mode;
+
+/* Resolves `expr` to a set of revisions (empty set = base). `current` holds the database's
+ * current heads (needed for +N/-N). Errors (LM_ENOTFOUND / LM_EUSAGE) carry Alembic's
+ * messages: "Can't locate revision identified by 'x'", "Multiple revisions start with
+ * 'ab': 'ab12..', 'ab34..'", "Multiple head revisions are present for given argument
+ * 'head'; please specify a specific target revision, '<branchname>@head' to narrow to a
+ * specific head, or 'heads' for all heads", "Relative revision +3 didn't produce 3
+ * migrations", "Ambiguous walk". */
+int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current,
+                   lm_resolve_mode mode, lm_revset *out, lm_error *err);
+
+/* Plans. Upgrade: every revision that is an ancestor-or-self of `target` (following
+ * parents and dependencies) and not an ancestor-or-self of `current`, ordered so each
+ * revision comes after all its parents and dependencies; ties broken by index. An empty
+ * plan is not an error. Downgrade: the revisions to undo, children before parents, that
+ * are ancestors-or-self of `current` and descendants (not self) of `target` (via parents
+ * and dependencies); a target that is not an ancestor-or-self of some current head fails
+ * with "Destination X is not a valid downgrade target from current head(s)". */
+int lm_dag_plan_upgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,
+                        lm_revset *plan, lm_error *err);
+int lm_dag_plan_downgrade(const lm_dag *dag, const lm_revset *current,
+                          const lm_revset *target, lm_revset *plan, lm_error *err);
+
+/* One change to the version table. */
+typedef enum lm_vt_kind { LM_VT_INSERT, LM_VT_DELETE, LM_VT_UPDATE } lm_vt_kind;
+typedef struct lm_vt_op {
+  lm_vt_kind kind;
+  int from; /* DELETE, UPDATE: the row removed/replaced (index) */
+  int to;   /* INSERT, UPDATE: the row added (index) */
+} lm_vt_op;
+
+/* The version-table changes of applying one step (upgrading or downgrading revision
+ * `idx`) to the set of current heads `heads`, which is updated in place. Follows
+ * Alembic's HeadMaintainer: insert a new branch, update parent->child, merge (delete all
+ * but one parent, update the last), unmerge (insert other parents, update), delete a
+ * branch; dependency rows are absorbed on upgrade and restored on downgrade.
+ * `ops` receives up to `cap` operations; returns their number or a negative code. */
+int lm_dag_step(const lm_dag *dag, lm_revset *heads, int idx, int upgrade, lm_vt_op *ops,
+                size_t cap, lm_error *err);
+
+/* Alembic's "a, b" formatting of a list of ids, for messages: "<base>" when empty. */
+char *lm_dag_format_ids(const lm_dag *dag, const int *idx, size_t n);
+
+#endif

@@ -1,0 +1,107 @@
+/* The luamigrate executable: parses the command line, runs the command inside a protected
+ * Lua call (so even a Lua memory error ends in a message, not a crash), then releases the
+ * lock, the connection and the Lua state on every path. */
+#include <lauxlib.h>
+#include <lfs.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "bind/bind.h"
+#include "cancel.h"
+#include "cli.h"
+#include "log.h"
+#include "luamigrate/luamigrate.h"
+
+struct lm_embedded {
+  const char *name, *chunkname, *code;
+  size_t len;
+};
+extern const struct lm_embedded lm_embedded_modules[];
+
+void lm_preload_embedded(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (const struct lm_embedded *m = lm_embedded_modules; m->name; m++) {
+    if (luaL_loadbufferx(L, m->code, m->len, m->chunkname, "t") != LUA_OK) lua_error(L);
+    lua_setfield(L, -2, m->name);
+  }
+  lua_pushcfunction(L, luaopen_luamigrate_core);
+  lua_setfield(L, -2, "luamigrate.core");
+  lua_pushcfunction(L, luaopen_lfs);
+  lua_setfield(L, -2, "lfs");
+  lua_pop(L, 1);
+}
+
+static int pmain(lua_State *L) {
+  lm_app *app = lua_touserdata(L, 1);
+  lm_error *err = lua_touserdata(L, 2);
+  luaL_openlibs(L);
+  lm_preload_embedded(L);
+  lm_cancel_install(L);
+  lua_pushinteger(L, lm_command_run(app, err));
+  return 1;
+}
+
+static int exit_code(int rc) {
+  switch (rc) {
+    case LM_OK: return LUAMIGRATE_EXIT_OK;
+    case LM_EUSAGE:
+    case LM_ENOTFOUND: return LUAMIGRATE_EXIT_USAGE;
+    default: return LUAMIGRATE_EXIT_ERROR;
+  }
+}
+
+int luamigrate_main(int argc, char **argv) {
+  lm_opts opts = {0};
+  lm_app app = {0};
+  lm_error err = {0};
+  int done = 0;
+  int rc = lm_cli_parse(argc, argv, &opts, &done, &err);
+  if (rc == LM_OK && !done) {
+    lm_log_set_quiet(opts.quiet);
+    app.opts = &opts;
+    app.envs_ref = LUA_NOREF;
+    app.L = luaL_newstate();
+    if (!app.L) {
+      rc = lm_error_set(&err, LM_ENOMEM, "cannot create a Lua state");
+    } else {
+      lua_pushcfunction(app.L, pmain);
+      lua_pushlightuserdata(app.L, &app);
+      lua_pushlightuserdata(app.L, &err);
+      if (lua_pcall(app.L, 2, 1, 0) != LUA_OK) {
+        lm_error_set(&err, LM_ERR, "%s", luaL_optstring(app.L, -1, "error in error handling"));
+        rc = LM_ERR;
+      } else {
+        rc = (int)lua_tointeger(app.L, -1);
+        if (rc && !err.message) lm_error_set(&err, rc, "failed (code %d)", rc);
+      }
+    }
+    lm_error unlock = {0};
+    if (lm_lock_release(&app.lock, &unlock) != LM_OK) {
+      if (rc == LM_OK) {
+        lm_error_clear(&err);
+        err = unlock;
+        rc = unlock.code;
+      } else {
+        lm_log_warn("%s", unlock.message);
+        lm_error_clear(&unlock);
+      }
+    }
+    if (app.conn) PQfinish(app.conn);
+    lm_vt_free(&app.vt);
+    lm_dag_free(app.dag);
+    if (app.L) lua_close(app.L);
+    lm_config_free(&app.cfg);
+  }
+  if (rc != LM_OK) {
+    fflush(stdout);
+    lm_error_print(&err, stderr);
+  }
+  lm_error_clear(&err);
+  free(opts.x);
+  return exit_code(rc);
+}
+
+int main(int argc, char **argv) { return luamigrate_main(argc, argv); }

@@ -1,0 +1,424 @@
+/* The run loop: for each planned step, in its transaction, call the revision's upgrade()
+ * or downgrade() under lm_pcall, check the server's transaction state afterwards, move the
+ * version rows and record the step, then commit; on any failure roll back that step (or
+ * the whole run) and report revision, file:line, statement, SQLSTATE and message. */
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "bind/bind.h"
+#include "cancel.h"
+#include "conn.h"
+#include "log.h"
+
+static double wall_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int simple(PGconn *conn, const char *sql, lm_error *err) {
+  return lm_exec(conn, sql, 0, NULL, NULL, NULL, NULL, err);
+}
+
+/* "a b c" from indices, for the history table. */
+static char *space_ids(const lm_dag *dag, const int *idx, size_t n) {
+  size_t len = 1;
+  for (size_t i = 0; i < n; i++) len += strlen(lm_dag_id(dag, idx[i])) + 1;
+  char *s = malloc(len);
+  if (!s) return NULL;
+  s[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    if (i) strcat(s, " ");
+    strcat(s, lm_dag_id(dag, idx[i]));
+  }
+  return s;
+}
+
+/* Ids joined as Alembic prints them in "Running upgrade a, b -> c": "" for none. */
+static char *comma_ids(const lm_dag *dag, const int *idx, size_t n) {
+  if (n == 0) return strdup("");
+  return lm_dag_format_ids(dag, idx, n);
+}
+
+/* Builds the user-facing error for a failed step from the Lua error table at the top. */
+static void step_error(lm_app *app, int idx, int upgrade, const char *from, const char *to,
+                       lm_error *err) {
+  lua_State *L = app->L;
+  int e = lua_gettop(L);
+  lm_error_from_lua(L, e, LM_ERR, err);
+  const char *where = NULL, *tb = NULL;
+  if (lua_istable(L, e)) {
+    lua_getfield(L, e, "where");
+    where = lua_tostring(L, -1);
+    lua_getfield(L, e, "traceback");
+    tb = lua_tostring(L, -1);
+  }
+  const char *path = lm_dag_path(app->dag, idx);
+  const char *msg = err->message ? err->message : "error";
+  char *first = NULL;
+  size_t cap = strlen(msg) + strlen(path) + strlen(from) + strlen(to) + 256 +
+               (where ? strlen(where) : 0);
+  first = malloc(cap);
+  if (first) {
+    /* A Lua error string already starts with its own file:line. */
+    int has_where = where && strncmp(msg, where, strlen(where)) == 0;
+    if (err->sqlstate)
+      snprintf(first, cap, "%s: %s %s -> %s failed: ERROR %s: %s", where ? where : path,
+               upgrade ? "upgrade" : "downgrade", from, to, err->sqlstate, msg);
+    else
+      snprintf(first, cap, "%s%s%s %s -> %s failed: %s", has_where || !where ? "" : where,
+               has_where || !where ? "" : ": ", upgrade ? "upgrade" : "downgrade", from, to,
+               msg);
+  }
+  /* Detail: the statement, the server's detail/hint/context, then the Lua traceback. */
+  size_t dcap = 256 + (err->statement ? strlen(err->statement) : 0) +
+                (err->detail ? strlen(err->detail) : 0) + (err->context ? strlen(err->context) : 0) +
+                (tb ? strlen(tb) : 0);
+  char *detail = malloc(dcap);
+  if (detail) {
+    detail[0] = '\0';
+    size_t used = 0;
+#define ADD(...) used += (size_t)snprintf(detail + used, dcap - used, __VA_ARGS__)
+    ADD("revision %s (%s)", lm_dag_id(app->dag, idx), path);
+    if (err->statement) ADD("\nstatement: %s", err->statement);
+    if (err->position) ADD("\nposition: %d", err->position);
+    if (err->detail) ADD("\ndetail: %s", err->detail);
+    if (err->context) ADD("\ncontext: %s", err->context);
+    if (tb) ADD("\n%s", tb);
+#undef ADD
+  }
+  if (first) {
+    free(err->message);
+    err->message = first;
+  }
+  free(err->detail);
+  err->detail = detail;
+  err->code = LM_ERR;
+  lua_settop(L, e - 1);
+}
+
+static int check_tx_state(lm_app *app, int idx, const char *fn, lm_error *err) {
+  switch (PQtransactionStatus(app->conn)) {
+    case PQTRANS_INTRANS:
+      return LM_OK;
+    case PQTRANS_IDLE:
+      return lm_error_set(err, LM_ERR,
+                          "%s: %s() of revision %s ended its transaction (a COMMIT or ROLLBACK "
+                          "in op.execute?); the work before that point is committed and "
+                          "cannot be rolled back",
+                          lm_dag_path(app->dag, idx), fn, lm_dag_id(app->dag, idx));
+    case PQTRANS_INERROR:
+      return lm_error_set(err, LM_ERR,
+                          "%s: a statement failed inside %s() of revision %s and the error was "
+                          "caught; the transaction is aborted, so the migration is rolled back",
+                          lm_dag_path(app->dag, idx), fn, lm_dag_id(app->dag, idx));
+    case PQTRANS_ACTIVE:
+    case PQTRANS_UNKNOWN:
+      break;
+  }
+  return lm_error_set(err, LM_ECONN, "%s: the connection was lost during %s() of revision %s",
+                      lm_dag_path(app->dag, idx), fn, lm_dag_id(app->dag, idx));
+}
+
+/* Applies the version-table changes of one step and records it in the history table. */
+static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, double started,
+                       lm_error *err) {
+  lm_vt_op ops[64];
+  int nops = lm_dag_step(app->dag, heads, idx, upgrade, ops, 64, err);
+  if (nops < 0) return nops;
+  for (int i = 0; i < nops; i++) {
+    int rc = LM_OK;
+    switch (ops[i].kind) {
+      case LM_VT_INSERT:
+        rc = lm_vt_insert(&app->vt, app->conn, lm_dag_id(app->dag, ops[i].to), err);
+        break;
+      case LM_VT_DELETE:
+        rc = lm_vt_delete(&app->vt, app->conn, lm_dag_id(app->dag, ops[i].from), err);
+        break;
+      case LM_VT_UPDATE:
+        rc = lm_vt_update(&app->vt, app->conn, lm_dag_id(app->dag, ops[i].from),
+                          lm_dag_id(app->dag, ops[i].to), err);
+        break;
+    }
+    if (rc) return rc;
+  }
+  const int *parents;
+  size_t np = lm_dag_parents(app->dag, idx, &parents);
+  char *pids = space_ids(app->dag, parents, np);
+  const char *self = lm_dag_id(app->dag, idx);
+  char *content = NULL;
+  size_t clen = 0;
+  lm_error ignore = {0};
+  /* A file that vanished since loading still gets its step recorded, without a checksum. */
+  lm_read_file(lm_dag_path(app->dag, idx), &content, &clen, &ignore);
+  lm_error_clear(&ignore);
+  lm_vt_record rec = {
+      .revision = self,
+      .operation = upgrade ? "upgrade" : "downgrade",
+      .from_ids = upgrade ? (pids ? pids : "") : self,
+      .to_ids = upgrade ? self : (pids ? pids : ""),
+      .message = lm_dag_doc(app->dag, idx),
+      .file = lm_dag_path(app->dag, idx),
+      .content = content,
+      .content_len = clen,
+      .started_at = started,
+      .duration_ms = (wall_s() - started) * 1000.0,
+  };
+  int rc = lm_vt_record_step(&app->vt, app->conn, &rec, err);
+  free(pids);
+  free(content);
+  return rc;
+}
+
+int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade,
+                lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  int rc = LM_OK, in_tx = 0;
+  const char *fn = upgrade ? "upgrade" : "downgrade";
+  const int per_migration = app->cfg.tx_per_migration;
+
+  lm_push_conn(L, app->conn, 1);
+  int conn_idx = lua_gettop(L);
+  lua_newtable(L); /* -x arguments */
+  int x_idx = lua_gettop(L);
+  for (int i = 0; i < app->opts->nx; i++) {
+    const char *kv = app->opts->x[i];
+    const char *eq = strchr(kv, '=');
+    if (eq) {
+      lua_pushlstring(L, kv, (size_t)(eq - kv));
+      lua_pushstring(L, eq + 1);
+    } else {
+      lua_pushstring(L, kv);
+      lua_pushliteral(L, "");
+    }
+    lua_rawset(L, x_idx);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, app->envs_ref);
+  int envs = lua_gettop(L);
+
+  lm_cancel_set_conn(app->conn);
+  for (size_t s = 0; s < plan->n; s++) {
+    int idx = plan->idx[s];
+    if (lm_cancel_requested()) {
+      rc = lm_error_set(err, LM_ERR, "interrupted by signal before revision %s",
+                        lm_dag_id(app->dag, idx));
+      break;
+    }
+    const int *parents;
+    size_t np = lm_dag_parents(app->dag, idx, &parents);
+    char *pstr = comma_ids(app->dag, parents, np);
+    const char *self = lm_dag_id(app->dag, idx);
+    const char *from = upgrade ? (pstr ? pstr : "") : self;
+    const char *to = upgrade ? self : (pstr ? pstr : "");
+    lm_log_info("Running %s %s -> %s, %s", fn, from, to, lm_dag_doc(app->dag, idx));
+
+    if (!in_tx) {
+      if ((rc = simple(app->conn, "BEGIN", err))) goto step_done;
+      in_tx = 1;
+    }
+    double started = wall_s();
+    lua_rawgeti(L, envs, idx + 1);
+    lua_getfield(L, -1, fn);
+    lua_remove(L, -2);
+    lm_ctx_begin(L, conn_idx, x_idx);
+    int st = lm_pcall(L, 0, 0);
+    lm_ctx_end(L);
+    if (st != LUA_OK) {
+      step_error(app, idx, upgrade, from, to, err);
+      rc = LM_ERR;
+      goto step_done;
+    }
+    if ((rc = check_tx_state(app, idx, fn, err))) goto step_done;
+    if ((rc = record_step(app, heads, idx, upgrade, started, err))) goto step_done;
+    if (per_migration) {
+      rc = simple(app->conn, "COMMIT", err);
+      in_tx = 0;
+    }
+  step_done:
+    free(pstr);
+    if (rc) break;
+  }
+  if (rc == LM_OK && in_tx) {
+    rc = simple(app->conn, "COMMIT", err);
+    in_tx = 0;
+  }
+  if (rc != LM_OK && PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
+    lm_error rb = {0};
+    simple(app->conn, "ROLLBACK", &rb);
+    lm_error_clear(&rb);
+    lm_log_info("Rolled back %s", per_migration ? "the failed migration; the ones before it "
+                                                  "stay applied"
+                                                : "the whole run (transaction_per_migration "
+                                                  "is false)");
+  }
+  lm_cancel_set_conn(NULL);
+  lm_conn_detach(L, conn_idx);
+  lua_settop(L, top);
+  return rc;
+}
+
+/* ---- offline (--sql) --------------------------------------------------------------- */
+
+void lm_emit_sql(const char *sql) {
+  fputs(sql, stdout);
+  fputs(";\n\n", stdout);
+}
+
+static int l_emit(lua_State *L) {
+  lm_emit_sql(luaL_checkstring(L, 1));
+  return 0;
+}
+
+/* Calls require("luamigrate.offline")[fn](args on the stack) -> results; 0 or error. */
+static int offline_call(lua_State *L, const char *fn, int nargs, int nres, lm_error *err) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luamigrate.offline");
+  if (lm_pcall(L, 1, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    lua_pop(L, 1 + nargs);
+    return LM_ERR;
+  }
+  lua_getfield(L, -1, fn);
+  lua_remove(L, -2);
+  lua_insert(L, -1 - nargs);
+  if (lm_pcall(L, nargs, nres) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    lua_pop(L, 1);
+    return LM_ERR;
+  }
+  return LM_OK;
+}
+
+int lm_emit_offline_ddl(lm_app *app, lm_error *err) {
+  lua_State *L = app->L;
+  lua_pushstring(L, app->cfg.version_table);
+  if (offline_call(L, "create_tables", 1, 1, err)) return LM_ERR;
+  for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+    lm_emit_sql(lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return LM_OK;
+}
+
+int lm_vt_apply(lm_app *app, int offline, lm_vt_kind kind, const char *from, const char *to,
+                lm_error *err) {
+  if (!offline) {
+    switch (kind) {
+      case LM_VT_INSERT: return lm_vt_insert(&app->vt, app->conn, to, err);
+      case LM_VT_DELETE: return lm_vt_delete(&app->vt, app->conn, from, err);
+      case LM_VT_UPDATE: return lm_vt_update(&app->vt, app->conn, from, to, err);
+    }
+    return LM_ERR;
+  }
+  lua_State *L = app->L;
+  lua_pushstring(L, app->cfg.version_table);
+  lua_pushstring(L, kind == LM_VT_INSERT ? "insert" : kind == LM_VT_DELETE ? "delete" : "update");
+  lua_pushstring(L, from ? from : "");
+  lua_pushstring(L, to ? to : "");
+  if (offline_call(L, "version_row", 4, 1, err)) return LM_ERR;
+  lm_emit_sql(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return LM_OK;
+}
+
+static void push_id_list(lua_State *L, const lm_dag *dag, const int *idx, size_t n) {
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushstring(L, lm_dag_id(dag, idx[i]));
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade,
+                        int from_base, lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  int rc = LM_OK, in_tx = 0;
+  const char *fn = upgrade ? "upgrade" : "downgrade";
+  const int per_migration = app->cfg.tx_per_migration;
+  lua_pushcfunction(L, l_emit);
+  int emit_idx = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, app->envs_ref);
+  int envs = lua_gettop(L);
+
+  if (from_base && upgrade) {
+    fputs("BEGIN;\n\n", stdout);
+    in_tx = 1;
+    if ((rc = lm_emit_offline_ddl(app, err))) goto done;
+  }
+  for (size_t s = 0; s < plan->n; s++) {
+    int idx = plan->idx[s];
+    const int *parents;
+    size_t np = lm_dag_parents(app->dag, idx, &parents);
+    char *pstr = comma_ids(app->dag, parents, np);
+    const char *self = lm_dag_id(app->dag, idx);
+    if (!in_tx) {
+      fputs("BEGIN;\n\n", stdout);
+      in_tx = 1;
+    }
+    printf("-- Running %s %s -> %s\n\n", fn, upgrade ? (pstr ? pstr : "") : self,
+           upgrade ? self : (pstr ? pstr : ""));
+    lua_rawgeti(L, envs, idx + 1);
+    lua_getfield(L, -1, fn);
+    lua_remove(L, -2);
+    lm_ctx_begin_offline(L, emit_idx, 0);
+    int st = lm_pcall(L, 0, 0);
+    lm_ctx_end(L);
+    if (st != LUA_OK) {
+      step_error(app, idx, upgrade, upgrade ? (pstr ? pstr : "") : self,
+                 upgrade ? self : (pstr ? pstr : ""), err);
+      free(pstr);
+      rc = LM_ERR;
+      goto done;
+    }
+    free(pstr);
+    lm_vt_op ops[64];
+    int nops = lm_dag_step(app->dag, heads, idx, upgrade, ops, 64, err);
+    if (nops < 0) {
+      rc = nops;
+      goto done;
+    }
+    for (int i = 0; i < nops && rc == LM_OK; i++)
+      rc = lm_vt_apply(app, 1, ops[i].kind,
+                       ops[i].kind == LM_VT_INSERT ? NULL : lm_dag_id(app->dag, ops[i].from),
+                       ops[i].kind == LM_VT_DELETE ? NULL : lm_dag_id(app->dag, ops[i].to), err);
+    if (rc) goto done;
+    /* history row */
+    lua_pushstring(L, app->cfg.version_table);
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, self);
+    lua_setfield(L, -2, "revision");
+    lua_pushstring(L, fn);
+    lua_setfield(L, -2, "operation");
+    if (upgrade) push_id_list(L, app->dag, parents, np);
+    else push_id_list(L, app->dag, &idx, 1);
+    lua_setfield(L, -2, "from");
+    if (upgrade) push_id_list(L, app->dag, &idx, 1);
+    else push_id_list(L, app->dag, parents, np);
+    lua_setfield(L, -2, "to");
+    lua_pushstring(L, lm_dag_doc(app->dag, idx));
+    lua_setfield(L, -2, "message");
+    lua_pushstring(L, lm_dag_path(app->dag, idx));
+    lua_setfield(L, -2, "file");
+    lua_pushliteral(L, LM_VERSION);
+    lua_setfield(L, -2, "version");
+    if ((rc = offline_call(L, "history_row", 2, 1, err))) goto done;
+    lm_emit_sql(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (per_migration) {
+      fputs("COMMIT;\n\n", stdout);
+      in_tx = 0;
+    }
+  }
+  if (in_tx) fputs("COMMIT;\n\n", stdout);
+done:
+  fflush(stdout);
+  lua_settop(L, top);
+  return rc;
+}

@@ -1,0 +1,215 @@
+/* Version table and applied-steps history: DDL, reads, row-count-checked changes. */
+#include "version_table.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+static char *quote_ident(PGconn *conn, const char *s, size_t len) {
+  char *q = PQescapeIdentifier(conn, s, len);
+  if (!q) return NULL;
+  char *copy = strdup(q);
+  PQfreemem(q);
+  return copy;
+}
+
+static char *join2(const char *a, const char *dot, const char *b) {
+  size_t n = strlen(a) + strlen(dot) + strlen(b) + 1;
+  char *s = malloc(n);
+  if (s) snprintf(s, n, "%s%s%s", a, dot, b);
+  return s;
+}
+
+int lm_vt_init(lm_vt *vt, PGconn *conn, const char *name, lm_error *err) {
+  int rc = LM_OK;
+  char *schema = NULL, *table = NULL, *hist = NULL, *histname = NULL;
+  memset(vt, 0, sizeof *vt);
+  const char *dot = strchr(name, '.');
+  const char *tname = dot ? dot + 1 : name;
+  if (!*name || !*tname || strlen(tname) > 55)
+    return lm_error_set(err, LM_EUSAGE, "invalid version_table '%s'", name);
+  if (dot) schema = quote_ident(conn, name, (size_t)(dot - name));
+  table = quote_ident(conn, tname, strlen(tname));
+  histname = join2(tname, "", "_history");
+  hist = histname ? quote_ident(conn, histname, strlen(histname)) : NULL;
+  if (!table || !hist || (dot && !schema)) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  vt->table = schema ? join2(schema, ".", table) : strdup(table);
+  vt->history = schema ? join2(schema, ".", hist) : strdup(hist);
+  if (!vt->table || !vt->history) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+cleanup:
+  free(schema);
+  free(table);
+  free(hist);
+  free(histname);
+  if (rc) lm_vt_free(vt);
+  return rc;
+}
+
+void lm_vt_free(lm_vt *vt) {
+  free(vt->table);
+  free(vt->history);
+  memset(vt, 0, sizeof *vt);
+}
+
+static int exec_fmt(PGconn *conn, lm_error *err, PGresult **res, int n, const char *const *vals,
+                    const char *fmt, const char *a, const char *b) {
+  char sql[2048];
+  snprintf(sql, sizeof sql, fmt, a, b);
+  return lm_exec(conn, sql, n, vals, NULL, NULL, res, err);
+}
+
+static int table_exists(PGconn *conn, const char *quoted, int *exists, lm_error *err) {
+  PGresult *res = NULL;
+  const char *vals[1] = {quoted};
+  int rc = lm_exec(conn, "SELECT to_regclass($1) IS NOT NULL", 1, vals, NULL, NULL, &res, err);
+  if (rc) return rc;
+  *exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+  PQclear(res);
+  return LM_OK;
+}
+
+/* Creates what is missing. Runs under the migration lock, so checking first is race-free
+ * and spares every run the server's "already exists, skipping" notices. */
+int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
+  int have_vt = 0, have_hist = 0;
+  int rc = table_exists(conn, vt->table, &have_vt, err);
+  if (!rc) rc = table_exists(conn, vt->history, &have_hist, err);
+  if (rc || (have_vt && have_hist)) return rc;
+  if (!have_vt) rc = exec_fmt(conn, err, NULL, 0, NULL,
+                    "CREATE TABLE IF NOT EXISTS %s (\n"
+                    "    version_num varchar(32) NOT NULL PRIMARY KEY\n"
+                    ")%s",
+                    vt->table, "");
+  if (rc || have_hist) return rc;
+  return exec_fmt(
+      conn, err, NULL, 0, NULL,
+      "CREATE TABLE IF NOT EXISTS %s (\n"
+      "    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+      "    revision varchar(32) NOT NULL,\n"
+      "    operation text NOT NULL CHECK (operation IN ('upgrade', 'downgrade', 'stamp')),\n"
+      "    from_revisions varchar(32)[] NOT NULL,\n"
+      "    to_revisions varchar(32)[] NOT NULL,\n"
+      "    message text,\n"
+      "    file text,\n"
+      "    checksum text,\n"
+      "    started_at timestamptz NOT NULL,\n"
+      "    duration_ms double precision NOT NULL,\n"
+      "    db_user text NOT NULL DEFAULT current_user,\n"
+      "    os_user text,\n"
+      "    hostname text,\n"
+      "    luamigrate_version text NOT NULL\n"
+      ")%s",
+      vt->history, "");
+}
+
+void lm_vt_free_ids(char **ids, size_t n) {
+  if (!ids) return;
+  for (size_t i = 0; i < n; i++) free(ids[i]);
+  free(ids);
+}
+
+int lm_vt_read(lm_vt *vt, PGconn *conn, char ***ids, size_t *n, lm_error *err) {
+  PGresult *res = NULL;
+  *ids = NULL;
+  *n = 0;
+  int exists = 0;
+  int rc = table_exists(conn, vt->table, &exists, err);
+  if (rc || !exists) return rc;
+  rc = exec_fmt(conn, err, &res, 0, NULL, "SELECT version_num FROM %s ORDER BY version_num%s",
+                vt->table, "");
+  if (rc) return rc;
+  size_t rows = (size_t)PQntuples(res);
+  char **out = calloc(rows ? rows : 1, sizeof *out);
+  if (!out) {
+    PQclear(res);
+    return lm_error_set(err, LM_ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < rows; i++) {
+    out[i] = strdup(PQgetvalue(res, (int)i, 0));
+    if (!out[i]) {
+      lm_vt_free_ids(out, i);
+      PQclear(res);
+      return lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+  }
+  PQclear(res);
+  *ids = out;
+  *n = rows;
+  return LM_OK;
+}
+
+static int expect_one(PGresult *res, lm_vt *vt, const char *what, const char *a, const char *b,
+                      lm_error *err) {
+  const char *t = PQcmdTuples(res);
+  int rows = t && *t ? atoi(t) : 0;
+  PQclear(res);
+  if (rows == 1) return LM_OK;
+  if (b)
+    return lm_error_set(err, LM_ERR,
+                        "expected to match one row when %s '%s' to '%s' in %s; %d found "
+                        "(was the version table changed by hand?)",
+                        what, a, b, vt->table, rows);
+  return lm_error_set(err, LM_ERR,
+                      "expected to match one row when %s '%s' in %s; %d found (was the "
+                      "version table changed by hand?)",
+                      what, a, vt->table, rows);
+}
+
+int lm_vt_insert(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
+  PGresult *res = NULL;
+  const char *vals[1] = {id};
+  int rc = exec_fmt(conn, err, &res, 1, vals, "INSERT INTO %s (version_num) VALUES ($1)%s",
+                    vt->table, "");
+  return rc ? rc : expect_one(res, vt, "inserting", id, NULL, err);
+}
+
+int lm_vt_delete(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
+  PGresult *res = NULL;
+  const char *vals[1] = {id};
+  int rc = exec_fmt(conn, err, &res, 1, vals, "DELETE FROM %s WHERE version_num = $1%s",
+                    vt->table, "");
+  return rc ? rc : expect_one(res, vt, "deleting", id, NULL, err);
+}
+
+int lm_vt_update(lm_vt *vt, PGconn *conn, const char *from, const char *to, lm_error *err) {
+  PGresult *res = NULL;
+  const char *vals[2] = {to, from};
+  int rc = exec_fmt(conn, err, &res, 2, vals,
+                    "UPDATE %s SET version_num = $1 WHERE version_num = $2%s", vt->table, "");
+  return rc ? rc : expect_one(res, vt, "updating", from, to, err);
+}
+
+int lm_vt_purge(lm_vt *vt, PGconn *conn, lm_error *err) {
+  return exec_fmt(conn, err, NULL, 0, NULL, "DELETE FROM %s%s", vt->table, "");
+}
+
+int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error *err) {
+  char started[64], duration[64], host[256] = "";
+  snprintf(started, sizeof started, "%.6f", rec->started_at);
+  snprintf(duration, sizeof duration, "%.3f", rec->duration_ms);
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  const char *user = getenv("USER");
+  if (!user) user = getenv("LOGNAME");
+  const char *vals[11] = {rec->revision, rec->operation, rec->from_ids, rec->to_ids,
+                          rec->message, rec->file, rec->content, started, duration, user,
+                          host[0] ? host : NULL};
+  int lens[11] = {0};
+  int fmts[11] = {0};
+  lens[6] = (int)rec->content_len;
+  fmts[6] = 1; /* file bytes go binary: any encoding, any byte */
+  char sql[2048];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO %s (revision, operation, from_revisions, to_revisions, message, file, "
+           "checksum, started_at, duration_ms, os_user, hostname, luamigrate_version) "
+           "VALUES ($1, $2, string_to_array($3, ' '), string_to_array($4, ' '), $5, $6, "
+           "encode(sha256($7::bytea), 'hex'), to_timestamp($8::double precision), $9, $10, "
+           "$11, '" LM_VERSION "')",
+           vt->history);
+  return lm_exec(conn, sql, 11, vals, lens, fmts, NULL, err);
+}

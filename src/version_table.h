@@ -1,0 +1,49 @@
+/* The version table (one row per current head, as Alembic's) and the applied-steps history
+ * table beside it (<version_table>_history: who applied what, when, how long, checksum).
+ * No Lua here. */
+#ifndef LM_VERSION_TABLE_H
+#define LM_VERSION_TABLE_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "error.h"
+
+/* Quoted names for a (possibly schema-qualified) version table. */
+typedef struct lm_vt {
+  char *table;   /* e.g. "public"."luamigrate_version" or "luamigrate_version" */
+  char *history; /* same, with "_history" appended to the table part */
+} lm_vt;
+
+int lm_vt_init(lm_vt *vt, PGconn *conn, const char *name, lm_error *err);
+void lm_vt_free(lm_vt *vt);
+
+/* Creates both tables if missing. */
+int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err);
+
+/* Reads the version rows (ids malloc'd, sorted). A missing table reads as no rows. */
+int lm_vt_read(lm_vt *vt, PGconn *conn, char ***ids, size_t *n, lm_error *err);
+void lm_vt_free_ids(char **ids, size_t n);
+
+/* Row changes; each checks that exactly one row matched. */
+int lm_vt_insert(lm_vt *vt, PGconn *conn, const char *id, lm_error *err);
+int lm_vt_delete(lm_vt *vt, PGconn *conn, const char *id, lm_error *err);
+int lm_vt_update(lm_vt *vt, PGconn *conn, const char *from, const char *to, lm_error *err);
+int lm_vt_purge(lm_vt *vt, PGconn *conn, lm_error *err);
+
+typedef struct lm_vt_record {
+  const char *revision;
+  const char *operation; /* "upgrade", "downgrade", "stamp" */
+  const char *from_ids;  /* space-separated, "" for none */
+  const char *to_ids;
+  const char *message;
+  const char *file;
+  const char *content; /* file bytes for the checksum (sha256 on the server); may be NULL */
+  size_t content_len;
+  double started_at; /* Unix epoch seconds */
+  double duration_ms;
+} lm_vt_record;
+
+int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error *err);
+
+#endif
