@@ -502,7 +502,8 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
     if (colon) a->pos[0] = (char *)tgt;
   } else {
     if ((rc = connect_db(app, err)) || (rc = lock_db(app, err))) goto cleanup;
-    if ((rc = read_heads(app, &heads, err))) goto cleanup;
+    /* --purge starts from no rows: the stored ones may name revisions no file defines */
+    if (!a->purge && (rc = read_heads(app, &heads, err))) goto cleanup;
   }
   for (int i = 0; i < a->npos; i++) {
     lm_revset one = {0};

@@ -1,0 +1,87 @@
+-- A migration that fails: only it is rolled back, the message says where and why, and a
+-- fixed file then applies.
+local pg = require "helpers.pg"
+local cli = require "helpers.cli"
+
+describe("a failing migration", function()
+  local dir, url, dbname
+
+  after_each(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  local function setup(files, config)
+    dir = cli.project { files = files, config = config }
+    url, dbname = pg.new_db()
+  end
+
+  local function run(...)
+    return cli.run({ "--url", url, ... }, { cwd = dir })
+  end
+
+  it("rolls back only itself and names revision, file:line, SQLSTATE and statement", function()
+    local files, ids = cli.chain(10, { broken = 5 })
+    setup(files)
+    local r = run("upgrade", "head")
+    assert.equal(1, r.code)
+    assert.equal(ids[4], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    assert.equal("4", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'"))
+    assert.equal("", pg.psql(url, "SELECT to_regclass('t5')"))
+    local first = r.err:match("luamigrate: [^\n]*")
+    assert.truthy(first:find("luamigrate: migrations/versions/" .. ids[5] .. "_step_5.lua:12: upgrade "
+      .. ids[4] .. " -> " .. ids[5] .. " failed: ERROR 42P01: relation \"no_such_table\" does not exist", 1, true), r.err)
+    assert.truthy(r.err:find("statement: INSERT INTO no_such_table VALUES (1)", 1, true), r.err)
+    assert.truthy(r.err:find("stack traceback", 1, true))
+    -- fix the file: the rest applies
+    local path = dir .. "/migrations/versions/" .. ids[5] .. "_step_5.lua"
+    cli.write(path, (cli.slurp(path):gsub('  op.execute%("INSERT INTO no_such_table VALUES %(1%)"%)\n', "")))
+    r = run("upgrade", "head")
+    assert.equal(0, r.code, r.err)
+    assert.equal(ids[10], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    assert.equal("10", pg.psql(url, "SELECT count(*) FROM migration_log"))
+  end)
+
+  it("rolls back the whole run when transaction_per_migration is false", function()
+    local files = cli.chain(6, { broken = 4 })
+    setup(files, 'script_location = "migrations"\ntransaction_per_migration = false\n')
+    local r = run("upgrade", "head")
+    assert.equal(1, r.code)
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'"))
+    assert.equal("", pg.psql(url, "SELECT coalesce(string_agg(version_num, ','), '') FROM luamigrate_version"))
+  end)
+
+  it("reports a Lua runtime error with file:line", function()
+    setup { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil,
+      '  op.execute("CREATE TABLE kept (id int)")\n  local t = nil\n  return t.field') }
+    local r = run("upgrade", "head")
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("migrations/versions/aaaa_x.lua:11: attempt to index a nil value", 1, true), r.err)
+    assert.equal("", pg.psql(url, "SELECT to_regclass('kept')"))
+  end)
+
+  it("refuses a migration that commits its own transaction", function()
+    setup { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil, '  op.execute("COMMIT")') }
+    local r = run("upgrade", "head")
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("ended its transaction", 1, true), r.err)
+  end)
+
+  it("refuses a migration that swallowed a SQL error", function()
+    setup { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil,
+      '  op.execute("CREATE TABLE kept (id int)")\n  pcall(op.execute, "SELECT * FROM nothing_here")') }
+    local r = run("upgrade", "head")
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("a statement failed inside upgrade() of revision aaaa and the error was caught", 1, true), r.err)
+    assert.equal("", pg.psql(url, "SELECT to_regclass('kept')"))
+  end)
+
+  it("names the statement of a non-transactional command run inside the transaction", function()
+    setup { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil,
+      '  op.execute("CREATE TABLE k (id int)")\n  op.execute("CREATE INDEX CONCURRENTLY k_i ON k (id)")') }
+    local r = run("upgrade", "head")
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("ERROR 25001: CREATE INDEX CONCURRENTLY cannot run inside a transaction block", 1, true), r.err)
+    assert.equal("", pg.psql(url, "SELECT to_regclass('k')"))
+  end)
+end)

@@ -1,0 +1,82 @@
+-- The connection object migrations get from op.get_bind(), used in-process.
+local pg = require "helpers.pg"
+local core = require "luamigrate.core"
+
+describe("luamigrate.core connections", function()
+  local url, dbname, conn
+
+  setup(function()
+    url, dbname = pg.new_db()
+    conn = core.connect(url)
+  end)
+
+  teardown(function()
+    conn:close()
+    pg.drop_db(dbname)
+  end)
+
+  it("binds parameters of every Lua type", function()
+    local rows = conn:query("SELECT $1::int AS i, $2::text AS t, $3::bool AS b, $4::float8 AS f, $5::text AS n",
+      42, "it's \"quoted\" ünïcode; DROP TABLE x", true, 0.1, nil)
+    assert.equal(1, #rows)
+    assert.equal(42, rows[1].i)
+    assert.equal(math.type(rows[1].i), "integer")
+    assert.equal("it's \"quoted\" ünïcode; DROP TABLE x", rows[1].t)
+    assert.is_true(rows[1].b)
+    assert.equal(0.1, rows[1].f)
+    assert.is_nil(rows[1].n)
+  end)
+
+  it("returns affected row counts from execute", function()
+    conn:execute("CREATE TABLE IF NOT EXISTS c1 (id int)")
+    assert.equal(3, conn:execute("INSERT INTO c1 SELECT generate_series(1, 3)"))
+    assert.equal(2, conn:execute("DELETE FROM c1 WHERE id > $1", 1))
+  end)
+
+  it("raises structured errors with SQLSTATE and statement", function()
+    local ok, err = pcall(conn.query, conn, "SELECT * FROM no_such_table")
+    assert.is_false(ok)
+    assert.equal("42P01", err.sqlstate)
+    assert.equal('relation "no_such_table" does not exist', err.message)
+    assert.equal("SELECT * FROM no_such_table", err.statement)
+    assert.equal(15, err.position)
+    assert.equal('relation "no_such_table" does not exist (SQLSTATE 42P01)', tostring(err))
+  end)
+
+  it("reports the transaction state", function()
+    assert.equal("idle", conn:status())
+    conn:execute("BEGIN")
+    assert.equal("intrans", conn:status())
+    pcall(conn.execute, conn, "SELECT 1/0")
+    assert.equal("inerror", conn:status())
+    conn:execute("ROLLBACK")
+    assert.equal("idle", conn:status())
+  end)
+
+  it("refuses to bind tables and to run on a closed connection", function()
+    assert.has_error(function() conn:query("SELECT $1", {}) end, "parameter $1: cannot bind a table value")
+    local c2 = core.connect(url)
+    c2:close()
+    c2:close()
+    assert.equal("closed", c2:status())
+    assert.has_error(function() c2:query("SELECT 1") end, "attempt to use a closed connection")
+  end)
+
+  it("fails to connect with a clear message", function()
+    local ok, err = pcall(core.connect, "host=" .. pg.host .. " port=" .. pg.port .. " dbname=no_such_db_here user=postgres")
+    assert.is_false(ok)
+    assert.truthy(err.message:find('database "no_such_db_here" does not exist', 1, true), err.message)
+  end)
+
+  it("holds the migration lock until released", function()
+    local a = core.lock(url, "vt")
+    local ok, err = pcall(core.lock, url, "vt", 0.2)
+    assert.is_false(ok)
+    assert.truthy(err.message:find("could not obtain the migration lock for 'vt' within 0.2 s: held by pid", 1, true))
+    a:release()
+    local b = core.lock(url, "vt", 1)
+    assert.is_true(b:held())
+    b:release()
+    assert.is_false(b:held())
+  end)
+end)
