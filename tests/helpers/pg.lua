@@ -15,10 +15,14 @@ local function shell_quote(s)
 end
 M.shell_quote = shell_quote
 
+-- Under the sanitizer run the busted process has libasan preloaded; libpq's own client
+-- programs deadlock at exit with it, so PostgreSQL tools always run without it.
+M.tool = os.getenv("LD_PRELOAD") and "env -u LD_PRELOAD " or ""
+
 -- Runs sql with psql against conninfo; returns trimmed stdout, or raises with stderr.
 function M.psql(conninfo, sql)
   local errfile = os.tmpname()
-  local cmd = ("psql -XAtq -v ON_ERROR_STOP=1 -d %s -c %s 2>%s"):format(
+  local cmd = (M.tool .. "psql -XAtq -v ON_ERROR_STOP=1 -d %s -c %s 2>%s"):format(
     shell_quote(conninfo), shell_quote(sql), errfile)
   local p = assert(io.popen(cmd))
   local out = p:read("a")
@@ -50,7 +54,7 @@ end
 
 -- pg_dump output without the random \restrict token newer pg_dump versions add.
 local function dump(conninfo, flags)
-  local p = assert(io.popen(("pg_dump %s --no-owner --no-privileges -d %s 2>&1"):format(flags,
+  local p = assert(io.popen((M.tool .. "pg_dump %s --no-owner --no-privileges -d %s 2>&1"):format(flags,
     shell_quote(conninfo))))
   local out = p:read("a")
   assert(p:close(), "pg_dump failed: " .. out)
