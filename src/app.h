@@ -42,6 +42,7 @@ typedef struct lm_app {
   PGconn *conn;
   lm_lock lock;
   lm_vt vt;
+  int dry_run; /* upgrade/downgrade --dry-run: one transaction, traced, rolled back */
 } lm_app;
 
 /* config.c */
@@ -56,7 +57,9 @@ int lm_loader_load(lm_app *app, lm_error *err);
 int lm_read_file(const char *path, char **data, size_t *len, lm_error *err);
 
 /* runner.c: applies `plan` (upgrade or downgrade steps) to the database. `heads` holds
- * the current heads and is updated as steps commit. */
+ * the current heads and is updated as steps commit. A transaction already open on
+ * app->conn is continued. With app->dry_run every statement is printed with its timing,
+ * autocommit blocks are listed and skipped, and the transaction is rolled back at the end. */
 int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade,
                 lm_error *err);
 

@@ -16,14 +16,19 @@ static const lm_command_help HELP[] = {
      "  --branch-label LABEL    give the revision a branch label\n"
      "  --depends-on REV        add a dependency (repeatable)\n",
      "luamigrate revision -m \"add EMPLOYEE role\""},
-    {"upgrade", "luamigrate upgrade [--sql] TARGET", "Upgrade the database to TARGET.",
+    {"upgrade", "luamigrate upgrade [--sql | --dry-run] TARGET", "Upgrade the database to TARGET.",
      "  TARGET: head, heads, a revision id or unique prefix, +N, REV+N\n"
      "  --sql                   print the SQL script instead of running it (no database\n"
-     "                          needed); TARGET may be START:END\n",
+     "                          needed); TARGET may be START:END\n"
+     "  --dry-run               run the migrations in one transaction, print every\n"
+     "                          statement with its timing, then roll everything back\n"
+     "                          (autocommit blocks are listed, not run)\n",
      "luamigrate upgrade head"},
-    {"downgrade", "luamigrate downgrade [--sql] TARGET", "Revert the database to TARGET.",
+    {"downgrade", "luamigrate downgrade [--sql | --dry-run] TARGET", "Revert the database to TARGET.",
      "  TARGET: base, a revision id or unique prefix, -N, REV-N\n"
-     "  --sql                   print the SQL script for START:END instead of running it\n", "luamigrate downgrade -1"},
+     "  --sql                   print the SQL script for START:END instead of running it\n"
+     "  --dry-run               run the downgrade in one transaction, print every\n"
+     "                          statement with its timing, then roll everything back\n", "luamigrate downgrade -1"},
     {"current", "luamigrate current [-v]", "Show the database's current revision(s).",
      "  -v, --verbose           show full details and the (redacted) database URL\n",
      "luamigrate current"},

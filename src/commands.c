@@ -63,7 +63,7 @@ static void sb_strs(sbuf *b, const char *const *v, size_t n) {
 typedef struct cmdargs {
   const char *pos[64];
   int npos;
-  int verbose, purge, splice, help, sql;
+  int verbose, purge, splice, help, sql, dry_run;
   const char *message, *rev_id, *head, *rev_range, *branch_label;
   const char *depends[32];
   int ndeps;
@@ -100,6 +100,8 @@ static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err
       a->verbose = 1;
     } else if (ALLOWED("sql") && !strcmp(s, "--sql")) {
       a->sql = 1;
+    } else if (ALLOWED("dry-run") && !strcmp(s, "--dry-run")) {
+      a->dry_run = 1;
     } else if (ALLOWED("purge") && !strcmp(s, "--purge")) {
       a->purge = 1;
     } else if (ALLOWED("splice") && !strcmp(s, "--splice")) {
@@ -307,6 +309,10 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   int rc = want_positional(app->opts, a, 1, 1, "TARGET", err);
   if (rc) return rc;
   const char *expr = a->pos[0];
+  if (a->sql && a->dry_run)
+    return lm_error_set(err, LM_EUSAGE, "%s: --sql and --dry-run exclude each other (--sql "
+                        "needs no database; --dry-run runs against it and rolls back)",
+                        upgrade ? "upgrade" : "downgrade");
   if (a->sql) {
     if (!upgrade && !strchr(expr, ':'))
       return lm_error_set(err, LM_EUSAGE, "downgrade with --sql requires <fromrev>:<torev>");
@@ -326,9 +332,12 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
     return lm_error_set(err, LM_EUSAGE,
                         "Range revision not allowed: '%s' (ranges A:B are for --sql output)",
                         expr);
-  if ((rc = connect_db(app, err)) || (rc = lock_db(app, err)) ||
-      (rc = read_heads(app, &heads, err)))
+  app->dry_run = a->dry_run;
+  if ((rc = connect_db(app, err))) goto cleanup;
+  /* A dry run creates even the version tables inside the transaction it rolls back. */
+  if (a->dry_run && (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err)))
     goto cleanup;
+  if ((rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
   rc = lm_dag_resolve(app->dag, expr, &heads,
                       upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, err);
   if (rc < 0) goto cleanup;
@@ -855,8 +864,8 @@ static int cmd_downgrade(lm_app *app, cmdargs *a, lm_error *err) { return cmd_mi
 static const command COMMANDS[] = {
     {"init", "", 0, cmd_init},
     {"revision", "message rev-id head splice branch-label depends-on ", 1, cmd_revision},
-    {"upgrade", "sql ", 1, cmd_upgrade},
-    {"downgrade", "sql ", 1, cmd_downgrade},
+    {"upgrade", "sql dry-run ", 1, cmd_upgrade},
+    {"downgrade", "sql dry-run ", 1, cmd_downgrade},
     {"current", "verbose ", 1, cmd_current},
     {"heads", "verbose ", 1, cmd_heads},
     {"history", "verbose rev-range ", 1, cmd_history},

@@ -174,16 +174,50 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
   return rc;
 }
 
+/* Dry runs: ctx.emit while an autocommit block's statements are listed, not run. */
+static int l_dry_skip(lua_State *L) {
+  const char *sql = luaL_checkstring(L, 1);
+  printf("-- skipped (autocommit block; a dry run cannot leave its transaction):\n");
+  for (const char *p = sql; *p;) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl ? (size_t)(nl - p) : strlen(p);
+    printf("--   %.*s\n", (int)len, p);
+    if (!nl) break;
+    p = nl + 1;
+  }
+  putchar('\n');
+  fflush(stdout);
+  return 0;
+}
+
+/* Dry runs: ctx.autocommit_block(fn). Runs fn with the context switched to listing, so its
+ * statements are shown and none is sent; the surrounding transaction stays open. */
+static int l_dry_autocommit(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_getfield(L, LUA_REGISTRYINDEX, LM_CTX_KEY);
+  int ctx = lua_gettop(L);
+  lua_pushcfunction(L, l_dry_skip);
+  lua_setfield(L, ctx, "emit");
+  lua_pushvalue(L, 1);
+  int st = lm_pcall(L, 0, 0);
+  lua_pushnil(L);
+  lua_setfield(L, ctx, "emit");
+  if (st != LUA_OK) return lua_error(L);
+  return 0;
+}
+
 int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade,
                 lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L);
-  int rc = LM_OK, in_tx = 0;
+  int rc = LM_OK;
+  int in_tx = PQtransactionStatus(app->conn) == PQTRANS_INTRANS;
   const char *fn = upgrade ? "upgrade" : "downgrade";
-  const int per_migration = app->cfg.tx_per_migration;
+  const int per_migration = app->cfg.tx_per_migration && !app->dry_run;
 
   lm_push_conn(L, app->conn, 1);
   int conn_idx = lua_gettop(L);
+  if (app->dry_run) lm_conn_set_trace(L, conn_idx, 1);
   lua_newtable(L); /* -x arguments */
   int x_idx = lua_gettop(L);
   for (int i = 0; i < app->opts->nx; i++) {
@@ -226,6 +260,12 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lua_getfield(L, -1, fn);
     lua_remove(L, -2);
     lm_ctx_begin(L, conn_idx, x_idx);
+    if (app->dry_run) {
+      lua_getfield(L, LUA_REGISTRYINDEX, LM_CTX_KEY);
+      lua_pushcfunction(L, l_dry_autocommit);
+      lua_setfield(L, -2, "autocommit_block");
+      lua_pop(L, 1);
+    }
     int st = lm_pcall(L, 0, 0);
     lm_ctx_end(L);
     if (st != LUA_OK) {
@@ -243,6 +283,24 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     free(pstr);
     if (rc) break;
   }
+  if (app->dry_run) {
+    lm_error rb = {0};
+    int rbrc = PQtransactionStatus(app->conn) == PQTRANS_IDLE
+                   ? LM_OK
+                   : simple(app->conn, "ROLLBACK", &rb);
+    if (rc == LM_OK && rbrc != LM_OK) {
+      rc = rbrc;
+      *err = rb;
+    } else {
+      lm_error_clear(&rb);
+    }
+    if (rc == LM_OK)
+      lm_log_info("Dry run: %zu migration%s ran and %s rolled back; the database is unchanged",
+                  plan->n, plan->n == 1 ? "" : "s", plan->n == 1 ? "was" : "were");
+    else
+      lm_log_info("Dry run failed; everything it did was rolled back");
+    goto out;
+  }
   if (rc == LM_OK && in_tx) {
     rc = simple(app->conn, "COMMIT", err);
     in_tx = 0;
@@ -256,6 +314,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
                                                 : "the whole run (transaction_per_migration "
                                                   "is false)");
   }
+out:
   lm_cancel_set_conn(NULL);
   lm_conn_detach(L, conn_idx);
   lua_settop(L, top);

@@ -25,6 +25,8 @@ void lm_error_from_lua(lua_State *L, int idx, int code, lm_error *err);
  * userdata at idx "closed" without touching the connection (end of a migration run). */
 void lm_push_conn(lua_State *L, PGconn *conn, int borrowed);
 void lm_conn_detach(lua_State *L, int idx);
+/* Dry runs: the Conn at idx prints every statement with its parameters and timing. */
+void lm_conn_set_trace(lua_State *L, int idx, int on);
 /* Puts an owned connection into the (empty) Conn box at idx. */
 void lm_conn_attach(lua_State *L, int idx, PGconn *conn);
 
@@ -34,6 +36,7 @@ int lm_raise_error(lua_State *L, lm_error *err);
 /* Run context: the table op.* finds via core.context(). lm_ctx_begin pushes nothing and
  * stores a new context {conn=<Conn at conn_idx>, x=<table at x_idx or empty>, offline=};
  * lm_ctx_end clears it. */
+#define LM_CTX_KEY "luamigrate.ctx" /* registry field holding the run context */
 void lm_ctx_begin(lua_State *L, int conn_idx, int x_idx);
 /* Offline (--sql) context: op.* hand statements to the function at emit_idx. */
 void lm_ctx_begin_offline(lua_State *L, int emit_idx, int x_idx);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bind.h"
 #include "conn.h"
@@ -11,16 +12,27 @@
 typedef struct luaconn {
   PGconn *conn; /* NULL once closed or detached */
   int borrowed; /* not ours to PQfinish */
+  int trace;    /* print each statement, its parameters and timing (dry runs) */
 } luaconn;
 
 typedef struct luaresult {
   PGresult *res;
 } luaresult;
 
+int luaopen_luamigrate_conn(lua_State *L);
+
 void lm_push_conn(lua_State *L, PGconn *conn, int borrowed) {
+  /* The metatables exist once luamigrate.core is loaded; a run whose files never required
+   * it (an empty project) still needs them. */
+  if (luaL_getmetatable(L, "luamigrate.Conn") == LUA_TNIL) {
+    lua_pop(L, 1);
+    luaopen_luamigrate_conn(L);
+  }
+  lua_pop(L, 1);
   luaconn *c = lua_newuserdatauv(L, sizeof *c, 0);
   c->conn = NULL;
   c->borrowed = borrowed;
+  c->trace = 0;
   luaL_setmetatable(L, "luamigrate.Conn");
   c->conn = conn;
 }
@@ -36,10 +48,15 @@ void lm_conn_detach(lua_State *L, int idx) {
   c->conn = NULL;
 }
 
-static PGconn *checkconn(lua_State *L) {
+void lm_conn_set_trace(lua_State *L, int idx, int on) {
+  luaconn *c = luaL_checkudata(L, idx, "luamigrate.Conn");
+  c->trace = on;
+}
+
+static luaconn *checkbox(lua_State *L) {
   luaconn *c = luaL_checkudata(L, 1, "luamigrate.Conn");
   if (!c->conn) luaL_error(L, "attempt to use a closed connection");
-  return c->conn;
+  return c;
 }
 
 /* __gc, __close and :close(): idempotent. */
@@ -96,9 +113,28 @@ static int collect_params(lua_State *L, int first, const char ***values) {
   return n;
 }
 
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The dry-run trace of one statement: the SQL as sent, its parameters, then the outcome. */
+static void trace_statement(const char *sql, int n, const char *const *vals) {
+  size_t len = strlen(sql);
+  while (len && (sql[len - 1] == ';' || sql[len - 1] == ' ' || sql[len - 1] == '\n')) len--;
+  printf("%.*s;\n", (int)len, sql);
+  for (int i = 0; i < n; i++) {
+    if (vals[i])
+      printf("--   $%d = '%s'\n", i + 1, vals[i]);
+    else
+      printf("--   $%d = NULL\n", i + 1);
+  }
+}
+
 /* Runs the statement at arg 2 with params from arg 3; leaves a Result box on the stack
  * holding the result. Raises a structured error on failure. */
-static PGresult *run(lua_State *L, PGconn *conn) {
+static PGresult *run(lua_State *L, luaconn *c) {
   const char *sql = luaL_checkstring(L, 2);
   const char **vals = NULL;
   int n = collect_params(L, 3, &vals);
@@ -107,16 +143,38 @@ static PGresult *run(lua_State *L, PGconn *conn) {
   luaL_setmetatable(L, "luamigrate.Result");
   lm_error err = {0};
   PGresult *res = NULL;
-  if (lm_exec(conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err) != LM_OK)
+  double t0 = 0;
+  if (c->trace) {
+    trace_statement(sql, n, vals);
+    t0 = now_ms();
+  }
+  if (lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err) != LM_OK) {
+    if (c->trace) {
+      printf("-- ERROR %s after %.2f ms: %s\n\n", err.sqlstate ? err.sqlstate : "",
+             now_ms() - t0, err.message ? err.message : "");
+      fflush(stdout);
+    }
     lm_raise_error(L, &err);
+  }
+  if (c->trace) {
+    const char *tuples = PQcmdTuples(res);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+      printf("-- %.2f ms, %d row%s\n\n", now_ms() - t0, PQntuples(res),
+             PQntuples(res) == 1 ? "" : "s");
+    else if (tuples && *tuples)
+      printf("-- %.2f ms, %s row%s affected\n\n", now_ms() - t0, tuples,
+             strcmp(tuples, "1") ? "s" : "");
+    else
+      printf("-- %.2f ms\n\n", now_ms() - t0);
+    fflush(stdout);
+  }
   box->res = res;
   return res;
 }
 
 /* conn:execute(sql, ...) -> number of rows affected (0 when the command reports none). */
 static int l_conn_execute(lua_State *L) {
-  PGconn *conn = checkconn(L);
-  PGresult *res = run(L, conn);
+  PGresult *res = run(L, checkbox(L));
   const char *tuples = PQcmdTuples(res);
   lua_pushinteger(L, tuples && *tuples ? strtoll(tuples, NULL, 10) : 0);
   return 1;
@@ -145,8 +203,7 @@ static void push_value(lua_State *L, const PGresult *res, int row, int col) {
 
 /* conn:query(sql, ...) -> array of rows keyed by column name (NULL is nil). */
 static int l_conn_query(lua_State *L) {
-  PGconn *conn = checkconn(L);
-  PGresult *res = run(L, conn);
+  PGresult *res = run(L, checkbox(L));
   int nrows = PQntuples(res), ncols = PQnfields(res);
   lua_createtable(L, nrows, 0);
   for (int r = 0; r < nrows; r++) {

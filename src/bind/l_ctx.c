@@ -2,7 +2,7 @@
  * run core.context() raises, so op.* called at load time fails with a clear message. */
 #include "bind.h"
 
-static const char CTX_KEY[] = "luamigrate.ctx";
+static const char CTX_KEY[] = LM_CTX_KEY;
 
 void lm_ctx_begin(lua_State *L, int conn_idx, int x_idx) {
   conn_idx = lua_absindex(L, conn_idx);
