@@ -29,14 +29,28 @@ static const lm_command_help HELP[] = {
      "  --sql                   print the SQL script for START:END instead of running it\n"
      "  --dry-run               run the downgrade in one transaction, print every\n"
      "                          statement with its timing, then roll everything back\n", "luamigrate downgrade -1"},
-    {"current", "luamigrate current [-v]", "Show the database's current revision(s).",
-     "  -v, --verbose           show full details and the (redacted) database URL\n",
-     "luamigrate current"},
-    {"heads", "luamigrate heads [-v]", "Show the head revisions of the scripts.",
-     "  -v, --verbose           show full details\n", "luamigrate heads"},
-    {"history", "luamigrate history [-r [START]:[END]] [-v]",
+    {"current", "luamigrate current [-v] [--check-heads]", "Show the database's current revision(s).",
+     "  -v, --verbose           show full details and the (redacted) database URL\n"
+     "  -c, --check-heads       exit 1 unless the database is on every head revision\n",
+     "luamigrate current --check-heads"},
+    {"heads", "luamigrate heads [-v] [--resolve-dependencies]", "Show the head revisions of the scripts.",
+     "  -v, --verbose           show full details\n"
+     "  --resolve-dependencies  leave out heads that another revision depends on\n",
+     "luamigrate heads"},
+    {"branches", "luamigrate branches [-v]", "Show the branch points and their branches.",
+     "  -v, --verbose           show full details\n", "luamigrate branches"},
+    {"merge", "luamigrate merge REVS... -m MESSAGE [options]",
+     "Create a revision that merges two or more revisions (usually: heads).",
+     "  -m, --message MESSAGE   the merge revision's message\n"
+     "  --rev-id ID             use ID instead of a random 12-hex id\n"
+     "  --branch-label LABEL    give the merge revision a branch label\n"
+     "  --splice                allow revisions that are not heads\n",
+     "luamigrate merge heads -m \"merge feature branches\""},
+    {"history", "luamigrate history [-r [START]:[END]] [-v] [-i]",
      "List revisions, newest first.",
-     "  -r, --rev-range RANGE   only START:END (either side may be empty)\n"
+     "  -r, --rev-range RANGE   only START:END (either side may be empty; 'current' is the\n"
+     "                          database's revision)\n"
+     "  -i, --indicate-current  mark the database's revisions with (current)\n"
      "  -v, --verbose           show full details\n",
      "luamigrate history -r base:head"},
     {"show", "luamigrate show REV", "Show the revision(s) REV names.", "",

@@ -63,7 +63,7 @@ static void sb_strs(sbuf *b, const char *const *v, size_t n) {
 typedef struct cmdargs {
   const char *pos[64];
   int npos;
-  int verbose, purge, splice, help, sql, dry_run;
+  int verbose, purge, splice, help, sql, dry_run, indicate_current, check_heads, resolve_deps;
   const char *message, *rev_id, *head, *rev_range, *branch_label;
   const char *depends[32];
   int ndeps;
@@ -100,6 +100,13 @@ static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err
       a->verbose = 1;
     } else if (ALLOWED("sql") && !strcmp(s, "--sql")) {
       a->sql = 1;
+    } else if (ALLOWED("indicate-current") &&
+               (!strcmp(s, "-i") || !strcmp(s, "--indicate-current"))) {
+      a->indicate_current = 1;
+    } else if (ALLOWED("check-heads") && (!strcmp(s, "-c") || !strcmp(s, "--check-heads"))) {
+      a->check_heads = 1;
+    } else if (ALLOWED("resolve-dependencies") && !strcmp(s, "--resolve-dependencies")) {
+      a->resolve_deps = 1;
     } else if (ALLOWED("dry-run") && !strcmp(s, "--dry-run")) {
       a->dry_run = 1;
     } else if (ALLOWED("purge") && !strcmp(s, "--purge")) {
@@ -367,6 +374,19 @@ static int cmd_current(lm_app *app, cmdargs *a, lm_error *err) {
     else head_only(&b, app->dag, heads.idx[i], 0, 0, 0, 1, NULL);
     if ((rc = emit(&b, err))) break;
   }
+  if (rc == LM_OK && a->check_heads) {
+    /* On all heads: every real head is current (rows are heads, so equal sets). */
+    lm_revset want = {0}, none = {0};
+    int n = lm_dag_resolve(app->dag, "heads", &none, LM_RESOLVE_SHOW, &want, err);
+    if (n < 0) {
+      rc = n;
+    } else {
+      int ok = want.n == heads.n;
+      for (size_t i = 0; ok && i < want.n; i++) ok = lm_revset_has(&heads, want.idx[i]);
+      if (!ok) rc = lm_error_set(err, LM_ERR, "Database is not on all head revisions");
+    }
+    lm_revset_free(&want);
+  }
 cleanup:
   free(b.s);
   lm_revset_free(&heads);
@@ -378,7 +398,15 @@ static int cmd_heads(lm_app *app, cmdargs *a, lm_error *err) {
   sbuf b = {0};
   int rc = want_positional(app->opts, a, 0, 0, "", err);
   if (rc) return rc;
-  if (lm_dag_heads(app->dag, &heads)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (a->resolve_deps) {
+    /* Only the real heads: a head something else depends on is satisfied by it. */
+    lm_revset none = {0};
+    if ((rc = lm_dag_resolve(app->dag, "heads", &none, LM_RESOLVE_SHOW, &heads, err)) < 0)
+      return rc;
+    rc = LM_OK;
+  } else if (lm_dag_heads(app->dag, &heads)) {
+    return lm_error_set(err, LM_ENOMEM, "out of memory");
+  }
   for (size_t i = 0; i < heads.n && rc == LM_OK; i++) {
     if (a->verbose) log_entry(&b, app->dag, heads.idx[i], NULL);
     else head_only(&b, app->dag, heads.idx[i], 1, 0, 0, 0, NULL);
@@ -397,8 +425,24 @@ static int all_in_order(lm_app *app, lm_revset *order, lm_error *err) {
   return rc < 0 ? rc : LM_OK;
 }
 
+/* An endpoint of `history -r`: `current` means the database's heads. */
+static int history_end(lm_app *app, const char *expr, lm_revset *cur, int *have_cur,
+                       lm_revset *out, lm_error *err) {
+  lm_revset none = {0};
+  if (strcmp(expr, "current") != 0) return lm_dag_resolve(app->dag, expr, &none, LM_RESOLVE_SHOW, out, err);
+  int rc;
+  if (!*have_cur) {
+    if ((rc = connect_db(app, err)) || (rc = read_heads(app, cur, err))) return rc;
+    *have_cur = 1;
+  }
+  for (size_t i = 0; i < cur->n; i++)
+    if (lm_revset_push(out, cur->idx[i])) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  return (int)out->n;
+}
+
 static int cmd_history(lm_app *app, cmdargs *a, lm_error *err) {
-  lm_revset lo = {0}, hi = {0}, none = {0}, order = {0};
+  lm_revset lo = {0}, hi = {0}, none = {0}, order = {0}, cur = {0};
+  int have_cur = 0;
   sbuf b = {0};
   char *mark = NULL;
   int rc = want_positional(app->opts, a, 0, 0, "", err);
@@ -413,10 +457,14 @@ static int cmd_history(lm_app *app, cmdargs *a, lm_error *err) {
     start = strndup(range, (size_t)(colon - range));
     end = strdup(colon + 1);
   }
-  if (start && *start && (rc = lm_dag_resolve(app->dag, start, &none, LM_RESOLVE_SHOW, &lo, err)) < 0)
+  if (a->indicate_current && !have_cur) {
+    if ((rc = connect_db(app, err)) || (rc = read_heads(app, &cur, err))) goto cleanup;
+    have_cur = 1;
+  }
+  if (start && *start && (rc = history_end(app, start, &cur, &have_cur, &lo, err)) < 0)
     goto cleanup;
   if (end && *end) {
-    if ((rc = lm_dag_resolve(app->dag, end, &none, LM_RESOLVE_SHOW, &hi, err)) < 0) goto cleanup;
+    if ((rc = history_end(app, end, &cur, &have_cur, &hi, err)) < 0) goto cleanup;
     rc = lm_dag_plan_upgrade(app->dag, &none, &hi, &order, err);
   } else {
     rc = all_in_order(app, &order, err);
@@ -445,11 +493,13 @@ static int cmd_history(lm_app *app, cmdargs *a, lm_error *err) {
   for (size_t i = order.n; i-- > 0 && rc == LM_OK;) {
     int r = order.idx[i];
     if (!mark[r]) continue;
-    if (a->verbose) log_entry(&b, app->dag, r, NULL);
-    else head_only(&b, app->dag, r, 1, 1, 1, 1, NULL);
+    const lm_revset *c = a->indicate_current ? &cur : NULL;
+    if (a->verbose) log_entry(&b, app->dag, r, c);
+    else head_only(&b, app->dag, r, 1, 1, 1, 1, c);
     rc = emit(&b, err);
   }
 cleanup:
+  lm_revset_free(&cur);
   free(mark);
   free(start);
   free(end);
@@ -480,6 +530,32 @@ cleanup:
   lm_revset_free(&revs);
   lm_revset_free(&heads);
   return rc < 0 ? rc : LM_OK;
+}
+
+/* branches: each branch point, newest first, with a "-> child" line per child. */
+static int cmd_branches(lm_app *app, cmdargs *a, lm_error *err) {
+  lm_revset order = {0};
+  sbuf b = {0};
+  int rc = want_positional(app->opts, a, 0, 0, "", err);
+  if (rc || (rc = all_in_order(app, &order, err))) return rc;
+  for (size_t i = order.n; i-- > 0 && rc == LM_OK;) {
+    int r = order.idx[i];
+    if (!lm_dag_is_branch_point(app->dag, r)) continue;
+    if (a->verbose) log_entry(&b, app->dag, r, NULL);
+    else head_only(&b, app->dag, r, 1, 0, 0, 1, NULL);
+    const int *kids;
+    size_t nk = lm_dag_children(app->dag, r, &kids);
+    size_t pad = strlen(lm_dag_id(app->dag, r));
+    for (size_t k = 0; k < nk; k++) {
+      sb_add(&b, "\n%*s -> ", (int)pad, "");
+      head_only(&b, app->dag, kids[k], 1, a->verbose, 0, 1, NULL);
+    }
+    sb_add(&b, "\n");
+    rc = emit(&b, err);
+  }
+  free(b.s);
+  lm_revset_free(&order);
+  return rc;
 }
 
 /* Is `anc` an ancestor-or-self of `desc`? Linear in the ancestors of desc. */
@@ -673,22 +749,27 @@ static void push_strlist(lua_State *L, const int *idx, size_t n, const lm_dag *d
   }
 }
 
+/* Refuses bases that are not heads (unless --splice) and duplicates, as Alembic does. */
+static int check_bases(lm_app *app, cmdargs *a, const lm_revset *base, lm_error *err) {
+  for (size_t i = 0; i < base->n; i++) {
+    for (size_t j = 0; j < i; j++)
+      if (base->idx[i] == base->idx[j])
+        return lm_error_set(err, LM_EUSAGE, "Duplicate head revisions specified");
+    if (!a->splice && !lm_dag_is_head(app->dag, base->idx[i]))
+      return lm_error_set(err, LM_EUSAGE,
+                          "Revision %s is not a head revision; please specify --splice to "
+                          "create a new branch from this revision",
+                          lm_dag_id(app->dag, base->idx[i]));
+  }
+  return LM_OK;
+}
+
+static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error *err);
+
 static int cmd_revision(lm_app *app, cmdargs *a, lm_error *err) {
-  lua_State *L = app->L;
   lm_revset none = {0}, base = {0}, heads = {0};
-  char *slug = NULL, *text = NULL, *path = NULL, *tmpl = NULL, *tmpl_path = NULL;
-  char id[64];
   int rc = want_positional(app->opts, a, 0, 0, "", err);
   if (rc) return rc;
-  if (!a->message) a->message = "";
-  if (a->rev_id) {
-    if (strlen(a->rev_id) >= sizeof id) return lm_error_set(err, LM_EUSAGE, "--rev-id too long");
-    snprintf(id, sizeof id, "%s", a->rev_id);
-  } else if ((rc = random_id(id, err))) {
-    return rc;
-  }
-  if (lm_dag_find(app->dag, id) >= 0)
-    return lm_error_set(err, LM_EUSAGE, "Revision %s already present", id);
   if (lm_dag_heads(app->dag, &heads)) return lm_error_set(err, LM_ENOMEM, "out of memory");
   const char *head = a->head ? a->head : "head";
   if (!strcmp(head, "head") && heads.n > 1) {
@@ -698,15 +779,61 @@ static int cmd_revision(lm_app *app, cmdargs *a, lm_error *err) {
     goto cleanup;
   }
   if ((rc = lm_dag_resolve(app->dag, head, &none, LM_RESOLVE_SHOW, &base, err)) < 0) goto cleanup;
-  for (size_t i = 0; i < base.n && !a->splice; i++) {
-    if (!lm_dag_is_head(app->dag, base.idx[i])) {
-      rc = lm_error_set(err, LM_EUSAGE,
-                        "Revision %s is not a head revision; please specify --splice to "
-                        "create a new branch from this revision",
-                        lm_dag_id(app->dag, base.idx[i]));
-      goto cleanup;
-    }
+  if ((rc = check_bases(app, a, &base, err))) goto cleanup;
+  rc = new_revision(app, a, &base, err);
+cleanup:
+  lm_revset_free(&base);
+  lm_revset_free(&heads);
+  return rc < 0 ? rc : LM_OK;
+}
+
+/* merge REVS...: a new, empty revision whose down_revision is every revision named. */
+static int cmd_merge(lm_app *app, cmdargs *a, lm_error *err) {
+  lm_revset none = {0}, base = {0};
+  int rc = want_positional(app->opts, a, 1, 64, "REVS", err);
+  if (rc) return rc;
+  for (int i = 0; i < a->npos && rc >= 0; i++) {
+    lm_revset one = {0};
+    rc = lm_dag_resolve(app->dag, a->pos[i], &none, LM_RESOLVE_SHOW, &one, err);
+    for (size_t j = 0; rc >= 0 && j < one.n; j++)
+      if (lm_revset_push(&base, one.idx[j])) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    lm_revset_free(&one);
   }
+  if (rc < 0) goto cleanup;
+  if (base.n < 2) {
+    rc = lm_error_set(err, LM_EUSAGE, "merge: %s names %s; a merge needs two or more revisions",
+                      a->npos == 1 ? a->pos[0] : "the arguments",
+                      base.n ? lm_dag_id(app->dag, base.idx[0]) : "<base>");
+    goto cleanup;
+  }
+  if ((rc = check_bases(app, a, &base, err))) goto cleanup;
+  rc = new_revision(app, a, &base, err);
+cleanup:
+  lm_revset_free(&base);
+  return rc < 0 ? rc : LM_OK;
+}
+
+/* Writes the new revision file based on `base` (its down_revision). */
+static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error *err) {
+  lua_State *L = app->L;
+  lm_revset none = {0};
+  char *slug = NULL, *text = NULL, *path = NULL, *tmpl = NULL, *tmpl_path = NULL;
+  char id[64];
+  int rc = LM_OK;
+  if (!a->message) a->message = "";
+  if (a->rev_id) {
+    if (strlen(a->rev_id) > 32 || strspn(a->rev_id, "abcdefghijklmnopqrstuvwxyz"
+                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+                                      strlen(a->rev_id) || !*a->rev_id)
+      return lm_error_set(err, LM_EUSAGE,
+                          "--rev-id '%s': a revision id is 1 to 32 letters, digits or '_'",
+                          a->rev_id);
+    snprintf(id, sizeof id, "%s", a->rev_id);
+  } else if ((rc = random_id(id, err))) {
+    return rc;
+  }
+  if (lm_dag_find(app->dag, id) >= 0)
+    return lm_error_set(err, LM_EUSAGE, "Revision %s already present", id);
   /* Template: the project's own, else the built-in one. */
   tmpl_path = lm_path_join(app->cfg.script_location, "script.lua.tmpl");
   size_t tlen = 0;
@@ -729,7 +856,7 @@ static int cmd_revision(lm_app *app, cmdargs *a, lm_error *err) {
   lua_setfield(L, -2, "revision");
   lua_pushstring(L, date);
   lua_setfield(L, -2, "create_date");
-  push_strlist(L, base.idx, base.n, app->dag);
+  push_strlist(L, base->idx, base->n, app->dag);
   lua_setfield(L, -2, "down_revision");
   if (a->branch_label) {
     lua_createtable(L, 1, 0);
@@ -783,8 +910,6 @@ cleanup:
   free(path);
   free(tmpl);
   free(tmpl_path);
-  lm_revset_free(&base);
-  lm_revset_free(&heads);
   return rc < 0 ? rc : LM_OK;
 }
 
@@ -864,11 +989,13 @@ static int cmd_downgrade(lm_app *app, cmdargs *a, lm_error *err) { return cmd_mi
 static const command COMMANDS[] = {
     {"init", "", 0, cmd_init},
     {"revision", "message rev-id head splice branch-label depends-on ", 1, cmd_revision},
+    {"merge", "message rev-id splice branch-label ", 1, cmd_merge},
     {"upgrade", "sql dry-run ", 1, cmd_upgrade},
     {"downgrade", "sql dry-run ", 1, cmd_downgrade},
-    {"current", "verbose ", 1, cmd_current},
-    {"heads", "verbose ", 1, cmd_heads},
-    {"history", "verbose rev-range ", 1, cmd_history},
+    {"current", "verbose check-heads ", 1, cmd_current},
+    {"heads", "verbose resolve-dependencies ", 1, cmd_heads},
+    {"branches", "verbose ", 1, cmd_branches},
+    {"history", "verbose rev-range indicate-current ", 1, cmd_history},
     {"show", "", 1, cmd_show},
     {"stamp", "purge sql ", 1, cmd_stamp},
 };
