@@ -20,6 +20,8 @@ typedef struct rev {
   size_t ndeps;
   lm_revset children;   /* via down_revision */
   lm_revset dependents; /* via depends_on */
+  const char **elabels; /* effective labels: own and inherited (strings owned elsewhere) */
+  size_t nelabels;
 } rev;
 
 typedef struct label_ent {
@@ -96,6 +98,7 @@ void lm_dag_free(lm_dag *dag) {
     free(r->deps);
     lm_revset_free(&r->children);
     lm_revset_free(&r->dependents);
+    free(r->elabels);
   }
   free(dag->revs);
   free(dag->slots);
@@ -275,6 +278,67 @@ cleanup:
   return rc;
 }
 
+static int add_elabels(rev *r, char **labels, size_t n) {
+  const char **v = realloc(r->elabels, (r->nelabels + n) * sizeof *v);
+  if (!v) return LM_ENOMEM;
+  r->elabels = v;
+  for (size_t i = 0; i < n; i++) {
+    int dup = 0;
+    for (size_t j = 0; j < r->nelabels && !dup; j++) dup = !strcmp(r->elabels[j], labels[i]);
+    if (!dup) r->elabels[r->nelabels++] = labels[i];
+  }
+  return LM_OK;
+}
+
+static int is_real_branch_point(const rev *r) { return r->children.n + r->dependents.n > 1; }
+
+/* A branch label names a line of revisions, not one: every descendant (through
+ * down_revision) carries it, and so do the labeled revision's ancestors up to the nearest
+ * branch point or merge point, as long as the line below the label neither branches nor
+ * merges. Cost: the descendants of each labeled revision. */
+static int spread_labels(lm_dag *dag) {
+  size_t n = dag->n;
+  int *mark = NULL, *stack = NULL;
+  if (n == 0) return LM_OK;
+  mark = malloc(n * sizeof *mark);
+  stack = malloc(n * sizeof *stack);
+  if (!mark || !stack) goto oom;
+  for (size_t i = 0; i < n; i++) mark[i] = -1;
+  for (size_t i = 0; i < n; i++) {
+    rev *r = &dag->revs[i];
+    if (!r->nlabels) continue;
+    int linear = 1;
+    size_t sp = 0;
+    stack[sp++] = (int)i;
+    mark[i] = (int)i;
+    while (sp) {
+      rev *d = &dag->revs[stack[--sp]];
+      if (add_elabels(d, r->labels, r->nlabels)) goto oom;
+      if (d != r && (is_real_branch_point(d) || d->ndown > 1)) linear = 0;
+      for (size_t c = 0; c < d->children.n; c++) {
+        int k = d->children.idx[c];
+        if (mark[k] != (int)i) {
+          mark[k] = (int)i;
+          stack[sp++] = k;
+        }
+      }
+    }
+    if (!linear || is_real_branch_point(r) || r->ndown != 1) continue;
+    for (rev *a = &dag->revs[r->parents[0]];; a = &dag->revs[a->parents[0]]) {
+      if (is_real_branch_point(a) || a->ndown > 1) break;
+      if (add_elabels(a, r->labels, r->nlabels)) goto oom;
+      if (a->ndown == 0) break;
+    }
+  }
+  free(mark);
+  free(stack);
+  return LM_OK;
+oom:
+  free(mark);
+  free(stack);
+  return LM_ENOMEM;
+}
+
 int lm_dag_finish(lm_dag *dag, lm_error *err) {
   size_t n = dag->n, total_labels = 0;
   int rc = LM_OK;
@@ -353,6 +417,7 @@ int lm_dag_finish(lm_dag *dag, lm_error *err) {
     }
   }
   if ((rc = check_cycles(dag, err))) return rc;
+  if ((rc = spread_labels(dag))) return lm_error_set(err, rc, "out of memory");
   dag->finished = 1;
   return LM_OK;
 }
@@ -373,8 +438,8 @@ size_t lm_dag_children(const lm_dag *dag, int idx, const int **out) {
   return dag->revs[idx].children.n;
 }
 size_t lm_dag_labels(const lm_dag *dag, int idx, const char *const **out) {
-  *out = (const char *const *)dag->revs[idx].labels;
-  return dag->revs[idx].nlabels;
+  *out = dag->revs[idx].elabels;
+  return dag->revs[idx].nelabels;
 }
 size_t lm_dag_deps(const lm_dag *dag, int idx, const int **out) {
   *out = dag->revs[idx].deps;

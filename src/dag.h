@@ -55,6 +55,7 @@ const char *lm_dag_longdoc(const lm_dag *dag, int idx);
 /* Parents (down_revision order), children (add order), labels, resolved dependencies. */
 size_t lm_dag_parents(const lm_dag *dag, int idx, const int **out);
 size_t lm_dag_children(const lm_dag *dag, int idx, const int **out);
+/* Effective branch labels: its own and those inherited along its line (see finish). */
 size_t lm_dag_labels(const lm_dag *dag, int idx, const char *const **out);
 size_t lm_dag_deps(const lm_dag *dag, int idx, const int **out);
 int lm_dag_is_head(const lm_dag *dag, int idx);      /* no child via down_revision */

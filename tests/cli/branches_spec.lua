@@ -1,0 +1,165 @@
+-- Branches, merges, labels and dependencies: the commands that show the graph, the
+-- version rows each command leaves, and the migrations it runs.
+local pg = require "helpers.pg"
+local cli = require "helpers.cli"
+
+-- The graph: a -> {b, c}; d merges (b, c); d -> e5 -> e6. A second, labeled base:
+-- n0 (net) -> n1 -> n2, and n2 depends on b. Every migration logs itself.
+local function rev(id, down, doc, extra)
+  local log = "  op.execute(\"CREATE TABLE IF NOT EXISTS migration_log (rev text, direction text, n serial)\")\n"
+    .. "  op.execute(\"INSERT INTO migration_log (rev, direction) VALUES ($1, '%s')\", { revision })\n"
+  local text = cli.revision(id, down, log:format("up"), log:format("down"), extra)
+  return (text:gsub("revision " .. id .. "\n", doc .. "\n", 1))
+end
+
+local function graph(with_merge)
+  local files = {
+    ["migrations/versions/aaaa1111_a.lua"] = rev("aaaa1111", nil, "create account"),
+    ["migrations/versions/bbbb2222_b.lua"] = rev("bbbb2222", "aaaa1111", "add col"),
+    ["migrations/versions/cccc3333_c.lua"] = rev("cccc3333", "aaaa1111", "shopping cart"),
+    ["migrations/versions/11110000_n0.lua"] = rev("11110000", nil, "net base", 'branch_labels = { "net" }\n'),
+    ["migrations/versions/11110001_n1.lua"] = rev("11110001", "11110000", "net 2"),
+    ["migrations/versions/11110002_n2.lua"] = rev("11110002", "11110001", "net 3 dep", 'depends_on = { "bbbb2222" }\n'),
+  }
+  if with_merge then
+    files["migrations/versions/dddd4444_d.lua"] = rev("dddd4444", { "bbbb2222", "cccc3333" }, "merge")
+    files["migrations/versions/eeee5555_e5.lua"] = rev("eeee5555", "dddd4444", "e5")
+    files["migrations/versions/eeee6666_e6.lua"] = rev("eeee6666", "eeee5555", "e6")
+  end
+  return files
+end
+
+describe("a project with branches", function()
+  local dir, url, dbname
+
+  after_each(function()
+    cli.remove(dir)
+    if dbname then pg.drop_db(dbname) end
+    dbname = nil
+  end)
+
+  local function run(...)
+    return cli.run({ "--url", url or "", ... }, { cwd = dir })
+  end
+
+  local function rows()
+    return pg.psql(url, "SELECT coalesce(string_agg(version_num, ' ' ORDER BY version_num), '') FROM luamigrate_version")
+  end
+
+  local function ran(direction)
+    return pg.psql(url, ("SELECT coalesce(string_agg(rev, ' ' ORDER BY n), '') FROM migration_log WHERE direction = '%s'"):format(direction))
+  end
+
+  it("shows branch points, heads and effective heads as Alembic does", function()
+    dir = cli.project { files = graph(false) }
+    local r = run("branches")
+    assert.equal(0, r.code, r.err)
+    assert.equal("aaaa1111 (branchpoint)\n         -> bbbb2222 (effective head)\n"
+      .. "         -> cccc3333 (head)\n\n", r.out)
+    r = run("heads")
+    -- in file-name order; the label of a base names its whole line
+    assert.equal("11110002 (net) (head)\nbbbb2222 (effective head)\ncccc3333 (head)\n", r.out)
+    r = run("heads", "--resolve-dependencies")
+    assert.equal("11110002 (net) (head)\ncccc3333 (head)\n", r.out)
+    r = run("revision", "-m", "x")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("Multiple heads are present; please specify the head revision", 1, true))
+    r = run("revision", "-m", "x", "--head", "aaaa1111")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("Revision aaaa1111 is not a head revision; please specify --splice", 1, true))
+    r = run("revision", "-m", "x", "--head", "aaaa1111", "--splice", "--rev-id", "abab0000")
+    assert.equal(0, r.code, r.err)
+    r = run("show", "aaaa")
+    assert.truthy(r.out:find("Branches into: abab0000, bbbb2222, cccc3333", 1, true))
+  end)
+
+  it("merges heads into one revision that upgrades to a single row", function()
+    dir = cli.project { files = graph(true) }
+    url, dbname = pg.new_db()
+    local r = run("merge", "heads", "-m", "join net", "--rev-id", "ffff0000")
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("ffff0000_join_net.lua ... done", 1, true))
+    local f = assert(io.open(dir .. "/migrations/versions/ffff0000_join_net.lua"))
+    local text = f:read("a")
+    f:close()
+    assert.truthy(text:find('down_revision = { "11110002", "eeee6666" }', 1, true))
+    r = run("heads")
+    assert.equal("ffff0000 (net) (head)\n", r.out)
+    r = run("upgrade", "head")
+    assert.equal(0, r.code, r.err)
+    assert.equal("ffff0000", rows())
+    assert.truthy(r.err:find("Running upgrade 11110002, eeee6666 -> ffff0000, join net", 1, true))
+    -- every migration ran once (the generated merge is empty), each after its parents and
+    -- dependencies
+    local order = {}
+    for id in ran("up"):gmatch("%S+") do order[#order + 1] = id end
+    assert.equal(9, #order)
+    local pos = {}
+    for i, id in ipairs(order) do pos[id] = i end
+    assert.is_true(pos.bbbb2222 < pos["11110002"])
+    assert.is_true(pos.bbbb2222 < pos.dddd4444 and pos.cccc3333 < pos.dddd4444)
+    r = run("merge", "aaaa1111", "bbbb2222", "-m", "x")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("Revision aaaa1111 is not a head revision", 1, true))
+    r = run("merge", "ffff", "-m", "x")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("a merge needs two or more revisions", 1, true))
+  end)
+
+  it("downgrades only the descendants of the target, unmerging on the way", function()
+    dir = cli.project { files = graph(true) }
+    url, dbname = pg.new_db()
+    assert.equal(0, run("upgrade", "heads").code)
+    assert.equal("11110002 eeee6666", rows())
+    local r = run("downgrade", "bbbb2222")
+    assert.equal(0, r.code, r.err)
+    -- e6, e5, the merge d, and n2 (which depends on b) are undone; c stays
+    assert.equal("eeee6666 eeee5555 dddd4444 11110002", ran("down"))
+    assert.equal("11110001 bbbb2222 cccc3333", rows())
+    assert.truthy(r.err:find("Running downgrade dddd4444 -> bbbb2222, cccc3333, merge", 1, true))
+    r = run("current", "--check-heads")
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("Database is not on all head revisions", 1, true))
+    r = run("history", "-i", "-r", "aaaa1111:dddd4444")
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("aaaa1111 -> cccc3333 (current), shopping cart", 1, true))
+    assert.truthy(r.out:find("aaaa1111 -> bbbb2222 (current), add col", 1, true))
+    -- upgrading the merge absorbs both parent rows into one; n1 stays its own branch
+    r = run("upgrade", "dddd4444")
+    assert.equal(0, r.code, r.err)
+    assert.equal("11110001 dddd4444", rows())
+    assert.equal(0, run("upgrade", "heads").code)
+    r = run("current", "--check-heads")
+    assert.equal(0, r.code, r.err)
+  end)
+
+  it("absorbs a dependency's row on upgrade and restores it on downgrade", function()
+    dir = cli.project { files = graph(false) }
+    url, dbname = pg.new_db()
+    assert.equal(0, run("upgrade", "bbbb2222").code)
+    assert.equal(0, run("upgrade", "11110001").code)
+    assert.equal("11110001 bbbb2222", rows())
+    assert.equal(0, run("upgrade", "11110002").code)
+    assert.equal("11110002", rows())
+    assert.equal(0, run("downgrade", "11110001").code)
+    assert.equal("11110001 bbbb2222", rows())
+  end)
+
+  it("stamps several targets, and --purge resets the table", function()
+    dir = cli.project { files = graph(true) }
+    url, dbname = pg.new_db()
+    local r = run("stamp", "bbbb2222", "cccc3333")
+    assert.equal(0, r.code, r.err)
+    assert.equal("bbbb2222 cccc3333", rows())
+    r = run("stamp", "eeee6666")
+    assert.equal(0, r.code, r.err)
+    assert.equal("eeee6666", rows())
+    r = run("stamp", "11110000")
+    assert.equal("11110000 eeee6666", rows())
+    r = run("stamp", "--purge", "cccc3333")
+    assert.equal(0, r.code, r.err)
+    assert.equal("cccc3333", rows())
+    -- stamping runs no migration
+    assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('migration_log')::text, '')"))
+  end)
+end)
