@@ -708,6 +708,94 @@ short_walk:
   return lm_error_set(err, LM_ENOTFOUND, "Relative revision %s didn't produce %ld migrations", expr, n);
 }
 
+/* The lineage of idx: bit 1 on its descendants-or-self, bit 2 on its ancestors-or-self. */
+static unsigned char *lineage(const lm_dag *dag, int idx) {
+  unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
+  if (!mark) return NULL;
+  if (mark_walk(dag, &idx, 1, 1, mark, 1) || mark_walk(dag, &idx, 1, 0, mark, 2)) {
+    free(mark);
+    return NULL;
+  }
+  return mark;
+}
+
+/* BRANCH@REV and BRANCH@+N / BRANCH@-N, where `branch` (a label or revision) resolved to
+ * bidx. REV must share the branch's lineage. A relative step starts from the database's
+ * revision on that branch (from below the branch's base when there is none, upgrading);
+ * without a database (show, stamp) BRANCH@-N walks down from the branch's heads. */
+static int resolve_in_branch(const lm_dag *dag, const char *expr, const char *branch, int bidx,
+                             const char *what, const lm_revset *current, lm_resolve_mode mode,
+                             lm_revset *out, lm_error *err) {
+  int rc = LM_OK, idx = -1;
+  unsigned char *mark = lineage(dag, bidx);
+  if (!mark) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  const char *q = what + 1;
+  int relative = (*what == '+' || *what == '-') && *q;
+  for (; relative && *q; q++)
+    if (*q < '0' || *q > '9') relative = 0;
+  if (!relative) {
+    if ((rc = resolve_one(dag, what, &idx, err))) goto done;
+    if (!mark[idx]) {
+      rc = lm_error_set(err, LM_ENOTFOUND, "Revision %s is not a member of branch '%s'",
+                        dag->revs[idx].id, branch);
+      goto done;
+    }
+    rc = lm_revset_push(out, idx) ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
+    goto done;
+  }
+  long n = strtol(what + 1, NULL, 10);
+  int up = *what == '+';
+  if (mode == LM_RESOLVE_SHOW || mode == LM_RESOLVE_STAMP) {
+    if (up) {
+      rc = not_found(err, expr);
+      goto done;
+    }
+    lm_revset h = {0};
+    if (heads_of(dag, bidx, &h)) {
+      rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+      goto done;
+    }
+    for (size_t i = 0; i < h.n && rc == LM_OK; i++) {
+      rc = walk(dag, h.idx[i], n, 0, expr, &idx, err);
+      if (rc == LM_OK && idx >= 0 && !lm_revset_has(out, idx) && lm_revset_push(out, idx))
+        rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+    lm_revset_free(&h);
+    goto done;
+  }
+  if ((mode == LM_RESOLVE_UPGRADE && !up) || (mode == LM_RESOLVE_DOWNGRADE && up)) {
+    rc = lm_error_set(err, LM_ENOTFOUND, "Relative revision %s didn't produce %ld migrations",
+                      expr, n);
+    goto done;
+  }
+  int from = -2;
+  for (size_t i = 0; i < current->n; i++) {
+    if (!mark[current->idx[i]]) continue;
+    if (from != -2) {
+      rc = lm_error_set(err, LM_ENOTFOUND, up ? "Ambiguous upgrade from multiple current revisions"
+                                              : "Ambiguous downgrade from multiple current revisions");
+      goto done;
+    }
+    from = current->idx[i];
+  }
+  if (from == -2) {
+    if (!up) {
+      rc = lm_error_set(err, LM_ENOTFOUND, "Relative revision %s didn't produce %ld migrations",
+                        expr, n);
+      goto done;
+    }
+    /* Nothing of the branch applied yet: the first step is the branch's base. */
+    from = bidx;
+    while (dag->revs[from].ndown) from = dag->revs[from].parents[0];
+    n--;
+  }
+  if ((rc = walk(dag, from, n, up, expr, &idx, err))) goto done;
+  if (idx >= 0 && lm_revset_push(out, idx)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+done:
+  free(mark);
+  return rc;
+}
+
 int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current,
                    lm_resolve_mode mode, lm_revset *out, lm_error *err) {
   int idx = -1, rc;
@@ -808,7 +896,7 @@ int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current
       while (dag->revs[cur].ndown) cur = dag->revs[cur].parents[0];
       return lm_revset_push(out, cur) ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
     }
-    return not_found(err, expr);
+    return resolve_in_branch(dag, expr, base, idx, what, current, mode, out, err);
   }
   if ((rc = resolve_one(dag, expr, &idx, err))) return rc;
   return lm_revset_push(out, idx) ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
