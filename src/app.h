@@ -17,6 +17,7 @@ typedef struct lm_opts {
   const char **x;     /* -x KEY=VALUE, in order */
   int nx;
   int quiet;
+  const char *lock_timeout; /* --lock-timeout SECONDS, beats the config's lock_timeout */
   const char *command;
   int argc; /* the command's own arguments */
   char **argv;

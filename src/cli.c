@@ -83,6 +83,8 @@ void lm_cli_print_help(FILE *f) {
           "  --url URL               database URL or conninfo (beats $DATABASE_URL and the\n"
           "                          config's url; libpq's PG* variables fill the rest)\n"
           "  -x KEY=VALUE            passed to migrations (op.get_x_argument())\n"
+          "  --lock-timeout SECONDS  give up waiting for the migration lock after SECONDS\n"
+          "                          (default: the config's lock_timeout, else wait)\n"
           "  -q, --quiet             no progress lines\n"
           "  --version               print the version\n"
           "  -h, --help              this help; COMMAND --help for a command's\n"
@@ -178,6 +180,9 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
       if (!nx) return lm_error_set(err, LM_ENOMEM, "out of memory");
       o->x = nx;
       o->x[o->nx++] = val;
+    } else if ((t = take(argc, argv, &i, NULL, "--lock-timeout", &val, err))) {
+      if (t < 0) return LM_EUSAGE;
+      o->lock_timeout = val;
     } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
       o->quiet = 1;
     } else if (!strcmp(a, "--version")) {

@@ -558,19 +558,143 @@ static int cmd_branches(lm_app *app, cmdargs *a, lm_error *err) {
   return rc;
 }
 
-/* Is `anc` an ancestor-or-self of `desc`? Linear in the ancestors of desc. */
-static int is_ancestor(lm_app *app, int anc, int desc, int *out, lm_error *err) {
-  lm_revset none = {0}, t = {0}, plan = {0};
-  if (lm_revset_push(&t, desc)) return lm_error_set(err, LM_ENOMEM, "out of memory");
-  int rc = lm_dag_plan_upgrade(app->dag, &none, &t, &plan, err);
-  *out = rc >= 0 && lm_revset_has(&plan, anc);
-  lm_revset_free(&t);
-  lm_revset_free(&plan);
+/* ---- stamp ---------------------------------------------------------------------------- */
+
+typedef struct vt_ops {
+  lm_vt_op *v;
+  size_t n, cap;
+} vt_ops;
+
+static int push_op(vt_ops *o, lm_vt_kind kind, int from, int to) {
+  if (o->n == o->cap) {
+    size_t cap = o->cap ? o->cap * 2 : 16;
+    lm_vt_op *v = realloc(o->v, cap * sizeof *v);
+    if (!v) return LM_ENOMEM;
+    o->v = v;
+    o->cap = cap;
+  }
+  o->v[o->n++] = (lm_vt_op){kind, from, to};
+  return LM_OK;
+}
+
+static void set_drop(lm_revset *s, int idx) {
+  for (size_t i = 0; i < s->n; i++)
+    if (s->idx[i] == idx) {
+      memmove(s->idx + i, s->idx + i + 1, (s->n - i - 1) * sizeof *s->idx);
+      s->n--;
+      return;
+    }
+}
+
+/* The version-table changes of `stamp REV...`, step for step as Alembic computes them. The
+ * current rows in the lineage of any target (its ancestors and descendants, dependencies
+ * included) are "filtered"; each target then either is already a row, or replaces all the
+ * filtered rows (one step, downward when a filtered row descends from it, else upward),
+ * or starts a branch of its own; base deletes the filtered rows. Where those steps would
+ * replace a row an earlier step already removed, Alembic fails; so does this, with a
+ * message. `next` receives the rows afterwards. */
+static int stamp_plan(lm_app *app, cmdargs *a, const lm_revset *current, lm_revset *next,
+                      vt_ops *ops, lm_error *err) {
+  const lm_dag *dag = app->dag;
+  size_t n = lm_dag_count(dag);
+  lm_revset filtered = {0}, dests = {0}, shares = {0};
+  unsigned char *mark = calloc(n ? n : 1, 1);
+  int rc = mark ? LM_OK : LM_ENOMEM;
+  for (size_t i = 0; rc == LM_OK && i < current->n; i++) rc = lm_revset_push(next, current->idx[i]);
+  if (rc) goto oom;
+  for (int i = 0; i < a->npos; i++) {
+    const char *arg = a->pos[i];
+    shares.n = 0;
+    int r = lm_dag_resolve(dag, arg, current, LM_RESOLVE_STAMP, &shares, err);
+    if (r < 0) {
+      rc = r;
+      goto done;
+    }
+    for (size_t j = 0; j < shares.n; j++)
+      if (!lm_revset_has(&dests, shares.idx[j]) && lm_revset_push(&dests, shares.idx[j])) goto oom;
+    const char *at = strchr(arg, '@');
+    if (at && at > arg) { /* label@...: the label's own revision counts for the lineage */
+      char *branch = strndup(arg, (size_t)(at - arg));
+      lm_revset b = {0};
+      lm_error ignore = {0};
+      if (branch && lm_dag_resolve(dag, branch, current, LM_RESOLVE_SHOW, &b, &ignore) == 1 &&
+          lm_revset_push(&shares, b.idx[0])) {
+        free(branch);
+        lm_revset_free(&b);
+        goto oom;
+      }
+      lm_error_clear(&ignore);
+      free(branch);
+      lm_revset_free(&b);
+    }
+    memset(mark, 0, n);
+    if (shares.n && (lm_dag_mark(dag, shares.idx, shares.n, 1, 1, mark, 1) ||
+                     lm_dag_mark(dag, shares.idx, shares.n, 0, 1, mark, 2)))
+      goto oom;
+    for (size_t h = 0; h < current->n; h++) {
+      int c = current->idx[h];
+      if ((!shares.n || mark[c]) && !lm_revset_has(&filtered, c) && lm_revset_push(&filtered, c))
+        goto oom;
+    }
+  }
+  if (dests.n == 0) { /* base */
+    for (size_t i = 0; i < filtered.n; i++) {
+      if (push_op(ops, LM_VT_DELETE, filtered.idx[i], -1)) goto oom;
+      set_drop(next, filtered.idx[i]);
+    }
+    goto done;
+  }
+  for (size_t d = 0; d < dests.n; d++) {
+    int dest = dests.idx[d];
+    if (lm_revset_has(&filtered, dest)) continue;
+    memset(mark, 0, n);
+    if (lm_dag_mark(dag, &dest, 1, 1, 1, mark, 1) || lm_dag_mark(dag, &dest, 1, 0, 1, mark, 2))
+      goto oom;
+    int below = 0, above = 0;
+    for (size_t i = 0; i < filtered.n; i++) {
+      below |= (mark[filtered.idx[i]] & 1) != 0;
+      above |= (mark[filtered.idx[i]] & 2) != 0;
+    }
+    int branch_move = !below && !above;
+    /* from: all filtered rows, unless the target starts a branch of its own */
+    size_t nfrom = branch_move ? 0 : filtered.n;
+    int missing = 0;
+    for (size_t i = 0; i < nfrom; i++) missing |= !lm_revset_has(next, filtered.idx[i]);
+    if (!below && (branch_move || missing) && !lm_revset_has(next, dest)) {
+      if (push_op(ops, LM_VT_INSERT, -1, dest) || lm_revset_push(next, dest)) goto oom;
+      continue;
+    }
+    if (nfrom == 0 || missing || lm_revset_has(next, dest)) {
+      rc = lm_error_set(err, LM_EUSAGE,
+                        "stamp: cannot move the version table to %s: an earlier target of this "
+                        "stamp already replaced the rows it would replace",
+                        lm_dag_id(dag, dest));
+      lm_error_setfield(&err->hint, "stamp one target at a time, or start over with "
+                                    "'luamigrate stamp --purge REV...'");
+      goto done;
+    }
+    for (size_t i = 0; i + 1 < nfrom; i++) {
+      if (push_op(ops, LM_VT_DELETE, filtered.idx[i], -1)) goto oom;
+      set_drop(next, filtered.idx[i]);
+    }
+    if (push_op(ops, LM_VT_UPDATE, filtered.idx[nfrom - 1], dest)) goto oom;
+    set_drop(next, filtered.idx[nfrom - 1]);
+    if (lm_revset_push(next, dest)) goto oom;
+  }
+  goto done;
+oom:
+  rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+done:
+  free(mark);
+  lm_revset_free(&filtered);
+  lm_revset_free(&dests);
+  lm_revset_free(&shares);
   return rc < 0 ? rc : LM_OK;
 }
 
 static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
-  lm_revset heads = {0}, target = {0}, next = {0};
+  lm_revset heads = {0}, next = {0};
+  vt_ops opsv = {0}, *ops = &opsv;
   sbuf from = {0}, to = {0};
   int rc = want_positional(app->opts, a, 1, 64, "REV", err);
   int from_base = 0, in_tx = 0;
@@ -590,36 +714,7 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
     /* --purge starts from no rows: the stored ones may name revisions no file defines */
     if (!a->purge && (rc = read_heads(app, &heads, err))) goto cleanup;
   }
-  for (int i = 0; i < a->npos; i++) {
-    lm_revset one = {0};
-    rc = lm_dag_resolve(app->dag, a->pos[i], &heads, LM_RESOLVE_STAMP, &one, err);
-    for (size_t j = 0; rc >= 0 && j < one.n; j++)
-      if (!lm_revset_has(&target, one.idx[j]) && lm_revset_push(&target, one.idx[j]))
-        rc = lm_error_set(err, LM_ENOMEM, "out of memory");
-    lm_revset_free(&one);
-    if (rc < 0) goto cleanup;
-  }
-  rc = LM_OK;
-  /* Each target replaces the current rows of its own lineage (its ancestors and
-   * descendants); rows of unrelated lineages stay. base clears everything. */
-  for (size_t i = 0; i < heads.n; i++) {
-    int h = heads.idx[i], related = 0;
-    for (size_t j = 0; j < target.n && !related; j++) {
-      int x = 0, y = 0;
-      if ((rc = is_ancestor(app, h, target.idx[j], &x, err)) ||
-          (rc = is_ancestor(app, target.idx[j], h, &y, err)))
-        goto cleanup;
-      related = x || y;
-    }
-    if (target.n && !related && lm_revset_push(&next, h)) rc = LM_ENOMEM;
-  }
-  for (size_t j = 0; j < target.n && rc == LM_OK; j++)
-    if (!lm_revset_has(&next, target.idx[j]) && lm_revset_push(&next, target.idx[j]))
-      rc = LM_ENOMEM;
-  if (rc) {
-    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
-    goto cleanup;
-  }
+  if ((rc = stamp_plan(app, a, &heads, &next, ops, err))) goto cleanup;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   double started = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -637,23 +732,11 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
   }
   in_tx = 1;
   if (a->purge) rc = lm_vt_purge(&app->vt, app->conn, err);
-  /* Rows that stay put are untouched; a lineage moving from one row to one row is an
-   * UPDATE, as Alembic writes it; the rest are DELETEs and INSERTs. */
-  lm_revset gone = {0}, added = {0};
-  for (size_t i = 0; i < heads.n && rc == LM_OK; i++)
-    if (!lm_revset_has(&next, heads.idx[i]) && lm_revset_push(&gone, heads.idx[i])) rc = LM_ENOMEM;
-  for (size_t i = 0; i < next.n && rc == LM_OK; i++)
-    if (!lm_revset_has(&heads, next.idx[i]) && lm_revset_push(&added, next.idx[i])) rc = LM_ENOMEM;
-  size_t k = 0;
-  for (; rc == LM_OK && k < gone.n && k < added.n && gone.n == 1 && added.n == 1; k++)
-    rc = lm_vt_apply(app, a->sql, LM_VT_UPDATE, lm_dag_id(app->dag, gone.idx[k]),
-                     lm_dag_id(app->dag, added.idx[k]), err);
-  for (size_t i = k; i < gone.n && rc == LM_OK; i++)
-    rc = lm_vt_apply(app, a->sql, LM_VT_DELETE, lm_dag_id(app->dag, gone.idx[i]), NULL, err);
-  for (size_t i = k; i < added.n && rc == LM_OK; i++)
-    rc = lm_vt_apply(app, a->sql, LM_VT_INSERT, NULL, lm_dag_id(app->dag, added.idx[i]), err);
-  lm_revset_free(&gone);
-  lm_revset_free(&added);
+  for (size_t i = 0; i < ops->n && rc == LM_OK; i++) {
+    const lm_vt_op *o = &ops->v[i];
+    rc = lm_vt_apply(app, a->sql, o->kind, o->kind == LM_VT_INSERT ? NULL : lm_dag_id(app->dag, o->from),
+                     o->kind == LM_VT_DELETE ? NULL : lm_dag_id(app->dag, o->to), err);
+  }
   if (rc == LM_OK && !a->sql) {
     for (size_t i = 0; i < heads.n; i++) sb_add(&from, "%s%s", i ? " " : "", lm_dag_id(app->dag, heads.idx[i]));
     for (size_t i = 0; i < next.n; i++) sb_add(&to, "%s%s", i ? " " : "", lm_dag_id(app->dag, next.idx[i]));
@@ -681,8 +764,8 @@ cleanup:
   free(from.s);
   free(to.s);
   lm_revset_free(&heads);
-  lm_revset_free(&target);
   lm_revset_free(&next);
+  free(opsv.v);
   return rc < 0 ? rc : LM_OK;
 }
 

@@ -127,6 +127,16 @@ int lm_config_load(lm_app *app, lm_error *err) {
                               : lua_toboolean(L, -1);
   lua_pop(L, 1);
   cfg->lock_timeout = lua_getfield(L, t, "lock_timeout") == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+  if (app->opts->lock_timeout) {
+    char *end = NULL;
+    double v = strtod(app->opts->lock_timeout, &end);
+    if (end == app->opts->lock_timeout || *end || v < 0) {
+      lua_settop(L, top);
+      return lm_error_set(err, LM_EUSAGE, "--lock-timeout '%s': expected a number of seconds",
+                          app->opts->lock_timeout);
+    }
+    cfg->lock_timeout = v;
+  }
   lua_pop(L, 1);
   /* --url > DATABASE_URL > config url > libpq's PG* defaults */
   const char *env_url = getenv("DATABASE_URL");

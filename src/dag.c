@@ -487,9 +487,9 @@ char *lm_dag_format_ids(const lm_dag *dag, const int *idx, size_t n) {
 /* ---- marking walks ------------------------------------------------------------------ */
 
 /* Marks (mark[i] |= bit) the ancestors-or-self (up = 0) or descendants-or-self (up = 1) of
- * the seeds, through parents/children and dependencies/dependents. */
-static int mark_walk(const lm_dag *dag, const int *seeds, size_t nseeds, int up, unsigned char *mark,
-                     unsigned char bit) {
+ * the seeds, through parents/children and, with deps, dependencies/dependents. */
+int lm_dag_mark(const lm_dag *dag, const int *seeds, size_t nseeds, int up, int deps,
+                unsigned char *mark, unsigned char bit) {
   int *stack = malloc((dag->n ? dag->n : 1) * sizeof *stack);
   if (!stack) return LM_ENOMEM;
   size_t sp = 0;
@@ -503,7 +503,7 @@ static int mark_walk(const lm_dag *dag, const int *seeds, size_t nseeds, int up,
     const int *a = up ? r->children.idx : r->parents;
     size_t na = up ? r->children.n : r->ndown;
     const int *b = up ? r->dependents.idx : r->deps;
-    size_t nb = up ? r->dependents.n : r->ndeps;
+    size_t nb = !deps ? 0 : up ? r->dependents.n : r->ndeps;
     for (size_t j = 0; j < na; j++)
       if (!(mark[a[j]] & bit)) {
         mark[a[j]] |= bit;
@@ -580,8 +580,8 @@ int lm_dag_plan_upgrade(const lm_dag *dag, const lm_revset *current, const lm_re
   unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
   if (!mark) return lm_error_set(err, LM_ENOMEM, "out of memory");
   /* bit 1: needed by the target; bit 2: already applied. Plan = 1 and not 2. */
-  int rc = mark_walk(dag, target->idx, target->n, 0, mark, 1);
-  if (!rc) rc = mark_walk(dag, current->idx, current->n, 0, mark, 2);
+  int rc = lm_dag_mark(dag, target->idx, target->n, 0, 1, mark, 1);
+  if (!rc) rc = lm_dag_mark(dag, current->idx, current->n, 0, 1, mark, 2);
   if (!rc) {
     for (size_t i = 0; i < dag->n; i++) mark[i] = (mark[i] & 1) && !(mark[i] & 2) ? 4 : 0;
     rc = topo(dag, mark, 4, plan);
@@ -597,7 +597,7 @@ int lm_dag_plan_downgrade(const lm_dag *dag, const lm_revset *current, const lm_
   int rc = LM_OK;
   if (!mark) return lm_error_set(err, LM_ENOMEM, "out of memory");
   /* bit 1: ancestors-or-self of the current heads. */
-  if ((rc = mark_walk(dag, current->idx, current->n, 0, mark, 1))) goto oom;
+  if ((rc = lm_dag_mark(dag, current->idx, current->n, 0, 1, mark, 1))) goto oom;
   for (size_t i = 0; i < target->n; i++)
     if (!(mark[target->idx[i]] & 1)) {
       rc = lm_error_set(err, LM_EUSAGE,
@@ -609,9 +609,18 @@ int lm_dag_plan_downgrade(const lm_dag *dag, const lm_revset *current, const lm_
     for (size_t i = 0; i < dag->n; i++)
       if (mark[i] & 1) mark[i] |= 2;
   } else {
-    /* bit 2: strict descendants of the targets (through children and dependents). */
-    if ((rc = mark_walk(dag, target->idx, target->n, 1, mark, 2))) goto oom;
-    for (size_t i = 0; i < target->n; i++) mark[target->idx[i]] &= (unsigned char)~2;
+    /* bit 2: what descends (through children and dependents) from the targets' children
+     * by down_revision. A revision that only depends_on a target stays: the target
+     * itself is not undone. */
+    lm_revset roots = {0};
+    for (size_t i = 0; i < target->n && rc == LM_OK; i++) {
+      const rev *t = &dag->revs[target->idx[i]];
+      for (size_t c = 0; c < t->children.n && rc == LM_OK; c++)
+        rc = lm_revset_push(&roots, t->children.idx[c]);
+    }
+    if (rc == LM_OK) rc = lm_dag_mark(dag, roots.idx, roots.n, 1, 1, mark, 2);
+    lm_revset_free(&roots);
+    if (rc) goto oom;
   }
   for (size_t i = 0; i < dag->n; i++) mark[i] = (mark[i] & 1) && (mark[i] & 2) ? 4 : 0;
   if ((rc = topo(dag, mark, 4, &order))) goto oom;
@@ -663,13 +672,14 @@ static int multiple_heads(lm_error *err, const char *what) {
                       what);
 }
 
-/* Heads among the descendants-or-self of idx. */
+/* The heads (effective ones included) on the line of idx: its descendants-or-self through
+ * down_revision only, as X@head / X@heads select them. */
 static int heads_of(const lm_dag *dag, int idx, lm_revset *out) {
   unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
   if (!mark) return LM_ENOMEM;
-  int rc = mark_walk(dag, &idx, 1, 1, mark, 1);
+  int rc = lm_dag_mark(dag, &idx, 1, 1, 0, mark, 1);
   for (size_t i = 0; !rc && i < dag->n; i++)
-    if ((mark[i] & 1) && lm_dag_is_real_head(dag, (int)i)) rc = lm_revset_push(out, (int)i);
+    if ((mark[i] & 1) && lm_dag_is_head(dag, (int)i)) rc = lm_revset_push(out, (int)i);
   free(mark);
   return rc;
 }
@@ -708,11 +718,12 @@ short_walk:
   return lm_error_set(err, LM_ENOTFOUND, "Relative revision %s didn't produce %ld migrations", expr, n);
 }
 
-/* The lineage of idx: bit 1 on its descendants-or-self, bit 2 on its ancestors-or-self. */
+/* The lineage of idx (through down_revision only): bit 1 on its descendants-or-self, bit 2
+ * on its ancestors-or-self. */
 static unsigned char *lineage(const lm_dag *dag, int idx) {
   unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
   if (!mark) return NULL;
-  if (mark_walk(dag, &idx, 1, 1, mark, 1) || mark_walk(dag, &idx, 1, 0, mark, 2)) {
+  if (lm_dag_mark(dag, &idx, 1, 1, 0, mark, 1) || lm_dag_mark(dag, &idx, 1, 0, 0, mark, 2)) {
     free(mark);
     return NULL;
   }
@@ -803,8 +814,10 @@ int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current
   if (!strcmp(expr, "base")) return LM_OK;
   if (!strcmp(expr, "heads")) return real_heads(dag, out) ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
   if (!strcmp(expr, "head")) {
+    /* Every head counts here, effective ones too: "head" is unambiguous only when the
+     * graph has exactly one. */
     lm_revset h = {0};
-    if (real_heads(dag, &h)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+    if (lm_dag_heads(dag, &h)) return lm_error_set(err, LM_ENOMEM, "out of memory");
     if (h.n > 1) {
       lm_revset_free(&h);
       return multiple_heads(err, expr);
@@ -919,7 +932,7 @@ static int normalized_down(const lm_dag *dag, int idx, lm_revset *out) {
     for (size_t k = 0; k < r->ndown && no < 64; k++) others[no++] = r->parents[k];
     for (size_t k = 0; k < r->ndeps && no < 64; k++)
       if (k != i) others[no++] = r->deps[k];
-    int rc = mark_walk(dag, others, no, 0, mark, 1);
+    int rc = lm_dag_mark(dag, others, no, 0, 1, mark, 1);
     int implied = !rc && (mark[r->deps[i]] & 1);
     free(mark);
     if (rc) return rc;
@@ -937,7 +950,7 @@ static int minus_ancestors_of_others(const lm_dag *dag, const lm_revset *heads, 
     if (!lm_revset_has(except, heads->idx[i])) rc = lm_revset_push(&others, heads->idx[i]);
   unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
   if (!mark) rc = LM_ENOMEM;
-  if (!rc && others.n) rc = mark_walk(dag, others.idx, others.n, 0, mark, 1);
+  if (!rc && others.n) rc = lm_dag_mark(dag, others.idx, others.n, 0, 1, mark, 1);
   for (size_t i = 0; i < set->n && !rc; i++)
     if (!(mark[set->idx[i]] & 1)) rc = lm_revset_push(out, set->idx[i]);
   free(mark);

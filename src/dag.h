@@ -62,6 +62,10 @@ int lm_dag_is_head(const lm_dag *dag, int idx);      /* no child via down_revisi
 int lm_dag_is_real_head(const lm_dag *dag, int idx); /* ... nor via depends_on */
 int lm_dag_is_branch_point(const lm_dag *dag, int idx);
 int lm_dag_is_merge_point(const lm_dag *dag, int idx);
+/* Marks (mark[i] |= bit) the ancestors-or-self (up = 0) or descendants-or-self (up = 1) of
+ * the seeds, following dependencies too when deps is set. Linear in what it marks. */
+int lm_dag_mark(const lm_dag *dag, const int *seeds, size_t nseeds, int up, int deps,
+                unsigned char *mark, unsigned char bit);
 /* Heads (lm_dag_is_head) and bases in add order. */
 int lm_dag_heads(const lm_dag *dag, lm_revset *out);
 int lm_dag_bases(const lm_dag *dag, lm_revset *out);
@@ -89,7 +93,7 @@ int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current
  * revision comes after all its parents and dependencies; ties broken by index. An empty
  * plan is not an error. Downgrade: the revisions to undo, children before parents, that
  * are ancestors-or-self of `current` and descendants (not self) of `target` (via parents
- * and dependencies); a target that is not an ancestor-or-self of some current head fails
+ * and dependencies) of the targets' children; a target that is not an ancestor-or-self of some current head fails
  * with "Destination X is not a valid downgrade target from current head(s)". */
 int lm_dag_plan_upgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,
                         lm_revset *plan, lm_error *err);
