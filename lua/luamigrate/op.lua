@@ -103,12 +103,12 @@ function OfflineConn:execute(sql, ...)
   return 0
 end
 
-function OfflineConn:query(sql)
+function OfflineConn.query(_, sql)
   error(("op.get_bind():query: there is no database in --sql mode, so a migration that reads "
     .. "data cannot be rendered offline (query: %s)"):format(sql), 2)
 end
 
-function OfflineConn:status() return "offline" end
+function OfflineConn.status() return "offline" end
 
 -- op.get_bind(): the migration's connection (:execute, :query); in --sql mode a stand-in
 -- that writes statements to the script and refuses to read.
@@ -292,7 +292,11 @@ function M.create_table(name, ...)
     stmts[#stmts + 1] = render.create_index(ix.name, name, ix.expressions, io)
   end
   run("create_table", table.unpack(stmts))
-  return schema.table(name, table.unpack(cols), { schema = o.schema })
+  -- table.unpack expands only in the last position, so the options go in first
+  local targs = { n = #cols + 1 }
+  for i, c in ipairs(cols) do targs[i] = c end
+  targs[#cols + 1] = { schema = o.schema }
+  return schema.table(name, table.unpack(targs, 1, targs.n))
 end
 
 function M.drop_table(name, opts)
