@@ -1,0 +1,91 @@
+-- --sql: scripts for a range, for stamp, in one transaction when configured so, and a clear
+-- refusal for migrations that need to read the database.
+local pg = require "helpers.pg"
+local cli = require "helpers.cli"
+
+describe("--sql", function()
+  local dir, url, dbname
+
+  after_each(function()
+    cli.remove(dir)
+    if dbname then pg.drop_db(dbname) end
+    dbname = nil
+  end)
+
+  local function run(...) return cli.run({ ... }, { cwd = dir }) end
+
+  local function apply(sql)
+    local file = os.tmpname()
+    cli.write(file, sql)
+    local ok = os.execute((pg.tool .. "psql -XAtq -v ON_ERROR_STOP=1 -d %s -f %s >/dev/null 2>&1")
+      :format(pg.shell_quote(url), file))
+    os.remove(file)
+    return ok
+  end
+
+  it("writes a range A:B that continues a database at A", function()
+    local files, ids = cli.chain(4)
+    dir = cli.project { files = files }
+    url, dbname = pg.new_db()
+    assert.equal(0, cli.run({ "--url", url, "upgrade", ids[2] }, { cwd = dir }).code)
+    local r = run("upgrade", ids[2] .. ":" .. ids[4], "--sql")
+    assert.equal(0, r.code, r.err)
+    assert.falsy(r.out:find("CREATE TABLE IF NOT EXISTS luamigrate_version", 1, true))
+    assert.truthy(r.out:find(("-- Running upgrade %s -> %s\n"):format(ids[2], ids[3]), 1, true))
+    assert.truthy(r.out:find(("UPDATE luamigrate_version SET version_num = '%s' WHERE version_num = '%s';")
+      :format(ids[4], ids[3]), 1, true))
+    local _, begins = r.out:gsub("BEGIN;\n", "")
+    assert.equal(2, begins)
+    assert.is_true(apply(r.out))
+    assert.equal(ids[4], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    assert.equal("4", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]$'"))
+    -- and back down
+    r = run("downgrade", ids[4] .. ":" .. ids[1], "--sql")
+    assert.equal(0, r.code, r.err)
+    assert.is_true(apply(r.out))
+    assert.equal(ids[1], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    assert.equal("1", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]$'"))
+  end)
+
+  it("uses one transaction for the whole script when transaction_per_migration is false", function()
+    local files = cli.chain(3)
+    dir = cli.project { files = files, config = 'script_location = "migrations"\ntransaction_per_migration = false\n' }
+    local r = run("upgrade", "head", "--sql")
+    assert.equal(0, r.code, r.err)
+    local _, begins = r.out:gsub("BEGIN;\n", "")
+    local _, commits = r.out:gsub("COMMIT;\n", "")
+    assert.equal(1, begins)
+    assert.equal(1, commits)
+  end)
+
+  it("stamps with --sql, creating the version table from base", function()
+    local files, ids = cli.chain(2)
+    dir = cli.project { files = files }
+    url, dbname = pg.new_db()
+    local r = run("stamp", "--sql", ids[2])
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find(("INSERT INTO luamigrate_version (version_num) VALUES ('%s');"):format(ids[2]), 1, true))
+    assert.is_true(apply(r.out))
+    assert.equal(ids[2], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]$'"))
+  end)
+
+  it("refuses a migration that reads the database, naming the file and the query", function()
+    dir = cli.project { files = {
+      ["migrations/versions/aaaa_reads.lua"] = cli.revision("aaaa", nil,
+        '  local rows = op.get_bind():query("SELECT count(*) AS n FROM pg_class")\n', ""),
+    } }
+    local r = run("upgrade", "head", "--sql")
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("aaaa_reads.lua:", 1, true), r.err)
+    assert.truthy(r.err:find("there is no database in --sql mode", 1, true), r.err)
+    assert.truthy(r.err:find("SELECT count(*) AS n FROM pg_class", 1, true), r.err)
+  end)
+
+  it("needs a range for downgrade", function()
+    dir = cli.project { files = cli.chain(1) }
+    local r = run("downgrade", "base", "--sql")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("downgrade with --sql requires <fromrev>:<torev>", 1, true), r.err)
+  end)
+end)
