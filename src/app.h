@@ -52,8 +52,14 @@ int lm_config_load(lm_app *app, lm_error *err);
 void lm_config_free(lm_config *cfg);
 char *lm_path_join(const char *a, const char *b);
 
-/* loader.c: reads every revision file into app->dag and app->envs_ref. */
+/* loader.c: builds app->dag from the revision files (through the revision cache) and
+ * creates the table of environments app->envs_ref, which lm_loader_env fills as revisions
+ * run. */
 int lm_loader_load(lm_app *app, lm_error *err);
+/* Pushes the environment of revision idx (running its file the first time it is asked). */
+int lm_loader_env(lm_app *app, int idx, lm_error *err);
+/* A file's whole leading comment (malloc'd; "" when it has none or cannot be read). */
+char *lm_loader_longdoc(const char *path);
 /* Reads a whole file (malloc'd, NUL-terminated; *len without the NUL). */
 int lm_read_file(const char *path, char **data, size_t *len, lm_error *err);
 

@@ -230,7 +230,8 @@ static void log_entry(sbuf *b, const lm_dag *dag, int idx, const lm_revset *curr
     sb_add(b, "\n");
   }
   sb_add(b, "Path: %s\n\n", lm_dag_path(dag, idx));
-  const char *doc = lm_dag_longdoc(dag, idx);
+  char *longdoc = lm_loader_longdoc(lm_dag_path(dag, idx));
+  const char *doc = longdoc ? longdoc : "";
   while (*doc) {
     const char *nl = strchr(doc, '\n');
     size_t len = nl ? (size_t)(nl - doc) : strlen(doc);
@@ -238,6 +239,7 @@ static void log_entry(sbuf *b, const lm_dag *dag, int idx, const lm_revset *curr
     if (!nl) break;
     doc = nl + 1;
   }
+  free(longdoc);
 }
 
 static int emit(sbuf *b, lm_error *err) {

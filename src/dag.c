@@ -12,7 +12,7 @@
 #include <string.h>
 
 typedef struct rev {
-  char *id, *path, *doc, *longdoc; /* doc: the first paragraph of longdoc */
+  char *id, *path, *doc; /* doc: the first paragraph of the file's leading comment */
   char **down_ids, **labels, **dep_ids;
   size_t ndown, nlabels, ndeps_raw;
   int *parents; /* resolved down_revision, same order */
@@ -90,7 +90,6 @@ void lm_dag_free(lm_dag *dag) {
     free(r->id);
     free(r->path);
     free(r->doc);
-    free(r->longdoc);
     free_strs(r->down_ids, r->ndown);
     free_strs(r->labels, r->nlabels);
     free_strs(r->dep_ids, r->ndeps_raw);
@@ -191,11 +190,8 @@ int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndow
   int oom = 0;
   r->id = strdup(id);
   r->path = strdup(path ? path : id);
-  r->longdoc = strdup(doc ? doc : "");
-  if (r->longdoc) {
-    const char *para = strstr(r->longdoc, "\n\n");
-    r->doc = para ? strndup(r->longdoc, (size_t)(para - r->longdoc)) : strdup(r->longdoc);
-  }
+  const char *para = doc ? strstr(doc, "\n\n") : NULL;
+  r->doc = para ? strndup(doc, (size_t)(para - doc)) : strdup(doc ? doc : "");
   r->down_ids = copy_strs(down, ndown, &oom);
   r->ndown = ndown;
   r->labels = copy_strs(labels, nlabels, &oom);
@@ -204,7 +200,7 @@ int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndow
   r->ndeps_raw = ndeps;
   int idx = (int)dag->n++;
   slot_insert(dag->slots, dag->nslots, dag->revs, idx);
-  if (oom || !r->id || !r->path || !r->doc || !r->longdoc) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (oom || !r->id || !r->path || !r->doc) return lm_error_set(err, LM_ENOMEM, "out of memory");
   return idx;
 }
 
@@ -428,7 +424,6 @@ size_t lm_dag_count(const lm_dag *dag) { return dag->n; }
 const char *lm_dag_id(const lm_dag *dag, int idx) { return dag->revs[idx].id; }
 const char *lm_dag_path(const lm_dag *dag, int idx) { return dag->revs[idx].path; }
 const char *lm_dag_doc(const lm_dag *dag, int idx) { return dag->revs[idx].doc; }
-const char *lm_dag_longdoc(const lm_dag *dag, int idx) { return dag->revs[idx].longdoc; }
 size_t lm_dag_parents(const lm_dag *dag, int idx, const int **out) {
   *out = dag->revs[idx].parents;
   return dag->revs[idx].ndown;

@@ -49,9 +49,9 @@ size_t lm_dag_count(const lm_dag *dag);
 int lm_dag_find(const lm_dag *dag, const char *id); /* exact id -> index, or -1 */
 const char *lm_dag_id(const lm_dag *dag, int idx);
 const char *lm_dag_path(const lm_dag *dag, int idx);
-/* The docstring's first paragraph (what history shows), and the whole docstring. */
+/* The docstring's first paragraph (what history shows; the whole docstring is read from the
+ * file when asked for: lm_loader_longdoc). */
 const char *lm_dag_doc(const lm_dag *dag, int idx); /* "" when none */
-const char *lm_dag_longdoc(const lm_dag *dag, int idx);
 /* Parents (down_revision order), children (add order), labels, resolved dependencies. */
 size_t lm_dag_parents(const lm_dag *dag, int idx, const int **out);
 size_t lm_dag_children(const lm_dag *dag, int idx, const int **out);

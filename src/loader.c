@@ -3,11 +3,14 @@
  * file's environment (for its upgrade/downgrade functions) in a registry table. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "bind/bind.h"
@@ -143,23 +146,28 @@ static int read_list(lua_State *L, int env, const char *name, const char *path,
   return LM_OK;
 }
 
-/* Loads one file; leaves the stack as it found it. */
-static int load_one(lm_app *app, int envs, int mkenv, const char *path, lm_error *err) {
+/* Runs the file at `path` in a fresh environment made by the function at mkenv; leaves the
+ * environment on the stack (and returns LM_OK) or leaves nothing and fills err. *doc gets
+ * the file's leading comment when doc is not NULL. */
+static int exec_file(lm_app *app, int mkenv, const char *path, char **doc, lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L);
-  char *data = NULL, *doc = NULL;
+  char *data = NULL;
   size_t len = 0;
   int rc = lm_read_file(path, &data, &len, err);
-  if (rc) goto cleanup;
+  if (rc) goto fail;
   if (memchr(data, '\0', len)) {
     rc = lm_error_set(err, LM_EUSAGE, "%s: not a Lua text file (it holds NUL bytes)", path);
-    goto cleanup;
+    goto fail;
   }
-  doc = extract_doc(data, len);
+  if (doc && !(*doc = extract_doc(data, len))) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto fail;
+  }
   lua_pushfstring(L, "@%s", path);
   if (luaL_loadbufferx(L, data, len, lua_tostring(L, -1), "t") != LUA_OK) {
     rc = lm_error_set(err, LM_EUSAGE, "%s", lua_tostring(L, -1));
-    goto cleanup;
+    goto fail;
   }
   free(data);
   data = NULL;
@@ -168,7 +176,7 @@ static int load_one(lm_app *app, int envs, int mkenv, const char *path, lm_error
   if (lm_pcall(L, 0, 1) != LUA_OK) {
     lm_error_from_lua(L, -1, LM_ERR, err);
     rc = LM_ERR;
-    goto cleanup;
+    goto fail;
   }
   int env = lua_gettop(L);
   lua_pushvalue(L, env);
@@ -178,8 +186,247 @@ static int load_one(lm_app *app, int envs, int mkenv, const char *path, lm_error
     lm_error_from_lua(L, -1, LM_EUSAGE, err);
     lm_error_prefix(err, "%s: error while loading", path);
     rc = LM_EUSAGE;
-    goto cleanup;
+    goto fail;
   }
+  lua_replace(L, top + 1); /* env where the chunk name was */
+  lua_settop(L, top + 1);
+  return LM_OK;
+fail:
+  free(data);
+  if (doc) {
+    free(*doc);
+    *doc = NULL;
+  }
+  lua_settop(L, top);
+  return rc;
+}
+
+/* ---- the revision cache -------------------------------------------------------------- */
+/* versions/.luamigrate_cache remembers what each file declared (id, down_revision,
+ * branch_labels, depends_on, docstring) with the file's size and modification time, so a
+ * command over a large project reads one file and stats the rest instead of running every
+ * revision file. A file whose size or mtime changed is run again; the cache is rewritten
+ * whenever anything changed, and never trusted across luamigrate versions. Writing it is
+ * best effort (a read-only checkout simply runs every file). LUAMIGRATE_NO_CACHE=1 turns
+ * it off. */
+
+#define CACHE_MAGIC "luamigrate revision cache 1 " LM_VERSION "\n"
+
+typedef struct sbuf_t {
+  char *s;
+  size_t n, cap;
+  int oom;
+} sbuf_t;
+
+static void sb_putc(sbuf_t *b, char c) {
+  if (b->oom) return;
+  if (b->n + 2 > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+      b->oom = 1;
+      return;
+    }
+    b->s = s;
+    b->cap = cap;
+  }
+  b->s[b->n++] = c;
+  b->s[b->n] = '\0';
+}
+
+static void sb_puts(sbuf_t *b, const char *v, size_t len) {
+  if (b->oom) return;
+  if (b->n + len + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (b->n + len + 1 > cap) cap *= 2;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+      b->oom = 1;
+      return;
+    }
+    b->s = s;
+    b->cap = cap;
+  }
+  memcpy(b->s + b->n, v, len);
+  b->n += len;
+  b->s[b->n] = '\0';
+}
+
+/* One field: backslash, tab, newline and space escaped, so fields split on tabs and list
+ * items on spaces. */
+static void sb_field(sbuf_t *b, const char *v) {
+  size_t plain = strcspn(v, "\\\t\n\r ");
+  sb_puts(b, v, plain);
+  for (v += plain; *v; v++) {
+    switch (*v) {
+      case '\\': sb_putc(b, '\\'); sb_putc(b, '\\'); break;
+      case '\t': sb_putc(b, '\\'); sb_putc(b, 't'); break;
+      case '\n': sb_putc(b, '\\'); sb_putc(b, 'n'); break;
+      case '\r': sb_putc(b, '\\'); sb_putc(b, 'r'); break;
+      case ' ': sb_putc(b, '\\'); sb_putc(b, 's'); break;
+      default: sb_putc(b, *v);
+    }
+  }
+}
+
+static void sb_list(sbuf_t *b, const char *const *v, size_t n) {
+  if (n == 0) sb_putc(b, '-');
+  for (size_t i = 0; i < n; i++) {
+    if (i) sb_putc(b, ' ');
+    sb_field(b, v[i]);
+  }
+}
+
+static void sb_num(sbuf_t *b, long long v) {
+  char tmp[32];
+  int len = snprintf(tmp, sizeof tmp, "%lld", v);
+  sb_puts(b, tmp, (size_t)len);
+}
+
+/* Unescapes s[0..len) in place into a NUL-terminated string; returns it. */
+static char *unescape(char *s, size_t len) {
+  char *w = s;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '\\' && i + 1 < len) {
+      char c = s[++i];
+      *w++ = c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c == 's' ? ' ' : c;
+    } else {
+      *w++ = s[i];
+    }
+  }
+  *w = '\0';
+  return s;
+}
+
+typedef struct cache_line {
+  char *name; /* points into the cache text */
+  long long size, mt_s, mt_ns;
+  char *rest; /* id \t down \t labels \t deps \t doc, still escaped */
+} cache_line;
+
+typedef struct cache {
+  char *text;
+  cache_line *lines;
+  size_t n;
+} cache;
+
+static void cache_free(cache *c) {
+  free(c->text);
+  free(c->lines);
+  memset(c, 0, sizeof *c);
+}
+
+/* Reads the cache; a missing, foreign or damaged one is simply empty. Lines are sorted by
+ * name as written. */
+static void cache_read(const char *path, cache *c) {
+  size_t len = 0;
+  lm_error ignore = {0};
+  memset(c, 0, sizeof *c);
+  if (access(path, R_OK) != 0 || lm_read_file(path, &c->text, &len, &ignore) != LM_OK) {
+    lm_error_clear(&ignore);
+    return;
+  }
+  size_t ml = strlen(CACHE_MAGIC);
+  if (len < ml || memcmp(c->text, CACHE_MAGIC, ml) != 0) goto bad;
+  size_t cap = 0;
+  for (size_t i = ml; i < len; i++) cap += c->text[i] == '\n';
+  c->lines = malloc((cap ? cap : 1) * sizeof *c->lines);
+  if (!c->lines) goto bad;
+  char *p = c->text + ml, *end = c->text + len;
+  while (p < end) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl) goto bad;
+    *nl = '\0';
+    cache_line *l = &c->lines[c->n];
+    char *f[5];
+    int nf = 0;
+    f[nf++] = p;
+    for (char *q = p; *q && nf < 5; q++)
+      if (*q == '\t') {
+        *q = '\0';
+        f[nf++] = q + 1;
+      }
+    if (nf < 5) goto bad;
+    l->name = f[0];
+    char *e1, *e2, *e3;
+    l->size = strtoll(f[1], &e1, 10);
+    l->mt_s = strtoll(f[2], &e2, 10);
+    l->mt_ns = strtoll(f[3], &e3, 10);
+    if (*e1 || *e2 || *e3) goto bad;
+    l->rest = f[4];
+    if (c->n && strcmp(c->lines[c->n - 1].name, l->name) >= 0) goto bad;
+    c->n++;
+    p = nl + 1;
+  }
+  return;
+bad:
+  cache_free(c);
+}
+
+/* Splits a space-separated escaped list in place. */
+static size_t split_list(char *s, char **out, size_t cap) {
+  if (!strcmp(s, "-")) return 0;
+  size_t n = 0;
+  char *p = s;
+  while (n < cap) {
+    char *sp = strchr(p, ' ');
+    if (sp) *sp = '\0';
+    out[n++] = unescape(p, strlen(p));
+    if (!sp) break;
+    p = sp + 1;
+  }
+  return n;
+}
+
+/* Adds the revision a cache line describes to the DAG. */
+static int add_cached(lm_app *app, const char *path, char *rest, lm_error *err) {
+  char *f[5];
+  int nf = 0;
+  f[nf++] = rest;
+  for (char *q = rest; *q && nf < 5; q++)
+    if (*q == '\t') {
+      *q = '\0';
+      f[nf++] = q + 1;
+    }
+  if (nf < 5) return lm_error_set(err, LM_ERR, "damaged revision cache entry for %s", path);
+  char *down[64], *labels[64], *deps[64];
+  unescape(f[0], strlen(f[0]));
+  size_t nd = split_list(f[1], down, 64), nl = split_list(f[2], labels, 64),
+         ne = split_list(f[3], deps, 64);
+  unescape(f[4], strlen(f[4]));
+  int idx = lm_dag_add(app->dag, f[0], (const char *const *)down, nd,
+                       (const char *const *)labels, nl, (const char *const *)deps, ne, path,
+                       f[4], err);
+  return idx < 0 ? idx : LM_OK;
+}
+
+static void cache_write(const char *path, const sbuf_t *body) {
+  if (body->oom) return;
+  size_t plen = strlen(path);
+  char *tmp = malloc(plen + 32);
+  if (!tmp) return;
+  snprintf(tmp, plen + 32, "%s.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    free(tmp);
+    return;
+  }
+  int ok = fputs(CACHE_MAGIC, f) >= 0 &&
+           (body->n == 0 || fwrite(body->s, 1, body->n, f) == body->n);
+  ok = fclose(f) == 0 && ok;
+  if (!ok || rename(tmp, path) != 0) unlink(tmp);
+  free(tmp);
+}
+
+/* Runs one file, checks its migration globals and adds it to the DAG; appends its cache
+ * line (after name, size and mtime) to `line`. Leaves the stack as it found it. */
+static int load_one(lm_app *app, int mkenv, const char *path, sbuf_t *line, lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  char *doc = NULL;
+  int rc = exec_file(app, mkenv, path, &doc, err);
+  if (rc) return rc;
+  int env = lua_gettop(L);
   lua_pushliteral(L, "revision");
   if (lua_rawget(L, env) != LUA_TSTRING) {
     rc = lua_isnil(L, -1)
@@ -196,6 +443,11 @@ static int load_one(lm_app *app, int envs, int mkenv, const char *path, lm_error
       (rc = read_list(L, env, "branch_labels", path, &labels, &nl, err)) ||
       (rc = read_list(L, env, "depends_on", path, &deps, &ne, err)))
     goto cleanup;
+  if (nd > 64 || nl > 64 || ne > 64) {
+    rc = lm_error_set(err, LM_EUSAGE, "%s: more than 64 entries in down_revision, "
+                                      "branch_labels or depends_on", path);
+    goto cleanup;
+  }
   static const char *const fns[] = {"upgrade", "downgrade"};
   for (int i = 0; i < 2; i++) {
     lua_pushstring(L, fns[i]);
@@ -215,14 +467,34 @@ static int load_one(lm_app *app, int envs, int mkenv, const char *path, lm_error
     rc = idx;
     goto cleanup;
   }
-  lua_pushvalue(L, env);
-  lua_rawseti(L, envs, idx + 1);
+  sb_field(line, id);
+  sb_putc(line, '\t');
+  sb_list(line, down, nd);
+  sb_putc(line, '\t');
+  sb_list(line, labels, nl);
+  sb_putc(line, '\t');
+  sb_list(line, deps, ne);
+  sb_putc(line, '\t');
+  sb_field(line, lm_dag_doc(app->dag, idx));
   rc = LM_OK;
 cleanup:
-  free(data);
   free(doc);
   lua_settop(L, top);
   return rc;
+}
+
+/* Pushes require("luamigrate.env").migration. */
+static int push_mkenv(lua_State *L, lm_error *err) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luamigrate.env");
+  if (lm_pcall(L, 1, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    lua_pop(L, 1);
+    return LM_ERR;
+  }
+  lua_getfield(L, -1, "migration");
+  lua_remove(L, -2);
+  return LM_OK;
 }
 
 int lm_loader_load(lm_app *app, lm_error *err) {
@@ -230,7 +502,10 @@ int lm_loader_load(lm_app *app, lm_error *err) {
   int top = lua_gettop(L);
   char **names = NULL;
   size_t n = 0;
-  int rc = LM_OK;
+  int rc = LM_OK, dirty = 0, dirfd = -1;
+  cache old = {0};
+  sbuf_t fresh = {0};
+  char *cache_path = NULL;
   app->dag = lm_dag_new();
   if (!app->dag) return lm_error_set(err, LM_ENOMEM, "out of memory");
   rc = list_files(app->cfg.versions_dir, &names, &n, err);
@@ -244,34 +519,142 @@ int lm_loader_load(lm_app *app, lm_error *err) {
   lua_setfield(L, -3, "path");
   lua_settop(L, top);
 
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "luamigrate.env");
-  if (lm_pcall(L, 1, 1) != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_ERR, err);
-    rc = LM_ERR;
+  if ((rc = push_mkenv(L, err))) goto cleanup;
+  int mkenv = lua_gettop(L);
+  const char *no_cache = getenv("LUAMIGRATE_NO_CACHE");
+  int use_cache = !(no_cache && *no_cache && strcmp(no_cache, "0"));
+  cache_path = lm_path_join(app->cfg.versions_dir, ".luamigrate_cache");
+  if (!cache_path) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  lua_getfield(L, -1, "migration");
-  int mkenv = lua_gettop(L);
-  lua_createtable(L, (int)n, 0);
-  int envs = lua_gettop(L);
+  if (use_cache) cache_read(cache_path, &old);
+  dirfd = open(app->cfg.versions_dir, O_RDONLY | O_DIRECTORY);
+  /* The common case first: the cache describes exactly these files, unchanged. */
+  int current = dirfd >= 0 && old.text && old.n == n;
+  for (size_t i = 0; current && i < n; i++) {
+    struct stat st;
+    current = fstatat(dirfd, names[i], &st, 0) == 0 && !strcmp(old.lines[i].name, names[i]) &&
+              old.lines[i].size == (long long)st.st_size &&
+              old.lines[i].mt_s == (long long)st.st_mtim.tv_sec &&
+              old.lines[i].mt_ns == (long long)st.st_mtim.tv_nsec;
+  }
+  if (current) {
+    for (size_t i = 0; i < n && rc == LM_OK; i++) {
+      char *path = lm_path_join(app->cfg.versions_dir, names[i]);
+      rc = path ? add_cached(app, path, old.lines[i].rest, err)
+                : lm_error_set(err, LM_ENOMEM, "out of memory");
+      free(path);
+      free(names[i]);
+      names[i] = NULL;
+    }
+    n = 0;
+  }
+  size_t j = 0;
+  time_t now = time(NULL);
   for (size_t i = 0; i < n && rc == LM_OK; i++) {
     char *path = lm_path_join(app->cfg.versions_dir, names[i]);
     if (!path) {
       rc = lm_error_set(err, LM_ENOMEM, "out of memory");
       break;
     }
-    rc = load_one(app, envs, mkenv, path, err);
+    struct stat st;
+    int have_st = dirfd >= 0 && fstatat(dirfd, names[i], &st, 0) == 0;
+    /* A file written in the last two seconds could change again within the filesystem's
+     * timestamp granularity without its size or mtime showing it: it stays out of the
+     * cache until it has been quiet for a while (git's "racily clean" rule). */
+    if (have_st && (long long)st.st_mtim.tv_sec >= (long long)now - 2) have_st = 0;
+    while (j < old.n && strcmp(old.lines[j].name, names[i]) < 0) {
+      j++;
+      dirty = 1; /* a file that went away */
+    }
+    size_t mark = fresh.n;
+    sb_field(&fresh, names[i]);
+    sb_putc(&fresh, '\t');
+    sb_num(&fresh, have_st ? (long long)st.st_size : -1);
+    sb_putc(&fresh, '\t');
+    sb_num(&fresh, have_st ? (long long)st.st_mtim.tv_sec : -1);
+    sb_putc(&fresh, '\t');
+    sb_num(&fresh, have_st ? (long long)st.st_mtim.tv_nsec : -1);
+    sb_putc(&fresh, '\t');
+    if (have_st && j < old.n && !strcmp(old.lines[j].name, names[i]) &&
+        old.lines[j].size == (long long)st.st_size && old.lines[j].mt_s == (long long)st.st_mtim.tv_sec &&
+        old.lines[j].mt_ns == (long long)st.st_mtim.tv_nsec) {
+      sb_puts(&fresh, old.lines[j].rest, strlen(old.lines[j].rest));
+      rc = add_cached(app, path, old.lines[j].rest, err);
+      j++;
+    } else {
+      if (j < old.n && !strcmp(old.lines[j].name, names[i])) j++;
+      dirty = 1;
+      rc = load_one(app, mkenv, path, &fresh, err);
+      if (!have_st) { /* cannot vouch for it: leave it out of the cache */
+        fresh.n = mark;
+        if (fresh.s) fresh.s[mark] = '\0';
+      }
+    }
+    if (fresh.n > mark) sb_putc(&fresh, '\n');
     free(path);
   }
+  if (j < old.n) dirty = 1;
   if (rc == LM_OK) rc = lm_dag_finish(app->dag, err);
   if (rc == LM_OK) {
-    lua_pushvalue(L, envs);
+    lua_newtable(L); /* environments, filled as revisions run */
     app->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (use_cache && !current && (dirty || !old.text)) cache_write(cache_path, &fresh);
   }
 cleanup:
+  if (dirfd >= 0) close(dirfd);
+  cache_free(&old);
+  free(fresh.s);
+  free(cache_path);
   for (size_t i = 0; i < n; i++) free(names[i]);
   free(names);
   lua_settop(L, top);
   return rc;
+}
+
+int lm_loader_env(lm_app *app, int idx, lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, app->envs_ref);
+  if (lua_rawgeti(L, -1, idx + 1) == LUA_TTABLE) {
+    lua_remove(L, -2);
+    return LM_OK;
+  }
+  lua_pop(L, 1);
+  const char *path = lm_dag_path(app->dag, idx);
+  int rc = push_mkenv(L, err);
+  if (rc == LM_OK) rc = exec_file(app, lua_gettop(L), path, NULL, err);
+  if (rc) {
+    lua_settop(L, top);
+    return rc;
+  }
+  int env = lua_gettop(L);
+  lua_pushliteral(L, "revision");
+  const char *id = lua_rawget(L, env) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (!id || strcmp(id, lm_dag_id(app->dag, idx)) != 0) {
+    rc = lm_error_set(err, LM_EUSAGE, "%s: the file changed while luamigrate ran (it no longer "
+                                      "declares revision %s)", path, lm_dag_id(app->dag, idx));
+    lua_settop(L, top);
+    return rc;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, env);
+  lua_rawseti(L, top + 1, idx + 1); /* envs table */
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return LM_OK;
+}
+
+char *lm_loader_longdoc(const char *path) {
+  char *data = NULL;
+  size_t len = 0;
+  lm_error ignore = {0};
+  if (lm_read_file(path, &data, &len, &ignore) != LM_OK) {
+    lm_error_clear(&ignore);
+    return strdup("");
+  }
+  char *doc = extract_doc(data, len);
+  free(data);
+  return doc;
 }

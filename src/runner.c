@@ -232,9 +232,6 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     }
     lua_rawset(L, x_idx);
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, app->envs_ref);
-  int envs = lua_gettop(L);
-
   lm_cancel_set_conn(app->conn);
   for (size_t s = 0; s < plan->n; s++) {
     int idx = plan->idx[s];
@@ -256,7 +253,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       in_tx = 1;
     }
     double started = wall_s();
-    lua_rawgeti(L, envs, idx + 1);
+    if ((rc = lm_loader_env(app, idx, err))) goto step_done;
     lua_getfield(L, -1, fn);
     lua_remove(L, -2);
     lm_ctx_begin(L, conn_idx, x_idx);
@@ -403,8 +400,6 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
   const int per_migration = app->cfg.tx_per_migration;
   lua_pushcfunction(L, l_emit);
   int emit_idx = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, app->envs_ref);
-  int envs = lua_gettop(L);
 
   if (from_base && upgrade) {
     fputs("BEGIN;\n\n", stdout);
@@ -423,7 +418,10 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     }
     printf("-- Running %s %s -> %s\n\n", fn, upgrade ? (pstr ? pstr : "") : self,
            upgrade ? self : (pstr ? pstr : ""));
-    lua_rawgeti(L, envs, idx + 1);
+    if ((rc = lm_loader_env(app, idx, err))) {
+      free(pstr);
+      goto done;
+    }
     lua_getfield(L, -1, fn);
     lua_remove(L, -2);
     lm_ctx_begin_offline(L, emit_idx, 0);

@@ -207,7 +207,6 @@ static void test_linear(void) {
   EXPECT(steps(dag, "", "aaaa1111 bbbb2222", 1), "INSERT aaaa1111; UPDATE aaaa1111->bbbb2222; => {bbbb2222}");
   EXPECT(steps(dag, "bbbb2222", "bbbb2222 aaaa1111", 0), "UPDATE bbbb2222->aaaa1111; DELETE aaaa1111; => {}");
   EXPECT(lm_dag_doc(dag, 0), "doc");
-  EXPECT(lm_dag_longdoc(dag, 0), "doc\n\nlong");
   lm_dag_free(dag);
 }
 

@@ -1,0 +1,68 @@
+-- The revision cache (versions/.luamigrate_cache): what a command reads from it is always
+-- what the files say now.
+local cli = require "helpers.cli"
+
+describe("the revision cache", function()
+  local dir, files, ids
+
+  local function versions(name) return dir .. "/migrations/versions/" .. (name or "") end
+  local function age(when)
+    assert(os.execute(("touch -d %q %s*.lua"):format(when, versions())))
+  end
+  local function run(...) return cli.run({ ... }, { cwd = dir }) end
+  local function cache_lines()
+    local f = io.open(versions(".luamigrate_cache"))
+    if not f then return nil end
+    local n = 0
+    for _ in f:lines() do n = n + 1 end
+    f:close()
+    return n - 1
+  end
+
+  before_each(function()
+    files, ids = cli.chain(3)
+    dir = cli.project { files = files }
+  end)
+
+  after_each(function() cli.remove(dir) end)
+
+  it("is written for files that have been quiet, and follows every change", function()
+    local r = run("heads")
+    assert.equal(ids[3] .. " (head)\n", r.out)
+    assert.equal(0, cache_lines()) -- files written just now stay out of the cache
+    age("1 hour ago")
+    assert.equal(0, run("heads").code)
+    assert.equal(3, cache_lines())
+    -- an edited file is read again (its mtime moved)
+    local p3 = versions(ids[3] .. "_step_3.lua")
+    local f = io.open(p3)
+    local text = f:read("a")
+    f:close()
+    cli.write(p3, (text:gsub("revision " .. ids[3], "renamed message")))
+    assert.truthy(run("history").out:find(ids[2] .. " -> " .. ids[3] .. " (head), renamed message", 1, true))
+    -- a removed file is gone, an added one is there
+    os.remove(p3)
+    assert.equal(ids[2] .. " (head)\n", run("heads").out)
+    cli.write(versions("ffff_new.lua"), cli.revision("ffff", ids[2], "", ""))
+    assert.equal("ffff (head)\n", run("heads").out)
+    -- an edit that breaks the file is reported, not hidden by the cache
+    age("2 hours ago")
+    assert.equal(0, run("heads").code)
+    assert.equal(3, cache_lines())
+    cli.write(versions("ffff_new.lua"), "revision = (\n")
+    r = run("heads")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("ffff_new.lua:2: unexpected symbol", 1, true), r.err)
+  end)
+
+  it("survives a damaged cache and can be turned off", function()
+    age("1 hour ago")
+    cli.write(versions(".luamigrate_cache"), "luamigrate revision cache 1 0.1.0\ngarbage\tline\n")
+    assert.equal(ids[3] .. " (head)\n", run("heads").out)
+    assert.equal(3, cache_lines())
+    os.remove(versions(".luamigrate_cache"))
+    local r = cli.run({ "heads" }, { cwd = dir, env = { LUAMIGRATE_NO_CACHE = "1" } })
+    assert.equal(ids[3] .. " (head)\n", r.out)
+    assert.is_nil(cache_lines())
+  end)
+end)
