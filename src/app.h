@@ -32,6 +32,7 @@ typedef struct lm_config {
   char *version_table;
   int tx_per_migration;
   double lock_timeout; /* seconds; < 0 waits forever */
+  int changed_file_is_error; /* on_changed_file = "error" */
 } lm_config;
 
 typedef struct lm_app {

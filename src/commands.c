@@ -293,6 +293,62 @@ static int read_heads(lm_app *app, lm_revset *heads, lm_error *err) {
   return rc;
 }
 
+/* Applied revision files edited since they ran: compares the file's sha256 with the one
+ * recorded when it was applied, for the revisions the database is on or past. Files not
+ * modified since they ran (mtime before the run) are not read. Warns, or fails under
+ * on_changed_file = "error". *nchanged gets the count. */
+static int check_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_error *err) {
+  PGresult *res = NULL;
+  unsigned char *mark = NULL;
+  char *content = NULL;
+  int rc = lm_vt_applied_checksums(&app->vt, app->conn, &res, err);
+  *nchanged = 0;
+  if (rc) return rc;
+  size_t n = lm_dag_count(app->dag);
+  mark = calloc(n ? n : 1, 1);
+  if (!mark || lm_dag_mark(app->dag, heads->idx, heads->n, 0, 1, mark, 1)) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  for (int r = 0; r < PQntuples(res) && rc == LM_OK; r++) {
+    int idx = lm_dag_find(app->dag, PQgetvalue(res, r, 0));
+    if (idx < 0 || !mark[idx] || PQgetisnull(res, r, 1)) continue;
+    const char *path = lm_dag_path(app->dag, idx);
+    struct stat st;
+    double ran = strtod(PQgetvalue(res, r, 2), NULL);
+    if (stat(path, &st) != 0) continue;
+    if ((double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9 < ran) continue;
+    size_t len = 0;
+    lm_error ignore = {0};
+    if (lm_read_file(path, &content, &len, &ignore) != LM_OK) {
+      lm_error_clear(&ignore);
+      continue;
+    }
+    char now[65];
+    rc = lm_vt_checksum(app->conn, content, len, now, err);
+    free(content);
+    content = NULL;
+    if (rc || !strcmp(now, PQgetvalue(res, r, 1))) continue;
+    (*nchanged)++;
+    if (app->cfg.changed_file_is_error) {
+      rc = lm_error_set(err, LM_ERR,
+                        "%s: revision %s was applied from a different version of this file "
+                        "(sha256 %.12s then, %.12s now)",
+                        path, lm_dag_id(app->dag, idx), PQgetvalue(res, r, 1), now);
+      lm_error_setfield(&err->hint, "restore the file as it was applied (the database already "
+                                    "holds its changes), or set on_changed_file = \"warn\"");
+    } else {
+      lm_log_warn("%s: revision %s was applied from a different version of this file "
+                  "(sha256 %.12s then, %.12s now); the database holds what the old version did",
+                  path, lm_dag_id(app->dag, idx), PQgetvalue(res, r, 1), now);
+    }
+  }
+cleanup:
+  free(mark);
+  PQclear(res);
+  return rc;
+}
+
 /* ---- commands ------------------------------------------------------------------------ */
 
 /* Splits "A:B" into the start set (resolved absolutely) and the target text; without a
@@ -347,6 +403,8 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   if (a->dry_run && (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err)))
     goto cleanup;
   if ((rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
+  int nchanged;
+  if ((rc = check_changed(app, &heads, &nchanged, err))) goto cleanup;
   rc = lm_dag_resolve(app->dag, expr, &heads,
                       upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, err);
   if (rc < 0) goto cleanup;

@@ -138,6 +138,16 @@ int lm_config_load(lm_app *app, lm_error *err) {
     cfg->lock_timeout = v;
   }
   lua_pop(L, 1);
+  char *changed = opt_string(L, t, "on_changed_file");
+  if (changed && strcmp(changed, "warn") && strcmp(changed, "error")) {
+    lm_error_set(err, LM_EUSAGE, "%s: on_changed_file must be \"warn\" or \"error\", got \"%s\"",
+                 cfg->path, changed);
+    free(changed);
+    lua_settop(L, top);
+    return LM_EUSAGE;
+  }
+  cfg->changed_file_is_error = changed && !strcmp(changed, "error");
+  free(changed);
   /* --url > DATABASE_URL > config url > libpq's PG* defaults */
   const char *env_url = getenv("DATABASE_URL");
   if (app->opts->url)

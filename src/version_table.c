@@ -213,3 +213,23 @@ int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error
            vt->history);
   return lm_exec(conn, sql, 11, vals, lens, fmts, NULL, err);
 }
+
+int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err) {
+  return exec_fmt(conn, err, res, 0, NULL,
+                  "SELECT DISTINCT ON (revision) revision, checksum, "
+                  "extract(epoch FROM started_at)::float8 FROM %s "
+                  "WHERE operation = 'upgrade' ORDER BY revision, id DESC%s",
+                  vt->history, "");
+}
+
+int lm_vt_checksum(PGconn *conn, const char *content, size_t len, char *out, lm_error *err) {
+  PGresult *res = NULL;
+  const char *vals[1] = {content};
+  int lens[1] = {(int)len}, fmts[1] = {1};
+  int rc = lm_exec(conn, "SELECT encode(sha256($1::bytea), 'hex')", 1, vals, lens, fmts, &res,
+                   err);
+  if (rc) return rc;
+  snprintf(out, 65, "%s", PQgetvalue(res, 0, 0));
+  PQclear(res);
+  return LM_OK;
+}

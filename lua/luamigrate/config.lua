@@ -9,6 +9,7 @@ M.KNOWN = {
   version_table = "string",
   transaction_per_migration = "boolean",
   lock_timeout = "number",
+  on_changed_file = "string", -- "warn" (default) or "error": an applied file edited since
 }
 
 M.DEFAULTS = {

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# DAG commands at scale: generates 10,000- and 100,000-revision projects (linear and
+# branched), then times heads, current, history, show and `upgrade heads --sql` (median of
+# RUNS runs, peak RSS of the slowest) and writes bench/results/dag.md.
+#   bash bench/dag.sh            (RUNS=5 SIZES="10000 100000" by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+SIZES=${SIZES:-"10000 100000"}
+
+bash scripts/deps.sh
+command -v /usr/bin/time >/dev/null || { echo "bench/dag.sh needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-bench -j "$(nproc)" >/dev/null
+bin=$PWD/build-bench/luamigrate
+
+work=$(mktemp -d /tmp/luamigrate-bench.XXXXXX)
+pgdir=$work/pg
+trap 'bash scripts/pg.sh stop "$pgdir"; rm -rf "$work"' EXIT
+eval "$(bash scripts/pg.sh start "$pgdir")"
+
+# median wall time (ms) and max RSS (MiB) of RUNS runs of "$@" in the current directory
+measure() {
+  local times=() rss=0 out
+  for _ in $(seq "$RUNS"); do
+    out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
+    times+=("$(awk '{printf "%d", $1 * 1000}' <<<"$out")")
+    rss=$(awk -v a="$rss" '{print ($2 > a) ? $2 : a}' <<<"$out")
+  done
+  local median
+  median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  printf '%s ms | %s MiB' "$median" "$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}')"
+}
+
+table="| revisions | shape | command | wall (median of $RUNS) | peak RSS |\n|---:|---|---|---:|---:|\n"
+for n in $SIZES; do
+  for shape in linear branched; do
+    proj=$work/$shape-$n
+    lua5.4 bench/gen_dag.lua "$proj" "$n" "$shape"
+    touch -d "1 hour ago" "$proj"/migrations/versions/*.lua 2>/dev/null ||
+      find "$proj/migrations/versions" -name '*.lua' -exec touch -d "1 hour ago" {} +
+    db="bench_${shape}_$n"
+    psql -XAtq -c "CREATE DATABASE $db" >/dev/null
+    url="dbname=$db"
+    cd "$proj"
+    cold=$( { /usr/bin/time -f "%e %M" "$bin" heads >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
+    table+="| $n | $shape | heads (first run: runs every file, writes the cache) | $(awk '{printf "%d ms | %.1f MiB", $1 * 1000, $2 / 1024}' <<<"$cold") |\n"
+    "$bin" --url "$url" stamp heads >/dev/null 2>&1
+    some=$(ls migrations/versions | sed -n "$((n / 2))p" | cut -d_ -f1)
+    table+="| $n | $shape | heads | $(measure "$bin" heads) |\n"
+    table+="| $n | $shape | current | $(measure "$bin" --url "$url" current) |\n"
+    table+="| $n | $shape | history | $(measure "$bin" history) |\n"
+    table+="| $n | $shape | show REV | $(measure "$bin" show "$some") |\n"
+    table+="| $n | $shape | upgrade heads --sql | $(RUNS=1 measure "$bin" upgrade heads --sql) |\n"
+    cd - >/dev/null
+  done
+done
+
+{
+  echo "# DAG commands at scale"
+  echo
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)."
+  echo "Command: \`bash bench/dag.sh\` ($(date -u +%Y-%m-%d))."
+  echo
+  printf '%b' "$table"
+} | tee bench/results/dag.md
