@@ -33,6 +33,9 @@ typedef struct lm_config {
   int tx_per_migration;
   double lock_timeout; /* seconds; < 0 waits forever */
   int changed_file_is_error; /* on_changed_file = "error" */
+  char *ddl_lock_timeout;     /* migration_lock_timeout: SET LOCAL lock_timeout, or NULL */
+  char *statement_timeout;    /* migration_statement_timeout, or NULL */
+  int lock_retries;           /* retries of a step that failed with 55P03 */
 } lm_config;
 
 typedef struct lm_app {

@@ -69,6 +69,8 @@ int lm_config_find(const lm_opts *o, char **path, lm_error *err) {
 }
 
 void lm_config_free(lm_config *cfg) {
+  free(cfg->ddl_lock_timeout);
+  free(cfg->statement_timeout);
   free(cfg->path);
   free(cfg->dir);
   free(cfg->script_location);
@@ -148,6 +150,15 @@ int lm_config_load(lm_app *app, lm_error *err) {
   }
   cfg->changed_file_is_error = changed && !strcmp(changed, "error");
   free(changed);
+  cfg->ddl_lock_timeout = opt_string(L, t, "migration_lock_timeout");
+  cfg->statement_timeout = opt_string(L, t, "migration_statement_timeout");
+  cfg->lock_retries = lua_getfield(L, t, "lock_retries") == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
+  lua_pop(L, 1);
+  if (cfg->lock_retries < 0 || cfg->lock_retries > 20) {
+    lua_settop(L, top);
+    return lm_error_set(err, LM_EUSAGE, "%s: lock_retries must be a whole number from 0 to 20",
+                        cfg->path);
+  }
   /* --url > DATABASE_URL > config url > libpq's PG* defaults */
   const char *env_url = getenv("DATABASE_URL");
   if (app->opts->url)

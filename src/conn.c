@@ -2,6 +2,8 @@
  * into lm_error, print notices, and describe connection strings without passwords. */
 #include "conn.h"
 
+#include "log.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@ static void notice_receiver(void *arg, const PGresult *res) {
   (void)arg;
   const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
   const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  lm_log_break();
   fprintf(stderr, "%s:  %s\n", sev ? sev : "NOTICE", msg ? msg : "");
 }
 

@@ -97,6 +97,7 @@ int luamigrate_main(int argc, char **argv) {
   }
   if (rc != LM_OK) {
     fflush(stdout);
+    lm_log_break();
     lm_error_print(&err, stderr);
   }
   lm_error_clear(&err);

@@ -206,6 +206,20 @@ static int l_dry_autocommit(lua_State *L) {
   return 0;
 }
 
+/* SET LOCAL lock_timeout / statement_timeout for the migration's transaction, from the
+ * config (a session SET would leak through a connection pooler). */
+static int set_local_timeouts(lm_app *app, lm_error *err) {
+  static const char *const names[2] = {"lock_timeout", "statement_timeout"};
+  const char *values[2] = {app->cfg.ddl_lock_timeout, app->cfg.statement_timeout};
+  for (int i = 0; i < 2; i++) {
+    if (!values[i]) continue;
+    const char *params[2] = {names[i], values[i]};
+    int rc = lm_exec(app->conn, "SELECT set_config($1, $2, true)", 2, params, NULL, NULL, NULL, err);
+    if (rc) return rc;
+  }
+  return LM_OK;
+}
+
 int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade,
                 lm_error *err) {
   lua_State *L = app->L;
@@ -246,12 +260,15 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     const char *self = lm_dag_id(app->dag, idx);
     const char *from = upgrade ? (pstr ? pstr : "") : self;
     const char *to = upgrade ? self : (pstr ? pstr : "");
-    lm_log_info("Running %s %s -> %s, %s", fn, from, to, lm_dag_doc(app->dag, idx));
+    int attempt = 1;
+  retry:
+    lm_log_begin("Running %s %s -> %s, %s", fn, from, to, lm_dag_doc(app->dag, idx));
 
     if (!in_tx) {
       if ((rc = simple(app->conn, "BEGIN", err))) goto step_done;
       in_tx = 1;
     }
+    if ((rc = set_local_timeouts(app, err))) goto step_done;
     double started = wall_s();
     if ((rc = lm_loader_env(app, idx, err))) goto step_done;
     lua_getfield(L, -1, fn);
@@ -276,7 +293,28 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       rc = simple(app->conn, "COMMIT", err);
       in_tx = 0;
     }
+    if (rc == LM_OK) lm_log_end(" (%.0f ms)", (wall_s() - started) * 1000.0);
   step_done:
+    /* A lock that could not be had within lock_timeout (55P03) is worth another try: the
+     * step rolls back alone, waits with backoff, and runs again, up to lock_retries times. */
+    if (rc && err->sqlstate && !strcmp(err->sqlstate, "55P03") && per_migration &&
+        attempt <= app->cfg.lock_retries && !lm_cancel_requested()) {
+      lm_error rb = {0};
+      if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) simple(app->conn, "ROLLBACK", &rb);
+      lm_error_clear(&rb);
+      in_tx = 0;
+      double wait = 0.5 * (double)(1 << (attempt - 1)) * (0.75 + 0.5 * (double)rand() / RAND_MAX);
+      if (wait > 30) wait = 30;
+      lm_log_warn("%s; rolled back, retrying in %.1f s (attempt %d of %d)",
+                  err->message ? err->message : "lock not available", wait, attempt + 1,
+                  app->cfg.lock_retries + 1);
+      lm_error_clear(err);
+      struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+      nanosleep(&ts, NULL);
+      attempt++;
+      rc = LM_OK;
+      goto retry;
+    }
     free(pstr);
     if (rc) break;
   }

@@ -10,6 +10,9 @@ M.KNOWN = {
   transaction_per_migration = "boolean",
   lock_timeout = "number",
   on_changed_file = "string", -- "warn" (default) or "error": an applied file edited since
+  migration_lock_timeout = "string", -- SET LOCAL lock_timeout in each migration, e.g. "5s"
+  migration_statement_timeout = "string", -- SET LOCAL statement_timeout, e.g. "10min"
+  lock_retries = "number", -- retries of a migration that hit its lock_timeout (55P03)
 }
 
 M.DEFAULTS = {
