@@ -15,7 +15,7 @@ cmake --build build-bench -j "$(nproc)" >/dev/null
 bin=$PWD/build-bench/luamigrate
 
 work=$(mktemp -d /tmp/luamigrate-bench.XXXXXX)
-pgdir=$work/pg
+pgdir=$(mktemp -d /tmp/luamigrate-bench-pg.XXXXXX) # its own: the server runs as postgres
 trap 'bash scripts/pg.sh stop "$pgdir"; rm -rf "$work"' EXIT
 eval "$(bash scripts/pg.sh start "$pgdir")"
 

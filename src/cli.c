@@ -31,11 +31,13 @@ static const lm_command_help HELP[] = {
      "                          statement with its timing, then roll everything back\n", "luamigrate downgrade -1"},
     {"current", "luamigrate current [-v] [--check-heads]", "Show the database's current revision(s).",
      "  -v, --verbose           show full details and the (redacted) database URL\n"
-     "  -c, --check-heads       exit 1 unless the database is on every head revision\n",
+     "  -c, --check-heads       exit 1 unless the database is on every head revision\n"
+     "  --json                  a JSON array of revisions instead of text\n",
      "luamigrate current --check-heads"},
     {"heads", "luamigrate heads [-v] [--resolve-dependencies]", "Show the head revisions of the scripts.",
      "  -v, --verbose           show full details\n"
-     "  --resolve-dependencies  leave out heads that another revision depends on\n",
+     "  --resolve-dependencies  leave out heads that another revision depends on\n"
+     "  --json                  a JSON array of revisions instead of text\n",
      "luamigrate heads"},
     {"branches", "luamigrate branches [-v]", "Show the branch points and their branches.",
      "  -v, --verbose           show full details\n", "luamigrate branches"},
@@ -51,10 +53,16 @@ static const lm_command_help HELP[] = {
      "  -r, --rev-range RANGE   only START:END (either side may be empty; 'current' is the\n"
      "                          database's revision)\n"
      "  -i, --indicate-current  mark the database's revisions with (current)\n"
-     "  -v, --verbose           show full details\n",
+     "  -v, --verbose           show full details\n"
+     "  --json                  a JSON array of revisions, newest first\n",
      "luamigrate history -r base:head"},
-    {"show", "luamigrate show REV", "Show the revision(s) REV names.", "",
+    {"show", "luamigrate show [--json] REV", "Show the revision(s) REV names.",
+     "  --json                  a JSON array of revisions instead of text\n",
      "luamigrate show head"},
+    {"status", "luamigrate status [--json]",
+     "Show where the database is, what is pending, what was applied when, and which "
+     "applied files changed since.",
+     "  --json                  one JSON object instead of text\n", "luamigrate status"},
     {"stamp", "luamigrate stamp [--purge] [--sql] REV...",
      "Set the version table to REV without running any migration.",
      "  --purge                 delete every version row first (recovers from a row that\n"

@@ -63,7 +63,8 @@ static void sb_strs(sbuf *b, const char *const *v, size_t n) {
 typedef struct cmdargs {
   const char *pos[64];
   int npos;
-  int verbose, purge, splice, help, sql, dry_run, indicate_current, check_heads, resolve_deps;
+  int verbose, purge, splice, help, sql, dry_run, indicate_current, check_heads, resolve_deps,
+      json;
   const char *message, *rev_id, *head, *rev_range, *branch_label;
   const char *depends[32];
   int ndeps;
@@ -107,6 +108,8 @@ static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err
       a->check_heads = 1;
     } else if (ALLOWED("resolve-dependencies") && !strcmp(s, "--resolve-dependencies")) {
       a->resolve_deps = 1;
+    } else if (ALLOWED("json") && !strcmp(s, "--json")) {
+      a->json = 1;
     } else if (ALLOWED("dry-run") && !strcmp(s, "--dry-run")) {
       a->dry_run = 1;
     } else if (ALLOWED("purge") && !strcmp(s, "--purge")) {
@@ -152,7 +155,7 @@ static int want_positional(lm_opts *o, cmdargs *a, int min, int max, const char 
   if (a->npos < min)
     return lm_error_set(err, LM_EUSAGE, "%s: missing %s (usage: %s)", o->command, what,
                         lm_cli_help_for(o->command)->usage);
-  if (a->npos > max)
+  if (a->npos > max && max >= 0 && max < 64)
     return lm_error_set(err, LM_EUSAGE, "%s: unexpected argument '%s' (usage: %s)", o->command,
                         a->pos[max], lm_cli_help_for(o->command)->usage);
   return LM_OK;
@@ -297,7 +300,8 @@ static int read_heads(lm_app *app, lm_revset *heads, lm_error *err) {
  * recorded when it was applied, for the revisions the database is on or past. Files not
  * modified since they ran (mtime before the run) are not read. Warns, or fails under
  * on_changed_file = "error". *nchanged gets the count. */
-static int check_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_error *err) {
+static int check_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_revset *collect,
+                         lm_error *err) {
   PGresult *res = NULL;
   unsigned char *mark = NULL;
   char *content = NULL;
@@ -330,7 +334,9 @@ static int check_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_
     content = NULL;
     if (rc || !strcmp(now, PQgetvalue(res, r, 1))) continue;
     (*nchanged)++;
-    if (app->cfg.changed_file_is_error) {
+    if (collect) {
+      if (lm_revset_push(collect, idx)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    } else if (app->cfg.changed_file_is_error) {
       rc = lm_error_set(err, LM_ERR,
                         "%s: revision %s was applied from a different version of this file "
                         "(sha256 %.12s then, %.12s now)",
@@ -347,6 +353,192 @@ cleanup:
   free(mark);
   PQclear(res);
   return rc;
+}
+
+/* ---- status ---------------------------------------------------------------------------- */
+
+static void json_str(sbuf *b, const char *s) {
+  sb_add(b, "\"");
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') sb_add(b, "\\%c", c);
+    else if (c == '\n') sb_add(b, "\\n");
+    else if (c == '\t') sb_add(b, "\\t");
+    else if (c < 0x20) sb_add(b, "\\u%04x", c);
+    else sb_add(b, "%c", c);
+  }
+  sb_add(b, "\"");
+}
+
+static void json_ids(sbuf *b, const lm_dag *dag, const lm_revset *s) {
+  sb_add(b, "[");
+  for (size_t i = 0; i < s->n; i++) {
+    if (i) sb_add(b, ", ");
+    json_str(b, lm_dag_id(dag, s->idx[i]));
+  }
+  sb_add(b, "]");
+}
+
+/* One revision as a JSON object (the fields of `show`). */
+static void json_rev(sbuf *b, const lm_dag *dag, int idx, const lm_revset *current) {
+  const int *v;
+  size_t n;
+  sb_add(b, "{\"revision\": ");
+  json_str(b, lm_dag_id(dag, idx));
+  sb_add(b, ", \"down_revisions\": [");
+  n = lm_dag_parents(dag, idx, &v);
+  for (size_t i = 0; i < n; i++) {
+    if (i) sb_add(b, ", ");
+    json_str(b, lm_dag_id(dag, v[i]));
+  }
+  sb_add(b, "], \"depends_on\": [");
+  n = lm_dag_deps(dag, idx, &v);
+  for (size_t i = 0; i < n; i++) {
+    if (i) sb_add(b, ", ");
+    json_str(b, lm_dag_id(dag, v[i]));
+  }
+  sb_add(b, "], \"branch_labels\": [");
+  const char *const *labels;
+  n = lm_dag_labels(dag, idx, &labels);
+  for (size_t i = 0; i < n; i++) {
+    if (i) sb_add(b, ", ");
+    json_str(b, labels[i]);
+  }
+  sb_add(b, "], \"message\": ");
+  json_str(b, lm_dag_doc(dag, idx));
+  sb_add(b, ", \"path\": ");
+  json_str(b, lm_dag_path(dag, idx));
+  sb_add(b, ", \"head\": %s, \"effective_head\": %s, \"branch_point\": %s, \"merge_point\": %s",
+         lm_dag_is_real_head(dag, idx) ? "true" : "false",
+         lm_dag_is_head(dag, idx) && !lm_dag_is_real_head(dag, idx) ? "true" : "false",
+         lm_dag_is_branch_point(dag, idx) ? "true" : "false",
+         lm_dag_is_merge_point(dag, idx) ? "true" : "false");
+  if (current) sb_add(b, ", \"current\": %s", lm_revset_has(current, idx) ? "true" : "false");
+  sb_add(b, "}");
+}
+
+/* A JSON array of revisions, written as one line. */
+static int emit_json_revs(lm_app *app, const int *idx, size_t n, const lm_revset *current,
+                          lm_error *err) {
+  sbuf b = {0};
+  sb_add(&b, "[");
+  for (size_t i = 0; i < n; i++) {
+    if (i) sb_add(&b, ", ");
+    json_rev(&b, app->dag, idx[i], current);
+  }
+  sb_add(&b, "]");
+  return emit(&b, err);
+}
+
+/* status: where the database is, what is pending, what was applied when and how long it
+ * took, and which applied files changed since. Reads only: takes no lock, creates nothing. */
+static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
+  lm_revset heads = {0}, none = {0}, all = {0}, pending = {0}, applied = {0}, changed = {0};
+  PGresult *res = NULL;
+  sbuf b = {0};
+  int rc = want_positional(app->opts, a, 0, 0, "", err), nchanged = 0;
+  if (rc) return rc;
+  if ((rc = connect_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
+  if ((rc = lm_dag_resolve(app->dag, "heads", &none, LM_RESOLVE_SHOW, &all, err)) < 0) goto cleanup;
+  if ((rc = lm_dag_plan_upgrade(app->dag, &heads, &all, &pending, err)) < 0) goto cleanup;
+  if ((rc = lm_dag_plan_upgrade(app->dag, &none, &heads, &applied, err)) < 0) goto cleanup;
+  if ((rc = lm_vt_applied_checksums(&app->vt, app->conn, &res, err))) goto cleanup;
+  if ((rc = check_changed(app, &heads, &nchanged, &changed, err))) goto cleanup;
+  /* when each applied revision last ran */
+  int *row_of = malloc((lm_dag_count(app->dag) ? lm_dag_count(app->dag) : 1) * sizeof *row_of);
+  if (!row_of) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  for (size_t i = 0; i < lm_dag_count(app->dag); i++) row_of[i] = -1;
+  for (int r = 0; r < PQntuples(res); r++) {
+    int idx = lm_dag_find(app->dag, PQgetvalue(res, r, 0));
+    if (idx >= 0) row_of[idx] = r;
+  }
+  char *where = lm_conn_describe(app->conn);
+  if (a->json) {
+    sb_add(&b, "{\"database\": ");
+    json_str(&b, where);
+    sb_add(&b, ", \"version_table\": ");
+    json_str(&b, app->vt.table);
+    sb_add(&b, ", \"current\": ");
+    json_ids(&b, app->dag, &heads);
+    sb_add(&b, ", \"heads\": ");
+    json_ids(&b, app->dag, &all);
+    sb_add(&b, ", \"up_to_date\": %s, \"pending\": [", pending.n ? "false" : "true");
+    for (size_t i = 0; i < pending.n; i++) {
+      int x = pending.idx[i];
+      sb_add(&b, "%s{\"revision\": ", i ? ", " : "");
+      json_str(&b, lm_dag_id(app->dag, x));
+      sb_add(&b, ", \"message\": ");
+      json_str(&b, lm_dag_doc(app->dag, x));
+      sb_add(&b, ", \"file\": ");
+      json_str(&b, lm_dag_path(app->dag, x));
+      sb_add(&b, "}");
+    }
+    sb_add(&b, "], \"applied\": [");
+    for (size_t i = 0; i < applied.n; i++) {
+      int x = applied.idx[i], r = row_of[x];
+      sb_add(&b, "%s{\"revision\": ", i ? ", " : "");
+      json_str(&b, lm_dag_id(app->dag, x));
+      sb_add(&b, ", \"message\": ");
+      json_str(&b, lm_dag_doc(app->dag, x));
+      if (r >= 0) {
+        sb_add(&b, ", \"applied_at\": ");
+        json_str(&b, PQgetvalue(res, r, 4));
+        sb_add(&b, ", \"duration_ms\": %.1f", strtod(PQgetvalue(res, r, 3), NULL));
+      }
+      sb_add(&b, ", \"changed\": %s}", lm_revset_has(&changed, x) ? "true" : "false");
+    }
+    sb_add(&b, "]}");
+  } else {
+    sb_add(&b, "Database: %s (version table %s)\n", where ? where : "?", app->vt.table);
+    sb_add(&b, "Current: ");
+    if (!heads.n) sb_add(&b, "<base> (nothing applied)");
+    for (size_t i = 0; i < heads.n; i++) {
+      if (i) sb_add(&b, ", ");
+      head_only(&b, app->dag, heads.idx[i], 0, 0, 0, 0, NULL);
+    }
+    sb_add(&b, "\n");
+    if (pending.n == 0) {
+      sb_add(&b, "Up to date: no migration pending.\n");
+    } else {
+      sb_add(&b, "Pending: %zu migration%s, in the order they will run:\n", pending.n,
+             pending.n == 1 ? "" : "s");
+      for (size_t i = 0; i < pending.n; i++)
+        sb_add(&b, "  %s  %s\n", lm_dag_id(app->dag, pending.idx[i]), lm_dag_doc(app->dag, pending.idx[i]));
+    }
+    if (applied.n) {
+      sb_add(&b, "Applied: %zu migration%s:\n", applied.n, applied.n == 1 ? "" : "s");
+      for (size_t i = 0; i < applied.n; i++) {
+        int x = applied.idx[i], r = row_of[x];
+        if (r >= 0)
+          sb_add(&b, "  %s  %s  %8.0f ms  %s%s\n", lm_dag_id(app->dag, x), PQgetvalue(res, r, 4),
+                 strtod(PQgetvalue(res, r, 3), NULL), lm_dag_doc(app->dag, x),
+                 lm_revset_has(&changed, x) ? "  [file changed since]" : "");
+        else
+          sb_add(&b, "  %s  (stamped; no record of it running)  %s%s\n", lm_dag_id(app->dag, x),
+                 lm_dag_doc(app->dag, x), lm_revset_has(&changed, x) ? "  [file changed since]" : "");
+      }
+    }
+    if (nchanged)
+      sb_add(&b, "%d applied file%s changed since %s ran: the database holds what the old "
+             "version did.", nchanged, nchanged == 1 ? "" : "s", nchanged == 1 ? "it" : "they");
+    else if (b.n && b.s[b.n - 1] == '\n')
+      b.s[--b.n] = '\0';
+  }
+  free(where);
+  free(row_of);
+  rc = emit(&b, err);
+cleanup:
+  free(b.s);
+  PQclear(res);
+  lm_revset_free(&heads);
+  lm_revset_free(&all);
+  lm_revset_free(&pending);
+  lm_revset_free(&applied);
+  lm_revset_free(&changed);
+  return rc < 0 ? rc : LM_OK;
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
@@ -404,7 +596,7 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
     goto cleanup;
   if ((rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
   int nchanged;
-  if ((rc = check_changed(app, &heads, &nchanged, err))) goto cleanup;
+  if ((rc = check_changed(app, &heads, &nchanged, NULL, err))) goto cleanup;
   rc = lm_dag_resolve(app->dag, expr, &heads,
                       upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, err);
   if (rc < 0) goto cleanup;
@@ -424,12 +616,14 @@ static int cmd_current(lm_app *app, cmdargs *a, lm_error *err) {
   sbuf b = {0};
   int rc = want_positional(app->opts, a, 0, 0, "", err);
   if (rc || (rc = connect_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
-  if (a->verbose) {
+  if (a->json) {
+    rc = emit_json_revs(app, heads.idx, heads.n, NULL, err);
+  } else if (a->verbose) {
     char *d = lm_conn_describe(app->conn);
     printf("Current revision(s) for %s:\n", d ? d : "?");
     free(d);
   }
-  for (size_t i = 0; i < heads.n; i++) {
+  for (size_t i = 0; !a->json && i < heads.n; i++) {
     if (a->verbose) log_entry(&b, app->dag, heads.idx[i], NULL);
     else head_only(&b, app->dag, heads.idx[i], 0, 0, 0, 1, NULL);
     if ((rc = emit(&b, err))) break;
@@ -467,7 +661,8 @@ static int cmd_heads(lm_app *app, cmdargs *a, lm_error *err) {
   } else if (lm_dag_heads(app->dag, &heads)) {
     return lm_error_set(err, LM_ENOMEM, "out of memory");
   }
-  for (size_t i = 0; i < heads.n && rc == LM_OK; i++) {
+  if (a->json) rc = emit_json_revs(app, heads.idx, heads.n, NULL, err);
+  for (size_t i = 0; !a->json && i < heads.n && rc == LM_OK; i++) {
     if (a->verbose) log_entry(&b, app->dag, heads.idx[i], NULL);
     else head_only(&b, app->dag, heads.idx[i], 1, 0, 0, 0, NULL);
     rc = emit(&b, err);
@@ -550,6 +745,19 @@ static int cmd_history(lm_app *app, cmdargs *a, lm_error *err) {
     for (size_t j = 0; j < np && !mark[r]; j++) mark[r] = mark[p[j]];
   }
   rc = LM_OK;
+  if (a->json) {
+    /* newest first: keep the marked ones in place, then reverse */
+    size_t k = 0;
+    for (size_t i = 0; i < order.n; i++)
+      if (mark[order.idx[i]]) order.idx[k++] = order.idx[i];
+    for (size_t i = 0; i < k / 2; i++) {
+      int t = order.idx[i];
+      order.idx[i] = order.idx[k - 1 - i];
+      order.idx[k - 1 - i] = t;
+    }
+    rc = emit_json_revs(app, order.idx, k, a->indicate_current ? &cur : NULL, err);
+    goto cleanup;
+  }
   for (size_t i = order.n; i-- > 0 && rc == LM_OK;) {
     int r = order.idx[i];
     if (!mark[r]) continue;
@@ -581,7 +789,8 @@ static int cmd_show(lm_app *app, cmdargs *a, lm_error *err) {
     goto cleanup;
   }
   rc = LM_OK;
-  for (size_t i = 0; i < revs.n && rc == LM_OK; i++) {
+  if (a->json) rc = emit_json_revs(app, revs.idx, revs.n, NULL, err);
+  for (size_t i = 0; !a->json && i < revs.n && rc == LM_OK; i++) {
     log_entry(&b, app->dag, revs.idx[i], NULL);
     rc = emit(&b, err);
   }
@@ -1135,12 +1344,13 @@ static const command COMMANDS[] = {
     {"merge", "message rev-id splice branch-label ", 1, cmd_merge},
     {"upgrade", "sql dry-run ", 1, cmd_upgrade},
     {"downgrade", "sql dry-run ", 1, cmd_downgrade},
-    {"current", "verbose check-heads ", 1, cmd_current},
-    {"heads", "verbose resolve-dependencies ", 1, cmd_heads},
+    {"current", "verbose check-heads json ", 1, cmd_current},
+    {"heads", "verbose resolve-dependencies json ", 1, cmd_heads},
     {"branches", "verbose ", 1, cmd_branches},
-    {"history", "verbose rev-range indicate-current ", 1, cmd_history},
-    {"show", "", 1, cmd_show},
+    {"history", "verbose rev-range indicate-current json ", 1, cmd_history},
+    {"show", "json ", 1, cmd_show},
     {"stamp", "purge sql ", 1, cmd_stamp},
+    {"status", "json ", 1, cmd_status},
 };
 
 int lm_command_run(lm_app *app, lm_error *err) {

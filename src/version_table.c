@@ -215,9 +215,16 @@ int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error
 }
 
 int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err) {
+  int exists = 0;
+  int rc = table_exists(conn, vt->history, &exists, err);
+  if (rc) return rc;
+  if (!exists) /* an empty result of the same shape */
+    return lm_exec(conn, "SELECT NULL::text, NULL::text, NULL::float8, NULL::float8, NULL::text "
+                         "WHERE false", 0, NULL, NULL, NULL, res, err);
   return exec_fmt(conn, err, res, 0, NULL,
                   "SELECT DISTINCT ON (revision) revision, checksum, "
-                  "extract(epoch FROM started_at)::float8 FROM %s "
+                  "extract(epoch FROM started_at)::float8, duration_ms, "
+                  "to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') FROM %s "
                   "WHERE operation = 'upgrade' ORDER BY revision, id DESC%s",
                   vt->history, "");
 }

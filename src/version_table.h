@@ -46,8 +46,9 @@ typedef struct lm_vt_record {
 
 int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error *err);
 
-/* The latest upgrade recorded for each revision that has a checksum: revision, checksum,
- * when it started (epoch seconds). *res holds the rows (columns 0, 1, 2); PQclear it. */
+/* The latest upgrade recorded for each revision: revision, checksum (may be NULL), when it
+ * started (epoch seconds), its duration (ms), and the start as text. *res holds the rows
+ * (columns 0 to 4; none when the history table does not exist); PQclear it. */
 int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err);
 /* The sha256 (hex) of content, computed the way the history records it. out: 65 bytes. */
 int lm_vt_checksum(PGconn *conn, const char *content, size_t len, char *out, lm_error *err);

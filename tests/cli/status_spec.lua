@@ -1,0 +1,89 @@
+-- status: where the database is, what is pending, what ran when and for how long, and which
+-- applied files changed since; as text and as JSON. It reads only.
+local pg = require "helpers.pg"
+local cli = require "helpers.cli"
+
+describe("status", function()
+  local dir, url, dbname, ids
+
+  before_each(function()
+    local files
+    files, ids = cli.chain(3)
+    dir = cli.project { files = files }
+    url, dbname = pg.new_db()
+  end)
+
+  after_each(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+
+  it("describes a fresh database without creating anything", function()
+    local r = run("status")
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("Current: <base> (nothing applied)", 1, true), r.out)
+    assert.truthy(r.out:find("Pending: 3 migrations, in the order they will run:\n  " .. ids[1], 1, true), r.out)
+    assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('luamigrate_version')::text, '')"))
+  end)
+
+  it("lists what ran, when and how long, and files changed since", function()
+    assert.equal(0, run("upgrade", "+2").code)
+    local path = ("%s/migrations/versions/%s_step_1.lua"):format(dir, ids[1])
+    local f = assert(io.open(path, "a"))
+    f:write("-- edited\n")
+    f:close()
+    local r = run("status")
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("Current: " .. ids[2] .. "\n", 1, true), r.out)
+    assert.truthy(r.out:find("Pending: 1 migration, in the order they will run:\n  " .. ids[3], 1, true), r.out)
+    assert.truthy(r.out:find("Applied: 2 migrations:\n  " .. ids[1] .. "  %d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d UTC +%d+ ms  revision "
+      .. ids[1] .. "  %[file changed since%]\n"), r.out)
+    assert.truthy(r.out:find("1 applied file changed since it ran", 1, true), r.out)
+    r = run("status", "--json")
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find('"current": ["' .. ids[2] .. '"]', 1, true), r.out)
+    assert.truthy(r.out:find('"up_to_date": false', 1, true), r.out)
+    assert.truthy(r.out:find('{"revision": "' .. ids[1] .. '", "message": "revision ' .. ids[1]
+      .. '", "applied_at": "', 1, true), r.out)
+    assert.truthy(r.out:find('"changed": true}', 1, true), r.out)
+    assert.truthy(r.out:find('"pending": [{"revision": "' .. ids[3] .. '"', 1, true), r.out)
+    assert.equal(0, run("upgrade", "head").code)
+    r = run("status")
+    assert.truthy(r.out:find("Up to date: no migration pending.", 1, true), r.out)
+  end)
+
+  it("gives current, heads, history and show as JSON that parses", function()
+    local json = require "cjson"
+    assert.equal(0, run("upgrade", "+1").code)
+    local r = run("current", "--json")
+    assert.equal(0, r.code, r.err)
+    local cur = json.decode(r.out)
+    assert.equal(1, #cur)
+    assert.equal(ids[1], cur[1].revision)
+    assert.same({}, cur[1].down_revisions)
+    assert.is_false(cur[1].head)
+    local heads = json.decode(run("heads", "--json").out)
+    assert.equal(ids[3], heads[1].revision)
+    assert.is_true(heads[1].head)
+    assert.same({ ids[2] }, heads[1].down_revisions)
+    local hist = json.decode(run("history", "--json").out)
+    assert.same({ ids[3], ids[2], ids[1] }, { hist[1].revision, hist[2].revision, hist[3].revision })
+    assert.equal("revision " .. ids[2], hist[2].message)
+    local shown = json.decode(run("show", "--json", ids[2]:sub(1, 6)).out)
+    assert.equal(ids[2], shown[1].revision)
+    assert.truthy(shown[1].path:find(ids[2] .. "_step_2.lua", 1, true))
+    local st = json.decode(run("status", "--json").out)
+    assert.same({ ids[1] }, st.current)
+    assert.equal(2, #st.pending)
+    assert.equal(ids[1], st.applied[1].revision)
+    assert.is_false(st.applied[1].changed)
+    assert.is_number(st.applied[1].duration_ms)
+    -- an unknown revision is still one clear error, not half a JSON document
+    r = run("show", "--json", "ffffff")
+    assert.not_equal(0, r.code)
+    assert.equal("", r.out)
+    assert.truthy(r.err:find("ffffff", 1, true), r.err)
+  end)
+end)
