@@ -5,6 +5,9 @@
 #   scripts/pg.sh stop DIR    stop it and remove DIR
 # As root the server runs as the postgres user (it refuses to run as root).
 set -euo pipefail
+# Run under the sanitizer suites, callers may carry LD_PRELOAD=libasan; PostgreSQL's
+# programs deadlock at exit with it, and they never need it.
+unset LD_PRELOAD
 
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -x "$bin/initdb" ] || { echo "pg.sh: PostgreSQL server binaries not found (install postgresql)" >&2; exit 1; }
