@@ -18,6 +18,7 @@ typedef struct lm_opts {
   int nx;
   int quiet;
   const char *lock_timeout; /* --lock-timeout SECONDS, beats the config's lock_timeout */
+  const char *lock_mode;    /* --lock MODE, beats the config's lock */
   const char *command;
   int argc; /* the command's own arguments */
   char **argv;
@@ -36,6 +37,8 @@ typedef struct lm_config {
   char *ddl_lock_timeout;     /* migration_lock_timeout: SET LOCAL lock_timeout, or NULL */
   char *statement_timeout;    /* migration_statement_timeout, or NULL */
   int lock_retries;           /* retries of a step that failed with 55P03 */
+  int lock_mode;              /* lm_lock_mode: lock = "session" | "xact" | "table" */
+  double lock_lease;          /* lock_lease: seconds a lease lives without a heartbeat */
 } lm_config;
 
 typedef struct lm_app {

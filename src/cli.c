@@ -93,6 +93,8 @@ void lm_cli_print_help(FILE *f) {
           "  -x KEY=VALUE            passed to migrations (op.get_x_argument())\n"
           "  --lock-timeout SECONDS  give up waiting for the migration lock after SECONDS\n"
           "                          (default: the config's lock_timeout, else wait)\n"
+          "  --lock MODE             session (default), xact or table: how runs exclude each\n"
+          "                          other (table and xact work through PgBouncer)\n"
           "  -q, --quiet             no progress lines\n"
           "  --version               print the version\n"
           "  -h, --help              this help; COMMAND --help for a command's\n"
@@ -191,6 +193,9 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
     } else if ((t = take(argc, argv, &i, NULL, "--lock-timeout", &val, err))) {
       if (t < 0) return LM_EUSAGE;
       o->lock_timeout = val;
+    } else if ((t = take(argc, argv, &i, NULL, "--lock", &val, err))) {
+      if (t < 0) return LM_EUSAGE;
+      o->lock_mode = val;
     } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
       o->quiet = 1;
     } else if (!strcmp(a, "--version")) {

@@ -268,10 +268,23 @@ static int connect_db(lm_app *app, lm_error *err) {
 
 /* Takes the migration lock and makes sure the tables exist. */
 static int lock_db(lm_app *app, lm_error *err) {
-  int rc = lm_lock_acquire(&app->lock, app->cfg.url, app->cfg.version_table,
-                           app->cfg.lock_timeout, app->opts->quiet, err);
+  int rc = lm_lock_acquire(&app->lock, (lm_lock_mode)app->cfg.lock_mode, app->conn, app->cfg.url,
+                           app->cfg.version_table, app->vt.lock, app->cfg.lock_timeout,
+                           app->cfg.lock_lease, app->opts->quiet, err);
   if (rc) return rc;
-  return lm_vt_ensure(&app->vt, app->conn, err);
+  if (app->cfg.lock_mode != LM_LOCK_XACT) return lm_vt_ensure(&app->vt, app->conn, err);
+  /* Transaction locks: the tables are created under one (a dry run is already inside its
+   * transaction). */
+  int own = PQtransactionStatus(app->conn) == PQTRANS_IDLE;
+  if (own && (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) return rc;
+  if ((rc = lm_lock_fence(&app->lock, app->conn, err)) ||
+      (rc = lm_vt_ensure(&app->vt, app->conn, err))) {
+    lm_error e = {0};
+    if (own) lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
+    lm_error_clear(&e);
+    return rc;
+  }
+  return own ? lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err) : LM_OK;
 }
 
 static int read_heads(lm_app *app, lm_revset *heads, lm_error *err) {
@@ -604,6 +617,20 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
                : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
   if (rc < 0) goto cleanup;
   rc = lm_run_plan(app, &heads, &plan, upgrade, err);
+  /* lock = "xact": between transactions another run may move the version table; each
+   * transaction checks under the lock, and a stale plan is made again from where the
+   * database is now, towards the same (already resolved) target. */
+  for (int again = 0; rc == LM_ESTALE && app->cfg.lock_mode == LM_LOCK_XACT && again < 10000;
+       again++) {
+    lm_error_clear(err);
+    lm_revset_free(&heads);
+    lm_revset_free(&plan);
+    if ((rc = read_heads(app, &heads, err))) break;
+    rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
+                 : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
+    if (rc < 0) break;
+    rc = lm_run_plan(app, &heads, &plan, upgrade, err);
+  }
 cleanup:
   lm_revset_free(&heads);
   lm_revset_free(&target);

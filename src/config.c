@@ -159,6 +159,24 @@ int lm_config_load(lm_app *app, lm_error *err) {
     return lm_error_set(err, LM_EUSAGE, "%s: lock_retries must be a whole number from 0 to 20",
                         cfg->path);
   }
+  char *mode = opt_string(L, t, "lock");
+  const char *m = app->opts->lock_mode ? app->opts->lock_mode : mode;
+  cfg->lock_mode = lm_lock_mode_parse(m);
+  if (cfg->lock_mode < 0) {
+    lm_error_set(err, LM_EUSAGE, "%s: lock must be \"session\", \"xact\" or \"table\", got \"%s\"",
+                 app->opts->lock_mode ? "--lock" : cfg->path, m);
+    free(mode);
+    lua_settop(L, top);
+    return LM_EUSAGE;
+  }
+  free(mode);
+  cfg->lock_lease = lua_getfield(L, t, "lock_lease") == LUA_TNUMBER ? lua_tonumber(L, -1) : 60;
+  lua_pop(L, 1);
+  if (!(cfg->lock_lease >= 5 && cfg->lock_lease <= 86400)) {
+    lua_settop(L, top);
+    return lm_error_set(err, LM_EUSAGE, "%s: lock_lease must be from 5 to 86400 seconds",
+                        cfg->path);
+  }
   /* --url > DATABASE_URL > config url > libpq's PG* defaults */
   const char *env_url = getenv("DATABASE_URL");
   if (app->opts->url)

@@ -15,6 +15,7 @@ enum {
   LM_ECONN = -5,     /* connection lost or could not be made */
   LM_ELOCK = -6,     /* migration lock not obtained in time */
   LM_ENOTFOUND = -7, /* a revision identifier resolved to nothing */
+  LM_ESTALE = -8,    /* the version table is not what this run planned from */
 };
 
 /* All strings are malloc'd and owned by the lm_error; lm_error_clear frees them.

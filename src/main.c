@@ -78,6 +78,10 @@ int luamigrate_main(int argc, char **argv) {
         if (rc && !err.message) lm_error_set(&err, rc, "failed (code %d)", rc);
       }
     }
+    /* The work connection goes first: a lease renewal waiting on its row lock must not
+     * keep the release waiting. */
+    if (app.conn) PQfinish(app.conn);
+    app.conn = NULL;
     lm_error unlock = {0};
     if (lm_lock_release(&app.lock, &unlock) != LM_OK) {
       if (rc == LM_OK) {

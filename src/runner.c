@@ -220,6 +220,73 @@ static int set_local_timeouts(lm_app *app, lm_error *err) {
   return LM_OK;
 }
 
+/* The version rows, read inside the step's transaction under the lock, must be the ones
+ * this run planned from; otherwise another run moved them (with lock = "xact" the caller
+ * plans again; in the other modes someone bypassed the lock). */
+static int check_heads(lm_app *app, const lm_revset *heads, lm_error *err) {
+  char **ids = NULL;
+  size_t n = 0;
+  int rc = lm_vt_read(&app->vt, app->conn, &ids, &n, err);
+  if (rc) return rc;
+  int same = n == heads->n;
+  for (size_t i = 0; same && i < n; i++) {
+    int idx = lm_dag_find(app->dag, ids[i]);
+    same = idx >= 0 && lm_revset_has(heads, idx);
+  }
+  if (!same) {
+    char *want = heads->n ? lm_dag_format_ids(app->dag, heads->idx, heads->n) : NULL;
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++) len += strlen(ids[i]) + 2;
+    char *got = malloc(len);
+    if (got) {
+      got[0] = '\0';
+      for (size_t i = 0; i < n; i++) {
+        if (i) strcat(got, ", ");
+        strcat(got, ids[i]);
+      }
+    }
+    rc = lm_error_set(err, LM_ESTALE,
+                      "the version table changed under this run: it planned from %s and now "
+                      "finds %s",
+                      want ? want : "<base>", got && *got ? got : "<base>");
+    lm_error_setfield(&err->hint, "another run moved it without taking the same lock (every "
+                                  "run against a database must use the same lock setting); "
+                                  "run the command again");
+    free(want);
+    free(got);
+  }
+  lm_vt_free_ids(ids, n);
+  return rc;
+}
+
+/* Starts a transaction on the work connection under the migration lock. */
+static int begin_locked(lm_app *app, const lm_revset *heads, lm_error *err) {
+  int rc = simple(app->conn, "BEGIN", err);
+  if (rc == LM_OK) rc = lm_lock_fence(&app->lock, app->conn, err);
+  if (rc == LM_OK && heads) rc = check_heads(app, heads, err);
+  return rc;
+}
+
+/* ctx.on_begin, called by op.autocommit_block after it opened the next transaction: the
+ * lock's fence and the SET LOCAL timeouts again. */
+static int l_on_begin(lua_State *L) {
+  lm_app *app = lua_touserdata(L, lua_upvalueindex(1));
+  lm_error err = {0};
+  int rc = lm_lock_fence(&app->lock, app->conn, &err);
+  if (rc == LM_OK) rc = set_local_timeouts(app, &err);
+  if (rc == LM_OK) return 0;
+  lua_pushstring(L, err.message ? err.message : "cannot start the next transaction");
+  lm_error_clear(&err);
+  return lua_error(L);
+}
+
+/* ctx.autocommit_block under lock = "xact": refused, as its COMMIT would drop the lock. */
+static int l_xact_autocommit(lua_State *L) {
+  return luaL_error(L, "op.autocommit_block cannot run with lock = \"xact\": its COMMIT would "
+                       "release the migration lock; use lock = \"table\" (or \"session\" "
+                       "without a pooler) for migrations with autocommit blocks");
+}
+
 int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade,
                 lm_error *err) {
   lua_State *L = app->L;
@@ -262,24 +329,30 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     const char *to = upgrade ? self : (pstr ? pstr : "");
     int attempt = 1;
   retry:
-    lm_log_begin("Running %s %s -> %s, %s", fn, from, to, lm_dag_doc(app->dag, idx));
-
     if (!in_tx) {
-      if ((rc = simple(app->conn, "BEGIN", err))) goto step_done;
       in_tx = 1;
+      if ((rc = begin_locked(app, heads, err))) goto step_done;
     }
+    lm_log_begin("Running %s %s -> %s, %s", fn, from, to, lm_dag_doc(app->dag, idx));
     if ((rc = set_local_timeouts(app, err))) goto step_done;
     double started = wall_s();
     if ((rc = lm_loader_env(app, idx, err))) goto step_done;
     lua_getfield(L, -1, fn);
     lua_remove(L, -2);
     lm_ctx_begin(L, conn_idx, x_idx);
+    lua_getfield(L, LUA_REGISTRYINDEX, LM_CTX_KEY);
     if (app->dry_run) {
-      lua_getfield(L, LUA_REGISTRYINDEX, LM_CTX_KEY);
       lua_pushcfunction(L, l_dry_autocommit);
       lua_setfield(L, -2, "autocommit_block");
-      lua_pop(L, 1);
+    } else if (app->lock.held && app->lock.mode == LM_LOCK_XACT) {
+      lua_pushcfunction(L, l_xact_autocommit);
+      lua_setfield(L, -2, "autocommit_block");
+    } else {
+      lua_pushlightuserdata(L, app);
+      lua_pushcclosure(L, l_on_begin, 1);
+      lua_setfield(L, -2, "on_begin");
     }
+    lua_pop(L, 1);
     int st = lm_pcall(L, 0, 0);
     lm_ctx_end(L);
     if (st != LUA_OK) {
@@ -289,6 +362,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     }
     if ((rc = check_tx_state(app, idx, fn, err))) goto step_done;
     if ((rc = record_step(app, heads, idx, upgrade, started, err))) goto step_done;
+    if ((rc = lm_lock_renew(&app->lock, app->conn, err))) goto step_done;
     if (per_migration) {
       rc = simple(app->conn, "COMMIT", err);
       in_tx = 0;
@@ -344,7 +418,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lm_error rb = {0};
     simple(app->conn, "ROLLBACK", &rb);
     lm_error_clear(&rb);
-    lm_log_info("Rolled back %s", per_migration ? "the failed migration; the ones before it "
+    if (rc != LM_ESTALE && rc != LM_ELOCK) lm_log_info("Rolled back %s", per_migration ? "the failed migration; the ones before it "
                                                   "stay applied"
                                                 : "the whole run (transaction_per_migration "
                                                   "is false)");

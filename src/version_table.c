@@ -25,7 +25,7 @@ static char *join2(const char *a, const char *dot, const char *b) {
 
 int lm_vt_init(lm_vt *vt, PGconn *conn, const char *name, lm_error *err) {
   int rc = LM_OK;
-  char *schema = NULL, *table = NULL, *hist = NULL, *histname = NULL;
+  char *schema = NULL, *table = NULL, *hist = NULL, *histname = NULL, *lck = NULL, *lckname = NULL;
   memset(vt, 0, sizeof *vt);
   const char *dot = strchr(name, '.');
   const char *tname = dot ? dot + 1 : name;
@@ -35,18 +35,23 @@ int lm_vt_init(lm_vt *vt, PGconn *conn, const char *name, lm_error *err) {
   table = quote_ident(conn, tname, strlen(tname));
   histname = join2(tname, "", "_history");
   hist = histname ? quote_ident(conn, histname, strlen(histname)) : NULL;
-  if (!table || !hist || (dot && !schema)) {
+  lckname = join2(tname, "", "_lock");
+  lck = lckname ? quote_ident(conn, lckname, strlen(lckname)) : NULL;
+  if (!table || !hist || !lck || (dot && !schema)) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
   vt->table = schema ? join2(schema, ".", table) : strdup(table);
   vt->history = schema ? join2(schema, ".", hist) : strdup(hist);
-  if (!vt->table || !vt->history) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+  vt->lock = schema ? join2(schema, ".", lck) : strdup(lck);
+  if (!vt->table || !vt->history || !vt->lock) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
 cleanup:
   free(schema);
   free(table);
   free(hist);
   free(histname);
+  free(lck);
+  free(lckname);
   if (rc) lm_vt_free(vt);
   return rc;
 }
@@ -54,6 +59,7 @@ cleanup:
 void lm_vt_free(lm_vt *vt) {
   free(vt->table);
   free(vt->history);
+  free(vt->lock);
   memset(vt, 0, sizeof *vt);
 }
 

@@ -13,6 +13,7 @@
 typedef struct lm_vt {
   char *table;   /* e.g. "public"."luamigrate_version" or "luamigrate_version" */
   char *history; /* same, with "_history" appended to the table part */
+  char *lock;    /* same, with "_lock": the lease of lock = "table" */
 } lm_vt;
 
 int lm_vt_init(lm_vt *vt, PGconn *conn, const char *name, lm_error *err);

@@ -13,6 +13,8 @@ M.KNOWN = {
   migration_lock_timeout = "string", -- SET LOCAL lock_timeout in each migration, e.g. "5s"
   migration_statement_timeout = "string", -- SET LOCAL statement_timeout, e.g. "10min"
   lock_retries = "number", -- retries of a migration that hit its lock_timeout (55P03)
+  lock = "string", -- "session" (default), "xact" or "table": see docs/locking.md
+  lock_lease = "number", -- lock = "table": seconds the lease lives without a heartbeat
 }
 
 M.DEFAULTS = {

@@ -147,6 +147,7 @@ function M.autocommit_block(fn)
   conn:execute("COMMIT")
   local ok, err = pcall(fn)
   conn:execute("BEGIN")
+  if ctx.on_begin then ctx.on_begin() end -- the lock's fence, SET LOCAL timeouts
   if not ok then error(err, 0) end
 end
 

@@ -3,6 +3,10 @@
 #include "bind.h"
 #include "lock.h"
 
+#include <string.h>
+
+#include "conn.h"
+
 static int l_lock_release(lua_State *L) {
   lm_lock *lk = luaL_checkudata(L, 1, "luamigrate.Lock");
   lm_error err = {0};
@@ -30,10 +34,14 @@ static int l_core_lock(lua_State *L) {
   const char *name = luaL_optstring(L, 2, "luamigrate_version");
   double timeout = luaL_optnumber(L, 3, -1);
   lm_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
-  lk->conn = NULL;
+  memset(lk, 0, sizeof *lk);
   luaL_setmetatable(L, "luamigrate.Lock");
   lm_error err = {0};
-  if (lm_lock_acquire(lk, conninfo, name, timeout, 1, &err) != LM_OK) return lm_raise_error(L, &err);
+  PGconn *work = lm_conn_open(conninfo, &err);
+  if (!work) return lm_raise_error(L, &err);
+  int rc = lm_lock_acquire(lk, LM_LOCK_SESSION, work, conninfo, name, NULL, timeout, 0, 1, &err);
+  PQfinish(work);
+  if (rc != LM_OK) return lm_raise_error(L, &err);
   return 1;
 }
 

@@ -1,5 +1,6 @@
--- Runs on one database at the same time: the advisory lock serialises them, so every
--- migration is applied exactly once; a busy lock times out with the holder named.
+-- Runs on one database at the same time: the migration lock serialises them (in each of its
+-- modes), so every migration is applied exactly once; a busy lock times out with the holder
+-- named; mixed upgrades, downgrades and stamps leave a consistent database.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
 local core = require "luamigrate.core"
@@ -28,7 +29,7 @@ describe("concurrent runs", function()
     assert.equal("30", pg.psql(url, "SELECT count(*) FROM migration_log"))
     assert.equal("30", pg.psql(url, "SELECT count(DISTINCT rev) FROM migration_log"))
     assert.equal(ids[30], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
-    local waited = (ra.err .. rb.err):find("waiting for the migration lock held by pid", 1, true)
+    local waited = (ra.err .. rb.err):find("waiting for the migration lock for 'luamigrate_version' held by pid", 1, true)
     assert.truthy(waited, ra.err .. rb.err)
   end)
 
@@ -55,5 +56,149 @@ describe("concurrent runs", function()
     r = cli.run({ "--url", url, "--lock-timeout", "soon", "upgrade", "head" }, { cwd = dir })
     assert.equal(2, r.code)
     assert.truthy(r.err:find("--lock-timeout 'soon': expected a number of seconds", 1, true), r.err)
+  end)
+
+  -- The chain is consistent when the version row names revision k, exactly t1..tk exist,
+  -- and every revision's net count of up minus down log rows is 1 up to k and 0 after.
+  local function assert_consistent()
+    local version = pg.psql(url, "SELECT coalesce(string_agg(version_num, ','), '') FROM luamigrate_version")
+    local k = 0
+    for i, id in ipairs(ids) do if id == version then k = i end end
+    assert.is_true(version == "" or k > 0, "unknown version " .. version)
+    local tables = pg.psql(url, "SELECT coalesce(string_agg(tablename, ',' ORDER BY tablename::text COLLATE \"C\"), '') "
+      .. "FROM pg_tables WHERE tablename ~ '^t[0-9]+$'")
+    local want = {}
+    for i = 1, k do want[#want + 1] = "t" .. i end
+    table.sort(want)
+    assert.equal(table.concat(want, ","), tables, "at version " .. version)
+    local nets = pg.psql(url, "SELECT coalesce(string_agg(rev || '=' || net, ',' ORDER BY rev), '') FROM "
+      .. "(SELECT rev, sum(CASE direction WHEN 'up' THEN 1 ELSE -1 END) AS net FROM migration_log GROUP BY rev) s "
+      .. "WHERE net <> 0")
+    local expect = {}
+    for i = 1, k do expect[#expect + 1] = ids[i] .. "=1" end
+    assert.equal(table.concat(expect, ","), nets)
+    return k
+  end
+
+  for _, mode in ipairs { "session", "xact", "table" } do
+    it(("16 concurrent upgrade head runs with lock = %q apply each migration once"):format(mode), function()
+      local runs = {}
+      for i = 1, 16 do runs[i] = cli.spawn({ "--url", url, "--lock", mode, "upgrade", "head" }, { cwd = dir }) end
+      for i = 1, 16 do
+        local r = runs[i].wait()
+        assert.equal(0, r.code, r.err)
+      end
+      assert.equal("30", pg.psql(url, "SELECT count(*) FROM migration_log"))
+      assert.equal("30", pg.psql(url, "SELECT count(DISTINCT rev) FROM migration_log"))
+      assert.equal(ids[30], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+      assert.equal(30, assert_consistent())
+      if mode == "table" then
+        assert.equal("0", pg.psql(url, "SELECT count(*) FROM luamigrate_version_lock"), "the lease is released")
+      end
+    end)
+  end
+
+  it("mixed concurrent upgrades, downgrades and stamps: every step ran once and was recorded once", function()
+    assert.equal(0, cli.run({ "--url", url, "upgrade", "+10" }, { cwd = dir }).code)
+    local cmds = {
+      { "upgrade", "head" }, { "downgrade", "-3" }, { "upgrade", "+5" }, { "stamp", ids[12] },
+      { "downgrade", ids[4] }, { "upgrade", "head" }, { "downgrade", "-1" }, { "upgrade", "+2" },
+      { "upgrade", ids[20] }, { "downgrade", "-2" }, { "stamp", "heads" }, { "upgrade", "head" },
+    }
+    for round = 1, 2 do
+      local runs = {}
+      for i, c in ipairs(cmds) do
+        local mode = ({ "session", "xact" })[(i + round) % 2 + 1]
+        runs[i] = cli.spawn({ "--url", url, "--lock", mode, c[1], c[2] }, { cwd = dir })
+      end
+      for i = 1, #runs do
+        local r = runs[i].wait()
+        -- a stamp moves the row without touching tables, so a later step may then fail on
+        -- a table that is (or is not) there: the stamp's doing, and a clean failure
+        assert.is_true(r.code == 0 or r.err:find("luamigrate: ", 1, true) ~= nil, r.err)
+      end
+    end
+    -- what ran (the migrations' own log) is exactly what the history recorded, step by step
+    local ran = pg.psql(url, "SELECT coalesce(string_agg(rev || '=' || net, ',' ORDER BY rev), '') FROM "
+      .. "(SELECT rev, sum(CASE direction WHEN 'up' THEN 1 ELSE -1 END) AS net, count(*) AS n FROM migration_log GROUP BY rev) s")
+    local recorded = pg.psql(url, "SELECT coalesce(string_agg(revision || '=' || net, ',' ORDER BY revision), '') FROM "
+      .. "(SELECT revision, sum(CASE operation WHEN 'upgrade' THEN 1 ELSE -1 END) AS net FROM luamigrate_version_history "
+      .. "WHERE operation <> 'stamp' GROUP BY revision) s")
+    assert.equal(ran, recorded)
+    assert.equal(pg.psql(url, "SELECT count(*) FROM migration_log"),
+      pg.psql(url, "SELECT count(*) FROM luamigrate_version_history WHERE operation <> 'stamp'"))
+    -- and the schema is what ran: t_k exists exactly when revision k is applied on net
+    for k = 1, 30 do
+      local net = pg.psql(url, ("SELECT coalesce(sum(CASE direction WHEN 'up' THEN 1 ELSE -1 END), 0) FROM migration_log WHERE rev = '%s'"):format(ids[k]))
+      local exists = pg.psql(url, ("SELECT to_regclass('t%d') IS NOT NULL"):format(k))
+      assert.equal(net == "1" and "t" or "f", exists, "t" .. k .. " net " .. net)
+    end
+    assert.equal(1, tonumber(pg.psql(url, "SELECT count(*) FROM luamigrate_version")))
+  end)
+
+  it("lock = \"xact\" refuses an autocommit block; lock = \"table\" runs it with others waiting", function()
+    local files = {
+      ["migrations/versions/a1_idx.lua"] = cli.revision("a1", nil,
+        "  op.execute(\"CREATE TABLE items (id int)\")\n"
+        .. "  op.autocommit_block(function() op.create_index('items_id', 'items', { 'id' }, { postgresql_concurrently = true }) end)\n"
+        .. "  op.execute(\"CREATE TABLE IF NOT EXISTS migration_log (rev text, direction text)\")\n"
+        .. "  op.execute(\"INSERT INTO migration_log VALUES ('a1', 'up')\")\n",
+        "  op.drop_table('items')\n"),
+    }
+    local d = cli.project { files = files }
+    local r = cli.run({ "--url", url, "--lock", "xact", "upgrade", "head" }, { cwd = d })
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find('op.autocommit_block cannot run with lock = "xact"', 1, true), r.err)
+    assert.truthy(r.err:find("a1_idx.lua:", 1, true), r.err)
+    assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('items')::text, '')"))
+    local runs = {}
+    for i = 1, 6 do runs[i] = cli.spawn({ "--url", url, "--lock", "table", "upgrade", "head" }, { cwd = d }) end
+    for i = 1, 6 do assert.equal(0, runs[i].wait().code) end
+    assert.equal("1", pg.psql(url, "SELECT count(*) FROM migration_log"))
+    assert.equal("t", pg.psql(url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_id'::regclass"))
+    cli.remove(d)
+  end)
+
+  it("lock = \"table\": a live lease makes others wait and time out naming it; an expired one is taken over", function()
+    assert.equal(0, cli.run({ "--url", url, "--lock", "table", "upgrade", "+1" }, { cwd = dir }).code)
+    pg.psql(url, "INSERT INTO luamigrate_version_lock VALUES (1, 'ghost', 'deploy-7', 4242, 'web', now(), now(), now() + interval '1 hour')")
+    local r = cli.run({ "--url", url, "--lock", "table", "--lock-timeout", "0.5", "upgrade", "head" }, { cwd = dir })
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("could not obtain the migration lease for 'luamigrate_version' within 0.5 s: held by "
+      .. "luamigrate on host deploy-7, pid 4242 (application_name 'web')", 1, true), r.err)
+    assert.equal(ids[1], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    pg.psql(url, "UPDATE luamigrate_version_lock SET expires_at = now() - interval '1 minute'")
+    r = cli.run({ "--url", url, "--lock", "table", "upgrade", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.err:find("took over the expired migration lease of luamigrate on host deploy-7", 1, true), r.err)
+    assert.equal(30, assert_consistent())
+  end)
+
+  it("lock = \"table\": a run whose lease was taken over stops before its next migration", function()
+    local h = cli.spawn({ "--url", url, "--lock", "table", "upgrade", "head" }, { cwd = dir })
+    for _ = 1, 200 do
+      if pg.psql(url, "SELECT count(*) FROM pg_tables WHERE tablename = 't5'") == "1" then break end
+      os.execute("sleep 0.02")
+    end
+    pg.psql(url, "UPDATE luamigrate_version_lock SET owner = 'thief', host = 'other', pid = 1")
+    local r = h.wait()
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("lost the migration lease: now held by luamigrate on host other, pid 1", 1, true), r.err)
+    local k = assert_consistent()
+    assert.is_true(k >= 5 and k < 30, "stopped at " .. k)
+    pg.psql(url, "DELETE FROM luamigrate_version_lock")
+    assert.equal(0, cli.run({ "--url", url, "--lock", "table", "upgrade", "head" }, { cwd = dir }).code)
+    assert.equal(30, assert_consistent())
+  end)
+
+  it("rejects an unknown lock mode and a bad lease", function()
+    local r = cli.run({ "--url", url, "--lock", "advisory", "upgrade", "head" }, { cwd = dir })
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find('--lock: lock must be "session", "xact" or "table", got "advisory"', 1, true), r.err)
+    cli.write(dir .. "/luamigrate.lua", 'script_location = "migrations"\nlock_lease = 1\n')
+    r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("lock_lease must be from 5 to 86400 seconds", 1, true), r.err)
+    assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('luamigrate_version')::text, '')"))
   end)
 end)

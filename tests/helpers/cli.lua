@@ -62,7 +62,7 @@ function M.spawn(args, opts)
     q(M.bin), table.concat(t, " "), out, err, rc))
   return {
     wait = function()
-      for _ = 1, 1200 do
+      for _ = 1, 3600 do
         local s = slurp(rc)
         if s:match("%d") then
           local r = { code = tonumber(s:match("%d+")), out = slurp(out), err = slurp(err) }
@@ -73,7 +73,7 @@ function M.spawn(args, opts)
         end
         os.execute("sleep 0.05")
       end
-      error("background luamigrate did not finish in 60 s")
+      error("background luamigrate did not finish in 180 s")
     end,
   }
 end
