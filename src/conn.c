@@ -35,7 +35,36 @@ static void set_libpq_message(lm_error *err, int code, const char *prefix, const
   free(copy);
 }
 
+/* A connection string libpq cannot parse is a usage error; its quoted fragments could be a
+ * password, so they are left out when one may be present. */
+static int check_parse(const char *conninfo, lm_error *err) {
+  char *errmsg = NULL;
+  PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
+  if (opts) {
+    PQconninfoFree(opts);
+    return LM_OK;
+  }
+  char why[512];
+  size_t n = 0;
+  int hide = strchr(conninfo, '@') || strstr(conninfo, "password"), quoted = 0;
+  for (const char *p = errmsg ? errmsg : "cannot parse it"; *p && *p != '\n' && n + 5 < sizeof why; p++) {
+    if (hide && *p == '"') {
+      quoted = !quoted;
+      if (quoted) {
+        memcpy(why + n, "\"...", 4);
+        n += 4;
+        continue;
+      }
+    }
+    if (!quoted || !hide) why[n++] = *p;
+  }
+  why[n] = '\0';
+  PQfreemem(errmsg);
+  return lm_error_set(err, LM_EUSAGE, "invalid database URL or connection string: %s", why);
+}
+
 PGconn *lm_conn_open(const char *conninfo, lm_error *err) {
+  if (conninfo && *conninfo && check_parse(conninfo, err)) return NULL;
   const char *keys[] = {"dbname", "fallback_application_name", NULL};
   const char *vals[] = {conninfo && *conninfo ? conninfo : NULL, "luamigrate", NULL};
   PGconn *conn = PQconnectdbParams(keys, vals, 1);

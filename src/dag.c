@@ -156,6 +156,26 @@ static int bad_id(const char *id, char *bad) {
   return 0;
 }
 
+/* 1 when s is well-formed UTF-8 without control characters. */
+static int clean_utf8(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    unsigned c = *p;
+    size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
+    if (n == 9 || (n == 1 && c < 0xc2) || (n == 0 && (c < 0x20 || c == 0x7f))) return 0;
+    unsigned cp = n == 0 ? c : c & (0x3f >> n);
+    for (size_t i = 1; i <= n; i++) {
+      if ((p[i] & 0xc0) != 0x80) return 0;
+      cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+      return 0;
+    p += n + 1;
+  }
+  return 1;
+}
+
 int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndown,
                const char *const *labels, size_t nlabels, const char *const *deps,
                size_t ndeps, const char *path, const char *doc, lm_error *err) {
@@ -165,6 +185,10 @@ int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndow
   if (bad_id(id, &bad))
     return lm_error_set(err, LM_EUSAGE, "%s: Character(s) '%c' not allowed in revision identifier '%s'",
                         path, bad, id);
+  if (!clean_utf8(id))
+    return lm_error_set(err, LM_EUSAGE,
+                        "%s: revision identifier is not valid UTF-8 text (it holds invalid or "
+                        "control bytes)", path);
   if (strlen(id) > 32)
     return lm_error_set(err, LM_EUSAGE,
                         "%s: revision identifier '%s' is longer than 32 characters (the version "

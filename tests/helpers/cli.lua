@@ -92,7 +92,7 @@ function M.project(spec)
   M.write(dir .. "/luamigrate.lua", spec.config or 'script_location = "migrations"\n')
   for path, text in pairs(spec.files or {}) do
     mkdir_p((dir .. "/" .. path):match("^(.*)/"))
-    M.write(dir .. "/" .. path, text)
+    if text then M.write(dir .. "/" .. path, text) end -- false: the spec makes it itself
   end
   return dir
 end
