@@ -14,8 +14,15 @@ static const lm_command_help HELP[] = {
      "  --head REV              base the revision on REV (default: head)\n"
      "  --splice                allow --head to name a revision that is not a head\n"
      "  --branch-label LABEL    give the revision a branch label\n"
-     "  --depends-on REV        add a dependency (repeatable)\n",
-     "luamigrate revision -m \"add EMPLOYEE role\""},
+     "  --depends-on REV        add a dependency (repeatable)\n"
+     "  --autogenerate          fill upgrade() and downgrade() from the differences between\n"
+     "                          the declared schema (target_schema, default schema.lua) and\n"
+     "                          the database, which must be at the heads\n",
+     "luamigrate revision --autogenerate -m \"add EMPLOYEE role\""},
+    {"check", "luamigrate check",
+     "Compare the declared schema (target_schema) with the database: exit 0 when they match, "
+     "else list the differences and exit 1.",
+     "", "luamigrate check"},
     {"upgrade", "luamigrate upgrade [--sql | --dry-run] TARGET", "Upgrade the database to TARGET.",
      "  TARGET: head, heads, a revision id or unique prefix, +N, REV+N\n"
      "  --sql                   print the SQL script instead of running it (no database\n"

@@ -64,7 +64,8 @@ typedef struct cmdargs {
   const char *pos[64];
   int npos;
   int verbose, purge, splice, help, sql, dry_run, indicate_current, check_heads, resolve_deps,
-      json;
+      json, autogenerate;
+  char *upgrades, *downgrades; /* revision --autogenerate: the generated bodies */
   const char *message, *rev_id, *head, *rev_range, *branch_label;
   const char *depends[32];
   int ndeps;
@@ -110,6 +111,8 @@ static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err
       a->resolve_deps = 1;
     } else if (ALLOWED("json") && !strcmp(s, "--json")) {
       a->json = 1;
+    } else if (ALLOWED("autogenerate") && !strcmp(s, "--autogenerate")) {
+      a->autogenerate = 1;
     } else if (ALLOWED("dry-run") && !strcmp(s, "--dry-run")) {
       a->dry_run = 1;
     } else if (ALLOWED("purge") && !strcmp(s, "--purge")) {
@@ -1145,6 +1148,100 @@ static int check_bases(lm_app *app, cmdargs *a, const lm_revset *base, lm_error 
 
 static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error *err);
 
+/* ---- autogenerate ------------------------------------------------------------------- */
+
+/* Compares the declared schema with the database (which must be at the heads, as a new
+ * revision goes on top of them). Leaves the result table of luamigrate.autogen.generate on
+ * the stack: {ops = {text...}, upgrade = text, downgrade = text}. */
+static int autogen_compare(lm_app *app, lm_error *err) {
+  lua_State *L = app->L;
+  lm_revset cur = {0}, heads = {0};
+  int rc = connect_db(app, err);
+  if (rc == LM_OK) rc = read_heads(app, &cur, err);
+  if (rc == LM_OK && lm_dag_heads(app->dag, &heads)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (rc == LM_OK) {
+    int same = cur.n == heads.n;
+    for (size_t i = 0; same && i < cur.n; i++) same = lm_revset_has(&heads, cur.idx[i]);
+    if (!same) {
+      rc = lm_error_set(err, LM_ERR, "Target database is not up to date.");
+      lm_error_setfield(&err->hint, "run 'luamigrate upgrade heads' first: autogenerate compares "
+                                    "the declared schema with a database at the heads");
+    }
+  }
+  lm_revset_free(&cur);
+  lm_revset_free(&heads);
+  if (rc) return rc;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luamigrate.autogen");
+  if (lm_pcall(L, 1, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    lua_pop(L, 1);
+    return LM_ERR;
+  }
+  lua_getfield(L, -1, "generate");
+  lua_remove(L, -2);
+  int fn = lua_gettop(L);
+  lm_push_conn(L, app->conn, 1);
+  int conn_idx = lua_gettop(L);
+  lua_pushvalue(L, fn);
+  lua_pushvalue(L, conn_idx);
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, app->cfg.path);
+  lua_setfield(L, -2, "config");
+  lua_pushstring(L, app->cfg.script_location);
+  lua_setfield(L, -2, "script_location");
+  lua_pushstring(L, app->cfg.version_table);
+  lua_setfield(L, -2, "version_table");
+  int st = lm_pcall(L, 2, 1);
+  lm_conn_detach(L, conn_idx);
+  lua_replace(L, fn); /* the result (or error) where the function was */
+  lua_settop(L, fn);
+  if (st != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_EUSAGE, err);
+    lua_pop(L, 1);
+    if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
+      lm_error e = {0};
+      lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
+      lm_error_clear(&e);
+    }
+    return err->code ? err->code : LM_EUSAGE;
+  }
+  return LM_OK;
+}
+
+static void print_ops(lua_State *L, int t, const char *prefix) {
+  lua_getfield(L, t, "ops");
+  for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+    printf("%s%s\n", prefix, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+}
+
+/* check: exit 1 and list the differences when the database differs from the declared
+ * schema; 0 otherwise. */
+static int cmd_check(lm_app *app, cmdargs *a, lm_error *err) {
+  int rc = want_positional(app->opts, a, 0, 0, "", err);
+  if (rc || (rc = autogen_compare(app, err))) return rc;
+  lua_State *L = app->L;
+  int t = lua_gettop(L);
+  lua_getfield(L, t, "upgrade");
+  int changed = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (!changed) {
+    printf("No new upgrade operations detected.\n");
+  } else {
+    printf("New upgrade operations detected:\n");
+    print_ops(L, t, "  ");
+    lua_getfield(L, t, "ops");
+    rc = lm_error_set(err, LM_ERR, "the database differs from the declared schema in %d way%s",
+                      (int)luaL_len(L, -1), luaL_len(L, -1) == 1 ? "" : "s");
+    lua_pop(L, 1);
+  }
+  lua_settop(L, t - 1);
+  return rc;
+}
+
 static int cmd_revision(lm_app *app, cmdargs *a, lm_error *err) {
   lm_revset none = {0}, base = {0}, heads = {0};
   int rc = want_positional(app->opts, a, 0, 0, "", err);
@@ -1159,8 +1256,32 @@ static int cmd_revision(lm_app *app, cmdargs *a, lm_error *err) {
   }
   if ((rc = lm_dag_resolve(app->dag, head, &none, LM_RESOLVE_SHOW, &base, err)) < 0) goto cleanup;
   if ((rc = check_bases(app, a, &base, err))) goto cleanup;
+  if (a->autogenerate) {
+    if ((rc = autogen_compare(app, err))) goto cleanup;
+    lua_State *L = app->L;
+    int t = lua_gettop(L);
+    lua_getfield(L, t, "upgrade");
+    lua_getfield(L, t, "downgrade");
+    if (lua_isnil(L, -2)) {
+      printf("No changes in schema detected; no revision written.\n");
+      lua_settop(L, t - 1);
+      goto cleanup;
+    }
+    a->upgrades = strdup(lua_tostring(L, -2));
+    a->downgrades = strdup(lua_tostring(L, -1));
+    lua_pop(L, 2);
+    print_ops(L, t, "Detected ");
+    lua_settop(L, t - 1);
+    if (!a->upgrades || !a->downgrades) {
+      rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+      goto cleanup;
+    }
+  }
   rc = new_revision(app, a, &base, err);
 cleanup:
+  free(a->upgrades);
+  free(a->downgrades);
+  a->upgrades = a->downgrades = NULL;
   lm_revset_free(&base);
   lm_revset_free(&heads);
   return rc < 0 ? rc : LM_OK;
@@ -1235,6 +1356,12 @@ static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error
   lua_setfield(L, -2, "revision");
   lua_pushstring(L, date);
   lua_setfield(L, -2, "create_date");
+  if (a->upgrades) {
+    lua_pushstring(L, a->upgrades);
+    lua_setfield(L, -2, "upgrades");
+    lua_pushstring(L, a->downgrades ? a->downgrades : "");
+    lua_setfield(L, -2, "downgrades");
+  }
   push_strlist(L, base->idx, base->n, app->dag);
   lua_setfield(L, -2, "down_revision");
   if (a->branch_label) {
@@ -1367,7 +1494,8 @@ static int cmd_downgrade(lm_app *app, cmdargs *a, lm_error *err) { return cmd_mi
 
 static const command COMMANDS[] = {
     {"init", "", 0, cmd_init},
-    {"revision", "message rev-id head splice branch-label depends-on ", 1, cmd_revision},
+    {"revision", "message rev-id head splice branch-label depends-on autogenerate ", 1, cmd_revision},
+    {"check", "", 1, cmd_check},
     {"merge", "message rev-id splice branch-label ", 1, cmd_merge},
     {"upgrade", "sql dry-run ", 1, cmd_upgrade},
     {"downgrade", "sql dry-run ", 1, cmd_downgrade},

@@ -15,6 +15,11 @@ M.KNOWN = {
   lock_retries = "number", -- retries of a migration that hit its lock_timeout (55P03)
   lock = "string", -- "session" (default), "xact" or "table": see docs/locking.md
   lock_lease = "number", -- lock = "table": seconds the lease lives without a heartbeat
+  target_schema = "string", -- autogenerate: the declared schema, under script_location
+  include_schemas = "table", -- autogenerate: schemas compared (default: the current one)
+  include_name = "function", -- autogenerate: include_name(name, kind, parent) -> false skips
+  include_object = "function", -- autogenerate: include_object(name, kind, parent) -> false skips
+  process_revision_directives = "function", -- autogenerate: rewrite the operations list
 }
 
 M.DEFAULTS = {

@@ -12,7 +12,7 @@ for _, k in ipairs { "Integer", "BigInteger", "SmallInteger", "String", "Text", 
 end
 for _, k in ipairs { "Column", "ForeignKey", "Identity", "Computed", "PrimaryKeyConstraint",
   "UniqueConstraint", "CheckConstraint", "ForeignKeyConstraint", "Index", "text", "table",
-  "column" } do
+  "column", "MetaData", "Table" } do
   M[k] = schema[k]
 end
 -- Lowercase aliases SQLAlchemy also offers.

@@ -177,6 +177,47 @@ function M.Index(name, ...)
   return object("Index", { name = name, expressions = exprs, options = o })
 end
 
+-- sa.MetaData{schema = ..., naming_convention = {ix = ..., uq = ..., ck = ..., fk = ..., pk = ...}}:
+-- the declared schema autogenerate compares against the database. Tables register
+-- themselves in it, in declaration order.
+function M.MetaData(opts)
+  local _, o = split("sa.MetaData", set("schema", "naming_convention"), opts or {})
+  local md = object("MetaData", { schema = o.schema, naming_convention = o.naming_convention or {},
+    tables = {}, sorted = {} })
+  return md
+end
+
+-- sa.Table(name, metadata, columns_constraints_and_indexes..., {schema, comment})
+function M.Table(name, metadata, ...)
+  if type(name) ~= "string" then error("sa.Table: the first argument must be the table name", 2) end
+  if not M.is(metadata, "MetaData") then
+    error(("sa.Table(%q): the second argument must be a sa.MetaData()"):format(name), 2)
+  end
+  local args, o = split("sa.Table", set("schema", "comment", "info"), ...)
+  local t = object("Table", { name = name, schema = o.schema or metadata.schema, comment = o.comment,
+    columns = {}, constraints = {}, indexes = {}, metadata = metadata })
+  local seen = {}
+  for i = 1, args.n do
+    local a = args[i]
+    if M.is(a, "Column") then
+      if seen[a.name] then error(("sa.Table(%q): column %q is declared twice"):format(name, a.name), 2) end
+      seen[a.name] = true
+      t.columns[#t.columns + 1] = a
+    elseif M.is(a, "Index") then
+      t.indexes[#t.indexes + 1] = a
+    elseif type(a) == "table" and type(a.kind) == "string" and a.kind:match("Constraint$") then
+      t.constraints[#t.constraints + 1] = a
+    else
+      error(("sa.Table(%q): argument %d is not a column, constraint or index"):format(name, i + 2), 2)
+    end
+  end
+  local key = (t.schema and (t.schema .. ".") or "") .. name
+  if metadata.tables[key] then error(("sa.Table(%q): declared twice in this MetaData"):format(key), 2) end
+  metadata.tables[key] = t
+  metadata.sorted[#metadata.sorted + 1] = t
+  return t
+end
+
 -- sa.table(name, sa.column(...)..., {schema}) and sa.column(name [, type])
 function M.column(name, type_)
   return object("column", { name = name, type = type_ })

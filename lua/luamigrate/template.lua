@@ -15,10 +15,10 @@ branch_labels = ${branch_labels_lua}
 depends_on = ${depends_on_lua}
 
 function upgrade()
-end
+${upgrades}end
 
 function downgrade()
-end
+${downgrades}end
 ]]
 
 local function lua_literal(v)
@@ -55,7 +55,13 @@ function M.render(vars, template)
     down_revision_lua = lua_literal(down),
     branch_labels_lua = lua_literal(vars.branch_labels),
     depends_on_lua = lua_literal(vars.depends_on),
+    upgrades = vars.upgrades or "",
+    downgrades = vars.downgrades or "",
   }
+  if vars.upgrades and template and not template:find("${upgrades}", 1, true) then
+    error("revision template: script.lua.tmpl has no ${upgrades} placeholder for the generated "
+      .. "operations (put ${upgrades} and ${downgrades} inside upgrade() and downgrade())", 0)
+  end
   return ((template or M.DEFAULT):gsub("%${([%w_]+)}", function(name)
     local v = values[name]
     if v == nil then error(("revision template: unknown placeholder ${%s}"):format(name), 0) end
