@@ -492,6 +492,10 @@ function M.compare(conn, want, live, filter)
     end
   end
 
+  -- columns of swapped enums get their defaults back from the swap itself
+  local swapped = {}
+  for _, o in ipairs(ops) do if o.op == "change_enum" then swapped["enum:" .. key_of(o.enum.schema, o.enum.name)] = true end end
+
   -- new tables, referenced ones first
   local new_tables = {}
   for _, k in ipairs(want.order) do
@@ -556,6 +560,7 @@ function M.compare(conn, want, live, filter)
             if c.default == nil or l.default == nil then ch.default = true
             elseif not server_default_equal(conn, l.sqltype, c.default, l.default) then ch.default = true end
           end
+          if ch.default and not ch.type and swapped[c.type] then ch.default = nil end
           if (c.identity or false) ~= (l.identity or false) then ch.identity = true end
           if c.comment ~= l.comment then ch.comment = true end
           if next(ch) then

@@ -1,0 +1,254 @@
+-- Autogenerate: a declared schema (schema.lua) is edited step by step; each step's
+-- `revision --autogenerate` must write a migration that upgrades a database holding rows to
+-- exactly the declared schema (`check` then reports nothing) and downgrades back to exactly
+-- the schema before (compared as a pg_dump). Each step names the operations it must produce.
+local pg = require "helpers.pg"
+local cli = require "helpers.cli"
+
+-- The schema's lines of a pg_dump, sorted (a column dropped and added back moves to the end
+-- of its table; that is the same schema).
+local function schema_lines(url)
+  local lines = {}
+  for l in pg.schema_dump(url):gmatch("[^\n]+") do
+    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
+      lines[#lines + 1] = (l:gsub(",$", ""))
+    end
+  end
+  table.sort(lines)
+  return table.concat(lines, "\n")
+end
+
+local HEAD = [[
+local md = sa.MetaData()
+]]
+
+-- Each step: the declaration (Lua, after HEAD; must return md), the op names the generated
+-- upgrade() must contain, and SQL that puts rows in before the upgrade.
+local steps = {
+  { "a first schema: enums, tables, keys, foreign keys, checks, indexes, comments, schemas", [[
+local role = sa.Enum("ADMIN", "USER", "GUEST", { name = "role_enum" })
+sa.Table("users", md,
+  sa.Column("id", sa.Integer, { primary_key = true }),
+  sa.Column("email", sa.String(255), { nullable = false, unique = true }),
+  sa.Column("role", role, { nullable = false, server_default = "USER" }),
+  sa.Column("created_at", sa.DateTime { timezone = true }, { server_default = sa.text("now()") }),
+  sa.Column("tags", sa.ARRAY(sa.Text)),
+  sa.Column("score", sa.Numeric(10, 2), { comment = "points" }),
+  sa.Column("profile", sa.JSONB),
+  sa.Column("uid", sa.UUID),
+  sa.Column("born", sa.Date),
+  sa.Column("active", sa.Boolean, { nullable = false, server_default = sa.text("true") }),
+  sa.Index("ix_users_lower_email", sa.text("lower(email)")),
+  sa.Index("ix_users_active_role", "role", { postgresql_where = sa.text("active") }),
+  { comment = "people" })
+sa.Table("posts", md,
+  sa.Column("id", sa.BigInteger, { primary_key = true }),
+  sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", { ondelete = "CASCADE" }), { nullable = false }),
+  sa.Column("body", sa.Text),
+  sa.Column("price", sa.Numeric(10, 2)),
+  sa.CheckConstraint("price >= 0", { name = "posts_price_positive" }),
+  sa.Index("ix_posts_user", "user_id", "id", { unique = true }))
+sa.Table("audit", md,
+  sa.Column("id", sa.Integer, sa.Identity { always = true }, { primary_key = true }),
+  sa.Column("what", sa.Text, { nullable = false }),
+  { schema = "ops" })
+return md
+]], { "op.create_enum", "op.create_table", "op.create_index" } },
+
+  { "an added nullable column and a new table referencing an old one", [[
+local role = sa.Enum("ADMIN", "USER", "GUEST", { name = "role_enum" })
+sa.Table("users", md,
+  sa.Column("id", sa.Integer, { primary_key = true }),
+  sa.Column("email", sa.String(255), { nullable = false, unique = true }),
+  sa.Column("role", role, { nullable = false, server_default = "USER" }),
+  sa.Column("created_at", sa.DateTime { timezone = true }, { server_default = sa.text("now()") }),
+  sa.Column("tags", sa.ARRAY(sa.Text)),
+  sa.Column("score", sa.Numeric(10, 2), { comment = "points" }),
+  sa.Column("profile", sa.JSONB),
+  sa.Column("uid", sa.UUID),
+  sa.Column("born", sa.Date),
+  sa.Column("active", sa.Boolean, { nullable = false, server_default = sa.text("true") }),
+  sa.Column("nickname", sa.String(50)),
+  sa.Index("ix_users_lower_email", sa.text("lower(email)")),
+  sa.Index("ix_users_active_role", "role", { postgresql_where = sa.text("active") }),
+  { comment = "people" })
+sa.Table("posts", md,
+  sa.Column("id", sa.BigInteger, { primary_key = true }),
+  sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", { ondelete = "CASCADE" }), { nullable = false }),
+  sa.Column("body", sa.Text),
+  sa.Column("price", sa.Numeric(10, 2)),
+  sa.CheckConstraint("price >= 0", { name = "posts_price_positive" }),
+  sa.Index("ix_posts_user", "user_id", "id", { unique = true }))
+sa.Table("likes", md,
+  sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), { primary_key = true }),
+  sa.Column("post_id", sa.BigInteger, sa.ForeignKey("posts.id"), { primary_key = true }))
+sa.Table("audit", md,
+  sa.Column("id", sa.Integer, sa.Identity { always = true }, { primary_key = true }),
+  sa.Column("what", sa.Text, { nullable = false }),
+  { schema = "ops" })
+return md
+]], { "op.add_column", "op.create_table" },
+    "INSERT INTO users (email) SELECT 'u' || g || '@x' FROM generate_series(1, 50) g; "
+    .. "INSERT INTO posts (user_id, body, price) SELECT id, 'hello', 1.5 FROM users" },
+
+  { "type, nullability, default and comment changes; a dropped column; table comment", [[
+local role = sa.Enum("ADMIN", "USER", "GUEST", { name = "role_enum" })
+sa.Table("users", md,
+  sa.Column("id", sa.Integer, { primary_key = true }),
+  sa.Column("email", sa.String(320), { nullable = false, unique = true }),
+  sa.Column("role", role, { nullable = false, server_default = "GUEST" }),
+  sa.Column("created_at", sa.DateTime { timezone = true }, { nullable = false, server_default = sa.text("now()") }),
+  sa.Column("tags", sa.ARRAY(sa.Text)),
+  sa.Column("score", sa.Numeric(12, 2), { comment = "points earned" }),
+  sa.Column("profile", sa.JSONB),
+  sa.Column("uid", sa.UUID),
+  sa.Column("active", sa.Boolean, { nullable = false }),
+  sa.Column("nickname", sa.String(50)),
+  sa.Index("ix_users_lower_email", sa.text("lower(email)")),
+  sa.Index("ix_users_active_role", "role", { postgresql_where = sa.text("active") }),
+  { comment = "the people" })
+sa.Table("posts", md,
+  sa.Column("id", sa.BigInteger, { primary_key = true }),
+  sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", { ondelete = "CASCADE" }), { nullable = false }),
+  sa.Column("body", sa.Text),
+  sa.Column("price", sa.Numeric(10, 2)),
+  sa.CheckConstraint("price >= 0", { name = "posts_price_positive" }),
+  sa.Index("ix_posts_user", "user_id", "id", { unique = true }))
+sa.Table("likes", md,
+  sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), { primary_key = true }),
+  sa.Column("post_id", sa.BigInteger, sa.ForeignKey("posts.id"), { primary_key = true }))
+sa.Table("audit", md,
+  sa.Column("id", sa.Integer, sa.Identity { always = true }, { primary_key = true }),
+  sa.Column("what", sa.Text, { nullable = false }),
+  { schema = "ops" })
+return md
+]], { "op.alter_column", "op.drop_column", "op.create_table_comment" },
+    "UPDATE users SET born = '2000-01-01', nickname = 'n' || id" },
+
+  { "constraints and indexes: dropped, added and changed", [[
+local role = sa.Enum("ADMIN", "USER", "GUEST", { name = "role_enum" })
+sa.Table("users", md,
+  sa.Column("id", sa.Integer, { primary_key = true }),
+  sa.Column("email", sa.String(320), { nullable = false }),
+  sa.Column("role", role, { nullable = false, server_default = "GUEST" }),
+  sa.Column("created_at", sa.DateTime { timezone = true }, { nullable = false, server_default = sa.text("now()") }),
+  sa.Column("tags", sa.ARRAY(sa.Text)),
+  sa.Column("score", sa.Numeric(12, 2), { comment = "points earned" }),
+  sa.Column("profile", sa.JSONB),
+  sa.Column("uid", sa.UUID),
+  sa.Column("active", sa.Boolean, { nullable = false }),
+  sa.Column("nickname", sa.String(50)),
+  sa.UniqueConstraint("nickname", { name = "users_nickname_uq" }),
+  sa.Index("ix_users_lower_email", sa.text("lower(email)"), { unique = true }),
+  sa.Index("ix_users_tags", "tags", { postgresql_using = "gin" }),
+  { comment = "the people" })
+sa.Table("posts", md,
+  sa.Column("id", sa.BigInteger, { primary_key = true }),
+  sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", { ondelete = "RESTRICT" }), { nullable = false }),
+  sa.Column("body", sa.Text),
+  sa.Column("price", sa.Numeric(10, 2)),
+  sa.CheckConstraint("price < 1000000", { name = "posts_price_sane" }),
+  sa.Index("ix_posts_user", "user_id", { postgresql_include = { "price" } }))
+sa.Table("likes", md,
+  sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), { primary_key = true }),
+  sa.Column("post_id", sa.BigInteger, sa.ForeignKey("posts.id"), { primary_key = true }))
+sa.Table("audit", md,
+  sa.Column("id", sa.Integer, sa.Identity { always = true }, { primary_key = true }),
+  sa.Column("what", sa.Text, { nullable = false }),
+  { schema = "ops" })
+return md
+]], { "op.drop_constraint", "op.create_unique_constraint", "op.create_foreign_key",
+      "op.create_check_constraint", "op.drop_index", "op.create_index" } },
+
+  { "an enum value added (no rewrite)", nil, { "op.add_enum_value" } },
+  { "an enum value removed and the rest reordered, with a column default in use", nil,
+    { "RENAME TO", "op.create_enum", "postgresql_using", "op.drop_enum" } },
+  { "a table dropped and an enum no longer used", nil, { "op.drop_table" } },
+}
+
+-- steps 5..7 edit step 4's text
+steps[5][2] = steps[4][2]:gsub('"ADMIN", "USER", "GUEST"', '"ADMIN", "EMPLOYEE", "USER", "GUEST", "BOT"')
+steps[6][2] = steps[4][2]:gsub('"ADMIN", "USER", "GUEST"', '"GUEST", "EMPLOYEE", "USER", "ADMIN"')
+  :gsub('server_default = "GUEST"', 'server_default = "EMPLOYEE"')
+steps[7][2] = steps[6][2]:gsub('sa%.Table%("likes".-%)%)\n', "")
+
+describe("revision --autogenerate", function()
+  local dir, url, dbname
+
+  setup(function()
+    dir = cli.project {}
+    url, dbname = pg.new_db("autogen")
+    pg.psql(url, "CREATE SCHEMA ops")
+    -- the version tables exist from the start, so dumps before and after compare schemas only
+    assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
+  end)
+
+  teardown(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+
+  it("says so and writes nothing when nothing differs", function()
+    cli.write(dir .. "/migrations/schema.lua", HEAD .. "return md\n")
+    local r = run("revision", "--autogenerate", "-m", "nothing")
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("No changes in schema detected; no revision written.", 1, true), r.out)
+    local p = io.popen("ls " .. pg.shell_quote(dir .. "/migrations/versions"))
+    assert.equal("", p:read("a"))
+    p:close()
+    assert.equal(0, run("check").code)
+  end)
+
+  for i, s in ipairs(steps) do
+    it(("step %d: %s"):format(i, s[1]), function()
+      local before = schema_lines(url)
+      cli.write(dir .. "/migrations/schema.lua", HEAD .. s[2])
+      local r = run("check")
+      assert.equal(1, r.code, r.out .. r.err)
+      assert.truthy(r.out:find("New upgrade operations detected:", 1, true), r.out)
+      r = run("revision", "--autogenerate", "-m", "step " .. i)
+      assert.equal(0, r.code, r.err)
+      local path = r.out:match("Generating (%S+) %.%.%. done")
+      assert.truthy(path, r.out)
+      local f = assert(io.open(dir .. "/" .. path))
+      local text = f:read("a")
+      f:close()
+      local up = text:match("function upgrade%(%)(.-)\nend")
+      for _, needle in ipairs(s[3]) do
+        assert.truthy(up:find(needle, 1, true), ("expected %s in upgrade():\n%s"):format(needle, text))
+      end
+      if s[4] then pg.psql(url, s[4]) end
+      before = schema_lines(url)
+      r = run("upgrade", "head")
+      assert.equal(0, r.code, r.err .. "\n" .. text)
+      r = run("check")
+      assert.equal(0, r.code, r.out .. r.err .. "\n" .. text)
+      assert.truthy(r.out:find("No new upgrade operations detected.", 1, true))
+      -- and back: the schema before, exactly; then forward again for the next step
+      r = run("downgrade", "-1")
+      assert.equal(0, r.code, r.err .. "\n" .. text)
+      assert.equal(before, schema_lines(url))
+      assert.equal(0, run("upgrade", "head").code)
+    end)
+  end
+
+  it("refuses when the database is not at the heads", function()
+    assert.equal(0, run("downgrade", "-1").code)
+    local r = run("revision", "--autogenerate", "-m", "late")
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("Target database is not up to date.", 1, true), r.err)
+    r = run("check")
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("Target database is not up to date.", 1, true), r.err)
+    assert.equal(0, run("upgrade", "head").code)
+  end)
+
+  it("downgrades the whole history back to an empty database", function()
+    assert.equal(0, run("downgrade", "base").code)
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      .. "WHERE n.nspname IN ('public', 'ops') AND c.relkind IN ('r', 'S', 'i') AND c.relname NOT LIKE 'luamigrate%'"))
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_type WHERE typname = 'role_enum'"))
+  end)
+end)
