@@ -16,15 +16,24 @@ bin=$PWD/build-bench/luamigrate
 
 work=$(mktemp -d /tmp/luamigrate-bench.XXXXXX)
 pgdir=$(mktemp -d /tmp/luamigrate-bench-pg.XXXXXX) # its own: the server runs as postgres
-trap 'bash scripts/pg.sh stop "$pgdir"; rm -rf "$work"' EXIT
+trap 'bash scripts/pg.sh stop "$pgdir"; rm -rf "$work" "$tf"' EXIT
+mkdir -p bench/results
 eval "$(bash scripts/pg.sh start "$pgdir")"
 
 # median wall time (ms) and max RSS (MiB) of RUNS runs of "$@" in the current directory
+tf=$(mktemp /tmp/luamigrate-bench-time.XXXXXX)
+one() { # prints "<ms> <KiB>" for one run
+  local t0 t1
+  t0=$(date +%s%N)
+  /usr/bin/time -f "%M" -o "$tf" "$@" >/dev/null 2>&1 || true
+  t1=$(date +%s%N)
+  echo "$(( (t1 - t0) / 1000000 )) $(tail -n 1 "$tf")"
+}
 measure() {
   local times=() rss=0 out
   for _ in $(seq "$RUNS"); do
-    out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
-    times+=("$(awk '{printf "%d", $1 * 1000}' <<<"$out")")
+    out=$(one "$@")
+    times+=("${out%% *}")
     rss=$(awk -v a="$rss" '{print ($2 > a) ? $2 : a}' <<<"$out")
   done
   local median
@@ -43,8 +52,8 @@ for n in $SIZES; do
     psql -XAtq -c "CREATE DATABASE $db" >/dev/null
     url="dbname=$db"
     cd "$proj"
-    cold=$( { /usr/bin/time -f "%e %M" "$bin" heads >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
-    table+="| $n | $shape | heads (first run: runs every file, writes the cache) | $(awk '{printf "%d ms | %.1f MiB", $1 * 1000, $2 / 1024}' <<<"$cold") |\n"
+    cold=$(one "$bin" heads)
+    table+="| $n | $shape | heads (first run: runs every file, writes the cache) | $(awk '{printf "%d ms | %.1f MiB", $1, $2 / 1024}' <<<"$cold") |\n"
     "$bin" --url "$url" stamp heads >/dev/null 2>&1
     some=$(ls migrations/versions | sed -n "$((n / 2))p" | cut -d_ -f1)
     table+="| $n | $shape | heads | $(measure "$bin" heads) |\n"
