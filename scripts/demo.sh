@@ -21,3 +21,4 @@ set -x
 build/luamigrate upgrade head
 build/luamigrate current
 build/luamigrate history
+build/luamigrate check

@@ -458,8 +458,18 @@ end
 
 -- The differences, as a list of operations in upgrade order. Each is a table with `op`
 -- (what), the objects, and `text` (one line for check and the summary).
+-- Upgrade order: enum changes; foreign keys, then other constraints and indexes, dropped;
+-- columns added and altered; constraints and indexes (not foreign keys) created; new
+-- tables; foreign keys created (they may point at new tables); columns dropped; tables
+-- dropped; enums dropped.
+local BUCKETS = { "enum", "drop_fk", "drop_other", "add_column", "alter", "create_other",
+  "create_table", "create_fk", "drop_column", "drop_table", "drop_enum" }
+
 function M.compare(conn, want, live, filter)
   local ops = {}
+  local buckets = {}
+  for _, b in ipairs(BUCKETS) do buckets[b] = {} end
+  local function put(bucket, o) table.insert(buckets[bucket], o) end
   local function add(o) ops[#ops + 1] = o end
   local function wanted(kind, name, parent) return filter(kind, name, parent) end
 
@@ -524,19 +534,18 @@ function M.compare(conn, want, live, filter)
   end
   for _, T in ipairs(new_tables) do place(T, {}) end
   for _, T in ipairs(sorted) do
-    add { op = "create_table", table = T, text = ("added table %s"):format(key_of(T.schema, T.name)) }
+    put("create_table", { op = "create_table", table = T, text = ("added table %s"):format(key_of(T.schema, T.name)) })
   end
   for _, T in ipairs(sorted) do
     local names = {}
     for n, fk in pairs(T.fks) do if fk.deferred_create then names[#names + 1] = n end end
     table.sort(names)
     for _, n in ipairs(names) do
-      add { op = "create_fk", table = T, fk = T.fks[n], text = ("added foreign key %s on %s"):format(n, T.name) }
+      put("create_fk", { op = "create_fk", table = T, fk = T.fks[n], text = ("added foreign key %s on %s"):format(n, T.name) })
     end
   end
 
   -- tables on both sides
-  local drops_after = {}
   for _, k in ipairs(want.order) do
     local W, L = want.tables[k], live.tables[k]
     if L and wanted("table", W.name, W.schema) then
@@ -544,7 +553,7 @@ function M.compare(conn, want, live, filter)
       for _, cn in ipairs(W.colorder) do
         local c = W.columns[cn]
         if not L.columns[cn] and wanted("column", cn, W.name) then
-          add { op = "add_column", table = W, column = c, text = ("added column %s.%s"):format(tk, cn) }
+          put("add_column", { op = "add_column", table = W, column = c, text = ("added column %s.%s"):format(tk, cn) })
         end
       end
       for _, cn in ipairs(W.colorder) do
@@ -568,14 +577,14 @@ function M.compare(conn, want, live, filter)
             for _, w in ipairs { "type", "nullable", "default", "identity", "comment" } do
               if ch[w] then what[#what + 1] = w end
             end
-            add { op = "alter_column", table = W, column = c, live = l, changes = ch,
-              text = ("changed %s of column %s.%s"):format(table.concat(what, ", "), tk, cn) }
+            put("alter", { op = "alter_column", table = W, column = c, live = l, changes = ch,
+              text = ("changed %s of column %s.%s"):format(table.concat(what, ", "), tk, cn) })
           end
         end
       end
       if (W.comment or nil) ~= (L.comment or nil) then
-        add { op = "table_comment", table = W, old = L.comment, new = W.comment,
-          text = ("changed comment of table %s"):format(tk) }
+        put("alter", { op = "table_comment", table = W, old = L.comment, new = W.comment,
+          text = ("changed comment of table %s"):format(tk) })
       end
       -- constraints and indexes: dropped or changed first, then created
       local function diff(kindname, wset, lset, same, label)
@@ -584,8 +593,8 @@ function M.compare(conn, want, live, filter)
         table.sort(names)
         for _, n in ipairs(names) do
           if wanted(kindname, n, W.name) and (not wset[n] or not same(wset[n], lset[n])) then
-            add { op = "drop_" .. kindname, table = W, obj = lset[n], live = true,
-              text = ("%s %s %s on %s"):format(wset[n] and "changed" or "removed", label, n, tk) }
+            put(kindname == "fk" and "drop_fk" or "drop_other", { op = "drop_" .. kindname, table = W, obj = lset[n], live = true,
+              text = ("%s %s %s on %s"):format(wset[n] and "changed" or "removed", label, n, tk) })
           end
         end
         names = {}
@@ -593,8 +602,8 @@ function M.compare(conn, want, live, filter)
         table.sort(names)
         for _, n in ipairs(names) do
           if wanted(kindname, n, W.name) and (not lset[n] or not same(wset[n], lset[n])) then
-            add { op = "create_" .. kindname, table = W, obj = wset[n],
-              text = (not lset[n]) and ("added %s %s on %s"):format(label, n, tk) or nil }
+            put(kindname == "fk" and "create_fk" or "create_other", { op = "create_" .. kindname, table = W, obj = wset[n],
+              text = (not lset[n]) and ("added %s %s on %s"):format(label, n, tk) or nil })
           end
         end
       end
@@ -610,13 +619,12 @@ function M.compare(conn, want, live, filter)
       end, "index")
       for _, cn in ipairs(L.colorder) do
         if not W.columns[cn] and wanted("column", cn, W.name) then
-          drops_after[#drops_after + 1] = { op = "drop_column", table = W, live_table = L, column = L.columns[cn],
-            text = ("removed column %s.%s"):format(tk, cn) }
+          put("drop_column", { op = "drop_column", table = W, live_table = L, column = L.columns[cn],
+            text = ("removed column %s.%s"):format(tk, cn) })
         end
       end
     end
   end
-  for _, o in ipairs(drops_after) do add(o) end
 
   -- tables only in the database, referencing ones first
   local gone = {}
@@ -644,7 +652,7 @@ function M.compare(conn, want, live, filter)
   end
   for _, T in ipairs(gone) do dplace(T, {}) end
   for _, T in ipairs(dsorted) do
-    add { op = "drop_table", table = T, text = ("removed table %s"):format(key_of(T.schema, T.name)) }
+    put("drop_table", { op = "drop_table", table = T, text = ("removed table %s"):format(key_of(T.schema, T.name)) })
   end
 
   -- enums only in the database, once nothing uses them
@@ -654,8 +662,11 @@ function M.compare(conn, want, live, filter)
   for _, k in ipairs(lkeys) do
     local e = live.enums[k]
     if not want.enums[k] and wanted("enum", e.name, e.schema) then
-      add { op = "drop_enum", enum = e, text = ("removed enum %s"):format(k) }
+      put("drop_enum", { op = "drop_enum", enum = e, text = ("removed enum %s"):format(k) })
     end
+  end
+  for _, b in ipairs(BUCKETS) do
+    for _, o in ipairs(buckets[b]) do ops[#ops + 1] = o end
   end
   return ops
 end
@@ -903,7 +914,7 @@ function M.render(ops, want, live, ds)
     elseif o.op == "drop_table" then
       U(("  op.drop_table(%s%s)"):format(lit(T.name), sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
       D(create_table_lua(T, enums, ds, false))
-    elseif o.op == "create_fk" or o.op == "create_fk" then
+    elseif o.op == "create_fk" then
       local fk = o.fk or o.obj
       local x = opts_text(fk_opts(fk, T, ds))
       U(("  op.create_foreign_key(%s, %s, %s, %s, %s%s)"):format(lit(fk.name), lit(T.name), lit(fk.ref_table),

@@ -252,3 +252,59 @@ describe("revision --autogenerate", function()
     assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_type WHERE typname = 'role_enum'"))
   end)
 end)
+
+describe("autogenerate settings", function()
+  local dir, url, dbname
+
+  before_each(function()
+    url, dbname = pg.new_db("autogen")
+    dir = cli.project {
+      config = table.concat({
+        'script_location = "migrations"',
+        'include_object = function(name, kind) return not (kind == "table" and name:match("^legacy_")) end',
+        'process_revision_directives = function(ops)',
+        '  local kept = {}',
+        '  for _, o in ipairs(ops) do if o.op ~= "drop_column" then kept[#kept + 1] = o end end',
+        '  return kept',
+        'end',
+      }, "\n") .. "\n",
+    }
+    assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
+  end)
+
+  after_each(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+
+  it("names constraints by the naming convention, skips what include_object refuses, and lets process_revision_directives edit", function()
+    pg.psql(url, "CREATE TABLE legacy_orders (id int); CREATE TABLE keep (id int PRIMARY KEY, old int)")
+    cli.write(dir .. "/migrations/schema.lua", [[
+local md = sa.MetaData { naming_convention = {
+  pk = "pk_%(table_name)s", uq = "uq_%(table_name)s_%(column_0_N_name)s",
+  fk = "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s", ix = "ix_%(column_0_label)s" } }
+sa.Table("keep", md, sa.Column("id", sa.Integer, { primary_key = true, autoincrement = false }))
+sa.Table("accounts", md,
+  sa.Column("id", sa.Integer, { primary_key = true }),
+  sa.Column("a", sa.Text), sa.Column("b", sa.Text),
+  sa.Column("keep_id", sa.Integer, sa.ForeignKey("keep.id"), { index = true }),
+  sa.UniqueConstraint("a", "b"))
+return md
+]])
+    local r = run("revision", "--autogenerate", "-m", "conventions")
+    assert.equal(0, r.code, r.err)
+    assert.is_nil(r.out:find("legacy_orders", 1, true), r.out)
+    assert.is_nil(r.out:find("removed column", 1, true), r.out)
+    assert.equal(0, run("upgrade", "head").code)
+    assert.equal("fk_accounts_keep_id_keep,pk_accounts,uq_accounts_a_b", pg.psql(url,
+      "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'accounts'::regclass"))
+    assert.equal("t", pg.psql(url, "SELECT to_regclass('ix_accounts_keep_id') IS NOT NULL"))
+    assert.equal("t", pg.psql(url, "SELECT to_regclass('legacy_orders') IS NOT NULL"))
+    -- keep.old is still there: the hook removed its drop, for check too (as Alembic's does)
+    assert.equal("t", pg.psql(url, "SELECT count(*) = 1 FROM information_schema.columns WHERE table_name = 'keep' AND column_name = 'old'"))
+    r = run("check")
+    assert.equal(0, r.code, r.out)
+  end)
+end)

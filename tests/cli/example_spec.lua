@@ -25,6 +25,10 @@ describe("the example project", function()
     pg.psql(url, "INSERT INTO users (email, role) VALUES ('e@example.com', 'EMPLOYEE')")
     assert.equal("", pg.psql(url, "SELECT coalesce(to_regtype('tmp_role_enum')::text, '')"))
     assert.equal("3c52d30040ed (head)\n", run("current").out)
+    -- the declared schema (migrations/schema.lua) is what the migrations built
+    r = run("check")
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.equal("No new upgrade operations detected.\n", r.out)
   end)
 
   it("refuses to downgrade while a row holds EMPLOYEE, then downgrades to base", function()
