@@ -172,7 +172,8 @@ function M.declared(md, default_schema)
       end
       if c.index then
         local n = choose_name(md, "ix", t.name, { c.name })
-        T.indexes[n] = { name = n, keys = { quote.ident(c.name) }, cols = { c.name }, unique = c.unique and true or false }
+        T.indexes[n] = { name = n, keys = { quote.ident(c.name) }, cols = { c.name },
+          unique = c.unique and true or false }
       end
       for _, fk in ipairs(c.foreign_keys) do
         local n = choose_name(md, "fk", t.name, { c.name }, fk.table, fk.name)
@@ -496,7 +497,8 @@ function M.compare(conn, want, live, filter)
           end
         else
           add { op = "change_enum", enum = e, old = l, users = enum_users(live, k),
-            text = ("changed enum %s: (%s) -> (%s)"):format(k, table.concat(l.values, ", "), table.concat(e.values, ", ")) }
+            text = ("changed enum %s: (%s) -> (%s)"):format(k, table.concat(l.values, ", "),
+              table.concat(e.values, ", ")) }
         end
       end
     end
@@ -504,7 +506,8 @@ function M.compare(conn, want, live, filter)
 
   -- columns of swapped enums get their defaults back from the swap itself
   local swapped = {}
-  for _, o in ipairs(ops) do if o.op == "change_enum" then swapped["enum:" .. key_of(o.enum.schema, o.enum.name)] = true end end
+  for _, o in ipairs(ops) do if o.op == "change_enum" then swapped["enum:" .. key_of(o.enum.schema,
+    o.enum.name)] = true end end
 
   -- new tables, referenced ones first
   local new_tables = {}
@@ -541,7 +544,8 @@ function M.compare(conn, want, live, filter)
     for n, fk in pairs(T.fks) do if fk.deferred_create then names[#names + 1] = n end end
     table.sort(names)
     for _, n in ipairs(names) do
-      put("create_fk", { op = "create_fk", table = T, fk = T.fks[n], text = ("added foreign key %s on %s"):format(n, T.name) })
+      put("create_fk", { op = "create_fk", table = T, fk = T.fks[n],
+        text = ("added foreign key %s on %s"):format(n, T.name) })
     end
   end
 
@@ -593,7 +597,8 @@ function M.compare(conn, want, live, filter)
         table.sort(names)
         for _, n in ipairs(names) do
           if wanted(kindname, n, W.name) and (not wset[n] or not same(wset[n], lset[n])) then
-            put(kindname == "fk" and "drop_fk" or "drop_other", { op = "drop_" .. kindname, table = W, obj = lset[n], live = true,
+            put(kindname == "fk" and "drop_fk" or "drop_other", { op = "drop_" .. kindname, table = W,
+              obj = lset[n], live = true,
               text = ("%s %s %s on %s"):format(wset[n] and "changed" or "removed", label, n, tk) })
           end
         end
@@ -602,7 +607,8 @@ function M.compare(conn, want, live, filter)
         table.sort(names)
         for _, n in ipairs(names) do
           if wanted(kindname, n, W.name) and (not lset[n] or not same(wset[n], lset[n])) then
-            put(kindname == "fk" and "create_fk" or "create_other", { op = "create_" .. kindname, table = W, obj = wset[n],
+            put(kindname == "fk" and "create_fk" or "create_other", { op = "create_" .. kindname, table = W,
+              obj = wset[n],
               text = (not lset[n]) and ("added %s %s on %s"):format(label, n, tk) or nil })
           end
         end
@@ -732,14 +738,17 @@ local function column_lua(C, pkcols, enums, ds)
   local in_pk = pkcols[C.name]
   if C.serial then
     args[2] = C.type == "bigint" and "sa.BigInteger()" or C.type == "smallint" and "sa.SmallInteger()" or "sa.Integer()"
-    if not in_pk then args[2] = lit(C.type == "bigint" and "BIGSERIAL" or C.type == "smallint" and "SMALLSERIAL" or "SERIAL") end
+    if not in_pk then
+      args[2] = lit(C.type == "bigint" and "BIGSERIAL" or C.type == "smallint" and "SMALLSERIAL" or "SERIAL")
+    end
   else
     args[2] = type_lua(C.type, enums, ds)
   end
   if C.identity then args[#args + 1] = C.identity == "a" and "sa.Identity({ always = true })" or "sa.Identity()" end
   local o = opts_text {
     { "primary_key", in_pk and "true" or nil },
-    { "autoincrement", (in_pk and not C.serial and not C.identity and (C.type == "integer" or C.type == "bigint" or C.type == "smallint")) and "false" or nil },
+    { "autoincrement", (in_pk and not C.serial and not C.identity
+      and (C.type == "integer" or C.type == "bigint" or C.type == "smallint")) and "false" or nil },
     { "nullable", (not C.nullable and not in_pk) and "false" or nil },
     { "server_default", C.default and sqltext_lua(C.default) or nil },
     { "comment", C.comment and lit(C.comment) or nil },
@@ -811,7 +820,8 @@ local function create_table_lua(T, enums, ds, skip_fk)
         { "deferrable", fk.deferrable and "true" or nil },
         { "initially", fk.initially and lit(fk.initially) or nil },
       }
-      lines[#lines + 1] = ("sa.ForeignKeyConstraint(%s, { %s }, %s)"):format(lua_list(fk.cols), table.concat(refs, ", "), o)
+      lines[#lines + 1] = ("sa.ForeignKeyConstraint(%s, { %s }, %s)"):format(lua_list(fk.cols),
+        table.concat(refs, ", "), o)
     end
   end
   for _, n in ipairs(sorted_keys(T.checks)) do
@@ -855,7 +865,8 @@ local function swap_enum_lua(e, users, defaults, ds)
     local arr = u.column.type:sub(-2) == "[]"
     L(("op.alter_column(%s, %s, { type_ = %s, postgresql_using = %s%s })"):format(lit(u.table.name), lit(cn),
       arr and ("sa.ARRAY(" .. tlua .. ")") or tlua,
-      lit(("%s::text%s::%s%s%s"):format(quote.ident(cn), arr and "[]" or "", qname, quote.ident(e.name), arr and "[]" or "")),
+      lit(("%s::text%s::%s%s%s"):format(quote.ident(cn), arr and "[]" or "", qname, quote.ident(e.name),
+        arr and "[]" or "")),
       u.table.schema ~= ds and (", schema = " .. lit(u.table.schema)) or ""))
   end
   for _, u in ipairs(users) do
@@ -885,13 +896,16 @@ function M.render(ops, want, live, ds)
     if o.op == "create_enum" then
       U(("  op.create_enum(%s, %s%s)"):format(lit(o.enum.name), lua_list(o.enum.values),
         (function() local x = enum_opts(o.enum, ds) return x and (", " .. x) or "" end)()))
-      D(("  op.drop_enum(%s%s)"):format(lit(o.enum.name), (function() local x = enum_opts(o.enum, ds) return x and (", " .. x) or "" end)()))
+      D(("  op.drop_enum(%s%s)"):format(lit(o.enum.name), (function() local x = enum_opts(o.enum,
+        ds) return x and (", " .. x) or "" end)()))
     elseif o.op == "drop_enum" then
-      U(("  op.drop_enum(%s%s)"):format(lit(o.enum.name), (function() local x = enum_opts(o.enum, ds) return x and (", " .. x) or "" end)()))
+      U(("  op.drop_enum(%s%s)"):format(lit(o.enum.name), (function() local x = enum_opts(o.enum,
+        ds) return x and (", " .. x) or "" end)()))
       D(("  op.create_enum(%s, %s%s)"):format(lit(o.enum.name), lua_list(o.enum.values),
         (function() local x = enum_opts(o.enum, ds) return x and (", " .. x) or "" end)()))
     elseif o.op == "add_enum_value" then
-      local x = enum_opts(o.enum, ds, { { "after", o.after and lit(o.after) or nil }, { "before", o.before and lit(o.before) or nil } })
+      local x = enum_opts(o.enum, ds, { { "after", o.after and lit(o.after) or nil }, { "before",
+        o.before and lit(o.before) or nil } })
       U(("  op.add_enum_value(%s, %s%s)"):format(lit(o.enum.name), lit(o.value), x and (", " .. x) or ""))
       if not o.old.swapped_back then
         o.old.swapped_back = true
@@ -925,9 +939,11 @@ function M.render(ops, want, live, ds)
       local pk = {}
       U(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.column, pk, enums, ds),
         sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
-      D(("  op.drop_column(%s, %s%s)"):format(lit(T.name), lit(o.column.name), sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+      D(("  op.drop_column(%s, %s%s)"):format(lit(T.name), lit(o.column.name),
+        sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
     elseif o.op == "drop_column" then
-      U(("  op.drop_column(%s, %s%s)"):format(lit(T.name), lit(o.column.name), sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+      U(("  op.drop_column(%s, %s%s)"):format(lit(T.name), lit(o.column.name),
+        sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
       D(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.column, {}, enums, ds),
         sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
     elseif o.op == "alter_column" then
@@ -962,12 +978,14 @@ function M.render(ops, want, live, ds)
       end
     elseif o.op == "table_comment" then
       if o.new then
-        U(("  op.create_table_comment(%s, %s%s)"):format(lit(T.name), lit(o.new), sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+        U(("  op.create_table_comment(%s, %s%s)"):format(lit(T.name), lit(o.new),
+          sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
       else
         U(("  op.drop_table_comment(%s%s)"):format(lit(T.name), sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
       end
       if o.old then
-        D(("  op.create_table_comment(%s, %s%s)"):format(lit(T.name), lit(o.old), sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+        D(("  op.create_table_comment(%s, %s%s)"):format(lit(T.name), lit(o.old),
+          sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
       else
         D(("  op.drop_table_comment(%s%s)"):format(lit(T.name), sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
       end
@@ -977,25 +995,30 @@ function M.render(ops, want, live, ds)
       local s = sch(T)
       local function create_line(v)
         if x == "pk" then
-          return ("  op.create_primary_key(%s, %s, %s%s)"):format(lit(v.name), lit(T.name), lua_list(v.cols), s and (", { schema = " .. s .. " }") or "")
+          return ("  op.create_primary_key(%s, %s, %s%s)"):format(lit(v.name), lit(T.name), lua_list(v.cols),
+            s and (", { schema = " .. s .. " }") or "")
         elseif x == "unique" then
-          return ("  op.create_unique_constraint(%s, %s, %s%s)"):format(lit(v.name), lit(T.name), lua_list(v.cols), s and (", { schema = " .. s .. " }") or "")
+          return ("  op.create_unique_constraint(%s, %s, %s%s)"):format(lit(v.name), lit(T.name),
+            lua_list(v.cols), s and (", { schema = " .. s .. " }") or "")
         elseif x == "fk" then
           local fo = opts_text(fk_opts(v, T, ds))
           return ("  op.create_foreign_key(%s, %s, %s, %s, %s%s)"):format(lit(v.name), lit(T.name), lit(v.ref_table),
             lua_list(v.cols), lua_list(v.ref_cols), fo and (", " .. fo) or "")
         elseif x == "check" then
-          return ("  op.create_check_constraint(%s, %s, %s%s)"):format(lit(v.name), lit(T.name), sqltext_lua(v.sqltext), s and (", { schema = " .. s .. " }") or "")
+          return ("  op.create_check_constraint(%s, %s, %s%s)"):format(lit(v.name), lit(T.name),
+            sqltext_lua(v.sqltext), s and (", { schema = " .. s .. " }") or "")
         elseif x == "index" then
           return "  " .. index_lua(v, T, ds)
         end
       end
       local function drop_line(v)
         if x == "index" then
-          return ("  op.drop_index(%s, { table_name = %s%s })"):format(lit(v.name), lit(T.name), s and (", schema = " .. s) or "")
+          return ("  op.drop_index(%s, { table_name = %s%s })"):format(lit(v.name), lit(T.name),
+            s and (", schema = " .. s) or "")
         end
         local tname = ({ pk = "primary", unique = "unique", fk = "foreignkey", check = "check" })[x]
-        return ("  op.drop_constraint(%s, %s, { type_ = %s%s })"):format(lit(v.name), lit(T.name), lit(tname), s and (", schema = " .. s) or "")
+        return ("  op.drop_constraint(%s, %s, { type_ = %s%s })"):format(lit(v.name), lit(T.name), lit(tname),
+          s and (", schema = " .. s) or "")
       end
       if kind == "create" then
         U(create_line(o.obj))

@@ -203,7 +203,6 @@ describe("revision --autogenerate", function()
 
   for i, s in ipairs(steps) do
     it(("step %d: %s"):format(i, s[1]), function()
-      local before = schema_lines(url)
       cli.write(dir .. "/migrations/schema.lua", HEAD .. s[2])
       local r = run("check")
       assert.equal(1, r.code, r.out .. r.err)
@@ -220,7 +219,7 @@ describe("revision --autogenerate", function()
         assert.truthy(up:find(needle, 1, true), ("expected %s in upgrade():\n%s"):format(needle, text))
       end
       if s[4] then pg.psql(url, s[4]) end
-      before = schema_lines(url)
+      local before = schema_lines(url)
       r = run("upgrade", "head")
       assert.equal(0, r.code, r.err .. "\n" .. text)
       r = run("check")
