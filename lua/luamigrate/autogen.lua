@@ -969,12 +969,26 @@ function M.render(ops, want, live, ds)
         local line = ("  op.alter_column(%s, %s, %s)"):format(lit(T.name), lit(c.name), x)
         if dir == "up" then U(line) else D(line) end
       end
-      if ch.identity then
-        U(("  -- review: column %s.%s changes identity; luamigrate does not write that change"):format(T.name, c.name))
-      end
       if ch.type or ch.nullable or ch.default or ch.comment then
         alter(c, l, "up")
         alter(l, c, "down")
+      end
+      if ch.identity then
+        -- from identity `from` to identity `to` ("a", "d" or nil)
+        local function identity(from, to)
+          local target = quote.qualified(T.schema ~= ds and T.schema or nil, T.name)
+          local col = quote.ident(c.name)
+          if to and not from then
+            return ("  op.alter_column(%s, %s, { server_default = sa.Identity(%s)%s })"):format(lit(T.name),
+              lit(c.name), to == "a" and "{ always = true }" or "", sch(T) and (", schema = " .. sch(T)) or "")
+          elseif from and not to then
+            return ("  op.execute(%s)"):format(lit(("ALTER TABLE %s ALTER COLUMN %s DROP IDENTITY"):format(target, col)))
+          end
+          return ("  op.execute(%s)"):format(lit(("ALTER TABLE %s ALTER COLUMN %s SET GENERATED %s"):format(
+            target, col, to == "a" and "ALWAYS" or "BY DEFAULT")))
+        end
+        U(identity(l.identity, c.identity))
+        D(identity(c.identity, l.identity))
       end
     elseif o.op == "table_comment" then
       if o.new then
