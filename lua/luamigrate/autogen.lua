@@ -982,7 +982,8 @@ function M.render(ops, want, live, ds)
             return ("  op.alter_column(%s, %s, { server_default = sa.Identity(%s)%s })"):format(lit(T.name),
               lit(c.name), to == "a" and "{ always = true }" or "", sch(T) and (", schema = " .. sch(T)) or "")
           elseif from and not to then
-            return ("  op.execute(%s)"):format(lit(("ALTER TABLE %s ALTER COLUMN %s DROP IDENTITY"):format(target, col)))
+            return ("  op.execute(%s)"):format(
+              lit(("ALTER TABLE %s ALTER COLUMN %s DROP IDENTITY"):format(target, col)))
           end
           return ("  op.execute(%s)"):format(lit(("ALTER TABLE %s ALTER COLUMN %s SET GENERATED %s"):format(
             target, col, to == "a" and "ALWAYS" or "BY DEFAULT")))
