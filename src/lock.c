@@ -330,7 +330,8 @@ static int ensure_lease_table(lm_lock *lk, PGconn *conn, lm_error *err) {
   /* Two first runs racing: one of them loses on the catalog's unique index; by then the
    * table exists. */
   if (rc == LM_ESQL && err->sqlstate &&
-      (!strcmp(err->sqlstate, "23505") || !strcmp(err->sqlstate, "42P07"))) {
+      (!strcmp(err->sqlstate, "23505") || !strcmp(err->sqlstate, "42P07") ||
+       !strcmp(err->sqlstate, "42710"))) {
     lm_error_clear(err);
     rc = exec_sql(conn, sql, 0, NULL, NULL, err);
   }
