@@ -253,7 +253,8 @@ function M.create_table(name, ...)
     stmts[#stmts + 1] = create_enum_sql(t.name, t.values, { schema = t.schema })
   end
   local lines, indexes = {}, {}
-  for _, c in ipairs(cols) do lines[#lines + 1] = render.column_def(c, true, false) end
+  -- SERIAL only for a single-column integer primary key, as SQLAlchemy does
+  for _, c in ipairs(cols) do lines[#lines + 1] = render.column_def(c, #pk == 1, false) end
   local has_pk_constraint = false
   for _, c in ipairs(cons) do
     if schema.is(c, "PrimaryKeyConstraint") then has_pk_constraint = true end

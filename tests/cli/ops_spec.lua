@@ -289,3 +289,28 @@ describe("the op API", function()
     assert.equal(pg.schema_dump(url), pg.schema_dump(url2))
   end)
 end)
+
+describe("op.create_table primary keys", function()
+  it("makes only a single-column integer primary key SERIAL, as SQLAlchemy does", function()
+    local d = cli.project { files = { ["migrations/versions/pk01_x.lua"] = rev("pk01", nil, [[
+function upgrade()
+  op.create_table("single", sa.Column("id", sa.Integer, { primary_key = true }))
+  op.create_table("pair",
+    sa.Column("a", sa.Integer, { primary_key = true }),
+    sa.Column("b", sa.BigInteger, { primary_key = true }))
+end
+function downgrade()
+  op.drop_table("pair")
+  op.drop_table("single")
+end
+]]) } }
+    local u, db = pg.new_db("ops_pk")
+    local r = cli.run({ "--url", u, "upgrade", "head" }, { cwd = d })
+    assert.equal(0, r.code, r.err)
+    assert.equal("single_id_seq", pg.psql(u, "SELECT string_agg(relname, ',') FROM pg_class WHERE relkind = 'S' AND relname NOT LIKE 'luamigrate%'"))
+    assert.equal("a,b", pg.psql(u, [[SELECT string_agg(a.attname, ',' ORDER BY a.attnum) FROM pg_attribute a
+      WHERE a.attrelid = 'pair'::regclass AND a.attnum > 0 AND a.attnotnull]]))
+    cli.remove(d)
+    pg.drop_db(db)
+  end)
+end)
