@@ -154,8 +154,8 @@ describe("concurrent runs", function()
     local runs = {}
     for i = 1, 6 do runs[i] = cli.spawn({ "--url", url, "--lock", "table", "upgrade", "head" }, { cwd = d }) end
     for i = 1, 6 do
-      local r = runs[i].wait()
-      assert.equal(0, r.code, r.err)
+      local ri = runs[i].wait()
+      assert.equal(0, ri.code, ri.err)
     end
     assert.equal("1", pg.psql(url, "SELECT count(*) FROM migration_log"))
     assert.equal("t", pg.psql(url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_id'::regclass"))
