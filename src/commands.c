@@ -1072,15 +1072,10 @@ cleanup:
  * returns the string result (malloc'd) or NULL with err set. */
 static char *template_call(lm_app *app, const char *fn, int nargs, lm_error *err) {
   lua_State *L = app->L;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "luamigrate.template");
-  if (lm_pcall(L, 1, 1) != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_ERR, err);
-    lua_pop(L, 1 + nargs);
+  if (lm_push_module_field(L, "luamigrate.template", fn, err)) {
+    lua_pop(L, nargs);
     return NULL;
   }
-  lua_getfield(L, -1, fn);
-  lua_remove(L, -2);
   lua_insert(L, -1 - nargs);
   if (lm_pcall(L, nargs, 1) != LUA_OK) {
     lm_error_from_lua(L, -1, LM_EUSAGE, err);
@@ -1171,15 +1166,7 @@ static int autogen_compare(lm_app *app, lm_error *err) {
   lm_revset_free(&cur);
   lm_revset_free(&heads);
   if (rc) return rc;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "luamigrate.autogen");
-  if (lm_pcall(L, 1, 1) != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_ERR, err);
-    lua_pop(L, 1);
-    return LM_ERR;
-  }
-  lua_getfield(L, -1, "generate");
-  lua_remove(L, -2);
+  if ((rc = lm_push_module_field(L, "luamigrate.autogen", "generate", err))) return rc;
   int fn = lua_gettop(L);
   lm_push_conn(L, app->conn, 1);
   int conn_idx = lua_gettop(L);
@@ -1446,17 +1433,9 @@ static int cmd_init(lm_app *app, cmdargs *a, lm_error *err) {
   printf("Creating directory %s ... done\n", dir);
   printf("Creating directory %s ... done\n", versions);
   lua_State *L = app->L;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "luamigrate.template");
-  if (lm_pcall(L, 1, 1) != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_ERR, err);
-    lua_pop(L, 1);
-    rc = LM_ERR;
-    goto cleanup;
-  }
-  lua_getfield(L, -1, "DEFAULT");
+  if ((rc = lm_push_module_field(L, "luamigrate.template", "DEFAULT", err))) goto cleanup;
   tmpl = strdup(lua_tostring(L, -1));
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   if ((rc = write_new_file(tmpl_path, tmpl, err))) goto cleanup;
   printf("Generating %s ... done\n", tmpl_path);
   char text[4096];

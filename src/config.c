@@ -103,14 +103,7 @@ int lm_config_load(lm_app *app, lm_error *err) {
   cfg->dir = dirname_of(cfg->path);
 
   int top = lua_gettop(L);
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "luamigrate.config");
-  if (lm_pcall(L, 1, 1) != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_ERR, err);
-    lua_settop(L, top);
-    return LM_ERR;
-  }
-  lua_getfield(L, -1, "load");
+  if (lm_push_module_field(L, "luamigrate.config", "load", err)) return LM_ERR;
   lua_pushstring(L, cfg->path);
   if (lm_pcall(L, 1, 1) != LUA_OK) {
     lm_error_from_lua(L, -1, LM_EUSAGE, err);

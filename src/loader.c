@@ -485,16 +485,7 @@ cleanup:
 
 /* Pushes require("luamigrate.env").migration. */
 static int push_mkenv(lua_State *L, lm_error *err) {
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "luamigrate.env");
-  if (lm_pcall(L, 1, 1) != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_ERR, err);
-    lua_pop(L, 1);
-    return LM_ERR;
-  }
-  lua_getfield(L, -1, "migration");
-  lua_remove(L, -2);
-  return LM_OK;
+  return lm_push_module_field(L, "luamigrate.env", "migration", err);
 }
 
 int lm_loader_load(lm_app *app, lm_error *err) {

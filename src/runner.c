@@ -444,15 +444,10 @@ static int l_emit(lua_State *L) {
 
 /* Calls require("luamigrate.offline")[fn](args on the stack) -> results; 0 or error. */
 static int offline_call(lua_State *L, const char *fn, int nargs, int nres, lm_error *err) {
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "luamigrate.offline");
-  if (lm_pcall(L, 1, 1) != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_ERR, err);
-    lua_pop(L, 1 + nargs);
+  if (lm_push_module_field(L, "luamigrate.offline", fn, err)) {
+    lua_pop(L, nargs);
     return LM_ERR;
   }
-  lua_getfield(L, -1, fn);
-  lua_remove(L, -2);
   lua_insert(L, -1 - nargs);
   if (lm_pcall(L, nargs, nres) != LUA_OK) {
     lm_error_from_lua(L, -1, LM_ERR, err);

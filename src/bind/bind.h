@@ -18,6 +18,9 @@ int luaopen_luamigrate_core(lua_State *L);
  * LUA_OK or the lua_pcall status with the error table on the stack. */
 int lm_pcall(lua_State *L, int nargs, int nresults);
 
+/* Pushes require(module)[name]. On failure pushes nothing, fills err and returns LM_ERR. */
+int lm_push_module_field(lua_State *L, const char *module, const char *name, lm_error *err);
+
 /* Copies the error table at idx (as left by lm_pcall) into err, with code. */
 void lm_error_from_lua(lua_State *L, int idx, int code, lm_error *err);
 

@@ -61,6 +61,19 @@ int lm_pcall(lua_State *L, int nargs, int nresults) {
   return st;
 }
 
+int lm_push_module_field(lua_State *L, const char *module, const char *name, lm_error *err) {
+  lua_getglobal(L, "require");
+  lua_pushstring(L, module);
+  if (lm_pcall(L, 1, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    lua_pop(L, 1);
+    return LM_ERR;
+  }
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  return LM_OK;
+}
+
 static char *field(lua_State *L, int idx, const char *name) {
   char *s = NULL;
   lua_getfield(L, idx, name);
