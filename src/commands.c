@@ -641,6 +641,16 @@ cleanup:
   return rc < 0 ? rc : LM_OK;
 }
 
+/* *ok = the database's revisions `cur` are exactly the heads (rows are heads, so equal
+ * sets). */
+static int on_all_heads(lm_app *app, const lm_revset *cur, int *ok, lm_error *err) {
+  lm_revset want = {0}, none = {0};
+  int n = lm_dag_resolve(app->dag, "heads", &none, LM_RESOLVE_SHOW, &want, err);
+  *ok = n >= 0 && lm_revset_same(&want, cur);
+  lm_revset_free(&want);
+  return n < 0 ? n : LM_OK;
+}
+
 static int cmd_current(lm_app *app, cmdargs *a, lm_error *err) {
   lm_revset heads = {0};
   sbuf b = {0};
@@ -659,17 +669,9 @@ static int cmd_current(lm_app *app, cmdargs *a, lm_error *err) {
     if ((rc = emit(&b, err))) break;
   }
   if (rc == LM_OK && a->check_heads) {
-    /* On all heads: every real head is current (rows are heads, so equal sets). */
-    lm_revset want = {0}, none = {0};
-    int n = lm_dag_resolve(app->dag, "heads", &none, LM_RESOLVE_SHOW, &want, err);
-    if (n < 0) {
-      rc = n;
-    } else {
-      int ok = want.n == heads.n;
-      for (size_t i = 0; ok && i < want.n; i++) ok = lm_revset_has(&heads, want.idx[i]);
-      if (!ok) rc = lm_error_set(err, LM_ERR, "Database is not on all head revisions");
-    }
-    lm_revset_free(&want);
+    int ok = 0;
+    if ((rc = on_all_heads(app, &heads, &ok, err)) == LM_OK && !ok)
+      rc = lm_error_set(err, LM_ERR, "Database is not on all head revisions");
   }
 cleanup:
   free(b.s);
@@ -1150,22 +1152,18 @@ static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error
  * the stack: {ops = {text...}, upgrade = text, downgrade = text}. */
 static int autogen_compare(lm_app *app, lm_error *err) {
   lua_State *L = app->L;
-  lm_revset cur = {0}, heads = {0};
-  int rc = connect_db(app, err);
+  lm_revset cur = {0};
+  int ok = 0, rc = connect_db(app, err);
   if (rc == LM_OK) rc = read_heads(app, &cur, err);
-  if (rc == LM_OK && lm_dag_heads(app->dag, &heads)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
-  if (rc == LM_OK) {
-    int same = cur.n == heads.n;
-    for (size_t i = 0; same && i < cur.n; i++) same = lm_revset_has(&heads, cur.idx[i]);
-    if (!same) {
-      rc = lm_error_set(err, LM_ERR, "Target database is not up to date.");
-      lm_error_setfield(&err->hint, "run 'luamigrate upgrade heads' first: autogenerate compares "
-                                    "the declared schema with a database at the heads");
-    }
-  }
+  if (rc == LM_OK) rc = on_all_heads(app, &cur, &ok, err);
   lm_revset_free(&cur);
-  lm_revset_free(&heads);
   if (rc) return rc;
+  if (!ok) {
+    lm_error_set(err, LM_ERR, "Target database is not up to date.");
+    lm_error_setfield(&err->hint, "run 'luamigrate upgrade heads' first: autogenerate compares "
+                                  "the declared schema with a database at the heads");
+    return LM_ERR;
+  }
   if ((rc = lm_push_module_field(L, "luamigrate.autogen", "generate", err))) return rc;
   int fn = lua_gettop(L);
   lm_push_conn(L, app->conn, 1);

@@ -67,6 +67,13 @@ int lm_revset_has(const lm_revset *s, int idx) {
   return 0;
 }
 
+int lm_revset_same(const lm_revset *a, const lm_revset *b) {
+  if (a->n != b->n) return 0;
+  for (size_t i = 0; i < a->n; i++)
+    if (!lm_revset_has(b, a->idx[i])) return 0;
+  return 1;
+}
+
 /* ---- storage ------------------------------------------------------------------------ */
 
 static uint64_t hash_str(const char *s) {

@@ -21,6 +21,7 @@ typedef struct lm_revset {
 void lm_revset_free(lm_revset *s);
 int lm_revset_push(lm_revset *s, int idx); /* 0 or LM_ENOMEM */
 int lm_revset_has(const lm_revset *s, int idx);
+int lm_revset_same(const lm_revset *a, const lm_revset *b); /* same members (no duplicates) */
 
 lm_dag *lm_dag_new(void);
 void lm_dag_free(lm_dag *dag);
