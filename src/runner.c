@@ -220,9 +220,10 @@ static int set_local_timeouts(lm_app *app, lm_error *err) {
   return LM_OK;
 }
 
-/* The version rows, read inside the step's transaction under the lock, must be the ones
- * this run planned from; otherwise another run moved them (with lock = "xact" the caller
- * plans again; in the other modes someone bypassed the lock). */
+/* lock = "xact": between two transactions another run may have moved the version rows;
+ * read under the lock, they must be the ones this run planned from, else the caller plans
+ * again. (The other locks are held for the whole run; there the version-row updates'
+ * one-row checks catch anyone bypassing them.) */
 static int check_heads(lm_app *app, const lm_revset *heads, lm_error *err) {
   char **ids = NULL;
   size_t n = 0;
@@ -249,9 +250,7 @@ static int check_heads(lm_app *app, const lm_revset *heads, lm_error *err) {
                       "the version table changed under this run: it planned from %s and now "
                       "finds %s",
                       want ? want : "<base>", got && *got ? got : "<base>");
-    lm_error_setfield(&err->hint, "another run moved it without taking the same lock (every "
-                                  "run against a database must use the same lock setting); "
-                                  "run the command again");
+    lm_error_setfield(&err->hint, "another run moved it; run the command again");
     free(want);
     free(got);
   }
@@ -263,7 +262,7 @@ static int check_heads(lm_app *app, const lm_revset *heads, lm_error *err) {
 static int begin_locked(lm_app *app, const lm_revset *heads, lm_error *err) {
   int rc = simple(app->conn, "BEGIN", err);
   if (rc == LM_OK) rc = lm_lock_fence(&app->lock, app->conn, err);
-  if (rc == LM_OK && heads) rc = check_heads(app, heads, err);
+  if (rc == LM_OK && app->lock.held && app->lock.mode == LM_LOCK_XACT) rc = check_heads(app, heads, err);
   return rc;
 }
 
