@@ -386,13 +386,18 @@ static void json_str(sbuf *b, const char *s) {
   sb_add(b, "\"");
 }
 
-static void json_ids(sbuf *b, const lm_dag *dag, const lm_revset *s) {
+/* A JSON array of the ids of revisions v[0..n). */
+static void json_idx(sbuf *b, const lm_dag *dag, const int *v, size_t n) {
   sb_add(b, "[");
-  for (size_t i = 0; i < s->n; i++) {
+  for (size_t i = 0; i < n; i++) {
     if (i) sb_add(b, ", ");
-    json_str(b, lm_dag_id(dag, s->idx[i]));
+    json_str(b, lm_dag_id(dag, v[i]));
   }
   sb_add(b, "]");
+}
+
+static void json_ids(sbuf *b, const lm_dag *dag, const lm_revset *s) {
+  json_idx(b, dag, s->idx, s->n);
 }
 
 /* One revision as a JSON object (the fields of `show`). */
@@ -401,19 +406,13 @@ static void json_rev(sbuf *b, const lm_dag *dag, int idx, const lm_revset *curre
   size_t n;
   sb_add(b, "{\"revision\": ");
   json_str(b, lm_dag_id(dag, idx));
-  sb_add(b, ", \"down_revisions\": [");
+  sb_add(b, ", \"down_revisions\": ");
   n = lm_dag_parents(dag, idx, &v);
-  for (size_t i = 0; i < n; i++) {
-    if (i) sb_add(b, ", ");
-    json_str(b, lm_dag_id(dag, v[i]));
-  }
-  sb_add(b, "], \"depends_on\": [");
+  json_idx(b, dag, v, n);
+  sb_add(b, ", \"depends_on\": ");
   n = lm_dag_deps(dag, idx, &v);
-  for (size_t i = 0; i < n; i++) {
-    if (i) sb_add(b, ", ");
-    json_str(b, lm_dag_id(dag, v[i]));
-  }
-  sb_add(b, "], \"branch_labels\": [");
+  json_idx(b, dag, v, n);
+  sb_add(b, ", \"branch_labels\": [");
   const char *const *labels;
   n = lm_dag_labels(dag, idx, &labels);
   for (size_t i = 0; i < n; i++) {
