@@ -544,7 +544,7 @@ function M.compare(conn, want, live, filter)
     for n, fk in pairs(T.fks) do if fk.deferred_create then names[#names + 1] = n end end
     table.sort(names)
     for _, n in ipairs(names) do
-      put("create_fk", { op = "create_fk", table = T, fk = T.fks[n],
+      put("create_fk", { op = "create_fk", table = T, obj = T.fks[n],
         text = ("added foreign key %s on %s"):format(n, T.name) })
     end
   end
@@ -697,6 +697,9 @@ local function opts_text(pairs_)
   return "{ " .. table.concat(t, ", ") .. " }"
 end
 
+-- ", <opts>" when there are options, else nothing
+local function tail(opts) return opts and (", " .. opts) or "" end
+
 local function schema_opt(sch, default_schema)
   if sch and sch ~= default_schema then return lit(sch) end
   return nil
@@ -782,7 +785,7 @@ local function index_lua(ix, T, ds)
     { "schema", schema_opt(T.schema, ds) },
   }
   return ("op.create_index(%s, %s, { %s }%s)"):format(lit(ix.name), lit(T.name), table.concat(keys, ", "),
-    o and (", " .. o) or "")
+    tail(o))
 end
 
 local function create_table_lua(T, enums, ds, skip_fk)
@@ -858,7 +861,7 @@ local function swap_enum_lua(e, users, defaults, ds)
   L(("op.execute(%s)"):format(lit(("ALTER TYPE %s%s RENAME TO %s"):format(qname, quote.ident(e.name),
     quote.ident(e.name .. "_old")))))
   L(("op.create_enum(%s, %s%s)"):format(lit(e.name), lua_list(e.values),
-    (function() local o = enum_opts(e, ds) return o and (", " .. o) or "" end)()))
+    tail(enum_opts(e, ds))))
   local tlua = type_lua("enum:" .. key_of(e.schema, e.name), { [key_of(e.schema, e.name)] = e }, ds)
   for _, u in ipairs(users) do
     local cn = u.column.name
@@ -891,22 +894,23 @@ function M.render(ops, want, live, ds)
   local function U(s) up[#up + 1] = s end
   local function D(s) table.insert(down, 1, s) end
   local function sch(T) return schema_opt(T.schema, ds) end
+  -- the schema as a trailing options table, or as one more field of one
+  local function in_schema(T) return tail(sch(T) and ("{ schema = " .. sch(T) .. " }")) end
+  local function and_schema(T) return sch(T) and (", schema = " .. sch(T)) or "" end
   for _, o in ipairs(ops) do
     local T = o.table
     if o.op == "create_enum" then
       U(("  op.create_enum(%s, %s%s)"):format(lit(o.enum.name), lua_list(o.enum.values),
-        (function() local x = enum_opts(o.enum, ds) return x and (", " .. x) or "" end)()))
-      D(("  op.drop_enum(%s%s)"):format(lit(o.enum.name), (function() local x = enum_opts(o.enum,
-        ds) return x and (", " .. x) or "" end)()))
+        tail(enum_opts(o.enum, ds))))
+      D(("  op.drop_enum(%s%s)"):format(lit(o.enum.name), tail(enum_opts(o.enum, ds))))
     elseif o.op == "drop_enum" then
-      U(("  op.drop_enum(%s%s)"):format(lit(o.enum.name), (function() local x = enum_opts(o.enum,
-        ds) return x and (", " .. x) or "" end)()))
+      U(("  op.drop_enum(%s%s)"):format(lit(o.enum.name), tail(enum_opts(o.enum, ds))))
       D(("  op.create_enum(%s, %s%s)"):format(lit(o.enum.name), lua_list(o.enum.values),
-        (function() local x = enum_opts(o.enum, ds) return x and (", " .. x) or "" end)()))
+        tail(enum_opts(o.enum, ds))))
     elseif o.op == "add_enum_value" then
       local x = enum_opts(o.enum, ds, { { "after", o.after and lit(o.after) or nil }, { "before",
         o.before and lit(o.before) or nil } })
-      U(("  op.add_enum_value(%s, %s%s)"):format(lit(o.enum.name), lit(o.value), x and (", " .. x) or ""))
+      U(("  op.add_enum_value(%s, %s%s)"):format(lit(o.enum.name), lit(o.value), tail(x)))
       if not o.old.swapped_back then
         o.old.swapped_back = true
         -- PostgreSQL cannot drop an enum value: going back swaps in the old list
@@ -924,28 +928,21 @@ function M.render(ops, want, live, ds)
       D(swap_enum_lua(o.old, o.users, nil, ds))
     elseif o.op == "create_table" then
       U(create_table_lua(T, enums, ds, true))
-      D(("  op.drop_table(%s%s)"):format(lit(T.name), sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+      D(("  op.drop_table(%s%s)"):format(lit(T.name), in_schema(T)))
     elseif o.op == "drop_table" then
-      U(("  op.drop_table(%s%s)"):format(lit(T.name), sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+      U(("  op.drop_table(%s%s)"):format(lit(T.name), in_schema(T)))
       D(create_table_lua(T, enums, ds, false))
-    elseif o.op == "create_fk" then
-      local fk = o.fk or o.obj
-      local x = opts_text(fk_opts(fk, T, ds))
-      U(("  op.create_foreign_key(%s, %s, %s, %s, %s%s)"):format(lit(fk.name), lit(T.name), lit(fk.ref_table),
-        lua_list(fk.cols), lua_list(fk.ref_cols), x and (", " .. x) or ""))
-      D(("  op.drop_constraint(%s, %s, { type_ = \"foreignkey\"%s })"):format(lit(fk.name), lit(T.name),
-        sch(T) and (", schema = " .. sch(T)) or ""))
     elseif o.op == "add_column" then
       local pk = {}
       U(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.column, pk, enums, ds),
-        sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+        in_schema(T)))
       D(("  op.drop_column(%s, %s%s)"):format(lit(T.name), lit(o.column.name),
-        sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+        in_schema(T)))
     elseif o.op == "drop_column" then
       U(("  op.drop_column(%s, %s%s)"):format(lit(T.name), lit(o.column.name),
-        sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+        in_schema(T)))
       D(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.column, {}, enums, ds),
-        sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+        in_schema(T)))
     elseif o.op == "alter_column" then
       local c, l, ch = o.column, o.live, o.changes
       local function alter(to, from, dir)
@@ -980,7 +977,7 @@ function M.render(ops, want, live, ds)
           local col = quote.ident(c.name)
           if to and not from then
             return ("  op.alter_column(%s, %s, { server_default = sa.Identity(%s)%s })"):format(lit(T.name),
-              lit(c.name), to == "a" and "{ always = true }" or "", sch(T) and (", schema = " .. sch(T)) or "")
+              lit(c.name), to == "a" and "{ always = true }" or "", and_schema(T))
           elseif from and not to then
             return ("  op.execute(%s)"):format(
               lit(("ALTER TABLE %s ALTER COLUMN %s DROP IDENTITY"):format(target, col)))
@@ -994,34 +991,32 @@ function M.render(ops, want, live, ds)
     elseif o.op == "table_comment" then
       if o.new then
         U(("  op.create_table_comment(%s, %s%s)"):format(lit(T.name), lit(o.new),
-          sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+          in_schema(T)))
       else
-        U(("  op.drop_table_comment(%s%s)"):format(lit(T.name), sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+        U(("  op.drop_table_comment(%s%s)"):format(lit(T.name), in_schema(T)))
       end
       if o.old then
         D(("  op.create_table_comment(%s, %s%s)"):format(lit(T.name), lit(o.old),
-          sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+          in_schema(T)))
       else
-        D(("  op.drop_table_comment(%s%s)"):format(lit(T.name), sch(T) and (", { schema = " .. sch(T) .. " }") or ""))
+        D(("  op.drop_table_comment(%s%s)"):format(lit(T.name), in_schema(T)))
       end
     else
-      local kind, obj = o.op:match("^(%a+)_(.*)$")
-      local x = obj
-      local s = sch(T)
+      local kind, x = o.op:match("^(%a+)_(.*)$")
       local function create_line(v)
         if x == "pk" then
           return ("  op.create_primary_key(%s, %s, %s%s)"):format(lit(v.name), lit(T.name), lua_list(v.cols),
-            s and (", { schema = " .. s .. " }") or "")
+            in_schema(T))
         elseif x == "unique" then
           return ("  op.create_unique_constraint(%s, %s, %s%s)"):format(lit(v.name), lit(T.name),
-            lua_list(v.cols), s and (", { schema = " .. s .. " }") or "")
+            lua_list(v.cols), in_schema(T))
         elseif x == "fk" then
           local fo = opts_text(fk_opts(v, T, ds))
           return ("  op.create_foreign_key(%s, %s, %s, %s, %s%s)"):format(lit(v.name), lit(T.name), lit(v.ref_table),
-            lua_list(v.cols), lua_list(v.ref_cols), fo and (", " .. fo) or "")
+            lua_list(v.cols), lua_list(v.ref_cols), tail(fo))
         elseif x == "check" then
           return ("  op.create_check_constraint(%s, %s, %s%s)"):format(lit(v.name), lit(T.name),
-            sqltext_lua(v.sqltext), s and (", { schema = " .. s .. " }") or "")
+            sqltext_lua(v.sqltext), in_schema(T))
         elseif x == "index" then
           return "  " .. index_lua(v, T, ds)
         end
@@ -1029,11 +1024,11 @@ function M.render(ops, want, live, ds)
       local function drop_line(v)
         if x == "index" then
           return ("  op.drop_index(%s, { table_name = %s%s })"):format(lit(v.name), lit(T.name),
-            s and (", schema = " .. s) or "")
+            and_schema(T))
         end
         local tname = ({ pk = "primary", unique = "unique", fk = "foreignkey", check = "check" })[x]
         return ("  op.drop_constraint(%s, %s, { type_ = %s%s })"):format(lit(v.name), lit(T.name), lit(tname),
-          s and (", schema = " .. s) or "")
+          and_schema(T))
       end
       if kind == "create" then
         U(create_line(o.obj))
