@@ -322,4 +322,23 @@ return md
     r = run("check")
     assert.equal(0, r.code, r.out)
   end)
+
+  it("creates tables that reference each other, adding the foreign key that closes the cycle afterwards", function()
+    cli.write(dir .. "/migrations/schema.lua", [[
+local md = sa.MetaData()
+sa.Table("a", md, sa.Column("id", sa.Integer, { primary_key = true }), sa.Column("b_id", sa.Integer, sa.ForeignKey("b.id")))
+sa.Table("b", md, sa.Column("id", sa.Integer, { primary_key = true }), sa.Column("a_id", sa.Integer, sa.ForeignKey("a.id")))
+return md
+]])
+    local r = run("revision", "--autogenerate", "-m", "cycle")
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("added foreign key", 1, true), r.out)
+    r = run("upgrade", "head")
+    assert.equal(0, r.code, r.err)
+    assert.equal("a_b_id_fkey,b_a_id_fkey", pg.psql(url,
+      "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE contype = 'f'"))
+    assert.equal(0, run("check").code)
+    assert.equal(0, run("downgrade", "base").code)
+    assert.equal("", pg.psql(url, "SELECT coalesce(string_agg(relname, ','), '') FROM pg_class WHERE relname IN ('a', 'b')"))
+  end)
 end)
