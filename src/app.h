@@ -32,13 +32,13 @@ typedef struct lm_config {
   char *url;             /* after precedence; NULL = libpq defaults */
   char *version_table;
   int tx_per_migration;
-  double lock_timeout; /* seconds; < 0 waits forever */
+  double lock_timeout;       /* seconds; < 0 waits forever */
   int changed_file_is_error; /* on_changed_file = "error" */
-  char *ddl_lock_timeout;     /* migration_lock_timeout: SET LOCAL lock_timeout, or NULL */
-  char *statement_timeout;    /* migration_statement_timeout, or NULL */
-  int lock_retries;           /* retries of a step that failed with 55P03 */
-  int lock_mode;              /* lm_lock_mode: lock = "session" | "xact" | "table" */
-  double lock_lease;          /* lock_lease: seconds a lease lives without a heartbeat */
+  char *ddl_lock_timeout;    /* migration_lock_timeout: SET LOCAL lock_timeout, or NULL */
+  char *statement_timeout;   /* migration_statement_timeout, or NULL */
+  int lock_retries;          /* retries of a step that failed with 55P03 */
+  int lock_mode;             /* lm_lock_mode: lock = "session" | "xact" | "table" */
+  double lock_lease;         /* lock_lease: seconds a lease lives without a heartbeat */
 } lm_config;
 
 typedef struct lm_app {
@@ -74,8 +74,7 @@ int lm_read_file(const char *path, char **data, size_t *len, lm_error *err);
  * the current heads and is updated as steps commit. A transaction already open on
  * app->conn is continued. With app->dry_run every statement is printed with its timing,
  * autocommit blocks are listed and skipped, and the transaction is rolled back at the end. */
-int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade,
-                lm_error *err);
+int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade, lm_error *err);
 
 /* runner.c, --sql: writes the plan as a SQL script to stdout instead of running it.
  * `from_base` adds the version-table DDL. */

@@ -46,4 +46,6 @@ void lm_cancel_set_conn(PGconn *conn) {
   if (conn) cancel_obj = PQgetCancel(conn);
 }
 
-int lm_cancel_requested(void) { return requested; }
+int lm_cancel_requested(void) {
+  return requested;
+}

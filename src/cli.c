@@ -5,8 +5,10 @@
 #include <string.h>
 
 static const lm_command_help HELP[] = {
-    {"init", "luamigrate init DIR", "Create a new migration environment: DIR/versions/, "
-     "DIR/script.lua.tmpl and ./luamigrate.lua.", "", "luamigrate init migrations"},
+    {"init", "luamigrate init DIR",
+     "Create a new migration environment: DIR/versions/, "
+     "DIR/script.lua.tmpl and ./luamigrate.lua.",
+     "", "luamigrate init migrations"},
     {"revision", "luamigrate revision -m MESSAGE [options]",
      "Create a new revision file in <script_location>/versions/.",
      "  -m, --message MESSAGE   the revision's message (its docstring)\n"
@@ -31,17 +33,21 @@ static const lm_command_help HELP[] = {
      "                          statement with its timing, then roll everything back\n"
      "                          (autocommit blocks are listed, not run)\n",
      "luamigrate upgrade head"},
-    {"downgrade", "luamigrate downgrade [--sql | --dry-run] TARGET", "Revert the database to TARGET.",
+    {"downgrade", "luamigrate downgrade [--sql | --dry-run] TARGET",
+     "Revert the database to TARGET.",
      "  TARGET: base, a revision id or unique prefix, -N, REV-N\n"
      "  --sql                   print the SQL script for START:END instead of running it\n"
      "  --dry-run               run the downgrade in one transaction, print every\n"
-     "                          statement with its timing, then roll everything back\n", "luamigrate downgrade -1"},
-    {"current", "luamigrate current [-v] [--check-heads]", "Show the database's current revision(s).",
+     "                          statement with its timing, then roll everything back\n",
+     "luamigrate downgrade -1"},
+    {"current", "luamigrate current [-v] [--check-heads]",
+     "Show the database's current revision(s).",
      "  -v, --verbose           show full details and the (redacted) database URL\n"
      "  -c, --check-heads       exit 1 unless the database is on every head revision\n"
      "  --json                  a JSON array of revisions instead of text\n",
      "luamigrate current --check-heads"},
-    {"heads", "luamigrate heads [-v] [--resolve-dependencies]", "Show the head revisions of the scripts.",
+    {"heads", "luamigrate heads [-v] [--resolve-dependencies]",
+     "Show the head revisions of the scripts.",
      "  -v, --verbose           show full details\n"
      "  --resolve-dependencies  leave out heads that another revision depends on\n"
      "  --json                  a JSON array of revisions instead of text\n",
@@ -55,8 +61,7 @@ static const lm_command_help HELP[] = {
      "  --branch-label LABEL    give the merge revision a branch label\n"
      "  --splice                allow revisions that are not heads\n",
      "luamigrate merge heads -m \"merge feature branches\""},
-    {"history", "luamigrate history [-r [START]:[END]] [-v] [-i]",
-     "List revisions, newest first.",
+    {"history", "luamigrate history [-r [START]:[END]] [-v] [-i]", "List revisions, newest first.",
      "  -r, --rev-range RANGE   only START:END (either side may be empty; 'current' is the\n"
      "                          database's revision)\n"
      "  -i, --indicate-current  mark the database's revisions with (current)\n"

@@ -63,8 +63,8 @@ static void sb_strs(sbuf *b, const char *const *v, size_t n) {
 typedef struct cmdargs {
   const char *pos[64];
   int npos;
-  int verbose, purge, splice, help, sql, dry_run, indicate_current, check_heads, resolve_deps,
-      json, autogenerate;
+  int verbose, purge, splice, help, sql, dry_run, indicate_current, check_heads, resolve_deps, json,
+      autogenerate;
   char *upgrades, *downgrades; /* revision --autogenerate: the generated bodies */
   const char *message, *rev_id, *head, *rev_range, *branch_label;
   const char *depends[32];
@@ -119,10 +119,12 @@ static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err
       a->purge = 1;
     } else if (ALLOWED("splice") && !strcmp(s, "--splice")) {
       a->splice = 1;
-    } else if (ALLOWED("message") && (t = lm_cli_take(argc, argv, &i, "-m", "--message", &val, err))) {
+    } else if (ALLOWED("message") &&
+               (t = lm_cli_take(argc, argv, &i, "-m", "--message", &val, err))) {
       if (t < 0) return t;
       a->message = val;
-    } else if (ALLOWED("rev-id") && (t = lm_cli_take(argc, argv, &i, NULL, "--rev-id", &val, err))) {
+    } else if (ALLOWED("rev-id") &&
+               (t = lm_cli_take(argc, argv, &i, NULL, "--rev-id", &val, err))) {
       if (t < 0) return t;
       a->rev_id = val;
     } else if (ALLOWED("head") && (t = lm_cli_take(argc, argv, &i, NULL, "--head", &val, err))) {
@@ -169,14 +171,15 @@ static int want_positional(lm_opts *o, cmdargs *a, int min, int max, const char 
 static void format_down(sbuf *b, const lm_dag *dag, int idx) {
   const int *p;
   size_t n = lm_dag_parents(dag, idx, &p);
-  if (n == 0) sb_add(b, "<base>");
-  else sb_ids(b, dag, p, n);
+  if (n == 0)
+    sb_add(b, "<base>");
+  else
+    sb_ids(b, dag, p, n);
 }
 
 /* Alembic's Script._head_only. `current` (may be NULL) marks "(current)". */
-static void head_only(sbuf *b, const lm_dag *dag, int idx, int include_branches,
-                      int include_doc, int include_parents, int tree_indicators,
-                      const lm_revset *current) {
+static void head_only(sbuf *b, const lm_dag *dag, int idx, int include_branches, int include_doc,
+                      int include_parents, int tree_indicators, const lm_revset *current) {
   if (include_parents) {
     format_down(b, dag, idx);
     const int *d;
@@ -302,8 +305,9 @@ static int read_heads(lm_app *app, lm_revset *heads, lm_error *err) {
                         "Can't locate revision identified by '%s': the database's version "
                         "table %s names it, but no file in %s defines it",
                         ids[i], app->vt.table, app->cfg.versions_dir);
-      lm_error_setfield(&err->hint, "restore the revision file, or reset the version table "
-                                    "with 'luamigrate stamp --purge REV'");
+      lm_error_setfield(&err->hint,
+                        "restore the revision file, or reset the version table "
+                        "with 'luamigrate stamp --purge REV'");
     } else if (lm_revset_push(heads, idx)) {
       rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     }
@@ -357,12 +361,14 @@ static int check_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_
                         "%s: revision %s was applied from a different version of this file "
                         "(sha256 %.12s then, %.12s now)",
                         path, lm_dag_id(app->dag, idx), PQgetvalue(res, r, 1), now);
-      lm_error_setfield(&err->hint, "restore the file as it was applied (the database already "
-                                    "holds its changes), or set on_changed_file = \"warn\"");
+      lm_error_setfield(&err->hint,
+                        "restore the file as it was applied (the database already "
+                        "holds its changes), or set on_changed_file = \"warn\"");
     } else {
-      lm_log_warn("%s: revision %s was applied from a different version of this file "
-                  "(sha256 %.12s then, %.12s now); the database holds what the old version did",
-                  path, lm_dag_id(app->dag, idx), PQgetvalue(res, r, 1), now);
+      lm_log_warn(
+          "%s: revision %s was applied from a different version of this file "
+          "(sha256 %.12s then, %.12s now); the database holds what the old version did",
+          path, lm_dag_id(app->dag, idx), PQgetvalue(res, r, 1), now);
     }
   }
 cleanup:
@@ -377,11 +383,16 @@ static void json_str(sbuf *b, const char *s) {
   sb_add(b, "\"");
   for (; s && *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') sb_add(b, "\\%c", c);
-    else if (c == '\n') sb_add(b, "\\n");
-    else if (c == '\t') sb_add(b, "\\t");
-    else if (c < 0x20) sb_add(b, "\\u%04x", c);
-    else sb_add(b, "%c", c);
+    if (c == '"' || c == '\\')
+      sb_add(b, "\\%c", c);
+    else if (c == '\n')
+      sb_add(b, "\\n");
+    else if (c == '\t')
+      sb_add(b, "\\t");
+    else if (c < 0x20)
+      sb_add(b, "\\u%04x", c);
+    else
+      sb_add(b, "%c", c);
   }
   sb_add(b, "\"");
 }
@@ -521,7 +532,8 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
       sb_add(&b, "Pending: %zu migration%s, in the order they will run:\n", pending.n,
              pending.n == 1 ? "" : "s");
       for (size_t i = 0; i < pending.n; i++)
-        sb_add(&b, "  %s  %s\n", lm_dag_id(app->dag, pending.idx[i]), lm_dag_doc(app->dag, pending.idx[i]));
+        sb_add(&b, "  %s  %s\n", lm_dag_id(app->dag, pending.idx[i]),
+               lm_dag_doc(app->dag, pending.idx[i]));
     }
     if (applied.n) {
       sb_add(&b, "Applied: %zu migration%s:\n", applied.n, applied.n == 1 ? "" : "s");
@@ -533,12 +545,15 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
                  lm_revset_has(&changed, x) ? "  [file changed since]" : "");
         else
           sb_add(&b, "  %s  (stamped; no record of it running)  %s%s\n", lm_dag_id(app->dag, x),
-                 lm_dag_doc(app->dag, x), lm_revset_has(&changed, x) ? "  [file changed since]" : "");
+                 lm_dag_doc(app->dag, x),
+                 lm_revset_has(&changed, x) ? "  [file changed since]" : "");
       }
     }
     if (nchanged)
-      sb_add(&b, "%d applied file%s changed since %s ran: the database holds what the old "
-             "version did.", nchanged, nchanged == 1 ? "" : "s", nchanged == 1 ? "it" : "they");
+      sb_add(&b,
+             "%d applied file%s changed since %s ran: the database holds what the old "
+             "version did.",
+             nchanged, nchanged == 1 ? "" : "s", nchanged == 1 ? "it" : "they");
     else if (b.n && b.s[b.n - 1] == '\n')
       b.s[--b.n] = '\0';
   }
@@ -582,7 +597,8 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   if (rc) return rc;
   const char *expr = a->pos[0];
   if (a->sql && a->dry_run)
-    return lm_error_set(err, LM_EUSAGE, "%s: --sql and --dry-run exclude each other (--sql "
+    return lm_error_set(err, LM_EUSAGE,
+                        "%s: --sql and --dry-run exclude each other (--sql "
                         "needs no database; --dry-run runs against it and rolls back)",
                         upgrade ? "upgrade" : "downgrade");
   if (a->sql) {
@@ -591,8 +607,8 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
     const char *tgt;
     int from_base;
     if ((rc = offline_start(app, expr, &heads, &tgt, &from_base, err)) < 0) goto cleanup;
-    rc = lm_dag_resolve(app->dag, tgt, &heads,
-                        upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, err);
+    rc = lm_dag_resolve(app->dag, tgt, &heads, upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
+                        &target, err);
     if (rc < 0) goto cleanup;
     rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
                  : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
@@ -602,8 +618,7 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   }
   if (strchr(expr, ':'))
     return lm_error_set(err, LM_EUSAGE,
-                        "Range revision not allowed: '%s' (ranges A:B are for --sql output)",
-                        expr);
+                        "Range revision not allowed: '%s' (ranges A:B are for --sql output)", expr);
   app->dry_run = a->dry_run;
   if ((rc = connect_db(app, err))) goto cleanup;
   /* A dry run creates even the version tables inside the transaction it rolls back. */
@@ -612,8 +627,8 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   if ((rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
   int nchanged;
   if ((rc = check_changed(app, &heads, &nchanged, NULL, err))) goto cleanup;
-  rc = lm_dag_resolve(app->dag, expr, &heads,
-                      upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, err);
+  rc = lm_dag_resolve(app->dag, expr, &heads, upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
+                      &target, err);
   if (rc < 0) goto cleanup;
   rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
                : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
@@ -663,8 +678,10 @@ static int cmd_current(lm_app *app, cmdargs *a, lm_error *err) {
     free(d);
   }
   for (size_t i = 0; !a->json && i < heads.n; i++) {
-    if (a->verbose) log_entry(&b, app->dag, heads.idx[i], NULL);
-    else head_only(&b, app->dag, heads.idx[i], 0, 0, 0, 1, NULL);
+    if (a->verbose)
+      log_entry(&b, app->dag, heads.idx[i], NULL);
+    else
+      head_only(&b, app->dag, heads.idx[i], 0, 0, 0, 1, NULL);
     if ((rc = emit(&b, err))) break;
   }
   if (rc == LM_OK && a->check_heads) {
@@ -694,8 +711,10 @@ static int cmd_heads(lm_app *app, cmdargs *a, lm_error *err) {
   }
   if (a->json) rc = emit_json_revs(app, heads.idx, heads.n, NULL, err);
   for (size_t i = 0; !a->json && i < heads.n && rc == LM_OK; i++) {
-    if (a->verbose) log_entry(&b, app->dag, heads.idx[i], NULL);
-    else head_only(&b, app->dag, heads.idx[i], 1, 0, 0, 0, NULL);
+    if (a->verbose)
+      log_entry(&b, app->dag, heads.idx[i], NULL);
+    else
+      head_only(&b, app->dag, heads.idx[i], 1, 0, 0, 0, NULL);
     rc = emit(&b, err);
   }
   lm_revset_free(&heads);
@@ -712,10 +731,11 @@ static int all_in_order(lm_app *app, lm_revset *order, lm_error *err) {
 }
 
 /* An endpoint of `history -r`: `current` means the database's heads. */
-static int history_end(lm_app *app, const char *expr, lm_revset *cur, int *have_cur,
-                       lm_revset *out, lm_error *err) {
+static int history_end(lm_app *app, const char *expr, lm_revset *cur, int *have_cur, lm_revset *out,
+                       lm_error *err) {
   lm_revset none = {0};
-  if (strcmp(expr, "current") != 0) return lm_dag_resolve(app->dag, expr, &none, LM_RESOLVE_SHOW, out, err);
+  if (strcmp(expr, "current") != 0)
+    return lm_dag_resolve(app->dag, expr, &none, LM_RESOLVE_SHOW, out, err);
   int rc;
   if (!*have_cur) {
     if ((rc = connect_db(app, err)) || (rc = read_heads(app, cur, err))) return rc;
@@ -793,8 +813,10 @@ static int cmd_history(lm_app *app, cmdargs *a, lm_error *err) {
     int r = order.idx[i];
     if (!mark[r]) continue;
     const lm_revset *c = a->indicate_current ? &cur : NULL;
-    if (a->verbose) log_entry(&b, app->dag, r, c);
-    else head_only(&b, app->dag, r, 1, 1, 1, 1, c);
+    if (a->verbose)
+      log_entry(&b, app->dag, r, c);
+    else
+      head_only(&b, app->dag, r, 1, 1, 1, 1, c);
     rc = emit(&b, err);
   }
 cleanup:
@@ -841,8 +863,10 @@ static int cmd_branches(lm_app *app, cmdargs *a, lm_error *err) {
   for (size_t i = order.n; i-- > 0 && rc == LM_OK;) {
     int r = order.idx[i];
     if (!lm_dag_is_branch_point(app->dag, r)) continue;
-    if (a->verbose) log_entry(&b, app->dag, r, NULL);
-    else head_only(&b, app->dag, r, 1, 0, 0, 1, NULL);
+    if (a->verbose)
+      log_entry(&b, app->dag, r, NULL);
+    else
+      head_only(&b, app->dag, r, 1, 0, 0, 1, NULL);
     const int *kids;
     size_t nk = lm_dag_children(app->dag, r, &kids);
     size_t pad = strlen(lm_dag_id(app->dag, r));
@@ -969,8 +993,9 @@ static int stamp_plan(lm_app *app, cmdargs *a, const lm_revset *current, lm_revs
                         "stamp: cannot move the version table to %s: an earlier target of this "
                         "stamp already replaced the rows it would replace",
                         lm_dag_id(dag, dest));
-      lm_error_setfield(&err->hint, "stamp one target at a time, or start over with "
-                                    "'luamigrate stamp --purge REV...'");
+      lm_error_setfield(&err->hint,
+                        "stamp one target at a time, or start over with "
+                        "'luamigrate stamp --purge REV...'");
       goto done;
     }
     for (size_t i = 0; i + 1 < nfrom; i++) {
@@ -1034,12 +1059,15 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
   if (a->purge) rc = lm_vt_purge(&app->vt, app->conn, err);
   for (size_t i = 0; i < ops->n && rc == LM_OK; i++) {
     const lm_vt_op *o = &ops->v[i];
-    rc = lm_vt_apply(app, a->sql, o->kind, o->kind == LM_VT_INSERT ? NULL : lm_dag_id(app->dag, o->from),
+    rc = lm_vt_apply(app, a->sql, o->kind,
+                     o->kind == LM_VT_INSERT ? NULL : lm_dag_id(app->dag, o->from),
                      o->kind == LM_VT_DELETE ? NULL : lm_dag_id(app->dag, o->to), err);
   }
   if (rc == LM_OK && !a->sql) {
-    for (size_t i = 0; i < heads.n; i++) sb_add(&from, "%s%s", i ? " " : "", lm_dag_id(app->dag, heads.idx[i]));
-    for (size_t i = 0; i < next.n; i++) sb_add(&to, "%s%s", i ? " " : "", lm_dag_id(app->dag, next.idx[i]));
+    for (size_t i = 0; i < heads.n; i++)
+      sb_add(&from, "%s%s", i ? " " : "", lm_dag_id(app->dag, heads.idx[i]));
+    for (size_t i = 0; i < next.n; i++)
+      sb_add(&to, "%s%s", i ? " " : "", lm_dag_id(app->dag, next.idx[i]));
     lm_vt_record rec = {
         .revision = next.n ? lm_dag_id(app->dag, next.idx[0]) : "base",
         .operation = "stamp",
@@ -1103,7 +1131,8 @@ static int write_new_file(const char *path, const char *text, lm_error *err) {
     }
     off += (size_t)w;
   }
-  if (close(fd) != 0) return lm_error_set(err, LM_ERR, "cannot write %s: %s", path, strerror(errno));
+  if (close(fd) != 0)
+    return lm_error_set(err, LM_ERR, "cannot write %s: %s", path, strerror(errno));
   return LM_OK;
 }
 
@@ -1159,8 +1188,9 @@ static int autogen_compare(lm_app *app, lm_error *err) {
   if (rc) return rc;
   if (!ok) {
     lm_error_set(err, LM_ERR, "Target database is not up to date.");
-    lm_error_setfield(&err->hint, "run 'luamigrate upgrade heads' first: autogenerate compares "
-                                  "the declared schema with a database at the heads");
+    lm_error_setfield(&err->hint,
+                      "run 'luamigrate upgrade heads' first: autogenerate compares "
+                      "the declared schema with a database at the heads");
     return LM_ERR;
   }
   if ((rc = lm_push_module_field(L, "luamigrate.autogen", "generate", err))) return rc;
@@ -1306,9 +1336,11 @@ static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error
   int rc = LM_OK;
   if (!a->message) a->message = "";
   if (a->rev_id) {
-    if (strlen(a->rev_id) > 32 || strspn(a->rev_id, "abcdefghijklmnopqrstuvwxyz"
-                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
-                                      strlen(a->rev_id) || !*a->rev_id)
+    if (strlen(a->rev_id) > 32 ||
+        strspn(a->rev_id,
+               "abcdefghijklmnopqrstuvwxyz"
+               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(a->rev_id) ||
+        !*a->rev_id)
       return lm_error_set(err, LM_EUSAGE,
                           "--rev-id '%s': a revision id is 1 to 32 letters, digits or '_'",
                           a->rev_id);
@@ -1321,7 +1353,8 @@ static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error
   /* Template: the project's own, else the built-in one. */
   tmpl_path = lm_path_join(app->cfg.script_location, "script.lua.tmpl");
   size_t tlen = 0;
-  if (tmpl_path && access(tmpl_path, F_OK) == 0 && (rc = lm_read_file(tmpl_path, &tmpl, &tlen, err)))
+  if (tmpl_path && access(tmpl_path, F_OK) == 0 &&
+      (rc = lm_read_file(tmpl_path, &tmpl, &tlen, err)))
     goto cleanup;
   lua_pushstring(L, a->message);
   slug = template_call(app, "slug", 1, err);
@@ -1365,7 +1398,8 @@ static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error
       if (r < 0 || d.n != 1) {
         lm_revset_free(&d);
         lua_pop(L, 2);
-        if (r >= 0) lm_error_set(err, LM_EUSAGE, "--depends-on %s: not a single revision", a->depends[i]);
+        if (r >= 0)
+          lm_error_set(err, LM_EUSAGE, "--depends-on %s: not a single revision", a->depends[i]);
         rc = LM_EUSAGE;
         goto cleanup;
       }
@@ -1411,7 +1445,8 @@ static int cmd_init(lm_app *app, cmdargs *a, lm_error *err) {
   const char *cfg = app->opts->config ? app->opts->config : "luamigrate.lua";
   struct stat st;
   if (stat(dir, &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) return lm_error_set(err, LM_EUSAGE, "%s exists and is not a directory", dir);
+    if (!S_ISDIR(st.st_mode))
+      return lm_error_set(err, LM_EUSAGE, "%s exists and is not a directory", dir);
     if (rmdir(dir) != 0) /* succeeds only when empty; recreated just below */
       return lm_error_set(err, LM_EUSAGE, "Directory %s already exists and is not empty", dir);
   }
@@ -1465,12 +1500,17 @@ typedef struct command {
   int (*fn)(lm_app *, cmdargs *, lm_error *);
 } command;
 
-static int cmd_upgrade(lm_app *app, cmdargs *a, lm_error *err) { return cmd_migrate(app, a, 1, err); }
-static int cmd_downgrade(lm_app *app, cmdargs *a, lm_error *err) { return cmd_migrate(app, a, 0, err); }
+static int cmd_upgrade(lm_app *app, cmdargs *a, lm_error *err) {
+  return cmd_migrate(app, a, 1, err);
+}
+static int cmd_downgrade(lm_app *app, cmdargs *a, lm_error *err) {
+  return cmd_migrate(app, a, 0, err);
+}
 
 static const command COMMANDS[] = {
     {"init", "", 0, cmd_init},
-    {"revision", "message rev-id head splice branch-label depends-on autogenerate ", 1, cmd_revision},
+    {"revision", "message rev-id head splice branch-label depends-on autogenerate ", 1,
+     cmd_revision},
     {"check", "", 1, cmd_check},
     {"merge", "message rev-id splice branch-label ", 1, cmd_merge},
     {"upgrade", "sql dry-run ", 1, cmd_upgrade},

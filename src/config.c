@@ -117,9 +117,8 @@ int lm_config_load(lm_app *app, lm_error *err) {
   cfg->versions_dir = cfg->script_location ? lm_path_join(cfg->script_location, "versions") : NULL;
   cfg->version_table = opt_string(L, t, "version_table");
   if (!cfg->version_table) cfg->version_table = strdup("luamigrate_version");
-  cfg->tx_per_migration = lua_getfield(L, t, "transaction_per_migration") == LUA_TNIL
-                              ? 1
-                              : lua_toboolean(L, -1);
+  cfg->tx_per_migration =
+      lua_getfield(L, t, "transaction_per_migration") == LUA_TNIL ? 1 : lua_toboolean(L, -1);
   lua_pop(L, 1);
   cfg->lock_timeout = lua_getfield(L, t, "lock_timeout") == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
   if (app->opts->lock_timeout) {
@@ -145,7 +144,8 @@ int lm_config_load(lm_app *app, lm_error *err) {
   free(changed);
   cfg->ddl_lock_timeout = opt_string(L, t, "migration_lock_timeout");
   cfg->statement_timeout = opt_string(L, t, "migration_statement_timeout");
-  cfg->lock_retries = lua_getfield(L, t, "lock_retries") == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
+  cfg->lock_retries =
+      lua_getfield(L, t, "lock_retries") == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
   lua_pop(L, 1);
   if (cfg->lock_retries < 0 || cfg->lock_retries > 20) {
     lua_settop(L, top);

@@ -47,7 +47,8 @@ static int check_parse(const char *conninfo, lm_error *err) {
   char why[512];
   size_t n = 0;
   int hide = strchr(conninfo, '@') || strstr(conninfo, "password"), quoted = 0;
-  for (const char *p = errmsg ? errmsg : "cannot parse it"; *p && *p != '\n' && n + 5 < sizeof why; p++) {
+  for (const char *p = errmsg ? errmsg : "cannot parse it"; *p && *p != '\n' && n + 5 < sizeof why;
+       p++) {
     if (hide && *p == '"') {
       quoted = !quoted;
       if (quoted) {
@@ -184,12 +185,16 @@ char *lm_conn_redact(const char *conninfo) {
   const char *user = NULL, *pw = NULL, *host = NULL, *port = NULL, *db = NULL;
   for (PQconninfoOption *o = opts; o->keyword; o++) {
     if (!o->val) continue;
-    if (!strcmp(o->keyword, "user")) user = o->val;
-    else if (!strcmp(o->keyword, "password")) pw = o->val;
+    if (!strcmp(o->keyword, "user"))
+      user = o->val;
+    else if (!strcmp(o->keyword, "password"))
+      pw = o->val;
     else if (!strcmp(o->keyword, "host") || (!host && !strcmp(o->keyword, "hostaddr")))
       host = o->val;
-    else if (!strcmp(o->keyword, "port")) port = o->val;
-    else if (!strcmp(o->keyword, "dbname")) db = o->val;
+    else if (!strcmp(o->keyword, "port"))
+      port = o->val;
+    else if (!strcmp(o->keyword, "dbname"))
+      db = o->val;
   }
   char *s = describe(user, pw, host, port, db);
   PQconninfoFree(opts);
@@ -198,6 +203,5 @@ char *lm_conn_redact(const char *conninfo) {
 
 char *lm_conn_describe(PGconn *conn) {
   const char *pw = PQpass(conn);
-  return describe(PQuser(conn), (pw && *pw) ? "x" : NULL, PQhost(conn), PQport(conn),
-                  PQdb(conn));
+  return describe(PQuser(conn), (pw && *pw) ? "x" : NULL, PQhost(conn), PQport(conn), PQdb(conn));
 }

@@ -82,7 +82,9 @@ static uint64_t hash_str(const char *s) {
   return h;
 }
 
-lm_dag *lm_dag_new(void) { return calloc(1, sizeof(lm_dag)); }
+lm_dag *lm_dag_new(void) {
+  return calloc(1, sizeof(lm_dag));
+}
 
 static void free_strs(char **v, size_t n) {
   if (!v) return;
@@ -184,26 +186,30 @@ static int clean_utf8(const char *s) {
 }
 
 int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndown,
-               const char *const *labels, size_t nlabels, const char *const *deps,
-               size_t ndeps, const char *path, const char *doc, lm_error *err) {
+               const char *const *labels, size_t nlabels, const char *const *deps, size_t ndeps,
+               const char *path, const char *doc, lm_error *err) {
   char bad;
-  if (dag->finished) return lm_error_set(err, LM_ERR, "revision added after the graph was finished");
+  if (dag->finished)
+    return lm_error_set(err, LM_ERR, "revision added after the graph was finished");
   if (!id || !*id) return lm_error_set(err, LM_EUSAGE, "%s: empty revision identifier", path);
   if (bad_id(id, &bad))
-    return lm_error_set(err, LM_EUSAGE, "%s: Character(s) '%c' not allowed in revision identifier '%s'",
-                        path, bad, id);
+    return lm_error_set(err, LM_EUSAGE,
+                        "%s: Character(s) '%c' not allowed in revision identifier '%s'", path, bad,
+                        id);
   if (!clean_utf8(id))
     return lm_error_set(err, LM_EUSAGE,
                         "%s: revision identifier is not valid UTF-8 text (it holds invalid or "
-                        "control bytes)", path);
+                        "control bytes)",
+                        path);
   if (strlen(id) > 32)
     return lm_error_set(err, LM_EUSAGE,
                         "%s: revision identifier '%s' is longer than 32 characters (the version "
-                        "table's column is varchar(32))", path, id);
+                        "table's column is varchar(32))",
+                        path, id);
   int dup = lm_dag_find(dag, id);
   if (dup >= 0)
-    return lm_error_set(err, LM_EUSAGE, "Revision %s is present more than once: in %s and in %s", id,
-                        dag->revs[dup].path, path);
+    return lm_error_set(err, LM_EUSAGE, "Revision %s is present more than once: in %s and in %s",
+                        id, dag->revs[dup].path, path);
   for (size_t i = 0; i < ndown; i++)
     if (!down[i] || !*down[i])
       return lm_error_set(err, LM_EUSAGE, "%s: empty down_revision entry", path);
@@ -247,8 +253,10 @@ static int find_label(const lm_dag *dag, const char *label) {
     size_t mid = (lo + hi) / 2;
     int c = strcmp(dag->labels[mid].label, label);
     if (!c) return dag->labels[mid].idx;
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return -1;
 }
@@ -258,8 +266,10 @@ static size_t prefix_range(const lm_dag *dag, const char *prefix, size_t *first)
   size_t lo = 0, hi = dag->n, len = strlen(prefix);
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    if (strcmp(dag->revs[dag->sorted[mid]].id, prefix) < 0) lo = mid + 1;
-    else hi = mid;
+    if (strcmp(dag->revs[dag->sorted[mid]].id, prefix) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   *first = lo;
   size_t end = lo;
@@ -292,7 +302,8 @@ static int check_cycles(lm_dag *dag, lm_error *err) {
     size_t used = 0, shown = 0;
     for (size_t i = 0; i < n && shown < 8; i++) {
       if (!indeg[i]) continue;
-      used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s", shown ? ", " : "", dag->revs[i].id);
+      used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s", shown ? ", " : "",
+                               dag->revs[i].id);
       if (used >= sizeof buf) break;
       shown++;
     }
@@ -317,7 +328,9 @@ static int add_elabels(rev *r, char **labels, size_t n) {
   return LM_OK;
 }
 
-static int is_real_branch_point(const rev *r) { return r->children.n + r->dependents.n > 1; }
+static int is_real_branch_point(const rev *r) {
+  return r->children.n + r->dependents.n > 1;
+}
 
 /* A branch label names a line of revisions, not one: every descendant (through
  * down_revision) carries it, and so do the labeled revision's ancestors up to the nearest
@@ -389,16 +402,21 @@ int lm_dag_finish(lm_dag *dag, lm_error *err) {
       int other = lm_dag_find(dag, l);
       if (other >= 0)
         return lm_error_set(err, LM_EUSAGE,
-                            "Branch name '%s' in revision %s (%s) is also a revision identifier",
-                            l, dag->revs[i].id, dag->revs[i].path);
+                            "Branch name '%s' in revision %s (%s) is also a revision identifier", l,
+                            dag->revs[i].id, dag->revs[i].path);
       dag->labels[dag->nlabels++] = (label_ent){l, (int)i};
     }
   qsort(dag->labels, dag->nlabels, sizeof *dag->labels, cmp_label);
   for (size_t k = 1; k < dag->nlabels; k++)
     if (!strcmp(dag->labels[k].label, dag->labels[k - 1].label)) {
       int a = dag->labels[k - 1].idx, b = dag->labels[k].idx;
-      if (a > b) { int t = a; a = b; b = t; }
-      return lm_error_set(err, LM_EUSAGE, "Branch name '%s' in revision %s already used by revision %s",
+      if (a > b) {
+        int t = a;
+        a = b;
+        b = t;
+      }
+      return lm_error_set(err, LM_EUSAGE,
+                          "Branch name '%s' in revision %s already used by revision %s",
                           dag->labels[k].label, dag->revs[b].id, dag->revs[a].id);
     }
   /* Parents and dependencies. */
@@ -412,13 +430,15 @@ int lm_dag_finish(lm_dag *dag, lm_error *err) {
         return lm_error_set(err, LM_EUSAGE, "Revision %s referenced from %s (%s) is not present",
                             r->down_ids[j], r->id, r->path);
       if (p == (int)i)
-        return lm_error_set(err, LM_EUSAGE, "Self-loop is detected in revisions (%s): %s",
-                            r->id, r->path);
+        return lm_error_set(err, LM_EUSAGE, "Self-loop is detected in revisions (%s): %s", r->id,
+                            r->path);
       for (size_t k = 0; k < j; k++)
         if (r->parents[k] == p)
-          return lm_error_set(err, LM_EUSAGE, "%s: down_revision names %s twice", r->path, r->down_ids[j]);
+          return lm_error_set(err, LM_EUSAGE, "%s: down_revision names %s twice", r->path,
+                              r->down_ids[j]);
       r->parents[j] = p;
-      if (lm_revset_push(&dag->revs[p].children, (int)i)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+      if (lm_revset_push(&dag->revs[p].children, (int)i))
+        return lm_error_set(err, LM_ENOMEM, "out of memory");
     }
     if (r->ndeps_raw && !(r->deps = malloc(r->ndeps_raw * sizeof *r->deps)))
       return lm_error_set(err, LM_ENOMEM, "out of memory");
@@ -434,13 +454,15 @@ int lm_dag_finish(lm_dag *dag, lm_error *err) {
         return lm_error_set(err, LM_EUSAGE, "Revision %s referenced from %s (%s) is not present", d,
                             r->id, r->path);
       if (p == (int)i)
-        return lm_error_set(err, LM_EUSAGE, "Self-loop is detected in revisions (%s): %s", r->id, r->path);
+        return lm_error_set(err, LM_EUSAGE, "Self-loop is detected in revisions (%s): %s", r->id,
+                            r->path);
       int seen = 0;
       for (size_t k = 0; k < r->ndown; k++) seen |= r->parents[k] == p;
       for (size_t k = 0; k < r->ndeps; k++) seen |= r->deps[k] == p;
       if (seen) continue;
       r->deps[r->ndeps++] = p;
-      if (lm_revset_push(&dag->revs[p].dependents, (int)i)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+      if (lm_revset_push(&dag->revs[p].dependents, (int)i))
+        return lm_error_set(err, LM_ENOMEM, "out of memory");
     }
   }
   if ((rc = check_cycles(dag, err))) return rc;
@@ -451,10 +473,18 @@ int lm_dag_finish(lm_dag *dag, lm_error *err) {
 
 /* ---- accessors ---------------------------------------------------------------------- */
 
-size_t lm_dag_count(const lm_dag *dag) { return dag->n; }
-const char *lm_dag_id(const lm_dag *dag, int idx) { return dag->revs[idx].id; }
-const char *lm_dag_path(const lm_dag *dag, int idx) { return dag->revs[idx].path; }
-const char *lm_dag_doc(const lm_dag *dag, int idx) { return dag->revs[idx].doc; }
+size_t lm_dag_count(const lm_dag *dag) {
+  return dag->n;
+}
+const char *lm_dag_id(const lm_dag *dag, int idx) {
+  return dag->revs[idx].id;
+}
+const char *lm_dag_path(const lm_dag *dag, int idx) {
+  return dag->revs[idx].path;
+}
+const char *lm_dag_doc(const lm_dag *dag, int idx) {
+  return dag->revs[idx].doc;
+}
 size_t lm_dag_parents(const lm_dag *dag, int idx, const int **out) {
   *out = dag->revs[idx].parents;
   return dag->revs[idx].ndown;
@@ -471,12 +501,18 @@ size_t lm_dag_deps(const lm_dag *dag, int idx, const int **out) {
   *out = dag->revs[idx].deps;
   return dag->revs[idx].ndeps;
 }
-int lm_dag_is_head(const lm_dag *dag, int idx) { return dag->revs[idx].children.n == 0; }
+int lm_dag_is_head(const lm_dag *dag, int idx) {
+  return dag->revs[idx].children.n == 0;
+}
 int lm_dag_is_real_head(const lm_dag *dag, int idx) {
   return dag->revs[idx].children.n == 0 && dag->revs[idx].dependents.n == 0;
 }
-int lm_dag_is_branch_point(const lm_dag *dag, int idx) { return dag->revs[idx].children.n > 1; }
-int lm_dag_is_merge_point(const lm_dag *dag, int idx) { return dag->revs[idx].ndown > 1; }
+int lm_dag_is_branch_point(const lm_dag *dag, int idx) {
+  return dag->revs[idx].children.n > 1;
+}
+int lm_dag_is_merge_point(const lm_dag *dag, int idx) {
+  return dag->revs[idx].ndown > 1;
+}
 
 int lm_dag_heads(const lm_dag *dag, lm_revset *out) {
   for (size_t i = 0; i < dag->n; i++)
@@ -556,14 +592,16 @@ static int topo(const lm_dag *dag, const unsigned char *mark, unsigned char bit,
     goto cleanup;
   }
   size_t hn = 0;
-#define HPUSH(v)                                                  \
-  do {                                                            \
-    size_t c_ = hn++;                                             \
-    heap[c_] = (v);                                               \
-    while (c_ && heap[(c_ - 1) / 2] > heap[c_]) {                 \
-      int t_ = heap[c_]; heap[c_] = heap[(c_ - 1) / 2];            \
-      heap[(c_ - 1) / 2] = t_; c_ = (c_ - 1) / 2;                  \
-    }                                                             \
+#define HPUSH(v)                                  \
+  do {                                            \
+    size_t c_ = hn++;                             \
+    heap[c_] = (v);                               \
+    while (c_ && heap[(c_ - 1) / 2] > heap[c_]) { \
+      int t_ = heap[c_];                          \
+      heap[c_] = heap[(c_ - 1) / 2];              \
+      heap[(c_ - 1) / 2] = t_;                    \
+      c_ = (c_ - 1) / 2;                          \
+    }                                             \
   } while (0)
   for (size_t i = 0; i < n; i++) {
     if (!(mark[i] & bit)) continue;
@@ -580,7 +618,9 @@ static int topo(const lm_dag *dag, const unsigned char *mark, unsigned char bit,
       if (l < hn && heap[l] < heap[m]) m = l;
       if (rr < hn && heap[rr] < heap[m]) m = rr;
       if (m == c) break;
-      int t = heap[c]; heap[c] = heap[m]; heap[m] = t;
+      int t = heap[c];
+      heap[c] = heap[m];
+      heap[m] = t;
       c = m;
     }
     if ((rc = lm_revset_push(out, top))) goto cleanup;
@@ -712,7 +752,8 @@ static int heads_of(const lm_dag *dag, int idx, lm_revset *out) {
 
 /* A walk of n steps from `from` (-1 = base) along single children (up) or single parents
  * (down). */
-static int walk(const lm_dag *dag, int from, long n, int up, const char *expr, int *out, lm_error *err) {
+static int walk(const lm_dag *dag, int from, long n, int up, const char *expr, int *out,
+                lm_error *err) {
   int cur = from;
   for (long k = 0; k < n; k++) {
     if (up) {
@@ -741,7 +782,8 @@ static int walk(const lm_dag *dag, int from, long n, int up, const char *expr, i
   *out = cur;
   return LM_OK;
 short_walk:
-  return lm_error_set(err, LM_ENOTFOUND, "Relative revision %s didn't produce %ld migrations", expr, n);
+  return lm_error_set(err, LM_ENOTFOUND, "Relative revision %s didn't produce %ld migrations", expr,
+                      n);
 }
 
 /* The lineage of idx (through down_revision only): bit 1 on its descendants-or-self, bit 2
@@ -801,16 +843,17 @@ static int resolve_in_branch(const lm_dag *dag, const char *expr, const char *br
     goto done;
   }
   if ((mode == LM_RESOLVE_UPGRADE && !up) || (mode == LM_RESOLVE_DOWNGRADE && up)) {
-    rc = lm_error_set(err, LM_ENOTFOUND, "Relative revision %s didn't produce %ld migrations",
-                      expr, n);
+    rc = lm_error_set(err, LM_ENOTFOUND, "Relative revision %s didn't produce %ld migrations", expr,
+                      n);
     goto done;
   }
   int from = -2;
   for (size_t i = 0; i < current->n; i++) {
     if (!mark[current->idx[i]]) continue;
     if (from != -2) {
-      rc = lm_error_set(err, LM_ENOTFOUND, up ? "Ambiguous upgrade from multiple current revisions"
-                                              : "Ambiguous downgrade from multiple current revisions");
+      rc = lm_error_set(err, LM_ENOTFOUND,
+                        up ? "Ambiguous upgrade from multiple current revisions"
+                           : "Ambiguous downgrade from multiple current revisions");
       goto done;
     }
     from = current->idx[i];
@@ -838,7 +881,8 @@ int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current
   int idx = -1, rc;
   if (!expr || !*expr) return lm_error_set(err, LM_EUSAGE, "empty revision identifier");
   if (!strcmp(expr, "base")) return LM_OK;
-  if (!strcmp(expr, "heads")) return real_heads(dag, out) ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
+  if (!strcmp(expr, "heads"))
+    return real_heads(dag, out) ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
   if (!strcmp(expr, "head")) {
     /* Every head counts here, effective ones too: "head" is unambiguous only when the
      * graph has exactly one. */
@@ -848,8 +892,10 @@ int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current
       lm_revset_free(&h);
       return multiple_heads(err, expr);
     }
-    if (h.n == 1) rc = lm_revset_push(out, h.idx[0]);
-    else rc = LM_OK;
+    if (h.n == 1)
+      rc = lm_revset_push(out, h.idx[0]);
+    else
+      rc = LM_OK;
     lm_revset_free(&h);
     return rc ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
   }
@@ -874,8 +920,9 @@ int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current
         return lm_error_set(err, LM_ENOTFOUND, "Relative revision %s didn't produce %ld migrations",
                             expr, n);
       if (current->n > 1)
-        return lm_error_set(err, LM_ENOTFOUND, up ? "Ambiguous upgrade from multiple current revisions"
-                                                  : "Ambiguous downgrade from multiple current revisions");
+        return lm_error_set(err, LM_ENOTFOUND,
+                            up ? "Ambiguous upgrade from multiple current revisions"
+                               : "Ambiguous downgrade from multiple current revisions");
       from = current->n ? current->idx[0] : -1;
     } else {
       char base[256];
@@ -968,8 +1015,9 @@ static int normalized_down(const lm_dag *dag, int idx, lm_revset *out) {
 }
 
 /* Members of `set` that are not ancestors-or-self of the heads other than `except`. */
-static int minus_ancestors_of_others(const lm_dag *dag, const lm_revset *heads, const lm_revset *except,
-                                     const lm_revset *set, lm_revset *out) {
+static int minus_ancestors_of_others(const lm_dag *dag, const lm_revset *heads,
+                                     const lm_revset *except, const lm_revset *set,
+                                     lm_revset *out) {
   lm_revset others = {0};
   int rc = LM_OK;
   for (size_t i = 0; i < heads->n && !rc; i++)
@@ -998,10 +1046,13 @@ int lm_dag_step(const lm_dag *dag, lm_revset *heads, int idx, int upgrade, lm_vt
   lm_revset down = {0}, tmp = {0}, self = {0};
   size_t nops = 0;
   int rc = LM_OK;
-#define OP(k, f, t)                                                                   \
-  do {                                                                                \
-    if (nops == cap) { rc = lm_error_set(err, LM_ERR, "too many version-table changes in one step"); goto cleanup; } \
-    ops[nops++] = (lm_vt_op){(k), (f), (t)};                                          \
+#define OP(k, f, t)                                                                 \
+  do {                                                                              \
+    if (nops == cap) {                                                              \
+      rc = lm_error_set(err, LM_ERR, "too many version-table changes in one step"); \
+      goto cleanup;                                                                 \
+    }                                                                               \
+    ops[nops++] = (lm_vt_op){(k), (f), (t)};                                        \
   } while (0)
   if (normalized_down(dag, idx, &down) || lm_revset_push(&self, idx)) goto oom;
   if (upgrade) {
@@ -1021,7 +1072,8 @@ int lm_dag_step(const lm_dag *dag, lm_revset *heads, int idx, int upgrade, lm_vt
       for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < tmp.n; i++) {
           int is_parent = 0;
-          for (size_t k = 0; k < dag->revs[idx].ndown; k++) is_parent |= dag->revs[idx].parents[k] == tmp.idx[i];
+          for (size_t k = 0; k < dag->revs[idx].ndown; k++)
+            is_parent |= dag->revs[idx].parents[k] == tmp.idx[i];
           if (is_parent != pass || !lm_revset_has(heads, tmp.idx[i])) continue;
           if (lm_revset_push(&from, tmp.idx[i])) {
             lm_revset_free(&from);

@@ -36,8 +36,8 @@ void lm_dag_free(lm_dag *dag);
  * Returns the new revision's index (>= 0) or a negative code. Indices follow add order,
  * which is the caller's file-name order and the documented tie-break everywhere. */
 int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndown,
-               const char *const *labels, size_t nlabels, const char *const *deps,
-               size_t ndeps, const char *path, const char *doc, lm_error *err);
+               const char *const *labels, size_t nlabels, const char *const *deps, size_t ndeps,
+               const char *path, const char *doc, lm_error *err);
 
 /* Ends loading: resolves parents and dependencies, builds children lists, finds heads and
  * bases, and validates. Errors (LM_EUSAGE, one clear message naming revision and file):
@@ -94,12 +94,12 @@ int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current
  * revision comes after all its parents and dependencies; ties broken by index. An empty
  * plan is not an error. Downgrade: the revisions to undo, children before parents, that
  * are ancestors-or-self of `current` and descendants (not self) of `target` (via parents
- * and dependencies) of the targets' children; a target that is not an ancestor-or-self of some current head fails
- * with "Destination X is not a valid downgrade target from current head(s)". */
+ * and dependencies) of the targets' children; a target that is not an ancestor-or-self of some
+ * current head fails with "Destination X is not a valid downgrade target from current head(s)". */
 int lm_dag_plan_upgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,
                         lm_revset *plan, lm_error *err);
-int lm_dag_plan_downgrade(const lm_dag *dag, const lm_revset *current,
-                          const lm_revset *target, lm_revset *plan, lm_error *err);
+int lm_dag_plan_downgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,
+                          lm_revset *plan, lm_error *err);
 
 /* One change to the version table. */
 typedef enum lm_vt_kind { LM_VT_INSERT, LM_VT_DELETE, LM_VT_UPDATE } lm_vt_kind;

@@ -1,5 +1,5 @@
-/* Loads revision files: lists every .lua file in <script_location>/versions in file-name order, runs
- * each in its own environment, checks the migration globals and feeds the DAG. Keeps each
+/* Loads revision files: lists every .lua file in <script_location>/versions in file-name order,
+ * runs each in its own environment, checks the migration globals and feeds the DAG. Keeps each
  * file's environment (for its upgrade/downgrade functions) in a registry table. */
 #include <dirent.h>
 #include <errno.h>
@@ -30,8 +30,8 @@ int lm_read_file(const char *path, char **data, size_t *len, lm_error *err) {
   }
   if ((unsigned long long)st.st_size > LM_MAX_FILE) {
     fclose(f);
-    return lm_error_set(err, LM_EUSAGE, "%s: file too large (%lld bytes; the limit is %u)",
-                        path, (long long)st.st_size, LM_MAX_FILE);
+    return lm_error_set(err, LM_EUSAGE, "%s: file too large (%lld bytes; the limit is %u)", path,
+                        (long long)st.st_size, LM_MAX_FILE);
   }
   size_t size = (size_t)st.st_size;
   char *buf = malloc(size + 1);
@@ -71,10 +71,9 @@ static char *extract_doc(const char *s, size_t len) {
     if (l == level && q < end && *q == ']') break;
   }
   const char *stop = p < end ? p : end;
-  while (body < stop && (*body == ' ' || *body == '\t' || *body == '\n' || *body == '\r'))
-    body++;
-  while (stop > body && (stop[-1] == ' ' || stop[-1] == '\t' || stop[-1] == '\n' ||
-                         stop[-1] == '\r'))
+  while (body < stop && (*body == ' ' || *body == '\t' || *body == '\n' || *body == '\r')) body++;
+  while (stop > body &&
+         (stop[-1] == ' ' || stop[-1] == '\t' || stop[-1] == '\n' || stop[-1] == '\r'))
     stop--;
   return strndup(body, (size_t)(stop - body));
 }
@@ -103,8 +102,10 @@ static int list_files(const char *dir, char ***names, size_t *count, lm_error *e
       }
       v = nv;
     }
-    if (!(v[n] = strdup(e->d_name))) rc = LM_ENOMEM;
-    else n++;
+    if (!(v[n] = strdup(e->d_name)))
+      rc = LM_ENOMEM;
+    else
+      n++;
   }
   closedir(d);
   if (rc) {
@@ -120,25 +121,27 @@ static int list_files(const char *dir, char ***names, size_t *count, lm_error *e
 
 /* Reads env[name] (nil | string | array of strings) into a userdata-backed array on the
  * stack; on a wrong type fills err. */
-static int read_list(lua_State *L, int env, const char *name, const char *path,
-                     const char ***out, size_t *n, lm_error *err) {
+static int read_list(lua_State *L, int env, const char *name, const char *path, const char ***out,
+                     size_t *n, lm_error *err) {
   lua_pushstring(L, name);
   lua_rawget(L, env);
   int v = lua_gettop(L);
   *n = 0;
   int t = lua_type(L, v);
-  if (t == LUA_TSTRING) *n = 1;
-  else if (t == LUA_TTABLE) *n = lua_rawlen(L, v);
+  if (t == LUA_TSTRING)
+    *n = 1;
+  else if (t == LUA_TTABLE)
+    *n = lua_rawlen(L, v);
   else if (t != LUA_TNIL)
     return lm_error_set(err, LM_EUSAGE,
-                        "%s: '%s' must be nil, a string or a table of strings, got %s", path,
-                        name, lua_typename(L, t));
+                        "%s: '%s' must be nil, a string or a table of strings, got %s", path, name,
+                        lua_typename(L, t));
   const char **arr = lua_newuserdatauv(L, sizeof(char *) * (*n ? *n : 1), 0);
   if (t == LUA_TSTRING) arr[0] = lua_tostring(L, v);
   for (size_t i = 0; t == LUA_TTABLE && i < *n; i++) {
     if (lua_rawgeti(L, v, (lua_Integer)i + 1) != LUA_TSTRING)
-      return lm_error_set(err, LM_EUSAGE, "%s: '%s' must hold only strings (entry %zu is %s)",
-                          path, name, i + 1, luaL_typename(L, -1));
+      return lm_error_set(err, LM_EUSAGE, "%s: '%s' must hold only strings (entry %zu is %s)", path,
+                          name, i + 1, luaL_typename(L, -1));
     arr[i] = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
@@ -259,11 +262,26 @@ static void sb_field(sbuf_t *b, const char *v) {
   sb_puts(b, v, plain);
   for (v += plain; *v; v++) {
     switch (*v) {
-      case '\\': sb_putc(b, '\\'); sb_putc(b, '\\'); break;
-      case '\t': sb_putc(b, '\\'); sb_putc(b, 't'); break;
-      case '\n': sb_putc(b, '\\'); sb_putc(b, 'n'); break;
-      case '\r': sb_putc(b, '\\'); sb_putc(b, 'r'); break;
-      case ' ': sb_putc(b, '\\'); sb_putc(b, 's'); break;
+      case '\\':
+        sb_putc(b, '\\');
+        sb_putc(b, '\\');
+        break;
+      case '\t':
+        sb_putc(b, '\\');
+        sb_putc(b, 't');
+        break;
+      case '\n':
+        sb_putc(b, '\\');
+        sb_putc(b, 'n');
+        break;
+      case '\r':
+        sb_putc(b, '\\');
+        sb_putc(b, 'r');
+        break;
+      case ' ':
+        sb_putc(b, '\\');
+        sb_putc(b, 's');
+        break;
       default: sb_putc(b, *v);
     }
   }
@@ -394,9 +412,8 @@ static int add_cached(lm_app *app, const char *path, char *rest, lm_error *err) 
   size_t nd = split_list(f[1], down, 64), nl = split_list(f[2], labels, 64),
          ne = split_list(f[3], deps, 64);
   unescape(f[4], strlen(f[4]));
-  int idx = lm_dag_add(app->dag, f[0], (const char *const *)down, nd,
-                       (const char *const *)labels, nl, (const char *const *)deps, ne, path,
-                       f[4], err);
+  int idx = lm_dag_add(app->dag, f[0], (const char *const *)down, nd, (const char *const *)labels,
+                       nl, (const char *const *)deps, ne, path, f[4], err);
   return idx < 0 ? idx : LM_OK;
 }
 
@@ -411,8 +428,8 @@ static void cache_write(const char *path, const sbuf_t *body) {
     free(tmp);
     return;
   }
-  int ok = fputs(CACHE_MAGIC, f) >= 0 &&
-           (body->n == 0 || fwrite(body->s, 1, body->n, f) == body->n);
+  int ok =
+      fputs(CACHE_MAGIC, f) >= 0 && (body->n == 0 || fwrite(body->s, 1, body->n, f) == body->n);
   ok = fclose(f) == 0 && ok;
   if (!ok || rename(tmp, path) != 0) unlink(tmp);
   free(tmp);
@@ -429,11 +446,12 @@ static int load_one(lm_app *app, int mkenv, const char *path, sbuf_t *line, lm_e
   int env = lua_gettop(L);
   lua_pushliteral(L, "revision");
   if (lua_rawget(L, env) != LUA_TSTRING) {
-    rc = lua_isnil(L, -1)
-             ? lm_error_set(err, LM_EUSAGE, "%s: missing 'revision' (every revision file sets "
-                                            "revision = \"<id>\")", path)
-             : lm_error_set(err, LM_EUSAGE, "%s: 'revision' must be a string, got %s", path,
-                            luaL_typename(L, -1));
+    rc = lua_isnil(L, -1) ? lm_error_set(err, LM_EUSAGE,
+                                         "%s: missing 'revision' (every revision file sets "
+                                         "revision = \"<id>\")",
+                                         path)
+                          : lm_error_set(err, LM_EUSAGE, "%s: 'revision' must be a string, got %s",
+                                         path, luaL_typename(L, -1));
     goto cleanup;
   }
   const char *id = lua_tostring(L, -1);
@@ -444,8 +462,10 @@ static int load_one(lm_app *app, int mkenv, const char *path, sbuf_t *line, lm_e
       (rc = read_list(L, env, "depends_on", path, &deps, &ne, err)))
     goto cleanup;
   if (nd > 64 || nl > 64 || ne > 64) {
-    rc = lm_error_set(err, LM_EUSAGE, "%s: more than 64 entries in down_revision, "
-                                      "branch_labels or depends_on", path);
+    rc = lm_error_set(err, LM_EUSAGE,
+                      "%s: more than 64 entries in down_revision, "
+                      "branch_labels or depends_on",
+                      path);
     goto cleanup;
   }
   static const char *const fns[] = {"upgrade", "downgrade"};
@@ -453,11 +473,10 @@ static int load_one(lm_app *app, int mkenv, const char *path, sbuf_t *line, lm_e
     lua_pushstring(L, fns[i]);
     int t = lua_rawget(L, env);
     if (t != LUA_TFUNCTION) {
-      rc = t == LUA_TNIL
-               ? lm_error_set(err, LM_EUSAGE, "%s: missing function %s() (revision %s)", path,
-                              fns[i], id)
-               : lm_error_set(err, LM_EUSAGE, "%s: '%s' must be a function, got %s", path,
-                              fns[i], lua_typename(L, t));
+      rc = t == LUA_TNIL ? lm_error_set(err, LM_EUSAGE, "%s: missing function %s() (revision %s)",
+                                        path, fns[i], id)
+                         : lm_error_set(err, LM_EUSAGE, "%s: '%s' must be a function, got %s", path,
+                                        fns[i], lua_typename(L, t));
       goto cleanup;
     }
     lua_pop(L, 1);
@@ -569,7 +588,8 @@ int lm_loader_load(lm_app *app, lm_error *err) {
     sb_num(&fresh, have_st ? (long long)st.st_mtim.tv_nsec : -1);
     sb_putc(&fresh, '\t');
     if (have_st && j < old.n && !strcmp(old.lines[j].name, names[i]) &&
-        old.lines[j].size == (long long)st.st_size && old.lines[j].mt_s == (long long)st.st_mtim.tv_sec &&
+        old.lines[j].size == (long long)st.st_size &&
+        old.lines[j].mt_s == (long long)st.st_mtim.tv_sec &&
         old.lines[j].mt_ns == (long long)st.st_mtim.tv_nsec) {
       sb_puts(&fresh, old.lines[j].rest, strlen(old.lines[j].rest));
       rc = add_cached(app, path, old.lines[j].rest, err);
@@ -624,8 +644,10 @@ int lm_loader_env(lm_app *app, int idx, lm_error *err) {
   lua_pushliteral(L, "revision");
   const char *id = lua_rawget(L, env) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   if (!id || strcmp(id, lm_dag_id(app->dag, idx)) != 0) {
-    rc = lm_error_set(err, LM_EUSAGE, "%s: the file changed while luamigrate ran (it no longer "
-                                      "declares revision %s)", path, lm_dag_id(app->dag, idx));
+    rc = lm_error_set(err, LM_EUSAGE,
+                      "%s: the file changed while luamigrate ran (it no longer "
+                      "declares revision %s)",
+                      path, lm_dag_id(app->dag, idx));
     lua_settop(L, top);
     return rc;
   }

@@ -41,8 +41,8 @@ const char *lm_lock_mode_name(lm_lock_mode m) {
   return m == LM_LOCK_XACT ? "xact" : m == LM_LOCK_TABLE ? "table" : "session";
 }
 
-static int query_bool(PGconn *conn, const char *sql, int nparams, const char *const *vals,
-                      int *out, lm_error *err) {
+static int query_bool(PGconn *conn, const char *sql, int nparams, const char *const *vals, int *out,
+                      lm_error *err) {
   PGresult *res = NULL;
   int rc = lm_exec(conn, sql, nparams, vals, NULL, NULL, &res, err);
   if (rc) return rc;
@@ -158,8 +158,9 @@ static int waiter_wait(waiter *w, const char *what, const char *holder, lm_error
   if (w->timeout_s >= 0 && waited >= w->timeout_s) {
     lm_error_set(err, LM_ELOCK, "could not obtain the %s within %g s: held by %s", what,
                  w->timeout_s, *holder ? holder : "another session");
-    lm_error_setfield(&err->hint, "another luamigrate run is working on this database; wait "
-                                  "for it, or raise lock_timeout");
+    lm_error_setfield(&err->hint,
+                      "another luamigrate run is working on this database; wait "
+                      "for it, or raise lock_timeout");
     return LM_ELOCK;
   }
   if (!w->quiet && *holder && strcmp(holder, w->last) != 0) {
@@ -188,9 +189,10 @@ static int pooler_refusal(lm_error *err, int reported, int actual, const char *w
                     "advisory lock lands on one server connection and the run's later "
                     "statements, and other clients' statements, on others, so it excludes "
                     "nobody");
-  lm_error_setfield(&err->hint, "set lock = \"table\" (a fenced lease row; autocommit blocks "
-                                "work) or lock = \"xact\" in luamigrate.lua, or pass --lock "
-                                "table; or connect to PostgreSQL directly");
+  lm_error_setfield(&err->hint,
+                    "set lock = \"table\" (a fenced lease row; autocommit blocks "
+                    "work) or lock = \"xact\" in luamigrate.lua, or pass --lock "
+                    "table; or connect to PostgreSQL directly");
   return LM_EUSAGE;
 }
 
@@ -216,8 +218,8 @@ static int acquire_session(lm_lock *lk, const char *conninfo, const char *k1, co
   const char *vals[2] = {k1, k2};
   for (;;) {
     int got = 0;
-    if ((rc = query_bool(conn, "SELECT pg_try_advisory_lock($1::int, $2::int)", 2, vals, &got,
-                         err)))
+    if ((rc =
+             query_bool(conn, "SELECT pg_try_advisory_lock($1::int, $2::int)", 2, vals, &got, err)))
       goto cleanup;
     if (got) break;
     char holder[512];
@@ -264,8 +266,8 @@ static void make_owner(lm_lock *lk) {
            rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
 }
 
-static int exec_sql(PGconn *conn, const char *sql, int n, const char *const *vals,
-                    PGresult **res, lm_error *err) {
+static int exec_sql(PGconn *conn, const char *sql, int n, const char *const *vals, PGresult **res,
+                    lm_error *err) {
   return lm_exec(conn, sql, n, vals, NULL, NULL, res, err);
 }
 
@@ -298,7 +300,8 @@ static void *heartbeat_main(void *arg) {
     until.tv_sec = (time_t)t;
     until.tv_nsec = (long)((t - (double)(time_t)t) * 1e9);
     int w = 0;
-    while (!lk->hb_stop && w != ETIMEDOUT) w = pthread_cond_timedwait(&lk->hb_cv, &lk->hb_mu, &until);
+    while (!lk->hb_stop && w != ETIMEDOUT)
+      w = pthread_cond_timedwait(&lk->hb_cv, &lk->hb_mu, &until);
     if (lk->hb_stop) break;
     pthread_mutex_unlock(&lk->hb_mu);
     /* A failed renewal (server restart, network) is tried again next beat; only finding
@@ -371,8 +374,7 @@ static int acquire_table(lm_lock *lk, const char *conninfo, lm_error *err) {
     int got = PQntuples(res) == 1;
     PQclear(res);
     if (got) {
-      if (*holder && !lk->quiet)
-        lm_log_warn("took over the expired migration lease of %s", holder);
+      if (*holder && !lk->quiet) lm_log_warn("took over the expired migration lease of %s", holder);
       break;
     }
     if ((rc = waiter_wait(&w, lk->what, holder, err))) goto cleanup;
@@ -423,8 +425,9 @@ static int release_table(lm_lock *lk, lm_error *err) {
     rc = exec_sql(lk->conn, sql, 1, vals, &res, err);
     if (rc == LM_OK) {
       if (affected(res) != 1)
-        rc = lm_error_set(err, LM_ELOCK, "the migration lease was no longer this run's at "
-                                         "release (it expired and was taken over)");
+        rc = lm_error_set(err, LM_ELOCK,
+                          "the migration lease was no longer this run's at "
+                          "release (it expired and was taken over)");
       PQclear(res);
     }
   }
@@ -444,9 +447,9 @@ int lm_lock_acquire(lm_lock *lk, lm_lock_mode mode, PGconn *work, const char *co
   snprintf(lk->what, sizeof lk->what, "migration %s for '%.100s'",
            mode == LM_LOCK_TABLE ? "lease" : "lock", name);
   const char *vals[1] = {name};
-  int rc = lm_exec(work,
-                   "SELECT hashtext(current_database() || '.' || current_schema() || '.' || $1)",
-                   1, vals, NULL, NULL, &res, err);
+  int rc =
+      lm_exec(work, "SELECT hashtext(current_database() || '.' || current_schema() || '.' || $1)",
+              1, vals, NULL, NULL, &res, err);
   if (rc) return rc;
   lk->key1 = LM_LOCK_CLASS;
   lk->key2 = atoi(PQgetvalue(res, 0, 0));
@@ -455,9 +458,7 @@ int lm_lock_acquire(lm_lock *lk, lm_lock_mode mode, PGconn *work, const char *co
   snprintf(k1, sizeof k1, "%d", lk->key1);
   snprintf(k2, sizeof k2, "%d", lk->key2);
   switch (mode) {
-    case LM_LOCK_SESSION:
-      rc = acquire_session(lk, conninfo, k1, k2, err);
-      break;
+    case LM_LOCK_SESSION: rc = acquire_session(lk, conninfo, k1, k2, err); break;
     case LM_LOCK_XACT:
       rc = LM_OK; /* each transaction takes it: lm_lock_fence */
       break;
@@ -488,8 +489,8 @@ int lm_lock_fence(lm_lock *lk, PGconn *work, lm_error *err) {
     waiter_init(&w, lk->timeout_s, lk->quiet, (unsigned)time(NULL) ^ (unsigned)getpid());
     for (;;) {
       int got = 0;
-      int rc = query_bool(work, "SELECT pg_try_advisory_xact_lock($1::int, $2::int)", 2, vals,
-                          &got, err);
+      int rc = query_bool(work, "SELECT pg_try_advisory_xact_lock($1::int, $2::int)", 2, vals, &got,
+                          err);
       if (rc) return rc;
       if (got) return LM_OK;
       char holder[512];
@@ -530,8 +531,8 @@ int lm_lock_release(lm_lock *lk, lm_error *err) {
     snprintf(k2, sizeof k2, "%d", lk->key2);
     const char *vals[2] = {k1, k2};
     int released = 0;
-    rc = query_bool(lk->conn, "SELECT pg_advisory_unlock($1::int, $2::int)", 2, vals,
-                    &released, err);
+    rc = query_bool(lk->conn, "SELECT pg_advisory_unlock($1::int, $2::int)", 2, vals, &released,
+                    err);
     if (rc == LM_OK && !released)
       rc = lm_error_set(err, LM_ELOCK,
                         "the migration lock was not held at release (was the lock connection "

@@ -29,7 +29,7 @@ typedef struct lm_lock {
   int held;
   PGconn *conn; /* session: the connection holding the lock; table: the lease connection */
   int key1, key2;
-  char what[160]; /* "migration lock for 'luamigrate_version'", for messages */
+  char what[160];   /* "migration lock for 'luamigrate_version'", for messages */
   double timeout_s; /* xact: how long each transaction may wait; < 0 forever */
   int quiet;
   /* table mode */

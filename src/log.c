@@ -7,7 +7,9 @@
 static int quiet_flag;
 static int line_open; /* a progress line waits for its ending */
 
-void lm_log_set_quiet(int quiet) { quiet_flag = quiet; }
+void lm_log_set_quiet(int quiet) {
+  quiet_flag = quiet;
+}
 
 void lm_log_break(void) {
   if (!line_open) return;

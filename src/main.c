@@ -109,4 +109,6 @@ int luamigrate_main(int argc, char **argv) {
   return exit_code(rc);
 }
 
-int main(int argc, char **argv) { return luamigrate_main(argc, argv); }
+int main(int argc, char **argv) {
+  return luamigrate_main(argc, argv);
+}

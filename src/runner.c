@@ -60,8 +60,8 @@ static void step_error(lm_app *app, int idx, int upgrade, const char *from, cons
   const char *path = lm_dag_path(app->dag, idx);
   const char *msg = err->message ? err->message : "error";
   char *first = NULL;
-  size_t cap = strlen(msg) + strlen(path) + strlen(from) + strlen(to) + 256 +
-               (where ? strlen(where) : 0);
+  size_t cap =
+      strlen(msg) + strlen(path) + strlen(from) + strlen(to) + 256 + (where ? strlen(where) : 0);
   first = malloc(cap);
   if (first) {
     /* A Lua error string already starts with its own file:line. */
@@ -71,13 +71,12 @@ static void step_error(lm_app *app, int idx, int upgrade, const char *from, cons
                upgrade ? "upgrade" : "downgrade", from, to, err->sqlstate, msg);
     else
       snprintf(first, cap, "%s%s%s %s -> %s failed: %s", has_where || !where ? "" : where,
-               has_where || !where ? "" : ": ", upgrade ? "upgrade" : "downgrade", from, to,
-               msg);
+               has_where || !where ? "" : ": ", upgrade ? "upgrade" : "downgrade", from, to, msg);
   }
   /* Detail: the statement, the server's detail/hint/context, then the Lua traceback. */
   size_t dcap = 256 + (err->statement ? strlen(err->statement) : 0) +
-                (err->detail ? strlen(err->detail) : 0) + (err->context ? strlen(err->context) : 0) +
-                (tb ? strlen(tb) : 0);
+                (err->detail ? strlen(err->detail) : 0) +
+                (err->context ? strlen(err->context) : 0) + (tb ? strlen(tb) : 0);
   char *detail = malloc(dcap);
   if (detail) {
     detail[0] = '\0';
@@ -103,8 +102,7 @@ static void step_error(lm_app *app, int idx, int upgrade, const char *from, cons
 
 static int check_tx_state(lm_app *app, int idx, const char *fn, lm_error *err) {
   switch (PQtransactionStatus(app->conn)) {
-    case PQTRANS_INTRANS:
-      return LM_OK;
+    case PQTRANS_INTRANS: return LM_OK;
     case PQTRANS_IDLE:
       return lm_error_set(err, LM_ERR,
                           "%s: %s() of revision %s ended its transaction (a COMMIT or ROLLBACK "
@@ -117,8 +115,7 @@ static int check_tx_state(lm_app *app, int idx, const char *fn, lm_error *err) {
                           "caught; the transaction is aborted, so the migration is rolled back",
                           lm_dag_path(app->dag, idx), fn, lm_dag_id(app->dag, idx));
     case PQTRANS_ACTIVE:
-    case PQTRANS_UNKNOWN:
-      break;
+    case PQTRANS_UNKNOWN: break;
   }
   return lm_error_set(err, LM_ECONN, "%s: the connection was lost during %s() of revision %s",
                       lm_dag_path(app->dag, idx), fn, lm_dag_id(app->dag, idx));
@@ -214,7 +211,8 @@ static int set_local_timeouts(lm_app *app, lm_error *err) {
   for (int i = 0; i < 2; i++) {
     if (!values[i]) continue;
     const char *params[2] = {names[i], values[i]};
-    int rc = lm_exec(app->conn, "SELECT set_config($1, $2, true)", 2, params, NULL, NULL, NULL, err);
+    int rc =
+        lm_exec(app->conn, "SELECT set_config($1, $2, true)", 2, params, NULL, NULL, NULL, err);
     if (rc) return rc;
   }
   return LM_OK;
@@ -262,7 +260,8 @@ static int check_heads(lm_app *app, const lm_revset *heads, lm_error *err) {
 static int begin_locked(lm_app *app, const lm_revset *heads, lm_error *err) {
   int rc = simple(app->conn, "BEGIN", err);
   if (rc == LM_OK) rc = lm_lock_fence(&app->lock, app->conn, err);
-  if (rc == LM_OK && app->lock.held && app->lock.mode == LM_LOCK_XACT) rc = check_heads(app, heads, err);
+  if (rc == LM_OK && app->lock.held && app->lock.mode == LM_LOCK_XACT)
+    rc = check_heads(app, heads, err);
   return rc;
 }
 
@@ -281,13 +280,13 @@ static int l_on_begin(lua_State *L) {
 
 /* ctx.autocommit_block under lock = "xact": refused, as its COMMIT would drop the lock. */
 static int l_xact_autocommit(lua_State *L) {
-  return luaL_error(L, "op.autocommit_block cannot run with lock = \"xact\": its COMMIT would "
-                       "release the migration lock; use lock = \"table\" (or \"session\" "
-                       "without a pooler) for migrations with autocommit blocks");
+  return luaL_error(L,
+                    "op.autocommit_block cannot run with lock = \"xact\": its COMMIT would "
+                    "release the migration lock; use lock = \"table\" (or \"session\" "
+                    "without a pooler) for migrations with autocommit blocks");
 }
 
-int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade,
-                lm_error *err) {
+int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade, lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L);
   int rc = LM_OK;
@@ -393,9 +392,8 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   }
   if (app->dry_run) {
     lm_error rb = {0};
-    int rbrc = PQtransactionStatus(app->conn) == PQTRANS_IDLE
-                   ? LM_OK
-                   : simple(app->conn, "ROLLBACK", &rb);
+    int rbrc =
+        PQtransactionStatus(app->conn) == PQTRANS_IDLE ? LM_OK : simple(app->conn, "ROLLBACK", &rb);
     if (rc == LM_OK && rbrc != LM_OK) {
       rc = rbrc;
       *err = rb;
@@ -417,10 +415,11 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lm_error rb = {0};
     simple(app->conn, "ROLLBACK", &rb);
     lm_error_clear(&rb);
-    if (rc != LM_ESTALE && rc != LM_ELOCK) lm_log_info("Rolled back %s", per_migration ? "the failed migration; the ones before it "
-                                                  "stay applied"
-                                                : "the whole run (transaction_per_migration "
-                                                  "is false)");
+    if (rc != LM_ESTALE && rc != LM_ELOCK)
+      lm_log_info("Rolled back %s", per_migration ? "the failed migration; the ones before it "
+                                                    "stay applied"
+                                                  : "the whole run (transaction_per_migration "
+                                                    "is false)");
   }
 out:
   lm_cancel_set_conn(NULL);
@@ -559,11 +558,15 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     lua_setfield(L, -2, "revision");
     lua_pushstring(L, fn);
     lua_setfield(L, -2, "operation");
-    if (upgrade) push_id_list(L, app->dag, parents, np);
-    else push_id_list(L, app->dag, &idx, 1);
+    if (upgrade)
+      push_id_list(L, app->dag, parents, np);
+    else
+      push_id_list(L, app->dag, &idx, 1);
     lua_setfield(L, -2, "from");
-    if (upgrade) push_id_list(L, app->dag, &idx, 1);
-    else push_id_list(L, app->dag, parents, np);
+    if (upgrade)
+      push_id_list(L, app->dag, &idx, 1);
+    else
+      push_id_list(L, app->dag, parents, np);
     lua_setfield(L, -2, "to");
     lua_pushstring(L, lm_dag_doc(app->dag, idx));
     lua_setfield(L, -2, "message");

@@ -87,11 +87,12 @@ int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int rc = table_exists(conn, vt->table, &have_vt, err);
   if (!rc) rc = table_exists(conn, vt->history, &have_hist, err);
   if (rc || (have_vt && have_hist)) return rc;
-  if (!have_vt) rc = exec_fmt(conn, err, NULL, 0, NULL,
-                    "CREATE TABLE IF NOT EXISTS %s (\n"
-                    "    version_num varchar(32) NOT NULL PRIMARY KEY\n"
-                    ")%s",
-                    vt->table, "");
+  if (!have_vt)
+    rc = exec_fmt(conn, err, NULL, 0, NULL,
+                  "CREATE TABLE IF NOT EXISTS %s (\n"
+                  "    version_num varchar(32) NOT NULL PRIMARY KEY\n"
+                  ")%s",
+                  vt->table, "");
   if (rc || have_hist) return rc;
   return exec_fmt(
       conn, err, NULL, 0, NULL,
@@ -178,8 +179,8 @@ int lm_vt_insert(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
 int lm_vt_delete(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
   PGresult *res = NULL;
   const char *vals[1] = {id};
-  int rc = exec_fmt(conn, err, &res, 1, vals, "DELETE FROM %s WHERE version_num = $1%s",
-                    vt->table, "");
+  int rc =
+      exec_fmt(conn, err, &res, 1, vals, "DELETE FROM %s WHERE version_num = $1%s", vt->table, "");
   return rc ? rc : expect_one(res, vt, "deleting", id, NULL, err);
 }
 
@@ -202,9 +203,9 @@ int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error
   if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
   const char *user = getenv("USER");
   if (!user) user = getenv("LOGNAME");
-  const char *vals[11] = {rec->revision, rec->operation, rec->from_ids, rec->to_ids,
-                          rec->message, rec->file, rec->content, started, duration, user,
-                          host[0] ? host : NULL};
+  const char *vals[11] = {rec->revision, rec->operation, rec->from_ids,        rec->to_ids,
+                          rec->message,  rec->file,      rec->content,         started,
+                          duration,      user,           host[0] ? host : NULL};
   int lens[11] = {0};
   int fmts[11] = {0};
   lens[6] = (int)rec->content_len;
@@ -225,8 +226,10 @@ int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *e
   int rc = table_exists(conn, vt->history, &exists, err);
   if (rc) return rc;
   if (!exists) /* an empty result of the same shape */
-    return lm_exec(conn, "SELECT NULL::text, NULL::text, NULL::float8, NULL::float8, NULL::text "
-                         "WHERE false", 0, NULL, NULL, NULL, res, err);
+    return lm_exec(conn,
+                   "SELECT NULL::text, NULL::text, NULL::float8, NULL::float8, NULL::text "
+                   "WHERE false",
+                   0, NULL, NULL, NULL, res, err);
   return exec_fmt(conn, err, res, 0, NULL,
                   "SELECT DISTINCT ON (revision) revision, checksum, "
                   "extract(epoch FROM started_at)::float8, duration_ms, "
@@ -239,8 +242,7 @@ int lm_vt_checksum(PGconn *conn, const char *content, size_t len, char *out, lm_
   PGresult *res = NULL;
   const char *vals[1] = {content};
   int lens[1] = {(int)len}, fmts[1] = {1};
-  int rc = lm_exec(conn, "SELECT encode(sha256($1::bytea), 'hex')", 1, vals, lens, fmts, &res,
-                   err);
+  int rc = lm_exec(conn, "SELECT encode(sha256($1::bytea), 'hex')", 1, vals, lens, fmts, &res, err);
   if (rc) return rc;
   snprintf(out, 65, "%s", PQgetvalue(res, 0, 0));
   PQclear(res);

@@ -84,12 +84,8 @@ static int collect_params(lua_State *L, int first, const char ***values) {
   for (int i = 0; i < n; i++) {
     int idx = first + i;
     switch (lua_type(L, idx)) {
-      case LUA_TNIL:
-        vals[i] = NULL;
-        break;
-      case LUA_TBOOLEAN:
-        vals[i] = lua_toboolean(L, idx) ? "true" : "false";
-        break;
+      case LUA_TNIL: vals[i] = NULL; break;
+      case LUA_TBOOLEAN: vals[i] = lua_toboolean(L, idx) ? "true" : "false"; break;
       case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
           lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
@@ -101,12 +97,9 @@ static int collect_params(lua_State *L, int first, const char ***values) {
         lua_replace(L, idx);
         vals[i] = lua_tostring(L, idx);
         break;
-      case LUA_TSTRING:
-        vals[i] = lua_tostring(L, idx);
-        break;
+      case LUA_TSTRING: vals[i] = lua_tostring(L, idx); break;
       default:
-        return luaL_error(L, "parameter $%d: cannot bind a %s value", i + 1,
-                          luaL_typename(L, idx));
+        return luaL_error(L, "parameter $%d: cannot bind a %s value", i + 1, luaL_typename(L, idx));
     }
   }
   *values = vals;
@@ -150,8 +143,8 @@ static PGresult *run(lua_State *L, luaconn *c) {
   }
   if (lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err) != LM_OK) {
     if (c->trace) {
-      printf("-- ERROR %s after %.2f ms: %s\n\n", err.sqlstate ? err.sqlstate : "",
-             now_ms() - t0, err.message ? err.message : "");
+      printf("-- ERROR %s after %.2f ms: %s\n\n", err.sqlstate ? err.sqlstate : "", now_ms() - t0,
+             err.message ? err.message : "");
       fflush(stdout);
     }
     lm_raise_error(L, &err);
@@ -183,21 +176,14 @@ static int l_conn_execute(lua_State *L) {
 static void push_value(lua_State *L, const PGresult *res, int row, int col) {
   const char *v = PQgetvalue(res, row, col);
   switch (PQftype(res, col)) {
-    case 16: /* bool */
-      lua_pushboolean(L, v[0] == 't');
-      break;
+    case 16: /* bool */ lua_pushboolean(L, v[0] == 't'); break;
     case 20: /* int8 */
     case 21: /* int2 */
     case 23: /* int4 */
-    case 26: /* oid */
-      lua_pushinteger(L, (lua_Integer)strtoll(v, NULL, 10));
-      break;
+    case 26: /* oid */ lua_pushinteger(L, (lua_Integer)strtoll(v, NULL, 10)); break;
     case 700: /* float4 */
-    case 701: /* float8 */
-      lua_pushnumber(L, (lua_Number)strtod(v, NULL));
-      break;
-    default:
-      lua_pushlstring(L, v, (size_t)PQgetlength(res, row, col));
+    case 701: /* float8 */ lua_pushnumber(L, (lua_Number)strtod(v, NULL)); break;
+    default: lua_pushlstring(L, v, (size_t)PQgetlength(res, row, col));
   }
 }
 
@@ -250,8 +236,11 @@ static int l_conn_tostring(lua_State *L) {
 
 int luaopen_luamigrate_conn(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"execute", l_conn_execute}, {"query", l_conn_query}, {"status", l_conn_status},
-      {"close", l_conn_close},     {NULL, NULL},
+      {"execute", l_conn_execute},
+      {"query", l_conn_query},
+      {"status", l_conn_status},
+      {"close", l_conn_close},
+      {NULL, NULL},
   };
   if (luaL_newmetatable(L, "luamigrate.Result")) {
     lua_pushcfunction(L, l_result_gc);

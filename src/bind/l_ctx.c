@@ -44,7 +44,9 @@ void lm_ctx_end(lua_State *L) {
 int lm_ctx_l_context(lua_State *L) {
   const char *who = luaL_optstring(L, 1, "luamigrate.core.context");
   if (lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY) != LUA_TTABLE)
-    return luaL_error(L, "%s called outside a migration: op.* works only inside upgrade() "
-                         "and downgrade()", who);
+    return luaL_error(L,
+                      "%s called outside a migration: op.* works only inside upgrade() "
+                      "and downgrade()",
+                      who);
   return 1;
 }

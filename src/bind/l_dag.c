@@ -42,8 +42,7 @@ static size_t strlist(lua_State *L, int tidx, const char *name, const char ***ou
   } else {
     for (size_t i = 0; i < n; i++) {
       lua_rawgeti(L, v, (lua_Integer)i + 1);
-      if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "field '%s' must hold only strings", name);
+      if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "field '%s' must hold only strings", name);
       arr[i] = lua_tostring(L, -1);
       lua_pop(L, 1); /* still referenced by the table at v */
     }

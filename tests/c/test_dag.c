@@ -8,14 +8,14 @@
 
 static int passed, failed;
 
-#define CHECK(cond)                                                      \
-  do {                                                                   \
-    if (cond) {                                                          \
-      passed++;                                                          \
-    } else {                                                             \
-      failed++;                                                          \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (cond) {                                                                \
+      passed++;                                                                \
+    } else {                                                                   \
+      failed++;                                                                \
       fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                    \
+    }                                                                          \
   } while (0)
 
 /* Builds a graph from "id:parent1,parent2[:dep1,dep2[:label]]" specs; NULL-terminated. */
@@ -89,9 +89,12 @@ static const char *plan(lm_dag *dag, int up, const char *cur, const char *target
   lm_error err = {0};
   set_of(dag, &c, cur);
   set_of(dag, &t, target);
-  int rc = up ? lm_dag_plan_upgrade(dag, &c, &t, &p, &err) : lm_dag_plan_downgrade(dag, &c, &t, &p, &err);
-  if (rc < 0) snprintf(out, sizeof out, "ERR %s", err.message);
-  else snprintf(out, sizeof out, "%s", ids(dag, &p));
+  int rc = up ? lm_dag_plan_upgrade(dag, &c, &t, &p, &err)
+              : lm_dag_plan_downgrade(dag, &c, &t, &p, &err);
+  if (rc < 0)
+    snprintf(out, sizeof out, "ERR %s", err.message);
+  else
+    snprintf(out, sizeof out, "%s", ids(dag, &p));
   lm_error_clear(&err);
   lm_revset_free(&c);
   lm_revset_free(&t);
@@ -119,9 +122,13 @@ static const char *steps(lm_dag *dag, const char *cur, const char *order, int up
     }
     for (int i = 0; i < n; i++) {
       char one[128];
-      if (ops[i].kind == LM_VT_INSERT) snprintf(one, sizeof one, "INSERT %s; ", lm_dag_id(dag, ops[i].to));
-      else if (ops[i].kind == LM_VT_DELETE) snprintf(one, sizeof one, "DELETE %s; ", lm_dag_id(dag, ops[i].from));
-      else snprintf(one, sizeof one, "UPDATE %s->%s; ", lm_dag_id(dag, ops[i].from), lm_dag_id(dag, ops[i].to));
+      if (ops[i].kind == LM_VT_INSERT)
+        snprintf(one, sizeof one, "INSERT %s; ", lm_dag_id(dag, ops[i].to));
+      else if (ops[i].kind == LM_VT_DELETE)
+        snprintf(one, sizeof one, "DELETE %s; ", lm_dag_id(dag, ops[i].from));
+      else
+        snprintf(one, sizeof one, "UPDATE %s->%s; ", lm_dag_id(dag, ops[i].from),
+                 lm_dag_id(dag, ops[i].to));
       strcat(out, one);
     }
   }
@@ -130,7 +137,9 @@ static const char *steps(lm_dag *dag, const char *cur, const char *order, int up
   for (size_t i = 0; i < h.n; i++)
     for (size_t j = i + 1; j < h.n; j++)
       if (strcmp(lm_dag_id(dag, h.idx[i]), lm_dag_id(dag, h.idx[j])) > 0) {
-        int t = h.idx[i]; h.idx[i] = h.idx[j]; h.idx[j] = t;
+        int t = h.idx[i];
+        h.idx[i] = h.idx[j];
+        h.idx[j] = t;
       }
   strcat(heads, "=> {");
   strcat(heads, ids(dag, &h));
@@ -160,41 +169,55 @@ static void expect_error(const char *const *specs, const char *want, int line) {
 }
 
 static void test_validation(void) {
-  expect_error((const char *const[]){"a-b", NULL}, "versions/a-b.lua: Character(s) '-' not allowed in revision identifier 'a-b'", __LINE__);
-  expect_error((const char *const[]){"aaaa", "aaaa", NULL},
-               "Revision aaaa is present more than once: in versions/aaaa.lua and in versions/aaaa.lua", __LINE__);
+  expect_error((const char *const[]){"a-b", NULL},
+               "versions/a-b.lua: Character(s) '-' not allowed in revision identifier 'a-b'",
+               __LINE__);
+  expect_error(
+      (const char *const[]){"aaaa", "aaaa", NULL},
+      "Revision aaaa is present more than once: in versions/aaaa.lua and in versions/aaaa.lua",
+      __LINE__);
   expect_error((const char *const[]){"aaaa", "bbbb:zzzz", NULL},
                "Revision zzzz referenced from bbbb (versions/bbbb.lua) is not present", __LINE__);
   expect_error((const char *const[]){"aaaa:cccc", "bbbb:aaaa", "cccc:bbbb", NULL},
                "Cycle is detected in revisions (aaaa, bbbb, cccc)", __LINE__);
-  expect_error((const char *const[]){"aaaa:aaaa", NULL}, "Self-loop is detected in revisions (aaaa): versions/aaaa.lua", __LINE__);
+  expect_error((const char *const[]){"aaaa:aaaa", NULL},
+               "Self-loop is detected in revisions (aaaa): versions/aaaa.lua", __LINE__);
   expect_error((const char *const[]){"aaaa:::x", "bbbb:aaaa::x", NULL},
                "Branch name 'x' in revision bbbb already used by revision aaaa", __LINE__);
   expect_error((const char *const[]){"0123456789abcdef0123456789abcdef0", NULL},
                "versions/0123456789abcdef0123456789abcdef0.lua: revision identifier "
-               "'0123456789abcdef0123456789abcdef0' is longer than 32 characters (the version table's column is varchar(32))",
+               "'0123456789abcdef0123456789abcdef0' is longer than 32 characters (the version "
+               "table's column is varchar(32))",
                __LINE__);
 }
 
 static void test_linear(void) {
   lm_error err = {0};
   int rc;
-  lm_dag *dag = build((const char *const[]){"aaaa1111", "bbbb2222:aaaa1111", "cccc3333:bbbb2222", "cafe4444:cccc3333", NULL}, &err, &rc);
+  lm_dag *dag = build((const char *const[]){"aaaa1111", "bbbb2222:aaaa1111", "cccc3333:bbbb2222",
+                                            "cafe4444:cccc3333", NULL},
+                      &err, &rc);
   CHECK(rc == 0);
   EXPECT(resolve(dag, "head", "", LM_RESOLVE_UPGRADE), "cafe4444");
   EXPECT(resolve(dag, "heads", "", LM_RESOLVE_UPGRADE), "cafe4444");
   EXPECT(resolve(dag, "base", "", LM_RESOLVE_DOWNGRADE), "");
   EXPECT(resolve(dag, "bb", "", LM_RESOLVE_SHOW), "bbbb2222");
-  EXPECT(resolve(dag, "c", "", LM_RESOLVE_SHOW), "ERR Multiple revisions start with 'c': 'cafe4444', 'cccc3333'");
-  EXPECT(resolve(dag, "dddd", "", LM_RESOLVE_SHOW), "ERR Can't locate revision identified by 'dddd'");
+  EXPECT(resolve(dag, "c", "", LM_RESOLVE_SHOW),
+         "ERR Multiple revisions start with 'c': 'cafe4444', 'cccc3333'");
+  EXPECT(resolve(dag, "dddd", "", LM_RESOLVE_SHOW),
+         "ERR Can't locate revision identified by 'dddd'");
   EXPECT(resolve(dag, "+2", "", LM_RESOLVE_UPGRADE), "bbbb2222");
   EXPECT(resolve(dag, "+1", "bbbb2222", LM_RESOLVE_UPGRADE), "cccc3333");
-  EXPECT(resolve(dag, "+3", "bbbb2222", LM_RESOLVE_UPGRADE), "ERR Relative revision +3 didn't produce 3 migrations");
+  EXPECT(resolve(dag, "+3", "bbbb2222", LM_RESOLVE_UPGRADE),
+         "ERR Relative revision +3 didn't produce 3 migrations");
   EXPECT(resolve(dag, "-1", "cccc3333", LM_RESOLVE_DOWNGRADE), "bbbb2222");
   EXPECT(resolve(dag, "-3", "cccc3333", LM_RESOLVE_DOWNGRADE), "");
-  EXPECT(resolve(dag, "-4", "cccc3333", LM_RESOLVE_DOWNGRADE), "ERR Relative revision -4 didn't produce 4 migrations");
-  EXPECT(resolve(dag, "-1", "cccc3333", LM_RESOLVE_UPGRADE), "ERR Relative revision -1 didn't produce 1 migrations");
-  EXPECT(resolve(dag, "+1", "cccc3333", LM_RESOLVE_DOWNGRADE), "ERR Relative revision +1 didn't produce 1 migrations");
+  EXPECT(resolve(dag, "-4", "cccc3333", LM_RESOLVE_DOWNGRADE),
+         "ERR Relative revision -4 didn't produce 4 migrations");
+  EXPECT(resolve(dag, "-1", "cccc3333", LM_RESOLVE_UPGRADE),
+         "ERR Relative revision -1 didn't produce 1 migrations");
+  EXPECT(resolve(dag, "+1", "cccc3333", LM_RESOLVE_DOWNGRADE),
+         "ERR Relative revision +1 didn't produce 1 migrations");
   EXPECT(resolve(dag, "aaaa+2", "", LM_RESOLVE_UPGRADE), "cccc3333");
   EXPECT(resolve(dag, "head-1", "", LM_RESOLVE_DOWNGRADE), "cccc3333");
   EXPECT(resolve(dag, "base+1", "", LM_RESOLVE_UPGRADE), "aaaa1111");
@@ -203,35 +226,47 @@ static void test_linear(void) {
   EXPECT(plan(dag, 1, "cafe4444", "bbbb2222"), "");
   EXPECT(plan(dag, 0, "cafe4444", "aaaa1111"), "cafe4444 cccc3333 bbbb2222");
   EXPECT(plan(dag, 0, "cafe4444", ""), "cafe4444 cccc3333 bbbb2222 aaaa1111");
-  EXPECT(plan(dag, 0, "bbbb2222", "cccc3333"), "ERR Destination cccc3333 is not a valid downgrade target from current head(s)");
-  EXPECT(steps(dag, "", "aaaa1111 bbbb2222", 1), "INSERT aaaa1111; UPDATE aaaa1111->bbbb2222; => {bbbb2222}");
-  EXPECT(steps(dag, "bbbb2222", "bbbb2222 aaaa1111", 0), "UPDATE bbbb2222->aaaa1111; DELETE aaaa1111; => {}");
+  EXPECT(plan(dag, 0, "bbbb2222", "cccc3333"),
+         "ERR Destination cccc3333 is not a valid downgrade target from current head(s)");
+  EXPECT(steps(dag, "", "aaaa1111 bbbb2222", 1),
+         "INSERT aaaa1111; UPDATE aaaa1111->bbbb2222; => {bbbb2222}");
+  EXPECT(steps(dag, "bbbb2222", "bbbb2222 aaaa1111", 0),
+         "UPDATE bbbb2222->aaaa1111; DELETE aaaa1111; => {}");
   EXPECT(lm_dag_doc(dag, 0), "doc");
   lm_dag_free(dag);
 }
 
-/* a -> {b, c} -> d(b, c) -> e5 -> e6; plus a labelled base net: n0 -> n1 -> n2 (n2 depends on b). */
+/* a -> {b, c} -> d(b, c) -> e5 -> e6; plus a labelled base net: n0 -> n1 -> n2 (n2 depends on b).
+ */
 static void test_branches(void) {
   lm_error err = {0};
   int rc;
-  lm_dag *dag = build((const char *const[]){"aaaa1111", "bbbb2222:aaaa1111", "cccc3333:aaaa1111", NULL}, &err, &rc);
+  lm_dag *dag = build(
+      (const char *const[]){"aaaa1111", "bbbb2222:aaaa1111", "cccc3333:aaaa1111", NULL}, &err, &rc);
   CHECK(rc == 0);
   EXPECT(resolve(dag, "head", "", LM_RESOLVE_UPGRADE),
-         "ERR Multiple head revisions are present for given argument 'head'; please specify a specific target revision, "
+         "ERR Multiple head revisions are present for given argument 'head'; please specify a "
+         "specific target revision, "
          "'<branchname>@head' to narrow to a specific head, or 'heads' for all heads");
   EXPECT(resolve(dag, "heads", "", LM_RESOLVE_UPGRADE), "bbbb2222 cccc3333");
   EXPECT(resolve(dag, "+2", "", LM_RESOLVE_UPGRADE), "ERR Ambiguous walk");
-  EXPECT(resolve(dag, "aaaa@head", "", LM_RESOLVE_UPGRADE), "ERR Multiple head revisions are present for given argument 'aaaa@head'; please specify a specific target revision, '<branchname>@head' to narrow to a specific head, or 'heads' for all heads");
+  EXPECT(resolve(dag, "aaaa@head", "", LM_RESOLVE_UPGRADE),
+         "ERR Multiple head revisions are present for given argument 'aaaa@head'; please specify a "
+         "specific target revision, '<branchname>@head' to narrow to a specific head, or 'heads' "
+         "for all heads");
   EXPECT(resolve(dag, "bbbb@head", "", LM_RESOLVE_UPGRADE), "bbbb2222");
   EXPECT(plan(dag, 1, "", "bbbb2222 cccc3333"), "aaaa1111 bbbb2222 cccc3333");
   EXPECT(plan(dag, 1, "", "cccc3333"), "aaaa1111 cccc3333");
-  EXPECT(steps(dag, "", "aaaa1111 bbbb2222 cccc3333", 1), "INSERT aaaa1111; UPDATE aaaa1111->bbbb2222; INSERT cccc3333; => {bbbb2222 cccc3333}");
+  EXPECT(steps(dag, "", "aaaa1111 bbbb2222 cccc3333", 1),
+         "INSERT aaaa1111; UPDATE aaaa1111->bbbb2222; INSERT cccc3333; => {bbbb2222 cccc3333}");
   EXPECT(steps(dag, "bbbb2222 cccc3333", "cccc3333", 0), "DELETE cccc3333; => {bbbb2222}");
   lm_dag_free(dag);
 
-  dag = build((const char *const[]){"aaaa1111", "bbbb2222:aaaa1111", "cccc3333:aaaa1111", "dddd4444:bbbb2222,cccc3333",
-                                    "eeee5555:dddd4444", "eeee6666:eeee5555", "n0:::net", "n1:n0", "n2:n1:bbbb2222", NULL},
-              &err, &rc);
+  dag =
+      build((const char *const[]){"aaaa1111", "bbbb2222:aaaa1111", "cccc3333:aaaa1111",
+                                  "dddd4444:bbbb2222,cccc3333", "eeee5555:dddd4444",
+                                  "eeee6666:eeee5555", "n0:::net", "n1:n0", "n2:n1:bbbb2222", NULL},
+            &err, &rc);
   CHECK(rc == 0);
   CHECK(lm_dag_is_merge_point(dag, lm_dag_find(dag, "dddd4444")));
   CHECK(lm_dag_is_branch_point(dag, lm_dag_find(dag, "aaaa1111")));
@@ -243,9 +278,11 @@ static void test_branches(void) {
   EXPECT(plan(dag, 1, "", "eeee6666"), "aaaa1111 bbbb2222 cccc3333 dddd4444 eeee5555 eeee6666");
   EXPECT(plan(dag, 1, "", "n2"), "aaaa1111 bbbb2222 n0 n1 n2");
   EXPECT(plan(dag, 0, "eeee6666", "bbbb2222"), "eeee6666 eeee5555 dddd4444");
-  EXPECT(steps(dag, "bbbb2222 cccc3333", "dddd4444", 1), "DELETE bbbb2222; UPDATE cccc3333->dddd4444; => {dddd4444}");
+  EXPECT(steps(dag, "bbbb2222 cccc3333", "dddd4444", 1),
+         "DELETE bbbb2222; UPDATE cccc3333->dddd4444; => {dddd4444}");
   EXPECT(steps(dag, "eeee6666", "eeee6666 eeee5555 dddd4444", 0),
-         "UPDATE eeee6666->eeee5555; UPDATE eeee5555->dddd4444; INSERT bbbb2222; UPDATE dddd4444->cccc3333; => {bbbb2222 cccc3333}");
+         "UPDATE eeee6666->eeee5555; UPDATE eeee5555->dddd4444; INSERT bbbb2222; UPDATE "
+         "dddd4444->cccc3333; => {bbbb2222 cccc3333}");
   EXPECT(steps(dag, "bbbb2222 n1", "n2", 1), "DELETE bbbb2222; UPDATE n1->n2; => {n2}");
   EXPECT(steps(dag, "n2", "n2", 0), "INSERT n1; UPDATE n2->bbbb2222; => {bbbb2222 n1}");
   lm_dag_free(dag);
