@@ -318,4 +318,31 @@ return md
     assert.equal(0, run("downgrade", "base").code)
     assert.equal("", pg.psql(url, "SELECT coalesce(string_agg(relname, ','), '') FROM pg_class WHERE relname IN ('a', 'b')"))
   end)
+
+  it("refuses a project template without ${upgrades}, naming the placeholder, and writes nothing", function()
+    cli.write(dir .. "/migrations/script.lua.tmpl", "revision = ${revision_lua}\ndown_revision = ${down_revision_lua}\n"
+      .. "function upgrade()\nend\nfunction downgrade()\nend\n")
+    cli.write(dir .. "/migrations/schema.lua", "local md = sa.MetaData()\n"
+      .. "sa.Table('t', md, sa.Column('id', sa.Integer, { primary_key = true }))\nreturn md\n")
+    local r = run("revision", "--autogenerate", "-m", "t")
+    assert.equal(2, r.code, r.out .. r.err)
+    assert.truthy(r.err:find("script.lua.tmpl has no ${upgrades} placeholder", 1, true), r.err)
+    local p = io.popen("ls " .. pg.shell_quote(dir .. "/migrations/versions"))
+    assert.equal("", p:read("a"))
+    p:close()
+  end)
+
+  it("compares only the schemas in include_schemas, and include_name can leave names out", function()
+    pg.psql(url, "CREATE SCHEMA other; CREATE TABLE other.stray (id int); CREATE TABLE skip_me (id int)")
+    cli.write(dir .. "/luamigrate.lua", 'script_location = "migrations"\ninclude_schemas = { "public" }\n'
+      .. 'include_name = function(name, kind) return name ~= "skip_me" end\n')
+    cli.write(dir .. "/migrations/schema.lua", "return sa.MetaData()\n")
+    local r = run("check")
+    assert.equal(0, r.code, r.out .. r.err)
+    cli.write(dir .. "/luamigrate.lua", 'script_location = "migrations"\ninclude_schemas = { "public", "other" }\n')
+    r = run("check")
+    assert.equal(1, r.code, r.out)
+    assert.truthy(r.out:find("removed table other.stray", 1, true), r.out)
+    assert.truthy(r.out:find("removed table public.skip_me", 1, true), r.out)
+  end)
 end)

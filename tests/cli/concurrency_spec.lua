@@ -177,6 +177,32 @@ describe("concurrent runs", function()
     assert.equal(30, assert_consistent())
   end)
 
+  it("lock = \"table\": the heartbeat keeps the lease through a step longer than lock_lease", function()
+    -- an autocommit block sleeps 7 s outside any transaction, with lock_lease = 5: only the
+    -- heartbeat keeps a waiting run from taking the lease over meanwhile
+    local d = cli.project {
+      config = 'script_location = "migrations"\nlock = "table"\nlock_lease = 5\n',
+      files = { ["migrations/versions/hb01_slow.lua"] = cli.revision("hb01", nil,
+        "  op.execute(\"CREATE TABLE IF NOT EXISTS migration_log (rev text, direction text)\")\n"
+        .. "  op.autocommit_block(function() op.execute('SELECT pg_sleep(7)') end)\n"
+        .. "  op.execute(\"INSERT INTO migration_log VALUES ('hb01', 'up')\")\n",
+        "  op.drop_table('migration_log')\n") },
+    }
+    local first = cli.spawn({ "--url", url, "upgrade", "head" }, { cwd = d })
+    for _ = 1, 200 do
+      if pg.psql(url, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(7)%'") == "1" then break end
+      os.execute("sleep 0.05")
+    end
+    local second = cli.run({ "--url", url, "upgrade", "head" }, { cwd = d })
+    local r = first.wait()
+    assert.equal(0, r.code, r.err)
+    assert.equal(0, second.code, second.err)
+    assert.is_nil(second.err:find("took over", 1, true), second.err)
+    assert.truthy(second.err:find("waiting for the migration lease", 1, true), second.err)
+    assert.equal("1", pg.psql(url, "SELECT count(*) FROM migration_log"))
+    cli.remove(d)
+  end)
+
   it("lock = \"table\": a run whose lease was taken over stops before its next migration", function()
     local h = cli.spawn({ "--url", url, "--lock", "table", "upgrade", "head" }, { cwd = dir })
     for _ = 1, 200 do
