@@ -1046,6 +1046,12 @@ end
 
 local function load_metadata(path)
   local env = setmetatable({ sa = require "luamigrate.sa" }, { __index = _G })
+  local f = io.open(path)
+  if not f then
+    error(("%s: no declared schema there (autogenerate and check read the file named by "
+      .. "target_schema, default schema.lua under script_location)"):format(path), 0)
+  end
+  f:close()
   local chunk, err = loadfile(path, "t", env)
   if not chunk then error(err, 0) end
   local ok, md = pcall(chunk)

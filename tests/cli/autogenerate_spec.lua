@@ -319,6 +319,12 @@ return md
     assert.equal("", pg.psql(url, "SELECT coalesce(string_agg(relname, ','), '') FROM pg_class WHERE relname IN ('a', 'b')"))
   end)
 
+  it("says where the declared schema should be when there is none", function()
+    local r = run("check")
+    assert.equal(2, r.code, r.out .. r.err)
+    assert.truthy(r.err:find("migrations/schema.lua: no declared schema there", 1, true), r.err)
+  end)
+
   it("refuses a project template without ${upgrades}, naming the placeholder, and writes nothing", function()
     cli.write(dir .. "/migrations/script.lua.tmpl", "revision = ${revision_lua}\ndown_revision = ${down_revision_lua}\n"
       .. "function upgrade()\nend\nfunction downgrade()\nend\n")
