@@ -93,7 +93,8 @@ const lm_command_help *lm_cli_help_for(const char *command) {
 
 void lm_cli_print_help(FILE *f) {
   fprintf(f,
-          "usage: luamigrate [-c CONFIG] [--url URL] [-x KEY=VALUE]... [-q] COMMAND ...\n"
+          "usage: luamigrate [-c CONFIG] [--url URL] [-x KEY=VALUE]... [--lock-timeout S]\n"
+          "                  [--lock MODE] [-q] COMMAND ...\n"
           "\n"
           "A PostgreSQL migration engine with migrations written in Lua.\n"
           "\n"
