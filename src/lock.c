@@ -97,15 +97,13 @@ static int describe_advisory_holder(PGconn *conn, const char *k1, const char *k2
 }
 
 /* The lease's holder: "luamigrate on host h, pid 12 (application_name 'x'), since T, last
- * heartbeat Ns ago, expires in Ms"; returns 1 if a row exists. `owner` gets the token. */
-static int describe_lease_holder(lm_lock *lk, PGconn *conn, char *buf, size_t cap, char *owner,
-                                 size_t ocap) {
+ * heartbeat Ns ago, expires in Ms"; returns 1 if a row exists. */
+static int describe_lease_holder(lm_lock *lk, PGconn *conn, char *buf, size_t cap) {
   char sql[1024];
   PGresult *res = NULL;
   lm_error e = {0};
   int found = 0;
   buf[0] = '\0';
-  if (owner) owner[0] = '\0';
   snprintf(sql, sizeof sql,
            "SELECT owner, coalesce(host, '?'), coalesce(pid::text, '?'), "
            "       coalesce(application, ''), "
@@ -117,7 +115,6 @@ static int describe_lease_holder(lm_lock *lk, PGconn *conn, char *buf, size_t ca
   if (lm_exec(conn, sql, 0, NULL, NULL, NULL, &res, &e) == LM_OK) {
     if (PQntuples(res) > 0) {
       found = 1;
-      if (owner) snprintf(owner, ocap, "%s", PQgetvalue(res, 0, 0));
       long long exp = atoll(PQgetvalue(res, 0, 6));
       snprintf(buf, cap,
                "luamigrate on host %s, pid %s (application_name '%s'), since %s, last "
@@ -312,10 +309,7 @@ static void *heartbeat_main(void *arg) {
     if (lk->hb_conn) r = renew_on(lk, lk->hb_conn, &e);
     lm_error_clear(&e);
     pthread_mutex_lock(&lk->hb_mu);
-    if (r == 0) {
-      lk->hb_lost = 1;
-      break;
-    }
+    if (r == 0) break; /* taken over: the run's next fence stops it */
   }
   pthread_mutex_unlock(&lk->hb_mu);
   return NULL;
@@ -367,8 +361,8 @@ static int acquire_table(lm_lock *lk, const char *conninfo, lm_error *err) {
   waiter w;
   waiter_init(&w, lk->timeout_s, lk->quiet, (unsigned)time(NULL) ^ (unsigned)getpid());
   for (;;) {
-    char holder[512], prev_owner[96];
-    describe_lease_holder(lk, conn, holder, sizeof holder, prev_owner, sizeof prev_owner);
+    char holder[512];
+    describe_lease_holder(lk, conn, holder, sizeof holder);
     PGresult *res = NULL;
     if ((rc = exec_sql(conn, sql, 4, vals, &res, err))) goto cleanup;
     int got = PQntuples(res) == 1;
@@ -503,7 +497,7 @@ int lm_lock_fence(lm_lock *lk, PGconn *work, lm_error *err) {
     if (r < 0) return r;
     if (r == 0) {
       char holder[512];
-      int found = describe_lease_holder(lk, work, holder, sizeof holder, NULL, 0);
+      int found = describe_lease_holder(lk, work, holder, sizeof holder);
       lm_error_set(err, LM_ELOCK,
                    "lost the migration lease: %s%s (its heartbeat stopped for longer than "
                    "lock_lease = %g s); this run stops here, the next one continues from what "

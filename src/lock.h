@@ -43,7 +43,6 @@ typedef struct lm_lock {
   pthread_mutex_t hb_mu;
   pthread_cond_t hb_cv;
   int hb_stop;
-  int hb_lost; /* the heartbeat found the lease no longer ours (under hb_mu) */
 } lm_lock;
 
 /* Parses "session", "xact" or "table"; -1 for anything else. */
