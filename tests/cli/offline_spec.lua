@@ -82,6 +82,16 @@ describe("--sql", function()
     assert.truthy(r.err:find("SELECT count(*) AS n FROM pg_class", 1, true), r.err)
   end)
 
+  it("passes -x arguments to migrations, as online", function()
+    dir = cli.project { files = {
+      ["migrations/versions/aaaa_seed.lua"] = cli.revision("aaaa", nil,
+        '  op.execute("SELECT " .. tostring(op.inline_literal(op.get_x_argument().tenant or "none")))\n', ""),
+    } }
+    local r = run("-x", "tenant=acme", "upgrade", "head", "--sql")
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("\nSELECT 'acme';\n", 1, true), r.out)
+  end)
+
   it("needs a range for downgrade", function()
     dir = cli.project { files = cli.chain(1) }
     local r = run("downgrade", "base", "--sql")

@@ -108,6 +108,7 @@ function M.normalizer()
       return ids[id]
     end)
     text = text:gsub("%d%d%d%d%-%d%d%-%d%d[ T]%d%d:%d%d:%d%d[%.%d]*", "<date>")
+    text = text:gsub("%(%d[%d.]* ms%)", "(<n> ms)")
     text = text:gsub(" *%d[%d.]* ms%f[^%w]", " <n> ms")
     text = text:gsub("postgresql://%S+", "<url>")
     text = text:gsub("'%d+%.%d+%.%d+'", "'<version>'")
