@@ -195,7 +195,14 @@ describe("the documentation", function()
       if st.kind == "op" then examples[st.args[1]] = true end
     end
     local op = require "luamigrate.op"
+    local sa = require "luamigrate.sa"
     local missing = {}
+    -- every example names a real op (op.x) or sa object (sa.X, sa.Enum:create)
+    for name in pairs(examples) do
+      local mod, key = name:match("^(%a+)%.([%w_]+)")
+      local known = mod == "op" and op or mod == "sa" and rawget(sa, key or "") and sa or nil
+      if not known or rawget(known, key) == nil then missing[#missing + 1] = name .. " (no such op)" end
+    end
     for name, v in pairs(op) do
       if type(v) == "function" and not name:match("^_") and not examples["op." .. name] then
         missing[#missing + 1] = "op." .. name
@@ -209,7 +216,6 @@ describe("the documentation", function()
     table.sort(missing)
     assert.same({}, missing)
     -- the sa names a migration can use are all mentioned
-    local sa = require "luamigrate.sa"
     local unmentioned = {}
     for name in pairs(sa) do
       if not text:find("sa." .. name, 1, true) then unmentioned[#unmentioned + 1] = "sa." .. name end
