@@ -80,6 +80,10 @@ local function run_session_step(s, step)
     local want = s.norm_doc(step.code)
     assert(doctest.match(want, got), diff_message(where, want, got))
   elseif kind == "file" then
+    if step.args[2] == "repo" then
+      assert(cli.slurp(cli.src .. "/" .. path) == step.code,
+        ("%s: the block differs from the repository's %s"):format(where, path))
+    end
     cli.mkdir_p((s.dir .. "/" .. path):match("^(.*)/"))
     cli.write(s.dir .. "/" .. path, step.code)
   elseif kind == "copy" then

@@ -8,7 +8,8 @@
 --                                    binary, DATABASE_URL a fresh database); the lines up to
 --                                    the next "$ " are the expected output (stdout and stderr
 --                                    as a terminal shows them). A line "..." matches any lines.
---   <!-- doctest: file PATH -->      the block is written to PATH in the project directory.
+--   <!-- doctest: file PATH [repo] --> the block is written to PATH in the project directory
+--                                    (repo: and must equal the repository's PATH).
 --   <!-- doctest: edit PATH -->      PATH's text from the first line equal to the block's first
 --                                    line on is replaced by the block ("function upgrade()").
 --   <!-- doctest: shows PATH -->     PATH's text must equal the block.
