@@ -69,6 +69,9 @@ local function run_console(s, step)
   local p = assert(io.popen(("%s script -qec %s /dev/null </dev/null"):format(env, q("sh " .. file))))
   local out = p:read("a")
   p:close()
+  -- every block starts by echoing its first command, so empty output means script(1)
+  -- itself failed (no pseudo-terminal available)
+  assert(out ~= "", "script(1) printed nothing: it needs a pseudo-terminal (/dev/ptmx)")
   return out
 end
 
