@@ -286,6 +286,23 @@ static int l_xact_autocommit(lua_State *L) {
                     "without a pooler) for migrations with autocommit blocks");
 }
 
+/* Pushes the -x KEY=VALUE arguments as a table (op.get_x_argument()), online and in --sql. */
+static void push_x_args(lua_State *L, const lm_app *app) {
+  lua_newtable(L);
+  for (int i = 0; i < app->opts->nx; i++) {
+    const char *kv = app->opts->x[i];
+    const char *eq = strchr(kv, '=');
+    if (eq) {
+      lua_pushlstring(L, kv, (size_t)(eq - kv));
+      lua_pushstring(L, eq + 1);
+    } else {
+      lua_pushstring(L, kv);
+      lua_pushliteral(L, "");
+    }
+    lua_rawset(L, -3);
+  }
+}
+
 int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade, lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L);
@@ -297,20 +314,8 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   lm_push_conn(L, app->conn, 1);
   int conn_idx = lua_gettop(L);
   if (app->dry_run) lm_conn_set_trace(L, conn_idx, 1);
-  lua_newtable(L); /* -x arguments */
+  push_x_args(L, app);
   int x_idx = lua_gettop(L);
-  for (int i = 0; i < app->opts->nx; i++) {
-    const char *kv = app->opts->x[i];
-    const char *eq = strchr(kv, '=');
-    if (eq) {
-      lua_pushlstring(L, kv, (size_t)(eq - kv));
-      lua_pushstring(L, eq + 1);
-    } else {
-      lua_pushstring(L, kv);
-      lua_pushliteral(L, "");
-    }
-    lua_rawset(L, x_idx);
-  }
   lm_cancel_set_conn(app->conn);
   for (size_t s = 0; s < plan->n; s++) {
     int idx = plan->idx[s];
@@ -505,6 +510,8 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
   const int per_migration = app->cfg.tx_per_migration;
   lua_pushcfunction(L, l_emit);
   int emit_idx = lua_gettop(L);
+  push_x_args(L, app);
+  int x_idx = lua_gettop(L);
 
   if (from_base && upgrade) {
     fputs("BEGIN;\n\n", stdout);
@@ -529,7 +536,7 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     }
     lua_getfield(L, -1, fn);
     lua_remove(L, -2);
-    lm_ctx_begin_offline(L, emit_idx, 0);
+    lm_ctx_begin_offline(L, emit_idx, x_idx);
     int st = lm_pcall(L, 0, 0);
     lm_ctx_end(L);
     if (st != LUA_OK) {

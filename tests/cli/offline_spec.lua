@@ -82,6 +82,20 @@ describe("--sql", function()
     assert.truthy(r.err:find("SELECT count(*) AS n FROM pg_class", 1, true), r.err)
   end)
 
+  it("passes -x arguments to migrations, online and in --sql", function()
+    dir = cli.project { files = {
+      ["migrations/versions/aaaa_seed.lua"] = cli.revision("aaaa", nil,
+        '  op.execute("CREATE TABLE seen AS SELECT " .. tostring(op.inline_literal(op.get_x_argument().tenant or "none")) .. "::text AS tenant")\n', ""),
+    } }
+    local r = run("-x", "tenant=acme", "upgrade", "head", "--sql")
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("\nCREATE TABLE seen AS SELECT 'acme'::text AS tenant;\n", 1, true), r.out)
+    url, dbname = pg.new_db()
+    r = run("--url", url, "-x", "tenant=acme", "upgrade", "head")
+    assert.equal(0, r.code, r.err)
+    assert.equal("acme", pg.psql(url, "SELECT tenant FROM seen"))
+  end)
+
   it("needs a range for downgrade", function()
     dir = cli.project { files = cli.chain(1) }
     local r = run("downgrade", "base", "--sql")
