@@ -127,6 +127,7 @@ end
 function M.inline_literal(value)
   return setmetatable({ kind = "inline_literal", value = value }, {
     __tostring = function(self) return render.value(self.value) end,
+    __concat = function(a, b) return tostring(a) .. tostring(b) end,
   })
 end
 
@@ -276,6 +277,7 @@ function M.create_table(name, ...)
     .. " (\n    " .. table.concat(lines, ",\n    ") .. "\n)"
   if o.postgresql_inherits then s = s .. " INHERITS (" .. qualified(o.schema, o.postgresql_inherits) .. ")" end
   if o.postgresql_partition_by then s = s .. " PARTITION BY " .. o.postgresql_partition_by end
+  s = s .. render.with_clause(o.postgresql_with)
   stmts[#stmts + 1] = s
   if o.comment ~= nil then stmts[#stmts + 1] = render.comment_on("TABLE", tname, o.comment) end
   for _, c in ipairs(cols) do

@@ -158,15 +158,19 @@ function M.create_index(name, table_name, exprs, o)
     .. (o.postgresql_using and (" USING " .. o.postgresql_using) or "")
     .. " (" .. table.concat(cols, ", ") .. ")"
   if o.postgresql_include then s = s .. " INCLUDE (" .. idents(o.postgresql_include) .. ")" end
-  if o.postgresql_with then
-    local w, keys = {}, {}
-    for k in pairs(o.postgresql_with) do keys[#keys + 1] = k end
-    table.sort(keys)
-    for i, k in ipairs(keys) do w[i] = ident(k) .. " = " .. tostring(o.postgresql_with[k]) end
-    s = s .. " WITH (" .. table.concat(w, ", ") .. ")"
-  end
+  s = s .. M.with_clause(o.postgresql_with)
   if o.postgresql_where then s = s .. " WHERE " .. sqltext(o.postgresql_where) end
   return s
+end
+
+-- " WITH (k = v, ...)" storage parameters, keys sorted so output is stable; "" for nil.
+function M.with_clause(params)
+  if not params then return "" end
+  local w, keys = {}, {}
+  for k in pairs(params) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for i, k in ipairs(keys) do w[i] = ident(k) .. " = " .. tostring(params[k]) end
+  return " WITH (" .. table.concat(w, ", ") .. ")"
 end
 
 function M.comment_on(kind, target, comment)

@@ -82,7 +82,13 @@ end
 
 -- sa.Computed("expr", {persisted = true})
 function M.Computed(sqltext, opts)
-  split("sa.Computed", set("persisted"), opts or {})
+  local _, o = split("sa.Computed", set("persisted"), opts or {})
+  if type(sqltext) ~= "string" and not M.is(sqltext, "text") then
+    error("sa.Computed: the expression must be a string", 2)
+  end
+  if o.persisted == false then
+    error("sa.Computed: PostgreSQL has only stored generated columns (persisted = false is not possible)", 2)
+  end
   return object("Computed", { sqltext = sqltext })
 end
 

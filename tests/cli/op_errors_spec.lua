@@ -21,6 +21,8 @@ local CASES = {
   { 'sa.Bogus()', "sa.Bogus does not exist" },
   { 'op.no_such_op()', "attempt to call a nil value (field 'no_such_op')" },
   { 'op.register("execute", function() end)', "op.register: op.execute already exists" },
+  { 'sa.Column("d", sa.Date, sa.Computed("now()::date", { persisted = false }))', "sa.Computed: PostgreSQL has only stored generated columns" },
+  { 'sa.Computed(42)', "sa.Computed: the expression must be a string" },
   { 'op.create_table("t", "not a column")', 'op.create_table("t"): argument 2 is not a column or constraint' },
 }
 
