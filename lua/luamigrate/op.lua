@@ -505,8 +505,9 @@ function M.drop_table_comment(table_name, opts)
   run("drop_table_comment", render.comment_on("TABLE", qualified(o.schema, table_name), nil))
 end
 
--- op.bulk_insert(sa.table(...) | "name", rows, {multiinsert}): one INSERT per row with the
--- values as literals (so the same statements serve online and offline).
+-- op.bulk_insert(sa.table(...) | "name", rows, {multiinsert, schema}): one multi-row INSERT
+-- (multiinsert = false: one INSERT per row), values as literals so the same statements serve
+-- online and offline.
 function M.bulk_insert(tbl, rows, opts)
   local o = options("bulk_insert", opts, set("multiinsert", "schema"))
   local name, sch, cols = tbl, o.schema, nil
