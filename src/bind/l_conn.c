@@ -8,6 +8,7 @@
 
 #include "bind.h"
 #include "conn.h"
+#include "log.h"
 
 typedef struct luaconn {
   PGconn *conn; /* NULL once closed or detached */
@@ -137,11 +138,17 @@ static PGresult *run(lua_State *L, luaconn *c) {
   lm_error err = {0};
   PGresult *res = NULL;
   double t0 = 0;
+  /* -v shows the statement on stderr as it starts, unless a dry run traces it anyway. */
+  int verbose = !c->trace && lm_log_verbose();
   if (c->trace) {
     trace_statement(sql, n, vals);
     t0 = now_ms();
+  } else if (verbose) {
+    lm_log_statement(sql, n, vals);
+    t0 = now_ms();
   }
   if (lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err) != LM_OK) {
+    if (verbose) lm_log_break();
     if (c->trace) {
       printf("-- ERROR %s after %.2f ms: %s\n\n", err.sqlstate ? err.sqlstate : "", now_ms() - t0,
              err.message ? err.message : "");
@@ -149,6 +156,7 @@ static PGresult *run(lua_State *L, luaconn *c) {
     }
     lm_raise_error(L, &err);
   }
+  if (verbose) lm_log_statement_end(now_ms() - t0);
   if (c->trace) {
     const char *tuples = PQcmdTuples(res);
     if (PQresultStatus(res) == PGRES_TUPLES_OK)
