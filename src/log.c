@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int verbosity;
@@ -53,6 +54,13 @@ void lm_log_break(void) {
   if (!line_open) return;
   fputc('\n', stderr);
   line_open = 0;
+}
+
+void lm_log_before_stdout(void) {
+  if (!line_open) return;
+  struct stat out, err;
+  if (fstat(STDOUT_FILENO, &out) || fstat(STDERR_FILENO, &err)) return;
+  if (out.st_dev == err.st_dev && out.st_ino == err.st_ino) lm_log_break();
 }
 
 void lm_log_step(size_t i, size_t total) {

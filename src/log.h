@@ -38,6 +38,10 @@ void lm_log_end(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The ending " (12 ms)" of an open line. */
 void lm_log_end_ms(double ms);
 void lm_log_break(void);
+/* Call before writing to stdout while a step line may be open (dry-run traces): when stdout
+ * and stderr are the same terminal or file, the open line is ended first so the two do not
+ * run together; separate streams are left as they are. */
+void lm_log_before_stdout(void);
 
 /* Step `i` (1-based) of `total` is about to begin: when stderr is a terminal and the run
  * has more than one step, the next lm_log_begin line starts with "[ i/total] ". */

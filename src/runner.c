@@ -174,6 +174,7 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
 /* Dry runs: ctx.emit while an autocommit block's statements are listed, not run. */
 static int l_dry_skip(lua_State *L) {
   const char *sql = luaL_checkstring(L, 1);
+  lm_log_before_stdout();
   printf("-- skipped (autocommit block; a dry run cannot leave its transaction):\n");
   for (const char *p = sql; *p;) {
     const char *nl = strchr(p, '\n');

@@ -115,6 +115,7 @@ static double now_ms(void) {
 
 /* The dry-run trace of one statement: the SQL as sent, its parameters, then the outcome. */
 static void trace_statement(const char *sql, int n, const char *const *vals) {
+  lm_log_before_stdout();
   size_t len = strlen(sql);
   while (len && (sql[len - 1] == ';' || sql[len - 1] == ' ' || sql[len - 1] == '\n')) len--;
   printf("%.*s;\n", (int)len, sql);
@@ -124,6 +125,7 @@ static void trace_statement(const char *sql, int n, const char *const *vals) {
     else
       printf("--   $%d = NULL\n", i + 1);
   }
+  fflush(stdout); /* before any notice the statement causes reaches stderr */
 }
 
 /* Runs the statement at arg 2 with params from arg 3; leaves a Result box on the stack

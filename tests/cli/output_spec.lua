@@ -112,6 +112,24 @@ describe("output", function()
     assert.truthy(r.out:find("^Running upgrade  %-> " .. ids[1]), r.out)
   end)
 
+  it("keeps a dry run's statements off the step line on a terminal and in a shared log", function()
+    local r = tty({ "upgrade", "--dry-run", "+2" }, { env = { NO_COLOR = "1" } })
+    assert.equal(0, r.code, r.out)
+    assert.truthy(r.out:find("^%[1/2%] Running upgrade  %-> " .. ids[1] .. ", revision " .. ids[1]
+      .. "\nCREATE TABLE IF NOT EXISTS migration_log"), r.out)
+    assert.truthy(r.out:find("\n  %.%.%. %(%d+ ms%)\n%[2/2%] Running upgrade " .. ids[1]), r.out)
+    local log = dir .. "/run.log"
+    assert(os.execute(("cd %s && env -u NO_COLOR %s --url %s upgrade --dry-run +1 >%s 2>&1"):format(
+      pg.shell_quote(dir), pg.shell_quote(cli.bin), pg.shell_quote(url), pg.shell_quote(log))))
+    local text = cli.slurp(log)
+    assert.truthy(text:find("^Running upgrade  %-> " .. ids[1] .. ", revision " .. ids[1]
+      .. "\nCREATE TABLE IF NOT EXISTS migration_log"), text)
+    -- Separate streams stay as they were: the step line is whole on stderr.
+    r = run { "upgrade", "--dry-run", "+1" }
+    assert.truthy(r.err:find("^Running upgrade  %-> " .. ids[1] .. ", revision " .. ids[1] .. " %(%d+ ms%)\n"), r.err)
+    assert.equal("", applied())
+  end)
+
   it("shows server notices and warnings prefixed, naming the revision", function()
     local r = run { "upgrade", "head" }
     assert.equal(0, r.code, r.err)
