@@ -16,7 +16,9 @@ typedef struct lm_opts {
   const char *url;    /* --url */
   const char **x;     /* -x KEY=VALUE, in order */
   int nx;
-  int quiet;
+  int quiet;   /* -q: no step lines */
+  int verbose; /* -v before the command (or after one without its own -v): more detail */
+  int color;   /* lm_color: --color=auto|always|never */
   const char *lock_timeout; /* --lock-timeout SECONDS, beats the config's lock_timeout */
   const char *lock_mode;    /* --lock MODE, beats the config's lock */
   const char *command;

@@ -1,6 +1,8 @@
 /* Global option parsing and help texts for every command. */
 #include "cli.h"
 
+#include "log.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +22,8 @@ static const lm_command_help HELP[] = {
      "  --autogenerate          fill upgrade() and downgrade() from the differences between\n"
      "                          the declared schema (target_schema, default schema.lua) and\n"
      "                          the database, which must be at the heads\n",
-     "luamigrate revision --autogenerate -m \"add EMPLOYEE role\""},
+     "luamigrate revision -m \"create account table\"\n"
+     "  luamigrate revision --autogenerate -m \"add EMPLOYEE role\""},
     {"check", "luamigrate check",
      "Compare the declared schema (target_schema) with the database: exit 0 when they match, "
      "else list the differences and exit 1.",
@@ -32,14 +35,17 @@ static const lm_command_help HELP[] = {
      "  --dry-run               run the migrations in one transaction, print every\n"
      "                          statement with its timing, then roll everything back\n"
      "                          (autocommit blocks are listed, not run)\n",
-     "luamigrate upgrade head"},
+     "luamigrate upgrade head\n"
+     "  luamigrate upgrade +1\n"
+     "  luamigrate upgrade --sql head > upgrade.sql"},
     {"downgrade", "luamigrate downgrade [--sql | --dry-run] TARGET",
      "Revert the database to TARGET.",
      "  TARGET: base, a revision id or unique prefix, -N, REV-N\n"
      "  --sql                   print the SQL script for START:END instead of running it\n"
      "  --dry-run               run the downgrade in one transaction, print every\n"
      "                          statement with its timing, then roll everything back\n",
-     "luamigrate downgrade -1"},
+     "luamigrate downgrade -1\n"
+     "  luamigrate downgrade --dry-run base"},
     {"current", "luamigrate current [-v] [--check-heads]",
      "Show the database's current revision(s).",
      "  -v, --verbose           show full details and the (redacted) database URL\n"
@@ -67,7 +73,8 @@ static const lm_command_help HELP[] = {
      "  -i, --indicate-current  mark the database's revisions with (current)\n"
      "  -v, --verbose           show full details\n"
      "  --json                  a JSON array of revisions, newest first\n",
-     "luamigrate history -r base:head"},
+     "luamigrate history -r base:head\n"
+     "  luamigrate history -i -r current:"},
     {"show", "luamigrate show [--json] REV", "Show the revision(s) REV names.",
      "  --json                  a JSON array of revisions instead of text\n",
      "luamigrate show head"},
@@ -80,7 +87,8 @@ static const lm_command_help HELP[] = {
      "  --purge                 delete every version row first (recovers from a row that\n"
      "                          names a revision no file defines)\n"
      "  --sql                   print the SQL instead of running it (REV may be START:END)\n",
-     "luamigrate stamp head"},
+     "luamigrate stamp head\n"
+     "  luamigrate stamp --purge 3c52d30040ed"},
 };
 
 #define NHELP (sizeof HELP / sizeof HELP[0])
@@ -94,7 +102,7 @@ const lm_command_help *lm_cli_help_for(const char *command) {
 void lm_cli_print_help(FILE *f) {
   fprintf(f,
           "usage: luamigrate [-c CONFIG] [--url URL] [-x KEY=VALUE]... [--lock-timeout S]\n"
-          "                  [--lock MODE] [-q] COMMAND ...\n"
+          "                  [--lock MODE] [-q | -v] [--color WHEN] COMMAND ...\n"
           "\n"
           "A PostgreSQL migration engine with migrations written in Lua.\n"
           "\n"
@@ -108,7 +116,14 @@ void lm_cli_print_help(FILE *f) {
           "                          (default: the config's lock_timeout, else wait)\n"
           "  --lock MODE             session (default), xact or table: how runs exclude each\n"
           "                          other (table and xact work through PgBouncer)\n"
-          "  -q, --quiet             no progress lines\n"
+          "  -q, --quiet             no progress lines (warnings, errors and server notices\n"
+          "                          still show)\n"
+          "  -v, --verbose           also show the connection, the lock and every statement a\n"
+          "                          migration runs, with timings (on stderr). After a command\n"
+          "                          with its own -v (current, heads, branches, history) -v is\n"
+          "                          that command's; after any other it is this one\n"
+          "  --color WHEN            auto (default: colour on a terminal, unless NO_COLOR is\n"
+          "                          set or TERM=dumb), always or never\n"
           "  --version               print the version\n"
           "  -h, --help              this help; COMMAND --help for a command's\n"
           "\n"
@@ -116,13 +131,29 @@ void lm_cli_print_help(FILE *f) {
   for (size_t i = 0; i < NHELP; i++) fprintf(f, "  %-10s %s\n", HELP[i].name, HELP[i].summary);
   fprintf(f,
           "\n"
-          "exit status: 0 success; 1 migration or database error; 2 usage, config or\n"
-          "revision-file error.\n");
+          "output: command output goes to stdout; progress (one line per migration with its\n"
+          "duration, and a [ i/n] counter when stderr is a terminal), warnings, server\n"
+          "notices and errors go to stderr.\n"
+          "\n"
+          "exit status:\n"
+          "  0  success\n"
+          "  1  a migration or database error: a failed migration, no connection, the lock\n"
+          "     not had in time, an interruption; also check finding differences and\n"
+          "     current --check-heads off the heads\n"
+          "  2  a usage or config error: an unknown command, option or revision, a bad\n"
+          "     config or revision file\n"
+          "\n"
+          "example:\n"
+          "  luamigrate --url postgresql://app@localhost/app upgrade head\n");
 }
 
 void lm_cli_print_command_help(const lm_command_help *h, FILE *f) {
   fprintf(f, "usage: %s\n\n%s\n", h->usage, h->summary);
-  if (h->options[0]) fprintf(f, "\noptions:\n%s", h->options);
+  fprintf(f,
+          "\noptions:\n%s"
+          "  -h, --help              this help\n"
+          "  (global options, such as --url, go before the command: see luamigrate --help)\n",
+          h->options);
   fprintf(f, "\nexample:\n  %s\n", h->example);
 }
 
@@ -143,17 +174,38 @@ static size_t distance(const char *a, const char *b) {
   return d[la][lb];
 }
 
-const char *lm_cli_suggest(const char *name) {
+static const char *undashed(const char *s) {
+  while (*s == '-') s++;
+  return s;
+}
+
+const char *lm_cli_closest(const char *name, const char *const *cands, size_t n) {
+  char bare[40];
+  const char *u = undashed(name);
+  size_t len = strcspn(u, "=");
+  if (len == 0 || len >= sizeof bare) return NULL;
+  memcpy(bare, u, len);
+  bare[len] = '\0';
   const char *best = NULL;
   size_t bestd = 3;
-  for (size_t i = 0; i < NHELP; i++) {
-    size_t dd = distance(name, HELP[i].name);
-    if (dd < bestd || (strncmp(HELP[i].name, name, strlen(name)) == 0 && strlen(name) >= 2)) {
-      bestd = dd;
-      best = HELP[i].name;
+  for (size_t i = 0; i < n; i++) {
+    const char *c = undashed(cands[i]);
+    size_t d = distance(bare, c);
+    /* One edit in a one-letter name is any other letter: no suggestion. */
+    if (d < bestd && d < len) {
+      bestd = d;
+      best = cands[i];
+    } else if (!best && len >= 2 && !strncmp(c, bare, len)) {
+      best = cands[i];
     }
   }
   return best;
+}
+
+const char *lm_cli_suggest(const char *name) {
+  const char *names[NHELP];
+  for (size_t i = 0; i < NHELP; i++) names[i] = HELP[i].name;
+  return lm_cli_closest(name, names, NHELP);
 }
 
 /* Matches "-s VALUE", "--long VALUE" or "--long=VALUE" at argv[*i]: 1 and *val set, 0 no
@@ -177,6 +229,33 @@ int lm_cli_take(int argc, char **argv, int *i, const char *s, const char *l, con
 static int take(int argc, char **argv, int *i, const char *s, const char *l, const char **val,
                 lm_error *err) {
   return lm_cli_take(argc, argv, i, s, l, val, err);
+}
+
+static const char *const GLOBAL_OPTIONS[] = {
+    "--config", "--url",     "--x-arg", "--lock-timeout", "--lock",
+    "--quiet",  "--verbose", "--color", "--version",      "--help",
+};
+#define NGLOBAL (sizeof GLOBAL_OPTIONS / sizeof GLOBAL_OPTIONS[0])
+
+int lm_cli_is_global(const char *arg) {
+  size_t len = strcspn(arg, "=");
+  if (!strcmp(arg, "-x") || !strcmp(arg, "-c")) return 1;
+  for (size_t i = 0; i < NGLOBAL; i++)
+    if (strlen(GLOBAL_OPTIONS[i]) == len && !strncmp(arg, GLOBAL_OPTIONS[i], len)) return 1;
+  return 0;
+}
+
+int lm_cli_color(const char *when) {
+  if (!strcmp(when, "auto")) return LM_COLOR_AUTO;
+  if (!strcmp(when, "always")) return LM_COLOR_ALWAYS;
+  if (!strcmp(when, "never")) return LM_COLOR_NEVER;
+  return -1;
+}
+
+static void suggest(lm_error *err, const char *s) {
+  char hint[128];
+  snprintf(hint, sizeof hint, "did you mean '%s'?", s);
+  lm_error_setfield(&err->hint, hint);
 }
 
 int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
@@ -209,8 +288,14 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
     } else if ((t = take(argc, argv, &i, NULL, "--lock", &val, err))) {
       if (t < 0) return LM_EUSAGE;
       o->lock_mode = val;
+    } else if ((t = take(argc, argv, &i, NULL, "--color", &val, err))) {
+      if (t < 0) return LM_EUSAGE;
+      if ((o->color = lm_cli_color(val)) < 0)
+        return lm_error_set(err, LM_EUSAGE, "--color: '%s' is not auto, always or never", val);
     } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
       o->quiet = 1;
+    } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+      o->verbose = 1;
     } else if (!strcmp(a, "--version")) {
       printf("luamigrate %s\n", LM_VERSION);
       *done = 1;
@@ -220,10 +305,13 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
       *done = 1;
       return LM_OK;
     } else {
-      return lm_error_set(err, LM_EUSAGE,
-                          "unknown global option '%s' (global options go before the "
-                          "command; see luamigrate --help)",
-                          a);
+      lm_error_set(err, LM_EUSAGE,
+                   "unknown global option '%s' (global options go before the command; see "
+                   "luamigrate --help)",
+                   a);
+      const char *s = lm_cli_closest(a, GLOBAL_OPTIONS, NGLOBAL);
+      if (s) suggest(err, s);
+      return LM_EUSAGE;
     }
   }
   if (i >= argc) {
@@ -236,11 +324,7 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
   if (!lm_cli_help_for(o->command)) {
     const char *s = lm_cli_suggest(o->command);
     lm_error_set(err, LM_EUSAGE, "unknown command '%s'", o->command);
-    if (s) {
-      char hint[128];
-      snprintf(hint, sizeof hint, "did you mean '%s'?", s);
-      lm_error_setfield(&err->hint, hint);
-    }
+    if (s) suggest(err, s);
     return LM_EUSAGE;
   }
   return LM_OK;

@@ -2,6 +2,7 @@
 #ifndef LM_CLI_H
 #define LM_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "app.h"
@@ -24,5 +25,12 @@ void lm_cli_print_help(FILE *f);
 void lm_cli_print_command_help(const lm_command_help *h, FILE *f);
 /* The known command closest to `name` (for "did you mean"), or NULL. */
 const char *lm_cli_suggest(const char *name);
+/* The candidate closest to `name` (an option: leading dashes and "=value" are ignored): a
+ * typo of at most two edits, or else a name that starts with it; NULL when none is. */
+const char *lm_cli_closest(const char *name, const char *const *cands, size_t n);
+/* Whether arg is a global option (one that goes before the command). */
+int lm_cli_is_global(const char *arg);
+/* lm_color for --color's WHEN, or -1. */
+int lm_cli_color(const char *when);
 
 #endif

@@ -79,6 +79,43 @@ static int is_relative(const char *a) {
   return 1;
 }
 
+/* The error for an option `command` does not take: a global option misplaced, or a typo of
+ * one of its own options (`allowed`, space-separated names), named in a hint. */
+static int unknown_option(const lm_opts *o, const char *allowed, const char *s, lm_error *err) {
+  char hint[160];
+  if (lm_cli_is_global(s)) {
+    lm_error_set(err, LM_EUSAGE, "%s: '%.*s' is a global option: it goes before the command",
+                 o->command, (int)strcspn(s, "="), s);
+    snprintf(hint, sizeof hint, "luamigrate %.*s ... %s ...", (int)strcspn(s, "="), s, o->command);
+    lm_error_setfield(&err->hint, hint);
+    return LM_EUSAGE;
+  }
+  lm_error_set(err, LM_EUSAGE, "%s: unknown option '%s'", o->command, s);
+  char names[24][32];
+  const char *cands[24];
+  size_t n = 0;
+  for (const char *p = allowed; *p && n < 22;) {
+    size_t len = strcspn(p, " ");
+    if (len && len + 3 <= sizeof names[0]) {
+      snprintf(names[n], sizeof names[n], "--%.*s", (int)len, p);
+      cands[n] = names[n];
+      n++;
+    }
+    p += len;
+    while (*p == ' ') p++;
+  }
+  cands[n++] = "--help";
+  if (!strstr(allowed, "verbose ")) cands[n++] = "--verbose";
+  const char *best = lm_cli_closest(s, cands, n);
+  if (best)
+    snprintf(hint, sizeof hint, "did you mean '%s'? (luamigrate %s --help lists them)", best,
+             o->command);
+  else
+    snprintf(hint, sizeof hint, "luamigrate %s --help lists its options", o->command);
+  lm_error_setfield(&err->hint, hint);
+  return LM_EUSAGE;
+}
+
 /* Parses a command's arguments; `allowed` lists the long options it takes, space-separated. */
 static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err) {
   memset(a, 0, sizeof *a);
@@ -145,10 +182,12 @@ static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err
       a->rev_range = val;
     } else if (ALLOWED("rev-range") && !strncmp(s, "-r", 2) && s[2]) {
       a->rev_range = s + 2; /* -r-3:current, as argparse allows */
+    } else if (!strcmp(s, "-v") || !strcmp(s, "--verbose")) {
+      o->verbose = 1; /* the command has no -v of its own: the global one */
+    } else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) {
+      o->quiet = 1;
     } else {
-      lm_error_set(err, LM_EUSAGE, "%s: unknown option '%s'", o->command, s);
-      lm_error_setfield(&err->hint, "see luamigrate COMMAND --help");
-      return LM_EUSAGE;
+      return unknown_option(o, allowed, s, err);
     }
 #undef ALLOWED
   }
@@ -177,6 +216,12 @@ static void format_down(sbuf *b, const lm_dag *dag, int idx) {
     sb_ids(b, dag, p, n);
 }
 
+/* " (head)" and the like, coloured when stdout gets colour. */
+static void sb_mark(sbuf *b, const char *mark) {
+  sb_add(b, " %s(%s)%s", lm_log_sgr(stdout, LM_STYLE_MARK), mark,
+         lm_log_sgr(stdout, LM_STYLE_RESET));
+}
+
 /* Alembic's Script._head_only. `current` (may be NULL) marks "(current)". */
 static void head_only(sbuf *b, const lm_dag *dag, int idx, int include_branches, int include_doc,
                       int include_parents, int tree_indicators, const lm_revset *current) {
@@ -199,22 +244,24 @@ static void head_only(sbuf *b, const lm_dag *dag, int idx, int include_branches,
     sb_strs(b, labels, nl);
     sb_add(b, ")");
   }
-  if (lm_dag_is_real_head(dag, idx)) sb_add(b, " (head)");
-  if (lm_dag_is_head(dag, idx) && !lm_dag_is_real_head(dag, idx)) sb_add(b, " (effective head)");
-  if (current && lm_revset_has(current, idx)) sb_add(b, " (current)");
+  if (lm_dag_is_real_head(dag, idx)) sb_mark(b, "head");
+  if (lm_dag_is_head(dag, idx) && !lm_dag_is_real_head(dag, idx)) sb_mark(b, "effective head");
+  if (current && lm_revset_has(current, idx)) sb_mark(b, "current");
   if (tree_indicators) {
-    if (lm_dag_is_branch_point(dag, idx)) sb_add(b, " (branchpoint)");
-    if (lm_dag_is_merge_point(dag, idx)) sb_add(b, " (mergepoint)");
+    if (lm_dag_is_branch_point(dag, idx)) sb_mark(b, "branchpoint");
+    if (lm_dag_is_merge_point(dag, idx)) sb_mark(b, "mergepoint");
   }
   if (include_doc) sb_add(b, ", %s", lm_dag_doc(dag, idx));
 }
 
 /* Alembic's Script.log_entry (the verbose form). */
 static void log_entry(sbuf *b, const lm_dag *dag, int idx, const lm_revset *current) {
-  sb_add(b, "Rev: %s%s%s%s%s\n", lm_dag_id(dag, idx), lm_dag_is_head(dag, idx) ? " (head)" : "",
-         lm_dag_is_branch_point(dag, idx) ? " (branchpoint)" : "",
-         lm_dag_is_merge_point(dag, idx) ? " (mergepoint)" : "",
-         current && lm_revset_has(current, idx) ? " (current)" : "");
+  sb_add(b, "Rev: %s", lm_dag_id(dag, idx));
+  if (lm_dag_is_head(dag, idx)) sb_mark(b, "head");
+  if (lm_dag_is_branch_point(dag, idx)) sb_mark(b, "branchpoint");
+  if (lm_dag_is_merge_point(dag, idx)) sb_mark(b, "mergepoint");
+  if (current && lm_revset_has(current, idx)) sb_mark(b, "current");
+  sb_add(b, "\n");
   sb_add(b, lm_dag_is_merge_point(dag, idx) ? "Merges: " : "Parent: ");
   format_down(b, dag, idx);
   sb_add(b, "\n");
@@ -266,18 +313,38 @@ static int emit(sbuf *b, lm_error *err) {
 
 /* ---- database helpers -------------------------------------------------------------- */
 
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static int connect_db(lm_app *app, lm_error *err) {
+  double t0 = now_ms();
   app->conn = lm_conn_open(app->cfg.url, err);
   if (!app->conn) return err->code ? err->code : LM_ECONN;
+  if (lm_log_verbose()) {
+    char *where = lm_conn_describe(app->conn);
+    int v = PQserverVersion(app->conn);
+    lm_log_detail("Connected to %s (PostgreSQL %d.%d) in %.1f ms", where ? where : "?", v / 10000,
+                  v % 10000, now_ms() - t0);
+    free(where);
+  }
   return lm_vt_init(&app->vt, app->conn, app->cfg.version_table, err);
 }
 
 /* Takes the migration lock and makes sure the tables exist. */
 static int lock_db(lm_app *app, lm_error *err) {
+  double t0 = now_ms();
   int rc = lm_lock_acquire(&app->lock, (lm_lock_mode)app->cfg.lock_mode, app->conn, app->cfg.url,
                            app->cfg.version_table, app->vt.lock, app->cfg.lock_timeout,
                            app->cfg.lock_lease, app->opts->quiet, err);
   if (rc) return rc;
+  static const char *const modes[] = {"session", "xact", "table"};
+  if (app->cfg.lock_mode == LM_LOCK_XACT)
+    lm_log_detail("Migration lock (xact): taken by each transaction");
+  else
+    lm_log_detail("Migration lock (%s) taken in %.1f ms", modes[app->cfg.lock_mode], now_ms() - t0);
   if (app->cfg.lock_mode != LM_LOCK_XACT) return lm_vt_ensure(&app->vt, app->conn, err);
   /* Transaction locks: the tables are created under one (a dry run is already inside its
    * transaction). */
@@ -1532,6 +1599,9 @@ int lm_command_run(lm_app *app, lm_error *err) {
   cmdargs a;
   int rc = parse_args(app->opts, c->options, &a, err);
   if (rc) return rc;
+  if (app->opts->quiet && app->opts->verbose)
+    return lm_error_set(err, LM_EUSAGE, "-q and -v contradict each other: give one");
+  lm_log_setup(app->opts->quiet ? -1 : app->opts->verbose, (lm_color)app->opts->color);
   if (a.help) {
     lm_cli_print_command_help(lm_cli_help_for(c->name), stdout);
     return LM_OK;

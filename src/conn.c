@@ -10,10 +10,10 @@
 
 static void notice_receiver(void *arg, const PGresult *res) {
   (void)arg;
-  const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
-  const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-  lm_log_break();
-  fprintf(stderr, "%s:  %s\n", sev ? sev : "NOTICE", msg ? msg : "");
+  lm_log_notice(PQresultErrorField(res, PG_DIAG_SEVERITY),
+                PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+                PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+                PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
 }
 
 /* libpq's own messages end with a newline and may span lines; keep the first line as the

@@ -76,8 +76,8 @@ static void print_block(FILE *f, const char *label, const char *text) {
   }
 }
 
-void lm_error_print(const lm_error *err, FILE *f) {
-  fprintf(f, "luamigrate: %s\n", err->message ? err->message : "unknown error");
+void lm_error_print(const lm_error *err, FILE *f, const char *on, const char *off) {
+  fprintf(f, "%sluamigrate:%s %s\n", on, off, err->message ? err->message : "unknown error");
   print_block(f, "", err->detail);
   print_block(f, "hint: ", err->hint);
 }

@@ -44,8 +44,9 @@ void lm_error_prefix(lm_error *err, const char *fmt, ...) __attribute__((format(
 /* Sets a malloc'd copy of s into *field (freeing the old value); NULL clears it. */
 void lm_error_setfield(char **field, const char *s);
 
-/* Writes the whole error for a user to f: message, then indented detail lines. */
+/* Writes the whole error for a user to f: message, then indented detail lines. The
+ * leading "luamigrate:" goes between the escape sequences on and off ("" for none). */
 #include <stdio.h>
-void lm_error_print(const lm_error *err, FILE *f);
+void lm_error_print(const lm_error *err, FILE *f, const char *on, const char *off);
 
 #endif

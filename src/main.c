@@ -59,8 +59,8 @@ int luamigrate_main(int argc, char **argv) {
   lm_error err = {0};
   int done = 0;
   int rc = lm_cli_parse(argc, argv, &opts, &done, &err);
+  lm_log_setup(opts.quiet ? -1 : 0, (lm_color)opts.color);
   if (rc == LM_OK && !done) {
-    lm_log_set_quiet(opts.quiet);
     app.opts = &opts;
     app.envs_ref = LUA_NOREF;
     app.L = luaL_newstate();
@@ -102,7 +102,8 @@ int luamigrate_main(int argc, char **argv) {
   if (rc != LM_OK) {
     fflush(stdout);
     lm_log_break();
-    lm_error_print(&err, stderr);
+    lm_error_print(&err, stderr, lm_log_sgr(stderr, LM_STYLE_ERROR),
+                   lm_log_sgr(stderr, LM_STYLE_RESET));
   }
   lm_error_clear(&err);
   free(opts.x);

@@ -174,6 +174,7 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
 /* Dry runs: ctx.emit while an autocommit block's statements are listed, not run. */
 static int l_dry_skip(lua_State *L) {
   const char *sql = luaL_checkstring(L, 1);
+  lm_log_before_stdout();
   printf("-- skipped (autocommit block; a dry run cannot leave its transaction):\n");
   for (const char *p = sql; *p;) {
     const char *nl = strchr(p, '\n');
@@ -336,7 +337,9 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       in_tx = 1;
       if ((rc = begin_locked(app, heads, err))) goto step_done;
     }
+    lm_log_step(s + 1, plan->n);
     lm_log_begin("Running %s %s -> %s, %s", fn, from, to, lm_dag_doc(app->dag, idx));
+    lm_log_set_revision(self);
     if ((rc = set_local_timeouts(app, err))) goto step_done;
     double started = wall_s();
     if ((rc = lm_loader_env(app, idx, err))) goto step_done;
@@ -370,8 +373,9 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       rc = simple(app->conn, "COMMIT", err);
       in_tx = 0;
     }
-    if (rc == LM_OK) lm_log_end(" (%.0f ms)", (wall_s() - started) * 1000.0);
+    if (rc == LM_OK) lm_log_end_ms((wall_s() - started) * 1000.0);
   step_done:
+    lm_log_set_revision(NULL);
     /* A lock that could not be had within lock_timeout (55P03) is worth another try: the
      * step rolls back alone, waits with backoff, and runs again, up to lock_retries times. */
     if (rc && err->sqlstate && !strcmp(err->sqlstate, "55P03") && per_migration &&

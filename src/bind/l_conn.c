@@ -8,6 +8,7 @@
 
 #include "bind.h"
 #include "conn.h"
+#include "log.h"
 
 typedef struct luaconn {
   PGconn *conn; /* NULL once closed or detached */
@@ -114,6 +115,7 @@ static double now_ms(void) {
 
 /* The dry-run trace of one statement: the SQL as sent, its parameters, then the outcome. */
 static void trace_statement(const char *sql, int n, const char *const *vals) {
+  lm_log_before_stdout();
   size_t len = strlen(sql);
   while (len && (sql[len - 1] == ';' || sql[len - 1] == ' ' || sql[len - 1] == '\n')) len--;
   printf("%.*s;\n", (int)len, sql);
@@ -123,6 +125,7 @@ static void trace_statement(const char *sql, int n, const char *const *vals) {
     else
       printf("--   $%d = NULL\n", i + 1);
   }
+  fflush(stdout); /* before any notice the statement causes reaches stderr */
 }
 
 /* Runs the statement at arg 2 with params from arg 3; leaves a Result box on the stack
@@ -137,11 +140,17 @@ static PGresult *run(lua_State *L, luaconn *c) {
   lm_error err = {0};
   PGresult *res = NULL;
   double t0 = 0;
+  /* -v shows the statement on stderr as it starts, unless a dry run traces it anyway. */
+  int verbose = !c->trace && lm_log_verbose();
   if (c->trace) {
     trace_statement(sql, n, vals);
     t0 = now_ms();
+  } else if (verbose) {
+    lm_log_statement(sql, n, vals);
+    t0 = now_ms();
   }
   if (lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err) != LM_OK) {
+    if (verbose) lm_log_break();
     if (c->trace) {
       printf("-- ERROR %s after %.2f ms: %s\n\n", err.sqlstate ? err.sqlstate : "", now_ms() - t0,
              err.message ? err.message : "");
@@ -149,6 +158,7 @@ static PGresult *run(lua_State *L, luaconn *c) {
     }
     lm_raise_error(L, &err);
   }
+  if (verbose) lm_log_statement_end(now_ms() - t0);
   if (c->trace) {
     const char *tuples = PQcmdTuples(res);
     if (PQresultStatus(res) == PGRES_TUPLES_OK)

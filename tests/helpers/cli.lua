@@ -50,6 +50,34 @@ function M.run(args, opts)
   return r
 end
 
+-- run_tty(args, {cwd=, env={K=V}, unset={K}}) -> {code=, out=}: runs the binary with stdin,
+-- stdout and stderr on a pseudo-terminal (util-linux script(1)); `out` is what the terminal
+-- showed, stdout and stderr together, with the terminal's \r\n turned into \n. TERM is
+-- xterm unless env sets it, so the result does not depend on the caller's terminal.
+function M.run_tty(args, opts)
+  opts = opts or {}
+  local t = {}
+  for i, a in ipairs(args) do t[i] = q(a) end
+  local env = { TERM = "xterm" }
+  for k, v in pairs(opts.env or {}) do env[k] = v end
+  local keys = {}
+  for k in pairs(env) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local assign = ""
+  for _, k in ipairs(keys) do assign = assign .. ("%s=%s "):format(k, q(env[k])) end
+  local unset = ""
+  for _, k in ipairs(opts.unset or {}) do unset = unset .. "-u " .. k .. " " end
+  local inner = ("cd %s && exec env %s%s%s %s"):format(q(opts.cwd or "."), unset, assign, q(M.bin),
+    table.concat(t, " "))
+  local out = os.tmpname()
+  local p = assert(io.popen(("script -qec %s /dev/null </dev/null >%s 2>&1; echo $?"):format(q(inner), out)))
+  local code = tonumber(p:read("a"):match("%d+"))
+  p:close()
+  local r = { code = code, out = slurp(out):gsub("\r\n", "\n") }
+  os.remove(out)
+  return r
+end
+
 -- Starts the binary in the background; returns a handle whose :wait() gives the result.
 function M.spawn(args, opts)
   opts = opts or {}
