@@ -100,6 +100,8 @@ function M.normalizer()
   local ids, n = {}, 0
   return function(text)
     text = text:gsub("\r", "")
+    -- colour is a terminal's decoration: the pages show the text under it
+    text = text:gsub("\27%[[%d;]*m", "")
     text = text:gsub("%f[%w](%x%x%x%x%x%x%x%x%x%x%x%x)%f[^%w]", function(id)
       if id:find("[g-zA-Z]") then return id end
       if not ids[id] then
