@@ -1,7 +1,8 @@
 -- The shell completions in completions/: the bash one is sourced into bash and driven as
 -- bash drives it (COMP_WORDS, COMP_CWORD, then COMPREPLY); the zsh one must parse.
 local cli = require "helpers.cli"
-local q = require("helpers.pg").shell_quote
+local pg = require "helpers.pg"
+local q = pg.shell_quote
 
 local bindir = cli.bin:match("^(.*)/[^/]*$")
 local script = cli.src .. "/completions/luamigrate.bash"
@@ -11,7 +12,7 @@ local function complete(cwd, ...)
   local words = { ... }
   local quoted = {}
   for i, w in ipairs(words) do quoted[i] = q(w) end
-  local cmd = ("cd %s && PATH=%s:$PATH bash --norc --noprofile -c %s"):format(q(cwd), q(bindir), q(
+  local cmd = ("cd %s && PATH=%s:$PATH %sbash --norc --noprofile -c %s"):format(q(cwd), q(bindir), pg.tool, q(
     ("source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _luamigrate; printf '%%s\\n' \"${COMPREPLY[@]}\"")
       :format(q(script), table.concat(quoted, " "), #words - 1)))
   local p = assert(io.popen(cmd))
@@ -80,6 +81,6 @@ end)
 describe("zsh completion", function()
   it("parses", function()
     assert.is_true(os.execute("command -v zsh >/dev/null"), "zsh is missing (scripts/deps.sh installs it)")
-    assert.is_true(os.execute("zsh -n " .. q(cli.src .. "/completions/_luamigrate")))
+    assert.is_true(os.execute(pg.tool .. "zsh -n " .. q(cli.src .. "/completions/_luamigrate")))
   end)
 end)

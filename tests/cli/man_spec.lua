@@ -1,7 +1,8 @@
 -- The man page man/luamigrate.1 renders without warnings and documents every command and
 -- every option that `luamigrate --help` and `luamigrate COMMAND --help` print.
 local cli = require "helpers.cli"
-local q = require("helpers.pg").shell_quote
+local pg = require "helpers.pg"
+local q = pg.shell_quote
 
 local page = cli.src .. "/man/luamigrate.1"
 
@@ -14,7 +15,7 @@ end
 
 describe("the man page", function()
   it("renders with groff without a warning", function()
-    local ok, out = sh("groff -man -ww -z " .. q(page))
+    local ok, out = sh(pg.tool .. "groff -man -ww -z " .. q(page))
     assert.is_true(ok, out)
     assert.equal("", out)
   end)
