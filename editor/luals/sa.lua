@@ -109,7 +109,7 @@ function Text:bindparams(params) end
 
 ---@class luamigrate.Computed
 ---@field kind "Computed"
----@field sqltext string
+---@field sqltext luamigrate.SqlText
 
 ---@class luamigrate.Constraint
 ---@field kind string "PrimaryKeyConstraint", "UniqueConstraint", "CheckConstraint" or "ForeignKeyConstraint"
@@ -266,9 +266,9 @@ function sa.ForeignKey(target, opts) end
 ---@return luamigrate.Identity
 function sa.Identity(opts) end
 
---- GENERATED ALWAYS AS (sqltext) STORED for a column.
----@param sqltext string
----@param opts? {persisted?: boolean}
+--- GENERATED ALWAYS AS (sqltext) STORED for a column (PostgreSQL has no virtual ones).
+---@param sqltext luamigrate.SqlText
+---@param opts? {persisted?: true}
 ---@return luamigrate.Computed
 function sa.Computed(sqltext, opts) end
 
