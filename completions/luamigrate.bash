@@ -13,7 +13,7 @@ _luamigrate_revisions() {
 }
 
 _luamigrate() {
-  local cur prev i word command="" cmd_index=0
+  local cur prev i word command=""
   local -a global=()
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=""
@@ -40,7 +40,6 @@ _luamigrate() {
       -*) ;;
       *)
         command=$word
-        cmd_index=$i
         break
         ;;
     esac
