@@ -28,8 +28,13 @@ work=$(mktemp -d /tmp/luamigrate-deb.XXXXXX)
 sys=$work/bookworm
 pgdir=
 cleanup() {
-  if [ -n "$sys" ] && mountpoint -q "$sys/proc" 2>/dev/null; then "${sudo[@]}" umount "$sys/proc" || true; fi
-  "${sudo[@]}" rm -rf "$work"
+  # anything still mounted in the tree (our /proc, debootstrap's after a failure), deepest
+  # first; then remove it without crossing into another file system
+  local m
+  for m in $(awk -v root="$sys/" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r); do
+    "${sudo[@]}" umount -l "$m" || true
+  done
+  "${sudo[@]}" rm -rf --one-file-system "$work"
   [ -z "$pgdir" ] || bash scripts/pg.sh stop "$pgdir"
 }
 trap cleanup EXIT
