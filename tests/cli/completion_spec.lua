@@ -79,8 +79,37 @@ describe("bash completion", function()
 end)
 
 describe("zsh completion", function()
+  local dir, ids
+
+  setup(function()
+    local files
+    files, ids = cli.chain(2)
+    dir = cli.project { files = files }
+  end)
+
+  teardown(function() cli.remove(dir) end)
+
+  -- What the terminal shows after typing line and two TABs in an interactive zsh.
+  local function zcomplete(cwd, line)
+    local p = assert(io.popen(("%stimeout 60 zsh %s %s %s %s %s"):format(pg.tool,
+      q(cli.src .. "/tests/helpers/zcomplete.zsh"), q(cli.src .. "/completions"), q(bindir), q(cwd), q(line))))
+    local out = p:read("a")
+    assert.is_true(p:close(), out)
+    return out
+  end
+
   it("parses", function()
     assert.is_true(os.execute("command -v zsh >/dev/null"), "zsh is missing (scripts/deps.sh installs it)")
     assert.is_true(os.execute(pg.tool .. "zsh -n " .. q(cli.src .. "/completions/_luamigrate")))
+  end)
+
+  it("completes commands, option values and revision targets", function()
+    assert.truthy(zcomplete(dir, "luamigrate upg"):find(">luamigrate upgrade ", 1, true))
+    local out = zcomplete(dir, "luamigrate --lock ")
+    assert.truthy(out:find("session%s+table%s+xact"), out)
+    out = zcomplete(dir, "luamigrate upgrade ")
+    assert.truthy(out:find(ids[1] .. "%s+" .. ids[2] .. "%s+head%s+heads"), out)
+    out = zcomplete("/", "luamigrate --lock xact -c " .. dir .. "/luamigrate.lua downgrade ")
+    assert.truthy(out:find(ids[1] .. "%s+" .. ids[2] .. "%s+base"), out)
   end)
 end)
