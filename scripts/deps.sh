@@ -5,8 +5,9 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libpq-dev lua-filesystem
   lua-filesystem-dev lua-busted lua-check postgresql postgresql-client
-  pgbouncer lua-cjson python3-alembic python3-psycopg2 bsdutils) # the last five: tests only
-# (bsdutils: script(1), which output_spec uses for a terminal; Debian installs it anyway)
+  pgbouncer lua-cjson python3-alembic python3-psycopg2 bsdutils # these five: tests only
+  groff-base man-db zsh debootstrap) # packaging tests: man page, completions, the .deb
+# (bsdutils: script(1), which output_spec and docs_spec use for a terminal; Debian installs it anyway)
 
 missing=()
 for p in "${packages[@]}"; do

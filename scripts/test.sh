@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, builds, starts a throwaway PostgreSQL, runs the
 # whole ctest suite (C unit tests; busted unit, integration and cli tiers), then the same
-# suite again on the AddressSanitizer + UndefinedBehaviorSanitizer build.
+# suite again on the AddressSanitizer + UndefinedBehaviorSanitizer build, then builds the
+# .deb and installs and runs it on a freshly debootstrapped Debian 12 (scripts/test_deb.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,5 +27,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 LD_PRELOAD="$asan_rt" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -R '^busted_' || status=1
+
+# The package as a user gets it: cpack's .deb, apt-get installed into a fresh minimal
+# bookworm (so its Depends are resolved for real), run there against this server over TCP.
+echo "== packaging: the .deb installed and run on a fresh Debian 12 (scripts/test_deb.sh)"
+bash scripts/test_deb.sh build || status=1
 
 exit $status

@@ -9,7 +9,8 @@
 static const lm_command_help HELP[] = {
     {"init", "luamigrate init DIR",
      "Create a new migration environment: DIR/versions/, "
-     "DIR/script.lua.tmpl and ./luamigrate.lua.",
+     "DIR/script.lua.tmpl and ./luamigrate.lua (and .luarc.json for editors when the "
+     "LuaLS annotations are installed).",
      "", "luamigrate init migrations"},
     {"revision", "luamigrate revision -m MESSAGE [options]",
      "Create a new revision file in <script_location>/versions/.",

@@ -1504,6 +1504,87 @@ cleanup:
   return rc < 0 ? rc : LM_OK;
 }
 
+#ifndef LM_LUALS_REL
+#define LM_LUALS_REL "../share/luamigrate/luals"
+#endif
+
+/* The installed LuaLS annotation library: LM_LUALS_REL (the install layout's path from the
+ * binary's directory to it) resolved against where this binary is, so an install under any
+ * prefix finds its own copy. NULL when absent, as in a build tree. */
+static char *luals_dir(void) {
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return NULL;
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (!slash) return NULL;
+  *slash = '\0';
+  char *joined = lm_path_join(exe, LM_LUALS_REL);
+  if (!joined) return NULL;
+  char *dir = realpath(joined, NULL);
+  free(joined);
+  struct stat st;
+  if (dir && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+    free(dir);
+    dir = NULL;
+  }
+  return dir;
+}
+
+/* Writes .luarc.json next to the config file, pointing LuaLS at the annotation library, so
+ * op and sa complete in revision files. Skipped when there is no installed library or the
+ * project already has a .luarc.json. */
+static int write_luarc(const char *cfg, lm_error *err) {
+  char *lib = luals_dir();
+  if (!lib) return LM_OK;
+  const char *slash = strrchr(cfg, '/');
+  char *path = NULL;
+  if (slash) {
+    size_t dlen = (size_t)(slash - cfg);
+    char *dir = strndup(cfg, dlen ? dlen : 1);
+    path = dir ? lm_path_join(dir, ".luarc.json") : NULL;
+    free(dir);
+  } else {
+    path = strdup(".luarc.json");
+  }
+  char *esc = malloc(2 * strlen(lib) + 1);
+  int rc = LM_OK;
+  if (!path || !esc) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  char *e = esc;
+  for (const char *p = lib; *p; p++) {
+    if (*p == '"' || *p == '\\') *e++ = '\\';
+    *e++ = *p;
+  }
+  *e = '\0';
+  if (access(path, F_OK) == 0) {
+    printf("Leaving the existing %s as it is (LuaLS library: %s)\n", path, lib);
+    goto cleanup;
+  }
+  size_t len = strlen(esc) + 256;
+  char *text = malloc(len);
+  if (!text) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  snprintf(text, len,
+           "{\n"
+           "  \"runtime.version\": \"Lua 5.4\",\n"
+           "  \"workspace.library\": [\"%s\"]\n"
+           "}\n",
+           esc);
+  rc = write_new_file(path, text, err);
+  free(text);
+  if (!rc) printf("Generating %s ... done\n", path);
+cleanup:
+  free(lib);
+  free(path);
+  free(esc);
+  return rc;
+}
+
 static int cmd_init(lm_app *app, cmdargs *a, lm_error *err) {
   int rc = want_positional(app->opts, a, 1, 1, "DIR", err);
   char *versions = NULL, *tmpl_path = NULL, *tmpl = NULL;
@@ -1550,6 +1631,7 @@ static int cmd_init(lm_app *app, cmdargs *a, lm_error *err) {
            dir);
   if ((rc = write_new_file(cfg, text, err))) goto cleanup;
   printf("Generating %s ... done\n", cfg);
+  if ((rc = write_luarc(cfg, err))) goto cleanup;
   printf("Please edit %s to point at your database (or set DATABASE_URL).\n", cfg);
 cleanup:
   free(versions);

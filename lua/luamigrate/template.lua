@@ -1,5 +1,6 @@
 -- Renders new revision files. A template is text with ${name} placeholders; the project's
--- own <script_location>/script.lua.tmpl wins over the built-in one.
+-- own <script_location>/script.lua.tmpl wins over the built-in one. The built-in one carries
+-- LuaLS ---@type lines for the migration globals, as Alembic's carries Python type hints.
 local M = {}
 
 M.DEFAULT = [[
@@ -9,9 +10,14 @@ Revision ID: ${revision}
 Revises: ${revises}
 Create Date: ${create_date}
 ${doc_close}
+-- revision identifiers, used by luamigrate (---@type: annotations for editors).
+---@type string
 revision = ${revision_lua}
+---@type string|string[]|nil
 down_revision = ${down_revision_lua}
+---@type string|string[]|nil
 branch_labels = ${branch_labels_lua}
+---@type string|string[]|nil
 depends_on = ${depends_on_lua}
 
 function upgrade()

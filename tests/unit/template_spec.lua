@@ -38,6 +38,9 @@ describe("the default revision template", function()
     assert.is_function(env.downgrade)
     assert.truthy(text:find("Revises: 27133ce191df", 1, true))
     assert.truthy(text:find("^%-%-%[%[ add EMPLOYEE role"))
+    -- each migration global carries its LuaLS type, so editors check and complete it
+    assert.truthy(text:find('\n---@type string\nrevision = "3c52d30040ed"\n', 1, true), text)
+    assert.truthy(text:find('\n---@type string|string%[%]|nil\ndown_revision = '), text)
   end)
 
   it("renders a base revision with down_revision = nil and an empty Revises", function()

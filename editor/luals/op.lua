@@ -1,0 +1,286 @@
+---@meta luamigrate.op
+-- LuaLS annotations for luamigrate's `op` API: the global `op` in migration files, and
+-- `require "luamigrate.op"` in helpers. Annotations only; the engine never loads this file.
+
+---@alias luamigrate.ColumnList string|string[]
+---@alias luamigrate.SqlText string|luamigrate.Text
+
+---@class luamigrate.SchemaOpts
+---@field schema? string the schema the object lives in (default: the search_path's)
+
+---@class luamigrate.CreateEnumOpts : luamigrate.SchemaOpts
+---@field if_not_exists? boolean do nothing when the type exists
+
+---@class luamigrate.DropOpts : luamigrate.SchemaOpts
+---@field if_exists? boolean do nothing when the object is missing
+---@field cascade? boolean drop dependent objects too
+
+---@class luamigrate.AddEnumValueOpts : luamigrate.SchemaOpts
+---@field before? string place the value before this one
+---@field after? string place the value after this one
+---@field if_not_exists? boolean do nothing when the value exists
+
+---@class luamigrate.CreateTableOpts : luamigrate.SchemaOpts
+---@field if_not_exists? boolean CREATE TABLE IF NOT EXISTS
+---@field comment? string the table's comment
+---@field postgresql_partition_by? string PARTITION BY clause, e.g. "RANGE (created_at)"
+---@field postgresql_inherits? string INHERITS (parent)
+---@field postgresql_with? table storage parameters
+
+---@class luamigrate.AddColumnOpts : luamigrate.SchemaOpts
+---@field if_not_exists? boolean ADD COLUMN IF NOT EXISTS
+
+---@class luamigrate.DropColumnOpts : luamigrate.DropOpts
+---@field existing_type? luamigrate.TypeArg accepted for Alembic parity, unused
+---@field existing_server_default? any accepted for Alembic parity, unused
+---@field existing_nullable? boolean accepted for Alembic parity, unused
+---@field existing_comment? string accepted for Alembic parity, unused
+
+---@class luamigrate.AlterColumnOpts : luamigrate.SchemaOpts
+---@field type_? luamigrate.TypeArg new type (ALTER COLUMN ... TYPE)
+---@field postgresql_using? luamigrate.SqlText USING expression for the type change
+---@field nullable? boolean false: SET NOT NULL; true: DROP NOT NULL
+---@field server_default? string|luamigrate.Text|luamigrate.Identity|false new default; false or op.DROP_DEFAULT drops it
+---@field new_column_name? string rename the column
+---@field comment? string|false new comment; false removes it
+---@field existing_type? luamigrate.TypeArg the current type (documentation only)
+---@field existing_server_default? any the current default (documentation only)
+---@field existing_nullable? boolean the current nullability (documentation only)
+---@field existing_comment? string the current comment (documentation only)
+---@field autoincrement? boolean accepted for Alembic parity
+---@field existing_autoincrement? boolean accepted for Alembic parity
+
+---@class luamigrate.IndexOpts : luamigrate.SchemaOpts
+---@field unique? boolean CREATE UNIQUE INDEX
+---@field if_not_exists? boolean CREATE INDEX IF NOT EXISTS
+---@field postgresql_where? luamigrate.SqlText partial index predicate
+---@field postgresql_using? string index method, e.g. "gin"
+---@field postgresql_include? string[] INCLUDE columns
+---@field postgresql_concurrently? boolean CONCURRENTLY (inside op.autocommit_block)
+---@field postgresql_with? table storage parameters
+---@field postgresql_ops? table<string, string> operator class per column
+
+---@class luamigrate.DropIndexOpts : luamigrate.DropOpts
+---@field table_name? string accepted for Alembic parity
+---@field postgresql_concurrently? boolean DROP INDEX CONCURRENTLY
+
+---@class luamigrate.DeferrableOpts
+---@field deferrable? boolean DEFERRABLE
+---@field initially? string "DEFERRED" or "IMMEDIATE"
+
+---@class luamigrate.UniqueOpts : luamigrate.SchemaOpts, luamigrate.DeferrableOpts
+---@field postgresql_nulls_not_distinct? boolean UNIQUE NULLS NOT DISTINCT
+
+---@class luamigrate.ForeignKeyOpts : luamigrate.DeferrableOpts
+---@field ondelete? string ON DELETE action, e.g. "CASCADE"
+---@field onupdate? string ON UPDATE action
+---@field match? string MATCH type, e.g. "FULL"
+---@field source_schema? string the source table's schema
+---@field referent_schema? string the referenced table's schema
+---@field postgresql_not_valid? boolean NOT VALID
+
+---@class luamigrate.CheckOpts : luamigrate.SchemaOpts
+---@field postgresql_not_valid? boolean NOT VALID
+
+---@class luamigrate.ExcludeOpts : luamigrate.SchemaOpts, luamigrate.DeferrableOpts
+---@field using? string index method (default "gist")
+---@field where? luamigrate.SqlText predicate
+
+---@class luamigrate.DropConstraintOpts : luamigrate.DropOpts
+---@field type_? string accepted for Alembic parity ("foreignkey", "unique", ...)
+
+---@class luamigrate.TableCommentOpts : luamigrate.SchemaOpts
+---@field existing_comment? string the current comment (documentation only)
+
+---@class luamigrate.BulkInsertOpts : luamigrate.SchemaOpts
+---@field multiinsert? boolean false: one INSERT per row (default: one multi-row INSERT)
+
+---@class luamigrate.InlineLiteral
+---@field kind "inline_literal"
+---@field value any
+
+---@class luamigrate.Connection
+local Connection = {}
+
+--- Runs a statement with `$1, $2, ...` bound to the extra arguments.
+---@param sql string
+---@param ... any parameters bound as $1, $2, ... (nil is NULL)
+---@return integer affected rows affected (0 when the command reports none)
+function Connection:execute(sql, ...) end
+
+--- Runs a query with `$1, $2, ...` bound to the extra arguments.
+---@param sql string
+---@param ... any parameters bound as $1, $2, ... (nil is NULL)
+---@return table<string, any>[] rows each row keyed by column name (NULL reads as nil)
+function Connection:query(sql, ...) end
+
+--- The transaction state: "idle", "active", "intrans", "inerror", "unknown", "closed" or "offline".
+---@return string
+function Connection:status() end
+
+---@class luamigrate.op
+op = {}
+
+--- Runs SQL; with a plain string, params bind as $1, $2, ...; with sa.text, :name binds.
+---@param sql luamigrate.SqlText
+---@param params? table positional values ({..., n = N} for trailing nils) or, with sa.text, named values
+---@return integer affected rows affected (0 in --sql mode)
+function op.execute(sql, params) end
+
+--- The migration's connection; in --sql mode a stand-in that writes statements and refuses to read.
+---@return luamigrate.Connection
+function op.get_bind() end
+
+--- The -x KEY=VALUE pairs given on the command line.
+---@return table<string, string>
+function op.get_x_argument() end
+
+--- A value rendered inline as an SQL literal (safe in --sql mode).
+---@param value any
+---@return luamigrate.InlineLiteral
+function op.inline_literal(value) end
+
+--- Commits the migration's transaction, runs fn outside any transaction, then begins a new one.
+---@param fn fun()
+function op.autocommit_block(fn) end
+
+--- CREATE TYPE name AS ENUM (values...).
+---@param name string
+---@param values string[]
+---@param opts? luamigrate.CreateEnumOpts
+function op.create_enum(name, values, opts) end
+
+--- DROP TYPE name.
+---@param name string
+---@param opts? luamigrate.DropOpts
+function op.drop_enum(name, opts) end
+
+--- ALTER TYPE name ADD VALUE value.
+---@param name string
+---@param value string
+---@param opts? luamigrate.AddEnumValueOpts
+function op.add_enum_value(name, value, opts) end
+
+--- ALTER TYPE name RENAME VALUE old TO new.
+---@param name string
+---@param old string
+---@param new string
+---@param opts? luamigrate.SchemaOpts
+function op.rename_enum_value(name, old, new, opts) end
+
+--- CREATE TABLE from columns, constraints and indexes (enum types are created first).
+---@param name string
+---@param ... luamigrate.Column|luamigrate.Constraint|luamigrate.Index|luamigrate.CreateTableOpts columns, constraints, indexes, then an optional options table
+---@return luamigrate.LightTable table a sa.table() for op.bulk_insert
+function op.create_table(name, ...) end
+
+--- DROP TABLE name.
+---@param name string
+---@param opts? luamigrate.DropOpts
+function op.drop_table(name, opts) end
+
+--- ALTER TABLE old RENAME TO new.
+---@param old string
+---@param new string
+---@param opts? luamigrate.SchemaOpts
+function op.rename_table(old, new, opts) end
+
+--- ALTER TABLE ... ADD COLUMN from a sa.Column.
+---@param table_name string
+---@param column luamigrate.Column
+---@param opts? luamigrate.AddColumnOpts
+function op.add_column(table_name, column, opts) end
+
+--- ALTER TABLE ... DROP COLUMN.
+---@param table_name string
+---@param column_name string
+---@param opts? luamigrate.DropColumnOpts
+function op.drop_column(table_name, column_name, opts) end
+
+--- Passed as server_default (or comment) to op.alter_column: drop the default (or comment).
+---@type table
+op.DROP_DEFAULT = {}
+
+--- ALTER TABLE ... ALTER COLUMN: type, nullability, default, comment, then rename.
+---@param table_name string
+---@param column_name string
+---@param opts luamigrate.AlterColumnOpts
+function op.alter_column(table_name, column_name, opts) end
+
+--- CREATE INDEX; name nil gives ix_<table>_<columns>.
+---@param name string|nil
+---@param table_name string
+---@param columns luamigrate.ColumnList|luamigrate.Text|(string|luamigrate.Text)[]
+---@param opts? luamigrate.IndexOpts
+function op.create_index(name, table_name, columns, opts) end
+
+--- DROP INDEX name.
+---@param name string
+---@param opts? luamigrate.DropIndexOpts
+function op.drop_index(name, opts) end
+
+--- ALTER TABLE ... ADD CONSTRAINT name PRIMARY KEY (columns).
+---@param name string|nil
+---@param table_name string
+---@param columns luamigrate.ColumnList
+---@param opts? luamigrate.SchemaOpts
+function op.create_primary_key(name, table_name, columns, opts) end
+
+--- ALTER TABLE ... ADD CONSTRAINT name UNIQUE (columns).
+---@param name string|nil
+---@param table_name string
+---@param columns luamigrate.ColumnList
+---@param opts? luamigrate.UniqueOpts
+function op.create_unique_constraint(name, table_name, columns, opts) end
+
+--- ALTER TABLE source ADD CONSTRAINT name FOREIGN KEY (local_cols) REFERENCES referent (remote_cols).
+---@param name string|nil
+---@param source string
+---@param referent string
+---@param local_cols luamigrate.ColumnList
+---@param remote_cols luamigrate.ColumnList
+---@param opts? luamigrate.ForeignKeyOpts
+function op.create_foreign_key(name, source, referent, local_cols, remote_cols, opts) end
+
+--- ALTER TABLE ... ADD CONSTRAINT name CHECK (condition).
+---@param name string|nil
+---@param table_name string
+---@param condition luamigrate.SqlText
+---@param opts? luamigrate.CheckOpts
+function op.create_check_constraint(name, table_name, condition, opts) end
+
+--- ALTER TABLE ... ADD CONSTRAINT name EXCLUDE USING gist ({column, operator}, ...).
+---@param name string|nil
+---@param table_name string
+---@param ... {[1]: string|luamigrate.Text, [2]: string}|luamigrate.ExcludeOpts elements, then an optional options table
+function op.create_exclude_constraint(name, table_name, ...) end
+
+--- ALTER TABLE ... DROP CONSTRAINT name.
+---@param name string
+---@param table_name string
+---@param opts? luamigrate.DropConstraintOpts
+function op.drop_constraint(name, table_name, opts) end
+
+--- COMMENT ON TABLE ... IS comment.
+---@param table_name string
+---@param comment string
+---@param opts? luamigrate.TableCommentOpts
+function op.create_table_comment(table_name, comment, opts) end
+
+--- COMMENT ON TABLE ... IS NULL.
+---@param table_name string
+---@param opts? luamigrate.TableCommentOpts
+function op.drop_table_comment(table_name, opts) end
+
+--- INSERTs rows (tables keyed by column name) with the values as literals.
+---@param tbl luamigrate.LightTable|string a sa.table(...) or a table name
+---@param rows table<string, any>[]
+---@param opts? luamigrate.BulkInsertOpts
+function op.bulk_insert(tbl, rows, opts) end
+
+--- Adds op.<name>, calling fn(op, ...): how projects add their own operations.
+---@param name string
+---@param fn fun(op: luamigrate.op, ...): any
+function op.register(name, fn) end
+
+return op

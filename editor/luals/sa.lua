@@ -1,0 +1,334 @@
+---@meta luamigrate.sa
+-- LuaLS annotations for luamigrate's `sa`: column types and schema objects under
+-- SQLAlchemy's names (the global `sa` in migration files and schema.lua, and
+-- `require "luamigrate.sa"` in helpers). Annotations only; the engine never loads this file.
+
+---@class luamigrate.Type
+---@field kind string the SQLAlchemy name, e.g. "String"
+local Type = {}
+
+--- The type's PostgreSQL spelling, e.g. "VARCHAR(50)".
+---@return string
+function Type:sql() end
+
+---@alias luamigrate.TypeArg luamigrate.Type|string a type object, bare or called, or raw SQL
+
+---@class luamigrate.SimpleType : luamigrate.Type
+---@overload fun(): luamigrate.Type
+
+---@class luamigrate.StringType : luamigrate.Type
+---@field length? integer
+---@overload fun(length?: integer): luamigrate.StringType
+
+---@class luamigrate.NumericType : luamigrate.Type
+---@field precision? integer
+---@field scale? integer
+---@overload fun(precision?: integer, scale?: integer): luamigrate.NumericType
+
+---@class luamigrate.TimeType : luamigrate.Type
+---@field timezone boolean
+---@overload fun(opts?: {timezone?: boolean}): luamigrate.TimeType
+
+---@class luamigrate.ArrayType : luamigrate.Type
+---@field item_type luamigrate.TypeArg
+---@overload fun(item_type: luamigrate.TypeArg): luamigrate.ArrayType
+
+---@class luamigrate.EnumOpts
+---@field name string the type's name (required)
+---@field schema? string
+---@field create_type? boolean false: op.create_table does not create the type
+
+---@class luamigrate.EnumType : luamigrate.Type
+---@field name string
+---@field schema? string
+---@field values string[]
+---@field create_type boolean
+---@overload fun(...: string|luamigrate.EnumOpts): luamigrate.EnumType
+local EnumType = {}
+
+--- CREATE TYPE for this enum (checkfirst: only when missing), as SQLAlchemy's Enum.create.
+---@param bind? luamigrate.Connection op.get_bind(), or nil
+---@param opts? {checkfirst?: boolean}
+function EnumType:create(bind, opts) end
+
+--- DROP TYPE for this enum (checkfirst: only when present).
+---@param bind? luamigrate.Connection op.get_bind(), or nil
+---@param opts? {checkfirst?: boolean}
+function EnumType:drop(bind, opts) end
+
+---@class luamigrate.Text
+---@field kind "text"
+---@field text string
+---@field params table<string, any>
+local Text = {}
+
+--- A copy of this text with more :name bind values.
+---@param params table<string, any>
+---@return luamigrate.Text
+function Text:bindparams(params) end
+
+---@class luamigrate.ColumnOpts
+---@field primary_key? boolean
+---@field nullable? boolean default: not primary_key
+---@field unique? boolean
+---@field index? boolean also create ix_<table>_<column>
+---@field server_default? string|luamigrate.Text|luamigrate.InlineLiteral the column's DEFAULT
+---@field comment? string
+---@field autoincrement? boolean
+---@field default? any accepted for SQLAlchemy parity (client-side; unused)
+---@field doc? string accepted for SQLAlchemy parity
+---@field key? string accepted for SQLAlchemy parity
+---@field info? table accepted for SQLAlchemy parity
+---@field quote? boolean accepted for SQLAlchemy parity
+---@field system? boolean accepted for SQLAlchemy parity
+
+---@class luamigrate.Column
+---@field kind "Column"
+---@field name string
+---@field type luamigrate.TypeArg
+---@field nullable boolean
+---@field primary_key boolean
+---@field foreign_keys luamigrate.ForeignKey[]
+
+---@class luamigrate.ForeignKeyOptions : luamigrate.DeferrableOpts
+---@field name? string constraint name
+---@field ondelete? string
+---@field onupdate? string
+---@field match? string
+---@field use_alter? boolean accepted for SQLAlchemy parity
+
+---@class luamigrate.ForeignKey
+---@field kind "ForeignKey"
+---@field schema? string
+---@field table string
+---@field column string
+
+---@class luamigrate.Identity
+---@field kind "Identity"
+---@field always? boolean GENERATED ALWAYS (default: BY DEFAULT)
+
+---@class luamigrate.Computed
+---@field kind "Computed"
+---@field sqltext luamigrate.SqlText
+
+---@class luamigrate.Constraint
+---@field kind string "PrimaryKeyConstraint", "UniqueConstraint", "CheckConstraint" or "ForeignKeyConstraint"
+---@field name? string
+
+---@class luamigrate.Index
+---@field kind "Index"
+---@field name string
+---@field expressions (string|luamigrate.Text)[]
+
+---@class luamigrate.MetaData
+---@field kind "MetaData"
+---@field schema? string
+---@field naming_convention table<string, string>
+---@field tables table<string, luamigrate.Table>
+---@field sorted luamigrate.Table[] tables in declaration order
+
+---@class luamigrate.Table
+---@field kind "Table"
+---@field name string
+---@field schema? string
+---@field columns luamigrate.Column[]
+---@field constraints luamigrate.Constraint[]
+---@field indexes luamigrate.Index[]
+
+---@class luamigrate.LightColumn
+---@field kind "column"
+---@field name string
+---@field type? luamigrate.TypeArg
+
+---@class luamigrate.LightTable
+---@field kind "table"
+---@field name string
+---@field schema? string
+---@field columns luamigrate.LightColumn[]
+
+---@class luamigrate.sa
+sa = {}
+
+--- INTEGER.
+---@type luamigrate.SimpleType
+sa.Integer = {}
+
+--- BIGINT.
+---@type luamigrate.SimpleType
+sa.BigInteger = {}
+
+--- SMALLINT.
+---@type luamigrate.SimpleType
+sa.SmallInteger = {}
+
+--- VARCHAR or VARCHAR(length).
+---@type luamigrate.StringType
+sa.String = {}
+
+--- TEXT.
+---@type luamigrate.SimpleType
+sa.Text = {}
+
+--- BOOLEAN.
+---@type luamigrate.SimpleType
+sa.Boolean = {}
+
+--- DATE.
+---@type luamigrate.SimpleType
+sa.Date = {}
+
+--- TIMESTAMP WITHOUT TIME ZONE, or WITH TIME ZONE given {timezone = true}.
+---@type luamigrate.TimeType
+sa.DateTime = {}
+
+--- TIME WITHOUT TIME ZONE, or WITH TIME ZONE given {timezone = true}.
+---@type luamigrate.TimeType
+sa.Time = {}
+
+--- INTERVAL.
+---@type luamigrate.SimpleType
+sa.Interval = {}
+
+--- NUMERIC, NUMERIC(precision) or NUMERIC(precision, scale).
+---@type luamigrate.NumericType
+sa.Numeric = {}
+
+--- FLOAT.
+---@type luamigrate.SimpleType
+sa.Float = {}
+
+--- BYTEA.
+---@type luamigrate.SimpleType
+sa.LargeBinary = {}
+
+--- JSON.
+---@type luamigrate.SimpleType
+sa.JSON = {}
+
+--- JSONB.
+---@type luamigrate.SimpleType
+sa.JSONB = {}
+
+--- UUID.
+---@type luamigrate.SimpleType
+sa.UUID = {}
+
+--- item_type[]: sa.ARRAY(sa.Integer).
+---@type luamigrate.ArrayType
+sa.ARRAY = {}
+
+--- A named enum type: sa.Enum("A", "B", {name = "role_enum"}).
+---@type luamigrate.EnumType
+sa.Enum = {}
+
+--- Alias of sa.String.
+---@type luamigrate.StringType
+sa.Unicode = {}
+
+--- Alias of sa.Text.
+---@type luamigrate.SimpleType
+sa.UnicodeText = {}
+
+--- Alias of sa.String.
+---@type luamigrate.StringType
+sa.VARCHAR = {}
+
+--- Alias of sa.Text.
+---@type luamigrate.SimpleType
+sa.TEXT = {}
+
+--- Alias of sa.Integer.
+---@type luamigrate.SimpleType
+sa.INTEGER = {}
+
+--- Alias of sa.BigInteger.
+---@type luamigrate.SimpleType
+sa.BIGINT = {}
+
+--- Alias of sa.Boolean.
+---@type luamigrate.SimpleType
+sa.BOOLEAN = {}
+
+--- A column: sa.Column(name, type, [sa.ForeignKey...], [sa.Identity], [sa.Computed], {options}).
+---@param name string
+---@param ... luamigrate.TypeArg|luamigrate.ForeignKey|luamigrate.Identity|luamigrate.Computed|luamigrate.ColumnOpts
+---@return luamigrate.Column
+function sa.Column(name, ...) end
+
+--- A column-level REFERENCES "table.column" or "schema.table.column".
+---@param target string
+---@param opts? luamigrate.ForeignKeyOptions
+---@return luamigrate.ForeignKey
+function sa.ForeignKey(target, opts) end
+
+--- GENERATED {ALWAYS | BY DEFAULT} AS IDENTITY for a column.
+---@param opts? {always?: boolean, start?: integer, increment?: integer, minvalue?: integer, maxvalue?: integer, cycle?: boolean, cache?: integer, on_null?: boolean}
+---@return luamigrate.Identity
+function sa.Identity(opts) end
+
+--- GENERATED ALWAYS AS (sqltext) STORED for a column (PostgreSQL has no virtual ones).
+---@param sqltext luamigrate.SqlText
+---@param opts? {persisted?: true}
+---@return luamigrate.Computed
+function sa.Computed(sqltext, opts) end
+
+--- PRIMARY KEY (columns...).
+---@param ... string|{name?: string} column names, then an optional {name = ...}
+---@return luamigrate.Constraint
+function sa.PrimaryKeyConstraint(...) end
+
+--- UNIQUE (columns...).
+---@param ... string|luamigrate.UniqueOpts column names, then optional options
+---@return luamigrate.Constraint
+function sa.UniqueConstraint(...) end
+
+--- CHECK (sqltext).
+---@param sqltext luamigrate.SqlText
+---@param opts? {name?: string, deferrable?: boolean, initially?: string}
+---@return luamigrate.Constraint
+function sa.CheckConstraint(sqltext, opts) end
+
+--- FOREIGN KEY (cols) REFERENCES the "table.column" targets in refcols.
+---@param cols string[]
+---@param refcols string[]
+---@param opts? luamigrate.ForeignKeyOptions
+---@return luamigrate.Constraint
+function sa.ForeignKeyConstraint(cols, refcols, opts) end
+
+--- An index on columns or sa.text expressions, inside sa.Table or op.create_table.
+---@param name string
+---@param ... string|luamigrate.Text|luamigrate.IndexOpts expressions, then optional options
+---@return luamigrate.Index
+function sa.Index(name, ...) end
+
+--- Raw SQL with optional :name bind values.
+---@param sql string
+---@param params? table<string, any>
+---@return luamigrate.Text
+function sa.text(sql, params) end
+
+--- A lightweight table for op.bulk_insert: sa.table(name, sa.column(...)..., {schema = ...}).
+---@param name string
+---@param ... luamigrate.LightColumn|{schema?: string}
+---@return luamigrate.LightTable
+function sa.table(name, ...) end
+
+--- A lightweight column for sa.table.
+---@param name string
+---@param type_? luamigrate.TypeArg
+---@return luamigrate.LightColumn
+function sa.column(name, type_) end
+
+--- The declared schema (schema.lua) that autogenerate and check compare with.
+---@param opts? {schema?: string, naming_convention?: table<string, string>}
+---@return luamigrate.MetaData
+function sa.MetaData(opts) end
+
+--- A table declared in a MetaData: sa.Table(name, metadata, columns, constraints, indexes..., {schema, comment}).
+---@param name string
+---@param metadata luamigrate.MetaData
+---@param ... luamigrate.Column|luamigrate.Constraint|luamigrate.Index|{schema?: string, comment?: string, info?: table}
+---@return luamigrate.Table
+function sa.Table(name, metadata, ...) end
+
+return sa

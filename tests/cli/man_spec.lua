@@ -1,0 +1,51 @@
+-- The man page man/luamigrate.1 renders without warnings and documents every command and
+-- every option that `luamigrate --help` and `luamigrate COMMAND --help` print.
+local cli = require "helpers.cli"
+local pg = require "helpers.pg"
+local q = pg.shell_quote
+
+local page = cli.src .. "/man/luamigrate.1"
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+
+describe("the man page", function()
+  it("renders with groff without a warning", function()
+    local ok, out = sh(pg.tool .. "groff -man -ww -z " .. q(page))
+    assert.is_true(ok, out)
+    assert.equal("", out)
+  end)
+
+  it("documents every command and option of --help", function()
+    local text = cli.slurp(page):gsub("\\%-", "-")
+    -- the options an options block of --help lists: "  -m, --message MESSAGE   what it does"
+    local function options_of(block)
+      local out = {}
+      for line in (block .. "\n"):gmatch("(.-)\n") do
+        local head = line:match("^  (%-.-)%s%s") or line:match("^  (%-%S+)$")
+        for opt in (head or ""):gmatch("%-%-?[%w-]+") do out[#out + 1] = opt end
+      end
+      return out
+    end
+    local r = cli.run({ "--help" })
+    assert.equal(0, r.code, r.err)
+    local commands = {}
+    for name in r.out:match("\ncommands:\n(.-)\n\n"):gmatch("  (%l+) ") do commands[#commands + 1] = name end
+    assert.equal(13, #commands, r.out)
+    local global = options_of(r.out:match("global options:\n(.-)\n\n"))
+    assert.equal(11, #global, r.out)
+    for _, opt in ipairs(global) do assert.truthy(text:find(opt, 1, true), "global option " .. opt) end
+    for _, c in ipairs(commands) do
+      assert.truthy(text:find('\n.SS "' .. c, 1, true), "command " .. c .. " has no .SS section")
+      local h = cli.run({ c, "--help" })
+      assert.equal(0, h.code, h.err)
+      for _, opt in ipairs(options_of(h.out:match("\noptions:\n(.-)\n\n") or "")) do
+        assert.truthy(text:find(opt, 1, true), c .. " " .. opt)
+      end
+    end
+  end)
+end)
