@@ -20,7 +20,7 @@ _luamigrate() {
   [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD - 1]}
 
   local commands="init revision upgrade downgrade current heads branches history show merge stamp status check"
-  local global_opts="-c --config --url -x --x-arg --lock-timeout --lock -q --quiet --version -h --help"
+  local global_opts="-c --config --url -x --x-arg --lock-timeout --lock -q --quiet -v --verbose --color --version -h --help"
 
   # Find the command: the first word after the global options and their values.
   i=1
@@ -32,7 +32,7 @@ _luamigrate() {
         i=$((i + 2))
         continue
         ;;
-      --url | -x | --x-arg | --lock-timeout | --lock)
+      --url | -x | --x-arg | --lock-timeout | --lock | --color)
         i=$((i + 2))
         continue
         ;;
@@ -54,6 +54,10 @@ _luamigrate() {
         ;;
       --lock)
         COMPREPLY=($(compgen -W "session xact table" -- "$cur"))
+        return
+        ;;
+      --color)
+        COMPREPLY=($(compgen -W "auto always never" -- "$cur"))
         return
         ;;
       --url | -x | --x-arg | --lock-timeout)
