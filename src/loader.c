@@ -417,6 +417,93 @@ static int add_cached(lm_app *app, const char *path, char *rest, lm_error *err) 
   return idx < 0 ? idx : LM_OK;
 }
 
+/* 1 for a name list_files keeps. */
+static int is_revision_file(const char *name) {
+  size_t l = strlen(name);
+  return name[0] != '.' && l >= 5 && !strcmp(name + l - 4, ".lua");
+}
+
+/* The number of revision files in dir, or -1 when it cannot be read. */
+static long count_files(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  long n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) n += is_revision_file(e->d_name);
+  closedir(d);
+  return n;
+}
+
+/* The common case, streamed: the cache names exactly the directory's revision files and
+ * none changed since (size and mtime). Reads the cache a line at a time and adds each
+ * revision as it goes, so neither the cache text nor the file list is held in memory.
+ * Returns 1 when app->dag holds every revision; 0 when the cache does not describe the
+ * directory or anything goes wrong, with app->dag emptied for the caller to start over
+ * (which then reproduces any error exactly as without this shortcut). */
+static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
+  long nfiles = count_files(app->cfg.versions_dir);
+  FILE *f = nfiles > 0 ? fopen(cache_path, "rb") : NULL;
+  if (!f) return 0;
+  char *line = NULL, *prev = NULL;
+  size_t cap = 0, prevcap = 0;
+  long count = 0;
+  int ok = lm_dag_reserve(app->dag, (size_t)nfiles) == LM_OK;
+  ssize_t len = ok ? getline(&line, &cap, f) : -1;
+  ok = len == (ssize_t)strlen(CACHE_MAGIC) && !memcmp(line, CACHE_MAGIC, (size_t)len);
+  while (ok && (len = getline(&line, &cap, f)) > 0) {
+    if (line[len - 1] != '\n' || ++count > nfiles) {
+      ok = 0;
+      break;
+    }
+    line[len - 1] = '\0';
+    char *fld[5];
+    int nf = 0;
+    fld[nf++] = line;
+    for (char *q = line; *q && nf < 5; q++)
+      if (*q == '\t') {
+        *q = '\0';
+        fld[nf++] = q + 1;
+      }
+    if (nf < 5) {
+      ok = 0;
+      break;
+    }
+    char *name = unescape(fld[0], strlen(fld[0])), *e1, *e2, *e3;
+    long long size = strtoll(fld[1], &e1, 10), mt_s = strtoll(fld[2], &e2, 10),
+              mt_ns = strtoll(fld[3], &e3, 10);
+    size_t nl = strlen(name);
+    struct stat st;
+    ok = !*e1 && !*e2 && !*e3 && is_revision_file(name) && !strchr(name, '/') &&
+         (!prev || strcmp(prev, name) < 0) && fstatat(dirfd, name, &st, 0) == 0 &&
+         S_ISREG(st.st_mode) && size == (long long)st.st_size &&
+         mt_s == (long long)st.st_mtim.tv_sec && mt_ns == (long long)st.st_mtim.tv_nsec;
+    if (!ok) break;
+    if (nl + 1 > prevcap) {
+      char *v = realloc(prev, prevcap = 2 * nl + 16);
+      if (!v) {
+        ok = 0;
+        break;
+      }
+      prev = v;
+    }
+    memcpy(prev, name, nl + 1);
+    char *path = lm_path_join(app->cfg.versions_dir, name);
+    lm_error ignore = {0};
+    ok = path && add_cached(app, path, fld[4], &ignore) == LM_OK;
+    lm_error_clear(&ignore);
+    free(path);
+  }
+  ok = ok && !ferror(f) && count == nfiles;
+  fclose(f);
+  free(line);
+  free(prev);
+  if (!ok) {
+    lm_dag_free(app->dag);
+    app->dag = lm_dag_new();
+  }
+  return ok;
+}
+
 static void cache_write(const char *path, const sbuf_t *body) {
   if (body->oom) return;
   size_t plen = strlen(path);
@@ -518,8 +605,6 @@ int lm_loader_load(lm_app *app, lm_error *err) {
   char *cache_path = NULL;
   app->dag = lm_dag_new();
   if (!app->dag) return lm_error_set(err, LM_ENOMEM, "out of memory");
-  rc = list_files(app->cfg.versions_dir, &names, &n, err);
-  if (rc) return rc;
 
   /* package.path gains the script location, so migrations require their helpers. */
   lua_getglobal(L, "package");
@@ -538,8 +623,25 @@ int lm_loader_load(lm_app *app, lm_error *err) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  if (use_cache) cache_read(cache_path, &old);
   dirfd = open(app->cfg.versions_dir, O_RDONLY | O_DIRECTORY);
+  if (use_cache && dirfd >= 0 && load_cached(app, cache_path, dirfd)) {
+    rc = lm_dag_finish(app->dag, err);
+    if (rc == LM_OK) {
+      lua_newtable(L); /* environments, filled as revisions run */
+      app->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    goto cleanup;
+  }
+  if (!app->dag) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  if ((rc = list_files(app->cfg.versions_dir, &names, &n, err))) goto cleanup;
+  if (lm_dag_reserve(app->dag, n)) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  if (use_cache) cache_read(cache_path, &old);
   /* The common case first: the cache describes exactly these files, unchanged. */
   int current = dirfd >= 0 && old.text && old.n == n;
   for (size_t i = 0; current && i < n; i++) {
