@@ -21,28 +21,32 @@
 int lm_read_file(const char *path, char **data, size_t *len, lm_error *err) {
   *data = NULL;
   *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return lm_error_set(err, LM_EUSAGE, "%s: cannot read: %s", path, strerror(errno));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return lm_error_set(err, LM_EUSAGE, "%s: cannot read: %s", path, strerror(errno));
   struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(f);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
     return lm_error_set(err, LM_EUSAGE, "%s: not a regular file", path);
   }
   if ((unsigned long long)st.st_size > LM_MAX_FILE) {
-    fclose(f);
+    close(fd);
     return lm_error_set(err, LM_EUSAGE, "%s: file too large (%lld bytes; the limit is %u)", path,
                         (long long)st.st_size, LM_MAX_FILE);
   }
-  size_t size = (size_t)st.st_size;
+  size_t size = (size_t)st.st_size, got = 0;
   char *buf = malloc(size + 1);
   if (!buf) {
-    fclose(f);
+    close(fd);
     return lm_error_set(err, LM_ENOMEM, "out of memory reading %s", path);
   }
-  size_t got = fread(buf, 1, size, f);
-  int failed = ferror(f);
-  fclose(f);
-  if (failed || got != size) {
+  while (got < size) {
+    ssize_t r = read(fd, buf + got, size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  if (got != size) {
     free(buf);
     return lm_error_set(err, LM_EUSAGE, "%s: read error", path);
   }
@@ -759,6 +763,15 @@ int lm_loader_env(lm_app *app, int idx, lm_error *err) {
   lua_replace(L, top + 1);
   lua_settop(L, top + 1);
   return LM_OK;
+}
+
+void lm_loader_release(lm_app *app, int idx) {
+  lua_State *L = app->L;
+  if (app->envs_ref == LUA_NOREF || app->envs_ref == LUA_REFNIL) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, app->envs_ref);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, idx + 1);
+  lua_pop(L, 1);
 }
 
 char *lm_loader_longdoc(const char *path) {
