@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# DAG commands at scale: generates 10,000- and 100,000-revision projects (linear and
-# branched), then times heads, current, history, show and `upgrade heads --sql` (median of
-# RUNS runs, peak RSS of the slowest) and writes bench/results/dag.md.
+# DAG commands at scale: times start-up (`--version`, `current` on a small up-to-date
+# project), then generates 10,000- and 100,000-revision projects (linear and branched) and
+# times heads, current, history, show and `upgrade heads --sql` (median of RUNS runs, the
+# largest peak RSS of them) and writes bench/results/dag.md.
 #   bash bench/dag.sh            (RUNS=5 SIZES="10000 100000" by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,18 @@ measure() {
 }
 
 table="| revisions | shape | command | wall (median of $RUNS) | peak RSS |\n|---:|---|---|---:|---:|\n"
+
+# Start-up: what every invocation pays, on a small up-to-date project.
+proj=$work/small
+lua5.4 bench/gen_dag.lua "$proj" 10 linear
+touch -d "1 hour ago" "$proj"/migrations/versions/*.lua
+psql -XAtq -c "CREATE DATABASE bench_small" >/dev/null
+cd "$proj"
+"$bin" heads >/dev/null 2>&1 # writes the cache
+"$bin" --url "dbname=bench_small" upgrade heads >/dev/null 2>&1
+table+="| 10 | linear | --version (start-up) | $(measure "$bin" --version) |\n"
+table+="| 10 | linear | current (up to date) | $(measure "$bin" --url "dbname=bench_small" current) |\n"
+cd - >/dev/null
 for n in $SIZES; do
   for shape in linear branched; do
     proj=$work/$shape-$n
@@ -60,7 +73,7 @@ for n in $SIZES; do
     table+="| $n | $shape | current | $(measure "$bin" --url "$url" current) |\n"
     table+="| $n | $shape | history | $(measure "$bin" history) |\n"
     table+="| $n | $shape | show REV | $(measure "$bin" show "$some") |\n"
-    table+="| $n | $shape | upgrade heads --sql | $(RUNS=1 measure "$bin" upgrade heads --sql) |\n"
+    table+="| $n | $shape | upgrade heads --sql | $(measure "$bin" upgrade heads --sql) |\n"
     cd - >/dev/null
   done
 done
