@@ -241,7 +241,7 @@ static const char **copy_strs(lm_dag *dag, const char *const *v, size_t n, int *
 
 static int bad_id(const char *id, char *bad) {
   for (const char *p = id; *p; p++)
-    if (strchr("@-+:", *p) || isspace((unsigned char)*p)) {
+    if (*p == '@' || *p == '-' || *p == '+' || *p == ':' || isspace((unsigned char)*p)) {
       *bad = *p;
       return 1;
     }

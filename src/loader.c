@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -438,6 +439,20 @@ static long count_files(const char *dir) {
   return n;
 }
 
+/* A decimal number as cache_write wrote it ("-1" included); 0 for anything else. */
+static int parse_num(const char *s, long long *out) {
+  int neg = *s == '-';
+  const char *p = s + neg;
+  long long v = 0;
+  if (!*p) return 0;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9' || v > (LLONG_MAX - 9) / 10) return 0;
+    v = v * 10 + (*p - '0');
+  }
+  *out = neg ? -v : v;
+  return 1;
+}
+
 /* The common case, streamed: the cache names exactly the directory's revision files and
  * none changed since (size and mtime). Reads the cache a line at a time and adds each
  * revision as it goes, so neither the cache text nor the file list is held in memory.
@@ -448,8 +463,17 @@ static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
   long nfiles = count_files(app->cfg.versions_dir);
   FILE *f = nfiles > 0 ? fopen(cache_path, "rb") : NULL;
   if (!f) return 0;
-  char *line = NULL, *prev = NULL;
-  size_t cap = 0, prevcap = 0;
+  char *line = NULL, *prev = NULL, *path = NULL;
+  size_t cap = 0, prevcap = 0, pathcap = 0;
+  /* Paths are versions_dir + name, joined as lm_path_join does; the prefix is kept. */
+  const char *dir = app->cfg.versions_dir;
+  size_t dirlen = 0;
+  if (*dir && strcmp(dir, ".") != 0) dirlen = strlen(dir) + (dir[strlen(dir) - 1] != '/');
+  if (dirlen && !(path = malloc(pathcap = dirlen + 64))) return 0;
+  if (dirlen) {
+    memcpy(path, dir, strlen(dir));
+    path[dirlen - 1] = '/';
+  }
   long count = 0;
   int ok = lm_dag_reserve(app->dag, (size_t)nfiles) == LM_OK;
   ssize_t len = ok ? getline(&line, &cap, f) : -1;
@@ -472,15 +496,15 @@ static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
       ok = 0;
       break;
     }
-    char *name = unescape(fld[0], strlen(fld[0])), *e1, *e2, *e3;
-    long long size = strtoll(fld[1], &e1, 10), mt_s = strtoll(fld[2], &e2, 10),
-              mt_ns = strtoll(fld[3], &e3, 10);
+    char *name = unescape(fld[0], strlen(fld[0]));
+    long long size, mt_s, mt_ns;
     size_t nl = strlen(name);
     struct stat st;
-    ok = !*e1 && !*e2 && !*e3 && is_revision_file(name) && !strchr(name, '/') &&
-         (!prev || strcmp(prev, name) < 0) && fstatat(dirfd, name, &st, 0) == 0 &&
-         S_ISREG(st.st_mode) && size == (long long)st.st_size &&
-         mt_s == (long long)st.st_mtim.tv_sec && mt_ns == (long long)st.st_mtim.tv_nsec;
+    ok = parse_num(fld[1], &size) && parse_num(fld[2], &mt_s) && parse_num(fld[3], &mt_ns) &&
+         is_revision_file(name) && !strchr(name, '/') && (!prev || strcmp(prev, name) < 0) &&
+         fstatat(dirfd, name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
+         size == (long long)st.st_size && mt_s == (long long)st.st_mtim.tv_sec &&
+         mt_ns == (long long)st.st_mtim.tv_nsec;
     if (!ok) break;
     if (nl + 1 > prevcap) {
       char *v = realloc(prev, prevcap = 2 * nl + 16);
@@ -491,16 +515,25 @@ static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
       prev = v;
     }
     memcpy(prev, name, nl + 1);
-    char *path = lm_path_join(app->cfg.versions_dir, name);
+    if (dirlen + nl + 2 > pathcap) {
+      char *v = realloc(path, pathcap = 2 * (dirlen + nl) + 16);
+      if (!v) {
+        ok = 0;
+        break;
+      }
+      path = v;
+    }
+    /* what lm_path_join(versions_dir, name) gives */
+    memcpy(path + dirlen, name, nl + 1);
     lm_error ignore = {0};
-    ok = path && add_cached(app, path, fld[4], &ignore) == LM_OK;
+    ok = add_cached(app, path, fld[4], &ignore) == LM_OK;
     lm_error_clear(&ignore);
-    free(path);
   }
   ok = ok && !ferror(f) && count == nfiles;
   fclose(f);
   free(line);
   free(prev);
+  free(path);
   if (!ok) {
     lm_dag_free(app->dag);
     app->dag = lm_dag_new();
