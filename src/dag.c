@@ -1,8 +1,9 @@
-/* The revision DAG: storage (hash-indexed, arrays for adjacency), validation, heads,
- * identifier resolution, upgrade/downgrade plans and version-table transitions. Revision
- * indices follow add order, which callers make file-name order; that order is the
- * tie-break wherever the graph leaves a choice (documented behaviour). Every walk is
- * iterative: graphs reach 100,000 revisions. */
+/* The revision DAG: storage (hash-indexed; strings in one arena, adjacency as slices of one
+ * array, effective labels as interned sets), validation, heads, identifier resolution,
+ * upgrade/downgrade plans and version-table transitions. Revision indices follow add
+ * order, which callers make file-name order; that order is the tie-break wherever the
+ * graph leaves a choice (documented behaviour). Every walk is iterative and none is
+ * repeated per revision: graphs reach 100,000 revisions. */
 #include "dag.h"
 
 #include <ctype.h>

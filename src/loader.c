@@ -216,7 +216,8 @@ fail:
  * revision file. A file whose size or mtime changed is run again; the cache is rewritten
  * whenever anything changed, and never trusted across luamigrate versions. Writing it is
  * best effort (a read-only checkout simply runs every file). LUAMIGRATE_NO_CACHE=1 turns
- * it off. */
+ * it off. When nothing changed the cache is streamed straight into the DAG (load_cached);
+ * otherwise it is read whole and merged with the file list. */
 
 #define CACHE_MAGIC "luamigrate revision cache 1 " LM_VERSION "\n"
 
