@@ -440,7 +440,7 @@ static long count_files(const char *dir) {
   return n;
 }
 
-/* A decimal number as cache_write wrote it ("-1" included); 0 for anything else. */
+/* A decimal number as the cache holds it ("-1" included); 0 for anything else. */
 static int parse_num(const char *s, long long *out) {
   int neg = *s == '-';
   const char *p = s + neg;
@@ -542,22 +542,41 @@ static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
   return ok;
 }
 
-static void cache_write(const char *path, const sbuf_t *body) {
-  if (body->oom) return;
+/* The cache being rewritten, streamed to a temporary file beside it (renamed into place
+ * once the whole graph has loaded), so a first run over a large project never holds the
+ * whole text in memory. A writer that cannot open its file drops what it is given. */
+typedef struct cache_out {
+  FILE *f;
+  char *tmp;
+  int ok;
+} cache_out;
+
+static void cache_open(cache_out *w, const char *path) {
   size_t plen = strlen(path);
-  char *tmp = malloc(plen + 32);
-  if (!tmp) return;
-  snprintf(tmp, plen + 32, "%s.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    free(tmp);
-    return;
+  memset(w, 0, sizeof *w);
+  if (!(w->tmp = malloc(plen + 32))) return;
+  snprintf(w->tmp, plen + 32, "%s.%ld", path, (long)getpid());
+  if (!(w->f = fopen(w->tmp, "wb"))) return;
+  w->ok = fputs(CACHE_MAGIC, w->f) >= 0;
+}
+
+/* Moves body's text to the file and empties body. */
+static void cache_flush(cache_out *w, sbuf_t *body) {
+  if (body->oom) w->ok = 0;
+  if (w->f && w->ok && body->n) w->ok = fwrite(body->s, 1, body->n, w->f) == body->n;
+  body->n = 0;
+  if (body->s) body->s[0] = '\0';
+}
+
+/* Puts the file in place when keep (and all went well), else removes it. */
+static void cache_close(cache_out *w, sbuf_t *body, const char *path, int keep) {
+  if (keep) cache_flush(w, body);
+  if (w->f) {
+    int ok = fclose(w->f) == 0 && w->ok;
+    if (!keep || !ok || rename(w->tmp, path) != 0) unlink(w->tmp);
   }
-  int ok =
-      fputs(CACHE_MAGIC, f) >= 0 && (body->n == 0 || fwrite(body->s, 1, body->n, f) == body->n);
-  ok = fclose(f) == 0 && ok;
-  if (!ok || rename(tmp, path) != 0) unlink(tmp);
-  free(tmp);
+  free(w->tmp);
+  memset(w, 0, sizeof *w);
 }
 
 /* Runs one file, checks its migration globals and adds it to the DAG; appends its cache
@@ -640,6 +659,7 @@ int lm_loader_load(lm_app *app, lm_error *err) {
   int rc = LM_OK, dirty = 0, dirfd = -1;
   cache old = {0};
   sbuf_t fresh = {0};
+  cache_out out = {0};
   char *cache_path = NULL;
   app->dag = lm_dag_new();
   if (!app->dag) return lm_error_set(err, LM_ENOMEM, "out of memory");
@@ -702,6 +722,7 @@ int lm_loader_load(lm_app *app, lm_error *err) {
   }
   size_t j = 0;
   time_t now = time(NULL);
+  if (use_cache && n) cache_open(&out, cache_path);
   for (size_t i = 0; i < n && rc == LM_OK; i++) {
     char *path = lm_path_join(app->cfg.versions_dir, names[i]);
     if (!path) {
@@ -744,6 +765,7 @@ int lm_loader_load(lm_app *app, lm_error *err) {
       }
     }
     if (fresh.n > mark) sb_putc(&fresh, '\n');
+    if (fresh.n >= 64 * 1024) cache_flush(&out, &fresh);
     free(path);
   }
   if (j < old.n) dirty = 1;
@@ -751,9 +773,13 @@ int lm_loader_load(lm_app *app, lm_error *err) {
   if (rc == LM_OK) {
     lua_newtable(L); /* environments, filled as revisions run */
     app->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (use_cache && !current && (dirty || !old.text)) cache_write(cache_path, &fresh);
+    if (use_cache && !current && (dirty || !old.text)) {
+      if (!out.tmp) cache_open(&out, cache_path); /* no files: an empty cache */
+      cache_close(&out, &fresh, cache_path, 1);
+    }
   }
 cleanup:
+  cache_close(&out, &fresh, cache_path, 0);
   if (dirfd >= 0) close(dirfd);
   cache_free(&old);
   free(fresh.s);
