@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# DAG commands at scale: generates 10,000- and 100,000-revision projects (linear and
-# branched), then times heads, current, history, show and `upgrade heads --sql` (median of
-# RUNS runs, peak RSS of the slowest) and writes bench/results/dag.md.
+# DAG commands at scale: times start-up (`--version`, `current` on a small up-to-date
+# project), then generates 10,000- and 100,000-revision projects (linear and branched) and
+# times heads, current, history, show and `upgrade heads --sql` (median wall clock and CPU
+# time of RUNS runs, the largest peak RSS of them) and writes bench/results/dag.md.
 #   bash bench/dag.sh            (RUNS=5 SIZES="10000 100000" by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,26 +23,42 @@ eval "$(bash scripts/pg.sh start "$pgdir")"
 
 # median wall time (ms) and max RSS (MiB) of RUNS runs of "$@" in the current directory
 tf=$(mktemp /tmp/luamigrate-bench-time.XXXXXX)
-one() { # prints "<ms> <KiB>" for one run
+one() { # prints "<wall ms> <KiB> <cpu ms>" for one run
   local t0 t1
   t0=$(date +%s%N)
-  /usr/bin/time -f "%M" -o "$tf" "$@" >/dev/null 2>&1 || true
+  /usr/bin/time -f "%M %U %S" -o "$tf" "$@" >/dev/null 2>&1 || true
   t1=$(date +%s%N)
-  echo "$(( (t1 - t0) / 1000000 )) $(tail -n 1 "$tf")"
+  echo "$(( (t1 - t0) / 1000000 )) $(tail -n 1 "$tf" | awk '{printf "%d %d", $1, ($2 + $3) * 1000}')"
 }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# "<wall> | <cpu> | <rss>" cells: median wall and CPU (user+sys, less disturbed by other
+# load on the machine) of RUNS runs, and the largest peak RSS among them
 measure() {
-  local times=() rss=0 out
+  local times=() cpus=() rss=0 out
   for _ in $(seq "$RUNS"); do
     out=$(one "$@")
-    times+=("${out%% *}")
-    rss=$(awk -v a="$rss" '{print ($2 > a) ? $2 : a}' <<<"$out")
+    read -r w k c <<<"$out"
+    times+=("$w")
+    cpus+=("$c")
+    rss=$(( k > rss ? k : rss ))
   done
-  local median
-  median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  printf '%s ms | %s MiB' "$median" "$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}')"
+  printf '%s ms | %s ms | %s MiB' "$(printf '%s\n' "${times[@]}" | median)" \
+    "$(printf '%s\n' "${cpus[@]}" | median)" "$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}')"
 }
 
-table="| revisions | shape | command | wall (median of $RUNS) | peak RSS |\n|---:|---|---|---:|---:|\n"
+table="| revisions | shape | command | wall (median of $RUNS) | CPU user+sys (median) | peak RSS |\n|---:|---|---|---:|---:|---:|\n"
+
+# Start-up: what every invocation pays, on a small up-to-date project.
+proj=$work/small
+lua5.4 bench/gen_dag.lua "$proj" 10 linear
+touch -d "1 hour ago" "$proj"/migrations/versions/*.lua
+psql -XAtq -c "CREATE DATABASE bench_small" >/dev/null
+cd "$proj"
+"$bin" heads >/dev/null 2>&1 # writes the cache
+"$bin" --url "dbname=bench_small" upgrade heads >/dev/null 2>&1
+table+="| 10 | linear | --version (start-up) | $(measure "$bin" --version) |\n"
+table+="| 10 | linear | current (up to date) | $(measure "$bin" --url "dbname=bench_small" current) |\n"
+cd - >/dev/null
 for n in $SIZES; do
   for shape in linear branched; do
     proj=$work/$shape-$n
@@ -53,14 +70,14 @@ for n in $SIZES; do
     url="dbname=$db"
     cd "$proj"
     cold=$(one "$bin" heads)
-    table+="| $n | $shape | heads (first run: runs every file, writes the cache) | $(awk '{printf "%d ms | %.1f MiB", $1, $2 / 1024}' <<<"$cold") |\n"
+    table+="| $n | $shape | heads (first run: runs every file, writes the cache) | $(awk '{printf "%d ms | %d ms | %.1f MiB", $1, $3, $2 / 1024}' <<<"$cold") |\n"
     "$bin" --url "$url" stamp heads >/dev/null 2>&1
     some=$(ls migrations/versions | sed -n "$((n / 2))p" | cut -d_ -f1)
     table+="| $n | $shape | heads | $(measure "$bin" heads) |\n"
     table+="| $n | $shape | current | $(measure "$bin" --url "$url" current) |\n"
     table+="| $n | $shape | history | $(measure "$bin" history) |\n"
     table+="| $n | $shape | show REV | $(measure "$bin" show "$some") |\n"
-    table+="| $n | $shape | upgrade heads --sql | $(RUNS=1 measure "$bin" upgrade heads --sql) |\n"
+    table+="| $n | $shape | upgrade heads --sql | $(measure "$bin" upgrade heads --sql) |\n"
     cd - >/dev/null
   done
 done

@@ -67,6 +67,9 @@ char *lm_path_join(const char *a, const char *b);
 int lm_loader_load(lm_app *app, lm_error *err);
 /* Pushes the environment of revision idx (running its file the first time it is asked). */
 int lm_loader_env(lm_app *app, int idx, lm_error *err);
+/* Forgets the environment of revision idx once its step is done, so a long run does not
+ * keep every file's environment alive (a later lm_loader_env runs the file again). */
+void lm_loader_release(lm_app *app, int idx);
 /* A file's whole leading comment (malloc'd; "" when it has none or cannot be read). */
 char *lm_loader_longdoc(const char *path);
 /* Reads a whole file (malloc'd, NUL-terminated; *len without the NUL). */

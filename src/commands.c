@@ -26,36 +26,58 @@ typedef struct sbuf {
   int oom;
 } sbuf;
 
+/* Room for `more` bytes and the NUL; 0, or -1 (and b->oom) when out of memory. */
+static int sb_room(sbuf *b, size_t more) {
+  if (b->oom) return -1;
+  if (b->n + more + 1 <= b->cap) return 0;
+  size_t cap = (b->cap ? b->cap * 2 : 256) + more;
+  char *s = realloc(b->s, cap);
+  if (!s) {
+    b->oom = 1;
+    return -1;
+  }
+  b->s = s;
+  b->cap = cap;
+  return 0;
+}
+
+/* Appends a plain string (the cheap path: history prints 100,000 lines). */
+static void sb_cat(sbuf *b, const char *v) {
+  size_t len = strlen(v);
+  if (sb_room(b, len)) return;
+  memcpy(b->s + b->n, v, len + 1);
+  b->n += len;
+}
+
 static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_add(sbuf *b, const char *fmt, ...) {
   if (b->oom) return;
   va_list ap;
   va_start(ap, fmt);
-  int need = vsnprintf(NULL, 0, fmt, ap);
+  int need = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
   va_end(ap);
   if (need < 0) return;
-  if (b->n + (size_t)need + 1 > b->cap) {
-    size_t cap = (b->cap ? b->cap * 2 : 256) + (size_t)need;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-      b->oom = 1;
-      return;
-    }
-    b->s = s;
-    b->cap = cap;
+  if (!b->s || b->n + (size_t)need + 1 > b->cap) { /* it did not fit: grow, format again */
+    if (sb_room(b, (size_t)need)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+    va_end(ap);
   }
-  va_start(ap, fmt);
-  vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
-  va_end(ap);
   b->n += (size_t)need;
 }
 
 static void sb_ids(sbuf *b, const lm_dag *dag, const int *idx, size_t n) {
-  for (size_t i = 0; i < n; i++) sb_add(b, "%s%s", i ? ", " : "", lm_dag_id(dag, idx[i]));
+  for (size_t i = 0; i < n; i++) {
+    if (i) sb_cat(b, ", ");
+    sb_cat(b, lm_dag_id(dag, idx[i]));
+  }
 }
 
 static void sb_strs(sbuf *b, const char *const *v, size_t n) {
-  for (size_t i = 0; i < n; i++) sb_add(b, "%s%s", i ? ", " : "", v[i]);
+  for (size_t i = 0; i < n; i++) {
+    if (i) sb_cat(b, ", ");
+    sb_cat(b, v[i]);
+  }
 }
 
 /* ---- command arguments -------------------------------------------------------------- */
@@ -211,15 +233,19 @@ static void format_down(sbuf *b, const lm_dag *dag, int idx) {
   const int *p;
   size_t n = lm_dag_parents(dag, idx, &p);
   if (n == 0)
-    sb_add(b, "<base>");
+    sb_cat(b, "<base>");
   else
     sb_ids(b, dag, p, n);
 }
 
 /* " (head)" and the like, coloured when stdout gets colour. */
 static void sb_mark(sbuf *b, const char *mark) {
-  sb_add(b, " %s(%s)%s", lm_log_sgr(stdout, LM_STYLE_MARK), mark,
-         lm_log_sgr(stdout, LM_STYLE_RESET));
+  sb_cat(b, " ");
+  sb_cat(b, lm_log_sgr(stdout, LM_STYLE_MARK));
+  sb_cat(b, "(");
+  sb_cat(b, mark);
+  sb_cat(b, ")");
+  sb_cat(b, lm_log_sgr(stdout, LM_STYLE_RESET));
 }
 
 /* Alembic's Script._head_only. `current` (may be NULL) marks "(current)". */
@@ -230,19 +256,19 @@ static void head_only(sbuf *b, const lm_dag *dag, int idx, int include_branches,
     const int *d;
     size_t nd = lm_dag_deps(dag, idx, &d);
     if (nd) {
-      sb_add(b, " (");
+      sb_cat(b, " (");
       sb_ids(b, dag, d, nd);
-      sb_add(b, ")");
+      sb_cat(b, ")");
     }
-    sb_add(b, " -> ");
+    sb_cat(b, " -> ");
   }
-  sb_add(b, "%s", lm_dag_id(dag, idx));
+  sb_cat(b, lm_dag_id(dag, idx));
   const char *const *labels;
   size_t nl = lm_dag_labels(dag, idx, &labels);
   if (include_branches && nl) {
-    sb_add(b, " (");
+    sb_cat(b, " (");
     sb_strs(b, labels, nl);
-    sb_add(b, ")");
+    sb_cat(b, ")");
   }
   if (lm_dag_is_real_head(dag, idx)) sb_mark(b, "head");
   if (lm_dag_is_head(dag, idx) && !lm_dag_is_real_head(dag, idx)) sb_mark(b, "effective head");
@@ -251,7 +277,10 @@ static void head_only(sbuf *b, const lm_dag *dag, int idx, int include_branches,
     if (lm_dag_is_branch_point(dag, idx)) sb_mark(b, "branchpoint");
     if (lm_dag_is_merge_point(dag, idx)) sb_mark(b, "mergepoint");
   }
-  if (include_doc) sb_add(b, ", %s", lm_dag_doc(dag, idx));
+  if (include_doc) {
+    sb_cat(b, ", ");
+    sb_cat(b, lm_dag_doc(dag, idx));
+  }
 }
 
 /* Alembic's Script.log_entry (the verbose form). */

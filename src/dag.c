@@ -1,8 +1,9 @@
-/* The revision DAG: storage (hash-indexed, arrays for adjacency), validation, heads,
- * identifier resolution, upgrade/downgrade plans and version-table transitions. Revision
- * indices follow add order, which callers make file-name order; that order is the
- * tie-break wherever the graph leaves a choice (documented behaviour). Every walk is
- * iterative: graphs reach 100,000 revisions. */
+/* The revision DAG: storage (hash-indexed; strings in one arena, adjacency as slices of one
+ * array, effective labels as interned sets), validation, heads, identifier resolution,
+ * upgrade/downgrade plans and version-table transitions. Revision indices follow add
+ * order, which callers make file-name order; that order is the tie-break wherever the
+ * graph leaves a choice (documented behaviour). Every walk is iterative and none is
+ * repeated per revision: graphs reach 100,000 revisions. */
 #include "dag.h"
 
 #include <ctype.h>
@@ -11,17 +12,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Adjacency: a slice of one array shared by the whole graph (filled by lm_dag_finish). */
+typedef struct adj {
+  int *idx;
+  uint32_t n;
+} adj;
+
+/* One revision. Strings and arrays live in the graph's arena: nothing is allocated per
+ * revision. */
 typedef struct rev {
-  char *id, *path, *doc; /* doc: the first paragraph of the file's leading comment */
-  char **down_ids, **labels, **dep_ids;
-  size_t ndown, nlabels, ndeps_raw;
-  int *parents; /* resolved down_revision, same order */
-  int *deps;    /* resolved depends_on */
-  size_t ndeps;
-  lm_revset children;   /* via down_revision */
-  lm_revset dependents; /* via depends_on */
-  const char **elabels; /* effective labels: own and inherited (strings owned elsewhere) */
-  size_t nelabels;
+  const char *id, *path, *doc; /* doc: the first paragraph of the file's leading comment */
+  const char **down_ids, **labels, **dep_ids;
+  int *parents;   /* resolved down_revision, same order */
+  int *deps;      /* resolved depends_on */
+  adj children;   /* via down_revision */
+  adj dependents; /* via depends_on */
+  uint32_t ndown, nlabels, ndeps_raw, ndeps;
+  int lset; /* effective labels (own and inherited): a label set, 0 = none */
 } rev;
 
 typedef struct label_ent {
@@ -29,14 +36,47 @@ typedef struct label_ent {
   int idx;
 } label_ent;
 
+/* A block of the arena; blocks never move, so pointers into them stay valid. */
+typedef struct block {
+  struct block *next;
+  size_t used, cap;
+  char data[];
+} block;
+
+/* An interned set of labeled revisions (sorted indices) and its labels, flattened in
+ * index order: the effective labels of every revision that carries it. */
+typedef struct lset {
+  const int *members;
+  size_t nmembers;
+  const char **flat;
+  size_t nflat;
+} lset;
+
+/* Scratch for the bounded ancestry walks of lm_dag_step (visit stamps, a stack). */
+typedef struct scratch {
+  unsigned *visit;
+  unsigned gen;
+  int *stack;
+} scratch;
+
 struct lm_dag {
   rev *revs;
   size_t n, cap;
+  block *arena;
   int *slots; /* open addressing on id, -1 empty */
   size_t nslots;
   int *sorted; /* indices sorted by id, for prefix lookup */
   label_ent *labels;
   size_t nlabels;
+  int *edges; /* children and dependents slices */
+  int *rank;  /* position in a topological order (parents and deps first) */
+  lset *lsets;
+  size_t nlsets, caplsets;
+  int *lshash; /* open addressing on lset members, -1 empty */
+  size_t nlshash;
+  int *lstmp; /* union buffer */
+  size_t caplstmp;
+  scratch *ws;
   int finished;
 };
 
@@ -86,32 +126,64 @@ lm_dag *lm_dag_new(void) {
   return calloc(1, sizeof(lm_dag));
 }
 
-static void free_strs(char **v, size_t n) {
-  if (!v) return;
-  for (size_t i = 0; i < n; i++) free(v[i]);
-  free(v);
+#define ARENA_BLOCK (256u * 1024)
+
+/* size bytes from the arena, aligned for pointers; NULL when out of memory. */
+static void *arena_alloc(lm_dag *dag, size_t size) {
+  size = (size + 7) & ~(size_t)7;
+  block *b = dag->arena;
+  if (!b || b->cap - b->used < size) {
+    size_t cap = size > ARENA_BLOCK / 4 ? size : ARENA_BLOCK - sizeof(block);
+    block *nb = malloc(sizeof(block) + cap);
+    if (!nb) return NULL;
+    nb->used = 0;
+    nb->cap = cap;
+    if (b && size > ARENA_BLOCK / 4) { /* a big one goes behind the current block */
+      nb->next = b->next;
+      b->next = nb;
+      nb->used = size;
+      return nb->data;
+    }
+    nb->next = b;
+    dag->arena = b = nb;
+  }
+  void *p = b->data + b->used;
+  b->used += size;
+  return p;
+}
+
+static const char *arena_strndup(lm_dag *dag, const char *s, size_t len) {
+  char *p = arena_alloc(dag, len + 1);
+  if (!p) return NULL;
+  memcpy(p, s, len);
+  p[len] = '\0';
+  return p;
+}
+
+static const char *arena_strdup(lm_dag *dag, const char *s) {
+  return arena_strndup(dag, s, strlen(s));
 }
 
 void lm_dag_free(lm_dag *dag) {
   if (!dag) return;
-  for (size_t i = 0; i < dag->n; i++) {
-    rev *r = &dag->revs[i];
-    free(r->id);
-    free(r->path);
-    free(r->doc);
-    free_strs(r->down_ids, r->ndown);
-    free_strs(r->labels, r->nlabels);
-    free_strs(r->dep_ids, r->ndeps_raw);
-    free(r->parents);
-    free(r->deps);
-    lm_revset_free(&r->children);
-    lm_revset_free(&r->dependents);
-    free(r->elabels);
+  for (block *b = dag->arena, *next; b; b = next) {
+    next = b->next;
+    free(b);
   }
   free(dag->revs);
   free(dag->slots);
   free(dag->sorted);
   free(dag->labels);
+  free(dag->edges);
+  free(dag->rank);
+  free(dag->lsets);
+  free(dag->lshash);
+  free(dag->lstmp);
+  if (dag->ws) {
+    free(dag->ws->visit);
+    free(dag->ws->stack);
+    free(dag->ws);
+  }
   free(dag);
 }
 
@@ -134,6 +206,18 @@ static int grow_slots(lm_dag *dag) {
   return LM_OK;
 }
 
+int lm_dag_reserve(lm_dag *dag, size_t n) {
+  if (n > dag->cap) {
+    rev *v = realloc(dag->revs, n * sizeof *v);
+    if (!v) return LM_ENOMEM;
+    dag->revs = v;
+    dag->cap = n;
+  }
+  while (n * 2 > dag->nslots)
+    if (grow_slots(dag)) return LM_ENOMEM;
+  return LM_OK;
+}
+
 int lm_dag_find(const lm_dag *dag, const char *id) {
   if (!dag->nslots) return -1;
   size_t mask = dag->nslots - 1, i = (size_t)hash_str(id) & mask;
@@ -144,21 +228,21 @@ int lm_dag_find(const lm_dag *dag, const char *id) {
   return -1;
 }
 
-static char **copy_strs(const char *const *v, size_t n, int *oom) {
+static const char **copy_strs(lm_dag *dag, const char *const *v, size_t n, int *oom) {
   if (!n) return NULL;
-  char **out = calloc(n, sizeof *out);
+  const char **out = arena_alloc(dag, n * sizeof *out);
   if (!out) {
     *oom = 1;
     return NULL;
   }
   for (size_t i = 0; i < n; i++)
-    if (!(out[i] = strdup(v[i]))) *oom = 1;
+    if (!(out[i] = arena_strdup(dag, v[i]))) *oom = 1;
   return out;
 }
 
 static int bad_id(const char *id, char *bad) {
   for (const char *p = id; *p; p++)
-    if (strchr("@-+:", *p) || isspace((unsigned char)*p)) {
+    if (*p == '@' || *p == '-' || *p == '+' || *p == ':' || isspace((unsigned char)*p)) {
       *bad = *p;
       return 1;
     }
@@ -225,16 +309,16 @@ int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndow
   rev *r = &dag->revs[dag->n];
   memset(r, 0, sizeof *r);
   int oom = 0;
-  r->id = strdup(id);
-  r->path = strdup(path ? path : id);
+  r->id = arena_strdup(dag, id);
+  r->path = arena_strdup(dag, path ? path : id);
   const char *para = doc ? strstr(doc, "\n\n") : NULL;
-  r->doc = para ? strndup(doc, (size_t)(para - doc)) : strdup(doc ? doc : "");
-  r->down_ids = copy_strs(down, ndown, &oom);
-  r->ndown = ndown;
-  r->labels = copy_strs(labels, nlabels, &oom);
-  r->nlabels = nlabels;
-  r->dep_ids = copy_strs(deps, ndeps, &oom);
-  r->ndeps_raw = ndeps;
+  r->doc = para ? arena_strndup(dag, doc, (size_t)(para - doc)) : arena_strdup(dag, doc ? doc : "");
+  r->down_ids = copy_strs(dag, down, ndown, &oom);
+  r->ndown = (uint32_t)ndown;
+  r->labels = copy_strs(dag, labels, nlabels, &oom);
+  r->nlabels = (uint32_t)nlabels;
+  r->dep_ids = copy_strs(dag, deps, ndeps, &oom);
+  r->ndeps_raw = (uint32_t)ndeps;
   int idx = (int)dag->n++;
   slot_insert(dag->slots, dag->nslots, dag->revs, idx);
   if (oom || !r->id || !r->path || !r->doc) return lm_error_set(err, LM_ENOMEM, "out of memory");
@@ -277,7 +361,8 @@ static size_t prefix_range(const lm_dag *dag, const char *prefix, size_t *first)
   return end - lo;
 }
 
-/* Cycle check: Kahn over parents+deps; whatever is left is on or behind a cycle. */
+/* Cycle check: Kahn over parents+deps; whatever is left is on or behind a cycle. The order
+ * Kahn finds is kept as dag->rank: parents and dependencies rank below their revision. */
 static int check_cycles(lm_dag *dag, lm_error *err) {
   size_t n = dag->n;
   int *indeg = calloc(n ? n : 1, sizeof *indeg), *queue = malloc((n ? n : 1) * sizeof *queue);
@@ -309,23 +394,95 @@ static int check_cycles(lm_dag *dag, lm_error *err) {
     }
     rc = lm_error_set(err, LM_EUSAGE, "Cycle is detected in revisions (%s%s)", buf,
                       n - qt > shown ? ", ..." : "");
+    goto cleanup;
   }
+  /* indeg is all zeros now: it becomes the rank. */
+  for (size_t k = 0; k < n; k++) indeg[queue[k]] = (int)k;
+  dag->rank = indeg;
+  indeg = NULL;
 cleanup:
   free(indeg);
   free(queue);
   return rc;
 }
 
-static int add_elabels(rev *r, char **labels, size_t n) {
-  const char **v = realloc(r->elabels, (r->nelabels + n) * sizeof *v);
-  if (!v) return LM_ENOMEM;
-  r->elabels = v;
-  for (size_t i = 0; i < n; i++) {
-    int dup = 0;
-    for (size_t j = 0; j < r->nelabels && !dup; j++) dup = !strcmp(r->elabels[j], labels[i]);
-    if (!dup) r->elabels[r->nelabels++] = labels[i];
+/* ---- label sets ---------------------------------------------------------------------- */
+
+static uint64_t hash_ints(const int *v, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ (uint64_t)(unsigned)v[i]) * 1099511628211ull;
+  return h;
+}
+
+static void lshash_put(int *tab, size_t ntab, const lset *sets, int id) {
+  size_t mask = ntab - 1, k = (size_t)hash_ints(sets[id].members, sets[id].nmembers) & mask;
+  while (tab[k] >= 0) k = (k + 1) & mask;
+  tab[k] = id;
+}
+
+/* The id of the set with these members (sorted), made when new; -1 when out of memory. */
+static int ls_intern(lm_dag *dag, const int *m, size_t n) {
+  if (dag->nlshash) {
+    size_t mask = dag->nlshash - 1, k = (size_t)hash_ints(m, n) & mask;
+    for (; dag->lshash[k] >= 0; k = (k + 1) & mask) {
+      const lset *s = &dag->lsets[dag->lshash[k]];
+      if (s->nmembers == n && !memcmp(s->members, m, n * sizeof *m)) return dag->lshash[k];
+    }
   }
-  return LM_OK;
+  if (dag->nlsets == dag->caplsets) {
+    size_t cap = dag->caplsets ? dag->caplsets * 2 : 16;
+    lset *v = realloc(dag->lsets, cap * sizeof *v);
+    if (!v) return -1;
+    dag->lsets = v;
+    dag->caplsets = cap;
+  }
+  if ((dag->nlsets + 1) * 2 > dag->nlshash) {
+    size_t ntab = dag->nlshash ? dag->nlshash * 2 : 32;
+    int *tab = malloc(ntab * sizeof *tab);
+    if (!tab) return -1;
+    for (size_t k = 0; k < ntab; k++) tab[k] = -1;
+    for (size_t id = 0; id < dag->nlsets; id++) lshash_put(tab, ntab, dag->lsets, (int)id);
+    free(dag->lshash);
+    dag->lshash = tab;
+    dag->nlshash = ntab;
+  }
+  lset *s = &dag->lsets[dag->nlsets];
+  int *members = n ? arena_alloc(dag, n * sizeof *members) : NULL;
+  size_t nflat = 0;
+  for (size_t i = 0; i < n; i++) nflat += dag->revs[m[i]].nlabels;
+  const char **flat = nflat ? arena_alloc(dag, nflat * sizeof *flat) : NULL;
+  if ((n && !members) || (nflat && !flat)) return -1;
+  if (n) memcpy(members, m, n * sizeof *m);
+  nflat = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < dag->revs[m[i]].nlabels; j++) flat[nflat++] = dag->revs[m[i]].labels[j];
+  *s = (lset){members, n, flat, nflat};
+  lshash_put(dag->lshash, dag->nlshash, dag->lsets, (int)dag->nlsets);
+  return (int)dag->nlsets++;
+}
+
+/* The union of two sets; -1 when out of memory. */
+static int ls_union(lm_dag *dag, int a, int b) {
+  if (a == b || b == 0) return a;
+  if (a == 0) return b;
+  size_t na = dag->lsets[a].nmembers, nb = dag->lsets[b].nmembers;
+  if (na + nb > dag->caplstmp) {
+    int *v = realloc(dag->lstmp, (na + nb) * sizeof *v);
+    if (!v) return -1;
+    dag->lstmp = v;
+    dag->caplstmp = na + nb;
+  }
+  const int *x = dag->lsets[a].members, *y = dag->lsets[b].members;
+  size_t i = 0, j = 0, k = 0;
+  while (i < na || j < nb) {
+    if (j == nb || (i < na && x[i] < y[j]))
+      dag->lstmp[k++] = x[i++];
+    else if (i == na || y[j] < x[i])
+      dag->lstmp[k++] = y[j++];
+    else
+      dag->lstmp[k++] = x[i++], j++;
+  }
+  return ls_intern(dag, dag->lstmp, k);
 }
 
 static int is_real_branch_point(const rev *r) {
@@ -335,48 +492,51 @@ static int is_real_branch_point(const rev *r) {
 /* A branch label names a line of revisions, not one: every descendant (through
  * down_revision) carries it, and so do the labeled revision's ancestors up to the nearest
  * branch point or merge point, as long as the line below the label neither branches nor
- * merges. Cost: the descendants of each labeled revision. */
+ * merges. A revision's labels are a set of labeled revisions (their labels in index
+ * order), interned: in topological order each revision takes the union of its parents'
+ * sets, so the cost is linear in the graph plus the distinct sets. */
 static int spread_labels(lm_dag *dag) {
   size_t n = dag->n;
-  int *mark = NULL, *stack = NULL;
   if (n == 0) return LM_OK;
-  mark = malloc(n * sizeof *mark);
-  stack = malloc(n * sizeof *stack);
-  if (!mark || !stack) goto oom;
-  for (size_t i = 0; i < n; i++) mark[i] = -1;
+  int *order = malloc(n * sizeof *order);
+  unsigned char *plain = malloc(n); /* the line from here down neither branches nor merges */
+  int rc = LM_ENOMEM;
+  if (!order || !plain || ls_intern(dag, NULL, 0) != 0) goto done;
+  for (size_t i = 0; i < n; i++) order[dag->rank[i]] = (int)i;
+  for (size_t k = 0; k < n; k++) {
+    rev *r = &dag->revs[order[k]];
+    int s = 0;
+    for (size_t j = 0; j < r->ndown && s >= 0; j++)
+      s = ls_union(dag, s, dag->revs[r->parents[j]].lset);
+    if (s >= 0 && r->nlabels) {
+      int self = order[k], one = ls_intern(dag, &self, 1);
+      s = one < 0 ? -1 : ls_union(dag, s, one);
+    }
+    if (s < 0) goto done;
+    r->lset = s;
+  }
+  for (size_t k = n; k-- > 0;) {
+    const rev *d = &dag->revs[order[k]];
+    plain[order[k]] = !is_real_branch_point(d) && d->ndown <= 1 &&
+                      (d->children.n == 0 || (d->children.n == 1 && plain[d->children.idx[0]]));
+  }
   for (size_t i = 0; i < n; i++) {
     rev *r = &dag->revs[i];
-    if (!r->nlabels) continue;
-    int linear = 1;
-    size_t sp = 0;
-    stack[sp++] = (int)i;
-    mark[i] = (int)i;
-    while (sp) {
-      rev *d = &dag->revs[stack[--sp]];
-      if (add_elabels(d, r->labels, r->nlabels)) goto oom;
-      if (d != r && (is_real_branch_point(d) || d->ndown > 1)) linear = 0;
-      for (size_t c = 0; c < d->children.n; c++) {
-        int k = d->children.idx[c];
-        if (mark[k] != (int)i) {
-          mark[k] = (int)i;
-          stack[sp++] = k;
-        }
-      }
-    }
-    if (!linear || is_real_branch_point(r) || r->ndown != 1) continue;
+    if (!r->nlabels || is_real_branch_point(r) || r->ndown != 1) continue;
+    if (r->children.n == 1 && !plain[r->children.idx[0]]) continue;
+    int self = (int)i, one = ls_intern(dag, &self, 1);
+    if (one < 0) goto done;
     for (rev *a = &dag->revs[r->parents[0]];; a = &dag->revs[a->parents[0]]) {
       if (is_real_branch_point(a) || a->ndown > 1) break;
-      if (add_elabels(a, r->labels, r->nlabels)) goto oom;
+      if ((a->lset = ls_union(dag, a->lset, one)) < 0) goto done;
       if (a->ndown == 0) break;
     }
   }
-  free(mark);
-  free(stack);
-  return LM_OK;
-oom:
-  free(mark);
-  free(stack);
-  return LM_ENOMEM;
+  rc = LM_OK;
+done:
+  free(order);
+  free(plain);
+  return rc;
 }
 
 int lm_dag_finish(lm_dag *dag, lm_error *err) {
@@ -419,10 +579,12 @@ int lm_dag_finish(lm_dag *dag, lm_error *err) {
                           "Branch name '%s' in revision %s already used by revision %s",
                           dag->labels[k].label, dag->revs[b].id, dag->revs[a].id);
     }
-  /* Parents and dependencies. */
-  for (size_t i = 0; i < n && rc == LM_OK; i++) {
+  /* Parents and dependencies; children and dependents are counted here, then laid out as
+   * slices of one array in the same order. */
+  size_t nedges = 0;
+  for (size_t i = 0; i < n; i++) {
     rev *r = &dag->revs[i];
-    if (r->ndown && !(r->parents = malloc(r->ndown * sizeof *r->parents)))
+    if (r->ndown && !(r->parents = arena_alloc(dag, r->ndown * sizeof *r->parents)))
       return lm_error_set(err, LM_ENOMEM, "out of memory");
     for (size_t j = 0; j < r->ndown; j++) {
       int p = lm_dag_find(dag, r->down_ids[j]);
@@ -437,10 +599,10 @@ int lm_dag_finish(lm_dag *dag, lm_error *err) {
           return lm_error_set(err, LM_EUSAGE, "%s: down_revision names %s twice", r->path,
                               r->down_ids[j]);
       r->parents[j] = p;
-      if (lm_revset_push(&dag->revs[p].children, (int)i))
-        return lm_error_set(err, LM_ENOMEM, "out of memory");
+      dag->revs[p].children.n++;
+      nedges++;
     }
-    if (r->ndeps_raw && !(r->deps = malloc(r->ndeps_raw * sizeof *r->deps)))
+    if (r->ndeps_raw && !(r->deps = arena_alloc(dag, r->ndeps_raw * sizeof *r->deps)))
       return lm_error_set(err, LM_ENOMEM, "out of memory");
     for (size_t j = 0; j < r->ndeps_raw; j++) {
       const char *d = r->dep_ids[j];
@@ -461,12 +623,36 @@ int lm_dag_finish(lm_dag *dag, lm_error *err) {
       for (size_t k = 0; k < r->ndeps; k++) seen |= r->deps[k] == p;
       if (seen) continue;
       r->deps[r->ndeps++] = p;
-      if (lm_revset_push(&dag->revs[p].dependents, (int)i))
-        return lm_error_set(err, LM_ENOMEM, "out of memory");
+      dag->revs[p].dependents.n++;
+      nedges++;
+    }
+  }
+  if (!(dag->edges = malloc((nedges ? nedges : 1) * sizeof *dag->edges)))
+    return lm_error_set(err, LM_ENOMEM, "out of memory");
+  int *e = dag->edges;
+  for (size_t i = 0; i < n; i++) {
+    rev *r = &dag->revs[i];
+    r->children.idx = e;
+    e += r->children.n;
+    r->children.n = 0;
+    r->dependents.idx = e;
+    e += r->dependents.n;
+    r->dependents.n = 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const rev *r = &dag->revs[i];
+    for (size_t j = 0; j < r->ndown; j++) {
+      adj *c = &dag->revs[r->parents[j]].children;
+      c->idx[c->n++] = (int)i;
+    }
+    for (size_t j = 0; j < r->ndeps; j++) {
+      adj *c = &dag->revs[r->deps[j]].dependents;
+      c->idx[c->n++] = (int)i;
     }
   }
   if ((rc = check_cycles(dag, err))) return rc;
   if ((rc = spread_labels(dag))) return lm_error_set(err, rc, "out of memory");
+  if (!(dag->ws = calloc(1, sizeof *dag->ws))) return lm_error_set(err, LM_ENOMEM, "out of memory");
   dag->finished = 1;
   return LM_OK;
 }
@@ -494,8 +680,13 @@ size_t lm_dag_children(const lm_dag *dag, int idx, const int **out) {
   return dag->revs[idx].children.n;
 }
 size_t lm_dag_labels(const lm_dag *dag, int idx, const char *const **out) {
-  *out = dag->revs[idx].elabels;
-  return dag->revs[idx].nelabels;
+  if (!dag->lsets) { /* not finished */
+    *out = NULL;
+    return 0;
+  }
+  const lset *s = &dag->lsets[dag->revs[idx].lset];
+  *out = s->flat;
+  return s->nflat;
 }
 size_t lm_dag_deps(const lm_dag *dag, int idx, const int **out) {
   *out = dag->revs[idx].deps;
@@ -990,6 +1181,57 @@ int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current
 
 /* ---- version-table transitions (Alembic's HeadMaintainer) ---------------------------- */
 
+/* Stamps (in dag->ws) the ancestors-or-self of the seeds, through parents and
+ * dependencies, whose rank is at least min_rank: every ancestor of rank >= min_rank is
+ * reached, as ranks only grow from a revision to its children. A step near the current
+ * heads thus walks the few revisions between them, not the whole graph. Test with
+ * stamped(). */
+static int stamp_ancestors(const lm_dag *dag, const int *seeds, size_t nseeds, int min_rank) {
+  scratch *ws = dag->ws;
+  if (!ws) return LM_ENOMEM;
+  if (!ws->visit) {
+    ws->visit = calloc(dag->n ? dag->n : 1, sizeof *ws->visit);
+    ws->stack = malloc((dag->n ? dag->n : 1) * sizeof *ws->stack);
+    if (!ws->visit || !ws->stack) {
+      free(ws->visit);
+      free(ws->stack);
+      ws->visit = NULL;
+      ws->stack = NULL;
+      return LM_ENOMEM;
+    }
+  }
+  if (++ws->gen == 0) { /* wrapped: start the stamps over */
+    memset(ws->visit, 0, dag->n * sizeof *ws->visit);
+    ws->gen = 1;
+  }
+  unsigned gen = ws->gen;
+  size_t sp = 0;
+  for (size_t i = 0; i < nseeds; i++) {
+    int s = seeds[i];
+    if (dag->rank[s] < min_rank || ws->visit[s] == gen) continue;
+    ws->visit[s] = gen;
+    ws->stack[sp++] = s;
+  }
+  while (sp) {
+    const rev *r = &dag->revs[ws->stack[--sp]];
+    for (int pass = 0; pass < 2; pass++) {
+      const int *v = pass ? r->deps : r->parents;
+      size_t nv = pass ? r->ndeps : r->ndown;
+      for (size_t j = 0; j < nv; j++) {
+        int a = v[j];
+        if (dag->rank[a] < min_rank || ws->visit[a] == gen) continue;
+        ws->visit[a] = gen;
+        ws->stack[sp++] = a;
+      }
+    }
+  }
+  return LM_OK;
+}
+
+static int stamped(const lm_dag *dag, int idx) {
+  return dag->ws->visit[idx] == dag->ws->gen;
+}
+
 /* down_revision plus dependencies, without those implied by another entry's ancestry. */
 static int normalized_down(const lm_dag *dag, int idx, lm_revset *out) {
   const rev *r = &dag->revs[idx];
@@ -998,18 +1240,14 @@ static int normalized_down(const lm_dag *dag, int idx, lm_revset *out) {
   if (r->ndeps == 0) return LM_OK;
   for (size_t i = 0; i < r->ndeps; i++) {
     /* keep a dependency unless it is an ancestor of a parent or of another dependency */
-    unsigned char *mark = calloc(dag->n, 1);
-    if (!mark) return LM_ENOMEM;
     int others[64];
     size_t no = 0;
     for (size_t k = 0; k < r->ndown && no < 64; k++) others[no++] = r->parents[k];
     for (size_t k = 0; k < r->ndeps && no < 64; k++)
       if (k != i) others[no++] = r->deps[k];
-    int rc = lm_dag_mark(dag, others, no, 0, 1, mark, 1);
-    int implied = !rc && (mark[r->deps[i]] & 1);
-    free(mark);
+    int rc = stamp_ancestors(dag, others, no, dag->rank[r->deps[i]]);
     if (rc) return rc;
-    if (!implied && lm_revset_push(out, r->deps[i])) return LM_ENOMEM;
+    if (!stamped(dag, r->deps[i]) && lm_revset_push(out, r->deps[i])) return LM_ENOMEM;
   }
   return LM_OK;
 }
@@ -1019,15 +1257,14 @@ static int minus_ancestors_of_others(const lm_dag *dag, const lm_revset *heads,
                                      const lm_revset *except, const lm_revset *set,
                                      lm_revset *out) {
   lm_revset others = {0};
-  int rc = LM_OK;
+  int rc = LM_OK, min_rank = INT32_MAX;
   for (size_t i = 0; i < heads->n && !rc; i++)
     if (!lm_revset_has(except, heads->idx[i])) rc = lm_revset_push(&others, heads->idx[i]);
-  unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
-  if (!mark) rc = LM_ENOMEM;
-  if (!rc && others.n) rc = lm_dag_mark(dag, others.idx, others.n, 0, 1, mark, 1);
+  for (size_t i = 0; i < set->n; i++)
+    if (dag->rank[set->idx[i]] < min_rank) min_rank = dag->rank[set->idx[i]];
+  if (!rc) rc = stamp_ancestors(dag, others.idx, others.n, min_rank);
   for (size_t i = 0; i < set->n && !rc; i++)
-    if (!(mark[set->idx[i]] & 1)) rc = lm_revset_push(out, set->idx[i]);
-  free(mark);
+    if (!stamped(dag, set->idx[i])) rc = lm_revset_push(out, set->idx[i]);
   lm_revset_free(&others);
   return rc;
 }

@@ -25,6 +25,8 @@ int lm_revset_same(const lm_revset *a, const lm_revset *b); /* same members (no 
 
 lm_dag *lm_dag_new(void);
 void lm_dag_free(lm_dag *dag);
+/* Room for n revisions, so adding them does not grow the storage step by step (optional). */
+int lm_dag_reserve(lm_dag *dag, size_t n);
 
 /* Adds one revision. Every string is copied. `down` lists the parent ids (ndown == 0: a
  * base; ndown > 1: a merge point); `labels` the branch labels; `deps` the depends_on

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,28 +22,32 @@
 int lm_read_file(const char *path, char **data, size_t *len, lm_error *err) {
   *data = NULL;
   *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return lm_error_set(err, LM_EUSAGE, "%s: cannot read: %s", path, strerror(errno));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return lm_error_set(err, LM_EUSAGE, "%s: cannot read: %s", path, strerror(errno));
   struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(f);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
     return lm_error_set(err, LM_EUSAGE, "%s: not a regular file", path);
   }
   if ((unsigned long long)st.st_size > LM_MAX_FILE) {
-    fclose(f);
+    close(fd);
     return lm_error_set(err, LM_EUSAGE, "%s: file too large (%lld bytes; the limit is %u)", path,
                         (long long)st.st_size, LM_MAX_FILE);
   }
-  size_t size = (size_t)st.st_size;
+  size_t size = (size_t)st.st_size, got = 0;
   char *buf = malloc(size + 1);
   if (!buf) {
-    fclose(f);
+    close(fd);
     return lm_error_set(err, LM_ENOMEM, "out of memory reading %s", path);
   }
-  size_t got = fread(buf, 1, size, f);
-  int failed = ferror(f);
-  fclose(f);
-  if (failed || got != size) {
+  while (got < size) {
+    ssize_t r = read(fd, buf + got, size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  if (got != size) {
     free(buf);
     return lm_error_set(err, LM_EUSAGE, "%s: read error", path);
   }
@@ -211,7 +216,8 @@ fail:
  * revision file. A file whose size or mtime changed is run again; the cache is rewritten
  * whenever anything changed, and never trusted across luamigrate versions. Writing it is
  * best effort (a read-only checkout simply runs every file). LUAMIGRATE_NO_CACHE=1 turns
- * it off. */
+ * it off. When nothing changed the cache is streamed straight into the DAG (load_cached);
+ * otherwise it is read whole and merged with the file list. */
 
 #define CACHE_MAGIC "luamigrate revision cache 1 " LM_VERSION "\n"
 
@@ -417,22 +423,160 @@ static int add_cached(lm_app *app, const char *path, char *rest, lm_error *err) 
   return idx < 0 ? idx : LM_OK;
 }
 
-static void cache_write(const char *path, const sbuf_t *body) {
-  if (body->oom) return;
-  size_t plen = strlen(path);
-  char *tmp = malloc(plen + 32);
-  if (!tmp) return;
-  snprintf(tmp, plen + 32, "%s.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    free(tmp);
-    return;
+/* 1 for a name list_files keeps. */
+static int is_revision_file(const char *name) {
+  size_t l = strlen(name);
+  return name[0] != '.' && l >= 5 && !strcmp(name + l - 4, ".lua");
+}
+
+/* The number of revision files in dir, or -1 when it cannot be read. */
+static long count_files(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  long n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) n += is_revision_file(e->d_name);
+  closedir(d);
+  return n;
+}
+
+/* A decimal number as the cache holds it ("-1" included); 0 for anything else. */
+static int parse_num(const char *s, long long *out) {
+  int neg = *s == '-';
+  const char *p = s + neg;
+  long long v = 0;
+  if (!*p) return 0;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9' || v > (LLONG_MAX - 9) / 10) return 0;
+    v = v * 10 + (*p - '0');
   }
-  int ok =
-      fputs(CACHE_MAGIC, f) >= 0 && (body->n == 0 || fwrite(body->s, 1, body->n, f) == body->n);
-  ok = fclose(f) == 0 && ok;
-  if (!ok || rename(tmp, path) != 0) unlink(tmp);
-  free(tmp);
+  *out = neg ? -v : v;
+  return 1;
+}
+
+/* The common case, streamed: the cache names exactly the directory's revision files and
+ * none changed since (size and mtime). Reads the cache a line at a time and adds each
+ * revision as it goes, so neither the cache text nor the file list is held in memory.
+ * Returns 1 when app->dag holds every revision; 0 when the cache does not describe the
+ * directory or anything goes wrong, with app->dag emptied for the caller to start over
+ * (which then reproduces any error exactly as without this shortcut). */
+static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
+  long nfiles = count_files(app->cfg.versions_dir);
+  FILE *f = nfiles > 0 ? fopen(cache_path, "rb") : NULL;
+  if (!f) return 0;
+  char *line = NULL, *prev = NULL, *path = NULL;
+  size_t cap = 0, prevcap = 0, pathcap = 0;
+  /* Paths are versions_dir + name, joined as lm_path_join does; the prefix is kept. */
+  const char *dir = app->cfg.versions_dir;
+  size_t dirlen = 0;
+  if (*dir && strcmp(dir, ".") != 0) dirlen = strlen(dir) + (dir[strlen(dir) - 1] != '/');
+  if (dirlen && !(path = malloc(pathcap = dirlen + 64))) return 0;
+  if (dirlen) {
+    memcpy(path, dir, strlen(dir));
+    path[dirlen - 1] = '/';
+  }
+  long count = 0;
+  int ok = lm_dag_reserve(app->dag, (size_t)nfiles) == LM_OK;
+  ssize_t len = ok ? getline(&line, &cap, f) : -1;
+  ok = len == (ssize_t)strlen(CACHE_MAGIC) && !memcmp(line, CACHE_MAGIC, (size_t)len);
+  while (ok && (len = getline(&line, &cap, f)) > 0) {
+    if (line[len - 1] != '\n' || ++count > nfiles) {
+      ok = 0;
+      break;
+    }
+    line[len - 1] = '\0';
+    char *fld[5];
+    int nf = 0;
+    fld[nf++] = line;
+    for (char *q = line; *q && nf < 5; q++)
+      if (*q == '\t') {
+        *q = '\0';
+        fld[nf++] = q + 1;
+      }
+    if (nf < 5) {
+      ok = 0;
+      break;
+    }
+    char *name = unescape(fld[0], strlen(fld[0]));
+    long long size, mt_s, mt_ns;
+    size_t nl = strlen(name);
+    struct stat st;
+    ok = parse_num(fld[1], &size) && parse_num(fld[2], &mt_s) && parse_num(fld[3], &mt_ns) &&
+         is_revision_file(name) && !strchr(name, '/') && (!prev || strcmp(prev, name) < 0) &&
+         fstatat(dirfd, name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
+         size == (long long)st.st_size && mt_s == (long long)st.st_mtim.tv_sec &&
+         mt_ns == (long long)st.st_mtim.tv_nsec;
+    if (!ok) break;
+    if (nl + 1 > prevcap) {
+      char *v = realloc(prev, prevcap = 2 * nl + 16);
+      if (!v) {
+        ok = 0;
+        break;
+      }
+      prev = v;
+    }
+    memcpy(prev, name, nl + 1);
+    if (dirlen + nl + 2 > pathcap) {
+      char *v = realloc(path, pathcap = 2 * (dirlen + nl) + 16);
+      if (!v) {
+        ok = 0;
+        break;
+      }
+      path = v;
+    }
+    /* what lm_path_join(versions_dir, name) gives */
+    memcpy(path + dirlen, name, nl + 1);
+    lm_error ignore = {0};
+    ok = add_cached(app, path, fld[4], &ignore) == LM_OK;
+    lm_error_clear(&ignore);
+  }
+  ok = ok && !ferror(f) && count == nfiles;
+  fclose(f);
+  free(line);
+  free(prev);
+  free(path);
+  if (!ok) {
+    lm_dag_free(app->dag);
+    app->dag = lm_dag_new();
+  }
+  return ok;
+}
+
+/* The cache being rewritten, streamed to a temporary file beside it (renamed into place
+ * once the whole graph has loaded), so a first run over a large project never holds the
+ * whole text in memory. A writer that cannot open its file drops what it is given. */
+typedef struct cache_out {
+  FILE *f;
+  char *tmp;
+  int ok;
+} cache_out;
+
+static void cache_open(cache_out *w, const char *path) {
+  size_t plen = strlen(path);
+  memset(w, 0, sizeof *w);
+  if (!(w->tmp = malloc(plen + 32))) return;
+  snprintf(w->tmp, plen + 32, "%s.%ld", path, (long)getpid());
+  if (!(w->f = fopen(w->tmp, "wb"))) return;
+  w->ok = fputs(CACHE_MAGIC, w->f) >= 0;
+}
+
+/* Moves body's text to the file and empties body. */
+static void cache_flush(cache_out *w, sbuf_t *body) {
+  if (body->oom) w->ok = 0;
+  if (w->f && w->ok && body->n) w->ok = fwrite(body->s, 1, body->n, w->f) == body->n;
+  body->n = 0;
+  if (body->s) body->s[0] = '\0';
+}
+
+/* Puts the file in place when keep (and all went well), else removes it. */
+static void cache_close(cache_out *w, sbuf_t *body, const char *path, int keep) {
+  if (keep) cache_flush(w, body);
+  if (w->f) {
+    int ok = fclose(w->f) == 0 && w->ok;
+    if (!keep || !ok || rename(w->tmp, path) != 0) unlink(w->tmp);
+  }
+  free(w->tmp);
+  memset(w, 0, sizeof *w);
 }
 
 /* Runs one file, checks its migration globals and adds it to the DAG; appends its cache
@@ -515,11 +659,10 @@ int lm_loader_load(lm_app *app, lm_error *err) {
   int rc = LM_OK, dirty = 0, dirfd = -1;
   cache old = {0};
   sbuf_t fresh = {0};
+  cache_out out = {0};
   char *cache_path = NULL;
   app->dag = lm_dag_new();
   if (!app->dag) return lm_error_set(err, LM_ENOMEM, "out of memory");
-  rc = list_files(app->cfg.versions_dir, &names, &n, err);
-  if (rc) return rc;
 
   /* package.path gains the script location, so migrations require their helpers. */
   lua_getglobal(L, "package");
@@ -538,8 +681,25 @@ int lm_loader_load(lm_app *app, lm_error *err) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  if (use_cache) cache_read(cache_path, &old);
   dirfd = open(app->cfg.versions_dir, O_RDONLY | O_DIRECTORY);
+  if (use_cache && dirfd >= 0 && load_cached(app, cache_path, dirfd)) {
+    rc = lm_dag_finish(app->dag, err);
+    if (rc == LM_OK) {
+      lua_newtable(L); /* environments, filled as revisions run */
+      app->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    goto cleanup;
+  }
+  if (!app->dag) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  if ((rc = list_files(app->cfg.versions_dir, &names, &n, err))) goto cleanup;
+  if (lm_dag_reserve(app->dag, n)) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  if (use_cache) cache_read(cache_path, &old);
   /* The common case first: the cache describes exactly these files, unchanged. */
   int current = dirfd >= 0 && old.text && old.n == n;
   for (size_t i = 0; current && i < n; i++) {
@@ -562,6 +722,7 @@ int lm_loader_load(lm_app *app, lm_error *err) {
   }
   size_t j = 0;
   time_t now = time(NULL);
+  if (use_cache && n) cache_open(&out, cache_path);
   for (size_t i = 0; i < n && rc == LM_OK; i++) {
     char *path = lm_path_join(app->cfg.versions_dir, names[i]);
     if (!path) {
@@ -604,6 +765,7 @@ int lm_loader_load(lm_app *app, lm_error *err) {
       }
     }
     if (fresh.n > mark) sb_putc(&fresh, '\n');
+    if (fresh.n >= 64 * 1024) cache_flush(&out, &fresh);
     free(path);
   }
   if (j < old.n) dirty = 1;
@@ -611,9 +773,13 @@ int lm_loader_load(lm_app *app, lm_error *err) {
   if (rc == LM_OK) {
     lua_newtable(L); /* environments, filled as revisions run */
     app->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (use_cache && !current && (dirty || !old.text)) cache_write(cache_path, &fresh);
+    if (use_cache && !current && (dirty || !old.text)) {
+      if (!out.tmp) cache_open(&out, cache_path); /* no files: an empty cache */
+      cache_close(&out, &fresh, cache_path, 1);
+    }
   }
 cleanup:
+  cache_close(&out, &fresh, cache_path, 0);
   if (dirfd >= 0) close(dirfd);
   cache_free(&old);
   free(fresh.s);
@@ -657,6 +823,15 @@ int lm_loader_env(lm_app *app, int idx, lm_error *err) {
   lua_replace(L, top + 1);
   lua_settop(L, top + 1);
   return LM_OK;
+}
+
+void lm_loader_release(lm_app *app, int idx) {
+  lua_State *L = app->L;
+  if (app->envs_ref == LUA_NOREF || app->envs_ref == LUA_REFNIL) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, app->envs_ref);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, idx + 1);
+  lua_pop(L, 1);
 }
 
 char *lm_loader_longdoc(const char *path) {

@@ -21,10 +21,22 @@ struct lm_embedded {
 };
 extern const struct lm_embedded lm_embedded_modules[];
 
+/* package.preload's loader for one embedded module (upvalue: its light userdata): compiles
+ * the module when it is first required, so start-up compiles none of them. */
+static int load_embedded(lua_State *L) {
+  const struct lm_embedded *m = lua_touserdata(L, lua_upvalueindex(1));
+  int nargs = lua_gettop(L);
+  if (luaL_loadbufferx(L, m->code, m->len, m->chunkname, "t") != LUA_OK) return lua_error(L);
+  lua_insert(L, 1);
+  lua_call(L, nargs, 1);
+  return 1;
+}
+
 void lm_preload_embedded(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (const struct lm_embedded *m = lm_embedded_modules; m->name; m++) {
-    if (luaL_loadbufferx(L, m->code, m->len, m->chunkname, "t") != LUA_OK) lua_error(L);
+    lua_pushlightuserdata(L, (void *)m);
+    lua_pushcclosure(L, load_embedded, 1);
     lua_setfield(L, -2, m->name);
   }
   lua_pushcfunction(L, luaopen_luamigrate_core);

@@ -397,6 +397,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       goto retry;
     }
     free(pstr);
+    lm_loader_release(app, idx);
     if (rc) break;
   }
   if (app->dry_run) {
@@ -588,6 +589,7 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     if ((rc = offline_call(L, "history_row", 2, 1, err))) goto done;
     lm_emit_sql(lua_tostring(L, -1));
     lua_pop(L, 1);
+    lm_loader_release(app, idx);
     if (per_migration) {
       fputs("COMMIT;\n\n", stdout);
       in_tx = 0;

@@ -62,6 +62,16 @@ int lm_pcall(lua_State *L, int nargs, int nresults) {
 }
 
 int lm_push_module_field(lua_State *L, const char *module, const char *name, lm_error *err) {
+  /* A module already loaded is what require would return: no call needed (this runs for
+   * every step of a long run). */
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, module) == LUA_TTABLE) {
+    lua_remove(L, -2);
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    return LM_OK;
+  }
+  lua_pop(L, 2);
   lua_getglobal(L, "require");
   lua_pushstring(L, module);
   if (lm_pcall(L, 1, 1) != LUA_OK) {

@@ -55,6 +55,22 @@ describe("the revision cache", function()
     assert.truthy(r.err:find("ffff_new.lua:2: unexpected symbol", 1, true), r.err)
   end)
 
+  it("notices a file swapped for another with the same count, and reads names with spaces", function()
+    age("1 hour ago")
+    assert.equal(0, run("heads").code)
+    assert.equal(3, cache_lines())
+    -- as many files as the cache lists, but not the same ones: the cache is not used
+    os.remove(versions(ids[3] .. "_step_3.lua"))
+    cli.write(versions("aaaa other.lua"), cli.revision("aaaa", ids[2], "", ""))
+    age("1 hour ago")
+    assert.equal("aaaa (head)\n", run("heads").out)
+    assert.equal(3, cache_lines())
+    -- the cached name with a space is read back, and an edit to it still shows
+    assert.equal("aaaa (head)\n", run("heads").out)
+    cli.write(versions("aaaa other.lua"), cli.revision("bbbb", ids[2], "", ""))
+    assert.equal("bbbb (head)\n", run("heads").out)
+  end)
+
   it("survives a damaged cache and can be turned off", function()
     age("1 hour ago")
     cli.write(versions(".luamigrate_cache"), "luamigrate revision cache 1 0.1.0\ngarbage\tline\n")
