@@ -80,7 +80,7 @@ cleanup:
   return rc;
 }
 
-static int ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
+int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int exists = 0;
   int rc = lm_vt_table_exists(conn, vt->journal, &exists, err);
   if (rc || exists) return rc;
@@ -101,7 +101,7 @@ static int ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
 
 int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, int first,
                     char *const *statements, size_t n, lm_error *err) {
-  int rc = ensure(vt, conn, err);
+  int rc = lm_journal_ensure(vt, conn, err);
   for (size_t i = 0; i < n && rc == LM_OK; i++) {
     char ord[16];
     snprintf(ord, sizeof ord, "%d", first + (int)i);

@@ -2,7 +2,8 @@
  * with autocommit blocks, whose work is committed in pieces. A row per statement that is
  * committed (the transactional statements before a block, written in the transaction that the
  * block's COMMIT ends) or was started in an autocommit block (finished_at set once it ran).
- * Rows exist only while a revision is half-done: its final transaction deletes them. No Lua. */
+ * Rows exist only while a revision is half-done: its final transaction deletes them. No Lua.
+ * The table is created with the version table (and by --sql scripts, luamigrate.offline). */
 #ifndef LM_JOURNAL_H
 #define LM_JOURNAL_H
 
@@ -33,8 +34,12 @@ void lm_journal_free(lm_journal *p);
  * as none. More than one revision recorded is an error naming them. */
 int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err);
 
+/* Creates the table if missing (the DDL is luamigrate.offline's too). */
+int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err);
+
 /* In the migration's transaction, before an autocommit block's COMMIT: creates the table if
- * missing and records statements first..first+n-1 as committed (rows already there stay). */
+ * missing (a database older than the journal) and records statements first..first+n-1 as committed
+ * (rows already there stay). */
 int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, int first,
                     char *const *statements, size_t n, lm_error *err);
 

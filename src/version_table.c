@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "journal.h"
 
 static char *quote_ident(PGconn *conn, const char *s, size_t len) {
   char *q = PQescapeIdentifier(conn, s, len);
@@ -94,6 +95,7 @@ int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int have_vt = 0, have_hist = 0;
   int rc = lm_vt_table_exists(conn, vt->table, &have_vt, err);
   if (!rc) rc = lm_vt_table_exists(conn, vt->history, &have_hist, err);
+  if (!rc) rc = lm_journal_ensure(vt, conn, err);
   if (rc || (have_vt && have_hist)) return rc;
   if (!have_vt)
     rc = exec_fmt(conn, err, NULL, 0, NULL,

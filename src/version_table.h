@@ -23,7 +23,7 @@ void lm_vt_free(lm_vt *vt);
 /* *exists = the (quoted, possibly qualified) table exists. */
 int lm_vt_table_exists(PGconn *conn, const char *quoted, int *exists, lm_error *err);
 
-/* Creates both tables if missing. */
+/* Creates the version, history and journal tables if missing. */
 int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err);
 
 /* Reads the version rows (ids malloc'd, sorted). A missing table reads as no rows. */

@@ -132,7 +132,9 @@ end
 
 -- op.autocommit_block(fn): commits the migration's transaction, runs fn outside any
 -- transaction (CREATE INDEX CONCURRENTLY, ALTER TYPE ... ADD VALUE on old servers), then
--- begins a new one.
+-- begins a new one. The run may supply its own (ctx.autocommit_block): online upgrades
+-- journal what the COMMIT makes permanent and each statement of fn (docs/resume.md), dry
+-- runs list fn's statements, lock = "xact" refuses.
 function M.autocommit_block(fn)
   check("autocommit_block", "fn", fn, "function")
   local ctx = core.context("op.autocommit_block")
