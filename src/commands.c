@@ -1225,8 +1225,10 @@ static char *template_call(lm_app *app, const char *fn, int nargs, lm_error *err
   return s;
 }
 
+/* A new file (an existing one or a symlink in its place is an error), created 0644: the
+ * umask can take permissions away, never add group or world write. */
 static int write_new_file(const char *path, const char *text, lm_error *err) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return lm_error_set(err, LM_EUSAGE, "cannot create %s: %s", path, strerror(errno));
   size_t len = strlen(text), off = 0;
   while (off < len) {

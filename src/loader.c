@@ -423,8 +423,13 @@ static void cache_write(const char *path, const sbuf_t *body) {
   char *tmp = malloc(plen + 32);
   if (!tmp) return;
   snprintf(tmp, plen + 32, "%s.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
+  /* A new file of our own (never through a symlink), 0644 at most whatever the umask: the
+   * cache decides which revision files are read, so others must not be able to edit it. */
+  unlink(tmp);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
   if (!f) {
+    if (fd >= 0) close(fd);
     free(tmp);
     return;
   }
