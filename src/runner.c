@@ -174,7 +174,9 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
 
 /* Dry runs: ctx.emit while an autocommit block's statements are listed, not run. */
 static int l_dry_skip(lua_State *L) {
-  const char *sql = luaL_checkstring(L, 1);
+  size_t sql_len;
+  const char *sql = luaL_checklstring(L, 1, &sql_len);
+  if (strlen(sql) != sql_len) return luaL_error(L, "statement contains a NUL byte");
   printf("-- skipped (autocommit block; a dry run cannot leave its transaction):\n");
   for (const char *p = sql; *p;) {
     const char *nl = strchr(p, '\n');
@@ -630,7 +632,10 @@ void lm_emit_sql(const char *sql) {
 }
 
 static int l_emit(lua_State *L) {
-  lm_emit_sql(luaL_checkstring(L, 1));
+  size_t len;
+  const char *sql = luaL_checklstring(L, 1, &len);
+  if (strlen(sql) != len) return luaL_error(L, "statement contains a NUL byte");
+  lm_emit_sql(sql);
   return 0;
 }
 

@@ -94,7 +94,15 @@ OfflineConn.__index = OfflineConn
 
 function OfflineConn:execute(sql, ...)
   check("get_bind():execute", "sql", sql, "string")
+  -- the same refusals as the online connection's
+  if sql:find("\0", 1, true) then error("statement contains a NUL byte", 2) end
   local n = select("#", ...)
+  for i = 1, n do
+    local v = select(i, ...)
+    if type(v) == "string" and v:find("\0", 1, true) then
+      error(("parameter $%d contains a NUL byte"):format(i), 2)
+    end
+  end
   if n > 0 then
     local params = table.pack(...)
     sql = sql:gsub("%$(%d+)", function(d) return render.value(params[tonumber(d)]) end)
@@ -540,12 +548,89 @@ function M.bulk_insert(tbl, rows, opts)
   run("bulk_insert", table.unpack(stmts))
 end
 
+
+-- Every op first looks through its arguments (nested tables included: columns, options,
+-- rows) for a NUL byte, which no PostgreSQL text can hold and which the C layer would cut a
+-- statement at, and refuses it naming the op and the argument; then it names itself to
+-- luamigrate.quote, which refuses identifiers PostgreSQL would truncate.
+local PARAMS = {
+  execute = { "sql", "params" },
+  create_table = { "table_name" },
+  drop_table = { "table_name", "options" },
+  rename_table = { "old_table_name", "new_table_name", "options" },
+  add_column = { "table_name", "column", "options" },
+  drop_column = { "table_name", "column_name", "options" },
+  alter_column = { "table_name", "column_name", "options" },
+  create_index = { "index_name", "table_name", "columns", "options" },
+  drop_index = { "index_name", "options" },
+  create_primary_key = { "constraint_name", "table_name", "columns", "options" },
+  create_unique_constraint = { "constraint_name", "table_name", "columns", "options" },
+  create_foreign_key = { "constraint_name", "source_table", "referent_table", "local_cols", "remote_cols",
+    "options" },
+  create_check_constraint = { "constraint_name", "table_name", "condition", "options" },
+  create_exclude_constraint = { "constraint_name", "table_name" },
+  drop_constraint = { "constraint_name", "table_name", "options" },
+  create_table_comment = { "table_name", "comment", "options" },
+  drop_table_comment = { "table_name", "options" },
+  bulk_insert = { "table", "rows", "options" },
+  create_enum = { "name", "values", "options" },
+  drop_enum = { "name", "options" },
+  add_enum_value = { "name", "value", "options" },
+  rename_enum_value = { "name", "old", "new", "options" },
+  inline_literal = { "value" },
+}
+local UNGUARDED = set("get_bind", "get_x_argument", "register", "autocommit_block", "_run")
+
+-- The path of the first string holding a NUL in v ("" for v itself), or nil.
+local function nul_path(v, depth, seen)
+  if type(v) == "string" then return v:find("\0", 1, true) and "" or nil end
+  if type(v) ~= "table" or depth > 6 or seen[v] then return nil end
+  seen[v] = true
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    if type(a) == type(b) and (type(a) == "number" or type(a) == "string") then return a < b end
+    return type(a) == "number"
+  end)
+  for _, k in ipairs(keys) do
+    local step = math.type(k) == "integer" and ("[" .. k .. "]") or ("." .. tostring(k))
+    if type(k) == "string" and k:find("\0", 1, true) then return step end
+    local sub = nul_path(v[k], depth + 1, seen)
+    if sub then return step .. sub end
+  end
+  return nil
+end
+
+local function guard(opname, fn)
+  local names = PARAMS[opname] or {}
+  local qualified_name = "op." .. opname
+  return function(...)
+    local n = select("#", ...)
+    for i = 1, n do
+      local v = select(i, ...)
+      local path = nul_path(v, 1, {})
+      if path then
+        local arg = names[i]
+          or (i == n and type(v) == "table" and getmetatable(v) == nil and v.kind == nil and "options")
+          or ("argument " .. i)
+        error(("op.%s: %s%s contains a NUL byte, which PostgreSQL text cannot hold"):format(opname, arg, path), 2)
+      end
+    end
+    quote.context = qualified_name
+    return fn(...) -- a tail call: errors the op raises at level 2 still point at the caller
+  end
+end
+
+for name, fn in pairs(M) do
+  if type(fn) == "function" and not UNGUARDED[name] then M[name] = guard(name, fn) end
+end
+
 -- op.register(name, fn): adds op.<name>; fn receives op as its first argument.
 function M.register(name, fn)
   check("register", "name", name, "string")
   check("register", "fn", fn, "function")
   if M[name] ~= nil then error(("op.register: op.%s already exists"):format(name), 2) end
-  M[name] = function(...) return fn(M, ...) end
+  M[name] = guard(name, function(...) return fn(M, ...) end)
 end
 
 return M

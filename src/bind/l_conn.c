@@ -104,7 +104,13 @@ static int collect_params(lua_State *L, int first, const char ***values) {
         lua_replace(L, idx);
         vals[i] = lua_tostring(L, idx);
         break;
-      case LUA_TSTRING: vals[i] = lua_tostring(L, idx); break;
+      case LUA_TSTRING: {
+        size_t len;
+        vals[i] = lua_tolstring(L, idx, &len);
+        if (strlen(vals[i]) != len) /* libpq would send it cut short at the NUL */
+          return luaL_error(L, "parameter $%d contains a NUL byte", i + 1);
+        break;
+      }
       default:
         return luaL_error(L, "parameter $%d: cannot bind a %s value", i + 1, luaL_typename(L, idx));
     }
@@ -136,7 +142,9 @@ static void trace_statement(const char *sql, int n, const char *const *vals) {
  * holding the result. Raises a structured error on failure. With `hooked`, the Conn's hook
  * sees the statement; NULL is returned when it skipped it. */
 static PGresult *run(lua_State *L, luaconn *c, int hooked) {
-  const char *sql = luaL_checkstring(L, 2);
+  size_t sql_len;
+  const char *sql = luaL_checklstring(L, 2, &sql_len);
+  if (strlen(sql) != sql_len) luaL_error(L, "statement contains a NUL byte");
   const char **vals = NULL;
   int n = collect_params(L, 3, &vals);
   luaresult *box = lua_newuserdatauv(L, sizeof *box, 0);
