@@ -239,6 +239,8 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
     } else {
       add(&d, "\nthe statements after autocommit block %d were not committed", last_block);
     }
+  } else {
+    add(&d, "\nits first autocommit block had not started a statement");
   }
   /* An interrupted or failed CREATE INDEX CONCURRENTLY leaves its index behind, INVALID. */
   int rc =

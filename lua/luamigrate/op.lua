@@ -581,43 +581,72 @@ local PARAMS = {
 }
 local UNGUARDED = set("get_bind", "get_x_argument", "register", "autocommit_block", "_run")
 
--- The path of the first string holding a NUL in v ("" for v itself), or nil.
+-- The path of the first string holding a NUL in v ("" for v itself), or nil. The array
+-- part is searched in order, then the other keys.
 local function nul_path(v, depth, seen)
   if type(v) == "string" then return v:find("\0", 1, true) and "" or nil end
   if type(v) ~= "table" or depth > 6 or seen[v] then return nil end
   seen[v] = true
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    if type(a) == type(b) and (type(a) == "number" or type(a) == "string") then return a < b end
-    return type(a) == "number"
-  end)
-  for _, k in ipairs(keys) do
-    local step = math.type(k) == "integer" and ("[" .. k .. "]") or ("." .. tostring(k))
-    if type(k) == "string" and k:find("\0", 1, true) then return step end
-    local sub = nul_path(v[k], depth + 1, seen)
-    if sub then return step .. sub end
+  local n = #v
+  for i = 1, n do
+    local sub = nul_path(v[i], depth + 1, seen)
+    if sub then return "[" .. i .. "]" .. sub end
+  end
+  for k, x in pairs(v) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then
+      local step = math.type(k) == "integer" and ("[" .. k .. "]") or ("." .. tostring(k))
+      if type(k) == "string" and k:find("\0", 1, true) then return step end
+      local sub = nul_path(x, depth + 1, seen)
+      if sub then return step .. sub end
+    end
   end
   return nil
 end
 
-local function guard(opname, fn)
+local find = string.find
+
+-- Raises the NUL refusal for argument i (of n) of op `opname`, at the op's caller.
+local function refuse(opname, i, n, v)
+  local path = type(v) == "string" and "" or nul_path(v, 1, {})
   local names = PARAMS[opname] or {}
+  local arg = names[i]
+    or (i == n and type(v) == "table" and getmetatable(v) == nil and v.kind == nil and "options")
+    or ("argument " .. i)
+  error(("op.%s: %s%s contains a NUL byte, which PostgreSQL text cannot hold"):format(opname, arg, path), 3)
+end
+
+local function has_nul(v)
+  local t = type(v)
+  if t == "string" then return find(v, "\0", 1, true) ~= nil end
+  return t == "table" and nul_path(v, 1, {}) ~= nil
+end
+
+-- Ops with a fixed parameter list get a wrapper without varargs (a vararg call costs Lua
+-- several times more, and op.execute runs once per statement of a data migration).
+local function guard(opname, fn)
   local qualified_name = "op." .. opname
+  local fixed = PARAMS[opname] and #PARAMS[opname] <= 6 and opname ~= "create_table"
+    and opname ~= "create_exclude_constraint"
+  if fixed then
+    return function(a1, a2, a3, a4, a5, a6)
+      if a1 ~= nil and has_nul(a1) then refuse(opname, 1, 6, a1) end
+      if a2 ~= nil and has_nul(a2) then refuse(opname, 2, 6, a2) end
+      if a3 ~= nil and has_nul(a3) then refuse(opname, 3, 6, a3) end
+      if a4 ~= nil and has_nul(a4) then refuse(opname, 4, 6, a4) end
+      if a5 ~= nil and has_nul(a5) then refuse(opname, 5, 6, a5) end
+      if a6 ~= nil and has_nul(a6) then refuse(opname, 6, 6, a6) end
+      quote.context = qualified_name
+      return fn(a1, a2, a3, a4, a5, a6) -- a tail call: the op's level-2 errors point at its caller
+    end
+  end
   return function(...)
     local n = select("#", ...)
     for i = 1, n do
       local v = select(i, ...)
-      local path = nul_path(v, 1, {})
-      if path then
-        local arg = names[i]
-          or (i == n and type(v) == "table" and getmetatable(v) == nil and v.kind == nil and "options")
-          or ("argument " .. i)
-        error(("op.%s: %s%s contains a NUL byte, which PostgreSQL text cannot hold"):format(opname, arg, path), 2)
-      end
+      if has_nul(v) then refuse(opname, i, n, v) end
     end
     quote.context = qualified_name
-    return fn(...) -- a tail call: errors the op raises at level 2 still point at the caller
+    return fn(...)
   end
 end
 

@@ -170,7 +170,7 @@ describe("upgrade --resume", function()
     local url, dbname = pg.new_db("resume")
     local dir = cli.project { files = {
       ["migrations/versions/c1_cic.lua"] = cli.revision("c1", nil, [[
-  op.execute("CREATE TABLE items (id int, name text)")
+  op.execute("CREATE TABLE items (id int, name text) WITH (autovacuum_enabled = false)")
   op.execute("INSERT INTO items SELECT g, 'n' || g FROM generate_series(1, 100) g")
   op.autocommit_block(function()
     op.create_index("ix_items_name", "items", { "name" }, { postgresql_concurrently = true })
@@ -185,8 +185,9 @@ describe("upgrade --resume", function()
     wait_for(url, "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()")
     local pid = start({ "--url", url, "upgrade", "head" }, dir)
     -- the holder's open transaction makes CIC wait for it (virtualxid) after creating the index
+    -- (the index exists, INVALID, once CIC waits for older snapshots: a virtualxid lock)
     wait_for(url, "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' "
-      .. "AND wait_event_type = 'Lock'")
+      .. "AND wait_event = 'virtualxid' AND to_regclass('ix_items_name') IS NOT NULL")
     os.execute(("kill -9 %d"):format(pid))
     pg.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
       .. "AND pid <> pg_backend_pid()")
