@@ -194,14 +194,16 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
                         char **detail, lm_error *err) {
   text m = {0}, d = {0};
   PGresult *res = NULL;
-  int committed = 0, last_block = 0, in_block = 0, done_in_block = 0;
+  int committed = 0, last_block = 0, in_block = 0, done_in_block = 0, after_block = 0;
   const lm_journal_row *open = NULL;
   for (size_t i = 0; i < p->n; i++) {
     const lm_journal_row *r = &p->rows[i];
-    if (r->block == 0) {
+    if (r->block == 0) { /* committed; after_block counts those since the last block */
       committed++;
+      after_block++;
       continue;
     }
+    after_block = 0;
     if (r->block != last_block) {
       last_block = r->block;
       in_block = done_in_block = 0;
@@ -219,7 +221,13 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
       "%d statement%s of its transactional part %s committed (by the COMMIT that opens an "
       "autocommit block)",
       committed, committed == 1 ? "" : "s", committed == 1 ? "is" : "are");
-  if (last_block) {
+  if (last_block && after_block) {
+    add(&d,
+        "\nautocommit block %d: all %d statement%s done; the next %d statement%s after it %s "
+        "committed, and autocommit block %d had not started a statement",
+        last_block, in_block, in_block == 1 ? "" : "s", after_block, after_block == 1 ? "" : "s",
+        after_block == 1 ? "is" : "are", last_block + 1);
+  } else if (last_block) {
     if (done_in_block == 1)
       add(&d, "\nautocommit block %d: statement 1 done", last_block);
     else if (done_in_block)
