@@ -327,7 +327,8 @@ static char *statement_key(const char *sql, int n, const char *const *vals) {
   for (int i = 0; i < n; i++) len += 32 + (vals[i] ? strlen(vals[i]) : 4);
   char *key = malloc(len);
   if (!key) return NULL;
-  size_t used = (size_t)snprintf(key, len, "%s", sql);
+  size_t used = strlen(sql);
+  memcpy(key, sql, used + 1);
   for (int i = 0; i < n; i++)
     used += (size_t)snprintf(key + used, len - used, vals[i] ? "\n-- $%d = '%s'" : "\n-- $%d = %s",
                              i + 1, vals[i] ? vals[i] : "NULL");
