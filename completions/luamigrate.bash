@@ -77,7 +77,7 @@ _luamigrate() {
   case "$command" in
     init) opts="" ;;
     revision) opts="-m --message --rev-id --head --splice --branch-label --depends-on --autogenerate" ;;
-    upgrade) opts="--sql --dry-run" targets="head heads" ;;
+    upgrade) opts="--sql --dry-run --resume" targets="head heads" ;;
     downgrade) opts="--sql --dry-run" targets="base" ;;
     current) opts="-v --verbose -c --check-heads --json" ;;
     heads) opts="-v --verbose --resolve-dependencies --json" ;;

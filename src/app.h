@@ -53,6 +53,7 @@ typedef struct lm_app {
   lm_lock lock;
   lm_vt vt;
   int dry_run; /* upgrade/downgrade --dry-run: one transaction, traced, rolled back */
+  const struct lm_journal *resume; /* upgrade --resume: the half-done revision's record */
 } lm_app;
 
 /* config.c */

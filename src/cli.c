@@ -29,15 +29,20 @@ static const lm_command_help HELP[] = {
      "Compare the declared schema (target_schema) with the database: exit 0 when they match, "
      "else list the differences and exit 1.",
      "", "luamigrate check"},
-    {"upgrade", "luamigrate upgrade [--sql | --dry-run] TARGET", "Upgrade the database to TARGET.",
+    {"upgrade", "luamigrate upgrade [--sql | --dry-run | --resume] TARGET",
+     "Upgrade the database to TARGET.",
      "  TARGET: head, heads, a revision id or unique prefix, +N, REV+N\n"
      "  --sql                   print the SQL script instead of running it (no database\n"
      "                          needed); TARGET may be START:END\n"
      "  --dry-run               run the migrations in one transaction, print every\n"
      "                          statement with its timing, then roll everything back\n"
-     "                          (autocommit blocks are listed, not run)\n",
+     "                          (autocommit blocks are listed, not run)\n"
+     "  --resume                finish a half-done revision (interrupted inside or after an\n"
+     "                          autocommit block): skip the statements its journal records\n"
+     "                          done, run the rest, then go on to TARGET\n",
      "luamigrate upgrade head\n"
      "  luamigrate upgrade +1\n"
+     "  luamigrate upgrade --resume head\n"
      "  luamigrate upgrade --sql head > upgrade.sql"},
     {"downgrade", "luamigrate downgrade [--sql | --dry-run] TARGET",
      "Revert the database to TARGET.",
@@ -143,6 +148,8 @@ void lm_cli_print_help(FILE *f) {
           "     current --check-heads off the heads\n"
           "  2  a usage or config error: an unknown command, option or revision, a bad\n"
           "     config or revision file\n"
+          "  3  a revision is half-done (interrupted inside or after an autocommit block):\n"
+          "     upgrade --resume finishes it\n"
           "\n"
           "example:\n"
           "  luamigrate --url postgresql://app@localhost/app upgrade head\n");

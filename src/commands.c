@@ -16,6 +16,7 @@
 #include "bind/bind.h"
 #include "cli.h"
 #include "conn.h"
+#include "journal.h"
 #include "log.h"
 
 /* ---- a small growing string buffer ------------------------------------------------ */
@@ -86,7 +87,7 @@ typedef struct cmdargs {
   const char *pos[64];
   int npos;
   int verbose, purge, splice, help, sql, dry_run, indicate_current, check_heads, resolve_deps, json,
-      autogenerate;
+      autogenerate, resume;
   char *upgrades, *downgrades; /* revision --autogenerate: the generated bodies */
   const char *message, *rev_id, *head, *rev_range, *branch_label;
   const char *depends[32];
@@ -174,6 +175,8 @@ static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err
       a->autogenerate = 1;
     } else if (ALLOWED("dry-run") && !strcmp(s, "--dry-run")) {
       a->dry_run = 1;
+    } else if (ALLOWED("resume") && !strcmp(s, "--resume")) {
+      a->resume = 1;
     } else if (ALLOWED("purge") && !strcmp(s, "--purge")) {
       a->purge = 1;
     } else if (ALLOWED("splice") && !strcmp(s, "--splice")) {
@@ -556,6 +559,8 @@ static int emit_json_revs(lm_app *app, const int *idx, size_t n, const lm_revset
  * took, and which applied files changed since. Reads only: takes no lock, creates nothing. */
 static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   lm_revset heads = {0}, none = {0}, all = {0}, pending = {0}, applied = {0}, changed = {0};
+  lm_journal half = {0};
+  char *half_msg = NULL, *half_detail = NULL;
   PGresult *res = NULL;
   sbuf b = {0};
   int rc = want_positional(app->opts, a, 0, 0, "", err), nchanged = 0;
@@ -566,6 +571,13 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   if ((rc = lm_dag_plan_upgrade(app->dag, &none, &heads, &applied, err)) < 0) goto cleanup;
   if ((rc = lm_vt_applied_checksums(&app->vt, app->conn, &res, err))) goto cleanup;
   if ((rc = check_changed(app, &heads, &nchanged, &changed, err))) goto cleanup;
+  if ((rc = lm_journal_read(&app->vt, app->conn, &half, err))) goto cleanup;
+  if (half.revision) {
+    int hidx = lm_dag_find(app->dag, half.revision);
+    rc = lm_journal_describe(&half, app->conn, hidx >= 0 ? lm_dag_path(app->dag, hidx) : NULL,
+                             &half_msg, &half_detail, err);
+    if (rc) goto cleanup;
+  }
   /* when each applied revision last ran */
   int *row_of = malloc((lm_dag_count(app->dag) ? lm_dag_count(app->dag) : 1) * sizeof *row_of);
   if (!row_of) {
@@ -587,7 +599,19 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
     json_ids(&b, app->dag, &heads);
     sb_add(&b, ", \"heads\": ");
     json_ids(&b, app->dag, &all);
-    sb_add(&b, ", \"up_to_date\": %s, \"pending\": [", pending.n ? "false" : "true");
+    sb_add(&b, ", \"up_to_date\": %s, \"half_done\": ", pending.n ? "false" : "true");
+    if (half.revision) {
+      sb_add(&b, "{\"revision\": ");
+      json_str(&b, half.revision);
+      sb_add(&b, ", \"message\": ");
+      json_str(&b, half_msg);
+      sb_add(&b, ", \"detail\": ");
+      json_str(&b, half_detail);
+      sb_add(&b, "}");
+    } else {
+      sb_add(&b, "null");
+    }
+    sb_add(&b, ", \"pending\": [");
     for (size_t i = 0; i < pending.n; i++) {
       int x = pending.idx[i];
       sb_add(&b, "%s{\"revision\": ", i ? ", " : "");
@@ -622,6 +646,18 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
       head_only(&b, app->dag, heads.idx[i], 0, 0, 0, 0, NULL);
     }
     sb_add(&b, "\n");
+    if (half.revision) {
+      sb_add(&b, "Half-done: %s\n", half_msg);
+      for (const char *p = half_detail; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        int len = nl ? (int)(nl - p) : (int)strlen(p);
+        sb_add(&b, "  %.*s\n", len, p);
+        p = nl ? nl + 1 : p + len;
+      }
+      sb_add(&b,
+             "  finish it with 'luamigrate upgrade --resume head', or undo it by hand and "
+             "'luamigrate stamp' its down_revision\n");
+    }
     if (pending.n == 0) {
       sb_add(&b, "Up to date: no migration pending.\n");
     } else {
@@ -658,6 +694,9 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   rc = emit(&b, err);
 cleanup:
   free(b.s);
+  free(half_msg);
+  free(half_detail);
+  lm_journal_free(&half);
   PQclear(res);
   lm_revset_free(&heads);
   lm_revset_free(&all);
@@ -665,6 +704,39 @@ cleanup:
   lm_revset_free(&applied);
   lm_revset_free(&changed);
   return rc < 0 ? rc : LM_OK;
+}
+
+/* ---- half-done revisions (journal.h) ---------------------------------------------- */
+
+/* The refusal a command gives while `j` records a half-done revision: what is done, what
+ * was running, and how to finish or undo it. Returns LM_EHALFDONE. */
+static int half_done_error(lm_app *app, const lm_journal *j, const char *command, lm_error *err) {
+  int idx = lm_dag_find(app->dag, j->revision);
+  char *message = NULL, *detail = NULL;
+  int rc = lm_journal_describe(j, app->conn, idx >= 0 ? lm_dag_path(app->dag, idx) : NULL, &message,
+                               &detail, err);
+  if (rc) return rc;
+  char *parents = NULL;
+  if (idx >= 0) {
+    const int *p;
+    size_t np = lm_dag_parents(app->dag, idx, &p);
+    parents = np ? lm_dag_format_ids(app->dag, p, np) : strdup("base");
+  }
+  lm_error_set(err, LM_EHALFDONE, "%s refused: %s", command, message);
+  free(err->detail);
+  err->detail = detail;
+  sbuf h = {0};
+  sb_add(&h,
+         "to finish it, run 'luamigrate upgrade --resume TARGET': it skips the statements "
+         "recorded done and runs the rest (a statement that was running runs again); to give "
+         "it up, undo the done statements by hand and run 'luamigrate stamp %s', which clears "
+         "the record",
+         parents ? parents : "<its down_revision>");
+  lm_error_setfield(&err->hint, h.s);
+  free(h.s);
+  free(parents);
+  free(message);
+  return LM_EHALFDONE;
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
@@ -689,6 +761,7 @@ static int offline_start(lm_app *app, const char *expr, lm_revset *heads, const 
 
 static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   lm_revset heads = {0}, target = {0}, plan = {0};
+  lm_journal half = {0};
   int rc = want_positional(app->opts, a, 1, 1, "TARGET", err);
   if (rc) return rc;
   const char *expr = a->pos[0];
@@ -697,6 +770,10 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
                         "%s: --sql and --dry-run exclude each other (--sql "
                         "needs no database; --dry-run runs against it and rolls back)",
                         upgrade ? "upgrade" : "downgrade");
+  if (a->resume && (a->sql || a->dry_run))
+    return lm_error_set(err, LM_EUSAGE,
+                        "upgrade: --resume runs against the database; it excludes --sql and "
+                        "--dry-run");
   if (a->sql) {
     if (!upgrade && !strchr(expr, ':'))
       return lm_error_set(err, LM_EUSAGE, "downgrade with --sql requires <fromrev>:<torev>");
@@ -721,6 +798,14 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   if (a->dry_run && (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err)))
     goto cleanup;
   if ((rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
+  /* A half-done revision: only upgrade --resume goes on (from the revision's start). */
+  if ((rc = lm_journal_read(&app->vt, app->conn, &half, err))) goto cleanup;
+  if (half.revision && (!a->resume || !upgrade)) {
+    rc = half_done_error(app, &half, upgrade ? "upgrade" : "downgrade", err);
+    goto cleanup;
+  }
+  if (a->resume && !half.revision)
+    lm_log_info("--resume: no revision is half-done; upgrading as usual");
   int nchanged;
   if ((rc = check_changed(app, &heads, &nchanged, NULL, err))) goto cleanup;
   rc = lm_dag_resolve(app->dag, expr, &heads, upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
@@ -729,7 +814,21 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
                : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
   if (rc < 0) goto cleanup;
+  if (half.revision) {
+    if (plan.n == 0 || strcmp(lm_dag_id(app->dag, plan.idx[0]), half.revision) != 0) {
+      rc = lm_error_set(err, LM_EUSAGE,
+                        "upgrade --resume %s: the half-done revision %s is not the next step "
+                        "towards that target",
+                        expr, half.revision);
+      lm_error_setfield(&err->hint, "name a target at or past it, e.g. 'head'");
+      goto cleanup;
+    }
+    lm_log_info("Resuming revision %s: the statements its journal records done are skipped",
+                half.revision);
+    app->resume = &half;
+  }
   rc = lm_run_plan(app, &heads, &plan, upgrade, err);
+  app->resume = NULL;
   /* lock = "xact": between transactions another run may move the version table; each
    * transaction checks under the lock, and a stale plan is made again from where the
    * database is now, towards the same (already resolved) target. */
@@ -745,6 +844,7 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
     rc = lm_run_plan(app, &heads, &plan, upgrade, err);
   }
 cleanup:
+  lm_journal_free(&half);
   lm_revset_free(&heads);
   lm_revset_free(&target);
   lm_revset_free(&plan);
@@ -1153,6 +1253,15 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
   }
   in_tx = 1;
   if (a->purge) rc = lm_vt_purge(&app->vt, app->conn, err);
+  if (rc == LM_OK && !a->sql) { /* stamping settles a half-done revision by hand */
+    lm_journal half = {0};
+    rc = lm_journal_read(&app->vt, app->conn, &half, err);
+    if (rc == LM_OK && half.revision) {
+      lm_log_info("Clearing the journal of half-done revision %s", half.revision);
+      rc = lm_journal_clear(&app->vt, app->conn, NULL, err);
+    }
+    lm_journal_free(&half);
+  }
   for (size_t i = 0; i < ops->n && rc == LM_OK; i++) {
     const lm_vt_op *o = &ops->v[i];
     rc = lm_vt_apply(app, a->sql, o->kind,
@@ -1212,8 +1321,10 @@ static char *template_call(lm_app *app, const char *fn, int nargs, lm_error *err
   return s;
 }
 
+/* A new file (an existing one or a symlink in its place is an error), created 0644: the
+ * umask can take permissions away, never add group or world write. */
 static int write_new_file(const char *path, const char *text, lm_error *err) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return lm_error_set(err, LM_EUSAGE, "cannot create %s: %s", path, strerror(errno));
   size_t len = strlen(text), off = 0;
   while (off < len) {
@@ -1691,7 +1802,7 @@ static const command COMMANDS[] = {
      cmd_revision},
     {"check", "", 1, cmd_check},
     {"merge", "message rev-id splice branch-label ", 1, cmd_merge},
-    {"upgrade", "sql dry-run ", 1, cmd_upgrade},
+    {"upgrade", "sql dry-run resume ", 1, cmd_upgrade},
     {"downgrade", "sql dry-run ", 1, cmd_downgrade},
     {"current", "verbose check-heads json ", 1, cmd_current},
     {"heads", "verbose resolve-dependencies json ", 1, cmd_heads},

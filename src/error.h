@@ -16,6 +16,7 @@ enum {
   LM_ELOCK = -6,     /* migration lock not obtained in time */
   LM_ENOTFOUND = -7, /* a revision identifier resolved to nothing */
   LM_ESTALE = -8,    /* the version table is not what this run planned from */
+  LM_EHALFDONE = -9, /* a revision is half-done (journal.h): exit code 3 */
 };
 
 /* All strings are malloc'd and owned by the lm_error; lm_error_clear frees them.

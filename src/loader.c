@@ -556,7 +556,16 @@ static void cache_open(cache_out *w, const char *path) {
   memset(w, 0, sizeof *w);
   if (!(w->tmp = malloc(plen + 32))) return;
   snprintf(w->tmp, plen + 32, "%s.%ld", path, (long)getpid());
-  if (!(w->f = fopen(w->tmp, "wb"))) return;
+  /* A new file of our own (never through a symlink), 0644 at most whatever the umask: the
+   * cache decides which revision files are read, so others must not be able to edit it. */
+  unlink(w->tmp);
+  int fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  if (!(w->f = fdopen(fd, "wb"))) {
+    close(fd);
+    unlink(w->tmp);
+    return;
+  }
   w->ok = fputs(CACHE_MAGIC, w->f) >= 0;
 }
 

@@ -61,6 +61,7 @@ static int exit_code(int rc) {
     case LM_OK: return LUAMIGRATE_EXIT_OK;
     case LM_EUSAGE:
     case LM_ENOTFOUND: return LUAMIGRATE_EXIT_USAGE;
+    case LM_EHALFDONE: return LUAMIGRATE_EXIT_HALFDONE;
     default: return LUAMIGRATE_EXIT_ERROR;
   }
 }

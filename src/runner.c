@@ -12,6 +12,7 @@
 #include "bind/bind.h"
 #include "cancel.h"
 #include "conn.h"
+#include "journal.h"
 #include "log.h"
 
 static double wall_s(void) {
@@ -173,7 +174,9 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
 
 /* Dry runs: ctx.emit while an autocommit block's statements are listed, not run. */
 static int l_dry_skip(lua_State *L) {
-  const char *sql = luaL_checkstring(L, 1);
+  size_t sql_len;
+  const char *sql = luaL_checklstring(L, 1, &sql_len);
+  if (strlen(sql) != sql_len) return luaL_error(L, "statement contains a NUL byte");
   lm_log_before_stdout();
   printf("-- skipped (autocommit block; a dry run cannot leave its transaction):\n");
   for (const char *p = sql; *p;) {
@@ -304,6 +307,163 @@ static void push_x_args(lua_State *L, const lm_app *app) {
   }
 }
 
+/* ---- the journal of a migration with autocommit blocks ---------------------------------
+ * Every statement an upgrade() executes gets an ordinal. The transactional ones are kept in
+ * memory until an autocommit block's COMMIT is due; then they are written to the journal in
+ * that same transaction, so the journal says exactly what the COMMIT made permanent. Inside a
+ * block each statement's row is written before it runs and marked after, each committing on
+ * its own. The step's final transaction deletes the rows with the version row change. A
+ * resumed run (upgrade --resume) skips the statements the journal records done, after
+ * checking that each has the same ordinal and text as before. */
+typedef struct journal {
+  lm_app *app;
+  int idx;     /* the revision running */
+  int ordinal; /* statements of this migration so far */
+  int block;   /* the autocommit block running (0: none) */
+  int nblocks; /* autocommit blocks entered so far */
+  char **seg;  /* transactional statements not yet journaled, ordinals seg_first.. */
+  size_t nseg, cap;
+  int seg_first;
+  const lm_journal *resume; /* the interrupted run's record of this revision, or NULL */
+  int skipped;
+} journal;
+
+static void journal_reset(journal *j, int idx, const lm_journal *resume) {
+  for (size_t i = 0; i < j->nseg; i++) free(j->seg[i]);
+  free(j->seg);
+  lm_app *app = j->app;
+  memset(j, 0, sizeof *j);
+  j->app = app;
+  j->idx = idx;
+  j->seg_first = 1;
+  j->resume = resume;
+}
+
+/* The text a statement is journaled and compared by: the SQL, then its parameters. */
+static char *statement_key(const char *sql, int n, const char *const *vals) {
+  size_t len = strlen(sql) + 1;
+  for (int i = 0; i < n; i++) len += 32 + (vals[i] ? strlen(vals[i]) : 4);
+  char *key = malloc(len);
+  if (!key) return NULL;
+  size_t used = strlen(sql);
+  memcpy(key, sql, used + 1);
+  for (int i = 0; i < n; i++)
+    used += (size_t)snprintf(key + used, len - used, vals[i] ? "\n-- $%d = '%s'" : "\n-- $%d = %s",
+                             i + 1, vals[i] ? vals[i] : "NULL");
+  return key;
+}
+
+static int journal_before(void *ud, const char *sql, int n, const char *const *vals,
+                          lm_error *err) {
+  journal *j = ud;
+  lm_app *app = j->app;
+  const char *rev = lm_dag_id(app->dag, j->idx);
+  char *key = statement_key(sql, n, vals);
+  if (!key) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  j->ordinal++;
+  if (j->resume && (size_t)j->ordinal <= j->resume->n) {
+    const lm_journal_row *row = &j->resume->rows[j->ordinal - 1];
+    if (row->ordinal != j->ordinal || strcmp(row->statement, key) != 0) {
+      lm_error_set(err, LM_ERR,
+                   "--resume: revision %s changed since the interrupted run: its statement %d "
+                   "is not the one the journal records, so what is done cannot be told",
+                   rev, j->ordinal);
+      size_t dl = strlen(row->statement) + strlen(key) + 64;
+      char *detail = malloc(dl);
+      if (detail) snprintf(detail, dl, "recorded: %s\nnow:      %s", row->statement, key);
+      free(err->detail);
+      err->detail = detail;
+      lm_error_setfield(&err->hint,
+                        "restore the file as it was, or undo the recorded statements by hand "
+                        "and run 'luamigrate stamp' to clear the record");
+      free(key);
+      return err->code;
+    }
+    if (row->done) {
+      lm_log_info("  skipped (done by the interrupted run): statement %d%s", j->ordinal,
+                  row->block ? "" : " (committed)");
+      j->skipped++;
+      free(key);
+      return 1; /* a committed transactional statement is already in the journal too */
+    }
+  }
+  if (j->block == 0) {
+    if (j->nseg == j->cap) {
+      size_t cap = j->cap ? j->cap * 2 : 16;
+      char **seg = realloc(j->seg, cap * sizeof *seg);
+      if (!seg) {
+        free(key);
+        return lm_error_set(err, LM_ENOMEM, "out of memory");
+      }
+      j->seg = seg;
+      j->cap = cap;
+    }
+    if (j->nseg == 0) j->seg_first = j->ordinal;
+    j->seg[j->nseg++] = key;
+    return 0;
+  }
+  int rc = lm_journal_start(&app->vt, app->conn, rev, j->ordinal, j->block, key, err);
+  free(key);
+  return rc < 0 ? rc : 0;
+}
+
+static void journal_after(void *ud, const lm_error *failure) {
+  journal *j = ud;
+  if (j->block == 0) return;
+  lm_error ignore = {0}; /* a lost connection loses this mark too: the row stays "running" */
+  lm_journal_end(&j->app->vt, j->app->conn, lm_dag_id(j->app->dag, j->idx), j->ordinal,
+                 failure ? (failure->message ? failure->message : "error") : NULL, &ignore);
+  lm_error_clear(&ignore);
+}
+
+/* Journals the transactional statements run since the last block (in the open transaction). */
+static int journal_flush(journal *j, lm_error *err) {
+  lm_app *app = j->app;
+  int rc = lm_journal_save(&app->vt, app->conn, lm_dag_id(app->dag, j->idx), j->seg_first, j->seg,
+                           j->nseg, err);
+  for (size_t i = 0; i < j->nseg; i++) free(j->seg[i]);
+  j->nseg = 0;
+  return rc;
+}
+
+/* ctx.autocommit_block(fn) online: journals what the COMMIT makes permanent, commits, runs fn
+ * with each statement journaled, then begins the next transaction (the lock's fence and the
+ * SET LOCAL timeouts again). */
+static int l_autocommit(lua_State *L) {
+  journal *j = lua_touserdata(L, lua_upvalueindex(1));
+  lm_app *app = j->app;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (j->block) return luaL_error(L, "op.autocommit_block: blocks do not nest");
+  lm_error err = {0};
+  int rc = journal_flush(j, &err);
+  if (rc == LM_OK) rc = simple(app->conn, "COMMIT", &err);
+  if (rc) return lm_raise_error(L, &err);
+  j->block = ++j->nblocks;
+  lua_pushvalue(L, 1);
+  int st = lm_pcall(L, 0, 0);
+  j->block = 0;
+  rc = simple(app->conn, "BEGIN", &err);
+  if (rc == LM_OK) rc = lm_lock_fence(&app->lock, app->conn, &err);
+  if (rc == LM_OK) rc = set_local_timeouts(app, &err);
+  if (st != LUA_OK) { /* fn's error first: it says what went wrong */
+    lm_error_clear(&err);
+    return lua_error(L);
+  }
+  if (rc) return lm_raise_error(L, &err);
+  return 0;
+}
+
+/* The hint of a step that failed after an autocommit block committed part of it. */
+static void half_done_hint(lm_app *app, int idx, lm_error *err) {
+  char hint[512];
+  snprintf(hint, sizeof hint,
+           "revision %s is half-done: the work before its autocommit block is committed; "
+           "'luamigrate status' shows what is done, and 'luamigrate upgrade --resume' "
+           "finishes it once the cause is fixed",
+           lm_dag_id(app->dag, idx));
+  lm_error_setfield(&err->hint, hint);
+}
+
 int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade, lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L);
@@ -317,6 +477,11 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   if (app->dry_run) lm_conn_set_trace(L, conn_idx, 1);
   push_x_args(L, app);
   int x_idx = lua_gettop(L);
+  /* Upgrades journal their statements (online; dry runs list autocommit blocks instead). */
+  journal j = {.app = app};
+  int half_done = 0; /* the failed step had committed part of itself */
+  lm_conn_hook hook = {journal_before, journal_after, &j};
+  const int journaled = upgrade && !app->dry_run;
   lm_cancel_set_conn(app->conn);
   for (size_t s = 0; s < plan->n; s++) {
     int idx = plan->idx[s];
@@ -333,6 +498,8 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     const char *to = upgrade ? self : (pstr ? pstr : "");
     int attempt = 1;
   retry:
+    journal_reset(&j, idx,
+                  app->resume && !strcmp(app->resume->revision, self) ? app->resume : NULL);
     if (!in_tx) {
       in_tx = 1;
       if ((rc = begin_locked(app, heads, err))) goto step_done;
@@ -353,6 +520,11 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     } else if (app->lock.held && app->lock.mode == LM_LOCK_XACT) {
       lua_pushcfunction(L, l_xact_autocommit);
       lua_setfield(L, -2, "autocommit_block");
+    } else if (journaled) {
+      lua_pushlightuserdata(L, &j);
+      lua_pushcclosure(L, l_autocommit, 1);
+      lua_setfield(L, -2, "autocommit_block");
+      lm_conn_set_hook(L, conn_idx, &hook);
     } else {
       lua_pushlightuserdata(L, app);
       lua_pushcclosure(L, l_on_begin, 1);
@@ -361,13 +533,33 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lua_pop(L, 1);
     int st = lm_pcall(L, 0, 0);
     lm_ctx_end(L);
+    lm_conn_set_hook(L, conn_idx, NULL);
     if (st != LUA_OK) {
       step_error(app, idx, upgrade, from, to, err);
+      if (j.nblocks) {
+        half_done_hint(app, idx, err);
+        half_done = 1;
+      }
       rc = LM_ERR;
       goto step_done;
     }
     if ((rc = check_tx_state(app, idx, fn, err))) goto step_done;
+    if (j.resume && (size_t)j.ordinal < j.resume->n) {
+      rc = lm_error_set(err, LM_ERR,
+                        "--resume: revision %s changed since the interrupted run: it ran %d "
+                        "statements, and the journal records %zu",
+                        self, j.ordinal, j.resume->n);
+      lm_error_setfield(&err->hint,
+                        "restore the file as it was, or undo the recorded statements by hand "
+                        "and run 'luamigrate stamp' to clear the record");
+      goto step_done;
+    }
     if ((rc = record_step(app, heads, idx, upgrade, started, err))) goto step_done;
+    if ((j.nblocks || j.resume) && (rc = lm_journal_clear(&app->vt, app->conn, self, err)))
+      goto step_done;
+    if (j.resume)
+      lm_log_info("  resumed: %d statement%s skipped as done by the interrupted run", j.skipped,
+                  j.skipped == 1 ? "" : "s");
     if ((rc = lm_lock_renew(&app->lock, app->conn, err))) goto step_done;
     if (per_migration) {
       rc = simple(app->conn, "COMMIT", err);
@@ -378,7 +570,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lm_log_set_revision(NULL);
     /* A lock that could not be had within lock_timeout (55P03) is worth another try: the
      * step rolls back alone, waits with backoff, and runs again, up to lock_retries times. */
-    if (rc && err->sqlstate && !strcmp(err->sqlstate, "55P03") && per_migration &&
+    if (rc && err->sqlstate && !strcmp(err->sqlstate, "55P03") && per_migration && !j.nblocks &&
         attempt <= app->cfg.lock_retries && !lm_cancel_requested()) {
       lm_error rb = {0};
       if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) simple(app->conn, "ROLLBACK", &rb);
@@ -425,13 +617,18 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lm_error rb = {0};
     simple(app->conn, "ROLLBACK", &rb);
     lm_error_clear(&rb);
-    if (rc != LM_ESTALE && rc != LM_ELOCK)
+    if (half_done)
+      lm_log_info(
+          "Rolled back the failed migration's open transaction; what its autocommit "
+          "block committed stays (see the hint)");
+    else if (rc != LM_ESTALE && rc != LM_ELOCK)
       lm_log_info("Rolled back %s", per_migration ? "the failed migration; the ones before it "
                                                     "stay applied"
                                                   : "the whole run (transaction_per_migration "
                                                     "is false)");
   }
 out:
+  journal_reset(&j, -1, NULL);
   lm_cancel_set_conn(NULL);
   lm_conn_detach(L, conn_idx);
   lua_settop(L, top);
@@ -446,7 +643,10 @@ void lm_emit_sql(const char *sql) {
 }
 
 static int l_emit(lua_State *L) {
-  lm_emit_sql(luaL_checkstring(L, 1));
+  size_t len;
+  const char *sql = luaL_checklstring(L, 1, &len);
+  if (strlen(sql) != len) return luaL_error(L, "statement contains a NUL byte");
+  lm_emit_sql(sql);
   return 0;
 }
 

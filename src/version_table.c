@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "journal.h"
 
 static char *quote_ident(PGconn *conn, const char *s, size_t len) {
   char *q = PQescapeIdentifier(conn, s, len);
@@ -25,7 +26,8 @@ static char *join2(const char *a, const char *dot, const char *b) {
 
 int lm_vt_init(lm_vt *vt, PGconn *conn, const char *name, lm_error *err) {
   int rc = LM_OK;
-  char *schema = NULL, *table = NULL, *hist = NULL, *histname = NULL, *lck = NULL, *lckname = NULL;
+  char *schema = NULL, *table = NULL, *hist = NULL, *histname = NULL, *lck = NULL, *lckname = NULL,
+       *jnl = NULL, *jnlname = NULL;
   memset(vt, 0, sizeof *vt);
   const char *dot = strchr(name, '.');
   const char *tname = dot ? dot + 1 : name;
@@ -37,14 +39,18 @@ int lm_vt_init(lm_vt *vt, PGconn *conn, const char *name, lm_error *err) {
   hist = histname ? quote_ident(conn, histname, strlen(histname)) : NULL;
   lckname = join2(tname, "", "_lock");
   lck = lckname ? quote_ident(conn, lckname, strlen(lckname)) : NULL;
-  if (!table || !hist || !lck || (dot && !schema)) {
+  jnlname = join2(tname, "", "_journal");
+  jnl = jnlname ? quote_ident(conn, jnlname, strlen(jnlname)) : NULL;
+  if (!table || !hist || !lck || !jnl || (dot && !schema)) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
   vt->table = schema ? join2(schema, ".", table) : strdup(table);
   vt->history = schema ? join2(schema, ".", hist) : strdup(hist);
   vt->lock = schema ? join2(schema, ".", lck) : strdup(lck);
-  if (!vt->table || !vt->history || !vt->lock) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+  vt->journal = schema ? join2(schema, ".", jnl) : strdup(jnl);
+  if (!vt->table || !vt->history || !vt->lock || !vt->journal)
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
 cleanup:
   free(schema);
   free(table);
@@ -52,6 +58,8 @@ cleanup:
   free(histname);
   free(lck);
   free(lckname);
+  free(jnl);
+  free(jnlname);
   if (rc) lm_vt_free(vt);
   return rc;
 }
@@ -60,6 +68,7 @@ void lm_vt_free(lm_vt *vt) {
   free(vt->table);
   free(vt->history);
   free(vt->lock);
+  free(vt->journal);
   memset(vt, 0, sizeof *vt);
 }
 
@@ -70,7 +79,7 @@ static int exec_fmt(PGconn *conn, lm_error *err, PGresult **res, int n, const ch
   return lm_exec(conn, sql, n, vals, NULL, NULL, res, err);
 }
 
-static int table_exists(PGconn *conn, const char *quoted, int *exists, lm_error *err) {
+int lm_vt_table_exists(PGconn *conn, const char *quoted, int *exists, lm_error *err) {
   PGresult *res = NULL;
   const char *vals[1] = {quoted};
   int rc = lm_exec(conn, "SELECT to_regclass($1) IS NOT NULL", 1, vals, NULL, NULL, &res, err);
@@ -84,8 +93,9 @@ static int table_exists(PGconn *conn, const char *quoted, int *exists, lm_error 
  * and spares every run the server's "already exists, skipping" notices. */
 int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int have_vt = 0, have_hist = 0;
-  int rc = table_exists(conn, vt->table, &have_vt, err);
-  if (!rc) rc = table_exists(conn, vt->history, &have_hist, err);
+  int rc = lm_vt_table_exists(conn, vt->table, &have_vt, err);
+  if (!rc) rc = lm_vt_table_exists(conn, vt->history, &have_hist, err);
+  if (!rc) rc = lm_journal_ensure(vt, conn, err);
   if (rc || (have_vt && have_hist)) return rc;
   if (!have_vt)
     rc = exec_fmt(conn, err, NULL, 0, NULL,
@@ -126,7 +136,7 @@ int lm_vt_read(lm_vt *vt, PGconn *conn, char ***ids, size_t *n, lm_error *err) {
   *ids = NULL;
   *n = 0;
   int exists = 0;
-  int rc = table_exists(conn, vt->table, &exists, err);
+  int rc = lm_vt_table_exists(conn, vt->table, &exists, err);
   if (rc || !exists) return rc;
   rc = exec_fmt(conn, err, &res, 0, NULL, "SELECT version_num FROM %s ORDER BY version_num%s",
                 vt->table, "");
@@ -223,7 +233,7 @@ int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error
 
 int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err) {
   int exists = 0;
-  int rc = table_exists(conn, vt->history, &exists, err);
+  int rc = lm_vt_table_exists(conn, vt->history, &exists, err);
   if (rc) return rc;
   if (!exists) /* an empty result of the same shape */
     return lm_exec(conn,

@@ -14,12 +14,16 @@ typedef struct lm_vt {
   char *table;   /* e.g. "public"."luamigrate_version" or "luamigrate_version" */
   char *history; /* same, with "_history" appended to the table part */
   char *lock;    /* same, with "_lock": the lease of lock = "table" */
+  char *journal; /* same, with "_journal": statements of a half-done migration (journal.h) */
 } lm_vt;
 
 int lm_vt_init(lm_vt *vt, PGconn *conn, const char *name, lm_error *err);
 void lm_vt_free(lm_vt *vt);
 
-/* Creates both tables if missing. */
+/* *exists = the (quoted, possibly qualified) table exists. */
+int lm_vt_table_exists(PGconn *conn, const char *quoted, int *exists, lm_error *err);
+
+/* Creates the version, history and journal tables if missing. */
 int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err);
 
 /* Reads the version rows (ids malloc'd, sorted). A missing table reads as no rows. */

@@ -10,8 +10,9 @@ extern "C" {
 struct lua_State;
 
 #define LUAMIGRATE_EXIT_OK 0
-#define LUAMIGRATE_EXIT_ERROR 1 /* migration or database error */
-#define LUAMIGRATE_EXIT_USAGE 2 /* usage, config or revision-file error */
+#define LUAMIGRATE_EXIT_ERROR 1    /* migration or database error */
+#define LUAMIGRATE_EXIT_USAGE 2    /* usage, config or revision-file error */
+#define LUAMIGRATE_EXIT_HALFDONE 3 /* a revision is half-done: see upgrade --resume */
 
 /* Runs `luamigrate argv[1] ...` and returns its exit status. */
 int luamigrate_main(int argc, char **argv);

@@ -1083,7 +1083,8 @@ function M.generate(conn, args)
   local vt = args.version_table
   local vs, vn = vt:match("^(.-)%.(.*)$")
   vs, vn = vs or ds, vn or vt
-  local skip = { [key_of(vs, vn)] = true, [key_of(vs, vn .. "_history")] = true, [key_of(vs, vn .. "_lock")] = true }
+  local skip = { [key_of(vs, vn)] = true, [key_of(vs, vn .. "_history")] = true, [key_of(vs, vn .. "_lock")] = true,
+    [key_of(vs, vn .. "_journal")] = true }
   local include_name, include_object = settings.include_name, settings.include_object
   local function filter(kind, name, parent)
     if include_name and include_name(name, kind, parent) == false then return false end

@@ -4,15 +4,18 @@ local quote = require "luamigrate.quote"
 
 local M = {}
 
--- "schema.table" or "table" -> quoted version table and history table names.
+-- "schema.table" or "table" -> quoted version, history and journal table names.
 function M.names(version_table)
   local sch, tbl = version_table:match("^([^.]+)%.(.+)$")
   if not sch then tbl = version_table end
-  return quote.qualified(sch, tbl), quote.qualified(sch, tbl .. "_history")
+  return quote.qualified(sch, tbl), quote.qualified(sch, tbl .. "_history"),
+    quote.qualified(sch, tbl .. "_journal")
 end
 
+-- The journal (src/journal.c) stays empty in a script's database: a script runs autocommit
+-- blocks as plain COMMIT/BEGIN and records no statements.
 function M.create_tables(version_table)
-  local vt, hist = M.names(version_table)
+  local vt, hist, journal = M.names(version_table)
   return {
     "CREATE TABLE IF NOT EXISTS " .. vt .. " (\n    version_num varchar(32) NOT NULL PRIMARY KEY\n)",
     "CREATE TABLE IF NOT EXISTS " .. hist .. " (\n"
@@ -30,6 +33,17 @@ function M.create_tables(version_table)
       .. "    os_user text,\n"
       .. "    hostname text,\n"
       .. "    luamigrate_version text NOT NULL\n"
+      .. ")",
+    "CREATE TABLE IF NOT EXISTS " .. journal .. " (\n"
+      .. "    revision varchar(32) NOT NULL,\n"
+      .. "    ordinal integer NOT NULL,\n"
+      .. "    block integer NOT NULL,\n"
+      .. "    statement text NOT NULL,\n"
+      .. "    sha256 text NOT NULL,\n"
+      .. "    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
+      .. "    finished_at timestamptz,\n"
+      .. "    error text,\n"
+      .. "    PRIMARY KEY (revision, ordinal)\n"
       .. ")",
   }
 end

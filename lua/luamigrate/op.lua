@@ -94,7 +94,15 @@ OfflineConn.__index = OfflineConn
 
 function OfflineConn:execute(sql, ...)
   check("get_bind():execute", "sql", sql, "string")
+  -- the same refusals as the online connection's
+  if sql:find("\0", 1, true) then error("statement contains a NUL byte", 2) end
   local n = select("#", ...)
+  for i = 1, n do
+    local v = select(i, ...)
+    if type(v) == "string" and v:find("\0", 1, true) then
+      error(("parameter $%d contains a NUL byte"):format(i), 2)
+    end
+  end
   if n > 0 then
     local params = table.pack(...)
     sql = sql:gsub("%$(%d+)", function(d) return render.value(params[tonumber(d)]) end)
@@ -133,7 +141,9 @@ end
 
 -- op.autocommit_block(fn): commits the migration's transaction, runs fn outside any
 -- transaction (CREATE INDEX CONCURRENTLY, ALTER TYPE ... ADD VALUE on old servers), then
--- begins a new one.
+-- begins a new one. The run may supply its own (ctx.autocommit_block): online upgrades
+-- journal what the COMMIT makes permanent and each statement of fn (docs/resume.md), dry
+-- runs list fn's statements, lock = "xact" refuses.
 function M.autocommit_block(fn)
   check("autocommit_block", "fn", fn, "function")
   local ctx = core.context("op.autocommit_block")
@@ -541,12 +551,118 @@ function M.bulk_insert(tbl, rows, opts)
   run("bulk_insert", table.unpack(stmts))
 end
 
+
+-- Every op first looks through its arguments (nested tables included: columns, options,
+-- rows) for a NUL byte, which no PostgreSQL text can hold and which the C layer would cut a
+-- statement at, and refuses it naming the op and the argument; then it names itself to
+-- luamigrate.quote, which refuses identifiers PostgreSQL would truncate.
+local PARAMS = {
+  execute = { "sql", "params" },
+  create_table = { "table_name" },
+  drop_table = { "table_name", "options" },
+  rename_table = { "old_table_name", "new_table_name", "options" },
+  add_column = { "table_name", "column", "options" },
+  drop_column = { "table_name", "column_name", "options" },
+  alter_column = { "table_name", "column_name", "options" },
+  create_index = { "index_name", "table_name", "columns", "options" },
+  drop_index = { "index_name", "options" },
+  create_primary_key = { "constraint_name", "table_name", "columns", "options" },
+  create_unique_constraint = { "constraint_name", "table_name", "columns", "options" },
+  create_foreign_key = { "constraint_name", "source_table", "referent_table", "local_cols", "remote_cols",
+    "options" },
+  create_check_constraint = { "constraint_name", "table_name", "condition", "options" },
+  create_exclude_constraint = { "constraint_name", "table_name" },
+  drop_constraint = { "constraint_name", "table_name", "options" },
+  create_table_comment = { "table_name", "comment", "options" },
+  drop_table_comment = { "table_name", "options" },
+  bulk_insert = { "table", "rows", "options" },
+  create_enum = { "name", "values", "options" },
+  drop_enum = { "name", "options" },
+  add_enum_value = { "name", "value", "options" },
+  rename_enum_value = { "name", "old", "new", "options" },
+  inline_literal = { "value" },
+}
+local UNGUARDED = set("get_bind", "get_x_argument", "register", "autocommit_block", "_run")
+
+-- The path of the first string holding a NUL in v ("" for v itself), or nil. The array
+-- part is searched in order, then the other keys.
+local function nul_path(v, depth, seen)
+  if type(v) == "string" then return v:find("\0", 1, true) and "" or nil end
+  if type(v) ~= "table" or depth > 6 or seen[v] then return nil end
+  seen[v] = true
+  local n = #v
+  for i = 1, n do
+    local sub = nul_path(v[i], depth + 1, seen)
+    if sub then return "[" .. i .. "]" .. sub end
+  end
+  for k, x in pairs(v) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then
+      local step = math.type(k) == "integer" and ("[" .. k .. "]") or ("." .. tostring(k))
+      if type(k) == "string" and k:find("\0", 1, true) then return step end
+      local sub = nul_path(x, depth + 1, seen)
+      if sub then return step .. sub end
+    end
+  end
+  return nil
+end
+
+local find = string.find
+
+-- Raises the NUL refusal for argument i (of n) of op `opname`, at the op's caller.
+local function refuse(opname, i, n, v)
+  local path = type(v) == "string" and "" or nul_path(v, 1, {})
+  local names = PARAMS[opname] or {}
+  local arg = names[i]
+    or (i == n and type(v) == "table" and getmetatable(v) == nil and v.kind == nil and "options")
+    or ("argument " .. i)
+  error(("op.%s: %s%s contains a NUL byte, which PostgreSQL text cannot hold"):format(opname, arg, path), 3)
+end
+
+local function has_nul(v)
+  local t = type(v)
+  if t == "string" then return find(v, "\0", 1, true) ~= nil end
+  return t == "table" and nul_path(v, 1, {}) ~= nil
+end
+
+-- Ops with a fixed parameter list get a wrapper without varargs (a vararg call costs Lua
+-- several times more, and op.execute runs once per statement of a data migration).
+local function guard(opname, fn)
+  local qualified_name = "op." .. opname
+  local fixed = PARAMS[opname] and #PARAMS[opname] <= 6 and opname ~= "create_table"
+    and opname ~= "create_exclude_constraint"
+  if fixed then
+    return function(a1, a2, a3, a4, a5, a6)
+      if a1 ~= nil and has_nul(a1) then refuse(opname, 1, 6, a1) end
+      if a2 ~= nil and has_nul(a2) then refuse(opname, 2, 6, a2) end
+      if a3 ~= nil and has_nul(a3) then refuse(opname, 3, 6, a3) end
+      if a4 ~= nil and has_nul(a4) then refuse(opname, 4, 6, a4) end
+      if a5 ~= nil and has_nul(a5) then refuse(opname, 5, 6, a5) end
+      if a6 ~= nil and has_nul(a6) then refuse(opname, 6, 6, a6) end
+      quote.context = qualified_name
+      return fn(a1, a2, a3, a4, a5, a6) -- a tail call: the op's level-2 errors point at its caller
+    end
+  end
+  return function(...)
+    local n = select("#", ...)
+    for i = 1, n do
+      local v = select(i, ...)
+      if has_nul(v) then refuse(opname, i, n, v) end
+    end
+    quote.context = qualified_name
+    return fn(...)
+  end
+end
+
+for name, fn in pairs(M) do
+  if type(fn) == "function" and not UNGUARDED[name] then M[name] = guard(name, fn) end
+end
+
 -- op.register(name, fn): adds op.<name>; fn receives op as its first argument.
 function M.register(name, fn)
   check("register", "name", name, "string")
   check("register", "fn", fn, "function")
   if M[name] ~= nil then error(("op.register: op.%s already exists"):format(name), 2) end
-  M[name] = function(...) return fn(M, ...) end
+  M[name] = guard(name, function(...) return fn(M, ...) end)
 end
 
 return M

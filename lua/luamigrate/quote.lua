@@ -31,13 +31,40 @@ for _, w in ipairs {
 } do KEYWORDS[w] = true end
 M.KEYWORDS = KEYWORDS
 
--- Quotes one identifier when it needs it. Raises on a NUL byte or an empty name.
-function M.ident(name)
-  if type(name) ~= "string" then
-    error(("identifier must be a string, got %s"):format(type(name)), 2)
+-- The op being rendered ("op.create_table"), set by luamigrate.op as each op starts, so a
+-- name refused here is reported against the op that was given it.
+M.context = nil
+
+-- PostgreSQL keeps NAMEDATALEN - 1 bytes of a name and silently truncates the rest (two
+-- long names can then collide), so longer identifiers are refused.
+M.MAX_IDENT_BYTES = 63
+
+-- Raises msg at the innermost frame outside luamigrate's own modules (the migration file's
+-- line), prefixed with the op being rendered.
+local function raise(msg)
+  local level = 2 -- error() and debug.getinfo() count levels alike from here: 2 is the caller
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then
+      level = 2
+      break
+    end
+    if info.what ~= "C" and not info.short_src:find("luamigrate/[%w_]+%.lua$") then break end
+    level = level + 1
   end
-  if name == "" then error("identifier must not be empty", 2) end
-  if name:find("\0", 1, true) then error("identifier must not contain a NUL byte", 2) end
+  error((M.context and (M.context .. ": ") or "") .. msg, level)
+end
+
+-- Quotes one identifier when it needs it. Raises on a NUL byte, an empty name, or one longer
+-- than PostgreSQL keeps.
+function M.ident(name)
+  if type(name) ~= "string" then raise(("identifier must be a string, got %s"):format(type(name))) end
+  if name == "" then raise("identifier must not be empty") end
+  if name:find("\0", 1, true) then raise("identifier must not contain a NUL byte") end
+  if #name > M.MAX_IDENT_BYTES then
+    raise(('identifier "%s" is %d bytes long; PostgreSQL keeps %d and would silently truncate it')
+      :format(name, #name, M.MAX_IDENT_BYTES))
+  end
   if name:match("^[a-z_][a-z0-9_]*$") and not KEYWORDS[name] then return name end
   return '"' .. name:gsub('"', '""') .. '"'
 end
@@ -50,8 +77,8 @@ end
 
 -- A string literal, safe under any standard_conforming_strings setting.
 function M.literal(s)
-  if type(s) ~= "string" then error(("literal must be a string, got %s"):format(type(s)), 2) end
-  if s:find("\0", 1, true) then error("a string literal cannot contain a NUL byte", 2) end
+  if type(s) ~= "string" then raise(("literal must be a string, got %s"):format(type(s))) end
+  if s:find("\0", 1, true) then raise("a string literal cannot contain a NUL byte") end
   local body = s:gsub("'", "''")
   if body:find("\\", 1, true) then return "E'" .. body:gsub("\\", "\\\\") .. "'" end
   return "'" .. body .. "'"

@@ -30,6 +30,17 @@ void lm_push_conn(lua_State *L, PGconn *conn, int borrowed);
 void lm_conn_detach(lua_State *L, int idx);
 /* Dry runs: the Conn at idx prints every statement with its parameters and timing. */
 void lm_conn_set_trace(lua_State *L, int idx, int on);
+/* A hook around each statement of a Conn's :execute (not :query, which only reads):
+ * `before` returns 1 to skip the statement (:execute then returns 0), 0 to run it, or a
+ * negative code with err filled (raised as the statement's error); `after` learns how a
+ * statement it let run ended (failure NULL: it succeeded). The hook is the caller's and
+ * must outlive its use; NULL removes it. */
+typedef struct lm_conn_hook {
+  int (*before)(void *ud, const char *sql, int n, const char *const *vals, lm_error *err);
+  void (*after)(void *ud, const lm_error *failure);
+  void *ud;
+} lm_conn_hook;
+void lm_conn_set_hook(lua_State *L, int idx, const lm_conn_hook *hook);
 /* Puts an owned connection into the (empty) Conn box at idx. */
 void lm_conn_attach(lua_State *L, int idx, PGconn *conn);
 

@@ -11,9 +11,10 @@
 #include "log.h"
 
 typedef struct luaconn {
-  PGconn *conn; /* NULL once closed or detached */
-  int borrowed; /* not ours to PQfinish */
-  int trace;    /* print each statement, its parameters and timing (dry runs) */
+  PGconn *conn;             /* NULL once closed or detached */
+  int borrowed;             /* not ours to PQfinish */
+  int trace;                /* print each statement, its parameters and timing (dry runs) */
+  const lm_conn_hook *hook; /* around :execute, or NULL */
 } luaconn;
 
 typedef struct luaresult {
@@ -34,6 +35,7 @@ void lm_push_conn(lua_State *L, PGconn *conn, int borrowed) {
   c->conn = NULL;
   c->borrowed = borrowed;
   c->trace = 0;
+  c->hook = NULL;
   luaL_setmetatable(L, "luamigrate.Conn");
   c->conn = conn;
 }
@@ -52,6 +54,11 @@ void lm_conn_detach(lua_State *L, int idx) {
 void lm_conn_set_trace(lua_State *L, int idx, int on) {
   luaconn *c = luaL_checkudata(L, idx, "luamigrate.Conn");
   c->trace = on;
+}
+
+void lm_conn_set_hook(lua_State *L, int idx, const lm_conn_hook *hook) {
+  luaconn *c = luaL_checkudata(L, idx, "luamigrate.Conn");
+  c->hook = hook;
 }
 
 static luaconn *checkbox(lua_State *L) {
@@ -98,7 +105,13 @@ static int collect_params(lua_State *L, int first, const char ***values) {
         lua_replace(L, idx);
         vals[i] = lua_tostring(L, idx);
         break;
-      case LUA_TSTRING: vals[i] = lua_tostring(L, idx); break;
+      case LUA_TSTRING: {
+        size_t len;
+        vals[i] = lua_tolstring(L, idx, &len);
+        if (strlen(vals[i]) != len) /* libpq would send it cut short at the NUL */
+          return luaL_error(L, "parameter $%d contains a NUL byte", i + 1);
+        break;
+      }
       default:
         return luaL_error(L, "parameter $%d: cannot bind a %s value", i + 1, luaL_typename(L, idx));
     }
@@ -129,9 +142,12 @@ static void trace_statement(const char *sql, int n, const char *const *vals) {
 }
 
 /* Runs the statement at arg 2 with params from arg 3; leaves a Result box on the stack
- * holding the result. Raises a structured error on failure. */
-static PGresult *run(lua_State *L, luaconn *c) {
-  const char *sql = luaL_checkstring(L, 2);
+ * holding the result. Raises a structured error on failure. With `hooked`, the Conn's hook
+ * sees the statement; NULL is returned when it skipped it. */
+static PGresult *run(lua_State *L, luaconn *c, int hooked) {
+  size_t sql_len;
+  const char *sql = luaL_checklstring(L, 2, &sql_len);
+  if (strlen(sql) != sql_len) luaL_error(L, "statement contains a NUL byte");
   const char **vals = NULL;
   int n = collect_params(L, 3, &vals);
   luaresult *box = lua_newuserdatauv(L, sizeof *box, 0);
@@ -142,6 +158,12 @@ static PGresult *run(lua_State *L, luaconn *c) {
   double t0 = 0;
   /* -v shows the statement on stderr as it starts, unless a dry run traces it anyway. */
   int verbose = !c->trace && lm_log_verbose();
+  const lm_conn_hook *hook = hooked ? c->hook : NULL;
+  if (hook) {
+    int skip = hook->before(hook->ud, sql, n, vals, &err);
+    if (skip < 0) lm_raise_error(L, &err);
+    if (skip) return NULL;
+  }
   if (c->trace) {
     trace_statement(sql, n, vals);
     t0 = now_ms();
@@ -149,7 +171,9 @@ static PGresult *run(lua_State *L, luaconn *c) {
     lm_log_statement(sql, n, vals);
     t0 = now_ms();
   }
-  if (lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err) != LM_OK) {
+  int rc = lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err);
+  if (hook) hook->after(hook->ud, rc == LM_OK ? NULL : &err);
+  if (rc != LM_OK) {
     if (verbose) lm_log_break();
     if (c->trace) {
       printf("-- ERROR %s after %.2f ms: %s\n\n", err.sqlstate ? err.sqlstate : "", now_ms() - t0,
@@ -177,8 +201,8 @@ static PGresult *run(lua_State *L, luaconn *c) {
 
 /* conn:execute(sql, ...) -> number of rows affected (0 when the command reports none). */
 static int l_conn_execute(lua_State *L) {
-  PGresult *res = run(L, checkbox(L));
-  const char *tuples = PQcmdTuples(res);
+  PGresult *res = run(L, checkbox(L), 1);
+  const char *tuples = res ? PQcmdTuples(res) : NULL;
   lua_pushinteger(L, tuples && *tuples ? strtoll(tuples, NULL, 10) : 0);
   return 1;
 }
@@ -199,7 +223,7 @@ static void push_value(lua_State *L, const PGresult *res, int row, int col) {
 
 /* conn:query(sql, ...) -> array of rows keyed by column name (NULL is nil). */
 static int l_conn_query(lua_State *L) {
-  PGresult *res = run(L, checkbox(L));
+  PGresult *res = run(L, checkbox(L), 0);
   int nrows = PQntuples(res), ncols = PQnfields(res);
   lua_createtable(L, nrows, 0);
   for (int r = 0; r < nrows; r++) {

@@ -1,0 +1,280 @@
+/* The journal of half-done migrations: DDL, reads, row writes, and the account of what is
+ * done that a refused upgrade and `status` print. */
+#include "journal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+
+/* The sha256 the table stores, computed by the server from the statement's UTF-8 bytes. */
+#define SHA_OF(p) "encode(sha256(convert_to(" p ", 'UTF8')), 'hex')"
+
+static int exec_on(PGconn *conn, const char *table, const char *fmt, int n, const char *const *vals,
+                   PGresult **res, lm_error *err) {
+  size_t len = strlen(fmt) + strlen(table) + 1;
+  char *sql = malloc(len);
+  if (!sql) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  snprintf(sql, len, fmt, table);
+  int rc = lm_exec(conn, sql, n, vals, NULL, NULL, res, err);
+  free(sql);
+  return rc;
+}
+
+void lm_journal_free(lm_journal *p) {
+  for (size_t i = 0; i < p->n; i++) {
+    free(p->rows[i].statement);
+    free(p->rows[i].sha256);
+    free(p->rows[i].error);
+  }
+  free(p->rows);
+  free(p->revision);
+  memset(p, 0, sizeof *p);
+}
+
+int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err) {
+  PGresult *res = NULL;
+  int exists = 0;
+  memset(p, 0, sizeof *p);
+  int rc = lm_vt_table_exists(conn, vt->journal, &exists, err);
+  if (rc || !exists) return rc;
+  rc = exec_on(conn, vt->journal,
+               "SELECT revision, ordinal, block, statement, sha256, "
+               "finished_at IS NOT NULL OR block = 0, error FROM %s ORDER BY revision, ordinal",
+               0, NULL, &res, err);
+  if (rc) return rc;
+  int rows = PQntuples(res);
+  if (rows == 0) goto cleanup;
+  if (strcmp(PQgetvalue(res, 0, 0), PQgetvalue(res, rows - 1, 0)) != 0) {
+    rc = lm_error_set(err, LM_ERR,
+                      "the journal table %s records two half-done revisions, %s and %s; one run "
+                      "leaves at most one",
+                      vt->journal, PQgetvalue(res, 0, 0), PQgetvalue(res, rows - 1, 0));
+    lm_error_setfield(&err->hint, "was it changed by hand? 'luamigrate stamp' clears it");
+    goto cleanup;
+  }
+  p->revision = strdup(PQgetvalue(res, 0, 0));
+  p->rows = calloc((size_t)rows, sizeof *p->rows);
+  if (!p->revision || !p->rows) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  for (int r = 0; r < rows; r++) {
+    lm_journal_row *row = &p->rows[p->n++];
+    row->ordinal = atoi(PQgetvalue(res, r, 1));
+    row->block = atoi(PQgetvalue(res, r, 2));
+    row->statement = strdup(PQgetvalue(res, r, 3));
+    row->sha256 = strdup(PQgetvalue(res, r, 4));
+    row->done = PQgetvalue(res, r, 5)[0] == 't';
+    row->error = PQgetisnull(res, r, 6) ? NULL : strdup(PQgetvalue(res, r, 6));
+    if (!row->statement || !row->sha256 || (!PQgetisnull(res, r, 6) && !row->error)) {
+      rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+      goto cleanup;
+    }
+  }
+cleanup:
+  PQclear(res);
+  if (rc) lm_journal_free(p);
+  return rc;
+}
+
+int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
+  int exists = 0;
+  int rc = lm_vt_table_exists(conn, vt->journal, &exists, err);
+  if (rc || exists) return rc;
+  return exec_on(conn, vt->journal,
+                 "CREATE TABLE IF NOT EXISTS %s (\n"
+                 "    revision varchar(32) NOT NULL,\n"
+                 "    ordinal integer NOT NULL,\n"
+                 "    block integer NOT NULL,\n"
+                 "    statement text NOT NULL,\n"
+                 "    sha256 text NOT NULL,\n"
+                 "    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
+                 "    finished_at timestamptz,\n"
+                 "    error text,\n"
+                 "    PRIMARY KEY (revision, ordinal)\n"
+                 ")",
+                 0, NULL, NULL, err);
+}
+
+int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, int first,
+                    char *const *statements, size_t n, lm_error *err) {
+  int rc = lm_journal_ensure(vt, conn, err);
+  for (size_t i = 0; i < n && rc == LM_OK; i++) {
+    char ord[16];
+    snprintf(ord, sizeof ord, "%d", first + (int)i);
+    const char *vals[3] = {revision, ord, statements[i]};
+    rc = exec_on(conn, vt->journal,
+                 "INSERT INTO %s (revision, ordinal, block, statement, sha256, finished_at) "
+                 "VALUES ($1, $2, 0, $3, " SHA_OF("$3::text") ", clock_timestamp()) "
+                 "ON CONFLICT (revision, ordinal) DO NOTHING",
+                 3, vals, NULL, err);
+  }
+  return rc;
+}
+
+int lm_journal_start(lm_vt *vt, PGconn *conn, const char *revision, int ordinal, int block,
+                     const char *statement, lm_error *err) {
+  char ord[16], blk[16];
+  snprintf(ord, sizeof ord, "%d", ordinal);
+  snprintf(blk, sizeof blk, "%d", block);
+  const char *vals[4] = {revision, ord, blk, statement};
+  return exec_on(conn, vt->journal,
+                 "INSERT INTO %s (revision, ordinal, block, statement, sha256) "
+                 "VALUES ($1, $2, $3, $4, " SHA_OF("$4::text") ") "
+                 "ON CONFLICT (revision, ordinal) DO UPDATE SET block = EXCLUDED.block, "
+                 "statement = EXCLUDED.statement, sha256 = EXCLUDED.sha256, "
+                 "started_at = clock_timestamp(), finished_at = NULL, error = NULL",
+                 4, vals, NULL, err);
+}
+
+int lm_journal_end(lm_vt *vt, PGconn *conn, const char *revision, int ordinal, const char *error,
+                   lm_error *err) {
+  char ord[16];
+  snprintf(ord, sizeof ord, "%d", ordinal);
+  const char *vals[3] = {revision, ord, error};
+  return exec_on(conn, vt->journal,
+                 "UPDATE %s SET finished_at = CASE WHEN $3::text IS NULL THEN clock_timestamp() "
+                 "END, error = $3 WHERE revision = $1 AND ordinal = $2",
+                 3, vals, NULL, err);
+}
+
+int lm_journal_clear(lm_vt *vt, PGconn *conn, const char *revision, lm_error *err) {
+  int exists = 0;
+  int rc = lm_vt_table_exists(conn, vt->journal, &exists, err);
+  if (rc || !exists) return rc;
+  if (!revision) return exec_on(conn, vt->journal, "DELETE FROM %s", 0, NULL, NULL, err);
+  const char *vals[1] = {revision};
+  return exec_on(conn, vt->journal, "DELETE FROM %s WHERE revision = $1", 1, vals, NULL, err);
+}
+
+/* A growing string; on allocation failure it stays NULL and the caller reports it. */
+typedef struct text {
+  char *s;
+  size_t n, cap;
+  int oom;
+} text;
+
+static void add(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(text *t, const char *fmt, ...) {
+  if (t->oom) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (len < 0) return;
+  if (t->n + (size_t)len + 1 > t->cap) {
+    size_t cap = (t->cap ? t->cap * 2 : 256) + (size_t)len;
+    char *s = realloc(t->s, cap);
+    if (!s) {
+      t->oom = 1;
+      return;
+    }
+    t->s = s;
+    t->cap = cap;
+  }
+  va_start(ap, fmt);
+  vsnprintf(t->s + t->n, t->cap - t->n, fmt, ap);
+  va_end(ap);
+  t->n += (size_t)len;
+}
+
+/* A statement on one line, shortened to about 300 bytes. */
+static void add_statement(text *t, const char *sql) {
+  size_t len = strlen(sql), shown = len > 300 ? 300 : len;
+  while (shown < len && (sql[shown] & 0xC0) == 0x80) shown++; /* whole UTF-8 characters */
+  add(t, "    ");
+  for (size_t i = 0; i < shown; i++) add(t, "%c", sql[i] == '\n' ? ' ' : sql[i]);
+  if (shown < len) add(t, " ...");
+}
+
+int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, char **message,
+                        char **detail, lm_error *err) {
+  text m = {0}, d = {0};
+  PGresult *res = NULL;
+  int committed = 0, last_block = 0, in_block = 0, done_in_block = 0, after_block = 0;
+  const lm_journal_row *open = NULL;
+  for (size_t i = 0; i < p->n; i++) {
+    const lm_journal_row *r = &p->rows[i];
+    if (r->block == 0) { /* committed; after_block counts those since the last block */
+      committed++;
+      after_block++;
+      continue;
+    }
+    after_block = 0;
+    if (r->block != last_block) {
+      last_block = r->block;
+      in_block = done_in_block = 0;
+      open = NULL;
+    }
+    in_block++;
+    if (r->done)
+      done_in_block++;
+    else
+      open = r;
+  }
+  add(&m, "revision %s (%s) is half-done: a run stopped after committing part of it", p->revision,
+      path ? path : "file not found");
+  add(&d,
+      "%d statement%s of its transactional part %s committed (by the COMMIT that opens an "
+      "autocommit block)",
+      committed, committed == 1 ? "" : "s", committed == 1 ? "is" : "are");
+  if (last_block && after_block) {
+    add(&d,
+        "\nautocommit block %d: all %d statement%s done; the next %d statement%s after it %s "
+        "committed, and autocommit block %d had not started a statement",
+        last_block, in_block, in_block == 1 ? "" : "s", after_block, after_block == 1 ? "" : "s",
+        after_block == 1 ? "is" : "are", last_block + 1);
+  } else if (last_block) {
+    if (done_in_block == 1)
+      add(&d, "\nautocommit block %d: statement 1 done", last_block);
+    else if (done_in_block)
+      add(&d, "\nautocommit block %d: statements 1..%d done", last_block, done_in_block);
+    else
+      add(&d, "\nautocommit block %d: no statement done", last_block);
+    if (open && open->error) {
+      add(&d, "\nautocommit block %d, statement %d failed (%s):\n", last_block, in_block,
+          open->error);
+      add_statement(&d, open->statement);
+    } else if (open) {
+      add(&d,
+          "\nautocommit block %d, statement %d was running when the run stopped; it may or may "
+          "not have taken effect:\n",
+          last_block, in_block);
+      add_statement(&d, open->statement);
+    } else {
+      add(&d, "\nthe statements after autocommit block %d were not committed", last_block);
+    }
+  } else {
+    add(&d, "\nits first autocommit block had not started a statement");
+  }
+  /* An interrupted or failed CREATE INDEX CONCURRENTLY leaves its index behind, INVALID. */
+  int rc =
+      lm_exec(conn,
+              "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i "
+              "JOIN pg_class c ON c.oid = i.indexrelid "
+              "JOIN pg_namespace n ON n.oid = c.relnamespace "
+              "WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+              "ORDER BY 1",
+              0, NULL, NULL, NULL, &res, err);
+  if (rc) goto cleanup;
+  for (int r = 0; r < PQntuples(res); r++)
+    add(&d,
+        "\nINVALID index %s exists (an interrupted or failed CREATE INDEX CONCURRENTLY leaves "
+        "one): drop it with DROP INDEX CONCURRENTLY %s before the statement runs again",
+        PQgetvalue(res, r, 0), PQgetvalue(res, r, 0));
+  if (m.oom || d.oom) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  *message = m.s;
+  *detail = d.s;
+  m.s = d.s = NULL;
+cleanup:
+  PQclear(res);
+  free(m.s);
+  free(d.s);
+  return rc;
+}

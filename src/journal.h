@@ -1,0 +1,61 @@
+/* The journal table (<version_table>_journal): statement-by-statement record of a migration
+ * with autocommit blocks, whose work is committed in pieces. A row per statement that is
+ * committed (the transactional statements before a block, written in the transaction that the
+ * block's COMMIT ends) or was started in an autocommit block (finished_at set once it ran).
+ * Rows exist only while a revision is half-done: its final transaction deletes them. No Lua.
+ * The table is created with the version table (and by --sql scripts, luamigrate.offline). */
+#ifndef LM_JOURNAL_H
+#define LM_JOURNAL_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "version_table.h"
+
+typedef struct lm_journal_row {
+  int ordinal;     /* 1-based, over every statement the migration executed */
+  int block;       /* 0: a committed transactional statement; n: in autocommit block n */
+  char *statement; /* the text as sent, with its parameters appended */
+  char *sha256;
+  int done;    /* the statement completed (always for block 0) */
+  char *error; /* the error it failed with, or NULL */
+} lm_journal_row;
+
+typedef struct lm_journal {
+  char *revision; /* NULL when nothing is half-done */
+  lm_journal_row *rows;
+  size_t n;
+} lm_journal;
+
+void lm_journal_free(lm_journal *p);
+
+/* Reads the record of the half-done revision (p->revision NULL: none). A missing table reads
+ * as none. More than one revision recorded is an error naming them. */
+int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err);
+
+/* Creates the table if missing (the DDL is luamigrate.offline's too). */
+int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err);
+
+/* In the migration's transaction, before an autocommit block's COMMIT: creates the table if
+ * missing (a database older than the journal) and records statements first..first+n-1 as committed
+ * (rows already there stay). */
+int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, int first,
+                    char *const *statements, size_t n, lm_error *err);
+
+/* Outside a transaction: statement `ordinal` of autocommit block `block` starts (its row is
+ * written, or reset when a resumed run re-runs it) / ended (error NULL: it ran). */
+int lm_journal_start(lm_vt *vt, PGconn *conn, const char *revision, int ordinal, int block,
+                     const char *statement, lm_error *err);
+int lm_journal_end(lm_vt *vt, PGconn *conn, const char *revision, int ordinal, const char *error,
+                   lm_error *err);
+
+/* Deletes the record of `revision` (NULL: of every revision), when the table exists. */
+int lm_journal_clear(lm_vt *vt, PGconn *conn, const char *revision, lm_error *err);
+
+/* The user-facing account of a half-done revision: *message (one line) and *detail (what is
+ * done, what was running, INVALID indexes found), both malloc'd. `path` names its file. */
+int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, char **message,
+                        char **detail, lm_error *err);
+
+#endif
