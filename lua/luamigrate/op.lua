@@ -653,9 +653,16 @@ local function guard(opname, fn)
   end
 end
 
+-- The ops as written, before guard() wrapped them: their parameter lists are what editors'
+-- annotations describe (tests/unit/annotations_spec.lua compares the two).
+local unwrapped = {}
 for name, fn in pairs(M) do
-  if type(fn) == "function" and not UNGUARDED[name] then M[name] = guard(name, fn) end
+  if type(fn) == "function" and not UNGUARDED[name] then
+    unwrapped[name] = fn
+    M[name] = guard(name, fn)
+  end
 end
+M._unwrapped = unwrapped
 
 -- op.register(name, fn): adds op.<name>; fn receives op as its first argument.
 function M.register(name, fn)

@@ -74,7 +74,7 @@ describe("the LuaLS annotations", function()
     assert.same(sorted_keys(op, public), sorted_keys(meta))
     for _, k in ipairs(sorted_keys(op, public)) do
       assert.equal(type(op[k]), type(meta[k]), "op." .. k)
-      if type(op[k]) == "function" then same_arity(op[k], meta[k], "op." .. k) end
+      if type(op[k]) == "function" then same_arity(op._unwrapped[k] or op[k], meta[k], "op." .. k) end
     end
     assert.same({}, doc_problems(text, "op"))
   end)
