@@ -558,7 +558,7 @@ int lm_loader_load(lm_app *app, lm_error *err) {
       free(names[i]);
       names[i] = NULL;
     }
-    n = 0;
+    if (rc == LM_OK) n = 0; /* all consumed; on a failure cleanup frees the names left */
   }
   size_t j = 0;
   time_t now = time(NULL);
