@@ -59,8 +59,9 @@ int lm_config_find(const lm_opts *o, char **path, lm_error *err) {
     } else {
       *slash = '\0';
     }
-    if (++depth > 64 || strlen(rel) + 4 >= sizeof rel) break;
-    strcat(rel, "../");
+    size_t rl = strlen(rel);
+    if (++depth > 64 || rl + 4 >= sizeof rel) break;
+    memcpy(rel + rl, "../", 4);
   }
   return lm_error_set(err, LM_EUSAGE,
                       "no %s found in this directory or any parent; run 'luamigrate init "
@@ -81,6 +82,10 @@ void lm_config_free(lm_config *cfg) {
 }
 
 static char *dirname_of(const char *p) {
+  /* p is never NULL: lm_config_load passes the path lm_config_find set when it returned
+   * LM_OK (the analyzer cannot see that lm_error_set, in another file, returns its negative
+   * code, and follows a failure as if it succeeded). */
+  /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
   const char *slash = strrchr(p, '/');
   if (!slash) return strdup(".");
   if (slash == p) return strdup("/");
@@ -133,7 +138,7 @@ int lm_config_load(lm_app *app, lm_error *err) {
   }
   lua_pop(L, 1);
   char *changed = opt_string(L, t, "on_changed_file");
-  if (changed && strcmp(changed, "warn") && strcmp(changed, "error")) {
+  if (changed && strcmp(changed, "warn") != 0 && strcmp(changed, "error") != 0) {
     lm_error_set(err, LM_EUSAGE, "%s: on_changed_file must be \"warn\" or \"error\", got \"%s\"",
                  cfg->path, changed);
     free(changed);
