@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libpq-dev lua-filesystem
   lua-filesystem-dev lua-busted lua-check postgresql postgresql-client
-  pgbouncer lua-cjson python3-alembic python3-psycopg2) # the last four: tests only
+  pgbouncer lua-cjson python3-alembic python3-psycopg2 # tests only
+  valgrind clang clang-tidy libclang-rt-14-dev)         # memcheck, fuzz and lint_c tiers
 
 missing=()
 for p in "${packages[@]}"; do

@@ -10,11 +10,12 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 [ -n "${LUAMIGRATE_TEST_PGHOST:-}" ] || { echo "memcheck.sh: no test server (run scripts/test.sh)" >&2; exit 2; }
 
-# A representative subset, chosen for time (valgrind makes each process ~20x slower): every
-# command, upgrade/downgrade paths, failing migrations, offline SQL, status, the example.
+# A representative subset, chosen for time (valgrind makes each process many times slower):
+# the main commands, upgrade/downgrade paths, failing migrations, offline SQL, status, the
+# example project, the revision cache.
 # Left out: specs that time things or send signals (concurrency, faults, retry, pgbouncer,
-# dry_run), and bad_input (its 64 MB file cases take minutes under valgrind).
-specs=(commands upgrade failure offline status example)
+# dry_run), and the longest ones (bad_input alone takes about 3 minutes under valgrind).
+specs=(commands upgrade failure offline status example cache)
 if [ $# -gt 0 ]; then paths=("$@"); else paths=("${specs[@]/#/tests/cli/}"); paths=("${paths[@]/%/_spec.lua}"); fi
 
 logs=$(mktemp -d /tmp/luamigrate-memcheck.XXXXXX)

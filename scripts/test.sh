@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, builds, starts a throwaway PostgreSQL, runs the
 # whole ctest suite (C unit tests; busted unit, integration and cli tiers), then the same
-# suite again on the AddressSanitizer + UndefinedBehaviorSanitizer build.
+# suite again on the AddressSanitizer + UndefinedBehaviorSanitizer build; then clang-tidy,
+# a set of CLI specs under valgrind memcheck and the libFuzzer targets for a bounded time.
+# Each of the last three is a script of its own (scripts/lint_c.sh, memcheck.sh, fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,5 +28,14 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 LD_PRELOAD="$asan_rt" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -R '^busted_' || status=1
+
+echo "== clang-tidy (src/, src/bind/)"
+bash scripts/lint_c.sh || status=1
+
+echo "== CLI specs under valgrind memcheck (build/)"
+bash scripts/memcheck.sh || status=1
+
+echo "== fuzz targets, 60 s each (build-fuzz/)"
+bash scripts/fuzz.sh 60 || status=1
 
 exit $status
