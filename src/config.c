@@ -149,10 +149,13 @@ int lm_config_load(lm_app *app, lm_error *err) {
   free(changed);
   cfg->ddl_lock_timeout = opt_string(L, t, "migration_lock_timeout");
   cfg->statement_timeout = opt_string(L, t, "migration_statement_timeout");
-  cfg->lock_retries =
-      lua_getfield(L, t, "lock_retries") == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
+  /* Checked before narrowing to int: 2^32 or 2.5 must not pass as 0. */
+  int whole = 1;
+  lua_Integer retries = 0;
+  if (lua_getfield(L, t, "lock_retries") == LUA_TNUMBER) retries = lua_tointegerx(L, -1, &whole);
   lua_pop(L, 1);
-  if (cfg->lock_retries < 0 || cfg->lock_retries > 20) {
+  cfg->lock_retries = whole && retries >= 0 && retries <= 20 ? (int)retries : -1;
+  if (cfg->lock_retries < 0) {
     lua_settop(L, top);
     return lm_error_set(err, LM_EUSAGE, "%s: lock_retries must be a whole number from 0 to 20",
                         cfg->path);
