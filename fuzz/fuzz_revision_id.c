@@ -5,7 +5,9 @@
  *   anything else                  a target expression (head, heads, base, ab12, +2, x@head,
  *                                  label@-1, REV+N, ...), resolved in every mode; the
  *                                  upgrade/downgrade plans and their version-table steps
- *                                  are then computed as the commands would. */
+ *                                  are then computed as the commands would
+ *   A:B                            a range as upgrade/downgrade --sql take it: A resolved
+ *                                  absolutely becomes the current heads B starts from */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -114,6 +116,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < nlines && nexpr < MAX_EXPRS; i++) {
       if (!strncmp(lines[i], "r ", 2) || !strncmp(lines[i], "c ", 2)) continue;
       exercise(dag, &current, lines[i]);
+      char *colon = strchr(lines[i], ':');
+      if (colon) {
+        lm_revset start = {0};
+        lm_error e = {0};
+        lm_revset none = {0};
+        *colon = '\0';
+        /* ":B" starts from base */
+        if (colon == lines[i] ||
+            lm_dag_resolve(dag, lines[i], &none, LM_RESOLVE_SHOW, &start, &e) >= 0)
+          exercise(dag, &start, colon + 1);
+        *colon = ':';
+        lm_error_clear(&e);
+        lm_revset_free(&start);
+      }
       nexpr++;
     }
     lm_revset_free(&current);
