@@ -1282,12 +1282,14 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
     };
     rc = lm_vt_record_step(&app->vt, app->conn, &rec, err);
   }
+  /* A failed step leaves the transaction open for the ROLLBACK below. */
   if (a->sql) {
     fputs("COMMIT;\n\n", stdout);
+    in_tx = 0;
   } else if (rc == LM_OK) {
     rc = lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err);
+    in_tx = 0;
   }
-  in_tx = 0;
 cleanup:
   if (in_tx && !a->sql) {
     lm_error e2 = {0};
@@ -1351,7 +1353,7 @@ static int random_id(char out[13], lm_error *err) {
     return lm_error_set(err, LM_ERR, "cannot read /dev/urandom for a revision id");
   }
   fclose(f);
-  for (int i = 0; i < 6; i++) snprintf(out + 2 * i, 3, "%02x", raw[i]);
+  for (int i = 0; i < 6; i++) snprintf(out + (size_t)2 * i, 3, "%02x", raw[i]);
   return LM_OK;
 }
 
@@ -1600,8 +1602,9 @@ static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error
       lm_revset d = {0};
       /* Partial ids become full ids; labels stay labels, as Alembic keeps them. */
       int r = lm_dag_resolve(app->dag, a->depends[i], &none, LM_RESOLVE_SHOW, &d, err);
-      int keep_label = r >= 0 && d.n == 1 && strcmp(lm_dag_id(app->dag, d.idx[0]), a->depends[i]) &&
-                       strncmp(lm_dag_id(app->dag, d.idx[0]), a->depends[i], strlen(a->depends[i]));
+      int keep_label =
+          r >= 0 && d.n == 1 && strcmp(lm_dag_id(app->dag, d.idx[0]), a->depends[i]) != 0 &&
+          strncmp(lm_dag_id(app->dag, d.idx[0]), a->depends[i], strlen(a->depends[i])) != 0;
       if (r < 0 || d.n != 1) {
         lm_revset_free(&d);
         lua_pop(L, 2);

@@ -59,8 +59,9 @@ int lm_config_find(const lm_opts *o, char **path, lm_error *err) {
     } else {
       *slash = '\0';
     }
-    if (++depth > 64 || strlen(rel) + 4 >= sizeof rel) break;
-    strcat(rel, "../");
+    size_t rl = strlen(rel);
+    if (++depth > 64 || rl + 4 >= sizeof rel) break;
+    memcpy(rel + rl, "../", 4);
   }
   return lm_error_set(err, LM_EUSAGE,
                       "no %s found in this directory or any parent; run 'luamigrate init "
@@ -81,6 +82,10 @@ void lm_config_free(lm_config *cfg) {
 }
 
 static char *dirname_of(const char *p) {
+  /* p is never NULL: lm_config_load passes the path lm_config_find set when it returned
+   * LM_OK (the analyzer cannot see that lm_error_set, in another file, returns its negative
+   * code, and follows a failure as if it succeeded). */
+  /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
   const char *slash = strrchr(p, '/');
   if (!slash) return strdup(".");
   if (slash == p) return strdup("/");
@@ -133,7 +138,7 @@ int lm_config_load(lm_app *app, lm_error *err) {
   }
   lua_pop(L, 1);
   char *changed = opt_string(L, t, "on_changed_file");
-  if (changed && strcmp(changed, "warn") && strcmp(changed, "error")) {
+  if (changed && strcmp(changed, "warn") != 0 && strcmp(changed, "error") != 0) {
     lm_error_set(err, LM_EUSAGE, "%s: on_changed_file must be \"warn\" or \"error\", got \"%s\"",
                  cfg->path, changed);
     free(changed);
@@ -144,10 +149,13 @@ int lm_config_load(lm_app *app, lm_error *err) {
   free(changed);
   cfg->ddl_lock_timeout = opt_string(L, t, "migration_lock_timeout");
   cfg->statement_timeout = opt_string(L, t, "migration_statement_timeout");
-  cfg->lock_retries =
-      lua_getfield(L, t, "lock_retries") == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
+  /* Checked before narrowing to int: 2^32 or 2.5 must not pass as 0. */
+  int whole = 1;
+  lua_Integer retries = 0;
+  if (lua_getfield(L, t, "lock_retries") == LUA_TNUMBER) retries = lua_tointegerx(L, -1, &whole);
   lua_pop(L, 1);
-  if (cfg->lock_retries < 0 || cfg->lock_retries > 20) {
+  cfg->lock_retries = whole && retries >= 0 && retries <= 20 ? (int)retries : -1;
+  if (cfg->lock_retries < 0) {
     lua_settop(L, top);
     return lm_error_set(err, LM_EUSAGE, "%s: lock_retries must be a whole number from 0 to 20",
                         cfg->path);

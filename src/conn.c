@@ -105,7 +105,7 @@ int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const
     lm_error_setfield(&err->hint, PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
     lm_error_setfield(&err->context, PQresultErrorField(res, PG_DIAG_CONTEXT));
     const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
-    err->position = pos ? atoi(pos) : 0;
+    err->position = pos ? (int)strtol(pos, NULL, 10) : 0;
   }
   lm_error_setfield(&err->statement, sql);
   return code;

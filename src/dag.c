@@ -729,11 +729,18 @@ char *lm_dag_format_ids(const lm_dag *dag, const int *idx, size_t n) {
   for (size_t i = 0; i < n; i++) len += strlen(dag->revs[idx[i]].id) + 2;
   char *s = malloc(len);
   if (!s) return NULL;
-  s[0] = '\0';
+  char *end = s;
   for (size_t i = 0; i < n; i++) {
-    if (i) strcat(s, ", ");
-    strcat(s, dag->revs[idx[i]].id);
+    const char *id = dag->revs[idx[i]].id;
+    size_t l = strlen(id);
+    if (i) {
+      memcpy(end, ", ", 2);
+      end += 2;
+    }
+    memcpy(end, id, l);
+    end += l;
   }
+  *end = '\0';
   return s;
 }
 
@@ -1067,6 +1074,9 @@ done:
   return rc;
 }
 
+/* REV+N resolves REV by calling itself on a strictly shorter prefix of expr, so the
+ * recursion is bounded by the expression's length (at most 255: see `base`). */
+/* NOLINTNEXTLINE(misc-no-recursion) */
 int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current,
                    lm_resolve_mode mode, lm_revset *out, lm_error *err) {
   int idx = -1, rc;

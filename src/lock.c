@@ -53,14 +53,14 @@ static int query_bool(PGconn *conn, const char *sql, int nparams, const char *co
 
 static int affected(PGresult *res) {
   const char *t = PQcmdTuples(res);
-  return t && *t ? atoi(t) : 0;
+  return t && *t ? (int)strtol(t, NULL, 10) : 0;
 }
 
 int lm_conn_pooled(PGconn *conn, int *server_pid, lm_error *err) {
   PGresult *res = NULL;
   int rc = lm_exec(conn, "SELECT pg_backend_pid()", 0, NULL, NULL, NULL, &res, err);
   if (rc) return rc;
-  int pid = atoi(PQgetvalue(res, 0, 0));
+  int pid = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
   PQclear(res);
   if (server_pid) *server_pid = pid;
   return pid != PQbackendPID(conn);
@@ -85,7 +85,7 @@ static int describe_advisory_holder(PGconn *conn, const char *k1, const char *k2
               "      (SELECT oid FROM pg_database WHERE datname = current_database())",
               2, vals, NULL, NULL, &res, &e) == LM_OK) {
     if (PQntuples(res) > 0) {
-      pid = atoi(PQgetvalue(res, 0, 0));
+      pid = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
       snprintf(buf, cap, "pid %s (application_name '%s', user %s, %s, connected since %s)",
                PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 3),
                PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 2));
@@ -115,7 +115,7 @@ static int describe_lease_holder(lm_lock *lk, PGconn *conn, char *buf, size_t ca
   if (lm_exec(conn, sql, 0, NULL, NULL, NULL, &res, &e) == LM_OK) {
     if (PQntuples(res) > 0) {
       found = 1;
-      long long exp = atoll(PQgetvalue(res, 0, 6));
+      long long exp = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
       snprintf(buf, cap,
                "luamigrate on host %s, pid %s (application_name '%s'), since %s, last "
                "heartbeat %s s ago, %s %lld s",
@@ -446,7 +446,7 @@ int lm_lock_acquire(lm_lock *lk, lm_lock_mode mode, PGconn *work, const char *co
               1, vals, NULL, NULL, &res, err);
   if (rc) return rc;
   lk->key1 = LM_LOCK_CLASS;
-  lk->key2 = atoi(PQgetvalue(res, 0, 0));
+  lk->key2 = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
   PQclear(res);
   char k1[16], k2[16];
   snprintf(k1, sizeof k1, "%d", lk->key1);

@@ -31,11 +31,15 @@ static char *space_ids(const lm_dag *dag, const int *idx, size_t n) {
   for (size_t i = 0; i < n; i++) len += strlen(lm_dag_id(dag, idx[i])) + 1;
   char *s = malloc(len);
   if (!s) return NULL;
-  s[0] = '\0';
+  char *end = s;
   for (size_t i = 0; i < n; i++) {
-    if (i) strcat(s, " ");
-    strcat(s, lm_dag_id(dag, idx[i]));
+    const char *id = lm_dag_id(dag, idx[i]);
+    size_t l = strlen(id);
+    if (i) *end++ = ' ';
+    memcpy(end, id, l);
+    end += l;
   }
+  *end = '\0';
   return s;
 }
 
@@ -242,11 +246,17 @@ static int check_heads(lm_app *app, const lm_revset *heads, lm_error *err) {
     for (size_t i = 0; i < n; i++) len += strlen(ids[i]) + 2;
     char *got = malloc(len);
     if (got) {
-      got[0] = '\0';
+      char *end = got;
       for (size_t i = 0; i < n; i++) {
-        if (i) strcat(got, ", ");
-        strcat(got, ids[i]);
+        size_t l = strlen(ids[i]);
+        if (i) {
+          memcpy(end, ", ", 2);
+          end += 2;
+        }
+        memcpy(end, ids[i], l);
+        end += l;
       }
+      *end = '\0';
     }
     rc = lm_error_set(err, LM_ESTALE,
                       "the version table changed under this run: it planned from %s and now "
@@ -576,7 +586,10 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) simple(app->conn, "ROLLBACK", &rb);
       lm_error_clear(&rb);
       in_tx = 0;
-      double wait = 0.5 * (double)(1 << (attempt - 1)) * (0.75 + 0.5 * (double)rand() / RAND_MAX);
+      /* rand(): jitter that spreads the retries of concurrent runs, not a secret. */
+      /* NOLINTNEXTLINE(cert-msc30-c,cert-msc50-cpp) */
+      double jitter = 0.75 + 0.5 * (double)rand() / RAND_MAX;
+      double wait = 0.5 * (double)(1 << (attempt - 1)) * jitter;
       if (wait > 30) wait = 30;
       lm_log_warn("%s; rolled back, retrying in %.1f s (attempt %d of %d)",
                   err->message ? err->message : "lock not available", wait, attempt + 1,
@@ -585,8 +598,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
       nanosleep(&ts, NULL);
       attempt++;
-      rc = LM_OK;
-      goto retry;
+      goto retry; /* which sets rc again */
     }
     free(pstr);
     lm_loader_release(app, idx);
@@ -609,10 +621,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       lm_log_info("Dry run failed; everything it did was rolled back");
     goto out;
   }
-  if (rc == LM_OK && in_tx) {
-    rc = simple(app->conn, "COMMIT", err);
-    in_tx = 0;
-  }
+  if (rc == LM_OK && in_tx) rc = simple(app->conn, "COMMIT", err);
   if (rc != LM_OK && PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
     lm_error rb = {0};
     simple(app->conn, "ROLLBACK", &rb);

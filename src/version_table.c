@@ -164,7 +164,7 @@ int lm_vt_read(lm_vt *vt, PGconn *conn, char ***ids, size_t *n, lm_error *err) {
 static int expect_one(PGresult *res, lm_vt *vt, const char *what, const char *a, const char *b,
                       lm_error *err) {
   const char *t = PQcmdTuples(res);
-  int rows = t && *t ? atoi(t) : 0;
+  int rows = t && *t ? (int)strtol(t, NULL, 10) : 0;
   PQclear(res);
   if (rows == 1) return LM_OK;
   if (b)

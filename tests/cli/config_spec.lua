@@ -39,6 +39,18 @@ describe("configuration", function()
     assert.truthy(r.err:find("config file '/nonexistent/luamigrate.lua' not found", 1, true))
   end)
 
+  it("refuses a lock_retries that is not a whole number from 0 to 20", function()
+    for _, v in ipairs { "2.5", "-1", "21", "4294967296", "0/0" } do
+      cli.write(dir .. "/luamigrate.lua", ('script_location = "migrations"\nlock_retries = %s\n'):format(v))
+      local r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+      assert.equal(2, r.code, v .. ": " .. r.err)
+      assert.truthy(r.err:find("luamigrate.lua: lock_retries must be a whole number from 0 to 20", 1, true), r.err)
+    end
+    assert.is_false(stamped())
+    cli.write(dir .. "/luamigrate.lua", 'script_location = "migrations"\nlock_retries = 20\n')
+    assert.equal(0, cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir }).code)
+  end)
+
   it("says how to start when there is no config", function()
     local r = cli.run({ "heads" }, { cwd = "/", unset = { "LUAMIGRATE_CONFIG" } })
     assert.equal(2, r.code)

@@ -5,6 +5,9 @@ local M = {}
 
 M.bin = os.getenv("LUAMIGRATE_BIN") or error("LUAMIGRATE_BIN is not set (run through ctest)", 0)
 M.src = os.getenv("LUAMIGRATE_SRC") or "."
+-- LUAMIGRATE_WRAPPER: a command line the binary runs under (the memcheck tier sets it to
+-- valgrind with its options; scripts/test.sh). Shell words, inserted as they are.
+M.wrapper = os.getenv("LUAMIGRATE_WRAPPER") or ""
 
 local q = pg.shell_quote
 
@@ -39,8 +42,8 @@ function M.run(args, opts)
   end
   local unset = ""
   for _, k in ipairs(opts.unset or {}) do unset = unset .. "-u " .. k .. " " end
-  local cmd = ("cd %s && env %s%s%s %s >%s 2>%s; echo $?"):format(q(opts.cwd or "."), unset, env,
-    q(M.bin), argv, out, err)
+  local cmd = ("cd %s && env %s%s%s %s %s >%s 2>%s; echo $?"):format(q(opts.cwd or "."), unset, env,
+    M.wrapper, q(M.bin), argv, out, err)
   local p = assert(io.popen(cmd))
   local code = tonumber(p:read("a"):match("%d+"))
   p:close()
@@ -86,8 +89,8 @@ function M.spawn(args, opts)
   local out, err, rc = os.tmpname(), os.tmpname(), os.tmpname()
   local env = ""
   for k, v in pairs(opts.env or {}) do env = env .. ("%s=%s "):format(k, q(v)) end
-  os.execute(("cd %s && (env %s%s %s >%s 2>%s; echo $? >%s) &"):format(q(opts.cwd or "."), env,
-    q(M.bin), table.concat(t, " "), out, err, rc))
+  os.execute(("cd %s && (env %s%s %s %s >%s 2>%s; echo $? >%s) &"):format(q(opts.cwd or "."), env,
+    M.wrapper, q(M.bin), table.concat(t, " "), out, err, rc))
   return {
     wait = function()
       for _ = 1, 3600 do
