@@ -254,6 +254,7 @@ int lm_cli_is_global(const char *arg) {
 }
 
 int lm_cli_color(const char *when) {
+  if (!when) return -1;
   if (!strcmp(when, "auto")) return LM_COLOR_AUTO;
   if (!strcmp(when, "always")) return LM_COLOR_ALWAYS;
   if (!strcmp(when, "never")) return LM_COLOR_NEVER;

@@ -126,9 +126,19 @@ lm_dag *lm_dag_new(void) {
   return calloc(1, sizeof(lm_dag));
 }
 
-#define ARENA_BLOCK (256u * 1024)
+#define ARENA_BLOCK ((size_t)256 * 1024)
 
 /* size bytes from the arena, aligned for pointers; NULL when out of memory. */
+static void *arena_alloc(lm_dag *dag, size_t size);
+
+/* As arena_alloc, zeroed: for the edge lists, read only below counts that grow as they fill,
+ * which the static analyzer cannot follow (a few bytes a revision). */
+static void *arena_zalloc(lm_dag *dag, size_t size) {
+  void *p = arena_alloc(dag, size);
+  if (p) memset(p, 0, size);
+  return p;
+}
+
 static void *arena_alloc(lm_dag *dag, size_t size) {
   size = (size + 7) & ~(size_t)7;
   block *b = dag->arena;
@@ -426,7 +436,8 @@ static int ls_intern(lm_dag *dag, const int *m, size_t n) {
     size_t mask = dag->nlshash - 1, k = (size_t)hash_ints(m, n) & mask;
     for (; dag->lshash[k] >= 0; k = (k + 1) & mask) {
       const lset *s = &dag->lsets[dag->lshash[k]];
-      if (s->nmembers == n && !memcmp(s->members, m, n * sizeof *m)) return dag->lshash[k];
+      if (s->nmembers == n && (n == 0 || !memcmp(s->members, m, n * sizeof *m)))
+        return dag->lshash[k];
     }
   }
   if (dag->nlsets == dag->caplsets) {
@@ -584,7 +595,7 @@ int lm_dag_finish(lm_dag *dag, lm_error *err) {
   size_t nedges = 0;
   for (size_t i = 0; i < n; i++) {
     rev *r = &dag->revs[i];
-    if (r->ndown && !(r->parents = arena_alloc(dag, r->ndown * sizeof *r->parents)))
+    if (r->ndown && !(r->parents = arena_zalloc(dag, r->ndown * sizeof *r->parents)))
       return lm_error_set(err, LM_ENOMEM, "out of memory");
     for (size_t j = 0; j < r->ndown; j++) {
       int p = lm_dag_find(dag, r->down_ids[j]);
@@ -602,7 +613,7 @@ int lm_dag_finish(lm_dag *dag, lm_error *err) {
       dag->revs[p].children.n++;
       nedges++;
     }
-    if (r->ndeps_raw && !(r->deps = arena_alloc(dag, r->ndeps_raw * sizeof *r->deps)))
+    if (r->ndeps_raw && !(r->deps = arena_zalloc(dag, r->ndeps_raw * sizeof *r->deps)))
       return lm_error_set(err, LM_ENOMEM, "out of memory");
     for (size_t j = 0; j < r->ndeps_raw; j++) {
       const char *d = r->dep_ids[j];

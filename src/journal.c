@@ -24,7 +24,7 @@ static int exec_on(PGconn *conn, const char *table, const char *fmt, int n, cons
 }
 
 void lm_journal_free(lm_journal *p) {
-  for (size_t i = 0; i < p->n; i++) {
+  for (size_t i = 0; p->rows && i < p->n; i++) {
     free(p->rows[i].statement);
     free(p->rows[i].sha256);
     free(p->rows[i].error);
@@ -63,8 +63,8 @@ int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err) {
   }
   for (int r = 0; r < rows; r++) {
     lm_journal_row *row = &p->rows[p->n++];
-    row->ordinal = atoi(PQgetvalue(res, r, 1));
-    row->block = atoi(PQgetvalue(res, r, 2));
+    row->ordinal = (int)strtol(PQgetvalue(res, r, 1), NULL, 10);
+    row->block = (int)strtol(PQgetvalue(res, r, 2), NULL, 10);
     row->statement = strdup(PQgetvalue(res, r, 3));
     row->sha256 = strdup(PQgetvalue(res, r, 4));
     row->done = PQgetvalue(res, r, 5)[0] == 't';
