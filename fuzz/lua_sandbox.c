@@ -7,13 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bind/bind.h"
 #include "luamigrate/luamigrate.h"
-
-struct lm_embedded {
-  const char *name, *chunkname, *code;
-  size_t len;
-};
-extern const struct lm_embedded lm_embedded_modules[];
 
 #define MEMORY_CAP (64u << 20)
 #define INSTRUCTION_BUDGET 2000000L
@@ -51,27 +46,9 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
   }
 }
 
-/* package.preload entry compiling its embedded module when first required (the executable
- * compiles them all up front; per fuzz input that would be most of the time spent). */
-static int load_embedded(lua_State *L) {
-  const struct lm_embedded *m = lua_touserdata(L, lua_upvalueindex(1));
-  if (luaL_loadbufferx(L, m->code, m->len, m->chunkname, "t") != LUA_OK) return lua_error(L);
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
-  return 1;
-}
-
 static int setup(lua_State *L) {
   luaL_openlibs(L);
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  for (const struct lm_embedded *m = lm_embedded_modules; m->name; m++) {
-    lua_pushlightuserdata(L, (void *)m);
-    lua_pushcclosure(L, load_embedded, 1);
-    lua_setfield(L, -2, m->name);
-  }
-  lua_pushcfunction(L, luaopen_luamigrate_core);
-  lua_setfield(L, -2, "luamigrate.core");
-  lua_pop(L, 1);
+  lm_preload_embedded(L);
   /* Nothing outside the process: no commands, no file changes, no C modules. Reading
    * files stays (loadfile is how the config module runs the file). */
   static const char *const os_out[] = {"execute", "remove", "rename", "exit", "tmpname", NULL};

@@ -15,32 +15,11 @@
 #include "log.h"
 #include "luamigrate/luamigrate.h"
 
-struct lm_embedded {
-  const char *name, *chunkname, *code;
-  size_t len;
-};
-extern const struct lm_embedded lm_embedded_modules[];
-
-/* package.preload's loader for one embedded module (upvalue: its light userdata): compiles
- * the module when it is first required, so start-up compiles none of them. */
-static int load_embedded(lua_State *L) {
-  const struct lm_embedded *m = lua_touserdata(L, lua_upvalueindex(1));
-  int nargs = lua_gettop(L);
-  if (luaL_loadbufferx(L, m->code, m->len, m->chunkname, "t") != LUA_OK) return lua_error(L);
-  lua_insert(L, 1);
-  lua_call(L, nargs, 1);
-  return 1;
-}
-
-void lm_preload_embedded(lua_State *L) {
+/* Every module a migration or the engine requires, compiled in: the embedded Lua sources
+ * (src/embedded.c), the C core, and LuaFileSystem (linked statically). */
+static void preload(lua_State *L) {
+  lm_preload_embedded(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  for (const struct lm_embedded *m = lm_embedded_modules; m->name; m++) {
-    lua_pushlightuserdata(L, (void *)m);
-    lua_pushcclosure(L, load_embedded, 1);
-    lua_setfield(L, -2, m->name);
-  }
-  lua_pushcfunction(L, luaopen_luamigrate_core);
-  lua_setfield(L, -2, "luamigrate.core");
   lua_pushcfunction(L, luaopen_lfs);
   lua_setfield(L, -2, "lfs");
   lua_pop(L, 1);
@@ -50,7 +29,7 @@ static int pmain(lua_State *L) {
   lm_app *app = lua_touserdata(L, 1);
   lm_error *err = lua_touserdata(L, 2);
   luaL_openlibs(L);
-  lm_preload_embedded(L);
+  preload(L);
   lm_cancel_install(L);
   lua_pushinteger(L, lm_command_run(app, err));
   return 1;

@@ -57,8 +57,9 @@ void lm_ctx_begin_offline(lua_State *L, int emit_idx, int x_idx);
 void lm_ctx_end(lua_State *L);
 int lm_ctx_l_context(lua_State *L); /* core.context(opname) */
 
-/* Registers the project's embedded Lua modules and luamigrate.core and lfs in
- * package.preload (executable only; the Lua module build finds files on package.path). */
+/* Registers the project's embedded Lua modules and luamigrate.core in
+ * package.preload (src/embedded.c: the executable and the fuzz targets; the Lua module
+ * build finds files on package.path). */
 void lm_preload_embedded(lua_State *L);
 
 #endif

@@ -6,19 +6,7 @@ local cli = require "helpers.cli"
 
 local q = pg.shell_quote
 
--- Starts the binary in the background; returns its pid and the file its stderr goes to.
-local function start(args, cwd)
-  local t = {}
-  for i, a in ipairs(args) do t[i] = q(a) end
-  local err = os.tmpname()
-  local p = assert(io.popen(("cd %s && { %s %s >/dev/null 2>%s & echo $!; }"):format(q(cwd), q(cli.bin),
-    table.concat(t, " "), err)))
-  local pid = tonumber(p:read("l"))
-  p:close()
-  return pid, err
-end
-
-local function alive(pid) return os.execute(("kill -0 %d 2>/dev/null"):format(pid)) == true end
+local start, alive = cli.start, cli.alive
 
 local function wait_gone(pid)
   for _ = 1, 600 do

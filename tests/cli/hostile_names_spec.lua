@@ -178,6 +178,23 @@ end
 
 local LOG = 'op.execute("CREATE TABLE hostile_log (n int PRIMARY KEY, v text)")\n'
 
+-- The project's `upgrade --sql head` script, applied with psql to a new database; returns
+-- that database's url and name.
+local function apply_offline(dir)
+  local sql = cli.run({ "upgrade", "--sql", "head" }, { cwd = dir })
+  assert.equal(0, sql.code, sql.err)
+  local url2, dbname2 = pg.new_db("hostile")
+  local script = os.tmpname()
+  cli.write(script, sql.out)
+  local p = assert(io.popen(("%spsql -XAtq -v ON_ERROR_STOP=1 -d %s -f %s 2>&1"):format(pg.tool,
+    pg.shell_quote(url2), pg.shell_quote(script))))
+  local out = p:read("a")
+  local ok = p:close()
+  os.remove(script)
+  assert.is_true(ok, out)
+  return url2, dbname2
+end
+
 describe("hostile names and values", function()
   it(("through every op, online and through --sql, %d seeded cases (seed %d)"):format(CASES, SEED), function()
     local cases, code = make_cases(CASES)
@@ -192,17 +209,7 @@ describe("hostile names and values", function()
     assert.is_nil(first_difference(want, online))
     assert.same(want, online)
 
-    local sql = cli.run({ "upgrade", "--sql", "head" }, { cwd = dir })
-    assert.equal(0, sql.code, sql.err)
-    local url2, dbname2 = pg.new_db("hostile")
-    local script = os.tmpname()
-    cli.write(script, sql.out)
-    local p = assert(io.popen(("%spsql -XAtq -v ON_ERROR_STOP=1 -d %s -f %s 2>&1"):format(pg.tool,
-      pg.shell_quote(url2), pg.shell_quote(script))))
-    local out = p:read("a")
-    local ok = p:close()
-    os.remove(script)
-    assert.is_true(ok, out)
+    local url2, dbname2 = apply_offline(dir)
     local offline = facts(url2)
     assert.is_nil(first_difference(want, offline))
     cli.remove(dir)
@@ -273,17 +280,7 @@ describe("hostile names and values", function()
       assert.equal(L63, pg.psql(u, "SELECT relname FROM pg_class WHERE relname LIKE 'nnnn%' AND relkind = 'r'"))
     end
     check(url)
-    local sql = cli.run({ "upgrade", "--sql", "head" }, { cwd = dir })
-    assert.equal(0, sql.code, sql.err)
-    local url2, dbname2 = pg.new_db("hostile")
-    local script = os.tmpname()
-    cli.write(script, sql.out)
-    local p = assert(io.popen(("%spsql -XAtq -v ON_ERROR_STOP=1 -d %s -f %s 2>&1"):format(pg.tool,
-      pg.shell_quote(url2), pg.shell_quote(script))))
-    local out = p:read("a")
-    local ok = p:close()
-    os.remove(script)
-    assert.is_true(ok, out)
+    local url2, dbname2 = apply_offline(dir)
     check(url2)
     cli.remove(dir)
     pg.drop_db(dbname)

@@ -7,18 +7,13 @@ local cli = require "helpers.cli"
 
 local q = pg.shell_quote
 
--- Starts the binary in the background; returns its pid.
+-- The binary in the background (its stderr file is not read here); returns its pid.
 local function start(args, cwd)
-  local t = {}
-  for i, a in ipairs(args) do t[i] = q(a) end
-  local p = assert(io.popen(("cd %s && { %s %s >/dev/null 2>&1 & echo $!; }"):format(q(cwd), q(cli.bin),
-    table.concat(t, " "))))
-  local pid = tonumber(p:read("l"))
-  p:close()
+  local pid, err = cli.start(args, cwd)
+  os.remove(err)
   return pid
 end
-
-local function alive(pid) return os.execute(("kill -0 %d 2>/dev/null"):format(pid)) == true end
+local alive = cli.alive
 
 -- Waits until sql returns "t" (up to 20 s).
 local function wait_for(url, sql)

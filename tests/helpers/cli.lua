@@ -81,6 +81,22 @@ function M.run_tty(args, opts)
   return r
 end
 
+-- Starts the binary in the background with stdout discarded, for specs that signal it;
+-- returns its pid and the file its stderr goes to (the caller removes it).
+function M.start(args, cwd)
+  local t = {}
+  for i, a in ipairs(args) do t[i] = q(a) end
+  local err = os.tmpname()
+  local p = assert(io.popen(("cd %s && { %s %s >/dev/null 2>%s & echo $!; }"):format(q(cwd), q(M.bin),
+    table.concat(t, " "), err)))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  return pid, err
+end
+
+-- Is process pid still running?
+function M.alive(pid) return os.execute(("kill -0 %d 2>/dev/null"):format(pid)) == true end
+
 -- Starts the binary in the background; returns a handle whose :wait() gives the result.
 function M.spawn(args, opts)
   opts = opts or {}
