@@ -26,7 +26,8 @@ for i = 1, n do
   local cols = {
     'sa.Column("id", sa.BigInteger, sa.Identity(), { primary_key = true })',
     'sa.Column("name", sa.String(100), { nullable = false })',
-    'sa.Column("created_at", sa.DateTime({ timezone = true }), { server_default = sa.text("now()"), nullable = false })',
+    'sa.Column("created_at", sa.DateTime({ timezone = true }),'
+      .. ' { server_default = sa.text("now()"), nullable = false })',
   }
   for k = 1, 2 + i % 3 do cols[#cols + 1] = extra[(i + k) % #extra + 1] end
   if i > 1 and i % 3 == 0 then
