@@ -64,6 +64,17 @@ schema_of() {
     -c "SELECT version_num FROM luamigrate_version" -c "SELECT count(*) FROM luamigrate_version_history"
 }
 
+# Messages each side sends per migration (its sendto calls, under strace, on an untimed
+# run), the round trips the wall times above are made of: only on the smaller projects.
+sends_per_migration() { # n, then the command
+  local n=$1
+  shift
+  fresh_db bench_apply
+  strace -f -qq -c -e trace=sendto -o "$work/strace" "$@" >/dev/null 2>&1
+  awk -v n="$n" '$NF == "sendto" {printf "%.1f", $4 / n}' "$work/strace"
+}
+trips=""
+
 table="| migrations | luamigrate \`upgrade head\` | psql -f (--sql script) | ratio | runs |\n|---:|---:|---:|---:|---:|\n"
 for n in $SIZES; do
   runs_var=RUNS_$n
@@ -81,6 +92,11 @@ for n in $SIZES; do
   run_psql >/dev/null
   got=$(schema_of)
   [ "$want" = "$got" ] || { printf 'apply.sh: the two sides differ:\n%s\n---\n%s\n' "$want" "$got" >&2; exit 1; }
+  if command -v strace >/dev/null && [ "$n" -le "${TRIPS_MAX:-1000}" ]; then
+    a=$(cd "$proj" && sends_per_migration "$n" "$bin" --url "dbname=bench_apply" upgrade head)
+    b=$(sends_per_migration "$n" psql -X -q -v ON_ERROR_STOP=1 -d bench_apply -f "$sql")
+    trips+="- $n migrations: luamigrate sends $a messages per migration, psql $b.\n"
+  fi
   lm=() ps=()
   for i in $(seq "$runs"); do
     if [ $((i % 2)) -eq 1 ]; then
@@ -107,4 +123,10 @@ done
   echo "Command: \`bash bench/apply.sh\` ($(date -u +%Y-%m-%d)); wall time, median of the runs, runs alternating."
   echo
   printf '%b' "$table"
+  if [ -n "$trips" ]; then
+    echo
+    echo "Round trips (the client's sendto calls under strace, one untimed run; each is one wait for the server):"
+    echo
+    printf '%b' "$trips"
+  fi
 } | tee "$out"
