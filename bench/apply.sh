@@ -75,7 +75,7 @@ sends_per_migration() { # n, then the command
 }
 trips=""
 
-table="| migrations | luamigrate \`upgrade head\` | psql -f (--sql script) | ratio | runs |\n|---:|---:|---:|---:|---:|\n"
+table="| migrations | luamigrate \`upgrade head\` | psql -f (--sql script) | ratio | runs | each run, luamigrate / psql (s) |\n|---:|---:|---:|---:|---:|---|\n"
 for n in $SIZES; do
   runs_var=RUNS_$n
   runs=${!runs_var:-$RUNS}
@@ -111,7 +111,11 @@ for n in $SIZES; do
   mlm=$(median "${lm[@]}")
   mps=$(median "${ps[@]}")
   ratio=$(awk -v a="$mlm" -v b="$mps" 'BEGIN {printf "%.2f", a / b}')
-  table+="| $n | $mlm ms | $mps ms | $ratio | $runs |\n"
+  each=""
+  for i in "${!lm[@]}"; do
+    each+="${each:+, }$(awk -v a="${lm[$i]}" -v b="${ps[$i]}" 'BEGIN {printf "%.1f/%.1f", a / 1000, b / 1000}')"
+  done
+  table+="| $n | $mlm ms | $mps ms | $ratio | $runs | $each |\n"
   psql -XAtq -d postgres -c "DROP DATABASE IF EXISTS bench_apply" >/dev/null
 done
 
