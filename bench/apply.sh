@@ -9,10 +9,14 @@
 # UPDATE; the history-row INSERT; COMMIT), the version and history tables being created in the
 # first one; the script checks that it has exactly one BEGIN/COMMIT pair per revision. Runs
 # alternate (odd runs luamigrate first, even runs psql first) so the machine's noise hits both
-# sides alike; the table gives the median of RUNS runs each and the ratio of the medians.
+# sides alike; the table gives the median of RUNS runs each, the ratio of the medians and the
+# median of each run's own ratio (luamigrate / the psql run next to it).
 #   bash bench/apply.sh                       (RUNS=5 SIZES="1000 10000" by default)
 #   RUNS_10000=3 bash bench/apply.sh          (fewer runs for one size)
 #   LUAMIGRATE=/path/to/luamigrate bash bench/apply.sh   (time that binary instead)
+#   BASELINE=/path/to/older/luamigrate bash bench/apply.sh
+#       (a third side, e.g. an older commit's build, in the same rotation: runs cycle through
+#       the three orders, and the table adds its median and ratio to psql)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -41,11 +45,11 @@ fresh_db() {
   psql -XAtq -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
 }
 
-run_lm() { # prints ms
+run_lm() { # [binary]; prints ms
+  local b=${1:-$bin} t0
   fresh_db bench_apply
-  local t0
   t0=$(date +%s%N)
-  (cd "$proj" && "$bin" --url "dbname=bench_apply" upgrade head >/dev/null 2>"$work/lm.err") ||
+  (cd "$proj" && "$b" --url "dbname=bench_apply" upgrade head >/dev/null 2>"$work/lm.err") ||
     { cat "$work/lm.err" >&2; exit 1; }
   ms_since "$t0"
 }
@@ -75,7 +79,12 @@ sends_per_migration() { # n, then the command
 }
 trips=""
 
-table="| migrations | luamigrate \`upgrade head\` | psql -f (--sql script) | ratio | runs | each run, luamigrate / psql (s) |\n|---:|---:|---:|---:|---:|---|\n"
+baseline=${BASELINE:+$(realpath "$BASELINE")}
+if [ -n "$baseline" ]; then
+  table="| migrations | luamigrate \`upgrade head\` | psql -f (--sql script) | ratio | median of run ratios | baseline | baseline ratio | runs | each run, luamigrate / psql / baseline (s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+else
+  table="| migrations | luamigrate \`upgrade head\` | psql -f (--sql script) | ratio | median of run ratios | runs | each run, luamigrate / psql (s) |\n|---:|---:|---:|---:|---:|---:|---|\n"
+fi
 for n in $SIZES; do
   runs_var=RUNS_$n
   runs=${!runs_var:-$RUNS}
@@ -97,25 +106,41 @@ for n in $SIZES; do
     b=$(sends_per_migration "$n" psql -X -q -v ON_ERROR_STOP=1 -d bench_apply -f "$sql")
     trips+="- $n migrations: luamigrate sends $a messages per migration, psql $b.\n"
   fi
-  lm=() ps=()
+  lm=() ps=() bl=()
   for i in $(seq "$runs"); do
-    if [ $((i % 2)) -eq 1 ]; then
+    if [ -n "$baseline" ]; then # the three orders in turn
+      case $((i % 3)) in
+        1) lm+=("$(run_lm)"); ps+=("$(run_psql)"); bl+=("$(run_lm "$baseline")") ;;
+        2) ps+=("$(run_psql)"); bl+=("$(run_lm "$baseline")"); lm+=("$(run_lm)") ;;
+        0) bl+=("$(run_lm "$baseline")"); lm+=("$(run_lm)"); ps+=("$(run_psql)") ;;
+      esac
+      echo "apply $n run $i: luamigrate ${lm[-1]} ms, psql ${ps[-1]} ms, baseline ${bl[-1]} ms" >&2
+    elif [ $((i % 2)) -eq 1 ]; then
       lm+=("$(run_lm)")
       ps+=("$(run_psql)")
+      echo "apply $n run $i: luamigrate ${lm[-1]} ms, psql ${ps[-1]} ms" >&2
     else
       ps+=("$(run_psql)")
       lm+=("$(run_lm)")
+      echo "apply $n run $i: luamigrate ${lm[-1]} ms, psql ${ps[-1]} ms" >&2
     fi
-    echo "apply $n run $i: luamigrate ${lm[-1]} ms, psql ${ps[-1]} ms" >&2
   done
   mlm=$(median "${lm[@]}")
   mps=$(median "${ps[@]}")
   ratio=$(awk -v a="$mlm" -v b="$mps" 'BEGIN {printf "%.2f", a / b}')
-  each=""
+  each="" rr=()
   for i in "${!lm[@]}"; do
-    each+="${each:+, }$(awk -v a="${lm[$i]}" -v b="${ps[$i]}" 'BEGIN {printf "%.1f/%.1f", a / 1000, b / 1000}')"
+    rr+=("$(awk -v a="${lm[$i]}" -v b="${ps[$i]}" 'BEGIN {printf "%.3f", a / b}')")
+    each+="${each:+, }$(awk -v a="${lm[$i]}" -v b="${ps[$i]}" -v c="${bl[$i]:-}" \
+      'BEGIN {printf "%.1f/%.1f", a / 1000, b / 1000; if (c != "") printf "/%.1f", c / 1000}')"
   done
-  table+="| $n | $mlm ms | $mps ms | $ratio | $runs | $each |\n"
+  rmed=$(printf '%s\n' "${rr[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.2f", (a[int((NR+1)/2)] + a[int(NR/2)+1]) / 2}')
+  if [ -n "$baseline" ]; then
+    mbl=$(median "${bl[@]}")
+    table+="| $n | $mlm ms | $mps ms | $ratio | $rmed | $mbl ms | $(awk -v a="$mbl" -v b="$mps" 'BEGIN {printf "%.2f", a / b}') | $runs | $each |\n"
+  else
+    table+="| $n | $mlm ms | $mps ms | $ratio | $rmed | $runs | $each |\n"
+  fi
   psql -XAtq -d postgres -c "DROP DATABASE IF EXISTS bench_apply" >/dev/null
 done
 
@@ -124,7 +149,8 @@ done
   echo
   echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr);"
   echo "$(postgres_version=$(psql -XAtq -d postgres -c 'SHOW server_version'); echo "PostgreSQL $postgres_version") on the same machine, started by scripts/pg.sh (fsync=off, synchronous_commit=off, full_page_writes=off), both clients on its Unix socket."
-  echo "Command: \`bash bench/apply.sh\` ($(date -u +%Y-%m-%d)); wall time, median of the runs, runs alternating."
+  echo "Command: \`${BASELINE:+BASELINE=$BASELINE }bash bench/apply.sh\` ($(date -u +%Y-%m-%d)); wall time, median of the runs, runs alternating."
+  [ -z "$baseline" ] || echo "Baseline: $("$baseline" --version 2>/dev/null | head -n 1) at $BASELINE (an older build, in the same rotation)."
   echo
   printf '%b' "$table"
   if [ -n "$trips" ]; then
