@@ -111,13 +111,31 @@ int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const
   return code;
 }
 
-int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
-            const int *lengths, const int *formats, PGresult **res, lm_error *err) {
-  if (res) *res = NULL;
-  /* Without parameters the simple protocol runs, so one string may hold several
-   * statements, as migrations often do; with parameters it is exactly one statement. */
-  PGresult *r = nparams == 0 ? PQexec(conn, sql)
-                             : PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0);
+/* A BEGIN held back by lm_conn_defer_begin: it travels with the next statement sent on that
+ * connection. Per thread: the table lock's heartbeat thread has its own connection. */
+static _Thread_local PGconn *deferred_begin;
+
+void lm_conn_defer_begin(PGconn *conn) {
+  deferred_begin = conn;
+}
+
+int lm_conn_begin_pending(PGconn *conn) {
+  return conn && deferred_begin == conn;
+}
+
+void lm_conn_forget_begin(PGconn *conn) {
+  if (deferred_begin == conn) deferred_begin = NULL;
+}
+
+static int libpq_error(PGconn *conn, const char *sql, lm_error *err) {
+  set_libpq_message(err, PQstatus(conn) == CONNECTION_BAD ? LM_ECONN : LM_ESQL, "",
+                    PQerrorMessage(conn));
+  lm_error_setfield(&err->statement, sql);
+  return err->code;
+}
+
+/* Checks r (cleared here unless handed out through res), the last result of sql. */
+static int finish(PGconn *conn, PGresult *r, const char *sql, PGresult **res, lm_error *err) {
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
     if (res)
@@ -141,6 +159,125 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
   }
   PQclear(r);
   return rc;
+}
+
+/* "BEGIN;\n" and sql as one simple-protocol message: one round trip for both. The results
+ * are read as PQexec reads them; an error or an empty sql is reported as sql alone would
+ * have been, its position counted from the start of sql. */
+static int exec_after_begin(PGconn *conn, const char *sql, PGresult **res, lm_error *err) {
+  static const char prefix[] = "BEGIN;\n";
+  const int shift = (int)sizeof prefix - 1;
+  size_t len = strlen(sql);
+  char *both = malloc(sizeof prefix + len);
+  if (!both) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  memcpy(both, prefix, sizeof prefix - 1);
+  memcpy(both + sizeof prefix - 1, sql, len + 1);
+  int sent = PQsendQuery(conn, both);
+  free(both);
+  if (!sent) return libpq_error(conn, sql, err);
+  PGresult *r, *last = NULL;
+  int count = 0;
+  while ((r = PQgetResult(conn)) != NULL) {
+    ExecStatusType st = PQresultStatus(r);
+    if (++count == 1 && st == PGRES_COMMAND_OK) { /* the BEGIN */
+      PQclear(r);
+      continue;
+    }
+    PQclear(last);
+    last = r;
+    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) break;
+  }
+  if (count == 1 && !last) last = PQmakeEmptyPGresult(conn, PGRES_EMPTY_QUERY);
+  int rc = finish(conn, last, sql, res, err);
+  if (rc && err->position > shift) err->position -= shift;
+  return rc;
+}
+
+static const lm_stmt begin_stmt = {.sql = "BEGIN"};
+
+/* Sends stmts (after a held-back BEGIN when with_begin) in pipeline mode with one sync and
+ * reads every result; the first failure is reported with its own statement. */
+static int pipeline(PGconn *conn, int with_begin, lm_stmt *stmts, size_t n, lm_error *err) {
+  for (size_t i = 0; i < n; i++) stmts[i].res = NULL;
+  if (!PQenterPipelineMode(conn))
+    return libpq_error(conn, with_begin ? "BEGIN" : stmts[0].sql, err);
+  size_t total = n + (with_begin ? 1 : 0), sent = 0;
+  int rc = LM_OK, synced = 0;
+  for (; sent < total; sent++) {
+    const lm_stmt *s = with_begin ? (sent ? &stmts[sent - 1] : &begin_stmt) : &stmts[sent];
+    if (!PQsendQueryParams(conn, s->sql, s->nparams, NULL, s->values, s->lengths, s->formats, 0)) {
+      rc = libpq_error(conn, s->sql, err);
+      break;
+    }
+  }
+  if (PQpipelineSync(conn))
+    synced = 1;
+  else if (rc == LM_OK)
+    rc = libpq_error(conn, n ? stmts[n - 1].sql : "BEGIN", err);
+  for (size_t i = 0; i < sent && PQstatus(conn) != CONNECTION_BAD; i++) {
+    lm_stmt *s = with_begin ? (i ? &stmts[i - 1] : NULL) : &stmts[i];
+    const char *sql = s ? s->sql : "BEGIN";
+    PGresult *r = PQgetResult(conn);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_PIPELINE_ABORTED) {
+      PQclear(r); /* an earlier statement failed */
+    } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      if (s && s->keep && rc == LM_OK)
+        s->res = r;
+      else
+        PQclear(r);
+    } else {
+      if (rc == LM_OK)
+        rc = finish(conn, r, sql, NULL, err);
+      else
+        PQclear(r);
+      if (!r) break;
+    }
+    PGresult *end = PQgetResult(conn); /* each statement's results end with a NULL */
+    while (end) {
+      PQclear(end);
+      end = PQgetResult(conn);
+    }
+  }
+  if (synced && PQstatus(conn) != CONNECTION_BAD) {
+    PGresult *r = PQgetResult(conn);
+    if ((!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) && rc == LM_OK)
+      rc = lm_error_set(err, LM_ESQL, "pipeline out of step: expected its sync point");
+    PQclear(r);
+  }
+  if (!PQexitPipelineMode(conn) && rc == LM_OK)
+    rc = libpq_error(conn, n ? stmts[n - 1].sql : "BEGIN", err);
+  if (rc)
+    for (size_t i = 0; i < n; i++) {
+      PQclear(stmts[i].res);
+      stmts[i].res = NULL;
+    }
+  return rc;
+}
+
+int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err) {
+  int with_begin = deferred_begin == conn;
+  deferred_begin = NULL;
+  if (n == 0 && !with_begin) return LM_OK;
+  return pipeline(conn, with_begin, stmts, n, err);
+}
+
+int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
+            const int *lengths, const int *formats, PGresult **res, lm_error *err) {
+  if (res) *res = NULL;
+  if (deferred_begin == conn) {
+    deferred_begin = NULL;
+    if (nparams == 0) return exec_after_begin(conn, sql, res, err);
+    lm_stmt one = {sql, nparams, values, lengths, formats, NULL, res != NULL};
+    int rc = pipeline(conn, 1, &one, 1, err);
+    if (rc == LM_OK && res) *res = one.res;
+    return rc;
+  }
+  /* Without parameters the simple protocol runs, so one string may hold several
+   * statements, as migrations often do; with parameters it is exactly one statement. */
+  PGresult *r = nparams == 0 ? PQexec(conn, sql)
+                             : PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0);
+  return finish(conn, r, sql, res, err);
 }
 
 /* Appends s to buf (size cap) escaping nothing: values shown here are for people. */

@@ -22,6 +22,32 @@ PGconn *lm_conn_open(const char *conninfo, lm_error *err);
 int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
             const int *lengths, const int *formats, PGresult **res, lm_error *err);
 
+/* One statement of lm_exec_batch: a single statement (extended protocol) with parameters as
+ * for lm_exec. With keep set, a successful result is handed back in res (the caller
+ * PQclears it); otherwise, and on any failure, res is NULL. */
+typedef struct lm_stmt {
+  const char *sql;
+  int nparams;
+  const char *const *values;
+  const int *lengths;
+  const int *formats;
+  PGresult *res;
+  int keep;
+} lm_stmt;
+
+/* Sends n single statements in libpq's pipeline mode, one round trip for all, and reads
+ * every result. The server runs them in order and skips the rest after a failure, which is
+ * reported with the failing statement's own text as lm_exec reports it. */
+int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err);
+
+/* Holds back a BEGIN on conn: it is sent with the next lm_exec or lm_exec_batch there (in
+ * one message with a simple-protocol statement, or first in the pipeline), saving the round
+ * trip. lm_conn_begin_pending says whether it is still unsent (the transaction has, for the
+ * program's purposes, begun); lm_conn_forget_begin drops it unsent (a failed step). */
+void lm_conn_defer_begin(PGconn *conn);
+int lm_conn_begin_pending(PGconn *conn);
+void lm_conn_forget_begin(PGconn *conn);
+
 /* Fills err from a failed result (does not clear it). */
 int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const char *sql);
 

@@ -106,6 +106,7 @@ static void step_error(lm_app *app, int idx, int upgrade, const char *from, cons
 }
 
 static int check_tx_state(lm_app *app, int idx, const char *fn, lm_error *err) {
+  if (lm_conn_begin_pending(app->conn)) return LM_OK; /* nothing sent yet: it goes with the rows */
   switch (PQtransactionStatus(app->conn)) {
     case PQTRANS_INTRANS: return LM_OK;
     case PQTRANS_IDLE:
@@ -126,28 +127,20 @@ static int check_tx_state(lm_app *app, int idx, const char *fn, lm_error *err) {
                       lm_dag_path(app->dag, idx), fn, lm_dag_id(app->dag, idx));
 }
 
-/* Applies the version-table changes of one step and records it in the history table. */
+/* Applies the version-table changes of one step and records it in the history table, in
+ * one round trip. */
 static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, double started,
                        lm_error *err) {
   lm_vt_op ops[64];
   int nops = lm_dag_step(app->dag, heads, idx, upgrade, ops, 64, err);
   if (nops < 0) return nops;
-  for (int i = 0; i < nops; i++) {
-    int rc = LM_OK;
-    switch (ops[i].kind) {
-      case LM_VT_INSERT:
-        rc = lm_vt_insert(&app->vt, app->conn, lm_dag_id(app->dag, ops[i].to), err);
-        break;
-      case LM_VT_DELETE:
-        rc = lm_vt_delete(&app->vt, app->conn, lm_dag_id(app->dag, ops[i].from), err);
-        break;
-      case LM_VT_UPDATE:
-        rc = lm_vt_update(&app->vt, app->conn, lm_dag_id(app->dag, ops[i].from),
-                          lm_dag_id(app->dag, ops[i].to), err);
-        break;
-    }
-    if (rc) return rc;
-  }
+  lm_vt_change changes[64];
+  for (int i = 0; i < nops; i++)
+    changes[i] = (lm_vt_change){
+        ops[i].kind,
+        ops[i].kind == LM_VT_INSERT ? NULL : lm_dag_id(app->dag, ops[i].from),
+        ops[i].kind == LM_VT_DELETE ? NULL : lm_dag_id(app->dag, ops[i].to),
+    };
   const int *parents;
   size_t np = lm_dag_parents(app->dag, idx, &parents);
   char *pids = space_ids(app->dag, parents, np);
@@ -170,7 +163,7 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
       .started_at = started,
       .duration_ms = (wall_s() - started) * 1000.0,
   };
-  int rc = lm_vt_record_step(&app->vt, app->conn, &rec, err);
+  int rc = lm_vt_step(&app->vt, app->conn, changes, (size_t)nops, &rec, err);
   free(pids);
   free(content);
   return rc;
@@ -212,18 +205,32 @@ static int l_dry_autocommit(lua_State *L) {
 }
 
 /* SET LOCAL lock_timeout / statement_timeout for the migration's transaction, from the
- * config (a session SET would leak through a connection pooler). */
+ * config (a session SET would leak through a connection pooler); both in one round trip. */
 static int set_local_timeouts(lm_app *app, lm_error *err) {
   static const char *const names[2] = {"lock_timeout", "statement_timeout"};
   const char *values[2] = {app->cfg.ddl_lock_timeout, app->cfg.statement_timeout};
+  const char *params[2][2];
+  lm_stmt stmts[2];
+  size_t n = 0;
   for (int i = 0; i < 2; i++) {
     if (!values[i]) continue;
-    const char *params[2] = {names[i], values[i]};
-    int rc =
-        lm_exec(app->conn, "SELECT set_config($1, $2, true)", 2, params, NULL, NULL, NULL, err);
-    if (rc) return rc;
+    params[n][0] = names[i];
+    params[n][1] = values[i];
+    stmts[n] =
+        (lm_stmt){.sql = "SELECT set_config($1, $2, true)", .nparams = 2, .values = params[n]};
+    n++;
   }
-  return LM_OK;
+  return n ? lm_exec_batch(app->conn, stmts, n, err) : LM_OK;
+}
+
+/* Ends a failed step's transaction: a BEGIN still held back is dropped unsent, an open
+ * transaction rolled back. */
+static void rollback(PGconn *conn) {
+  lm_conn_forget_begin(conn);
+  if (PQtransactionStatus(conn) == PQTRANS_IDLE) return;
+  lm_error rb = {0};
+  simple(conn, "ROLLBACK", &rb);
+  lm_error_clear(&rb);
 }
 
 /* lock = "xact": between two transactions another run may have moved the version rows;
@@ -270,9 +277,15 @@ static int check_heads(lm_app *app, const lm_revset *heads, lm_error *err) {
   return rc;
 }
 
-/* Starts a transaction on the work connection under the migration lock. */
+/* Starts a transaction on the work connection under the migration lock. The BEGIN is held
+ * back and goes with the next statement (the lock's fence, the SET LOCALs, the migration's
+ * first statement or its version rows), one round trip less per migration. */
 static int begin_locked(lm_app *app, const lm_revset *heads, lm_error *err) {
-  int rc = simple(app->conn, "BEGIN", err);
+  int rc = LM_OK;
+  if (app->dry_run)
+    rc = simple(app->conn, "BEGIN", err);
+  else
+    lm_conn_defer_begin(app->conn);
   if (rc == LM_OK) rc = lm_lock_fence(&app->lock, app->conn, err);
   if (rc == LM_OK && app->lock.held && app->lock.mode == LM_LOCK_XACT)
     rc = check_heads(app, heads, err);
@@ -582,9 +595,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
      * step rolls back alone, waits with backoff, and runs again, up to lock_retries times. */
     if (rc && err->sqlstate && !strcmp(err->sqlstate, "55P03") && per_migration && !j.nblocks &&
         attempt <= app->cfg.lock_retries && !lm_cancel_requested()) {
-      lm_error rb = {0};
-      if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) simple(app->conn, "ROLLBACK", &rb);
-      lm_error_clear(&rb);
+      rollback(app->conn);
       in_tx = 0;
       /* rand(): jitter that spreads the retries of concurrent runs, not a secret. */
       /* NOLINTNEXTLINE(cert-msc30-c,cert-msc50-cpp) */
@@ -622,10 +633,9 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     goto out;
   }
   if (rc == LM_OK && in_tx) rc = simple(app->conn, "COMMIT", err);
-  if (rc != LM_OK && PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
-    lm_error rb = {0};
-    simple(app->conn, "ROLLBACK", &rb);
-    lm_error_clear(&rb);
+  if (rc != LM_OK &&
+      (lm_conn_begin_pending(app->conn) || PQtransactionStatus(app->conn) != PQTRANS_IDLE)) {
+    rollback(app->conn);
     if (half_done)
       lm_log_info(
           "Rolled back the failed migration's open transaction; what its autocommit "
@@ -638,6 +648,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   }
 out:
   journal_reset(&j, -1, NULL);
+  lm_conn_forget_begin(app->conn);
   lm_cancel_set_conn(NULL);
   lm_conn_detach(L, conn_idx);
   lua_settop(L, top);

@@ -206,29 +206,87 @@ int lm_vt_purge(lm_vt *vt, PGconn *conn, lm_error *err) {
   return exec_fmt(conn, err, NULL, 0, NULL, "DELETE FROM %s%s", vt->table, "");
 }
 
-int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error *err) {
-  char started[64], duration[64], host[256] = "";
-  snprintf(started, sizeof started, "%.6f", rec->started_at);
-  snprintf(duration, sizeof duration, "%.3f", rec->duration_ms);
-  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+/* The history row's statement and parameters; vals/lens/fmts have 11 slots, host 256. */
+static void history_stmt(const lm_vt *vt, const lm_vt_record *rec, char *sql, size_t cap,
+                         char *started, char *duration, char *host, const char **vals, int *lens,
+                         int *fmts) {
+  snprintf(started, 64, "%.6f", rec->started_at);
+  snprintf(duration, 64, "%.3f", rec->duration_ms);
+  if (gethostname(host, 255) != 0) host[0] = '\0';
+  host[255] = '\0';
   const char *user = getenv("USER");
   if (!user) user = getenv("LOGNAME");
-  const char *vals[11] = {rec->revision, rec->operation, rec->from_ids,        rec->to_ids,
-                          rec->message,  rec->file,      rec->content,         started,
-                          duration,      user,           host[0] ? host : NULL};
-  int lens[11] = {0};
-  int fmts[11] = {0};
+  const char *v[11] = {rec->revision, rec->operation, rec->from_ids,        rec->to_ids,
+                       rec->message,  rec->file,      rec->content,         started,
+                       duration,      user,           host[0] ? host : NULL};
+  memcpy(vals, v, sizeof v);
+  memset(lens, 0, 11 * sizeof *lens);
+  memset(fmts, 0, 11 * sizeof *fmts);
   lens[6] = (int)rec->content_len;
   fmts[6] = 1; /* file bytes go binary: any encoding, any byte */
-  char sql[2048];
-  snprintf(sql, sizeof sql,
+  snprintf(sql, cap,
            "INSERT INTO %s (revision, operation, from_revisions, to_revisions, message, file, "
            "checksum, started_at, duration_ms, os_user, hostname, luamigrate_version) "
            "VALUES ($1, $2, string_to_array($3, ' '), string_to_array($4, ' '), $5, $6, "
            "encode(sha256($7::bytea), 'hex'), to_timestamp($8::double precision), $9, $10, "
            "$11, '" LM_VERSION "')",
            vt->history);
+}
+
+int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error *err) {
+  char sql[2048], started[64], duration[64], host[256];
+  const char *vals[11];
+  int lens[11], fmts[11];
+  history_stmt(vt, rec, sql, sizeof sql, started, duration, host, vals, lens, fmts);
   return lm_exec(conn, sql, 11, vals, lens, fmts, NULL, err);
+}
+
+int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
+               const lm_vt_record *rec, lm_error *err) {
+  enum { ROW_SQL = 512 };
+  if (n > 64) return lm_error_set(err, LM_ERR, "too many version-table changes in one step");
+  char *rows = malloc(ROW_SQL * (n ? n : 1));
+  if (!rows) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  lm_stmt stmts[65];
+  const char *rowvals[64][2];
+  for (size_t i = 0; i < n; i++) {
+    char *sql = rows + i * ROW_SQL;
+    const lm_vt_change *c = &changes[i];
+    int np = 1;
+    if (c->kind == LM_VT_INSERT) {
+      snprintf(sql, ROW_SQL, "INSERT INTO %s (version_num) VALUES ($1)", vt->table);
+      rowvals[i][0] = c->to;
+    } else if (c->kind == LM_VT_DELETE) {
+      snprintf(sql, ROW_SQL, "DELETE FROM %s WHERE version_num = $1", vt->table);
+      rowvals[i][0] = c->from;
+    } else {
+      snprintf(sql, ROW_SQL, "UPDATE %s SET version_num = $1 WHERE version_num = $2", vt->table);
+      rowvals[i][0] = c->to;
+      rowvals[i][1] = c->from;
+      np = 2;
+    }
+    stmts[i] = (lm_stmt){.sql = sql, .nparams = np, .values = rowvals[i], .keep = 1};
+  }
+  char hsql[2048], started[64], duration[64], host[256];
+  const char *hvals[11];
+  int lens[11], fmts[11];
+  history_stmt(vt, rec, hsql, sizeof hsql, started, duration, host, hvals, lens, fmts);
+  stmts[n] = (lm_stmt){hsql, 11, hvals, lens, fmts, NULL, 0};
+  int rc = lm_exec_batch(conn, stmts, n + 1, err);
+  /* Each row change must have matched one row; checked only now, before the caller commits
+   * (the history row, sent with them, goes away with the rollback). */
+  for (size_t i = 0; i < n; i++) {
+    if (rc) {
+      PQclear(stmts[i].res);
+      continue;
+    }
+    const lm_vt_change *c = &changes[i];
+    rc = c->kind == LM_VT_INSERT   ? expect_one(stmts[i].res, vt, "inserting", c->to, NULL, err)
+         : c->kind == LM_VT_DELETE ? expect_one(stmts[i].res, vt, "deleting", c->from, NULL, err)
+                                   : expect_one(stmts[i].res, vt, "updating", c->from, c->to, err);
+  }
+  free(rows);
+  return rc;
 }
 
 int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err) {

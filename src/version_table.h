@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "dag.h"
 #include "error.h"
 
 /* Quoted names for a (possibly schema-qualified) version table. */
@@ -50,6 +51,18 @@ typedef struct lm_vt_record {
 } lm_vt_record;
 
 int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error *err);
+
+/* One version-row change of a step: INSERT to, DELETE from, or UPDATE from -> to. */
+typedef struct lm_vt_change {
+  lm_vt_kind kind;
+  const char *from, *to;
+} lm_vt_change;
+
+/* Applies a step's version-row changes (each must match exactly one row, as with
+ * lm_vt_insert/delete/update) and records its history row, all in one round trip (a
+ * pipeline). At most 64 changes. */
+int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
+               const lm_vt_record *rec, lm_error *err);
 
 /* The latest upgrade recorded for each revision: revision, checksum (may be NULL), when it
  * started (epoch seconds), its duration (ms), and the start as text. *res holds the rows

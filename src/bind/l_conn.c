@@ -248,7 +248,8 @@ static int l_conn_status(lua_State *L) {
     return 1;
   }
   const char *s = "unknown";
-  switch (PQtransactionStatus(c->conn)) {
+  /* A BEGIN held back for the next statement counts as sent. */
+  switch (lm_conn_begin_pending(c->conn) ? PQTRANS_INTRANS : PQtransactionStatus(c->conn)) {
     case PQTRANS_IDLE: s = "idle"; break;
     case PQTRANS_ACTIVE: s = "active"; break;
     case PQTRANS_INTRANS: s = "intrans"; break;
