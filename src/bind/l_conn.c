@@ -332,7 +332,12 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
   /* -v shows the statement on stderr as it starts, unless a dry run traces it anyway. */
   int verbose = !c->trace && lm_log_verbose();
   const lm_conn_hook *hook = hooked ? c->hook : NULL;
+  /* Not inside a coroutine: an error raised there carries the main thread's traceback. */
   int queue = c->queue && hooked && n == 0 && !c->trace && pl.conn == c->conn && !pl.suspended;
+  if (queue) {
+    queue = lua_pushthread(L);
+    lua_pop(L, 1);
+  }
   if (queue && pl.n + 2 > PIPE_MAX) lm_pipe_sync(L); /* room for it and a held-back BEGIN */
   if (!queue && pending(c->conn)) lm_pipe_sync(L);
   if (hook) {

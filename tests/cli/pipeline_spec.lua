@@ -102,6 +102,19 @@ describe("pipelined op statements", function()
       .. "FROM information_schema.columns WHERE table_name = 'kept'"))
   end)
 
+  it("raises a queued failure before pcall is entered, not inside it", function()
+    local dir, url = project({ ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil, [[
+  op.create_table("t", sa.Column("id", sa.Integer))
+  op.drop_column("t", "nope")
+  local ok = pcall(op.execute, "SELECT 1")
+  op.create_table("never", sa.Column("ok", sa.Boolean, { server_default = tostring(ok) }))]]) }, true)
+    local r = run(dir, url, "upgrade", "head")
+    assert.equal(1, r.code, r.err)
+    assert.truthy(r.err:find("migrations/versions/aaaa_x.lua:10: upgrade  -> aaaa failed: ERROR 42703: "
+      .. 'column "nope" of relation "t" does not exist', 1, true), r.err)
+    assert.equal("", pg.psql(url, "SELECT to_regclass('t')"))
+  end)
+
   it("applies a migration of hundreds of ops and returns op.execute's row counts", function()
     local body = { '  op.create_table("big", sa.Column("id", sa.Integer), sa.Column("v", sa.Text))' }
     for i = 1, 300 do
