@@ -299,8 +299,13 @@ int lm_conn_queue(PGconn *conn, const char *sql, lm_error *err) {
     deferred_begin = NULL;
     if (with_begin && !PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
       return libpq_error(conn, "BEGIN", err);
+  } else if (PQflush(conn) != 0) {
+    /* The statements queued before this one go now, and the server runs them while the
+     * client goes on; the newest stays in the buffer, so the last one of a migration
+     * travels with the sync in one message. */
+    return libpq_error(conn, sql, err);
   }
-  if (!PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0) || PQflush(conn) != 0)
+  if (!PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0))
     return libpq_error(conn, sql, err);
   return with_begin ? 2 : 1;
 }

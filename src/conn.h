@@ -41,7 +41,9 @@ typedef struct lm_stmt {
 int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err);
 
 /* Sends one statement without waiting for its result (libpq pipeline mode, entered here;
- * a BEGIN held back by lm_conn_defer_begin goes first). Returns how many statements went
+ * a BEGIN held back by lm_conn_defer_begin goes first). It stays in libpq's buffer until
+ * the next one is queued or the sync, which saves a message for a migration's last
+ * statement. Returns how many statements went
  * (1, or 2 with the BEGIN), or a negative code with err filled. Nothing else may be sent on
  * conn until lm_conn_pipe_sync has collected the results. */
 int lm_conn_queue(PGconn *conn, const char *sql, lm_error *err);
