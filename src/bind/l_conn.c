@@ -332,12 +332,16 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
   /* -v shows the statement on stderr as it starts, unless a dry run traces it anyway. */
   int verbose = !c->trace && lm_log_verbose();
   const lm_conn_hook *hook = hooked ? c->hook : NULL;
-  /* Not inside a coroutine: an error raised there carries the main thread's traceback. */
+  /* Not inside a coroutine (an error raised there carries the main thread's traceback),
+   * and only inside the migration's transaction: after a COMMIT in op.execute each
+   * statement commits on its own, which a pipeline's implicit transaction would not do. */
   int queue = c->queue && hooked && n == 0 && !c->trace && pl.conn == c->conn && !pl.suspended;
   if (queue) {
     queue = lua_pushthread(L);
     lua_pop(L, 1);
   }
+  if (queue && PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF)
+    queue = lm_conn_begin_pending(c->conn) || PQtransactionStatus(c->conn) == PQTRANS_INTRANS;
   if (queue && pl.n + 2 > PIPE_MAX) lm_pipe_sync(L); /* room for it and a held-back BEGIN */
   if (!queue && pending(c->conn)) lm_pipe_sync(L);
   if (hook) {
