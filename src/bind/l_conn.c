@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "bind.h"
+#include "cancel.h"
 #include "conn.h"
 #include "log.h"
 
@@ -122,6 +123,13 @@ void lm_pipe_sync(lua_State *L) {
   if (rc == LM_OK) {
     clear_queue();
     return;
+  }
+  if (lm_cancel_requested()) {
+    /* The signal cancelled the statement: say so as its hook would have, but at the op's
+     * file:line (the hook, still armed, would raise again where there is none). */
+    lua_sethook(L, NULL, 0, 0);
+    lm_error_clear(&err);
+    lm_error_set(&err, LM_ERR, "interrupted by signal: the migration in progress is rolled back");
   }
   /* Raised as the failing statement's op would have raised it (Lua copies of the strings:
    * the queue is freed first, so nothing leaks through the raise). */

@@ -115,6 +115,32 @@ describe("pipelined op statements", function()
     assert.equal("", pg.psql(url, "SELECT to_regclass('t')"))
   end)
 
+  it("names the op whose queued statement SIGINT cancelled, and rolls back", function()
+    local dir, url = project({ ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil, [[
+  op.create_table("t", sa.Column("id", sa.Integer))
+  op.bulk_insert("t", { { id = 1 } })
+  op.add_column("t", sa.Column("x", sa.Integer, { server_default = sa.text("(pg_sleep(30) IS NULL)::int") }))
+  op.create_table("u", sa.Column("id", sa.Integer))]]) }, true)
+    local pid, errfile = cli.start({ "--url", url, "upgrade", "head" }, dir)
+    local sleeping = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()"
+    for _ = 1, 200 do
+      if pg.psql(url, sleeping) == "1" then break end
+      os.execute("sleep 0.05")
+    end
+    assert.equal("1", pg.psql(url, sleeping))
+    os.execute(("kill -INT %d"):format(pid))
+    for _ = 1, 200 do
+      if not cli.alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    assert.is_false(cli.alive(pid))
+    local err = cli.slurp(errfile)
+    os.remove(errfile)
+    assert.truthy(err:find("luamigrate: migrations/versions/aaaa_x.lua:11: upgrade  -> aaaa failed: interrupted by "
+      .. "signal: the migration in progress is rolled back", 1, true), err)
+    assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('t')::text, '') || coalesce(to_regclass('u')::text, '')"))
+  end)
+
   it("applies a migration of hundreds of ops and returns op.execute's row counts", function()
     local body = { '  op.create_table("big", sa.Column("id", sa.Integer), sa.Column("v", sa.Text))' }
     for i = 1, 300 do
