@@ -75,7 +75,7 @@ void lm_conn_set_queue(lua_State *L, int idx, int on) {
 enum { PIPE_MAX = 64 }; /* statements in flight before the client waits for them */
 
 typedef struct queued_stmt {
-  char *sql, *where, *traceback;
+  char *sql, *where;
 } queued_stmt;
 
 static struct {
@@ -89,7 +89,6 @@ static void clear_queue(void) {
   for (size_t i = 0; i < pl.n; i++) {
     free(pl.q[i].sql);
     free(pl.q[i].where);
-    free(pl.q[i].traceback);
   }
   pl.n = 0;
 }
@@ -101,6 +100,141 @@ static int pending(PGconn *conn) {
 static size_t queue_texts(const char **sqls) {
   for (size_t i = 0; i < pl.n; i++) sqls[i] = pl.q[i].sql ? pl.q[i].sql : "";
   return pl.n;
+}
+
+/* ---- tracebacks of queued statements --------------------------------------------------
+ * An error raised at once gets luaL_traceback's text from lm_pcall's handler. Formatting
+ * that for every queued statement would cost more than the rest of the run (it looks each
+ * frame's function up among the loaded modules), so the frames are kept as they are and
+ * the same text is written only for the statement that failed: "stack traceback:", then per
+ * frame "\n\t<source>:<line>: in <what>", "(...tail calls...)" after a tail call, and the
+ * middle of a deep stack elided. <what> is "function '<module>.<field>'" when a loaded
+ * module holds the function (looked up when the text is written), else the name the calling
+ * code used, "main chunk", "function <source:line>" or "?". */
+enum { TB_HEAD = 10, TB_TAIL = 11 }; /* frames kept either side of an elided middle */
+
+static const char FRAMES_KEY[] = "luamigrate.pipe.frames"; /* slot -> frames of its op */
+
+/* Pushes a table of the frames from `level` on: per frame its "\n\t<source>:<line>: in "
+ * prefix, its function, the name to use when no module holds it, and whether it was a tail
+ * call (an elided middle: its "..." line and false). */
+static void push_frames(lua_State *L, int level) {
+  lua_Debug ar;
+  int last = level;
+  while (lua_getstack(L, last, &ar)) last++;
+  int nframes = last - level, skip_from = -1, skipped = 0;
+  if (nframes > TB_HEAD + TB_TAIL + 1) {
+    skip_from = level + TB_HEAD;
+    skipped = nframes - TB_HEAD - TB_TAIL;
+  }
+  lua_createtable(L, 4 * (nframes < 32 ? nframes : 32), 0);
+  int t = lua_gettop(L), k = 0;
+  for (int lv = level; lua_getstack(L, lv, &ar); lv++) {
+    if (lv == skip_from) {
+      /* the count shown leaves out the frame this line stands in for, as Lua's does */
+      lua_pushfstring(L, "\n\t...\t(skipping %d levels)", skipped - 1);
+      lua_rawseti(L, t, ++k);
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, t, ++k);
+      lua_pushliteral(L, "");
+      lua_rawseti(L, t, ++k);
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, t, ++k);
+      lv += skipped - 1;
+      continue;
+    }
+    lua_getinfo(L, "Slntf", &ar); /* pushes the function */
+    if (ar.currentline > 0)
+      lua_pushfstring(L, "\n\t%s:%d: in ", ar.short_src, ar.currentline);
+    else
+      lua_pushfstring(L, "\n\t%s: in ", ar.short_src);
+    lua_rawseti(L, t, ++k);
+    lua_rawseti(L, t, ++k); /* the function */
+    if (ar.namewhat && *ar.namewhat)
+      lua_pushfstring(L, "%s '%s'", ar.namewhat, ar.name ? ar.name : "?");
+    else if (ar.what && *ar.what == 'm')
+      lua_pushliteral(L, "main chunk");
+    else if (ar.what && *ar.what != 'C')
+      lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
+    else
+      lua_pushliteral(L, "?");
+    lua_rawseti(L, t, ++k);
+    lua_pushboolean(L, ar.istailcall);
+    lua_rawseti(L, t, ++k);
+  }
+}
+
+/* Looks for the function at idx in the loaded modules and in their fields, in the order
+ * lua_next gives; pushes "<module>" or "<module>.<field>" (without a "_G." prefix) and
+ * returns 1, or pushes nothing and returns 0. */
+static int push_module_name(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  int loaded = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, loaded)) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      if (lua_rawequal(L, -1, idx)) {
+        lua_pushvalue(L, -2);
+        lua_replace(L, loaded);
+        lua_settop(L, loaded);
+        return 1;
+      }
+      if (lua_istable(L, -1)) {
+        int mod = lua_gettop(L);
+        lua_pushnil(L);
+        while (lua_next(L, mod)) {
+          if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, idx)) {
+            const char *m = lua_tostring(L, mod - 1);
+            if (!strcmp(m, "_G"))
+              lua_pushvalue(L, -2);
+            else
+              lua_pushfstring(L, "%s.%s", m, lua_tostring(L, -2));
+            lua_replace(L, loaded);
+            lua_settop(L, loaded);
+            return 1;
+          }
+          lua_pop(L, 1);
+        }
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, loaded - 1);
+  return 0;
+}
+
+/* Pushes the traceback text of queue slot `slot` and returns it (NULL: none kept). */
+static const char *push_traceback(lua_State *L, size_t slot) {
+  lua_getfield(L, LUA_REGISTRYINDEX, FRAMES_KEY);
+  if (!lua_istable(L, -1) || lua_rawgeti(L, -1, (lua_Integer)slot + 1) != LUA_TTABLE) {
+    lua_pop(L, 2);
+    return NULL;
+  }
+  int frames = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "stack traceback:");
+  for (lua_Integer k = 1; lua_rawgeti(L, frames, k) == LUA_TSTRING; k += 4) {
+    luaL_addvalue(&b); /* the prefix */
+    if (lua_rawgeti(L, frames, k + 1) == LUA_TFUNCTION && push_module_name(L, -1)) {
+      lua_pushfstring(L, "function '%s'", lua_tostring(L, -1));
+      lua_remove(L, -2);
+      lua_remove(L, -2);
+    } else {
+      lua_pop(L, 1);
+      lua_rawgeti(L, frames, k + 2);
+    }
+    luaL_addvalue(&b);
+    lua_rawgeti(L, frames, k + 3);
+    if (lua_toboolean(L, -1)) luaL_addstring(&b, "\n\t(...tail calls...)");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1); /* the nil that ended the loop */
+  luaL_pushresult(&b);
+  lua_replace(L, frames - 1);
+  lua_settop(L, frames - 1);
+  return lua_tostring(L, -1);
 }
 
 void lm_pipe_discard(void) {
@@ -136,7 +270,7 @@ void lm_pipe_sync(lua_State *L) {
   const char *where = NULL, *tb = NULL;
   if (failed < pl.n) {
     where = pl.q[failed].where ? lua_pushstring(L, pl.q[failed].where) : NULL;
-    tb = pl.q[failed].traceback ? lua_pushstring(L, pl.q[failed].traceback) : NULL;
+    tb = push_traceback(L, failed);
   }
   clear_queue();
   lm_raise_error_at(L, &err, where, tb);
@@ -151,13 +285,20 @@ void lm_pipe_suspend(int delta) {
   pl.suspended += delta;
 }
 
-/* Sends sql without waiting, remembering the op's file:line and traceback as an error
- * raised here would carry them (level 0: this C function, as lm_pcall's handler sees the
+/* Sends sql without waiting, remembering the op's file:line and stack frames as an error
+ * raised here would show them (level 0: this C function, as lm_pcall's handler sees the
  * function that raised at its level 1). */
 static void queue_statement(lua_State *L, luaconn *c, const char *sql) {
   lm_push_user_where(L, 0);
-  luaL_traceback(L, L, NULL, 0);
-  const char *where = lua_tostring(L, -2), *tb = lua_tostring(L, -1);
+  const char *where = lua_tostring(L, -1);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, FRAMES_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, PIPE_MAX, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, FRAMES_KEY);
+  }
+  int slots = lua_gettop(L);
+  push_frames(L, 0);
   lm_error err = {0};
   int sent = lm_conn_queue(c->conn, sql, &err);
   if (sent < 0) {
@@ -168,9 +309,10 @@ static void queue_statement(lua_State *L, luaconn *c, const char *sql) {
     queued_stmt *q = &pl.q[pl.n++];
     q->sql = strdup(i + 1 < sent ? "BEGIN" : sql);
     q->where = where ? strdup(where) : NULL;
-    q->traceback = tb ? strdup(tb) : NULL;
+    lua_pushvalue(L, slots + 1);
+    lua_rawseti(L, slots, (lua_Integer)pl.n);
   }
-  lua_pop(L, 2);
+  lua_settop(L, slots - 2);
 }
 
 /* pcall and xpcall while pipelining: the statements queued so far are collected first (a

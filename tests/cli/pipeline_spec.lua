@@ -77,6 +77,25 @@ describe("pipelined op statements", function()
     assert.same(outs[1], outs[2])
   end)
 
+  it("reports a failure deep in helper calls with the same elided traceback", function()
+    local errs = {}
+    for _, on in ipairs { false, true } do
+      local dir, url = project({ ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil, [[
+  op.create_table("t", sa.Column("id", sa.Integer))
+  local function deep(n)
+    if n == 0 then op.add_column("missing", sa.Column("x", sa.Integer)) return end
+    deep(n - 1)
+    return
+  end
+  deep(25)]]) }, on)
+      local r = run(dir, url, "upgrade", "head")
+      assert.equal(1, r.code, r.err)
+      assert.truthy(r.err:find("(skipping 9 levels)", 1, true), r.err)
+      errs[#errs + 1] = normalized(r.err)
+    end
+    assert.equal(errs[1], errs[2])
+  end)
+
   it("keeps the SAVEPOINT + pcall pattern working", function()
     local dir, url = project({ ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil, [[
   op.create_table("kept", sa.Column("id", sa.Integer))
