@@ -279,7 +279,12 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
   if (deferred_begin == conn) {
     deferred_begin = NULL;
     if (nparams == 0) return exec_after_begin(conn, sql, res, err);
-    lm_stmt one = {sql, nparams, values, lengths, formats, NULL, res != NULL};
+    lm_stmt one = {.sql = sql,
+                   .values = values,
+                   .lengths = lengths,
+                   .formats = formats,
+                   .nparams = nparams,
+                   .keep = res != NULL};
     int rc = pipeline(conn, 1, &one, 1, err);
     if (rc == LM_OK && res) *res = one.res;
     return rc;

@@ -27,11 +27,11 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
  * PQclears it); otherwise, and on any failure, res is NULL. */
 typedef struct lm_stmt {
   const char *sql;
-  int nparams;
   const char *const *values;
   const int *lengths;
   const int *formats;
   PGresult *res;
+  int nparams;
   int keep;
 } lm_stmt;
 

@@ -271,7 +271,8 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
   const char *hvals[11];
   int lens[11], fmts[11];
   history_stmt(vt, rec, hsql, sizeof hsql, started, duration, host, hvals, lens, fmts);
-  stmts[n] = (lm_stmt){hsql, 11, hvals, lens, fmts, NULL, 0};
+  stmts[n] =
+      (lm_stmt){.sql = hsql, .values = hvals, .lengths = lens, .formats = fmts, .nparams = 11};
   int rc = lm_exec_batch(conn, stmts, n + 1, err);
   /* Each row change must have matched one row; checked only now, before the caller commits
    * (the history row, sent with them, goes away with the rollback). */
