@@ -155,7 +155,7 @@ done
   printf '%b' "$table"
   if [ -n "$trips" ]; then
     echo
-    echo "Round trips (the client's sendto calls under strace, one untimed run; each is one wait for the server):"
+    echo "Messages (the client's sendto calls under strace, one untimed run; psql waits for each, luamigrate's pipelined op statements do not wait one by one):"
     echo
     printf '%b' "$trips"
   fi

@@ -34,6 +34,7 @@ typedef struct lm_config {
   char *url;             /* after precedence; NULL = libpq defaults */
   char *version_table;
   int tx_per_migration;
+  int pipeline;              /* pipeline = false: ops' statements each wait for their result */
   double lock_timeout;       /* seconds; < 0 waits forever */
   int changed_file_is_error; /* on_changed_file = "error" */
   char *ddl_lock_timeout;    /* migration_lock_timeout: SET LOCAL lock_timeout, or NULL */

@@ -125,6 +125,8 @@ int lm_config_load(lm_app *app, lm_error *err) {
   cfg->tx_per_migration =
       lua_getfield(L, t, "transaction_per_migration") == LUA_TNIL ? 1 : lua_toboolean(L, -1);
   lua_pop(L, 1);
+  cfg->pipeline = lua_getfield(L, t, "pipeline") == LUA_TNIL ? 1 : lua_toboolean(L, -1);
+  lua_pop(L, 1);
   cfg->lock_timeout = lua_getfield(L, t, "lock_timeout") == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
   if (app->opts->lock_timeout) {
     char *end = NULL;

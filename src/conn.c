@@ -255,7 +255,17 @@ static int pipeline(PGconn *conn, int with_begin, lm_stmt *stmts, size_t n, lm_e
   return rc;
 }
 
+/* A statement sent while lm_conn_queue's statements await their results would be read
+ * out of order: the callers collect those first (lm_pipe_sync). */
+static int queued(PGconn *conn, const char *sql, lm_error *err) {
+  if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF) return LM_OK;
+  lm_error_set(err, LM_ERR, "internal error: a statement sent before the queued ones' results");
+  lm_error_setfield(&err->statement, sql);
+  return LM_ERR;
+}
+
 int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err) {
+  if (queued(conn, n ? stmts[0].sql : "BEGIN", err)) return LM_ERR;
   int with_begin = deferred_begin == conn;
   deferred_begin = NULL;
   if (n == 0 && !with_begin) return LM_OK;
@@ -265,6 +275,7 @@ int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err) {
 int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
             const int *lengths, const int *formats, PGresult **res, lm_error *err) {
   if (res) *res = NULL;
+  if (queued(conn, sql, err)) return LM_ERR;
   if (deferred_begin == conn) {
     deferred_begin = NULL;
     if (nparams == 0) return exec_after_begin(conn, sql, res, err);
@@ -283,6 +294,73 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
   PGresult *r = nparams == 0 ? PQexec(conn, sql)
                              : PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0);
   return finish(conn, r, sql, res, err);
+}
+
+int lm_conn_queue(PGconn *conn, const char *sql, lm_error *err) {
+  int with_begin = 0;
+  if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF) {
+    if (!PQenterPipelineMode(conn)) return libpq_error(conn, sql, err);
+    with_begin = deferred_begin == conn;
+    deferred_begin = NULL;
+    if (with_begin && !PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+      return libpq_error(conn, "BEGIN", err);
+  } else if (PQflush(conn) != 0) {
+    /* The statements queued before this one go now, and the server runs them while the
+     * client goes on; the newest stays in the buffer, so the last one of a migration
+     * travels with the sync in one message. */
+    return libpq_error(conn, sql, err);
+  }
+  if (!PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+    return libpq_error(conn, sql, err);
+  return with_begin ? 2 : 1;
+}
+
+int lm_conn_pipe_sync(PGconn *conn, const char *const *sqls, size_t n, size_t *failed,
+                      lm_error *err) {
+  *failed = n;
+  if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF) return LM_OK;
+  int rc = LM_OK, synced = PQpipelineSync(conn);
+  if (!synced) {
+    rc = libpq_error(conn, n ? sqls[n - 1] : "", err);
+    *failed = n ? n - 1 : 0;
+  }
+  for (size_t i = 0; synced && i < n && PQstatus(conn) != CONNECTION_BAD; i++) {
+    PGresult *r = PQgetResult(conn);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_PIPELINE_ABORTED || st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      PQclear(r); /* aborted: an earlier statement failed */
+    } else {
+      if (rc == LM_OK) {
+        rc = finish(conn, r, sqls[i], NULL, err);
+        *failed = i;
+      } else {
+        PQclear(r);
+      }
+      if (!r) break;
+    }
+    PGresult *end = PQgetResult(conn); /* each statement's results end with a NULL */
+    while (end) {
+      PQclear(end);
+      end = PQgetResult(conn);
+    }
+  }
+  if (synced && PQstatus(conn) != CONNECTION_BAD) {
+    PGresult *r = PQgetResult(conn);
+    if ((!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) && rc == LM_OK) {
+      rc = lm_error_set(err, LM_ESQL, "pipeline out of step: expected its sync point");
+      *failed = n ? n - 1 : 0;
+    }
+    PQclear(r);
+  }
+  if (PQstatus(conn) == CONNECTION_BAD && rc == LM_OK) {
+    rc = libpq_error(conn, n ? sqls[n - 1] : "", err);
+    *failed = n ? n - 1 : 0;
+  }
+  if (!PQexitPipelineMode(conn) && rc == LM_OK) {
+    rc = libpq_error(conn, n ? sqls[n - 1] : "", err);
+    *failed = n ? n - 1 : 0;
+  }
+  return rc;
 }
 
 /* Appends s to buf (size cap) escaping nothing: values shown here are for people. */

@@ -40,6 +40,21 @@ typedef struct lm_stmt {
  * reported with the failing statement's own text as lm_exec reports it. */
 int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err);
 
+/* Sends one statement without waiting for its result (libpq pipeline mode, entered here;
+ * a BEGIN held back by lm_conn_defer_begin goes first). It stays in libpq's buffer until
+ * the next one is queued or the sync, which saves a message for a migration's last
+ * statement. Returns how many statements went
+ * (1, or 2 with the BEGIN), or a negative code with err filled. Nothing else may be sent on
+ * conn until lm_conn_pipe_sync has collected the results. */
+int lm_conn_queue(PGconn *conn, const char *sql, lm_error *err);
+
+/* Collects the results of the n statements lm_conn_queue sent (sqls: their texts in order)
+ * and leaves pipeline mode. On failure fills err as lm_exec would for the first statement
+ * that failed, sets *failed to its index (the server skipped the ones after it) and returns
+ * the code; *failed is n on success. */
+int lm_conn_pipe_sync(PGconn *conn, const char *const *sqls, size_t n, size_t *failed,
+                      lm_error *err);
+
 /* Holds back a BEGIN on conn: it is sent with the next lm_exec or lm_exec_batch there (in
  * one message with a simple-protocol statement, or first in the pipeline), saving the round
  * trip. lm_conn_begin_pending says whether it is still unsent (the transaction has, for the

@@ -226,6 +226,7 @@ static int set_local_timeouts(lm_app *app, lm_error *err) {
 /* Ends a failed step's transaction: a BEGIN still held back is dropped unsent, an open
  * transaction rolled back. */
 static void rollback(PGconn *conn) {
+  lm_pipe_discard();
   lm_conn_forget_begin(conn);
   if (PQtransactionStatus(conn) == PQTRANS_IDLE) return;
   lm_error rb = {0};
@@ -457,13 +458,16 @@ static int l_autocommit(lua_State *L) {
   lm_app *app = j->app;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   if (j->block) return luaL_error(L, "op.autocommit_block: blocks do not nest");
+  lm_pipe_sync(L); /* what is queued belongs to the transaction the COMMIT ends */
   lm_error err = {0};
   int rc = journal_flush(j, &err);
   if (rc == LM_OK) rc = simple(app->conn, "COMMIT", &err);
   if (rc) return lm_raise_error(L, &err);
   j->block = ++j->nblocks;
   lua_pushvalue(L, 1);
+  lm_pipe_suspend(1); /* each statement is journaled and commits on its own */
   int st = lm_pcall(L, 0, 0);
+  lm_pipe_suspend(-1);
   j->block = 0;
   rc = simple(app->conn, "BEGIN", &err);
   if (rc == LM_OK) rc = lm_lock_fence(&app->lock, app->conn, &err);
@@ -498,6 +502,13 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   lm_push_conn(L, app->conn, 1);
   int conn_idx = lua_gettop(L);
   if (app->dry_run) lm_conn_set_trace(L, conn_idx, 1);
+  /* The ops' statements go without waiting for their results, unless a dry run or -v
+   * shows each with its timing (docs/performance.md). */
+  const int pipelined = app->cfg.pipeline && !app->dry_run && !lm_log_verbose();
+  lm_push_conn(L, app->conn, 1);
+  int queue_idx = lua_gettop(L);
+  lm_conn_set_queue(L, queue_idx, 1);
+  if (pipelined) lm_pipe_enable(L, app->conn);
   push_x_args(L, app);
   int x_idx = lua_gettop(L);
   /* Upgrades journal their statements (online; dry runs list autocommit blocks instead). */
@@ -537,6 +548,10 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lua_remove(L, -2);
     lm_ctx_begin(L, conn_idx, x_idx);
     lua_getfield(L, LUA_REGISTRYINDEX, LM_CTX_KEY);
+    if (pipelined) {
+      lua_pushvalue(L, queue_idx);
+      lua_setfield(L, -2, "queue");
+    }
     if (app->dry_run) {
       lua_pushcfunction(L, l_dry_autocommit);
       lua_setfield(L, -2, "autocommit_block");
@@ -548,6 +563,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       lua_pushcclosure(L, l_autocommit, 1);
       lua_setfield(L, -2, "autocommit_block");
       lm_conn_set_hook(L, conn_idx, &hook);
+      lm_conn_set_hook(L, queue_idx, &hook);
     } else {
       lua_pushlightuserdata(L, app);
       lua_pushcclosure(L, l_on_begin, 1);
@@ -555,8 +571,19 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     }
     lua_pop(L, 1);
     int st = lm_pcall(L, 0, 0);
+    if (pipelined) {
+      /* The queued statements' results: a failure among them came before anything that
+       * failed after them, so it is the step's error. */
+      lua_pushcfunction(L, lm_pipe_l_sync);
+      int sst = lm_pcall(L, 0, 0);
+      if (sst != LUA_OK) {
+        if (st != LUA_OK) lua_remove(L, -2);
+        st = sst;
+      }
+    }
     lm_ctx_end(L);
     lm_conn_set_hook(L, conn_idx, NULL);
+    lm_conn_set_hook(L, queue_idx, NULL);
     if (st != LUA_OK) {
       step_error(app, idx, upgrade, from, to, err);
       if (j.nblocks) {
@@ -648,9 +675,11 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   }
 out:
   journal_reset(&j, -1, NULL);
+  if (pipelined) lm_pipe_enable(L, NULL);
   lm_conn_forget_begin(app->conn);
   lm_cancel_set_conn(NULL);
   lm_conn_detach(L, conn_idx);
+  lm_conn_detach(L, queue_idx);
   lua_settop(L, top);
   return rc;
 }

@@ -37,6 +37,7 @@ downgrade = nil
 ---@field url? string libpq URI or key=value conninfo (--url and $DATABASE_URL beat it)
 ---@field version_table? string may be schema.table (default "luamigrate_version")
 ---@field transaction_per_migration? boolean false: the whole run is one transaction (default true)
+---@field pipeline? boolean false: each op's statement waits for its result (default true)
 ---@field lock_timeout? number seconds to wait for another run's lock (default: forever)
 ---@field migration_lock_timeout? string SET LOCAL lock_timeout in each migration, e.g. "5s"
 ---@field migration_statement_timeout? string SET LOCAL statement_timeout in each migration

@@ -8,6 +8,7 @@ M.KNOWN = {
   url = "string",
   version_table = "string",
   transaction_per_migration = "boolean",
+  pipeline = "boolean", -- false: each op's statement waits for its result (default true)
   lock_timeout = "number",
   on_changed_file = "string", -- "warn" (default) or "error": an applied file edited since
   migration_lock_timeout = "string", -- SET LOCAL lock_timeout in each migration, e.g. "5s"
@@ -26,6 +27,7 @@ M.DEFAULTS = {
   script_location = "migrations",
   version_table = "luamigrate_version",
   transaction_per_migration = true,
+  pipeline = true,
 }
 
 local function known_names()

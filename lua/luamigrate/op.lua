@@ -35,12 +35,12 @@ local function options(opname, opts, allowed)
   return opts
 end
 
--- Runs (or, offline, emits) each statement for op `opname`.
+-- Runs (or, offline, emits) each statement for op `opname`; ctx.queue sends without waiting.
 local function run(opname, ...)
   local ctx = core.context("op." .. opname)
   for i = 1, select("#", ...) do
     local sql = select(i, ...)
-    if ctx.emit then ctx.emit(sql) else ctx.conn:execute(sql) end
+    if ctx.emit then ctx.emit(sql) else (ctx.queue or ctx.conn):execute(sql) end
   end
 end
 M._run = run

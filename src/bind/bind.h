@@ -18,6 +18,10 @@ int luaopen_luamigrate_core(lua_State *L);
  * LUA_OK or the lua_pcall status with the error table on the stack. */
 int lm_pcall(lua_State *L, int nargs, int nresults);
 
+/* Pushes "path:line" of the innermost stack frame from `level` up that belongs to a user
+ * file (chunk "@path"), or nil: the `where` of lm_pcall's error tables. */
+void lm_push_user_where(lua_State *L, int level);
+
 /* Pushes require(module)[name]. On failure pushes nothing, fills err and returns LM_ERR. */
 int lm_push_module_field(lua_State *L, const char *module, const char *name, lm_error *err);
 
@@ -41,11 +45,28 @@ typedef struct lm_conn_hook {
   void *ud;
 } lm_conn_hook;
 void lm_conn_set_hook(lua_State *L, int idx, const lm_conn_hook *hook);
+/* Pipelined statements (the `pipeline` setting). A Conn marked with lm_conn_set_queue sends
+ * each :execute without waiting for its result when lm_pipe_enable named its connection:
+ * the op layer's statements, whose results nothing reads. Each queued statement keeps the
+ * file:line and traceback of its op, so a failure collected later reads as if raised there.
+ * lm_pipe_sync collects the results (raising the first failure); every other use of the
+ * connection through a Conn syncs first. lm_pipe_suspend(+1/-1) makes queue Conns wait for
+ * each result again (inside pcall, autocommit blocks). lm_pipe_discard drops what is queued
+ * (a failed step, before its rollback). lm_pipe_enable(NULL, ...) ends it all. */
+void lm_conn_set_queue(lua_State *L, int idx, int on);
+void lm_pipe_enable(lua_State *L, PGconn *conn);
+void lm_pipe_sync(lua_State *L);
+int lm_pipe_l_sync(lua_State *L); /* lm_pipe_sync as a lua_CFunction */
+void lm_pipe_suspend(int delta);
+void lm_pipe_discard(void);
 /* Puts an owned connection into the (empty) Conn box at idx. */
 void lm_conn_attach(lua_State *L, int idx, PGconn *conn);
 
 /* Raises the error in err as a structured Lua error table (never returns). */
 int lm_raise_error(lua_State *L, lm_error *err);
+/* The same with the error table's where and traceback given (NULL: lm_pcall's handler
+ * fills them in as usual): an error noticed away from where it was caused. */
+int lm_raise_error_at(lua_State *L, lm_error *err, const char *where, const char *traceback);
 
 /* Run context: the table op.* finds via core.context(). lm_ctx_begin pushes nothing and
  * stores a new context {conn=<Conn at conn_idx>, x=<table at x_idx or empty>, offline=};

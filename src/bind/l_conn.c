@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "bind.h"
+#include "cancel.h"
 #include "conn.h"
 #include "log.h"
 
@@ -15,6 +16,7 @@ typedef struct luaconn {
   int borrowed;             /* not ours to PQfinish */
   int trace;                /* print each statement, its parameters and timing (dry runs) */
   const lm_conn_hook *hook; /* around :execute, or NULL */
+  int queue;                /* :execute may send without waiting (lm_conn_set_queue) */
 } luaconn;
 
 typedef struct luaresult {
@@ -36,6 +38,7 @@ void lm_push_conn(lua_State *L, PGconn *conn, int borrowed) {
   c->borrowed = borrowed;
   c->trace = 0;
   c->hook = NULL;
+  c->queue = 0;
   luaL_setmetatable(L, "luamigrate.Conn");
   c->conn = conn;
 }
@@ -59,6 +62,323 @@ void lm_conn_set_trace(lua_State *L, int idx, int on) {
 void lm_conn_set_hook(lua_State *L, int idx, const lm_conn_hook *hook) {
   luaconn *c = luaL_checkudata(L, idx, "luamigrate.Conn");
   c->hook = hook;
+}
+
+void lm_conn_set_queue(lua_State *L, int idx, int on) {
+  luaconn *c = luaL_checkudata(L, idx, "luamigrate.Conn");
+  c->queue = on;
+}
+
+/* ---- pipelined statements ----------------------------------------------------------
+ * One connection at a time pipelines (the run's work connection), so the state is the
+ * module's. Each entry is a statement sent and not yet answered, with where its op was. */
+enum { PIPE_MAX = 64 }; /* statements in flight before the client waits for them */
+
+typedef struct queued_stmt {
+  char *sql, *where;
+} queued_stmt;
+
+static struct {
+  PGconn *conn;  /* the connection pipelining is on for, or NULL */
+  int suspended; /* > 0: queue Conns wait for each result (pcall, autocommit blocks) */
+  size_t n;
+  queued_stmt q[PIPE_MAX];
+} pl;
+
+static void clear_queue(void) {
+  for (size_t i = 0; i < pl.n; i++) {
+    free(pl.q[i].sql);
+    free(pl.q[i].where);
+  }
+  pl.n = 0;
+}
+
+static int pending(PGconn *conn) {
+  return pl.conn && pl.conn == conn && (pl.n || PQpipelineStatus(conn) != PQ_PIPELINE_OFF);
+}
+
+static size_t queue_texts(const char **sqls) {
+  for (size_t i = 0; i < pl.n; i++) sqls[i] = pl.q[i].sql ? pl.q[i].sql : "";
+  return pl.n;
+}
+
+/* ---- tracebacks of queued statements --------------------------------------------------
+ * An error raised at once gets luaL_traceback's text from lm_pcall's handler. Formatting
+ * that for every queued statement would cost more than the rest of the run (it looks each
+ * frame's function up among the loaded modules), so the frames are kept as they are and
+ * the same text is written only for the statement that failed: "stack traceback:", then per
+ * frame "\n\t<source>:<line>: in <what>", "(...tail calls...)" after a tail call, and the
+ * middle of a deep stack elided. <what> is "function '<module>.<field>'" when a loaded
+ * module holds the function (looked up when the text is written), else the name the calling
+ * code used, "main chunk", "function <source:line>" or "?". */
+enum { TB_HEAD = 10, TB_TAIL = 11 }; /* frames kept either side of an elided middle */
+
+static const char FRAMES_KEY[] = "luamigrate.pipe.frames"; /* slot -> frames of its op */
+
+/* Pushes a table of the frames from `level` on: per frame its "\n\t<source>:<line>: in "
+ * prefix, its function, the name to use when no module holds it, and whether it was a tail
+ * call (an elided middle: its "..." line and false). */
+static void push_frames(lua_State *L, int level) {
+  lua_Debug ar;
+  int last = level;
+  while (lua_getstack(L, last, &ar)) last++;
+  int nframes = last - level, skip_from = -1, skipped = 0;
+  if (nframes > TB_HEAD + TB_TAIL + 1) {
+    skip_from = level + TB_HEAD;
+    skipped = nframes - TB_HEAD - TB_TAIL;
+  }
+  lua_createtable(L, 4 * (nframes < 32 ? nframes : 32), 0);
+  int t = lua_gettop(L), k = 0;
+  for (int lv = level; lua_getstack(L, lv, &ar); lv++) {
+    if (lv == skip_from) {
+      /* the count shown leaves out the frame this line stands in for, as Lua's does */
+      lua_pushfstring(L, "\n\t...\t(skipping %d levels)", skipped - 1);
+      lua_rawseti(L, t, ++k);
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, t, ++k);
+      lua_pushliteral(L, "");
+      lua_rawseti(L, t, ++k);
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, t, ++k);
+      lv += skipped - 1;
+      continue;
+    }
+    lua_getinfo(L, "Slntf", &ar); /* pushes the function */
+    if (ar.currentline > 0)
+      lua_pushfstring(L, "\n\t%s:%d: in ", ar.short_src, ar.currentline);
+    else
+      lua_pushfstring(L, "\n\t%s: in ", ar.short_src);
+    lua_rawseti(L, t, ++k);
+    lua_rawseti(L, t, ++k); /* the function */
+    if (ar.namewhat && *ar.namewhat)
+      lua_pushfstring(L, "%s '%s'", ar.namewhat, ar.name ? ar.name : "?");
+    else if (ar.what && *ar.what == 'm')
+      lua_pushliteral(L, "main chunk");
+    else if (ar.what && *ar.what != 'C')
+      lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
+    else
+      lua_pushliteral(L, "?");
+    lua_rawseti(L, t, ++k);
+    lua_pushboolean(L, ar.istailcall);
+    lua_rawseti(L, t, ++k);
+  }
+}
+
+/* Looks for the function at idx in the loaded modules and in their fields, in the order
+ * lua_next gives; pushes "<module>" or "<module>.<field>" (without a "_G." prefix) and
+ * returns 1, or pushes nothing and returns 0. */
+static int push_module_name(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  int loaded = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, loaded)) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      if (lua_rawequal(L, -1, idx)) {
+        lua_pushvalue(L, -2);
+        lua_replace(L, loaded);
+        lua_settop(L, loaded);
+        return 1;
+      }
+      if (lua_istable(L, -1)) {
+        int mod = lua_gettop(L);
+        lua_pushnil(L);
+        while (lua_next(L, mod)) {
+          if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, idx)) {
+            const char *m = lua_tostring(L, mod - 1);
+            if (!strcmp(m, "_G"))
+              lua_pushvalue(L, -2);
+            else
+              lua_pushfstring(L, "%s.%s", m, lua_tostring(L, -2));
+            lua_replace(L, loaded);
+            lua_settop(L, loaded);
+            return 1;
+          }
+          lua_pop(L, 1);
+        }
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, loaded - 1);
+  return 0;
+}
+
+/* Pushes the traceback text of queue slot `slot` and returns it (NULL: none kept). */
+static const char *push_traceback(lua_State *L, size_t slot) {
+  lua_getfield(L, LUA_REGISTRYINDEX, FRAMES_KEY);
+  if (!lua_istable(L, -1) || lua_rawgeti(L, -1, (lua_Integer)slot + 1) != LUA_TTABLE) {
+    lua_pop(L, 2);
+    return NULL;
+  }
+  int frames = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "stack traceback:");
+  for (lua_Integer k = 1; lua_rawgeti(L, frames, k) == LUA_TSTRING; k += 4) {
+    luaL_addvalue(&b); /* the prefix */
+    if (lua_rawgeti(L, frames, k + 1) == LUA_TFUNCTION && push_module_name(L, -1)) {
+      lua_pushfstring(L, "function '%s'", lua_tostring(L, -1));
+      lua_remove(L, -2);
+      lua_remove(L, -2);
+    } else {
+      lua_pop(L, 1);
+      lua_rawgeti(L, frames, k + 2);
+    }
+    luaL_addvalue(&b);
+    lua_rawgeti(L, frames, k + 3);
+    if (lua_toboolean(L, -1)) luaL_addstring(&b, "\n\t(...tail calls...)");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1); /* the nil that ended the loop */
+  luaL_pushresult(&b);
+  lua_replace(L, frames - 1);
+  lua_settop(L, frames - 1);
+  return lua_tostring(L, -1);
+}
+
+void lm_pipe_discard(void) {
+  if (pl.conn && PQpipelineStatus(pl.conn) != PQ_PIPELINE_OFF) {
+    const char *sqls[PIPE_MAX];
+    size_t failed;
+    lm_error ignore = {0};
+    lm_conn_pipe_sync(pl.conn, sqls, queue_texts(sqls), &failed, &ignore);
+    lm_error_clear(&ignore);
+  }
+  clear_queue();
+}
+
+void lm_pipe_sync(lua_State *L) {
+  if (!pl.conn || !pending(pl.conn)) return;
+  const char *sqls[PIPE_MAX];
+  size_t failed;
+  lm_error err = {0};
+  int rc = lm_conn_pipe_sync(pl.conn, sqls, queue_texts(sqls), &failed, &err);
+  if (rc == LM_OK) {
+    clear_queue();
+    return;
+  }
+  if (lm_cancel_requested()) {
+    /* The signal cancelled the statement: say so as its hook would have, but at the op's
+     * file:line (the hook, still armed, would raise again where there is none). */
+    lua_sethook(L, NULL, 0, 0);
+    lm_error_clear(&err);
+    lm_error_set(&err, LM_ERR, "interrupted by signal: the migration in progress is rolled back");
+  }
+  /* Raised as the failing statement's op would have raised it (Lua copies of the strings:
+   * the queue is freed first, so nothing leaks through the raise). */
+  const char *where = NULL, *tb = NULL;
+  if (failed < pl.n) {
+    where = pl.q[failed].where ? lua_pushstring(L, pl.q[failed].where) : NULL;
+    tb = push_traceback(L, failed);
+  }
+  clear_queue();
+  lm_raise_error_at(L, &err, where, tb);
+}
+
+int lm_pipe_l_sync(lua_State *L) {
+  lm_pipe_sync(L);
+  return 0;
+}
+
+void lm_pipe_suspend(int delta) {
+  pl.suspended += delta;
+}
+
+/* Sends sql without waiting, remembering the op's file:line and stack frames as an error
+ * raised here would show them (level 0: this C function, as lm_pcall's handler sees the
+ * function that raised at its level 1). */
+static void queue_statement(lua_State *L, luaconn *c, const char *sql) {
+  lm_push_user_where(L, 0);
+  const char *where = lua_tostring(L, -1);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, FRAMES_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, PIPE_MAX, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, FRAMES_KEY);
+  }
+  int slots = lua_gettop(L);
+  push_frames(L, 0);
+  lm_error err = {0};
+  int sent = lm_conn_queue(c->conn, sql, &err);
+  if (sent < 0) {
+    lm_pipe_discard();
+    lm_raise_error(L, &err);
+  }
+  for (int i = 0; i < sent; i++) {
+    queued_stmt *q = &pl.q[pl.n++];
+    q->sql = strdup(i + 1 < sent ? "BEGIN" : sql);
+    q->where = where ? strdup(where) : NULL;
+    lua_pushvalue(L, slots + 1);
+    lua_rawseti(L, slots, (lua_Integer)pl.n);
+  }
+  lua_settop(L, slots - 2);
+}
+
+/* pcall and xpcall while pipelining: the statements queued so far are collected first (a
+ * failure among them is raised here, outside the protected call, as it would have been
+ * raised before it), and the protected function's statements each wait for their result,
+ * so an error it catches leaves the transaction as it would without pipelining. */
+static int finish_pcall(lua_State *L, int status, lua_KContext extra) {
+  pl.suspended--;
+  if (status != LUA_OK && status != LUA_YIELD) {
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, -2);
+    return 2;
+  }
+  return lua_gettop(L) - (int)extra;
+}
+
+static int l_pcall(lua_State *L) {
+  luaL_checkany(L, 1);
+  lm_pipe_sync(L);
+  lua_pushboolean(L, 1);
+  lua_insert(L, 1);
+  pl.suspended++;
+  int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall);
+  return finish_pcall(L, status, 0);
+}
+
+static int l_xpcall(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lm_pipe_sync(L);
+  lua_pushboolean(L, 1);
+  lua_pushvalue(L, 1);
+  lua_rotate(L, 3, 2);
+  pl.suspended++;
+  int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
+  return finish_pcall(L, status, 2);
+}
+
+/* Swaps the globals pcall/xpcall with the versions above (saved in the registry) and back. */
+static void swap_global(lua_State *L, const char *name, const char *key, lua_CFunction fn) {
+  if (fn) {
+    lua_getglobal(L, name);
+    lua_setfield(L, LUA_REGISTRYINDEX, key);
+    lua_pushcfunction(L, fn);
+    lua_setglobal(L, name);
+  } else if (lua_getfield(L, LUA_REGISTRYINDEX, key) != LUA_TNIL) {
+    lua_setglobal(L, name);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, key);
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
+void lm_pipe_enable(lua_State *L, PGconn *conn) {
+  if (pl.conn) {
+    lm_pipe_discard();
+    swap_global(L, "pcall", "luamigrate.pcall", NULL);
+    swap_global(L, "xpcall", "luamigrate.xpcall", NULL);
+  }
+  pl.conn = conn;
+  pl.suspended = 0;
+  if (conn) {
+    swap_global(L, "pcall", "luamigrate.pcall", l_pcall);
+    swap_global(L, "xpcall", "luamigrate.xpcall", l_xpcall);
+  }
 }
 
 static luaconn *checkbox(lua_State *L) {
@@ -162,10 +482,28 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
   /* -v shows the statement on stderr as it starts, unless a dry run traces it anyway. */
   int verbose = !c->trace && lm_log_verbose();
   const lm_conn_hook *hook = hooked ? c->hook : NULL;
+  /* Not inside a coroutine (an error raised there carries the main thread's traceback),
+   * and only inside the migration's transaction: after a COMMIT in op.execute each
+   * statement commits on its own, which a pipeline's implicit transaction would not do. */
+  int queue = c->queue && hooked && n == 0 && !c->trace && pl.conn == c->conn && !pl.suspended;
+  if (queue) {
+    queue = lua_pushthread(L);
+    lua_pop(L, 1);
+  }
+  if (queue && PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF)
+    queue = lm_conn_begin_pending(c->conn) || PQtransactionStatus(c->conn) == PQTRANS_INTRANS;
+  if (queue && pl.n + 2 > PIPE_MAX) lm_pipe_sync(L); /* room for it and a held-back BEGIN */
+  if (!queue && pending(c->conn)) lm_pipe_sync(L);
   if (hook) {
     int skip = hook->before(hook->ud, sql, n, vals, &err);
     if (skip < 0) lm_raise_error(L, &err);
     if (skip) return NULL;
+  }
+  if (queue) {
+    queue_statement(L, c, sql);
+    /* The hook's `after` matters only inside autocommit blocks, which never queue. */
+    if (hook) hook->after(hook->ud, NULL);
+    return NULL;
   }
   if (c->trace) {
     trace_statement(sql, n, vals);
@@ -247,6 +585,7 @@ static int l_conn_status(lua_State *L) {
     lua_pushliteral(L, "closed");
     return 1;
   }
+  if (pending(c->conn)) lm_pipe_sync(L);
   const char *s = "unknown";
   /* A BEGIN held back for the next statement counts as sent. */
   switch (lm_conn_begin_pending(c->conn) ? PQTRANS_INTRANS : PQtransactionStatus(c->conn)) {

@@ -10,11 +10,9 @@ int luaopen_luamigrate_conn(lua_State *L);
 int luaopen_luamigrate_dag(lua_State *L);
 int luaopen_luamigrate_lock(lua_State *L);
 
-/* Finds the innermost stack frame that belongs to a user file (chunk "@path") and pushes
- * "path:line", or nil. */
-static void push_user_where(lua_State *L) {
+void lm_push_user_where(lua_State *L, int level) {
   lua_Debug ar;
-  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+  for (; lua_getstack(L, level, &ar); level++) {
     if (!lua_getinfo(L, "Sl", &ar)) continue;
     if (ar.source && ar.source[0] == '@' && ar.currentline > 0) {
       lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
@@ -45,7 +43,7 @@ static int msghandler(lua_State *L) {
   }
   lua_pop(L, 1);
   if (lua_getfield(L, 1, "where") == LUA_TNIL) {
-    push_user_where(L);
+    lm_push_user_where(L, 1);
     lua_setfield(L, 1, "where");
   }
   lua_pop(L, 1);
@@ -131,7 +129,13 @@ static void set_str(lua_State *L, const char *name, const char *v) {
 }
 
 int lm_raise_error(lua_State *L, lm_error *err) {
-  lua_createtable(L, 0, 8);
+  return lm_raise_error_at(L, err, NULL, NULL);
+}
+
+int lm_raise_error_at(lua_State *L, lm_error *err, const char *where, const char *traceback) {
+  lua_createtable(L, 0, 10);
+  set_str(L, "where", where);
+  set_str(L, "traceback", traceback);
   set_str(L, "message", err->message ? err->message : "error");
   set_str(L, "detail", err->detail);
   set_str(L, "hint", err->hint);

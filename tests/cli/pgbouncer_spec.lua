@@ -71,6 +71,16 @@ describe("through PgBouncer in transaction pooling mode", function()
       .. "  op.execute(\"INSERT INTO migration_log (rev, direction) VALUES ($1, 'up')\", { revision })\n",
       "  op.drop_index('t1_id')\n")
     ids[21] = "21abcdef0123"
+    -- and one has ops whose statements are pipelined (pipeline = true, the default)
+    for path, text in pairs(files) do
+      if path:find(ids[5], 1, true) then
+        files[path] = text:gsub("function upgrade%(%)\n", "function upgrade()\n"
+          .. "  op.create_table('p5', sa.Column('id', sa.Integer))\n"
+          .. "  op.add_column('p5', sa.Column('v', sa.Text))\n"
+          .. "  op.create_index('p5_v', 'p5', { 'v' })\n", 1)
+          :gsub("function downgrade%(%)\n", "function downgrade()\n  op.drop_table('p5')\n", 1)
+      end
+    end
     dir = cli.project { files = files }
     url, dbname = pg.new_db("bouncer")
     burl = ("host=%s port=%s dbname=%s user=postgres"):format(bdir, bport, dbname)
@@ -112,6 +122,7 @@ describe("through PgBouncer in transaction pooling mode", function()
       assert.equal(tostring(n), pg.psql(url, "SELECT count(DISTINCT rev) FROM migration_log"))
       assert.equal(ids[n], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
       assert.equal(tostring(n), pg.psql(url, "SELECT count(*) FROM luamigrate_version_history"))
+      assert.equal("t", pg.psql(url, "SELECT count(*) = 1 FROM pg_indexes WHERE indexname = 'p5_v'"))
       if mode == "table" then
         assert.equal("t", pg.psql(url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't1_id'::regclass"))
         assert.equal("0", pg.psql(url, "SELECT count(*) FROM luamigrate_version_lock"))
@@ -121,6 +132,7 @@ describe("through PgBouncer in transaction pooling mode", function()
       assert.equal(0, r.code, r.err)
       assert.equal("0", pg.psql(url, "SELECT count(*) FROM luamigrate_version"))
       assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'"))
+      assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('p5')::text, '')"))
     end)
   end
 end)
