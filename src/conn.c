@@ -193,6 +193,21 @@ static int exec_after_begin(PGconn *conn, const char *sql, PGresult **res, lm_er
   return rc;
 }
 
+/* Reads what is left of one statement's results in pipeline mode, up to the NULL that ends
+ * them. */
+static void drain_to_end(PGconn *conn) {
+  PGresult *end;
+  while ((end = PQgetResult(conn)) != NULL) PQclear(end);
+}
+
+/* Reads the sync point's result; 1 when it is one. */
+static int read_sync(PGconn *conn) {
+  PGresult *r = PQgetResult(conn);
+  int ok = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+  PQclear(r);
+  return ok;
+}
+
 static const lm_stmt begin_stmt = {.sql = "BEGIN"};
 
 /* Sends stmts (after a held-back BEGIN when with_begin) in pipeline mode with one sync and
@@ -233,18 +248,10 @@ static int pipeline(PGconn *conn, int with_begin, lm_stmt *stmts, size_t n, lm_e
         PQclear(r);
       if (!r) break;
     }
-    PGresult *end = PQgetResult(conn); /* each statement's results end with a NULL */
-    while (end) {
-      PQclear(end);
-      end = PQgetResult(conn);
-    }
+    drain_to_end(conn);
   }
-  if (synced && PQstatus(conn) != CONNECTION_BAD) {
-    PGresult *r = PQgetResult(conn);
-    if ((!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) && rc == LM_OK)
-      rc = lm_error_set(err, LM_ESQL, "pipeline out of step: expected its sync point");
-    PQclear(r);
-  }
+  if (synced && PQstatus(conn) != CONNECTION_BAD && !read_sync(conn) && rc == LM_OK)
+    rc = lm_error_set(err, LM_ESQL, "pipeline out of step: expected its sync point");
   if (!PQexitPipelineMode(conn) && rc == LM_OK)
     rc = libpq_error(conn, n ? stmts[n - 1].sql : "BEGIN", err);
   if (rc)
@@ -338,19 +345,11 @@ int lm_conn_pipe_sync(PGconn *conn, const char *const *sqls, size_t n, size_t *f
       }
       if (!r) break;
     }
-    PGresult *end = PQgetResult(conn); /* each statement's results end with a NULL */
-    while (end) {
-      PQclear(end);
-      end = PQgetResult(conn);
-    }
+    drain_to_end(conn);
   }
-  if (synced && PQstatus(conn) != CONNECTION_BAD) {
-    PGresult *r = PQgetResult(conn);
-    if ((!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) && rc == LM_OK) {
-      rc = lm_error_set(err, LM_ESQL, "pipeline out of step: expected its sync point");
-      *failed = n ? n - 1 : 0;
-    }
-    PQclear(r);
+  if (synced && PQstatus(conn) != CONNECTION_BAD && !read_sync(conn) && rc == LM_OK) {
+    rc = lm_error_set(err, LM_ESQL, "pipeline out of step: expected its sync point");
+    *failed = n ? n - 1 : 0;
   }
   if (PQstatus(conn) == CONNECTION_BAD && rc == LM_OK) {
     rc = libpq_error(conn, n ? sqls[n - 1] : "", err);
