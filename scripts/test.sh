@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Every test: installs what is missing, builds, starts a throwaway PostgreSQL, runs the
-# whole ctest suite (C unit tests; busted unit, integration and cli tiers), then the same
-# suite again on the AddressSanitizer + UndefinedBehaviorSanitizer build; then clang-tidy,
-# a set of CLI specs under valgrind memcheck, the libFuzzer targets for a bounded time, and
-# the .deb installed and run on a freshly debootstrapped Debian 12. Each of the last four is
-# a script of its own (scripts/lint_c.sh, memcheck.sh, fuzz.sh, test_deb.sh).
+# Every test: installs what is missing, builds, and runs two lanes side by side, each with a
+# throwaway PostgreSQL of its own:
+#   lane 1: the whole ctest suite on build/ (C unit tests; busted unit, integration and one
+#           test per cli spec file), then clang-tidy, then a set of CLI specs under valgrind
+#           memcheck (scripts/lint_c.sh, scripts/memcheck.sh);
+#   lane 2: the same ctest suite on the AddressSanitizer + UndefinedBehaviorSanitizer build
+#           (build-asan/), then the libFuzzer targets for a bounded time (scripts/fuzz.sh),
+#           then the .deb installed and run on a freshly debootstrapped Debian 12
+#           (scripts/test_deb.sh).
+# Each lane writes a log; both are printed in full when they end, then a summary. The lanes
+# share nothing but the machine: separate build trees, servers and temporary directories.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,37 +17,95 @@ bash scripts/deps.sh
 bash scripts/build.sh
 bash scripts/build.sh --sanitize
 
-pgdir=$(mktemp -d /tmp/luamigrate-test.XXXXXX)
-trap 'bash scripts/pg.sh stop "$pgdir"' EXIT
-eval "$(bash scripts/pg.sh start "$pgdir")"
+work=$(mktemp -d /tmp/luamigrate-test.XXXXXX)
+cleanup() {
+  bash scripts/pg.sh stop "$work/pg1" || true
+  bash scripts/pg.sh stop "$work/pg2" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
-status=0
-echo "== tests (build/)"
-ctest --test-dir build --output-on-failure || status=1
+# Runs one step of a lane: a header, the command, its status recorded as "name rc seconds".
+step() {
+  local lane=$1 name=$2
+  shift 2
+  local t0=$SECONDS rc=0
+  echo "== $name"
+  "$@" || rc=$?
+  echo "$name $rc $((SECONDS - t0))" >>"$work/$lane.status"
+  return 0
+}
+
+# Starts this lane's server and exports its PG* variables into the lane.
+server() {
+  local exports
+  exports=$(bash scripts/pg.sh start "$work/$1") || { echo "the test server did not start"; return 1; }
+  eval "$exports"
+}
+
+lane1() {
+  server pg1 || return 1
+  step lane1 "tests (build/)" ctest --test-dir build --output-on-failure
+  step lane1 "clang-tidy (src/, src/bind/)" bash scripts/lint_c.sh
+  step lane1 "CLI specs under valgrind memcheck (build/)" bash scripts/memcheck.sh
+}
 
 # The busted tiers load core.so into an uninstrumented lua5.4, so the sanitizer runtime is
 # preloaded for them. Leak checking stays on for the C tests only: the busted tiers' setting
 # reaches the binaries they start too, so the CLI's leaks are the memcheck tier's to find.
-echo "== tests under ASan + UBSan (build-asan/)"
-asan_rt=$(gcc -print-file-name=libasan.so)
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -R '^c_' || status=1
-LD_PRELOAD="$asan_rt" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -R '^busted_' || status=1
+asan_c() {
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -R '^c_'
+}
+asan_busted() {
+  LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -R '^busted_'
+}
 
-echo "== clang-tidy (src/, src/bind/)"
-bash scripts/lint_c.sh || status=1
+lane2() {
+  server pg2 || return 1
+  step lane2 "C tests under ASan + UBSan (build-asan/)" asan_c
+  step lane2 "busted tiers under ASan + UBSan (build-asan/)" asan_busted
+  step lane2 "fuzz targets, 60 s each (build-fuzz/)" bash scripts/fuzz.sh 60
+  # The package as a user gets it: cpack's .deb, apt-get installed into a fresh minimal
+  # bookworm (so its Depends are resolved for real), run there against this lane's server.
+  step lane2 "packaging: the .deb on a fresh Debian 12 (scripts/test_deb.sh)" bash scripts/test_deb.sh build
+}
 
-echo "== CLI specs under valgrind memcheck (build/)"
-bash scripts/memcheck.sh || status=1
+t0=$SECONDS
+(lane1) >"$work/lane1.log" 2>&1 &
+pid1=$!
+(lane2) >"$work/lane2.log" 2>&1 &
+pid2=$!
+wait "$pid1" || true
+wait "$pid2" || true
 
-echo "== fuzz targets, 60 s each (build-fuzz/)"
-bash scripts/fuzz.sh 60 || status=1
+echo "######## lane 1: build/, clang-tidy, memcheck"
+cat "$work/lane1.log"
+echo "######## lane 2: build-asan/, fuzz, packaging"
+cat "$work/lane2.log"
 
-# The package as a user gets it: cpack's .deb, apt-get installed into a fresh minimal
-# bookworm (so its Depends are resolved for real), run there against this server over TCP.
-echo "== packaging: the .deb installed and run on a fresh Debian 12 (scripts/test_deb.sh)"
-bash scripts/test_deb.sh build || status=1
-
+echo "######## summary ($((SECONDS - t0)) s for both lanes)"
+status=0
+for lane in lane1 lane2; do
+  if [ ! -s "$work/$lane.status" ]; then
+    echo "$lane: did not run (its server failed to start?)"
+    status=1
+    continue
+  fi
+  while read -r line; do
+    rc=$(awk '{print $(NF-1)}' <<<"$line")
+    secs=$(awk '{print $NF}' <<<"$line")
+    name=${line% * *}
+    if [ "$rc" -eq 0 ]; then echo "ok     ${secs}s  $name"; else echo "FAILED ${secs}s  $name (rc $rc)"; status=1; fi
+  done <"$work/$lane.status"
+done
+# Lane 1 has three steps and lane 2 four; one missing means a lane stopped early.
+[ "$(cat "$work"/lane*.status | wc -l)" -eq 7 ] || { echo "a lane stopped before its last step"; status=1; }
+# ctest's own counts from the three ctest runs, added up.
+counts=$(cat "$work"/lane*.log | sed -n 's/.* tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\1 \2/p' |
+  awk '{f += $1; n += $2} END {print n - f, f}')
+read -r passed failed <<<"$counts"
+echo "ctest: ${passed:-0} passed, ${failed:-0} failed"
 exit $status
