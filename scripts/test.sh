@@ -18,6 +18,7 @@ bash scripts/build.sh
 bash scripts/build.sh --sanitize
 
 work=$(mktemp -d /tmp/luamigrate-test.XXXXXX)
+chmod 755 "$work" # the servers run as postgres, which must reach their directories
 cleanup() {
   bash scripts/pg.sh stop "$work/pg1" || true
   bash scripts/pg.sh stop "$work/pg2" || true
