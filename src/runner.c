@@ -145,12 +145,6 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
   size_t np = lm_dag_parents(app->dag, idx, &parents);
   char *pids = space_ids(app->dag, parents, np);
   const char *self = lm_dag_id(app->dag, idx);
-  char *content = NULL;
-  size_t clen = 0;
-  lm_error ignore = {0};
-  /* A file that vanished since loading still gets its step recorded, without a checksum. */
-  lm_read_file(lm_dag_path(app->dag, idx), &content, &clen, &ignore);
-  lm_error_clear(&ignore);
   lm_vt_record rec = {
       .revision = self,
       .operation = upgrade ? "upgrade" : "downgrade",
@@ -158,14 +152,12 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
       .to_ids = upgrade ? self : (pids ? pids : ""),
       .message = lm_dag_doc(app->dag, idx),
       .file = lm_dag_path(app->dag, idx),
-      .content = content,
-      .content_len = clen,
+      .checksum = lm_loader_checksum(app, idx), /* of the bytes that ran */
       .started_at = started,
       .duration_ms = (wall_s() - started) * 1000.0,
   };
   int rc = lm_vt_step(&app->vt, app->conn, changes, (size_t)nops, &rec, err);
   free(pids);
-  free(content);
   return rc;
 }
 

@@ -206,39 +206,96 @@ int lm_vt_purge(lm_vt *vt, PGconn *conn, lm_error *err) {
   return exec_fmt(conn, err, NULL, 0, NULL, "DELETE FROM %s%s", vt->table, "");
 }
 
-/* The history row's statement and parameters; vals/lens/fmts have 11 slots, host 256. */
-static void history_stmt(const lm_vt *vt, const lm_vt_record *rec, char *sql, size_t cap,
-                         char *started, char *duration, char *host, const char **vals, int *lens,
-                         int *fmts) {
-  snprintf(started, 64, "%.6f", rec->started_at);
-  snprintf(duration, 64, "%.3f", rec->duration_ms);
-  if (gethostname(host, 255) != 0) host[0] = '\0';
-  host[255] = '\0';
+/* A copy of s that is valid UTF-8: each byte that does not begin a well-formed sequence
+ * becomes the four characters \xNN. The history's text columns take the user's name, the
+ * host, file paths and docstrings as they come; a stray Latin-1 byte there must neither fail
+ * a migration at its history insert nor be lost silently. NULL for NULL, or out of memory. */
+static char *utf8_clean(const char *s) {
+  if (!s) return NULL;
+  size_t n = strlen(s);
+  char *out = malloc(4 * n + 1), *w = out;
+  if (!out) return NULL;
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  while (p < end) {
+    size_t len = *p < 0x80                  ? 1
+                 : *p >= 0xC2 && *p <= 0xDF ? 2
+                 : *p >= 0xE0 && *p <= 0xEF ? 3
+                 : *p >= 0xF0 && *p <= 0xF4 ? 4
+                                            : 0;
+    int ok = len > 0 && (size_t)(end - p) >= len;
+    for (size_t i = 1; ok && i < len; i++) ok = (p[i] & 0xC0) == 0x80;
+    /* overlong three- and four-byte forms, surrogates, beyond U+10FFFF */
+    if (ok && len == 3) ok = !(p[0] == 0xE0 && p[1] < 0xA0) && !(p[0] == 0xED && p[1] >= 0xA0);
+    if (ok && len == 4) ok = !(p[0] == 0xF0 && p[1] < 0x90) && !(p[0] == 0xF4 && p[1] >= 0x90);
+    if (ok) {
+      memcpy(w, p, len);
+      w += len;
+      p += len;
+    } else {
+      w += sprintf(w, "\\x%02X", *p);
+      p++;
+    }
+  }
+  *w = '\0';
+  return out;
+}
+
+/* The history row's statement and parameters. The texts that come from outside luamigrate
+ * (message, file, os_user, hostname) go as UTF-8 bytes decoded by the server
+ * (convert_from), so they read the same whatever the connection's client_encoding. */
+typedef struct history_row {
+  char sql[2048], started[64], duration[64], host[256];
+  char *text[4]; /* message, file, os user, host: valid UTF-8, owned */
+  const char *vals[11];
+  int lens[11], fmts[11];
+} history_row;
+
+static void history_free(history_row *h) {
+  for (int i = 0; i < 4; i++) free(h->text[i]);
+}
+
+static int history_stmt(const lm_vt *vt, const lm_vt_record *rec, history_row *h, lm_error *err) {
+  memset(h, 0, sizeof *h);
+  snprintf(h->started, sizeof h->started, "%.6f", rec->started_at);
+  snprintf(h->duration, sizeof h->duration, "%.3f", rec->duration_ms);
+  if (gethostname(h->host, 255) != 0) h->host[0] = '\0';
+  h->host[255] = '\0';
   const char *user = getenv("USER");
   if (!user) user = getenv("LOGNAME");
-  const char *v[11] = {rec->revision, rec->operation, rec->from_ids,        rec->to_ids,
-                       rec->message,  rec->file,      rec->content,         started,
-                       duration,      user,           host[0] ? host : NULL};
-  memcpy(vals, v, sizeof v);
-  memset(lens, 0, 11 * sizeof *lens);
-  memset(fmts, 0, 11 * sizeof *fmts);
-  lens[6] = (int)rec->content_len;
-  fmts[6] = 1; /* file bytes go binary: any encoding, any byte */
-  snprintf(sql, cap,
+  const char *raw[4] = {rec->message, rec->file, user, h->host[0] ? h->host : NULL};
+  for (int i = 0; i < 4; i++)
+    if (raw[i] && !(h->text[i] = utf8_clean(raw[i]))) {
+      history_free(h);
+      return lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+  const char *v[11] = {rec->revision, rec->operation, rec->from_ids, rec->to_ids,
+                       h->text[0],    h->text[1],     rec->checksum, h->started,
+                       h->duration,   h->text[2],     h->text[3]};
+  memcpy(h->vals, v, sizeof v);
+  static const int binary[] = {4, 5, 9, 10};
+  for (int i = 0; i < 4; i++) {
+    int k = binary[i];
+    h->fmts[k] = 1;
+    h->lens[k] = h->vals[k] ? (int)strlen(h->vals[k]) : 0;
+  }
+  snprintf(h->sql, sizeof h->sql,
            "INSERT INTO %s (revision, operation, from_revisions, to_revisions, message, file, "
            "checksum, started_at, duration_ms, os_user, hostname, luamigrate_version) "
-           "VALUES ($1, $2, string_to_array($3, ' '), string_to_array($4, ' '), $5, $6, "
-           "encode(sha256($7::bytea), 'hex'), to_timestamp($8::double precision), $9, $10, "
-           "$11, '" LM_VERSION "')",
+           "VALUES ($1, $2, string_to_array($3, ' '), string_to_array($4, ' '), "
+           "convert_from($5::bytea, 'UTF8'), convert_from($6::bytea, 'UTF8'), $7, "
+           "to_timestamp($8::double precision), $9, convert_from($10::bytea, 'UTF8'), "
+           "convert_from($11::bytea, 'UTF8'), '" LM_VERSION "')",
            vt->history);
+  return LM_OK;
 }
 
 int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error *err) {
-  char sql[2048], started[64], duration[64], host[256];
-  const char *vals[11];
-  int lens[11], fmts[11];
-  history_stmt(vt, rec, sql, sizeof sql, started, duration, host, vals, lens, fmts);
-  return lm_exec(conn, sql, 11, vals, lens, fmts, NULL, err);
+  history_row h;
+  int rc = history_stmt(vt, rec, &h, err);
+  if (rc) return rc;
+  rc = lm_exec(conn, h.sql, 11, h.vals, h.lens, h.fmts, NULL, err);
+  history_free(&h);
+  return rc;
 }
 
 int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
@@ -267,13 +324,16 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
     }
     stmts[i] = (lm_stmt){.sql = sql, .nparams = np, .values = rowvals[i], .keep = 1};
   }
-  char hsql[2048], started[64], duration[64], host[256];
-  const char *hvals[11];
-  int lens[11], fmts[11];
-  history_stmt(vt, rec, hsql, sizeof hsql, started, duration, host, hvals, lens, fmts);
-  stmts[n] =
-      (lm_stmt){.sql = hsql, .values = hvals, .lengths = lens, .formats = fmts, .nparams = 11};
-  int rc = lm_exec_batch(conn, stmts, n + 1, err);
+  history_row h;
+  int rc = history_stmt(vt, rec, &h, err);
+  if (rc) {
+    free(rows);
+    return rc;
+  }
+  stmts[n] = (lm_stmt){
+      .sql = h.sql, .values = h.vals, .lengths = h.lens, .formats = h.fmts, .nparams = 11};
+  rc = lm_exec_batch(conn, stmts, n + 1, err);
+  history_free(&h);
   /* Each row change must have matched one row; checked only now, before the caller commits
    * (the history row, sent with them, goes away with the rollback). */
   for (size_t i = 0; i < n; i++) {
@@ -305,15 +365,4 @@ int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *e
                   "to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') FROM %s "
                   "WHERE operation = 'upgrade' ORDER BY revision, id DESC%s",
                   vt->history, "");
-}
-
-int lm_vt_checksum(PGconn *conn, const char *content, size_t len, char *out, lm_error *err) {
-  PGresult *res = NULL;
-  const char *vals[1] = {content};
-  int lens[1] = {(int)len}, fmts[1] = {1};
-  int rc = lm_exec(conn, "SELECT encode(sha256($1::bytea), 'hex')", 1, vals, lens, fmts, &res, err);
-  if (rc) return rc;
-  snprintf(out, 65, "%s", PQgetvalue(res, 0, 0));
-  PQclear(res);
-  return LM_OK;
 }
