@@ -97,6 +97,8 @@ int lm_vt_apply(lm_app *app, int offline, lm_vt_kind kind, const char *from, con
                 lm_error *err);
 /* Writes one statement of a --sql script ("sql;" and a blank line). */
 void lm_emit_sql(const char *sql);
+/* The script's first statement, SET client_encoding (luamigrate.offline.preamble). */
+int lm_emit_offline_preamble(lm_app *app, lm_error *err);
 int lm_emit_offline_ddl(lm_app *app, lm_error *err);
 
 /* commands.c */

@@ -1233,6 +1233,7 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
   free(f);
   free(t);
   if (a->sql) {
+    if ((rc = lm_emit_offline_preamble(app, err))) goto cleanup;
     fputs("BEGIN;\n\n", stdout);
     if (from_base && (rc = lm_emit_offline_ddl(app, err))) goto cleanup;
   } else if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) {

@@ -706,6 +706,19 @@ static int offline_call(lua_State *L, const char *fn, int nargs, int nres, lm_er
   return LM_OK;
 }
 
+int lm_emit_offline_preamble(lm_app *app, lm_error *err) {
+  lua_State *L = app->L;
+  const char *enc = getenv("PGCLIENTENCODING");
+  if (enc)
+    lua_pushstring(L, enc);
+  else
+    lua_pushnil(L);
+  if (offline_call(L, "preamble", 1, 1, err)) return LM_ERR;
+  lm_emit_sql(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return LM_OK;
+}
+
 int lm_emit_offline_ddl(lm_app *app, lm_error *err) {
   lua_State *L = app->L;
   lua_pushstring(L, app->cfg.version_table);
@@ -759,6 +772,7 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
   push_x_args(L, app);
   int x_idx = lua_gettop(L);
 
+  if ((rc = lm_emit_offline_preamble(app, err))) goto done;
   if (from_base && upgrade) {
     fputs("BEGIN;\n\n", stdout);
     in_tx = 1;
