@@ -72,6 +72,55 @@ void lm_vt_free(lm_vt *vt) {
   memset(vt, 0, sizeof *vt);
 }
 
+/* A server error from one of luamigrate's own statements on its tables gets context: which
+ * table, what luamigrate was doing and expects, and what to do. `doing` is "reading", ...;
+ * `table` the quoted name. Returns rc. Errors that are not the server's pass unchanged. */
+static int explain(int rc, const char *doing, const char *what, const char *table, lm_error *err) {
+  if (rc == LM_OK || !err || !err->sqlstate) return rc;
+  const char *st = err->sqlstate, *hint = NULL;
+  char buf[512];
+  if (!strcmp(st, "42703") || !strcmp(st, "42804") || !strcmp(st, "42P10") ||
+      !strcmp(st, "42809")) {
+    if (!strcmp(what, "version"))
+      snprintf(buf, sizeof buf,
+               "%s is not the table luamigrate made (was it changed by hand?); the version "
+               "table holds version_num varchar(32) NOT NULL PRIMARY KEY, one row per current "
+               "head: restore it, or drop it and run 'luamigrate stamp REV' for the revision "
+               "the database is at",
+               table);
+    else
+      snprintf(buf, sizeof buf,
+               "%s is not the table luamigrate made (was it changed by hand?): restore it, or "
+               "drop it and luamigrate creates it anew (what it recorded is then lost)",
+               table);
+    hint = buf;
+  } else if (!strcmp(st, "3F000")) {
+    hint =
+        "the search_path names no schema that exists (or none the role may create in): "
+        "create the schema, fix search_path (PGOPTIONS, ALTER ROLE/DATABASE ... SET "
+        "search_path), or name one in the config: version_table = \"schema.luamigrate_version\"";
+  } else if (!strcmp(st, "57014")) {
+    hint =
+        "a statement_timeout set for the session (PGOPTIONS, ALTER ROLE/DATABASE ... SET) also "
+        "limits luamigrate's own statements: raise or unset it there (migration_statement_timeout "
+        "limits only the migrations)";
+  } else if (!strcmp(st, "42501")) {
+    hint =
+        "the role needs SELECT, INSERT, UPDATE and DELETE on luamigrate's tables (and CREATE "
+        "on their schema for the first run)";
+  } else if (err->context &&
+             (strstr(err->context, "PL/pgSQL") || strstr(err->context, "trigger"))) {
+    snprintf(buf, sizeof buf,
+             "a trigger or rule on %s raised this; luamigrate's tables must accept its own "
+             "writes: drop or change the trigger",
+             table);
+    hint = buf;
+  }
+  lm_error_prefix(err, "%s luamigrate's %s table %s", doing, what, table);
+  if (hint && !err->hint) lm_error_setfield(&err->hint, hint);
+  return rc;
+}
+
 static int exec_fmt(PGconn *conn, lm_error *err, PGresult **res, int n, const char *const *vals,
                     const char *fmt, const char *a, const char *b) {
   char sql[2048];
@@ -95,16 +144,17 @@ int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int have_vt = 0, have_hist = 0;
   int rc = lm_vt_table_exists(conn, vt->table, &have_vt, err);
   if (!rc) rc = lm_vt_table_exists(conn, vt->history, &have_hist, err);
-  if (!rc) rc = lm_journal_ensure(vt, conn, err);
+  if (!rc) rc = explain(lm_journal_ensure(vt, conn, err), "creating", "journal", vt->journal, err);
   if (rc || (have_vt && have_hist)) return rc;
   if (!have_vt)
-    rc = exec_fmt(conn, err, NULL, 0, NULL,
-                  "CREATE TABLE IF NOT EXISTS %s (\n"
-                  "    version_num varchar(32) NOT NULL PRIMARY KEY\n"
-                  ")%s",
-                  vt->table, "");
+    rc = explain(exec_fmt(conn, err, NULL, 0, NULL,
+                          "CREATE TABLE IF NOT EXISTS %s (\n"
+                          "    version_num varchar(32) NOT NULL PRIMARY KEY\n"
+                          ")%s",
+                          vt->table, ""),
+                 "creating", "version", vt->table, err);
   if (rc || have_hist) return rc;
-  return exec_fmt(
+  rc = exec_fmt(
       conn, err, NULL, 0, NULL,
       "CREATE TABLE IF NOT EXISTS %s (\n"
       "    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
@@ -123,6 +173,7 @@ int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
       "    luamigrate_version text NOT NULL\n"
       ")%s",
       vt->history, "");
+  return explain(rc, "creating", "history", vt->history, err);
 }
 
 void lm_vt_free_ids(char **ids, size_t n) {
@@ -140,7 +191,7 @@ int lm_vt_read(lm_vt *vt, PGconn *conn, char ***ids, size_t *n, lm_error *err) {
   if (rc || !exists) return rc;
   rc = exec_fmt(conn, err, &res, 0, NULL, "SELECT version_num FROM %s ORDER BY version_num%s",
                 vt->table, "");
-  if (rc) return rc;
+  if (rc) return explain(rc, "reading", "version", vt->table, err);
   size_t rows = (size_t)PQntuples(res);
   char **out = calloc(rows ? rows : 1, sizeof *out);
   if (!out) {
@@ -183,7 +234,8 @@ int lm_vt_insert(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
   const char *vals[1] = {id};
   int rc = exec_fmt(conn, err, &res, 1, vals, "INSERT INTO %s (version_num) VALUES ($1)%s",
                     vt->table, "");
-  return rc ? rc : expect_one(res, vt, "inserting", id, NULL, err);
+  return rc ? explain(rc, "writing", "version", vt->table, err)
+            : expect_one(res, vt, "inserting", id, NULL, err);
 }
 
 int lm_vt_delete(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
@@ -191,7 +243,8 @@ int lm_vt_delete(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
   const char *vals[1] = {id};
   int rc =
       exec_fmt(conn, err, &res, 1, vals, "DELETE FROM %s WHERE version_num = $1%s", vt->table, "");
-  return rc ? rc : expect_one(res, vt, "deleting", id, NULL, err);
+  return rc ? explain(rc, "writing", "version", vt->table, err)
+            : expect_one(res, vt, "deleting", id, NULL, err);
 }
 
 int lm_vt_update(lm_vt *vt, PGconn *conn, const char *from, const char *to, lm_error *err) {
@@ -199,11 +252,13 @@ int lm_vt_update(lm_vt *vt, PGconn *conn, const char *from, const char *to, lm_e
   const char *vals[2] = {to, from};
   int rc = exec_fmt(conn, err, &res, 2, vals,
                     "UPDATE %s SET version_num = $1 WHERE version_num = $2%s", vt->table, "");
-  return rc ? rc : expect_one(res, vt, "updating", from, to, err);
+  return rc ? explain(rc, "writing", "version", vt->table, err)
+            : expect_one(res, vt, "updating", from, to, err);
 }
 
 int lm_vt_purge(lm_vt *vt, PGconn *conn, lm_error *err) {
-  return exec_fmt(conn, err, NULL, 0, NULL, "DELETE FROM %s%s", vt->table, "");
+  return explain(exec_fmt(conn, err, NULL, 0, NULL, "DELETE FROM %s%s", vt->table, ""), "writing",
+                 "version", vt->table, err);
 }
 
 /* A copy of s that is valid UTF-8: each byte that does not begin a well-formed sequence
@@ -295,7 +350,7 @@ int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error
   if (rc) return rc;
   rc = lm_exec(conn, h.sql, 11, h.vals, h.lens, h.fmts, NULL, err);
   history_free(&h);
-  return rc;
+  return explain(rc, "writing", "history", vt->history, err);
 }
 
 int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
@@ -334,6 +389,11 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
       .sql = h.sql, .values = h.vals, .lengths = h.lens, .formats = h.fmts, .nparams = 11};
   rc = lm_exec_batch(conn, stmts, n + 1, err);
   history_free(&h);
+  if (rc && err && err->statement && !strncmp(err->statement, "INSERT INTO", 11) &&
+      strstr(err->statement, vt->history) == err->statement + 12)
+    explain(rc, "writing", "history", vt->history, err);
+  else
+    explain(rc, "writing", "version", vt->table, err);
   /* Each row change must have matched one row; checked only now, before the caller commits
    * (the history row, sent with them, goes away with the rollback). */
   for (size_t i = 0; i < n; i++) {
@@ -359,10 +419,11 @@ int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *e
                    "SELECT NULL::text, NULL::text, NULL::float8, NULL::float8, NULL::text "
                    "WHERE false",
                    0, NULL, NULL, NULL, res, err);
-  return exec_fmt(conn, err, res, 0, NULL,
-                  "SELECT DISTINCT ON (revision) revision, checksum, "
-                  "extract(epoch FROM started_at)::float8, duration_ms, "
-                  "to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') FROM %s "
-                  "WHERE operation = 'upgrade' ORDER BY revision, id DESC%s",
-                  vt->history, "");
+  return explain(exec_fmt(conn, err, res, 0, NULL,
+                          "SELECT DISTINCT ON (revision) revision, checksum, "
+                          "extract(epoch FROM started_at)::float8, duration_ms, "
+                          "to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') FROM %s "
+                          "WHERE operation = 'upgrade' ORDER BY revision, id DESC%s",
+                          vt->history, ""),
+                 "reading", "history", vt->history, err);
 }

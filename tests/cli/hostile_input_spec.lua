@@ -145,6 +145,75 @@ describe("hostile input", function()
         .. "WHERE revision = 'b' AND operation = 'upgrade' ORDER BY id LIMIT 1"))
   end)
 
+  -- Damaged engine tables and odd session settings: the server's message gets which of
+  -- luamigrate's tables, what luamigrate was doing and expected, and what to do.
+  describe("damaged engine tables and odd settings", function()
+    local dir
+    before_each(function()
+      dir = cli.project { files = {
+        [V .. "a_first.lua"] = cli.revision("a", nil, ""),
+        [V .. "b_second.lua"] = cli.revision("b", "a", ""),
+      } }
+      assert.equal(0, run(dir, { "upgrade", "a" }).code)
+    end)
+    after_each(function() cli.remove(dir) end)
+
+    local function fails_with(r, message, hint)
+      assert.is_true(r.code ~= 0, "exit status 0")
+      assert.truthy(r.err:find(message, 1, true), r.err)
+      assert.truthy(r.err:find("hint: " .. hint, 1, true), r.err)
+    end
+
+    it("a version table without version_num", function()
+      pg.psql(url, "ALTER TABLE luamigrate_version RENAME version_num TO v")
+      fails_with(run(dir, { "current" }),
+        [[reading luamigrate's version table "luamigrate_version": column "version_num" does not exist]],
+        [["luamigrate_version" is not the table luamigrate made (was it changed by hand?); the version table holds version_num]])
+    end)
+
+    it("a trigger raising on the version table or the history table", function()
+      pg.psql(url, "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE 'no writes here'; END$$")
+      pg.psql(url, "CREATE TRIGGER boom BEFORE INSERT OR UPDATE OR DELETE ON luamigrate_version FOR EACH ROW EXECUTE FUNCTION boom()")
+      fails_with(run(dir, { "upgrade", "head" }), [[writing luamigrate's version table "luamigrate_version": no writes here]],
+        [[a trigger or rule on "luamigrate_version" raised this]])
+      pg.psql(url, "DROP TRIGGER boom ON luamigrate_version")
+      pg.psql(url, "CREATE TRIGGER boom BEFORE INSERT ON luamigrate_version_history FOR EACH ROW EXECUTE FUNCTION boom()")
+      fails_with(run(dir, { "upgrade", "head" }),
+        [[writing luamigrate's history table "luamigrate_version_history": no writes here]],
+        [[a trigger or rule on "luamigrate_version_history" raised this]])
+      assert.equal("a", pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    end)
+
+    it("no schema selected to create in", function()
+      local other, otherdb = pg.new_db("hostile")
+      local r = cli.run({ "--url", other, "upgrade", "head" }, { cwd = dir, env = { PGOPTIONS = "-c search_path=nosuch" } })
+      pg.drop_db(otherdb)
+      fails_with(r, "luamigrate's journal table \"luamigrate_version_journal\": no schema has been selected to create in",
+        "the search_path names no schema that exists")
+    end)
+
+    it("a statement_timeout from PGOPTIONS", function()
+      -- another session holds the version table, so luamigrate's read of it waits
+      local done = os.tmpname()
+      os.execute(("(%spsql -XAtq -d %s -c 'BEGIN' -c 'LOCK TABLE luamigrate_version' -c 'SELECT pg_sleep(5)' "
+        .. ">/dev/null 2>&1; echo >%s) &"):format(pg.tool, pg.shell_quote(url), done))
+      for _ = 1, 100 do
+        if pg.psql(url, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+          .. "WHERE c.relname = 'luamigrate_version' AND l.mode = 'AccessExclusiveLock' AND l.granted") == "1" then break end
+        os.execute("sleep 0.05")
+      end
+      local r = run(dir, { "current" }, { env = { PGOPTIONS = "-c statement_timeout=300" } })
+      pg.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)'")
+      for _ = 1, 100 do
+        if cli.slurp(done) ~= "" then break end
+        os.execute("sleep 0.05")
+      end
+      os.remove(done)
+      fails_with(r, [[reading luamigrate's version table "luamigrate_version": canceling statement due to statement timeout]],
+        "a statement_timeout set for the session (PGOPTIONS, ALTER ROLE/DATABASE ... SET) also limits luamigrate's own")
+    end)
+  end)
+
   it("init quotes the directory it writes into luamigrate.lua", function()
     local p = assert(io.popen("mktemp -d /tmp/lmproj.XXXXXX"))
     local dir = p:read("l")
