@@ -20,12 +20,16 @@
 /* Revision files beyond this are refused rather than read into memory. */
 #define LM_MAX_FILE 67108864u /* 64 MiB */
 
-int lm_read_file(const char *path, char **data, size_t *len, lm_error *err) {
+/* lm_read_file for `name` relative to the directory dirfd (AT_FDCWD: the current one);
+ * messages name `path`. Loading opens every revision file, so it opens them relative to
+ * versions/ and the kernel walks one name instead of the whole path each time. */
+static int read_file_at(int dirfd, const char *name, const char *path, char **data, size_t *len,
+                        lm_error *err) {
   *data = NULL;
   *len = 0;
   /* O_NONBLOCK: opening a FIFO (or a device) for reading would otherwise wait for a writer
    * before the file type could be checked; on a regular file it changes nothing. */
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return lm_error_set(err, LM_EUSAGE, "%s: cannot read: %s", path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0) {
@@ -68,6 +72,10 @@ int lm_read_file(const char *path, char **data, size_t *len, lm_error *err) {
   *data = buf;
   *len = size;
   return LM_OK;
+}
+
+int lm_read_file(const char *path, char **data, size_t *len, lm_error *err) {
+  return read_file_at(AT_FDCWD, path, path, data, len, err);
 }
 
 /* The length of a UTF-8 byte order mark at s (0 or 3): editors on Windows write one, and a
@@ -471,10 +479,11 @@ static int add_cached(lm_app *app, const char *path, char *rest, const char *sum
   return idx;
 }
 
-/* Reads the file at path and hashes it: *data (the caller frees it) and sum. */
-static int read_hashed(const char *path, char **data, size_t *len, char sum[LM_CHECKSUM_HEX],
-                       lm_error *err) {
-  int rc = lm_read_file(path, data, len, err);
+/* Reads the file `name` in dirfd (AT_FDCWD: path itself), named `path` in messages, and
+ * hashes it: *data (the caller frees it) and sum. */
+static int read_hashed(int dirfd, const char *name, const char *path, char **data, size_t *len,
+                       char sum[LM_CHECKSUM_HEX], lm_error *err) {
+  int rc = read_file_at(dirfd, name, path, data, len, err);
   if (rc == LM_OK) rc = lm_checksum_sha256(*data, *len, sum, err);
   if (rc) {
     free(*data);
@@ -506,7 +515,7 @@ static long count_files(const char *dir) {
  * list is held in memory. Returns 1 when app->dag holds every revision; 0 when the cache
  * does not describe the directory or anything goes wrong, with app->dag emptied for the
  * caller to start over (which then reproduces any error exactly as without this shortcut). */
-static int load_cached(lm_app *app, const char *cache_path) {
+static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
   long nfiles = count_files(app->cfg.versions_dir);
   FILE *f = nfiles > 0 ? fopen(cache_path, "rb") : NULL;
   if (!f) return 0;
@@ -573,8 +582,9 @@ static int load_cached(lm_app *app, const char *cache_path) {
     char *data = NULL, sum[LM_CHECKSUM_HEX];
     size_t dlen = 0;
     lm_error ignore = {0};
-    ok = read_hashed(path, &data, &dlen, sum, &ignore) == LM_OK && !strcmp(sum, fld[1]) &&
-         add_cached(app, path, fld[2], sum, &ignore) >= 0;
+    ok = read_hashed(dirfd, dirfd == AT_FDCWD ? path : name, path, &data, &dlen, sum, &ignore) ==
+             LM_OK &&
+         !strcmp(sum, fld[1]) && add_cached(app, path, fld[2], sum, &ignore) >= 0;
     free(data);
     lm_error_clear(&ignore);
   }
@@ -728,7 +738,7 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
   int top = lua_gettop(L);
   char **names = NULL;
   size_t n = 0;
-  int rc = LM_OK, dirty = 0;
+  int rc = LM_OK, dirty = 0, dirfd = AT_FDCWD;
   cache old = {0};
   sbuf_t fresh = {0};
   cache_out out = {0};
@@ -747,7 +757,9 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  if (use_cache && read_cache && load_cached(app, cache_path)) {
+  dirfd = open(app->cfg.versions_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) dirfd = AT_FDCWD; /* list_files reports an unreadable directory */
+  if (use_cache && read_cache && load_cached(app, cache_path, dirfd)) {
     rc = lm_dag_finish(app->dag, err);
     *suspect = rc != LM_OK;
     goto cleanup;
@@ -772,7 +784,8 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
     }
     char sum[LM_CHECKSUM_HEX];
     size_t len = 0;
-    if ((rc = read_hashed(path, &data, &len, sum, err))) {
+    if ((rc = read_hashed(dirfd, dirfd == AT_FDCWD ? path : names[i], path, &data, &len, sum,
+                          err))) {
       free(path);
       break;
     }
@@ -819,6 +832,7 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
     cache_close(&out, &fresh, cache_path, 1);
 cleanup:
   cache_close(&out, &fresh, cache_path, 0);
+  if (dirfd >= 0) close(dirfd);
   cache_free(&old);
   free(fresh.s);
   free(data);
@@ -876,7 +890,7 @@ int lm_loader_env(lm_app *app, int idx, lm_error *err) {
   char *data = NULL, sum[LM_CHECKSUM_HEX];
   size_t len = 0;
   int rc = push_mkenv(L, err);
-  if (rc == LM_OK) rc = read_hashed(path, &data, &len, sum, err);
+  if (rc == LM_OK) rc = read_hashed(AT_FDCWD, path, path, &data, &len, sum, err);
   if (rc == LM_OK) rc = exec_file(app, lua_gettop(L), path, data, len, NULL, err);
   free(data);
   /* The history records the checksum of the bytes that ran. */
