@@ -11,10 +11,11 @@ int lm_checksum_sha256(const void *data, size_t len, char out[LM_CHECKSUM_HEX], 
   if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
     return lm_error_set(err, LM_ERR, "cannot compute a SHA-256 checksum (libcrypto failed)");
   static const char hex[] = "0123456789abcdef";
+  char *w = out;
   for (unsigned int i = 0; i < n; i++) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
+    *w++ = hex[md[i] >> 4];
+    *w++ = hex[md[i] & 15];
   }
-  out[2 * n] = '\0';
+  *w = '\0';
   return LM_OK;
 }
