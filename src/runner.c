@@ -752,6 +752,13 @@ int lm_vt_apply(lm_app *app, int offline, lm_vt_kind kind, const char *from, con
   return LM_OK;
 }
 
+/* Pushes s as the history table takes it (lm_vt_utf8_clean), built in a buffer Lua owns. */
+static void push_clean(lua_State *L, const char *s) {
+  char *buf = lua_newuserdatauv(L, 4 * strlen(s) + 1, 0);
+  lua_pushstring(L, lm_vt_utf8_clean(s, buf));
+  lua_remove(L, -2);
+}
+
 static void push_id_list(lua_State *L, const lm_dag *dag, const int *idx, size_t n) {
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
@@ -835,9 +842,9 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     else
       push_id_list(L, app->dag, parents, np);
     lua_setfield(L, -2, "to");
-    lua_pushstring(L, lm_dag_doc(app->dag, idx));
+    push_clean(L, lm_dag_doc(app->dag, idx));
     lua_setfield(L, -2, "message");
-    lua_pushstring(L, lm_dag_path(app->dag, idx));
+    push_clean(L, lm_dag_path(app->dag, idx));
     lua_setfield(L, -2, "file");
     lua_pushliteral(L, LM_VERSION);
     lua_setfield(L, -2, "version");

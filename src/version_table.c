@@ -261,15 +261,9 @@ int lm_vt_purge(lm_vt *vt, PGconn *conn, lm_error *err) {
                  "version", vt->table, err);
 }
 
-/* A copy of s that is valid UTF-8: each byte that does not begin a well-formed sequence
- * becomes the four characters \xNN. The history's text columns take the user's name, the
- * host, file paths and docstrings as they come; a stray Latin-1 byte there must neither fail
- * a migration at its history insert nor be lost silently. NULL for NULL, or out of memory. */
-static char *utf8_clean(const char *s) {
-  if (!s) return NULL;
+char *lm_vt_utf8_clean(const char *s, char *out) {
   size_t n = strlen(s);
-  char *out = malloc(4 * n + 1), *w = out;
-  if (!out) return NULL;
+  char *w = out;
   const unsigned char *p = (const unsigned char *)s, *end = p + n;
   while (p < end) {
     size_t len = *p < 0x80                  ? 1
@@ -293,6 +287,13 @@ static char *utf8_clean(const char *s) {
   }
   *w = '\0';
   return out;
+}
+
+/* lm_vt_utf8_clean into a malloc'd copy; NULL for NULL, or out of memory. */
+static char *utf8_clean(const char *s) {
+  if (!s) return NULL;
+  char *out = malloc(4 * strlen(s) + 1);
+  return out ? lm_vt_utf8_clean(s, out) : NULL;
 }
 
 /* The history row's statement and parameters. The texts that come from outside luamigrate

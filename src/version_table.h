@@ -51,6 +51,13 @@ typedef struct lm_vt_record {
 
 int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error *err);
 
+/* Writes s to out (room for 4 * strlen(s) + 1 bytes) as valid UTF-8: each byte that does not
+ * begin a well-formed sequence becomes the four characters \xNN. The history's text columns
+ * take the user's name, the host, file paths and docstrings as they come; a stray Latin-1
+ * byte there must neither fail a step at its history insert (online or in a --sql script)
+ * nor be lost silently. Returns out. */
+char *lm_vt_utf8_clean(const char *s, char *out);
+
 /* One version-row change of a step: INSERT to, DELETE from, or UPDATE from -> to. */
 typedef struct lm_vt_change {
   lm_vt_kind kind;

@@ -139,10 +139,23 @@ describe("hostile input", function()
       r = run(dir, { "downgrade", "base" }, { env = { USER = "jos\233", PGCLIENTENCODING = enc } })
       assert.equal(0, r.code, r.err)
     end
-    cli.remove(dir)
     assert.equal("caf\\xE9 au lait|mig\\xE9/versions/b_caf\\xE9.lua|jos\\xE9",
       pg.psql(url, "SELECT message || '|' || file || '|' || os_user FROM luamigrate_version_history "
         .. "WHERE revision = 'b' AND operation = 'upgrade' ORDER BY id LIMIT 1"))
+    -- the same through --sql and psql: the script's history rows hold only UTF-8
+    local other, otherdb = pg.new_db("hostile")
+    local r = cli.run({ "upgrade", "head", "--sql" }, { cwd = dir })
+    cli.remove(dir)
+    assert.equal(0, r.code, r.err)
+    local script = os.tmpname()
+    cli.write(script, r.out)
+    local _, _, code = os.execute(("%spsql -X -q -v ON_ERROR_STOP=1 -d %s -f %s >/dev/null 2>&1")
+      :format(pg.tool, pg.shell_quote(other), pg.shell_quote(script)))
+    os.remove(script)
+    local msg = pg.psql(other, "SELECT message FROM luamigrate_version_history WHERE revision = 'b'")
+    pg.drop_db(otherdb)
+    assert.equal(0, code)
+    assert.equal("caf\\xE9 au lait", msg)
   end)
 
   -- Damaged engine tables and odd session settings: the server's message gets which of
