@@ -1,9 +1,10 @@
 /* libFuzzer target: the revision-file loader (src/loader.c). The input holds up to three
  * parts separated by a line "--8<--": the bytes of versions/a.lua, of versions/b.lua and of
- * versions/.luamigrate_cache. The files get a fixed modification time so a cache written
- * for them (the seeds hold some) is trusted and its lines parsed; without a cache part
- * each file is run and its declarations (revision, down_revision, branch_labels,
- * depends_on, upgrade/downgrade, the docstring) checked and added to the graph. */
+ * versions/.luamigrate_cache. A cache line whose checksum matches its file's bytes (the
+ * seeds hold some) is trusted and parsed; without a cache part each file is run and its
+ * declarations (revision, down_revision, branch_labels, depends_on, upgrade/downgrade, the
+ * docstring) checked and added to the graph. The files keep a fixed modification time, as
+ * before the cache was keyed by content, so old seeds behave as they did. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,6 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             err.message ? err.message : "ok");
   lm_error_clear(&err);
   lm_dag_free(app.dag);
+  free(app.sums);
   lm_fuzz_lua_close(app.L);
   return 0;
 }

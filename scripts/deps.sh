@@ -3,7 +3,7 @@
 # does nothing when everything is already installed.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libpq-dev lua-filesystem
+packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libpq-dev libssl-dev lua-filesystem
   lua-filesystem-dev lua-busted lua-check postgresql postgresql-client
   pgbouncer lua-cjson python3-alembic python3-psycopg2 bsdutils # these five: tests only
   groff-base man-db zsh debootstrap                             # packaging tests: man page, completions, the .deb

@@ -49,7 +49,9 @@ typedef struct lm_app {
   lua_State *L;
   lm_config cfg;
   lm_dag *dag;
-  int envs_ref; /* registry ref: table revision index+1 -> the file's environment */
+  int envs_ref;     /* registry ref: table revision index+1 -> the file's environment */
+  char (*sums)[65]; /* loader: hex SHA-256 of each revision's file as read, by DAG index */
+  size_t nsums;     /* slots in sums */
   PGconn *conn;
   lm_lock lock;
   lm_vt vt;
@@ -72,6 +74,9 @@ int lm_loader_env(lm_app *app, int idx, lm_error *err);
 /* Forgets the environment of revision idx once its step is done, so a long run does not
  * keep every file's environment alive (a later lm_loader_env runs the file again). */
 void lm_loader_release(lm_app *app, int idx);
+/* The hex SHA-256 of revision idx's file as luamigrate last read it (at load, or when it
+ * ran), or NULL when unknown. */
+const char *lm_loader_checksum(const lm_app *app, int idx);
 /* A file's whole leading comment (malloc'd; "" when it has none or cannot be read). */
 char *lm_loader_longdoc(const char *path);
 /* Reads a whole file (malloc'd, NUL-terminated; *len without the NUL). */
@@ -92,6 +97,8 @@ int lm_vt_apply(lm_app *app, int offline, lm_vt_kind kind, const char *from, con
                 lm_error *err);
 /* Writes one statement of a --sql script ("sql;" and a blank line). */
 void lm_emit_sql(const char *sql);
+/* The script's first statement, SET client_encoding (luamigrate.offline.preamble). */
+int lm_emit_offline_preamble(lm_app *app, lm_error *err);
 int lm_emit_offline_ddl(lm_app *app, lm_error *err);
 
 /* commands.c */

@@ -415,15 +415,15 @@ static int read_heads(lm_app *app, lm_revset *heads, lm_error *err) {
   return rc;
 }
 
-/* Applied revision files edited since they ran: compares the file's sha256 with the one
- * recorded when it was applied, for the revisions the database is on or past. Files not
- * modified since they ran (mtime before the run) are not read. Warns, or fails under
- * on_changed_file = "error". *nchanged gets the count. */
+/* Applied revision files edited since they ran: compares the SHA-256 of each file as this
+ * run read it (lm_loader_checksum) with the one recorded when it was applied, for the
+ * revisions the database is on or past. The content alone decides (a file's mtime says
+ * nothing: cp -p, rsync -a and tar restore old ones). Warns, or fails under on_changed_file =
+ * "error". *nchanged gets the count. */
 static int check_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_revset *collect,
                          lm_error *err) {
   PGresult *res = NULL;
   unsigned char *mark = NULL;
-  char *content = NULL;
   int rc = lm_vt_applied_checksums(&app->vt, app->conn, &res, err);
   *nchanged = 0;
   if (rc) return rc;
@@ -437,21 +437,8 @@ static int check_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_
     int idx = lm_dag_find(app->dag, PQgetvalue(res, r, 0));
     if (idx < 0 || !mark[idx] || PQgetisnull(res, r, 1)) continue;
     const char *path = lm_dag_path(app->dag, idx);
-    struct stat st;
-    double ran = strtod(PQgetvalue(res, r, 2), NULL);
-    if (stat(path, &st) != 0) continue;
-    if ((double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9 < ran) continue;
-    size_t len = 0;
-    lm_error ignore = {0};
-    if (lm_read_file(path, &content, &len, &ignore) != LM_OK) {
-      lm_error_clear(&ignore);
-      continue;
-    }
-    char now[65];
-    rc = lm_vt_checksum(app->conn, content, len, now, err);
-    free(content);
-    content = NULL;
-    if (rc || !strcmp(now, PQgetvalue(res, r, 1))) continue;
+    const char *now = lm_loader_checksum(app, idx);
+    if (!now || !strcmp(now, PQgetvalue(res, r, 1))) continue;
     (*nchanged)++;
     if (collect) {
       if (lm_revset_push(collect, idx)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
@@ -1246,6 +1233,7 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
   free(f);
   free(t);
   if (a->sql) {
+    if ((rc = lm_emit_offline_preamble(app, err))) goto cleanup;
     fputs("BEGIN;\n\n", stdout);
     if (from_base && (rc = lm_emit_offline_ddl(app, err))) goto cleanup;
   } else if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) {
@@ -1761,18 +1749,32 @@ static int cmd_init(lm_app *app, cmdargs *a, lm_error *err) {
   lua_pop(L, 1);
   if ((rc = write_new_file(tmpl_path, tmpl, err))) goto cleanup;
   printf("Generating %s ... done\n", tmpl_path);
-  char text[4096];
-  snprintf(text, sizeof text,
-           "-- luamigrate configuration. Top-level assignments are settings; paths are\n"
-           "-- relative to this file. Precedence: command-line flag > environment > this file.\n"
-           "script_location = \"%s\"\n"
-           "-- A libpq URI or key=value conninfo; PG* variables and ~/.pgpass also apply.\n"
-           "url = os.getenv(\"DATABASE_URL\")\n"
-           "version_table = \"luamigrate_version\"\n"
-           "transaction_per_migration = true\n"
-           "-- lock_timeout = 60  -- seconds to wait for another run's lock (default: forever)\n",
-           dir);
-  if ((rc = write_new_file(cfg, text, err))) goto cleanup;
+  /* DIR goes in as a Lua string literal of Lua's own making (string.format's %q), so any
+   * name (quotes, backslashes, newlines) reads back as itself and nothing more. */
+  lua_getglobal(L, "string");
+  lua_getfield(L, -1, "format");
+  lua_remove(L, -2);
+  lua_pushliteral(L,
+                  "-- luamigrate configuration. Top-level assignments are settings; paths are\n"
+                  "-- relative to this file. Precedence: command-line flag > environment > this "
+                  "file.\n"
+                  "script_location = %q\n"
+                  "-- A libpq URI or key=value conninfo; PG* variables and ~/.pgpass also apply.\n"
+                  "url = os.getenv(\"DATABASE_URL\")\n"
+                  "version_table = \"luamigrate_version\"\n"
+                  "transaction_per_migration = true\n"
+                  "-- lock_timeout = 60  -- seconds to wait for another run's lock (default: "
+                  "forever)\n");
+  lua_pushstring(L, dir);
+  if (lm_pcall(L, 2, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    lua_pop(L, 1);
+    rc = LM_ERR;
+    goto cleanup;
+  }
+  rc = write_new_file(cfg, lua_tostring(L, -1), err);
+  lua_pop(L, 1);
+  if (rc) goto cleanup;
   printf("Generating %s ... done\n", cfg);
   if ((rc = write_luarc(cfg, err))) goto cleanup;
   printf("Please edit %s to point at your database (or set DATABASE_URL).\n", cfg);

@@ -112,6 +112,9 @@ int lm_config_load(lm_app *app, lm_error *err) {
   lua_pushstring(L, cfg->path);
   if (lm_pcall(L, 1, 1) != LUA_OK) {
     lm_error_from_lua(L, -1, LM_EUSAGE, err);
+    /* error({}) or error(nil) carries no position: the message still names the file */
+    if (!err->message || !strstr(err->message, cfg->path))
+      lm_error_prefix(err, "%s: error while loading", cfg->path);
     lua_settop(L, top);
     return LM_EUSAGE;
   }

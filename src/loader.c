@@ -10,24 +10,41 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "app.h"
 #include "bind/bind.h"
+#include "checksum.h"
+#include "log.h"
 
 /* Revision files beyond this are refused rather than read into memory. */
 #define LM_MAX_FILE 67108864u /* 64 MiB */
 
-int lm_read_file(const char *path, char **data, size_t *len, lm_error *err) {
+/* lm_read_file for `name` relative to the directory dirfd (AT_FDCWD: the current one);
+ * messages name `path`. Loading opens every revision file, so it opens them relative to
+ * versions/ and the kernel walks one name instead of the whole path each time. */
+static int read_file_at(int dirfd, const char *name, const char *path, char **data, size_t *len,
+                        lm_error *err) {
   *data = NULL;
   *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO (or a device) for reading would otherwise wait for a writer
+   * before the file type could be checked; on a regular file it changes nothing. */
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return lm_error_set(err, LM_EUSAGE, "%s: cannot read: %s", path, strerror(errno));
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
     close(fd);
-    return lm_error_set(err, LM_EUSAGE, "%s: not a regular file", path);
+    return lm_error_set(err, LM_EUSAGE, "%s: cannot read: %s", path, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return lm_error_set(err, LM_EUSAGE,
+                        "%s: not a regular file (%s); luamigrate reads only regular files", path,
+                        S_ISFIFO(st.st_mode)   ? "a FIFO"
+                        : S_ISDIR(st.st_mode)  ? "a directory"
+                        : S_ISSOCK(st.st_mode) ? "a socket"
+                                               : "a device or other special file");
   }
   if ((unsigned long long)st.st_size > LM_MAX_FILE) {
     close(fd);
@@ -57,8 +74,30 @@ int lm_read_file(const char *path, char **data, size_t *len, lm_error *err) {
   return LM_OK;
 }
 
-/* The leading long comment (--[[ ... ]] or --[==[ ... ]==]), trimmed; "" if none. */
+int lm_read_file(const char *path, char **data, size_t *len, lm_error *err) {
+  return read_file_at(AT_FDCWD, path, path, data, len, err);
+}
+
+/* The length of a UTF-8 byte order mark at s (0 or 3): editors on Windows write one, and a
+ * file that starts with it is still the same Lua text (lua.c's loadfile skips it too). */
+static size_t bom_len(const char *s, size_t len) {
+  return len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3) ? 3 : 0;
+}
+
+/* Removes every CR that ends a line (a file saved with CRLF line ends reads as with LF). */
+static void strip_crlf(char *s) {
+  char *w = s;
+  for (const char *r = s; *r; r++)
+    if (!(r[0] == '\r' && r[1] == '\n')) *w++ = *r;
+  *w = '\0';
+}
+
+/* The leading long comment (--[[ ... ]] or --[==[ ... ]==]), trimmed, with CRLF line ends
+ * made LF; "" if none. */
 static char *extract_doc(const char *s, size_t len) {
+  size_t bom = bom_len(s, len);
+  s += bom;
+  len -= bom;
   const char *end = s + len, *p = s;
   while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
   if (end - p < 4 || strncmp(p, "--[", 3) != 0) return strdup("");
@@ -80,7 +119,9 @@ static char *extract_doc(const char *s, size_t len) {
   while (stop > body &&
          (stop[-1] == ' ' || stop[-1] == '\t' || stop[-1] == '\n' || stop[-1] == '\r'))
     stop--;
-  return strndup(body, (size_t)(stop - body));
+  char *doc = strndup(body, (size_t)(stop - body));
+  if (doc) strip_crlf(doc);
+  return doc;
 }
 
 static int cmp_names(const void *a, const void *b) {
@@ -154,17 +195,15 @@ static int read_list(lua_State *L, int env, const char *name, const char *path, 
   return LM_OK;
 }
 
-/* Runs the file at `path` in a fresh environment made by the function at mkenv; leaves the
- * environment on the stack (and returns LM_OK) or leaves nothing and fills err. *doc gets
- * the file's leading comment when doc is not NULL. */
-static int exec_file(lm_app *app, int mkenv, const char *path, char **doc, lm_error *err) {
+/* Runs data[0..len) (the bytes of the file at `path`, owned by the caller) in a fresh
+ * environment made by the function at mkenv; leaves the environment on the stack (and
+ * returns LM_OK) or leaves nothing and fills err. *doc gets the file's leading comment when
+ * doc is not NULL. */
+static int exec_file(lm_app *app, int mkenv, const char *path, const char *data, size_t len,
+                     char **doc, lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L);
-  char *data = NULL;
-  size_t len = 0;
-  int rc = lm_read_file(path, &data, &len, err);
-  if (rc) goto fail;
-  /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): lm_read_file sets data on LM_OK. */
+  int rc = LM_OK;
   if (memchr(data, '\0', len)) {
     rc = lm_error_set(err, LM_EUSAGE, "%s: not a Lua text file (it holds NUL bytes)", path);
     goto fail;
@@ -174,12 +213,11 @@ static int exec_file(lm_app *app, int mkenv, const char *path, char **doc, lm_er
     goto fail;
   }
   lua_pushfstring(L, "@%s", path);
-  if (luaL_loadbufferx(L, data, len, lua_tostring(L, -1), "t") != LUA_OK) {
+  size_t bom = bom_len(data, len);
+  if (luaL_loadbufferx(L, data + bom, len - bom, lua_tostring(L, -1), "t") != LUA_OK) {
     rc = lm_error_set(err, LM_EUSAGE, "%s", lua_tostring(L, -1));
     goto fail;
   }
-  free(data);
-  data = NULL;
   int chunk = lua_gettop(L);
   lua_pushvalue(L, mkenv);
   if (lm_pcall(L, 0, 1) != LUA_OK) {
@@ -201,7 +239,6 @@ static int exec_file(lm_app *app, int mkenv, const char *path, char **doc, lm_er
   lua_settop(L, top + 1);
   return LM_OK;
 fail:
-  free(data);
   if (doc) {
     free(*doc);
     *doc = NULL;
@@ -210,17 +247,42 @@ fail:
   return rc;
 }
 
+/* Remembers the checksum of revision idx's file as it was read (app->sums grows with the
+ * graph); 0 or LM_ENOMEM. */
+static int keep_sum(lm_app *app, int idx, const char *sum) {
+  if ((size_t)idx >= app->nsums) {
+    size_t cap = app->nsums ? app->nsums : 64;
+    while (cap <= (size_t)idx) cap *= 2;
+    char(*v)[LM_CHECKSUM_HEX] = realloc(app->sums, cap * sizeof *v);
+    if (!v) return LM_ENOMEM;
+    memset(v + app->nsums, 0, (cap - app->nsums) * sizeof *v);
+    app->sums = v;
+    app->nsums = cap;
+  }
+  memcpy(app->sums[idx], sum, LM_CHECKSUM_HEX);
+  return LM_OK;
+}
+
+const char *lm_loader_checksum(const lm_app *app, int idx) {
+  if (idx < 0 || (size_t)idx >= app->nsums || !app->sums[idx][0]) return NULL;
+  return app->sums[idx];
+}
+
 /* ---- the revision cache -------------------------------------------------------------- */
 /* versions/.luamigrate_cache remembers what each file declared (id, down_revision,
- * branch_labels, depends_on, docstring) with the file's size and modification time, so a
- * command over a large project reads one file and stats the rest instead of running every
- * revision file. A file whose size or mtime changed is run again; the cache is rewritten
- * whenever anything changed, and never trusted across luamigrate versions. Writing it is
- * best effort (a read-only checkout simply runs every file). LUAMIGRATE_NO_CACHE=1 turns
- * it off. When nothing changed the cache is streamed straight into the DAG (load_cached);
- * otherwise it is read whole and merged with the file list. */
+ * branch_labels, depends_on, docstring) under the SHA-256 of the file's bytes, so a command
+ * over a large project reads and hashes each file instead of running it. The content alone
+ * decides: a file whose bytes differ from the ones cached is run again, whatever its size
+ * and mtime say (an edit with its mtime restored by cp -p, rsync -a or tar is still seen),
+ * and a file only touched keeps its entry. The hash is what the history table records, so
+ * the changed-file check reuses it (lm_loader_checksum). The cache is rewritten whenever
+ * anything changed, and never trusted across luamigrate versions. Writing it is best effort
+ * (a read-only checkout simply runs every file). LUAMIGRATE_NO_CACHE=1 turns it off. When
+ * nothing changed the cache is streamed straight into the DAG (load_cached); otherwise it
+ * is read whole and merged with the file list. A damaged entry never fails a command: the
+ * load starts over without the cache (lm_loader_load). */
 
-#define CACHE_MAGIC "luamigrate revision cache 1 " LM_VERSION "\n"
+#define CACHE_MAGIC "luamigrate revision cache 2 " LM_VERSION "\n"
 
 typedef struct sbuf_t {
   char *s;
@@ -303,12 +365,6 @@ static void sb_list(sbuf_t *b, const char *const *v, size_t n) {
   }
 }
 
-static void sb_num(sbuf_t *b, long long v) {
-  char tmp[32];
-  int len = snprintf(tmp, sizeof tmp, "%lld", v);
-  sb_puts(b, tmp, (size_t)len);
-}
-
 /* Unescapes s[0..len) in place into a NUL-terminated string; returns it. */
 static char *unescape(char *s, size_t len) {
   char *w = s;
@@ -326,7 +382,7 @@ static char *unescape(char *s, size_t len) {
 
 typedef struct cache_line {
   char *name; /* points into the cache text */
-  long long size, mt_s, mt_ns;
+  char *sum;  /* hex SHA-256 of the file's bytes */
   char *rest; /* id \t down \t labels \t deps \t doc, still escaped */
 } cache_line;
 
@@ -364,22 +420,18 @@ static void cache_read(const char *path, cache *c) {
     if (!nl) goto bad;
     *nl = '\0';
     cache_line *l = &c->lines[c->n];
-    char *f[5];
+    char *f[3];
     int nf = 0;
     f[nf++] = p;
-    for (char *q = p; *q && nf < 5; q++)
+    for (char *q = p; *q && nf < 3; q++)
       if (*q == '\t') {
         *q = '\0';
         f[nf++] = q + 1;
       }
-    if (nf < 5) goto bad;
-    l->name = f[0];
-    char *e1, *e2, *e3;
-    l->size = strtoll(f[1], &e1, 10);
-    l->mt_s = strtoll(f[2], &e2, 10);
-    l->mt_ns = strtoll(f[3], &e3, 10);
-    if (*e1 || *e2 || *e3) goto bad;
-    l->rest = f[4];
+    if (nf < 3 || strlen(f[1]) != LM_CHECKSUM_HEX - 1) goto bad;
+    l->name = unescape(f[0], strlen(f[0]));
+    l->sum = f[1];
+    l->rest = f[2];
     if (c->n && strcmp(c->lines[c->n - 1].name, l->name) >= 0) goto bad;
     c->n++;
     p = nl + 1;
@@ -404,8 +456,9 @@ static size_t split_list(char *s, char **out, size_t cap) {
   return n;
 }
 
-/* Adds the revision a cache line describes to the DAG. */
-static int add_cached(lm_app *app, const char *path, char *rest, lm_error *err) {
+/* Adds the revision a cache line describes to the DAG, with its file's checksum; returns its
+ * index or a negative code. */
+static int add_cached(lm_app *app, const char *path, char *rest, const char *sum, lm_error *err) {
   char *f[5];
   int nf = 0;
   f[nf++] = rest;
@@ -422,7 +475,21 @@ static int add_cached(lm_app *app, const char *path, char *rest, lm_error *err) 
   unescape(f[4], strlen(f[4]));
   int idx = lm_dag_add(app->dag, f[0], (const char *const *)down, nd, (const char *const *)labels,
                        nl, (const char *const *)deps, ne, path, f[4], err);
-  return idx < 0 ? idx : LM_OK;
+  if (idx >= 0 && keep_sum(app, idx, sum)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  return idx;
+}
+
+/* Reads the file `name` in dirfd (AT_FDCWD: path itself), named `path` in messages, and
+ * hashes it: *data (the caller frees it) and sum. */
+static int read_hashed(int dirfd, const char *name, const char *path, char **data, size_t *len,
+                       char sum[LM_CHECKSUM_HEX], lm_error *err) {
+  int rc = read_file_at(dirfd, name, path, data, len, err);
+  if (rc == LM_OK) rc = lm_checksum_sha256(*data, *len, sum, err);
+  if (rc) {
+    free(*data);
+    *data = NULL;
+  }
+  return rc;
 }
 
 /* 1 for a name list_files keeps. */
@@ -442,26 +509,12 @@ static long count_files(const char *dir) {
   return n;
 }
 
-/* A decimal number as the cache holds it ("-1" included); 0 for anything else. */
-static int parse_num(const char *s, long long *out) {
-  int neg = *s == '-';
-  const char *p = s + neg;
-  long long v = 0;
-  if (!*p) return 0;
-  for (; *p; p++) {
-    if (*p < '0' || *p > '9' || v > (LLONG_MAX - 9) / 10) return 0;
-    v = v * 10 + (*p - '0');
-  }
-  *out = neg ? -v : v;
-  return 1;
-}
-
 /* The common case, streamed: the cache names exactly the directory's revision files and
- * none changed since (size and mtime). Reads the cache a line at a time and adds each
- * revision as it goes, so neither the cache text nor the file list is held in memory.
- * Returns 1 when app->dag holds every revision; 0 when the cache does not describe the
- * directory or anything goes wrong, with app->dag emptied for the caller to start over
- * (which then reproduces any error exactly as without this shortcut). */
+ * none changed since (each file's bytes hash to the checksum cached for it). Reads the cache
+ * a line at a time and adds each revision as it goes, so neither the cache text nor the file
+ * list is held in memory. Returns 1 when app->dag holds every revision; 0 when the cache
+ * does not describe the directory or anything goes wrong, with app->dag emptied for the
+ * caller to start over (which then reproduces any error exactly as without this shortcut). */
 static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
   long nfiles = count_files(app->cfg.versions_dir);
   FILE *f = nfiles > 0 ? fopen(cache_path, "rb") : NULL;
@@ -472,7 +525,10 @@ static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
   const char *dir = app->cfg.versions_dir;
   size_t dirlen = 0;
   if (*dir && strcmp(dir, ".") != 0) dirlen = strlen(dir) + (dir[strlen(dir) - 1] != '/');
-  if (dirlen && !(path = malloc(pathcap = dirlen + 64))) return 0;
+  if (dirlen && !(path = malloc(pathcap = dirlen + 64))) {
+    fclose(f);
+    return 0;
+  }
   if (dirlen) {
     memcpy(path, dir, strlen(dir));
     path[dirlen - 1] = '/';
@@ -487,27 +543,22 @@ static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
       break;
     }
     line[len - 1] = '\0';
-    char *fld[5];
+    char *fld[3];
     int nf = 0;
     fld[nf++] = line;
-    for (char *q = line; *q && nf < 5; q++)
+    for (char *q = line; *q && nf < 3; q++)
       if (*q == '\t') {
         *q = '\0';
         fld[nf++] = q + 1;
       }
-    if (nf < 5) {
+    if (nf < 3) {
       ok = 0;
       break;
     }
     char *name = unescape(fld[0], strlen(fld[0]));
-    long long size, mt_s, mt_ns;
     size_t nl = strlen(name);
-    struct stat st;
-    ok = parse_num(fld[1], &size) && parse_num(fld[2], &mt_s) && parse_num(fld[3], &mt_ns) &&
-         is_revision_file(name) && !strchr(name, '/') && (!prev || strcmp(prev, name) < 0) &&
-         fstatat(dirfd, name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
-         size == (long long)st.st_size && mt_s == (long long)st.st_mtim.tv_sec &&
-         mt_ns == (long long)st.st_mtim.tv_nsec;
+    ok = strlen(fld[1]) == LM_CHECKSUM_HEX - 1 && is_revision_file(name) && !strchr(name, '/') &&
+         (!prev || strcmp(prev, name) < 0);
     if (!ok) break;
     if (nl + 1 > prevcap) {
       char *v = realloc(prev, prevcap = 2 * nl + 16);
@@ -528,8 +579,13 @@ static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
     }
     /* what lm_path_join(versions_dir, name) gives */
     memcpy(path + dirlen, name, nl + 1);
+    char *data = NULL, sum[LM_CHECKSUM_HEX];
+    size_t dlen = 0;
     lm_error ignore = {0};
-    ok = add_cached(app, path, fld[4], &ignore) == LM_OK;
+    ok = read_hashed(dirfd, dirfd == AT_FDCWD ? path : name, path, &data, &dlen, sum, &ignore) ==
+             LM_OK &&
+         !strcmp(sum, fld[1]) && add_cached(app, path, fld[2], sum, &ignore) >= 0;
+    free(data);
     lm_error_clear(&ignore);
   }
   ok = ok && !ferror(f) && count == nfiles;
@@ -540,6 +596,9 @@ static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
   if (!ok) {
     lm_dag_free(app->dag);
     app->dag = lm_dag_new();
+    app->nsums = 0;
+    free(app->sums);
+    app->sums = NULL;
   }
   return ok;
 }
@@ -590,13 +649,15 @@ static void cache_close(cache_out *w, sbuf_t *body, const char *path, int keep) 
   memset(w, 0, sizeof *w);
 }
 
-/* Runs one file, checks its migration globals and adds it to the DAG; appends its cache
- * line (after name, size and mtime) to `line`. Leaves the stack as it found it. */
-static int load_one(lm_app *app, int mkenv, const char *path, sbuf_t *line, lm_error *err) {
+/* Runs one file (its bytes data[0..len), hashing to sum), checks its migration globals and
+ * adds it to the DAG; appends its cache line (after name and checksum) to `line`. Leaves
+ * the stack as it found it. */
+static int load_one(lm_app *app, int mkenv, const char *path, const char *data, size_t len,
+                    const char *sum, sbuf_t *line, lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L);
   char *doc = NULL;
-  int rc = exec_file(app, mkenv, path, &doc, err);
+  int rc = exec_file(app, mkenv, path, data, len, &doc, err);
   if (rc) return rc;
   int env = lua_gettop(L);
   lua_pushliteral(L, "revision");
@@ -644,6 +705,10 @@ static int load_one(lm_app *app, int mkenv, const char *path, sbuf_t *line, lm_e
     rc = idx;
     goto cleanup;
   }
+  if (keep_sum(app, idx, sum)) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
   sb_field(line, id);
   sb_putc(line, '\t');
   sb_list(line, down, nd);
@@ -665,26 +730,23 @@ static int push_mkenv(lua_State *L, lm_error *err) {
   return lm_push_module_field(L, "luamigrate.env", "migration", err);
 }
 
-int lm_loader_load(lm_app *app, lm_error *err) {
+/* One load of the graph. read_cache = 0 ignores what the cache holds (it is still
+ * rewritten). On a failure *suspect tells whether a cache entry may be the cause (the graph
+ * refused an entry, or could not be finished with some revisions taken from the cache). */
+static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L);
   char **names = NULL;
   size_t n = 0;
-  int rc = LM_OK, dirty = 0, dirfd = -1;
+  int rc = LM_OK, dirty = 0, dirfd = AT_FDCWD;
   cache old = {0};
   sbuf_t fresh = {0};
   cache_out out = {0};
-  char *cache_path = NULL;
+  char *cache_path = NULL, *data = NULL;
+  int used_cache = 0;
+  *suspect = 0;
   app->dag = lm_dag_new();
   if (!app->dag) return lm_error_set(err, LM_ENOMEM, "out of memory");
-
-  /* package.path gains the script location, so migrations require their helpers. */
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "path");
-  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", app->cfg.script_location,
-                  app->cfg.script_location, lua_tostring(L, -1));
-  lua_setfield(L, -3, "path");
-  lua_settop(L, top);
 
   if ((rc = push_mkenv(L, err))) goto cleanup;
   int mkenv = lua_gettop(L);
@@ -695,13 +757,11 @@ int lm_loader_load(lm_app *app, lm_error *err) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  dirfd = open(app->cfg.versions_dir, O_RDONLY | O_DIRECTORY);
-  if (use_cache && dirfd >= 0 && load_cached(app, cache_path, dirfd)) {
+  dirfd = open(app->cfg.versions_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) dirfd = AT_FDCWD; /* list_files reports an unreadable directory */
+  if (use_cache && read_cache && load_cached(app, cache_path, dirfd)) {
     rc = lm_dag_finish(app->dag, err);
-    if (rc == LM_OK) {
-      lua_newtable(L); /* environments, filled as revisions run */
-      app->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    }
+    *suspect = rc != LM_OK;
     goto cleanup;
   }
   if (!app->dag) {
@@ -713,42 +773,22 @@ int lm_loader_load(lm_app *app, lm_error *err) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  if (use_cache) cache_read(cache_path, &old);
-  /* The common case first: the cache describes exactly these files, unchanged. */
-  int current = dirfd >= 0 && old.text && old.n == n;
-  for (size_t i = 0; current && i < n; i++) {
-    struct stat st;
-    current = fstatat(dirfd, names[i], &st, 0) == 0 && !strcmp(old.lines[i].name, names[i]) &&
-              old.lines[i].size == (long long)st.st_size &&
-              old.lines[i].mt_s == (long long)st.st_mtim.tv_sec &&
-              old.lines[i].mt_ns == (long long)st.st_mtim.tv_nsec;
-  }
-  if (current) {
-    for (size_t i = 0; i < n && rc == LM_OK; i++) {
-      char *path = lm_path_join(app->cfg.versions_dir, names[i]);
-      rc = path ? add_cached(app, path, old.lines[i].rest, err)
-                : lm_error_set(err, LM_ENOMEM, "out of memory");
-      free(path);
-      free(names[i]);
-      names[i] = NULL;
-    }
-    if (rc == LM_OK) n = 0; /* all consumed; on a failure cleanup frees the names left */
-  }
+  if (use_cache && read_cache) cache_read(cache_path, &old);
   size_t j = 0;
-  time_t now = time(NULL);
-  if (use_cache && n) cache_open(&out, cache_path);
+  if (use_cache) cache_open(&out, cache_path);
   for (size_t i = 0; i < n && rc == LM_OK; i++) {
     char *path = lm_path_join(app->cfg.versions_dir, names[i]);
     if (!path) {
       rc = lm_error_set(err, LM_ENOMEM, "out of memory");
       break;
     }
-    struct stat st;
-    int have_st = dirfd >= 0 && fstatat(dirfd, names[i], &st, 0) == 0;
-    /* A file written in the last two seconds could change again within the filesystem's
-     * timestamp granularity without its size or mtime showing it: it stays out of the
-     * cache until it has been quiet for a while (git's "racily clean" rule). */
-    if (have_st && (long long)st.st_mtim.tv_sec >= (long long)now - 2) have_st = 0;
+    char sum[LM_CHECKSUM_HEX];
+    size_t len = 0;
+    if ((rc = read_hashed(dirfd, dirfd == AT_FDCWD ? path : names[i], path, &data, &len, sum,
+                          err))) {
+      free(path);
+      break;
+    }
     /* old.lines[0..old.n) are all set by the cache parser; the analyzer loses track. */
     // NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage)
     while (j < old.n && strcmp(old.lines[j].name, names[i]) < 0) {
@@ -758,51 +798,82 @@ int lm_loader_load(lm_app *app, lm_error *err) {
     size_t mark = fresh.n;
     sb_field(&fresh, names[i]);
     sb_putc(&fresh, '\t');
-    sb_num(&fresh, have_st ? (long long)st.st_size : -1);
+    sb_puts(&fresh, sum, LM_CHECKSUM_HEX - 1);
     sb_putc(&fresh, '\t');
-    sb_num(&fresh, have_st ? (long long)st.st_mtim.tv_sec : -1);
-    sb_putc(&fresh, '\t');
-    sb_num(&fresh, have_st ? (long long)st.st_mtim.tv_nsec : -1);
-    sb_putc(&fresh, '\t');
-    if (have_st && j < old.n && !strcmp(old.lines[j].name, names[i]) &&
-        old.lines[j].size == (long long)st.st_size &&
-        old.lines[j].mt_s == (long long)st.st_mtim.tv_sec &&
-        old.lines[j].mt_ns == (long long)st.st_mtim.tv_nsec) {
+    if (j < old.n && !strcmp(old.lines[j].name, names[i]) && !strcmp(old.lines[j].sum, sum)) {
       sb_puts(&fresh, old.lines[j].rest, strlen(old.lines[j].rest));
-      rc = add_cached(app, path, old.lines[j].rest, err);
+      int idx = add_cached(app, path, old.lines[j].rest, sum, err);
+      rc = idx < 0 ? idx : LM_OK;
+      *suspect = rc != LM_OK;
+      used_cache = 1;
       j++;
     } else {
       if (j < old.n && !strcmp(old.lines[j].name, names[i])) j++;
       dirty = 1;
-      rc = load_one(app, mkenv, path, &fresh, err);
-      if (!have_st) { /* cannot vouch for it: leave it out of the cache */
-        fresh.n = mark;
-        if (fresh.s) fresh.s[mark] = '\0';
-      }
+      rc = load_one(app, mkenv, path, data, len, sum, &fresh, err);
     }
-    if (fresh.n > mark) sb_putc(&fresh, '\n');
+    if (rc) { /* nothing of a failed file goes into the cache */
+      fresh.n = mark;
+      if (fresh.s) fresh.s[mark] = '\0';
+    } else {
+      sb_putc(&fresh, '\n');
+    }
     if (fresh.n >= (size_t)64 * 1024) cache_flush(&out, &fresh);
+    free(data);
+    data = NULL;
     free(path);
   }
   if (j < old.n) dirty = 1;
-  if (rc == LM_OK) rc = lm_dag_finish(app->dag, err);
   if (rc == LM_OK) {
-    lua_newtable(L); /* environments, filled as revisions run */
-    app->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (use_cache && !current && (dirty || !old.text)) {
-      if (!out.tmp) cache_open(&out, cache_path); /* no files: an empty cache */
-      cache_close(&out, &fresh, cache_path, 1);
-    }
+    rc = lm_dag_finish(app->dag, err);
+    *suspect = rc != LM_OK && used_cache;
   }
+  if (rc == LM_OK && use_cache && (dirty || !old.text || !read_cache))
+    cache_close(&out, &fresh, cache_path, 1);
 cleanup:
   cache_close(&out, &fresh, cache_path, 0);
   if (dirfd >= 0) close(dirfd);
   cache_free(&old);
   free(fresh.s);
+  free(data);
   free(cache_path);
   for (size_t i = 0; i < n; i++) free(names[i]);
   free(names);
   lua_settop(L, top);
+  return rc;
+}
+
+int lm_loader_load(lm_app *app, lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  /* package.path gains the script location, so migrations require their helpers. */
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", app->cfg.script_location,
+                  app->cfg.script_location, lua_tostring(L, -1));
+  lua_setfield(L, -3, "path");
+  lua_settop(L, top);
+
+  int suspect = 0;
+  int rc = load(app, 1, &suspect, err);
+  if (rc && rc != LM_ENOMEM && suspect) {
+    /* A cache entry whose file is unchanged but whose text the graph refuses was damaged
+     * (or written by hand): the files themselves decide, and the cache is rebuilt. */
+    if (lm_log_verbose() > 0)
+      lm_log_warn("%s/.luamigrate_cache: ignoring a damaged entry (%s); reading every file",
+                  app->cfg.versions_dir, err->message ? err->message : "?");
+    lm_error_clear(err);
+    lm_dag_free(app->dag);
+    app->dag = NULL;
+    free(app->sums);
+    app->sums = NULL;
+    app->nsums = 0;
+    rc = load(app, 0, &suspect, err);
+  }
+  if (rc == LM_OK) {
+    lua_newtable(L); /* environments, filled as revisions run */
+    app->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   return rc;
 }
 
@@ -816,8 +887,14 @@ int lm_loader_env(lm_app *app, int idx, lm_error *err) {
   }
   lua_pop(L, 1);
   const char *path = lm_dag_path(app->dag, idx);
+  char *data = NULL, sum[LM_CHECKSUM_HEX];
+  size_t len = 0;
   int rc = push_mkenv(L, err);
-  if (rc == LM_OK) rc = exec_file(app, lua_gettop(L), path, NULL, err);
+  if (rc == LM_OK) rc = read_hashed(AT_FDCWD, path, path, &data, &len, sum, err);
+  if (rc == LM_OK) rc = exec_file(app, lua_gettop(L), path, data, len, NULL, err);
+  free(data);
+  /* The history records the checksum of the bytes that ran. */
+  if (rc == LM_OK && keep_sum(app, idx, sum)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
   if (rc) {
     lua_settop(L, top);
     return rc;

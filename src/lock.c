@@ -14,6 +14,7 @@
 #include "cancel.h"
 #include "conn.h"
 #include "log.h"
+#include "version_table.h"
 
 /* Class id of every luamigrate lock: "lm" in ASCII, so it is recognisable in pg_locks. */
 #define LM_LOCK_CLASS 0x6c6d
@@ -316,6 +317,11 @@ static void *heartbeat_main(void *arg) {
 }
 
 static int ensure_lease_table(lm_lock *lk, PGconn *conn, lm_error *err) {
+  /* Looked up first: CREATE TABLE IF NOT EXISTS on every run would print the server's
+   * "already exists, skipping" notice every time. */
+  int exists = 0;
+  int rc = lm_vt_table_exists(conn, lk->table, &exists, err);
+  if (rc || exists) return rc;
   char sql[1024];
   snprintf(sql, sizeof sql,
            "CREATE TABLE IF NOT EXISTS %s ("
@@ -323,7 +329,7 @@ static int ensure_lease_table(lm_lock *lk, PGconn *conn, lm_error *err) {
            "application text, acquired_at timestamptz NOT NULL, "
            "heartbeat_at timestamptz NOT NULL, expires_at timestamptz NOT NULL)",
            lk->table);
-  int rc = exec_sql(conn, sql, 0, NULL, NULL, err);
+  rc = exec_sql(conn, sql, 0, NULL, NULL, err);
   /* Two first runs racing: one of them loses on the catalog's unique index; by then the
    * table exists. */
   if (rc == LM_ESQL && err->sqlstate &&
@@ -355,7 +361,8 @@ static int acquire_table(lm_lock *lk, const char *conninfo, lm_error *err) {
            "  pid = EXCLUDED.pid, application = EXCLUDED.application, acquired_at = now(), "
            "  heartbeat_at = now(), expires_at = EXCLUDED.expires_at "
            "WHERE l.expires_at < now() "
-           "RETURNING l.id",
+           /* an update (xmax set) took over a row still there; an insert found none */
+           "RETURNING l.id, l.xmax::text <> '0'",
            lk->table);
   const char *vals[4] = {lk->owner, host, pid, lease};
   waiter w;
@@ -366,11 +373,18 @@ static int acquire_table(lm_lock *lk, const char *conninfo, lm_error *err) {
     PGresult *res = NULL;
     if ((rc = exec_sql(conn, sql, 4, vals, &res, err))) goto cleanup;
     int got = PQntuples(res) == 1;
+    int took_over = got && !strcmp(PQgetvalue(res, 0, 1), "t");
     PQclear(res);
     if (got) {
-      if (*holder && !lk->quiet) lm_log_warn("took over the expired migration lease of %s", holder);
+      /* Only a row replaced was taken over: one released meanwhile was simply free. */
+      if (took_over && *holder && !lk->quiet)
+        lm_log_warn("took over the expired migration lease of %s", holder);
       break;
     }
+    /* Described again after the refusal: the row read before it may be the version a
+     * migration in progress has renewed but not committed (its fence holds the row), which
+     * looks expired; the refusal waited for that commit, so the row now read is current. */
+    describe_lease_holder(lk, conn, holder, sizeof holder);
     if ((rc = waiter_wait(&w, lk->what, holder, err))) goto cleanup;
   }
   lk->conn = conn;

@@ -1,6 +1,7 @@
 /* The luamigrate executable: parses the command line, runs the command inside a protected
  * Lua call (so even a Lua memory error ends in a message, not a crash), then releases the
  * lock, the connection and the Lua state on every path. */
+#include <errno.h>
 #include <lauxlib.h>
 #include <lfs.h>
 #include <lualib.h>
@@ -25,10 +26,23 @@ static void preload(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* os.exit in a migration, a revision file, a helper or the config would end the process
+ * with whatever the run had done half-finished and no word said: it raises instead, at the
+ * caller's file:line, so the run stops the way any other error stops it (rolled back). */
+static int l_refuse_exit(lua_State *L) {
+  return luaL_error(L,
+                    "os.exit() called: a migration, revision file or config cannot end "
+                    "luamigrate (raise an error with error(\"...\") instead)");
+}
+
 static int pmain(lua_State *L) {
   lm_app *app = lua_touserdata(L, 1);
   lm_error *err = lua_touserdata(L, 2);
   luaL_openlibs(L);
+  lua_getglobal(L, "os");
+  lua_pushcfunction(L, l_refuse_exit);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
   preload(L);
   lm_cancel_install(L);
   lua_pushinteger(L, lm_command_run(app, err));
@@ -88,11 +102,22 @@ int luamigrate_main(int argc, char **argv) {
     if (app.conn) PQfinish(app.conn);
     lm_vt_free(&app.vt);
     lm_dag_free(app.dag);
+    free(app.sums);
     if (app.L) lua_close(app.L);
     lm_config_free(&app.cfg);
   }
+  /* Every result, script and message on stdout is checked here, once: a full disk or a
+   * closed pipe must not pass for a complete --sql script (the error is sticky in ferror). */
+  errno = 0;
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    int e = errno;
+    if (rc == LM_OK) {
+      lm_error_clear(&err);
+      rc = lm_error_set(&err, LM_ERR, "cannot write to standard output: %s",
+                        e ? strerror(e) : "a write failed (a full disk or a closed pipe?)");
+    }
+  }
   if (rc != LM_OK) {
-    fflush(stdout);
     lm_log_break();
     lm_error_print(&err, stderr, lm_log_sgr(stderr, LM_STYLE_ERROR),
                    lm_log_sgr(stderr, LM_STYLE_RESET));

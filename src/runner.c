@@ -145,12 +145,6 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
   size_t np = lm_dag_parents(app->dag, idx, &parents);
   char *pids = space_ids(app->dag, parents, np);
   const char *self = lm_dag_id(app->dag, idx);
-  char *content = NULL;
-  size_t clen = 0;
-  lm_error ignore = {0};
-  /* A file that vanished since loading still gets its step recorded, without a checksum. */
-  lm_read_file(lm_dag_path(app->dag, idx), &content, &clen, &ignore);
-  lm_error_clear(&ignore);
   lm_vt_record rec = {
       .revision = self,
       .operation = upgrade ? "upgrade" : "downgrade",
@@ -158,14 +152,12 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
       .to_ids = upgrade ? self : (pids ? pids : ""),
       .message = lm_dag_doc(app->dag, idx),
       .file = lm_dag_path(app->dag, idx),
-      .content = content,
-      .content_len = clen,
+      .checksum = lm_loader_checksum(app, idx), /* of the bytes that ran */
       .started_at = started,
       .duration_ms = (wall_s() - started) * 1000.0,
   };
   int rc = lm_vt_step(&app->vt, app->conn, changes, (size_t)nops, &rec, err);
   free(pids);
-  free(content);
   return rc;
 }
 
@@ -714,6 +706,19 @@ static int offline_call(lua_State *L, const char *fn, int nargs, int nres, lm_er
   return LM_OK;
 }
 
+int lm_emit_offline_preamble(lm_app *app, lm_error *err) {
+  lua_State *L = app->L;
+  const char *enc = getenv("PGCLIENTENCODING");
+  if (enc)
+    lua_pushstring(L, enc);
+  else
+    lua_pushnil(L);
+  if (offline_call(L, "preamble", 1, 1, err)) return LM_ERR;
+  lm_emit_sql(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return LM_OK;
+}
+
 int lm_emit_offline_ddl(lm_app *app, lm_error *err) {
   lua_State *L = app->L;
   lua_pushstring(L, app->cfg.version_table);
@@ -747,6 +752,13 @@ int lm_vt_apply(lm_app *app, int offline, lm_vt_kind kind, const char *from, con
   return LM_OK;
 }
 
+/* Pushes s as the history table takes it (lm_vt_utf8_clean), built in a buffer Lua owns. */
+static void push_clean(lua_State *L, const char *s) {
+  char *buf = lua_newuserdatauv(L, 4 * strlen(s) + 1, 0);
+  lua_pushstring(L, lm_vt_utf8_clean(s, buf));
+  lua_remove(L, -2);
+}
+
 static void push_id_list(lua_State *L, const lm_dag *dag, const int *idx, size_t n) {
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
@@ -767,6 +779,7 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
   push_x_args(L, app);
   int x_idx = lua_gettop(L);
 
+  if ((rc = lm_emit_offline_preamble(app, err))) goto done;
   if (from_base && upgrade) {
     fputs("BEGIN;\n\n", stdout);
     in_tx = 1;
@@ -829,9 +842,9 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     else
       push_id_list(L, app->dag, parents, np);
     lua_setfield(L, -2, "to");
-    lua_pushstring(L, lm_dag_doc(app->dag, idx));
+    push_clean(L, lm_dag_doc(app->dag, idx));
     lua_setfield(L, -2, "message");
-    lua_pushstring(L, lm_dag_path(app->dag, idx));
+    push_clean(L, lm_dag_path(app->dag, idx));
     lua_setfield(L, -2, "file");
     lua_pushliteral(L, LM_VERSION);
     lua_setfield(L, -2, "version");

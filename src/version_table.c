@@ -72,6 +72,55 @@ void lm_vt_free(lm_vt *vt) {
   memset(vt, 0, sizeof *vt);
 }
 
+/* A server error from one of luamigrate's own statements on its tables gets context: which
+ * table, what luamigrate was doing and expects, and what to do. `doing` is "reading", ...;
+ * `table` the quoted name. Returns rc. Errors that are not the server's pass unchanged. */
+static int explain(int rc, const char *doing, const char *what, const char *table, lm_error *err) {
+  if (rc == LM_OK || !err || !err->sqlstate) return rc;
+  const char *st = err->sqlstate, *hint = NULL;
+  char buf[512];
+  if (!strcmp(st, "42703") || !strcmp(st, "42804") || !strcmp(st, "42P10") ||
+      !strcmp(st, "42809")) {
+    if (!strcmp(what, "version"))
+      snprintf(buf, sizeof buf,
+               "%s is not the table luamigrate made (was it changed by hand?); the version "
+               "table holds version_num varchar(32) NOT NULL PRIMARY KEY, one row per current "
+               "head: restore it, or drop it and run 'luamigrate stamp REV' for the revision "
+               "the database is at",
+               table);
+    else
+      snprintf(buf, sizeof buf,
+               "%s is not the table luamigrate made (was it changed by hand?): restore it, or "
+               "drop it and luamigrate creates it anew (what it recorded is then lost)",
+               table);
+    hint = buf;
+  } else if (!strcmp(st, "3F000")) {
+    hint =
+        "the search_path names no schema that exists (or none the role may create in): "
+        "create the schema, fix search_path (PGOPTIONS, ALTER ROLE/DATABASE ... SET "
+        "search_path), or name one in the config: version_table = \"schema.luamigrate_version\"";
+  } else if (!strcmp(st, "57014")) {
+    hint =
+        "a statement_timeout set for the session (PGOPTIONS, ALTER ROLE/DATABASE ... SET) also "
+        "limits luamigrate's own statements: raise or unset it there (migration_statement_timeout "
+        "limits only the migrations)";
+  } else if (!strcmp(st, "42501")) {
+    hint =
+        "the role needs SELECT, INSERT, UPDATE and DELETE on luamigrate's tables (and CREATE "
+        "on their schema for the first run)";
+  } else if (err->context &&
+             (strstr(err->context, "PL/pgSQL") || strstr(err->context, "trigger"))) {
+    snprintf(buf, sizeof buf,
+             "a trigger or rule on %s raised this; luamigrate's tables must accept its own "
+             "writes: drop or change the trigger",
+             table);
+    hint = buf;
+  }
+  lm_error_prefix(err, "%s luamigrate's %s table %s", doing, what, table);
+  if (hint && !err->hint) lm_error_setfield(&err->hint, hint);
+  return rc;
+}
+
 static int exec_fmt(PGconn *conn, lm_error *err, PGresult **res, int n, const char *const *vals,
                     const char *fmt, const char *a, const char *b) {
   char sql[2048];
@@ -95,16 +144,17 @@ int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int have_vt = 0, have_hist = 0;
   int rc = lm_vt_table_exists(conn, vt->table, &have_vt, err);
   if (!rc) rc = lm_vt_table_exists(conn, vt->history, &have_hist, err);
-  if (!rc) rc = lm_journal_ensure(vt, conn, err);
+  if (!rc) rc = explain(lm_journal_ensure(vt, conn, err), "creating", "journal", vt->journal, err);
   if (rc || (have_vt && have_hist)) return rc;
   if (!have_vt)
-    rc = exec_fmt(conn, err, NULL, 0, NULL,
-                  "CREATE TABLE IF NOT EXISTS %s (\n"
-                  "    version_num varchar(32) NOT NULL PRIMARY KEY\n"
-                  ")%s",
-                  vt->table, "");
+    rc = explain(exec_fmt(conn, err, NULL, 0, NULL,
+                          "CREATE TABLE IF NOT EXISTS %s (\n"
+                          "    version_num varchar(32) NOT NULL PRIMARY KEY\n"
+                          ")%s",
+                          vt->table, ""),
+                 "creating", "version", vt->table, err);
   if (rc || have_hist) return rc;
-  return exec_fmt(
+  rc = exec_fmt(
       conn, err, NULL, 0, NULL,
       "CREATE TABLE IF NOT EXISTS %s (\n"
       "    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
@@ -123,6 +173,7 @@ int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
       "    luamigrate_version text NOT NULL\n"
       ")%s",
       vt->history, "");
+  return explain(rc, "creating", "history", vt->history, err);
 }
 
 void lm_vt_free_ids(char **ids, size_t n) {
@@ -140,7 +191,7 @@ int lm_vt_read(lm_vt *vt, PGconn *conn, char ***ids, size_t *n, lm_error *err) {
   if (rc || !exists) return rc;
   rc = exec_fmt(conn, err, &res, 0, NULL, "SELECT version_num FROM %s ORDER BY version_num%s",
                 vt->table, "");
-  if (rc) return rc;
+  if (rc) return explain(rc, "reading", "version", vt->table, err);
   size_t rows = (size_t)PQntuples(res);
   char **out = calloc(rows ? rows : 1, sizeof *out);
   if (!out) {
@@ -183,7 +234,8 @@ int lm_vt_insert(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
   const char *vals[1] = {id};
   int rc = exec_fmt(conn, err, &res, 1, vals, "INSERT INTO %s (version_num) VALUES ($1)%s",
                     vt->table, "");
-  return rc ? rc : expect_one(res, vt, "inserting", id, NULL, err);
+  return rc ? explain(rc, "writing", "version", vt->table, err)
+            : expect_one(res, vt, "inserting", id, NULL, err);
 }
 
 int lm_vt_delete(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
@@ -191,7 +243,8 @@ int lm_vt_delete(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
   const char *vals[1] = {id};
   int rc =
       exec_fmt(conn, err, &res, 1, vals, "DELETE FROM %s WHERE version_num = $1%s", vt->table, "");
-  return rc ? rc : expect_one(res, vt, "deleting", id, NULL, err);
+  return rc ? explain(rc, "writing", "version", vt->table, err)
+            : expect_one(res, vt, "deleting", id, NULL, err);
 }
 
 int lm_vt_update(lm_vt *vt, PGconn *conn, const char *from, const char *to, lm_error *err) {
@@ -199,46 +252,106 @@ int lm_vt_update(lm_vt *vt, PGconn *conn, const char *from, const char *to, lm_e
   const char *vals[2] = {to, from};
   int rc = exec_fmt(conn, err, &res, 2, vals,
                     "UPDATE %s SET version_num = $1 WHERE version_num = $2%s", vt->table, "");
-  return rc ? rc : expect_one(res, vt, "updating", from, to, err);
+  return rc ? explain(rc, "writing", "version", vt->table, err)
+            : expect_one(res, vt, "updating", from, to, err);
 }
 
 int lm_vt_purge(lm_vt *vt, PGconn *conn, lm_error *err) {
-  return exec_fmt(conn, err, NULL, 0, NULL, "DELETE FROM %s%s", vt->table, "");
+  return explain(exec_fmt(conn, err, NULL, 0, NULL, "DELETE FROM %s%s", vt->table, ""), "writing",
+                 "version", vt->table, err);
 }
 
-/* The history row's statement and parameters; vals/lens/fmts have 11 slots, host 256. */
-static void history_stmt(const lm_vt *vt, const lm_vt_record *rec, char *sql, size_t cap,
-                         char *started, char *duration, char *host, const char **vals, int *lens,
-                         int *fmts) {
-  snprintf(started, 64, "%.6f", rec->started_at);
-  snprintf(duration, 64, "%.3f", rec->duration_ms);
-  if (gethostname(host, 255) != 0) host[0] = '\0';
-  host[255] = '\0';
+char *lm_vt_utf8_clean(const char *s, char *out) {
+  size_t n = strlen(s);
+  char *w = out;
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  while (p < end) {
+    size_t len = *p < 0x80                  ? 1
+                 : *p >= 0xC2 && *p <= 0xDF ? 2
+                 : *p >= 0xE0 && *p <= 0xEF ? 3
+                 : *p >= 0xF0 && *p <= 0xF4 ? 4
+                                            : 0;
+    int ok = len > 0 && (size_t)(end - p) >= len;
+    for (size_t i = 1; ok && i < len; i++) ok = (p[i] & 0xC0) == 0x80;
+    /* overlong three- and four-byte forms, surrogates, beyond U+10FFFF */
+    if (ok && len == 3) ok = !(p[0] == 0xE0 && p[1] < 0xA0) && !(p[0] == 0xED && p[1] >= 0xA0);
+    if (ok && len == 4) ok = !(p[0] == 0xF0 && p[1] < 0x90) && !(p[0] == 0xF4 && p[1] >= 0x90);
+    if (ok) {
+      memcpy(w, p, len);
+      w += len;
+      p += len;
+    } else {
+      w += sprintf(w, "\\x%02X", *p);
+      p++;
+    }
+  }
+  *w = '\0';
+  return out;
+}
+
+/* lm_vt_utf8_clean into a malloc'd copy; NULL for NULL, or out of memory. */
+static char *utf8_clean(const char *s) {
+  if (!s) return NULL;
+  char *out = malloc(4 * strlen(s) + 1);
+  return out ? lm_vt_utf8_clean(s, out) : NULL;
+}
+
+/* The history row's statement and parameters. The texts that come from outside luamigrate
+ * (message, file, os_user, hostname) go as UTF-8 bytes decoded by the server
+ * (convert_from), so they read the same whatever the connection's client_encoding. */
+typedef struct history_row {
+  char sql[2048], started[64], duration[64], host[256];
+  char *text[4]; /* message, file, os user, host: valid UTF-8, owned */
+  const char *vals[11];
+  int lens[11], fmts[11];
+} history_row;
+
+static void history_free(history_row *h) {
+  for (int i = 0; i < 4; i++) free(h->text[i]);
+}
+
+static int history_stmt(const lm_vt *vt, const lm_vt_record *rec, history_row *h, lm_error *err) {
+  memset(h, 0, sizeof *h);
+  snprintf(h->started, sizeof h->started, "%.6f", rec->started_at);
+  snprintf(h->duration, sizeof h->duration, "%.3f", rec->duration_ms);
+  if (gethostname(h->host, 255) != 0) h->host[0] = '\0';
+  h->host[255] = '\0';
   const char *user = getenv("USER");
   if (!user) user = getenv("LOGNAME");
-  const char *v[11] = {rec->revision, rec->operation, rec->from_ids,        rec->to_ids,
-                       rec->message,  rec->file,      rec->content,         started,
-                       duration,      user,           host[0] ? host : NULL};
-  memcpy(vals, v, sizeof v);
-  memset(lens, 0, 11 * sizeof *lens);
-  memset(fmts, 0, 11 * sizeof *fmts);
-  lens[6] = (int)rec->content_len;
-  fmts[6] = 1; /* file bytes go binary: any encoding, any byte */
-  snprintf(sql, cap,
+  const char *raw[4] = {rec->message, rec->file, user, h->host[0] ? h->host : NULL};
+  for (int i = 0; i < 4; i++)
+    if (raw[i] && !(h->text[i] = utf8_clean(raw[i]))) {
+      history_free(h);
+      return lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+  const char *v[11] = {rec->revision, rec->operation, rec->from_ids, rec->to_ids,
+                       h->text[0],    h->text[1],     rec->checksum, h->started,
+                       h->duration,   h->text[2],     h->text[3]};
+  memcpy(h->vals, v, sizeof v);
+  static const int binary[] = {4, 5, 9, 10};
+  for (int i = 0; i < 4; i++) {
+    int k = binary[i];
+    h->fmts[k] = 1;
+    h->lens[k] = h->vals[k] ? (int)strlen(h->vals[k]) : 0;
+  }
+  snprintf(h->sql, sizeof h->sql,
            "INSERT INTO %s (revision, operation, from_revisions, to_revisions, message, file, "
            "checksum, started_at, duration_ms, os_user, hostname, luamigrate_version) "
-           "VALUES ($1, $2, string_to_array($3, ' '), string_to_array($4, ' '), $5, $6, "
-           "encode(sha256($7::bytea), 'hex'), to_timestamp($8::double precision), $9, $10, "
-           "$11, '" LM_VERSION "')",
+           "VALUES ($1, $2, string_to_array($3, ' '), string_to_array($4, ' '), "
+           "convert_from($5::bytea, 'UTF8'), convert_from($6::bytea, 'UTF8'), $7, "
+           "to_timestamp($8::double precision), $9, convert_from($10::bytea, 'UTF8'), "
+           "convert_from($11::bytea, 'UTF8'), '" LM_VERSION "')",
            vt->history);
+  return LM_OK;
 }
 
 int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error *err) {
-  char sql[2048], started[64], duration[64], host[256];
-  const char *vals[11];
-  int lens[11], fmts[11];
-  history_stmt(vt, rec, sql, sizeof sql, started, duration, host, vals, lens, fmts);
-  return lm_exec(conn, sql, 11, vals, lens, fmts, NULL, err);
+  history_row h;
+  int rc = history_stmt(vt, rec, &h, err);
+  if (rc) return rc;
+  rc = lm_exec(conn, h.sql, 11, h.vals, h.lens, h.fmts, NULL, err);
+  history_free(&h);
+  return explain(rc, "writing", "history", vt->history, err);
 }
 
 int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
@@ -267,13 +380,21 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
     }
     stmts[i] = (lm_stmt){.sql = sql, .nparams = np, .values = rowvals[i], .keep = 1};
   }
-  char hsql[2048], started[64], duration[64], host[256];
-  const char *hvals[11];
-  int lens[11], fmts[11];
-  history_stmt(vt, rec, hsql, sizeof hsql, started, duration, host, hvals, lens, fmts);
-  stmts[n] =
-      (lm_stmt){.sql = hsql, .values = hvals, .lengths = lens, .formats = fmts, .nparams = 11};
-  int rc = lm_exec_batch(conn, stmts, n + 1, err);
+  history_row h;
+  int rc = history_stmt(vt, rec, &h, err);
+  if (rc) {
+    free(rows);
+    return rc;
+  }
+  stmts[n] = (lm_stmt){
+      .sql = h.sql, .values = h.vals, .lengths = h.lens, .formats = h.fmts, .nparams = 11};
+  rc = lm_exec_batch(conn, stmts, n + 1, err);
+  history_free(&h);
+  if (rc && err && err->statement && !strncmp(err->statement, "INSERT INTO", 11) &&
+      strstr(err->statement, vt->history) == err->statement + 12)
+    explain(rc, "writing", "history", vt->history, err);
+  else
+    explain(rc, "writing", "version", vt->table, err);
   /* Each row change must have matched one row; checked only now, before the caller commits
    * (the history row, sent with them, goes away with the rollback). */
   for (size_t i = 0; i < n; i++) {
@@ -299,21 +420,11 @@ int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *e
                    "SELECT NULL::text, NULL::text, NULL::float8, NULL::float8, NULL::text "
                    "WHERE false",
                    0, NULL, NULL, NULL, res, err);
-  return exec_fmt(conn, err, res, 0, NULL,
-                  "SELECT DISTINCT ON (revision) revision, checksum, "
-                  "extract(epoch FROM started_at)::float8, duration_ms, "
-                  "to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') FROM %s "
-                  "WHERE operation = 'upgrade' ORDER BY revision, id DESC%s",
-                  vt->history, "");
-}
-
-int lm_vt_checksum(PGconn *conn, const char *content, size_t len, char *out, lm_error *err) {
-  PGresult *res = NULL;
-  const char *vals[1] = {content};
-  int lens[1] = {(int)len}, fmts[1] = {1};
-  int rc = lm_exec(conn, "SELECT encode(sha256($1::bytea), 'hex')", 1, vals, lens, fmts, &res, err);
-  if (rc) return rc;
-  snprintf(out, 65, "%s", PQgetvalue(res, 0, 0));
-  PQclear(res);
-  return LM_OK;
+  return explain(exec_fmt(conn, err, res, 0, NULL,
+                          "SELECT DISTINCT ON (revision) revision, checksum, "
+                          "extract(epoch FROM started_at)::float8, duration_ms, "
+                          "to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') FROM %s "
+                          "WHERE operation = 'upgrade' ORDER BY revision, id DESC%s",
+                          vt->history, ""),
+                 "reading", "history", vt->history, err);
 }

@@ -44,13 +44,19 @@ typedef struct lm_vt_record {
   const char *to_ids;
   const char *message;
   const char *file;
-  const char *content; /* file bytes for the checksum (sha256 on the server); may be NULL */
-  size_t content_len;
-  double started_at; /* Unix epoch seconds */
+  const char *checksum; /* hex SHA-256 of the file's bytes (checksum.h); may be NULL */
+  double started_at;    /* Unix epoch seconds */
   double duration_ms;
 } lm_vt_record;
 
 int lm_vt_record_step(lm_vt *vt, PGconn *conn, const lm_vt_record *rec, lm_error *err);
+
+/* Writes s to out (room for 4 * strlen(s) + 1 bytes) as valid UTF-8: each byte that does not
+ * begin a well-formed sequence becomes the four characters \xNN. The history's text columns
+ * take the user's name, the host, file paths and docstrings as they come; a stray Latin-1
+ * byte there must neither fail a step at its history insert (online or in a --sql script)
+ * nor be lost silently. Returns out. */
+char *lm_vt_utf8_clean(const char *s, char *out);
 
 /* One version-row change of a step: INSERT to, DELETE from, or UPDATE from -> to. */
 typedef struct lm_vt_change {
@@ -68,7 +74,5 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
  * started (epoch seconds), its duration (ms), and the start as text. *res holds the rows
  * (columns 0 to 4; none when the history table does not exist); PQclear it. */
 int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err);
-/* The sha256 (hex) of content, computed the way the history records it. out: 65 bytes. */
-int lm_vt_checksum(PGconn *conn, const char *content, size_t len, char *out, lm_error *err);
 
 #endif

@@ -4,6 +4,12 @@ local quote = require "luamigrate.quote"
 
 local M = {}
 
+-- The script's first statement: the client encoding its literals are quoted for, which
+-- psql (or any client) then uses whatever its own setting (quote.script_encoding).
+function M.preamble(client_encoding)
+  return "SET client_encoding = " .. quote.literal(quote.script_encoding(client_encoding))
+end
+
 -- "schema.table" or "table" -> quoted version, history and journal table names.
 function M.names(version_table)
   local sch, tbl = version_table:match("^([^.]+)%.(.+)$")

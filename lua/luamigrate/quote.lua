@@ -4,6 +4,13 @@
 -- and is not a keyword the grammar reserves in any position; otherwise it is double-quoted
 -- with embedded double quotes doubled. Literals are single-quoted with quotes doubled, and
 -- written as E'...' with backslashes doubled when they hold a backslash.
+--
+-- That literal rule is right only where a backslash byte is always a backslash: in every
+-- server encoding and most client ones, but not in SJIS, BIG5, GBK, GB18030, UHC or JOHAB,
+-- where 0x5C can be the second byte of a character (and doubling it lets a quote through).
+-- So online, while a migration runs, luamigrate.core hands this module the connection
+-- (M.conn) and libpq escapes each literal for its client encoding; a --sql script states
+-- the encoding it was quoted for at its top and refuses those encodings (M.script_encoding).
 local M = {}
 
 -- PostgreSQL 15's keywords outside the UNRESERVED category (pg_get_keywords() catcode
@@ -75,13 +82,46 @@ function M.qualified(schema, name)
   return M.ident(schema) .. "." .. M.ident(name)
 end
 
--- A string literal, safe under any standard_conforming_strings setting.
+-- The connection a migration's statements go to, set by the run (nil offline).
+M.conn = nil
+
+-- A string literal, safe under any standard_conforming_strings setting (and, online, for
+-- the connection's client encoding).
 function M.literal(s)
   if type(s) ~= "string" then raise(("literal must be a string, got %s"):format(type(s))) end
   if s:find("\0", 1, true) then raise("a string literal cannot contain a NUL byte") end
+  local conn = M.conn
+  if conn then return conn:literal(s) end
   local body = s:gsub("'", "''")
   if body:find("\\", 1, true) then return "E'" .. body:gsub("\\", "\\\\") .. "'" end
   return "'" .. body .. "'"
+end
+
+-- Client encodings in which the second byte of a character can be 0x5C (PostgreSQL's
+-- names and aliases, compared as PostgreSQL does: case and punctuation ignored). PostgreSQL
+-- allows none of them as a server encoding for the same reason.
+M.UNSAFE_ENCODINGS = {}
+for _, name in ipairs {
+  "sjis", "shiftjis", "mskanji", "win932", "windows932", "shiftjis2004", "big5", "win950",
+  "windows950", "gbk", "win936", "windows936", "cp936", "gb18030", "uhc", "win949", "windows949",
+  "johab",
+} do M.UNSAFE_ENCODINGS[name] = true end
+
+-- The client encoding a --sql script is quoted for and sets at its top: `name` (the
+-- PGCLIENTENCODING the script is made under) or UTF8. Raises for an encoding in which
+-- offline quoting cannot be safe.
+function M.script_encoding(name)
+  if name == nil or name == "" then return "UTF8" end
+  local key = name:lower():gsub("[^%w]", "")
+  if M.UNSAFE_ENCODINGS[key] then
+    error(("--sql: PGCLIENTENCODING=%s: a script cannot be quoted safely for this encoding "
+      .. "(a character's second byte can be a backslash); unset PGCLIENTENCODING to write "
+      .. "the script in UTF8, or run the migrations online"):format(name), 0)
+  end
+  if not name:match("^[%w_%-]+$") then
+    error(("--sql: PGCLIENTENCODING=%s is not an encoding name"):format(name), 0)
+  end
+  return name
 end
 
 return M

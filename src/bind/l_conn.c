@@ -599,6 +599,35 @@ static int l_conn_status(lua_State *L) {
   return 1;
 }
 
+/* conn:literal(s): s as an SQL string literal escaped by libpq for this connection's
+ * client encoding and standard_conforming_strings (PQescapeLiteral). In SJIS, BIG5, GBK and
+ * the like a character's second byte can be 0x5C; only an escaper that knows the encoding
+ * leaves it alone instead of taking it for a backslash. Same form as luamigrate.quote's
+ * offline literal: '...' or E'...' (libpq's leading space before E dropped). */
+static int l_pqmem_gc(lua_State *L) {
+  char **box = luaL_checkudata(L, 1, "luamigrate.PQmem");
+  if (*box) PQfreemem(*box);
+  *box = NULL;
+  return 0;
+}
+
+static int l_conn_literal(lua_State *L) {
+  luaconn *c = luaL_checkudata(L, 1, "luamigrate.Conn");
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  if (!c->conn) return luaL_error(L, "connection is closed");
+  /* libpq's string lives in a box Lua owns before it exists, so a raise never leaks it */
+  char **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, "luamigrate.PQmem");
+  if (!(*box = PQescapeLiteral(c->conn, s, len)))
+    return luaL_error(L, "cannot quote a string literal: %s", PQerrorMessage(c->conn));
+  lua_pushstring(L, (*box)[0] == ' ' ? *box + 1 : *box);
+  PQfreemem(*box);
+  *box = NULL;
+  return 1;
+}
+
 static int l_conn_tostring(lua_State *L) {
   luaconn *c = luaL_checkudata(L, 1, "luamigrate.Conn");
   if (!c->conn) {
@@ -613,12 +642,14 @@ static int l_conn_tostring(lua_State *L) {
 
 int luaopen_luamigrate_conn(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"execute", l_conn_execute},
-      {"query", l_conn_query},
-      {"status", l_conn_status},
-      {"close", l_conn_close},
-      {NULL, NULL},
+      {"execute", l_conn_execute}, {"query", l_conn_query}, {"status", l_conn_status},
+      {"literal", l_conn_literal}, {"close", l_conn_close}, {NULL, NULL},
   };
+  if (luaL_newmetatable(L, "luamigrate.PQmem")) {
+    lua_pushcfunction(L, l_pqmem_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   if (luaL_newmetatable(L, "luamigrate.Result")) {
     lua_pushcfunction(L, l_result_gc);
     lua_setfield(L, -2, "__gc");

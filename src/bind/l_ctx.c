@@ -4,6 +4,20 @@
 
 static const char CTX_KEY[] = LM_CTX_KEY;
 
+/* Hands luamigrate.quote the connection statements go to (conn_idx), or takes it back (0):
+ * online, literals are escaped for that connection's client encoding (quote.lua). */
+static void quote_for(lua_State *L, int conn_idx) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "luamigrate.quote") == LUA_TTABLE) {
+    if (conn_idx)
+      lua_pushvalue(L, conn_idx);
+    else
+      lua_pushnil(L);
+    lua_setfield(L, -2, "conn");
+  }
+  lua_pop(L, 2);
+}
+
 void lm_ctx_begin(lua_State *L, int conn_idx, int x_idx) {
   conn_idx = lua_absindex(L, conn_idx);
   if (x_idx) x_idx = lua_absindex(L, x_idx);
@@ -18,6 +32,7 @@ void lm_ctx_begin(lua_State *L, int conn_idx, int x_idx) {
   lua_pushboolean(L, 0);
   lua_setfield(L, -2, "offline");
   lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  quote_for(L, conn_idx);
 }
 
 void lm_ctx_begin_offline(lua_State *L, int emit_idx, int x_idx) {
@@ -34,11 +49,13 @@ void lm_ctx_begin_offline(lua_State *L, int emit_idx, int x_idx) {
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "offline");
   lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  quote_for(L, 0);
 }
 
 void lm_ctx_end(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  quote_for(L, 0);
 }
 
 int lm_ctx_l_context(lua_State *L) {

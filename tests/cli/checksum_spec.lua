@@ -45,6 +45,39 @@ describe("applied files that changed", function()
     assert.equal(ids[3], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
   end)
 
+  -- The checksum is computed by luamigrate itself (no round trip per file); it is the same
+  -- hex SHA-256 the server's sha256() gives for the file's bytes, which is what databases
+  -- migrated by earlier versions hold, so their rows still compare equal.
+  it("records the SHA-256 of the file's bytes, equal to the server's sha256()", function()
+    local rel = ("migrations/versions/%s_step_%d.lua"):format(ids[1], 1)
+    local hex = cli.slurp(dir .. "/" .. rel):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+    local server = pg.psql(url, ("SELECT encode(sha256(decode('%s', 'hex')), 'hex')"):format(hex))
+    local p = assert(io.popen("sha256sum " .. pg.shell_quote(dir .. "/" .. rel)))
+    local tool = p:read("a"):match("^(%x+)")
+    p:close()
+    local recorded = pg.psql(url, ("SELECT checksum FROM luamigrate_version_history WHERE revision = '%s'")
+      :format(ids[1]))
+    assert.equal(tool, server)
+    assert.equal(server, recorded)
+    -- a row written the old way (by the server) compares equal: no warning
+    pg.psql(url, ("UPDATE luamigrate_version_history SET checksum = encode(sha256(decode('%s', 'hex')), 'hex') "
+      .. "WHERE revision = '%s'"):format(hex, ids[1]))
+    local r = run("upgrade", "head")
+    assert.equal(0, r.code, r.err)
+    assert.falsy(r.err:find("warning", 1, true), r.err)
+  end)
+
+  -- A file whose mtime is older than its run (cp -p, rsync -a, tar, a checkout's dates) is
+  -- still compared: the content alone decides.
+  it("notices an edited file whose mtime is older than its run", function()
+    local path = edit(2)
+    assert(os.execute(("touch -d '2001-01-01' %s/%s"):format(dir, path)))
+    local r = run("upgrade", "head")
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.err:find(("luamigrate: warning: %s: revision %s was applied from a different version of this file")
+      :format(path, ids[2]), 1, true), r.err)
+  end)
+
   it("refuses to run anything under on_changed_file = \"error\"", function()
     cli.write(dir .. "/luamigrate.lua", 'script_location = "migrations"\non_changed_file = "error"\n')
     local path = edit(1)

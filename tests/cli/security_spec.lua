@@ -180,3 +180,57 @@ describe("the binary", function()
     assert.same({}, found)
   end)
 end)
+
+-- A string literal is quoted for the encoding it is read in. In SJIS (and BIG5, GBK,
+-- GB18030, UHC, JOHAB) 0x83 0x5C is one character: a quoting rule that takes the 0x5C for a
+-- backslash and doubles it leaves a lone backslash that, with backslash_quote = on, escapes
+-- the closing quote, and the rest of the value runs as SQL.
+describe("string literals under a client encoding whose characters can end in 0x5C", function()
+  local url, dbname, dir
+  local EVIL = "\x83\x5c'); DROP TABLE victim; --"
+
+  setup(function()
+    url, dbname = pg.new_db("sjis")
+    pg.psql(url, ("ALTER DATABASE %s SET backslash_quote = on"):format(dbname))
+    dir = cli.project { files = {
+      ["migrations/versions/s1_insert.lua"] = cli.revision("s1", nil, ([[
+  op.create_table("t", sa.Column("v", sa.Text))
+  op.bulk_insert("t", { { v = %q } })
+]]):format(EVIL), 'op.drop_table("t")'),
+    } }
+  end)
+
+  before_each(function()
+    pg.psql(url, "DROP TABLE IF EXISTS t; DROP TABLE IF EXISTS victim; CREATE TABLE victim (id int); "
+      .. "DROP TABLE IF EXISTS luamigrate_version, luamigrate_version_history, luamigrate_version_journal")
+  end)
+
+  teardown(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  it("cannot drop a table online: the literal is escaped for the connection (PQescapeLiteral)", function()
+    local r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir, env = { PGCLIENTENCODING = "SJIS" } })
+    assert.equal(0, r.code, r.err)
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM victim")) -- raises if it was dropped
+    -- the value went in whole: SJIS 0x83 0x5C is katakana SO
+    assert.equal("\227\130\189'); DROP TABLE victim; --", pg.psql(url, "SELECT v FROM t"))
+  end)
+
+  it("cannot drop a table through --sql and psql: the script sets its encoding, and refuses SJIS", function()
+    local r = cli.run({ "upgrade", "head", "--sql" }, { cwd = dir, env = { PGCLIENTENCODING = "SJIS" } })
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("PGCLIENTENCODING=SJIS: a script cannot be quoted safely", 1, true), r.err)
+    assert.equal("", r.out)
+    r = cli.run({ "upgrade", "head", "--sql" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("^SET client_encoding = 'UTF8';\n\nBEGIN;\n"), r.out)
+    local script = os.tmpname()
+    cli.write(script, r.out)
+    os.execute(("PGCLIENTENCODING=SJIS %spsql -X -q -v ON_ERROR_STOP=1 -d %s -f %s >/dev/null 2>&1")
+      :format(pg.tool, q(url), q(script)))
+    os.remove(script)
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM victim")) -- raises if it was dropped
+  end)
+end)

@@ -50,3 +50,21 @@ describe("literal quoting", function()
     assert.equal("'ünï'", quote.literal("ünï"))
   end)
 end)
+
+describe("the encoding a --sql script is quoted for", function()
+  it("is UTF8 unless PGCLIENTENCODING names another", function()
+    assert.equal("UTF8", quote.script_encoding(nil))
+    assert.equal("UTF8", quote.script_encoding(""))
+    assert.equal("LATIN1", quote.script_encoding("LATIN1"))
+    assert.equal("SET client_encoding = 'EUC_JP'", require("luamigrate.offline").preamble("EUC_JP"))
+  end)
+
+  it("refuses encodings in which a character's second byte can be a backslash", function()
+    for _, name in ipairs { "SJIS", "Shift_JIS", "win932", "BIG5", "GBK", "GB18030", "UHC", "JOHAB", "SHIFT_JIS_2004" } do
+      local ok, err = pcall(quote.script_encoding, name)
+      assert.is_false(ok, name)
+      assert.truthy(err:find("PGCLIENTENCODING=" .. name .. ": a script cannot be quoted safely", 1, true), err)
+    end
+    assert.is_false(pcall(quote.script_encoding, "UTF8'; DROP"))
+  end)
+end)
