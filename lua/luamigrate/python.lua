@@ -11,8 +11,8 @@
 -- slice, list, tuple, set, dict (keys, values: in source order), unop, binop, boolop, cmp
 -- (ops, operands), ifexp, lambda, listcomp, starred. Statements: import, from, assign
 -- (targets, value), augassign, annassign, expr, def, return, pass, if (tests, bodies, orelse),
--- for, with (items: {expr, as}), unsupported (keyword, first, last), and break/continue/raise.
--- Every node has `line`.
+-- for, with (items: {expr, as}), unsupported (keyword), and break/continue/raise.
+-- Every node has `line`; statements also `last`, the last line they span.
 local M = {}
 
 local KEYWORDS = {}
@@ -799,17 +799,17 @@ function P:block()
       local s = self:statement()
       if s then body[#body + 1] = s end
     end
-    local last = self.toks[self.i - 1]
     self:accept_dedent()
-    return body, last.line
+    return body
   end
   local body = {}
   repeat
-    body[#body + 1] = self:simple_statement()
+    local s = self:simple_statement()
+    s.last = s.line
+    body[#body + 1] = s
   until not (self:accept(";") and self:peek().type ~= "newline")
-  local last = self:peek().line
   if self:peek().type == "newline" then self:next() end
-  return body, last
+  return body
 end
 
 function P:accept_dedent()
@@ -819,7 +819,6 @@ end
 -- Skips a compound statement the reader does not model, with all its clauses.
 function P:skip_compound(keyword, tok)
   local d = 0
-  local last = tok.line
   while true do
     local t = self:next()
     if t.type == "eof" then self.i = self.i - 1; break end
@@ -837,9 +836,8 @@ function P:skip_compound(keyword, tok)
       if nt.type ~= "indent" and not (nt.type == "name" and (nt.value == "except" or nt.value == "else"
         or nt.value == "finally")) then break end
     end
-    last = t.line
   end
-  return { k = "unsupported", keyword = keyword, line = tok.line, last = last }
+  return { k = "unsupported", keyword = keyword, line = tok.line }
 end
 
 function P:params()
@@ -898,8 +896,8 @@ function P:statement1()
       local params = self:params()
       local returns
       if self:accept("->") then returns = self:expr() end
-      local body, last = self:block()
-      return { k = "def", name = n.value, params = params, returns = returns, body = body, line = t.line, last = last }
+      local body = self:block()
+      return { k = "def", name = n.value, params = params, returns = returns, body = body, line = t.line }
     elseif w == "if" then
       self:next()
       local tests, bodies = { self:expr() }, {}
