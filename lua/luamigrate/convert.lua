@@ -142,9 +142,10 @@ end
 local function call_text(fn, args)
   local one = fn .. "(" .. table.concat(args, ", ") .. ")"
   if #one <= 96 and not one:find("\n", 1, true) then return one end
-  -- the leading short arguments stay on the first line, the rest one per line
+  -- the leading plain arguments (a table name, a column name) stay on the first line, the
+  -- rest go one per line
   local head, i = fn .. "(", 1
-  while i < #args and not args[i]:find("\n", 1, true) and #head + #args[i] + 2 <= 72 do
+  while i < #args and not args[i]:find("[\n(){]") and #head + #args[i] + 2 <= 72 do
     head = head .. args[i] .. ", "
     i = i + 1
   end

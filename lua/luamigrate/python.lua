@@ -173,8 +173,9 @@ local function tokenize(src, name)
           value = unescape(body, bytes, function(msg) fail(name, start_line, col, msg) end)
         end
         add("str", value, start_line, col, { prefix = p, raw = body, endline = line })
-      elseif c:match("[%a_\128-\255]") then
-        local word = src:match("^[%w_\128-\255]+", pos)
+      elseif c:match("[%a_]") then
+        -- ASCII names only: Lua has no others, and migrations use no others
+        local word = src:match("^[%w_]+", pos)
         add("name", word, line, col)
         pos = pos + #word
       elseif c:match("%d") or (c == "." and src:sub(pos + 1, pos + 1):match("%d")) then
@@ -193,7 +194,10 @@ local function tokenize(src, name)
         local op3, op2 = src:sub(pos, pos + 2), src:sub(pos, pos + 1)
         local op
         if OPS3[op3] then op = op3 elseif OPS2[op2] then op = op2 elseif OPS1[c] then op = c end
-        if not op then fail(name, line, col, ("unexpected character '%s'"):format(c)) end
+        if not op then
+          local shown = c:match("^[%g]$") and c:byte() < 128 and c or ("\\x%02x"):format(c:byte())
+          fail(name, line, col, ("unexpected character '%s'"):format(shown))
+        end
         if op == "(" or op == "[" or op == "{" then depth = depth + 1
         elseif op == ")" or op == "]" or op == "}" then
           if depth == 0 then fail(name, line, col, "unmatched '" .. op .. "'") end
@@ -790,6 +794,15 @@ end
 -- A block after ':' — an indented suite or statements on the same line.
 function P:block()
   self:expect(":")
+  -- Python itself refuses more than 20 statically nested blocks
+  self.blocks = (self.blocks or 0) + 1
+  if self.blocks > 40 then self:err("blocks nested too deeply") end
+  local body = self:block_body()
+  self.blocks = self.blocks - 1
+  return body
+end
+
+function P:block_body()
   if self:peek().type == "newline" then
     self:next()
     if self:peek().type ~= "indent" then self:err("expected an indented block") end

@@ -128,11 +128,16 @@ two']]).s)
     assert.equal("t.py:1:5: invalid string prefix 'ub'", parse_error("x = ub'a'\n"))
     assert.equal("t.py:1:3: f-string: single '}' is not allowed", parse_error("x(f'a}')\n"))
     assert.equal("t.py:1:6: unexpected character '$'", parse_error("a = b$\n"))
+    assert.equal([[t.py:1:8: unexpected character '\xc3']], parse_error("x = café\n"))
   end)
 
   it("refuses deep nesting instead of overflowing the C stack", function()
     local err = parse_error("x = " .. ("(" ):rep(300) .. "1" .. (")"):rep(300) .. "\n")
     assert.truthy(err:find("nested too deeply", 1, true), err)
+    local lines = {}
+    for i = 1, 60 do lines[i] = (" "):rep(i - 1) .. "if a:" end
+    lines[61] = (" "):rep(60) .. "pass"
+    assert.equal("t.py:41:46: blocks nested too deeply", parse_error(table.concat(lines, "\n") .. "\n"))
   end)
 end)
 
