@@ -446,11 +446,12 @@ local function compare(cx, e)
     return wrap(expr(cx, l)) .. (op == "is" and " == " or " ~= ") .. rhs
   end
   if op == "in" or op == "not in" then
-    if r.k ~= "list" and r.k ~= "tuple" and r.k ~= "set" then
-      not_converted(e.line, "'%s' on something other than a literal list", op)
-    end
-    if l.k ~= "name" and l.k ~= "str" and l.k ~= "num" and l.k ~= "attr" then
-      not_converted(e.line, "'%s' with a computed left side", op)
+    if (r.k ~= "list" and r.k ~= "tuple" and r.k ~= "set")
+      or (l.k ~= "name" and l.k ~= "str" and l.k ~= "num" and l.k ~= "attr") then
+      -- a list, a dict's keys or a substring, as Python's `in` on each
+      cx.helpers.contains = true
+      local test = "py_contains(" .. expr(cx, r) .. ", " .. expr(cx, l) .. ")"
+      return op == "in" and test or ("not " .. test)
     end
     local lhs = expr(cx, l)
     local parts = {}
@@ -549,6 +550,15 @@ function expr(cx, e)
     return fstring(cx, e.parts, e.line)
   elseif k == "attr" then
     local obj = e.obj
+    -- op.get_bind().dialect.name, op.get_context().dialect.name, bind.dialect.name: luamigrate
+    -- runs on PostgreSQL only, so branches for other databases stay unreached
+    if e.name == "name" and obj.k == "attr" and obj.name == "dialect" then
+      local src = obj.obj
+      if (src.k == "name" and cx.binds[src.id]) or (src.k == "call" and src.fn.k == "attr"
+        and (src.fn.name == "get_bind" or src.fn.name == "get_context") and root_module(cx, src.fn) == "op") then
+        return '"postgresql"'
+      end
+    end
     if obj.k == "name" and cx.batch[obj.id] then not_converted(e.line, "batch_op.%s used as a value", e.name) end
     if LUA_RESERVED[e.name] then return wrap(expr(cx, obj)) .. "[" .. quoted(e.name) .. "]" end
     return wrap(expr(cx, obj)) .. "." .. e.name
@@ -609,6 +619,8 @@ function expr(cx, e)
     return ("(function() local r = {} for _, %s in ipairs(%s) do %s end return r end)()"):format(v, iter, add)
   elseif k == "starred" then
     not_converted(e.line, "*unpacking here")
+  elseif k == "unsupported" then
+    not_converted(e.line, e.what)
   end
   not_converted(e.line, "this expression")
 end
@@ -844,7 +856,13 @@ local function for_statement(cx, out, depth, s)
   end
   emit(out, depth, head)
   if unpack_line then emit(out, depth + 1, unpack_line) end
+  cx.loops = cx.loops or {}
+  local loop = {}
+  cx.loops[#cx.loops + 1] = loop
   block(cx, out, depth + 1, s.body, false)
+  cx.loops[#cx.loops] = nil
+  -- Python's continue: a goto to the end of the body (a label there is outside every local's scope)
+  if loop.continued then emit(out, depth + 1, "::continue::") end
   emit(out, depth, "end")
   cx.scopes[#cx.scopes] = nil
 end
@@ -987,6 +1005,11 @@ local function statement(cx, out, depth, s, is_last)
     local _ = name
   elseif k == "break" then
     emit(out, depth, "break")
+  elseif k == "continue" then
+    local loop = cx.loops and cx.loops[#cx.loops]
+    if not loop then not_converted(s.line, "'continue' outside a for loop") end
+    loop.continued = true
+    emit(out, depth, "goto continue")
   elseif k == "raise" then
     local v = s.value
     if v and v.k == "call" and #v.args == 1 and #v.kwargs == 0 then
@@ -1068,6 +1091,16 @@ local function docstring(doc)
 end
 
 local HELPERS = {
+  contains = [[
+-- Python's `x in c`: a substring of a string, an element of a list, a key of a dict.
+local function py_contains(c, x)
+  if type(c) == "string" then return c:find(x, 1, true) ~= nil end
+  for _, v in ipairs(c) do
+    if v == x then return true end
+  end
+  return c[x] ~= nil
+end
+]],
   unpack = [[
 -- Python's f(*values, key=...): the values, then the options table.
 local function py_unpack(values, options)
@@ -1158,7 +1191,10 @@ function M.revision(src, display)
   code = code:gsub("\1(%d+)\2", function(n) return cx.strings[tonumber(n)] end)
   local prelude = {}
   if #defs > 0 then prelude[#prelude + 1] = "local " .. table.concat(defs, ", ") .. "\n" end
-  for name, text in pairs(HELPERS) do if cx.helpers[name] then prelude[#prelude + 1] = text end end
+  local used = {}
+  for name in pairs(cx.helpers) do used[#used + 1] = name end
+  table.sort(used) -- the same file on every run
+  for _, name in ipairs(used) do prelude[#prelude + 1] = HELPERS[name] end
   local function v(name) return meta[name] and meta[name].value end
   local labels = v("branch_labels")
   if type(labels) == "string" then labels = { labels } end
@@ -1378,6 +1414,9 @@ function M.read_project(path)
     if not settings then error(("%s has no [alembic] section"):format(cfg), 0) end
   end
   local sl = settings.script_location
+  if (sl == nil or sl == "") and exists(join(here, "env.py")) then
+    sl = here -- Flask-Migrate's layout: alembic.ini beside env.py, the location passed in code
+  end
   if type(sl) ~= "string" or sl == "" then error(("%s: no script_location"):format(cfg), 0) end
   if sl:match("^[%w_.]+:") then
     error(("%s: script_location %q names a Python package; give it as a path"):format(cfg, sl), 0)

@@ -116,7 +116,7 @@ local function tokenize(src, name)
         add("newline", nil, line, col)
       end
       pos, line, linestart = pos + 1, line + 1, pos + 1
-      at_line_start = true
+      at_line_start = depth == 0 -- inside brackets a line's indentation means nothing
     elseif c == "#" then
       local e = src:find("\n", pos, true) or n + 1
       comments[line] = src:sub(pos + 1, e - 1):gsub("\r$", "")
@@ -430,7 +430,9 @@ function P:atom()
           end
         end
         if (#keys == 1 or #items == 1) and self:isname("for") then
-          self:err("dict and set comprehensions are not supported")
+          self:skip_rest()
+          self:expect("}")
+          return { k = "unsupported", what = "a dict or set comprehension", line = t.line }
         end
         if not self:accept(",") then break end
       end
@@ -452,8 +454,29 @@ function P:comprehension(elt, line)
   local iter = self:or_test()
   local cond
   if self:accept("if") then cond = self:or_test() end
-  if self:isname("for") then self:err("nested comprehensions are not supported") end
+  if self:isname("for") or self:isname("if") then
+    self:skip_rest()
+    return { k = "unsupported", what = "a comprehension with several for or if clauses", line = line }
+  end
   return { k = "listcomp", elt = elt, target = target, iter = iter, cond = cond, line = line }
+end
+
+-- Skips what is left inside the current brackets (valid Python this reader does not model),
+-- up to the closing bracket, which it leaves for the caller.
+function P:skip_rest()
+  local d = 0
+  while true do
+    local t = self:peek()
+    if t.type == "eof" then self:err("unexpected end of file") end
+    if t.type == "op" then
+      if t.value == "(" or t.value == "[" or t.value == "{" then d = d + 1
+      elseif t.value == ")" or t.value == "]" or t.value == "}" then
+        if d == 0 then return end
+        d = d - 1
+      end
+    end
+    self:next()
+  end
 end
 
 function P:lambda()

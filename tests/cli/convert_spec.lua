@@ -265,6 +265,21 @@ describe("convert alembic", function()
     assert.truthy(u.err:find("not converted: " .. file .. ":9: 'while' statements", 1, true), u.err)
   end)
 
+  it("reads Flask-Migrate's layout: alembic.ini beside env.py, without script_location", function()
+    local src = dir .. "/app/migrations"
+    cli.mkdir_p(src .. "/versions")
+    cli.write(src .. "/alembic.ini", "[alembic]\n# template used to generate migration files\n")
+    cli.write(src .. "/env.py", "from alembic import context\n")
+    cli.write(src .. "/versions/cc03_first.py", "revision = 'cc03'\ndown_revision = None\n"
+      .. "def upgrade():\n    pass\ndef downgrade():\n    pass\n")
+    local out = dir .. "/out"
+    cli.mkdir_p(out)
+    local r = cli.run({ "convert", "alembic", src, "-o", out })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(cli.slurp(out .. "/luamigrate.lua"):find('\nscript_location = "migrations"\n', 1, true))
+    assert.truthy(io.open(out .. "/migrations/versions/cc03_first.lua"))
+  end)
+
   it("refuses a file it cannot read, naming file, line and column, and writes nothing", function()
     local src = dir .. "/src"
     cli.mkdir_p(src .. "/m/versions")

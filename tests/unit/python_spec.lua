@@ -107,6 +107,11 @@ two']]).s)
     assert.equal(" a comment", m.comments[5])
   end)
 
+  it("reads comprehensions it does not model as unsupported expressions, not errors", function()
+    assert.same({ k = "unsupported", what = "a dict or set comprehension", line = 1 }, expr("{k: v for k, v in xs}"))
+    assert.equal("unsupported", expr("[a for b in c for a in b]").k)
+  end)
+
   it("keeps compound statements it does not model whole, with their lines", function()
     local m = assert(python.parse("try:\n    a()\nexcept E:\n    b()\nfinally:\n    c()\nd()\n", "t.py"))
     assert.equal("unsupported", m.body[1].k)
@@ -222,6 +227,37 @@ describe("convert: translation", function()
       "    for i in range(3):",
       "        print(i)",
     }, "\n")))
+  end)
+
+  it("translates `in` on computed containers through py_contains, Python's three meanings", function()
+    local body, r = upgrade_of("    if 'users' not in names:\n        op.execute('x')")
+    assert.equal("  if not py_contains(names, \"users\") then\n    op.execute(\"x\")\n  end", body)
+    local py_contains = assert(load(r.text:match("(local function py_contains.-\nend\n)") .. "return py_contains"))()
+    assert.is_true(py_contains({ "a", "users" }, "users"))
+    assert.is_true(py_contains({ users = 1 }, "users"))
+    assert.is_true(py_contains("all users", "users"))
+    assert.is_false(py_contains({ "a" }, "users"))
+    assert.equal([[  local x = (a == 1 or a == 2)]], (upgrade_of("    x = a in (1, 2)")))
+  end)
+
+  it("knows the dialect is postgresql", function()
+    assert.equal("  if \"postgresql\" == \"mysql\" then\n    op.execute(\"x\")\n  end",
+      upgrade_of("    if op.get_context().dialect.name == 'mysql':\n        op.execute('x')"))
+    assert.equal("  local bind = op.get_bind()\n  local d = \"postgresql\"",
+      upgrade_of("    bind = op.get_bind()\n    d = bind.dialect.name"))
+  end)
+
+  it("turns continue into a goto to the end of the loop body", function()
+    local body = upgrade_of("    for t in ts:\n        if t == 'a':\n            continue\n        op.drop_table(t)")
+    assert.equal(table.concat({
+      "  for _, t in ipairs(ts) do",
+      "    if t == \"a\" then",
+      "      goto continue",
+      "    end",
+      "    op.drop_table(t)",
+      "    ::continue::",
+      "  end",
+    }, "\n"), body)
   end)
 
   it("declares names assigned in nested blocks at the top of the function", function()
