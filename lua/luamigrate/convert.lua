@@ -277,13 +277,17 @@ local function args_list(cx, args, line, opts)
   return out, false
 end
 
+local OTHER_DIALECTS = { mysql = true, mariadb = true, sqlite = true, mssql = true, oracle = true }
+
 -- kwargs -> {key, lua} pairs; None values left out (an absent key is Lua's None), except
 -- where the op gives None a meaning of its own (`false` stands for it: op.alter_column).
 local function kw_pairs(cx, kwargs, line, none_is_false)
   local out = {}
   for _, kw in ipairs(kwargs) do
     if not kw.name then not_converted(line, "**kwargs in a call") end
-    if kw.value.k == "const" and kw.value.v == "None" then
+    if OTHER_DIALECTS[kw.name:match("^(%l+)_") or ""] then
+      -- mysql_engine=..., sqlite_autoincrement=...: SQLAlchemy ignores them on PostgreSQL
+    elseif kw.value.k == "const" and kw.value.v == "None" then
       if none_is_false and none_is_false[kw.name] then out[#out + 1] = { kw.name, "false" } end
     else
       out[#out + 1] = { kw.name, expr(cx, kw.value) }
@@ -1121,6 +1125,8 @@ end
 ]],
 }
 
+local function r_name(path) return (path:match("([^/]+)$")) end
+
 -- Returns { revision, down_revision, branch_labels, depends_on, message, text, notes,
 -- converted, failed } or raises "file:line: message" for a file that is no revision.
 function M.revision(src, display)
@@ -1177,13 +1183,15 @@ function M.revision(src, display)
     if s.k == "def" then out[#out + 1] = "" end
   end
   carry_comments(cx, out, 0, #cx.lines + 1)
+  -- A revision without one of them is not a translation problem: Alembic fails when it
+  -- would call the missing function, and so does the converted file, at the same step.
   for _, fn in ipairs { "upgrade", "downgrade" } do
     if not has[fn] then
       out[#out + 1] = ("function %s()"):format(fn)
-      out[#out + 1] = ("  error(%s)"):format(quoted(("not converted: %s has no %s()"):format(display, fn)))
+      out[#out + 1] = ("  error(%s, 0)"):format(quoted(("%s has no %s() (nor had the Alembic revision)")
+        :format(r_name(display), fn)))
       out[#out + 1] = "end"
       out[#out + 1] = ""
-      cx.notes[#cx.notes + 1] = { file = display, line = 1, reason = "no " .. fn .. "() in the file" }
     end
   end
   -- collapse runs of blank lines

@@ -162,6 +162,12 @@ describe("convert: translation", function()
       upgrade_of("    op.drop_index(op.f('ix_t_a'), table_name='t')"))
   end)
 
+  it("leaves out other databases' options, which SQLAlchemy ignores on PostgreSQL", function()
+    assert.equal([[  op.create_table("t", sa.Column("id", sa.Integer()), { comment = "x" })]],
+      upgrade_of("    op.create_table('t', sa.Column('id', sa.Integer()), mysql_engine='InnoDB',"
+        .. " mysql_charset='utf8', comment='x', sqlite_autoincrement=True)"))
+  end)
+
   it("gives server_default=None and comment=None in alter_column Lua's spelling, false", function()
     assert.equal([[  op.alter_column("t", "c", { server_default = false, comment = false, nullable = true })]],
       upgrade_of("    op.alter_column('t', 'c', server_default=None, comment=None, nullable=True)"))
