@@ -830,13 +830,14 @@ local function for_statement(cx, out, depth, s)
   elseif it.k == "call" and it.fn.k == "attr" and #it.args == 0 and #it.kwargs == 0
     and (it.fn.name == "items" or it.fn.name == "keys" or it.fn.name == "values") then
     local obj = expr(cx, it.fn.obj)
+    cx.helpers.items = true
     if it.fn.name == "items" then
       if t.k ~= "tuple" or #t.items ~= 2 then not_converted(s.line, "this loop over .items()") end
-      head = ("for %s, %s in pairs(%s) do"):format(tname(t.items[1]), tname(t.items[2]), obj)
+      head = ("for %s, %s in py_items(%s) do"):format(tname(t.items[1]), tname(t.items[2]), obj)
     elseif it.fn.name == "keys" then
-      head = ("for %s in pairs(%s) do"):format(tname(t), obj)
+      head = ("for %s in py_items(%s) do"):format(tname(t), obj)
     else
-      head = ("for _, %s in pairs(%s) do"):format(tname(t), obj)
+      head = ("for _, %s in py_items(%s) do"):format(tname(t), obj)
     end
   elseif it.k == "call" and it.fn.k == "name" and it.fn.id == "enumerate" and not cx:declared("enumerate") then
     if t.k ~= "tuple" or #t.items ~= 2 or #it.args ~= 1 then not_converted(s.line, "this enumerate()") end
@@ -846,7 +847,8 @@ local function for_statement(cx, out, depth, s)
   else
     local src = expr(cx, it)
     if it.k == "name" and cx.kinds[it.id] == "dict" then
-      head = ("for %s in pairs(%s) do"):format(tname(t), src)
+      cx.helpers.items = true
+      head = ("for %s in py_items(%s) do"):format(tname(t), src)
     elseif t.k == "tuple" then
       local names = {}
       for i, x in ipairs(t.items) do names[i] = tname(x) end
@@ -1095,6 +1097,21 @@ local function docstring(doc)
 end
 
 local HELPERS = {
+  items = [[
+-- A dict's keys and values, in the order of the sorted keys: a Lua table keeps no order,
+-- and pairs() would give a different one on every run (and a different --sql script).
+local function py_items(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local i = 0
+  return function()
+    i = i + 1
+    local k = keys[i]
+    if k ~= nil then return k, t[k] end
+  end
+end
+]],
   contains = [[
 -- Python's `x in c`: a substring of a string, an element of a list, a key of a dict.
 local function py_contains(c, x)

@@ -253,6 +253,15 @@ describe("convert: translation", function()
       upgrade_of("    bind = op.get_bind()\n    d = bind.dialect.name"))
   end)
 
+  it("walks a dict in one order on every run (sorted keys), not pairs()'s", function()
+    local body, r = upgrade_of("    for t, c in TABLES.items():\n        op.drop_column(t, c)")
+    assert.equal("  for t, c in py_items(TABLES) do\n    op.drop_column(t, c)\n  end", body)
+    local py_items = assert(load(r.text:match("(local function py_items.-\nend\n)") .. "return py_items"))()
+    local seen = {}
+    for k, v in py_items({ users = "role", accounts = "kind", b = 1 }) do seen[#seen + 1] = k .. "=" .. v end
+    assert.same({ "accounts=kind", "b=1", "users=role" }, seen)
+  end)
+
   it("turns continue into a goto to the end of the loop body", function()
     local body = upgrade_of("    for t in ts:\n        if t == 'a':\n            continue\n        op.drop_table(t)")
     assert.equal(table.concat({
