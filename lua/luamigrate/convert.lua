@@ -285,11 +285,12 @@ local function kw_pairs(cx, kwargs, line, none_is_false)
   local out = {}
   for _, kw in ipairs(kwargs) do
     if not kw.name then not_converted(line, "**kwargs in a call") end
-    if OTHER_DIALECTS[kw.name:match("^(%l+)_") or ""] then
-      -- mysql_engine=..., sqlite_autoincrement=...: SQLAlchemy ignores them on PostgreSQL
-    elseif kw.value.k == "const" and kw.value.v == "None" then
-      if none_is_false and none_is_false[kw.name] then out[#out + 1] = { kw.name, "false" } end
-    else
+    -- mysql_engine=..., sqlite_autoincrement=...: SQLAlchemy ignores them on PostgreSQL
+    local other_dialect = OTHER_DIALECTS[kw.name:match("^(%l+)_") or ""]
+    local none = kw.value.k == "const" and kw.value.v == "None"
+    if not other_dialect and none and none_is_false and none_is_false[kw.name] then
+      out[#out + 1] = { kw.name, "false" }
+    elseif not other_dialect and not none then
       out[#out + 1] = { kw.name, expr(cx, kw.value) }
     end
   end
@@ -1500,6 +1501,11 @@ function M.convert(path, outdir)
       end
       seen[r.revision] = file
       r.name = name:gsub("%.py$", ".lua")
+      if seen[r.name] then
+        error(("%s: %s is also the name of %s; both cannot go to one versions directory")
+          :format(file, name, seen[r.name]), 0)
+      end
+      seen[r.name] = file
       results[#results + 1] = r
     end
   end
