@@ -90,8 +90,8 @@ local function root_module(cx, e)
   while e.k == "attr" do e = e.obj end
   if e.k == "name" then
     local a = cx.aliases[e.id]
-    if a and (a == "op" or a == "sa" or a == "postgresql" or a:match("^sa%.") or a:match("^postgresql%."))
-      and not cx:declared(e.id) then
+    if a and (a == "op" or a == "sa" or a == "postgresql" or a == "py_logging" or a:match("^sa%.")
+      or a:match("^postgresql%.")) and not cx:declared(e.id) then
       return a
     end
   end
@@ -539,9 +539,11 @@ function expr(cx, e)
       if a:match("^foreign:") then
         not_converted(e.line, "'%s' comes from %s, which has no Lua translation", e.id, a:sub(9))
       end
+      if a == "py_logging" then cx.helpers.logging = true end
       return a
     end
     if e.id == "self" then not_converted(e.line, "self") end
+    if e.id == "__name__" and not cx:declared(e.id) then return quoted(cx.module_name) end
     return lua_name(e.id)
   elseif k == "const" then
     local v = ({ None = "nil", True = "true", False = "false" })[e.v]
@@ -927,6 +929,7 @@ local function imports(cx, s)
       if n.name == "sqlalchemy" and (n.as or true) then cx.aliases[bound] = "sa"
       elseif PG_MODULES[n.name] and n.as then cx.aliases[bound] = "postgresql"
       elseif n.name == "alembic.op" and n.as then cx.aliases[bound] = "op"
+      elseif n.name == "logging" then cx.aliases[bound] = "py_logging"
       elseif IGNORED_MODULES[n.name] then cx.aliases[bound] = nil
       else cx.aliases[bound] = "foreign:" .. n.name end
     end
@@ -1098,6 +1101,25 @@ local function docstring(doc)
 end
 
 local HELPERS = {
+  logging = [[
+-- Python's logging as migrations use it: a logger's warnings and errors go to stderr (as
+-- with Alembic's default logging configuration), debug and info are dropped.
+local py_logging = {}
+do
+  local Logger = {}
+  Logger.__index = Logger
+  local shown = { warning = true, warn = true, error = true, exception = true, critical = true }
+  for _, level in ipairs { "debug", "info", "warning", "warn", "error", "exception", "critical" } do
+    Logger[level] = function(self, msg, ...)
+      if not shown[level] then return end
+      local text = select("#", ...) > 0 and tostring(msg):format(...) or tostring(msg)
+      io.stderr:write(("%s [%s] %s\n"):format(level:upper(), self.name, text))
+    end
+    py_logging[level] = function(...) return Logger[level]({ name = "root" }, ...) end
+  end
+  function py_logging.getLogger(name) return setmetatable({ name = name or "root" }, Logger) end
+end
+]],
   items = [[
 -- A dict's keys and values, in the order of the sorted keys: a Lua table keeps no order,
 -- and pairs() would give a different one on every run (and a different --sql script).
@@ -1152,6 +1174,7 @@ function M.revision(src, display)
   if not mod then error(perr, 0) end
   local cx = new_cx(display, src)
   cx.display = display
+  cx.module_name = r_name(display):gsub("%.py$", "")
   cx.comments = mod.comments
   cx.comment_cursor = 1
   cx.module_notes = {}

@@ -246,6 +246,21 @@ describe("convert: translation", function()
     assert.equal([[  local x = (a == 1 or a == 2)]], (upgrade_of("    x = a in (1, 2)")))
   end)
 
+  it("gives logging a small stand-in: warnings to stderr, info dropped", function()
+    local header = "from alembic import op\nimport logging\nlogger = logging.getLogger(__name__)\n"
+    local body, r = upgrade_of("    logger.info('quiet')\n    logger.warning('skipping %s', 't')", header)
+    assert.equal("  logger:info(\"quiet\")\n  logger:warning(\"skipping %s\", \"t\")", body)
+    assert.truthy(r.text:find('\nlocal logger = py_logging.getLogger("r1")\n', 1, true), r.text)
+    assert.same({}, r.notes)
+    local lines = {}
+    local env = setmetatable({ io = { stderr = { write = function(_, t) lines[#lines + 1] = t end } } }, { __index = _G })
+    local chunk = assert(load(r.text:match("(local py_logging = {}.-\nend\n)") .. "return py_logging", "h", "t", env))
+    local log = chunk().getLogger("alembic")
+    log:info("no")
+    log:warning("skipping %s", "users")
+    assert.same({ "WARNING [alembic] skipping users\n" }, lines)
+  end)
+
   it("knows the dialect is postgresql", function()
     assert.equal("  if \"postgresql\" == \"mysql\" then\n    op.execute(\"x\")\n  end",
       upgrade_of("    if op.get_context().dialect.name == 'mysql':\n        op.execute('x')"))
