@@ -95,6 +95,15 @@ static const lm_command_help HELP[] = {
      "  --sql                   print the SQL instead of running it (REV may be START:END)\n",
      "luamigrate stamp head\n"
      "  luamigrate stamp --purge 3c52d30040ed"},
+    {"convert", "luamigrate convert alembic PATH [-o DIR]",
+     "Convert an Alembic project into a luamigrate project on Alembic's version table.",
+     "  PATH                    an alembic.ini, a pyproject.toml with [tool.alembic], or the\n"
+     "                          directory holding one; env.py is scanned for version_table\n"
+     "                          and version_table_schema, versions/*.py translated to Lua\n"
+     "  -o, --output DIR        where luamigrate.lua and the script location go (default: .)\n"
+     "  What cannot be translated is listed on stderr (file:line) and kept as commented\n"
+     "  Python with an error() that makes its revision fail when run; then exit 1.\n",
+     "luamigrate convert alembic ../app/alembic.ini -o ."},
 };
 
 #define NHELP (sizeof HELP / sizeof HELP[0])

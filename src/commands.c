@@ -148,6 +148,15 @@ static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err
     const char *s = argv[i];
     const char *val = NULL;
     int t;
+    if (!allowed) { /* it parses its own options: everything but --help is passed on */
+      if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+        a->help = 1;
+        return LM_OK;
+      }
+      if (a->npos == 64) return lm_error_set(err, LM_EUSAGE, "%s: too many arguments", o->command);
+      a->pos[a->npos++] = s;
+      continue;
+    }
     if (s[0] != '-' || is_relative(s) || !strcmp(s, "-")) {
       if (a->npos == 64) return lm_error_set(err, LM_EUSAGE, "%s: too many arguments", o->command);
       a->pos[a->npos++] = s;
@@ -1785,11 +1794,36 @@ cleanup:
   return rc;
 }
 
+/* ---- convert ----------------------------------------------------------------------- */
+
+/* convert alembic PATH [-o DIR]: luamigrate.convert.main does it all (arguments included).
+ * It returns nil when everything converted, or the summary of what did not (exit 1); it
+ * raises for a usage error or a project it cannot read (exit 2). */
+static int cmd_convert(lm_app *app, cmdargs *a, lm_error *err) {
+  lua_State *L = app->L;
+  int rc = lm_push_module_field(L, "luamigrate.convert", "main", err);
+  if (rc) return rc;
+  lua_createtable(L, a->npos, 0);
+  for (int i = 0; i < a->npos; i++) {
+    lua_pushstring(L, a->pos[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  if (lm_pcall(L, 1, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_EUSAGE, err);
+    lua_pop(L, 1);
+    return LM_EUSAGE;
+  }
+  if (lua_type(L, -1) == LUA_TSTRING) rc = lm_error_set(err, LM_ERR, "%s", lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return rc;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 typedef struct command {
   const char *name;
-  const char *options; /* long options it takes, each followed by a space */
+  const char *options; /* long options it takes, each followed by a space; NULL: it parses
+                        * its own (every argument but --help is passed on) */
   int needs_revisions; /* load config and revision files first */
   int (*fn)(lm_app *, cmdargs *, lm_error *);
 } command;
@@ -1816,6 +1850,7 @@ static const command COMMANDS[] = {
     {"show", "json ", 1, cmd_show},
     {"stamp", "purge sql ", 1, cmd_stamp},
     {"status", "json ", 1, cmd_status},
+    {"convert", NULL, 0, cmd_convert},
 };
 
 int lm_command_run(lm_app *app, lm_error *err) {

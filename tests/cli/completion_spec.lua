@@ -57,6 +57,8 @@ describe("bash completion", function()
     assert.same({ "--check-heads" }, complete(dir, "luamigrate", "current", "--ch"))
     assert.same({ "--indicate-current" }, complete(dir, "luamigrate", "history", "--in"))
     assert.same({ "--purge" }, complete(dir, "luamigrate", "stamp", "--p"))
+    assert.same({ "--output" }, complete(dir, "luamigrate", "convert", "--ou"))
+    assert.same({ "alembic" }, complete(dir, "luamigrate", "convert", "a"))
   end)
 
   it("completes revision targets from the project", function()

@@ -1,0 +1,1621 @@
+-- `luamigrate convert alembic PATH [-o DIR]`: an Alembic project becomes a luamigrate
+-- project. Reads alembic.ini (or pyproject.toml's [tool.alembic]), the version table env.py
+-- configures and every versions/*.py (through luamigrate.python: nothing Python runs), and
+-- writes luamigrate.lua plus one .lua per revision with the same id, parents, labels,
+-- dependencies and message, each statement translated. What cannot be translated is kept
+-- as commented Python with an error("not converted: ...") at that spot, so the revision
+-- fails loudly, and is listed in the report.
+local python = require "luamigrate.python"
+local template = require "luamigrate.template"
+
+local M = {}
+
+-- ---- Lua text -------------------------------------------------------------------------
+
+local LUA_RESERVED = {}
+for w in ([[and break do else elseif end false for function goto if in local nil not or
+  repeat return then true until while]]):gmatch("%a+") do LUA_RESERVED[w] = true end
+
+local function lua_name(id)
+  if LUA_RESERVED[id] then return id .. "_" end
+  return id
+end
+
+local function is_ident(s)
+  return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil and not LUA_RESERVED[s]
+end
+
+-- A short Lua string literal, escaped ("%q" would write a newline as a backslash-newline).
+local function quoted(s)
+  return '"' .. s:gsub('[%c"\\\128-\255]', function(c)
+    if c == "\n" then return "\\n" elseif c == "\t" then return "\\t" elseif c == '"' then return '\\"'
+    elseif c == "\\" then return "\\\\" elseif c == "\r" then return "\\r" end
+    local b = c:byte()
+    if b >= 128 then return c end -- UTF-8 text stays readable
+    return ("\\%03d"):format(b)
+  end) .. '"'
+end
+
+-- ---- the "not converted" signal ----------------------------------------------------------
+
+local NC = {}
+local function not_converted(line, fmt, ...)
+  error(setmetatable({ line = line, reason = fmt:format(...) }, NC), 0)
+end
+
+-- ---- translation context -------------------------------------------------------------
+
+-- What a name imported at module level stands for: "op", "sa", "postgresql", a member of one
+-- ("sa.Column"), or a module Lua has no copy of.
+local SA_MODULES = { sqlalchemy = true, ["sqlalchemy.sql"] = true, ["sqlalchemy.sql.expression"] = true,
+  ["sqlalchemy.types"] = true, ["sqlalchemy.schema"] = true, ["sqlalchemy.sql.schema"] = true,
+  ["sqlalchemy.sql.sqltypes"] = true, ["sqlalchemy.sql.functions"] = true }
+local PG_MODULES = { ["sqlalchemy.dialects.postgresql"] = true }
+local IGNORED_MODULES = { typing = true, __future__ = true, ["collections.abc"] = true,
+  ["typing_extensions"] = true }
+
+local Cx = {}
+Cx.__index = Cx
+
+local function new_cx(file, src)
+  local lines = {}
+  for l in (src .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+  return setmetatable({ file = file, lines = lines, aliases = {}, notes = {}, strings = {},
+    scopes = {}, batch = {}, binds = {}, kinds = {}, helpers = {}, converted = 0 }, Cx)
+end
+
+function Cx:declared(id)
+  for i = #self.scopes, 1, -1 do if self.scopes[i][id] then return true end end
+  return false
+end
+
+-- Long strings go in as placeholders and are put back after indentation, so indenting the
+-- code never changes a string's content.
+function Cx:str(s)
+  if s:find("\n", 1, true) and not s:find("\r", 1, true) then
+    local level = ""
+    while s:find("]" .. level .. "]", 1, true) or s:sub(-#level - 1) == "]" .. level do level = level .. "=" end
+    self.strings[#self.strings + 1] = "[" .. level .. "[\n" .. s .. "]" .. level .. "]"
+    return "\1" .. #self.strings .. "\2"
+  end
+  return quoted(s)
+end
+
+-- ---- expressions --------------------------------------------------------------------
+
+local expr
+
+-- The module an attribute chain starts at ("op", "sa", "postgresql"), or nil.
+local function root_module(cx, e)
+  while e.k == "attr" do e = e.obj end
+  if e.k == "name" then
+    local a = cx.aliases[e.id]
+    if a and (a == "op" or a == "sa" or a == "postgresql" or a == "py_logging" or a:match("^sa%.")
+      or a:match("^postgresql%.")) and not cx:declared(e.id) then
+      return a
+    end
+  end
+  return nil
+end
+
+local function is_stringish(cx, e)
+  if e.k == "str" or e.k == "fstr" then return true end
+  if e.k == "name" and cx.kinds[e.id] == "str" then return true end
+  if e.k == "binop" and e.op == "%" and is_stringish(cx, e.l) then return true end
+  if e.k == "binop" and e.op == "+" then return is_stringish(cx, e.l) or is_stringish(cx, e.r) end
+  if e.k == "call" and e.fn.k == "attr" and e.fn.name == "format" and e.fn.obj.k == "str" then return true end
+  return false
+end
+
+-- A column of a sa.table(): t.c.name, t.c["name"], sa.column("x").
+local function is_column_expr(cx, e)
+  if e.k == "attr" and e.obj.k == "attr" and e.obj.name == "c" then return true end
+  if e.k == "sub" and e.obj.k == "attr" and e.obj.name == "c" then return true end
+  if e.k == "call" and e.fn.k == "attr" and root_module(cx, e.fn) == "sa"
+    and (e.fn.name == "column" or e.fn.name == "literal_column") then return true end
+  return false
+end
+
+-- Whether s is a Lua prefix expression (a name, field, index or call chain), which needs no
+-- parentheses as an operand or a method receiver.
+local function is_prefixexp(s)
+  local i = s:match("^[%a_][%w_]*()")
+  if not i then
+    if s:match("^%b()$") then return true end
+    return false
+  end
+  while i <= #s do
+    local j = s:match("^%.[%a_][%w_]*()", i) or s:match("^:[%a_][%w_]*%b()()", i)
+      or s:match("^%b()()", i) or s:match("^%b[]()", i)
+    if not j then return false end
+    i = j
+  end
+  return true
+end
+
+local function wrap(s)
+  if is_prefixexp(s) or s:match("^%-?[%d.]+$") or s:match('^"[^"\\]*"$') then return s end
+  return "(" .. s .. ")"
+end
+
+-- Calls laid out like the Python: on one line when short, else one argument per line.
+local function call_text(fn, args)
+  local one = fn .. "(" .. table.concat(args, ", ") .. ")"
+  if #one <= 96 and not one:find("\n", 1, true) then return one end
+  -- the leading plain arguments (a table name, a column name) stay on the first line, the
+  -- rest go one per line
+  local head, i = fn .. "(", 1
+  while i < #args and not args[i]:find("[\n(){]") and #head + #args[i] + 2 <= 72 do
+    head = head .. args[i] .. ", "
+    i = i + 1
+  end
+  if i == 1 then head = fn .. "(" end
+  local lines = {}
+  for j = i, #args do
+    lines[#lines + 1] = "  " .. args[j]:gsub("\n", "\n  ") .. (j < #args and "," or "")
+  end
+  if i > 1 and #lines == 1 and not args[#args]:find("\n", 1, true) then
+    return head .. args[#args] .. ")"
+  end
+  return head:gsub(" $", "") .. "\n" .. table.concat(lines, "\n") .. ")"
+end
+
+local function table_text(items)
+  if #items == 0 then return "{}" end
+  local one = "{ " .. table.concat(items, ", ") .. " }"
+  if #one <= 96 and not one:find("\n", 1, true) then return one end
+  local lines = {}
+  for i, a in ipairs(items) do lines[i] = "  " .. a:gsub("\n", "\n  ") .. "," end
+  return "{\n" .. table.concat(lines, "\n") .. "\n}"
+end
+
+local function key_text(k)
+  if is_ident(k) then return k end
+  return "[" .. quoted(k) .. "]"
+end
+
+local function number(e)
+  local v = e.v:gsub("_", "")
+  local lower = v:lower()
+  if lower:match("^0o") then return tostring(tonumber(v:sub(3), 8)) end
+  if lower:match("^0b") then return tostring(tonumber(v:sub(3), 2)) end
+  if lower:match("^0x") then return v end
+  if v:match("^%.") then v = "0" .. v end
+  if v:match("%.$") then v = v .. "0" end
+  if v:match("^0%d") then return tostring(tonumber(v)) end
+  return v
+end
+
+-- Python's format-spec mini language, for the specs that have a printf twin.
+local function printf_spec(spec)
+  if spec == "" then return nil end
+  local flags, width, prec, conv = spec:match("^([<>0+-]?)(%d*)%.?(%d*)([dfsxXeEgG]?)$")
+  if not flags then return false end
+  if flags == "<" then flags = "-" elseif flags == ">" then flags = "" end
+  if conv == "" then conv = prec ~= "" and "g" or "s" end
+  return "%" .. flags .. width .. (prec ~= "" and ("." .. prec) or "") .. conv
+end
+
+local function fstring(cx, parts, line)
+  local out = {}
+  for _, p in ipairs(parts) do
+    if type(p) == "string" then
+      out[#out + 1] = cx:str(p)
+    else
+      if p.conv == "r" or p.conv == "a" then not_converted(line, "f-string conversion !%s", p.conv) end
+      if p.selfdoc then not_converted(line, "f-string self-documenting '=' field") end
+      local v = expr(cx, p.expr)
+      if p.spec and p.spec ~= "" then
+        local fmt = printf_spec(p.spec)
+        if not fmt then not_converted(line, "f-string format spec ':%s'", p.spec) end
+        out[#out + 1] = ("(%s):format(%s)"):format(quoted(fmt), v)
+      elseif p.expr.k == "str" then
+        out[#out + 1] = v
+      else
+        out[#out + 1] = "tostring(" .. v .. ")"
+      end
+    end
+  end
+  if #out == 0 then return '""' end
+  return table.concat(out, " .. ")
+end
+
+-- "...{}...{0}...{name}...".format(...) as an f-string's parts.
+local function format_parts(cx, s, args, kwargs, line)
+  local parts, auto = {}, 0
+  local named = {}
+  for _, kw in ipairs(kwargs) do
+    if not kw.name then not_converted(line, "str.format(**...)") end
+    named[kw.name] = kw.value
+  end
+  local i = 1
+  local buf = {}
+  while i <= #s do
+    local c = s:sub(i, i)
+    if c == "{" and s:sub(i + 1, i + 1) == "{" then buf[#buf + 1] = "{"; i = i + 2
+    elseif c == "}" and s:sub(i + 1, i + 1) == "}" then buf[#buf + 1] = "}"; i = i + 2
+    elseif c == "{" then
+      local j = s:find("}", i, true)
+      if not j then not_converted(line, "str.format: unbalanced '{'") end
+      local field = s:sub(i + 1, j - 1)
+      local fname, spec = field:match("^([^:!]*)(.*)$")
+      if spec:sub(1, 1) == "!" then not_converted(line, "str.format conversion '%s'", spec) end
+      spec = spec:sub(2)
+      local e
+      if fname == "" then auto = auto + 1; e = args[auto]
+      elseif fname:match("^%d+$") then e = args[tonumber(fname) + 1]
+      else e = named[fname] end
+      if not e then not_converted(line, "str.format field '{%s}'", field) end
+      if #buf > 0 then parts[#parts + 1] = table.concat(buf); buf = {} end
+      parts[#parts + 1] = { expr = e, spec = spec }
+      i = j + 1
+    else buf[#buf + 1] = c; i = i + 1 end
+  end
+  if #buf > 0 then parts[#parts + 1] = table.concat(buf) end
+  return fstring(cx, parts, line)
+end
+
+-- The positional arguments' Lua texts. A trailing *list is table.unpack(list); when the
+-- options table has to follow it (`opts`: its text), both go through py_unpack, since Lua
+-- keeps only the first value of a call that is not the last argument.
+local function args_list(cx, args, line, opts)
+  local out = {}
+  for i, a in ipairs(args) do
+    if a.k == "starred" then
+      if i ~= #args then not_converted(line, "*args before other positional arguments") end
+      if opts then
+        cx.helpers.unpack = true
+        out[#out + 1] = "py_unpack(" .. expr(cx, a.e) .. ", " .. opts .. ")"
+        return out, true
+      end
+      out[#out + 1] = "table.unpack(" .. expr(cx, a.e) .. ")"
+    else
+      out[#out + 1] = expr(cx, a)
+    end
+  end
+  if opts then out[#out + 1] = opts end
+  return out, false
+end
+
+local OTHER_DIALECTS = { mysql = true, mariadb = true, sqlite = true, mssql = true, oracle = true }
+
+-- kwargs -> {key, lua} pairs; None values left out (an absent key is Lua's None), except
+-- where the op gives None a meaning of its own (`false` stands for it: op.alter_column).
+local function kw_pairs(cx, kwargs, line, none_is_false)
+  local out = {}
+  for _, kw in ipairs(kwargs) do
+    if not kw.name then not_converted(line, "**kwargs in a call") end
+    -- mysql_engine=..., sqlite_autoincrement=...: SQLAlchemy ignores them on PostgreSQL
+    local other_dialect = OTHER_DIALECTS[kw.name:match("^(%l+)_") or ""]
+    local none = kw.value.k == "const" and kw.value.v == "None"
+    if not other_dialect and none and none_is_false and none_is_false[kw.name] then
+      out[#out + 1] = { kw.name, "false" }
+    elseif not other_dialect and not none then
+      out[#out + 1] = { kw.name, expr(cx, kw.value) }
+    end
+  end
+  return out
+end
+
+local function options_text(pairs_)
+  local items = {}
+  for i, p in ipairs(pairs_) do items[i] = key_text(p[1]) .. " = " .. p[2] end
+  return table_text(items)
+end
+
+-- Calls whose trailing plain table is taken for the options table.
+local VARARGS = {}
+for name in ([[op.create_table op.create_exclude_constraint sa.Column sa.PrimaryKeyConstraint
+  sa.UniqueConstraint sa.Index sa.table sa.Table sa.Enum postgresql.ENUM sa.tuple_ sa.and_
+  sa.or_ sa.select]]):gmatch("%S+") do VARARGS[name] = true end
+
+local NONE_MEANS = {
+  ["op.alter_column"] = { server_default = true, comment = true },
+}
+
+-- batch_op.<method>(...) on PostgreSQL is the plain op on the batch's table.
+local BATCH = {
+  add_column = { op = "add_column", table_at = 1, drop = { insert_before = true, insert_after = true } },
+  drop_column = { op = "drop_column", table_at = 1 },
+  alter_column = { op = "alter_column", table_at = 1, drop = { insert_before = true, insert_after = true } },
+  create_index = { op = "create_index", table_at = 2 },
+  drop_index = { op = "drop_index", table_kw = "table_name" },
+  create_unique_constraint = { op = "create_unique_constraint", table_at = 2 },
+  create_primary_key = { op = "create_primary_key", table_at = 2 },
+  create_foreign_key = { op = "create_foreign_key", table_at = 2, schema_kw = "source_schema" },
+  create_check_constraint = { op = "create_check_constraint", table_at = 2 },
+  create_exclude_constraint = { op = "create_exclude_constraint", table_at = 2 },
+  drop_constraint = { op = "drop_constraint", table_at = 2 },
+  create_table_comment = { op = "create_table_comment", table_at = 1 },
+  drop_table_comment = { op = "drop_table_comment", table_at = 1 },
+  execute = { op = "execute" },
+}
+
+local function batch_call(cx, b, method, e)
+  if method == "f" then return call_text("op.f", args_list(cx, e.args, e.line)) end
+  local spec = BATCH[method]
+  if not spec then not_converted(e.line, "batch_op.%s", method) end
+  local opname = "op." .. spec.op
+  for _, a in ipairs(e.args) do
+    if a.k == "starred" then not_converted(e.line, "*args in batch_op.%s", method) end
+  end
+  if spec.op == "execute" then return call_text(opname, (args_list(cx, e.args, e.line))) end
+  local args = args_list(cx, e.args, e.line)
+  if spec.table_at then
+    if #args < spec.table_at - 1 then not_converted(e.line, "batch_op.%s with keyword-only arguments", method) end
+    table.insert(args, spec.table_at, b.table)
+  end
+  local kws = kw_pairs(cx, e.kwargs, e.line, NONE_MEANS[opname])
+  local kept = {}
+  for _, p in ipairs(kws) do if not (spec.drop and spec.drop[p[1]]) then kept[#kept + 1] = p end end
+  if spec.table_kw then table.insert(kept, 1, { spec.table_kw, b.table }) end
+  if b.schema then kept[#kept + 1] = { spec.schema_kw or "schema", b.schema } end
+  if #kept > 0 then args[#args + 1] = options_text(kept) end
+  return call_text(opname, args)
+end
+
+local BUILTIN_CALLS = {
+  len = function(cx, a) return "#" .. wrap(expr(cx, a[1])) end,
+  str = function(cx, a) return "tostring(" .. expr(cx, a[1]) .. ")" end,
+  int = function(cx, a) return "math.tointeger(tonumber(" .. expr(cx, a[1]) .. "))" end,
+  float = function(cx, a) return "tonumber(" .. expr(cx, a[1]) .. ")" end,
+  print = function(cx, a) return call_text("print", args_list(cx, a)) end,
+  list = function(cx, a, e)
+    if #a == 1 and (a[1].k == "list" or a[1].k == "tuple") then return expr(cx, a[1]) end
+    not_converted(e.line, "list(...) of something other than a literal")
+  end,
+}
+
+local function call(cx, e)
+  local fn = e.fn
+  if fn.k == "attr" then
+    local obj = fn.obj
+    -- batch_op.add_column(...) inside `with op.batch_alter_table(...) as batch_op:`
+    if obj.k == "name" and cx.batch[obj.id] then return batch_call(cx, cx.batch[obj.id], fn.name, e) end
+    -- bind.execute(...) with bind = op.get_bind(): op.execute runs it the same way, and in --sql
+    if obj.k == "name" and cx.binds[obj.id] and fn.name == "execute" and #e.kwargs == 0 then
+      return call_text("op.execute", args_list(cx, e.args, e.line))
+    end
+    if obj.k == "call" and obj.fn.k == "attr" and obj.fn.name == "get_bind" and root_module(cx, obj.fn) == "op"
+      and fn.name == "execute" and #e.kwargs == 0 then
+      return call_text("op.execute", args_list(cx, e.args, e.line))
+    end
+    if obj.k == "str" then
+      if fn.name == "join" and #e.args == 1 and #e.kwargs == 0 then
+        return "table.concat(" .. expr(cx, e.args[1]) .. ", " .. cx:str(obj.s) .. ")"
+      elseif fn.name == "format" then
+        return format_parts(cx, obj.s, e.args, e.kwargs, e.line)
+      end
+      not_converted(e.line, "str.%s()", fn.name)
+    end
+    local root = root_module(cx, fn)
+    if root then
+      local name = expr(cx, fn)
+      local kws = kw_pairs(cx, e.kwargs, e.line, NONE_MEANS[name])
+      local opts
+      if #kws > 0 then
+        opts = options_text(kws)
+      elseif VARARGS[name] and #e.args > 0 and (e.args[#e.args].k == "list"
+        or e.args[#e.args].k == "tuple" or e.args[#e.args].k == "dict") then
+        -- a trailing list would read as the options table: give an empty one
+        opts = "{}"
+      end
+      return call_text(name, (args_list(cx, e.args, e.line, opts)))
+    end
+    -- a method: the receiver is an object (a sa.table, a connection, a result)
+    local kws = kw_pairs(cx, e.kwargs, e.line)
+    local args = args_list(cx, e.args, e.line, #kws > 0 and options_text(kws) or nil)
+    return call_text(wrap(expr(cx, obj)) .. ":" .. fn.name, args)
+  end
+  if fn.k == "name" and not cx:declared(fn.id) and not cx.aliases[fn.id] then
+    local b = BUILTIN_CALLS[fn.id]
+    if b then
+      if #e.kwargs > 0 then not_converted(e.line, "%s() with keyword arguments", fn.id) end
+      return b(cx, e.args, e)
+    end
+    if fn.id == "dict" and #e.args == 0 then
+      return options_text(kw_pairs(cx, e.kwargs, e.line))
+    end
+    if not cx.module_names[fn.id] then
+      not_converted(e.line, "call of %s(), which has no Lua translation", fn.id)
+    end
+  end
+  local kws = kw_pairs(cx, e.kwargs, e.line)
+  local args = args_list(cx, e.args, e.line, #kws > 0 and options_text(kws) or nil)
+  return call_text(wrap(expr(cx, fn)), args)
+end
+
+local CMP_OPS = { ["=="] = "==", ["!="] = "~=", ["<"] = "<", [">"] = ">", ["<="] = "<=", [">="] = ">=" }
+-- SQLAlchemy builds SQL from column comparisons; Lua's == always gives a boolean, so a column
+-- comparison becomes SQLAlchemy's own spelling of an operator: column.op("=")(value).
+local SQL_OPS = { ["=="] = "=", ["!="] = "!=", ["<"] = "<", [">"] = ">", ["<="] = "<=", [">="] = ">=" }
+
+local function compare(cx, e)
+  if #e.ops > 1 then not_converted(e.line, "a chained comparison") end
+  local op, l, r = e.ops[1], e.operands[1], e.operands[2]
+  if is_column_expr(cx, l) or is_column_expr(cx, r) then
+    if not SQL_OPS[op] then
+      if op == "is" or op == "is not" then
+        return wrap(expr(cx, l)) .. (op == "is" and ":is_(" or ":is_not(") .. expr(cx, r) .. ")"
+      end
+      not_converted(e.line, "the column comparison '%s'", op)
+    end
+    if is_column_expr(cx, r) and not is_column_expr(cx, l) then l, r = r, l end
+    return wrap(expr(cx, l)) .. ":op(" .. quoted(SQL_OPS[op]) .. ")(" .. expr(cx, r) .. ")"
+  end
+  if op == "is" or op == "is not" then
+    local rhs = (r.k == "const" and r.v == "None") and "nil" or nil
+    if not rhs then
+      if r.k == "const" then rhs = expr(cx, r) else not_converted(e.line, "'is' between objects") end
+    end
+    return wrap(expr(cx, l)) .. (op == "is" and " == " or " ~= ") .. rhs
+  end
+  if op == "in" or op == "not in" then
+    if (r.k ~= "list" and r.k ~= "tuple" and r.k ~= "set")
+      or (l.k ~= "name" and l.k ~= "str" and l.k ~= "num" and l.k ~= "attr") then
+      -- a list, a dict's keys or a substring, as Python's `in` on each
+      cx.helpers.contains = true
+      local test = "py_contains(" .. expr(cx, r) .. ", " .. expr(cx, l) .. ")"
+      return op == "in" and test or ("not " .. test)
+    end
+    local lhs = expr(cx, l)
+    local parts = {}
+    for i, it in ipairs(r.items) do parts[i] = lhs .. (op == "in" and " == " or " ~= ") .. expr(cx, it) end
+    if #parts == 0 then return op == "in" and "false" or "true" end
+    return "(" .. table.concat(parts, op == "in" and " or " or " and ") .. ")"
+  end
+  return wrap(expr(cx, l)) .. " " .. CMP_OPS[op] .. " " .. wrap(expr(cx, r))
+end
+
+local function percent_format(cx, e)
+  local fmt = e.l.s
+  if fmt:find("%%%(") then not_converted(e.line, "'%%' formatting with a mapping") end
+  for conv in fmt:gmatch("%%[-+ #0]*%d*%.?%d*(%a)") do
+    if not conv:match("[sdifxXeEgGc]") then not_converted(e.line, "'%%%s' formatting", conv) end
+  end
+  local args = e.r.k == "tuple" and args_list(cx, e.r.items, e.line) or { expr(cx, e.r) }
+  return "(" .. cx:str(fmt) .. "):format(" .. table.concat(args, ", ") .. ")"
+end
+
+local function binop(cx, e)
+  local op = e.op
+  if op == "%" and e.l.k == "str" then return percent_format(cx, e) end
+  if op == "+" and (is_stringish(cx, e.l) or is_stringish(cx, e.r)) then
+    return expr(cx, e.l) .. " .. " .. expr(cx, e.r)
+  end
+  if op == "+" and (e.l.k == "list" or e.r.k == "list" or e.l.k == "tuple" or e.r.k == "tuple") then
+    cx.helpers.concat = true
+    return "py_concat(" .. expr(cx, e.l) .. ", " .. expr(cx, e.r) .. ")"
+  end
+  local lua_op = ({ ["+"] = "+", ["-"] = "-", ["*"] = "*", ["/"] = "/", ["//"] = "//", ["%"] = "%", ["**"] = "^" })[op]
+  if not lua_op then not_converted(e.line, "the operator '%s'", op) end
+  return wrap(expr(cx, e.l)) .. " " .. lua_op .. " " .. wrap(expr(cx, e.r))
+end
+
+local function sequence(cx, items, line)
+  local has_star = false
+  for _, it in ipairs(items) do if it.k == "starred" then has_star = true end end
+  if not has_star then return table_text(args_list(cx, items, line)) end
+  -- [*a, "x", *b]: the runs of plain items and the starred sequences, concatenated
+  cx.helpers.concat = true
+  local groups, run = {}, {}
+  for _, it in ipairs(items) do
+    if it.k == "starred" then
+      if #run > 0 then groups[#groups + 1] = table_text(run); run = {} end
+      groups[#groups + 1] = expr(cx, it.e)
+    else
+      run[#run + 1] = expr(cx, it)
+    end
+  end
+  if #run > 0 then groups[#groups + 1] = table_text(run) end
+  return "py_concat(" .. table.concat(groups, ", ") .. ")"
+end
+
+local function subscript(cx, e)
+  local idx = e.index
+  local obj = expr(cx, e.obj)
+  if idx.k == "slice" then not_converted(e.line, "a slice") end
+  if idx.k == "str" then
+    if is_ident(idx.s) then return wrap(obj) .. "." .. idx.s end
+    return wrap(obj) .. "[" .. quoted(idx.s) .. "]"
+  end
+  if idx.k == "num" and number(idx):match("^%d+$") then
+    return wrap(obj) .. "[" .. (tonumber(number(idx)) + 1) .. "]"
+  end
+  if idx.k == "unop" and idx.op == "-" and idx.e.k == "num" and e.obj.k == "name" then
+    return obj .. "[#" .. obj .. " - " .. (tonumber(number(idx.e)) - 1) .. "]"
+  end
+  if e.obj.k == "name" and cx.kinds[e.obj.id] == "dict" then
+    return obj .. "[" .. expr(cx, idx) .. "]"
+  end
+  not_converted(e.line, "a subscript whose index may count from 0")
+end
+
+function expr(cx, e)
+  local k = e.k
+  if k == "name" then
+    local a = cx.aliases[e.id]
+    if a and not cx:declared(e.id) then
+      if a:match("^foreign:") then
+        not_converted(e.line, "'%s' comes from %s, which has no Lua translation", e.id, a:sub(9))
+      end
+      if a == "py_logging" then cx.helpers.logging = true end
+      return a
+    end
+    if e.id == "self" then not_converted(e.line, "self") end
+    if e.id == "__name__" and not cx:declared(e.id) then return quoted(cx.module_name) end
+    return lua_name(e.id)
+  elseif k == "const" then
+    local v = ({ None = "nil", True = "true", False = "false" })[e.v]
+    if v then return v end
+    not_converted(e.line, "the constant %s", e.v)
+  elseif k == "num" then
+    return number(e)
+  elseif k == "str" then
+    return cx:str(e.s)
+  elseif k == "fstr" then
+    return fstring(cx, e.parts, e.line)
+  elseif k == "attr" then
+    local obj = e.obj
+    -- op.get_bind().dialect.name, op.get_context().dialect.name, bind.dialect.name: luamigrate
+    -- runs on PostgreSQL only, so branches for other databases stay unreached
+    if e.name == "name" and obj.k == "attr" and obj.name == "dialect" then
+      local src = obj.obj
+      if (src.k == "name" and cx.binds[src.id]) or (src.k == "call" and src.fn.k == "attr"
+        and (src.fn.name == "get_bind" or src.fn.name == "get_context") and root_module(cx, src.fn) == "op") then
+        return '"postgresql"'
+      end
+    end
+    if obj.k == "name" and cx.batch[obj.id] then not_converted(e.line, "batch_op.%s used as a value", e.name) end
+    if LUA_RESERVED[e.name] then return wrap(expr(cx, obj)) .. "[" .. quoted(e.name) .. "]" end
+    return wrap(expr(cx, obj)) .. "." .. e.name
+  elseif k == "call" then
+    return call(cx, e)
+  elseif k == "sub" then
+    return subscript(cx, e)
+  elseif k == "list" or k == "tuple" then
+    return sequence(cx, e.items, e.line)
+  elseif k == "set" then
+    not_converted(e.line, "a set")
+  elseif k == "dict" then
+    local items = {}
+    for i, key in ipairs(e.keys) do
+      if key == false then not_converted(e.line, "**mapping in a dict") end
+      local v = expr(cx, e.values[i])
+      if key.k == "str" then
+        items[i] = key_text(key.s) .. " = " .. v
+      else
+        items[i] = "[" .. expr(cx, key) .. "] = " .. v
+      end
+    end
+    return table_text(items)
+  elseif k == "unop" then
+    if e.op == "not" then return "not " .. wrap(expr(cx, e.e)) end
+    if e.op == "-" then return "-" .. wrap(expr(cx, e.e)) end
+    if e.op == "+" then return expr(cx, e.e) end
+    not_converted(e.line, "the operator '%s'", e.op)
+  elseif k == "binop" then
+    return binop(cx, e)
+  elseif k == "boolop" then
+    if is_column_expr(cx, e.l) or is_column_expr(cx, e.r) then
+      not_converted(e.line, "'%s' on SQL expressions (use sa.%s_)", e.op, e.op)
+    end
+    return wrap(expr(cx, e.l)) .. " " .. e.op .. " " .. wrap(expr(cx, e.r))
+  elseif k == "cmp" then
+    return compare(cx, e)
+  elseif k == "ifexp" then
+    return ("(function() if %s then return %s end return %s end)()"):format(expr(cx, e.cond),
+      expr(cx, e.a), expr(cx, e.b))
+  elseif k == "lambda" then
+    cx.scopes[#cx.scopes + 1] = {}
+    local ps = {}
+    for i, p in ipairs(e.params) do ps[i] = lua_name(p); cx.scopes[#cx.scopes][p] = true end
+    local body = expr(cx, e.body)
+    cx.scopes[#cx.scopes] = nil
+    return "function(" .. table.concat(ps, ", ") .. ") return " .. body .. " end"
+  elseif k == "listcomp" then
+    if e.target.k ~= "name" then not_converted(e.line, "a comprehension over tuples") end
+    local iter = expr(cx, e.iter)
+    cx.scopes[#cx.scopes + 1] = { [e.target.id] = true }
+    local elt = expr(cx, e.elt)
+    local cond = e.cond and expr(cx, e.cond)
+    cx.scopes[#cx.scopes] = nil
+    local v = lua_name(e.target.id)
+    local add = "r[#r + 1] = " .. elt
+    if cond then add = "if " .. cond .. " then " .. add .. " end" end
+    return ("(function() local r = {} for _, %s in ipairs(%s) do %s end return r end)()"):format(v, iter, add)
+  elseif k == "starred" then
+    not_converted(e.line, "*unpacking here")
+  elseif k == "unsupported" then
+    not_converted(e.line, e.what)
+  end
+  not_converted(e.line, "this expression")
+end
+
+-- ---- statements ---------------------------------------------------------------------
+
+local block
+
+local function emit(out, depth, text)
+  local pad = ("  "):rep(depth)
+  out[#out + 1] = pad .. text:gsub("\n", "\n" .. pad)
+end
+
+-- The source lines first..last as Lua comments, plus the error() that makes the revision
+-- fail at this spot; the place is noted for the report.
+local function not_converted_here(cx, out, depth, first, last, reason)
+  local where = ("%s:%d"):format(cx.display, first)
+  cx.notes[#cx.notes + 1] = { file = cx.display, line = first, reason = reason }
+  emit(out, depth, "-- not converted (" .. reason .. "):")
+  for l = first, last do emit(out, depth, "--   " .. (cx.lines[l] or "")) end
+  emit(out, depth, ("error(%s)"):format(quoted(("not converted: %s: %s"):format(where, reason))))
+end
+
+-- Comments on the lines before a statement are carried over.
+local function carry_comments(cx, out, depth, upto)
+  for l = cx.comment_cursor, upto - 1 do
+    local c = cx.comments[l]
+    if c then emit(out, depth, "--" .. c) end
+  end
+  if upto > cx.comment_cursor then cx.comment_cursor = upto end
+end
+
+-- Names a function body assigns inside nested blocks: declared at its top, since a Lua
+-- local made inside an if or for is gone after it.
+local function nested_assigned(body)
+  local names, order = {}, {}
+  local function target(t)
+    if t.k == "name" then
+      if not names[t.id] then names[t.id] = true; order[#order + 1] = t.id end
+    elseif t.k == "tuple" or t.k == "list" then
+      for _, it in ipairs(t.items) do target(it) end
+    end
+  end
+  local function walk(stmts, nested)
+    for _, s in ipairs(stmts) do
+      if nested and (s.k == "assign") then for _, t in ipairs(s.targets) do target(t) end end
+      if nested and (s.k == "annassign" or s.k == "augassign") and s.value then target(s.target) end
+      if s.k == "if" then
+        for _, b in ipairs(s.bodies) do walk(b, true) end
+        if s.orelse then walk(s.orelse, true) end
+      elseif s.k == "for" or s.k == "with" then
+        walk(s.body, true)
+      end
+    end
+  end
+  walk(body, false)
+  return order
+end
+
+local function assign_target(cx, t, line)
+  if t.k == "name" then return lua_name(t.id) end
+  if t.k == "attr" or t.k == "sub" then return expr(cx, t) end
+  not_converted(line, "assignment to this target")
+end
+
+local function assignment(cx, out, depth, s, target, value)
+  local scope = cx.scopes[#cx.scopes]
+  local names = {}
+  local targets = target.k == "tuple" and target.items or { target }
+  local fresh = true
+  for i, t in ipairs(targets) do
+    if t.k == "starred" then not_converted(s.line, "starred assignment") end
+    names[i] = assign_target(cx, t, s.line)
+    if t.k ~= "name" or cx:declared(t.id) then fresh = false end
+  end
+  local rhs
+  if target.k == "tuple" then
+    if value.k == "tuple" and #value.items == #targets then
+      rhs = table.concat(args_list(cx, value.items, s.line), ", ")
+    else
+      rhs = "table.unpack(" .. expr(cx, value) .. ")"
+    end
+  else
+    rhs = expr(cx, value)
+  end
+  -- remember what a name holds, for translations that depend on it
+  for _, t in ipairs(targets) do
+    if t.k == "name" then
+      cx.binds[t.id] = nil
+      if #targets == 1 then
+        if value.k == "call" and value.fn.k == "attr" and value.fn.name == "get_bind"
+          and root_module(cx, value.fn) == "op" then
+          cx.binds[t.id] = true
+        end
+        if is_stringish(cx, value) then cx.kinds[t.id] = "str"
+        elseif value.k == "dict" then cx.kinds[t.id] = "dict"
+        elseif value.k == "list" or value.k == "tuple" then cx.kinds[t.id] = "list" end
+      end
+    end
+  end
+  if fresh and not cx.module_level then
+    for _, t in ipairs(targets) do scope[t.id] = true end
+    emit(out, depth, "local " .. table.concat(names, ", ") .. " = " .. rhs)
+  elseif fresh and cx.module_level and not cx.module_declared then
+    for _, t in ipairs(targets) do scope[t.id] = true end
+    emit(out, depth, "local " .. table.concat(names, ", ") .. " = " .. rhs)
+  else
+    emit(out, depth, table.concat(names, ", ") .. " = " .. rhs)
+  end
+end
+
+local function params_text(cx, params, line)
+  local names, defaults = {}, {}
+  local scope = cx.scopes[#cx.scopes]
+  for _, p in ipairs(params) do
+    if p.kind == "**" then not_converted(line, "**kwargs parameters") end
+    if p.kind == "*" then
+      names[#names + 1] = "..."
+      defaults[#defaults + 1] = "local " .. lua_name(p.name) .. " = { ... }"
+    else
+      names[#names + 1] = lua_name(p.name)
+      if p.default then
+        defaults[#defaults + 1] = ("if %s == nil then %s = %s end"):format(lua_name(p.name),
+          lua_name(p.name), expr(cx, p.default))
+      end
+    end
+    scope[p.name] = true
+  end
+  return table.concat(names, ", "), defaults
+end
+
+local function is_call_to(cx, e, module, ...)
+  if e.k ~= "call" then return false end
+  local names = { ... }
+  local fn = e.fn
+  for i = #names, 1, -1 do
+    if fn.k ~= "attr" or fn.name ~= names[i] then return false end
+    fn = fn.obj
+    if i > 1 and fn.k == "call" then fn = fn.fn end
+  end
+  return fn.k == "name" and cx.aliases[fn.id] == module and not cx:declared(fn.id)
+end
+
+local function with_statement(cx, out, depth, s)
+  if #s.items ~= 1 then not_converted(s.line, "'with' over several items") end
+  local item = s.items[1]
+  local e = item.expr
+  if is_call_to(cx, e, "op", "batch_alter_table") then
+    if #e.args < 1 then not_converted(s.line, "op.batch_alter_table without a table name") end
+    local b = { table = expr(cx, e.args[1]) }
+    for _, kw in ipairs(e.kwargs) do
+      if kw.name == "schema" and not (kw.value.k == "const" and kw.value.v == "None") then
+        b.schema = expr(cx, kw.value)
+      elseif kw.name == "recreate" and kw.value.k == "str" and kw.value.s == "always" then
+        not_converted(s.line, "op.batch_alter_table(recreate=\"always\") copies the table")
+      end
+    end
+    if e.args[2] then b.schema = expr(cx, e.args[2]) end
+    local var = item.as and item.as.k == "name" and item.as.id
+    if not var then not_converted(s.line, "op.batch_alter_table without 'as NAME'") end
+    local saved = cx.batch[var]
+    cx.batch[var] = b
+    emit(out, depth, "-- batch_alter_table(" .. b.table:gsub("\1%d+\2", "...") .. "): on PostgreSQL, plain ALTERs")
+    emit(out, depth, "do")
+    block(cx, out, depth + 1, s.body, false)
+    emit(out, depth, "end")
+    cx.batch[var] = saved
+    return
+  end
+  if is_call_to(cx, e, "op", "get_context", "autocommit_block") and #e.args == 0 then
+    emit(out, depth, "op.autocommit_block(function()")
+    cx.scopes[#cx.scopes + 1] = {}
+    block(cx, out, depth + 1, s.body, false)
+    cx.scopes[#cx.scopes] = nil
+    emit(out, depth, "end)")
+    return
+  end
+  not_converted(s.line, "this 'with' statement")
+end
+
+local function for_statement(cx, out, depth, s)
+  local t, it = s.target, s.iter
+  local scope = {}
+  cx.scopes[#cx.scopes + 1] = scope
+  local head
+  local unpack_line
+  local function tname(x)
+    if x.k ~= "name" then not_converted(s.line, "this loop target") end
+    scope[x.id] = true
+    return lua_name(x.id)
+  end
+  if it.k == "call" and it.fn.k == "name" and it.fn.id == "range" and not cx:declared("range") then
+    local a = it.args
+    local lo, hi, step = "0", a[1], nil
+    if #a > 1 then lo, hi, step = expr(cx, a[1]), a[2], a[3] end
+    local hi_text = wrap(expr(cx, hi)) .. " - 1"
+    if step then
+      if step.k == "unop" and step.op == "-" then hi_text = wrap(expr(cx, hi)) .. " + 1" end
+      head = ("for %s = %s, %s, %s do"):format(tname(t), lo, hi_text, expr(cx, step))
+    else
+      head = ("for %s = %s, %s do"):format(tname(t), lo, hi_text)
+    end
+  elseif it.k == "call" and it.fn.k == "attr" and #it.args == 0 and #it.kwargs == 0
+    and (it.fn.name == "items" or it.fn.name == "keys" or it.fn.name == "values") then
+    local obj = expr(cx, it.fn.obj)
+    cx.helpers.items = true
+    if it.fn.name == "items" then
+      if t.k ~= "tuple" or #t.items ~= 2 then not_converted(s.line, "this loop over .items()") end
+      head = ("for %s, %s in py_items(%s) do"):format(tname(t.items[1]), tname(t.items[2]), obj)
+    elseif it.fn.name == "keys" then
+      head = ("for %s in py_items(%s) do"):format(tname(t), obj)
+    else
+      head = ("for _, %s in py_items(%s) do"):format(tname(t), obj)
+    end
+  elseif it.k == "call" and it.fn.k == "name" and it.fn.id == "enumerate" and not cx:declared("enumerate") then
+    if t.k ~= "tuple" or #t.items ~= 2 or #it.args ~= 1 then not_converted(s.line, "this enumerate()") end
+    local i = tname(t.items[1])
+    head = ("for %s_, %s in ipairs(%s) do"):format(i, tname(t.items[2]), expr(cx, it.args[1]))
+    unpack_line = ("local %s = %s_ - 1"):format(i, i)
+  else
+    local src = expr(cx, it)
+    if it.k == "name" and cx.kinds[it.id] == "dict" then
+      cx.helpers.items = true
+      head = ("for %s in py_items(%s) do"):format(tname(t), src)
+    elseif t.k == "tuple" then
+      local names = {}
+      for i, x in ipairs(t.items) do names[i] = tname(x) end
+      head = ("for _, item_ in ipairs(%s) do"):format(src)
+      local idx = {}
+      for i = 1, #names do idx[i] = "item_[" .. i .. "]" end
+      unpack_line = "local " .. table.concat(names, ", ") .. " = " .. table.concat(idx, ", ")
+    else
+      head = ("for _, %s in ipairs(%s) do"):format(tname(t), src)
+    end
+  end
+  emit(out, depth, head)
+  if unpack_line then emit(out, depth + 1, unpack_line) end
+  cx.loops = cx.loops or {}
+  local loop = {}
+  cx.loops[#cx.loops + 1] = loop
+  block(cx, out, depth + 1, s.body, false)
+  cx.loops[#cx.loops] = nil
+  -- Python's continue: a goto to the end of the body (a label there is outside every local's scope)
+  if loop.continued then emit(out, depth + 1, "::continue::") end
+  emit(out, depth, "end")
+  cx.scopes[#cx.scopes] = nil
+end
+
+local function def_statement(cx, out, depth, s, global)
+  cx.scopes[#cx.scopes + 1] = {}
+  local saved_module = cx.module_level
+  cx.module_level = false
+  local head
+  local ok, err = pcall(function()
+    local params, defaults = params_text(cx, s.params, s.line)
+    if global then
+      head = "function " .. lua_name(s.name) .. "(" .. params .. ")"
+    elseif cx.module_level_def then
+      head = "function " .. lua_name(s.name) .. "(" .. params .. ")"
+    else
+      head = "local function " .. lua_name(s.name) .. "(" .. params .. ")"
+    end
+    return defaults
+  end)
+  if not ok then
+    cx.scopes[#cx.scopes] = nil
+    cx.module_level = saved_module
+    error(err, 0)
+  end
+  local defaults = err
+  emit(out, depth, head)
+  for _, d in ipairs(defaults) do emit(out, depth + 1, d) end
+  if s.name == "upgrade" or s.name == "downgrade" then
+    for _, note in ipairs(cx.module_notes or {}) do
+      emit(out, depth + 1, ("error(%s)"):format(quoted(("not converted: %s:%d: %s"):format(note.file,
+        note.line, note.reason))))
+    end
+  end
+  local pre = nested_assigned(s.body)
+  local declared = {}
+  for _, n in ipairs(pre) do
+    if not cx:declared(n) then declared[#declared + 1] = lua_name(n); cx.scopes[#cx.scopes][n] = true end
+  end
+  if #declared > 0 then emit(out, depth + 1, "local " .. table.concat(declared, ", ")) end
+  local saved_def = cx.module_level_def
+  cx.module_level_def = false
+  block(cx, out, depth + 1, s.body, true)
+  carry_comments(cx, out, depth + 1, s.last + 1)
+  cx.module_level_def = saved_def
+  emit(out, depth, "end")
+  cx.scopes[#cx.scopes] = nil
+  cx.module_level = saved_module
+end
+
+local function imports(cx, s)
+  if s.k == "import" then
+    for _, n in ipairs(s.names) do
+      local bound = n.as or n.name:match("^[^.]+")
+      if n.name == "sqlalchemy" and (n.as or true) then cx.aliases[bound] = "sa"
+      elseif PG_MODULES[n.name] and n.as then cx.aliases[bound] = "postgresql"
+      elseif n.name == "alembic.op" and n.as then cx.aliases[bound] = "op"
+      elseif n.name == "logging" then cx.aliases[bound] = "py_logging"
+      elseif IGNORED_MODULES[n.name] then cx.aliases[bound] = nil
+      else cx.aliases[bound] = "foreign:" .. n.name end
+    end
+    return
+  end
+  local mod = s.module
+  for _, n in ipairs(s.names) do
+    local bound = n.as or n.name
+    if n.name == "*" then
+      if not (mod == "alembic" or IGNORED_MODULES[mod]) then
+        not_converted(s.line, "'from %s import *'", mod)
+      end
+    elseif mod == "alembic" and n.name == "op" then cx.aliases[bound] = "op"
+    elseif mod == "alembic" and n.name == "context" then cx.aliases[bound] = "foreign:alembic.context"
+    elseif mod == "sqlalchemy.dialects" and n.name == "postgresql" then cx.aliases[bound] = "postgresql"
+    elseif PG_MODULES[mod] then cx.aliases[bound] = "postgresql." .. n.name
+    elseif SA_MODULES[mod] then cx.aliases[bound] = "sa." .. n.name
+    elseif IGNORED_MODULES[mod] then cx.aliases[bound] = nil
+    else cx.aliases[bound] = "foreign:" .. (mod .. "." .. n.name) end
+  end
+end
+
+local function statement(cx, out, depth, s, is_last)
+  local k = s.k
+  if k == "import" or k == "from" then
+    imports(cx, s)
+  elseif k == "pass" then
+    return
+  elseif k == "expr" then
+    local e = s.e
+    if e.k == "str" then
+      for l in (e.s .. "\n"):gmatch("([^\n]*)\n") do emit(out, depth, ("-- " .. l):gsub("%s+$", "")) end
+      return
+    end
+    if e.k == "const" and e.v == "Ellipsis" then return end
+    if e.k ~= "call" then not_converted(s.line, "an expression statement that is not a call") end
+    emit(out, depth, expr(cx, e))
+  elseif k == "assign" then
+    if #s.targets > 1 then not_converted(s.line, "chained assignment") end
+    assignment(cx, out, depth, s, s.targets[1], s.value)
+  elseif k == "annassign" then
+    if s.value then assignment(cx, out, depth, s, s.target, s.value) end
+  elseif k == "augassign" then
+    local t = assign_target(cx, s.target, s.line)
+    local e = { k = "binop", op = s.op, l = s.target, r = s.value, line = s.line }
+    emit(out, depth, t .. " = " .. binop(cx, e))
+  elseif k == "return" then
+    local v = ""
+    if s.value then
+      if s.value.k == "tuple" then v = " " .. table.concat(args_list(cx, s.value.items, s.line), ", ")
+      else v = " " .. expr(cx, s.value) end
+    end
+    emit(out, depth, is_last and ("return" .. v) or ("do return" .. v .. " end"))
+  elseif k == "if" then
+    local tests = {}
+    for i, t in ipairs(s.tests) do tests[i] = expr(cx, t) end
+    for i, body in ipairs(s.bodies) do
+      emit(out, depth, (i == 1 and "if " or "elseif ") .. tests[i] .. " then")
+      cx.scopes[#cx.scopes + 1] = {}
+      block(cx, out, depth + 1, body, false)
+      cx.scopes[#cx.scopes] = nil
+    end
+    if s.orelse then
+      emit(out, depth, "else")
+      cx.scopes[#cx.scopes + 1] = {}
+      block(cx, out, depth + 1, s.orelse, false)
+      cx.scopes[#cx.scopes] = nil
+    end
+    emit(out, depth, "end")
+  elseif k == "for" then
+    for_statement(cx, out, depth, s)
+  elseif k == "with" then
+    with_statement(cx, out, depth, s)
+  elseif k == "def" then
+    if s.decorators then not_converted(s.line, "a decorated function") end
+    local name = lua_name(s.name)
+    if not cx:declared(s.name) and not cx.module_level then
+      cx.scopes[#cx.scopes][s.name] = true
+      def_statement(cx, out, depth, s, false)
+    else
+      def_statement(cx, out, depth, s, cx.module_level and (s.name == "upgrade" or s.name == "downgrade"))
+    end
+    local _ = name
+  elseif k == "break" then
+    emit(out, depth, "break")
+  elseif k == "continue" then
+    local loop = cx.loops and cx.loops[#cx.loops]
+    if not loop then not_converted(s.line, "'continue' outside a for loop") end
+    loop.continued = true
+    emit(out, depth, "goto continue")
+  elseif k == "raise" then
+    local v = s.value
+    if v and v.k == "call" and #v.args == 1 and #v.kwargs == 0 then
+      emit(out, depth, "error(" .. expr(cx, v.args[1]) .. ", 0)")
+    else
+      emit(out, depth, ("error(%s, 0)"):format(quoted(("raised at %s:%d"):format(cx.display, s.line))))
+    end
+  elseif k == "unsupported" then
+    not_converted(s.line, "'" .. s.keyword .. "' statements")
+  else
+    not_converted(s.line, "'" .. k .. "' statements")
+  end
+end
+
+-- Translates stmts; each statement that cannot be translated becomes its commented source
+-- and an error() (inside functions) or a note raised in upgrade/downgrade (module level).
+function block(cx, out, depth, stmts, function_body)
+  for i, s in ipairs(stmts) do
+    carry_comments(cx, out, depth, s.line)
+    local buf = {}
+    local saved = {}
+    for j, sc in ipairs(cx.scopes) do
+      saved[j] = {}
+      for name in pairs(sc) do saved[j][name] = true end
+    end
+    local ok, err = pcall(statement, cx, buf, depth, s, function_body and i == #stmts)
+    if ok then
+      for _, l in ipairs(buf) do out[#out + 1] = l end
+      if s.k ~= "def" and s.k ~= "import" and s.k ~= "from" then cx.converted = cx.converted + 1 end
+    elseif getmetatable(err) == NC then
+      for j in ipairs(cx.scopes) do cx.scopes[j] = saved[j] end
+      if cx.module_level then
+        cx.module_notes[#cx.module_notes + 1] = { file = cx.display, line = s.line, reason = err.reason }
+        local where = ("%s:%d"):format(cx.display, s.line)
+        cx.notes[#cx.notes + 1] = { file = cx.display, line = s.line, reason = err.reason }
+        emit(out, depth, "-- not converted (" .. err.reason .. "; upgrade() and downgrade() raise): " .. where)
+        for l = s.line, s.last do emit(out, depth, "--   " .. (cx.lines[l] or "")) end
+      else
+        not_converted_here(cx, out, depth, s.line, s.last, err.reason)
+      end
+      cx.failed = cx.failed + 1
+    else
+      error(err, 0)
+    end
+    if s.last + 1 > cx.comment_cursor then cx.comment_cursor = s.last + 1 end
+  end
+end
+
+-- ---- one revision file ----------------------------------------------------------------
+
+local META = { revision = true, down_revision = true, branch_labels = true, depends_on = true }
+
+-- A metadata value: nil, a string, or a list of strings (tuple, list or set), else an error.
+local function meta_value(display, name, e)
+  if e.k == "const" and e.v == "None" then return nil end
+  if e.k == "str" then return e.s end
+  if e.k == "tuple" or e.k == "list" or e.k == "set" then
+    local out = {}
+    for i, it in ipairs(e.items) do
+      if it.k ~= "str" then
+        error(("%s:%d: %s must be a string, None or a tuple of strings"):format(display, e.line, name), 0)
+      end
+      out[i] = it.s
+    end
+    return out
+  end
+  error(("%s:%d: %s must be a string, None or a tuple of strings (found an expression)"):format(display,
+    e.line, name), 0)
+end
+
+-- The docstring's message and Create Date (Alembic's layout: message, blank line,
+-- Revision ID / Revises / Create Date).
+local function docstring(doc)
+  if not doc then return "", nil end
+  local message = doc:match("^(.-)\n%s*Revision ID:") or doc
+  message = message:gsub("^%s+", ""):gsub("%s+$", "")
+  local date = doc:match("Create Date:[ \t]*([^\n]*)")
+  return message, date and date:gsub("%s+$", "") or nil
+end
+
+local HELPERS = {
+  logging = [[
+-- Python's logging as migrations use it: a logger's warnings and errors go to stderr (as
+-- with Alembic's default logging configuration), debug and info are dropped.
+local py_logging = {}
+do
+  local Logger = {}
+  Logger.__index = Logger
+  local shown = { warning = true, warn = true, error = true, exception = true, critical = true }
+  for _, level in ipairs { "debug", "info", "warning", "warn", "error", "exception", "critical" } do
+    Logger[level] = function(self, msg, ...)
+      if not shown[level] then return end
+      local text = select("#", ...) > 0 and tostring(msg):format(...) or tostring(msg)
+      io.stderr:write(("%s [%s] %s\n"):format(level:upper(), self.name, text))
+    end
+    py_logging[level] = function(...) return Logger[level]({ name = "root" }, ...) end
+  end
+  function py_logging.getLogger(name) return setmetatable({ name = name or "root" }, Logger) end
+end
+]],
+  items = [[
+-- A dict's keys and values, in the order of the sorted keys: a Lua table keeps no order,
+-- and pairs() would give a different one on every run (and a different --sql script).
+local function py_items(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local i = 0
+  return function()
+    i = i + 1
+    local k = keys[i]
+    if k ~= nil then return k, t[k] end
+  end
+end
+]],
+  contains = [[
+-- Python's `x in c`: a substring of a string, an element of a list, a key of a dict.
+local function py_contains(c, x)
+  if type(c) == "string" then return c:find(x, 1, true) ~= nil end
+  for _, v in ipairs(c) do
+    if v == x then return true end
+  end
+  return c[x] ~= nil
+end
+]],
+  unpack = [[
+-- Python's f(*values, key=...): the values, then the options table.
+local function py_unpack(values, options)
+  local r = table.move(values, 1, #values, 1, {})
+  r[#r + 1] = options
+  return table.unpack(r, 1, #r)
+end
+]],
+  concat = [[
+-- Python's list concatenation ([*a, b], a + b): the elements of each list in turn.
+local function py_concat(...)
+  local r = {}
+  for i = 1, select("#", ...) do
+    for _, v in ipairs((select(i, ...))) do r[#r + 1] = v end
+  end
+  return r
+end
+]],
+}
+
+local function r_name(path) return (path:match("([^/]+)$")) end
+
+-- Returns { revision, down_revision, branch_labels, depends_on, message, text, notes,
+-- converted, failed } or raises "file:line: message" for a file that is no revision.
+function M.revision(src, display)
+  local mod, perr = python.parse(src, display)
+  if not mod then error(perr, 0) end
+  local cx = new_cx(display, src)
+  cx.display = display
+  cx.module_name = r_name(display):gsub("%.py$", "")
+  cx.comments = mod.comments
+  cx.comment_cursor = 1
+  cx.module_notes = {}
+  cx.failed = 0
+  local meta, doc = {}, nil
+  local body = {}
+  for i, s in ipairs(mod.body) do
+    if i == 1 and s.k == "expr" and s.e.k == "str" then
+      doc = s.e.s
+      cx.comment_cursor = s.last + 1
+    elseif (s.k == "assign" and #s.targets == 1 and s.targets[1].k == "name" and META[s.targets[1].id])
+      or (s.k == "annassign" and s.target.k == "name" and META[s.target.id] and s.value) then
+      local name = s.k == "assign" and s.targets[1].id or s.target.id
+      meta[name] = { value = meta_value(display, name, s.value) }
+      s.skip = true
+      body[#body + 1] = s
+    else
+      body[#body + 1] = s
+    end
+  end
+  if not meta.revision or type(meta.revision.value) ~= "string" then
+    error(("%s:1: no revision = \"...\" assignment: this is not an Alembic revision file"):format(display), 0)
+  end
+  local message, date = docstring(doc)
+  -- module-level names: helpers and constants, visible to every function
+  cx.module_names = {}
+  local module_scope = {}
+  cx.scopes = { module_scope }
+  for _, s in ipairs(body) do
+    if s.k == "def" and s.name ~= "upgrade" and s.name ~= "downgrade" then cx.module_names[s.name] = true end
+  end
+  local out = {}
+  local defs = {}
+  for name in pairs(cx.module_names) do defs[#defs + 1] = lua_name(name); module_scope[name] = true end
+  table.sort(defs)
+  local has = {}
+  cx.module_level = true
+  cx.module_level_def = true
+  for _, s in ipairs(body) do
+    if s.k == "def" then has[s.name] = true end
+    if s.skip then
+      if s.last + 1 > cx.comment_cursor then cx.comment_cursor = s.last + 1 end
+    else
+      block(cx, out, 0, { s }, false)
+      if s.k ~= "def" then out[#out + 1] = "" end
+    end
+    if s.k == "def" then out[#out + 1] = "" end
+  end
+  carry_comments(cx, out, 0, #cx.lines + 1)
+  -- A revision without one of them is not a translation problem: Alembic fails when it
+  -- would call the missing function, and so does the converted file, at the same step.
+  for _, fn in ipairs { "upgrade", "downgrade" } do
+    if not has[fn] then
+      out[#out + 1] = ("function %s()"):format(fn)
+      out[#out + 1] = ("  error(%s, 0)"):format(quoted(("%s has no %s() (nor had the Alembic revision)")
+        :format(r_name(display), fn)))
+      out[#out + 1] = "end"
+      out[#out + 1] = ""
+    end
+  end
+  -- collapse runs of blank lines
+  local code = table.concat(out, "\n"):gsub("\n\n\n+", "\n\n"):gsub("^\n+", ""):gsub("\n+$", "") .. "\n"
+  code = code:gsub("\1(%d+)\2", function(n) return cx.strings[tonumber(n)] end)
+  local prelude = {}
+  if #defs > 0 then prelude[#prelude + 1] = "local " .. table.concat(defs, ", ") .. "\n" end
+  local used = {}
+  for name in pairs(cx.helpers) do used[#used + 1] = name end
+  table.sort(used) -- the same file on every run
+  for _, name in ipairs(used) do prelude[#prelude + 1] = HELPERS[name] end
+  local function v(name) return meta[name] and meta[name].value end
+  local labels = v("branch_labels")
+  if type(labels) == "string" then labels = { labels } end
+  local header = template.render({
+    message = message, revision = v("revision"), down_revision = v("down_revision"),
+    branch_labels = labels, depends_on = v("depends_on"), create_date = date or "",
+    upgrades = "", downgrades = "",
+  })
+  header = header:match("^(.-)\nfunction upgrade%(%)") or header
+  local text = header .. "\n" .. (#prelude > 0 and (table.concat(prelude, "\n") .. "\n") or "") .. code
+  return {
+    revision = v("revision"), down_revision = v("down_revision"), branch_labels = labels,
+    depends_on = v("depends_on"), message = message, text = text, notes = cx.notes,
+    converted = cx.converted, failed = cx.failed,
+  }
+end
+
+-- ---- the project ------------------------------------------------------------------------
+
+local function slurp(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+local function is_dir(path)
+  local ok, lfs = pcall(require, "lfs")
+  if ok then return lfs.attributes(path, "mode") == "directory" end
+  return exists(path .. "/.")
+end
+
+local function dirname(path)
+  local d = path:match("^(.*)/[^/]*$")
+  if d == nil then return "." end
+  if d == "" then return "/" end
+  return d
+end
+
+local function join(a, b)
+  if b:sub(1, 1) == "/" then return b end
+  if a == "." then return b end
+  return a .. "/" .. b
+end
+
+-- INI as Python's configparser reads alembic.ini: sections, key = value or key: value,
+-- continuation lines indented, # and ; comments; %(here)s interpolated.
+function M.read_ini(text, here)
+  local sections, cur, lastkey = {}, nil, nil
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    line = line:gsub("\r$", "")
+    if line:match("^%s*[#;]") or line:match("^%s*$") then
+      lastkey = line:match("^%s*$") and lastkey or lastkey
+    elseif line:match("^%[") then
+      local name = line:match("^%[([^%]]+)%]")
+      cur = {}
+      sections[name] = cur
+      lastkey = nil
+    elseif line:match("^%s") and cur and lastkey then
+      cur[lastkey] = cur[lastkey] .. "\n" .. line:gsub("^%s+", "")
+    elseif cur then
+      local k, v = line:match("^([^=:]-)%s*[=:]%s*(.*)$")
+      if k then
+        k = k:lower()
+        cur[k] = v
+        lastkey = k
+      end
+    end
+  end
+  for _, sec in pairs(sections) do
+    for k, v in pairs(sec) do
+      sec[k] = v:gsub("%%%(here%)s", here):gsub("%%%%", "%%")
+    end
+  end
+  return sections
+end
+
+-- The [tool.alembic] table of a pyproject.toml: string and string-array values.
+function M.read_pyproject(text, here)
+  local out, inside = nil, false
+  local pending_key, pending = nil, nil
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    local l = line:gsub("%s+#.*$", ""):gsub("^%s+", ""):gsub("%s+$", "")
+    if pending_key then
+      pending = pending .. " " .. l
+      if l:find("]", 1, true) then
+        local arr = {}
+        for s in pending:gmatch('"([^"]*)"') do arr[#arr + 1] = s end
+        out[pending_key] = arr
+        pending_key = nil
+      end
+    elseif l:match("^%[") then
+      inside = l == "[tool.alembic]"
+      if inside then out = out or {} end
+    elseif inside then
+      local k, v = l:match("^([%w_%-]+)%s*=%s*(.*)$")
+      if k then
+        if v:match('^"') then
+          out[k] = v:match('^"(.-)"'):gsub("%%%(here%)s", here)
+        elseif v:match("^'") then
+          out[k] = v:match("^'(.-)'"):gsub("%%%(here%)s", here)
+        elseif v:match("^%[") then
+          if v:find("]", 1, true) then
+            local arr = {}
+            for s in v:gmatch('"([^"]*)"') do arr[#arr + 1] = (s:gsub("%%%(here%)s", here)) end
+            out[k] = arr
+          else
+            pending_key, pending = k, v
+          end
+        end
+      end
+    end
+  end
+  if out then
+    for k, v in pairs(out) do
+      if type(v) == "table" then for i, s in ipairs(v) do v[i] = s:gsub("%%%(here%)s", here) end end
+      out[k] = v
+    end
+  end
+  return out
+end
+
+-- The version table env.py configures: version_table= and version_table_schema= passed to
+-- context.configure (string literals, or module-level string constants), and whether it
+-- asks for transaction_per_migration.
+function M.scan_env(text, display)
+  local found = { version_table = nil, version_table_schema = nil, transaction_per_migration = nil, notes = {} }
+  local mod = python.parse(text, display)
+  if not mod then
+    -- an env.py this reader cannot parse: a plain text scan
+    found.version_table = text:match("version_table%s*=%s*[\"']([^\"']+)[\"']")
+    found.version_table_schema = text:match("version_table_schema%s*=%s*[\"']([^\"']+)[\"']")
+    if text:match("transaction_per_migration%s*=%s*True") then found.transaction_per_migration = true end
+    return found
+  end
+  local consts = {}
+  local function walk(v)
+    if type(v) ~= "table" then return end
+    if v.k == "assign" and #v.targets == 1 and v.targets[1].k == "name" and v.value.k == "str" then
+      consts[v.targets[1].id] = v.value.s
+    end
+    if v.k == "call" then
+      for _, kw in ipairs(v.kwargs) do
+        if kw.name == "version_table" or kw.name == "version_table_schema" then
+          local val = kw.value
+          if val.k == "str" then found[kw.name] = val.s
+          elseif val.k == "name" and consts[val.id] then found[kw.name] = consts[val.id]
+          elseif not (val.k == "const" and val.v == "None") then
+            found.notes[#found.notes + 1] = { file = display, line = val.line,
+              reason = kw.name .. "= is computed; set version_table in luamigrate.lua by hand" }
+          end
+        elseif kw.name == "transaction_per_migration" and kw.value.k == "const" then
+          found.transaction_per_migration = kw.value.v == "True"
+        end
+      end
+    end
+    for _, x in pairs(v) do walk(x) end
+  end
+  for _, s in ipairs(mod.body) do walk(s) end
+  return found
+end
+
+-- Finds the Alembic config: an alembic.ini, a pyproject.toml, or a directory with one.
+local function locate(path)
+  if is_dir(path) then
+    if exists(join(path, "alembic.ini")) then return join(path, "alembic.ini"), "ini" end
+    if exists(join(path, "pyproject.toml")) then return join(path, "pyproject.toml"), "toml" end
+    error(("%s holds neither alembic.ini nor pyproject.toml"):format(path), 0)
+  end
+  if not exists(path) then error(("%s: no such file or directory"):format(path), 0) end
+  if path:match("%.toml$") then return path, "toml" end
+  return path, "ini"
+end
+
+local function list_py(dir)
+  local ok, lfs = pcall(require, "lfs")
+  if not ok then error("convert needs LuaFileSystem", 0) end
+  local out = {}
+  if lfs.attributes(dir, "mode") ~= "directory" then
+    error(("%s: the versions directory does not exist"):format(dir), 0)
+  end
+  for name in lfs.dir(dir) do
+    if name:match("%.py$") and not name:match("^%.") and name ~= "__init__.py" then out[#out + 1] = name end
+  end
+  table.sort(out)
+  return out
+end
+
+local function split_locations(s)
+  if type(s) == "table" then return s end
+  local out = {}
+  for p in s:gmatch("[^%s,:;]+") do out[#out + 1] = p end
+  return out
+end
+
+-- Reads the Alembic project at `path`: { config, kind, script_location, versions = {dir...},
+-- version_table, schema, transaction_per_migration, notes }.
+function M.read_project(path)
+  local cfg, kind = locate(path)
+  if cfg:sub(1, 1) ~= "/" then cfg = require("lfs").currentdir() .. "/" .. cfg:gsub("^%./", "") end
+  local here = dirname(cfg)
+  local text = assert(slurp(cfg))
+  local settings
+  if kind == "toml" then
+    settings = M.read_pyproject(text, here)
+    if not settings then error(("%s has no [tool.alembic] table"):format(cfg), 0) end
+  else
+    local ini = M.read_ini(text, here)
+    settings = ini.alembic
+    if not settings then error(("%s has no [alembic] section"):format(cfg), 0) end
+  end
+  local sl = settings.script_location
+  if (sl == nil or sl == "") and exists(join(here, "env.py")) then
+    sl = here -- Flask-Migrate's layout: alembic.ini beside env.py, the location passed in code
+  end
+  if type(sl) ~= "string" or sl == "" then error(("%s: no script_location"):format(cfg), 0) end
+  if sl:match("^[%w_.]+:") then
+    error(("%s: script_location %q names a Python package; give it as a path"):format(cfg, sl), 0)
+  end
+  local script = join(here, sl)
+  local versions = { join(script, "versions") }
+  if settings.version_locations then
+    versions = {}
+    for _, p in ipairs(split_locations(settings.version_locations)) do versions[#versions + 1] = join(here, p) end
+  end
+  local project = { config = cfg, kind = kind, script_location = script, script_name = sl,
+    versions = versions, notes = {}, version_table = "alembic_version" }
+  local envpath = join(script, "env.py")
+  local envtext = slurp(envpath)
+  if envtext then
+    local found = M.scan_env(envtext, envpath)
+    project.version_table = found.version_table or "alembic_version"
+    project.schema = found.version_table_schema
+    project.transaction_per_migration = found.transaction_per_migration
+    for _, n in ipairs(found.notes) do project.notes[#project.notes + 1] = n end
+  end
+  return project
+end
+
+local function write_file(path, text)
+  local f, err = io.open(path, "wb")
+  if not f then error(("cannot create %s: %s"):format(path, err), 0) end
+  f:write(text)
+  f:close()
+end
+
+local function mkdir_p(path)
+  local lfs = require "lfs"
+  local acc = path:sub(1, 1) == "/" and "" or nil
+  for part in path:gmatch("[^/]+") do
+    acc = acc and (acc .. "/" .. part) or part
+    if lfs.attributes(acc, "mode") == nil then
+      local ok, err = lfs.mkdir(acc)
+      if not ok then error(("cannot create %s: %s"):format(acc, err), 0) end
+    end
+  end
+end
+
+-- Converts the project at `path` into `outdir`. Returns the summary: { revisions, statements,
+-- converted, notes }; raises a message for what stops the conversion (nothing written then).
+function M.convert(path, outdir)
+  local project = M.read_project(path)
+  local results, seen = {}, {}
+  for _, dir in ipairs(project.versions) do
+    for _, name in ipairs(list_py(dir)) do
+      local file = join(dir, name)
+      local src = assert(slurp(file))
+      local r = M.revision(src, file)
+      if seen[r.revision] then
+        error(("%s: revision %s is also defined in %s"):format(file, r.revision, seen[r.revision]), 0)
+      end
+      seen[r.revision] = file
+      r.name = name:gsub("%.py$", ".lua")
+      if seen[r.name] then
+        error(("%s: %s is also the name of %s; both cannot go to one versions directory")
+          :format(file, name, seen[r.name]), 0)
+      end
+      seen[r.name] = file
+      results[#results + 1] = r
+    end
+  end
+  local cfgpath = join(outdir, "luamigrate.lua")
+  if exists(cfgpath) then error(("%s already exists; not overwriting it"):format(cfgpath), 0) end
+  local sl = project.script_name:gsub("^%./", ""):gsub("/+$", "")
+  if sl:sub(1, 1) == "/" or sl:find("..", 1, true) then sl = sl:match("([^/]+)$") end
+  local versions_out = join(join(outdir, sl), "versions")
+  for _, r in ipairs(results) do
+    if exists(join(versions_out, r.name)) then
+      error(("%s already exists; not overwriting it"):format(join(versions_out, r.name)), 0)
+    end
+  end
+  mkdir_p(versions_out)
+  local vt = project.version_table
+  if project.schema then vt = project.schema .. "." .. vt end
+  local tpm = project.transaction_per_migration == true
+  write_file(cfgpath, table.concat({
+    "-- Converted from the Alembic project " .. project.config .. " by luamigrate convert alembic.",
+    "-- Top-level assignments are settings; paths are relative to this file.",
+    "script_location = " .. quoted(sl),
+    "-- A libpq URI or key=value conninfo; PG* variables and ~/.pgpass also apply.",
+    "url = os.getenv(\"DATABASE_URL\")",
+    "-- Alembic's version table: on the database Alembic built, the revisions it applied",
+    "-- are not applied again.",
+    "version_table = " .. quoted(vt),
+    tpm and "transaction_per_migration = true"
+      or "-- env.py ran every migration of a command in one transaction, as Alembic does by default\n"
+      .. "transaction_per_migration = false",
+    "",
+  }, "\n"))
+  local summary = { revisions = #results, statements = 0, converted = 0, notes = {}, out = versions_out }
+  for _, n in ipairs(project.notes) do summary.notes[#summary.notes + 1] = n end
+  for _, r in ipairs(results) do
+    write_file(join(versions_out, r.name), r.text)
+    summary.converted = summary.converted + r.converted
+    summary.statements = summary.statements + r.converted + r.failed
+    for _, n in ipairs(r.notes) do summary.notes[#summary.notes + 1] = n end
+    r.clean = #r.notes == 0
+    if r.clean then summary.clean = (summary.clean or 0) + 1 end
+  end
+  summary.clean = summary.clean or 0
+  summary.config = cfgpath
+  return summary
+end
+
+local USAGE = "usage: luamigrate convert alembic PATH [-o DIR]"
+
+-- The command: args are the words after `convert`. Prints the report; returns nil when
+-- everything converted, else the one-line summary the caller reports as the error (exit 1).
+-- Raises a message for a usage error or a project that cannot be read (exit 2).
+function M.main(args)
+  local pos, outdir = {}, "."
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "-o" or a == "--output" then
+      outdir = args[i + 1] or error("convert: option " .. a .. " needs a value", 0)
+      i = i + 1
+    elseif a:match("^%-%-output=") then
+      outdir = a:match("^%-%-output=(.*)$")
+    elseif a:match("^%-") and a ~= "-" then
+      error(("convert: unknown option '%s' (%s)"):format(a, USAGE), 0)
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  if pos[1] ~= "alembic" then
+    error(("convert: %s (%s)"):format(pos[1] and ("unknown source '" .. pos[1] .. "': only alembic")
+      or "missing the source (alembic)", USAGE), 0)
+  end
+  if not pos[2] then error("convert: missing PATH (" .. USAGE .. ")", 0) end
+  if pos[3] then error(("convert: unexpected argument '%s' (%s)"):format(pos[3], USAGE), 0) end
+  local s = M.convert(pos[2], outdir)
+  io.stdout:write(("Generating %s ... done\n"):format(s.config))
+  io.stdout:write(("Converted %d revision%s into %s: %d of %d statements translated (%d revision%s untouched)\n")
+    :format(s.revisions, s.revisions == 1 and "" or "s", s.out, s.converted, s.statements, s.clean,
+    s.clean == 1 and "" or "s"))
+  for _, n in ipairs(s.notes) do
+    io.stderr:write(("%s:%d: not converted: %s\n"):format(n.file, n.line, n.reason))
+  end
+  if #s.notes > 0 then
+    return ("convert: %d place%s not converted (listed above); those revisions raise "
+      .. "\"not converted\" until edited"):format(#s.notes, #s.notes == 1 and "" or "s")
+  end
+  return nil
+end
+
+return M

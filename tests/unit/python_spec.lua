@@ -1,0 +1,393 @@
+-- The Python reader (luamigrate.python) and the statement translation of
+-- luamigrate.convert, on small inputs: what each construct reads as, what it becomes in Lua,
+-- and where a bad input is reported.
+local python = require "luamigrate.python"
+local convert = require "luamigrate.convert"
+
+local function expr(src)
+  local m = assert(python.parse("x = " .. src .. "\n", "t.py"))
+  return m.body[1].value
+end
+
+local function parse_error(src)
+  local m, err = python.parse(src, "t.py")
+  assert.is_nil(m)
+  return err
+end
+
+describe("python reader", function()
+  it("reads every string form", function()
+    assert.same({ k = "str", s = "a\nb'\"", bytes = false, line = 1 }, expr([['a\nb\'"']]))
+    assert.equal([[\d+\n]], expr([[r'\d+\n']]).s)
+    assert.equal("\0\255", expr([[b'\x00\xff']]).s)
+    assert.is_true(expr([[b'x']]).bytes)
+    assert.equal("é", expr([['\u00e9']]).s)
+    assert.equal("\nline 1\n  line 2\n", expr('"""\nline 1\n  line 2\n"""').s)
+    assert.equal("it's", expr([['''it's''']]).s)
+    assert.equal("ab", expr("('a'\n 'b')").s)
+    assert.equal("one two", expr([['one \
+two']]).s)
+  end)
+
+  it("reads f-strings into text and fields, including format specs and escaped braces", function()
+    local e = expr([[f"a{b}c{d!r:>10}{{e}}" 'x']])
+    assert.equal("fstr", e.k)
+    assert.equal("a", e.parts[1])
+    assert.equal("b", e.parts[2].expr.id)
+    assert.equal("c", e.parts[3])
+    assert.equal("r", e.parts[4].conv)
+    assert.equal(">10", e.parts[4].spec)
+    assert.equal("{e}x", e.parts[5])
+    local nested = expr([[f"{t['k']}-{fn(1, 2)}"]])
+    assert.equal("sub", nested.parts[1].expr.k)
+    assert.equal("call", nested.parts[3].expr.k)
+  end)
+
+  it("reads numbers, constants, containers and operators with Python's precedence", function()
+    assert.equal("1_000", expr("1_000").v)
+    assert.equal("0x1F", expr("0x1F").v)
+    assert.equal("1.5e3", expr("1.5e3").v)
+    assert.same({ k = "const", v = "None", line = 1 }, expr("None"))
+    local d = expr("{'b': 1, 'a': 2}")
+    assert.equal("b", d.keys[1].s) -- in source order
+    assert.equal("a", d.keys[2].s)
+    assert.equal("tuple", expr("(1,)").k)
+    assert.equal("list", expr("[1, 2,]").k)
+    local e = expr("-a ** 2 + b * c")
+    assert.equal("+", e.op)
+    assert.equal("unop", e.l.k)
+    assert.equal("**", e.l.e.op)
+    local c = expr("a is not None and not b in c")
+    assert.equal("and", c.op)
+    assert.same({ "is not" }, c.l.ops)
+    assert.equal("not", c.r.op)
+    assert.same({ "in" }, c.r.e.ops)
+    assert.equal("ifexp", expr("a if b else c").k)
+    assert.equal("listcomp", expr("[x * 2 for x in xs if x]").k)
+  end)
+
+  it("reads calls with keyword arguments in order, *args and **kwargs", function()
+    local e = expr("f(1, *rest, key=2, other=None, **kw)")
+    assert.equal(2, #e.args)
+    assert.equal("starred", e.args[2].k)
+    assert.equal("key", e.kwargs[1].name)
+    assert.equal("other", e.kwargs[2].name)
+    assert.is_false(e.kwargs[3].name)
+    assert.equal("positional argument follows keyword argument", parse_error("f(a=1, 2)\n"):match(": (.*)$"))
+  end)
+
+  it("reads statements: imports, annotated assignments, def, if/elif/else, for, with", function()
+    local m = assert(python.parse(table.concat({
+      "from typing import Sequence, Union",
+      "import sqlalchemy as sa",
+      "revision: str = 'abc'",
+      "def upgrade() -> None:",
+      "    # a comment",
+      "    with op.batch_alter_table('t', schema=None) as batch_op:",
+      "        batch_op.drop_column('c')",
+      "    for a, b in pairs:",
+      "        if a: pass",
+      "        elif b:",
+      "            return",
+      "        else:",
+      "            x += 1",
+      "",
+    }, "\n"), "t.py"))
+    local kinds = {}
+    for i, s in ipairs(m.body) do kinds[i] = s.k end
+    assert.same({ "from", "import", "annassign", "def" }, kinds)
+    assert.equal("sa", m.body[2].names[1].as)
+    local def = m.body[4]
+    assert.equal(4, def.line)
+    assert.equal(13, def.last)
+    assert.equal("with", def.body[1].k)
+    assert.equal("batch_op", def.body[1].items[1].as.id)
+    assert.equal("for", def.body[2].k)
+    assert.equal(2, #def.body[2].body[1].tests)
+    assert.equal(" a comment", m.comments[5])
+  end)
+
+  it("reads comprehensions it does not model as unsupported expressions, not errors", function()
+    assert.same({ k = "unsupported", what = "a dict or set comprehension", line = 1 }, expr("{k: v for k, v in xs}"))
+    assert.equal("unsupported", expr("[a for b in c for a in b]").k)
+  end)
+
+  it("keeps compound statements it does not model whole, with their lines", function()
+    local m = assert(python.parse("try:\n    a()\nexcept E:\n    b()\nfinally:\n    c()\nd()\n", "t.py"))
+    assert.equal("unsupported", m.body[1].k)
+    assert.equal("try", m.body[1].keyword)
+    assert.equal(1, m.body[1].line)
+    assert.equal(6, m.body[1].last)
+    assert.equal("expr", m.body[2].k)
+  end)
+
+  it("names file, line and column of a syntax error", function()
+    assert.equal("t.py:1:8: unterminated string literal", parse_error("x = 1; 'abc\n"))
+    assert.equal("t.py:3:1: unterminated string literal", parse_error("a = 1\n\n'''never\nclosed\n"))
+    assert.equal("t.py:2:10: expected ')', found '3'", parse_error("f()\nop.f('x' 3)\n"))
+    assert.equal("t.py:3:3: unindent does not match any outer indentation level",
+      parse_error("if a:\n    b()\n  c()\n"))
+    assert.equal("t.py:1:5: unmatched ')'", parse_error("a = )\n"))
+    assert.equal("t.py:2:1: unexpected indent", parse_error("a = 1\n    b = 2\n"))
+    assert.equal("t.py:1:10: unexpected end of file inside brackets", parse_error("f(a, [b, "))
+    assert.equal("t.py:1:5: invalid string prefix 'ub'", parse_error("x = ub'a'\n"))
+    assert.equal("t.py:1:3: f-string: single '}' is not allowed", parse_error("x(f'a}')\n"))
+    assert.equal("t.py:1:6: unexpected character '$'", parse_error("a = b$\n"))
+    assert.equal([[t.py:1:8: unexpected character '\xc3']], parse_error("x = café\n"))
+  end)
+
+  it("refuses deep nesting instead of overflowing the C stack", function()
+    local err = parse_error("x = " .. ("(" ):rep(300) .. "1" .. (")"):rep(300) .. "\n")
+    assert.truthy(err:find("nested too deeply", 1, true), err)
+    local lines = {}
+    for i = 1, 60 do lines[i] = (" "):rep(i - 1) .. "if a:" end
+    lines[61] = (" "):rep(60) .. "pass"
+    assert.equal("t.py:41:46: blocks nested too deeply", parse_error(table.concat(lines, "\n") .. "\n"))
+  end)
+end)
+
+-- The Lua text of upgrade()'s body for a revision whose upgrade() is `body` (Python lines).
+local function upgrade_of(body, header)
+  local src = (header or "from alembic import op\nimport sqlalchemy as sa\n")
+    .. "revision = 'r1'\ndown_revision = None\n\ndef upgrade():\n" .. body .. "\n\ndef downgrade():\n    pass\n"
+  local r = convert.revision(src, "r1.py")
+  return r.text:match("\nfunction upgrade%(%)\n(.-)\nend\n"), r
+end
+
+describe("convert: translation", function()
+  it("turns keyword arguments into a trailing options table", function()
+    assert.equal([[  op.add_column("t", sa.Column("id", sa.Integer(), { nullable = false }))]],
+      upgrade_of("    op.add_column('t', sa.Column('id', sa.Integer(), nullable=False))"))
+    assert.equal([[  op.drop_index(op.f("ix_t_a"), { table_name = "t" })]],
+      upgrade_of("    op.drop_index(op.f('ix_t_a'), table_name='t')"))
+  end)
+
+  it("leaves out other databases' options, which SQLAlchemy ignores on PostgreSQL", function()
+    assert.equal([[  op.create_table("t", sa.Column("id", sa.Integer()), { comment = "x" })]],
+      upgrade_of("    op.create_table('t', sa.Column('id', sa.Integer()), mysql_engine='InnoDB',"
+        .. " mysql_charset='utf8', comment='x', sqlite_autoincrement=True)"))
+  end)
+
+  it("gives server_default=None and comment=None in alter_column Lua's spelling, false", function()
+    assert.equal([[  op.alter_column("t", "c", { server_default = false, comment = false, nullable = true })]],
+      upgrade_of("    op.alter_column('t', 'c', server_default=None, comment=None, nullable=True)"))
+  end)
+
+  it("maps imported names to op, sa and postgresql", function()
+    local header = "from alembic import op\nfrom sqlalchemy import Column, Integer as Int\n"
+      .. "from sqlalchemy.dialects import postgresql as pg\nfrom sqlalchemy.dialects.postgresql import JSONB\n"
+    assert.equal([[  op.add_column("t", sa.Column("a", sa.Integer, postgresql.UUID(), postgresql.JSONB))]],
+      upgrade_of("    op.add_column('t', Column('a', Int, pg.UUID(), JSONB))", header))
+  end)
+
+  it("passes *values and options through py_unpack, so every value arrives", function()
+    local body, r = upgrade_of("    sa.Enum(*VALUES, name='e').create(op.get_bind())")
+    assert.equal([[  sa.Enum(py_unpack(VALUES, { name = "e" })):create(op.get_bind())]], body)
+    assert.truthy(r.text:find("local function py_unpack", 1, true))
+    -- and the helper does what Python's call does
+    local py_unpack = assert(load(r.text:match("(local function py_unpack.-\nend\n)") .. "return py_unpack"))()
+    assert.same({ "a", "b", "c", { name = "e" } }, { py_unpack({ "a", "b", "c" }, { name = "e" }) })
+  end)
+
+  it("inlines batch_alter_table as plain ops on its table and schema", function()
+    assert.equal(table.concat({
+      [[  -- batch_alter_table("t"): on PostgreSQL, plain ALTERs]],
+      "  do",
+      [[    op.add_column("t", sa.Column("x", sa.Text()), { schema = "s" })]],
+      [[    op.create_index(op.f("ix_t_x"), "t", { "x" }, { unique = false, schema = "s" })]],
+      [[    op.drop_constraint("fk", "t", { type_ = "foreignkey", schema = "s" })]],
+      [[    op.drop_index("ix_old", { table_name = "t", schema = "s" })]],
+      "  end",
+    }, "\n"), upgrade_of(table.concat({
+      "    with op.batch_alter_table('t', schema='s') as batch_op:",
+      "        batch_op.add_column(sa.Column('x', sa.Text()))",
+      "        batch_op.create_index(batch_op.f('ix_t_x'), ['x'], unique=False)",
+      "        batch_op.drop_constraint('fk', type_='foreignkey')",
+      "        batch_op.drop_index('ix_old')",
+    }, "\n")))
+  end)
+
+  it("turns the autocommit block into op.autocommit_block(function() ... end)", function()
+    assert.equal("  op.autocommit_block(function()\n    op.execute(\"VACUUM\")\n  end)",
+      upgrade_of("    with op.get_context().autocommit_block():\n        op.execute('VACUUM')"))
+  end)
+
+  it("translates loops, conditions, f-strings and % formatting", function()
+    assert.equal(table.concat({
+      "  for _, name in ipairs({ \"a\", \"b\" }) do",
+      "    if name == \"a\" then",
+      "      op.execute(\"DROP \" .. tostring(name))",
+      "    elseif name ~= nil then",
+      "      op.execute((\"ALTER %s\"):format(name))",
+      "    end",
+      "  end",
+      "  for i = 0, 3 - 1 do",
+      "    print(i)",
+      "  end",
+    }, "\n"), upgrade_of(table.concat({
+      "    for name in ['a', 'b']:",
+      "        if name == 'a':",
+      "            op.execute(f'DROP {name}')",
+      "        elif name is not None:",
+      "            op.execute('ALTER %s' % name)",
+      "    for i in range(3):",
+      "        print(i)",
+    }, "\n")))
+  end)
+
+  it("translates `in` on computed containers through py_contains, Python's three meanings", function()
+    local body, r = upgrade_of("    if 'users' not in names:\n        op.execute('x')")
+    assert.equal("  if not py_contains(names, \"users\") then\n    op.execute(\"x\")\n  end", body)
+    local py_contains = assert(load(r.text:match("(local function py_contains.-\nend\n)") .. "return py_contains"))()
+    assert.is_true(py_contains({ "a", "users" }, "users"))
+    assert.is_true(py_contains({ users = 1 }, "users"))
+    assert.is_true(py_contains("all users", "users"))
+    assert.is_false(py_contains({ "a" }, "users"))
+    assert.equal([[  local x = (a == 1 or a == 2)]], (upgrade_of("    x = a in (1, 2)")))
+  end)
+
+  it("gives logging a small stand-in: warnings to stderr, info dropped", function()
+    local header = "from alembic import op\nimport logging\nlogger = logging.getLogger(__name__)\n"
+    local body, r = upgrade_of("    logger.info('quiet')\n    logger.warning('skipping %s', 't')", header)
+    assert.equal("  logger:info(\"quiet\")\n  logger:warning(\"skipping %s\", \"t\")", body)
+    assert.truthy(r.text:find('\nlocal logger = py_logging.getLogger("r1")\n', 1, true), r.text)
+    assert.same({}, r.notes)
+    local lines = {}
+    local env = setmetatable({ io = { stderr = { write = function(_, t) lines[#lines + 1] = t end } } }, { __index = _G })
+    local chunk = assert(load(r.text:match("(local py_logging = {}.-\nend\n)") .. "return py_logging", "h", "t", env))
+    local log = chunk().getLogger("alembic")
+    log:info("no")
+    log:warning("skipping %s", "users")
+    assert.same({ "WARNING [alembic] skipping users\n" }, lines)
+  end)
+
+  it("knows the dialect is postgresql", function()
+    assert.equal("  if \"postgresql\" == \"mysql\" then\n    op.execute(\"x\")\n  end",
+      upgrade_of("    if op.get_context().dialect.name == 'mysql':\n        op.execute('x')"))
+    assert.equal("  local bind = op.get_bind()\n  local d = \"postgresql\"",
+      upgrade_of("    bind = op.get_bind()\n    d = bind.dialect.name"))
+  end)
+
+  it("walks a dict in one order on every run (sorted keys), not pairs()'s", function()
+    local body, r = upgrade_of("    for t, c in TABLES.items():\n        op.drop_column(t, c)")
+    assert.equal("  for t, c in py_items(TABLES) do\n    op.drop_column(t, c)\n  end", body)
+    local py_items = assert(load(r.text:match("(local function py_items.-\nend\n)") .. "return py_items"))()
+    local seen = {}
+    for k, v in py_items({ users = "role", accounts = "kind", b = 1 }) do seen[#seen + 1] = k .. "=" .. v end
+    assert.same({ "accounts=kind", "b=1", "users=role" }, seen)
+  end)
+
+  it("turns continue into a goto to the end of the loop body", function()
+    local body = upgrade_of("    for t in ts:\n        if t == 'a':\n            continue\n        op.drop_table(t)")
+    assert.equal(table.concat({
+      "  for _, t in ipairs(ts) do",
+      "    if t == \"a\" then",
+      "      goto continue",
+      "    end",
+      "    op.drop_table(t)",
+      "    ::continue::",
+      "  end",
+    }, "\n"), body)
+  end)
+
+  it("declares names assigned in nested blocks at the top of the function", function()
+    assert.equal("  local kind\n  if flag then\n    kind = \"a\"\n  else\n    kind = \"b\"\n  end\n"
+      .. "  op.execute(kind)", upgrade_of("    if flag:\n        kind = 'a'\n    else:\n        kind = 'b'\n"
+      .. "    op.execute(kind)"))
+  end)
+
+  it("writes long strings as long brackets, keeping their text exactly", function()
+    local body = upgrade_of('    op.execute("""\n    SELECT 1 ]]\n    """)')
+    assert.equal('  op.execute([=[\n\n    SELECT 1 ]]\n    ]=])', body)
+    assert.equal("\n    SELECT 1 ]]\n    ", load("return " .. body:match("%((.*)%)"))())
+  end)
+
+  it("makes column comparisons SQLAlchemy's operator calls, not Lua's boolean ==", function()
+    assert.equal([[  op.execute(t:update():where(t.c.id:op("=")(1)):values({ name = "x" }))]],
+      upgrade_of("    op.execute(t.update().where(t.c.id == 1).values(name='x'))"))
+  end)
+
+  it("keeps what it cannot translate as commented Python and an error naming file:line", function()
+    local body, r = upgrade_of("    op.execute('a')\n    x = {1, 2}\n    op.execute('b')")
+    assert.equal(table.concat({
+      [[  op.execute("a")]],
+      [[  -- not converted (a set):]],
+      [[  --       x = {1, 2}]],
+      [[  error("not converted: r1.py:8: a set")]],
+      [[  op.execute("b")]],
+    }, "\n"), body)
+    assert.same({ { file = "r1.py", line = 8, reason = "a set" } }, r.notes)
+  end)
+
+  it("raises for module-level code it cannot translate from upgrade() and downgrade()", function()
+    local _, r = upgrade_of("    pass", "from alembic import op\nfrom myapp import models\nX = models.thing\n")
+    assert.truthy(r.text:find([[error("not converted: r1.py:3: 'models' comes from myapp.models]], 1, true), r.text)
+    local _, n = r.text:gsub("error%(\"not converted: r1.py:3", "")
+    assert.equal(2, n)
+  end)
+
+  it("reads the revision's identity, labels and message", function()
+    local r = convert.revision(table.concat({
+      '"""add things',
+      "",
+      "Revision ID: b2",
+      "Revises: a1, a2",
+      "Create Date: 2024-05-06 07:08:09.101112",
+      '"""',
+      "revision = 'b2'",
+      "down_revision = ('a1', 'a2')",
+      "branch_labels = ('feature',)",
+      "depends_on = 'c3'",
+      "def upgrade(): pass",
+      "def downgrade(): pass",
+    }, "\n"), "b2.py")
+    assert.equal("b2", r.revision)
+    assert.same({ "a1", "a2" }, r.down_revision)
+    assert.same({ "feature" }, r.branch_labels)
+    assert.equal("c3", r.depends_on)
+    assert.equal("add things", r.message)
+    assert.truthy(r.text:find('down_revision = { "a1", "a2" }', 1, true))
+    assert.truthy(r.text:find("Create Date: 2024-05-06 07:08:09.101112", 1, true))
+    -- the result is Lua that loads
+    assert.truthy(load(r.text, "b2.lua", "t", {}))
+  end)
+
+  it("refuses a file without a revision, and computed revision identifiers", function()
+    local ok, err = pcall(convert.revision, "x = 1\n", "n.py")
+    assert.is_false(ok)
+    assert.equal("n.py:1: no revision = \"...\" assignment: this is not an Alembic revision file", err)
+    ok, err = pcall(convert.revision, "revision = 'a'\ndown_revision = f()\n", "n.py")
+    assert.is_false(ok)
+    assert.equal("n.py:2: down_revision must be a string, None or a tuple of strings (found an expression)", err)
+  end)
+end)
+
+describe("convert: project files", function()
+  it("reads alembic.ini's [alembic] section with %(here)s", function()
+    local ini = convert.read_ini("[alembic]\nscript_location = %(here)s/alembic\nversion_locations = %(here)s/a"
+      .. " %(here)s/b\n# comment\n[other]\nx = 1\n", "/p")
+    assert.equal("/p/alembic", ini.alembic.script_location)
+    assert.equal("/p/a /p/b", ini.alembic.version_locations)
+  end)
+
+  it("reads pyproject.toml's [tool.alembic] table", function()
+    local t = convert.read_pyproject('[project]\nname = "x"\n[tool.alembic]\nscript_location = "%(here)s/m"\n'
+      .. 'version_locations = [\n  "%(here)s/v1",\n  "%(here)s/v2",\n]\n[tool.other]\nscript_location = "no"\n', "/p")
+    assert.equal("/p/m", t.script_location)
+    assert.same({ "/p/v1", "/p/v2" }, t.version_locations)
+  end)
+
+  it("finds the version table and schema env.py configures", function()
+    local env = table.concat({
+      "from alembic import context",
+      "VT = 'app_version'",
+      "def run():",
+      "    context.configure(connection=c, version_table=VT, version_table_schema='meta',",
+      "                      transaction_per_migration=True)",
+    }, "\n")
+    local f = convert.scan_env(env, "env.py")
+    assert.equal("app_version", f.version_table)
+    assert.equal("meta", f.version_table_schema)
+    assert.is_true(f.transaction_per_migration)
+  end)
+end)
