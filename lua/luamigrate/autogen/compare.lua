@@ -2,6 +2,7 @@
 -- operations in upgrade order. Text that differs is handed to the server (in a savepoint
 -- rolled back at once) to learn whether it means the same thing.
 local quote = require "luamigrate.quote"
+local dependents = require "luamigrate.dependents"
 local N = require "luamigrate.autogen.normalize"
 
 local M = {}
@@ -74,6 +75,31 @@ FROM pg_index i WHERE i.indexrelid = 'luamigrate_autogen_ix_i'::regclass]])[1]
   return ok and same
 end
 
+-- Whether a declared column's generation expression (GENERATED ALWAYS AS) differs from
+-- the live one's: text that differs is added to an empty copy of the table, read back.
+local function generated_differs(conn, T, want, live)
+  if (want.computed == nil) ~= (live.computed == nil) then return true end
+  if want.computed == nil or want.computed == live.computed then return false end
+  local ok, expr = pcall(function()
+    conn:execute("SAVEPOINT luamigrate_autogen")
+    local okc, res = pcall(function()
+      conn:execute(("CREATE TEMPORARY TABLE luamigrate_autogen_gen (LIKE %s)")
+        :format(quote.qualified(T.schema, T.name)))
+      conn:execute(("ALTER TABLE luamigrate_autogen_gen ADD COLUMN luamigrate_g %s GENERATED ALWAYS AS (%s) STORED")
+        :format(live.sqltype, want.computed))
+      return conn:query([[
+SELECT pg_get_expr(d.adbin, d.adrelid) AS expr FROM pg_attrdef d JOIN pg_attribute a
+  ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+WHERE d.adrelid = 'luamigrate_autogen_gen'::regclass AND a.attname = 'luamigrate_g']])[1].expr
+    end)
+    conn:execute("ROLLBACK TO SAVEPOINT luamigrate_autogen")
+    conn:execute("RELEASE SAVEPOINT luamigrate_autogen")
+    if not okc then error(res, 0) end
+    return res
+  end)
+  return not ok or expr ~= live.computed
+end
+
 local function enum_only_added(old, new)
   -- every old value still there, in the same order
   local pos = {}
@@ -87,14 +113,16 @@ local function enum_only_added(old, new)
   return true
 end
 
--- Columns of the live database that use an enum: {table record, column record}.
+-- Columns of the live database that use an enum or an array of it: {table record, column record}.
 local function enum_users(live, ekey)
   local users = {}
   for _, k in ipairs(live.order) do
     local T = live.tables[k]
     for _, cn in ipairs(T.colorder) do
       local C = T.columns[cn]
-      if C.type == "enum:" .. ekey then users[#users + 1] = { table = T, column = C } end
+      if C.type == "enum:" .. ekey or C.type == "enum:" .. ekey .. "[]" then
+        users[#users + 1] = { table = T, column = C }
+      end
     end
   end
   return users
@@ -117,6 +145,12 @@ function M.compare(conn, want, live, filter)
   local function add(o) ops[#ops + 1] = o end
   local function wanted(kind, name, parent) return filter(kind, name, parent) end
 
+  -- The objects a swap of live enum `l` (either way) drops and recreates, read now: the
+  -- migration carries their statements, so --sql shows them and review sees them.
+  local function rebuilt(l)
+    l.dependents = l.dependents or dependents.list(conn, quote.qualified(l.schema, l.name))
+  end
+
   -- enums first
   local ekeys = {}
   for k in pairs(want.enums) do ekeys[#ekeys + 1] = k end
@@ -127,6 +161,7 @@ function M.compare(conn, want, live, filter)
       if not l then
         add { op = "create_enum", enum = e, text = ("added enum %s (%s)"):format(k, table.concat(e.values, ", ")) }
       elseif not same_list(e.values, l.values) then
+        rebuilt(l)
         if enum_only_added(l.values, e.values) then
           local have = {}
           for _, v in ipairs(l.values) do have[v] = true end
@@ -205,7 +240,12 @@ function M.compare(conn, want, live, filter)
       end
       for _, cn in ipairs(W.colorder) do
         local c, l = W.columns[cn], L.columns[cn]
-        if l and wanted("column", cn, W.name) then
+        if l and wanted("column", cn, W.name) and generated_differs(conn, L, c, l) then
+          -- a generation expression cannot be altered (before PostgreSQL 17): the
+          -- column is dropped and added again
+          put("alter", { op = "regenerate_column", table = W, column = c, live = l,
+            text = ("changed generation expression of column %s.%s"):format(tk, cn) })
+        elseif l and wanted("column", cn, W.name) then
           local ch = {}
           if c.type ~= l.type and not (c.serial and l.serial) then ch.type = true end
           if c.nullable ~= l.nullable then ch.nullable = true end

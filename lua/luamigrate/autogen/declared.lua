@@ -52,6 +52,7 @@ function M.declared(md, default_schema)
       if enum then add_enum(enum) end
       local C = { name = c.name, type = ct, enum = enum, nullable = c.nullable,
         default = default_text(c.server_default), comment = c.comment,
+        computed = c.computed and render.sqltext(c.computed.sqltext) or nil,
         serial = serial_rule(c), identity = c.identity and (c.identity.always and "a" or "d") or nil,
         pk = c.primary_key }
       if C.serial and #pkcols > 1 then C.serial = false end

@@ -65,6 +65,15 @@ end
 
 local function sqltext_lua(s) return ("sa.text(%s)"):format(lit(s)) end
 
+-- A statement as a Lua string: a long bracket when it spans lines (a view's or a
+-- function's definition reads as the server prints it), else a quoted one.
+local function stmt_lit(s)
+  if not s:find("\n", 1, true) then return lit(s) end
+  local eq = ""
+  while s:find("]" .. eq .. "]", 1, true) or s:sub(-#eq - 1) == "]" .. eq do eq = eq .. "=" end
+  return "[" .. eq .. "[\n" .. s .. "]" .. eq .. "]"
+end
+
 local function column_lua(C, pkcols, enums, ds)
   local args = { lit(C.name) }
   local in_pk = pkcols[C.name]
@@ -76,6 +85,7 @@ local function column_lua(C, pkcols, enums, ds)
   else
     args[2] = type_lua(C.type, enums, ds)
   end
+  if C.computed then args[#args + 1] = ("sa.Computed(%s)"):format(lit(C.computed)) end
   if C.identity then args[#args + 1] = C.identity == "a" and "sa.Identity({ always = true })" or "sa.Identity()" end
   local o = opts_text {
     { "primary_key", in_pk and "true" or nil },
@@ -175,12 +185,25 @@ end
 -- The rename-swap of an enum whose values lose or reorder members: columns using it lose
 -- their defaults, the type is renamed aside, created anew, the columns converted through
 -- text, the defaults put back, the old type dropped.
-local function swap_enum_lua(e, users, defaults, ds)
+local function swap_enum_lua(e, users, defaults, ds, deps)
   local out = {}
   local qname = e.schema ~= ds and (quote.ident(e.schema) .. ".") or ""
   local function L(s) out[#out + 1] = "  " .. s end
   L(("-- enum %s: PostgreSQL cannot remove or reorder values in place, so the type is"):format(e.name))
   L("-- renamed aside, created anew, and every column using it converted through text")
+  deps = deps or {}
+  if #deps > 0 then
+    L("-- objects that name the type (or use its columns where a type change cannot follow)")
+    L("-- are dropped first and created again afterwards from the definitions they had when")
+    L("-- this migration was generated")
+  end
+  for _, d in ipairs(deps) do
+    if d.drop then
+      L(("op.execute(%s) -- %s"):format(stmt_lit(d.drop), d.what))
+    else
+      L(("-- cannot rebuild %s around the swap: drop it before and create it again after, by hand"):format(d.what))
+    end
+  end
   for _, u in ipairs(users) do
     if u.column.default then
       L(("op.alter_column(%s, %s, { server_default = false%s })"):format(lit(u.table.name), lit(u.column.name),
@@ -208,6 +231,9 @@ local function swap_enum_lua(e, users, defaults, ds)
       L(("op.alter_column(%s, %s, { server_default = %s%s })"):format(lit(u.table.name), lit(u.column.name),
         sqltext_lua(d), u.table.schema ~= ds and (", schema = " .. lit(u.table.schema)) or ""))
     end
+  end
+  for i = #deps, 1, -1 do
+    for _, stmt in ipairs(deps[i].creates) do L(("op.execute(%s)"):format(stmt_lit(stmt))) end
   end
   L(("op.drop_enum(%s%s)"):format(lit(e.name .. "_old"),
     e.schema ~= ds and (", { schema = " .. lit(e.schema) .. " }") or ""))
@@ -243,7 +269,7 @@ function M.render(ops, want, live, ds)
       if not o.old.swapped_back then
         o.old.swapped_back = true
         -- PostgreSQL cannot drop an enum value: going back swaps in the old list
-        D(swap_enum_lua(o.old, enum_users(live, key_of(o.old.schema, o.old.name)), nil, ds))
+        D(swap_enum_lua(o.old, enum_users(live, key_of(o.old.schema, o.old.name)), nil, ds, o.old.dependents))
       end
     elseif o.op == "change_enum" then
       local defaults = {}
@@ -253,8 +279,8 @@ function M.render(ops, want, live, ds)
         if wc then defaults[u.table.name .. "." .. u.column.name] = wc.default or false end
       end
       for k, v in pairs(defaults) do if v == false then defaults[k] = nil end end
-      U(swap_enum_lua(o.enum, o.users, defaults, ds))
-      D(swap_enum_lua(o.old, o.users, nil, ds))
+      U(swap_enum_lua(o.enum, o.users, defaults, ds, o.old.dependents))
+      D(swap_enum_lua(o.old, o.users, nil, ds, o.old.dependents))
     elseif o.op == "create_table" then
       U(create_table_lua(T, enums, ds, true))
       D(("  op.drop_table(%s%s)"):format(lit(T.name), in_schema(T)))
@@ -272,6 +298,12 @@ function M.render(ops, want, live, ds)
         in_schema(T)))
       D(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.column, {}, enums, ds),
         in_schema(T)))
+    elseif o.op == "regenerate_column" then
+      local drop = ("  op.drop_column(%s, %s%s)"):format(lit(T.name), lit(o.column.name), in_schema(T))
+      U(drop)
+      U(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.column, {}, enums, ds), in_schema(T)))
+      D(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.live, {}, enums, ds), in_schema(T)))
+      D(drop)
     elseif o.op == "alter_column" then
       local c, l, ch = o.column, o.live, o.changes
       local function alter(to, from, dir)

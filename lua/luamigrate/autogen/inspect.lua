@@ -41,7 +41,7 @@ SELECT n.nspname AS schema, c.relname AS tbl, a.attname AS name,
        format_type(a.atttypid, a.atttypmod) AS type, t.typtype, tn.nspname AS typschema,
        t.typname, et.typtype AS elemtype, etn.nspname AS elemschema, et.typname AS elemname,
        a.attnotnull AS notnull, pg_get_expr(d.adbin, d.adrelid) AS default_,
-       a.attidentity AS identity, col_description(c.oid, a.attnum) AS comment
+       a.attidentity AS identity, a.attgenerated AS generated, col_description(c.oid, a.attnum) AS comment
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
@@ -61,11 +61,12 @@ ORDER BY 1, 2, a.attnum]], arr)) do
         enum = model.enums[key_of(r.elemschema, r.elemname)]
         ct = "enum:" .. key_of(r.elemschema, r.elemname) .. "[]"
       end
-      local default = r.default_
+      local default, computed = r.default_, nil
+      if r.generated == "s" then default, computed = nil, r.default_ end
       local serial = default ~= nil and default:match("^nextval%('.*'::regclass%)$") ~= nil
         and (ct == "integer" or ct == "bigint" or ct == "smallint")
       T.columns[r.name] = { name = r.name, type = ct, enum = enum, nullable = not r.notnull,
-        default = (not serial) and default or nil, serial = serial,
+        default = (not serial) and default or nil, serial = serial, computed = computed,
         identity = (r.identity ~= "" and r.identity) or nil, comment = r.comment, sqltype = r.type }
       T.colorder[#T.colorder + 1] = r.name
     end
