@@ -125,6 +125,16 @@ function Text:bindparams(params) end
 ---@field schema? string
 ---@field naming_convention table<string, string>
 ---@field tables table<string, luamigrate.Table>
+---@field entities luamigrate.Entity[]
+---@field register fun(self: luamigrate.MetaData, ...: luamigrate.Entity): luamigrate.Entity declares entities (views, functions, triggers) for autogenerate
+
+---@class luamigrate.Entity
+---@field entity "View"|"MaterializedView"|"Function"|"Procedure"|"Trigger"
+---@field name string the name (a routine's: its signature)
+---@field schema? string
+---@field definition string the SQL after the name
+---@field table? string a trigger's table
+---@field with_data? boolean a materialized view's
 ---@field sorted luamigrate.Table[] tables in declaration order
 
 ---@class luamigrate.Table
@@ -330,5 +340,41 @@ function sa.MetaData(opts) end
 ---@param ... luamigrate.Column|luamigrate.Constraint|luamigrate.Index|{schema?: string, comment?: string, info?: table}
 ---@return luamigrate.Table
 function sa.Table(name, metadata, ...) end
+
+--- A view: CREATE VIEW name AS definition (a query), for op.create_entity & co. and md:register.
+---@param name string
+---@param definition string the query
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.View(name, definition, opts) end
+
+--- A materialized view: CREATE MATERIALIZED VIEW name AS definition WITH [NO] DATA.
+---@param name string
+---@param definition string the query
+---@param opts? {schema?: string, with_data?: boolean}
+---@return luamigrate.Entity
+function sa.MaterializedView(name, definition, opts) end
+
+--- A function: CREATE FUNCTION signature definition, e.g. sa.Function("f(a integer)", "RETURNS integer LANGUAGE sql AS $$ SELECT a $$").
+---@param signature string the name and argument list
+---@param definition string RETURNS ..., LANGUAGE ..., AS ...
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Function(signature, definition, opts) end
+
+--- A procedure: CREATE PROCEDURE signature definition.
+---@param signature string the name and argument list
+---@param definition string LANGUAGE ..., AS ...
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Procedure(signature, definition, opts) end
+
+--- A trigger: CREATE TRIGGER name definition, e.g. sa.Trigger("t", "posts", "BEFORE UPDATE ON posts FOR EACH ROW EXECUTE FUNCTION f()").
+---@param name string
+---@param table_name string the table it is on
+---@param definition string the SQL after the trigger's name
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Trigger(name, table_name, definition, opts) end
 
 return sa

@@ -22,6 +22,7 @@ M.compare = require("luamigrate.autogen.compare").compare
 M.render = require("luamigrate.autogen.emit").render
 
 local key_of = require("luamigrate.autogen.normalize").key_of
+local entities = require "luamigrate.autogen.entities"
 
 -- ---- the entry point the C core calls -------------------------------------------------
 
@@ -76,6 +77,7 @@ function M.generate(conn, args)
   conn:execute("BEGIN ISOLATION LEVEL REPEATABLE READ") -- rolled back: it only reads
   local ok, res = pcall(function()
     local live = M.inspect(conn, schemas, skip)
+    live.entities = entities.inspect(conn, schemas, entities.kinds(want.entities))
     return { live = live, ops = M.compare(conn, want, live, filter) }
   end)
   conn:execute("ROLLBACK")

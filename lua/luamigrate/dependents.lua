@@ -22,13 +22,16 @@ local M = {}
 -- nor their defaults (the swap sets those aside). Each row: what (the object's kind and
 -- name), depth (1 = names the type or uses a converted column; n + 1 = depends on one of
 -- depth n), drop_sql (NULL when the object is of a kind this cannot rebuild) and creates
--- (text[]: the definition, then its comment). ":type" is replaced by the type, a literal.
+-- (text[]: the definition, then its comment). ":type" is replaced by the type, a literal,
+-- or NULL; ":object" by a query for one (classid, objid) whose dependents are wanted in
+-- the same way (a view dropped and created again: the views on it), or by none.
 local QUERY = [[
 WITH RECURSIVE
 target AS (
   SELECT t.oid FROM pg_type t WHERE t.oid = :type::regtype
   UNION ALL SELECT t.typarray FROM pg_type t WHERE t.oid = :type::regtype AND t.typarray <> 0
 ),
+seed(cls, oid) AS (:object),
 converted AS (
   SELECT a.attrelid, a.attnum FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
   WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
@@ -69,6 +72,9 @@ dep(cls, oid, sub, depth) AS (
   WHERE e.refclassid = 'pg_class'::regclass
     AND (e.refobjid, e.refobjsubid) IN (SELECT attrelid, attnum FROM converted)
     AND (e.rawclass IN ('pg_rewrite'::regclass, 'pg_policy'::regclass, 'pg_trigger'::regclass) OR e.adgen)
+  UNION
+  SELECT e.cls, e.oid, e.sub, 1 FROM edge e JOIN seed s ON e.refclassid = s.cls AND e.refobjid = s.oid
+  WHERE (e.cls, e.oid) <> (s.cls, s.oid)
   UNION
   SELECT e.cls, e.oid, e.sub, p.depth + 1 FROM dep p
   JOIN edge e ON e.refclassid = p.cls AND e.refobjid = p.oid AND (p.sub = 0 OR e.refobjsubid = p.sub)
@@ -147,18 +153,20 @@ SELECT depth, what, stmts[1] AS drop_sql, stmts[2:2] || CASE WHEN comment IS NUL
        ELSE ARRAY[comment] END AS creates
 FROM rebuilt]]
 
--- The query for `type_name` (a name as SQL would write it, e.g. `public.post_status`).
-function M.query(type_name)
-  local lit = quote.literal(type_name)
-  return (QUERY:gsub(":type", function() return lit end))
+local NO_OBJECT = "SELECT NULL::oid, NULL::oid WHERE false"
+
+-- The query for `type_name` (a name as SQL would write it, e.g. `public.post_status`), or
+-- for the object (catalog, oid) given instead.
+function M.query(type_name, catalog, oid)
+  local lit = type_name and quote.literal(type_name) or "NULL"
+  local object = catalog and ("SELECT %s::regclass::oid, %d::oid"):format(quote.literal(catalog), oid)
+    or NO_OBJECT
+  return (QUERY:gsub(":type", function() return lit end):gsub(":object", function() return object end))
 end
 
--- The objects to rebuild around a swap of `type_name`, in the order they are dropped
--- (deepest first): { what =, drop =, creates = { stmt, ... } }; drop is nil for an object
--- this cannot rebuild. Recreate them in the reverse order.
-function M.list(conn, type_name)
+local function list(conn, query)
   local rows = conn:query(("SELECT what, drop_sql, array_to_string(creates, chr(31)) AS creates FROM (%s) q "
-    .. "ORDER BY depth DESC, what"):format(M.query(type_name)))
+    .. "ORDER BY depth DESC, what"):format(query))
   local out = {}
   for i, r in ipairs(rows) do
     local creates = {}
@@ -169,6 +177,14 @@ function M.list(conn, type_name)
   end
   return out
 end
+
+-- The objects to rebuild around a swap of `type_name`, in the order they are dropped
+-- (deepest first): { what =, drop =, creates = { stmt, ... } }; drop is nil for an object
+-- this cannot rebuild. Recreate them in the reverse order.
+function M.list(conn, type_name) return list(conn, M.query(type_name)) end
+
+-- The same for what depends on one object (catalog name, oid): a view on a view.
+function M.list_of_object(conn, catalog, oid) return list(conn, M.query(nil, catalog, oid)) end
 
 -- Two DO blocks for a swap run inside the migration (helpers/enum.lua): the first, before
 -- the rename, keeps the objects' definitions in a temporary table, reports each with a

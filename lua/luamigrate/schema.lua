@@ -183,13 +183,27 @@ function M.Index(name, ...)
   return object("Index", { name = name, expressions = exprs, options = o })
 end
 
+-- md:register(entity, ...): declares views, functions, triggers (sa.View, sa.Function, ...)
+-- in the schema, in the order given; returns the first.
+local function register(md, ...)
+  local entity = require "luamigrate.entity"
+  for i = 1, select("#", ...) do
+    local e = select(i, ...)
+    if not entity.is(e) then
+      error(("md:register: argument %d is not an entity (sa.View, sa.Function, sa.Trigger, ...)"):format(i), 2)
+    end
+    md.entities[#md.entities + 1] = e
+  end
+  return (...)
+end
+
 -- sa.MetaData{schema = ..., naming_convention = {ix = ..., uq = ..., ck = ..., fk = ..., pk = ...}}:
 -- the declared schema autogenerate compares against the database. Tables register
--- themselves in it, in declaration order.
+-- themselves in it, in declaration order; entities through md:register(...).
 function M.MetaData(opts)
   local _, o = split("sa.MetaData", set("schema", "naming_convention"), opts or {})
   local md = object("MetaData", { schema = o.schema, naming_convention = o.naming_convention or {},
-    tables = {}, sorted = {} })
+    tables = {}, sorted = {}, entities = {}, register = register })
   return md
 end
 

@@ -3,6 +3,7 @@
 -- rolled back at once) to learn whether it means the same thing.
 local quote = require "luamigrate.quote"
 local dependents = require "luamigrate.dependents"
+local entities = require "luamigrate.autogen.entities"
 local N = require "luamigrate.autogen.normalize"
 
 local M = {}
@@ -130,12 +131,12 @@ end
 
 -- The differences, as a list of operations in upgrade order. Each is a table with `op`
 -- (what), the objects, and `text` (one line for check and the summary).
--- Upgrade order: enum changes; foreign keys, then other constraints and indexes, dropped;
--- columns added and altered; constraints and indexes (not foreign keys) created; new
--- tables; foreign keys created (they may point at new tables); columns dropped; tables
--- dropped; enums dropped.
-local BUCKETS = { "enum", "drop_fk", "drop_other", "add_column", "alter", "create_other",
-  "create_table", "create_fk", "drop_column", "drop_table", "drop_enum" }
+-- Upgrade order: enum changes; entities (views, functions, triggers) dropped; foreign keys,
+-- then other constraints and indexes, dropped; columns added and altered; constraints and
+-- indexes (not foreign keys) created; new tables; foreign keys created (they may point at
+-- new tables); entities created and replaced; columns dropped; tables dropped; enums dropped.
+local BUCKETS = { "enum", "drop_entity", "drop_fk", "drop_other", "add_column", "alter", "create_other",
+  "create_table", "create_fk", "create_entity", "drop_column", "drop_table", "drop_enum" }
 
 function M.compare(conn, want, live, filter)
   local ops = {}
@@ -343,6 +344,8 @@ function M.compare(conn, want, live, filter)
   for _, T in ipairs(dsorted) do
     put("drop_table", { op = "drop_table", table = T, text = ("removed table %s"):format(key_of(T.schema, T.name)) })
   end
+
+  entities.compare(conn, want.entities or {}, live.entities or {}, wanted, put)
 
   -- enums only in the database, once nothing uses them
   local lkeys = {}

@@ -5,6 +5,7 @@ local types = require "luamigrate.types"
 local schema = require "luamigrate.schema"
 local render = require "luamigrate.render"
 local N = require "luamigrate.autogen.normalize"
+local entities = require "luamigrate.autogen.entities"
 
 local M = {}
 
@@ -30,7 +31,7 @@ local function index_key(e)
 end
 
 function M.declared(md, default_schema)
-  local model = { tables = {}, order = {}, enums = {} }
+  local model = { tables = {}, order = {}, enums = {}, entities = entities.declared(md, default_schema) }
   local function add_enum(e)
     local k = key_of(e.schema, e.name)
     local prev = model.enums[k]

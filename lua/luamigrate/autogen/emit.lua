@@ -68,7 +68,7 @@ local function sqltext_lua(s) return ("sa.text(%s)"):format(lit(s)) end
 -- A statement as a Lua string: a long bracket when it spans lines (a view's or a
 -- function's definition reads as the server prints it), else a quoted one.
 local function stmt_lit(s)
-  if not s:find("\n", 1, true) then return lit(s) end
+  if not s:find("\n", 1, true) then return (lit(s)) end
   local eq = ""
   while s:find("]" .. eq .. "]", 1, true) or s:sub(-#eq - 1) == "]" .. eq do eq = eq .. "=" end
   return "[" .. eq .. "[\n" .. s .. "]" .. eq .. "]"
@@ -240,6 +240,17 @@ local function swap_enum_lua(e, users, defaults, ds, deps)
   return table.concat(out, "\n")
 end
 
+-- An entity as the sa constructor call that makes it.
+local function entity_lua(e, ds)
+  local o = opts_text { { "schema", schema_opt(e.schema, ds) },
+    { "with_data", (e.entity == "MaterializedView" and not e.with_data) and "false" or nil } }
+  local args = { (lit(e.name)) }
+  if e.entity == "Trigger" then args[#args + 1] = (lit(e.table)) end
+  args[#args + 1] = stmt_lit(e.definition)
+  if o then args[#args + 1] = o end
+  return ("sa.%s(%s)"):format(e.entity, table.concat(args, ", "))
+end
+
 -- upgrade and downgrade text for the operations.
 function M.render(ops, want, live, ds)
   local enums = {}
@@ -281,6 +292,32 @@ function M.render(ops, want, live, ds)
       for k, v in pairs(defaults) do if v == false then defaults[k] = nil end end
       U(swap_enum_lua(o.enum, o.users, defaults, ds, o.old.dependents))
       D(swap_enum_lua(o.old, o.users, nil, ds, o.old.dependents))
+    elseif o.op == "create_entity" then
+      U(("  op.create_entity(%s)"):format(entity_lua(o.entity, ds)))
+      D(("  op.drop_entity(%s)"):format(entity_lua(o.entity, ds)))
+    elseif o.op == "drop_entity" then
+      U(("  op.drop_entity(%s)"):format(entity_lua(o.entity, ds)))
+      D(("  op.create_entity(%s)"):format(entity_lua(o.entity, ds)))
+    elseif o.op == "replace_entity" then
+      local new, old = entity_lua(o.entity, ds), entity_lua(o.old, ds)
+      -- where CREATE OR REPLACE cannot make the change (a view losing columns, a function
+      -- changing its result type), a drop and a create
+      -- (with what depends on it dropped before and created again after, as it was when
+      -- this migration was generated)
+      local function rebuilt(from, to)
+        local out = {}
+        for _, d in ipairs(o.rebuild or {}) do
+          out[#out + 1] = d.drop and ("  op.execute(%s) -- %s"):format(stmt_lit(d.drop), d.what)
+            or ("  -- cannot rebuild %s: drop it before and create it again after, by hand"):format(d.what)
+        end
+        out[#out + 1] = ("  op.drop_entity(%s)\n  op.create_entity(%s)"):format(from, to)
+        for i = #(o.rebuild or {}), 1, -1 do
+          for _, stmt in ipairs(o.rebuild[i].creates) do out[#out + 1] = ("  op.execute(%s)"):format(stmt_lit(stmt)) end
+        end
+        return table.concat(out, "\n")
+      end
+      U(o.needs_drop and rebuilt(old, new) or ("  op.replace_entity(%s)"):format(new))
+      D((o.needs_drop or o.down_needs_drop) and rebuilt(new, old) or ("  op.replace_entity(%s)"):format(old))
     elseif o.op == "create_table" then
       U(create_table_lua(T, enums, ds, true))
       D(("  op.drop_table(%s%s)"):format(lit(T.name), in_schema(T)))

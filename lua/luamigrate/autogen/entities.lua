@@ -1,0 +1,278 @@
+-- Autogenerate for replaceable entities (views, materialized views, functions, procedures,
+-- triggers; luamigrate.entity): the live ones read from the catalogs with the definitions
+-- the server prints, the declared ones built inside the comparison's transaction (in a
+-- savepoint rolled back at the end) and read back the same way, so a definition is
+-- compared as PostgreSQL normalises it, not as it was typed.
+--
+-- Entities are compared once a schema.lua registers at least one (md:register): a project
+-- that registers none leaves the database's views, functions and triggers alone.
+local quote = require "luamigrate.quote"
+local entity = require "luamigrate.entity"
+local dependents = require "luamigrate.dependents"
+
+local M = {}
+
+local function key_of(...) return table.concat({ ... }, ".") end
+
+-- Objects an extension owns are the extension's, not the schema's.
+local NOT_EXTENSION = [[NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = %s::regclass
+  AND x.objid = %s AND x.deptype = 'e')]]
+
+-- Per kind: the catalog query (its WHERE ends with the filter given), and the entity a
+-- row describes, with its key and definition as the server prints it.
+local KIND = {
+  View = {
+    sql = [[
+SELECT n.nspname AS schema, c.relname AS name, c.oid::int8 AS oid, pg_get_viewdef(c.oid) AS def
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'v' AND ]] .. NOT_EXTENSION:format("'pg_class'", "c.oid") .. " AND ",
+    row = function(r)
+      local def = r.def:gsub("^%s+", ""):gsub("[%s;]+$", "")
+      return key_of(r.schema, r.name), def, entity.View(r.name, def, { schema = r.schema })
+    end,
+  },
+  MaterializedView = {
+    sql = [[
+SELECT n.nspname AS schema, c.relname AS name, c.oid::int8 AS oid, pg_get_viewdef(c.oid) AS def,
+       c.relispopulated AS populated
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'm' AND ]] .. NOT_EXTENSION:format("'pg_class'", "c.oid") .. " AND ",
+    row = function(r)
+      local def = r.def:gsub("^%s+", ""):gsub("[%s;]+$", "")
+      return key_of(r.schema, r.name), def, entity.MaterializedView(r.name, def,
+        { schema = r.schema, with_data = r.populated })
+    end,
+  },
+  Trigger = {
+    sql = [[
+SELECT n.nspname AS schema, c.relname AS tbl, t.tgname AS name, t.oid::int8 AS oid,
+       pg_get_triggerdef(t.oid) AS def
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT t.tgisinternal AND ]] .. NOT_EXTENSION:format("'pg_trigger'", "t.oid") .. " AND ",
+    row = function(r)
+      local prefix = "CREATE TRIGGER " .. quote.ident(r.name) .. " "
+      local def = r.def:sub(1, #prefix) == prefix and r.def:sub(#prefix + 1) or r.def
+      return key_of(r.schema, r.tbl, r.name), r.def, entity.Trigger(r.name, r.tbl, def, { schema = r.schema })
+    end,
+  },
+}
+
+local ROUTINE_SQL = [[
+SELECT n.nspname AS schema, p.proname AS name, p.oid::int8 AS oid, p.xmin::text AS xmin,
+       pg_get_function_identity_arguments(p.oid) AS ident, pg_get_function_arguments(p.oid) AS args,
+       pg_get_functiondef(p.oid) AS def
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE p.prokind = '%s' AND ]] .. NOT_EXTENSION:format("'pg_proc'", "p.oid") .. " AND "
+
+local function routine_kind(kind, prokind)
+  return {
+    sql = ROUTINE_SQL:format(prokind),
+    row = function(r)
+      -- pg_get_functiondef: "CREATE OR REPLACE FUNCTION s.f(a integer)\n RETURNS ...\nAS ..."
+      local body = r.def:match("^[^\n]*\n(.*)$") or r.def
+      body = body:gsub("^%s+", ""):gsub("%s+$", "")
+      return key_of(r.schema, r.name .. "(" .. r.ident .. ")"), r.def,
+        entity[kind](quote.ident(r.name) .. "(" .. r.args .. ")", body, { schema = r.schema })
+    end,
+  }
+end
+KIND.Function = routine_kind("Function", "f")
+KIND.Procedure = routine_kind("Procedure", "p")
+
+-- The catalog each kind lives in (for pg_depend).
+local CATALOG = { View = "pg_class", MaterializedView = "pg_class", Function = "pg_proc",
+  Procedure = "pg_proc", Trigger = "pg_trigger" }
+
+local function pg_array(list)
+  local parts = {}
+  for i, s in ipairs(list) do parts[i] = '"' .. s:gsub('[\\"]', "\\%0") .. '"' end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- The kinds compared: all of them once the declared schema registers any entity, else
+-- none. {kind = true}
+function M.kinds(declared)
+  local k = {}
+  if #declared > 0 then
+    for _, kind in ipairs(entity.KINDS) do k[kind] = true end
+  end
+  return k
+end
+
+-- The declared entities, each {e = entity, schema = its schema or the default, index}.
+function M.declared(md, default_schema)
+  local out = {}
+  for i, e in ipairs(md.entities or {}) do
+    out[i] = { e = e, schema = e.schema or md.schema or default_schema, index = i }
+  end
+  return out
+end
+
+-- The live entities of the kinds wanted, in the schemas in scope: key -> {e, def, oid, kind}.
+function M.inspect(conn, schemas, kinds)
+  local live = {}
+  for _, kind in ipairs(entity.KINDS) do
+    if kinds[kind] then
+      for _, r in ipairs(conn:query(KIND[kind].sql .. "n.nspname = ANY ($1::text[]) ORDER BY oid",
+        pg_array(schemas))) do
+        local key, def, e = KIND[kind].row(r)
+        live[kind .. ":" .. key] = { e = e, def = def, oid = tonumber(r.oid), kind = kind }
+      end
+    end
+  end
+  return live
+end
+
+-- Runs fn in a savepoint; keeps its effects when it succeeds (later entities may build on
+-- them: a view on a view) unless `undo`, rolls them back and returns nil when it fails.
+local function attempt(conn, fn, undo)
+  conn:execute("SAVEPOINT luamigrate_entity")
+  local ok, a, b = pcall(fn)
+  if ok and not undo then
+    conn:execute("RELEASE SAVEPOINT luamigrate_entity")
+    return a, b
+  end
+  conn:execute("ROLLBACK TO SAVEPOINT luamigrate_entity")
+  conn:execute("RELEASE SAVEPOINT luamigrate_entity")
+  if ok then return a, b end
+  return nil
+end
+
+local function run_all(conn, stmts) for _, s in ipairs(stmts) do conn:execute(s) end end
+
+-- The declared entity as the server would store it: built (with CREATE OR REPLACE where
+-- the kind has it, else or when that fails, by drop and create) and read back. Returns
+-- key, definition and whether replacing it needs a drop; nil when it cannot be built here
+-- (it is then treated as changed).
+local function normalize(conn, d)
+  local e, kind = d.e, d.e.entity
+  local shadow = setmetatable({ schema = d.schema }, { __index = e })
+  local read
+  if kind == "Function" or kind == "Procedure" then
+    local name = e.name:match("^%s*(.-)%s*%(")
+    name = name:match('^"(.*)"$') and name:sub(2, -2):gsub('""', '"') or name:lower()
+    local filter = "n.nspname = $1 AND p.proname = $2 ORDER BY oid"
+    local before = {}
+    for _, r in ipairs(conn:query(KIND[kind].sql .. filter, d.schema, name)) do before[r.oid] = r.xmin end
+    read = function()
+      for _, r in ipairs(conn:query(KIND[kind].sql .. filter, d.schema, name)) do
+        if before[r.oid] ~= r.xmin then return KIND[kind].row(r) end
+      end
+      error("not found", 0)
+    end
+  else
+    local filter = kind == "Trigger" and "c.oid = $1::regclass AND t.tgname = $2"
+      or "c.oid = $1::regclass"
+    local rel = quote.qualified(d.schema, kind == "Trigger" and e.table or e.name)
+    read = function()
+      local r
+      if kind == "Trigger" then r = conn:query(KIND[kind].sql .. filter, rel, e.name)[1]
+      else r = conn:query(KIND[kind].sql .. filter, rel)[1] end
+      if not r then error("not found", 0) end
+      return KIND[kind].row(r)
+    end
+  end
+  local function build(stmts)
+    return function()
+      run_all(conn, stmts)
+      local key, def = read()
+      return key, def
+    end
+  end
+  local replace = entity.replace_sql(shadow)
+  local in_place = kind ~= "MaterializedView"
+  if in_place then
+    local key, def = attempt(conn, build(replace))
+    if key then return key, def, false end
+  end
+  -- (what depends on it goes too, rolled back with the rest; an entity declared later is
+  -- built again when its turn comes)
+  local fresh = entity.drop_sql(shadow, { if_exists = true, cascade = true })
+  for _, s in ipairs(entity.create_sql(shadow)) do fresh[#fresh + 1] = s end
+  local key, def = attempt(conn, build(fresh))
+  if key then return key, def, in_place end
+  return nil
+end
+
+-- Differences as ops, handed to put(bucket, op): "drop_entity" (before anything else
+-- changes: nothing may depend on what is dropped) and "create_entity" (creates and
+-- replaces, after the tables: views read them, triggers sit on them).
+function M.compare(conn, declared, live, wanted, put)
+  -- the declared ones, built in KINDS order then declaration order, in one savepoint
+  local order = {}
+  local rank = {}
+  for i, k in ipairs(entity.KINDS) do rank[k] = i end
+  for _, d in ipairs(declared) do order[#order + 1] = d end
+  table.sort(order, function(a, b)
+    if a.e.entity ~= b.e.entity then return rank[a.e.entity] < rank[b.e.entity] end
+    return a.index < b.index
+  end)
+  conn:execute("SAVEPOINT luamigrate_entities")
+  local ok, err = pcall(function()
+    for _, d in ipairs(order) do
+      d.key, d.def, d.needs_drop = normalize(conn, d)
+      if d.key then
+        d.key = d.e.entity .. ":" .. d.key
+        -- whether the downgrade can put the live definition back in place (a view's
+        -- columns can be added by CREATE OR REPLACE, not taken away)
+        local l = live[d.key]
+        if l and not d.needs_drop and d.e.entity ~= "MaterializedView" then
+          d.down_needs_drop = not attempt(conn, function()
+            run_all(conn, entity.replace_sql(l.e))
+            return true
+          end, true)
+        end
+      else
+        d.key = d.e.entity .. ":" .. (d.e.entity == "Trigger" and key_of(d.schema, d.e.table, d.e.name)
+          or key_of(d.schema, d.e.name))
+      end
+    end
+  end)
+  conn:execute("ROLLBACK TO SAVEPOINT luamigrate_entities")
+  conn:execute("RELEASE SAVEPOINT luamigrate_entities")
+  if not ok then error(err, 0) end
+
+  local gone, replaced_by_drop = {}, {}
+  local seen = {}
+  for _, d in ipairs(order) do
+    local l = live[d.key]
+    seen[d.key] = true
+    local what = entity.describe(setmetatable({ schema = d.schema }, { __index = d.e }))
+    if wanted(d.e.entity:lower(), d.e.name, d.schema) then
+      if not l then
+        put("create_entity", { op = "create_entity", entity = d.e, text = "added " .. what })
+      elseif d.def ~= l.def or (d.e.entity == "MaterializedView" and d.e.with_data ~= l.e.with_data) then
+        local o = { op = "replace_entity", entity = d.e, old = l.e, needs_drop = d.needs_drop,
+          down_needs_drop = d.down_needs_drop, text = "changed " .. what }
+        put("create_entity", o)
+        if o.needs_drop or o.down_needs_drop then replaced_by_drop[#replaced_by_drop + 1] = { o, l } end
+      end
+    end
+  end
+  for k, l in pairs(live) do
+    if not seen[k] and wanted(l.kind:lower(), l.e.name, l.e.schema) then gone[#gone + 1] = l end
+  end
+  -- dependents first: later kinds first, and within a kind the newest first (an object can
+  -- only have been built on older ones)
+  table.sort(gone, function(a, b)
+    if a.kind ~= b.kind then return rank[a.kind] > rank[b.kind] end
+    return a.oid > b.oid
+  end)
+  local dropped = {}
+  for _, l in ipairs(gone) do
+    put("drop_entity", { op = "drop_entity", entity = l.e, text = "removed " .. entity.describe(l.e) })
+    dropped[entity.describe(l.e)] = true
+  end
+  -- an entity dropped and created again takes what depends on it along (the views on a
+  -- view), unless the migration drops that anyway: their statements are read now
+  for _, ol in ipairs(replaced_by_drop) do
+    local o, l = ol[1], ol[2]
+    local rebuild = {}
+    for _, dep in ipairs(dependents.list_of_object(conn, CATALOG[l.kind], l.oid)) do
+      if not dropped[dep.what] then rebuild[#rebuild + 1] = dep end
+    end
+    o.rebuild = rebuild
+  end
+end
+
+return M
