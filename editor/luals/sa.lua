@@ -129,12 +129,13 @@ function Text:bindparams(params) end
 ---@field register fun(self: luamigrate.MetaData, ...: luamigrate.Entity): luamigrate.Entity declares entities (views, functions, triggers) for autogenerate
 
 ---@class luamigrate.Entity
----@field entity "View"|"MaterializedView"|"Function"|"Procedure"|"Trigger"
+---@field entity "View"|"MaterializedView"|"Function"|"Procedure"|"Trigger"|"Policy"|"RowLevelSecurity"|"Extension"|"Sequence"|"Grant"
 ---@field name string the name (a routine's: its signature)
 ---@field schema? string
 ---@field definition string the SQL after the name
----@field table? string a trigger's table
+---@field table? string a trigger's, policy's or grant's table
 ---@field with_data? boolean a materialized view's
+---@field indexes? (luamigrate.Index|string)[] a materialized view's
 ---@field sorted luamigrate.Table[] tables in declaration order
 
 ---@class luamigrate.Table
@@ -351,7 +352,7 @@ function sa.View(name, definition, opts) end
 --- A materialized view: CREATE MATERIALIZED VIEW name AS definition WITH [NO] DATA.
 ---@param name string
 ---@param definition string the query
----@param opts? {schema?: string, with_data?: boolean}
+---@param opts? {schema?: string, with_data?: boolean, indexes?: (luamigrate.Index|string)[]}
 ---@return luamigrate.Entity
 function sa.MaterializedView(name, definition, opts) end
 
@@ -376,5 +377,39 @@ function sa.Procedure(signature, definition, opts) end
 ---@param opts? {schema?: string}
 ---@return luamigrate.Entity
 function sa.Trigger(name, table_name, definition, opts) end
+
+--- A row-level security policy: CREATE POLICY name ON table definition.
+---@param name string
+---@param table_name string
+---@param definition string e.g. "AS PERMISSIVE FOR SELECT TO PUBLIC USING (owner = current_user)"
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Policy(name, table_name, definition, opts) end
+
+--- Row-level security on a table: ALTER TABLE table ENABLE (and with force, FORCE) ROW LEVEL SECURITY.
+---@param table_name string
+---@param opts? {schema?: string, force?: boolean}
+---@return luamigrate.Entity
+function sa.RowLevelSecurity(table_name, opts) end
+
+--- An extension: CREATE EXTENSION name [SCHEMA schema].
+---@param name string
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Extension(name, opts) end
+
+--- A sequence: CREATE SEQUENCE name [AS type] [INCREMENT BY ...] ... (not one a column owns).
+---@param name string
+---@param opts? {schema?: string, as?: string, start?: integer, increment?: integer, minvalue?: integer, maxvalue?: integer, cache?: integer, cycle?: boolean}
+---@return luamigrate.Entity
+function sa.Sequence(name, opts) end
+
+--- Privileges on a table for a role: GRANT privileges ON TABLE table TO role.
+---@param table_name string
+---@param privileges string[] e.g. {"SELECT", "INSERT"}
+---@param role string a role name, or "PUBLIC"
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Grant(table_name, privileges, role, opts) end
 
 return sa

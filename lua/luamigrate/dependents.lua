@@ -120,14 +120,7 @@ rebuilt AS (
         rtrim(pg_get_functiondef(o.oid), E'\n')]
       WHEN o.type = 'trigger' THEN ARRAY['DROP TRIGGER ' || o.identity, pg_get_triggerdef(o.oid)]
       WHEN o.type = 'policy' THEN ARRAY['DROP POLICY ' || o.identity,
-        format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', pol.polname, tbl.name,
-          CASE WHEN pol.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
-          CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
-            WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
-          (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ')
-             FROM unnest(pol.polroles) r),
-          ' USING (' || pg_get_expr(pol.polqual, pol.polrelid) || ')',
-          ' WITH CHECK (' || pg_get_expr(pol.polwithcheck, pol.polrelid) || ')')]
+        format('CREATE POLICY %I ON %s ', pol.polname, tbl.name) || :policy_body]
     END AS stmts,
     (SELECT format('COMMENT ON %s %s IS %L',
               upper(CASE WHEN dt.typtype = 'd' THEN 'domain' ELSE replace(o.type, 'table ', '') END),
@@ -153,6 +146,17 @@ SELECT depth, what, stmts[1] AS drop_sql, stmts[2:2] || CASE WHEN comment IS NUL
        ELSE ARRAY[comment] END AS creates
 FROM rebuilt]]
 
+-- A policy's definition after "CREATE POLICY name ON table" (pol: its pg_policy row), as
+-- SQL: also what autogenerate compares policies by.
+M.POLICY_BODY = [[format('AS %s FOR %s TO %s%s%s',
+          CASE WHEN pol.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+          CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+            WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+          (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ')
+             FROM unnest(pol.polroles) r),
+          ' USING (' || pg_get_expr(pol.polqual, pol.polrelid) || ')',
+          ' WITH CHECK (' || pg_get_expr(pol.polwithcheck, pol.polrelid) || ')')]]
+
 local NO_OBJECT = "SELECT NULL::oid, NULL::oid WHERE false"
 
 -- The query for `type_name` (a name as SQL would write it, e.g. `public.post_status`), or
@@ -161,7 +165,8 @@ function M.query(type_name, catalog, oid)
   local lit = type_name and quote.literal(type_name) or "NULL"
   local object = catalog and ("SELECT %s::regclass::oid, %d::oid"):format(quote.literal(catalog), oid)
     or NO_OBJECT
-  return (QUERY:gsub(":type", function() return lit end):gsub(":object", function() return object end))
+  return (QUERY:gsub(":type", function() return lit end):gsub(":object", function() return object end)
+    :gsub(":policy_body", function() return M.POLICY_BODY end))
 end
 
 local function list(conn, query)

@@ -58,11 +58,20 @@ function M.View(name, definition, opts)
     definition = trim(text_arg("sa.View", "the definition", definition)) })
 end
 
--- sa.MaterializedView(name, definition, {schema, with_data = true})
+-- sa.MaterializedView(name, definition, {schema, with_data = true, indexes = {sa.Index | sql, ...}})
+-- indexes: its indexes, as sa.Index (the view's name is their table) or CREATE INDEX text.
 function M.MaterializedView(name, definition, opts)
-  local o = options("sa.MaterializedView", set("schema", "with_data"), opts)
+  local o = options("sa.MaterializedView", set("schema", "with_data", "indexes"), opts)
+  local indexes = {}
+  for i, ix in ipairs(o.indexes or {}) do
+    if type(ix) ~= "string" and not (type(ix) == "table" and ix.kind == "Index") then
+      error(("sa.MaterializedView(%q): index %d must be a sa.Index or a CREATE INDEX statement"):format(
+        tostring(name), i), 2)
+    end
+    indexes[i] = ix
+  end
   return entity("MaterializedView", { name = text_arg("sa.MaterializedView", "the name", name),
-    schema = o.schema, with_data = o.with_data ~= false,
+    schema = o.schema, with_data = o.with_data ~= false, indexes = indexes,
     definition = trim(text_arg("sa.MaterializedView", "the definition", definition)) })
 end
 
@@ -91,12 +100,71 @@ function M.Trigger(name, table_name, definition, opts)
     definition = trim(text_arg("sa.Trigger", "the definition", definition)) })
 end
 
+-- sa.Policy(name, table, "AS PERMISSIVE FOR SELECT TO PUBLIC USING (...)", {schema}): a row-level
+-- security policy (the table also needs sa.RowLevelSecurity to enforce it).
+function M.Policy(name, table_name, definition, opts)
+  local o = options("sa.Policy", set("schema"), opts)
+  return entity("Policy", { name = text_arg("sa.Policy", "the name", name),
+    table = text_arg("sa.Policy", "the table", table_name), schema = o.schema,
+    definition = trim(text_arg("sa.Policy", "the definition", definition)) })
+end
+
+-- sa.RowLevelSecurity(table, {schema, force}): ALTER TABLE ... ENABLE ROW LEVEL SECURITY.
+function M.RowLevelSecurity(table_name, opts)
+  local o = options("sa.RowLevelSecurity", set("schema", "force"), opts)
+  local t = text_arg("sa.RowLevelSecurity", "the table", table_name)
+  return entity("RowLevelSecurity", { name = t, table = t, schema = o.schema, force = o.force and true or false,
+    definition = o.force and "FORCE" or "ENABLE" })
+end
+
+-- sa.Extension(name, {schema}): CREATE EXTENSION (database-wide; schema is where it
+-- installs its objects).
+function M.Extension(name, opts)
+  local o = options("sa.Extension", set("schema"), opts)
+  return entity("Extension", { name = text_arg("sa.Extension", "the name", name), schema = o.schema,
+    definition = o.schema or "" })
+end
+
+-- sa.Sequence(name, {schema, as, start, increment, minvalue, maxvalue, cache, cycle})
+local SEQ_OPTS = { { "as", "AS %s" }, { "increment", "INCREMENT BY %d" }, { "minvalue", "MINVALUE %d" },
+  { "maxvalue", "MAXVALUE %d" }, { "start", "START WITH %d" }, { "cache", "CACHE %d" } }
+function M.Sequence(name, opts)
+  local o = options("sa.Sequence", set("schema", "as", "start", "increment", "minvalue", "maxvalue",
+    "cache", "cycle"), opts)
+  local parts = {}
+  for _, kv in ipairs(SEQ_OPTS) do
+    if o[kv[1]] ~= nil then parts[#parts + 1] = kv[2]:format(o[kv[1]]) end
+  end
+  if o.cycle ~= nil then parts[#parts + 1] = o.cycle and "CYCLE" or "NO CYCLE" end
+  return entity("Sequence", { name = text_arg("sa.Sequence", "the name", name), schema = o.schema,
+    options = o, definition = table.concat(parts, " ") })
+end
+
+-- sa.Grant(table, privileges, role, {schema}): GRANT privileges ON TABLE table TO role, e.g.
+-- sa.Grant("accounts", {"SELECT", "INSERT"}, "reporting").
+function M.Grant(table_name, privileges, role, opts)
+  local o = options("sa.Grant", set("schema"), opts)
+  if type(privileges) == "string" then privileges = { privileges } end
+  if type(privileges) ~= "table" or #privileges == 0 then
+    error("sa.Grant: privileges must be a list such as {\"SELECT\"}", 2)
+  end
+  local privs = {}
+  for i, p in ipairs(privileges) do privs[i] = text_arg("sa.Grant", "each privilege", p):upper() end
+  table.sort(privs)
+  return entity("Grant", { table = text_arg("sa.Grant", "the table", table_name),
+    role = text_arg("sa.Grant", "the role", role), schema = o.schema, privileges = privs,
+    name = role .. " on " .. table_name, definition = table.concat(privs, ", ") })
+end
+
 -- The constructors sa exports.
-M.CONSTRUCTORS = { "View", "MaterializedView", "Function", "Procedure", "Trigger" }
+M.CONSTRUCTORS = { "View", "MaterializedView", "Function", "Procedure", "Trigger", "Policy",
+  "RowLevelSecurity", "Extension", "Sequence", "Grant" }
 
 -- The entity kinds in the order they are created (each may use the ones before it: a
--- trigger its function, a view a function); dropped in the reverse order.
-M.KINDS = { "Function", "Procedure", "View", "MaterializedView", "Trigger" }
+-- function an extension's types, a trigger its function, a view a function, a policy the
+-- table's row-level security); dropped in the reverse order.
+M.KINDS = { "Extension", "Sequence", "Function", "Procedure", "View", "MaterializedView", "Trigger",
+  "RowLevelSecurity", "Policy", "Grant" }
 
 -- ---- statements -----------------------------------------------------------------------
 
@@ -104,6 +172,23 @@ local function qname(e) return quote.qualified(e.schema, e.name) end
 -- a routine's signature is SQL text: only the schema is quoted here
 local function routine_name(e) return (e.schema and (quote.ident(e.schema) .. ".") or "") .. e.name end
 local function trigger_table(e) return quote.qualified(e.schema, e.table) end
+
+local function matview_indexes(e)
+  local out = {}
+  for _, ix in ipairs(e.indexes or {}) do
+    if type(ix) == "string" then
+      out[#out + 1] = trim(ix)
+    else
+      local o = {}
+      for k, v in pairs(ix.options) do o[k] = v end
+      o.schema = e.schema
+      out[#out + 1] = require("luamigrate.render").create_index(ix.name, e.name, ix.expressions, o)
+    end
+  end
+  return out
+end
+
+local function role(r) return r:upper() == "PUBLIC" and "PUBLIC" or quote.ident(r) end
 
 local RENDER = {
   View = {
@@ -114,8 +199,10 @@ local RENDER = {
   },
   MaterializedView = {
     create = function(e)
-      return { ("CREATE MATERIALIZED VIEW %s AS %s WITH %sDATA"):format(qname(e), e.definition,
+      local out = { ("CREATE MATERIALIZED VIEW %s AS %s WITH %sDATA"):format(qname(e), e.definition,
         e.with_data and "" or "NO ") }
+      for _, ix in ipairs(matview_indexes(e)) do out[#out + 1] = ix end
+      return out
     end,
     drop = function(e, o) return { ("DROP MATERIALIZED VIEW %s%s%s"):format(o.if_exists and "IF EXISTS " or "",
       qname(e), o.cascade and " CASCADE" or "") } end,
@@ -138,6 +225,48 @@ local RENDER = {
     drop = function(e, o) return { ("DROP TRIGGER %s%s ON %s%s"):format(o.if_exists and "IF EXISTS " or "",
       quote.ident(e.name), trigger_table(e), o.cascade and " CASCADE" or "") } end,
   },
+  Policy = {
+    create = function(e) return { ("CREATE POLICY %s ON %s %s"):format(quote.ident(e.name), trigger_table(e),
+      e.definition) } end,
+    drop = function(e, o) return { ("DROP POLICY %s%s ON %s"):format(o.if_exists and "IF EXISTS " or "",
+      quote.ident(e.name), trigger_table(e)) } end,
+  },
+  RowLevelSecurity = {
+    create = function(e)
+      local out = { ("ALTER TABLE %s ENABLE ROW LEVEL SECURITY"):format(trigger_table(e)) }
+      if e.force then out[2] = ("ALTER TABLE %s FORCE ROW LEVEL SECURITY"):format(trigger_table(e)) end
+      return out
+    end,
+    replace = function(e) return { ("ALTER TABLE %s %sFORCE ROW LEVEL SECURITY"):format(trigger_table(e),
+      e.force and "" or "NO ") } end,
+    drop = function(e) return { ("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY"):format(trigger_table(e)),
+      ("ALTER TABLE %s DISABLE ROW LEVEL SECURITY"):format(trigger_table(e)) } end,
+  },
+  Extension = {
+    create = function(e) return { ("CREATE EXTENSION %s%s"):format(quote.ident(e.name),
+      e.schema and (" SCHEMA " .. quote.ident(e.schema)) or "") } end,
+    replace = function(e) return { ("ALTER EXTENSION %s SET SCHEMA %s"):format(quote.ident(e.name),
+      quote.ident(e.schema or "public")) } end,
+    drop = function(e, o) return { ("DROP EXTENSION %s%s%s"):format(o.if_exists and "IF EXISTS " or "",
+      quote.ident(e.name), o.cascade and " CASCADE" or "") } end,
+  },
+  Sequence = {
+    create = function(e) return { ("CREATE SEQUENCE %s%s"):format(qname(e),
+      e.definition ~= "" and (" " .. e.definition) or "") } end,
+    -- ALTER SEQUENCE takes CREATE SEQUENCE's options; a new START WITH also restarts it
+    -- only when asked, so the sequence keeps counting where it was
+    replace = function(e) return { ("ALTER SEQUENCE %s%s"):format(qname(e),
+      e.definition ~= "" and (" " .. e.definition) or "") } end,
+    drop = function(e, o) return { ("DROP SEQUENCE %s%s%s"):format(o.if_exists and "IF EXISTS " or "", qname(e),
+      o.cascade and " CASCADE" or "") } end,
+  },
+  Grant = {
+    create = function(e) return { ("GRANT %s ON TABLE %s TO %s"):format(table.concat(e.privileges, ", "),
+      trigger_table(e), role(e.role)) } end,
+    replace = function(e) return { ("REVOKE ALL ON TABLE %s FROM %s"):format(trigger_table(e), role(e.role)),
+      ("GRANT %s ON TABLE %s TO %s"):format(table.concat(e.privileges, ", "), trigger_table(e), role(e.role)) } end,
+    drop = function(e) return { ("REVOKE ALL ON TABLE %s FROM %s"):format(trigger_table(e), role(e.role)) } end,
+  },
 }
 
 -- The statements that create, replace or drop e (a list). Replacing is CREATE OR REPLACE
@@ -154,13 +283,26 @@ end
 
 function M.drop_sql(e, opts) return RENDER[e.entity].drop(e, opts or {}) end
 
+-- A materialized view's CREATE INDEX statements.
+M.index_sql = matview_indexes
+
 -- A short description: "view public.active_users", "trigger touch on posts".
+local WORDS = { View = "view", MaterializedView = "materialized view", Function = "function",
+  Procedure = "procedure", Trigger = "trigger", Policy = "policy", RowLevelSecurity = "row level security",
+  Extension = "extension", Sequence = "sequence", Grant = "grant" }
+
 function M.describe(e)
-  local words = { View = "view", MaterializedView = "materialized view", Function = "function",
-    Procedure = "procedure", Trigger = "trigger" }
   local where = e.schema and (e.schema .. ".") or ""
-  if e.entity == "Trigger" then return ("trigger %s on %s%s"):format(e.name, where, e.table) end
-  return ("%s %s%s"):format(words[e.entity], where, e.name)
+  if e.entity == "Trigger" or e.entity == "Policy" then
+    return ("%s %s on %s%s"):format(WORDS[e.entity], e.name, where, e.table)
+  elseif e.entity == "RowLevelSecurity" then
+    return ("row level security on %s%s"):format(where, e.table)
+  elseif e.entity == "Extension" then
+    return "extension " .. e.name
+  elseif e.entity == "Grant" then
+    return ("grant %s on %s%s to %s"):format(e.definition, where, e.table, e.role)
+  end
+  return ("%s %s%s"):format(WORDS[e.entity], where, e.name)
 end
 
 return M

@@ -149,3 +149,101 @@ describe("revision --autogenerate with entities", function()
       .. "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v', 'm') AND c.relname NOT LIKE 'luamigrate%'"))
   end)
 end)
+
+-- Policies with row-level security, an extension, a sequence, grants and a materialized
+-- view's indexes: created, changed, dropped. Grants are outside pg_dump -s --no-privileges,
+-- so they are checked by what the role may do.
+local ROLE = "lm_entities_reader"
+
+local steps2 = {
+  { "created", [[
+md:register(
+  sa.Extension("pg_trgm"),
+  sa.Sequence("invoice_numbers", { start = 1000, increment = 10 }),
+  sa.RowLevelSecurity("accounts"),
+  sa.Policy("active_rows", "accounts", "FOR SELECT TO PUBLIC USING (active)"),
+  sa.Grant("accounts", { "SELECT" }, "]] .. ROLE .. [["),
+  sa.MaterializedView("account_counts", "SELECT active, count(*) AS n FROM accounts GROUP BY active",
+    { indexes = { sa.Index("ix_account_counts_active", "active", { unique = true }) } }))
+return md
+]], { "op.create_entity(sa.Extension", "op.create_entity(sa.Sequence", "op.create_entity(sa.RowLevelSecurity",
+      "op.create_entity(sa.Policy", "op.create_entity(sa.Grant", "CREATE UNIQUE INDEX ix_account_counts_active" },
+    "SELECT" },
+  { "changed", [[
+md:register(
+  sa.Extension("pg_trgm"),
+  sa.Sequence("invoice_numbers", { start = 1000, increment = 5 }),
+  sa.RowLevelSecurity("accounts", { force = true }),
+  sa.Policy("active_rows", "accounts", "FOR SELECT TO PUBLIC USING (active AND id > 0)"),
+  sa.Grant("accounts", { "SELECT", "INSERT" }, "]] .. ROLE .. [["),
+  sa.MaterializedView("account_counts", "SELECT active, count(*) AS n FROM accounts GROUP BY active",
+    { indexes = { sa.Index("ix_account_counts_active", "active", { unique = true }),
+      sa.Index("ix_account_counts_n", "n") } }))
+return md
+]], { "op.replace_entity(sa.Sequence", "op.replace_entity(sa.RowLevelSecurity", "op.replace_entity(sa.Policy",
+      "op.replace_entity(sa.Grant", "op.replace_entity(sa.MaterializedView" }, "INSERT, SELECT" },
+  { "dropped", [[
+md:register(sa.View("all_accounts", "SELECT id FROM accounts"))
+return md
+]], { "op.drop_entity(sa.Extension", "op.drop_entity(sa.Sequence", "op.drop_entity(sa.RowLevelSecurity",
+      "op.drop_entity(sa.Policy", "op.drop_entity(sa.Grant", "op.drop_entity(sa.MaterializedView" }, "" },
+}
+
+describe("revision --autogenerate with policies, extensions, sequences, grants", function()
+  local dir, url, dbname
+
+  setup(function()
+    dir = cli.project {}
+    url, dbname = pg.new_db("entities2")
+    pg.psql(url, ("DO $$ BEGIN CREATE ROLE %s; EXCEPTION WHEN duplicate_object THEN NULL; END $$"):format(ROLE))
+    assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
+    cli.write(dir .. "/migrations/schema.lua", TABLES .. "return md\n")
+    local r = cli.run({ "--url", url, "revision", "--autogenerate", "-m", "tables" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.equal(0, cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir }).code)
+    pg.psql(url, "INSERT INTO accounts (email, active) SELECT 'a' || g, g % 2 = 0 FROM generate_series(1, 10) g")
+  end)
+
+  teardown(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+    pg.psql(pg.conninfo("postgres"), "DROP ROLE IF EXISTS " .. ROLE)
+  end)
+
+  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local function privileges()
+    local got = {}
+    for _, p in ipairs { "INSERT", "SELECT" } do
+      if pg.psql(url, ("SELECT has_table_privilege('%s', 'accounts', '%s')"):format(ROLE, p)) == "t" then
+        got[#got + 1] = p
+      end
+    end
+    return table.concat(got, ", ")
+  end
+
+  for i, s in ipairs(steps2) do
+    it(("step %d: %s"):format(i, s[1]), function()
+      cli.write(dir .. "/migrations/schema.lua", TABLES .. s[2])
+      local r = run("check")
+      assert.equal(1, r.code, r.out .. r.err)
+      r = run("revision", "--autogenerate", "-m", "step " .. i)
+      assert.equal(0, r.code, r.err)
+      local text = cli.slurp(dir .. "/" .. r.out:match("Generating (%S+) %.%.%. done"))
+      local up = text:match("function upgrade%(%)(.-)\nend")
+      for _, needle in ipairs(s[3]) do
+        assert.truthy(up:find(needle, 1, true), ("expected %s in upgrade():\n%s"):format(needle, text))
+      end
+      local before, had = schema_lines(url), privileges()
+      r = run("upgrade", "head")
+      assert.equal(0, r.code, r.err .. "\n" .. text)
+      assert.equal(s[4], privileges())
+      r = run("check")
+      assert.equal(0, r.code, r.out .. r.err .. "\n" .. text)
+      r = run("downgrade", "-1")
+      assert.equal(0, r.code, r.err .. "\n" .. text)
+      assert.equal(before, schema_lines(url))
+      assert.equal(had, privileges())
+      assert.equal(0, run("upgrade", "head").code)
+    end)
+  end
+end)

@@ -2,6 +2,7 @@
 -- revision written with the op API.
 local quote = require "luamigrate.quote"
 local N = require "luamigrate.autogen.normalize"
+local entity = require "luamigrate.entity"
 local enum_users = require("luamigrate.autogen.compare").enum_users
 
 local M = {}
@@ -242,13 +243,34 @@ end
 
 -- An entity as the sa constructor call that makes it.
 local function entity_lua(e, ds)
-  local o = opts_text { { "schema", schema_opt(e.schema, ds) },
-    { "with_data", (e.entity == "MaterializedView" and not e.with_data) and "false" or nil } }
-  local args = { (lit(e.name)) }
-  if e.entity == "Trigger" then args[#args + 1] = (lit(e.table)) end
-  args[#args + 1] = stmt_lit(e.definition)
-  if o then args[#args + 1] = o end
-  return ("sa.%s(%s)"):format(e.entity, table.concat(args, ", "))
+  local k = e.entity
+  local args, o = {}, { { "schema", schema_opt(e.schema, ds) } }
+  if k == "RowLevelSecurity" then
+    args[1] = lit(e.table)
+    o[#o + 1] = { "force", e.force and "true" or nil }
+  elseif k == "Extension" then
+    args[1] = lit(e.name)
+  elseif k == "Sequence" then
+    args[1] = lit(e.name)
+    for _, name in ipairs { "as", "start", "increment", "minvalue", "maxvalue", "cache", "cycle" } do
+      local v = e.options[name]
+      o[#o + 1] = { name, v ~= nil and (type(v) == "string" and lit(v) or tostring(v)) or nil }
+    end
+  elseif k == "Grant" then
+    args = { (lit(e.table)), lua_list(e.privileges), (lit(e.role)) }
+  else
+    args[1] = lit(e.name)
+    if k == "Trigger" or k == "Policy" then args[2] = lit(e.table) end
+    args[#args + 1] = stmt_lit(e.definition)
+    if k == "MaterializedView" then
+      o[#o + 1] = { "with_data", not e.with_data and "false" or nil }
+      local ix = entity.index_sql(e)
+      o[#o + 1] = { "indexes", #ix > 0 and lua_list(ix) or nil }
+    end
+  end
+  local ot = opts_text(o)
+  if ot then args[#args + 1] = ot end
+  return ("sa.%s(%s)"):format(k, table.concat(args, ", "))
 end
 
 -- upgrade and downgrade text for the operations.

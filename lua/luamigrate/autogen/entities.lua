@@ -15,58 +15,78 @@ local M = {}
 local function key_of(...) return table.concat({ ... }, ".") end
 
 -- Objects an extension owns are the extension's, not the schema's.
-local NOT_EXTENSION = [[NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = %s::regclass
-  AND x.objid = %s AND x.deptype = 'e')]]
+local function not_extension(catalog, oid)
+  return ("NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = '%s'::regclass AND x.objid = %s "
+    .. "AND x.deptype = 'e')"):format(catalog, oid)
+end
 
--- Per kind: the catalog query (its WHERE ends with the filter given), and the entity a
--- row describes, with its key and definition as the server prints it.
-local KIND = {
-  View = {
-    sql = [[
+local function trimmed(def) return (def:gsub("^%s+", ""):gsub("[%s;]+$", "")) end
+
+-- Per kind: `sql`, a query whose rows have schema, name, oid, def (the definition as the
+-- server prints it) and what `row` needs; `row(r)` -> key, def, the entity r describes;
+-- `one(d)` -> the filter (on the query's columns) and parameters that find declared d once
+-- it is built; `build`: how a declared one is built to be read back ("replace": CREATE OR
+-- REPLACE in place, else a drop and a create; "fresh": drop and create; "scratch": created
+-- under a scratch name; "none": not built, its definition is known).
+local KIND = {}
+
+KIND.View = {
+  sql = [[
 SELECT n.nspname AS schema, c.relname AS name, c.oid::int8 AS oid, pg_get_viewdef(c.oid) AS def
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'v' AND ]] .. NOT_EXTENSION:format("'pg_class'", "c.oid") .. " AND ",
-    row = function(r)
-      local def = r.def:gsub("^%s+", ""):gsub("[%s;]+$", "")
-      return key_of(r.schema, r.name), def, entity.View(r.name, def, { schema = r.schema })
-    end,
-  },
-  MaterializedView = {
-    sql = [[
+WHERE c.relkind = 'v' AND ]] .. not_extension("pg_class", "c.oid"),
+  row = function(r)
+    local def = trimmed(r.def)
+    return key_of(r.schema, r.name), def, entity.View(r.name, def, { schema = r.schema })
+  end,
+  one = function(d) return "schema = $1 AND name = $2", { d.schema, d.e.name } end,
+  build = "replace",
+}
+
+KIND.MaterializedView = {
+  sql = [[
 SELECT n.nspname AS schema, c.relname AS name, c.oid::int8 AS oid, pg_get_viewdef(c.oid) AS def,
-       c.relispopulated AS populated
+       c.relispopulated AS populated,
+       (SELECT string_agg(pg_get_indexdef(i.indexrelid), chr(31) ORDER BY ic.relname) FROM pg_index i
+          JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid) AS indexes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'm' AND ]] .. NOT_EXTENSION:format("'pg_class'", "c.oid") .. " AND ",
-    row = function(r)
-      local def = r.def:gsub("^%s+", ""):gsub("[%s;]+$", "")
-      return key_of(r.schema, r.name), def, entity.MaterializedView(r.name, def,
-        { schema = r.schema, with_data = r.populated })
-    end,
-  },
-  Trigger = {
-    sql = [[
+WHERE c.relkind = 'm' AND ]] .. not_extension("pg_class", "c.oid"),
+  row = function(r)
+    local def, indexes = trimmed(r.def), {}
+    for ix in ((r.indexes or "") .. "\31"):gmatch("(.-)\31") do
+      if ix ~= "" then indexes[#indexes + 1] = ix end
+    end
+    -- compared: the query, then each index as the server prints it
+    return key_of(r.schema, r.name), def .. "\n" .. table.concat(indexes, "\n"),
+      entity.MaterializedView(r.name, def, { schema = r.schema, with_data = r.populated, indexes = indexes })
+  end,
+  one = function(d) return "schema = $1 AND name = $2", { d.schema, d.e.name } end,
+  build = "fresh",
+}
+
+KIND.Trigger = {
+  sql = [[
 SELECT n.nspname AS schema, c.relname AS tbl, t.tgname AS name, t.oid::int8 AS oid,
        pg_get_triggerdef(t.oid) AS def
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE NOT t.tgisinternal AND ]] .. NOT_EXTENSION:format("'pg_trigger'", "t.oid") .. " AND ",
-    row = function(r)
-      local prefix = "CREATE TRIGGER " .. quote.ident(r.name) .. " "
-      local def = r.def:sub(1, #prefix) == prefix and r.def:sub(#prefix + 1) or r.def
-      return key_of(r.schema, r.tbl, r.name), r.def, entity.Trigger(r.name, r.tbl, def, { schema = r.schema })
-    end,
-  },
+WHERE NOT t.tgisinternal AND ]] .. not_extension("pg_trigger", "t.oid"),
+  row = function(r)
+    local prefix = "CREATE TRIGGER " .. quote.ident(r.name) .. " "
+    local def = r.def:sub(1, #prefix) == prefix and r.def:sub(#prefix + 1) or r.def
+    return key_of(r.schema, r.tbl, r.name), r.def, entity.Trigger(r.name, r.tbl, def, { schema = r.schema })
+  end,
+  one = function(d) return "schema = $1 AND tbl = $2 AND name = $3", { d.schema, d.e.table, d.e.name } end,
+  build = "replace",
 }
 
-local ROUTINE_SQL = [[
+local function routine(kind, prokind)
+  return {
+    sql = ([[
 SELECT n.nspname AS schema, p.proname AS name, p.oid::int8 AS oid, p.xmin::text AS xmin,
        pg_get_function_identity_arguments(p.oid) AS ident, pg_get_function_arguments(p.oid) AS args,
        pg_get_functiondef(p.oid) AS def
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE p.prokind = '%s' AND ]] .. NOT_EXTENSION:format("'pg_proc'", "p.oid") .. " AND "
-
-local function routine_kind(kind, prokind)
-  return {
-    sql = ROUTINE_SQL:format(prokind),
+WHERE p.prokind = '%s' AND ]]):format(prokind) .. not_extension("pg_proc", "p.oid"),
     row = function(r)
       -- pg_get_functiondef: "CREATE OR REPLACE FUNCTION s.f(a integer)\n RETURNS ...\nAS ..."
       local body = r.def:match("^[^\n]*\n(.*)$") or r.def
@@ -74,14 +94,99 @@ local function routine_kind(kind, prokind)
       return key_of(r.schema, r.name .. "(" .. r.ident .. ")"), r.def,
         entity[kind](quote.ident(r.name) .. "(" .. r.args .. ")", body, { schema = r.schema })
     end,
+    -- the routine built is the one whose row changed (xmin) or is new: its signature as
+    -- declared may name its arguments, which pg_proc keys do not
+    one = function(d)
+      local name = d.e.name:match("^%s*(.-)%s*%(")
+      name = name:match('^"(.*)"$') and name:sub(2, -2):gsub('""', '"') or name:lower()
+      return "schema = $1 AND name = $2", { d.schema, name }, true
+    end,
+    build = "replace",
   }
 end
-KIND.Function = routine_kind("Function", "f")
-KIND.Procedure = routine_kind("Procedure", "p")
+KIND.Function = routine("Function", "f")
+KIND.Procedure = routine("Procedure", "p")
+
+KIND.Policy = {
+  sql = [[
+SELECT n.nspname AS schema, c.relname AS tbl, pol.polname AS name, pol.oid::int8 AS oid,
+       ]] .. dependents.POLICY_BODY .. [[ AS def
+FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE true]],
+  row = function(r)
+    return key_of(r.schema, r.tbl, r.name), r.def, entity.Policy(r.name, r.tbl, r.def, { schema = r.schema })
+  end,
+  one = function(d) return "schema = $1 AND tbl = $2 AND name = $3", { d.schema, d.e.table, d.e.name } end,
+  build = "fresh",
+}
+
+KIND.RowLevelSecurity = {
+  sql = [[
+SELECT n.nspname AS schema, c.relname AS tbl, c.relname AS name, c.oid::int8 AS oid,
+       CASE WHEN c.relforcerowsecurity THEN 'FORCE' ELSE 'ENABLE' END AS def
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity]],
+  row = function(r)
+    return key_of(r.schema, r.tbl), r.def,
+      entity.RowLevelSecurity(r.tbl, { schema = r.schema, force = r.def == "FORCE" })
+  end,
+  one = function(d) return "schema = $1 AND tbl = $2", { d.schema, d.e.table } end,
+  build = "none",
+}
+
+KIND.Extension = {
+  sql = [[
+SELECT n.nspname AS schema, x.extname AS name, x.oid::int8 AS oid, n.nspname AS def
+FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace
+WHERE x.extname <> 'plpgsql']],
+  row = function(r) return r.name, r.def, entity.Extension(r.name, { schema = r.schema }) end,
+  build = "none",
+}
+
+KIND.Sequence = {
+  sql = [[
+SELECT n.nspname AS schema, c.relname AS name, c.oid::int8 AS oid, format_type(s.seqtypid, NULL) AS as_,
+       s.seqstart::text AS start, s.seqincrement::text AS increment, s.seqmin::text AS minvalue,
+       s.seqmax::text AS maxvalue, s.seqcache::text AS cache, s.seqcycle AS cycle
+FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE ]] .. not_extension("pg_class", "c.oid") .. [[
+  AND NOT EXISTS (SELECT 1 FROM pg_depend o WHERE o.classid = 'pg_class'::regclass AND o.objid = c.oid
+                  AND o.refclassid = 'pg_class'::regclass AND o.deptype IN ('a', 'i'))]],
+  row = function(r)
+    local e = entity.Sequence(r.name, { schema = r.schema, as = r.as_, start = math.tointeger(r.start),
+      increment = math.tointeger(r.increment), minvalue = math.tointeger(r.minvalue),
+      maxvalue = math.tointeger(r.maxvalue), cache = math.tointeger(r.cache), cycle = r.cycle })
+    return key_of(r.schema, r.name), e.definition, e
+  end,
+  one = function(d) return "schema = $1 AND name = 'luamigrate_autogen_seq'", { d.schema } end,
+  build = "scratch",
+}
+
+KIND.Grant = {
+  sql = [[
+SELECT n.nspname AS schema, c.relname AS tbl, c.oid::int8 AS oid,
+       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS name,
+       string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS def
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+WHERE c.relkind IN ('r', 'p', 'v', 'm') AND a.grantee <> c.relowner
+GROUP BY 1, 2, 3, 4]],
+  row = function(r)
+    local privs = {}
+    for p in (r.def .. ", "):gmatch("(.-), ") do privs[#privs + 1] = p end
+    return key_of(r.schema, r.tbl, r.name), r.def, entity.Grant(r.tbl, privs, r.name, { schema = r.schema })
+  end,
+  one = function(d) return "schema = $1 AND tbl = $2 AND name = $3", { d.schema, d.e.table, d.e.role } end,
+  build = "replace",
+}
 
 -- The catalog each kind lives in (for pg_depend).
 local CATALOG = { View = "pg_class", MaterializedView = "pg_class", Function = "pg_proc",
-  Procedure = "pg_proc", Trigger = "pg_trigger" }
+  Procedure = "pg_proc", Trigger = "pg_trigger", Policy = "pg_policy", Sequence = "pg_class",
+  Extension = "pg_extension" }
+
+local function select_from(kind, filter)
+  return ("SELECT * FROM (%s) q WHERE %s ORDER BY oid"):format(KIND[kind].sql, filter)
+end
 
 local function pg_array(list)
   local parts = {}
@@ -113,8 +218,7 @@ function M.inspect(conn, schemas, kinds)
   local live = {}
   for _, kind in ipairs(entity.KINDS) do
     if kinds[kind] then
-      for _, r in ipairs(conn:query(KIND[kind].sql .. "n.nspname = ANY ($1::text[]) ORDER BY oid",
-        pg_array(schemas))) do
+      for _, r in ipairs(conn:query(select_from(kind, "schema = ANY ($1::text[])"), pg_array(schemas))) do
         local key, def, e = KIND[kind].row(r)
         live[kind .. ":" .. key] = { e = e, def = def, oid = tonumber(r.oid), kind = kind }
       end
@@ -140,49 +244,46 @@ end
 
 local function run_all(conn, stmts) for _, s in ipairs(stmts) do conn:execute(s) end end
 
--- The declared entity as the server would store it: built (with CREATE OR REPLACE where
--- the kind has it, else or when that fails, by drop and create) and read back. Returns
--- key, definition and whether replacing it needs a drop; nil when it cannot be built here
--- (it is then treated as changed).
+-- The declared entity as the server would store it, read back. Returns key, definition
+-- and whether replacing it needs a drop; nil when it cannot be built here (it is then
+-- treated as changed).
 local function normalize(conn, d)
   local e, kind = d.e, d.e.entity
+  local K = KIND[kind]
   local shadow = setmetatable({ schema = d.schema }, { __index = e })
-  local read
-  if kind == "Function" or kind == "Procedure" then
-    local name = e.name:match("^%s*(.-)%s*%(")
-    name = name:match('^"(.*)"$') and name:sub(2, -2):gsub('""', '"') or name:lower()
-    local filter = "n.nspname = $1 AND p.proname = $2 ORDER BY oid"
-    local before = {}
-    for _, r in ipairs(conn:query(KIND[kind].sql .. filter, d.schema, name)) do before[r.oid] = r.xmin end
-    read = function()
-      for _, r in ipairs(conn:query(KIND[kind].sql .. filter, d.schema, name)) do
-        if before[r.oid] ~= r.xmin then return KIND[kind].row(r) end
+  if K.build == "none" then
+    if kind == "Extension" then return e.name, d.schema, false end
+    return key_of(d.schema, e.table), e.definition, false
+  end
+  local filter, params, by_change = K.one(d)
+  local before = {}
+  if by_change then
+    for _, r in ipairs(conn:query(select_from(kind, filter), table.unpack(params))) do before[r.oid] = r.xmin end
+  end
+  local function read()
+    for _, r in ipairs(conn:query(select_from(kind, filter), table.unpack(params))) do
+      if not by_change or before[r.oid] ~= r.xmin then
+        local key, def = K.row(r)
+        if K.build == "scratch" then key = key_of(d.schema, e.name) end
+        return key, def
       end
-      error("not found", 0)
     end
-  else
-    local filter = kind == "Trigger" and "c.oid = $1::regclass AND t.tgname = $2"
-      or "c.oid = $1::regclass"
-    local rel = quote.qualified(d.schema, kind == "Trigger" and e.table or e.name)
-    read = function()
-      local r
-      if kind == "Trigger" then r = conn:query(KIND[kind].sql .. filter, rel, e.name)[1]
-      else r = conn:query(KIND[kind].sql .. filter, rel)[1] end
-      if not r then error("not found", 0) end
-      return KIND[kind].row(r)
-    end
+    error("not found", 0)
   end
   local function build(stmts)
     return function()
       run_all(conn, stmts)
-      local key, def = read()
-      return key, def
+      return read()
     end
   end
-  local replace = entity.replace_sql(shadow)
-  local in_place = kind ~= "MaterializedView"
-  if in_place then
-    local key, def = attempt(conn, build(replace))
+  if K.build == "scratch" then
+    local scratch = setmetatable({ name = "luamigrate_autogen_seq" }, { __index = shadow })
+    local key, def = attempt(conn, build(entity.create_sql(scratch)), true)
+    if key then return key, def, false end
+    return nil
+  end
+  if K.build == "replace" then
+    local key, def = attempt(conn, build(entity.replace_sql(shadow)))
     if key then return key, def, false end
   end
   -- (what depends on it goes too, rolled back with the rest; an entity declared later is
@@ -190,7 +291,7 @@ local function normalize(conn, d)
   local fresh = entity.drop_sql(shadow, { if_exists = true, cascade = true })
   for _, s in ipairs(entity.create_sql(shadow)) do fresh[#fresh + 1] = s end
   local key, def = attempt(conn, build(fresh))
-  if key then return key, def, in_place end
+  if key then return key, def, K.build == "replace" end
   return nil
 end
 
@@ -223,8 +324,12 @@ function M.compare(conn, declared, live, wanted, put)
           end, true)
         end
       else
-        d.key = d.e.entity .. ":" .. (d.e.entity == "Trigger" and key_of(d.schema, d.e.table, d.e.name)
-          or key_of(d.schema, d.e.name))
+        local e = d.e
+        local key = (e.entity == "Trigger" or e.entity == "Policy") and key_of(d.schema, e.table, e.name)
+          or e.entity == "Grant" and key_of(d.schema, e.table, e.role)
+          or e.entity == "RowLevelSecurity" and key_of(d.schema, e.table)
+          or e.entity == "Extension" and e.name or key_of(d.schema, e.name)
+        d.key = e.entity .. ":" .. key
       end
     end
   end)
