@@ -101,6 +101,46 @@ WHERE d.adrelid = 'luamigrate_autogen_gen'::regclass AND a.attname = 'luamigrate
   return not ok or expr ~= live.computed
 end
 
+-- Server-side comparison of a declared check condition with a live one whose text
+-- differs: the declared one is added to an empty copy of the table and read back.
+local function server_check_equal(conn, T, want, live)
+  local ok, same = pcall(function()
+    conn:execute("SAVEPOINT luamigrate_autogen")
+    local okc, res = pcall(function()
+      conn:execute(("CREATE TEMPORARY TABLE luamigrate_autogen_ck (LIKE %s)"):format(quote.qualified(T.schema, T.name)))
+      conn:execute(("ALTER TABLE luamigrate_autogen_ck ADD CONSTRAINT luamigrate_autogen_ck_c CHECK (%s)")
+        :format(want.sqltext))
+      return conn:query([[
+SELECT pg_get_constraintdef(k.oid, true) AS def FROM pg_constraint k
+WHERE k.conrelid = 'luamigrate_autogen_ck'::regclass AND k.conname = 'luamigrate_autogen_ck_c']])[1].def
+    end)
+    conn:execute("ROLLBACK TO SAVEPOINT luamigrate_autogen")
+    conn:execute("RELEASE SAVEPOINT luamigrate_autogen")
+    if not okc then return false end
+    return (res:match("^CHECK %((.*)%)$") or res) == live.sqltext
+  end)
+  return ok and same
+end
+
+-- The USING a column type change needs, inferred: none when PostgreSQL casts the old type
+-- to the new one in an assignment (varchar(50) -> text, integer -> bigint), else an
+-- explicit cast of the column (text -> integer), which is what the server would ask for;
+-- nil, false when it has no cast at all (the reviewer writes the expression).
+local function infer_using(conn, column, old_type, new_type)
+  local r = conn:query([[
+SELECT (SELECT c.castcontext FROM pg_cast c WHERE c.castsource = $1::regtype AND c.casttarget = $2::regtype)
+         AS context,
+       $1::regtype = $2::regtype AS same_base,
+       (SELECT t.typcategory FROM pg_type t WHERE t.oid = $1::regtype) AS from_cat,
+       (SELECT t.typcategory FROM pg_type t WHERE t.oid = $2::regtype) AS to_cat]], old_type, new_type)[1]
+  if r.same_base or r.context == "a" or r.context == "i" then return nil end
+  -- an explicit cast, or the I/O conversion every type has to and from text
+  if r.context == "e" or r.from_cat == "S" or r.to_cat == "S" then
+    return ("%s::%s"):format(quote.ident(column), new_type)
+  end
+  return nil, false
+end
+
 local function enum_only_added(old, new)
   -- every old value still there, in the same order
   local pos = {}
@@ -265,7 +305,15 @@ function M.compare(conn, want, live, filter)
             for _, w in ipairs { "type", "nullable", "default", "identity", "comment" } do
               if ch[w] then what[#what + 1] = w end
             end
+            local using, down_using, known = nil, nil, true
+            if ch.type and c.type:sub(1, 5) ~= "enum:" and l.type:sub(1, 5) ~= "enum:" and not c.serial then
+              local ok, u, found = pcall(infer_using, conn, cn, l.sqltype, c.type)
+              if ok then using, known = u, found ~= false end
+              ok, u = pcall(infer_using, conn, cn, c.type, l.sqltype)
+              if ok then down_using = u end
+            end
             put("alter", { op = "alter_column", table = W, column = c, live = l, changes = ch,
+              using = using, down_using = down_using, using_unknown = not known,
               text = ("changed %s of column %s.%s"):format(table.concat(what, ", "), tk, cn) })
           end
         end
@@ -299,9 +347,13 @@ function M.compare(conn, want, live, filter)
       end
       diff("pk", W.pk and { [W.pk.name] = W.pk } or {}, L.pk and { [L.pk.name] = L.pk } or {},
         function(a, b) return same_list(a.cols, b.cols) end, "primary key")
-      diff("unique", W.uniques, L.uniques, function(a, b) return same_list(a.cols, b.cols) end, "unique constraint")
+      diff("unique", W.uniques, L.uniques, function(a, b)
+        return same_list(a.cols, b.cols) and (a.nulls_not_distinct or false) == (b.nulls_not_distinct or false)
+      end, "unique constraint")
       diff("fk", W.fks, L.fks, same_fk, "foreign key")
-      diff("check", W.checks, L.checks, function() return true end, "check constraint")
+      diff("check", W.checks, L.checks, function(a, b)
+        return norm_sql(a.sqltext) == norm_sql(b.sqltext) or server_check_equal(conn, L, a, b)
+      end, "check constraint")
       diff("index", W.indexes, L.indexes, function(a, b)
         if same_index(a, b) then return true end
         return a.unique == b.unique and (a.using or "btree") == (b.using or "btree")

@@ -85,7 +85,7 @@ function M.declared(md, default_schema)
         end
       elseif schema.is(k, "UniqueConstraint") then
         local n = choose_name(md, "uq", t.name, k.columns, nil, k.name)
-        T.uniques[n] = { name = n, cols = k.columns }
+        T.uniques[n] = { name = n, cols = k.columns, nulls_not_distinct = k.nulls_not_distinct and true or nil }
       elseif schema.is(k, "ForeignKeyConstraint") then
         local n = choose_name(md, "fk", t.name, k.columns, k.ref_table, k.name)
         T.fks[n] = { name = n, cols = k.columns, ref_schema = k.ref_schema or sch, ref_table = k.ref_table,

@@ -147,7 +147,8 @@ local function create_table_lua(T, enums, ds, skip_fk)
   for _, n in ipairs(sorted_keys(T.uniques)) do
     local a = {}
     for i, c in ipairs(T.uniques[n].cols) do a[i] = lit(c) end
-    lines[#lines + 1] = ("sa.UniqueConstraint(%s, { name = %s })"):format(table.concat(a, ", "), lit(n))
+    lines[#lines + 1] = ("sa.UniqueConstraint(%s, { name = %s%s })"):format(table.concat(a, ", "), lit(n),
+      T.uniques[n].nulls_not_distinct and ", postgresql_nulls_not_distinct = true" or "")
   end
   for _, n in ipairs(sorted_keys(T.fks)) do
     local fk = T.fks[n]
@@ -371,6 +372,13 @@ function M.render(ops, want, live, ds)
           local e = enums[to.type:gsub("%[%]$", ""):sub(6)]
           using = lit(("%s::text::%s%s"):format(quote.ident(c.name),
             e.schema ~= ds and (quote.ident(e.schema) .. ".") or "", quote.ident(e.name)))
+        elseif ch.type then
+          local u = dir == "up" and o.using or dir == "down" and o.down_using
+          if u then using = lit(u) end
+          if dir == "up" and o.using_unknown then
+            U(("  -- PostgreSQL has no cast from %s to %s: write postgresql_using below"):format(from.sqltype
+              or from.type, to.type))
+          end
         end
         local x = opts_text {
           { "type_", ch.type and type_lua(to.type, enums, ds) or nil },
@@ -429,7 +437,8 @@ function M.render(ops, want, live, ds)
             in_schema(T))
         elseif x == "unique" then
           return ("  op.create_unique_constraint(%s, %s, %s%s)"):format(lit(v.name), lit(T.name),
-            lua_list(v.cols), in_schema(T))
+            lua_list(v.cols), tail(opts_text { { "schema", sch(T) },
+              { "postgresql_nulls_not_distinct", v.nulls_not_distinct and "true" or nil } }))
         elseif x == "fk" then
           local fo = opts_text(fk_opts(v, T, ds))
           return ("  op.create_foreign_key(%s, %s, %s, %s, %s%s)"):format(lit(v.name), lit(T.name), lit(v.ref_table),

@@ -81,7 +81,8 @@ SELECT n.nspname AS schema, c.relname AS tbl, k.conname AS name, k.contype AS ty
           FROM unnest(k.confkey) WITH ORDINALITY AS x(num, i)
           JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = x.num) AS ref_cols,
        k.confupdtype AS onupdate, k.confdeltype AS ondelete, k.condeferrable AS deferrable,
-       k.condeferred AS deferred, pg_get_constraintdef(k.oid, true) AS def
+       k.condeferred AS deferred, pg_get_constraintdef(k.oid, true) AS def,
+       coalesce((SELECT i.indnullsnotdistinct FROM pg_index i WHERE i.indexrelid = k.conindid), false) AS nnd
 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class rc ON rc.oid = k.confrelid LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
@@ -93,7 +94,7 @@ ORDER BY 1, 2, 3]], arr)) do
       if r.type == "p" then
         T.pk = { name = r.name, cols = cols }
       elseif r.type == "u" then
-        T.uniques[r.name] = { name = r.name, cols = cols }
+        T.uniques[r.name] = { name = r.name, cols = cols, nulls_not_distinct = r.nnd or nil }
       elseif r.type == "f" then
         T.fks[r.name] = { name = r.name, cols = cols, ref_schema = r.ref_schema, ref_table = r.ref_table,
           ref_cols = split_list(r.ref_cols), ondelete = FK_ACTION[r.ondelete], onupdate = FK_ACTION[r.onupdate],

@@ -1,0 +1,97 @@
+-- Autogenerate's finer comparisons: a check constraint whose condition changes under the
+-- same name, a unique constraint turning NULLS NOT DISTINCT, and a column type change that
+-- needs USING (text -> integer, written by autogenerate), each applied over rows, `check`
+-- clean after, downgraded back to exactly the schema before.
+local pg = require "helpers.pg"
+local cli = require "helpers.cli"
+
+local function schema_lines(url)
+  local lines = {}
+  for l in pg.schema_dump(url):gmatch("[^\n]+") do
+    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
+      lines[#lines + 1] = (l:gsub(",$", ""))
+    end
+  end
+  table.sort(lines)
+  return table.concat(lines, "\n")
+end
+
+local function declared(check, nnd, qty)
+  return ([[
+local md = sa.MetaData()
+sa.Table("items", md,
+  sa.Column("id", sa.Integer, { primary_key = true }),
+  sa.Column("code", sa.Text, { nullable = false }),
+  sa.Column("batch", sa.Text),
+  sa.Column("qty", %s),
+  sa.CheckConstraint(%q, { name = "items_code_check" }),
+  sa.UniqueConstraint("code", "batch", { name = "uq_items_code_batch"%s }))
+return md
+]]):format(qty, check, nnd and ", postgresql_nulls_not_distinct = true" or "")
+end
+
+local steps = {
+  { "the table", declared("length(code) > 0", false, "sa.Text"), { "op.create_table" } },
+  { "a check's condition changed under its name", declared("length(code) > 1", false, "sa.Text"),
+    { 'op.drop_constraint("items_code_check"', 'op.create_check_constraint("items_code_check"' },
+    "INSERT INTO items (code, batch, qty) SELECT 'c' || g, CASE WHEN g % 2 = 0 THEN 'b' END, g::text "
+    .. "FROM generate_series(1, 20) g" },
+  { "a unique constraint made NULLS NOT DISTINCT", declared("length(code) > 1", true, "sa.Text"),
+    { "postgresql_nulls_not_distinct = true" } },
+  { "text to integer, with the USING autogenerate infers", declared("length(code) > 1", true, "sa.Integer"),
+    { 'postgresql_using = "qty::integer"' } },
+}
+
+describe("autogenerate compares", function()
+  local dir, url, dbname
+
+  setup(function()
+    dir = cli.project {}
+    url, dbname = pg.new_db("agcompare")
+    assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
+  end)
+
+  teardown(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+
+  for i, s in ipairs(steps) do
+    it(("step %d: %s"):format(i, s[1]), function()
+      cli.write(dir .. "/migrations/schema.lua", s[2])
+      local r = run("check")
+      assert.equal(1, r.code, r.out .. r.err)
+      r = run("revision", "--autogenerate", "-m", "step " .. i)
+      assert.equal(0, r.code, r.err)
+      local text = cli.slurp(dir .. "/" .. r.out:match("Generating (%S+) %.%.%. done"))
+      local up = text:match("function upgrade%(%)(.-)\nend")
+      for _, needle in ipairs(s[3]) do
+        assert.truthy(up:find(needle, 1, true), ("expected %s in upgrade():\n%s"):format(needle, text))
+      end
+      if s[4] then pg.psql(url, s[4]) end
+      local before = schema_lines(url)
+      local rows = i > 1 and pg.psql(url, "SELECT string_agg(id || code || coalesce(batch, '-') || qty, ',' ORDER BY id) FROM items")
+      r = run("upgrade", "head")
+      assert.equal(0, r.code, r.err .. "\n" .. text)
+      if i > 1 then
+        assert.equal(rows, pg.psql(url, "SELECT string_agg(id || code || coalesce(batch, '-') || qty, ',' ORDER BY id) FROM items"))
+      end
+      r = run("check")
+      assert.equal(0, r.code, r.out .. r.err .. "\n" .. text)
+      r = run("downgrade", "-1")
+      assert.equal(0, r.code, r.err .. "\n" .. text)
+      assert.equal(before, schema_lines(url))
+      assert.equal(0, run("upgrade", "head").code)
+    end)
+  end
+
+  it("the changes hold: the new check refuses a one-letter code, nulls collide", function()
+    assert.has_error(function() pg.psql(url, "INSERT INTO items (code) VALUES ('x')") end)
+    pg.psql(url, "INSERT INTO items (code) VALUES ('xy')")
+    assert.has_error(function() pg.psql(url, "INSERT INTO items (code) VALUES ('xy')") end)
+    assert.equal("integer", pg.psql(url, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+      .. "WHERE attrelid = 'items'::regclass AND attname = 'qty'"))
+  end)
+end)
