@@ -16,9 +16,10 @@ local function schema_lines(url)
   return table.concat(lines, "\n")
 end
 
-local function declared(check, nnd, qty)
+local function declared(check, nnd, qty, identity)
   return ([[
 local md = sa.MetaData()
+%s
 sa.Table("items", md,
   sa.Column("id", sa.Integer, { primary_key = true }),
   sa.Column("code", sa.Text, { nullable = false }),
@@ -27,7 +28,11 @@ sa.Table("items", md,
   sa.CheckConstraint(%q, { name = "items_code_check" }),
   sa.UniqueConstraint("code", "batch", { name = "uq_items_code_batch"%s }))
 return md
-]]):format(qty, check, nnd and ", postgresql_nulls_not_distinct = true" or "")
+]]):format(identity and ([==[
+sa.Table("tickets", md,
+  sa.Column("id", sa.BigInteger, sa.Identity { %s }, { primary_key = true }),
+  sa.Column("note", sa.Text))
+]==]):format(identity) or "", qty, check, nnd and ", postgresql_nulls_not_distinct = true" or "")
 end
 
 local steps = {
@@ -40,6 +45,10 @@ local steps = {
     { "postgresql_nulls_not_distinct = true" } },
   { "text to integer, with the USING autogenerate infers", declared("length(code) > 1", true, "sa.Integer"),
     { 'postgresql_using = "qty::integer"' } },
+  { "an identity with options", declared("length(code) > 1", true, "sa.Integer", "start = 100, increment = 10"),
+    { "sa.Identity({ start = 100, increment = 10 })" } },
+  { "its options changed", declared("length(code) > 1", true, "sa.Integer", "always = false, start = 100, increment = 5, cache = 20"),
+    { "SET INCREMENT BY 5 SET CACHE 20" }, "INSERT INTO tickets (note) SELECT 'n' FROM generate_series(1, 3)" },
 }
 
 describe("autogenerate compares", function()
@@ -87,7 +96,9 @@ describe("autogenerate compares", function()
     end)
   end
 
-  it("the changes hold: the new check refuses a one-letter code, nulls collide", function()
+  it("the changes hold: the new check refuses a one-letter code, nulls collide, tickets count by 5", function()
+    assert.equal("100,110,120,125", pg.psql(url, "INSERT INTO tickets (note) VALUES ('x'); "
+      .. "SELECT string_agg(id::text, ',' ORDER BY id) FROM tickets"))
     assert.has_error(function() pg.psql(url, "INSERT INTO items (code) VALUES ('x')") end)
     pg.psql(url, "INSERT INTO items (code) VALUES ('xy')")
     assert.has_error(function() pg.psql(url, "INSERT INTO items (code) VALUES ('xy')") end)

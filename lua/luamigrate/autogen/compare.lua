@@ -299,11 +299,17 @@ function M.compare(conn, want, live, filter)
           end
           if ch.default and not ch.type and swapped[c.type] then ch.default = nil end
           if (c.identity or false) ~= (l.identity or false) then ch.identity = true end
+          if c.identity and l.identity then
+            local a, b = N.identity_options(c.identity_opts, c.type), N.identity_options(l.identity_opts, l.type)
+            for _, key in ipairs(N.IDENTITY_KEYS) do
+              if a[key] ~= b[key] then ch.identity_options = true end
+            end
+          end
           if c.comment ~= l.comment then ch.comment = true end
           if next(ch) then
             local what = {}
-            for _, w in ipairs { "type", "nullable", "default", "identity", "comment" } do
-              if ch[w] then what[#what + 1] = w end
+            for _, w in ipairs { "type", "nullable", "default", "identity", "identity_options", "comment" } do
+              if ch[w] then what[#what + 1] = (w:gsub("_", " ")) end
             end
             local using, down_using, known = nil, nil, true
             if ch.type and c.type:sub(1, 5) ~= "enum:" and l.type:sub(1, 5) ~= "enum:" and not c.serial then

@@ -55,6 +55,9 @@ function M.declared(md, default_schema)
         default = default_text(c.server_default), comment = c.comment,
         computed = c.computed and render.sqltext(c.computed.sqltext) or nil,
         serial = serial_rule(c), identity = c.identity and (c.identity.always and "a" or "d") or nil,
+        identity_opts = c.identity and { start = c.identity.start, increment = c.identity.increment,
+          minvalue = c.identity.minvalue, maxvalue = c.identity.maxvalue, cache = c.identity.cache,
+          cycle = c.identity.cycle } or nil,
         pk = c.primary_key }
       if C.serial and #pkcols > 1 then C.serial = false end
       if C.serial or C.identity or C.pk then C.nullable = false end

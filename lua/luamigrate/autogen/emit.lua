@@ -87,7 +87,16 @@ local function column_lua(C, pkcols, enums, ds)
     args[2] = type_lua(C.type, enums, ds)
   end
   if C.computed then args[#args + 1] = ("sa.Computed(%s)"):format(lit(C.computed)) end
-  if C.identity then args[#args + 1] = C.identity == "a" and "sa.Identity({ always = true })" or "sa.Identity()" end
+  if C.identity then
+    -- the options that differ from PostgreSQL's defaults for the column's type
+    local given, dflt = N.identity_options(C.identity_opts, C.type), N.identity_options(nil, C.type)
+    local o = { { "always", C.identity == "a" and "true" or nil } }
+    for _, key in ipairs(N.IDENTITY_KEYS) do
+      if given[key] ~= dflt[key] then o[#o + 1] = { key, tostring(given[key]) } end
+    end
+    local ot = opts_text(o)
+    args[#args + 1] = ot and ("sa.Identity(" .. ot .. ")") or "sa.Identity()"
+  end
   local o = opts_text {
     { "primary_key", in_pk and "true" or nil },
     { "autoincrement", (in_pk and not C.serial and not C.identity
@@ -415,6 +424,26 @@ function M.render(ops, want, live, ds)
         end
         U(identity(l.identity, c.identity))
         D(identity(c.identity, l.identity))
+      end
+      if ch.identity_options then
+        -- ALTER COLUMN ... SET <sequence option>: each that differs, to the other side's
+        local function set_options(to, from)
+          local a, b = N.identity_options(to.identity_opts, to.type), N.identity_options(from.identity_opts, from.type)
+          local words = { start = "START WITH %s", increment = "INCREMENT BY %s", minvalue = "MINVALUE %s",
+            maxvalue = "MAXVALUE %s", cache = "CACHE %s" }
+          local parts = {}
+          for _, key in ipairs(N.IDENTITY_KEYS) do
+            if a[key] ~= b[key] then
+              parts[#parts + 1] = "SET " .. (key == "cycle" and (a.cycle and "CYCLE" or "NO CYCLE")
+                or words[key]:format(a[key]))
+            end
+          end
+          return ("  op.execute(%s)"):format(lit(("ALTER TABLE %s ALTER COLUMN %s %s"):format(
+            quote.qualified(T.schema ~= ds and T.schema or nil, T.name), quote.ident(c.name),
+            table.concat(parts, " "))))
+        end
+        U(set_options(c, l))
+        D(set_options(l, c))
       end
     elseif o.op == "table_comment" then
       if o.new then

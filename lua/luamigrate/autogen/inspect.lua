@@ -41,13 +41,18 @@ SELECT n.nspname AS schema, c.relname AS tbl, a.attname AS name,
        format_type(a.atttypid, a.atttypmod) AS type, t.typtype, tn.nspname AS typschema,
        t.typname, et.typtype AS elemtype, etn.nspname AS elemschema, et.typname AS elemname,
        a.attnotnull AS notnull, pg_get_expr(d.adbin, d.adrelid) AS default_,
-       a.attidentity AS identity, a.attgenerated AS generated, col_description(c.oid, a.attnum) AS comment
+       a.attidentity AS identity, a.attgenerated AS generated, col_description(c.oid, a.attnum) AS comment,
+       s.seqstart::text AS id_start, s.seqincrement::text AS id_increment, s.seqmin::text AS id_minvalue,
+       s.seqmax::text AS id_maxvalue, s.seqcache::text AS id_cache, s.seqcycle AS id_cycle
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
 LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
 LEFT JOIN pg_namespace etn ON etn.oid = et.typnamespace
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+LEFT JOIN pg_depend sd ON a.attidentity <> '' AND sd.classid = 'pg_class'::regclass
+  AND sd.refclassid = 'pg_class'::regclass AND sd.refobjid = c.oid AND sd.refobjsubid = a.attnum AND sd.deptype = 'i'
+LEFT JOIN pg_sequence s ON s.seqrelid = sd.objid
 WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY ($1::text[]) AND a.attnum > 0
   AND NOT a.attisdropped
 ORDER BY 1, 2, a.attnum]], arr)) do
@@ -67,7 +72,11 @@ ORDER BY 1, 2, a.attnum]], arr)) do
         and (ct == "integer" or ct == "bigint" or ct == "smallint")
       T.columns[r.name] = { name = r.name, type = ct, enum = enum, nullable = not r.notnull,
         default = (not serial) and default or nil, serial = serial, computed = computed,
-        identity = (r.identity ~= "" and r.identity) or nil, comment = r.comment, sqltype = r.type }
+        identity = (r.identity ~= "" and r.identity) or nil, comment = r.comment, sqltype = r.type,
+        identity_opts = r.identity ~= "" and r.id_start and {
+          start = math.tointeger(r.id_start), increment = math.tointeger(r.id_increment),
+          minvalue = math.tointeger(r.id_minvalue), maxvalue = math.tointeger(r.id_maxvalue),
+          cache = math.tointeger(r.id_cache), cycle = r.id_cycle } or nil }
       T.colorder[#T.colorder + 1] = r.name
     end
   end

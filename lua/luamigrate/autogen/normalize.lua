@@ -120,6 +120,20 @@ local function same_list(a, b)
   return true
 end
 
+-- An identity's sequence options with PostgreSQL's defaults filled in for the column's
+-- type (an ascending sequence): what declared and live identities are compared by.
+local INT_MAX = { smallint = 32767, integer = 2147483647, bigint = math.maxinteger }
+function M.identity_options(o, sqltype)
+  o = o or {}
+  local inc = o.increment or 1
+  local max = INT_MAX[sqltype] or math.maxinteger
+  local minv = o.minvalue or (inc > 0 and 1 or -max - 1)
+  local maxv = o.maxvalue or (inc > 0 and max or -1)
+  return { start = o.start or (inc > 0 and minv or maxv), increment = inc, minvalue = minv, maxvalue = maxv,
+    cache = o.cache or 1, cycle = o.cycle and true or false }
+end
+M.IDENTITY_KEYS = { "start", "increment", "minvalue", "maxvalue", "cache", "cycle" }
+
 M.SEP, M.split_list, M.key_of = SEP, split_list, key_of
 M.canon_sql, M.canon_type, M.truncate, M.choose_name = canon_sql, canon_type, truncate, choose_name
 M.norm_sql, M.same_list = norm_sql, same_list
