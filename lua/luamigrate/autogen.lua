@@ -23,6 +23,7 @@ M.render = require("luamigrate.autogen.emit").render
 
 local key_of = require("luamigrate.autogen.normalize").key_of
 local entities = require "luamigrate.autogen.entities"
+local schemafile = require "luamigrate.autogen.schemafile"
 
 -- ---- the entry point the C core calls -------------------------------------------------
 
@@ -44,6 +45,24 @@ local function load_metadata(path)
   return md
 end
 
+-- luamigrate's own tables, never part of a comparison: {key = true}
+local function own_tables(vt, ds)
+  local vs, vn = vt:match("^(.-)%.(.*)$")
+  vs, vn = vs or ds, vn or vt
+  return { [key_of(vs, vn)] = true, [key_of(vs, vn .. "_history")] = true, [key_of(vs, vn .. "_lock")] = true,
+    [key_of(vs, vn .. "_journal")] = true }
+end
+
+-- include_name and include_object as one filter(kind, name, parent) -> boolean
+local function object_filter(settings)
+  local include_name, include_object = settings.include_name, settings.include_object
+  return function(kind, name, parent)
+    if include_name and include_name(name, kind, parent) == false then return false end
+    if include_object and include_object(name, kind, parent) == false then return false end
+    return true
+  end
+end
+
 -- generate(conn, {config = path, script_location = dir, version_table = name})
 --   -> { ops = {text...}, upgrade = text, downgrade = text } ; ops empty when no change
 function M.generate(conn, args)
@@ -61,18 +80,7 @@ function M.generate(conn, args)
       if not seen then schemas[#schemas + 1] = t.schema end
     end
   end
-  -- luamigrate's own tables are never part of the comparison
-  local vt = args.version_table
-  local vs, vn = vt:match("^(.-)%.(.*)$")
-  vs, vn = vs or ds, vn or vt
-  local skip = { [key_of(vs, vn)] = true, [key_of(vs, vn .. "_history")] = true, [key_of(vs, vn .. "_lock")] = true,
-    [key_of(vs, vn .. "_journal")] = true }
-  local include_name, include_object = settings.include_name, settings.include_object
-  local function filter(kind, name, parent)
-    if include_name and include_name(name, kind, parent) == false then return false end
-    if include_object and include_object(name, kind, parent) == false then return false end
-    return true
-  end
+  local skip, filter = own_tables(args.version_table, ds), object_filter(settings)
   local want = M.declared(md, ds)
   conn:execute("BEGIN ISOLATION LEVEL REPEATABLE READ") -- rolled back: it only reads
   local ok, res = pcall(function()
@@ -92,6 +100,51 @@ function M.generate(conn, args)
   if #ops == 0 then return { ops = texts } end
   local up, down = M.render(ops, want, res.live, ds)
   return { ops = texts, upgrade = up, downgrade = down }
+end
+
+-- inspect_schema(conn, {config, version_table, baseline = bool})
+--   -> { schema = text of a schema.lua declaring the database, upgrade =, downgrade = the
+--        bodies of a first revision creating it all (with baseline) }
+-- The schemas read are include_schemas (default: the current one); include_name and
+-- include_object leave objects out as they do for autogenerate.
+function M.inspect_schema(conn, args)
+  local settings = require("luamigrate.config").load(args.config)
+  local ds = conn:query("SELECT current_schema() AS s")[1].s
+  local schemas = settings.include_schemas or { ds }
+  local skip, filter = own_tables(args.version_table, ds), object_filter(settings)
+  conn:execute("BEGIN ISOLATION LEVEL REPEATABLE READ") -- rolled back: it only reads
+  local ok, res = pcall(function()
+    local live = M.inspect(conn, schemas, skip)
+    -- what the filter leaves out is not declared
+    for k, T in pairs(live.tables) do
+      if not filter("table", T.name, T.schema) then live.tables[k] = nil end
+    end
+    local order = {}
+    for _, k in ipairs(live.order) do if live.tables[k] then order[#order + 1] = k end end
+    live.order = order
+    local all = {}
+    for _, kind in ipairs(require("luamigrate.entity").KINDS) do all[kind] = true end
+    live.entities = entities.inspect(conn, schemas, all)
+    for k, l in pairs(live.entities) do
+      if not filter(l.kind:lower(), l.e.name, l.e.schema) then live.entities[k] = nil end
+    end
+    live.entity_list = entities.as_declared(live.entities)
+    local dbname = conn:query("SELECT current_database() AS d")[1].d
+    local out = { schema = schemafile.render(live, ds, ("-- The schema of database %s, as `luamigrate inspect` "
+      .. "read it. `luamigrate check` compares\n-- it with the database; edit it, then `luamigrate revision "
+      .. "--autogenerate`.\n"):format(dbname)) }
+    if args.baseline then
+      -- the first revision: everything, from nothing
+      local want = { tables = live.tables, order = live.order, enums = live.enums, entities = live.entity_list }
+      local empty = { tables = {}, order = {}, enums = {}, entities = {} }
+      local ops = M.compare(conn, want, empty, filter)
+      out.upgrade, out.downgrade = M.render(ops, want, empty, ds)
+    end
+    return out
+  end)
+  conn:execute("ROLLBACK")
+  if not ok then error(res, 0) end
+  return res
 end
 
 return M

@@ -63,9 +63,7 @@ local function server_index_equal(conn, T, want, live)
         want.unique and "UNIQUE " or "", want.using and (" USING " .. want.using) or "",
         table.concat(keys, ", "), want.where and (" WHERE " .. want.where) or ""))
       return conn:query([[
-SELECT pg_get_expr(i.indpred, i.indrelid, true) AS where_,
-       (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), chr(31) ORDER BY k)
-          FROM generate_series(1, i.indnkeyatts) AS k) AS keys
+SELECT pg_get_expr(i.indpred, i.indrelid, true) AS where_, ]] .. N.INDEX_KEYS_SQL .. [[ AS keys
 FROM pg_index i WHERE i.indexrelid = 'luamigrate_autogen_ix_i'::regclass]])[1]
     end)
     conn:execute("ROLLBACK TO SAVEPOINT luamigrate_autogen")
@@ -171,12 +169,15 @@ end
 
 -- The differences, as a list of operations in upgrade order. Each is a table with `op`
 -- (what), the objects, and `text` (one line for check and the summary).
--- Upgrade order: enum changes; entities (views, functions, triggers) dropped; foreign keys,
+-- Upgrade order: extensions and sequences created (columns use them); enum changes;
+-- entities (views, functions, triggers) dropped; foreign keys,
 -- then other constraints and indexes, dropped; columns added and altered; constraints and
 -- indexes (not foreign keys) created; new tables; foreign keys created (they may point at
--- new tables); entities created and replaced; columns dropped; tables dropped; enums dropped.
-local BUCKETS = { "enum", "drop_entity", "drop_fk", "drop_other", "add_column", "alter", "create_other",
-  "create_table", "create_fk", "create_entity", "drop_column", "drop_table", "drop_enum" }
+-- new tables); entities created and replaced; columns dropped; tables dropped; enums
+-- dropped; sequences and extensions dropped.
+local BUCKETS = { "create_early", "enum", "drop_entity", "drop_fk", "drop_other", "add_column", "alter",
+  "create_other", "create_table", "create_fk", "create_entity", "drop_column", "drop_table", "drop_enum",
+  "drop_late" }
 
 function M.compare(conn, want, live, filter)
   local ops = {}

@@ -283,6 +283,10 @@ local function entity_lua(e, ds)
   return ("sa.%s(%s)"):format(k, table.concat(args, ", "))
 end
 
+-- The pieces inspect's schema.lua writer shares.
+M.lua = { lit = lit, list = lua_list, opts = opts_text, schema_opt = schema_opt, type = type_lua,
+  sqltext = sqltext_lua, stmt = stmt_lit, entity = entity_lua }
+
 -- upgrade and downgrade text for the operations.
 function M.render(ops, want, live, ds)
   local enums = {}

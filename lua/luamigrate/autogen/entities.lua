@@ -179,6 +179,10 @@ GROUP BY 1, 2, 3, 4]],
   build = "replace",
 }
 
+-- Kinds tables may use (a column of an extension's type, a default drawing on a sequence):
+-- created before the tables, dropped after them.
+local EARLY = { Extension = true, Sequence = true }
+
 -- The catalog each kind lives in (for pg_depend).
 local CATALOG = { View = "pg_class", MaterializedView = "pg_class", Function = "pg_proc",
   Procedure = "pg_proc", Trigger = "pg_trigger", Policy = "pg_policy", Sequence = "pg_class",
@@ -202,6 +206,21 @@ function M.kinds(declared)
     for _, kind in ipairs(entity.KINDS) do k[kind] = true end
   end
   return k
+end
+
+-- The live entities as a declared list (for inspect: the database as a schema.lua), in the
+-- order they can be created: by kind, then as they were (oids grow).
+function M.as_declared(live)
+  local list, rank = {}, {}
+  for i, k in ipairs(entity.KINDS) do rank[k] = i end
+  for _, l in pairs(live) do list[#list + 1] = l end
+  table.sort(list, function(a, b)
+    if a.kind ~= b.kind then return rank[a.kind] < rank[b.kind] end
+    return a.oid < b.oid
+  end)
+  local out = {}
+  for i, l in ipairs(list) do out[i] = { e = l.e, schema = l.e.schema, index = i } end
+  return out
 end
 
 -- The declared entities, each {e = entity, schema = its schema or the default, index}.
@@ -345,11 +364,12 @@ function M.compare(conn, declared, live, wanted, put)
     local what = entity.describe(setmetatable({ schema = d.schema }, { __index = d.e }))
     if wanted(d.e.entity:lower(), d.e.name, d.schema) then
       if not l then
-        put("create_entity", { op = "create_entity", entity = d.e, text = "added " .. what })
+        put(EARLY[d.e.entity] and "create_early" or "create_entity",
+          { op = "create_entity", entity = d.e, text = "added " .. what })
       elseif d.def ~= l.def or (d.e.entity == "MaterializedView" and d.e.with_data ~= l.e.with_data) then
         local o = { op = "replace_entity", entity = d.e, old = l.e, needs_drop = d.needs_drop,
           down_needs_drop = d.down_needs_drop, text = "changed " .. what }
-        put("create_entity", o)
+        put(EARLY[d.e.entity] and "create_early" or "create_entity", o)
         if o.needs_drop or o.down_needs_drop then replaced_by_drop[#replaced_by_drop + 1] = { o, l } end
       end
     end
@@ -365,7 +385,8 @@ function M.compare(conn, declared, live, wanted, put)
   end)
   local dropped = {}
   for _, l in ipairs(gone) do
-    put("drop_entity", { op = "drop_entity", entity = l.e, text = "removed " .. entity.describe(l.e) })
+    put(EARLY[l.kind] and "drop_late" or "drop_entity",
+      { op = "drop_entity", entity = l.e, text = "removed " .. entity.describe(l.e) })
     dropped[entity.describe(l.e)] = true
   end
   -- an entity dropped and created again takes what depends on it along (the views on a

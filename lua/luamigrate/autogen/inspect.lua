@@ -43,7 +43,11 @@ SELECT n.nspname AS schema, c.relname AS tbl, a.attname AS name,
        a.attnotnull AS notnull, pg_get_expr(d.adbin, d.adrelid) AS default_,
        a.attidentity AS identity, a.attgenerated AS generated, col_description(c.oid, a.attnum) AS comment,
        s.seqstart::text AS id_start, s.seqincrement::text AS id_increment, s.seqmin::text AS id_minvalue,
-       s.seqmax::text AS id_maxvalue, s.seqcache::text AS id_cache, s.seqcycle AS id_cycle
+       s.seqmax::text AS id_maxvalue, s.seqcache::text AS id_cache, s.seqcycle AS id_cycle,
+       EXISTS (SELECT 1 FROM pg_depend sq JOIN pg_class sc ON sc.oid = sq.objid
+               WHERE sq.classid = 'pg_class'::regclass AND sq.refclassid = 'pg_class'::regclass
+                 AND sq.refobjid = c.oid AND sq.refobjsubid = a.attnum AND sq.deptype = 'a'
+                 AND sc.relkind = 'S') AS owns_sequence
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
@@ -68,7 +72,8 @@ ORDER BY 1, 2, a.attnum]], arr)) do
       end
       local default, computed = r.default_, nil
       if r.generated == "s" then default, computed = nil, r.default_ end
-      local serial = default ~= nil and default:match("^nextval%('.*'::regclass%)$") ~= nil
+      -- serial: the default draws on a sequence the column owns (not on a shared one)
+      local serial = default ~= nil and r.owns_sequence and default:match("^nextval%('.*'::regclass%)$") ~= nil
         and (ct == "integer" or ct == "bigint" or ct == "smallint")
       T.columns[r.name] = { name = r.name, type = ct, enum = enum, nullable = not r.notnull,
         default = (not serial) and default or nil, serial = serial, computed = computed,
@@ -117,8 +122,7 @@ ORDER BY 1, 2, 3]], arr)) do
   for _, r in ipairs(conn:query([[
 SELECT n.nspname AS schema, c.relname AS tbl, ic.relname AS name, i.indisunique AS is_unique,
        am.amname AS method, pg_get_expr(i.indpred, i.indrelid, true) AS where_,
-       (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), chr(31) ORDER BY k)
-          FROM generate_series(1, i.indnkeyatts) AS k) AS keys,
+       ]] .. N.INDEX_KEYS_SQL .. [[ AS keys,
        (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), chr(31) ORDER BY k)
           FROM generate_series(i.indnkeyatts + 1, i.indnatts) AS k) AS include
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid

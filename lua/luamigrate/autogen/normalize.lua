@@ -134,6 +134,16 @@ function M.identity_options(o, sqltype)
 end
 M.IDENTITY_KEYS = { "start", "increment", "minvalue", "maxvalue", "cache", "cycle" }
 
+-- An index's key columns (of pg_index row `i`) as SQL text joined by SEP: each as
+-- pg_get_indexdef prints one column, with what that leaves out put back (a non-default
+-- operator class, DESC, NULLS FIRST / LAST), so the keys recreate the index.
+M.INDEX_KEYS_SQL = [[(SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true)
+            || coalesce((SELECT ' ' || quote_ident(oc.opcname) FROM pg_opclass oc
+                         WHERE oc.oid = i.indclass[k - 1] AND NOT oc.opcdefault), '')
+            || CASE i.indoption[k - 1] & 3 WHEN 1 THEN ' DESC NULLS LAST' WHEN 3 THEN ' DESC'
+                 WHEN 2 THEN ' NULLS FIRST' ELSE '' END, chr(31) ORDER BY k)
+          FROM generate_series(1, i.indnkeyatts) AS k)]]
+
 M.SEP, M.split_list, M.key_of = SEP, split_list, key_of
 M.canon_sql, M.canon_type, M.truncate, M.choose_name = canon_sql, canon_type, truncate, choose_name
 M.norm_sql, M.same_list = norm_sql, same_list
