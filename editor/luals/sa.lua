@@ -129,7 +129,7 @@ function Text:bindparams(params) end
 ---@field register fun(self: luamigrate.MetaData, ...: luamigrate.Entity): luamigrate.Entity declares entities (views, functions, triggers) for autogenerate
 
 ---@class luamigrate.Entity
----@field entity "View"|"MaterializedView"|"Function"|"Procedure"|"Trigger"|"Policy"|"RowLevelSecurity"|"Extension"|"Sequence"|"Grant"
+---@field entity "View"|"MaterializedView"|"Function"|"Procedure"|"Trigger"|"Policy"|"RowLevelSecurity"|"Extension"|"Sequence"|"Grant"|"Partition"
 ---@field name string the name (a routine's: its signature)
 ---@field schema? string
 ---@field definition string the SQL after the name
@@ -335,10 +335,10 @@ function sa.column(name, type_) end
 ---@return luamigrate.MetaData
 function sa.MetaData(opts) end
 
---- A table declared in a MetaData: sa.Table(name, metadata, columns, constraints, indexes..., {schema, comment}).
+--- A table declared in a MetaData: sa.Table(name, metadata, columns, constraints, indexes..., {schema, comment, postgresql_partition_by}).
 ---@param name string
 ---@param metadata luamigrate.MetaData
----@param ... luamigrate.Column|luamigrate.Constraint|luamigrate.Index|{schema?: string, comment?: string, info?: table}
+---@param ... luamigrate.Column|luamigrate.Constraint|luamigrate.Index|{schema?: string, comment?: string, info?: table, postgresql_partition_by?: string}
 ---@return luamigrate.Table
 function sa.Table(name, metadata, ...) end
 
@@ -411,5 +411,13 @@ function sa.Sequence(name, opts) end
 ---@param opts? {schema?: string}
 ---@return luamigrate.Entity
 function sa.Grant(table_name, privileges, role, opts) end
+
+--- A partition of a table declared with postgresql_partition_by: CREATE TABLE name PARTITION OF parent bound.
+---@param name string
+---@param parent string the partitioned table
+---@param bound string e.g. "FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')"
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Partition(name, parent, bound, opts) end
 
 return sa

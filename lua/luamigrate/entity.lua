@@ -156,15 +156,25 @@ function M.Grant(table_name, privileges, role, opts)
     name = role .. " on " .. table_name, definition = table.concat(privs, ", ") })
 end
 
+-- sa.Partition(name, parent, "FOR VALUES FROM (...) TO (...)", {schema}): a partition of a
+-- table declared with postgresql_partition_by (its columns, keys and indexes are the
+-- parent's).
+function M.Partition(name, parent, bound, opts)
+  local o = options("sa.Partition", set("schema"), opts)
+  return entity("Partition", { name = text_arg("sa.Partition", "the name", name),
+    table = text_arg("sa.Partition", "the parent table", parent), schema = o.schema,
+    definition = trim(text_arg("sa.Partition", "the bound", bound)) })
+end
+
 -- The constructors sa exports.
 M.CONSTRUCTORS = { "View", "MaterializedView", "Function", "Procedure", "Trigger", "Policy",
-  "RowLevelSecurity", "Extension", "Sequence", "Grant" }
+  "RowLevelSecurity", "Extension", "Sequence", "Grant", "Partition" }
 
 -- The entity kinds in the order they are created (each may use the ones before it: a
 -- function an extension's types, a trigger its function, a view a function, a policy the
 -- table's row-level security); dropped in the reverse order.
-M.KINDS = { "Extension", "Sequence", "Function", "Procedure", "View", "MaterializedView", "Trigger",
-  "RowLevelSecurity", "Policy", "Grant" }
+M.KINDS = { "Extension", "Sequence", "Partition", "Function", "Procedure", "View", "MaterializedView",
+  "Trigger", "RowLevelSecurity", "Policy", "Grant" }
 
 -- ---- statements -----------------------------------------------------------------------
 
@@ -260,6 +270,15 @@ local RENDER = {
     drop = function(e, o) return { ("DROP SEQUENCE %s%s%s"):format(o.if_exists and "IF EXISTS " or "", qname(e),
       o.cascade and " CASCADE" or "") } end,
   },
+  Partition = {
+    create = function(e) return { ("CREATE TABLE %s PARTITION OF %s %s"):format(qname(e), trigger_table(e),
+      e.definition) } end,
+    -- a new bound: detached and attached again (the server checks the rows fit)
+    replace = function(e) return { ("ALTER TABLE %s DETACH PARTITION %s"):format(trigger_table(e), qname(e)),
+      ("ALTER TABLE %s ATTACH PARTITION %s %s"):format(trigger_table(e), qname(e), e.definition) } end,
+    drop = function(e, o) return { ("DROP TABLE %s%s%s"):format(o.if_exists and "IF EXISTS " or "", qname(e),
+      o.cascade and " CASCADE" or "") } end,
+  },
   Grant = {
     create = function(e) return { ("GRANT %s ON TABLE %s TO %s"):format(table.concat(e.privileges, ", "),
       trigger_table(e), role(e.role)) } end,
@@ -289,11 +308,13 @@ M.index_sql = matview_indexes
 -- A short description: "view public.active_users", "trigger touch on posts".
 local WORDS = { View = "view", MaterializedView = "materialized view", Function = "function",
   Procedure = "procedure", Trigger = "trigger", Policy = "policy", RowLevelSecurity = "row level security",
-  Extension = "extension", Sequence = "sequence", Grant = "grant" }
+  Extension = "extension", Sequence = "sequence", Grant = "grant", Partition = "partition" }
 
 function M.describe(e)
   local where = e.schema and (e.schema .. ".") or ""
-  if e.entity == "Trigger" or e.entity == "Policy" then
+  if e.entity == "Partition" then
+    return ("partition %s%s of %s"):format(where, e.name, e.table)
+  elseif e.entity == "Trigger" or e.entity == "Policy" then
     return ("%s %s on %s%s"):format(WORDS[e.entity], e.name, where, e.table)
   elseif e.entity == "RowLevelSecurity" then
     return ("row level security on %s%s"):format(where, e.table)

@@ -207,14 +207,16 @@ function M.MetaData(opts)
   return md
 end
 
--- sa.Table(name, metadata, columns_constraints_and_indexes..., {schema, comment})
+-- sa.Table(name, metadata, columns_constraints_and_indexes..., {schema, comment,
+-- postgresql_partition_by = "RANGE (col)"}); its partitions are sa.Partition entities.
 function M.Table(name, metadata, ...)
   if type(name) ~= "string" then error("sa.Table: the first argument must be the table name", 2) end
   if not M.is(metadata, "MetaData") then
     error(("sa.Table(%q): the second argument must be a sa.MetaData()"):format(name), 2)
   end
-  local args, o = split("sa.Table", set("schema", "comment", "info"), ...)
+  local args, o = split("sa.Table", set("schema", "comment", "info", "postgresql_partition_by"), ...)
   local t = object("Table", { name = name, schema = o.schema or metadata.schema, comment = o.comment,
+    partition_by = o.postgresql_partition_by,
     columns = {}, constraints = {}, indexes = {}, metadata = metadata })
   local seen = {}
   for i = 1, args.n do

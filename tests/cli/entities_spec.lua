@@ -150,14 +150,18 @@ describe("revision --autogenerate with entities", function()
   end)
 end)
 
--- Policies with row-level security, an extension, a sequence, grants and a materialized
--- view's indexes: created, changed, dropped. Grants are outside pg_dump -s --no-privileges,
+-- Policies with row-level security, an extension, a sequence, grants, a materialized
+-- view's indexes and a partition of a partitioned table: created, changed (the partition
+-- holding rows, detached and attached with its new bound), dropped. Grants are outside pg_dump -s --no-privileges,
 -- so they are checked by what the role may do.
 local ROLE = "lm_entities_reader"
 
 local steps2 = {
   { "created", [[
+sa.Table("events", md, sa.Column("day", sa.Date, { nullable = false }), sa.Column("what", sa.Text),
+  { postgresql_partition_by = "RANGE (day)" })
 md:register(
+  sa.Partition("events_2025", "events", "FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')"),
   sa.Extension("pg_trgm"),
   sa.Sequence("invoice_numbers", { start = 1000, increment = 10 }),
   sa.RowLevelSecurity("accounts"),
@@ -167,10 +171,14 @@ md:register(
     { indexes = { sa.Index("ix_account_counts_active", "active", { unique = true }) } }))
 return md
 ]], { "op.create_entity(sa.Extension", "op.create_entity(sa.Sequence", "op.create_entity(sa.RowLevelSecurity",
-      "op.create_entity(sa.Policy", "op.create_entity(sa.Grant", "CREATE UNIQUE INDEX ix_account_counts_active" },
+      "op.create_entity(sa.Policy", "op.create_entity(sa.Grant", "CREATE UNIQUE INDEX ix_account_counts_active",
+      "op.create_entity(sa.Partition", 'postgresql_partition_by = "RANGE (day)"' },
     "SELECT" },
   { "changed", [[
+sa.Table("events", md, sa.Column("day", sa.Date, { nullable = false }), sa.Column("what", sa.Text),
+  { postgresql_partition_by = "RANGE (day)" })
 md:register(
+  sa.Partition("events_2025", "events", "FOR VALUES FROM ('2025-01-01') TO ('2027-01-01')"),
   sa.Extension("pg_trgm"),
   sa.Sequence("invoice_numbers", { start = 1000, increment = 5 }),
   sa.RowLevelSecurity("accounts", { force = true }),
@@ -181,12 +189,16 @@ md:register(
       sa.Index("ix_account_counts_n", "n") } }))
 return md
 ]], { "op.replace_entity(sa.Sequence", "op.replace_entity(sa.RowLevelSecurity", "op.replace_entity(sa.Policy",
-      "op.replace_entity(sa.Grant", "op.replace_entity(sa.MaterializedView" }, "INSERT, SELECT" },
+      "op.replace_entity(sa.Grant", "op.replace_entity(sa.MaterializedView", "op.replace_entity(sa.Partition" },
+    "INSERT, SELECT", "INSERT INTO events VALUES ('2025-06-01', 'kept')" },
   { "dropped", [[
+sa.Table("events", md, sa.Column("day", sa.Date, { nullable = false }), sa.Column("what", sa.Text),
+  { postgresql_partition_by = "RANGE (day)" })
 md:register(sa.View("all_accounts", "SELECT id FROM accounts"))
 return md
 ]], { "op.drop_entity(sa.Extension", "op.drop_entity(sa.Sequence", "op.drop_entity(sa.RowLevelSecurity",
-      "op.drop_entity(sa.Policy", "op.drop_entity(sa.Grant", "op.drop_entity(sa.MaterializedView" }, "" },
+      "op.drop_entity(sa.Policy", "op.drop_entity(sa.Grant", "op.drop_entity(sa.MaterializedView",
+      "op.drop_entity(sa.Partition" }, "" },
 }
 
 describe("revision --autogenerate with policies, extensions, sequences, grants", function()
@@ -233,10 +245,12 @@ describe("revision --autogenerate with policies, extensions, sequences, grants",
       for _, needle in ipairs(s[3]) do
         assert.truthy(up:find(needle, 1, true), ("expected %s in upgrade():\n%s"):format(needle, text))
       end
+      if s[5] then pg.psql(url, s[5]) end
       local before, had = schema_lines(url), privileges()
       r = run("upgrade", "head")
       assert.equal(0, r.code, r.err .. "\n" .. text)
       assert.equal(s[4], privileges())
+      if s[5] then assert.equal("kept", pg.psql(url, "SELECT what FROM events_2025")) end
       r = run("check")
       assert.equal(0, r.code, r.out .. r.err .. "\n" .. text)
       r = run("downgrade", "-1")

@@ -1,5 +1,5 @@
 -- luamigrate inspect: a database built with plain SQL (a small video-rental schema in the
--- style of pagila, written for this spec) becomes a schema.lua that `check` finds identical
+-- style of pagila, written for this spec, with a partitioned table) becomes a schema.lua that `check` finds identical
 -- to it; `revision --autogenerate` from an empty database with that file rebuilds the same
 -- pg_dump -s; and --baseline writes a first revision that creates all of it and stamps the
 -- database, so `current` is at it and an empty database upgraded to it is the same again.
@@ -106,6 +106,18 @@ CREATE TABLE payment (
   CONSTRAINT payment_receipt_unique UNIQUE NULLS NOT DISTINCT (receipt_no, customer_id)
 );
 
+CREATE TABLE payment_log (
+  logged_on date NOT NULL,
+  payment_id integer NOT NULL,
+  note text
+) PARTITION BY RANGE (logged_on);
+CREATE TABLE payment_log_2025 PARTITION OF payment_log FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE payment_log_2026 PARTITION OF payment_log FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE INDEX ix_payment_log_payment ON payment_log (payment_id);
+CREATE FUNCTION payment_log_note() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.note := coalesce(NEW.note, '-'); RETURN NEW; END $$;
+CREATE TRIGGER payment_log_note BEFORE INSERT ON payment_log FOR EACH ROW EXECUTE FUNCTION payment_log_note();
+
 CREATE TRIGGER last_updated BEFORE UPDATE ON actor FOR EACH ROW EXECUTE FUNCTION touch_last_update();
 CREATE TRIGGER last_updated BEFORE UPDATE ON film FOR EACH ROW EXECUTE FUNCTION touch_last_update();
 CREATE TRIGGER last_updated BEFORE UPDATE ON customer FOR EACH ROW EXECUTE FUNCTION touch_last_update();
@@ -184,6 +196,8 @@ describe("luamigrate inspect", function()
         .. 'postgresql_nulls_not_distinct = true })',
       'sa.Extension("pg_trgm")', 'sa.Sequence("receipt_numbers"', 'sa.RowLevelSecurity("customer")',
       'sa.Trigger("last_updated", "film"', 'sa.MaterializedView("rentals_per_film"',
+      'postgresql_partition_by = "RANGE (logged_on)"',
+      'sa.Partition("payment_log_2025", "payment_log", "FOR VALUES FROM (\'2025-01-01\') TO (\'2026-01-01\')")',
     } do
       assert.truthy(r.out:find(needle, 1, true), needle .. "\n" .. r.out)
     end

@@ -325,6 +325,12 @@ function M.compare(conn, want, live, filter)
           end
         end
       end
+      if N.norm_sql(W.partition_by) ~= N.norm_sql(L.partition_by) then
+        -- a table's partitioning cannot be altered: say so, and let the reviewer move the rows
+        put("alter", { op = "partitioning", table = W, old = L.partition_by, new = W.partition_by,
+          text = ("changed partitioning of table %s: %s -> %s (rebuild it by hand)"):format(tk,
+            L.partition_by or "none", W.partition_by or "none") })
+      end
       if (W.comment or nil) ~= (L.comment or nil) then
         put("alter", { op = "table_comment", table = W, old = L.comment, new = W.comment,
           text = ("changed comment of table %s"):format(tk) })

@@ -42,7 +42,8 @@ function M.declared(md, default_schema)
   end
   for _, t in ipairs(md.sorted) do
     local sch = t.schema or default_schema
-    local T = { schema = sch, name = t.name, comment = t.comment, columns = {}, colorder = {},
+    local T = { schema = sch, name = t.name, comment = t.comment, partition_by = t.partition_by,
+      columns = {}, colorder = {},
       uniques = {}, fks = {}, checks = {}, indexes = {} }
     local pkcols = {}
     for _, c in ipairs(t.columns) do

@@ -180,7 +180,8 @@ local function create_table_lua(T, enums, ds, skip_fk)
   for _, n in ipairs(sorted_keys(T.checks)) do
     lines[#lines + 1] = ("sa.CheckConstraint(%s, { name = %s })"):format(lit(T.checks[n].sqltext), lit(n))
   end
-  local o = opts_text { { "schema", schema_opt(T.schema, ds) }, { "comment", T.comment and lit(T.comment) or nil } }
+  local o = opts_text { { "schema", schema_opt(T.schema, ds) }, { "comment", T.comment and lit(T.comment) or nil },
+    { "postgresql_partition_by", T.partition_by and lit(T.partition_by) or nil } }
   if o then lines[#lines + 1] = o end
   local out = { ("  op.create_table(%s,\n    %s\n  )"):format(lit(T.name), table.concat(lines, ",\n    ")) }
   for _, n in ipairs(sorted_keys(T.indexes)) do out[#out + 1] = "  " .. index_lua(T.indexes[n], T, ds) end
@@ -270,7 +271,7 @@ local function entity_lua(e, ds)
     args = { (lit(e.table)), lua_list(e.privileges), (lit(e.role)) }
   else
     args[1] = lit(e.name)
-    if k == "Trigger" or k == "Policy" then args[2] = lit(e.table) end
+    if k == "Trigger" or k == "Policy" or k == "Partition" then args[2] = lit(e.table) end
     args[#args + 1] = stmt_lit(e.definition)
     if k == "MaterializedView" then
       o[#o + 1] = { "with_data", not e.with_data and "false" or nil }
@@ -449,6 +450,10 @@ function M.render(ops, want, live, ds)
         U(set_options(c, l))
         D(set_options(l, c))
       end
+    elseif o.op == "partitioning" then
+      U(("  -- %s: PostgreSQL cannot change a table's partitioning (%s -> %s) in place: create the"):format(
+        T.name, o.old or "none", o.new or "none"))
+      U("  -- new table, move the rows, swap the names; written by hand")
     elseif o.op == "table_comment" then
       if o.new then
         U(("  op.create_table_comment(%s, %s%s)"):format(lit(T.name), lit(o.new),

@@ -69,7 +69,8 @@ KIND.Trigger = {
 SELECT n.nspname AS schema, c.relname AS tbl, t.tgname AS name, t.oid::int8 AS oid,
        pg_get_triggerdef(t.oid) AS def
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE NOT t.tgisinternal AND ]] .. not_extension("pg_trigger", "t.oid"),
+WHERE NOT t.tgisinternal AND t.tgparentid = 0 -- a partition's copy of its parent's trigger is the parent's
+  AND ]] .. not_extension("pg_trigger", "t.oid"),
   row = function(r)
     local prefix = "CREATE TRIGGER " .. quote.ident(r.name) .. " "
     local def = r.def:sub(1, #prefix) == prefix and r.def:sub(#prefix + 1) or r.def
@@ -162,6 +163,20 @@ WHERE ]] .. not_extension("pg_class", "c.oid") .. [[
   build = "scratch",
 }
 
+KIND.Partition = {
+  sql = [[
+SELECT n.nspname AS schema, c.relname AS name, p.relname AS tbl, c.oid::int8 AS oid,
+       pg_get_expr(c.relpartbound, c.oid) AS def
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_inherits h ON h.inhrelid = c.oid JOIN pg_class p ON p.oid = h.inhparent
+WHERE c.relispartition AND c.relkind = 'r']],
+  row = function(r)
+    return key_of(r.schema, r.name), r.def, entity.Partition(r.name, r.tbl, r.def, { schema = r.schema })
+  end,
+  one = function(d) return "schema = $1 AND name = $2", { d.schema, d.e.name } end,
+  build = "fresh",
+}
+
 KIND.Grant = {
   sql = [[
 SELECT n.nspname AS schema, c.relname AS tbl, c.oid::int8 AS oid,
@@ -184,7 +199,7 @@ GROUP BY 1, 2, 3, 4]],
 local EARLY = { Extension = true, Sequence = true }
 
 -- The catalog each kind lives in (for pg_depend).
-local CATALOG = { View = "pg_class", MaterializedView = "pg_class", Function = "pg_proc",
+local CATALOG = { View = "pg_class", MaterializedView = "pg_class", Function = "pg_proc", Partition = "pg_class",
   Procedure = "pg_proc", Trigger = "pg_trigger", Policy = "pg_policy", Sequence = "pg_class",
   Extension = "pg_extension" }
 

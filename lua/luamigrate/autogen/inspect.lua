@@ -25,13 +25,15 @@ WHERE n.nspname = ANY ($1::text[]) GROUP BY 1, 2 ORDER BY 1, 2]], arr)) do
     model.enums[key_of(r.schema, r.name)] = { schema = r.schema, name = r.name, values = split_list(r.labels) }
   end
   for _, r in ipairs(conn:query([[
-SELECT n.nspname AS schema, c.relname AS name, obj_description(c.oid, 'pg_class') AS comment
+SELECT n.nspname AS schema, c.relname AS name, obj_description(c.oid, 'pg_class') AS comment,
+       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_by
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY ($1::text[])
 ORDER BY 1, 2]], arr)) do
     local k = key_of(r.schema, r.name)
     if not skip[k] then
-      model.tables[k] = { schema = r.schema, name = r.name, comment = r.comment, columns = {},
+      model.tables[k] = { schema = r.schema, name = r.name, comment = r.comment, partition_by = r.partition_by,
+        columns = {},
         colorder = {}, uniques = {}, fks = {}, checks = {}, indexes = {} }
       model.order[#model.order + 1] = k
     end

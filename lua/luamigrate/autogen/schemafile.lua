@@ -156,7 +156,8 @@ function M.render(model, ds, header)
       if o then keys[#keys + 1] = o end
       lines[#lines + 1] = ("sa.Index(%s)"):format(table.concat(keys, ", "))
     end
-    local o = opts { { "schema", schema_opt(T.schema, ds) }, { "comment", T.comment and lit(T.comment) or nil } }
+    local o = opts { { "schema", schema_opt(T.schema, ds) }, { "comment", T.comment and lit(T.comment) or nil },
+      { "postgresql_partition_by", T.partition_by and lit(T.partition_by) or nil } }
     if o then lines[#lines + 1] = o end
     add(("sa.Table(%s, md,\n  %s)"):format(lit(T.name), table.concat(lines, ",\n  ")))
     add("")
