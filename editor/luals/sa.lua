@@ -335,6 +335,11 @@ function sa.column(name, type_) end
 ---@return luamigrate.MetaData
 function sa.MetaData(opts) end
 
+--- EXCLUDE USING gist (element WITH operator, ...) in a table (SQLAlchemy's postgresql.ExcludeConstraint).
+---@param ... {[1]: string|luamigrate.Text, [2]: string}|{name?: string, using?: string, where?: luamigrate.SqlText, deferrable?: boolean, initially?: string} elements {column or sa.text, operator}, then the options
+---@return luamigrate.Constraint
+function sa.ExcludeConstraint(...) end
+
 --- A table declared in a MetaData: sa.Table(name, metadata, columns, constraints, indexes..., {schema, comment, postgresql_partition_by}).
 ---@param name string
 ---@param metadata luamigrate.MetaData

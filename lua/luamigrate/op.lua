@@ -478,7 +478,7 @@ end
 -- op.create_exclude_constraint(name, table, {"period", "&&"}, {"grp", "="}, ..., {using, where, ...})
 function M.create_exclude_constraint(name, table_name, ...)
   check("create_exclude_constraint", "table_name", table_name, "string")
-  local args, o = schema.split("op.create_exclude_constraint", set("using", "where", "deferrable",
+  local args, o = schema.split_elements("op.create_exclude_constraint", set("using", "where", "deferrable",
     "initially", "schema"), ...)
   local elems = {}
   for i = 1, args.n do
@@ -486,12 +486,9 @@ function M.create_exclude_constraint(name, table_name, ...)
     if type(e) ~= "table" or #e ~= 2 then
       error("op.create_exclude_constraint: each element must be {column_or_expression, operator}", 2)
     end
-    local expr = schema.is(e[1], "text") and e[1].text or ident(e[1])
-    elems[i] = expr .. " WITH " .. e[2]
+    elems[i] = e
   end
-  add_constraint("create_exclude_constraint", table_name, o.schema, name,
-    "EXCLUDE USING " .. (o.using or "gist") .. " (" .. table.concat(elems, ", ") .. ")"
-    .. (o.where and (" WHERE (" .. render.sqltext(o.where) .. ")") or "") .. render.deferrable(o))
+  add_constraint("create_exclude_constraint", table_name, o.schema, name, render.exclude_def(elems, o))
 end
 
 function M.drop_constraint(name, table_name, opts)

@@ -11,7 +11,7 @@ for _, k in ipairs { "Integer", "BigInteger", "SmallInteger", "String", "Text", 
   M[k] = types[k]
 end
 for _, k in ipairs { "Column", "ForeignKey", "Identity", "Computed", "PrimaryKeyConstraint",
-  "UniqueConstraint", "CheckConstraint", "ForeignKeyConstraint", "Index", "text", "table",
+  "UniqueConstraint", "CheckConstraint", "ForeignKeyConstraint", "ExcludeConstraint", "Index", "text", "table",
   "column", "MetaData", "Table" } do
   M[k] = schema[k]
 end

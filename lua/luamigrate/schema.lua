@@ -24,6 +24,17 @@ local function split(what, allowed, ...)
 end
 M.split = split
 
+-- split() for a list of {column_or_expression, operator} elements: a trailing element is
+-- an element, not the options table.
+function M.split_elements(what, allowed, ...)
+  local given = table.pack(...)
+  if type(given[given.n]) == "table" and getmetatable(given[given.n]) == nil and #given[given.n] == 2 then
+    given.n = given.n + 1
+    given[given.n] = {}
+  end
+  return split(what, allowed, table.unpack(given, 1, given.n))
+end
+
 local function set(...)
   local s = {}
   for _, k in ipairs { ... } do s[k] = true end
@@ -157,6 +168,23 @@ function M.CheckConstraint(sqltext, opts)
     error("sa.CheckConstraint: the condition must be a string or sa.text", 2)
   end
   return object("CheckConstraint", { sqltext = sqltext, name = o.name })
+end
+
+-- sa.ExcludeConstraint({column_or_sa_text, operator}..., {name, using = "gist", where,
+-- deferrable, initially}): SQLAlchemy's postgresql.ExcludeConstraint.
+function M.ExcludeConstraint(...)
+  local args, o = M.split_elements("sa.ExcludeConstraint", set("name", "using", "where", "deferrable",
+    "initially"), ...)
+  local elements = {}
+  for i = 1, args.n do
+    local e = args[i]
+    if type(e) ~= "table" or getmetatable(e) ~= nil or #e ~= 2 then
+      error("sa.ExcludeConstraint: each element must be {column_or_expression, operator}", 2)
+    end
+    elements[i] = e
+  end
+  return object("ExcludeConstraint", { elements = elements, name = o.name, using = o.using, where = o.where,
+    deferrable = o.deferrable, initially = o.initially })
 end
 
 -- sa.ForeignKeyConstraint({"col"}, {"table.col"}, {name, ondelete, ...})

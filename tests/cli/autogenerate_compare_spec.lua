@@ -35,6 +35,16 @@ sa.Table("tickets", md,
 ]==]):format(identity) or "", qty, check, nnd and ", postgresql_nulls_not_distinct = true" or "")
 end
 
+-- the last steps' schema: step 6's and a table with an exclusion constraint
+local function shifts(extra)
+  return (declared("length(code) > 1", true, "sa.Integer", "always = false, start = 100, increment = 5, cache = 20")
+    :gsub("return md\n$", "")) .. ([[
+sa.Table("shifts", md, sa.Column("room", sa.Integer, { nullable = false }), sa.Column("during", "tstzrange"),
+  sa.ExcludeConstraint({ "during", "&&" }, { name = "shifts_no_overlap"%s }))
+return md
+]]):format(extra)
+end
+
 local steps = {
   { "the table", declared("length(code) > 0", false, "sa.Text"), { "op.create_table" } },
   { "a check's condition changed under its name", declared("length(code) > 1", false, "sa.Text"),
@@ -49,6 +59,11 @@ local steps = {
     { "sa.Identity({ start = 100, increment = 10 })" } },
   { "its options changed", declared("length(code) > 1", true, "sa.Integer", "always = false, start = 100, increment = 5, cache = 20"),
     { "SET INCREMENT BY 5 SET CACHE 20" }, "INSERT INTO tickets (note) SELECT 'n' FROM generate_series(1, 3)" },
+  { "an exclusion constraint added", shifts(""), { 'op.create_exclude_constraint("shifts_no_overlap", "shifts", '
+    .. '{ "during", "&&" })' } },
+  { "and changed", shifts(', where = sa.text("room > 0")'), { 'op.drop_constraint("shifts_no_overlap", "shifts")',
+    'where = sa.text("room > 0")' }, "INSERT INTO items (code, qty) VALUES ('shift', 1); "
+    .. "INSERT INTO shifts (room, during) VALUES (1, '[2025-01-01,2025-01-02)')" },
 }
 
 describe("autogenerate compares", function()

@@ -106,6 +106,12 @@ CREATE TABLE payment (
   CONSTRAINT payment_receipt_unique UNIQUE NULLS NOT DISTINCT (receipt_no, customer_id)
 );
 
+CREATE TABLE staff_shift (
+  staff_id integer NOT NULL,
+  during tstzrange NOT NULL,
+  CONSTRAINT staff_shift_no_overlap EXCLUDE USING gist (during WITH &&) WHERE (staff_id > 0)
+);
+
 CREATE TABLE payment_log (
   logged_on date NOT NULL,
   payment_id integer NOT NULL,
@@ -197,6 +203,7 @@ describe("luamigrate inspect", function()
       'sa.Extension("pg_trgm")', 'sa.Sequence("receipt_numbers"', 'sa.RowLevelSecurity("customer")',
       'sa.Trigger("last_updated", "film"', 'sa.MaterializedView("rentals_per_film"',
       'postgresql_partition_by = "RANGE (logged_on)"',
+      'sa.ExcludeConstraint({ "during", "&&" }, { name = "staff_shift_no_overlap", where = sa.text("staff_id > 0") })',
       'sa.Partition("payment_log_2025", "payment_log", "FOR VALUES FROM (\'2025-01-01\') TO (\'2026-01-01\')")',
     } do
       assert.truthy(r.out:find(needle, 1, true), needle .. "\n" .. r.out)

@@ -70,6 +70,20 @@ describe("entity statements", function()
   end)
 end)
 
+describe("sa.ExcludeConstraint", function()
+  it("takes elements with or without a trailing options table", function()
+    local render = require "luamigrate.render"
+    local bare = sa.ExcludeConstraint({ "during", "&&" })
+    assert.equal("EXCLUDE USING gist (during WITH &&)", render.constraint_def(bare))
+    local named = sa.ExcludeConstraint({ "room", "=" }, { sa.text("tstzrange(starts, ends)"), "&&" },
+      { name = "no_double_booking", where = sa.text("NOT cancelled") })
+    assert.equal("CONSTRAINT no_double_booking EXCLUDE USING gist (room WITH =, tstzrange(starts, ends) WITH &&) "
+      .. "WHERE (NOT cancelled)", render.constraint_def(named))
+    assert.has_error(function() sa.ExcludeConstraint({ "during" }, { name = "x" }) end,
+      "sa.ExcludeConstraint: each element must be {column_or_expression, operator}")
+  end)
+end)
+
 describe("the dependents query", function()
   it("takes a type, or one object, quoted as literals", function()
     local q = dependents.query("public.post_status")

@@ -99,25 +99,29 @@ WHERE d.adrelid = 'luamigrate_autogen_gen'::regclass AND a.attname = 'luamigrate
   return not ok or expr ~= live.computed
 end
 
--- Server-side comparison of a declared check condition with a live one whose text
--- differs: the declared one is added to an empty copy of the table and read back.
-local function server_check_equal(conn, T, want, live)
-  local ok, same = pcall(function()
+-- A declared constraint's definition (CHECK (...), EXCLUDE ...) as the server prints it:
+-- added to an empty copy of the table, read back, rolled back. nil when it cannot be built.
+local function server_constraint_def(conn, T, def)
+  local ok, res = pcall(function()
     conn:execute("SAVEPOINT luamigrate_autogen")
-    local okc, res = pcall(function()
+    local okc, r = pcall(function()
       conn:execute(("CREATE TEMPORARY TABLE luamigrate_autogen_ck (LIKE %s)"):format(quote.qualified(T.schema, T.name)))
-      conn:execute(("ALTER TABLE luamigrate_autogen_ck ADD CONSTRAINT luamigrate_autogen_ck_c CHECK (%s)")
-        :format(want.sqltext))
+      conn:execute(("ALTER TABLE luamigrate_autogen_ck ADD CONSTRAINT luamigrate_autogen_ck_c %s"):format(def))
       return conn:query([[
 SELECT pg_get_constraintdef(k.oid, true) AS def FROM pg_constraint k
 WHERE k.conrelid = 'luamigrate_autogen_ck'::regclass AND k.conname = 'luamigrate_autogen_ck_c']])[1].def
     end)
     conn:execute("ROLLBACK TO SAVEPOINT luamigrate_autogen")
     conn:execute("RELEASE SAVEPOINT luamigrate_autogen")
-    if not okc then return false end
-    return (res:match("^CHECK %((.*)%)$") or res) == live.sqltext
+    return okc and r or nil
   end)
-  return ok and same
+  return ok and res or nil
+end
+
+-- Server-side comparison of a declared check condition with a live one whose text differs.
+local function server_check_equal(conn, T, want, live)
+  local res = server_constraint_def(conn, T, ("CHECK (%s)"):format(want.sqltext))
+  return res ~= nil and (res:match("^CHECK %((.*)%)$") or res) == live.sqltext
 end
 
 -- The USING a column type change needs, inferred: none when PostgreSQL casts the old type
@@ -367,6 +371,9 @@ function M.compare(conn, want, live, filter)
       diff("check", W.checks, L.checks, function(a, b)
         return norm_sql(a.sqltext) == norm_sql(b.sqltext) or server_check_equal(conn, L, a, b)
       end, "check constraint")
+      diff("exclude", W.excludes or {}, L.excludes or {}, function(a, b)
+        return norm_sql(a.def) == norm_sql(b.def) or server_constraint_def(conn, L, a.def) == b.def
+      end, "exclusion constraint")
       diff("index", W.indexes, L.indexes, function(a, b)
         if same_index(a, b) then return true end
         return a.unique == b.unique and (a.using or "btree") == (b.using or "btree")

@@ -44,7 +44,7 @@ function M.declared(md, default_schema)
     local sch = t.schema or default_schema
     local T = { schema = sch, name = t.name, comment = t.comment, partition_by = t.partition_by,
       columns = {}, colorder = {},
-      uniques = {}, fks = {}, checks = {}, indexes = {} }
+      uniques = {}, fks = {}, checks = {}, indexes = {}, excludes = {} }
     local pkcols = {}
     for _, c in ipairs(t.columns) do
       if c.primary_key then pkcols[#pkcols + 1] = c.name end
@@ -95,6 +95,13 @@ function M.declared(md, default_schema)
         T.fks[n] = { name = n, cols = k.columns, ref_schema = k.ref_schema or sch, ref_table = k.ref_table,
           ref_cols = k.ref_columns, ondelete = k.ondelete, onupdate = k.onupdate,
           deferrable = k.deferrable, initially = k.initially }
+      elseif schema.is(k, "ExcludeConstraint") then
+        -- unnamed: PostgreSQL's name, <table>_<columns>_excl
+        local cols = {}
+        for i, e in ipairs(k.elements) do cols[i] = type(e[1]) == "string" and e[1] or "expr" end
+        local n = k.name or N.truncate(t.name .. "_" .. table.concat(cols, "_") .. "_excl")
+        T.excludes[n] = { name = n, def = render.exclude_def(k.elements, k), elements = k.elements,
+          using = k.using or "gist", where = k.where and render.sqltext(k.where) or nil }
       elseif schema.is(k, "CheckConstraint") then
         local n = choose_name(md, "ck", t.name, {}, nil, k.name)
         T.checks[n] = { name = n, sqltext = render.sqltext(k.sqltext) }

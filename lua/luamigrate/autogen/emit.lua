@@ -137,6 +137,20 @@ local function index_lua(ix, T, ds)
     tail(o))
 end
 
+-- op.create_exclude_constraint for an exclusion constraint of the normal form.
+local function exclude_lua(x, T, ds)
+  local elems = {}
+  for i, e in ipairs(x.elements) do
+    local key = type(e[1]) == "table" and e[1].text or e[1]
+    local plain = key:match('^[%l_][%l%d_$]*$') or key:match('^"(.*)"$')
+    elems[i] = ("{ %s, %s }"):format(plain and lit((plain:gsub('""', '"'))) or sqltext_lua(key), lit(e[2]))
+  end
+  local o = opts_text { { "using", x.using and x.using ~= "gist" and lit(x.using) or nil },
+    { "where", x.where and sqltext_lua(x.where) or nil }, { "schema", schema_opt(T.schema, ds) } }
+  return ("op.create_exclude_constraint(%s, %s, %s%s)"):format(lit(x.name), lit(T.name), table.concat(elems, ", "),
+    tail(o))
+end
+
 local function create_table_lua(T, enums, ds, skip_fk)
   local lines = {}
   local pkcols = {}
@@ -185,6 +199,7 @@ local function create_table_lua(T, enums, ds, skip_fk)
   if o then lines[#lines + 1] = o end
   local out = { ("  op.create_table(%s,\n    %s\n  )"):format(lit(T.name), table.concat(lines, ",\n    ")) }
   for _, n in ipairs(sorted_keys(T.indexes)) do out[#out + 1] = "  " .. index_lua(T.indexes[n], T, ds) end
+  for _, n in ipairs(sorted_keys(T.excludes or {})) do out[#out + 1] = "  " .. exclude_lua(T.excludes[n], T, ds) end
   return table.concat(out, "\n")
 end
 
@@ -486,12 +501,17 @@ function M.render(ops, want, live, ds)
             sqltext_lua(v.sqltext), in_schema(T))
         elseif x == "index" then
           return "  " .. index_lua(v, T, ds)
+        elseif x == "exclude" then
+          return "  " .. exclude_lua(v, T, ds)
         end
       end
       local function drop_line(v)
         if x == "index" then
           return ("  op.drop_index(%s, { table_name = %s%s })"):format(lit(v.name), lit(T.name),
             and_schema(T))
+        end
+        if x == "exclude" then
+          return ("  op.drop_constraint(%s, %s%s)"):format(lit(v.name), lit(T.name), in_schema(T))
         end
         local tname = ({ pk = "primary", unique = "unique", fk = "foreignkey", check = "check" })[x]
         return ("  op.drop_constraint(%s, %s, { type_ = %s%s })"):format(lit(v.name), lit(T.name), lit(tname),

@@ -34,7 +34,7 @@ ORDER BY 1, 2]], arr)) do
     if not skip[k] then
       model.tables[k] = { schema = r.schema, name = r.name, comment = r.comment, partition_by = r.partition_by,
         columns = {},
-        colorder = {}, uniques = {}, fks = {}, checks = {}, indexes = {} }
+        colorder = {}, uniques = {}, fks = {}, checks = {}, indexes = {}, excludes = {} }
       model.order[#model.order + 1] = k
     end
   end
@@ -98,11 +98,20 @@ SELECT n.nspname AS schema, c.relname AS tbl, k.conname AS name, k.contype AS ty
           JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = x.num) AS ref_cols,
        k.confupdtype AS onupdate, k.confdeltype AS ondelete, k.condeferrable AS deferrable,
        k.condeferred AS deferred, pg_get_constraintdef(k.oid, true) AS def,
-       coalesce((SELECT i.indnullsnotdistinct FROM pg_index i WHERE i.indexrelid = k.conindid), false) AS nnd
+       coalesce((SELECT i.indnullsnotdistinct FROM pg_index i WHERE i.indexrelid = k.conindid), false) AS nnd,
+       CASE WHEN k.contype = 'x' THEN (SELECT am.amname FROM pg_class ic JOIN pg_am am ON am.oid = ic.relam
+                                       WHERE ic.oid = k.conindid) END AS ex_using,
+       CASE WHEN k.contype = 'x' THEN (SELECT ]] .. N.INDEX_KEYS_SQL .. [[ FROM pg_index i
+                                       WHERE i.indexrelid = k.conindid) END AS ex_keys,
+       CASE WHEN k.contype = 'x' THEN (SELECT string_agg(o.oprname, chr(31) ORDER BY x.n)
+                                       FROM unnest(k.conexclop) WITH ORDINALITY AS x(op, n)
+                                       JOIN pg_operator o ON o.oid = x.op) END AS ex_ops,
+       CASE WHEN k.contype = 'x' THEN (SELECT pg_get_expr(i.indpred, i.indrelid, true) FROM pg_index i
+                                       WHERE i.indexrelid = k.conindid) END AS ex_where
 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class rc ON rc.oid = k.confrelid LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-WHERE k.contype IN ('p', 'u', 'f', 'c') AND n.nspname = ANY ($1::text[])
+WHERE k.contype IN ('p', 'u', 'f', 'c', 'x') AND n.nspname = ANY ($1::text[])
 ORDER BY 1, 2, 3]], arr)) do
     local T = model.tables[key_of(r.schema, r.tbl)]
     if T then
@@ -115,6 +124,11 @@ ORDER BY 1, 2, 3]], arr)) do
         T.fks[r.name] = { name = r.name, cols = cols, ref_schema = r.ref_schema, ref_table = r.ref_table,
           ref_cols = split_list(r.ref_cols), ondelete = FK_ACTION[r.ondelete], onupdate = FK_ACTION[r.onupdate],
           deferrable = r.deferrable or nil, initially = r.deferred and "DEFERRED" or nil }
+      elseif r.type == "x" then
+        local keys, ops, elements = split_list(r.ex_keys), split_list(r.ex_ops), {}
+        for i, key in ipairs(keys) do elements[i] = { key, ops[i] } end
+        T.excludes[r.name] = { name = r.name, def = r.def, elements = elements, using = r.ex_using,
+          where = r.ex_where }
       else
         local cond = r.def:match("^CHECK %((.*)%)$") or r.def
         T.checks[r.name] = { name = r.name, sqltext = cond }

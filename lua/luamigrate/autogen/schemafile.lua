@@ -143,6 +143,16 @@ function M.render(model, ds, header)
     for _, n in ipairs(sorted_keys(T.checks)) do
       lines[#lines + 1] = ("sa.CheckConstraint(%s, { name = %s })"):format(lit(T.checks[n].sqltext), lit(n))
     end
+    for _, n in ipairs(sorted_keys(T.excludes or {})) do
+      local x, elems = T.excludes[n], {}
+      for i, e in ipairs(x.elements) do
+        local plain = e[1]:match('^[%l_][%l%d_$]*$') or e[1]:match('^"(.*)"$')
+        elems[i] = ("{ %s, %s }"):format(plain and lit((plain:gsub('""', '"'))) or lua.sqltext(e[1]), lit(e[2]))
+      end
+      elems[#elems + 1] = opts { { "name", lit(n) }, { "using", x.using ~= "gist" and lit(x.using) or nil },
+        { "where", x.where and lua.sqltext(x.where) or nil } }
+      lines[#lines + 1] = ("sa.ExcludeConstraint(%s)"):format(table.concat(elems, ", "))
+    end
     for _, n in ipairs(sorted_keys(T.indexes)) do
       local ix, keys = T.indexes[n], { (lit(n)) }
       for _, k in ipairs(ix.keys) do
