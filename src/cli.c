@@ -88,6 +88,14 @@ static const lm_command_help HELP[] = {
      "Show where the database is, what is pending, what was applied when, and which "
      "applied files changed since.",
      "  --json                  one JSON object instead of text\n", "luamigrate status"},
+    {"inspect", "luamigrate inspect [-o FILE] [--baseline [-m MESSAGE]]",
+     "Write the database (the schemas autogenerate compares) as a schema.lua that check finds "
+     "identical to it.",
+     "  -o, --output FILE       write it to FILE (which must not exist) instead of stdout\n"
+     "  --baseline              also write a first revision that creates all of it and stamp\n"
+     "                          the database at it (for a database luamigrate has not run on)\n"
+     "  -m, --message MESSAGE   the baseline revision's message (default: baseline)\n",
+     "luamigrate inspect -o migrations/schema.lua --baseline"},
     {"stamp", "luamigrate stamp [--purge] [--sql] REV...",
      "Set the version table to REV without running any migration.",
      "  --purge                 delete every version row first (recovers from a row that\n"

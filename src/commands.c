@@ -87,9 +87,9 @@ typedef struct cmdargs {
   const char *pos[64];
   int npos;
   int verbose, purge, splice, help, sql, dry_run, indicate_current, check_heads, resolve_deps, json,
-      autogenerate, resume;
+      autogenerate, resume, baseline;
   char *upgrades, *downgrades; /* revision --autogenerate: the generated bodies */
-  const char *message, *rev_id, *head, *rev_range, *branch_label;
+  const char *message, *rev_id, *head, *rev_range, *branch_label, *output;
   const char *depends[32];
   int ndeps;
 } cmdargs;
@@ -186,6 +186,12 @@ static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err
       a->dry_run = 1;
     } else if (ALLOWED("resume") && !strcmp(s, "--resume")) {
       a->resume = 1;
+    } else if (ALLOWED("baseline") && !strcmp(s, "--baseline")) {
+      a->baseline = 1;
+    } else if (ALLOWED("output") &&
+               (t = lm_cli_take(argc, argv, &i, "-o", "--output", &val, err))) {
+      if (t < 0) return t;
+      a->output = val;
     } else if (ALLOWED("purge") && !strcmp(s, "--purge")) {
       a->purge = 1;
     } else if (ALLOWED("splice") && !strcmp(s, "--splice")) {
@@ -1818,6 +1824,114 @@ static int cmd_convert(lm_app *app, cmdargs *a, lm_error *err) {
   return rc;
 }
 
+/* ---- inspect ------------------------------------------------------------------------ */
+
+/* inspect [-o FILE] [--baseline]: the database (the schemas in scope, as for autogenerate)
+ * written as a schema.lua, to stdout or to FILE (which must not exist); with --baseline
+ * also a first revision that creates all of it, and the database stamped at that revision,
+ * so a database luamigrate has never run on adopts it in one step. */
+static int cmd_inspect(lm_app *app, cmdargs *a, lm_error *err) {
+  lua_State *L = app->L;
+  lm_revset cur = {0}, heads = {0};
+  char id[13] = {0};
+  int top = lua_gettop(L), in_tx = 0;
+  int rc = want_positional(app->opts, a, 0, 0, "", err);
+  if (rc || (rc = connect_db(app, err))) goto cleanup;
+  if (a->baseline) {
+    if (lm_dag_heads(app->dag, &heads)) {
+      rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+      goto cleanup;
+    }
+    if (heads.n) {
+      rc = lm_error_set(err, LM_EUSAGE,
+                        "inspect --baseline: %s already holds revisions; a baseline is the first "
+                        "one", app->cfg.versions_dir);
+      lm_error_setfield(&err->hint, "run 'luamigrate inspect' without --baseline, or "
+                                    "'luamigrate revision --autogenerate' for what changed");
+      goto cleanup;
+    }
+    if ((rc = read_heads(app, &cur, err))) goto cleanup;
+    if (cur.n) {
+      rc = lm_error_set(err, LM_EUSAGE, "inspect --baseline: the database is already stamped");
+      goto cleanup;
+    }
+  }
+  if ((rc = lm_push_module_field(L, "luamigrate.autogen", "inspect_schema", err))) goto cleanup;
+  int fn = lua_gettop(L);
+  lm_push_conn(L, app->conn, 1);
+  int conn_idx = lua_gettop(L);
+  lua_pushvalue(L, fn);
+  lua_pushvalue(L, conn_idx);
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, app->cfg.path);
+  lua_setfield(L, -2, "config");
+  lua_pushstring(L, app->cfg.version_table);
+  lua_setfield(L, -2, "version_table");
+  lua_pushboolean(L, a->baseline);
+  lua_setfield(L, -2, "baseline");
+  int st = lm_pcall(L, 2, 1);
+  lm_conn_detach(L, conn_idx);
+  if (st != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_EUSAGE, err);
+    rc = err->code ? err->code : LM_EUSAGE;
+    if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
+      lm_error e = {0};
+      lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
+      lm_error_clear(&e);
+    }
+    goto cleanup;
+  }
+  int t = lua_gettop(L);
+  lua_getfield(L, t, "schema");
+  if (a->output) {
+    if ((rc = write_new_file(a->output, lua_tostring(L, -1), err))) goto cleanup;
+    lm_log_info("Wrote %s", a->output);
+  } else {
+    fputs(lua_tostring(L, -1), stdout);
+  }
+  lua_pop(L, 1);
+  if (!a->baseline) goto cleanup;
+  lua_getfield(L, t, "upgrade");
+  lua_getfield(L, t, "downgrade");
+  a->upgrades = strdup(luaL_optstring(L, -2, ""));
+  a->downgrades = strdup(luaL_optstring(L, -1, ""));
+  lua_pop(L, 2);
+  if (!a->upgrades || !a->downgrades) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
+  if ((rc = random_id(id, err))) goto cleanup;
+  a->rev_id = id;
+  if (!a->message) a->message = "baseline";
+  if ((rc = new_revision(app, a, &heads, err)) < 0) goto cleanup;
+  /* and the database is at it: the revision describes what is already there */
+  if ((rc = lock_db(app, err)) || (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err)))
+    goto cleanup;
+  in_tx = 1;
+  if ((rc = lm_vt_apply(app, 0, LM_VT_INSERT, NULL, id, err))) goto cleanup;
+  lm_vt_record rec = {.revision = id, .operation = "stamp", .from_ids = "", .to_ids = id};
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  rec.started_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+  if ((rc = lm_vt_record_step(&app->vt, app->conn, &rec, err))) goto cleanup;
+  rc = lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err);
+  in_tx = 0;
+  if (rc == LM_OK) lm_log_info("Stamped the database at %s", id);
+cleanup:
+  if (in_tx) {
+    lm_error e = {0};
+    lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
+    lm_error_clear(&e);
+  }
+  free(a->upgrades);
+  free(a->downgrades);
+  a->upgrades = a->downgrades = NULL;
+  lm_revset_free(&cur);
+  lm_revset_free(&heads);
+  lua_settop(L, top);
+  return rc < 0 ? rc : LM_OK;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 typedef struct command {
@@ -1851,6 +1965,7 @@ static const command COMMANDS[] = {
     {"stamp", "purge sql ", 1, cmd_stamp},
     {"status", "json ", 1, cmd_status},
     {"convert", NULL, 0, cmd_convert},
+    {"inspect", "output baseline message ", 1, cmd_inspect},
 };
 
 int lm_command_run(lm_app *app, lm_error *err) {

@@ -144,6 +144,19 @@ function op.inline_literal(value) end
 ---@param fn fun()
 function op.autocommit_block(fn) end
 
+--- Creates an entity (sa.View, sa.MaterializedView, sa.Function, sa.Procedure, sa.Trigger).
+---@param entity luamigrate.Entity
+function op.create_entity(entity) end
+
+--- Replaces an entity's definition: CREATE OR REPLACE where PostgreSQL has it, else a drop and a create.
+---@param entity luamigrate.Entity
+function op.replace_entity(entity) end
+
+--- Drops an entity.
+---@param entity luamigrate.Entity
+---@param opts? {if_exists?: boolean, cascade?: boolean}
+function op.drop_entity(entity, opts) end
+
 --- CREATE TYPE name AS ENUM (values...).
 ---@param name string
 ---@param values string[]

@@ -125,6 +125,17 @@ function Text:bindparams(params) end
 ---@field schema? string
 ---@field naming_convention table<string, string>
 ---@field tables table<string, luamigrate.Table>
+---@field entities luamigrate.Entity[]
+---@field register fun(self: luamigrate.MetaData, ...: luamigrate.Entity): luamigrate.Entity declares entities (views, functions, triggers) for autogenerate
+
+---@class luamigrate.Entity
+---@field entity "View"|"MaterializedView"|"Function"|"Procedure"|"Trigger"|"Policy"|"RowLevelSecurity"|"Extension"|"Sequence"|"Grant"|"Partition"
+---@field name string the name (a routine's: its signature)
+---@field schema? string
+---@field definition string the SQL after the name
+---@field table? string a trigger's, policy's or grant's table
+---@field with_data? boolean a materialized view's
+---@field indexes? (luamigrate.Index|string)[] a materialized view's
 ---@field sorted luamigrate.Table[] tables in declaration order
 
 ---@class luamigrate.Table
@@ -324,11 +335,94 @@ function sa.column(name, type_) end
 ---@return luamigrate.MetaData
 function sa.MetaData(opts) end
 
---- A table declared in a MetaData: sa.Table(name, metadata, columns, constraints, indexes..., {schema, comment}).
+--- EXCLUDE USING gist (element WITH operator, ...) in a table (SQLAlchemy's postgresql.ExcludeConstraint).
+---@param ... {[1]: string|luamigrate.Text, [2]: string}|{name?: string, using?: string, where?: luamigrate.SqlText, deferrable?: boolean, initially?: string} elements {column or sa.text, operator}, then the options
+---@return luamigrate.Constraint
+function sa.ExcludeConstraint(...) end
+
+--- A table declared in a MetaData: sa.Table(name, metadata, columns, constraints, indexes..., {schema, comment, postgresql_partition_by}).
 ---@param name string
 ---@param metadata luamigrate.MetaData
----@param ... luamigrate.Column|luamigrate.Constraint|luamigrate.Index|{schema?: string, comment?: string, info?: table}
+---@param ... luamigrate.Column|luamigrate.Constraint|luamigrate.Index|{schema?: string, comment?: string, info?: table, postgresql_partition_by?: string}
 ---@return luamigrate.Table
 function sa.Table(name, metadata, ...) end
+
+--- A view: CREATE VIEW name AS definition (a query), for op.create_entity & co. and md:register.
+---@param name string
+---@param definition string the query
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.View(name, definition, opts) end
+
+--- A materialized view: CREATE MATERIALIZED VIEW name AS definition WITH [NO] DATA.
+---@param name string
+---@param definition string the query
+---@param opts? {schema?: string, with_data?: boolean, indexes?: (luamigrate.Index|string)[]}
+---@return luamigrate.Entity
+function sa.MaterializedView(name, definition, opts) end
+
+--- A function: CREATE FUNCTION signature definition, e.g. sa.Function("f(a integer)", "RETURNS integer LANGUAGE sql AS $$ SELECT a $$").
+---@param signature string the name and argument list
+---@param definition string RETURNS ..., LANGUAGE ..., AS ...
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Function(signature, definition, opts) end
+
+--- A procedure: CREATE PROCEDURE signature definition.
+---@param signature string the name and argument list
+---@param definition string LANGUAGE ..., AS ...
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Procedure(signature, definition, opts) end
+
+--- A trigger: CREATE TRIGGER name definition, e.g. sa.Trigger("t", "posts", "BEFORE UPDATE ON posts FOR EACH ROW EXECUTE FUNCTION f()").
+---@param name string
+---@param table_name string the table it is on
+---@param definition string the SQL after the trigger's name
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Trigger(name, table_name, definition, opts) end
+
+--- A row-level security policy: CREATE POLICY name ON table definition.
+---@param name string
+---@param table_name string
+---@param definition string e.g. "AS PERMISSIVE FOR SELECT TO PUBLIC USING (owner = current_user)"
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Policy(name, table_name, definition, opts) end
+
+--- Row-level security on a table: ALTER TABLE table ENABLE (and with force, FORCE) ROW LEVEL SECURITY.
+---@param table_name string
+---@param opts? {schema?: string, force?: boolean}
+---@return luamigrate.Entity
+function sa.RowLevelSecurity(table_name, opts) end
+
+--- An extension: CREATE EXTENSION name [SCHEMA schema].
+---@param name string
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Extension(name, opts) end
+
+--- A sequence: CREATE SEQUENCE name [AS type] [INCREMENT BY ...] ... (not one a column owns).
+---@param name string
+---@param opts? {schema?: string, as?: string, start?: integer, increment?: integer, minvalue?: integer, maxvalue?: integer, cache?: integer, cycle?: boolean}
+---@return luamigrate.Entity
+function sa.Sequence(name, opts) end
+
+--- Privileges on a table for a role: GRANT privileges ON TABLE table TO role.
+---@param table_name string
+---@param privileges string[] e.g. {"SELECT", "INSERT"}
+---@param role string a role name, or "PUBLIC"
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Grant(table_name, privileges, role, opts) end
+
+--- A partition of a table declared with postgresql_partition_by: CREATE TABLE name PARTITION OF parent bound.
+---@param name string
+---@param parent string the partitioned table
+---@param bound string e.g. "FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')"
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.Partition(name, parent, bound, opts) end
 
 return sa

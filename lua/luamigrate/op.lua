@@ -478,7 +478,7 @@ end
 -- op.create_exclude_constraint(name, table, {"period", "&&"}, {"grp", "="}, ..., {using, where, ...})
 function M.create_exclude_constraint(name, table_name, ...)
   check("create_exclude_constraint", "table_name", table_name, "string")
-  local args, o = schema.split("op.create_exclude_constraint", set("using", "where", "deferrable",
+  local args, o = schema.split_elements("op.create_exclude_constraint", set("using", "where", "deferrable",
     "initially", "schema"), ...)
   local elems = {}
   for i = 1, args.n do
@@ -486,12 +486,9 @@ function M.create_exclude_constraint(name, table_name, ...)
     if type(e) ~= "table" or #e ~= 2 then
       error("op.create_exclude_constraint: each element must be {column_or_expression, operator}", 2)
     end
-    local expr = schema.is(e[1], "text") and e[1].text or ident(e[1])
-    elems[i] = expr .. " WITH " .. e[2]
+    elems[i] = e
   end
-  add_constraint("create_exclude_constraint", table_name, o.schema, name,
-    "EXCLUDE USING " .. (o.using or "gist") .. " (" .. table.concat(elems, ", ") .. ")"
-    .. (o.where and (" WHERE (" .. render.sqltext(o.where) .. ")") or "") .. render.deferrable(o))
+  add_constraint("create_exclude_constraint", table_name, o.schema, name, render.exclude_def(elems, o))
 end
 
 function M.drop_constraint(name, table_name, opts)
@@ -582,6 +579,38 @@ local PARAMS = {
   rename_enum_value = { "name", "old", "new", "options" },
   inline_literal = { "value" },
 }
+
+-- ---- replaceable entities (views, functions, triggers, ...: luamigrate.entity) --------
+-- op.create_entity(e), op.replace_entity(e), op.drop_entity(e, {if_exists, cascade}), e made
+-- by sa.View, sa.MaterializedView, sa.Function, sa.Procedure, sa.Trigger. A downgrade
+-- restores a replaced definition by replacing it with the old one.
+local entity = require "luamigrate.entity"
+
+local function entity_arg(opname, e)
+  if not entity.is(e) then
+    error(("op.%s: the argument must be an entity (sa.View, sa.Function, sa.Trigger, ...), got %s")
+      :format(opname, type(e)), 3)
+  end
+end
+
+function M.create_entity(e)
+  entity_arg("create_entity", e)
+  run("create_entity", table.unpack(entity.create_sql(e)))
+end
+
+function M.replace_entity(e)
+  entity_arg("replace_entity", e)
+  run("replace_entity", table.unpack(entity.replace_sql(e)))
+end
+
+function M.drop_entity(e, opts)
+  entity_arg("drop_entity", e)
+  local o = options("drop_entity", opts, set("if_exists", "cascade"))
+  run("drop_entity", table.unpack(entity.drop_sql(e, o)))
+end
+PARAMS.create_entity, PARAMS.replace_entity, PARAMS.drop_entity = { "entity" }, { "entity" }, { "entity", "options" }
+-- ---- end of replaceable entities ------------------------------------------------------
+
 local UNGUARDED = set("get_bind", "get_x_argument", "register", "autocommit_block", "_run")
 
 -- The path of the first string holding a NUL in v ("" for v itself), or nil. The array

@@ -116,6 +116,17 @@ local function deferrable(c)
   return s
 end
 
+-- EXCLUDE USING method (element WITH operator, ...) [WHERE (...)] [DEFERRABLE ...], from a
+-- list of {column name or sa.text, operator} and {using, where, deferrable, initially}.
+function M.exclude_def(elements, o)
+  local elems = {}
+  for i, e in ipairs(elements) do
+    elems[i] = (schema.is(e[1], "text") and e[1].text or ident(e[1])) .. " WITH " .. e[2]
+  end
+  return "EXCLUDE USING " .. (o.using or "gist") .. " (" .. table.concat(elems, ", ") .. ")"
+    .. (o.where and (" WHERE (" .. sqltext(o.where) .. ")") or "") .. deferrable(o)
+end
+
 function M.constraint_def(c)
   if schema.is(c, "PrimaryKeyConstraint") then
     return constraint_name(c) .. "PRIMARY KEY (" .. idents(c.columns) .. ")"
@@ -124,6 +135,8 @@ function M.constraint_def(c)
       .. "(" .. idents(c.columns) .. ")" .. deferrable(c)
   elseif schema.is(c, "CheckConstraint") then
     return constraint_name(c) .. "CHECK (" .. sqltext(c.sqltext) .. ")"
+  elseif schema.is(c, "ExcludeConstraint") then
+    return constraint_name(c) .. M.exclude_def(c.elements, c)
   elseif schema.is(c, "ForeignKeyConstraint") then
     return constraint_name(c) .. "FOREIGN KEY(" .. idents(c.columns) .. ") REFERENCES "
       .. qualified(c.ref_schema, c.ref_table) .. " (" .. idents(c.ref_columns) .. ")" .. fk_tail(c)

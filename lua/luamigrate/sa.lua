@@ -11,10 +11,13 @@ for _, k in ipairs { "Integer", "BigInteger", "SmallInteger", "String", "Text", 
   M[k] = types[k]
 end
 for _, k in ipairs { "Column", "ForeignKey", "Identity", "Computed", "PrimaryKeyConstraint",
-  "UniqueConstraint", "CheckConstraint", "ForeignKeyConstraint", "Index", "text", "table",
+  "UniqueConstraint", "CheckConstraint", "ForeignKeyConstraint", "ExcludeConstraint", "Index", "text", "table",
   "column", "MetaData", "Table" } do
   M[k] = schema[k]
 end
+-- Replaceable entities (alembic_utils' PGView, PGFunction, ...), for op.create_entity & co.
+local entity = require "luamigrate.entity"
+for _, k in ipairs(entity.CONSTRUCTORS) do M[k] = entity[k] end
 -- Lowercase aliases SQLAlchemy also offers.
 M.Unicode, M.UnicodeText, M.VARCHAR, M.TEXT = types.String, types.Text, types.String, types.Text
 M.INTEGER, M.BIGINT, M.BOOLEAN = types.Integer, types.BigInteger, types.Boolean

@@ -24,6 +24,17 @@ local function split(what, allowed, ...)
 end
 M.split = split
 
+-- split() for a list of {column_or_expression, operator} elements: a trailing element is
+-- an element, not the options table.
+function M.split_elements(what, allowed, ...)
+  local given = table.pack(...)
+  if type(given[given.n]) == "table" and getmetatable(given[given.n]) == nil and #given[given.n] == 2 then
+    given.n = given.n + 1
+    given[given.n] = {}
+  end
+  return split(what, allowed, table.unpack(given, 1, given.n))
+end
+
 local function set(...)
   local s = {}
   for _, k in ipairs { ... } do s[k] = true end
@@ -159,6 +170,23 @@ function M.CheckConstraint(sqltext, opts)
   return object("CheckConstraint", { sqltext = sqltext, name = o.name })
 end
 
+-- sa.ExcludeConstraint({column_or_sa_text, operator}..., {name, using = "gist", where,
+-- deferrable, initially}): SQLAlchemy's postgresql.ExcludeConstraint.
+function M.ExcludeConstraint(...)
+  local args, o = M.split_elements("sa.ExcludeConstraint", set("name", "using", "where", "deferrable",
+    "initially"), ...)
+  local elements = {}
+  for i = 1, args.n do
+    local e = args[i]
+    if type(e) ~= "table" or getmetatable(e) ~= nil or #e ~= 2 then
+      error("sa.ExcludeConstraint: each element must be {column_or_expression, operator}", 2)
+    end
+    elements[i] = e
+  end
+  return object("ExcludeConstraint", { elements = elements, name = o.name, using = o.using, where = o.where,
+    deferrable = o.deferrable, initially = o.initially })
+end
+
 -- sa.ForeignKeyConstraint({"col"}, {"table.col"}, {name, ondelete, ...})
 function M.ForeignKeyConstraint(cols, refcols, opts)
   local _, o = split("sa.ForeignKeyConstraint", set("name", "ondelete", "onupdate", "deferrable",
@@ -183,24 +211,40 @@ function M.Index(name, ...)
   return object("Index", { name = name, expressions = exprs, options = o })
 end
 
+-- md:register(entity, ...): declares views, functions, triggers (sa.View, sa.Function, ...)
+-- in the schema, in the order given; returns the first.
+local function register(md, ...)
+  local entity = require "luamigrate.entity"
+  for i = 1, select("#", ...) do
+    local e = select(i, ...)
+    if not entity.is(e) then
+      error(("md:register: argument %d is not an entity (sa.View, sa.Function, sa.Trigger, ...)"):format(i), 2)
+    end
+    md.entities[#md.entities + 1] = e
+  end
+  return (...)
+end
+
 -- sa.MetaData{schema = ..., naming_convention = {ix = ..., uq = ..., ck = ..., fk = ..., pk = ...}}:
 -- the declared schema autogenerate compares against the database. Tables register
--- themselves in it, in declaration order.
+-- themselves in it, in declaration order; entities through md:register(...).
 function M.MetaData(opts)
   local _, o = split("sa.MetaData", set("schema", "naming_convention"), opts or {})
   local md = object("MetaData", { schema = o.schema, naming_convention = o.naming_convention or {},
-    tables = {}, sorted = {} })
+    tables = {}, sorted = {}, entities = {}, register = register })
   return md
 end
 
--- sa.Table(name, metadata, columns_constraints_and_indexes..., {schema, comment})
+-- sa.Table(name, metadata, columns_constraints_and_indexes..., {schema, comment,
+-- postgresql_partition_by = "RANGE (col)"}); its partitions are sa.Partition entities.
 function M.Table(name, metadata, ...)
   if type(name) ~= "string" then error("sa.Table: the first argument must be the table name", 2) end
   if not M.is(metadata, "MetaData") then
     error(("sa.Table(%q): the second argument must be a sa.MetaData()"):format(name), 2)
   end
-  local args, o = split("sa.Table", set("schema", "comment", "info"), ...)
+  local args, o = split("sa.Table", set("schema", "comment", "info", "postgresql_partition_by"), ...)
   local t = object("Table", { name = name, schema = o.schema or metadata.schema, comment = o.comment,
+    partition_by = o.postgresql_partition_by,
     columns = {}, constraints = {}, indexes = {}, metadata = metadata })
   local seen = {}
   for i = 1, args.n do

@@ -6,11 +6,16 @@
 -- tmp_<name>, a new type with the wanted values is created under the old name, every
 -- column is converted with USING col::text::<name>, and the old type is dropped. Column
 -- defaults (like role DEFAULT 'USER') would block the conversion, so each one is set
--- aside first and put back afterwards. The whole change runs in the migration's
--- transaction: if a row holds a value the new type lacks, nothing is changed.
+-- aside first and put back afterwards. Objects whose definitions name the type (partial
+-- and expression indexes, checks, views, generated columns, domains, functions, ...) would
+-- block it too: luamigrate.dependents finds them in pg_depend when the migration runs,
+-- drops them and creates them again from their own definitions after the swap (a NOTICE
+-- names each one). The whole change runs in the migration's transaction: if a row holds a
+-- value the new type lacks, nothing is changed.
 local op = require "luamigrate.op"
 local sa = require "luamigrate.sa"
 local quote = require "luamigrate.quote"
+local dependents = require "luamigrate.dependents"
 
 local M = {}
 
@@ -61,6 +66,7 @@ function M.change_enum_and_alter_tables(enum_name, enum_values, table_column_dic
   local new_type = sa.Enum(table.unpack(args))
   local tables = sorted_tables(table_column_dict)
 
+  op.execute(dependents.set_aside_sql(quote.ident(enum_name)))
   for i, tbl in ipairs(tables) do set_aside_default(i, tbl, table_column_dict[tbl]) end
 
   -- rename to tmp_ so a new type can take the name, with the new values
@@ -76,6 +82,7 @@ function M.change_enum_and_alter_tables(enum_name, enum_values, table_column_dic
   end
 
   for i, tbl in ipairs(tables) do restore_default(i, tbl, table_column_dict[tbl]) end
+  op.execute(dependents.put_back_sql())
 
   op.execute(("DROP TYPE %s"):format(quote.ident("tmp_" .. enum_name)))
 end

@@ -50,6 +50,7 @@ describe("the installed tree", function()
     for _, f in ipairs {
       "bin/luamigrate",
       "share/lua/5.4/luamigrate/op.lua", "share/lua/5.4/luamigrate/sa.lua",
+      "share/lua/5.4/luamigrate/autogen.lua", "share/lua/5.4/luamigrate/autogen/emit.lua",
       "share/luamigrate/luals/op.lua", "share/luamigrate/luals/sa.lua",
       "share/luamigrate/luals/migration.lua",
       "share/man/man1/luamigrate.1",
@@ -72,9 +73,9 @@ describe("the installed tree", function()
     local ok, out = sh(("env LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s"):format(
       q(prefix .. "/share/lua/5.4/?.lua"), q(libdir .. "/?.so"),
       q('local op = require "luamigrate.op"; local sa = require "luamigrate.sa"; '
-        .. 'print(type(op.create_table), sa.String(20):sql())')))
+        .. 'print(type(op.create_table), sa.String(20):sql(), type(require("luamigrate.autogen").render))')))
     assert.is_true(ok, out)
-    assert.equal("function\tVARCHAR(20)\n", out)
+    assert.equal("function\tVARCHAR(20)\tfunction\n", out)
   end)
 
   it("runs the example project: upgrade head, current, check", function()

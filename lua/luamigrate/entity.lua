@@ -1,0 +1,329 @@
+-- Replaceable entities: the schema objects that are defined by a statement rather than
+-- altered piece by piece (views, materialized views, functions, procedures, triggers,
+-- row-level security policies, extensions, sequences, grants on tables), in the spirit of
+-- alembic_utils' PGView, PGFunction, ... . A constructor (exported as sa.View, sa.Function,
+-- ...) makes a plain description; op.create_entity / op.replace_entity / op.drop_entity
+-- (op.lua's entity section) run the statements rendered here, and autogenerate compares
+-- the ones a schema.lua registers (md:register(...)) with the database.
+--
+-- Definitions are SQL text as PostgreSQL takes it after the object's name: a view's query,
+-- a function's "RETURNS ... LANGUAGE ... AS $$...$$", a trigger's "BEFORE UPDATE ON t FOR
+-- EACH ROW EXECUTE FUNCTION f()", a policy's "AS PERMISSIVE FOR SELECT TO PUBLIC USING (...)".
+local quote = require "luamigrate.quote"
+
+local M = {}
+
+local function set(...)
+  local s = {}
+  for _, k in ipairs { ... } do s[k] = true end
+  return s
+end
+
+local function options(what, allowed, opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error(("%s: the options must be a table"):format(what), 3) end
+  for k in pairs(opts) do
+    if not allowed[k] then error(("%s: unknown option '%s'"):format(what, tostring(k)), 3) end
+  end
+  return opts
+end
+
+local function text_arg(what, name, v)
+  if type(v) ~= "string" or v:match("^%s*$") then
+    error(("%s: %s must be a non-empty string"):format(what, name), 3)
+  end
+  return v
+end
+
+local function entity(kind, fields)
+  fields.entity = kind
+  return setmetatable(fields, { __name = "sa." .. kind })
+end
+
+-- Whether v is an entity (of `kind`, when given).
+function M.is(v, kind)
+  return type(v) == "table" and getmetatable(v) ~= nil and type(v.entity) == "string"
+    and (kind == nil or v.entity == kind)
+end
+
+-- Leading and trailing blanks and a final ';' are not part of a definition.
+local function trim(s) return (s:gsub("^%s+", ""):gsub("[%s;]+$", "")) end
+
+-- ---- constructors (sa.*) ------------------------------------------------------------
+
+-- sa.View(name, definition, {schema})
+function M.View(name, definition, opts)
+  local o = options("sa.View", set("schema"), opts)
+  return entity("View", { name = text_arg("sa.View", "the name", name), schema = o.schema,
+    definition = trim(text_arg("sa.View", "the definition", definition)) })
+end
+
+-- sa.MaterializedView(name, definition, {schema, with_data = true, indexes = {sa.Index | sql, ...}})
+-- indexes: its indexes, as sa.Index (the view's name is their table) or CREATE INDEX text.
+function M.MaterializedView(name, definition, opts)
+  local o = options("sa.MaterializedView", set("schema", "with_data", "indexes"), opts)
+  local indexes = {}
+  for i, ix in ipairs(o.indexes or {}) do
+    if type(ix) ~= "string" and not (type(ix) == "table" and ix.kind == "Index") then
+      error(("sa.MaterializedView(%q): index %d must be a sa.Index or a CREATE INDEX statement"):format(
+        tostring(name), i), 2)
+    end
+    indexes[i] = ix
+  end
+  return entity("MaterializedView", { name = text_arg("sa.MaterializedView", "the name", name),
+    schema = o.schema, with_data = o.with_data ~= false, indexes = indexes,
+    definition = trim(text_arg("sa.MaterializedView", "the definition", definition)) })
+end
+
+local function routine(kind)
+  return function(signature, definition, opts)
+    local what = "sa." .. kind
+    local o = options(what, set("schema"), opts)
+    text_arg(what, "the signature", signature)
+    if not signature:find("%(") then
+      error(("%s(%q): the signature needs its argument list, e.g. \"f(a integer)\""):format(what, signature), 2)
+    end
+    return entity(kind, { name = trim(signature), schema = o.schema,
+      definition = trim(text_arg(what, "the definition", definition)) })
+  end
+end
+-- sa.Function("name(args)", "RETURNS ... LANGUAGE ... AS $$ ... $$", {schema})
+M.Function = routine("Function")
+-- sa.Procedure("name(args)", "LANGUAGE ... AS $$ ... $$", {schema})
+M.Procedure = routine("Procedure")
+
+-- sa.Trigger(name, table, "BEFORE UPDATE ON table FOR EACH ROW EXECUTE FUNCTION f()", {schema})
+function M.Trigger(name, table_name, definition, opts)
+  local o = options("sa.Trigger", set("schema"), opts)
+  return entity("Trigger", { name = text_arg("sa.Trigger", "the name", name),
+    table = text_arg("sa.Trigger", "the table", table_name), schema = o.schema,
+    definition = trim(text_arg("sa.Trigger", "the definition", definition)) })
+end
+
+-- sa.Policy(name, table, "AS PERMISSIVE FOR SELECT TO PUBLIC USING (...)", {schema}): a row-level
+-- security policy (the table also needs sa.RowLevelSecurity to enforce it).
+function M.Policy(name, table_name, definition, opts)
+  local o = options("sa.Policy", set("schema"), opts)
+  return entity("Policy", { name = text_arg("sa.Policy", "the name", name),
+    table = text_arg("sa.Policy", "the table", table_name), schema = o.schema,
+    definition = trim(text_arg("sa.Policy", "the definition", definition)) })
+end
+
+-- sa.RowLevelSecurity(table, {schema, force}): ALTER TABLE ... ENABLE ROW LEVEL SECURITY.
+function M.RowLevelSecurity(table_name, opts)
+  local o = options("sa.RowLevelSecurity", set("schema", "force"), opts)
+  local t = text_arg("sa.RowLevelSecurity", "the table", table_name)
+  return entity("RowLevelSecurity", { name = t, table = t, schema = o.schema, force = o.force and true or false,
+    definition = o.force and "FORCE" or "ENABLE" })
+end
+
+-- sa.Extension(name, {schema}): CREATE EXTENSION (database-wide; schema is where it
+-- installs its objects).
+function M.Extension(name, opts)
+  local o = options("sa.Extension", set("schema"), opts)
+  return entity("Extension", { name = text_arg("sa.Extension", "the name", name), schema = o.schema,
+    definition = o.schema or "" })
+end
+
+-- sa.Sequence(name, {schema, as, start, increment, minvalue, maxvalue, cache, cycle})
+local SEQ_OPTS = { { "as", "AS %s" }, { "increment", "INCREMENT BY %d" }, { "minvalue", "MINVALUE %d" },
+  { "maxvalue", "MAXVALUE %d" }, { "start", "START WITH %d" }, { "cache", "CACHE %d" } }
+function M.Sequence(name, opts)
+  local o = options("sa.Sequence", set("schema", "as", "start", "increment", "minvalue", "maxvalue",
+    "cache", "cycle"), opts)
+  local parts = {}
+  for _, kv in ipairs(SEQ_OPTS) do
+    if o[kv[1]] ~= nil then parts[#parts + 1] = kv[2]:format(o[kv[1]]) end
+  end
+  if o.cycle ~= nil then parts[#parts + 1] = o.cycle and "CYCLE" or "NO CYCLE" end
+  return entity("Sequence", { name = text_arg("sa.Sequence", "the name", name), schema = o.schema,
+    options = o, definition = table.concat(parts, " ") })
+end
+
+-- sa.Grant(table, privileges, role, {schema}): GRANT privileges ON TABLE table TO role, e.g.
+-- sa.Grant("accounts", {"SELECT", "INSERT"}, "reporting").
+function M.Grant(table_name, privileges, role, opts)
+  local o = options("sa.Grant", set("schema"), opts)
+  if type(privileges) == "string" then privileges = { privileges } end
+  if type(privileges) ~= "table" or #privileges == 0 then
+    error("sa.Grant: privileges must be a list such as {\"SELECT\"}", 2)
+  end
+  local privs = {}
+  for i, p in ipairs(privileges) do privs[i] = text_arg("sa.Grant", "each privilege", p):upper() end
+  table.sort(privs)
+  return entity("Grant", { table = text_arg("sa.Grant", "the table", table_name),
+    role = text_arg("sa.Grant", "the role", role), schema = o.schema, privileges = privs,
+    name = role .. " on " .. table_name, definition = table.concat(privs, ", ") })
+end
+
+-- sa.Partition(name, parent, "FOR VALUES FROM (...) TO (...)", {schema}): a partition of a
+-- table declared with postgresql_partition_by (its columns, keys and indexes are the
+-- parent's).
+function M.Partition(name, parent, bound, opts)
+  local o = options("sa.Partition", set("schema"), opts)
+  return entity("Partition", { name = text_arg("sa.Partition", "the name", name),
+    table = text_arg("sa.Partition", "the parent table", parent), schema = o.schema,
+    definition = trim(text_arg("sa.Partition", "the bound", bound)) })
+end
+
+-- The constructors sa exports.
+M.CONSTRUCTORS = { "View", "MaterializedView", "Function", "Procedure", "Trigger", "Policy",
+  "RowLevelSecurity", "Extension", "Sequence", "Grant", "Partition" }
+
+-- The entity kinds in the order they are created (each may use the ones before it: a
+-- function an extension's types, a trigger its function, a view a function, a policy the
+-- table's row-level security); dropped in the reverse order.
+M.KINDS = { "Extension", "Sequence", "Partition", "Function", "Procedure", "View", "MaterializedView",
+  "Trigger", "RowLevelSecurity", "Policy", "Grant" }
+
+-- ---- statements -----------------------------------------------------------------------
+
+local function qname(e) return quote.qualified(e.schema, e.name) end
+-- a routine's signature is SQL text: only the schema is quoted here
+local function routine_name(e) return (e.schema and (quote.ident(e.schema) .. ".") or "") .. e.name end
+local function trigger_table(e) return quote.qualified(e.schema, e.table) end
+
+local function matview_indexes(e)
+  local out = {}
+  for _, ix in ipairs(e.indexes or {}) do
+    if type(ix) == "string" then
+      out[#out + 1] = trim(ix)
+    else
+      local o = {}
+      for k, v in pairs(ix.options) do o[k] = v end
+      o.schema = e.schema
+      out[#out + 1] = require("luamigrate.render").create_index(ix.name, e.name, ix.expressions, o)
+    end
+  end
+  return out
+end
+
+local function role(r) return r:upper() == "PUBLIC" and "PUBLIC" or quote.ident(r) end
+
+local RENDER = {
+  View = {
+    create = function(e) return { ("CREATE VIEW %s AS %s"):format(qname(e), e.definition) } end,
+    replace = function(e) return { ("CREATE OR REPLACE VIEW %s AS %s"):format(qname(e), e.definition) } end,
+    drop = function(e, o) return { ("DROP VIEW %s%s%s"):format(o.if_exists and "IF EXISTS " or "", qname(e),
+      o.cascade and " CASCADE" or "") } end,
+  },
+  MaterializedView = {
+    create = function(e)
+      local out = { ("CREATE MATERIALIZED VIEW %s AS %s WITH %sDATA"):format(qname(e), e.definition,
+        e.with_data and "" or "NO ") }
+      for _, ix in ipairs(matview_indexes(e)) do out[#out + 1] = ix end
+      return out
+    end,
+    drop = function(e, o) return { ("DROP MATERIALIZED VIEW %s%s%s"):format(o.if_exists and "IF EXISTS " or "",
+      qname(e), o.cascade and " CASCADE" or "") } end,
+  },
+  Function = {
+    create = function(e) return { ("CREATE FUNCTION %s %s"):format(routine_name(e), e.definition) } end,
+    replace = function(e) return { ("CREATE OR REPLACE FUNCTION %s %s"):format(routine_name(e), e.definition) } end,
+    drop = function(e, o) return { ("DROP FUNCTION %s%s%s"):format(o.if_exists and "IF EXISTS " or "",
+      routine_name(e), o.cascade and " CASCADE" or "") } end,
+  },
+  Procedure = {
+    create = function(e) return { ("CREATE PROCEDURE %s %s"):format(routine_name(e), e.definition) } end,
+    replace = function(e) return { ("CREATE OR REPLACE PROCEDURE %s %s"):format(routine_name(e), e.definition) } end,
+    drop = function(e, o) return { ("DROP PROCEDURE %s%s%s"):format(o.if_exists and "IF EXISTS " or "",
+      routine_name(e), o.cascade and " CASCADE" or "") } end,
+  },
+  Trigger = {
+    create = function(e) return { ("CREATE TRIGGER %s %s"):format(quote.ident(e.name), e.definition) } end,
+    replace = function(e) return { ("CREATE OR REPLACE TRIGGER %s %s"):format(quote.ident(e.name), e.definition) } end,
+    drop = function(e, o) return { ("DROP TRIGGER %s%s ON %s%s"):format(o.if_exists and "IF EXISTS " or "",
+      quote.ident(e.name), trigger_table(e), o.cascade and " CASCADE" or "") } end,
+  },
+  Policy = {
+    create = function(e) return { ("CREATE POLICY %s ON %s %s"):format(quote.ident(e.name), trigger_table(e),
+      e.definition) } end,
+    drop = function(e, o) return { ("DROP POLICY %s%s ON %s"):format(o.if_exists and "IF EXISTS " or "",
+      quote.ident(e.name), trigger_table(e)) } end,
+  },
+  RowLevelSecurity = {
+    create = function(e)
+      local out = { ("ALTER TABLE %s ENABLE ROW LEVEL SECURITY"):format(trigger_table(e)) }
+      if e.force then out[2] = ("ALTER TABLE %s FORCE ROW LEVEL SECURITY"):format(trigger_table(e)) end
+      return out
+    end,
+    replace = function(e) return { ("ALTER TABLE %s %sFORCE ROW LEVEL SECURITY"):format(trigger_table(e),
+      e.force and "" or "NO ") } end,
+    drop = function(e) return { ("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY"):format(trigger_table(e)),
+      ("ALTER TABLE %s DISABLE ROW LEVEL SECURITY"):format(trigger_table(e)) } end,
+  },
+  Extension = {
+    create = function(e) return { ("CREATE EXTENSION %s%s"):format(quote.ident(e.name),
+      e.schema and (" SCHEMA " .. quote.ident(e.schema)) or "") } end,
+    replace = function(e) return { ("ALTER EXTENSION %s SET SCHEMA %s"):format(quote.ident(e.name),
+      quote.ident(e.schema or "public")) } end,
+    drop = function(e, o) return { ("DROP EXTENSION %s%s%s"):format(o.if_exists and "IF EXISTS " or "",
+      quote.ident(e.name), o.cascade and " CASCADE" or "") } end,
+  },
+  Sequence = {
+    create = function(e) return { ("CREATE SEQUENCE %s%s"):format(qname(e),
+      e.definition ~= "" and (" " .. e.definition) or "") } end,
+    -- ALTER SEQUENCE takes CREATE SEQUENCE's options; a new START WITH also restarts it
+    -- only when asked, so the sequence keeps counting where it was
+    replace = function(e) return { ("ALTER SEQUENCE %s%s"):format(qname(e),
+      e.definition ~= "" and (" " .. e.definition) or "") } end,
+    drop = function(e, o) return { ("DROP SEQUENCE %s%s%s"):format(o.if_exists and "IF EXISTS " or "", qname(e),
+      o.cascade and " CASCADE" or "") } end,
+  },
+  Partition = {
+    create = function(e) return { ("CREATE TABLE %s PARTITION OF %s %s"):format(qname(e), trigger_table(e),
+      e.definition) } end,
+    -- a new bound: detached and attached again (the server checks the rows fit)
+    replace = function(e) return { ("ALTER TABLE %s DETACH PARTITION %s"):format(trigger_table(e), qname(e)),
+      ("ALTER TABLE %s ATTACH PARTITION %s %s"):format(trigger_table(e), qname(e), e.definition) } end,
+    drop = function(e, o) return { ("DROP TABLE %s%s%s"):format(o.if_exists and "IF EXISTS " or "", qname(e),
+      o.cascade and " CASCADE" or "") } end,
+  },
+  Grant = {
+    create = function(e) return { ("GRANT %s ON TABLE %s TO %s"):format(table.concat(e.privileges, ", "),
+      trigger_table(e), role(e.role)) } end,
+    replace = function(e) return { ("REVOKE ALL ON TABLE %s FROM %s"):format(trigger_table(e), role(e.role)),
+      ("GRANT %s ON TABLE %s TO %s"):format(table.concat(e.privileges, ", "), trigger_table(e), role(e.role)) } end,
+    drop = function(e) return { ("REVOKE ALL ON TABLE %s FROM %s"):format(trigger_table(e), role(e.role)) } end,
+  },
+}
+
+-- The statements that create, replace or drop e (a list). Replacing is CREATE OR REPLACE
+-- where PostgreSQL has it, else a drop and a create.
+function M.create_sql(e) return RENDER[e.entity].create(e) end
+
+function M.replace_sql(e)
+  local r = RENDER[e.entity]
+  if r.replace then return r.replace(e) end
+  local out = r.drop(e, {})
+  for _, s in ipairs(r.create(e)) do out[#out + 1] = s end
+  return out
+end
+
+function M.drop_sql(e, opts) return RENDER[e.entity].drop(e, opts or {}) end
+
+-- A materialized view's CREATE INDEX statements.
+M.index_sql = matview_indexes
+
+-- A short description: "view public.active_users", "trigger touch on posts".
+local WORDS = { View = "view", MaterializedView = "materialized view", Function = "function",
+  Procedure = "procedure", Trigger = "trigger", Policy = "policy", RowLevelSecurity = "row level security",
+  Extension = "extension", Sequence = "sequence", Grant = "grant", Partition = "partition" }
+
+function M.describe(e)
+  local where = e.schema and (e.schema .. ".") or ""
+  if e.entity == "Partition" then
+    return ("partition %s%s of %s"):format(where, e.name, e.table)
+  elseif e.entity == "Trigger" or e.entity == "Policy" then
+    return ("%s %s on %s%s"):format(WORDS[e.entity], e.name, where, e.table)
+  elseif e.entity == "RowLevelSecurity" then
+    return ("row level security on %s%s"):format(where, e.table)
+  elseif e.entity == "Extension" then
+    return "extension " .. e.name
+  elseif e.entity == "Grant" then
+    return ("grant %s on %s%s to %s"):format(e.definition, where, e.table, e.role)
+  end
+  return ("%s %s%s"):format(WORDS[e.entity], where, e.name)
+end
+
+return M
