@@ -415,6 +415,32 @@ static int read_heads(lm_app *app, lm_revset *heads, lm_error *err) {
   return rc;
 }
 
+/* A version table holding a revision and one of its ancestors (edited by hand, or written by
+ * a run that bypassed the lock) has no meaning as a set of heads: upgrade and downgrade
+ * refuse it as Alembic does, with its message; status reports it. LM_OK when consistent. */
+static int check_overlap(lm_app *app, const lm_revset *heads, lm_error *err) {
+  lm_revset anc = {0};
+  int desc = -1;
+  int rc = lm_dag_overlap(app->dag, heads, &desc, &anc, err);
+  if (rc <= 0) return rc;
+  char *ids = lm_dag_format_ids(app->dag, anc.idx, anc.n);
+  rc = lm_error_set(err, LM_ERR, "Requested revision %s overlaps with other requested revisions %s",
+                    lm_dag_id(app->dag, desc), ids ? ids : "?");
+  lm_revset_free(&anc);
+  free(ids);
+  sbuf d = {0};
+  sb_add(&d,
+         "the version table %s holds both a revision and its ancestor; one run never leaves "
+         "that (it was edited by hand, or written by a run that bypassed the migration lock)",
+         app->vt.table);
+  lm_error_setfield(&err->detail, d.s);
+  free(d.s);
+  lm_error_setfield(&err->hint,
+                    "check which revision the schema is at, then reset the version table with "
+                    "'luamigrate stamp --purge REV'");
+  return rc;
+}
+
 /* Applied revision files edited since they ran: compares the file's sha256 with the one
  * recorded when it was applied, for the revisions the database is on or past. Files not
  * modified since they ran (mtime before the run) are not read. Warns, or fails under
@@ -562,10 +588,20 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   lm_journal half = {0};
   char *half_msg = NULL, *half_detail = NULL;
   PGresult *res = NULL;
-  sbuf b = {0};
+  sbuf b = {0}, problem = {0};
   int rc = want_positional(app->opts, a, 0, 0, "", err), nchanged = 0;
   if (rc) return rc;
   if ((rc = connect_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
+  /* What upgrade and downgrade would refuse is reported here, not refused. */
+  lm_error overlap = {0};
+  if (check_overlap(app, &heads, &overlap) == LM_ERR) {
+    sb_add(&problem, "%s", overlap.message);
+  } else if (overlap.code) {
+    *err = overlap;
+    rc = overlap.code;
+    goto cleanup;
+  }
+  lm_error_clear(&overlap);
   if ((rc = lm_dag_resolve(app->dag, "heads", &none, LM_RESOLVE_SHOW, &all, err)) < 0) goto cleanup;
   if ((rc = lm_dag_plan_upgrade(app->dag, &heads, &all, &pending, err)) < 0) goto cleanup;
   if ((rc = lm_dag_plan_upgrade(app->dag, &none, &heads, &applied, err)) < 0) goto cleanup;
@@ -599,6 +635,11 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
     json_ids(&b, app->dag, &heads);
     sb_add(&b, ", \"heads\": ");
     json_ids(&b, app->dag, &all);
+    sb_add(&b, ", \"problem\": ");
+    if (problem.s)
+      json_str(&b, problem.s);
+    else
+      sb_add(&b, "null");
     sb_add(&b, ", \"up_to_date\": %s, \"half_done\": ", pending.n ? "false" : "true");
     if (half.revision) {
       sb_add(&b, "{\"revision\": ");
@@ -646,6 +687,11 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
       head_only(&b, app->dag, heads.idx[i], 0, 0, 0, 0, NULL);
     }
     sb_add(&b, "\n");
+    if (problem.s)
+      sb_add(&b,
+             "Problem: %s: the version table holds a revision and its ancestor; upgrade and "
+             "downgrade refuse it until 'luamigrate stamp --purge REV' resets it\n",
+             problem.s);
     if (half.revision) {
       sb_add(&b, "Half-done: %s\n", half_msg);
       for (const char *p = half_detail; p && *p;) {
@@ -694,6 +740,7 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   rc = emit(&b, err);
 cleanup:
   free(b.s);
+  free(problem.s);
   free(half_msg);
   free(half_detail);
   lm_journal_free(&half);
@@ -760,7 +807,7 @@ static int offline_start(lm_app *app, const char *expr, lm_revset *heads, const 
 }
 
 static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
-  lm_revset heads = {0}, target = {0}, plan = {0};
+  lm_revset heads = {0}, target = {0}, plan = {0}, start = {0};
   lm_journal half = {0};
   int rc = want_positional(app->opts, a, 1, 1, "TARGET", err);
   if (rc) return rc;
@@ -797,7 +844,9 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   /* A dry run creates even the version tables inside the transaction it rolls back. */
   if (a->dry_run && (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err)))
     goto cleanup;
-  if ((rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
+  if ((rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err)) ||
+      (rc = check_overlap(app, &heads, err)))
+    goto cleanup;
   /* A half-done revision: only upgrade --resume goes on (from the revision's start). */
   if ((rc = lm_journal_read(&app->vt, app->conn, &half, err))) goto cleanup;
   if (half.revision && (!a->resume || !upgrade)) {
@@ -827,17 +876,43 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
                 half.revision);
     app->resume = &half;
   }
-  rc = lm_run_plan(app, &heads, &plan, upgrade, err);
+  const int relative = lm_dag_target_relative(expr);
+  for (size_t i = 0; i < heads.n && rc >= 0; i++)
+    if (lm_revset_push(&start, heads.idx[i])) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (rc >= 0) rc = lm_run_plan(app, &heads, &plan, upgrade, err);
   app->resume = NULL;
   /* lock = "xact": between transactions another run may move the version table; each
    * transaction checks under the lock, and a stale plan is made again from where the
-   * database is now, towards the same (already resolved) target. */
+   * database is now. An absolute target stays; a relative one (-1, +2, label@-1) means
+   * steps from the database's state, so it is resolved again from what the lock shows, as
+   * long as this run has committed none of its steps; after that it cannot tell how many
+   * steps are left and stops. */
   for (int again = 0; rc == LM_ESTALE && app->cfg.lock_mode == LM_LOCK_XACT && again < 10000;
        again++) {
+    if (relative && !lm_revset_same(&start, &heads)) {
+      free(err->hint);
+      err->hint = NULL;
+      lm_error_setfield(&err->hint,
+                        "this run stopped after some of its steps, as its target is relative "
+                        "to the version table's state; check 'luamigrate current' and run the "
+                        "command again");
+      break;
+    }
     lm_error_clear(err);
     lm_revset_free(&heads);
     lm_revset_free(&plan);
-    if ((rc = read_heads(app, &heads, err))) break;
+    if ((rc = read_heads(app, &heads, err)) || (rc = check_overlap(app, &heads, err))) break;
+    if (relative) {
+      lm_revset_free(&target);
+      lm_revset_free(&start);
+      for (size_t i = 0; i < heads.n && rc >= 0; i++)
+        if (lm_revset_push(&start, heads.idx[i]))
+          rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+      if (rc >= 0)
+        rc = lm_dag_resolve(app->dag, expr, &heads,
+                            upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, err);
+      if (rc < 0) break;
+    }
     rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
                  : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
     if (rc < 0) break;
@@ -848,6 +923,7 @@ cleanup:
   lm_revset_free(&heads);
   lm_revset_free(&target);
   lm_revset_free(&plan);
+  lm_revset_free(&start);
   return rc < 0 ? rc : LM_OK;
 }
 
@@ -1232,6 +1308,11 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
     if (colon) a->pos[0] = (char *)tgt;
   } else {
     if ((rc = connect_db(app, err)) || (rc = lock_db(app, err))) goto cleanup;
+    /* The rows are read and written in one transaction under the lock (lock = "xact" takes
+     * it there; "table" checks the lease is still this run's). */
+    if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
+    in_tx = 1;
+    if ((rc = lm_lock_fence(&app->lock, app->conn, err))) goto cleanup;
     /* --purge starts from no rows: the stored ones may name revisions no file defines */
     if (!a->purge && (rc = read_heads(app, &heads, err))) goto cleanup;
   }
@@ -1248,8 +1329,6 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
   if (a->sql) {
     fputs("BEGIN;\n\n", stdout);
     if (from_base && (rc = lm_emit_offline_ddl(app, err))) goto cleanup;
-  } else if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) {
-    goto cleanup;
   }
   in_tx = 1;
   if (a->purge) rc = lm_vt_purge(&app->vt, app->conn, err);
@@ -1286,7 +1365,7 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
   if (a->sql) {
     fputs("COMMIT;\n\n", stdout);
     in_tx = 0;
-  } else if (rc == LM_OK) {
+  } else if (rc == LM_OK && (rc = lm_lock_renew(&app->lock, app->conn, err)) == LM_OK) {
     rc = lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err);
     in_tx = 0;
   }
