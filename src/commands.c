@@ -372,6 +372,8 @@ static int lock_db(lm_app *app, lm_error *err) {
                            app->cfg.version_table, app->vt.lock, app->cfg.lock_timeout,
                            app->cfg.lock_lease, app->opts->quiet, err);
   if (rc) return rc;
+  /* Every statement on the work connection first checks the lock is still held. */
+  lm_conn_set_guard(app->conn, lm_lock_check, &app->lock);
   static const char *const modes[] = {"session", "xact", "table"};
   if (app->cfg.lock_mode == LM_LOCK_XACT)
     lm_log_detail("Migration lock (xact): taken by each transaction");

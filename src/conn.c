@@ -127,6 +127,25 @@ void lm_conn_forget_begin(PGconn *conn) {
   if (deferred_begin == conn) deferred_begin = NULL;
 }
 
+static _Thread_local struct {
+  PGconn *conn;
+  lm_conn_guard_fn check;
+  void *ud;
+} guard;
+
+void lm_conn_set_guard(PGconn *conn, lm_conn_guard_fn check, void *ud) {
+  guard.conn = check ? conn : NULL;
+  guard.check = check;
+  guard.ud = ud;
+}
+
+static int guarded(PGconn *conn, const char *sql, lm_error *err) {
+  if (!guard.check || guard.conn != conn) return LM_OK;
+  int rc = guard.check(guard.ud, err);
+  if (rc) lm_error_setfield(&err->statement, sql);
+  return rc;
+}
+
 static int libpq_error(PGconn *conn, const char *sql, lm_error *err) {
   set_libpq_message(err, PQstatus(conn) == CONNECTION_BAD ? LM_ECONN : LM_ESQL, "",
                     PQerrorMessage(conn));
@@ -273,6 +292,7 @@ static int queued(PGconn *conn, const char *sql, lm_error *err) {
 
 int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err) {
   if (queued(conn, n ? stmts[0].sql : "BEGIN", err)) return LM_ERR;
+  if (guarded(conn, n ? stmts[0].sql : "BEGIN", err)) return err->code;
   int with_begin = deferred_begin == conn;
   deferred_begin = NULL;
   if (n == 0 && !with_begin) return LM_OK;
@@ -283,6 +303,7 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
             const int *lengths, const int *formats, PGresult **res, lm_error *err) {
   if (res) *res = NULL;
   if (queued(conn, sql, err)) return LM_ERR;
+  if (guarded(conn, sql, err)) return err->code;
   if (deferred_begin == conn) {
     deferred_begin = NULL;
     if (nparams == 0) return exec_after_begin(conn, sql, res, err);
@@ -305,6 +326,7 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
 
 int lm_conn_queue(PGconn *conn, const char *sql, lm_error *err) {
   int with_begin = 0;
+  if (guarded(conn, sql, err)) return err->code;
   if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF) {
     if (!PQenterPipelineMode(conn)) return libpq_error(conn, sql, err);
     with_begin = deferred_begin == conn;

@@ -240,6 +240,7 @@ static int acquire_session(lm_lock *lk, const char *conninfo, const char *k1, co
     goto cleanup;
   }
   lk->conn = conn;
+  lk->backend_pid = PQbackendPID(conn);
   conn = NULL;
 cleanup:
   if (conn) PQfinish(conn);
@@ -440,10 +441,18 @@ int lm_lock_acquire(lm_lock *lk, lm_lock_mode mode, PGconn *work, const char *co
   lk->lease_s = lease_s > 0 ? lease_s : 60;
   snprintf(lk->what, sizeof lk->what, "migration %s for '%.100s'",
            mode == LM_LOCK_TABLE ? "lease" : "lock", name);
+  /* The key names the table itself: a qualified name as written, an unqualified one with
+   * the schema it resolves to (or is created in), so two runs on one table exclude each
+   * other whatever their search_path. */
   const char *vals[1] = {name};
-  int rc =
-      lm_exec(work, "SELECT hashtext(current_database() || '.' || current_schema() || '.' || $1)",
-              1, vals, NULL, NULL, &res, err);
+  int rc = lm_exec(work,
+                   "SELECT hashtext(current_database() || '.' || coalesce("
+                   "  (SELECT n.nspname || '.' || c.relname FROM pg_class c "
+                   "   JOIN pg_namespace n ON n.oid = c.relnamespace "
+                   "   WHERE strpos($1, '.') = 0 AND c.oid = to_regclass(quote_ident($1))), "
+                   "  CASE WHEN strpos($1, '.') > 0 THEN $1 "
+                   "       ELSE coalesce(current_schema(), '') || '.' || $1 END))",
+                   1, vals, NULL, NULL, &res, err);
   if (rc) return rc;
   lk->key1 = LM_LOCK_CLASS;
   lk->key2 = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
@@ -517,9 +526,32 @@ int lm_lock_renew(lm_lock *lk, PGconn *work, lm_error *err) {
   return LM_OK;
 }
 
+int lm_lock_check(void *ud, lm_error *err) {
+  lm_lock *lk = ud;
+  if (!lk->held || lk->mode != LM_LOCK_SESSION || !lk->conn) return LM_OK;
+  if (lk->lost) return lm_error_set(err, LM_ELOCK, "lost the %s", lk->what);
+  /* Nothing is in flight on the lock's connection: whatever it received is the server
+   * ending it. PQconsumeInput never blocks (libpq's sockets are non-blocking). */
+  if (PQconsumeInput(lk->conn) && PQstatus(lk->conn) == CONNECTION_OK) return LM_OK;
+  lm_error_set(err, LM_ELOCK,
+               "lost the %s: the connection holding it (backend pid %d) was closed, and the "
+               "server released the lock with it",
+               lk->what, lk->backend_pid);
+  lk->lost = 1;
+  lm_error_setfield(&err->detail,
+                    "was the backend terminated (pg_terminate_backend, a restart) or the "
+                    "network cut? another run may now be migrating this database");
+  lm_error_setfield(&err->hint,
+                    "this run stopped before its next statement; what it committed stays: "
+                    "check 'luamigrate status', then run the command again");
+  return LM_ELOCK;
+}
+
 int lm_lock_release(lm_lock *lk, lm_error *err) {
   int rc = LM_OK;
-  if (lk->held && lk->mode == LM_LOCK_SESSION && lk->conn) {
+  /* A lock found lost was reported then; found lost only now, it is reported here. */
+  if (lk->held && lk->mode == LM_LOCK_SESSION && lk->conn && !lk->lost &&
+      (rc = lm_lock_check(lk, err)) == LM_OK) {
     char k1[16], k2[16];
     snprintf(k1, sizeof k1, "%d", lk->key1);
     snprintf(k2, sizeof k2, "%d", lk->key2);

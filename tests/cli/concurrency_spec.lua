@@ -289,6 +289,40 @@ describe("concurrent runs", function()
     end
   end)
 
+  it("lock = \"session\": a run whose lock connection is terminated stops before its next statement", function()
+    local h = cli.spawn({ "--url", url, "--lock", "session", "upgrade", "head" }, { cwd = dir })
+    for _ = 1, 200 do
+      if pg.psql(url, "SELECT count(*) FROM pg_tables WHERE tablename = 't5'") == "1" then break end
+      os.execute("sleep 0.02")
+    end
+    assert.equal("t", pg.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_locks "
+      .. "WHERE locktype = 'advisory' AND classid = 27757 AND granted"))
+    local r = h.wait()
+    assert.equal(1, r.code, r.err)
+    assert.truthy(r.err:find("lost the migration lock for 'luamigrate_version': the connection holding it "
+      .. "%(backend pid %d+%) was closed"), r.err)
+    local k = assert_consistent()
+    assert.is_true(k >= 5 and k < 30, "stopped at " .. k)
+    assert.equal(0, cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir }).code)
+    assert.equal(30, assert_consistent())
+  end)
+
+  it("the lock is per database and version table, whatever the search_path", function()
+    pg.psql(url, "CREATE SCHEMA elsewhere")
+    cli.write(dir .. "/luamigrate.lua", 'script_location = "migrations"\nversion_table = "public.luamigrate_version"\n')
+    for _, held in ipairs { "public.luamigrate_version", "luamigrate_version" } do
+      local lock = core.lock(url, held)
+      for _, mode in ipairs { "session", "xact" } do
+        local r = cli.run({ "--url", url, "--lock", mode, "--lock-timeout", "0.3", "upgrade", "+1" },
+          { cwd = dir, env = { PGOPTIONS = "-c search_path=elsewhere,public" } })
+        assert.equal(1, r.code, held .. " " .. mode .. ": " .. r.err)
+        assert.truthy(r.err:find("could not obtain the migration lock", 1, true), r.err)
+      end
+      lock:release()
+    end
+    assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('t1')::text, '')"))
+  end)
+
   it("rejects an unknown lock mode and a bad lease", function()
     local r = cli.run({ "--url", url, "--lock", "advisory", "upgrade", "head" }, { cwd = dir })
     assert.equal(2, r.code)
