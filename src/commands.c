@@ -1,6 +1,7 @@
 /* The commands: init, revision, upgrade, downgrade, current, heads, history, show, stamp.
  * Output formats follow Alembic's line for line, so scripts written against it keep
  * working; progress goes to stderr, results to stdout. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1426,6 +1428,42 @@ static int write_new_file(const char *path, const char *text, lm_error *err) {
   return LM_OK;
 }
 
+/* Two `revision --rev-id X` at once both pass the check against the files loaded before:
+ * the id is claimed under an exclusive flock on the versions directory (released when the
+ * process ends, killed or not), where the files present now are checked again. Returns the
+ * locked directory's descriptor (the caller closes it after creating the file), or < 0. */
+static int claim_id(const char *versions_dir, const char *id, int *fd_out, lm_error *err) {
+  int fd = open(versions_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return lm_error_set(err, LM_EUSAGE, "cannot open %s: %s", versions_dir, strerror(errno));
+  while (flock(fd, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    int e = errno;
+    close(fd);
+    return lm_error_set(err, LM_ERR, "cannot lock %s: %s", versions_dir, strerror(e));
+  }
+  DIR *d = fdopendir(dup(fd));
+  if (!d) {
+    int e = errno;
+    close(fd);
+    return lm_error_set(err, LM_ERR, "cannot read %s: %s", versions_dir, strerror(e));
+  }
+  size_t n = strlen(id);
+  int rc = LM_OK;
+  for (struct dirent *e; rc == LM_OK && (e = readdir(d));)
+    if (!strncmp(e->d_name, id, n) && (e->d_name[n] == '_' || !strcmp(e->d_name + n, ".lua"))) {
+      rc = lm_error_set(err, LM_EUSAGE, "Revision %s already present: %s/%s was created meanwhile", id,
+                        versions_dir, e->d_name);
+      lm_error_setfield(&err->hint, "another 'luamigrate revision' took this id; choose another --rev-id");
+    }
+  closedir(d);
+  if (rc) {
+    close(fd);
+    return rc;
+  }
+  *fd_out = fd;
+  return LM_OK;
+}
+
 static int random_id(char out[13], lm_error *err) {
   unsigned char raw[6];
   FILE *f = fopen("/dev/urandom", "rb");
@@ -1717,7 +1755,11 @@ static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  if ((rc = write_new_file(path, text, err))) goto cleanup;
+  int claim = -1;
+  if ((rc = claim_id(app->cfg.versions_dir, id, &claim, err))) goto cleanup;
+  rc = write_new_file(path, text, err);
+  close(claim);
+  if (rc) goto cleanup;
   printf("Generating %s ... done\n", path);
 cleanup:
   free(slug);

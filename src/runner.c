@@ -223,6 +223,28 @@ static int set_local_timeouts(lm_app *app, lm_error *err) {
   return n ? lm_exec_batch(app->conn, stmts, n, err) : LM_OK;
 }
 
+/* The same timeouts for an autocommit block, whose statements run outside any transaction:
+ * set for the session when the block starts (on), reset to the session's defaults when it
+ * ends (off). */
+static int set_block_timeouts(lm_app *app, int on, lm_error *err) {
+  static const char *const names[2] = {"lock_timeout", "statement_timeout"};
+  static const char *const resets[2] = {"RESET lock_timeout", "RESET statement_timeout"};
+  const char *values[2] = {app->cfg.ddl_lock_timeout, app->cfg.statement_timeout};
+  const char *params[2][2];
+  lm_stmt stmts[2];
+  size_t n = 0;
+  for (int i = 0; i < 2; i++) {
+    if (!values[i]) continue;
+    params[n][0] = names[i];
+    params[n][1] = values[i];
+    stmts[n] = on ? (lm_stmt){.sql = "SELECT set_config($1, $2, false)", .nparams = 2,
+                              .values = params[n]}
+                  : (lm_stmt){.sql = resets[i]};
+    n++;
+  }
+  return n ? lm_exec_batch(app->conn, stmts, n, err) : LM_OK;
+}
+
 /* Ends a failed step's transaction: a BEGIN still held back is dropped unsent, an open
  * transaction rolled back. */
 static void rollback(PGconn *conn) {
@@ -462,6 +484,7 @@ static int l_autocommit(lua_State *L) {
   lm_error err = {0};
   int rc = journal_flush(j, &err);
   if (rc == LM_OK) rc = simple(app->conn, "COMMIT", &err);
+  if (rc == LM_OK) rc = set_block_timeouts(app, 1, &err);
   if (rc) return lm_raise_error(L, &err);
   j->block = ++j->nblocks;
   lua_pushvalue(L, 1);
@@ -469,7 +492,8 @@ static int l_autocommit(lua_State *L) {
   int st = lm_pcall(L, 0, 0);
   lm_pipe_suspend(-1);
   j->block = 0;
-  rc = simple(app->conn, "BEGIN", &err);
+  rc = set_block_timeouts(app, 0, &err);
+  if (rc == LM_OK) rc = simple(app->conn, "BEGIN", &err);
   if (rc == LM_OK) rc = lm_lock_fence(&app->lock, app->conn, &err);
   if (rc == LM_OK) rc = set_local_timeouts(app, &err);
   if (st != LUA_OK) { /* fn's error first: it says what went wrong */
