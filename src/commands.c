@@ -16,6 +16,7 @@
 
 #include "app.h"
 #include "bind/bind.h"
+#include "cancel.h"
 #include "cli.h"
 #include "conn.h"
 #include "journal.h"
@@ -508,6 +509,8 @@ cleanup:
 
 /* ---- status ---------------------------------------------------------------------------- */
 
+static int journal_agrees(lm_app *app, const struct lm_journal *j, const lm_revset *heads);
+
 static void json_str(sbuf *b, const char *s) {
   sb_add(b, "\"");
   for (; s && *s; s++) {
@@ -704,9 +707,18 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
         sb_add(&b, "  %.*s\n", len, p);
         p = nl ? nl + 1 : p + len;
       }
-      sb_add(&b,
-             "  finish it with 'luamigrate upgrade --resume head', or undo it by hand and "
-             "'luamigrate stamp' its down_revision\n");
+      if (!journal_agrees(app, &half, &heads))
+        sb_add(&b,
+               "  the version table does not agree with this record: 'luamigrate upgrade' "
+               "says what to do\n");
+      else if (!strcmp(half.operation, "downgrade"))
+        sb_add(&b,
+               "  finish it with 'luamigrate downgrade --resume TARGET', or redo it by hand "
+               "and 'luamigrate stamp' the revision\n");
+      else
+        sb_add(&b,
+               "  finish it with 'luamigrate upgrade --resume head', or undo it by hand and "
+               "'luamigrate stamp' its down_revision\n");
     }
     if (pending.n == 0) {
       sb_add(&b, "Up to date: no migration pending.\n");
@@ -759,35 +771,129 @@ cleanup:
 
 /* ---- half-done revisions (journal.h) ---------------------------------------------- */
 
-/* The refusal a command gives while `j` records a half-done revision: what is done, what
- * was running, and how to finish or undo it. Returns LM_EHALFDONE. */
-static int half_done_error(lm_app *app, const lm_journal *j, const char *command, lm_error *err) {
+/* Whether the journal's account agrees with the version table: a half-done upgrade's
+ * revision is not applied yet, a half-done downgrade's still is. 1 when it agrees. */
+static int journal_agrees(lm_app *app, const lm_journal *j, const lm_revset *heads) {
   int idx = lm_dag_find(app->dag, j->revision);
+  if (idx < 0) return 1; /* the refusal names the missing file */
+  size_t n = lm_dag_count(app->dag);
+  unsigned char *mark = calloc(n ? n : 1, 1);
+  if (!mark || lm_dag_mark(app->dag, heads->idx, heads->n, 0, 1, mark, 1)) {
+    free(mark);
+    return 1;
+  }
+  int applied = mark[idx] != 0;
+  free(mark);
+  return applied == !strcmp(j->operation, "downgrade");
+}
+
+/* The refusal a command gives while `j` records a half-done revision: what is done, what
+ * was running, and how to finish or undo it. `heads` is where the version table is. One
+ * hint per case, the same whatever the command: LM_EHALFDONE. */
+static int half_done_error(lm_app *app, const lm_journal *j, const lm_revset *heads,
+                           const char *command, lm_error *err) {
+  int idx = lm_dag_find(app->dag, j->revision);
+  const int down = !strcmp(j->operation, "downgrade");
   char *message = NULL, *detail = NULL;
   int rc = lm_journal_describe(j, app->conn, idx >= 0 ? lm_dag_path(app->dag, idx) : NULL, &message,
                                &detail, err);
   if (rc) return rc;
-  char *parents = NULL;
+  char *parents = NULL, *at = heads->n ? lm_dag_format_ids(app->dag, heads->idx, heads->n) : NULL;
   if (idx >= 0) {
     const int *p;
     size_t np = lm_dag_parents(app->dag, idx, &p);
     parents = np ? lm_dag_format_ids(app->dag, p, np) : strdup("base");
   }
-  lm_error_set(err, LM_EHALFDONE, "%s refused: %s", command, message);
+  sbuf h = {0};
+  if (!journal_agrees(app, j, heads)) {
+    lm_error_set(err, LM_EHALFDONE,
+                 "%s refused: the journal records revision %s as half-done by %s, but the "
+                 "version table (at %s) has it %s",
+                 command, j->revision, down ? "a downgrade" : "an upgrade", at ? at : "base",
+                 down ? "undone" : "applied");
+    sbuf dd = {0};
+    sb_add(&dd, "%s\n%s", message, detail ? detail : "");
+    free(detail);
+    detail = dd.s;
+    sb_add(&h,
+           "the version table was moved by hand (or by stamp from an older luamigrate) after "
+           "the interrupted run; check that the schema matches it (finish or undo what the "
+           "journal lists by hand), then run 'luamigrate stamp %s', which keeps the version "
+           "table where it is and clears the record",
+           at ? at : "base");
+  } else if (down) {
+    lm_error_set(err, LM_EHALFDONE, "%s refused: %s", command, message);
+    sb_add(&h,
+           "to finish it, run 'luamigrate downgrade --resume TARGET': it skips the statements "
+           "recorded done and runs the rest (a statement that was running runs again); to give "
+           "it up, redo by hand what the done statements undid and run 'luamigrate stamp %s', "
+           "which clears the record",
+           j->revision);
+  } else {
+    lm_error_set(err, LM_EHALFDONE, "%s refused: %s", command, message);
+    sb_add(&h,
+           "to finish it, run 'luamigrate upgrade --resume TARGET': it skips the statements "
+           "recorded done and runs the rest (a statement that was running runs again); to give "
+           "it up, undo the done statements by hand and run 'luamigrate stamp %s', which clears "
+           "the record",
+           parents ? parents : "<its down_revision>");
+  }
   free(err->detail);
   err->detail = detail;
-  sbuf h = {0};
-  sb_add(&h,
-         "to finish it, run 'luamigrate upgrade --resume TARGET': it skips the statements "
-         "recorded done and runs the rest (a statement that was running runs again); to give "
-         "it up, undo the done statements by hand and run 'luamigrate stamp %s', which clears "
-         "the record",
-         parents ? parents : "<its down_revision>");
   lm_error_setfield(&err->hint, h.s);
   free(h.s);
   free(parents);
+  free(at);
   free(message);
   return LM_EHALFDONE;
+}
+
+/* The statement of `j` that a backend still runs (the interrupted run's client died, its
+ * statement goes on), or NULL. */
+static const lm_journal_row *still_running(const lm_journal *j) {
+  for (size_t i = 0; i < j->n; i++)
+    if (j->rows[i].active) return &j->rows[i];
+  return NULL;
+}
+
+/* --resume while the interrupted run's statement still runs on the server: waits for its
+ * backend to end (within lock_timeout), re-reading the journal, so the statement never runs
+ * twice at once. */
+static int wait_for_statement(lm_app *app, lm_journal *j, lm_error *err) {
+  const lm_journal_row *r = still_running(j);
+  if (!r) return LM_OK;
+  lm_log_info("--resume: statement %d of revision %s is still running on the server (backend pid "
+              "%d, since %s); waiting for it to end",
+              r->ordinal, j->revision, r->backend_pid, r->started);
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    if (lm_cancel_requested())
+      return lm_error_set(err, LM_ERR,
+                          "interrupted by signal while waiting for the interrupted run's "
+                          "statement (backend pid %d) to end; nothing was changed",
+                          r->backend_pid);
+    int pid = r->backend_pid;
+    lm_journal_free(j);
+    int rc = lm_journal_read(&app->vt, app->conn, j, err);
+    if (rc) return rc;
+    if (!j->revision || !(r = still_running(j))) return LM_OK;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double waited = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+    if (app->cfg.lock_timeout >= 0 && waited >= app->cfg.lock_timeout) {
+      rc = lm_error_set(err, LM_ELOCK,
+                        "--resume: the interrupted run's statement %d of revision %s is still "
+                        "running on the server (backend pid %d) after %g s",
+                        r->ordinal, j->revision, pid, app->cfg.lock_timeout);
+      lm_error_setfield(&err->hint,
+                        "wait for it to end, or stop it with SELECT pg_cancel_backend(PID), "
+                        "then run the command again");
+      return rc;
+    }
+  }
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
@@ -823,8 +929,9 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
                         upgrade ? "upgrade" : "downgrade");
   if (a->resume && (a->sql || a->dry_run))
     return lm_error_set(err, LM_EUSAGE,
-                        "upgrade: --resume runs against the database; it excludes --sql and "
-                        "--dry-run");
+                        "%s: --resume runs against the database; it excludes --sql and "
+                        "--dry-run",
+                        upgrade ? "upgrade" : "downgrade");
   if (a->sql) {
     if (!upgrade && !strchr(expr, ':'))
       return lm_error_set(err, LM_EUSAGE, "downgrade with --sql requires <fromrev>:<torev>");
@@ -851,14 +958,21 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   if ((rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err)) ||
       (rc = check_overlap(app, &heads, err)))
     goto cleanup;
-  /* A half-done revision: only upgrade --resume goes on (from the revision's start). */
+  /* A half-done revision: only --resume in its direction goes on (from the revision's
+   * start), once the statement the interrupted run left running has ended. */
   if ((rc = lm_journal_read(&app->vt, app->conn, &half, err))) goto cleanup;
-  if (half.revision && (!a->resume || !upgrade)) {
-    rc = half_done_error(app, &half, upgrade ? "upgrade" : "downgrade", err);
+  if (half.revision && a->resume && journal_agrees(app, &half, &heads) &&
+      !strcmp(half.operation, upgrade ? "upgrade" : "downgrade") &&
+      (rc = wait_for_statement(app, &half, err)))
+    goto cleanup;
+  if (half.revision && (!a->resume || !journal_agrees(app, &half, &heads) ||
+                        strcmp(half.operation, upgrade ? "upgrade" : "downgrade") != 0)) {
+    rc = half_done_error(app, &half, &heads, upgrade ? "upgrade" : "downgrade", err);
     goto cleanup;
   }
   if (a->resume && !half.revision)
-    lm_log_info("--resume: no revision is half-done; upgrading as usual");
+    lm_log_info("--resume: no revision is half-done; %s as usual",
+                upgrade ? "upgrading" : "downgrading");
   int nchanged;
   if ((rc = check_changed(app, &heads, &nchanged, NULL, err))) goto cleanup;
   rc = lm_dag_resolve(app->dag, expr, &heads, upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
@@ -870,10 +984,11 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   if (half.revision) {
     if (plan.n == 0 || strcmp(lm_dag_id(app->dag, plan.idx[0]), half.revision) != 0) {
       rc = lm_error_set(err, LM_EUSAGE,
-                        "upgrade --resume %s: the half-done revision %s is not the next step "
+                        "%s --resume %s: the half-done revision %s is not the next step "
                         "towards that target",
-                        expr, half.revision);
-      lm_error_setfield(&err->hint, "name a target at or past it, e.g. 'head'");
+                        upgrade ? "upgrade" : "downgrade", expr, half.revision);
+      lm_error_setfield(&err->hint, upgrade ? "name a target at or past it, e.g. 'head'"
+                                            : "name a target below it, e.g. '-1' or 'base'");
       goto cleanup;
     }
     lm_log_info("Resuming revision %s: the statements its journal records done are skipped",
@@ -1929,7 +2044,7 @@ static const command COMMANDS[] = {
     {"check", "", 1, cmd_check},
     {"merge", "message rev-id splice branch-label ", 1, cmd_merge},
     {"upgrade", "sql dry-run resume ", 1, cmd_upgrade},
-    {"downgrade", "sql dry-run ", 1, cmd_downgrade},
+    {"downgrade", "sql dry-run resume ", 1, cmd_downgrade},
     {"current", "verbose check-heads json ", 1, cmd_current},
     {"heads", "verbose resolve-dependencies json ", 1, cmd_heads},
     {"branches", "verbose ", 1, cmd_branches},

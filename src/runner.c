@@ -315,19 +315,6 @@ static int begin_locked(lm_app *app, const lm_revset *heads, lm_error *err) {
   return rc;
 }
 
-/* ctx.on_begin, called by op.autocommit_block after it opened the next transaction: the
- * lock's fence and the SET LOCAL timeouts again. */
-static int l_on_begin(lua_State *L) {
-  lm_app *app = lua_touserdata(L, lua_upvalueindex(1));
-  lm_error err = {0};
-  int rc = lm_lock_fence(&app->lock, app->conn, &err);
-  if (rc == LM_OK) rc = set_local_timeouts(app, &err);
-  if (rc == LM_OK) return 0;
-  lua_pushstring(L, err.message ? err.message : "cannot start the next transaction");
-  lm_error_clear(&err);
-  return lua_error(L);
-}
-
 /* ctx.autocommit_block under lock = "xact": refused, as its COMMIT would drop the lock. */
 static int l_xact_autocommit(lua_State *L) {
   return luaL_error(L,
@@ -354,16 +341,17 @@ static void push_x_args(lua_State *L, const lm_app *app) {
 }
 
 /* ---- the journal of a migration with autocommit blocks ---------------------------------
- * Every statement an upgrade() executes gets an ordinal. The transactional ones are kept in
+ * Every statement an upgrade() or downgrade() executes gets an ordinal. The transactional ones are kept in
  * memory until an autocommit block's COMMIT is due; then they are written to the journal in
  * that same transaction, so the journal says exactly what the COMMIT made permanent. Inside a
  * block each statement's row is written before it runs and marked after, each committing on
  * its own. The step's final transaction deletes the rows with the version row change. A
- * resumed run (upgrade --resume) skips the statements the journal records done, after
+ * resumed run (upgrade/downgrade --resume) skips the statements the journal records done, after
  * checking that each has the same ordinal and text as before. */
 typedef struct journal {
   lm_app *app;
-  int idx;     /* the revision running */
+  const char *operation; /* "upgrade" or "downgrade" */
+  int idx;               /* the revision running */
   int ordinal; /* statements of this migration so far */
   int block;   /* the autocommit block running (0: none) */
   int nblocks; /* autocommit blocks entered so far */
@@ -378,8 +366,10 @@ static void journal_reset(journal *j, int idx, const lm_journal *resume) {
   for (size_t i = 0; i < j->nseg; i++) free(j->seg[i]);
   free(j->seg);
   lm_app *app = j->app;
+  const char *operation = j->operation;
   memset(j, 0, sizeof *j);
   j->app = app;
+  j->operation = operation;
   j->idx = idx;
   j->seg_first = 1;
   j->resume = resume;
@@ -432,6 +422,34 @@ static int journal_before(void *ud, const char *sql, int n, const char *const *v
       free(key);
       return 1; /* a committed transactional statement is already in the journal too */
     }
+    /* A CREATE INDEX CONCURRENTLY that was running: its index says how far it got. */
+    char own[256];
+    int state = 0, rc = LM_OK;
+    if (j->block && (rc = lm_journal_cic_state(app->conn, row->statement, &state, own, err))) {
+      free(key);
+      return rc;
+    }
+    if (state > 0) {
+      lm_log_info("  skipped: statement %d, as its index %s exists and is VALID (the server "
+                  "finished it after the interrupted run stopped)",
+                  j->ordinal, own);
+      rc = lm_journal_mark_done(&app->vt, app->conn, rev, j->ordinal, err);
+      free(key);
+      if (rc) return rc;
+      j->skipped++;
+      return 1;
+    }
+    if (state < 0) {
+      char drop[300];
+      snprintf(drop, sizeof drop, "DROP INDEX CONCURRENTLY %s", own);
+      lm_log_info("  statement %d: dropping the INVALID index %s the interrupted run left, "
+                  "to build it again",
+                  j->ordinal, own);
+      if ((rc = lm_exec(app->conn, drop, 0, NULL, NULL, NULL, NULL, err))) {
+        free(key);
+        return rc;
+      }
+    }
   }
   if (j->block == 0) {
     if (j->nseg == j->cap) {
@@ -448,7 +466,7 @@ static int journal_before(void *ud, const char *sql, int n, const char *const *v
     j->seg[j->nseg++] = key;
     return 0;
   }
-  int rc = lm_journal_start(&app->vt, app->conn, rev, j->ordinal, j->block, key, err);
+  int rc = lm_journal_start(&app->vt, app->conn, rev, j->operation, j->ordinal, j->block, key, err);
   free(key);
   return rc < 0 ? rc : 0;
 }
@@ -465,8 +483,8 @@ static void journal_after(void *ud, const lm_error *failure) {
 /* Journals the transactional statements run since the last block (in the open transaction). */
 static int journal_flush(journal *j, lm_error *err) {
   lm_app *app = j->app;
-  int rc = lm_journal_save(&app->vt, app->conn, lm_dag_id(app->dag, j->idx), j->seg_first, j->seg,
-                           j->nseg, err);
+  int rc = lm_journal_save(&app->vt, app->conn, lm_dag_id(app->dag, j->idx), j->operation,
+                           j->seg_first, j->seg, j->nseg, err);
   for (size_t i = 0; i < j->nseg; i++) free(j->seg[i]);
   j->nseg = 0;
   return rc;
@@ -505,13 +523,13 @@ static int l_autocommit(lua_State *L) {
 }
 
 /* The hint of a step that failed after an autocommit block committed part of it. */
-static void half_done_hint(lm_app *app, int idx, lm_error *err) {
+static void half_done_hint(lm_app *app, int idx, int upgrade, lm_error *err) {
   char hint[512];
   snprintf(hint, sizeof hint,
            "revision %s is half-done: the work before its autocommit block is committed; "
-           "'luamigrate status' shows what is done, and 'luamigrate upgrade --resume' "
+           "'luamigrate status' shows what is done, and 'luamigrate %s --resume' "
            "finishes it once the cause is fixed",
-           lm_dag_id(app->dag, idx));
+           lm_dag_id(app->dag, idx), upgrade ? "upgrade" : "downgrade");
   lm_error_setfield(&err->hint, hint);
 }
 
@@ -535,11 +553,12 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   if (pipelined) lm_pipe_enable(L, app->conn);
   push_x_args(L, app);
   int x_idx = lua_gettop(L);
-  /* Upgrades journal their statements (online; dry runs list autocommit blocks instead). */
-  journal j = {.app = app};
+  /* Upgrades and downgrades journal their statements (online; dry runs list autocommit
+   * blocks instead). */
+  journal j = {.app = app, .operation = fn};
   int half_done = 0; /* the failed step had committed part of itself */
   lm_conn_hook hook = {journal_before, journal_after, &j};
-  const int journaled = upgrade && !app->dry_run;
+  const int journaled = !app->dry_run;
   lm_cancel_set_conn(app->conn);
   for (size_t s = 0; s < plan->n; s++) {
     int idx = plan->idx[s];
@@ -588,10 +607,6 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       lua_setfield(L, -2, "autocommit_block");
       lm_conn_set_hook(L, conn_idx, &hook);
       lm_conn_set_hook(L, queue_idx, &hook);
-    } else {
-      lua_pushlightuserdata(L, app);
-      lua_pushcclosure(L, l_on_begin, 1);
-      lua_setfield(L, -2, "on_begin");
     }
     lua_pop(L, 1);
     int st = lm_pcall(L, 0, 0);
@@ -611,7 +626,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     if (st != LUA_OK) {
       step_error(app, idx, upgrade, from, to, err);
       if (j.nblocks) {
-        half_done_hint(app, idx, err);
+        half_done_hint(app, idx, upgrade, err);
         half_done = 1;
       }
       rc = LM_ERR;
