@@ -358,6 +358,7 @@ static int connect_db(lm_app *app, lm_error *err) {
   double t0 = now_ms();
   app->conn = lm_conn_open(app->cfg.url, err);
   if (!app->conn) return err->code ? err->code : LM_ECONN;
+  lm_cancel_set_conn(app->conn); /* from its first statement: any may wait on a lock */
   if (lm_log_verbose()) {
     char *where = lm_conn_describe(app->conn);
     int v = PQserverVersion(app->conn);
@@ -2070,7 +2071,12 @@ int lm_command_run(lm_app *app, lm_error *err) {
     return LM_OK;
   }
   if (c->needs_revisions) {
-    if ((rc = lm_config_load(app, err)) || (rc = lm_loader_load(app, err))) return rc;
+    lm_cancel_set_phase(LM_CANCEL_CONFIG);
+    rc = lm_config_load(app, err);
+    lm_cancel_set_phase(LM_CANCEL_LOADING);
+    if (rc == LM_OK) rc = lm_loader_load(app, err);
+    lm_cancel_set_phase(NULL);
+    if (rc) return rc;
   }
   return c->fn(app, &a, err);
 }

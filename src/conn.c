@@ -2,6 +2,7 @@
  * into lm_error, print notices, and describe connection strings without passwords. */
 #include "conn.h"
 
+#include "cancel.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -299,8 +300,25 @@ int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err) {
   return pipeline(conn, with_begin, stmts, n, err);
 }
 
+static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,
+                    const int *lengths, const int *formats, PGresult **res, lm_error *err);
+
+/* A statement of the engine's that a signal cancelled (lm_cancel: it may have waited on
+ * another session's lock) says so; the run stops there. */
 int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
             const int *lengths, const int *formats, PGresult **res, lm_error *err) {
+  int rc = exec_one(conn, sql, nparams, values, lengths, formats, res, err);
+  if (rc == LM_ESQL && lm_cancel_requested() && err->sqlstate && !strcmp(err->sqlstate, "57014")) {
+    lm_error_set(err, LM_EINTR, "interrupted by signal: luamigrate's statement was cancelled");
+    lm_error_setfield(&err->detail,
+                      "it was waiting on the server (for another session's lock?); nothing "
+                      "more was changed");
+  }
+  return rc == LM_ESQL && err->code == LM_EINTR ? LM_EINTR : rc;
+}
+
+static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,
+                    const int *lengths, const int *formats, PGresult **res, lm_error *err) {
   if (res) *res = NULL;
   if (queued(conn, sql, err)) return LM_ERR;
   if (guarded(conn, sql, err)) return err->code;

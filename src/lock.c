@@ -150,7 +150,10 @@ static void waiter_init(waiter *w, double timeout_s, int quiet, unsigned seed) {
 /* After a failed try: LM_OK to try again (having slept), or an error. */
 static int waiter_wait(waiter *w, const char *what, const char *holder, lm_error *err) {
   if (lm_cancel_requested())
-    return lm_error_set(err, LM_ERR, "interrupted by signal while waiting for the %s", what);
+    return lm_error_set(err, LM_EINTR,
+                        "interrupted by signal while waiting for the %s; nothing more was "
+                        "changed",
+                        what);
   double waited = now_s() - w->start;
   if (w->timeout_s >= 0 && waited >= w->timeout_s) {
     lm_error_set(err, LM_ELOCK, "could not obtain the %s within %g s: held by %s", what,
@@ -198,6 +201,7 @@ static int acquire_session(lm_lock *lk, const char *conninfo, const char *k1, co
   int rc = LM_OK, server_pid = 0;
   PGconn *conn = lm_conn_open(conninfo, err);
   if (!conn) return err && err->code ? err->code : LM_ECONN;
+  lm_cancel_set_lock_conn(conn);
   /* Refuse before locking: a lock taken through a pooler would stay behind on a pooled
    * server connection. */
   int pooled = lm_conn_pooled(conn, &server_pid, err);
@@ -340,6 +344,7 @@ static int acquire_table(lm_lock *lk, const char *conninfo, lm_error *err) {
   int rc = LM_OK;
   PGconn *conn = lm_conn_open(conninfo, err);
   if (!conn) return err && err->code ? err->code : LM_ECONN;
+  lm_cancel_set_lock_conn(conn); /* the lease's INSERT waits on a migration's row lock */
   if ((rc = ensure_lease_table(lk, conn, err))) goto cleanup;
   make_owner(lk);
   char host[64] = "?", pid[16], lease[32], sql[1024];
@@ -568,6 +573,7 @@ int lm_lock_release(lm_lock *lk, lm_error *err) {
   }
   if (lk->conn) PQfinish(lk->conn);
   lk->conn = NULL;
+  lm_cancel_set_lock_conn(NULL);
   free(lk->table);
   lk->table = NULL;
   lk->held = 0;

@@ -76,6 +76,7 @@ int luamigrate_main(int argc, char **argv) {
     if (app.conn) PQfinish(app.conn);
     app.conn = NULL;
     lm_conn_set_guard(NULL, NULL, NULL);
+    lm_cancel_set_conn(NULL);
     lm_error unlock = {0};
     if (lm_lock_release(&app.lock, &unlock) != LM_OK) {
       if (rc == LM_OK) {

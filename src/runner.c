@@ -563,8 +563,9 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   for (size_t s = 0; s < plan->n; s++) {
     int idx = plan->idx[s];
     if (lm_cancel_requested()) {
-      rc = lm_error_set(err, LM_ERR, "interrupted by signal before revision %s",
-                        lm_dag_id(app->dag, idx));
+      rc = lm_error_set(err, LM_EINTR, "interrupted by signal before revision %s%s",
+                        lm_dag_id(app->dag, idx),
+                        s ? "; the migrations before it stay applied" : "; nothing was changed");
       break;
     }
     const int *parents;
@@ -586,6 +587,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lm_log_set_revision(self);
     if ((rc = set_local_timeouts(app, err))) goto step_done;
     double started = wall_s();
+    lm_cancel_set_phase(LM_CANCEL_MIGRATION); /* the file runs again, then its function */
     if ((rc = lm_loader_env(app, idx, err))) goto step_done;
     lua_getfield(L, -1, fn);
     lua_remove(L, -2);
@@ -610,6 +612,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     }
     lua_pop(L, 1);
     int st = lm_pcall(L, 0, 0);
+    lm_cancel_set_phase(NULL);
     if (pipelined) {
       /* The queued statements' results: a failure among them came before anything that
        * failed after them, so it is the step's error. */
@@ -656,6 +659,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     }
     if (rc == LM_OK) lm_log_end_ms((wall_s() - started) * 1000.0);
   step_done:
+    lm_cancel_set_phase(NULL);
     lm_log_set_revision(NULL);
     /* A lock that could not be had within lock_timeout (55P03) is worth another try: the
      * step rolls back alone, waits with backoff, and runs again, up to lock_retries times. */
@@ -706,7 +710,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       lm_log_info(
           "Rolled back the failed migration's open transaction; what its autocommit "
           "block committed stays (see the hint)");
-    else if (rc != LM_ESTALE && rc != LM_ELOCK)
+    else if (rc != LM_ESTALE && rc != LM_ELOCK && rc != LM_EINTR)
       lm_log_info("Rolled back %s", per_migration ? "the failed migration; the ones before it "
                                                     "stay applied"
                                                   : "the whole run (transaction_per_migration "
@@ -716,7 +720,6 @@ out:
   journal_reset(&j, -1, NULL);
   if (pipelined) lm_pipe_enable(L, NULL);
   lm_conn_forget_begin(app->conn);
-  lm_cancel_set_conn(NULL);
   lm_conn_detach(L, conn_idx);
   lm_conn_detach(L, queue_idx);
   lua_settop(L, top);
@@ -830,7 +833,9 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     lua_getfield(L, -1, fn);
     lua_remove(L, -2);
     lm_ctx_begin_offline(L, emit_idx, x_idx);
+    lm_cancel_set_phase(LM_CANCEL_SCRIPT);
     int st = lm_pcall(L, 0, 0);
+    lm_cancel_set_phase(NULL);
     lm_ctx_end(L);
     if (st != LUA_OK) {
       step_error(app, idx, upgrade, upgrade ? (pstr ? pstr : "") : self,

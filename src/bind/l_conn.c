@@ -259,11 +259,10 @@ void lm_pipe_sync(lua_State *L) {
     return;
   }
   if (lm_cancel_requested()) {
-    /* The signal cancelled the statement: say so as its hook would have, but at the op's
-     * file:line (the hook, still armed, would raise again where there is none). */
-    lua_sethook(L, NULL, 0, 0);
+    /* The signal cancelled the statement: say so as its hook would have, at the op's
+     * file:line. */
     lm_error_clear(&err);
-    lm_error_set(&err, LM_ERR, "interrupted by signal: the migration in progress is rolled back");
+    lm_error_set(&err, LM_ERR, LM_CANCEL_MIGRATION);
   }
   /* Raised as the failing statement's op would have raised it (Lua copies of the strings:
    * the queue is freed first, so nothing leaks through the raise). */
@@ -513,6 +512,10 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
     t0 = now_ms();
   }
   int rc = lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err);
+  if (rc != LM_OK && lm_cancel_requested()) {
+    lm_error_clear(&err);
+    lm_error_set(&err, LM_ERR, LM_CANCEL_MIGRATION);
+  }
   if (hook) hook->after(hook->ud, rc == LM_OK ? NULL : &err);
   if (rc != LM_OK) {
     if (verbose) lm_log_break();
