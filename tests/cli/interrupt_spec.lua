@@ -15,9 +15,8 @@ local function interrupt(args, dir, ready)
     os.execute("sleep 0.05")
   end
   assert.is_true(ready(), "never ready")
-  local t0 = os.clock() + os.time()
   local p = assert(io.popen("date +%s.%N"))
-  t0 = tonumber(p:read("l"))
+  local t0 = tonumber(p:read("l"))
   p:close()
   os.execute(("kill -INT %d"):format(pid))
   for _ = 1, 200 do
@@ -41,9 +40,6 @@ describe("SIGINT", function()
   before_each(function() url, dbname = pg.new_db() end)
   after_each(function() pg.drop_db(dbname) end)
 
-  local function spinning()
-    return pg.psql(url, "SELECT count(*) FROM spin") == "1"
-  end
 
   for _, mode in ipairs { "session", "xact", "table" } do
     it(("stops luamigrate's own statement waiting on another session's lock at once (lock = %q)"):format(mode), function()
@@ -98,7 +94,7 @@ describe("SIGINT", function()
         '  op.execute("CREATE TABLE spin (id int)")\n  op.execute("INSERT INTO spin VALUES (1)")\n'
         .. '  op.execute("COMMIT")\n  op.execute("BEGIN")\n  ' .. case[2]) } }
       local took, err = interrupt({ "--url", url, "upgrade", "head" }, dir, function()
-        return pg.psql(url, "SELECT coalesce(to_regclass('spin')::text, '')") == "spin" and spinning()
+        return pg.psql(url, "SELECT coalesce(to_regclass('spin')::text, '')") == "spin"
       end)
       assert.is_true(took < 3, ("took %.1f s"):format(took))
       assert.truthy(err:find("upgrade  -> aaaa failed: ", 1, true), err)
