@@ -181,6 +181,46 @@ static int finish(PGconn *conn, PGresult *r, const char *sql, PGresult **res, lm
   return rc;
 }
 
+/* Transaction control among the commands of the last simple-protocol string run: the
+ * last COMMIT or ROLLBACK seen (LM_TXC_COMMIT / LM_TXC_ROLLBACK) and whether a BEGIN came
+ * after it (LM_TXC_BEGIN). Per thread. */
+static _Thread_local int last_txc;
+
+int lm_conn_last_tx_control(void) {
+  return last_txc;
+}
+
+static void note_tx_control(const PGresult *r) {
+  const char *cmd = PQcmdStatus((PGresult *)r);
+  if (!cmd) return;
+  if (!strcmp(cmd, "COMMIT"))
+    last_txc = LM_TXC_COMMIT;
+  else if (!strcmp(cmd, "ROLLBACK"))
+    last_txc = LM_TXC_ROLLBACK;
+  else if (!strcmp(cmd, "BEGIN") || !strcmp(cmd, "START TRANSACTION"))
+    last_txc |= LM_TXC_BEGIN;
+}
+
+/* The results of one simple-protocol message, read as PQexec reads them (the last one, or
+ * the first COPY), noting transaction control; `skip_begin`: the first is our own BEGIN. */
+static PGresult *read_simple(PGconn *conn, int skip_begin, int *count) {
+  PGresult *r, *last = NULL;
+  last_txc = 0;
+  *count = 0;
+  while ((r = PQgetResult(conn)) != NULL) {
+    ExecStatusType st = PQresultStatus(r);
+    if (++*count == 1 && skip_begin && st == PGRES_COMMAND_OK) { /* the BEGIN */
+      PQclear(r);
+      continue;
+    }
+    note_tx_control(r);
+    PQclear(last);
+    last = r;
+    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) break;
+  }
+  return last;
+}
+
 /* "BEGIN;\n" and sql as one simple-protocol message: one round trip for both. The results
  * are read as PQexec reads them; an error or an empty sql is reported as sql alone would
  * have been, its position counted from the start of sql. */
@@ -195,18 +235,8 @@ static int exec_after_begin(PGconn *conn, const char *sql, PGresult **res, lm_er
   int sent = PQsendQuery(conn, both);
   free(both);
   if (!sent) return libpq_error(conn, sql, err);
-  PGresult *r, *last = NULL;
   int count = 0;
-  while ((r = PQgetResult(conn)) != NULL) {
-    ExecStatusType st = PQresultStatus(r);
-    if (++count == 1 && st == PGRES_COMMAND_OK) { /* the BEGIN */
-      PQclear(r);
-      continue;
-    }
-    PQclear(last);
-    last = r;
-    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) break;
-  }
+  PGresult *last = read_simple(conn, 1, &count);
   if (count == 1 && !last) last = PQmakeEmptyPGresult(conn, PGRES_EMPTY_QUERY);
   int rc = finish(conn, last, sql, res, err);
   if (rc && err->position > shift) err->position -= shift;
@@ -337,8 +367,13 @@ static int exec_one(PGconn *conn, const char *sql, int nparams, const char *cons
   }
   /* Without parameters the simple protocol runs, so one string may hold several
    * statements, as migrations often do; with parameters it is exactly one statement. */
-  PGresult *r = nparams == 0 ? PQexec(conn, sql)
-                             : PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0);
+  if (nparams == 0) {
+    if (!PQsendQuery(conn, sql)) return libpq_error(conn, sql, err);
+    int count = 0;
+    return finish(conn, read_simple(conn, 0, &count), sql, res, err);
+  }
+  last_txc = 0;
+  PGresult *r = PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0);
   return finish(conn, r, sql, res, err);
 }
 

@@ -406,7 +406,7 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
       down ? "s downgrade()" : "");
   add(&d,
       "%d statement%s of its transactional part %s committed (by the COMMIT that opens an "
-      "autocommit block)",
+      "autocommit block, or one the migration ran itself)",
       committed, committed == 1 ? "" : "s", committed == 1 ? "is" : "are");
   if (last_block && after_block) {
     add(&d,
@@ -442,7 +442,7 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
       add(&d, "\nthe statements after autocommit block %d were not committed", last_block);
     }
   } else {
-    add(&d, "\nits first autocommit block had not started a statement");
+    add(&d, "\nno autocommit block had started a statement");
   }
   /* The index of a recorded CREATE INDEX CONCURRENTLY tells how far it got. */
   char own[256] = "";

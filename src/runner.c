@@ -360,6 +360,7 @@ typedef struct journal {
   int seg_first;
   const lm_journal *resume; /* the interrupted run's record of this revision, or NULL */
   int skipped;
+  int user_commit; /* the migration's own COMMIT made part of it permanent (tx_control) */
 } journal;
 
 static void journal_reset(journal *j, int idx, const lm_journal *resume) {
@@ -471,13 +472,16 @@ static int journal_before(void *ud, const char *sql, int n, const char *const *v
   return rc < 0 ? rc : 0;
 }
 
-static void journal_after(void *ud, const lm_error *failure) {
+static int tx_control(journal *j, lm_error *err);
+
+static int journal_after(void *ud, const lm_error *failure, lm_error *err) {
   journal *j = ud;
-  if (j->block == 0) return;
+  if (j->block == 0) return failure ? LM_OK : tx_control(j, err);
   lm_error ignore = {0}; /* a lost connection loses this mark too: the row stays "running" */
   lm_journal_end(&j->app->vt, j->app->conn, lm_dag_id(j->app->dag, j->idx), j->ordinal,
                  failure ? (failure->message ? failure->message : "error") : NULL, &ignore);
   lm_error_clear(&ignore);
+  return LM_OK;
 }
 
 /* Journals the transactional statements run since the last block (in the open transaction). */
@@ -488,6 +492,68 @@ static int journal_flush(journal *j, lm_error *err) {
   for (size_t i = 0; i < j->nseg; i++) free(j->seg[i]);
   j->nseg = 0;
   return rc;
+}
+
+/* A statement of the migration's transaction that ended it (op.execute("COMMIT"),
+ * "ROLLBACK", "COMMIT; BEGIN"): the migration stops at once, before any statement runs
+ * outside its transaction. What a COMMIT made permanent is recorded in the journal right
+ * away (in a transaction of its own, under the lock), so the revision is half-done with an
+ * account of it, as after an autocommit block's COMMIT; a ROLLBACK undid it all. A new
+ * transaction begun after the end is rolled back. A BEGIN alone changes nothing. */
+static int tx_control(journal *j, lm_error *err) {
+  int txc = lm_conn_last_tx_control();
+  if (!(txc & (LM_TXC_COMMIT | LM_TXC_ROLLBACK))) return LM_OK;
+  lm_app *app = j->app;
+  const char *rev = lm_dag_id(app->dag, j->idx);
+  const int committed = (txc & LM_TXC_COMMIT) != 0;
+  lm_error e = {0};
+  lm_pipe_discard();
+  if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) simple(app->conn, "ROLLBACK", &e);
+  lm_error_clear(&e);
+  int recorded = 0;
+  if (committed && j->nseg) {
+    int n = (int)j->nseg;
+    int rc = simple(app->conn, "BEGIN", &e);
+    if (rc == LM_OK) rc = lm_lock_fence(&app->lock, app->conn, &e);
+    if (rc == LM_OK) rc = journal_flush(j, &e);
+    if (rc == LM_OK) rc = lm_lock_renew(&app->lock, app->conn, &e);
+    if (rc == LM_OK) rc = simple(app->conn, "COMMIT", &e);
+    if (rc != LM_OK && PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
+      lm_error rb = {0};
+      simple(app->conn, "ROLLBACK", &rb);
+      lm_error_clear(&rb);
+    }
+    if (rc == LM_OK) recorded = n;
+    j->user_commit = 1;
+    if (rc != LM_OK) {
+      lm_error_set(err, LM_ERR,
+                   "the migration's own COMMIT (statement %d) committed its statements before it, "
+                   "and recording them in the journal failed: %s",
+                   j->ordinal, e.message ? e.message : "error");
+      lm_error_clear(&e);
+      return LM_ERR;
+    }
+  }
+  lm_error_clear(&e);
+  if (committed)
+    lm_error_set(err, LM_ERR,
+                 "this statement committed the migration's transaction (a COMMIT in the "
+                 "migration)%s: %d statement%s up to it %s committed and recorded in the journal; "
+                 "the migration stops here, half-done, before anything runs outside its "
+                 "transaction",
+                 txc & LM_TXC_BEGIN ? " and began another, rolled back" : "", recorded,
+                 recorded == 1 ? "" : "s", recorded == 1 ? "is" : "are");
+  else
+    lm_error_set(err, LM_ERR,
+                 "this statement rolled back the migration's transaction (a ROLLBACK in the "
+                 "migration)%s: what revision %s did before it in that transaction is undone; "
+                 "the migration stops here",
+                 txc & LM_TXC_BEGIN ? " and began another, rolled back too" : "", rev);
+  lm_error_setfield(&err->hint,
+                    "a migration runs in the transaction luamigrate gives it: remove the "
+                    "transaction control, or put what must commit apart in "
+                    "op.autocommit_block");
+  return LM_ERR;
 }
 
 /* ctx.autocommit_block(fn) online: journals what the COMMIT makes permanent, commits, runs fn
@@ -526,7 +592,8 @@ static int l_autocommit(lua_State *L) {
 static void half_done_hint(lm_app *app, int idx, int upgrade, lm_error *err) {
   char hint[512];
   snprintf(hint, sizeof hint,
-           "revision %s is half-done: the work before its autocommit block is committed; "
+           "revision %s is half-done: the work before its autocommit block (or its own "
+           "COMMIT) is committed; "
            "'luamigrate status' shows what is done, and 'luamigrate %s --resume' "
            "finishes it once the cause is fixed",
            lm_dag_id(app->dag, idx), upgrade ? "upgrade" : "downgrade");
@@ -600,12 +667,13 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     if (app->dry_run) {
       lua_pushcfunction(L, l_dry_autocommit);
       lua_setfield(L, -2, "autocommit_block");
-    } else if (app->lock.held && app->lock.mode == LM_LOCK_XACT) {
-      lua_pushcfunction(L, l_xact_autocommit);
-      lua_setfield(L, -2, "autocommit_block");
     } else if (journaled) {
-      lua_pushlightuserdata(L, &j);
-      lua_pushcclosure(L, l_autocommit, 1);
+      if (app->lock.held && app->lock.mode == LM_LOCK_XACT) {
+        lua_pushcfunction(L, l_xact_autocommit);
+      } else {
+        lua_pushlightuserdata(L, &j);
+        lua_pushcclosure(L, l_autocommit, 1);
+      }
       lua_setfield(L, -2, "autocommit_block");
       lm_conn_set_hook(L, conn_idx, &hook);
       lm_conn_set_hook(L, queue_idx, &hook);
@@ -628,7 +696,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lm_conn_set_hook(L, queue_idx, NULL);
     if (st != LUA_OK) {
       step_error(app, idx, upgrade, from, to, err);
-      if (j.nblocks) {
+      if (j.nblocks || j.user_commit) {
         half_done_hint(app, idx, upgrade, err);
         half_done = 1;
       }

@@ -501,7 +501,11 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
   if (queue) {
     queue_statement(L, c, sql);
     /* The hook's `after` matters only inside autocommit blocks, which never queue. */
-    if (hook) hook->after(hook->ud, NULL);
+    if (hook) {
+      lm_error ignore = {0}; /* nothing to say about a statement not run yet */
+      hook->after(hook->ud, NULL, &ignore);
+      lm_error_clear(&ignore);
+    }
     return NULL;
   }
   if (c->trace) {
@@ -516,7 +520,18 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
     lm_error_clear(&err);
     lm_error_set(&err, LM_ERR, LM_CANCEL_MIGRATION);
   }
-  if (hook) hook->after(hook->ud, rc == LM_OK ? NULL : &err);
+  if (hook) {
+    lm_error after = {0};
+    if (hook->after(hook->ud, rc == LM_OK ? NULL : &err, &after) != LM_OK) {
+      PQclear(res);
+      res = NULL;
+      lm_error_clear(&err);
+      err = after;
+      rc = err.code;
+    } else {
+      lm_error_clear(&after);
+    }
+  }
   if (rc != LM_OK) {
     if (verbose) lm_log_break();
     if (c->trace) {
