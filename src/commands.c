@@ -869,7 +869,7 @@ static int wait_for_statement(lm_app *app, lm_journal *j, lm_error *err) {
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
-    struct timespec ts = {0, 200 * 1000 * 1000};
+    struct timespec ts = {0, 200000000L};
     nanosleep(&ts, NULL);
     if (lm_cancel_requested())
       return lm_error_set(err, LM_ERR,

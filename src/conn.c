@@ -322,6 +322,7 @@ static int queued(PGconn *conn, const char *sql, lm_error *err) {
 }
 
 int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err) {
+  last_txc = 0;
   if (queued(conn, n ? stmts[0].sql : "BEGIN", err)) return LM_ERR;
   if (guarded(conn, n ? stmts[0].sql : "BEGIN", err)) return err->code;
   int with_begin = deferred_begin == conn;
@@ -350,6 +351,7 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
 static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,
                     const int *lengths, const int *formats, PGresult **res, lm_error *err) {
   if (res) *res = NULL;
+  last_txc = 0;
   if (queued(conn, sql, err)) return LM_ERR;
   if (guarded(conn, sql, err)) return err->code;
   if (deferred_begin == conn) {
@@ -379,6 +381,7 @@ static int exec_one(PGconn *conn, const char *sql, int nparams, const char *cons
 
 int lm_conn_queue(PGconn *conn, const char *sql, lm_error *err) {
   int with_begin = 0;
+  last_txc = 0;
   if (guarded(conn, sql, err)) return err->code;
   if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF) {
     if (!PQenterPipelineMode(conn)) return libpq_error(conn, sql, err);

@@ -54,7 +54,8 @@ int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err) {
                "    SELECT 1 FROM pg_stat_activity a "
                "    WHERE a.pid = (to_jsonb(j)->>'backend_pid')::int "
                "      AND a.backend_start <= j.started_at AND coalesce(a.state, '?') <> 'idle'), "
-               "  to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') "
+               "  to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), "
+               "  coalesce((to_jsonb(j)->>'in_transaction')::boolean, false) "
                "FROM %s j ORDER BY revision, ordinal",
                0, NULL, &res, err);
   if (rc) return rc;
@@ -86,6 +87,7 @@ int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err) {
     row->backend_pid = (int)strtol(PQgetvalue(res, r, 8), NULL, 10);
     row->active = PQgetvalue(res, r, 9)[0] == 't';
     row->started = strdup(PQgetvalue(res, r, 10));
+    row->in_tx = PQgetvalue(res, r, 11)[0] == 't';
     if (!row->statement || !row->sha256 || !row->started ||
         (!PQgetisnull(res, r, 6) && !row->error)) {
       rc = lm_error_set(err, LM_ENOMEM, "out of memory");
@@ -115,6 +117,7 @@ int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
                    "    error text,\n"
                    "    operation text NOT NULL DEFAULT 'upgrade',\n"
                    "    backend_pid integer,\n"
+                   "    in_transaction boolean NOT NULL DEFAULT false,\n"
                    "    PRIMARY KEY (revision, ordinal)\n"
                    ")",
                    0, NULL, NULL, err);
@@ -123,15 +126,16 @@ int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   const char *vals[1] = {vt->journal};
   rc = lm_exec(conn,
                "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) "
-               "AND attname IN ('operation', 'backend_pid') AND NOT attisdropped",
+               "AND attname IN ('operation', 'backend_pid', 'in_transaction') AND NOT attisdropped",
                1, vals, NULL, NULL, &res, err);
   if (rc) return rc;
   int have = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
   PQclear(res);
-  if (have == 2) return LM_OK;
+  if (have == 3) return LM_OK;
   return exec_on(conn, vt->journal,
                  "ALTER TABLE %s ADD COLUMN IF NOT EXISTS operation text NOT NULL DEFAULT "
-                 "'upgrade', ADD COLUMN IF NOT EXISTS backend_pid integer",
+                 "'upgrade', ADD COLUMN IF NOT EXISTS backend_pid integer, "
+                 "ADD COLUMN IF NOT EXISTS in_transaction boolean NOT NULL DEFAULT false",
                  0, NULL, NULL, err);
 }
 
@@ -153,21 +157,33 @@ int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, const char *o
 }
 
 int lm_journal_start(lm_vt *vt, PGconn *conn, const char *revision, const char *operation,
-                     int ordinal, int block, const char *statement, lm_error *err) {
+                     int ordinal, int block, const char *statement, int in_tx, lm_error *err) {
   char ord[16], blk[16];
   snprintf(ord, sizeof ord, "%d", ordinal);
   snprintf(blk, sizeof blk, "%d", block);
-  const char *vals[5] = {revision, ord, blk, statement, operation};
+  const char *vals[6] = {revision, ord, blk, statement, operation, in_tx ? "t" : "f"};
   /* pg_backend_pid(): this row is written on the connection that runs the statement next. */
   return exec_on(conn, vt->journal,
                  "INSERT INTO %s (revision, ordinal, block, statement, sha256, operation, "
-                 "backend_pid) "
-                 "VALUES ($1, $2, $3, $4, " SHA_OF("$4::text") ", $5, pg_backend_pid()) "
+                 "backend_pid, in_transaction) "
+                 "VALUES ($1, $2, $3, $4, " SHA_OF("$4::text") ", $5, pg_backend_pid(), $6) "
                  "ON CONFLICT (revision, ordinal) DO UPDATE SET block = EXCLUDED.block, "
                  "statement = EXCLUDED.statement, sha256 = EXCLUDED.sha256, "
                  "started_at = clock_timestamp(), finished_at = NULL, error = NULL, "
-                 "backend_pid = EXCLUDED.backend_pid",
-                 5, vals, NULL, err);
+                 "backend_pid = EXCLUDED.backend_pid, in_transaction = EXCLUDED.in_transaction",
+                 6, vals, NULL, err);
+}
+
+int lm_journal_end_commit(lm_vt *vt, PGconn *conn, const char *revision, int ordinal,
+                          lm_error *err) {
+  char ord[16], sql[512];
+  snprintf(ord, sizeof ord, "%d", ordinal);
+  snprintf(sql, sizeof sql,
+           "UPDATE %s SET finished_at = clock_timestamp() WHERE revision = $1 AND ordinal = $2",
+           vt->journal);
+  const char *vals[2] = {revision, ord};
+  lm_stmt stmts[2] = {{.sql = sql, .values = vals, .nparams = 2}, {.sql = "COMMIT"}};
+  return lm_exec_batch(conn, stmts, 2, err);
 }
 
 int lm_journal_mark_done(lm_vt *vt, PGconn *conn, const char *revision, int ordinal,
@@ -431,6 +447,12 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
           "%d, since %s); nothing may run it again until it ends (wait for it, or stop it "
           "with SELECT pg_cancel_backend(%d)):\n",
           last_block, in_block, open->backend_pid, open->started, open->backend_pid);
+      add_statement(&d, open->statement);
+    } else if (open && open->in_tx) {
+      add(&d,
+          "\nautocommit block %d, statement %d was running when the run stopped, in a "
+          "transaction of its own that ended with the run: it had no effect, and runs again:\n",
+          last_block, in_block);
       add_statement(&d, open->statement);
     } else if (open) {
       add(&d,

@@ -21,6 +21,7 @@ typedef struct lm_journal_row {
   int done;    /* the statement completed (always for block 0) */
   char *error; /* the error it failed with, or NULL */
   int backend_pid; /* block statements: the backend that ran it (0: not recorded) */
+  int in_tx;       /* ... in a transaction of its own, committed with its done mark */
   int active;      /* ... and that backend is still running it (pg_stat_activity) */
   char *started;   /* when it started, as text */
 } lm_journal_row;
@@ -51,7 +52,11 @@ int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, const char *o
  * written with the backend running it, or reset when a resumed run re-runs it) / ended
  * (error NULL: it ran) / was found done by a resumed run (lm_journal_mark_done). */
 int lm_journal_start(lm_vt *vt, PGconn *conn, const char *revision, const char *operation,
-                     int ordinal, int block, const char *statement, lm_error *err);
+                     int ordinal, int block, const char *statement, int in_tx, lm_error *err);
+/* Inside the block statement's own transaction, just after it ran: marks it done and
+ * commits, in one round trip, so the mark and the statement's work commit together. */
+int lm_journal_end_commit(lm_vt *vt, PGconn *conn, const char *revision, int ordinal,
+                          lm_error *err);
 int lm_journal_mark_done(lm_vt *vt, PGconn *conn, const char *revision, int ordinal,
                          lm_error *err);
 int lm_journal_end(lm_vt *vt, PGconn *conn, const char *revision, int ordinal, const char *error,

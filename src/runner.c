@@ -361,11 +361,14 @@ typedef struct journal {
   const lm_journal *resume; /* the interrupted run's record of this revision, or NULL */
   int skipped;
   int user_commit; /* the migration's own COMMIT made part of it permanent (tx_control) */
+  int wrapped;     /* the block statement running goes in a transaction of its own */
+  char *cur_key;   /* ... and its journaled text, to record it again if it cannot */
 } journal;
 
 static void journal_reset(journal *j, int idx, const lm_journal *resume) {
   for (size_t i = 0; i < j->nseg; i++) free(j->seg[i]);
   free(j->seg);
+  free(j->cur_key);
   lm_app *app = j->app;
   const char *operation = j->operation;
   memset(j, 0, sizeof *j);
@@ -467,16 +470,61 @@ static int journal_before(void *ud, const char *sql, int n, const char *const *v
     j->seg[j->nseg++] = key;
     return 0;
   }
-  int rc = lm_journal_start(&app->vt, app->conn, rev, j->operation, j->ordinal, j->block, key, err);
-  free(key);
+  /* A block statement runs in a transaction of its own that commits with its done mark, so
+   * a run killed while it runs leaves it recorded exactly: done, or undone with the
+   * transaction. A statement that cannot run in a transaction (CREATE INDEX CONCURRENTLY,
+   * VACUUM, ...) runs as sent; its index tells how far it got (lm_journal_cic_state). */
+  char ix[256], tb[1024];
+  j->wrapped = !lm_journal_cic_target(sql, ix, sizeof ix, tb, sizeof tb);
+  int rc = lm_journal_start(&app->vt, app->conn, rev, j->operation, j->ordinal, j->block, key,
+                            j->wrapped, err);
+  free(j->cur_key);
+  j->cur_key = key;
+  if (rc == LM_OK && j->wrapped) lm_conn_defer_begin(app->conn);
   return rc < 0 ? rc : 0;
 }
 
 static int tx_control(journal *j, lm_error *err);
 
+/* Can run only outside a transaction block: 25001 (CREATE INDEX CONCURRENTLY unnamed,
+ * VACUUM, ALTER SYSTEM, ...) or 2D000 (a procedure's own COMMIT). */
+static int needs_autocommit(const lm_error *e) {
+  return e && e->sqlstate && (!strcmp(e->sqlstate, "25001") || !strcmp(e->sqlstate, "2D000"));
+}
+
 static int journal_after(void *ud, const lm_error *failure, lm_error *err) {
   journal *j = ud;
   if (j->block == 0) return failure ? LM_OK : tx_control(j, err);
+  lm_app *app = j->app;
+  const char *rev = lm_dag_id(app->dag, j->idx);
+  if (j->wrapped) {
+    j->wrapped = 0;
+    if (!failure) {
+      int rc = lm_journal_end_commit(&app->vt, app->conn, rev, j->ordinal, err);
+      if (rc == LM_OK) return LM_OK;
+      /* its COMMIT failed (a deferred constraint, the connection): the work is undone */
+      if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
+        lm_error rb = {0};
+        simple(app->conn, "ROLLBACK", &rb);
+        lm_error_clear(&rb);
+      }
+      lm_error ignore = {0};
+      lm_journal_end(&app->vt, app->conn, rev, j->ordinal, err->message ? err->message : "error",
+                     &ignore);
+      lm_error_clear(&ignore);
+      return rc;
+    }
+    lm_error rb = {0};
+    lm_conn_forget_begin(app->conn);
+    if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) simple(app->conn, "ROLLBACK", &rb);
+    lm_error_clear(&rb);
+    if (needs_autocommit(failure)) {
+      /* run again as sent, recorded as such */
+      int rc = lm_journal_start(&app->vt, app->conn, rev, j->operation, j->ordinal, j->block,
+                                j->cur_key ? j->cur_key : "", 0, err);
+      return rc ? rc : 1;
+    }
+  }
   lm_error ignore = {0}; /* a lost connection loses this mark too: the row stays "running" */
   lm_journal_end(&j->app->vt, j->app->conn, lm_dag_id(j->app->dag, j->idx), j->ordinal,
                  failure ? (failure->message ? failure->message : "error") : NULL, &ignore);

@@ -45,6 +45,7 @@ function M.create_tables(version_table)
       .. "    error text,\n"
       .. "    operation text NOT NULL DEFAULT 'upgrade',\n"
       .. "    backend_pid integer,\n"
+      .. "    in_transaction boolean NOT NULL DEFAULT false,\n"
       .. "    PRIMARY KEY (revision, ordinal)\n"
       .. ")",
   }

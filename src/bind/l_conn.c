@@ -515,14 +515,23 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
     lm_log_statement(sql, n, vals);
     t0 = now_ms();
   }
-  int rc = lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err);
-  if (rc != LM_OK && lm_cancel_requested()) {
-    lm_error_clear(&err);
-    lm_error_set(&err, LM_ERR, LM_CANCEL_MIGRATION);
-  }
-  if (hook) {
+  int rc;
+  for (;;) {
+    rc = lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err);
+    if (rc != LM_OK && lm_cancel_requested()) {
+      lm_error_clear(&err);
+      lm_error_set(&err, LM_ERR, LM_CANCEL_MIGRATION);
+    }
+    if (!hook) break;
     lm_error after = {0};
-    if (hook->after(hook->ud, rc == LM_OK ? NULL : &err, &after) != LM_OK) {
+    int again = hook->after(hook->ud, rc == LM_OK ? NULL : &err, &after);
+    if (again > 0) { /* the hook wants it run once more (outside a transaction) */
+      PQclear(res);
+      res = NULL;
+      lm_error_clear(&err);
+      continue;
+    }
+    if (again < 0) {
       PQclear(res);
       res = NULL;
       lm_error_clear(&err);
@@ -531,6 +540,7 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
     } else {
       lm_error_clear(&after);
     }
+    break;
   }
   if (rc != LM_OK) {
     if (verbose) lm_log_break();
