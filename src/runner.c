@@ -112,8 +112,8 @@ static int check_tx_state(lm_app *app, int idx, const char *fn, lm_error *err) {
     case PQTRANS_IDLE:
       return lm_error_set(err, LM_ERR,
                           "%s: %s() of revision %s ended its transaction (a COMMIT or ROLLBACK "
-                          "in op.execute?); the work before that point is committed and "
-                          "cannot be rolled back",
+                          "in op.execute?); what ran before that point was committed or rolled "
+                          "back with it, and luamigrate cannot undo it",
                           lm_dag_path(app->dag, idx), fn, lm_dag_id(app->dag, idx));
     case PQTRANS_INERROR:
       return lm_error_set(err, LM_ERR,
