@@ -1548,7 +1548,8 @@ static int write_new_file(const char *path, const char *text, lm_error *err) {
  * the id is claimed under an exclusive flock on the versions directory (released when the
  * process ends, killed or not), where the files present now are checked again. Returns the
  * locked directory's descriptor (the caller closes it after creating the file), or < 0. */
-static int claim_id(const char *versions_dir, const char *id, int *fd_out, lm_error *err) {
+static int claim_id(const char *versions_dir, const char *id, const char *own, int *fd_out,
+                    lm_error *err) {
   int fd = open(versions_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return lm_error_set(err, LM_EUSAGE, "cannot open %s: %s", versions_dir, strerror(errno));
   while (flock(fd, LOCK_EX) != 0) {
@@ -1566,7 +1567,8 @@ static int claim_id(const char *versions_dir, const char *id, int *fd_out, lm_er
   size_t n = strlen(id);
   int rc = LM_OK;
   for (struct dirent *e; rc == LM_OK && (e = readdir(d));)
-    if (!strncmp(e->d_name, id, n) && (e->d_name[n] == '_' || !strcmp(e->d_name + n, ".lua"))) {
+    if (!strncmp(e->d_name, id, n) && (e->d_name[n] == '_' || !strcmp(e->d_name + n, ".lua")) &&
+        strcmp(e->d_name, own) != 0) { /* its own name: the exclusive create says why not */
       rc = lm_error_set(err, LM_EUSAGE, "Revision %s already present: %s/%s was created meanwhile", id,
                         versions_dir, e->d_name);
       lm_error_setfield(&err->hint, "another 'luamigrate revision' took this id; choose another --rev-id");
@@ -1872,7 +1874,7 @@ static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error
     goto cleanup;
   }
   int claim = -1;
-  if ((rc = claim_id(app->cfg.versions_dir, id, &claim, err))) goto cleanup;
+  if ((rc = claim_id(app->cfg.versions_dir, id, fname, &claim, err))) goto cleanup;
   rc = write_new_file(path, text, err);
   close(claim);
   if (rc) goto cleanup;

@@ -485,6 +485,7 @@ static int journal_before(void *ud, const char *sql, int n, const char *const *v
 }
 
 static int tx_control(journal *j, lm_error *err);
+static PGconn *app_conn(const journal *j);
 
 /* Can run only outside a transaction block: 25001 (CREATE INDEX CONCURRENTLY unnamed,
  * VACUUM, ALTER SYSTEM, ...) or 2D000 (a procedure's own COMMIT). */
@@ -542,6 +543,10 @@ static int journal_flush(journal *j, lm_error *err) {
   return rc;
 }
 
+static PGconn *app_conn(const journal *j) {
+  return j->app->conn;
+}
+
 /* A statement of the migration's transaction that ended it (op.execute("COMMIT"),
  * "ROLLBACK", "COMMIT; BEGIN"): the migration stops at once, before any statement runs
  * outside its transaction. What a COMMIT made permanent is recorded in the journal right
@@ -551,6 +556,8 @@ static int journal_flush(journal *j, lm_error *err) {
 static int tx_control(journal *j, lm_error *err) {
   int txc = lm_conn_last_tx_control();
   if (!(txc & (LM_TXC_COMMIT | LM_TXC_ROLLBACK))) return LM_OK;
+  /* ROLLBACK TO SAVEPOINT reports "ROLLBACK" too, and leaves the transaction open. */
+  if (txc == LM_TXC_ROLLBACK && PQtransactionStatus(app_conn(j)) == PQTRANS_INTRANS) return LM_OK;
   lm_app *app = j->app;
   const char *rev = lm_dag_id(app->dag, j->idx);
   const int committed = (txc & LM_TXC_COMMIT) != 0;

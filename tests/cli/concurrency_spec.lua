@@ -190,7 +190,7 @@ describe("concurrent runs", function()
     }
     local first = cli.spawn({ "--url", url, "upgrade", "head" }, { cwd = d })
     for _ = 1, 200 do
-      if pg.psql(url, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(7)%'") == "1" then break end
+      if pg.psql(url, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(7)%' AND pid <> pg_backend_pid()") == "1" then break end
       os.execute("sleep 0.05")
     end
     local second = cli.run({ "--url", url, "upgrade", "head" }, { cwd = d })
