@@ -9,8 +9,19 @@
 struct lua_State;
 
 void lm_cancel_install(struct lua_State *L);
-/* The connection whose statements a signal cancels; NULL forgets it. */
+/* The work connection and the lock's connection, whose statement in flight a signal
+ * cancels; NULL forgets one. */
 void lm_cancel_set_conn(PGconn *conn);
+void lm_cancel_set_lock_conn(PGconn *conn);
+/* While user Lua runs (the config, a revision file, a migration): the error a signal raises
+ * in it, e.g. LM_CANCEL_MIGRATION; NULL while only the engine runs. A static string. */
+void lm_cancel_set_phase(const char *message);
 int lm_cancel_requested(void);
+
+#define LM_CANCEL_MIGRATION "interrupted by signal: the migration in progress is rolled back"
+#define LM_CANCEL_CONFIG "interrupted by signal while running the config file; nothing was changed"
+#define LM_CANCEL_SCRIPT "interrupted by signal while writing the SQL script"
+#define LM_CANCEL_LOADING \
+  "interrupted by signal while loading the revision files; nothing was changed"
 
 #endif

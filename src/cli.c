@@ -44,12 +44,15 @@ static const lm_command_help HELP[] = {
      "  luamigrate upgrade +1\n"
      "  luamigrate upgrade --resume head\n"
      "  luamigrate upgrade --sql head > upgrade.sql"},
-    {"downgrade", "luamigrate downgrade [--sql | --dry-run] TARGET",
+    {"downgrade", "luamigrate downgrade [--sql | --dry-run | --resume] TARGET",
      "Revert the database to TARGET.",
      "  TARGET: base, a revision id or unique prefix, -N, REV-N\n"
      "  --sql                   print the SQL script for START:END instead of running it\n"
      "  --dry-run               run the downgrade in one transaction, print every\n"
-     "                          statement with its timing, then roll everything back\n",
+     "                          statement with its timing, then roll everything back\n"
+     "  --resume                finish a revision whose downgrade is half-done: skip the\n"
+     "                          statements its journal records done, run the rest, then\n"
+     "                          go on to TARGET\n",
      "luamigrate downgrade -1\n"
      "  luamigrate downgrade --dry-run base"},
     {"current", "luamigrate current [-v] [--check-heads]",
@@ -166,7 +169,7 @@ void lm_cli_print_help(FILE *f) {
           "  2  a usage or config error: an unknown command, option or revision, a bad\n"
           "     config or revision file\n"
           "  3  a revision is half-done (interrupted inside or after an autocommit block):\n"
-          "     upgrade --resume finishes it\n"
+          "     upgrade --resume (downgrade --resume for a downgrade) finishes it\n"
           "\n"
           "example:\n"
           "  luamigrate --url postgresql://app@localhost/app upgrade head\n");

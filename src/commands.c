@@ -1,6 +1,7 @@
 /* The commands: init, revision, upgrade, downgrade, current, heads, history, show, stamp.
  * Output formats follow Alembic's line for line, so scripts written against it keep
  * working; progress goes to stderr, results to stdout. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
@@ -8,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "app.h"
 #include "bind/bind.h"
+#include "cancel.h"
 #include "cli.h"
 #include "conn.h"
 #include "journal.h"
@@ -370,6 +373,7 @@ static int connect_db(lm_app *app, lm_error *err) {
   double t0 = now_ms();
   app->conn = lm_conn_open(app->cfg.url, err);
   if (!app->conn) return err->code ? err->code : LM_ECONN;
+  lm_cancel_set_conn(app->conn); /* from its first statement: any may wait on a lock */
   if (lm_log_verbose()) {
     char *where = lm_conn_describe(app->conn);
     int v = PQserverVersion(app->conn);
@@ -387,6 +391,8 @@ static int lock_db(lm_app *app, lm_error *err) {
                            app->cfg.version_table, app->vt.lock, app->cfg.lock_timeout,
                            app->cfg.lock_lease, app->opts->quiet, err);
   if (rc) return rc;
+  /* Every statement on the work connection first checks the lock is still held. */
+  lm_conn_set_guard(app->conn, lm_lock_check, &app->lock);
   static const char *const modes[] = {"session", "xact", "table"};
   if (app->cfg.lock_mode == LM_LOCK_XACT)
     lm_log_detail("Migration lock (xact): taken by each transaction");
@@ -427,6 +433,32 @@ static int read_heads(lm_app *app, lm_revset *heads, lm_error *err) {
     }
   }
   lm_vt_free_ids(ids, n);
+  return rc;
+}
+
+/* A version table holding a revision and one of its ancestors (edited by hand, or written by
+ * a run that bypassed the lock) has no meaning as a set of heads: upgrade and downgrade
+ * refuse it as Alembic does, with its message; status reports it. LM_OK when consistent. */
+static int check_overlap(lm_app *app, const lm_revset *heads, lm_error *err) {
+  lm_revset anc = {0};
+  int desc = -1;
+  int rc = lm_dag_overlap(app->dag, heads, &desc, &anc, err);
+  if (rc <= 0) return rc;
+  char *ids = lm_dag_format_ids(app->dag, anc.idx, anc.n);
+  rc = lm_error_set(err, LM_ERR, "Requested revision %s overlaps with other requested revisions %s",
+                    lm_dag_id(app->dag, desc), ids ? ids : "?");
+  lm_revset_free(&anc);
+  free(ids);
+  sbuf d = {0};
+  sb_add(&d,
+         "the version table %s holds both a revision and its ancestor; one run never leaves "
+         "that (it was edited by hand, or written by a run that bypassed the migration lock)",
+         app->vt.table);
+  lm_error_setfield(&err->detail, d.s);
+  free(d.s);
+  lm_error_setfield(&err->hint,
+                    "check which revision the schema is at, then reset the version table with "
+                    "'luamigrate stamp --purge REV'");
   return rc;
 }
 
@@ -479,6 +511,8 @@ cleanup:
 }
 
 /* ---- status ---------------------------------------------------------------------------- */
+
+static int journal_agrees(lm_app *app, const struct lm_journal *j, const lm_revset *heads);
 
 static void json_str(sbuf *b, const char *s) {
   sb_add(b, "\"");
@@ -564,10 +598,20 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   lm_journal half = {0};
   char *half_msg = NULL, *half_detail = NULL;
   PGresult *res = NULL;
-  sbuf b = {0};
+  sbuf b = {0}, problem = {0};
   int rc = want_positional(app->opts, a, 0, 0, "", err), nchanged = 0;
   if (rc) return rc;
   if ((rc = connect_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
+  /* What upgrade and downgrade would refuse is reported here, not refused. */
+  lm_error overlap = {0};
+  if (check_overlap(app, &heads, &overlap) == LM_ERR) {
+    sb_add(&problem, "%s", overlap.message);
+  } else if (overlap.code) {
+    *err = overlap;
+    rc = overlap.code;
+    goto cleanup;
+  }
+  lm_error_clear(&overlap);
   if ((rc = lm_dag_resolve(app->dag, "heads", &none, LM_RESOLVE_SHOW, &all, err)) < 0) goto cleanup;
   if ((rc = lm_dag_plan_upgrade(app->dag, &heads, &all, &pending, err)) < 0) goto cleanup;
   if ((rc = lm_dag_plan_upgrade(app->dag, &none, &heads, &applied, err)) < 0) goto cleanup;
@@ -601,6 +645,11 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
     json_ids(&b, app->dag, &heads);
     sb_add(&b, ", \"heads\": ");
     json_ids(&b, app->dag, &all);
+    sb_add(&b, ", \"problem\": ");
+    if (problem.s)
+      json_str(&b, problem.s);
+    else
+      sb_add(&b, "null");
     sb_add(&b, ", \"up_to_date\": %s, \"half_done\": ", pending.n ? "false" : "true");
     if (half.revision) {
       sb_add(&b, "{\"revision\": ");
@@ -648,6 +697,11 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
       head_only(&b, app->dag, heads.idx[i], 0, 0, 0, 0, NULL);
     }
     sb_add(&b, "\n");
+    if (problem.s)
+      sb_add(&b,
+             "Problem: %s: the version table holds a revision and its ancestor; upgrade and "
+             "downgrade refuse it until 'luamigrate stamp --purge REV' resets it\n",
+             problem.s);
     if (half.revision) {
       sb_add(&b, "Half-done: %s\n", half_msg);
       for (const char *p = half_detail; p && *p;) {
@@ -656,9 +710,18 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
         sb_add(&b, "  %.*s\n", len, p);
         p = nl ? nl + 1 : p + len;
       }
-      sb_add(&b,
-             "  finish it with 'luamigrate upgrade --resume head', or undo it by hand and "
-             "'luamigrate stamp' its down_revision\n");
+      if (!journal_agrees(app, &half, &heads))
+        sb_add(&b,
+               "  the version table does not agree with this record: 'luamigrate upgrade' "
+               "says what to do\n");
+      else if (!strcmp(half.operation, "downgrade"))
+        sb_add(&b,
+               "  finish it with 'luamigrate downgrade --resume TARGET', or redo it by hand "
+               "and 'luamigrate stamp' the revision\n");
+      else
+        sb_add(&b,
+               "  finish it with 'luamigrate upgrade --resume head', or undo it by hand and "
+               "'luamigrate stamp' its down_revision\n");
     }
     if (pending.n == 0) {
       sb_add(&b, "Up to date: no migration pending.\n");
@@ -696,6 +759,7 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   rc = emit(&b, err);
 cleanup:
   free(b.s);
+  free(problem.s);
   free(half_msg);
   free(half_detail);
   lm_journal_free(&half);
@@ -710,35 +774,129 @@ cleanup:
 
 /* ---- half-done revisions (journal.h) ---------------------------------------------- */
 
-/* The refusal a command gives while `j` records a half-done revision: what is done, what
- * was running, and how to finish or undo it. Returns LM_EHALFDONE. */
-static int half_done_error(lm_app *app, const lm_journal *j, const char *command, lm_error *err) {
+/* Whether the journal's account agrees with the version table: a half-done upgrade's
+ * revision is not applied yet, a half-done downgrade's still is. 1 when it agrees. */
+static int journal_agrees(lm_app *app, const lm_journal *j, const lm_revset *heads) {
   int idx = lm_dag_find(app->dag, j->revision);
+  if (idx < 0) return 1; /* the refusal names the missing file */
+  size_t n = lm_dag_count(app->dag);
+  unsigned char *mark = calloc(n ? n : 1, 1);
+  if (!mark || lm_dag_mark(app->dag, heads->idx, heads->n, 0, 1, mark, 1)) {
+    free(mark);
+    return 1;
+  }
+  int applied = mark[idx] != 0;
+  free(mark);
+  return applied == !strcmp(j->operation, "downgrade");
+}
+
+/* The refusal a command gives while `j` records a half-done revision: what is done, what
+ * was running, and how to finish or undo it. `heads` is where the version table is. One
+ * hint per case, the same whatever the command: LM_EHALFDONE. */
+static int half_done_error(lm_app *app, const lm_journal *j, const lm_revset *heads,
+                           const char *command, lm_error *err) {
+  int idx = lm_dag_find(app->dag, j->revision);
+  const int down = !strcmp(j->operation, "downgrade");
   char *message = NULL, *detail = NULL;
   int rc = lm_journal_describe(j, app->conn, idx >= 0 ? lm_dag_path(app->dag, idx) : NULL, &message,
                                &detail, err);
   if (rc) return rc;
-  char *parents = NULL;
+  char *parents = NULL, *at = heads->n ? lm_dag_format_ids(app->dag, heads->idx, heads->n) : NULL;
   if (idx >= 0) {
     const int *p;
     size_t np = lm_dag_parents(app->dag, idx, &p);
     parents = np ? lm_dag_format_ids(app->dag, p, np) : strdup("base");
   }
-  lm_error_set(err, LM_EHALFDONE, "%s refused: %s", command, message);
+  sbuf h = {0};
+  if (!journal_agrees(app, j, heads)) {
+    lm_error_set(err, LM_EHALFDONE,
+                 "%s refused: the journal records revision %s as half-done by %s, but the "
+                 "version table (at %s) has it %s",
+                 command, j->revision, down ? "a downgrade" : "an upgrade", at ? at : "base",
+                 down ? "undone" : "applied");
+    sbuf dd = {0};
+    sb_add(&dd, "%s\n%s", message, detail ? detail : "");
+    free(detail);
+    detail = dd.s;
+    sb_add(&h,
+           "the version table was moved by hand (or by stamp from an older luamigrate) after "
+           "the interrupted run; check that the schema matches it (finish or undo what the "
+           "journal lists by hand), then run 'luamigrate stamp %s', which keeps the version "
+           "table where it is and clears the record",
+           at ? at : "base");
+  } else if (down) {
+    lm_error_set(err, LM_EHALFDONE, "%s refused: %s", command, message);
+    sb_add(&h,
+           "to finish it, run 'luamigrate downgrade --resume TARGET': it skips the statements "
+           "recorded done and runs the rest (a statement that was running runs again); to give "
+           "it up, redo by hand what the done statements undid and run 'luamigrate stamp %s', "
+           "which clears the record",
+           j->revision);
+  } else {
+    lm_error_set(err, LM_EHALFDONE, "%s refused: %s", command, message);
+    sb_add(&h,
+           "to finish it, run 'luamigrate upgrade --resume TARGET': it skips the statements "
+           "recorded done and runs the rest (a statement that was running runs again); to give "
+           "it up, undo the done statements by hand and run 'luamigrate stamp %s', which clears "
+           "the record",
+           parents ? parents : "<its down_revision>");
+  }
   free(err->detail);
   err->detail = detail;
-  sbuf h = {0};
-  sb_add(&h,
-         "to finish it, run 'luamigrate upgrade --resume TARGET': it skips the statements "
-         "recorded done and runs the rest (a statement that was running runs again); to give "
-         "it up, undo the done statements by hand and run 'luamigrate stamp %s', which clears "
-         "the record",
-         parents ? parents : "<its down_revision>");
   lm_error_setfield(&err->hint, h.s);
   free(h.s);
   free(parents);
+  free(at);
   free(message);
   return LM_EHALFDONE;
+}
+
+/* The statement of `j` that a backend still runs (the interrupted run's client died, its
+ * statement goes on), or NULL. */
+static const lm_journal_row *still_running(const lm_journal *j) {
+  for (size_t i = 0; i < j->n; i++)
+    if (j->rows[i].active) return &j->rows[i];
+  return NULL;
+}
+
+/* --resume while the interrupted run's statement still runs on the server: waits for its
+ * backend to end (within lock_timeout), re-reading the journal, so the statement never runs
+ * twice at once. */
+static int wait_for_statement(lm_app *app, lm_journal *j, lm_error *err) {
+  const lm_journal_row *r = still_running(j);
+  if (!r) return LM_OK;
+  lm_log_info("--resume: statement %d of revision %s is still running on the server (backend pid "
+              "%d, since %s); waiting for it to end",
+              r->ordinal, j->revision, r->backend_pid, r->started);
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    struct timespec ts = {0, 200000000L};
+    nanosleep(&ts, NULL);
+    if (lm_cancel_requested())
+      return lm_error_set(err, LM_ERR,
+                          "interrupted by signal while waiting for the interrupted run's "
+                          "statement (backend pid %d) to end; nothing was changed",
+                          r->backend_pid);
+    int pid = r->backend_pid;
+    lm_journal_free(j);
+    int rc = lm_journal_read(&app->vt, app->conn, j, err);
+    if (rc) return rc;
+    if (!j->revision || !(r = still_running(j))) return LM_OK;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double waited = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+    if (app->cfg.lock_timeout >= 0 && waited >= app->cfg.lock_timeout) {
+      rc = lm_error_set(err, LM_ELOCK,
+                        "--resume: the interrupted run's statement %d of revision %s is still "
+                        "running on the server (backend pid %d) after %g s",
+                        r->ordinal, j->revision, pid, app->cfg.lock_timeout);
+      lm_error_setfield(&err->hint,
+                        "wait for it to end, or stop it with SELECT pg_cancel_backend(PID), "
+                        "then run the command again");
+      return rc;
+    }
+  }
 }
 
 /* ---- commands ------------------------------------------------------------------------ */
@@ -762,7 +920,7 @@ static int offline_start(lm_app *app, const char *expr, lm_revset *heads, const 
 }
 
 static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
-  lm_revset heads = {0}, target = {0}, plan = {0};
+  lm_revset heads = {0}, target = {0}, plan = {0}, start = {0};
   lm_journal half = {0};
   int rc = want_positional(app->opts, a, 1, 1, "TARGET", err);
   if (rc) return rc;
@@ -774,8 +932,9 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
                         upgrade ? "upgrade" : "downgrade");
   if (a->resume && (a->sql || a->dry_run))
     return lm_error_set(err, LM_EUSAGE,
-                        "upgrade: --resume runs against the database; it excludes --sql and "
-                        "--dry-run");
+                        "%s: --resume runs against the database; it excludes --sql and "
+                        "--dry-run",
+                        upgrade ? "upgrade" : "downgrade");
   if (a->sql) {
     if (!upgrade && !strchr(expr, ':'))
       return lm_error_set(err, LM_EUSAGE, "downgrade with --sql requires <fromrev>:<torev>");
@@ -799,15 +958,24 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   /* A dry run creates even the version tables inside the transaction it rolls back. */
   if (a->dry_run && (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err)))
     goto cleanup;
-  if ((rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
-  /* A half-done revision: only upgrade --resume goes on (from the revision's start). */
+  if ((rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err)) ||
+      (rc = check_overlap(app, &heads, err)))
+    goto cleanup;
+  /* A half-done revision: only --resume in its direction goes on (from the revision's
+   * start), once the statement the interrupted run left running has ended. */
   if ((rc = lm_journal_read(&app->vt, app->conn, &half, err))) goto cleanup;
-  if (half.revision && (!a->resume || !upgrade)) {
-    rc = half_done_error(app, &half, upgrade ? "upgrade" : "downgrade", err);
+  if (half.revision && a->resume && journal_agrees(app, &half, &heads) &&
+      !strcmp(half.operation, upgrade ? "upgrade" : "downgrade") &&
+      (rc = wait_for_statement(app, &half, err)))
+    goto cleanup;
+  if (half.revision && (!a->resume || !journal_agrees(app, &half, &heads) ||
+                        strcmp(half.operation, upgrade ? "upgrade" : "downgrade") != 0)) {
+    rc = half_done_error(app, &half, &heads, upgrade ? "upgrade" : "downgrade", err);
     goto cleanup;
   }
   if (a->resume && !half.revision)
-    lm_log_info("--resume: no revision is half-done; upgrading as usual");
+    lm_log_info("--resume: no revision is half-done; %s as usual",
+                upgrade ? "upgrading" : "downgrading");
   int nchanged;
   if ((rc = check_changed(app, &heads, &nchanged, NULL, err))) goto cleanup;
   rc = lm_dag_resolve(app->dag, expr, &heads, upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
@@ -819,27 +987,54 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   if (half.revision) {
     if (plan.n == 0 || strcmp(lm_dag_id(app->dag, plan.idx[0]), half.revision) != 0) {
       rc = lm_error_set(err, LM_EUSAGE,
-                        "upgrade --resume %s: the half-done revision %s is not the next step "
+                        "%s --resume %s: the half-done revision %s is not the next step "
                         "towards that target",
-                        expr, half.revision);
-      lm_error_setfield(&err->hint, "name a target at or past it, e.g. 'head'");
+                        upgrade ? "upgrade" : "downgrade", expr, half.revision);
+      lm_error_setfield(&err->hint, upgrade ? "name a target at or past it, e.g. 'head'"
+                                            : "name a target below it, e.g. '-1' or 'base'");
       goto cleanup;
     }
     lm_log_info("Resuming revision %s: the statements its journal records done are skipped",
                 half.revision);
     app->resume = &half;
   }
-  rc = lm_run_plan(app, &heads, &plan, upgrade, err);
+  const int relative = lm_dag_target_relative(expr);
+  for (size_t i = 0; i < heads.n && rc >= 0; i++)
+    if (lm_revset_push(&start, heads.idx[i])) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (rc >= 0) rc = lm_run_plan(app, &heads, &plan, upgrade, err);
   app->resume = NULL;
   /* lock = "xact": between transactions another run may move the version table; each
    * transaction checks under the lock, and a stale plan is made again from where the
-   * database is now, towards the same (already resolved) target. */
+   * database is now. An absolute target stays; a relative one (-1, +2, label@-1) means
+   * steps from the database's state, so it is resolved again from what the lock shows, as
+   * long as this run has committed none of its steps; after that it cannot tell how many
+   * steps are left and stops. */
   for (int again = 0; rc == LM_ESTALE && app->cfg.lock_mode == LM_LOCK_XACT && again < 10000;
        again++) {
+    if (relative && !lm_revset_same(&start, &heads)) {
+      free(err->hint);
+      err->hint = NULL;
+      lm_error_setfield(&err->hint,
+                        "this run stopped after some of its steps, as its target is relative "
+                        "to the version table's state; check 'luamigrate current' and run the "
+                        "command again");
+      break;
+    }
     lm_error_clear(err);
     lm_revset_free(&heads);
     lm_revset_free(&plan);
-    if ((rc = read_heads(app, &heads, err))) break;
+    if ((rc = read_heads(app, &heads, err)) || (rc = check_overlap(app, &heads, err))) break;
+    if (relative) {
+      lm_revset_free(&target);
+      lm_revset_free(&start);
+      for (size_t i = 0; i < heads.n && rc >= 0; i++)
+        if (lm_revset_push(&start, heads.idx[i]))
+          rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+      if (rc >= 0)
+        rc = lm_dag_resolve(app->dag, expr, &heads,
+                            upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, err);
+      if (rc < 0) break;
+    }
     rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
                  : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
     if (rc < 0) break;
@@ -850,6 +1045,7 @@ cleanup:
   lm_revset_free(&heads);
   lm_revset_free(&target);
   lm_revset_free(&plan);
+  lm_revset_free(&start);
   return rc < 0 ? rc : LM_OK;
 }
 
@@ -1234,6 +1430,11 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
     if (colon) a->pos[0] = (char *)tgt;
   } else {
     if ((rc = connect_db(app, err)) || (rc = lock_db(app, err))) goto cleanup;
+    /* The rows are read and written in one transaction under the lock (lock = "xact" takes
+     * it there; "table" checks the lease is still this run's). */
+    if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
+    in_tx = 1;
+    if ((rc = lm_lock_fence(&app->lock, app->conn, err))) goto cleanup;
     /* --purge starts from no rows: the stored ones may name revisions no file defines */
     if (!a->purge && (rc = read_heads(app, &heads, err))) goto cleanup;
   }
@@ -1251,8 +1452,6 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
     if ((rc = lm_emit_offline_preamble(app, err))) goto cleanup;
     fputs("BEGIN;\n\n", stdout);
     if (from_base && (rc = lm_emit_offline_ddl(app, err))) goto cleanup;
-  } else if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) {
-    goto cleanup;
   }
   in_tx = 1;
   if (a->purge) rc = lm_vt_purge(&app->vt, app->conn, err);
@@ -1289,7 +1488,7 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
   if (a->sql) {
     fputs("COMMIT;\n\n", stdout);
     in_tx = 0;
-  } else if (rc == LM_OK) {
+  } else if (rc == LM_OK && (rc = lm_lock_renew(&app->lock, app->conn, err)) == LM_OK) {
     rc = lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err);
     in_tx = 0;
   }
@@ -1345,6 +1544,44 @@ static int write_new_file(const char *path, const char *text, lm_error *err) {
   }
   if (close(fd) != 0)
     return lm_error_set(err, LM_ERR, "cannot write %s: %s", path, strerror(errno));
+  return LM_OK;
+}
+
+/* Two `revision --rev-id X` at once both pass the check against the files loaded before:
+ * the id is claimed under an exclusive flock on the versions directory (released when the
+ * process ends, killed or not), where the files present now are checked again. Returns the
+ * locked directory's descriptor (the caller closes it after creating the file), or < 0. */
+static int claim_id(const char *versions_dir, const char *id, const char *own, int *fd_out,
+                    lm_error *err) {
+  int fd = open(versions_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return lm_error_set(err, LM_EUSAGE, "cannot open %s: %s", versions_dir, strerror(errno));
+  while (flock(fd, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    int e = errno;
+    close(fd);
+    return lm_error_set(err, LM_ERR, "cannot lock %s: %s", versions_dir, strerror(e));
+  }
+  DIR *d = fdopendir(dup(fd));
+  if (!d) {
+    int e = errno;
+    close(fd);
+    return lm_error_set(err, LM_ERR, "cannot read %s: %s", versions_dir, strerror(e));
+  }
+  size_t n = strlen(id);
+  int rc = LM_OK;
+  for (struct dirent *e; rc == LM_OK && (e = readdir(d));)
+    if (!strncmp(e->d_name, id, n) && (e->d_name[n] == '_' || !strcmp(e->d_name + n, ".lua")) &&
+        strcmp(e->d_name, own) != 0) { /* its own name: the exclusive create says why not */
+      rc = lm_error_set(err, LM_EUSAGE, "Revision %s already present: %s/%s was created meanwhile", id,
+                        versions_dir, e->d_name);
+      lm_error_setfield(&err->hint, "another 'luamigrate revision' took this id; choose another --rev-id");
+    }
+  closedir(d);
+  if (rc) {
+    close(fd);
+    return rc;
+  }
+  *fd_out = fd;
   return LM_OK;
 }
 
@@ -1639,7 +1876,11 @@ static int new_revision(lm_app *app, cmdargs *a, const lm_revset *base, lm_error
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  if ((rc = write_new_file(path, text, err))) goto cleanup;
+  int claim = -1;
+  if ((rc = claim_id(app->cfg.versions_dir, id, fname, &claim, err))) goto cleanup;
+  rc = write_new_file(path, text, err);
+  close(claim);
+  if (rc) goto cleanup;
   printf("Generating %s ... done\n", path);
 cleanup:
   free(slug);
@@ -1956,7 +2197,7 @@ static const command COMMANDS[] = {
     {"check", "", 1, cmd_check},
     {"merge", "message rev-id splice branch-label ", 1, cmd_merge},
     {"upgrade", "sql dry-run resume ", 1, cmd_upgrade},
-    {"downgrade", "sql dry-run ", 1, cmd_downgrade},
+    {"downgrade", "sql dry-run resume ", 1, cmd_downgrade},
     {"current", "verbose check-heads json ", 1, cmd_current},
     {"heads", "verbose resolve-dependencies json ", 1, cmd_heads},
     {"branches", "verbose ", 1, cmd_branches},
@@ -1984,7 +2225,12 @@ int lm_command_run(lm_app *app, lm_error *err) {
     return LM_OK;
   }
   if (c->needs_revisions) {
-    if ((rc = lm_config_load(app, err)) || (rc = lm_loader_load(app, err))) return rc;
+    lm_cancel_set_phase(LM_CANCEL_CONFIG);
+    rc = lm_config_load(app, err);
+    lm_cancel_set_phase(LM_CANCEL_LOADING);
+    if (rc == LM_OK) rc = lm_loader_load(app, err);
+    lm_cancel_set_phase(NULL);
+    if (rc) return rc;
   }
   return c->fn(app, &a, err);
 }

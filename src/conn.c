@@ -2,6 +2,7 @@
  * into lm_error, print notices, and describe connection strings without passwords. */
 #include "conn.h"
 
+#include "cancel.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -127,6 +128,25 @@ void lm_conn_forget_begin(PGconn *conn) {
   if (deferred_begin == conn) deferred_begin = NULL;
 }
 
+static _Thread_local struct {
+  PGconn *conn;
+  lm_conn_guard_fn check;
+  void *ud;
+} guard;
+
+void lm_conn_set_guard(PGconn *conn, lm_conn_guard_fn check, void *ud) {
+  guard.conn = check ? conn : NULL;
+  guard.check = check;
+  guard.ud = ud;
+}
+
+static int guarded(PGconn *conn, const char *sql, lm_error *err) {
+  if (!guard.check || guard.conn != conn) return LM_OK;
+  int rc = guard.check(guard.ud, err);
+  if (rc) lm_error_setfield(&err->statement, sql);
+  return rc;
+}
+
 static int libpq_error(PGconn *conn, const char *sql, lm_error *err) {
   set_libpq_message(err, PQstatus(conn) == CONNECTION_BAD ? LM_ECONN : LM_ESQL, "",
                     PQerrorMessage(conn));
@@ -161,6 +181,46 @@ static int finish(PGconn *conn, PGresult *r, const char *sql, PGresult **res, lm
   return rc;
 }
 
+/* Transaction control among the commands of the last simple-protocol string run: the
+ * last COMMIT or ROLLBACK seen (LM_TXC_COMMIT / LM_TXC_ROLLBACK) and whether a BEGIN came
+ * after it (LM_TXC_BEGIN). Per thread. */
+static _Thread_local int last_txc;
+
+int lm_conn_last_tx_control(void) {
+  return last_txc;
+}
+
+static void note_tx_control(const PGresult *r) {
+  const char *cmd = PQcmdStatus((PGresult *)r);
+  if (!cmd) return;
+  if (!strcmp(cmd, "COMMIT"))
+    last_txc = LM_TXC_COMMIT;
+  else if (!strcmp(cmd, "ROLLBACK"))
+    last_txc = LM_TXC_ROLLBACK;
+  else if (!strcmp(cmd, "BEGIN") || !strcmp(cmd, "START TRANSACTION"))
+    last_txc |= LM_TXC_BEGIN;
+}
+
+/* The results of one simple-protocol message, read as PQexec reads them (the last one, or
+ * the first COPY), noting transaction control; `skip_begin`: the first is our own BEGIN. */
+static PGresult *read_simple(PGconn *conn, int skip_begin, int *count) {
+  PGresult *r, *last = NULL;
+  last_txc = 0;
+  *count = 0;
+  while ((r = PQgetResult(conn)) != NULL) {
+    ExecStatusType st = PQresultStatus(r);
+    if (++*count == 1 && skip_begin && st == PGRES_COMMAND_OK) { /* the BEGIN */
+      PQclear(r);
+      continue;
+    }
+    note_tx_control(r);
+    PQclear(last);
+    last = r;
+    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) break;
+  }
+  return last;
+}
+
 /* "BEGIN;\n" and sql as one simple-protocol message: one round trip for both. The results
  * are read as PQexec reads them; an error or an empty sql is reported as sql alone would
  * have been, its position counted from the start of sql. */
@@ -175,18 +235,8 @@ static int exec_after_begin(PGconn *conn, const char *sql, PGresult **res, lm_er
   int sent = PQsendQuery(conn, both);
   free(both);
   if (!sent) return libpq_error(conn, sql, err);
-  PGresult *r, *last = NULL;
   int count = 0;
-  while ((r = PQgetResult(conn)) != NULL) {
-    ExecStatusType st = PQresultStatus(r);
-    if (++count == 1 && st == PGRES_COMMAND_OK) { /* the BEGIN */
-      PQclear(r);
-      continue;
-    }
-    PQclear(last);
-    last = r;
-    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) break;
-  }
+  PGresult *last = read_simple(conn, 1, &count);
   if (count == 1 && !last) last = PQmakeEmptyPGresult(conn, PGRES_EMPTY_QUERY);
   int rc = finish(conn, last, sql, res, err);
   if (rc && err->position > shift) err->position -= shift;
@@ -272,17 +322,38 @@ static int queued(PGconn *conn, const char *sql, lm_error *err) {
 }
 
 int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err) {
+  last_txc = 0;
   if (queued(conn, n ? stmts[0].sql : "BEGIN", err)) return LM_ERR;
+  if (guarded(conn, n ? stmts[0].sql : "BEGIN", err)) return err->code;
   int with_begin = deferred_begin == conn;
   deferred_begin = NULL;
   if (n == 0 && !with_begin) return LM_OK;
   return pipeline(conn, with_begin, stmts, n, err);
 }
 
+static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,
+                    const int *lengths, const int *formats, PGresult **res, lm_error *err);
+
+/* A statement of the engine's that a signal cancelled (lm_cancel: it may have waited on
+ * another session's lock) says so; the run stops there. */
 int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
             const int *lengths, const int *formats, PGresult **res, lm_error *err) {
+  int rc = exec_one(conn, sql, nparams, values, lengths, formats, res, err);
+  if (rc == LM_ESQL && lm_cancel_requested() && err->sqlstate && !strcmp(err->sqlstate, "57014")) {
+    lm_error_set(err, LM_EINTR, "interrupted by signal: luamigrate's statement was cancelled");
+    lm_error_setfield(&err->detail,
+                      "it was waiting on the server (for another session's lock?); nothing "
+                      "more was changed");
+  }
+  return rc == LM_ESQL && err->code == LM_EINTR ? LM_EINTR : rc;
+}
+
+static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,
+                    const int *lengths, const int *formats, PGresult **res, lm_error *err) {
   if (res) *res = NULL;
+  last_txc = 0;
   if (queued(conn, sql, err)) return LM_ERR;
+  if (guarded(conn, sql, err)) return err->code;
   if (deferred_begin == conn) {
     deferred_begin = NULL;
     if (nparams == 0) return exec_after_begin(conn, sql, res, err);
@@ -298,13 +369,20 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
   }
   /* Without parameters the simple protocol runs, so one string may hold several
    * statements, as migrations often do; with parameters it is exactly one statement. */
-  PGresult *r = nparams == 0 ? PQexec(conn, sql)
-                             : PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0);
+  if (nparams == 0) {
+    if (!PQsendQuery(conn, sql)) return libpq_error(conn, sql, err);
+    int count = 0;
+    return finish(conn, read_simple(conn, 0, &count), sql, res, err);
+  }
+  last_txc = 0;
+  PGresult *r = PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0);
   return finish(conn, r, sql, res, err);
 }
 
 int lm_conn_queue(PGconn *conn, const char *sql, lm_error *err) {
   int with_begin = 0;
+  last_txc = 0;
+  if (guarded(conn, sql, err)) return err->code;
   if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF) {
     if (!PQenterPipelineMode(conn)) return libpq_error(conn, sql, err);
     with_begin = deferred_begin == conn;

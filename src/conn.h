@@ -63,6 +63,19 @@ void lm_conn_defer_begin(PGconn *conn);
 int lm_conn_begin_pending(PGconn *conn);
 void lm_conn_forget_begin(PGconn *conn);
 
+/* A check run before every statement sent on `conn` through lm_exec, lm_exec_batch and
+ * lm_conn_queue (the migration lock's watch: a lost lock stops the run before its next
+ * statement). check returns LM_OK or fills err; lm_conn_set_guard(NULL, ...) removes it.
+ * Per thread, like the held-back BEGIN. */
+typedef int (*lm_conn_guard_fn)(void *ud, lm_error *err);
+void lm_conn_set_guard(PGconn *conn, lm_conn_guard_fn check, void *ud);
+
+/* Transaction control among the commands of the last string lm_exec ran (COMMIT, ROLLBACK,
+ * BEGIN in a migration's op.execute): LM_TXC_COMMIT or LM_TXC_ROLLBACK for the last one
+ * that ended a transaction, | LM_TXC_BEGIN when a BEGIN followed it (or came alone). */
+enum { LM_TXC_COMMIT = 1, LM_TXC_ROLLBACK = 2, LM_TXC_BEGIN = 4 };
+int lm_conn_last_tx_control(void);
+
 /* Fills err from a failed result (does not clear it). */
 int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const char *sql);
 

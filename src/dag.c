@@ -1200,6 +1200,51 @@ int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current
   return lm_revset_push(out, idx) ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
 }
 
+static int all_digits(const char *p) {
+  if (!*p) return 0;
+  for (; *p; p++)
+    if (*p < '0' || *p > '9') return 0;
+  return 1;
+}
+
+int lm_dag_target_relative(const char *expr) {
+  if (!expr) return 0;
+  const char *at = strchr(expr, '@');
+  const char *what = at ? at + 1 : expr;
+  return (*what == '+' || *what == '-') && all_digits(what + 1);
+}
+
+int lm_dag_overlap(const lm_dag *dag, const lm_revset *current, int *desc, lm_revset *anc,
+                   lm_error *err) {
+  size_t n = lm_dag_count(dag);
+  int found = 0;
+  unsigned char *mark = calloc(n ? n : 1, 1);
+  if (!mark) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  for (size_t i = 0; i < current->n && !found; i++) {
+    memset(mark, 0, n);
+    int self = current->idx[i];
+    const int *parents;
+    size_t np = lm_dag_parents(dag, self, &parents);
+    const int *deps;
+    size_t nd = lm_dag_deps(dag, self, &deps);
+    if (lm_dag_mark(dag, parents, np, 0, 1, mark, 1) || lm_dag_mark(dag, deps, nd, 0, 1, mark, 1)) {
+      free(mark);
+      return lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+    for (size_t k = 0; k < current->n; k++)
+      if (k != i && mark[current->idx[k]]) {
+        *desc = self;
+        found = 1;
+        if (lm_revset_push(anc, current->idx[k])) {
+          free(mark);
+          return lm_error_set(err, LM_ENOMEM, "out of memory");
+        }
+      }
+  }
+  free(mark);
+  return found;
+}
+
 /* ---- version-table transitions (Alembic's HeadMaintainer) ---------------------------- */
 
 /* Stamps (in dag->ws) the ancestors-or-self of the seeds, through parents and

@@ -91,6 +91,18 @@ typedef enum lm_resolve_mode {
 int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current,
                    lm_resolve_mode mode, lm_revset *out, lm_error *err);
 
+/* 1 when `expr` is resolved from the database's current revisions (+N, -N, X@+N, X@-N), so
+ * it means something else once another run has moved the version table. */
+int lm_dag_target_relative(const char *expr);
+
+/* A set of current revisions in which some are ancestors (through parents and
+ * dependencies) of another, as a damaged or hand-edited version table may hold: returns 1,
+ * sets *desc to the first such descendant and fills `anc` with its ancestors among them; 0
+ * when the set is consistent; < 0 on error. Alembic refuses such a set with "Requested
+ * revision X overlaps with other requested revisions Y". */
+int lm_dag_overlap(const lm_dag *dag, const lm_revset *current, int *desc, lm_revset *anc,
+                   lm_error *err);
+
 /* Plans. Upgrade: every revision that is an ancestor-or-self of `target` (following
  * parents and dependencies) and not an ancestor-or-self of `current`, ordered so each
  * revision comes after all its parents and dependencies; ties broken by index. An empty

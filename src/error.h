@@ -17,6 +17,7 @@ enum {
   LM_ENOTFOUND = -7, /* a revision identifier resolved to nothing */
   LM_ESTALE = -8,    /* the version table is not what this run planned from */
   LM_EHALFDONE = -9, /* a revision is half-done (journal.h): exit code 3 */
+  LM_EINTR = -10,    /* stopped by a signal outside any migration (nothing to roll back) */
 };
 
 /* All strings are malloc'd and owned by the lm_error; lm_error_clear frees them.

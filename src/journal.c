@@ -28,9 +28,11 @@ void lm_journal_free(lm_journal *p) {
     free(p->rows[i].statement);
     free(p->rows[i].sha256);
     free(p->rows[i].error);
+    free(p->rows[i].started);
   }
   free(p->rows);
   free(p->revision);
+  free(p->operation);
   memset(p, 0, sizeof *p);
 }
 
@@ -40,9 +42,21 @@ int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err) {
   memset(p, 0, sizeof *p);
   int rc = lm_vt_table_exists(conn, vt->journal, &exists, err);
   if (rc || !exists) return rc;
+  /* The columns a journal older than downgrade journaling lacks read through to_jsonb.
+   * A block statement still running is one whose backend (the same one: it started before
+   * the statement) is busy; once the client died it ends with its statement. */
   rc = exec_on(conn, vt->journal,
                "SELECT revision, ordinal, block, statement, sha256, "
-               "finished_at IS NOT NULL OR block = 0, error FROM %s ORDER BY revision, ordinal",
+               "  finished_at IS NOT NULL OR block = 0, error, "
+               "  coalesce(to_jsonb(j)->>'operation', 'upgrade'), "
+               "  coalesce(to_jsonb(j)->>'backend_pid', '0'), "
+               "  finished_at IS NULL AND error IS NULL AND block > 0 AND EXISTS ("
+               "    SELECT 1 FROM pg_stat_activity a "
+               "    WHERE a.pid = (to_jsonb(j)->>'backend_pid')::int "
+               "      AND a.backend_start <= j.started_at AND coalesce(a.state, '?') <> 'idle'), "
+               "  to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), "
+               "  coalesce((to_jsonb(j)->>'in_transaction')::boolean, false) "
+               "FROM %s j ORDER BY revision, ordinal",
                0, NULL, &res, err);
   if (rc) return rc;
   int rows = PQntuples(res);
@@ -56,8 +70,9 @@ int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err) {
     goto cleanup;
   }
   p->revision = strdup(PQgetvalue(res, 0, 0));
+  p->operation = strdup(PQgetvalue(res, 0, 7));
   p->rows = calloc((size_t)rows, sizeof *p->rows);
-  if (!p->revision || !p->rows) {
+  if (!p->revision || !p->operation || !p->rows) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
@@ -69,7 +84,12 @@ int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err) {
     row->sha256 = strdup(PQgetvalue(res, r, 4));
     row->done = PQgetvalue(res, r, 5)[0] == 't';
     row->error = PQgetisnull(res, r, 6) ? NULL : strdup(PQgetvalue(res, r, 6));
-    if (!row->statement || !row->sha256 || (!PQgetisnull(res, r, 6) && !row->error)) {
+    row->backend_pid = (int)strtol(PQgetvalue(res, r, 8), NULL, 10);
+    row->active = PQgetvalue(res, r, 9)[0] == 't';
+    row->started = strdup(PQgetvalue(res, r, 10));
+    row->in_tx = PQgetvalue(res, r, 11)[0] == 't';
+    if (!row->statement || !row->sha256 || !row->started ||
+        (!PQgetisnull(res, r, 6) && !row->error)) {
       rc = lm_error_set(err, LM_ENOMEM, "out of memory");
       goto cleanup;
     }
@@ -83,51 +103,232 @@ cleanup:
 int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int exists = 0;
   int rc = lm_vt_table_exists(conn, vt->journal, &exists, err);
-  if (rc || exists) return rc;
+  if (rc) return rc;
+  if (!exists)
+    return exec_on(conn, vt->journal,
+                   "CREATE TABLE IF NOT EXISTS %s (\n"
+                   "    revision varchar(32) NOT NULL,\n"
+                   "    ordinal integer NOT NULL,\n"
+                   "    block integer NOT NULL,\n"
+                   "    statement text NOT NULL,\n"
+                   "    sha256 text NOT NULL,\n"
+                   "    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
+                   "    finished_at timestamptz,\n"
+                   "    error text,\n"
+                   "    operation text NOT NULL DEFAULT 'upgrade',\n"
+                   "    backend_pid integer,\n"
+                   "    in_transaction boolean NOT NULL DEFAULT false,\n"
+                   "    PRIMARY KEY (revision, ordinal)\n"
+                   ")",
+                   0, NULL, NULL, err);
+  /* A journal from before downgrades and backend pids were recorded gets their columns. */
+  PGresult *res = NULL;
+  const char *vals[1] = {vt->journal};
+  rc = lm_exec(conn,
+               "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) "
+               "AND attname IN ('operation', 'backend_pid', 'in_transaction') AND NOT attisdropped",
+               1, vals, NULL, NULL, &res, err);
+  if (rc) return rc;
+  int have = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  if (have == 3) return LM_OK;
   return exec_on(conn, vt->journal,
-                 "CREATE TABLE IF NOT EXISTS %s (\n"
-                 "    revision varchar(32) NOT NULL,\n"
-                 "    ordinal integer NOT NULL,\n"
-                 "    block integer NOT NULL,\n"
-                 "    statement text NOT NULL,\n"
-                 "    sha256 text NOT NULL,\n"
-                 "    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
-                 "    finished_at timestamptz,\n"
-                 "    error text,\n"
-                 "    PRIMARY KEY (revision, ordinal)\n"
-                 ")",
+                 "ALTER TABLE %s ADD COLUMN IF NOT EXISTS operation text NOT NULL DEFAULT "
+                 "'upgrade', ADD COLUMN IF NOT EXISTS backend_pid integer, "
+                 "ADD COLUMN IF NOT EXISTS in_transaction boolean NOT NULL DEFAULT false",
                  0, NULL, NULL, err);
 }
 
-int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, int first,
-                    char *const *statements, size_t n, lm_error *err) {
+int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, const char *operation,
+                    int first, char *const *statements, size_t n, lm_error *err) {
   int rc = lm_journal_ensure(vt, conn, err);
   for (size_t i = 0; i < n && rc == LM_OK; i++) {
     char ord[16];
     snprintf(ord, sizeof ord, "%d", first + (int)i);
-    const char *vals[3] = {revision, ord, statements[i]};
+    const char *vals[4] = {revision, ord, statements[i], operation};
     rc = exec_on(conn, vt->journal,
-                 "INSERT INTO %s (revision, ordinal, block, statement, sha256, finished_at) "
-                 "VALUES ($1, $2, 0, $3, " SHA_OF("$3::text") ", clock_timestamp()) "
+                 "INSERT INTO %s (revision, ordinal, block, statement, sha256, finished_at, "
+                 "operation) "
+                 "VALUES ($1, $2, 0, $3, " SHA_OF("$3::text") ", clock_timestamp(), $4) "
                  "ON CONFLICT (revision, ordinal) DO NOTHING",
-                 3, vals, NULL, err);
+                 4, vals, NULL, err);
   }
   return rc;
 }
 
-int lm_journal_start(lm_vt *vt, PGconn *conn, const char *revision, int ordinal, int block,
-                     const char *statement, lm_error *err) {
+int lm_journal_start(lm_vt *vt, PGconn *conn, const char *revision, const char *operation,
+                     int ordinal, int block, const char *statement, int in_tx, lm_error *err) {
   char ord[16], blk[16];
   snprintf(ord, sizeof ord, "%d", ordinal);
   snprintf(blk, sizeof blk, "%d", block);
-  const char *vals[4] = {revision, ord, blk, statement};
+  const char *vals[6] = {revision, ord, blk, statement, operation, in_tx ? "t" : "f"};
+  /* pg_backend_pid(): this row is written on the connection that runs the statement next. */
   return exec_on(conn, vt->journal,
-                 "INSERT INTO %s (revision, ordinal, block, statement, sha256) "
-                 "VALUES ($1, $2, $3, $4, " SHA_OF("$4::text") ") "
+                 "INSERT INTO %s (revision, ordinal, block, statement, sha256, operation, "
+                 "backend_pid, in_transaction) "
+                 "VALUES ($1, $2, $3, $4, " SHA_OF("$4::text") ", $5, pg_backend_pid(), $6) "
                  "ON CONFLICT (revision, ordinal) DO UPDATE SET block = EXCLUDED.block, "
                  "statement = EXCLUDED.statement, sha256 = EXCLUDED.sha256, "
-                 "started_at = clock_timestamp(), finished_at = NULL, error = NULL",
-                 4, vals, NULL, err);
+                 "started_at = clock_timestamp(), finished_at = NULL, error = NULL, "
+                 "backend_pid = EXCLUDED.backend_pid, in_transaction = EXCLUDED.in_transaction",
+                 6, vals, NULL, err);
+}
+
+int lm_journal_end_commit(lm_vt *vt, PGconn *conn, const char *revision, int ordinal,
+                          lm_error *err) {
+  char ord[16], sql[512];
+  snprintf(ord, sizeof ord, "%d", ordinal);
+  snprintf(sql, sizeof sql,
+           "UPDATE %s SET finished_at = clock_timestamp() WHERE revision = $1 AND ordinal = $2",
+           vt->journal);
+  const char *vals[2] = {revision, ord};
+  lm_stmt stmts[2] = {{.sql = sql, .values = vals, .nparams = 2}, {.sql = "COMMIT"}};
+  return lm_exec_batch(conn, stmts, 2, err);
+}
+
+int lm_journal_mark_done(lm_vt *vt, PGconn *conn, const char *revision, int ordinal,
+                         lm_error *err) {
+  char ord[16];
+  snprintf(ord, sizeof ord, "%d", ordinal);
+  const char *vals[2] = {revision, ord};
+  return exec_on(conn, vt->journal,
+                 "UPDATE %s SET finished_at = clock_timestamp(), error = NULL "
+                 "WHERE revision = $1 AND ordinal = $2",
+                 2, vals, NULL, err);
+}
+
+/* ---- recorded CREATE INDEX CONCURRENTLY --------------------------------------------- */
+
+static const char *skip_space(const char *p) {
+  for (;;) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v') p++;
+    if (p[0] == '-' && p[1] == '-') {
+      while (*p && *p != '\n') p++;
+    } else if (p[0] == '/' && p[1] == '*') {
+      /* PostgreSQL's block comments nest */
+      int depth = 0;
+      do {
+        if (p[0] == '/' && p[1] == '*') {
+          depth++;
+          p += 2;
+        } else if (p[0] == '*' && p[1] == '/') {
+          depth--;
+          p += 2;
+        } else if (*p) {
+          p++;
+        } else {
+          return p;
+        }
+      } while (depth > 0);
+    } else {
+      return p;
+    }
+  }
+}
+
+/* A keyword (ASCII, any case) followed by a non-identifier character. */
+static const char *keyword(const char *p, const char *kw) {
+  p = skip_space(p);
+  size_t n = strlen(kw);
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != kw[i]) return NULL;
+  }
+  char next = p[n];
+  if ((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') ||
+      (next >= '0' && next <= '9') || next == '_' || next == '$' || (next & 0x80))
+    return NULL;
+  return p + n;
+}
+
+static int ident_start(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+static int ident_char(unsigned char c) {
+  return ident_start(c) || (c >= '0' && c <= '9') || c == '$';
+}
+
+/* One identifier: its value (unquoted, an unquoted one folded to lower case) into out when
+ * out is set; returns the position after it, or NULL. */
+static const char *identifier(const char *p, char *out, size_t cap) {
+  size_t n = 0;
+  if (*p == '"') {
+    for (p++;; p++) {
+      if (!*p) return NULL;
+      if (*p == '"') {
+        if (p[1] != '"') break;
+        p++;
+      }
+      if (out && n + 1 < cap) out[n++] = *p;
+      else if (out) return NULL;
+    }
+    p++;
+    if (n == 0) return NULL;
+  } else {
+    if (!ident_start((unsigned char)*p)) return NULL;
+    for (; ident_char((unsigned char)*p); p++) {
+      char c = *p;
+      if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+      if (out && n + 1 < cap) out[n++] = c;
+      else if (out) return NULL;
+    }
+  }
+  if (out) out[n] = '\0';
+  return p;
+}
+
+int lm_journal_cic_target(const char *sql, char *index, size_t icap, char *table, size_t tcap) {
+  const char *p = keyword(sql, "create");
+  if (!p) return 0;
+  const char *u = keyword(p, "unique");
+  if (u) p = u;
+  if (!(p = keyword(p, "index")) || !(p = keyword(p, "concurrently"))) return 0;
+  const char *ine = keyword(p, "if");
+  if (ine) {
+    if (!(ine = keyword(ine, "not")) || !(ine = keyword(ine, "exists"))) return 0;
+    p = ine;
+  }
+  if (keyword(p, "on")) return 0; /* an unnamed index: the server picks its name */
+  if (!(p = identifier(skip_space(p), index, icap))) return 0;
+  if (!(p = keyword(p, "on"))) return 0;
+  const char *only = keyword(p, "only");
+  if (only) p = only;
+  p = skip_space(p);
+  const char *start = p;
+  for (;;) {
+    if (!(p = identifier(p, NULL, 0))) return 0;
+    if (*p != '.') break;
+    p++;
+  }
+  size_t len = (size_t)(p - start);
+  if (len + 1 > tcap) return 0;
+  memcpy(table, start, len);
+  table[len] = '\0';
+  return 1;
+}
+
+int lm_journal_cic_state(PGconn *conn, const char *statement, int *state, char *qualified,
+                         lm_error *err) {
+  char index[256], table[1024];
+  *state = 0;
+  qualified[0] = '\0';
+  if (!lm_journal_cic_target(statement, index, sizeof index, table, sizeof table)) return LM_OK;
+  const char *vals[2] = {table, index};
+  PGresult *res = NULL;
+  int rc = lm_exec(conn,
+                   "SELECT i.indisvalid, format('%I.%I', n.nspname, c.relname) FROM pg_index i "
+                   "JOIN pg_class c ON c.oid = i.indexrelid "
+                   "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                   "WHERE i.indrelid = to_regclass($1) AND c.relname = $2",
+                   2, vals, NULL, NULL, &res, err);
+  if (rc) return rc;
+  if (PQntuples(res) == 1) {
+    *state = PQgetvalue(res, 0, 0)[0] == 't' ? 1 : -1;
+    snprintf(qualified, 256, "%s", PQgetvalue(res, 0, 1));
+  }
+  PQclear(res);
+  return LM_OK;
 }
 
 int lm_journal_end(lm_vt *vt, PGconn *conn, const char *revision, int ordinal, const char *error,
@@ -215,11 +416,13 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
     else
       open = r;
   }
-  add(&m, "revision %s (%s) is half-done: a run stopped after committing part of it", p->revision,
-      path ? path : "file not found");
+  const int down = p->operation && !strcmp(p->operation, "downgrade");
+  add(&m, "revision %s (%s) is half-done%s: a run stopped after committing part of it%s",
+      p->revision, path ? path : "file not found", down ? " by a downgrade" : "",
+      down ? "s downgrade()" : "");
   add(&d,
       "%d statement%s of its transactional part %s committed (by the COMMIT that opens an "
-      "autocommit block)",
+      "autocommit block, or one the migration ran itself)",
       committed, committed == 1 ? "" : "s", committed == 1 ? "is" : "are");
   if (last_block && after_block) {
     add(&d,
@@ -238,6 +441,19 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
       add(&d, "\nautocommit block %d, statement %d failed (%s):\n", last_block, in_block,
           open->error);
       add_statement(&d, open->statement);
+    } else if (open && open->active) {
+      add(&d,
+          "\nautocommit block %d, statement %d is still running on the server (backend pid "
+          "%d, since %s); nothing may run it again until it ends (wait for it, or stop it "
+          "with SELECT pg_cancel_backend(%d)):\n",
+          last_block, in_block, open->backend_pid, open->started, open->backend_pid);
+      add_statement(&d, open->statement);
+    } else if (open && open->in_tx) {
+      add(&d,
+          "\nautocommit block %d, statement %d was running when the run stopped, in a "
+          "transaction of its own that ended with the run: it had no effect, and runs again:\n",
+          last_block, in_block);
+      add_statement(&d, open->statement);
     } else if (open) {
       add(&d,
           "\nautocommit block %d, statement %d was running when the run stopped; it may or may "
@@ -248,10 +464,25 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
       add(&d, "\nthe statements after autocommit block %d were not committed", last_block);
     }
   } else {
-    add(&d, "\nits first autocommit block had not started a statement");
+    add(&d, "\nno autocommit block had started a statement");
   }
+  /* The index of a recorded CREATE INDEX CONCURRENTLY tells how far it got. */
+  char own[256] = "";
+  int state = 0, rc = LM_OK;
+  if (open && !open->active && (rc = lm_journal_cic_state(conn, open->statement, &state, own, err)))
+    goto cleanup;
+  if (state > 0)
+    add(&d,
+        "\nits index %s exists and is VALID: the statement completed on the server; "
+        "'%s --resume' records it done and goes on",
+        own, down ? "downgrade" : "upgrade");
+  else if (state < 0)
+    add(&d,
+        "\nINVALID index %s exists (the interrupted CREATE INDEX CONCURRENTLY left it): '%s "
+        "--resume' drops it (DROP INDEX CONCURRENTLY %s) and builds it again",
+        own, down ? "downgrade" : "upgrade", own);
   /* An interrupted or failed CREATE INDEX CONCURRENTLY leaves its index behind, INVALID. */
-  int rc =
+  rc =
       lm_exec(conn,
               "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i "
               "JOIN pg_class c ON c.oid = i.indexrelid "
@@ -261,7 +492,8 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
               0, NULL, NULL, NULL, &res, err);
   if (rc) goto cleanup;
   for (int r = 0; r < PQntuples(res); r++)
-    add(&d,
+    if (strcmp(PQgetvalue(res, r, 0), own) != 0)
+      add(&d,
         "\nINVALID index %s exists (an interrupted or failed CREATE INDEX CONCURRENTLY leaves "
         "one): drop it with DROP INDEX CONCURRENTLY %s before the statement runs again",
         PQgetvalue(res, r, 0), PQgetvalue(res, r, 0));

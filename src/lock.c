@@ -151,7 +151,10 @@ static void waiter_init(waiter *w, double timeout_s, int quiet, unsigned seed) {
 /* After a failed try: LM_OK to try again (having slept), or an error. */
 static int waiter_wait(waiter *w, const char *what, const char *holder, lm_error *err) {
   if (lm_cancel_requested())
-    return lm_error_set(err, LM_ERR, "interrupted by signal while waiting for the %s", what);
+    return lm_error_set(err, LM_EINTR,
+                        "interrupted by signal while waiting for the %s; nothing more was "
+                        "changed",
+                        what);
   double waited = now_s() - w->start;
   if (w->timeout_s >= 0 && waited >= w->timeout_s) {
     lm_error_set(err, LM_ELOCK, "could not obtain the %s within %g s: held by %s", what,
@@ -199,6 +202,7 @@ static int acquire_session(lm_lock *lk, const char *conninfo, const char *k1, co
   int rc = LM_OK, server_pid = 0;
   PGconn *conn = lm_conn_open(conninfo, err);
   if (!conn) return err && err->code ? err->code : LM_ECONN;
+  lm_cancel_set_lock_conn(conn);
   /* Refuse before locking: a lock taken through a pooler would stay behind on a pooled
    * server connection. */
   int pooled = lm_conn_pooled(conn, &server_pid, err);
@@ -241,6 +245,7 @@ static int acquire_session(lm_lock *lk, const char *conninfo, const char *k1, co
     goto cleanup;
   }
   lk->conn = conn;
+  lk->backend_pid = PQbackendPID(conn);
   conn = NULL;
 cleanup:
   if (conn) PQfinish(conn);
@@ -345,6 +350,7 @@ static int acquire_table(lm_lock *lk, const char *conninfo, lm_error *err) {
   int rc = LM_OK;
   PGconn *conn = lm_conn_open(conninfo, err);
   if (!conn) return err && err->code ? err->code : LM_ECONN;
+  lm_cancel_set_lock_conn(conn); /* the lease's INSERT waits on a migration's row lock */
   if ((rc = ensure_lease_table(lk, conn, err))) goto cleanup;
   make_owner(lk);
   char host[64] = "?", pid[16], lease[32], sql[1024];
@@ -454,10 +460,18 @@ int lm_lock_acquire(lm_lock *lk, lm_lock_mode mode, PGconn *work, const char *co
   lk->lease_s = lease_s > 0 ? lease_s : 60;
   snprintf(lk->what, sizeof lk->what, "migration %s for '%.100s'",
            mode == LM_LOCK_TABLE ? "lease" : "lock", name);
+  /* The key names the table itself: a qualified name as written, an unqualified one with
+   * the schema it resolves to (or is created in), so two runs on one table exclude each
+   * other whatever their search_path. */
   const char *vals[1] = {name};
-  int rc =
-      lm_exec(work, "SELECT hashtext(current_database() || '.' || current_schema() || '.' || $1)",
-              1, vals, NULL, NULL, &res, err);
+  int rc = lm_exec(work,
+                   "SELECT hashtext(current_database() || '.' || coalesce("
+                   "  (SELECT n.nspname || '.' || c.relname FROM pg_class c "
+                   "   JOIN pg_namespace n ON n.oid = c.relnamespace "
+                   "   WHERE strpos($1, '.') = 0 AND c.oid = to_regclass(quote_ident($1))), "
+                   "  CASE WHEN strpos($1, '.') > 0 THEN $1 "
+                   "       ELSE coalesce(current_schema(), '') || '.' || $1 END))",
+                   1, vals, NULL, NULL, &res, err);
   if (rc) return rc;
   lk->key1 = LM_LOCK_CLASS;
   lk->key2 = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
@@ -531,9 +545,32 @@ int lm_lock_renew(lm_lock *lk, PGconn *work, lm_error *err) {
   return LM_OK;
 }
 
+int lm_lock_check(void *ud, lm_error *err) {
+  lm_lock *lk = ud;
+  if (!lk->held || lk->mode != LM_LOCK_SESSION || !lk->conn) return LM_OK;
+  if (lk->lost) return lm_error_set(err, LM_ELOCK, "lost the %s", lk->what);
+  /* Nothing is in flight on the lock's connection: whatever it received is the server
+   * ending it. PQconsumeInput never blocks (libpq's sockets are non-blocking). */
+  if (PQconsumeInput(lk->conn) && PQstatus(lk->conn) == CONNECTION_OK) return LM_OK;
+  lm_error_set(err, LM_ELOCK,
+               "lost the %s: the connection holding it (backend pid %d) was closed, and the "
+               "server released the lock with it",
+               lk->what, lk->backend_pid);
+  lk->lost = 1;
+  lm_error_setfield(&err->detail,
+                    "was the backend terminated (pg_terminate_backend, a restart) or the "
+                    "network cut? another run may now be migrating this database");
+  lm_error_setfield(&err->hint,
+                    "this run stopped before its next statement; what it committed stays: "
+                    "check 'luamigrate status', then run the command again");
+  return LM_ELOCK;
+}
+
 int lm_lock_release(lm_lock *lk, lm_error *err) {
   int rc = LM_OK;
-  if (lk->held && lk->mode == LM_LOCK_SESSION && lk->conn) {
+  /* A lock found lost was reported then; found lost only now, it is reported here. */
+  if (lk->held && lk->mode == LM_LOCK_SESSION && lk->conn && !lk->lost &&
+      (rc = lm_lock_check(lk, err)) == LM_OK) {
     char k1[16], k2[16];
     snprintf(k1, sizeof k1, "%d", lk->key1);
     snprintf(k2, sizeof k2, "%d", lk->key2);
@@ -550,6 +587,7 @@ int lm_lock_release(lm_lock *lk, lm_error *err) {
   }
   if (lk->conn) PQfinish(lk->conn);
   lk->conn = NULL;
+  lm_cancel_set_lock_conn(NULL);
   free(lk->table);
   lk->table = NULL;
   lk->held = 0;

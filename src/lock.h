@@ -29,6 +29,8 @@ typedef struct lm_lock {
   int held;
   PGconn *conn; /* session: the connection holding the lock; table: the lease connection */
   int key1, key2;
+  int backend_pid; /* session: the backend holding the lock, for messages */
+  int lost;        /* session: lm_lock_check found its connection gone (and said so) */
   char what[160];   /* "migration lock for 'luamigrate_version'", for messages */
   double timeout_s; /* xact: how long each transaction may wait; < 0 forever */
   int quiet;
@@ -50,7 +52,9 @@ int lm_lock_mode_parse(const char *s);
 const char *lm_lock_mode_name(lm_lock_mode m);
 
 /* Takes the lock for a run against the database `work` is connected to. `name` is the
- * version table as configured (the lock is per database, schema and version table);
+ * version table as configured; the lock is per database and fully qualified version table
+ * (an unqualified one in the schema where `work` finds it, or would create it), whatever
+ * the search_path;
  * `lock_table` the quoted lease table (table mode). Waits at most `timeout_s` seconds
  * (< 0: forever); `quiet` suppresses the waiting messages on stderr. In xact mode this
  * only checks the mode can work and remembers the key: lm_lock_fence takes the lock.
@@ -68,6 +72,12 @@ int lm_lock_fence(lm_lock *lk, PGconn *work, lm_error *err);
 /* Just before such a transaction commits: table mode renews the lease inside it, so a
  * waiter queued on the row lock sees a fresh expiry. Nothing in the other modes. */
 int lm_lock_renew(lm_lock *lk, PGconn *work, lm_error *err);
+
+/* Whether the lock is still held, without a round trip: session mode reads what the lock's
+ * connection has received (a terminated backend's farewell, its close) and fails with
+ * LM_ELOCK once that connection is gone, as the server dropped the lock with it. LM_OK in
+ * the other modes, whose fence checks at each transaction. A lm_conn_guard_fn. */
+int lm_lock_check(void *lk, lm_error *err);
 
 /* Releases the lock and closes its connections; checks that the server did release it.
  * Safe to call on a lock that is not held. */

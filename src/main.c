@@ -13,6 +13,7 @@
 #include "bind/bind.h"
 #include "cancel.h"
 #include "cli.h"
+#include "conn.h"
 #include "log.h"
 #include "luamigrate/luamigrate.h"
 
@@ -88,6 +89,8 @@ int luamigrate_main(int argc, char **argv) {
      * keep the release waiting. */
     if (app.conn) PQfinish(app.conn);
     app.conn = NULL;
+    lm_conn_set_guard(NULL, NULL, NULL);
+    lm_cancel_set_conn(NULL);
     lm_error unlock = {0};
     if (lm_lock_release(&app.lock, &unlock) != LM_OK) {
       if (rc == LM_OK) {

@@ -112,8 +112,8 @@ static int check_tx_state(lm_app *app, int idx, const char *fn, lm_error *err) {
     case PQTRANS_IDLE:
       return lm_error_set(err, LM_ERR,
                           "%s: %s() of revision %s ended its transaction (a COMMIT or ROLLBACK "
-                          "in op.execute?); the work before that point is committed and "
-                          "cannot be rolled back",
+                          "in op.execute?); what ran before that point was committed or rolled "
+                          "back with it, and luamigrate cannot undo it",
                           lm_dag_path(app->dag, idx), fn, lm_dag_id(app->dag, idx));
     case PQTRANS_INERROR:
       return lm_error_set(err, LM_ERR,
@@ -215,6 +215,28 @@ static int set_local_timeouts(lm_app *app, lm_error *err) {
   return n ? lm_exec_batch(app->conn, stmts, n, err) : LM_OK;
 }
 
+/* The same timeouts for an autocommit block, whose statements run outside any transaction:
+ * set for the session when the block starts (on), reset to the session's defaults when it
+ * ends (off). */
+static int set_block_timeouts(lm_app *app, int on, lm_error *err) {
+  static const char *const names[2] = {"lock_timeout", "statement_timeout"};
+  static const char *const resets[2] = {"RESET lock_timeout", "RESET statement_timeout"};
+  const char *values[2] = {app->cfg.ddl_lock_timeout, app->cfg.statement_timeout};
+  const char *params[2][2];
+  lm_stmt stmts[2];
+  size_t n = 0;
+  for (int i = 0; i < 2; i++) {
+    if (!values[i]) continue;
+    params[n][0] = names[i];
+    params[n][1] = values[i];
+    stmts[n] = on ? (lm_stmt){.sql = "SELECT set_config($1, $2, false)", .nparams = 2,
+                              .values = params[n]}
+                  : (lm_stmt){.sql = resets[i]};
+    n++;
+  }
+  return n ? lm_exec_batch(app->conn, stmts, n, err) : LM_OK;
+}
+
 /* Ends a failed step's transaction: a BEGIN still held back is dropped unsent, an open
  * transaction rolled back. */
 static void rollback(PGconn *conn) {
@@ -285,19 +307,6 @@ static int begin_locked(lm_app *app, const lm_revset *heads, lm_error *err) {
   return rc;
 }
 
-/* ctx.on_begin, called by op.autocommit_block after it opened the next transaction: the
- * lock's fence and the SET LOCAL timeouts again. */
-static int l_on_begin(lua_State *L) {
-  lm_app *app = lua_touserdata(L, lua_upvalueindex(1));
-  lm_error err = {0};
-  int rc = lm_lock_fence(&app->lock, app->conn, &err);
-  if (rc == LM_OK) rc = set_local_timeouts(app, &err);
-  if (rc == LM_OK) return 0;
-  lua_pushstring(L, err.message ? err.message : "cannot start the next transaction");
-  lm_error_clear(&err);
-  return lua_error(L);
-}
-
 /* ctx.autocommit_block under lock = "xact": refused, as its COMMIT would drop the lock. */
 static int l_xact_autocommit(lua_State *L) {
   return luaL_error(L,
@@ -324,16 +333,17 @@ static void push_x_args(lua_State *L, const lm_app *app) {
 }
 
 /* ---- the journal of a migration with autocommit blocks ---------------------------------
- * Every statement an upgrade() executes gets an ordinal. The transactional ones are kept in
+ * Every statement an upgrade() or downgrade() executes gets an ordinal. The transactional ones are kept in
  * memory until an autocommit block's COMMIT is due; then they are written to the journal in
  * that same transaction, so the journal says exactly what the COMMIT made permanent. Inside a
  * block each statement's row is written before it runs and marked after, each committing on
  * its own. The step's final transaction deletes the rows with the version row change. A
- * resumed run (upgrade --resume) skips the statements the journal records done, after
+ * resumed run (upgrade/downgrade --resume) skips the statements the journal records done, after
  * checking that each has the same ordinal and text as before. */
 typedef struct journal {
   lm_app *app;
-  int idx;     /* the revision running */
+  const char *operation; /* "upgrade" or "downgrade" */
+  int idx;               /* the revision running */
   int ordinal; /* statements of this migration so far */
   int block;   /* the autocommit block running (0: none) */
   int nblocks; /* autocommit blocks entered so far */
@@ -342,14 +352,20 @@ typedef struct journal {
   int seg_first;
   const lm_journal *resume; /* the interrupted run's record of this revision, or NULL */
   int skipped;
+  int user_commit; /* the migration's own COMMIT made part of it permanent (tx_control) */
+  int wrapped;     /* the block statement running goes in a transaction of its own */
+  char *cur_key;   /* ... and its journaled text, to record it again if it cannot */
 } journal;
 
 static void journal_reset(journal *j, int idx, const lm_journal *resume) {
   for (size_t i = 0; i < j->nseg; i++) free(j->seg[i]);
   free(j->seg);
+  free(j->cur_key);
   lm_app *app = j->app;
+  const char *operation = j->operation;
   memset(j, 0, sizeof *j);
   j->app = app;
+  j->operation = operation;
   j->idx = idx;
   j->seg_first = 1;
   j->resume = resume;
@@ -402,6 +418,34 @@ static int journal_before(void *ud, const char *sql, int n, const char *const *v
       free(key);
       return 1; /* a committed transactional statement is already in the journal too */
     }
+    /* A CREATE INDEX CONCURRENTLY that was running: its index says how far it got. */
+    char own[256];
+    int state = 0, rc = LM_OK;
+    if (j->block && (rc = lm_journal_cic_state(app->conn, row->statement, &state, own, err))) {
+      free(key);
+      return rc;
+    }
+    if (state > 0) {
+      lm_log_info("  skipped: statement %d, as its index %s exists and is VALID (the server "
+                  "finished it after the interrupted run stopped)",
+                  j->ordinal, own);
+      rc = lm_journal_mark_done(&app->vt, app->conn, rev, j->ordinal, err);
+      free(key);
+      if (rc) return rc;
+      j->skipped++;
+      return 1;
+    }
+    if (state < 0) {
+      char drop[300];
+      snprintf(drop, sizeof drop, "DROP INDEX CONCURRENTLY %s", own);
+      lm_log_info("  statement %d: dropping the INVALID index %s the interrupted run left, "
+                  "to build it again",
+                  j->ordinal, own);
+      if ((rc = lm_exec(app->conn, drop, 0, NULL, NULL, NULL, NULL, err))) {
+        free(key);
+        return rc;
+      }
+    }
   }
   if (j->block == 0) {
     if (j->nseg == j->cap) {
@@ -418,28 +462,145 @@ static int journal_before(void *ud, const char *sql, int n, const char *const *v
     j->seg[j->nseg++] = key;
     return 0;
   }
-  int rc = lm_journal_start(&app->vt, app->conn, rev, j->ordinal, j->block, key, err);
-  free(key);
+  /* A block statement runs in a transaction of its own that commits with its done mark, so
+   * a run killed while it runs leaves it recorded exactly: done, or undone with the
+   * transaction. A statement that cannot run in a transaction (CREATE INDEX CONCURRENTLY,
+   * VACUUM, ...) runs as sent; its index tells how far it got (lm_journal_cic_state). */
+  char ix[256], tb[1024];
+  j->wrapped = !lm_journal_cic_target(sql, ix, sizeof ix, tb, sizeof tb);
+  int rc = lm_journal_start(&app->vt, app->conn, rev, j->operation, j->ordinal, j->block, key,
+                            j->wrapped, err);
+  free(j->cur_key);
+  j->cur_key = key;
+  if (rc == LM_OK && j->wrapped) lm_conn_defer_begin(app->conn);
   return rc < 0 ? rc : 0;
 }
 
-static void journal_after(void *ud, const lm_error *failure) {
+static int tx_control(journal *j, lm_error *err);
+static PGconn *app_conn(const journal *j);
+
+/* Can run only outside a transaction block: 25001 (CREATE INDEX CONCURRENTLY unnamed,
+ * VACUUM, ALTER SYSTEM, ...) or 2D000 (a procedure's own COMMIT). */
+static int needs_autocommit(const lm_error *e) {
+  return e && e->sqlstate && (!strcmp(e->sqlstate, "25001") || !strcmp(e->sqlstate, "2D000"));
+}
+
+static int journal_after(void *ud, const lm_error *failure, lm_error *err) {
   journal *j = ud;
-  if (j->block == 0) return;
+  if (j->block == 0) return failure ? LM_OK : tx_control(j, err);
+  lm_app *app = j->app;
+  const char *rev = lm_dag_id(app->dag, j->idx);
+  if (j->wrapped) {
+    j->wrapped = 0;
+    if (!failure) {
+      int rc = lm_journal_end_commit(&app->vt, app->conn, rev, j->ordinal, err);
+      if (rc == LM_OK) return LM_OK;
+      /* its COMMIT failed (a deferred constraint, the connection): the work is undone */
+      if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
+        lm_error rb = {0};
+        simple(app->conn, "ROLLBACK", &rb);
+        lm_error_clear(&rb);
+      }
+      lm_error ignore = {0};
+      lm_journal_end(&app->vt, app->conn, rev, j->ordinal, err->message ? err->message : "error",
+                     &ignore);
+      lm_error_clear(&ignore);
+      return rc;
+    }
+    lm_error rb = {0};
+    lm_conn_forget_begin(app->conn);
+    if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) simple(app->conn, "ROLLBACK", &rb);
+    lm_error_clear(&rb);
+    if (needs_autocommit(failure)) {
+      /* run again as sent, recorded as such */
+      int rc = lm_journal_start(&app->vt, app->conn, rev, j->operation, j->ordinal, j->block,
+                                j->cur_key ? j->cur_key : "", 0, err);
+      return rc ? rc : 1;
+    }
+  }
   lm_error ignore = {0}; /* a lost connection loses this mark too: the row stays "running" */
   lm_journal_end(&j->app->vt, j->app->conn, lm_dag_id(j->app->dag, j->idx), j->ordinal,
                  failure ? (failure->message ? failure->message : "error") : NULL, &ignore);
   lm_error_clear(&ignore);
+  return LM_OK;
 }
 
 /* Journals the transactional statements run since the last block (in the open transaction). */
 static int journal_flush(journal *j, lm_error *err) {
   lm_app *app = j->app;
-  int rc = lm_journal_save(&app->vt, app->conn, lm_dag_id(app->dag, j->idx), j->seg_first, j->seg,
-                           j->nseg, err);
+  int rc = lm_journal_save(&app->vt, app->conn, lm_dag_id(app->dag, j->idx), j->operation,
+                           j->seg_first, j->seg, j->nseg, err);
   for (size_t i = 0; i < j->nseg; i++) free(j->seg[i]);
   j->nseg = 0;
   return rc;
+}
+
+static PGconn *app_conn(const journal *j) {
+  return j->app->conn;
+}
+
+/* A statement of the migration's transaction that ended it (op.execute("COMMIT"),
+ * "ROLLBACK", "COMMIT; BEGIN"): the migration stops at once, before any statement runs
+ * outside its transaction. What a COMMIT made permanent is recorded in the journal right
+ * away (in a transaction of its own, under the lock), so the revision is half-done with an
+ * account of it, as after an autocommit block's COMMIT; a ROLLBACK undid it all. A new
+ * transaction begun after the end is rolled back. A BEGIN alone changes nothing. */
+static int tx_control(journal *j, lm_error *err) {
+  int txc = lm_conn_last_tx_control();
+  if (!(txc & (LM_TXC_COMMIT | LM_TXC_ROLLBACK))) return LM_OK;
+  /* ROLLBACK TO SAVEPOINT reports "ROLLBACK" too, and leaves the transaction open. */
+  if (txc == LM_TXC_ROLLBACK && PQtransactionStatus(app_conn(j)) == PQTRANS_INTRANS) return LM_OK;
+  lm_app *app = j->app;
+  const char *rev = lm_dag_id(app->dag, j->idx);
+  const int committed = (txc & LM_TXC_COMMIT) != 0;
+  lm_error e = {0};
+  lm_pipe_discard();
+  if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) simple(app->conn, "ROLLBACK", &e);
+  lm_error_clear(&e);
+  int recorded = 0;
+  if (committed && j->nseg) {
+    int n = (int)j->nseg;
+    int rc = simple(app->conn, "BEGIN", &e);
+    if (rc == LM_OK) rc = lm_lock_fence(&app->lock, app->conn, &e);
+    if (rc == LM_OK) rc = journal_flush(j, &e);
+    if (rc == LM_OK) rc = lm_lock_renew(&app->lock, app->conn, &e);
+    if (rc == LM_OK) rc = simple(app->conn, "COMMIT", &e);
+    if (rc != LM_OK && PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
+      lm_error rb = {0};
+      simple(app->conn, "ROLLBACK", &rb);
+      lm_error_clear(&rb);
+    }
+    if (rc == LM_OK) recorded = n;
+    j->user_commit = 1;
+    if (rc != LM_OK) {
+      lm_error_set(err, LM_ERR,
+                   "the migration's own COMMIT (statement %d) committed its statements before it, "
+                   "and recording them in the journal failed: %s",
+                   j->ordinal, e.message ? e.message : "error");
+      lm_error_clear(&e);
+      return LM_ERR;
+    }
+  }
+  lm_error_clear(&e);
+  if (committed)
+    lm_error_set(err, LM_ERR,
+                 "this statement committed the migration's transaction (a COMMIT in the "
+                 "migration)%s: %d statement%s up to it %s committed and recorded in the journal; "
+                 "the migration stops here, half-done, before anything runs outside its "
+                 "transaction",
+                 txc & LM_TXC_BEGIN ? " and began another, rolled back" : "", recorded,
+                 recorded == 1 ? "" : "s", recorded == 1 ? "is" : "are");
+  else
+    lm_error_set(err, LM_ERR,
+                 "this statement rolled back the migration's transaction (a ROLLBACK in the "
+                 "migration)%s: what revision %s did before it in that transaction is undone; "
+                 "the migration stops here",
+                 txc & LM_TXC_BEGIN ? " and began another, rolled back too" : "", rev);
+  lm_error_setfield(&err->hint,
+                    "a migration runs in the transaction luamigrate gives it: remove the "
+                    "transaction control, or put what must commit apart in "
+                    "op.autocommit_block");
+  return LM_ERR;
 }
 
 /* ctx.autocommit_block(fn) online: journals what the COMMIT makes permanent, commits, runs fn
@@ -454,6 +615,7 @@ static int l_autocommit(lua_State *L) {
   lm_error err = {0};
   int rc = journal_flush(j, &err);
   if (rc == LM_OK) rc = simple(app->conn, "COMMIT", &err);
+  if (rc == LM_OK) rc = set_block_timeouts(app, 1, &err);
   if (rc) return lm_raise_error(L, &err);
   j->block = ++j->nblocks;
   lua_pushvalue(L, 1);
@@ -461,7 +623,8 @@ static int l_autocommit(lua_State *L) {
   int st = lm_pcall(L, 0, 0);
   lm_pipe_suspend(-1);
   j->block = 0;
-  rc = simple(app->conn, "BEGIN", &err);
+  rc = set_block_timeouts(app, 0, &err);
+  if (rc == LM_OK) rc = simple(app->conn, "BEGIN", &err);
   if (rc == LM_OK) rc = lm_lock_fence(&app->lock, app->conn, &err);
   if (rc == LM_OK) rc = set_local_timeouts(app, &err);
   if (st != LUA_OK) { /* fn's error first: it says what went wrong */
@@ -473,13 +636,14 @@ static int l_autocommit(lua_State *L) {
 }
 
 /* The hint of a step that failed after an autocommit block committed part of it. */
-static void half_done_hint(lm_app *app, int idx, lm_error *err) {
+static void half_done_hint(lm_app *app, int idx, int upgrade, lm_error *err) {
   char hint[512];
   snprintf(hint, sizeof hint,
-           "revision %s is half-done: the work before its autocommit block is committed; "
-           "'luamigrate status' shows what is done, and 'luamigrate upgrade --resume' "
+           "revision %s is half-done: the work before its autocommit block (or its own "
+           "COMMIT) is committed; "
+           "'luamigrate status' shows what is done, and 'luamigrate %s --resume' "
            "finishes it once the cause is fixed",
-           lm_dag_id(app->dag, idx));
+           lm_dag_id(app->dag, idx), upgrade ? "upgrade" : "downgrade");
   lm_error_setfield(&err->hint, hint);
 }
 
@@ -503,17 +667,19 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   if (pipelined) lm_pipe_enable(L, app->conn);
   push_x_args(L, app);
   int x_idx = lua_gettop(L);
-  /* Upgrades journal their statements (online; dry runs list autocommit blocks instead). */
-  journal j = {.app = app};
+  /* Upgrades and downgrades journal their statements (online; dry runs list autocommit
+   * blocks instead). */
+  journal j = {.app = app, .operation = fn};
   int half_done = 0; /* the failed step had committed part of itself */
   lm_conn_hook hook = {journal_before, journal_after, &j};
-  const int journaled = upgrade && !app->dry_run;
+  const int journaled = !app->dry_run;
   lm_cancel_set_conn(app->conn);
   for (size_t s = 0; s < plan->n; s++) {
     int idx = plan->idx[s];
     if (lm_cancel_requested()) {
-      rc = lm_error_set(err, LM_ERR, "interrupted by signal before revision %s",
-                        lm_dag_id(app->dag, idx));
+      rc = lm_error_set(err, LM_EINTR, "interrupted by signal before revision %s%s",
+                        lm_dag_id(app->dag, idx),
+                        s ? "; the migrations before it stay applied" : "; nothing was changed");
       break;
     }
     const int *parents;
@@ -535,6 +701,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lm_log_set_revision(self);
     if ((rc = set_local_timeouts(app, err))) goto step_done;
     double started = wall_s();
+    lm_cancel_set_phase(LM_CANCEL_MIGRATION); /* the file runs again, then its function */
     if ((rc = lm_loader_env(app, idx, err))) goto step_done;
     lua_getfield(L, -1, fn);
     lua_remove(L, -2);
@@ -547,22 +714,20 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     if (app->dry_run) {
       lua_pushcfunction(L, l_dry_autocommit);
       lua_setfield(L, -2, "autocommit_block");
-    } else if (app->lock.held && app->lock.mode == LM_LOCK_XACT) {
-      lua_pushcfunction(L, l_xact_autocommit);
-      lua_setfield(L, -2, "autocommit_block");
     } else if (journaled) {
-      lua_pushlightuserdata(L, &j);
-      lua_pushcclosure(L, l_autocommit, 1);
+      if (app->lock.held && app->lock.mode == LM_LOCK_XACT) {
+        lua_pushcfunction(L, l_xact_autocommit);
+      } else {
+        lua_pushlightuserdata(L, &j);
+        lua_pushcclosure(L, l_autocommit, 1);
+      }
       lua_setfield(L, -2, "autocommit_block");
       lm_conn_set_hook(L, conn_idx, &hook);
       lm_conn_set_hook(L, queue_idx, &hook);
-    } else {
-      lua_pushlightuserdata(L, app);
-      lua_pushcclosure(L, l_on_begin, 1);
-      lua_setfield(L, -2, "on_begin");
     }
     lua_pop(L, 1);
     int st = lm_pcall(L, 0, 0);
+    lm_cancel_set_phase(NULL);
     if (pipelined) {
       /* The queued statements' results: a failure among them came before anything that
        * failed after them, so it is the step's error. */
@@ -578,8 +743,8 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lm_conn_set_hook(L, queue_idx, NULL);
     if (st != LUA_OK) {
       step_error(app, idx, upgrade, from, to, err);
-      if (j.nblocks) {
-        half_done_hint(app, idx, err);
+      if (j.nblocks || j.user_commit) {
+        half_done_hint(app, idx, upgrade, err);
         half_done = 1;
       }
       rc = LM_ERR;
@@ -609,6 +774,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     }
     if (rc == LM_OK) lm_log_end_ms((wall_s() - started) * 1000.0);
   step_done:
+    lm_cancel_set_phase(NULL);
     lm_log_set_revision(NULL);
     /* A lock that could not be had within lock_timeout (55P03) is worth another try: the
      * step rolls back alone, waits with backoff, and runs again, up to lock_retries times. */
@@ -659,7 +825,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       lm_log_info(
           "Rolled back the failed migration's open transaction; what its autocommit "
           "block committed stays (see the hint)");
-    else if (rc != LM_ESTALE && rc != LM_ELOCK)
+    else if (rc != LM_ESTALE && rc != LM_ELOCK && rc != LM_EINTR)
       lm_log_info("Rolled back %s", per_migration ? "the failed migration; the ones before it "
                                                     "stay applied"
                                                   : "the whole run (transaction_per_migration "
@@ -669,7 +835,6 @@ out:
   journal_reset(&j, -1, NULL);
   if (pipelined) lm_pipe_enable(L, NULL);
   lm_conn_forget_begin(app->conn);
-  lm_cancel_set_conn(NULL);
   lm_conn_detach(L, conn_idx);
   lm_conn_detach(L, queue_idx);
   lua_settop(L, top);
@@ -804,7 +969,9 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     lua_getfield(L, -1, fn);
     lua_remove(L, -2);
     lm_ctx_begin_offline(L, emit_idx, x_idx);
+    lm_cancel_set_phase(LM_CANCEL_SCRIPT);
     int st = lm_pcall(L, 0, 0);
+    lm_cancel_set_phase(NULL);
     lm_ctx_end(L);
     if (st != LUA_OK) {
       step_error(app, idx, upgrade, upgrade ? (pstr ? pstr : "") : self,

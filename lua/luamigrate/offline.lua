@@ -49,6 +49,9 @@ function M.create_tables(version_table)
       .. "    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
       .. "    finished_at timestamptz,\n"
       .. "    error text,\n"
+      .. "    operation text NOT NULL DEFAULT 'upgrade',\n"
+      .. "    backend_pid integer,\n"
+      .. "    in_transaction boolean NOT NULL DEFAULT false,\n"
       .. "    PRIMARY KEY (revision, ordinal)\n"
       .. ")",
   }

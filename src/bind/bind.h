@@ -41,7 +41,10 @@ void lm_conn_set_trace(lua_State *L, int idx, int on);
  * must outlive its use; NULL removes it. */
 typedef struct lm_conn_hook {
   int (*before)(void *ud, const char *sql, int n, const char *const *vals, lm_error *err);
-  void (*after)(void *ud, const lm_error *failure);
+  /* After the statement ran (failure: its error, or NULL): LM_OK; > 0 to run it once more
+   * (it could not run in the transaction `before` began for it); or an error (filled in
+   * err) that the statement is raised with instead, e.g. it ended the transaction. */
+  int (*after)(void *ud, const lm_error *failure, lm_error *err);
   void *ud;
 } lm_conn_hook;
 void lm_conn_set_hook(lua_State *L, int idx, const lm_conn_hook *hook);

@@ -259,11 +259,10 @@ void lm_pipe_sync(lua_State *L) {
     return;
   }
   if (lm_cancel_requested()) {
-    /* The signal cancelled the statement: say so as its hook would have, but at the op's
-     * file:line (the hook, still armed, would raise again where there is none). */
-    lua_sethook(L, NULL, 0, 0);
+    /* The signal cancelled the statement: say so as its hook would have, at the op's
+     * file:line. */
     lm_error_clear(&err);
-    lm_error_set(&err, LM_ERR, "interrupted by signal: the migration in progress is rolled back");
+    lm_error_set(&err, LM_ERR, LM_CANCEL_MIGRATION);
   }
   /* Raised as the failing statement's op would have raised it (Lua copies of the strings:
    * the queue is freed first, so nothing leaks through the raise). */
@@ -502,7 +501,11 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
   if (queue) {
     queue_statement(L, c, sql);
     /* The hook's `after` matters only inside autocommit blocks, which never queue. */
-    if (hook) hook->after(hook->ud, NULL);
+    if (hook) {
+      lm_error ignore = {0}; /* nothing to say about a statement not run yet */
+      hook->after(hook->ud, NULL, &ignore);
+      lm_error_clear(&ignore);
+    }
     return NULL;
   }
   if (c->trace) {
@@ -512,8 +515,33 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
     lm_log_statement(sql, n, vals);
     t0 = now_ms();
   }
-  int rc = lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err);
-  if (hook) hook->after(hook->ud, rc == LM_OK ? NULL : &err);
+  int rc;
+  for (;;) {
+    rc = lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err);
+    if (rc != LM_OK && lm_cancel_requested()) {
+      lm_error_clear(&err);
+      lm_error_set(&err, LM_ERR, LM_CANCEL_MIGRATION);
+    }
+    if (!hook) break;
+    lm_error after = {0};
+    int again = hook->after(hook->ud, rc == LM_OK ? NULL : &err, &after);
+    if (again > 0) { /* the hook wants it run once more (outside a transaction) */
+      PQclear(res);
+      res = NULL;
+      lm_error_clear(&err);
+      continue;
+    }
+    if (again < 0) {
+      PQclear(res);
+      res = NULL;
+      lm_error_clear(&err);
+      err = after;
+      rc = err.code;
+    } else {
+      lm_error_clear(&after);
+    }
+    break;
+  }
   if (rc != LM_OK) {
     if (verbose) lm_log_break();
     if (c->trace) {

@@ -21,6 +21,26 @@ describe("the commands", function()
     return cli.run({ "--url", url, ... }, { cwd = dir })
   end
 
+  it("two concurrent revision --rev-id X: one creates the file, the other says the id is taken", function()
+    assert.equal(0, run("init", "migrations").code)
+    -- the versions directory is locked while both start, so both pass the check against
+    -- the files loaded before either writes
+    os.execute(("flock -x %s -c 'sleep 1' &"):format(pg.shell_quote(dir .. "/migrations/versions")))
+    os.execute("sleep 0.2")
+    local a = cli.spawn({ "revision", "-m", "first", "--rev-id", "same1" }, { cwd = dir })
+    local b = cli.spawn({ "revision", "-m", "second", "--rev-id", "same1" }, { cwd = dir })
+    local ra, rb = a.wait(), b.wait()
+    local p = assert(io.popen("ls " .. pg.shell_quote(dir .. "/migrations/versions")))
+    local files = p:read("a")
+    p:close()
+    local _, n = files:gsub("same1_", "")
+    assert.equal(1, n, files)
+    assert.equal(1, (ra.code == 0 and 1 or 0) + (rb.code == 0 and 1 or 0), ra.err .. rb.err)
+    local loser = ra.code == 0 and rb or ra
+    assert.equal(2, loser.code)
+    assert.truthy(loser.err:find("Revision same1 already present: migrations/versions/same1_%a+%.lua was created meanwhile"), loser.err)
+  end)
+
   it("init creates a project, revision adds files that upgrade", function()
     local r = run("init", "migrations")
     assert.equal(0, r.code, r.err)

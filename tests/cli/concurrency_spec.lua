@@ -190,7 +190,7 @@ describe("concurrent runs", function()
     }
     local first = cli.spawn({ "--url", url, "upgrade", "head" }, { cwd = d })
     for _ = 1, 200 do
-      if pg.psql(url, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(7)%'") == "1" then break end
+      if pg.psql(url, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(7)%' AND pid <> pg_backend_pid()") == "1" then break end
       os.execute("sleep 0.05")
     end
     local second = cli.run({ "--url", url, "upgrade", "head" }, { cwd = d })
@@ -218,6 +218,109 @@ describe("concurrent runs", function()
     pg.psql(url, "DELETE FROM luamigrate_version_lock")
     assert.equal(0, cli.run({ "--url", url, "--lock", "table", "upgrade", "head" }, { cwd = dir }).code)
     assert.equal(30, assert_consistent())
+  end)
+
+  -- Waits until a backend of this database waits on a lock running a query like `pattern`.
+  local function await_blocked(pattern)
+    local q = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+      .. "AND wait_event_type = 'Lock' AND query LIKE '%s'"):format(pattern)
+    for _ = 1, 400 do
+      if pg.psql(url, q) == "1" then return end
+      os.execute("sleep 0.02")
+    end
+    error("no backend blocked on " .. pattern)
+  end
+
+  it("lock = \"xact\": a relative target is resolved from what the lock shows, not from an earlier read", function()
+    assert.equal(0, cli.run({ "--url", url, "upgrade", "+3" }, { cwd = dir }).code)
+    -- Another session holds the history table while the downgrade has read the version row
+    -- (at 3) and not yet planned; meanwhile "another run" moves the database to 5.
+    local other = core.connect(url)
+    other:execute("BEGIN")
+    other:execute("LOCK TABLE luamigrate_version_history IN ACCESS EXCLUSIVE MODE")
+    local h = cli.spawn({ "--url", url, "--lock", "xact", "downgrade", "-1" }, { cwd = dir })
+    await_blocked("SELECT DISTINCT ON (revision) revision, checksum%")
+    other:execute("CREATE TABLE t4 (id int); CREATE TABLE t5 (id int)")
+    other:execute(("INSERT INTO migration_log (rev, direction) VALUES ('%s', 'up'), ('%s', 'up')"):format(ids[4], ids[5]))
+    other:execute(("UPDATE luamigrate_version SET version_num = '%s'"):format(ids[5]))
+    other:execute("COMMIT")
+    other:close()
+    local r = h.wait()
+    assert.equal(0, r.code, r.err)
+    -- -1 from where the database was when the run held the lock: only 5 is undone
+    assert.equal(ids[4], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    assert.equal(ids[5], pg.psql(url, "SELECT string_agg(rev, ',') FROM migration_log WHERE direction = 'down'"))
+    assert.equal(4, assert_consistent())
+  end)
+
+  it("lock = \"xact\": stamp reads and writes the version table under the lock", function()
+    assert.equal(0, cli.run({ "--url", url, "upgrade", "+1" }, { cwd = dir }).code)
+    local other = core.connect(url)
+    other:execute("BEGIN")
+    other:execute("LOCK TABLE luamigrate_version_journal IN ACCESS EXCLUSIVE MODE")
+    local h = cli.spawn({ "--url", url, "--lock", "xact", "stamp", ids[2] }, { cwd = dir })
+    await_blocked("SELECT revision, ordinal, block%")
+    -- between its read of the version row and its write, the stamp holds the migration lock
+    assert.equal("1", pg.psql(url, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+      .. "WHERE l.locktype = 'advisory' AND l.classid = 27757 AND l.granted AND a.wait_event_type = 'Lock' "
+      .. "AND a.query LIKE 'SELECT revision, ordinal, block%'"))
+    other:execute("COMMIT")
+    other:close()
+    local r = h.wait()
+    assert.equal(0, r.code, r.err)
+    assert.equal(ids[2], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+  end)
+
+  it("concurrent upgrades and stamps in every mode never leave a revision and its ancestor", function()
+    for _, mode in ipairs { "session", "xact", "table" } do
+      local runs = {}
+      for i = 1, 6 do
+        local c = i % 2 == 0 and { "upgrade", "head" } or { "stamp", ids[10 + i] }
+        runs[i] = cli.spawn({ "--url", url, "--lock", mode, c[1], c[2] }, { cwd = dir })
+      end
+      for i = 1, #runs do runs[i].wait() end
+      assert.equal("1", pg.psql(url, "SELECT count(*) FROM luamigrate_version"), mode)
+      assert.equal(0, cli.run({ "--url", url, "stamp", "--purge", "base" }, { cwd = dir }).code)
+      pg.psql(url, "DROP TABLE IF EXISTS migration_log; " .. (function()
+        local t = {}
+        for k = 1, 30 do t[k] = "DROP TABLE IF EXISTS t" .. k end
+        return table.concat(t, "; ")
+      end)())
+    end
+  end)
+
+  it("lock = \"session\": a run whose lock connection is terminated stops before its next statement", function()
+    local h = cli.spawn({ "--url", url, "--lock", "session", "upgrade", "head" }, { cwd = dir })
+    for _ = 1, 200 do
+      if pg.psql(url, "SELECT count(*) FROM pg_tables WHERE tablename = 't5'") == "1" then break end
+      os.execute("sleep 0.02")
+    end
+    assert.equal("t", pg.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_locks "
+      .. "WHERE locktype = 'advisory' AND classid = 27757 AND granted"))
+    local r = h.wait()
+    assert.equal(1, r.code, r.err)
+    assert.truthy(r.err:find("lost the migration lock for 'luamigrate_version': the connection holding it "
+      .. "%(backend pid %d+%) was closed"), r.err)
+    local k = assert_consistent()
+    assert.is_true(k >= 5 and k < 30, "stopped at " .. k)
+    assert.equal(0, cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir }).code)
+    assert.equal(30, assert_consistent())
+  end)
+
+  it("the lock is per database and version table, whatever the search_path", function()
+    pg.psql(url, "CREATE SCHEMA elsewhere")
+    cli.write(dir .. "/luamigrate.lua", 'script_location = "migrations"\nversion_table = "public.luamigrate_version"\n')
+    for _, held in ipairs { "public.luamigrate_version", "luamigrate_version" } do
+      local lock = core.lock(url, held)
+      for _, mode in ipairs { "session", "xact" } do
+        local r = cli.run({ "--url", url, "--lock", mode, "--lock-timeout", "0.3", "upgrade", "+1" },
+          { cwd = dir, env = { PGOPTIONS = "-c search_path=elsewhere,public" } })
+        assert.equal(1, r.code, held .. " " .. mode .. ": " .. r.err)
+        assert.truthy(r.err:find("could not obtain the migration lock", 1, true), r.err)
+      end
+      lock:release()
+    end
+    assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('t1')::text, '')"))
   end)
 
   it("rejects an unknown lock mode and a bad lease", function()

@@ -60,12 +60,44 @@ describe("a failing migration", function()
     assert.equal("", pg.psql(url, "SELECT to_regclass('kept')"))
   end)
 
-  it("refuses a migration that commits its own transaction", function()
-    setup { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil, '  op.execute("COMMIT")') }
-    local r = run("upgrade", "head")
-    assert.equal(1, r.code)
-    assert.truthy(r.err:find("ended its transaction", 1, true), r.err)
-  end)
+  for _, mode in ipairs { "session", "xact" } do
+    it(("stops at a COMMIT, ROLLBACK or COMMIT; BEGIN in the migration, with what committed recorded (lock = %q)"):format(mode), function()
+      local function body(stmt)
+        return '  op.execute("CREATE TABLE before_t (id int)")\n  op.execute("' .. stmt .. '")\n'
+          .. '  op.execute("CREATE TABLE after_t (id int)")'
+      end
+      for _, case in ipairs { { "COMMIT", "committed" }, { "ROLLBACK", "rolled back" }, { "COMMIT; BEGIN", "committed" } } do
+        setup { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil, body(case[1])) }
+        local r = run("--lock", mode, "upgrade", "head")
+        assert.equal(1, r.code, r.err)
+        assert.truthy(r.err:find("aaaa_x.lua:10: upgrade  -> aaaa failed: this statement " .. case[2]
+          .. " the migration's transaction", 1, true), r.err)
+        -- nothing ran outside the migration's transaction
+        assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('after_t')::text, '')"), case[1])
+        assert.equal("0", pg.psql(url, "SELECT count(*) FROM luamigrate_version"))
+        if case[2] == "committed" then
+          assert.truthy(r.err:find("2 statements up to it are committed and recorded in the journal", 1, true), r.err)
+          assert.equal("before_t", pg.psql(url, "SELECT coalesce(to_regclass('before_t')::text, '')"))
+          local again = run("--lock", mode, "upgrade", "head")
+          assert.equal(3, again.code, again.err)
+          assert.truthy(again.err:find("2 statements of its transactional part are committed", 1, true), again.err)
+        else
+          assert.truthy(r.err:find("what revision aaaa did before it in that transaction is undone", 1, true), r.err)
+          assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('before_t')::text, '')"))
+          assert.equal("0", pg.psql(url, "SELECT count(*) FROM luamigrate_version_journal"))
+        end
+        cli.remove(dir)
+        pg.drop_db(dbname)
+      end
+      -- a recorded COMMIT: --resume skips what it committed (the COMMIT too) and finishes
+      setup { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil, body("COMMIT")) }
+      assert.equal(1, run("--lock", mode, "upgrade", "head").code)
+      local ok = run("--lock", mode, "upgrade", "--resume", "head")
+      assert.equal(0, ok.code, ok.err)
+      assert.equal("after_t", pg.psql(url, "SELECT coalesce(to_regclass('after_t')::text, '')"))
+      assert.equal("aaaa", pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    end)
+  end
 
   it("refuses a migration that swallowed a SQL error", function()
     setup { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil,

@@ -89,8 +89,8 @@ describe("upgrade --resume", function()
       assert.matches("upgrade refused: revision r2 %(.-r2_block%.lua%) is half%-done", r.err)
       assert.matches("3 statements of its transactional part are committed", r.err, 1, true)
       assert.matches("autocommit block 1: statement 1 done", r.err, 1, true)
-      assert.matches("autocommit block 1, statement 2 was running when the run stopped; it may or may not "
-        .. "have taken effect:", r.err, 1, true)
+      assert.matches("autocommit block 1, statement 2 was running when the run stopped, in a transaction of "
+        .. "its own that ended with the run: it had no effect, and runs again:", r.err, 1, true)
       assert.matches("pg_sleep(coalesce((SELECT s FROM public.sleep_ctl), 0))", r.err, 1, true)
       assert.matches("upgrade --resume", r.err, 1, true)
       assert.matches("luamigrate stamp r1", r.err, 1, true)
@@ -314,6 +314,188 @@ describe("upgrade --resume", function()
     assert.matches("no revision is half-done", ok.err, 1, true)
     assert.equal("1,2,3,4,5", steps(url))
     -- the journal is empty after the step committed
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM luamigrate_version_journal"))
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+  -- Kills `args` (SIGKILL) once a statement sleeps; `terminate` also ends that statement
+  -- on the server, as it would on noticing the dropped client; otherwise it runs on.
+  local function killed_in_sleep(url, dir, args, terminate)
+    local pid = start(args, dir)
+    wait_for(url, "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()")
+    os.execute(("kill -9 %d"):format(pid))
+    for _ = 1, 200 do
+      if not alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    if terminate then
+      pg.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+        .. "AND datname = current_database()")
+      wait_for(url, "SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    end
+  end
+
+  it("a downgrade killed inside its autocommit block is recorded, refused, and finished by downgrade --resume", function()
+    local url, dbname = pg.new_db("resume")
+    local dir = cli.project { files = {
+      ["migrations/versions/r1_base.lua"] = cli.revision("r1", nil, 'op.execute("CREATE TABLE base_t (id int)")',
+        'op.drop_table("base_t")'),
+      ["migrations/versions/r2_block.lua"] = cli.revision("r2", "r1", [[
+  op.execute("CREATE TABLE steps (n int, at timestamptz DEFAULT clock_timestamp())")
+  op.execute("CREATE TABLE widgets (id int, name text)")
+  op.create_index("ix_widgets_name", "widgets", { "name" })]], [[
+  op.execute("INSERT INTO steps (n) VALUES (-1)")
+  op.autocommit_block(function()
+    op.execute("INSERT INTO steps (n) VALUES (-2)")
+    op.execute("INSERT INTO steps (n) SELECT -3 FROM (SELECT pg_sleep(coalesce((SELECT s FROM public.sleep_ctl), 0))) AS s")
+    op.execute("DROP INDEX CONCURRENTLY ix_widgets_name")
+  end)
+  op.execute("DROP TABLE widgets")
+  op.execute("INSERT INTO steps (n) VALUES (-5)")]]),
+    } }
+    pg.psql(url, "CREATE TABLE sleep_ctl (s float8); INSERT INTO sleep_ctl VALUES (0)")
+    assert.equal(0, cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir }).code)
+    pg.psql(url, "UPDATE sleep_ctl SET s = 60")
+    killed_in_sleep(url, dir, { "--url", url, "downgrade", "base" }, true)
+    pg.psql(url, "UPDATE sleep_ctl SET s = 0")
+    assert.equal("-1,-2", steps(url))
+    assert.equal("r2", pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    for _, cmd in ipairs { { "downgrade", "base" }, { "upgrade", "head" } } do
+      local r = cli.run({ "--url", url, cmd[1], cmd[2] }, { cwd = dir })
+      assert.equal(3, r.code, r.err)
+      assert.matches(cmd[1] .. " refused: revision r2 (migrations/versions/r2_block.lua) is half-done by a "
+        .. "downgrade: a run stopped after committing part of its downgrade()", r.err, 1, true)
+      assert.matches("autocommit block 1, statement 2 was running when the run stopped", r.err, 1, true)
+      assert.matches("luamigrate downgrade --resume TARGET", r.err, 1, true)
+    end
+    local wrong = cli.run({ "--url", url, "upgrade", "--resume", "head" }, { cwd = dir })
+    assert.equal(3, wrong.code, wrong.err)
+    local st = cli.run({ "--url", url, "status" }, { cwd = dir })
+    assert.matches("finish it with 'luamigrate downgrade --resume TARGET'", st.out, 1, true)
+    local ok = cli.run({ "--url", url, "downgrade", "--resume", "base" }, { cwd = dir })
+    assert.equal(0, ok.code, ok.err)
+    assert.matches("Resuming revision r2", ok.err, 1, true)
+    assert.equal("-1,-2,-3,-5", steps(url))
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM luamigrate_version"))
+    assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('widgets')::text, '')"))
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM luamigrate_version_journal"))
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  it("while the killed run's statement still runs on the server, others refuse and --resume waits for it", function()
+    local url, dbname = pg.new_db("resume")
+    local dir = project()
+    pg.psql(url, "CREATE TABLE sleep_ctl (s float8); INSERT INTO sleep_ctl VALUES (3)")
+    killed_in_sleep(url, dir, { "--url", url, "upgrade", "head" }, false)
+    local r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(3, r.code, r.err)
+    assert.matches("autocommit block 1, statement 2 is still running on the server %(backend pid %d+, since", r.err)
+    assert.matches("SELECT pg_cancel_backend(", r.err, 1, true)
+    pg.psql(url, "UPDATE sleep_ctl SET s = 0")
+    local ok = cli.run({ "--url", url, "upgrade", "--resume", "head" }, { cwd = dir })
+    assert.equal(0, ok.code, ok.err)
+    assert.matches("is still running on the server (backend pid", ok.err, 1, true)
+    assert.matches("waiting for it to end", ok.err, 1, true)
+    -- the killed run's statement ended with its transaction, undone: it ran once, after
+    assert.equal("1,2,3,4,5", steps(url))
+    assert.equal("r3", pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  it("a CREATE INDEX CONCURRENTLY the server finished after the kill is recorded done by --resume", function()
+    local url, dbname = pg.new_db("resume")
+    local dir = cli.project { files = {
+      ["migrations/versions/c1_cic.lua"] = cli.revision("c1", nil, [[
+  op.execute("CREATE TABLE items (id int, name text)")
+  op.execute("INSERT INTO items SELECT g, 'n' || g FROM generate_series(1, 100) g")
+  op.autocommit_block(function()
+    op.create_index("ix_items_name", "items", { "name" }, { postgresql_concurrently = true })
+    op.execute("INSERT INTO items VALUES (0, 'after')")
+  end)
+]], 'op.drop_table("items")'),
+    } }
+    -- a transaction holds a snapshot, so the build waits for it (virtualxid) once its index exists
+    local holder = require("luamigrate.core").connect(url)
+    holder:execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    holder:execute("SELECT 1")
+    local pid = start({ "--url", url, "upgrade", "head" }, dir)
+    wait_for(url, "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' "
+      .. "AND wait_event = 'virtualxid'")
+    os.execute(("kill -9 %d"):format(pid))
+    for _ = 1, 200 do
+      if not alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    local r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(3, r.code, r.err)
+    assert.matches("statement 1 is still running on the server", r.err, 1, true)
+    -- the holder ends: the server finishes the index for the dead client
+    holder:execute("COMMIT")
+    holder:close()
+    wait_for(url, "SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%'")
+    assert.equal("t", pg.psql(url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_items_name'::regclass"))
+    r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(3, r.code, r.err)
+    assert.matches("its index public.ix_items_name exists and is VALID: the statement completed on the server", r.err, 1, true)
+    local ok = cli.run({ "--url", url, "upgrade", "--resume", "head" }, { cwd = dir })
+    assert.equal(0, ok.code, ok.err)
+    assert.matches("skipped: statement 3, as its index public.ix_items_name exists and is VALID", ok.err, 1, true)
+    assert.equal("101", pg.psql(url, "SELECT count(*) FROM items"))
+    assert.equal("c1", pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  it("an INVALID index a killed CREATE INDEX CONCURRENTLY left is dropped and built again by --resume", function()
+    local url, dbname = pg.new_db("resume")
+    local dir = cli.project { files = {
+      ["migrations/versions/c1_cic.lua"] = cli.revision("c1", nil, [[
+  op.execute("CREATE TABLE items (id int, name text)")
+  op.autocommit_block(function()
+    op.create_index("ix_items_name", "items", { "name" }, { postgresql_concurrently = true })
+  end)
+]], 'op.drop_table("items")'),
+    } }
+    local holder = require("luamigrate.core").connect(url)
+    holder:execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    holder:execute("SELECT 1")
+    local pid = start({ "--url", url, "upgrade", "head" }, dir)
+    wait_for(url, "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' "
+      .. "AND wait_event = 'virtualxid'")
+    os.execute(("kill -9 %d"):format(pid))
+    pg.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%'")
+    wait_for(url, "SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%'")
+    holder:execute("COMMIT")
+    holder:close()
+    local r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(3, r.code, r.err)
+    assert.matches("INVALID index public.ix_items_name exists (the interrupted CREATE INDEX CONCURRENTLY left it): "
+      .. "'upgrade --resume' drops it (DROP INDEX CONCURRENTLY public.ix_items_name)", r.err, 1, true)
+    local ok = cli.run({ "--url", url, "upgrade", "--resume", "head" }, { cwd = dir })
+    assert.equal(0, ok.code, ok.err)
+    assert.matches("dropping the INVALID index public.ix_items_name", ok.err, 1, true)
+    assert.equal("t", pg.psql(url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_items_name'::regclass"))
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  it("a record of a revision the version table has applied gets one hint, from every command", function()
+    local url, dbname = pg.new_db("resume")
+    local dir = project()
+    interrupted_run(url, dir, "session")
+    pg.psql(url, "UPDATE luamigrate_version SET version_num = 'r3'")
+    for _, args in ipairs { { "upgrade", "head" }, { "upgrade", "--resume", "head" }, { "downgrade", "base" } } do
+      local r = cli.run({ "--url", url, table.unpack(args) }, { cwd = dir })
+      assert.equal(3, r.code, r.err)
+      assert.matches("refused: the journal records revision r2 as half-done by an upgrade, but the version "
+        .. "table (at r3) has it applied", r.err, 1, true)
+      assert.matches("run 'luamigrate stamp r3', which keeps the version table where it is and clears the record", r.err, 1, true)
+      assert.is_nil(r.err:find("stamp r1", 1, true), r.err)
+      assert.is_nil(r.err:find("not the next step", 1, true), r.err)
+    end
+    assert.equal(0, cli.run({ "--url", url, "stamp", "r3" }, { cwd = dir }).code)
     assert.equal("0", pg.psql(url, "SELECT count(*) FROM luamigrate_version_journal"))
     cli.remove(dir)
     pg.drop_db(dbname)

@@ -55,4 +55,19 @@ describe("migration_lock_timeout and lock_retries", function()
     assert.equal("aaaa", pg.psql(url, "SELECT version_num FROM luamigrate_version"))
     assert.truthy(r.err:find("Running upgrade  %-> aaaa, revision aaaa %(%d+ ms%)\n"), r.err)
   end)
+  it("migration_statement_timeout reaches the statements of an autocommit block", function()
+    local d = cli.project {
+      config = 'script_location = "migrations"\nmigration_statement_timeout = "300ms"\n',
+      files = { ["migrations/versions/bbbb_slow_block.lua"] = cli.revision("bbbb", nil,
+        '  op.autocommit_block(function() op.execute("SELECT pg_sleep(5)") end)\n'
+        .. '  op.execute("INSERT INTO migration_log VALUES (\'bbbb\')")\n') },
+    }
+    local t0 = os.time()
+    local r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = d })
+    cli.remove(d)
+    assert.equal(1, r.code, r.err)
+    assert.truthy(r.err:find("ERROR 57014: canceling statement due to statement timeout", 1, true), r.err)
+    assert.truthy(os.time() - t0 < 4, "the block's statement ran to its end")
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM migration_log"))
+  end)
 end)

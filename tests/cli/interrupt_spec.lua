@@ -1,0 +1,124 @@
+-- Ctrl-C (SIGINT): it takes effect at once wherever luamigrate is — its own statement waiting
+-- on another session's lock (in every lock mode), a loop inside a coroutine or a pcall in a
+-- migration — and the message says what was interrupted: the config, a revision file being
+-- loaded, a lock wait, or a migration (which alone has something to roll back).
+local pg = require "helpers.pg"
+local cli = require "helpers.cli"
+local core = require "luamigrate.core"
+
+-- Starts the binary; returns its pid and a function giving (seconds from signal to exit,
+-- stderr) after sending one SIGINT once ready() is true.
+local function interrupt(args, dir, ready)
+  local pid, errfile = cli.start(args, dir)
+  for _ = 1, 400 do
+    if ready() then break end
+    os.execute("sleep 0.05")
+  end
+  assert.is_true(ready(), "never ready")
+  local p = assert(io.popen("date +%s.%N"))
+  local t0 = tonumber(p:read("l"))
+  p:close()
+  os.execute(("kill -INT %d"):format(pid))
+  for _ = 1, 200 do
+    if not cli.alive(pid) then break end
+    os.execute("sleep 0.05")
+  end
+  p = assert(io.popen("date +%s.%N"))
+  local took = tonumber(p:read("l")) - t0
+  p:close()
+  local alive = cli.alive(pid)
+  if alive then os.execute(("kill -9 %d"):format(pid)) end
+  local err = cli.slurp(errfile)
+  os.remove(errfile)
+  assert.is_false(alive, "still running 10 s after SIGINT: " .. err)
+  return took, err
+end
+
+describe("SIGINT", function()
+  local url, dbname
+
+  before_each(function() url, dbname = pg.new_db() end)
+  after_each(function() pg.drop_db(dbname) end)
+
+
+  for _, mode in ipairs { "session", "xact", "table" } do
+    it(("stops luamigrate's own statement waiting on another session's lock at once (lock = %q)"):format(mode), function()
+      local files, ids = cli.chain(2)
+      local dir = cli.project { files = files }
+      assert.equal(0, cli.run({ "--url", url, "--lock", mode, "upgrade", "+1" }, { cwd = dir }).code)
+      local blocker = core.connect(url)
+      blocker:execute("BEGIN")
+      blocker:execute("LOCK TABLE luamigrate_version IN ACCESS EXCLUSIVE MODE")
+      local took, err = interrupt({ "--url", url, "--lock", mode, "upgrade", "head" }, dir, function()
+        return pg.psql(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+          .. "AND wait_event_type = 'Lock' AND query LIKE '%luamigrate_version%'") == "1"
+      end)
+      blocker:execute("COMMIT")
+      blocker:close()
+      assert.is_true(took < 2, ("took %.1f s"):format(took))
+      assert.truthy(err:find("interrupted by signal", 1, true), err)
+      assert.is_nil(err:find("rolled back", 1, true), err)
+      assert.equal(ids[1], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+      cli.remove(dir)
+    end)
+  end
+
+  it("says a lock wait was interrupted, with nothing rolled back", function()
+    local files = cli.chain(2)
+    local dir = cli.project { files = files }
+    local lock = core.lock(url, "luamigrate_version")
+    for _, mode in ipairs { "session", "xact" } do
+      local _, err = interrupt({ "--url", url, "--lock", mode, "upgrade", "head" }, dir, function()
+        return pg.psql(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+          .. "AND application_name = 'luamigrate'") ~= "0"
+      end)
+      assert.truthy(err:find("interrupted by signal while waiting for the migration lock for 'luamigrate_version'; "
+        .. "nothing more was changed", 1, true), mode .. ": " .. err)
+      assert.is_nil(err:find("olled back", 1, true), err)
+    end
+    lock:release()
+    cli.remove(dir)
+  end)
+
+  for _, case in ipairs {
+    { "a coroutine", "local co = coroutine.wrap(function() while true do end end)\n  co()" },
+    { "a pcall", "while true do pcall(function() while true do end end) end" },
+    { "an xpcall and a coroutine.resume", [[
+  while true do
+    xpcall(function() coroutine.resume(coroutine.create(function() while true do end end)) end,
+      function(e) return e end)
+  end]] },
+  } do
+    it(("stops a migration looping inside %s at the first SIGINT, and rolls it back"):format(case[1]), function()
+      local dir = cli.project { files = { ["migrations/versions/aaaa_loop.lua"] = cli.revision("aaaa", nil,
+        '  op.autocommit_block(function() op.execute("CREATE TABLE spin (id int)") end)\n  ' .. case[2]) } }
+      local took, err = interrupt({ "--url", url, "upgrade", "head" }, dir, function()
+        return pg.psql(url, "SELECT coalesce(to_regclass('spin')::text, '')") == "spin"
+      end)
+      assert.is_true(took < 3, ("took %.1f s"):format(took))
+      assert.truthy(err:find("upgrade  -> aaaa failed: ", 1, true), err)
+      assert.truthy(err:find("aaaa_loop.lua:%d+: interrupted by signal: the migration in progress is rolled back"), err)
+      assert.equal("", pg.psql(url, "SELECT coalesce(string_agg(version_num, ','), '') FROM luamigrate_version"))
+      cli.remove(dir)
+    end)
+  end
+
+  it("names the config file and a revision file looping at load time, with nothing rolled back", function()
+    local dir = cli.project { config = 'script_location = "migrations"\nwhile true do end\n' }
+    local _, err = interrupt({ "--url", url, "upgrade", "head" }, dir, function()
+      os.execute("sleep 0.3")
+      return true
+    end)
+    assert.truthy(err:find("luamigrate.lua:2: interrupted by signal while running the config file; nothing was changed", 1, true), err)
+    assert.is_nil(err:find("olled back", 1, true), err)
+    cli.remove(dir)
+    dir = cli.project { files = { ["migrations/versions/aaaa_loop.lua"] = 'revision = "aaaa"\ndown_revision = nil\nwhile true do end\n' } }
+    _, err = interrupt({ "--url", url, "upgrade", "head" }, dir, function()
+      os.execute("sleep 0.3")
+      return true
+    end)
+    assert.truthy(err:find("aaaa_loop.lua:3: interrupted by signal while loading the revision files; nothing was changed", 1, true), err)
+    assert.is_nil(err:find("olled back", 1, true), err)
+    cli.remove(dir)
+  end)
+end)
