@@ -29,6 +29,9 @@ function Type:sql() end
 ---@field timezone boolean
 ---@overload fun(opts?: {timezone?: boolean}): luamigrate.TimeType
 
+---@class luamigrate.TypeCtor : luamigrate.Type
+---@overload fun(...: any): luamigrate.Type SQLAlchemy's positional parameters, then an options table
+
 ---@class luamigrate.ArrayType : luamigrate.Type
 ---@field item_type luamigrate.TypeArg
 ---@overload fun(item_type: luamigrate.TypeArg): luamigrate.ArrayType
@@ -217,7 +220,63 @@ sa.UUID = {}
 ---@type luamigrate.ArrayType
 sa.ARRAY = {}
 
---- A named enum type: sa.Enum("A", "B", {name = "role_enum"}).
+--- CHAR; parameters in order: length, collation.
+---@type luamigrate.TypeCtor
+sa.CHAR = {}
+
+--- DATE.
+---@type luamigrate.SimpleType
+sa.DATE = {}
+
+--- DECIMAL; parameters in order: precision, scale, decimal_return_scale, asdecimal.
+---@type luamigrate.TypeCtor
+sa.DECIMAL = {}
+
+--- DOUBLE PRECISION; parameters in order: precision, asdecimal, decimal_return_scale.
+---@type luamigrate.TypeCtor
+sa.DOUBLE_PRECISION = {}
+
+--- DOUBLE PRECISION; parameters in order: precision, asdecimal, decimal_return_scale.
+---@type luamigrate.TypeCtor
+sa.Double = {}
+
+--- FLOAT; parameters in order: precision, asdecimal, decimal_return_scale.
+---@type luamigrate.TypeCtor
+sa.FLOAT = {}
+
+--- INTEGER.
+---@type luamigrate.SimpleType
+sa.INT = {}
+
+--- NCHAR; parameters in order: length, collation.
+---@type luamigrate.TypeCtor
+sa.NCHAR = {}
+
+--- NUMERIC; parameters in order: precision, scale, decimal_return_scale, asdecimal.
+---@type luamigrate.TypeCtor
+sa.NUMERIC = {}
+
+--- REAL; parameters in order: precision, asdecimal, decimal_return_scale.
+---@type luamigrate.TypeCtor
+sa.REAL = {}
+
+--- SMALLINT.
+---@type luamigrate.SimpleType
+sa.SMALLINT = {}
+
+--- TIME WITHOUT TIME ZONE; parameters in order: timezone.
+---@type luamigrate.TypeCtor
+sa.TIME = {}
+
+--- TIMESTAMP WITHOUT TIME ZONE; parameters in order: timezone.
+---@type luamigrate.TypeCtor
+sa.TIMESTAMP = {}
+
+--- UUID; parameters in order: as_uuid, native_uuid.
+---@type luamigrate.TypeCtor
+sa.Uuid = {}
+
+--- A named enum type: sa.Enum("A", "B", {name = "role_enum"}) or sa.Enum({"A", "B"}, {name = ...}).
 ---@type luamigrate.EnumType
 sa.Enum = {}
 

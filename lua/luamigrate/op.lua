@@ -209,7 +209,7 @@ end
 -- Enum type objects (sa.Enum) get :create(bind) / :drop(bind) as SQLAlchemy's do; `bind`
 -- is op.get_bind()'s connection (or nil), the statement goes through the run either way.
 do
-  local proto = getmetatable(types.Enum).__index
+  local proto = types.enum_methods
   function proto.create(self, _, opts)
     local o = opts or {}
     local sql = create_enum_sql(self.name, self.values, { schema = self.schema })
@@ -264,13 +264,19 @@ function M.create_table(name, ...)
     stmts[#stmts + 1] = create_enum_sql(t.name, t.values, { schema = t.schema })
   end
   local lines, indexes = {}, {}
-  -- SERIAL only for a single-column integer primary key, as SQLAlchemy does
-  for _, c in ipairs(cols) do lines[#lines + 1] = render.column_def(c, #pk == 1, false) end
+  local pk_names, in_pk = schema.primary_key(cols, cons)
+  local ok, autoinc = pcall(schema.autoincrement_column, cols, pk_names)
+  if not ok then error(("op.create_table(%q): %s"):format(name, autoinc), 2) end
+  for _, c in ipairs(cols) do
+    lines[#lines + 1] = render.column_def(c, c == autoinc, false, in_pk[c.name])
+  end
   local has_pk_constraint = false
   for _, c in ipairs(cons) do
     if schema.is(c, "PrimaryKeyConstraint") then has_pk_constraint = true end
   end
-  if #pk > 0 and not has_pk_constraint then lines[#lines + 1] = "PRIMARY KEY (" .. render.idents(pk) .. ")" end
+  if #pk > 0 and not has_pk_constraint then
+    lines[#lines + 1] = "PRIMARY KEY (" .. render.idents(schema.pk_order(pk, cons, autoinc)) .. ")"
+  end
   for _, c in ipairs(cols) do
     if c.unique and not c.index then lines[#lines + 1] = "UNIQUE (" .. ident(c.name) .. ")" end
     for _, fk in ipairs(c.foreign_keys) do
@@ -334,8 +340,11 @@ function M.add_column(table_name, column, opts)
   local o = options("add_column", opts, set("schema", "if_not_exists"))
   local tname = qualified(o.schema, table_name)
   local stmts = {}
+  -- Alembic adds the column to a table of its own, so a primary-key column is that table's
+  -- lone key and autoincrements by SQLAlchemy's rule (ADD COLUMN id SERIAL NOT NULL).
+  local autoinc = column.primary_key and schema.autoincrement_column({ column }, { column.name })
   stmts[#stmts + 1] = "ALTER TABLE " .. tname .. " ADD COLUMN " .. (o.if_not_exists and "IF NOT EXISTS " or "")
-    .. render.column_def(column, false, true)
+    .. render.column_def(column, autoinc == column, true, column.primary_key)
   if column.comment ~= nil then
     stmts[#stmts + 1] = render.comment_on("COLUMN", tname .. "." .. ident(column.name), column.comment)
   end

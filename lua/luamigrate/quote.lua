@@ -39,20 +39,27 @@ M.context = nil
 -- long names can then collide), so longer identifiers are refused.
 M.MAX_IDENT_BYTES = 63
 
--- Raises msg at the innermost frame outside luamigrate's own modules (the migration file's
--- line), prefixed with the op being rendered.
-local function raise(msg)
-  local level = 2 -- error() and debug.getinfo() count levels alike from here: 2 is the caller
+-- The level, as error() counts from its caller's caller, of the innermost frame outside
+-- luamigrate's own modules (the migration file's line).
+local function user_level()
+  local level = 3 -- error() and debug.getinfo() count levels alike: 3 is our caller's caller
   while true do
     local info = debug.getinfo(level, "S")
-    if not info then
-      level = 2
-      break
-    end
-    if info.what ~= "C" and not info.short_src:find("luamigrate/[%w_]+%.lua$") then break end
+    if not info then return 2 end
+    if info.what ~= "C" and not info.short_src:find("luamigrate/[%w_]+%.lua$") then return level - 1 end
     level = level + 1
   end
-  error((M.context and (M.context .. ": ") or "") .. msg, level)
+end
+
+-- Raises msg at the migration's line, prefixed with the op being rendered.
+local function raise(msg)
+  error((M.context and (M.context .. ": ") or "") .. msg, user_level())
+end
+
+-- Raises msg at the migration's line, unprefixed: for constructors (sa.String(...)) that
+-- run before the op they are arguments of.
+function M.raise_plain(msg)
+  error(msg, user_level())
 end
 
 -- Quotes one identifier when it needs it. Raises on a NUL byte, an empty name, or one longer

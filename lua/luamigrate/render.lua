@@ -72,29 +72,30 @@ local function fk_tail(fk)
   return s
 end
 
--- The type of a column; integer primary keys with autoincrement become SERIAL as
--- SQLAlchemy renders them, unless an identity is given.
-local function column_type(col, serial_ok)
+-- The type of a column: SERIAL (BIGSERIAL, SMALLSERIAL) for the table's autoincrement
+-- column (schema.autoincrement_column), as SQLAlchemy's PostgreSQL compiler writes it,
+-- unless the column has an identity or a client-side default.
+local function column_type(col, serial)
   local t = col.type
   if t == nil then error(("column %s needs a type"):format(col.name), 4) end
-  local sql = types.sql_of(t)
-  if serial_ok and col.primary_key and not col.identity and col.autoincrement ~= false
-    and col.server_default == nil and types.is_type(t) then
-    if t.kind == "Integer" then return "SERIAL" end
-    if t.kind == "BigInteger" then return "BIGSERIAL" end
-    if t.kind == "SmallInteger" then return "SMALLSERIAL" end
+  if serial and not col.identity and col.default == nil then
+    return types.AUTOINCREMENT_AFFINITY[t.label]
   end
-  return sql
+  return types.sql_of(t)
 end
 
--- One column definition, as in CREATE TABLE / ADD COLUMN. `inline` adds PRIMARY KEY /
--- REFERENCES for add_column, where there is no table-level constraint list.
-function M.column_def(col, serial_ok, inline)
-  local s = ident(col.name) .. " " .. column_type(col, serial_ok)
+-- One column definition, as in CREATE TABLE / ADD COLUMN. `serial`: the column is the
+-- table's autoincrement column; `in_pk`: it is in the primary key (NOT NULL unless the
+-- column says nullable = true, as SQLAlchemy); `inline` adds PRIMARY KEY / REFERENCES for
+-- add_column, where there is no table-level constraint list.
+function M.column_def(col, serial, inline, in_pk)
+  local s = ident(col.name) .. " " .. column_type(col, serial)
   if col.server_default ~= nil then s = s .. " DEFAULT " .. default_sql(col.server_default) end
   if col.identity then s = s .. " " .. identity_sql(col.identity) end
   if col.computed then s = s .. " GENERATED ALWAYS AS (" .. sqltext(col.computed.sqltext) .. ") STORED" end
-  if not col.nullable then s = s .. " NOT NULL" end
+  local nullable = col.nullable
+  if in_pk and not col.nullable_given then nullable = false end
+  if not nullable then s = s .. " NOT NULL" end
   if inline then
     if col.primary_key then s = s .. " PRIMARY KEY" end
     if col.unique then s = s .. " UNIQUE" end

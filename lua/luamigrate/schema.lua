@@ -104,8 +104,12 @@ function M.Column(name, ...)
   local col = object("Column", {
     name = name, foreign_keys = {}, primary_key = o.primary_key and true or false,
     unique = o.unique, index = o.index, server_default = o.server_default, comment = o.comment,
-    autoincrement = o.autoincrement,
+    autoincrement = o.autoincrement, default = o.default, nullable_given = o.nullable ~= nil,
   })
+  if o.autoincrement ~= nil and type(o.autoincrement) ~= "boolean" and o.autoincrement ~= "auto"
+    and o.autoincrement ~= "ignore_fk" then
+    error(("sa.Column(%q): autoincrement must be true, false, \"auto\" or \"ignore_fk\""):format(name), 2)
+  end
   for i = 1, args.n do
     local a = args[i]
     if types.is_type(a) or type(a) == "string" and i == 1 then
@@ -125,6 +129,85 @@ function M.Column(name, ...)
   end
   if o.nullable == nil then col.nullable = not col.primary_key else col.nullable = o.nullable end
   return col
+end
+
+-- The primary key of a table's columns and constraints, as SQLAlchemy decides it: the
+-- columns a sa.PrimaryKeyConstraint names (it wins over primary_key = true flags), else the
+-- columns flagged primary_key. Returns the list of names and a set of them.
+function M.primary_key(cols, constraints)
+  local names = {}
+  for _, c in ipairs(constraints) do
+    if M.is(c, "PrimaryKeyConstraint") then
+      for i, n in ipairs(c.columns) do names[i] = n end
+      break
+    end
+  end
+  if #names == 0 then
+    for _, c in ipairs(cols) do if c.primary_key then names[#names + 1] = c.name end end
+  end
+  local set_ = {}
+  for _, n in ipairs(names) do set_[n] = true end
+  return names, set_
+end
+
+-- Whether a column's type may autoincrement: SQLAlchemy's integer and numeric affinity.
+local function autoinc_type(t)
+  return types.is_type(t) and types.AUTOINCREMENT_AFFINITY[t.label] ~= nil
+end
+
+-- The table's autoincrement column (SQLAlchemy's PrimaryKeyConstraint._autoincrement_column):
+-- with a one-column primary key, that column unless autoincrement = false, or (when
+-- autoincrement is not true) its type is not integer or numeric, it has a client-side
+-- default or a server_default, or a foreign key (autoincrement = "ignore_fk" overrides
+-- the last); with a composite key, only the column marked autoincrement = true. nil if none.
+function M.autoincrement_column(cols, pk_names)
+  local by_name = {}
+  for _, c in ipairs(cols) do by_name[c.name] = c end
+  local function valid(c, forced)
+    if not autoinc_type(c.type) then
+      if forced then
+        error(("sa.Column(%q): autoincrement = true needs an integer type"):format(c.name), 0)
+      end
+      return false
+    end
+    if forced then return true end
+    if c.default ~= nil then return false end
+    if c.server_default ~= nil and not M.is(c.server_default, "Identity") then return false end
+    if #c.foreign_keys > 0 and c.autoincrement ~= "ignore_fk" then return false end
+    return true
+  end
+  if #pk_names == 1 then
+    local c = by_name[pk_names[1]]
+    if not c or c.autoincrement == false then return nil end
+    if valid(c, c.autoincrement == true) then return c end
+    return nil
+  end
+  local found
+  for _, n in ipairs(pk_names) do
+    local c = by_name[n]
+    if c and c.autoincrement == true then
+      valid(c, true)
+      if found then
+        error(("only one column may be marked autoincrement = true, found both %s and %s")
+          :format(found.name, c.name), 0)
+      end
+      found = c
+    end
+  end
+  return found
+end
+
+-- The primary key's columns in the order CREATE TABLE lists them: a PrimaryKeyConstraint's
+-- as given; a key made of primary_key = true flags with the autoincrement column first, as
+-- SQLAlchemy's columns_autoinc_first.
+function M.pk_order(pk_names, constraints, autoinc)
+  for _, c in ipairs(constraints) do
+    if M.is(c, "PrimaryKeyConstraint") then return pk_names end
+  end
+  if not autoinc then return pk_names end
+  local out = { autoinc.name }
+  for _, n in ipairs(pk_names) do if n ~= autoinc.name then out[#out + 1] = n end end
+  return out
 end
 
 local function columns_of(what, args)
