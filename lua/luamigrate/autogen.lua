@@ -104,7 +104,8 @@ local function choose_name(md, kind, tname, cols, refs, given)
       column_0_N_name = table.concat(cols, "_"), column_0_label = tname .. "_" .. (cols[1] or ""),
       referred_table_name = refs or "", constraint_name = given or "",
     }
-    return truncate((conv:gsub("%%%(([%w_]+)%)s", function(tok)
+    -- a convention's name is SQLAlchemy's conv(): shortened as SQLAlchemy shortens it
+    return quote.conv_name((conv:gsub("%%%(([%w_]+)%)s", function(tok)
       if tokens[tok] == nil then error(("naming_convention %s: unknown token %%(%s)s"):format(kind, tok), 0) end
       return tokens[tok]
     end)))

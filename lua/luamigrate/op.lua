@@ -24,15 +24,126 @@ local function check(opname, argname, value, want, optional)
   end
 end
 
-local function options(opname, opts, allowed)
+-- " (did you mean 'x'?)" for a misspelt key of `allowed` (a set), or "".
+local function did_you_mean(name, allowed)
+  local cands = {}
+  for k in pairs(allowed) do cands[#cands + 1] = k end
+  table.sort(cands)
+  local best = type(name) == "string" and core.closest(name, cands)
+  return best and ("; did you mean '" .. best .. "'?") or ""
+end
+M._did_you_mean = did_you_mean
+
+local function options(opname, opts, allowed, level)
+  level = level or 3
   if opts == nil then return {} end
   if type(opts) ~= "table" or getmetatable(opts) ~= nil then
-    error(("op.%s: options must be a table, got %s"):format(opname, type(opts)), 3)
+    error(("op.%s: options must be a table, got %s"):format(opname, type(opts)), level)
   end
   for k in pairs(opts) do
-    if not allowed[k] then error(("op.%s: unknown option '%s'"):format(opname, tostring(k)), 3) end
+    if not allowed[k] then
+      error(("op.%s: unknown option '%s'%s"):format(opname, tostring(k), did_you_mean(k, allowed)), level)
+    end
   end
   return opts
+end
+
+-- Alembic's optional positional parameters of each op, in Alembic's order (operations/ops.py),
+-- with the check each value must pass ("s" string, "b" boolean, "t" a type, "*" anything);
+-- after them (or instead of any of them) comes the options table.
+local POSITIONAL = {
+  drop_table = { "schema:s" }, rename_table = { "schema:s" }, add_column = { "schema:s" },
+  drop_column = { "schema:s" },
+  alter_column = { "nullable:b", "comment:*", "server_default:*", "new_column_name:s", "type_:t",
+    "existing_type:t", "existing_server_default:*", "existing_nullable:b", "existing_comment:*",
+    "schema:s" },
+  create_index = { "schema:s", "unique:b" }, drop_index = { "table_name:s", "schema:s" },
+  create_primary_key = { "schema:s" }, create_unique_constraint = { "schema:s" },
+  create_foreign_key = { "onupdate:s", "ondelete:s", "deferrable:b", "initially:s", "match:s",
+    "source_schema:s", "referent_schema:s" },
+  create_check_constraint = { "schema:s" }, drop_constraint = { "type_:s", "schema:s" },
+  create_table_comment = { "existing_comment:s", "schema:s" },
+  drop_table_comment = { "existing_comment:s", "schema:s" },
+  bulk_insert = { "multiinsert:b" },
+  batch_alter_table = { "schema:s", "recreate:s", "partial_reordering:*", "copy_from:*", "table_args:*",
+    "table_kwargs:*", "reflect_args:*", "reflect_kwargs:*", "naming_convention:*" },
+}
+M._POSITIONAL = POSITIONAL
+
+local VALUE_OK = {
+  s = function(v) return type(v) == "string" or quote.is_conv(v), "a string" end,
+  b = function(v) return type(v) == "boolean", "a boolean" end,
+  t = function(v) return types.is_type(v) or type(v) == "string", "a type" end,
+  ["*"] = function() return true end,
+}
+
+local function describe(v)
+  if types.is_type(v) then return v.label end
+  if type(v) == "table" and v.kind then return tostring(v.kind) end
+  return type(v)
+end
+
+-- The options of op `opname` from the arguments after its required ones (`first` is the
+-- number of the first of them): positionals by Alembic's order, then the options table.
+local function trailing(opname, allowed, first, ...)
+  local names = POSITIONAL[opname] or {}
+  local n = select("#", ...)
+  local given, opts = {}, nil
+  for i = 1, n do
+    local v = select(i, ...)
+    if v ~= nil then
+      if opts ~= nil then
+        error(("op.%s: argument %d comes after the options table, which must be last"):format(opname, first + i - 1), 3)
+      end
+      if type(v) == "table" and getmetatable(v) == nil then
+        opts = v
+      else
+        local spec = names[i]
+        if not spec then
+          local list = {}
+          for j, p in ipairs(names) do list[j] = p:match("^[^:]+") end
+          error(("op.%s: argument %d (%s) is not a parameter: %s"):format(opname, first + i - 1, describe(v),
+            #list > 0
+              and ("the optional positional ones are " .. table.concat(list, ", ") .. ", then the options table")
+              or "only the options table may follow"), 3)
+        end
+        local pname, c = spec:match("^([^:]+):(.*)$")
+        local ok, want = VALUE_OK[c](v)
+        if not ok then
+          -- name the later parameter the value fits, the one the writer most likely meant
+          local list, meant = {}, pname
+          for j, p in ipairs(names) do
+            local pn, pc = p:match("^([^:]+):(.*)$")
+            list[j] = pn
+            if j > i and meant == pname and pc ~= "*" and VALUE_OK[pc](v) then meant = pn end
+          end
+          error(("op.%s: %s (argument %d) must be %s, got %s; Alembic's parameters after the required ones are %s; "
+            .. "give the one you mean by name in the options table: {%s = ...}"):format(opname, pname, first + i - 1,
+            want, describe(v), table.concat(list, ", "), meant), 3)
+        end
+        given[pname] = v
+      end
+    end
+  end
+  local o = options(opname, opts, allowed, 4)
+  if next(given) == nil then return o end
+  local merged = {}
+  for k, v in pairs(o) do merged[k] = v end
+  for k, v in pairs(given) do
+    if o[k] ~= nil then
+      error(("op.%s: '%s' given twice (positionally and in the options table)"):format(opname, k), 3)
+    end
+    merged[k] = v
+  end
+  return merged
+end
+
+-- A constraint or index name: a string, or op.f(name).
+local function check_name(opname, argname, value, optional)
+  if value == nil and optional then return end
+  if type(value) ~= "string" and not quote.is_conv(value) then
+    error(("op.%s: %s must be a string, got %s"):format(opname, argname, type(value)), 3)
+  end
 end
 
 -- Runs (or, offline, emits) each statement for op `opname`; ctx.queue sends without waiting.
@@ -270,12 +381,21 @@ function M.create_table(name, ...)
   for _, c in ipairs(cols) do
     lines[#lines + 1] = render.column_def(c, c == autoinc, false, in_pk[c.name])
   end
-  local has_pk_constraint = false
+  -- SQLAlchemy's order: the primary key, the constraints given as arguments in their order,
+  -- then those the columns make (each column's UNIQUE, then its foreign keys), since
+  -- CREATE TABLE lists constraints by creation order and the table creates the columns' last.
+  local pkc
   for _, c in ipairs(cons) do
-    if schema.is(c, "PrimaryKeyConstraint") then has_pk_constraint = true end
+    if schema.is(c, "PrimaryKeyConstraint") then pkc = pkc or c end
   end
-  if #pk > 0 and not has_pk_constraint then
+  if pkc then
+    lines[#lines + 1] = render.constraint_def(pkc)
+  elseif #pk > 0 then
     lines[#lines + 1] = "PRIMARY KEY (" .. render.idents(schema.pk_order(pk, cons, autoinc)) .. ")"
+  end
+  for _, c in ipairs(cons) do
+    if schema.is(c, "Index") then indexes[#indexes + 1] = c
+    elseif c ~= pkc then lines[#lines + 1] = render.constraint_def(c) end
   end
   for _, c in ipairs(cols) do
     if c.unique and not c.index then lines[#lines + 1] = "UNIQUE (" .. ident(c.name) .. ")" end
@@ -284,10 +404,6 @@ function M.create_table(name, ...)
         .. "FOREIGN KEY(" .. ident(c.name) .. ") REFERENCES " .. qualified(fk.schema, fk.table)
         .. " (" .. ident(fk.column) .. ")" .. render.fk_tail(fk)
     end
-  end
-  for _, c in ipairs(cons) do
-    if schema.is(c, "Index") then indexes[#indexes + 1] = c
-    else lines[#lines + 1] = render.constraint_def(c) end
   end
   local s = "CREATE TABLE " .. (o.if_not_exists and "IF NOT EXISTS " or "") .. tname
     .. " (\n    " .. table.concat(lines, ",\n    ") .. "\n)"
@@ -319,25 +435,25 @@ function M.create_table(name, ...)
   return schema.table(name, table.unpack(targs, 1, targs.n))
 end
 
-function M.drop_table(name, opts)
+function M.drop_table(name, ...)
   check("drop_table", "name", name, "string")
-  local o = options("drop_table", opts, set("schema", "if_exists", "cascade"))
+  local o = trailing("drop_table", set("schema", "if_exists", "cascade"), 2, ...)
   run("drop_table", "DROP TABLE " .. (o.if_exists and "IF EXISTS " or "") .. qualified(o.schema, name)
     .. (o.cascade and " CASCADE" or ""))
 end
 
-function M.rename_table(old, new, opts)
+function M.rename_table(old, new, ...)
   check("rename_table", "old_table_name", old, "string")
   check("rename_table", "new_table_name", new, "string")
-  local o = options("rename_table", opts, set("schema"))
+  local o = trailing("rename_table", set("schema"), 3, ...)
   run("rename_table", "ALTER TABLE " .. qualified(o.schema, old) .. " RENAME TO " .. ident(new))
 end
 
 -- op.add_column(table, sa.Column(...), {schema, if_not_exists})
-function M.add_column(table_name, column, opts)
+function M.add_column(table_name, column, ...)
   check("add_column", "table_name", table_name, "string")
   if not schema.is(column, "Column") then error("op.add_column: the second argument must be sa.Column(...)", 2) end
-  local o = options("add_column", opts, set("schema", "if_not_exists"))
+  local o = trailing("add_column", set("schema", "if_not_exists", "inline_references", "inline_primary_key"), 3, ...)
   local tname = qualified(o.schema, table_name)
   local stmts = {}
   -- Alembic adds the column to a table of its own, so a primary-key column is that table's
@@ -355,11 +471,11 @@ function M.add_column(table_name, column, opts)
   run("add_column", table.unpack(stmts))
 end
 
-function M.drop_column(table_name, column_name, opts)
+function M.drop_column(table_name, column_name, ...)
   check("drop_column", "table_name", table_name, "string")
   check("drop_column", "column_name", column_name, "string")
-  local o = options("drop_column", opts, set("schema", "if_exists", "cascade", "existing_type",
-    "existing_server_default", "existing_nullable", "existing_comment"))
+  local o = trailing("drop_column", set("schema", "if_exists", "cascade", "existing_type",
+    "existing_server_default", "existing_nullable", "existing_comment"), 3, ...)
   run("drop_column", "ALTER TABLE " .. qualified(o.schema, table_name) .. " DROP COLUMN "
     .. (o.if_exists and "IF EXISTS " or "") .. ident(column_name) .. (o.cascade and " CASCADE" or ""))
 end
@@ -375,10 +491,10 @@ local ALTER_COLUMN_OPTS = set("nullable", "comment", "server_default", "new_colu
 -- false (or op.DROP_DEFAULT); leaving the key out changes nothing.
 M.DROP_DEFAULT = setmetatable({}, { __tostring = function() return "op.DROP_DEFAULT" end })
 
-function M.alter_column(table_name, column_name, opts)
+function M.alter_column(table_name, column_name, ...)
   check("alter_column", "table_name", table_name, "string")
   check("alter_column", "column_name", column_name, "string")
-  local o = options("alter_column", opts, ALTER_COLUMN_OPTS)
+  local o = trailing("alter_column", ALTER_COLUMN_OPTS, 3, ...)
   if o.postgresql_using and o.type_ == nil then
     error("op.alter_column: postgresql_using must be used with the type_ parameter", 2)
   end
@@ -422,11 +538,13 @@ local function as_list(opname, v)
   error(("op.%s: columns must be a name or a list of names"):format(opname), 3)
 end
 
-function M.create_index(name, table_name, columns, opts)
+local INDEX_PG_OPTS = { "postgresql_where", "postgresql_using", "postgresql_include",
+  "postgresql_concurrently", "postgresql_with", "postgresql_ops", "postgresql_nulls_not_distinct" }
+
+function M.create_index(name, table_name, columns, ...)
+  check_name("create_index", "index_name", name, true)
   check("create_index", "table_name", table_name, "string")
-  local o = options("create_index", opts, set("schema", "unique", "if_not_exists",
-    "postgresql_where", "postgresql_using", "postgresql_include", "postgresql_concurrently",
-    "postgresql_with", "postgresql_ops"))
+  local o = trailing("create_index", set("schema", "unique", "if_not_exists", table.unpack(INDEX_PG_OPTS)), 4, ...)
   local cols = (type(columns) == "table" and not schema.is(columns, "text")) and columns or { columns }
   if name == nil then
     local parts = {}
@@ -436,10 +554,13 @@ function M.create_index(name, table_name, columns, opts)
   run("create_index", render.create_index(name, table_name, cols, o))
 end
 
-function M.drop_index(name, opts)
-  check("drop_index", "index_name", name, "string")
-  local o = options("drop_index", opts, set("table_name", "schema", "if_exists",
-    "postgresql_concurrently", "cascade"))
+-- op.drop_index(name, table_name, schema, {...}): the index options autogenerate writes into
+-- downgrades (postgresql_where, _using, _ops, ...) are accepted and, as by Alembic, ignored:
+-- DROP INDEX needs only the name. postgresql_concurrently is kept.
+function M.drop_index(name, ...)
+  check_name("drop_index", "index_name", name)
+  local o = trailing("drop_index", set("table_name", "schema", "if_exists", "cascade", "unique",
+    table.unpack(INDEX_PG_OPTS)), 2, ...)
   run("drop_index", "DROP INDEX " .. (o.postgresql_concurrently and "CONCURRENTLY " or "")
     .. (o.if_exists and "IF EXISTS " or "") .. qualified(o.schema, name) .. (o.cascade and " CASCADE" or ""))
 end
@@ -449,27 +570,30 @@ local function add_constraint(opname, table_name, schema_name, name, body)
     .. (name and ("CONSTRAINT " .. ident(name) .. " ") or "") .. body)
 end
 
-function M.create_primary_key(name, table_name, columns, opts)
+function M.create_primary_key(name, table_name, columns, ...)
+  check_name("create_primary_key", "constraint_name", name, true)
   check("create_primary_key", "table_name", table_name, "string")
-  local o = options("create_primary_key", opts, set("schema"))
+  local o = trailing("create_primary_key", set("schema"), 4, ...)
   add_constraint("create_primary_key", table_name, o.schema, name,
     "PRIMARY KEY (" .. render.idents(as_list("create_primary_key", columns)) .. ")")
 end
 
-function M.create_unique_constraint(name, table_name, columns, opts)
+function M.create_unique_constraint(name, table_name, columns, ...)
+  check_name("create_unique_constraint", "constraint_name", name, true)
   check("create_unique_constraint", "table_name", table_name, "string")
-  local o = options("create_unique_constraint", opts, set("schema", "deferrable", "initially",
-    "postgresql_nulls_not_distinct"))
+  local o = trailing("create_unique_constraint", set("schema", "deferrable", "initially",
+    "postgresql_nulls_not_distinct"), 4, ...)
   add_constraint("create_unique_constraint", table_name, o.schema, name,
-    "UNIQUE " .. (o.postgresql_nulls_not_distinct and "NULLS NOT DISTINCT " or "") .. "("
+    "UNIQUE " .. render.nulls_distinct(o.postgresql_nulls_not_distinct, " ") .. "("
     .. render.idents(as_list("create_unique_constraint", columns)) .. ")" .. render.deferrable(o))
 end
 
-function M.create_foreign_key(name, source, referent, local_cols, remote_cols, opts)
+function M.create_foreign_key(name, source, referent, local_cols, remote_cols, ...)
+  check_name("create_foreign_key", "constraint_name", name, true)
   check("create_foreign_key", "source_table", source, "string")
   check("create_foreign_key", "referent_table", referent, "string")
-  local o = options("create_foreign_key", opts, set("onupdate", "ondelete", "deferrable", "initially",
-    "match", "source_schema", "referent_schema", "postgresql_not_valid"))
+  local o = trailing("create_foreign_key", set("onupdate", "ondelete", "deferrable", "initially",
+    "match", "source_schema", "referent_schema", "postgresql_not_valid"), 6, ...)
   local body = "FOREIGN KEY(" .. render.idents(as_list("create_foreign_key", local_cols)) .. ") REFERENCES "
     .. qualified(o.referent_schema, referent) .. " ("
     .. render.idents(as_list("create_foreign_key", remote_cols)) .. ")"
@@ -477,9 +601,10 @@ function M.create_foreign_key(name, source, referent, local_cols, remote_cols, o
   add_constraint("create_foreign_key", source, o.source_schema, name, body)
 end
 
-function M.create_check_constraint(name, table_name, condition, opts)
+function M.create_check_constraint(name, table_name, condition, ...)
+  check_name("create_check_constraint", "constraint_name", name, true)
   check("create_check_constraint", "table_name", table_name, "string")
-  local o = options("create_check_constraint", opts, set("schema", "postgresql_not_valid"))
+  local o = trailing("create_check_constraint", set("schema", "postgresql_not_valid"), 4, ...)
   add_constraint("create_check_constraint", table_name, o.schema, name,
     "CHECK (" .. render.sqltext(condition) .. ")" .. (o.postgresql_not_valid and " NOT VALID" or ""))
 end
@@ -503,32 +628,37 @@ function M.create_exclude_constraint(name, table_name, ...)
     .. (o.where and (" WHERE (" .. render.sqltext(o.where) .. ")") or "") .. render.deferrable(o))
 end
 
-function M.drop_constraint(name, table_name, opts)
-  check("drop_constraint", "constraint_name", name, "string")
+function M.drop_constraint(name, table_name, ...)
+  check_name("drop_constraint", "constraint_name", name)
   check("drop_constraint", "table_name", table_name, "string")
-  local o = options("drop_constraint", opts, set("type_", "schema", "if_exists", "cascade"))
+  local o = trailing("drop_constraint", set("type_", "schema", "if_exists", "cascade"), 3, ...)
+  local kinds = set("foreignkey", "primary", "unique", "check")
+  if o.type_ ~= nil and not kinds[o.type_] then
+    error(("op.drop_constraint: type_ must be one of foreignkey, primary, unique, check, got %q%s")
+      :format(tostring(o.type_), did_you_mean(o.type_, kinds)), 2)
+  end
   run("drop_constraint", "ALTER TABLE " .. qualified(o.schema, table_name) .. " DROP CONSTRAINT "
     .. (o.if_exists and "IF EXISTS " or "") .. ident(name) .. (o.cascade and " CASCADE" or ""))
 end
 
-function M.create_table_comment(table_name, comment, opts)
+function M.create_table_comment(table_name, comment, ...)
   check("create_table_comment", "table_name", table_name, "string")
   check("create_table_comment", "comment", comment, "string")
-  local o = options("create_table_comment", opts, set("schema", "existing_comment"))
+  local o = trailing("create_table_comment", set("schema", "existing_comment"), 3, ...)
   run("create_table_comment", render.comment_on("TABLE", qualified(o.schema, table_name), comment))
 end
 
-function M.drop_table_comment(table_name, opts)
+function M.drop_table_comment(table_name, ...)
   check("drop_table_comment", "table_name", table_name, "string")
-  local o = options("drop_table_comment", opts, set("schema", "existing_comment"))
+  local o = trailing("drop_table_comment", set("schema", "existing_comment"), 2, ...)
   run("drop_table_comment", render.comment_on("TABLE", qualified(o.schema, table_name), nil))
 end
 
 -- op.bulk_insert(sa.table(...) | "name", rows, {multiinsert, schema}): one multi-row INSERT
 -- (multiinsert = false: one INSERT per row), values as literals so the same statements serve
 -- online and offline.
-function M.bulk_insert(tbl, rows, opts)
-  local o = options("bulk_insert", opts, set("multiinsert", "schema"))
+function M.bulk_insert(tbl, rows, ...)
+  local o = trailing("bulk_insert", set("multiinsert", "schema"), 3, ...)
   local name, sch, cols = tbl, o.schema, nil
   if schema.is(tbl, "table") then
     name, sch = tbl.name, tbl.schema or o.schema
@@ -561,6 +691,96 @@ function M.bulk_insert(tbl, rows, opts)
 end
 
 
+-- op.batch_alter_table(table, [options,] function(batch_op) ... end): Alembic's batch mode.
+-- On PostgreSQL Alembic's "auto" recreate mode is a plain series of ALTERs, so each batch_op
+-- call is the op of the same name on this table (and the batch's schema), with Alembic's
+-- BatchOperations parameters: batch_op.add_column(column), batch_op.alter_column(name, {...}),
+-- batch_op.create_index(name, columns, {...}), batch_op.drop_constraint(name, type_), ...
+-- insert_before/insert_after are accepted and ignored: PostgreSQL cannot reorder columns.
+local BATCH = {
+  -- op name = { position of the table argument, BatchOperations' optional positionals }
+  add_column = { 1, { "insert_before", "insert_after" } },
+  alter_column = { 1, { "nullable", "comment", "server_default", "new_column_name", "type_", "existing_type",
+    "existing_server_default", "existing_nullable", "existing_comment", "insert_before", "insert_after" } },
+  drop_column = { 1, {} },
+  create_index = { 2, {} },
+  drop_index = { 2, {} },
+  create_primary_key = { 2, {} },
+  create_unique_constraint = { 2, {} },
+  create_foreign_key = { 2, { "referent_schema", "onupdate", "ondelete", "deferrable", "initially", "match" } },
+  create_check_constraint = { 2, {} },
+  create_exclude_constraint = { 2, nil },
+  drop_constraint = { 2, { "type_" } },
+  create_table_comment = { 1, { "existing_comment" } },
+  drop_table_comment = { 1, { "existing_comment" } },
+}
+-- How many required arguments each batch op takes before its optional ones (the table
+-- not counted).
+local BATCH_REQUIRED = { add_column = 1, alter_column = 1, drop_column = 1, create_index = 2, drop_index = 1,
+  create_primary_key = 2, create_unique_constraint = 2, create_foreign_key = 4, create_check_constraint = 2,
+  create_exclude_constraint = 1, drop_constraint = 1, create_table_comment = 1, drop_table_comment = 0 }
+
+local function batch_op_for(table_name, bschema)
+  local b = {}
+  for opname, spec in pairs(BATCH) do
+    local tpos, extra = spec[1], spec[2]
+    b[opname] = function(...)
+      local args = table.pack(...)
+      local req = BATCH_REQUIRED[opname]
+      local out, opts = {}, nil
+      for i = 1, req do out[i] = args[i] end
+      local rest = {}
+      for i = req + 1, args.n do
+        local v = args[i]
+        if type(v) == "table" and getmetatable(v) == nil and (extra ~= nil or (i == args.n and v[1] == nil)) then
+          opts = v
+        elseif v ~= nil then
+          rest[#rest + 1] = { i - req, v }
+        end
+      end
+      local o = {}
+      for k, v in pairs(opts or {}) do o[k] = v end
+      if extra then
+        for _, r in ipairs(rest) do
+          local pname = extra[r[1]]
+          if not pname then
+            error(("batch_op.%s: argument %d is not a parameter"):format(opname, req + r[1]), 2)
+          end
+          if o[pname] ~= nil then error(("batch_op.%s: '%s' given twice"):format(opname, pname), 2) end
+          o[pname] = r[2]
+        end
+      else
+        for _, r in ipairs(rest) do out[#out + 1] = r[2] end
+      end
+      o.insert_before, o.insert_after = nil, nil
+      local schema_key = opname == "create_foreign_key" and "source_schema" or "schema"
+      if bschema ~= nil and o[schema_key] == nil then o[schema_key] = bschema end
+      table.insert(out, tpos, table_name)
+      out[#out + 1] = o
+      return M[opname](table.unpack(out, 1, #out))
+    end
+  end
+  b.execute = function(sql, params) return M.execute(sql, params) end
+  return b
+end
+
+function M.batch_alter_table(table_name, ...)
+  check("batch_alter_table", "table_name", table_name, "string")
+  local n = select("#", ...)
+  local fn = select(n, ...)
+  if type(fn) ~= "function" then
+    error("op.batch_alter_table: the last argument must be a function(batch_op) ... end", 2)
+  end
+  local o = trailing("batch_alter_table", set("schema", "recreate", "partial_reordering", "copy_from",
+    "table_args", "table_kwargs", "reflect_args", "reflect_kwargs", "naming_convention"), 2,
+    table.unpack(table.pack(...), 1, n - 1))
+  if o.recreate == "always" then
+    error("op.batch_alter_table: recreate = \"always\" copies the table, which luamigrate does not do; "
+      .. "on PostgreSQL batch mode is a series of ALTERs (recreate = \"auto\")", 2)
+  end
+  fn(batch_op_for(table_name, o.schema))
+end
+
 -- Every op first looks through its arguments (nested tables included: columns, options,
 -- rows) for a NUL byte, which no PostgreSQL text can hold and which the C layer would cut a
 -- statement at, and refuses it naming the op and the argument; then it names itself to
@@ -568,23 +788,23 @@ end
 local PARAMS = {
   execute = { "sql", "params" },
   create_table = { "table_name" },
-  drop_table = { "table_name", "options" },
-  rename_table = { "old_table_name", "new_table_name", "options" },
-  add_column = { "table_name", "column", "options" },
-  drop_column = { "table_name", "column_name", "options" },
-  alter_column = { "table_name", "column_name", "options" },
-  create_index = { "index_name", "table_name", "columns", "options" },
-  drop_index = { "index_name", "options" },
-  create_primary_key = { "constraint_name", "table_name", "columns", "options" },
-  create_unique_constraint = { "constraint_name", "table_name", "columns", "options" },
-  create_foreign_key = { "constraint_name", "source_table", "referent_table", "local_cols", "remote_cols",
-    "options" },
-  create_check_constraint = { "constraint_name", "table_name", "condition", "options" },
+  drop_table = { "table_name" },
+  rename_table = { "old_table_name", "new_table_name" },
+  add_column = { "table_name", "column" },
+  drop_column = { "table_name", "column_name" },
+  alter_column = { "table_name", "column_name" },
+  create_index = { "index_name", "table_name", "columns" },
+  drop_index = { "index_name" },
+  create_primary_key = { "constraint_name", "table_name", "columns" },
+  create_unique_constraint = { "constraint_name", "table_name", "columns" },
+  create_foreign_key = { "constraint_name", "source_table", "referent_table", "local_cols", "remote_cols" },
+  create_check_constraint = { "constraint_name", "table_name", "condition" },
   create_exclude_constraint = { "constraint_name", "table_name" },
-  drop_constraint = { "constraint_name", "table_name", "options" },
-  create_table_comment = { "table_name", "comment", "options" },
-  drop_table_comment = { "table_name", "options" },
-  bulk_insert = { "table", "rows", "options" },
+  drop_constraint = { "constraint_name", "table_name" },
+  create_table_comment = { "table_name", "comment" },
+  drop_table_comment = { "table_name" },
+  bulk_insert = { "table", "rows" },
+  batch_alter_table = { "table_name" },
   create_enum = { "name", "values", "options" },
   drop_enum = { "name", "options" },
   add_enum_value = { "name", "value", "options" },
@@ -620,8 +840,11 @@ local find = string.find
 -- Raises the NUL refusal for argument i (of n) of op `opname`, at the op's caller.
 local function refuse(opname, i, n, v)
   local path = type(v) == "string" and "" or nul_path(v, 1, {})
-  local names = PARAMS[opname] or {}
-  local arg = names[i]
+  local names = {}
+  for _, p in ipairs(PARAMS[opname] or {}) do names[#names + 1] = p end
+  for _, p in ipairs(POSITIONAL[opname] or {}) do names[#names + 1] = p:match("^[^:]+") end
+  local arg = (type(v) == "table" and getmetatable(v) == nil and v.kind == nil and i > #(PARAMS[opname] or {})
+    and "options") or names[i]
     or (i == n and type(v) == "table" and getmetatable(v) == nil and v.kind == nil and "options")
     or ("argument " .. i)
   error(("op.%s: %s%s contains a NUL byte, which PostgreSQL text cannot hold"):format(opname, arg, path), 3)
@@ -637,8 +860,11 @@ end
 -- several times more, and op.execute runs once per statement of a data migration).
 local function guard(opname, fn)
   local qualified_name = "op." .. opname
-  local fixed = PARAMS[opname] and #PARAMS[opname] <= 6 and opname ~= "create_table"
-    and opname ~= "create_exclude_constraint"
+  -- the most arguments the op takes: its required ones, Alembic's optional positional ones,
+  -- and the options table
+  local most = PARAMS[opname] and (#PARAMS[opname] + #(POSITIONAL[opname] or {}) + 1)
+  local fixed = most and most <= 6 and opname ~= "create_table" and opname ~= "create_exclude_constraint"
+    and opname ~= "batch_alter_table"
   if fixed then
     return function(a1, a2, a3, a4, a5, a6)
       if a1 ~= nil and has_nul(a1) then refuse(opname, 1, 6, a1) end
@@ -677,8 +903,22 @@ M._unwrapped = unwrapped
 function M.register(name, fn)
   check("register", "name", name, "string")
   check("register", "fn", fn, "function")
-  if M[name] ~= nil then error(("op.register: op.%s already exists"):format(name), 2) end
+  if rawget(M, name) ~= nil then error(("op.register: op.%s already exists"):format(name), 2) end
   M[name] = guard(name, function(...) return fn(M, ...) end)
 end
 
-return M
+-- op.f(name): the name as final (SQLAlchemy's conv): see quote.conv.
+M.f = quote.conv
+
+-- A misspelt op is an error naming the closest real one, at the migration's line.
+return setmetatable(M, {
+  __index = function(_, k)
+    local cands = {}
+    for name in pairs(M) do if not name:match("^_") then cands[#cands + 1] = name end end
+    table.sort(cands)
+    local best = type(k) == "string" and core.closest(k, cands)
+    quote.raise_plain(("op.%s does not exist%s"):format(tostring(k),
+      best and ("; did you mean op." .. best .. "?") or ""))
+  end,
+})
+

@@ -95,7 +95,8 @@ function M.column_def(col, serial, inline, in_pk)
   if col.computed then s = s .. " GENERATED ALWAYS AS (" .. sqltext(col.computed.sqltext) .. ") STORED" end
   local nullable = col.nullable
   if in_pk and not col.nullable_given then nullable = false end
-  if not nullable then s = s .. " NOT NULL" end
+  -- an identity column is NOT NULL by definition, and SQLAlchemy does not write it
+  if not nullable and not col.identity then s = s .. " NOT NULL" end
   if inline then
     if col.primary_key then s = s .. " PRIMARY KEY" end
     if col.unique then s = s .. " UNIQUE" end
@@ -121,7 +122,7 @@ function M.constraint_def(c)
   if schema.is(c, "PrimaryKeyConstraint") then
     return constraint_name(c) .. "PRIMARY KEY (" .. idents(c.columns) .. ")"
   elseif schema.is(c, "UniqueConstraint") then
-    return constraint_name(c) .. "UNIQUE " .. (c.nulls_not_distinct and "NULLS NOT DISTINCT " or "")
+    return constraint_name(c) .. "UNIQUE " .. M.nulls_distinct(c.nulls_not_distinct, " ")
       .. "(" .. idents(c.columns) .. ")" .. deferrable(c)
   elseif schema.is(c, "CheckConstraint") then
     return constraint_name(c) .. "CHECK (" .. sqltext(c.sqltext) .. ")"
@@ -137,6 +138,16 @@ function M.create_enum(name, values, opts)
   local vals = {}
   for i, v in ipairs(values) do vals[i] = literal(v) end
   return "CREATE TYPE " .. qualified(opts.schema, name) .. " AS ENUM (" .. table.concat(vals, ", ") .. ")"
+end
+
+-- postgresql_nulls_not_distinct as SQLAlchemy 2.0 writes it (PostgreSQL 15): true "NULLS NOT
+-- DISTINCT", false "NULLS DISTINCT", nil nothing; `sep` goes after it (constraints) or
+-- before it (indexes).
+function M.nulls_distinct(v, sep, before)
+  if v == nil then return "" end
+  local s = v and "NULLS NOT DISTINCT" or "NULLS DISTINCT"
+  if before then return sep .. s end
+  return s .. sep
 end
 
 -- Index creation from normalised parts.
@@ -159,6 +170,7 @@ function M.create_index(name, table_name, exprs, o)
     .. (o.postgresql_using and (" USING " .. o.postgresql_using) or "")
     .. " (" .. table.concat(cols, ", ") .. ")"
   if o.postgresql_include then s = s .. " INCLUDE (" .. idents(o.postgresql_include) .. ")" end
+  s = s .. M.nulls_distinct(o.postgresql_nulls_not_distinct, " ", true)
   s = s .. M.with_clause(o.postgresql_with)
   if o.postgresql_where then s = s .. " WHERE " .. sqltext(o.postgresql_where) end
   return s

@@ -260,7 +260,8 @@ end
 -- sa.Index(name, col_or_text..., {unique, postgresql_where, postgresql_using, ...})
 function M.Index(name, ...)
   local args, o = split("sa.Index", set("unique", "postgresql_where", "postgresql_using",
-    "postgresql_include", "postgresql_concurrently", "postgresql_with", "postgresql_ops"), ...)
+    "postgresql_include", "postgresql_concurrently", "postgresql_with", "postgresql_ops",
+    "postgresql_nulls_not_distinct", "info", "quote", "_table"), ...)
   local exprs = {}
   for i = 1, args.n do exprs[i] = args[i] end
   return object("Index", { name = name, expressions = exprs, options = o })
