@@ -138,7 +138,118 @@ function Text:bindparams(params) end
 ---@field constraints luamigrate.Constraint[]
 ---@field indexes luamigrate.Index[]
 
----@class luamigrate.LightColumn
+---@alias luamigrate.Value string|number|boolean|luamigrate.Expression|luamigrate.Text
+
+---@class luamigrate.Expression an SQL expression: SQLAlchemy's operators as methods
+local Expression = {}
+--- = (IS NULL for nil).
+---@param other luamigrate.Value|nil
+---@return luamigrate.Expression
+function Expression:eq(other) end
+--- != (IS NOT NULL for nil).
+---@param other luamigrate.Value|nil
+---@return luamigrate.Expression
+function Expression:ne(other) end
+--- <.
+---@param other luamigrate.Value
+---@return luamigrate.Expression
+function Expression:lt(other) end
+--- <=.
+---@param other luamigrate.Value
+---@return luamigrate.Expression
+function Expression:le(other) end
+--- >.
+---@param other luamigrate.Value
+---@return luamigrate.Expression
+function Expression:gt(other) end
+--- >=.
+---@param other luamigrate.Value
+---@return luamigrate.Expression
+function Expression:ge(other) end
+--- IS (IS NULL for nil).
+---@param other? luamigrate.Value
+---@return luamigrate.Expression
+function Expression:is_(other) end
+--- IS NOT (IS NOT NULL for nil).
+---@param other? luamigrate.Value
+---@return luamigrate.Expression
+function Expression:is_not(other) end
+--- IN (list) or IN (select).
+---@param list luamigrate.Value[]|luamigrate.Statement
+---@return luamigrate.Expression
+function Expression:in_(list) end
+--- NOT IN.
+---@param list luamigrate.Value[]|luamigrate.Statement
+---@return luamigrate.Expression
+function Expression:not_in(list) end
+--- LIKE.
+---@param pattern luamigrate.Value
+---@return luamigrate.Expression
+function Expression:like(pattern) end
+--- ILIKE.
+---@param pattern luamigrate.Value
+---@return luamigrate.Expression
+function Expression:ilike(pattern) end
+--- NOT LIKE.
+---@param pattern luamigrate.Value
+---@return luamigrate.Expression
+function Expression:not_like(pattern) end
+--- LIKE s || '%'.
+---@param s luamigrate.Value
+---@return luamigrate.Expression
+function Expression:startswith(s) end
+--- LIKE '%' || s.
+---@param s luamigrate.Value
+---@return luamigrate.Expression
+function Expression:endswith(s) end
+--- LIKE '%' || s || '%'.
+---@param s luamigrate.Value
+---@return luamigrate.Expression
+function Expression:contains(s) end
+--- BETWEEN lo AND hi.
+---@param lo luamigrate.Value
+---@param hi luamigrate.Value
+---@return luamigrate.Expression
+function Expression:between(lo, hi) end
+--- expr AS name (in a select).
+---@param name string
+---@return luamigrate.Expression
+function Expression:label(name) end
+--- ORDER BY ... DESC.
+---@return luamigrate.Expression
+function Expression:desc() end
+--- ORDER BY ... ASC.
+---@return luamigrate.Expression
+function Expression:asc() end
+
+---@class luamigrate.Statement : luamigrate.Expression an INSERT, UPDATE, DELETE or SELECT
+local Statement = {}
+--- Adds WHERE conditions (ANDed)..
+---@param ... luamigrate.Expression
+---@return luamigrate.Statement
+function Statement:where(...) end
+--- The values to set: {col = v} (or a list of such for a multi-row insert)..
+---@param values table
+---@return luamigrate.Statement
+function Statement:values(values) end
+--- RETURNING ....
+---@param ... luamigrate.Expression
+---@return luamigrate.Statement
+function Statement:returning(...) end
+--- ORDER BY ....
+---@param ... luamigrate.Expression
+---@return luamigrate.Statement
+function Statement:order_by(...) end
+--- LIMIT n.
+---@param n integer
+---@return luamigrate.Statement
+function Statement:limit(n) end
+--- FROM this table.
+---@param t luamigrate.LightTable
+---@return luamigrate.Statement
+function Statement:select_from(t) end
+
+---@class luamigrate.LightColumn : luamigrate.Expression
 ---@field kind "column"
 ---@field name string
 ---@field type? luamigrate.TypeArg
@@ -148,6 +259,20 @@ function Text:bindparams(params) end
 ---@field name string
 ---@field schema? string
 ---@field columns luamigrate.LightColumn[]
+---@field c table<string, luamigrate.LightColumn> the columns by name: t.c.status
+local LightTable = {}
+--- INSERT INTO this table.
+---@return luamigrate.Statement
+function LightTable:insert() end
+--- UPDATE this table.
+---@return luamigrate.Statement
+function LightTable:update() end
+--- DELETE FROM this table.
+---@return luamigrate.Statement
+function LightTable:delete() end
+--- SELECT its columns.
+---@return luamigrate.Statement
+function LightTable:select() end
 
 ---@class luamigrate.sa
 sa = {}
@@ -366,13 +491,13 @@ function sa.Index(name, ...) end
 ---@return luamigrate.Text
 function sa.text(sql, params) end
 
---- A lightweight table for op.bulk_insert: sa.table(name, sa.column(...)..., {schema = ...}).
+--- A lightweight table for data migrations and op.bulk_insert: sa.table(name, sa.column(...)..., {schema = ...}).
 ---@param name string
 ---@param ... luamigrate.LightColumn|{schema?: string}
 ---@return luamigrate.LightTable
 function sa.table(name, ...) end
 
---- A lightweight column for sa.table.
+--- A lightweight column for sa.table (or by itself, in expressions).
 ---@param name string
 ---@param type_? luamigrate.TypeArg
 ---@return luamigrate.LightColumn
@@ -389,5 +514,83 @@ function sa.MetaData(opts) end
 ---@param ... luamigrate.Column|luamigrate.Constraint|luamigrate.Index|{schema?: string, comment?: string, info?: table}
 ---@return luamigrate.Table
 function sa.Table(name, metadata, ...) end
+
+--- SELECT cols... (FROM the tables they belong to): sa.select(t.c.id, t.c.name).
+---@param ... luamigrate.Expression|luamigrate.LightTable
+---@return luamigrate.Statement
+function sa.select(...) end
+
+--- t:insert(), as a function.
+---@param t luamigrate.LightTable
+---@return luamigrate.Statement
+function sa.insert(t) end
+
+--- t:update(), as a function.
+---@param t luamigrate.LightTable
+---@return luamigrate.Statement
+function sa.update(t) end
+
+--- t:delete(), as a function.
+---@param t luamigrate.LightTable
+---@return luamigrate.Statement
+function sa.delete(t) end
+
+--- a AND b AND ...
+---@param ... luamigrate.Expression
+---@return luamigrate.Expression
+function sa.and_(...) end
+
+--- a OR b OR ...
+---@param ... luamigrate.Expression
+---@return luamigrate.Expression
+function sa.or_(...) end
+
+--- NOT x
+---@param x luamigrate.Expression
+---@return luamigrate.Expression
+function sa.not_(x) end
+
+--- SQL functions: sa.func.lower(t.c.email), sa.func.now(), sa.func.count() (count(*)).
+---@type table<string, fun(...: luamigrate.Value): luamigrate.Expression>
+sa.func = {}
+
+--- Raw SQL as an expression: sa.literal_column("'x'"), sa.literal_column("ARRAY[1,2]").
+---@param sql string
+---@return luamigrate.Expression
+function sa.literal_column(sql) end
+
+--- A value as an expression (bound online, a literal with --sql).
+---@param value string|number|boolean
+---@return luamigrate.Expression
+function sa.literal(value) end
+
+--- NULL (a comparison with it is IS NULL, as in SQLAlchemy).
+---@return luamigrate.Expression
+function sa.null() end
+
+--- true: SQLAlchemy's sa.true() (true is a Lua keyword; sa["true"]() also works).
+---@return luamigrate.Expression
+function sa.true_() end
+
+--- false: SQLAlchemy's sa.false() (sa["false"]() also works).
+---@return luamigrate.Expression
+function sa.false_() end
+
+--- CAST(x AS type)
+---@param x luamigrate.Value
+---@param type_ luamigrate.TypeArg
+---@return luamigrate.Expression
+function sa.cast(x, type_) end
+
+--- DISTINCT x
+---@param x luamigrate.Value
+---@return luamigrate.Expression
+function sa.distinct(x) end
+
+---@type fun(): luamigrate.Expression
+sa["true"] = sa.true_
+
+---@type fun(): luamigrate.Expression
+sa["false"] = sa.false_
 
 return sa

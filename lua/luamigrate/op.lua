@@ -7,6 +7,7 @@ local quote = require "luamigrate.quote"
 local render = require "luamigrate.render"
 local schema = require "luamigrate.schema"
 local types = require "luamigrate.types"
+local expr = require "luamigrate.expr"
 
 local M = {}
 local ident, qualified, literal = quote.ident, quote.qualified, quote.literal
@@ -156,31 +157,40 @@ local function run(opname, ...)
 end
 M._run = run
 
+-- sa.text's :name parameters (not ::cast) as $1, $2, ...: each distinct name gets one number,
+-- its value from the text's params or `params`. Returns the SQL and the values (with .n).
+local function text_binds(sql, params, level)
+  local names, n = {}, 0
+  local values = { n = 0 }
+  local merged = {}
+  for k, v in pairs(sql.params) do merged[k] = v end
+  for k, v in pairs(params or {}) do merged[k] = v end
+  local text = sql.text:gsub("(:?):([%a_][%w_]*)", function(colon, name)
+    if colon == ":" then return nil end
+    if merged[name] == nil and not names[name] then
+      error(("op.execute: no value for bind parameter :%s"):format(name), level + 1)
+    end
+    if not names[name] then
+      n = n + 1
+      names[name] = n
+      values[n] = merged[name]
+      values.n = n
+    end
+    return "$" .. names[name]
+  end)
+  return text, values
+end
+
 -- op.execute(sql | sa.text [, params]): params is an array bound as $1, $2, ... (with
 -- params.n for trailing nils), or with sa.text, named :name binds from the text's params.
 function M.execute(sql, params)
   local ctx = core.context("op.execute")
   local text, values = sql, params
-  if schema.is(sql, "text") then
-    local names, n = {}, 0
-    values = { n = 0 }
-    local merged = {}
-    for k, v in pairs(sql.params) do merged[k] = v end
-    for k, v in pairs(params or {}) do merged[k] = v end
-    -- :name (not ::cast) becomes $n; each distinct name gets one number.
-    text = sql.text:gsub("(:?):([%a_][%w_]*)", function(colon, name)
-      if colon == ":" then return nil end
-      if merged[name] == nil and not names[name] then
-        error(("op.execute: no value for bind parameter :%s"):format(name), 4)
-      end
-      if not names[name] then
-        n = n + 1
-        names[name] = n
-        values[n] = merged[name]
-        values.n = n
-      end
-      return "$" .. names[name]
-    end)
+  if expr.is_statement(sql) then
+    if params ~= nil then error("op.execute: a statement carries its own values; params must be nil", 2) end
+    text, values = expr.compile(sql, ctx.emit ~= nil, render.value)
+  elseif schema.is(sql, "text") then
+    text, values = text_binds(sql, params, 4)
   else
     check("execute", "sql", sql, "string")
     check("execute", "params", params, "table", true)
@@ -198,12 +208,15 @@ function M.execute(sql, params)
   return ctx.conn:execute(text)
 end
 
+local bind_for
 -- In --sql mode op.get_bind() returns this stand-in: statements are written to the script
 -- (parameters rendered inline), and reading data is an error, since there is no database.
 local OfflineConn = {}
 OfflineConn.__index = OfflineConn
 
 function OfflineConn:execute(sql, ...)
+  if expr.is_statement(sql) then sql = expr.compile(sql, true, render.value) end
+  if schema.is(sql, "text") then return M.execute(sql, ...) end
   check("get_bind():execute", "sql", sql, "string")
   -- the same refusals as the online connection's
   if sql:find("\0", 1, true) then error("statement contains a NUL byte", 2) end
@@ -223,18 +236,55 @@ function OfflineConn:execute(sql, ...)
 end
 
 function OfflineConn.query(_, sql)
+  if expr.is_statement(sql) then sql = expr.compile(sql, true, render.value) end
+  if schema.is(sql, "text") then sql = sql.text end
   error(("op.get_bind():query: there is no database in --sql mode, so a migration that reads "
-    .. "data cannot be rendered offline (query: %s)"):format(sql), 2)
+    .. "data cannot be rendered offline (query: %s)"):format(tostring(sql)), 2)
 end
 
 function OfflineConn.status() return "offline" end
+
+-- Online, op.get_bind() is the migration's connection seen through this: :execute and
+-- :query also take sa statements and sa.text (compiled to $n parameters), and :query
+-- returns typed values (luamigrate.typed); every other method is the connection's own.
+local Bind = {}
+function Bind:__index(k)
+  local v = Bind[k]
+  if v ~= nil then return v end
+  local conn = rawget(self, "conn")
+  local m = conn[k]
+  if type(m) == "function" then return function(_, ...) return m(conn, ...) end end
+  return m
+end
+
+local function bind_args(sql, ...)
+  if expr.is_statement(sql) then
+    local text, params = expr.compile(sql, false, render.value)
+    return text, table.unpack(params, 1, params.n)
+  end
+  if schema.is(sql, "text") then
+    local text, values = text_binds(sql, (...), 5)
+    return text, table.unpack(values, 1, values.n)
+  end
+  return sql, ...
+end
+
+function Bind:execute(sql, ...) return self.conn:execute(bind_args(sql, ...)) end
+function Bind:query(sql, ...)
+  local rows, oids = self.conn:query(bind_args(sql, ...))
+  return require("luamigrate.typed").rows(rows, oids)
+end
+
+function bind_for(conn)
+  return setmetatable({ conn = conn }, Bind)
+end
 
 -- op.get_bind(): the migration's connection (:execute, :query); in --sql mode a stand-in
 -- that writes statements to the script and refuses to read.
 function M.get_bind()
   local ctx = core.context("op.get_bind")
   if ctx.emit then return setmetatable({ emit = ctx.emit }, OfflineConn) end
-  return ctx.conn
+  return bind_for(ctx.conn)
 end
 
 -- op.get_x_argument(): the -x KEY=VALUE pairs of the command line, as a table.
@@ -428,11 +478,10 @@ function M.create_table(name, ...)
     stmts[#stmts + 1] = render.create_index(ix.name, name, ix.expressions, io)
   end
   run("create_table", table.unpack(stmts))
-  -- table.unpack expands only in the last position, so the options go in first
   local targs = { n = #cols + 1 }
-  for i, c in ipairs(cols) do targs[i] = c end
+  for i, c in ipairs(cols) do targs[i] = expr.column(c.name, c.type) end
   targs[#cols + 1] = { schema = o.schema }
-  return schema.table(name, table.unpack(targs, 1, targs.n))
+  return expr.table(name, table.unpack(targs, 1, targs.n))
 end
 
 function M.drop_table(name, ...)
@@ -620,8 +669,8 @@ function M.create_exclude_constraint(name, table_name, ...)
     if type(e) ~= "table" or #e ~= 2 then
       error("op.create_exclude_constraint: each element must be {column_or_expression, operator}", 2)
     end
-    local expr = schema.is(e[1], "text") and e[1].text or ident(e[1])
-    elems[i] = expr .. " WITH " .. e[2]
+    local sql = schema.is(e[1], "text") and e[1].text or ident(e[1])
+    elems[i] = sql .. " WITH " .. e[2]
   end
   add_constraint("create_exclude_constraint", table_name, o.schema, name,
     "EXCLUDE USING " .. (o.using or "gist") .. " (" .. table.concat(elems, ", ") .. ")"
@@ -660,13 +709,17 @@ end
 function M.bulk_insert(tbl, rows, ...)
   local o = trailing("bulk_insert", set("multiinsert", "schema"), 3, ...)
   local name, sch, cols = tbl, o.schema, nil
+  check("bulk_insert", "rows", rows, "table")
   if schema.is(tbl, "table") then
     name, sch = tbl.name, tbl.schema or o.schema
+    -- the table's columns that some row gives a value, as Alembic lists the rows' keys, so a
+    -- column no row mentions keeps its server default (a row's nil there is NULL)
+    local used = {}
+    for _, row in ipairs(rows) do for k in pairs(row) do used[k] = true end end
     cols = {}
-    for i, c in ipairs(tbl.columns) do cols[i] = c.name end
+    for _, c in ipairs(tbl.columns) do if used[c.name] then cols[#cols + 1] = c.name end end
   end
   check("bulk_insert", "table", name, "string")
-  check("bulk_insert", "rows", rows, "table")
   if #rows == 0 then return end
   if not cols then
     cols = {}
@@ -677,7 +730,10 @@ function M.bulk_insert(tbl, rows, ...)
   local stmts = {}
   local function tuple(row)
     local v = {}
-    for i, c in ipairs(cols) do v[i] = render.value(row[c]) end
+    for i, c in ipairs(cols) do
+      local x = row[c]
+      v[i] = expr.is_expr(x) and expr.inline_sql(x, render.value) or render.value(x)
+    end
     return "(" .. table.concat(v, ", ") .. ")"
   end
   if o.multiinsert == false then

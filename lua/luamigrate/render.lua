@@ -4,6 +4,7 @@
 local quote = require "luamigrate.quote"
 local types = require "luamigrate.types"
 local schema = require "luamigrate.schema"
+local expr = require "luamigrate.expr"
 
 local M = {}
 local ident, qualified, literal = quote.ident, quote.qualified, quote.literal
@@ -19,6 +20,7 @@ M.idents = idents
 local function sqltext(v)
   if type(v) == "string" then return v end
   if schema.is(v, "text") then return v.text end
+  if expr.is_expr(v) then return expr.inline_sql(v, M.value) end
   error(("expected SQL text, got %s"):format(type(v)), 3)
 end
 
@@ -40,12 +42,14 @@ function M.value(v)
   error(("cannot render a %s value as SQL"):format(t), 3)
 end
 
--- server_default: a string is a literal value ('x'); sa.text is an expression.
+-- server_default: a string is a literal value ('x'); sa.text, sa.func.now(), sa.null() ... are
+-- expressions.
 local function default_sql(d)
   if schema.is(d, "text") then return d.text end
+  if expr.is_expr(d) then return expr.inline_sql(d, M.value) end
   if type(d) == "string" then return literal(d) end
   if type(d) == "number" or type(d) == "boolean" then return M.value(d) end
-  error(("server_default must be a string, a number, a boolean or sa.text, got %s"):format(type(d)), 3)
+  error(("server_default must be a string, a number, a boolean, sa.text or an expression, got %s"):format(type(d)), 3)
 end
 M.default_sql = default_sql
 

@@ -4,14 +4,22 @@
 local types = require "luamigrate.types"
 local schema = require "luamigrate.schema"
 local quote = require "luamigrate.quote"
+local expr = require "luamigrate.expr"
 
 local M = {}
 for _, k in ipairs(types.SA_NAMES) do M[k] = types.defs["sa." .. k] end
 for _, k in ipairs { "Column", "ForeignKey", "Identity", "Computed", "PrimaryKeyConstraint",
-  "UniqueConstraint", "CheckConstraint", "ForeignKeyConstraint", "Index", "text", "table",
-  "column", "MetaData", "Table" } do
+  "UniqueConstraint", "CheckConstraint", "ForeignKeyConstraint", "Index", "text", "MetaData",
+  "Table" } do
   M[k] = schema[k]
 end
+-- SQL expressions and data-migration statements (luamigrate.expr). true and false are Lua
+-- keywords: sa.true_() and sa.false_() (or sa["true"]()) are SQLAlchemy's sa.true()/false().
+for _, k in ipairs { "table", "column", "select", "insert", "update", "delete", "and_", "or_",
+  "not_", "func", "literal_column", "literal", "null", "true_", "false_", "cast", "distinct" } do
+  M[k] = expr[k]
+end
+M["true"], M["false"] = expr.true_, expr.false_
 -- Not SQLAlchemy's (it is postgresql.JSONB there), kept because migrations use it.
 M.JSONB = types.defs["postgresql.JSONB"]
 
