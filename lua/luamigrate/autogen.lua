@@ -124,12 +124,6 @@ local function default_text(v)
   return render.default_sql(v)
 end
 
-local function serial_rule(col)
-  local t = col.type
-  return col.primary_key and not col.identity and col.autoincrement ~= false
-    and col.server_default == nil and types.is_type(t)
-    and (t.kind == "Integer" or t.kind == "BigInteger" or t.kind == "SmallInteger")
-end
 
 local function index_key(e)
   if type(e) == "string" then return quote.ident(e) end
@@ -161,9 +155,10 @@ function M.declared(md, default_schema)
       if enum then add_enum(enum) end
       local C = { name = c.name, type = ct, enum = enum, nullable = c.nullable,
         default = default_text(c.server_default), comment = c.comment,
-        serial = serial_rule(c), identity = c.identity and (c.identity.always and "a" or "d") or nil,
+        -- SERIAL as op.create_table writes it (schema.autoincrement_column, set by sa.Table)
+        serial = c == t.autoincrement_column and not c.identity and c.default == nil,
+        identity = c.identity and (c.identity.always and "a" or "d") or nil,
         pk = c.primary_key }
-      if C.serial and #pkcols > 1 then C.serial = false end
       if C.serial or C.identity or C.pk then C.nullable = false end
       T.columns[c.name] = C
       T.colorder[#T.colorder + 1] = c.name

@@ -18,7 +18,14 @@ local function split(what, allowed, ...)
     args.n = args.n - 1
   end
   for k in pairs(opts) do
-    if not allowed[k] then error(("%s: unknown option '%s'"):format(what, tostring(k)), 3) end
+    if not allowed[k] then
+      local cands = {}
+      for a in pairs(allowed) do cands[#cands + 1] = a end
+      table.sort(cands)
+      local best = type(k) == "string" and require("luamigrate.core").closest(k, cands)
+      error(("%s: unknown option '%s'%s"):format(what, tostring(k),
+        best and ("; did you mean '" .. best .. "'?") or ""), 3)
+    end
   end
   return args, opts
 end
@@ -301,6 +308,18 @@ function M.Table(name, metadata, ...)
       error(("sa.Table(%q): argument %d is not a column, constraint or index"):format(name, i + 2), 2)
     end
   end
+  -- As SQLAlchemy: a PrimaryKeyConstraint's columns are the primary key (NOT NULL unless a
+  -- column says otherwise), and the table knows its autoincrement column.
+  local pk_names, in_pk = M.primary_key(t.columns, t.constraints)
+  for _, c in ipairs(t.columns) do
+    if in_pk[c.name] then
+      c.primary_key = true
+      if not c.nullable_given then c.nullable = false end
+    end
+  end
+  local ok, auto = pcall(M.autoincrement_column, t.columns, pk_names)
+  if not ok then error(("sa.Table(%q): %s"):format(name, auto), 2) end
+  t.autoincrement_column = auto
   local key = (t.schema and (t.schema .. ".") or "") .. name
   if metadata.tables[key] then error(("sa.Table(%q): declared twice in this MetaData"):format(key), 2) end
   metadata.tables[key] = t

@@ -319,6 +319,25 @@ return md
     assert.equal("", pg.psql(url, "SELECT coalesce(string_agg(relname, ','), '') FROM pg_class WHERE relname IN ('a', 'b')"))
   end)
 
+  it("finds a key declared by sa.PrimaryKeyConstraint, and a long convention name, the same as the migration made them", function()
+    -- the database as an Alembic history builds it: the autogenerate form, a SERIAL key,
+    -- and a convention name over 63 characters shortened as SQLAlchemy shortens it
+    pg.psql(url, "CREATE TABLE widgets (id SERIAL NOT NULL, name text, CONSTRAINT pk_widgets PRIMARY KEY (id),"
+      .. " CONSTRAINT uq_widgets_name_that_is_long_enough_to_need_shortening__e9f8 UNIQUE (name))")
+    cli.write(dir .. "/migrations/schema.lua", [[
+local md = sa.MetaData { naming_convention = { pk = "pk_%(table_name)s",
+  uq = "uq_%(table_name)s_%(column_0_name)s_that_is_long_enough_to_need_shortening_by_sqlalchemy" } }
+sa.Table("widgets", md,
+  sa.Column("id", sa.Integer, { nullable = false }),
+  sa.Column("name", sa.Text),
+  sa.PrimaryKeyConstraint("id"),
+  sa.UniqueConstraint("name"))
+return md
+]])
+    local r = run("check")
+    assert.equal(0, r.code, r.out .. r.err)
+  end)
+
   it("says where the declared schema should be when there is none", function()
     local r = run("check")
     assert.equal(2, r.code, r.out .. r.err)
