@@ -594,7 +594,8 @@ function M.create_index(name, table_name, columns, ...)
   check_name("create_index", "index_name", name, true)
   check("create_index", "table_name", table_name, "string")
   local o = trailing("create_index", set("schema", "unique", "if_not_exists", table.unpack(INDEX_PG_OPTS)), 4, ...)
-  local cols = (type(columns) == "table" and not schema.is(columns, "text")) and columns or { columns }
+  local cols = (type(columns) == "table" and not schema.is(columns, "text") and not expr.is_expr(columns))
+    and columns or { columns }
   if name == nil then
     local parts = {}
     for _, c in ipairs(cols) do parts[#parts + 1] = type(c) == "string" and c or "expr" end

@@ -159,6 +159,9 @@ function M.create_index(name, table_name, exprs, o)
   local cols = {}
   for i, e in ipairs(exprs) do
     if schema.is(e, "text") then cols[i] = e.text
+    elseif expr.is_expr(e) and e.k == "func" then cols[i] = expr.inline_sql(e, M.value) -- as SQLAlchemy
+    elseif expr.is_expr(e) and e.k ~= "column" then cols[i] = "(" .. expr.inline_sql(e, M.value) .. ")"
+    elseif expr.is_expr(e) then cols[i] = ident(e.name)
     elseif type(e) == "string" then cols[i] = ident(e)
     elseif schema.is(e, "Column") then cols[i] = ident(e.name)
     else error(("create_index: column %d must be a name or sa.text"):format(i), 4) end

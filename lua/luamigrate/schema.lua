@@ -90,7 +90,7 @@ end
 -- sa.Computed("expr", {persisted = true})
 function M.Computed(sqltext, opts)
   local _, o = split("sa.Computed", set("persisted"), opts or {})
-  if type(sqltext) ~= "string" and not M.is(sqltext, "text") then
+  if type(sqltext) ~= "string" and not M.is(sqltext, "text") and not require("luamigrate.expr").is_expr(sqltext) then
     error("sa.Computed: the expression must be a string", 2)
   end
   if o.persisted == false then
@@ -243,8 +243,8 @@ end
 
 function M.CheckConstraint(sqltext, opts)
   local _, o = split("sa.CheckConstraint", set("name", "deferrable", "initially"), opts or {})
-  if type(sqltext) ~= "string" and not M.is(sqltext, "text") then
-    error("sa.CheckConstraint: the condition must be a string or sa.text", 2)
+  if type(sqltext) ~= "string" and not M.is(sqltext, "text") and not require("luamigrate.expr").is_expr(sqltext) then
+    error("sa.CheckConstraint: the condition must be a string, sa.text or an expression", 2)
   end
   return object("CheckConstraint", { sqltext = sqltext, name = o.name })
 end
