@@ -185,6 +185,12 @@ end
 -- params.n for trailing nils), or with sa.text, named :name binds from the text's params.
 function M.execute(sql, params)
   local ctx = core.context("op.execute")
+  -- Alembic's execution_options change nothing here (there is no SQLAlchemy engine)
+  if type(params) == "table" and getmetatable(params) == nil and params.execution_options ~= nil then
+    local only = true
+    for k in pairs(params) do if k ~= "execution_options" then only = false end end
+    if only then params = nil end
+  end
   local text, values = sql, params
   if expr.is_statement(sql) then
     if params ~= nil then error("op.execute: a statement carries its own values; params must be nil", 2) end
@@ -818,6 +824,7 @@ local function batch_op_for(table_name, bschema)
     end
   end
   b.execute = function(sql, params) return M.execute(sql, params) end
+  b.f = quote.conv
   return b
 end
 
