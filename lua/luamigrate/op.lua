@@ -220,19 +220,28 @@ local bind_for
 local OfflineConn = {}
 OfflineConn.__index = OfflineConn
 
+-- The connection's refusals of a statement and its parameters (a NUL byte, which libpq would
+-- cut the text at; a value it cannot bind), raised at the caller of get_bind()'s
+-- :execute/:query (level 3 from here).
+local function refuse_params(sql, ...)
+  if type(sql) == "string" and sql:find("\0", 1, true) then error("statement contains a NUL byte", 3) end
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    local t = type(v)
+    if t == "string" and v:find("\0", 1, true) then
+      error(("parameter $%d contains a NUL byte"):format(i), 3)
+    elseif t ~= "string" and t ~= "number" and t ~= "boolean" and t ~= "nil" then
+      error(("parameter $%d: cannot bind a %s value"):format(i, t), 3)
+    end
+  end
+end
+
 function OfflineConn:execute(sql, ...)
   if expr.is_statement(sql) then sql = expr.compile(sql, true, render.value) end
   if schema.is(sql, "text") then return M.execute(sql, ...) end
   check("get_bind():execute", "sql", sql, "string")
-  -- the same refusals as the online connection's
-  if sql:find("\0", 1, true) then error("statement contains a NUL byte", 2) end
+  refuse_params(sql, ...)
   local n = select("#", ...)
-  for i = 1, n do
-    local v = select(i, ...)
-    if type(v) == "string" and v:find("\0", 1, true) then
-      error(("parameter $%d contains a NUL byte"):format(i), 2)
-    end
-  end
   if n > 0 then
     local params = table.pack(...)
     sql = sql:gsub("%$(%d+)", function(d) return render.value(params[tonumber(d)]) end)
@@ -275,9 +284,18 @@ local function bind_args(sql, ...)
   return sql, ...
 end
 
-function Bind:execute(sql, ...) return self.conn:execute(bind_args(sql, ...)) end
+-- A statement or sa.text is compiled, then run as SQL text through a tail call, so the
+-- refusals here (which the connection would report against this file) name the migration's
+-- line.
+function Bind:execute(sql, ...)
+  if type(sql) ~= "string" then return self:execute(bind_args(sql, ...)) end
+  refuse_params(sql, ...)
+  return self.conn:execute(sql, ...)
+end
 function Bind:query(sql, ...)
-  local rows, oids = self.conn:query(bind_args(sql, ...))
+  if type(sql) ~= "string" then return self:query(bind_args(sql, ...)) end
+  refuse_params(sql, ...)
+  local rows, oids = self.conn:query(sql, ...)
   return require("luamigrate.typed").rows(rows, oids)
 end
 
