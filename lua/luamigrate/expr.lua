@@ -184,7 +184,9 @@ function M.table(name, ...)
   local c = {}
   for i = 1, n do
     local col = select(i, ...)
-    if not (M.is_expr(col) and col.k == "column") then
+    -- an sa.Column serves too, as in SQLAlchemy (its name and type)
+    local is_column = type(col) == "table" and getmetatable(col) ~= nil and col.kind == "Column"
+    if not (M.is_expr(col) and col.k == "column") and not is_column then
       quote.raise_plain(("sa.table(%q): argument %d must be sa.column(...)"):format(name, i + 1))
     end
     local bound = node { k = "column", name = col.name, type = col.type, table = t, prec = 10, kind = "column" }

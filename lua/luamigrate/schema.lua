@@ -1,5 +1,6 @@
 -- Schema objects with SQLAlchemy's names: Column, ForeignKey, Identity, the table-level
--- constraints, Index, text, and the lightweight table()/column() used by bulk_insert.
+-- constraints, Index, text, MetaData and Table (the lightweight sa.table/sa.column of data
+-- migrations are luamigrate.expr's).
 -- Each constructor takes SQLAlchemy's positional arguments and its keyword arguments as one
 -- trailing options table; an unknown option key is an error naming the constructor.
 local types = require "luamigrate.types"
@@ -325,18 +326,6 @@ function M.Table(name, metadata, ...)
   metadata.tables[key] = t
   metadata.sorted[#metadata.sorted + 1] = t
   return t
-end
-
--- sa.table(name, sa.column(...)..., {schema}) and sa.column(name [, type])
-function M.column(name, type_)
-  return object("column", { name = name, type = type_ })
-end
-
-function M.table(name, ...)
-  local args, o = split("sa.table", set("schema"), ...)
-  local cols = {}
-  for i = 1, args.n do cols[i] = args[i] end
-  return object("table", { name = name, columns = cols, schema = o.schema })
 end
 
 return M
