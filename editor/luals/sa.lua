@@ -446,15 +446,15 @@ function sa.Column(name, ...) end
 function sa.ForeignKey(target, opts) end
 
 --- GENERATED {ALWAYS | BY DEFAULT} AS IDENTITY for a column.
----@param opts? {always?: boolean, start?: integer, increment?: integer, minvalue?: integer, maxvalue?: integer, cycle?: boolean, cache?: integer, on_null?: boolean}
+---@param ... any SQLAlchemy's positionals (always, on_null, start, increment, minvalue, maxvalue, nominvalue, nomaxvalue, cycle, cache, order), then {always?: boolean, start?: integer, increment?: integer, minvalue?: integer, maxvalue?: integer, cycle?: boolean, cache?: integer, on_null?: boolean}
 ---@return luamigrate.Identity
-function sa.Identity(opts) end
+function sa.Identity(...) end
 
 --- GENERATED ALWAYS AS (sqltext) STORED for a column (PostgreSQL has no virtual ones).
 ---@param sqltext luamigrate.SqlText
----@param opts? {persisted?: true}
+---@param ... any persisted (true), then {persisted?: true}
 ---@return luamigrate.Computed
-function sa.Computed(sqltext, opts) end
+function sa.Computed(sqltext, ...) end
 
 --- PRIMARY KEY (columns...).
 ---@param ... string|{name?: string} column names, then an optional {name = ...}
@@ -468,16 +468,16 @@ function sa.UniqueConstraint(...) end
 
 --- CHECK (sqltext).
 ---@param sqltext luamigrate.SqlText
----@param opts? {name?: string, deferrable?: boolean, initially?: string}
+---@param ... any name, deferrable, initially, then {name?: string, deferrable?: boolean, initially?: string}
 ---@return luamigrate.Constraint
-function sa.CheckConstraint(sqltext, opts) end
+function sa.CheckConstraint(sqltext, ...) end
 
 --- FOREIGN KEY (cols) REFERENCES the "table.column" targets in refcols.
 ---@param cols string[]
 ---@param refcols string[]
----@param opts? luamigrate.ForeignKeyOptions
+---@param ... any name, onupdate, ondelete, deferrable, initially, use_alter, link_to_name, match, then luamigrate.ForeignKeyOptions
 ---@return luamigrate.Constraint
-function sa.ForeignKeyConstraint(cols, refcols, opts) end
+function sa.ForeignKeyConstraint(cols, refcols, ...) end
 
 --- An index on columns or sa.text expressions, inside sa.Table or op.create_table.
 ---@param name string

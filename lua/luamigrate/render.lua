@@ -53,12 +53,15 @@ local function default_sql(d)
 end
 M.default_sql = default_sql
 
+-- The options in the order SQLAlchemy's compiler writes them (get_identity_options).
 local function identity_sql(id)
   local parts = {}
-  if id.start then parts[#parts + 1] = "START WITH " .. tostring(id.start) end
   if id.increment then parts[#parts + 1] = "INCREMENT BY " .. tostring(id.increment) end
+  if id.start then parts[#parts + 1] = "START WITH " .. tostring(id.start) end
   if id.minvalue then parts[#parts + 1] = "MINVALUE " .. tostring(id.minvalue) end
+  if id.nominvalue then parts[#parts + 1] = "NO MINVALUE" end
   if id.maxvalue then parts[#parts + 1] = "MAXVALUE " .. tostring(id.maxvalue) end
+  if id.nomaxvalue then parts[#parts + 1] = "NO MAXVALUE" end
   if id.cache then parts[#parts + 1] = "CACHE " .. tostring(id.cache) end
   if id.cycle then parts[#parts + 1] = "CYCLE" end
   local s = "GENERATED " .. (id.always and "ALWAYS" or "BY DEFAULT") .. " AS IDENTITY"

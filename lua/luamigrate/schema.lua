@@ -32,6 +32,24 @@ local function split(what, allowed, ...)
 end
 M.split = split
 
+-- SQLAlchemy's optional positional parameters of a constructor (`names`, in its order), then
+-- the options table: sa.CheckConstraint("x > 0", "ck_x") is sa.CheckConstraint("x > 0",
+-- {name = "ck_x"}). Returns the merged options.
+local function positional(what, names, allowed, ...)
+  local args, o = split(what, allowed, ...)
+  if args.n > #names then
+    error(("%s: takes at most %d optional positional argument%s (%s) before the options table, got %d")
+      :format(what, #names, #names == 1 and "" or "s", table.concat(names, ", "), args.n), 3)
+  end
+  for i = 1, args.n do
+    if args[i] ~= nil then
+      if o[names[i]] ~= nil then error(("%s: '%s' given twice"):format(what, names[i]), 3) end
+      o[names[i]] = args[i]
+    end
+  end
+  return o
+end
+
 local function set(...)
   local s = {}
   for _, k in ipairs { ... } do s[k] = true end
@@ -81,16 +99,23 @@ function M.ForeignKey(target, opts)
 end
 
 -- sa.Identity{always = false, start = 1, increment = 1, ...}
-function M.Identity(opts)
-  local _, o = split("sa.Identity", set("always", "start", "increment", "minvalue", "maxvalue",
-    "cycle", "cache", "on_null"), opts or {})
+-- sa.Identity(always, on_null, start, increment, minvalue, maxvalue, nominvalue, nomaxvalue,
+-- cycle, cache, order) or sa.Identity{...}
+local IDENTITY = { "always", "on_null", "start", "increment", "minvalue", "maxvalue", "nominvalue",
+  "nomaxvalue", "cycle", "cache", "order" }
+function M.Identity(...)
+  local o = positional("sa.Identity", IDENTITY, set(table.unpack(IDENTITY)), ...)
+  if o.order ~= nil then
+    error("sa.Identity: order is Oracle's; PostgreSQL's identity columns have no ORDER option", 2)
+  end
   return object("Identity", { always = o.always, start = o.start, increment = o.increment,
-    minvalue = o.minvalue, maxvalue = o.maxvalue, cycle = o.cycle, cache = o.cache })
+    minvalue = o.minvalue, maxvalue = o.maxvalue, cycle = o.cycle, cache = o.cache,
+    nominvalue = o.nominvalue, nomaxvalue = o.nomaxvalue })
 end
 
 -- sa.Computed("expr", {persisted = true})
-function M.Computed(sqltext, opts)
-  local _, o = split("sa.Computed", set("persisted"), opts or {})
+function M.Computed(sqltext, ...)
+  local o = positional("sa.Computed", { "persisted" }, set("persisted"), ...)
   if type(sqltext) ~= "string" and not M.is(sqltext, "text") and not require("luamigrate.expr").is_expr(sqltext) then
     error("sa.Computed: the expression must be a string", 2)
   end
@@ -242,8 +267,10 @@ function M.UniqueConstraint(...)
     nulls_not_distinct = o.postgresql_nulls_not_distinct })
 end
 
-function M.CheckConstraint(sqltext, opts)
-  local _, o = split("sa.CheckConstraint", set("name", "deferrable", "initially"), opts or {})
+-- sa.CheckConstraint(sqltext, name, deferrable, initially, {...})
+function M.CheckConstraint(sqltext, ...)
+  local o = positional("sa.CheckConstraint", { "name", "deferrable", "initially" },
+    set("name", "deferrable", "initially", "info"), ...)
   if type(sqltext) ~= "string" and not M.is(sqltext, "text") and not require("luamigrate.expr").is_expr(sqltext) then
     error("sa.CheckConstraint: the condition must be a string, sa.text or an expression", 2)
   end
@@ -251,9 +278,11 @@ function M.CheckConstraint(sqltext, opts)
 end
 
 -- sa.ForeignKeyConstraint({"col"}, {"table.col"}, {name, ondelete, ...})
-function M.ForeignKeyConstraint(cols, refcols, opts)
-  local _, o = split("sa.ForeignKeyConstraint", set("name", "ondelete", "onupdate", "deferrable",
-    "initially", "match", "use_alter"), opts or {})
+-- (SQLAlchemy's optional positionals: name, onupdate, ondelete, deferrable, initially,
+-- use_alter, link_to_name, match)
+local FKC = { "name", "onupdate", "ondelete", "deferrable", "initially", "use_alter", "link_to_name", "match" }
+function M.ForeignKeyConstraint(cols, refcols, ...)
+  local o = positional("sa.ForeignKeyConstraint", FKC, set(table.unpack(FKC)), ...)
   if type(cols) ~= "table" or type(refcols) ~= "table" or #cols == 0 or #cols ~= #refcols then
     error("sa.ForeignKeyConstraint: give two lists of equal length: local columns and \"table.column\" targets", 2)
   end

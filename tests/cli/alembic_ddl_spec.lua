@@ -23,6 +23,12 @@ op.create_table("link",
     sa.PrimaryKeyConstraint("account_id", "n"))
 op.create_table("manual", sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
     sa.PrimaryKeyConstraint("id"))
+op.create_table("ident",
+    sa.Column("id", sa.BigInteger(), sa.Identity(True, None, 5, 2, nominvalue=True, cycle=True), primary_key=True),
+    sa.Column("x", sa.Integer(), sa.Computed("id * 2", True)),
+    sa.Column("big_id", sa.BigInteger()),
+    sa.CheckConstraint("x > 0", "ck_ident_x"),
+    sa.ForeignKeyConstraint(["big_id"], ["big.id"], "fk_ident_big", "CASCADE"))
 op.add_column("big", sa.Column("extra", sa.Integer(), nullable=True))
 ]],
     lua = [[
@@ -40,6 +46,13 @@ op.add_column("big", sa.Column("extra", sa.Integer(), nullable=True))
     sa.PrimaryKeyConstraint("account_id", "n"))
   op.create_table("manual", sa.Column("id", sa.Integer(), { autoincrement = false, nullable = false }),
     sa.PrimaryKeyConstraint("id"))
+  op.create_table("ident",
+    sa.Column("id", sa.BigInteger(), sa.Identity(true, nil, 5, 2, { nominvalue = true, cycle = true }),
+      { primary_key = true }),
+    sa.Column("x", sa.Integer(), sa.Computed("id * 2", true)),
+    sa.Column("big_id", sa.BigInteger()),
+    sa.CheckConstraint("x > 0", "ck_ident_x"),
+    sa.ForeignKeyConstraint({ "big_id" }, { "big.id" }, "fk_ident_big", "CASCADE"))
   op.add_column("big", sa.Column("extra", sa.Integer(), { nullable = true }))
 ]] },
   { name = "sa and postgresql types with SQLAlchemy's positional and keyword parameters",
