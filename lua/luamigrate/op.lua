@@ -195,6 +195,13 @@ function M.execute(sql, params)
   if expr.is_statement(sql) then
     if params ~= nil then error("op.execute: a statement carries its own values; params must be nil", 2) end
     text, values = expr.compile(sql, ctx.emit ~= nil, render.value)
+    for i = 1, values.n do
+      local v = values[i]
+      if type(v) == "string" and v:find("\0", 1, true) then
+        error(("op.execute: the statement's value $%d contains a NUL byte, which PostgreSQL text cannot hold")
+          :format(i), 2)
+      end
+    end
   elseif schema.is(sql, "text") then
     text, values = text_binds(sql, params, 4)
   else
