@@ -106,16 +106,16 @@
 ---@class luamigrate.Connection
 local Connection = {}
 
---- Runs a statement with `$1, $2, ...` bound to the extra arguments.
----@param sql string
----@param ... any parameters bound as $1, $2, ... (nil is NULL)
+--- Runs a statement with `$1, $2, ...` bound to the extra arguments (or an sa statement, or sa.text with named values).
+---@param sql string|luamigrate.Statement|luamigrate.Text
+---@param ... any parameters bound as $1, $2, ... (nil is NULL); with sa.text, one table of named values
 ---@return integer affected rows affected (0 when the command reports none)
 function Connection:execute(sql, ...) end
 
---- Runs a query with `$1, $2, ...` bound to the extra arguments.
----@param sql string
----@param ... any parameters bound as $1, $2, ... (nil is NULL)
----@return table<string, any>[] rows each row keyed by column name (NULL reads as nil)
+--- Runs a query with `$1, $2, ...` bound to the extra arguments (or an sa statement, or sa.text with named values).
+---@param sql string|luamigrate.Statement|luamigrate.Text
+---@param ... any parameters bound as $1, $2, ... (nil is NULL); with sa.text, one table of named values
+---@return table<string, any>[] rows each row keyed by column name, typed: NULL is nil, booleans, integers, floats, numeric as exact strings, json decoded, arrays as sequences
 function Connection:query(sql, ...) end
 
 --- The transaction state: "idle", "active", "intrans", "inerror", "unknown", "closed" or "offline".
@@ -125,8 +125,8 @@ function Connection:status() end
 ---@class luamigrate.op
 op = {}
 
---- Runs SQL; with a plain string, params bind as $1, $2, ...; with sa.text, :name binds.
----@param sql luamigrate.SqlText
+--- Runs SQL; with a plain string, params bind as $1, $2, ...; with sa.text, :name binds; an sa statement binds its own values.
+---@param sql luamigrate.SqlText|luamigrate.Statement
 ---@param params? table positional values ({..., n = N} for trailing nils) or, with sa.text, named values
 ---@return integer affected rows affected (0 in --sql mode)
 function op.execute(sql, params) end
