@@ -42,21 +42,27 @@ local ALIASES = {
   ["timestamp without time zone"] = "timestamp without time zone",
   timetz = "time with time zone", time = "time without time zone", float8 = "double precision",
   ["double precision"] = "double precision", float = "double precision", float4 = "real",
-  real = "real", numeric = "numeric", decimal = "numeric", bytea = "bytea", json = "json",
+  real = "real", numeric = "numeric", decimal = "numeric", char = "character", nchar = "character",
+  bpchar = "character", character = "character", bytea = "bytea", json = "json",
   jsonb = "jsonb", uuid = "uuid", date = "date", interval = "interval",
 }
 
 -- A type written as SQL text, in format_type's spelling where it is a common one.
+-- (Collations are not compared, as Alembic does not; PostgreSQL keeps no array dimensions,
+-- so int[][] is int[]; float(p) is real up to 24 bits of precision, as PostgreSQL maps it.)
 local function canon_sql(s)
-  local t = s:lower():gsub("^%s+", ""):gsub("%s+$", ""):gsub("%s+", " ")
+  local t = s:lower():gsub(' collate ("?)[^"]*%1$', ""):gsub("^%s+", ""):gsub("%s+$", ""):gsub("%s+", " ")
   local arr = ""
   while t:sub(-2) == "[]" do
-    arr = arr .. "[]"
+    arr = "[]"
     t = t:sub(1, -3):gsub("%s+$", "")
   end
   local base, args = t:match("^([%a_ ]-)%s*(%b())$")
   base = base or t
   base = ALIASES[base] or base
+  if base == "double precision" and args then
+    return (tonumber(args:match("%d+")) <= 24 and "real" or "double precision") .. arr
+  end
   if args then
     args = args:gsub("%s", ""):gsub(",", ",")
     if base == "numeric" and not args:find(",") then args = args:sub(1, -2) .. ",0)" end
@@ -1041,7 +1047,8 @@ end
 -- ---- the entry point the C core calls -------------------------------------------------
 
 local function load_metadata(path)
-  local env = setmetatable({ sa = require "luamigrate.sa" }, { __index = _G })
+  local env = setmetatable({ sa = require "luamigrate.sa", postgresql = require "luamigrate.postgresql" },
+    { __index = _G })
   local f = io.open(path)
   if not f then
     error(("%s: no declared schema there (autogenerate and check read the file named by "
