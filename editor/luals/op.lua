@@ -59,10 +59,14 @@
 ---@field postgresql_concurrently? boolean CONCURRENTLY (inside op.autocommit_block)
 ---@field postgresql_with? table storage parameters
 ---@field postgresql_ops? table<string, string> operator class per column
+---@field postgresql_nulls_not_distinct? boolean NULLS NOT DISTINCT (true) or NULLS DISTINCT (false), PostgreSQL 15
 
 ---@class luamigrate.DropIndexOpts : luamigrate.DropOpts
 ---@field table_name? string accepted for Alembic parity
 ---@field postgresql_concurrently? boolean DROP INDEX CONCURRENTLY
+---@field postgresql_where? any accepted and ignored, as by Alembic (autogenerate writes it into downgrades)
+---@field postgresql_using? string accepted and ignored
+---@field postgresql_ops? table accepted and ignored
 
 ---@class luamigrate.DeferrableOpts
 ---@field deferrable? boolean DEFERRABLE
@@ -102,16 +106,16 @@
 ---@class luamigrate.Connection
 local Connection = {}
 
---- Runs a statement with `$1, $2, ...` bound to the extra arguments.
----@param sql string
----@param ... any parameters bound as $1, $2, ... (nil is NULL)
+--- Runs a statement with `$1, $2, ...` bound to the extra arguments (or an sa statement, or sa.text with named values).
+---@param sql string|luamigrate.Statement|luamigrate.Text
+---@param ... any parameters bound as $1, $2, ... (nil is NULL); with sa.text, one table of named values
 ---@return integer affected rows affected (0 when the command reports none)
 function Connection:execute(sql, ...) end
 
---- Runs a query with `$1, $2, ...` bound to the extra arguments.
----@param sql string
----@param ... any parameters bound as $1, $2, ... (nil is NULL)
----@return table<string, any>[] rows each row keyed by column name (NULL reads as nil)
+--- Runs a query with `$1, $2, ...` bound to the extra arguments (or an sa statement, or sa.text with named values).
+---@param sql string|luamigrate.Statement|luamigrate.Text
+---@param ... any parameters bound as $1, $2, ... (nil is NULL); with sa.text, one table of named values
+---@return table<string, any>[] rows each row keyed by column name, typed: NULL is nil, booleans, integers, floats, numeric as exact strings, json decoded, arrays as sequences
 function Connection:query(sql, ...) end
 
 --- The transaction state: "idle", "active", "intrans", "inerror", "unknown", "closed" or "offline".
@@ -121,8 +125,8 @@ function Connection:status() end
 ---@class luamigrate.op
 op = {}
 
---- Runs SQL; with a plain string, params bind as $1, $2, ...; with sa.text, :name binds.
----@param sql luamigrate.SqlText
+--- Runs SQL; with a plain string, params bind as $1, $2, ...; with sa.text, :name binds; an sa statement binds its own values.
+---@param sql luamigrate.SqlText|luamigrate.Statement
 ---@param params? table positional values ({..., n = N} for trailing nils) or, with sa.text, named values
 ---@return integer affected rows affected (0 in --sql mode)
 function op.execute(sql, params) end
@@ -189,26 +193,26 @@ function op.create_table(name, ...) end
 
 --- DROP TABLE name.
 ---@param name string
----@param opts? luamigrate.DropOpts
-function op.drop_table(name, opts) end
+---@param ... any Alembic's optional positional parameters (schema), then the options table (luamigrate.DropOpts)
+function op.drop_table(name, ...) end
 
 --- ALTER TABLE old RENAME TO new.
 ---@param old string
 ---@param new string
----@param opts? luamigrate.SchemaOpts
-function op.rename_table(old, new, opts) end
+---@param ... any Alembic's optional positional parameters (schema), then the options table (luamigrate.SchemaOpts)
+function op.rename_table(old, new, ...) end
 
 --- ALTER TABLE ... ADD COLUMN from a sa.Column.
 ---@param table_name string
 ---@param column luamigrate.Column
----@param opts? luamigrate.AddColumnOpts
-function op.add_column(table_name, column, opts) end
+---@param ... any Alembic's optional positional parameters (schema), then the options table (luamigrate.AddColumnOpts)
+function op.add_column(table_name, column, ...) end
 
 --- ALTER TABLE ... DROP COLUMN.
 ---@param table_name string
 ---@param column_name string
----@param opts? luamigrate.DropColumnOpts
-function op.drop_column(table_name, column_name, opts) end
+---@param ... any Alembic's optional positional parameters (schema), then the options table (luamigrate.DropColumnOpts)
+function op.drop_column(table_name, column_name, ...) end
 
 --- Passed as server_default (or comment) to op.alter_column: drop the default (or comment).
 ---@type table
@@ -217,34 +221,34 @@ op.DROP_DEFAULT = {}
 --- ALTER TABLE ... ALTER COLUMN: type, nullability, default, comment, then rename.
 ---@param table_name string
 ---@param column_name string
----@param opts luamigrate.AlterColumnOpts
-function op.alter_column(table_name, column_name, opts) end
+---@param ... any Alembic's optional positional parameters (nullable, comment, server_default, new_column_name, type_, existing_type, existing_server_default, existing_nullable, existing_comment, schema), then the options table (luamigrate.AlterColumnOpts)
+function op.alter_column(table_name, column_name, ...) end
 
 --- CREATE INDEX; name nil gives ix_<table>_<columns>.
 ---@param name string|nil
 ---@param table_name string
 ---@param columns luamigrate.ColumnList|luamigrate.Text|(string|luamigrate.Text)[]
----@param opts? luamigrate.IndexOpts
-function op.create_index(name, table_name, columns, opts) end
+---@param ... any Alembic's optional positional parameters (schema, unique), then the options table (luamigrate.IndexOpts)
+function op.create_index(name, table_name, columns, ...) end
 
 --- DROP INDEX name.
 ---@param name string
----@param opts? luamigrate.DropIndexOpts
-function op.drop_index(name, opts) end
+---@param ... any Alembic's optional positional parameters (table_name, schema), then the options table (luamigrate.DropIndexOpts)
+function op.drop_index(name, ...) end
 
 --- ALTER TABLE ... ADD CONSTRAINT name PRIMARY KEY (columns).
 ---@param name string|nil
 ---@param table_name string
 ---@param columns luamigrate.ColumnList
----@param opts? luamigrate.SchemaOpts
-function op.create_primary_key(name, table_name, columns, opts) end
+---@param ... any Alembic's optional positional parameters (schema), then the options table (luamigrate.SchemaOpts)
+function op.create_primary_key(name, table_name, columns, ...) end
 
 --- ALTER TABLE ... ADD CONSTRAINT name UNIQUE (columns).
 ---@param name string|nil
 ---@param table_name string
 ---@param columns luamigrate.ColumnList
----@param opts? luamigrate.UniqueOpts
-function op.create_unique_constraint(name, table_name, columns, opts) end
+---@param ... any Alembic's optional positional parameters (schema), then the options table (luamigrate.UniqueOpts)
+function op.create_unique_constraint(name, table_name, columns, ...) end
 
 --- ALTER TABLE source ADD CONSTRAINT name FOREIGN KEY (local_cols) REFERENCES referent (remote_cols).
 ---@param name string|nil
@@ -252,15 +256,15 @@ function op.create_unique_constraint(name, table_name, columns, opts) end
 ---@param referent string
 ---@param local_cols luamigrate.ColumnList
 ---@param remote_cols luamigrate.ColumnList
----@param opts? luamigrate.ForeignKeyOpts
-function op.create_foreign_key(name, source, referent, local_cols, remote_cols, opts) end
+---@param ... any Alembic's optional positional parameters (onupdate, ondelete, deferrable, initially, match, source_schema, referent_schema), then the options table (luamigrate.ForeignKeyOpts)
+function op.create_foreign_key(name, source, referent, local_cols, remote_cols, ...) end
 
 --- ALTER TABLE ... ADD CONSTRAINT name CHECK (condition).
 ---@param name string|nil
 ---@param table_name string
 ---@param condition luamigrate.SqlText
----@param opts? luamigrate.CheckOpts
-function op.create_check_constraint(name, table_name, condition, opts) end
+---@param ... any Alembic's optional positional parameters (schema), then the options table (luamigrate.CheckOpts)
+function op.create_check_constraint(name, table_name, condition, ...) end
 
 --- ALTER TABLE ... ADD CONSTRAINT name EXCLUDE USING gist ({column, operator}, ...).
 ---@param name string|nil
@@ -271,29 +275,42 @@ function op.create_exclude_constraint(name, table_name, ...) end
 --- ALTER TABLE ... DROP CONSTRAINT name.
 ---@param name string
 ---@param table_name string
----@param opts? luamigrate.DropConstraintOpts
-function op.drop_constraint(name, table_name, opts) end
+---@param ... any Alembic's optional positional parameters (type_, schema), then the options table (luamigrate.DropConstraintOpts)
+function op.drop_constraint(name, table_name, ...) end
 
 --- COMMENT ON TABLE ... IS comment.
 ---@param table_name string
 ---@param comment string
----@param opts? luamigrate.TableCommentOpts
-function op.create_table_comment(table_name, comment, opts) end
+---@param ... any Alembic's optional positional parameters (existing_comment, schema), then the options table (luamigrate.TableCommentOpts)
+function op.create_table_comment(table_name, comment, ...) end
 
 --- COMMENT ON TABLE ... IS NULL.
 ---@param table_name string
----@param opts? luamigrate.TableCommentOpts
-function op.drop_table_comment(table_name, opts) end
+---@param ... any Alembic's optional positional parameters (existing_comment, schema), then the options table (luamigrate.TableCommentOpts)
+function op.drop_table_comment(table_name, ...) end
 
 --- INSERTs rows (tables keyed by column name) with the values as literals.
 ---@param tbl luamigrate.LightTable|string a sa.table(...) or a table name
 ---@param rows table<string, any>[]
----@param opts? luamigrate.BulkInsertOpts
-function op.bulk_insert(tbl, rows, opts) end
+---@param ... any Alembic's optional positional parameters (multiinsert), then the options table (luamigrate.BulkInsertOpts)
+function op.bulk_insert(tbl, rows, ...) end
 
 --- Adds op.<name>, calling fn(op, ...): how projects add their own operations.
 ---@param name string
 ---@param fn fun(op: luamigrate.op, ...): any
 function op.register(name, fn) end
+
+--- Alembic's batch mode: fn(batch_op) runs batch_op.add_column(column), .alter_column(name, {...}),
+--- .drop_column(name), .create_index(name, columns, {...}), .drop_constraint(name, type_), ... on this
+--- table; on PostgreSQL a plain series of ALTERs.
+---@param table_name string
+---@param ... any optional schema, recreate, ... (or an options table), then function(batch_op)
+function op.batch_alter_table(table_name, ...) end
+
+--- Marks a name as final (SQLAlchemy's conv): used as given, or, when longer than 63 characters,
+--- shortened as SQLAlchemy shortens it (55 characters, "_", 4 hex digits of its MD5).
+---@param name string
+---@return string
+function op.f(name) end
 
 return op

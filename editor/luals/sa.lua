@@ -29,6 +29,9 @@ function Type:sql() end
 ---@field timezone boolean
 ---@overload fun(opts?: {timezone?: boolean}): luamigrate.TimeType
 
+---@class luamigrate.TypeCtor : luamigrate.Type
+---@overload fun(...: any): luamigrate.Type SQLAlchemy's positional parameters, then an options table
+
 ---@class luamigrate.ArrayType : luamigrate.Type
 ---@field item_type luamigrate.TypeArg
 ---@overload fun(item_type: luamigrate.TypeArg): luamigrate.ArrayType
@@ -146,7 +149,118 @@ function Text:bindparams(params) end
 ---@field constraints luamigrate.Constraint[]
 ---@field indexes luamigrate.Index[]
 
----@class luamigrate.LightColumn
+---@alias luamigrate.Value string|number|boolean|luamigrate.Expression|luamigrate.Text
+
+---@class luamigrate.Expression an SQL expression: SQLAlchemy's operators as methods
+local Expression = {}
+--- = (IS NULL for nil).
+---@param other luamigrate.Value|nil
+---@return luamigrate.Expression
+function Expression:eq(other) end
+--- != (IS NOT NULL for nil).
+---@param other luamigrate.Value|nil
+---@return luamigrate.Expression
+function Expression:ne(other) end
+--- <.
+---@param other luamigrate.Value
+---@return luamigrate.Expression
+function Expression:lt(other) end
+--- <=.
+---@param other luamigrate.Value
+---@return luamigrate.Expression
+function Expression:le(other) end
+--- >.
+---@param other luamigrate.Value
+---@return luamigrate.Expression
+function Expression:gt(other) end
+--- >=.
+---@param other luamigrate.Value
+---@return luamigrate.Expression
+function Expression:ge(other) end
+--- IS (IS NULL for nil).
+---@param other? luamigrate.Value
+---@return luamigrate.Expression
+function Expression:is_(other) end
+--- IS NOT (IS NOT NULL for nil).
+---@param other? luamigrate.Value
+---@return luamigrate.Expression
+function Expression:is_not(other) end
+--- IN (list) or IN (select).
+---@param list luamigrate.Value[]|luamigrate.Statement
+---@return luamigrate.Expression
+function Expression:in_(list) end
+--- NOT IN.
+---@param list luamigrate.Value[]|luamigrate.Statement
+---@return luamigrate.Expression
+function Expression:not_in(list) end
+--- LIKE.
+---@param pattern luamigrate.Value
+---@return luamigrate.Expression
+function Expression:like(pattern) end
+--- ILIKE.
+---@param pattern luamigrate.Value
+---@return luamigrate.Expression
+function Expression:ilike(pattern) end
+--- NOT LIKE.
+---@param pattern luamigrate.Value
+---@return luamigrate.Expression
+function Expression:not_like(pattern) end
+--- LIKE s || '%'.
+---@param s luamigrate.Value
+---@return luamigrate.Expression
+function Expression:startswith(s) end
+--- LIKE '%' || s.
+---@param s luamigrate.Value
+---@return luamigrate.Expression
+function Expression:endswith(s) end
+--- LIKE '%' || s || '%'.
+---@param s luamigrate.Value
+---@return luamigrate.Expression
+function Expression:contains(s) end
+--- BETWEEN lo AND hi.
+---@param lo luamigrate.Value
+---@param hi luamigrate.Value
+---@return luamigrate.Expression
+function Expression:between(lo, hi) end
+--- expr AS name (in a select).
+---@param name string
+---@return luamigrate.Expression
+function Expression:label(name) end
+--- ORDER BY ... DESC.
+---@return luamigrate.Expression
+function Expression:desc() end
+--- ORDER BY ... ASC.
+---@return luamigrate.Expression
+function Expression:asc() end
+
+---@class luamigrate.Statement : luamigrate.Expression an INSERT, UPDATE, DELETE or SELECT
+local Statement = {}
+--- Adds WHERE conditions (ANDed)..
+---@param ... luamigrate.Expression
+---@return luamigrate.Statement
+function Statement:where(...) end
+--- The values to set: {col = v} (or a list of such for a multi-row insert)..
+---@param values table
+---@return luamigrate.Statement
+function Statement:values(values) end
+--- RETURNING ....
+---@param ... luamigrate.Expression
+---@return luamigrate.Statement
+function Statement:returning(...) end
+--- ORDER BY ....
+---@param ... luamigrate.Expression
+---@return luamigrate.Statement
+function Statement:order_by(...) end
+--- LIMIT n.
+---@param n integer
+---@return luamigrate.Statement
+function Statement:limit(n) end
+--- FROM this table.
+---@param t luamigrate.LightTable
+---@return luamigrate.Statement
+function Statement:select_from(t) end
+
+---@class luamigrate.LightColumn : luamigrate.Expression
 ---@field kind "column"
 ---@field name string
 ---@field type? luamigrate.TypeArg
@@ -156,6 +270,20 @@ function Text:bindparams(params) end
 ---@field name string
 ---@field schema? string
 ---@field columns luamigrate.LightColumn[]
+---@field c table<string, luamigrate.LightColumn> the columns by name: t.c.status
+local LightTable = {}
+--- INSERT INTO this table.
+---@return luamigrate.Statement
+function LightTable:insert() end
+--- UPDATE this table.
+---@return luamigrate.Statement
+function LightTable:update() end
+--- DELETE FROM this table.
+---@return luamigrate.Statement
+function LightTable:delete() end
+--- SELECT its columns.
+---@return luamigrate.Statement
+function LightTable:select() end
 
 ---@class luamigrate.sa
 sa = {}
@@ -228,7 +356,63 @@ sa.UUID = {}
 ---@type luamigrate.ArrayType
 sa.ARRAY = {}
 
---- A named enum type: sa.Enum("A", "B", {name = "role_enum"}).
+--- CHAR; parameters in order: length, collation.
+---@type luamigrate.TypeCtor
+sa.CHAR = {}
+
+--- DATE.
+---@type luamigrate.SimpleType
+sa.DATE = {}
+
+--- DECIMAL; parameters in order: precision, scale, decimal_return_scale, asdecimal.
+---@type luamigrate.TypeCtor
+sa.DECIMAL = {}
+
+--- DOUBLE PRECISION; parameters in order: precision, asdecimal, decimal_return_scale.
+---@type luamigrate.TypeCtor
+sa.DOUBLE_PRECISION = {}
+
+--- DOUBLE PRECISION; parameters in order: precision, asdecimal, decimal_return_scale.
+---@type luamigrate.TypeCtor
+sa.Double = {}
+
+--- FLOAT; parameters in order: precision, asdecimal, decimal_return_scale.
+---@type luamigrate.TypeCtor
+sa.FLOAT = {}
+
+--- INTEGER.
+---@type luamigrate.SimpleType
+sa.INT = {}
+
+--- NCHAR; parameters in order: length, collation.
+---@type luamigrate.TypeCtor
+sa.NCHAR = {}
+
+--- NUMERIC; parameters in order: precision, scale, decimal_return_scale, asdecimal.
+---@type luamigrate.TypeCtor
+sa.NUMERIC = {}
+
+--- REAL; parameters in order: precision, asdecimal, decimal_return_scale.
+---@type luamigrate.TypeCtor
+sa.REAL = {}
+
+--- SMALLINT.
+---@type luamigrate.SimpleType
+sa.SMALLINT = {}
+
+--- TIME WITHOUT TIME ZONE; parameters in order: timezone.
+---@type luamigrate.TypeCtor
+sa.TIME = {}
+
+--- TIMESTAMP WITHOUT TIME ZONE; parameters in order: timezone.
+---@type luamigrate.TypeCtor
+sa.TIMESTAMP = {}
+
+--- UUID; parameters in order: as_uuid, native_uuid.
+---@type luamigrate.TypeCtor
+sa.Uuid = {}
+
+--- A named enum type: sa.Enum("A", "B", {name = "role_enum"}) or sa.Enum({"A", "B"}, {name = ...}).
 ---@type luamigrate.EnumType
 sa.Enum = {}
 
@@ -273,15 +457,15 @@ function sa.Column(name, ...) end
 function sa.ForeignKey(target, opts) end
 
 --- GENERATED {ALWAYS | BY DEFAULT} AS IDENTITY for a column.
----@param opts? {always?: boolean, start?: integer, increment?: integer, minvalue?: integer, maxvalue?: integer, cycle?: boolean, cache?: integer, on_null?: boolean}
+---@param ... any SQLAlchemy's positionals (always, on_null, start, increment, minvalue, maxvalue, nominvalue, nomaxvalue, cycle, cache, order), then {always?: boolean, start?: integer, increment?: integer, minvalue?: integer, maxvalue?: integer, cycle?: boolean, cache?: integer, on_null?: boolean}
 ---@return luamigrate.Identity
-function sa.Identity(opts) end
+function sa.Identity(...) end
 
 --- GENERATED ALWAYS AS (sqltext) STORED for a column (PostgreSQL has no virtual ones).
 ---@param sqltext luamigrate.SqlText
----@param opts? {persisted?: true}
+---@param ... any persisted (true), then {persisted?: true}
 ---@return luamigrate.Computed
-function sa.Computed(sqltext, opts) end
+function sa.Computed(sqltext, ...) end
 
 --- PRIMARY KEY (columns...).
 ---@param ... string|{name?: string} column names, then an optional {name = ...}
@@ -295,16 +479,16 @@ function sa.UniqueConstraint(...) end
 
 --- CHECK (sqltext).
 ---@param sqltext luamigrate.SqlText
----@param opts? {name?: string, deferrable?: boolean, initially?: string}
+---@param ... any name, deferrable, initially, then {name?: string, deferrable?: boolean, initially?: string}
 ---@return luamigrate.Constraint
-function sa.CheckConstraint(sqltext, opts) end
+function sa.CheckConstraint(sqltext, ...) end
 
 --- FOREIGN KEY (cols) REFERENCES the "table.column" targets in refcols.
 ---@param cols string[]
 ---@param refcols string[]
----@param opts? luamigrate.ForeignKeyOptions
+---@param ... any name, onupdate, ondelete, deferrable, initially, use_alter, link_to_name, match, then luamigrate.ForeignKeyOptions
 ---@return luamigrate.Constraint
-function sa.ForeignKeyConstraint(cols, refcols, opts) end
+function sa.ForeignKeyConstraint(cols, refcols, ...) end
 
 --- An index on columns or sa.text expressions, inside sa.Table or op.create_table.
 ---@param name string
@@ -318,13 +502,13 @@ function sa.Index(name, ...) end
 ---@return luamigrate.Text
 function sa.text(sql, params) end
 
---- A lightweight table for op.bulk_insert: sa.table(name, sa.column(...)..., {schema = ...}).
+--- A lightweight table for data migrations and op.bulk_insert: sa.table(name, sa.column(...)..., {schema = ...}).
 ---@param name string
 ---@param ... luamigrate.LightColumn|{schema?: string}
 ---@return luamigrate.LightTable
 function sa.table(name, ...) end
 
---- A lightweight column for sa.table.
+--- A lightweight column for sa.table (or by itself, in expressions).
 ---@param name string
 ---@param type_? luamigrate.TypeArg
 ---@return luamigrate.LightColumn
@@ -424,5 +608,83 @@ function sa.Grant(table_name, privileges, role, opts) end
 ---@param opts? {schema?: string}
 ---@return luamigrate.Entity
 function sa.Partition(name, parent, bound, opts) end
+
+--- SELECT cols... (FROM the tables they belong to): sa.select(t.c.id, t.c.name).
+---@param ... luamigrate.Expression|luamigrate.LightTable
+---@return luamigrate.Statement
+function sa.select(...) end
+
+--- t:insert(), as a function.
+---@param t luamigrate.LightTable
+---@return luamigrate.Statement
+function sa.insert(t) end
+
+--- t:update(), as a function.
+---@param t luamigrate.LightTable
+---@return luamigrate.Statement
+function sa.update(t) end
+
+--- t:delete(), as a function.
+---@param t luamigrate.LightTable
+---@return luamigrate.Statement
+function sa.delete(t) end
+
+--- a AND b AND ...
+---@param ... luamigrate.Expression
+---@return luamigrate.Expression
+function sa.and_(...) end
+
+--- a OR b OR ...
+---@param ... luamigrate.Expression
+---@return luamigrate.Expression
+function sa.or_(...) end
+
+--- NOT x
+---@param x luamigrate.Expression
+---@return luamigrate.Expression
+function sa.not_(x) end
+
+--- SQL functions: sa.func.lower(t.c.email), sa.func.now(), sa.func.count() (count(*)).
+---@type table<string, fun(...: luamigrate.Value): luamigrate.Expression>
+sa.func = {}
+
+--- Raw SQL as an expression: sa.literal_column("'x'"), sa.literal_column("ARRAY[1,2]").
+---@param sql string
+---@return luamigrate.Expression
+function sa.literal_column(sql) end
+
+--- A value as an expression (bound online, a literal with --sql).
+---@param value string|number|boolean
+---@return luamigrate.Expression
+function sa.literal(value) end
+
+--- NULL (a comparison with it is IS NULL, as in SQLAlchemy).
+---@return luamigrate.Expression
+function sa.null() end
+
+--- true: SQLAlchemy's sa.true() (true is a Lua keyword; sa["true"]() also works).
+---@return luamigrate.Expression
+function sa.true_() end
+
+--- false: SQLAlchemy's sa.false() (sa["false"]() also works).
+---@return luamigrate.Expression
+function sa.false_() end
+
+--- CAST(x AS type)
+---@param x luamigrate.Value
+---@param type_ luamigrate.TypeArg
+---@return luamigrate.Expression
+function sa.cast(x, type_) end
+
+--- DISTINCT x
+---@param x luamigrate.Value
+---@return luamigrate.Expression
+function sa.distinct(x) end
+
+---@type fun(): luamigrate.Expression
+sa["true"] = sa.true_
+
+---@type fun(): luamigrate.Expression
+sa["false"] = sa.false_
 
 return sa

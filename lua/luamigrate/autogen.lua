@@ -28,7 +28,8 @@ local schemafile = require "luamigrate.autogen.schemafile"
 -- ---- the entry point the C core calls -------------------------------------------------
 
 local function load_metadata(path)
-  local env = setmetatable({ sa = require "luamigrate.sa" }, { __index = _G })
+  local env = setmetatable({ sa = require "luamigrate.sa", postgresql = require "luamigrate.postgresql" },
+    { __index = _G })
   local f = io.open(path)
   if not f then
     error(("%s: no declared schema there (autogenerate and check read the file named by "

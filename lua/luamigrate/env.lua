@@ -1,5 +1,5 @@
 -- The private environment each migration file runs in: the documented migration globals,
--- `op`, `sa` and the standard library. Reading any other undefined name raises at file:line,
+-- `op`, `sa`, `postgresql` and the standard library. Reading any other undefined name raises at file:line,
 -- so a typo fails loudly instead of silently reading nil.
 local M = {}
 
@@ -19,7 +19,8 @@ M.MIGRATION_GLOBALS = {
 local base
 local function base_names()
   if not base then
-    base = { op = require "luamigrate.op", sa = require "luamigrate.sa" }
+    base = { op = require "luamigrate.op", sa = require "luamigrate.sa",
+      postgresql = require "luamigrate.postgresql" }
     for _, k in ipairs(STDLIB) do base[k] = _G[k] end
   end
   return base

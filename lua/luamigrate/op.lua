@@ -7,6 +7,7 @@ local quote = require "luamigrate.quote"
 local render = require "luamigrate.render"
 local schema = require "luamigrate.schema"
 local types = require "luamigrate.types"
+local expr = require "luamigrate.expr"
 
 local M = {}
 local ident, qualified, literal = quote.ident, quote.qualified, quote.literal
@@ -24,15 +25,126 @@ local function check(opname, argname, value, want, optional)
   end
 end
 
-local function options(opname, opts, allowed)
+-- " (did you mean 'x'?)" for a misspelt key of `allowed` (a set), or "".
+local function did_you_mean(name, allowed)
+  local cands = {}
+  for k in pairs(allowed) do cands[#cands + 1] = k end
+  table.sort(cands)
+  local best = type(name) == "string" and core.closest(name, cands)
+  return best and ("; did you mean '" .. best .. "'?") or ""
+end
+M._did_you_mean = did_you_mean
+
+local function options(opname, opts, allowed, level)
+  level = level or 3
   if opts == nil then return {} end
   if type(opts) ~= "table" or getmetatable(opts) ~= nil then
-    error(("op.%s: options must be a table, got %s"):format(opname, type(opts)), 3)
+    error(("op.%s: options must be a table, got %s"):format(opname, type(opts)), level)
   end
   for k in pairs(opts) do
-    if not allowed[k] then error(("op.%s: unknown option '%s'"):format(opname, tostring(k)), 3) end
+    if not allowed[k] then
+      error(("op.%s: unknown option '%s'%s"):format(opname, tostring(k), did_you_mean(k, allowed)), level)
+    end
   end
   return opts
+end
+
+-- Alembic's optional positional parameters of each op, in Alembic's order (operations/ops.py),
+-- with the check each value must pass ("s" string, "b" boolean, "t" a type, "*" anything);
+-- after them (or instead of any of them) comes the options table.
+local POSITIONAL = {
+  drop_table = { "schema:s" }, rename_table = { "schema:s" }, add_column = { "schema:s" },
+  drop_column = { "schema:s" },
+  alter_column = { "nullable:b", "comment:*", "server_default:*", "new_column_name:s", "type_:t",
+    "existing_type:t", "existing_server_default:*", "existing_nullable:b", "existing_comment:*",
+    "schema:s" },
+  create_index = { "schema:s", "unique:b" }, drop_index = { "table_name:s", "schema:s" },
+  create_primary_key = { "schema:s" }, create_unique_constraint = { "schema:s" },
+  create_foreign_key = { "onupdate:s", "ondelete:s", "deferrable:b", "initially:s", "match:s",
+    "source_schema:s", "referent_schema:s" },
+  create_check_constraint = { "schema:s" }, drop_constraint = { "type_:s", "schema:s" },
+  create_table_comment = { "existing_comment:s", "schema:s" },
+  drop_table_comment = { "existing_comment:s", "schema:s" },
+  bulk_insert = { "multiinsert:b" },
+  batch_alter_table = { "schema:s", "recreate:s", "partial_reordering:*", "copy_from:*", "table_args:*",
+    "table_kwargs:*", "reflect_args:*", "reflect_kwargs:*", "naming_convention:*" },
+}
+M._POSITIONAL = POSITIONAL
+
+local VALUE_OK = {
+  s = function(v) return type(v) == "string" or quote.is_conv(v), "a string" end,
+  b = function(v) return type(v) == "boolean", "a boolean" end,
+  t = function(v) return types.is_type(v) or type(v) == "string", "a type" end,
+  ["*"] = function() return true end,
+}
+
+local function describe(v)
+  if types.is_type(v) then return v.label end
+  if type(v) == "table" and v.kind then return tostring(v.kind) end
+  return type(v)
+end
+
+-- The options of op `opname` from the arguments after its required ones (`first` is the
+-- number of the first of them): positionals by Alembic's order, then the options table.
+local function trailing(opname, allowed, first, ...)
+  local names = POSITIONAL[opname] or {}
+  local n = select("#", ...)
+  local given, opts = {}, nil
+  for i = 1, n do
+    local v = select(i, ...)
+    if v ~= nil then
+      if opts ~= nil then
+        error(("op.%s: argument %d comes after the options table, which must be last"):format(opname, first + i - 1), 3)
+      end
+      if type(v) == "table" and getmetatable(v) == nil then
+        opts = v
+      else
+        local spec = names[i]
+        if not spec then
+          local list = {}
+          for j, p in ipairs(names) do list[j] = p:match("^[^:]+") end
+          error(("op.%s: argument %d (%s) is not a parameter: %s"):format(opname, first + i - 1, describe(v),
+            #list > 0
+              and ("the optional positional ones are " .. table.concat(list, ", ") .. ", then the options table")
+              or "only the options table may follow"), 3)
+        end
+        local pname, c = spec:match("^([^:]+):(.*)$")
+        local ok, want = VALUE_OK[c](v)
+        if not ok then
+          -- name the later parameter the value fits, the one the writer most likely meant
+          local list, meant = {}, pname
+          for j, p in ipairs(names) do
+            local pn, pc = p:match("^([^:]+):(.*)$")
+            list[j] = pn
+            if j > i and meant == pname and pc ~= "*" and VALUE_OK[pc](v) then meant = pn end
+          end
+          error(("op.%s: %s (argument %d) must be %s, got %s; Alembic's parameters after the required ones are %s; "
+            .. "give the one you mean by name in the options table: {%s = ...}"):format(opname, pname, first + i - 1,
+            want, describe(v), table.concat(list, ", "), meant), 3)
+        end
+        given[pname] = v
+      end
+    end
+  end
+  local o = options(opname, opts, allowed, 4)
+  if next(given) == nil then return o end
+  local merged = {}
+  for k, v in pairs(o) do merged[k] = v end
+  for k, v in pairs(given) do
+    if o[k] ~= nil then
+      error(("op.%s: '%s' given twice (positionally and in the options table)"):format(opname, k), 3)
+    end
+    merged[k] = v
+  end
+  return merged
+end
+
+-- A constraint or index name: a string, or op.f(name).
+local function check_name(opname, argname, value, optional)
+  if value == nil and optional then return end
+  if type(value) ~= "string" and not quote.is_conv(value) then
+    error(("op.%s: %s must be a string, got %s"):format(opname, argname, type(value)), 3)
+  end
 end
 
 -- Runs (or, offline, emits) each statement for op `opname`; ctx.queue sends without waiting.
@@ -45,31 +157,53 @@ local function run(opname, ...)
 end
 M._run = run
 
+-- sa.text's :name parameters (not ::cast) as $1, $2, ...: each distinct name gets one number,
+-- its value from the text's params or `params`. Returns the SQL and the values (with .n).
+local function text_binds(sql, params, level)
+  local names, n = {}, 0
+  local values = { n = 0 }
+  local merged = {}
+  for k, v in pairs(sql.params) do merged[k] = v end
+  for k, v in pairs(params or {}) do merged[k] = v end
+  local text = sql.text:gsub("(:?):([%a_][%w_]*)", function(colon, name)
+    if colon == ":" then return nil end
+    if merged[name] == nil and not names[name] then
+      error(("op.execute: no value for bind parameter :%s"):format(name), level + 1)
+    end
+    if not names[name] then
+      n = n + 1
+      names[name] = n
+      values[n] = merged[name]
+      values.n = n
+    end
+    return "$" .. names[name]
+  end)
+  return text, values
+end
+
 -- op.execute(sql | sa.text [, params]): params is an array bound as $1, $2, ... (with
 -- params.n for trailing nils), or with sa.text, named :name binds from the text's params.
 function M.execute(sql, params)
   local ctx = core.context("op.execute")
+  -- Alembic's execution_options change nothing here (there is no SQLAlchemy engine)
+  if type(params) == "table" and getmetatable(params) == nil and params.execution_options ~= nil then
+    local only = true
+    for k in pairs(params) do if k ~= "execution_options" then only = false end end
+    if only then params = nil end
+  end
   local text, values = sql, params
-  if schema.is(sql, "text") then
-    local names, n = {}, 0
-    values = { n = 0 }
-    local merged = {}
-    for k, v in pairs(sql.params) do merged[k] = v end
-    for k, v in pairs(params or {}) do merged[k] = v end
-    -- :name (not ::cast) becomes $n; each distinct name gets one number.
-    text = sql.text:gsub("(:?):([%a_][%w_]*)", function(colon, name)
-      if colon == ":" then return nil end
-      if merged[name] == nil and not names[name] then
-        error(("op.execute: no value for bind parameter :%s"):format(name), 4)
+  if expr.is_statement(sql) then
+    if params ~= nil then error("op.execute: a statement carries its own values; params must be nil", 2) end
+    text, values = expr.compile(sql, ctx.emit ~= nil, render.value)
+    for i = 1, values.n do
+      local v = values[i]
+      if type(v) == "string" and v:find("\0", 1, true) then
+        error(("op.execute: the statement's value $%d contains a NUL byte, which PostgreSQL text cannot hold")
+          :format(i), 2)
       end
-      if not names[name] then
-        n = n + 1
-        names[name] = n
-        values[n] = merged[name]
-        values.n = n
-      end
-      return "$" .. names[name]
-    end)
+    end
+  elseif schema.is(sql, "text") then
+    text, values = text_binds(sql, params, 4)
   else
     check("execute", "sql", sql, "string")
     check("execute", "params", params, "table", true)
@@ -87,22 +221,34 @@ function M.execute(sql, params)
   return ctx.conn:execute(text)
 end
 
+local bind_for
 -- In --sql mode op.get_bind() returns this stand-in: statements are written to the script
 -- (parameters rendered inline), and reading data is an error, since there is no database.
 local OfflineConn = {}
 OfflineConn.__index = OfflineConn
 
-function OfflineConn:execute(sql, ...)
-  check("get_bind():execute", "sql", sql, "string")
-  -- the same refusals as the online connection's
-  if sql:find("\0", 1, true) then error("statement contains a NUL byte", 2) end
-  local n = select("#", ...)
-  for i = 1, n do
+-- The connection's refusals of a statement and its parameters (a NUL byte, which libpq would
+-- cut the text at; a value it cannot bind), raised at the caller of get_bind()'s
+-- :execute/:query (level 3 from here).
+local function refuse_params(sql, ...)
+  if type(sql) == "string" and sql:find("\0", 1, true) then error("statement contains a NUL byte", 3) end
+  for i = 1, select("#", ...) do
     local v = select(i, ...)
-    if type(v) == "string" and v:find("\0", 1, true) then
-      error(("parameter $%d contains a NUL byte"):format(i), 2)
+    local t = type(v)
+    if t == "string" and v:find("\0", 1, true) then
+      error(("parameter $%d contains a NUL byte"):format(i), 3)
+    elseif t ~= "string" and t ~= "number" and t ~= "boolean" and t ~= "nil" then
+      error(("parameter $%d: cannot bind a %s value"):format(i, t), 3)
     end
   end
+end
+
+function OfflineConn:execute(sql, ...)
+  if expr.is_statement(sql) then sql = expr.compile(sql, true, render.value) end
+  if schema.is(sql, "text") then return M.execute(sql, ...) end
+  check("get_bind():execute", "sql", sql, "string")
+  refuse_params(sql, ...)
+  local n = select("#", ...)
   if n > 0 then
     local params = table.pack(...)
     sql = sql:gsub("%$(%d+)", function(d) return render.value(params[tonumber(d)]) end)
@@ -112,18 +258,64 @@ function OfflineConn:execute(sql, ...)
 end
 
 function OfflineConn.query(_, sql)
+  if expr.is_statement(sql) then sql = expr.compile(sql, true, render.value) end
+  if schema.is(sql, "text") then sql = sql.text end
   error(("op.get_bind():query: there is no database in --sql mode, so a migration that reads "
-    .. "data cannot be rendered offline (query: %s)"):format(sql), 2)
+    .. "data cannot be rendered offline (query: %s)"):format(tostring(sql)), 2)
 end
 
 function OfflineConn.status() return "offline" end
+
+-- Online, op.get_bind() is the migration's connection seen through this: :execute and
+-- :query also take sa statements and sa.text (compiled to $n parameters), and :query
+-- returns typed values (luamigrate.typed); every other method is the connection's own.
+local Bind = {}
+function Bind:__index(k)
+  local v = Bind[k]
+  if v ~= nil then return v end
+  local conn = rawget(self, "conn")
+  local m = conn[k]
+  if type(m) == "function" then return function(_, ...) return m(conn, ...) end end
+  return m
+end
+
+local function bind_args(sql, ...)
+  if expr.is_statement(sql) then
+    local text, params = expr.compile(sql, false, render.value)
+    return text, table.unpack(params, 1, params.n)
+  end
+  if schema.is(sql, "text") then
+    local text, values = text_binds(sql, (...), 5)
+    return text, table.unpack(values, 1, values.n)
+  end
+  return sql, ...
+end
+
+-- A statement or sa.text is compiled, then run as SQL text through a tail call, so the
+-- refusals here (which the connection would report against this file) name the migration's
+-- line.
+function Bind:execute(sql, ...)
+  if type(sql) ~= "string" then return self:execute(bind_args(sql, ...)) end
+  refuse_params(sql, ...)
+  return self.conn:execute(sql, ...)
+end
+function Bind:query(sql, ...)
+  if type(sql) ~= "string" then return self:query(bind_args(sql, ...)) end
+  refuse_params(sql, ...)
+  local rows, oids = self.conn:query(sql, ...)
+  return require("luamigrate.typed").rows(rows, oids)
+end
+
+function bind_for(conn)
+  return setmetatable({ conn = conn }, Bind)
+end
 
 -- op.get_bind(): the migration's connection (:execute, :query); in --sql mode a stand-in
 -- that writes statements to the script and refuses to read.
 function M.get_bind()
   local ctx = core.context("op.get_bind")
   if ctx.emit then return setmetatable({ emit = ctx.emit }, OfflineConn) end
-  return ctx.conn
+  return bind_for(ctx.conn)
 end
 
 -- op.get_x_argument(): the -x KEY=VALUE pairs of the command line, as a table.
@@ -209,7 +401,7 @@ end
 -- Enum type objects (sa.Enum) get :create(bind) / :drop(bind) as SQLAlchemy's do; `bind`
 -- is op.get_bind()'s connection (or nil), the statement goes through the run either way.
 do
-  local proto = getmetatable(types.Enum).__index
+  local proto = types.enum_methods
   function proto.create(self, _, opts)
     local o = opts or {}
     local sql = create_enum_sql(self.name, self.values, { schema = self.schema })
@@ -264,13 +456,28 @@ function M.create_table(name, ...)
     stmts[#stmts + 1] = create_enum_sql(t.name, t.values, { schema = t.schema })
   end
   local lines, indexes = {}, {}
-  -- SERIAL only for a single-column integer primary key, as SQLAlchemy does
-  for _, c in ipairs(cols) do lines[#lines + 1] = render.column_def(c, #pk == 1, false) end
-  local has_pk_constraint = false
-  for _, c in ipairs(cons) do
-    if schema.is(c, "PrimaryKeyConstraint") then has_pk_constraint = true end
+  local pk_names, in_pk = schema.primary_key(cols, cons)
+  local ok, autoinc = pcall(schema.autoincrement_column, cols, pk_names)
+  if not ok then error(("op.create_table(%q): %s"):format(name, autoinc), 2) end
+  for _, c in ipairs(cols) do
+    lines[#lines + 1] = render.column_def(c, c == autoinc, false, in_pk[c.name])
   end
-  if #pk > 0 and not has_pk_constraint then lines[#lines + 1] = "PRIMARY KEY (" .. render.idents(pk) .. ")" end
+  -- SQLAlchemy's order: the primary key, the constraints given as arguments in their order,
+  -- then those the columns make (each column's UNIQUE, then its foreign keys), since
+  -- CREATE TABLE lists constraints by creation order and the table creates the columns' last.
+  local pkc
+  for _, c in ipairs(cons) do
+    if schema.is(c, "PrimaryKeyConstraint") then pkc = pkc or c end
+  end
+  if pkc then
+    lines[#lines + 1] = render.constraint_def(pkc)
+  elseif #pk > 0 then
+    lines[#lines + 1] = "PRIMARY KEY (" .. render.idents(schema.pk_order(pk, cons, autoinc)) .. ")"
+  end
+  for _, c in ipairs(cons) do
+    if schema.is(c, "Index") then indexes[#indexes + 1] = c
+    elseif c ~= pkc then lines[#lines + 1] = render.constraint_def(c) end
+  end
   for _, c in ipairs(cols) do
     if c.unique and not c.index then lines[#lines + 1] = "UNIQUE (" .. ident(c.name) .. ")" end
     for _, fk in ipairs(c.foreign_keys) do
@@ -278,10 +485,6 @@ function M.create_table(name, ...)
         .. "FOREIGN KEY(" .. ident(c.name) .. ") REFERENCES " .. qualified(fk.schema, fk.table)
         .. " (" .. ident(fk.column) .. ")" .. render.fk_tail(fk)
     end
-  end
-  for _, c in ipairs(cons) do
-    if schema.is(c, "Index") then indexes[#indexes + 1] = c
-    else lines[#lines + 1] = render.constraint_def(c) end
   end
   local s = "CREATE TABLE " .. (o.if_not_exists and "IF NOT EXISTS " or "") .. tname
     .. " (\n    " .. table.concat(lines, ",\n    ") .. "\n)"
@@ -306,36 +509,38 @@ function M.create_table(name, ...)
     stmts[#stmts + 1] = render.create_index(ix.name, name, ix.expressions, io)
   end
   run("create_table", table.unpack(stmts))
-  -- table.unpack expands only in the last position, so the options go in first
   local targs = { n = #cols + 1 }
-  for i, c in ipairs(cols) do targs[i] = c end
+  for i, c in ipairs(cols) do targs[i] = expr.column(c.name, c.type) end
   targs[#cols + 1] = { schema = o.schema }
-  return schema.table(name, table.unpack(targs, 1, targs.n))
+  return expr.table(name, table.unpack(targs, 1, targs.n))
 end
 
-function M.drop_table(name, opts)
+function M.drop_table(name, ...)
   check("drop_table", "name", name, "string")
-  local o = options("drop_table", opts, set("schema", "if_exists", "cascade"))
+  local o = trailing("drop_table", set("schema", "if_exists", "cascade"), 2, ...)
   run("drop_table", "DROP TABLE " .. (o.if_exists and "IF EXISTS " or "") .. qualified(o.schema, name)
     .. (o.cascade and " CASCADE" or ""))
 end
 
-function M.rename_table(old, new, opts)
+function M.rename_table(old, new, ...)
   check("rename_table", "old_table_name", old, "string")
   check("rename_table", "new_table_name", new, "string")
-  local o = options("rename_table", opts, set("schema"))
+  local o = trailing("rename_table", set("schema"), 3, ...)
   run("rename_table", "ALTER TABLE " .. qualified(o.schema, old) .. " RENAME TO " .. ident(new))
 end
 
 -- op.add_column(table, sa.Column(...), {schema, if_not_exists})
-function M.add_column(table_name, column, opts)
+function M.add_column(table_name, column, ...)
   check("add_column", "table_name", table_name, "string")
   if not schema.is(column, "Column") then error("op.add_column: the second argument must be sa.Column(...)", 2) end
-  local o = options("add_column", opts, set("schema", "if_not_exists"))
+  local o = trailing("add_column", set("schema", "if_not_exists", "inline_references", "inline_primary_key"), 3, ...)
   local tname = qualified(o.schema, table_name)
   local stmts = {}
+  -- Alembic adds the column to a table of its own, so a primary-key column is that table's
+  -- lone key and autoincrements by SQLAlchemy's rule (ADD COLUMN id SERIAL NOT NULL).
+  local autoinc = column.primary_key and schema.autoincrement_column({ column }, { column.name })
   stmts[#stmts + 1] = "ALTER TABLE " .. tname .. " ADD COLUMN " .. (o.if_not_exists and "IF NOT EXISTS " or "")
-    .. render.column_def(column, false, true)
+    .. render.column_def(column, autoinc == column, true, column.primary_key)
   if column.comment ~= nil then
     stmts[#stmts + 1] = render.comment_on("COLUMN", tname .. "." .. ident(column.name), column.comment)
   end
@@ -346,11 +551,11 @@ function M.add_column(table_name, column, opts)
   run("add_column", table.unpack(stmts))
 end
 
-function M.drop_column(table_name, column_name, opts)
+function M.drop_column(table_name, column_name, ...)
   check("drop_column", "table_name", table_name, "string")
   check("drop_column", "column_name", column_name, "string")
-  local o = options("drop_column", opts, set("schema", "if_exists", "cascade", "existing_type",
-    "existing_server_default", "existing_nullable", "existing_comment"))
+  local o = trailing("drop_column", set("schema", "if_exists", "cascade", "existing_type",
+    "existing_server_default", "existing_nullable", "existing_comment"), 3, ...)
   run("drop_column", "ALTER TABLE " .. qualified(o.schema, table_name) .. " DROP COLUMN "
     .. (o.if_exists and "IF EXISTS " or "") .. ident(column_name) .. (o.cascade and " CASCADE" or ""))
 end
@@ -366,10 +571,10 @@ local ALTER_COLUMN_OPTS = set("nullable", "comment", "server_default", "new_colu
 -- false (or op.DROP_DEFAULT); leaving the key out changes nothing.
 M.DROP_DEFAULT = setmetatable({}, { __tostring = function() return "op.DROP_DEFAULT" end })
 
-function M.alter_column(table_name, column_name, opts)
+function M.alter_column(table_name, column_name, ...)
   check("alter_column", "table_name", table_name, "string")
   check("alter_column", "column_name", column_name, "string")
-  local o = options("alter_column", opts, ALTER_COLUMN_OPTS)
+  local o = trailing("alter_column", ALTER_COLUMN_OPTS, 3, ...)
   if o.postgresql_using and o.type_ == nil then
     error("op.alter_column: postgresql_using must be used with the type_ parameter", 2)
   end
@@ -413,12 +618,15 @@ local function as_list(opname, v)
   error(("op.%s: columns must be a name or a list of names"):format(opname), 3)
 end
 
-function M.create_index(name, table_name, columns, opts)
+local INDEX_PG_OPTS = { "postgresql_where", "postgresql_using", "postgresql_include",
+  "postgresql_concurrently", "postgresql_with", "postgresql_ops", "postgresql_nulls_not_distinct" }
+
+function M.create_index(name, table_name, columns, ...)
+  check_name("create_index", "index_name", name, true)
   check("create_index", "table_name", table_name, "string")
-  local o = options("create_index", opts, set("schema", "unique", "if_not_exists",
-    "postgresql_where", "postgresql_using", "postgresql_include", "postgresql_concurrently",
-    "postgresql_with", "postgresql_ops"))
-  local cols = (type(columns) == "table" and not schema.is(columns, "text")) and columns or { columns }
+  local o = trailing("create_index", set("schema", "unique", "if_not_exists", table.unpack(INDEX_PG_OPTS)), 4, ...)
+  local cols = (type(columns) == "table" and not schema.is(columns, "text") and not expr.is_expr(columns))
+    and columns or { columns }
   if name == nil then
     local parts = {}
     for _, c in ipairs(cols) do parts[#parts + 1] = type(c) == "string" and c or "expr" end
@@ -427,10 +635,13 @@ function M.create_index(name, table_name, columns, opts)
   run("create_index", render.create_index(name, table_name, cols, o))
 end
 
-function M.drop_index(name, opts)
-  check("drop_index", "index_name", name, "string")
-  local o = options("drop_index", opts, set("table_name", "schema", "if_exists",
-    "postgresql_concurrently", "cascade"))
+-- op.drop_index(name, table_name, schema, {...}): the index options autogenerate writes into
+-- downgrades (postgresql_where, _using, _ops, ...) are accepted and, as by Alembic, ignored:
+-- DROP INDEX needs only the name. postgresql_concurrently is kept.
+function M.drop_index(name, ...)
+  check_name("drop_index", "index_name", name)
+  local o = trailing("drop_index", set("table_name", "schema", "if_exists", "cascade", "unique",
+    table.unpack(INDEX_PG_OPTS)), 2, ...)
   run("drop_index", "DROP INDEX " .. (o.postgresql_concurrently and "CONCURRENTLY " or "")
     .. (o.if_exists and "IF EXISTS " or "") .. qualified(o.schema, name) .. (o.cascade and " CASCADE" or ""))
 end
@@ -440,27 +651,30 @@ local function add_constraint(opname, table_name, schema_name, name, body)
     .. (name and ("CONSTRAINT " .. ident(name) .. " ") or "") .. body)
 end
 
-function M.create_primary_key(name, table_name, columns, opts)
+function M.create_primary_key(name, table_name, columns, ...)
+  check_name("create_primary_key", "constraint_name", name, true)
   check("create_primary_key", "table_name", table_name, "string")
-  local o = options("create_primary_key", opts, set("schema"))
+  local o = trailing("create_primary_key", set("schema"), 4, ...)
   add_constraint("create_primary_key", table_name, o.schema, name,
     "PRIMARY KEY (" .. render.idents(as_list("create_primary_key", columns)) .. ")")
 end
 
-function M.create_unique_constraint(name, table_name, columns, opts)
+function M.create_unique_constraint(name, table_name, columns, ...)
+  check_name("create_unique_constraint", "constraint_name", name, true)
   check("create_unique_constraint", "table_name", table_name, "string")
-  local o = options("create_unique_constraint", opts, set("schema", "deferrable", "initially",
-    "postgresql_nulls_not_distinct"))
+  local o = trailing("create_unique_constraint", set("schema", "deferrable", "initially",
+    "postgresql_nulls_not_distinct"), 4, ...)
   add_constraint("create_unique_constraint", table_name, o.schema, name,
-    "UNIQUE " .. (o.postgresql_nulls_not_distinct and "NULLS NOT DISTINCT " or "") .. "("
+    "UNIQUE " .. render.nulls_distinct(o.postgresql_nulls_not_distinct, " ") .. "("
     .. render.idents(as_list("create_unique_constraint", columns)) .. ")" .. render.deferrable(o))
 end
 
-function M.create_foreign_key(name, source, referent, local_cols, remote_cols, opts)
+function M.create_foreign_key(name, source, referent, local_cols, remote_cols, ...)
+  check_name("create_foreign_key", "constraint_name", name, true)
   check("create_foreign_key", "source_table", source, "string")
   check("create_foreign_key", "referent_table", referent, "string")
-  local o = options("create_foreign_key", opts, set("onupdate", "ondelete", "deferrable", "initially",
-    "match", "source_schema", "referent_schema", "postgresql_not_valid"))
+  local o = trailing("create_foreign_key", set("onupdate", "ondelete", "deferrable", "initially",
+    "match", "source_schema", "referent_schema", "postgresql_not_valid"), 6, ...)
   local body = "FOREIGN KEY(" .. render.idents(as_list("create_foreign_key", local_cols)) .. ") REFERENCES "
     .. qualified(o.referent_schema, referent) .. " ("
     .. render.idents(as_list("create_foreign_key", remote_cols)) .. ")"
@@ -468,9 +682,10 @@ function M.create_foreign_key(name, source, referent, local_cols, remote_cols, o
   add_constraint("create_foreign_key", source, o.source_schema, name, body)
 end
 
-function M.create_check_constraint(name, table_name, condition, opts)
+function M.create_check_constraint(name, table_name, condition, ...)
+  check_name("create_check_constraint", "constraint_name", name, true)
   check("create_check_constraint", "table_name", table_name, "string")
-  local o = options("create_check_constraint", opts, set("schema", "postgresql_not_valid"))
+  local o = trailing("create_check_constraint", set("schema", "postgresql_not_valid"), 4, ...)
   add_constraint("create_check_constraint", table_name, o.schema, name,
     "CHECK (" .. render.sqltext(condition) .. ")" .. (o.postgresql_not_valid and " NOT VALID" or ""))
 end
@@ -491,40 +706,49 @@ function M.create_exclude_constraint(name, table_name, ...)
   add_constraint("create_exclude_constraint", table_name, o.schema, name, render.exclude_def(elems, o))
 end
 
-function M.drop_constraint(name, table_name, opts)
-  check("drop_constraint", "constraint_name", name, "string")
+function M.drop_constraint(name, table_name, ...)
+  check_name("drop_constraint", "constraint_name", name)
   check("drop_constraint", "table_name", table_name, "string")
-  local o = options("drop_constraint", opts, set("type_", "schema", "if_exists", "cascade"))
+  local o = trailing("drop_constraint", set("type_", "schema", "if_exists", "cascade"), 3, ...)
+  local kinds = set("foreignkey", "primary", "unique", "check")
+  if o.type_ ~= nil and not kinds[o.type_] then
+    error(("op.drop_constraint: type_ must be one of foreignkey, primary, unique, check, got %q%s")
+      :format(tostring(o.type_), did_you_mean(o.type_, kinds)), 2)
+  end
   run("drop_constraint", "ALTER TABLE " .. qualified(o.schema, table_name) .. " DROP CONSTRAINT "
     .. (o.if_exists and "IF EXISTS " or "") .. ident(name) .. (o.cascade and " CASCADE" or ""))
 end
 
-function M.create_table_comment(table_name, comment, opts)
+function M.create_table_comment(table_name, comment, ...)
   check("create_table_comment", "table_name", table_name, "string")
   check("create_table_comment", "comment", comment, "string")
-  local o = options("create_table_comment", opts, set("schema", "existing_comment"))
+  local o = trailing("create_table_comment", set("schema", "existing_comment"), 3, ...)
   run("create_table_comment", render.comment_on("TABLE", qualified(o.schema, table_name), comment))
 end
 
-function M.drop_table_comment(table_name, opts)
+function M.drop_table_comment(table_name, ...)
   check("drop_table_comment", "table_name", table_name, "string")
-  local o = options("drop_table_comment", opts, set("schema", "existing_comment"))
+  local o = trailing("drop_table_comment", set("schema", "existing_comment"), 2, ...)
   run("drop_table_comment", render.comment_on("TABLE", qualified(o.schema, table_name), nil))
 end
 
 -- op.bulk_insert(sa.table(...) | "name", rows, {multiinsert, schema}): one multi-row INSERT
 -- (multiinsert = false: one INSERT per row), values as literals so the same statements serve
 -- online and offline.
-function M.bulk_insert(tbl, rows, opts)
-  local o = options("bulk_insert", opts, set("multiinsert", "schema"))
+function M.bulk_insert(tbl, rows, ...)
+  local o = trailing("bulk_insert", set("multiinsert", "schema"), 3, ...)
   local name, sch, cols = tbl, o.schema, nil
+  check("bulk_insert", "rows", rows, "table")
   if schema.is(tbl, "table") then
     name, sch = tbl.name, tbl.schema or o.schema
+    -- the table's columns that some row gives a value, as Alembic lists the rows' keys, so a
+    -- column no row mentions keeps its server default (a row's nil there is NULL)
+    local used = {}
+    for _, row in ipairs(rows) do for k in pairs(row) do used[k] = true end end
     cols = {}
-    for i, c in ipairs(tbl.columns) do cols[i] = c.name end
+    for _, c in ipairs(tbl.columns) do if used[c.name] then cols[#cols + 1] = c.name end end
   end
   check("bulk_insert", "table", name, "string")
-  check("bulk_insert", "rows", rows, "table")
   if #rows == 0 then return end
   if not cols then
     cols = {}
@@ -535,7 +759,10 @@ function M.bulk_insert(tbl, rows, opts)
   local stmts = {}
   local function tuple(row)
     local v = {}
-    for i, c in ipairs(cols) do v[i] = render.value(row[c]) end
+    for i, c in ipairs(cols) do
+      local x = row[c]
+      v[i] = expr.is_expr(x) and expr.inline_sql(x, render.value) or render.value(x)
+    end
     return "(" .. table.concat(v, ", ") .. ")"
   end
   if o.multiinsert == false then
@@ -549,6 +776,97 @@ function M.bulk_insert(tbl, rows, opts)
 end
 
 
+-- op.batch_alter_table(table, [options,] function(batch_op) ... end): Alembic's batch mode.
+-- On PostgreSQL Alembic's "auto" recreate mode is a plain series of ALTERs, so each batch_op
+-- call is the op of the same name on this table (and the batch's schema), with Alembic's
+-- BatchOperations parameters: batch_op.add_column(column), batch_op.alter_column(name, {...}),
+-- batch_op.create_index(name, columns, {...}), batch_op.drop_constraint(name, type_), ...
+-- insert_before/insert_after are accepted and ignored: PostgreSQL cannot reorder columns.
+local BATCH = {
+  -- op name = { position of the table argument, BatchOperations' optional positionals }
+  add_column = { 1, { "insert_before", "insert_after" } },
+  alter_column = { 1, { "nullable", "comment", "server_default", "new_column_name", "type_", "existing_type",
+    "existing_server_default", "existing_nullable", "existing_comment", "insert_before", "insert_after" } },
+  drop_column = { 1, {} },
+  create_index = { 2, {} },
+  drop_index = { 2, {} },
+  create_primary_key = { 2, {} },
+  create_unique_constraint = { 2, {} },
+  create_foreign_key = { 2, { "referent_schema", "onupdate", "ondelete", "deferrable", "initially", "match" } },
+  create_check_constraint = { 2, {} },
+  create_exclude_constraint = { 2, nil },
+  drop_constraint = { 2, { "type_" } },
+  create_table_comment = { 1, { "existing_comment" } },
+  drop_table_comment = { 1, { "existing_comment" } },
+}
+-- How many required arguments each batch op takes before its optional ones (the table
+-- not counted).
+local BATCH_REQUIRED = { add_column = 1, alter_column = 1, drop_column = 1, create_index = 2, drop_index = 1,
+  create_primary_key = 2, create_unique_constraint = 2, create_foreign_key = 4, create_check_constraint = 2,
+  create_exclude_constraint = 1, drop_constraint = 1, create_table_comment = 1, drop_table_comment = 0 }
+
+local function batch_op_for(table_name, bschema)
+  local b = {}
+  for opname, spec in pairs(BATCH) do
+    local tpos, extra = spec[1], spec[2]
+    b[opname] = function(...)
+      local args = table.pack(...)
+      local req = BATCH_REQUIRED[opname]
+      local out, opts = {}, nil
+      for i = 1, req do out[i] = args[i] end
+      local rest = {}
+      for i = req + 1, args.n do
+        local v = args[i]
+        if type(v) == "table" and getmetatable(v) == nil and (extra ~= nil or (i == args.n and v[1] == nil)) then
+          opts = v
+        elseif v ~= nil then
+          rest[#rest + 1] = { i - req, v }
+        end
+      end
+      local o = {}
+      for k, v in pairs(opts or {}) do o[k] = v end
+      if extra then
+        for _, r in ipairs(rest) do
+          local pname = extra[r[1]]
+          if not pname then
+            error(("batch_op.%s: argument %d is not a parameter"):format(opname, req + r[1]), 2)
+          end
+          if o[pname] ~= nil then error(("batch_op.%s: '%s' given twice"):format(opname, pname), 2) end
+          o[pname] = r[2]
+        end
+      else
+        for _, r in ipairs(rest) do out[#out + 1] = r[2] end
+      end
+      o.insert_before, o.insert_after = nil, nil
+      local schema_key = opname == "create_foreign_key" and "source_schema" or "schema"
+      if bschema ~= nil and o[schema_key] == nil then o[schema_key] = bschema end
+      table.insert(out, tpos, table_name)
+      out[#out + 1] = o
+      return M[opname](table.unpack(out, 1, #out))
+    end
+  end
+  b.execute = function(sql, params) return M.execute(sql, params) end
+  b.f = quote.conv
+  return b
+end
+
+function M.batch_alter_table(table_name, ...)
+  check("batch_alter_table", "table_name", table_name, "string")
+  local n = select("#", ...)
+  local fn = select(n, ...)
+  if type(fn) ~= "function" then
+    error("op.batch_alter_table: the last argument must be a function(batch_op) ... end", 2)
+  end
+  local o = trailing("batch_alter_table", set("schema", "recreate", "partial_reordering", "copy_from",
+    "table_args", "table_kwargs", "reflect_args", "reflect_kwargs", "naming_convention"), 2,
+    table.unpack(table.pack(...), 1, n - 1))
+  if o.recreate == "always" then
+    error("op.batch_alter_table: recreate = \"always\" copies the table, which luamigrate does not do; "
+      .. "on PostgreSQL batch mode is a series of ALTERs (recreate = \"auto\")", 2)
+  end
+  fn(batch_op_for(table_name, o.schema))
+end
+
 -- Every op first looks through its arguments (nested tables included: columns, options,
 -- rows) for a NUL byte, which no PostgreSQL text can hold and which the C layer would cut a
 -- statement at, and refuses it naming the op and the argument; then it names itself to
@@ -556,23 +874,23 @@ end
 local PARAMS = {
   execute = { "sql", "params" },
   create_table = { "table_name" },
-  drop_table = { "table_name", "options" },
-  rename_table = { "old_table_name", "new_table_name", "options" },
-  add_column = { "table_name", "column", "options" },
-  drop_column = { "table_name", "column_name", "options" },
-  alter_column = { "table_name", "column_name", "options" },
-  create_index = { "index_name", "table_name", "columns", "options" },
-  drop_index = { "index_name", "options" },
-  create_primary_key = { "constraint_name", "table_name", "columns", "options" },
-  create_unique_constraint = { "constraint_name", "table_name", "columns", "options" },
-  create_foreign_key = { "constraint_name", "source_table", "referent_table", "local_cols", "remote_cols",
-    "options" },
-  create_check_constraint = { "constraint_name", "table_name", "condition", "options" },
+  drop_table = { "table_name" },
+  rename_table = { "old_table_name", "new_table_name" },
+  add_column = { "table_name", "column" },
+  drop_column = { "table_name", "column_name" },
+  alter_column = { "table_name", "column_name" },
+  create_index = { "index_name", "table_name", "columns" },
+  drop_index = { "index_name" },
+  create_primary_key = { "constraint_name", "table_name", "columns" },
+  create_unique_constraint = { "constraint_name", "table_name", "columns" },
+  create_foreign_key = { "constraint_name", "source_table", "referent_table", "local_cols", "remote_cols" },
+  create_check_constraint = { "constraint_name", "table_name", "condition" },
   create_exclude_constraint = { "constraint_name", "table_name" },
-  drop_constraint = { "constraint_name", "table_name", "options" },
-  create_table_comment = { "table_name", "comment", "options" },
-  drop_table_comment = { "table_name", "options" },
-  bulk_insert = { "table", "rows", "options" },
+  drop_constraint = { "constraint_name", "table_name" },
+  create_table_comment = { "table_name", "comment" },
+  drop_table_comment = { "table_name" },
+  bulk_insert = { "table", "rows" },
+  batch_alter_table = { "table_name" },
   create_enum = { "name", "values", "options" },
   drop_enum = { "name", "options" },
   add_enum_value = { "name", "value", "options" },
@@ -640,8 +958,11 @@ local find = string.find
 -- Raises the NUL refusal for argument i (of n) of op `opname`, at the op's caller.
 local function refuse(opname, i, n, v)
   local path = type(v) == "string" and "" or nul_path(v, 1, {})
-  local names = PARAMS[opname] or {}
-  local arg = names[i]
+  local names = {}
+  for _, p in ipairs(PARAMS[opname] or {}) do names[#names + 1] = p end
+  for _, p in ipairs(POSITIONAL[opname] or {}) do names[#names + 1] = p:match("^[^:]+") end
+  local arg = (type(v) == "table" and getmetatable(v) == nil and v.kind == nil and i > #(PARAMS[opname] or {})
+    and "options") or names[i]
     or (i == n and type(v) == "table" and getmetatable(v) == nil and v.kind == nil and "options")
     or ("argument " .. i)
   error(("op.%s: %s%s contains a NUL byte, which PostgreSQL text cannot hold"):format(opname, arg, path), 3)
@@ -657,8 +978,11 @@ end
 -- several times more, and op.execute runs once per statement of a data migration).
 local function guard(opname, fn)
   local qualified_name = "op." .. opname
-  local fixed = PARAMS[opname] and #PARAMS[opname] <= 6 and opname ~= "create_table"
-    and opname ~= "create_exclude_constraint"
+  -- the most arguments the op takes: its required ones, Alembic's optional positional ones,
+  -- and the options table
+  local most = PARAMS[opname] and (#PARAMS[opname] + #(POSITIONAL[opname] or {}) + 1)
+  local fixed = most and most <= 6 and opname ~= "create_table" and opname ~= "create_exclude_constraint"
+    and opname ~= "batch_alter_table"
   if fixed then
     return function(a1, a2, a3, a4, a5, a6)
       if a1 ~= nil and has_nul(a1) then refuse(opname, 1, 6, a1) end
@@ -697,8 +1021,22 @@ M._unwrapped = unwrapped
 function M.register(name, fn)
   check("register", "name", name, "string")
   check("register", "fn", fn, "function")
-  if M[name] ~= nil then error(("op.register: op.%s already exists"):format(name), 2) end
+  if rawget(M, name) ~= nil then error(("op.register: op.%s already exists"):format(name), 2) end
   M[name] = guard(name, function(...) return fn(M, ...) end)
 end
 
-return M
+-- op.f(name): the name as final (SQLAlchemy's conv): see quote.conv.
+M.f = quote.conv
+
+-- A misspelt op is an error naming the closest real one, at the migration's line.
+return setmetatable(M, {
+  __index = function(_, k)
+    local cands = {}
+    for name in pairs(M) do if not name:match("^_") then cands[#cands + 1] = name end end
+    table.sort(cands)
+    local best = type(k) == "string" and core.closest(k, cands)
+    quote.raise_plain(("op.%s does not exist%s"):format(tostring(k),
+      best and ("; did you mean op." .. best .. "?") or ""))
+  end,
+})
+

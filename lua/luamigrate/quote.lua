@@ -46,25 +46,61 @@ M.context = nil
 -- long names can then collide), so longer identifiers are refused.
 M.MAX_IDENT_BYTES = 63
 
--- Raises msg at the innermost frame outside luamigrate's own modules (the migration file's
--- line), prefixed with the op being rendered.
-local function raise(msg)
-  local level = 2 -- error() and debug.getinfo() count levels alike from here: 2 is the caller
+-- The level, as error() counts from its caller's caller, of the innermost frame outside
+-- luamigrate's own modules (the migration file's line).
+local function user_level()
+  local level = 3 -- error() and debug.getinfo() count levels alike: 3 is our caller's caller
   while true do
     local info = debug.getinfo(level, "S")
-    if not info then
-      level = 2
-      break
-    end
-    if info.what ~= "C" and not info.short_src:find("luamigrate/[%w_]+%.lua$") then break end
+    if not info then return 2 end
+    if info.what ~= "C" and not info.short_src:find("luamigrate/[%w_]+%.lua$") then return level - 1 end
     level = level + 1
   end
-  error((M.context and (M.context .. ": ") or "") .. msg, level)
+end
+
+-- Raises msg at the migration's line, prefixed with the op being rendered.
+local function raise(msg)
+  error((M.context and (M.context .. ": ") or "") .. msg, user_level())
+end
+
+-- Raises msg at the migration's line, unprefixed: for constructors (sa.String(...)) that
+-- run before the op they are arguments of.
+function M.raise_plain(msg)
+  error(msg, user_level())
+end
+
+-- op.f(name): a name marked as final, as SQLAlchemy's conv(): a naming convention leaves it
+-- alone, and when it is longer than PostgreSQL keeps it is shortened the way SQLAlchemy
+-- shortens such names (compiler._truncate_and_render_maxlen_name: the first 55 characters,
+-- "_", the last 4 hex digits of the MD5 of the whole name), so it matches the databases
+-- Alembic built. A plain string that is too long is refused instead.
+local Conv = { __name = "op.f" }
+Conv.__index = Conv
+Conv.__tostring = function(self) return self.name end
+Conv.__concat = function(a, b) return tostring(a) .. tostring(b) end
+
+function M.conv(name)
+  if M.is_conv(name) then return name end
+  if type(name) ~= "string" then raise(("op.f: name must be a string, got %s"):format(type(name))) end
+  return setmetatable({ kind = "conv", name = name }, Conv)
+end
+
+function M.is_conv(v) return getmetatable(v) == Conv end
+
+-- A convention name as SQLAlchemy renders it: unchanged when it fits, else shortened as above.
+-- Lengths count characters, as Python's len() does.
+function M.conv_name(name)
+  local max = M.MAX_IDENT_BYTES
+  local n = utf8.len(name) or #name
+  if n <= max then return name end
+  local cut = utf8.len(name) and (utf8.offset(name, max - 8 + 1) - 1) or (max - 8)
+  return name:sub(1, cut) .. "_" .. require("luamigrate.core").md5_hex(name):sub(-4)
 end
 
 -- Quotes one identifier when it needs it. Raises on a NUL byte, an empty name, or one longer
--- than PostgreSQL keeps.
+-- than PostgreSQL keeps; an op.f() name is shortened (conv_name) instead.
 function M.ident(name)
+  if M.is_conv(name) then name = M.conv_name(name.name) end
   if type(name) ~= "string" then raise(("identifier must be a string, got %s"):format(type(name))) end
   if name == "" then raise("identifier must not be empty") end
   if name:find("\0", 1, true) then raise("identifier must not contain a NUL byte") end

@@ -4,6 +4,7 @@
 local quote = require "luamigrate.quote"
 local types = require "luamigrate.types"
 local schema = require "luamigrate.schema"
+local expr = require "luamigrate.expr"
 
 local M = {}
 local ident, qualified, literal = quote.ident, quote.qualified, quote.literal
@@ -19,6 +20,7 @@ M.idents = idents
 local function sqltext(v)
   if type(v) == "string" then return v end
   if schema.is(v, "text") then return v.text end
+  if expr.is_expr(v) then return expr.inline_sql(v, M.value) end
   error(("expected SQL text, got %s"):format(type(v)), 3)
 end
 
@@ -40,21 +42,26 @@ function M.value(v)
   error(("cannot render a %s value as SQL"):format(t), 3)
 end
 
--- server_default: a string is a literal value ('x'); sa.text is an expression.
+-- server_default: a string is a literal value ('x'); sa.text, sa.func.now(), sa.null() ... are
+-- expressions.
 local function default_sql(d)
   if schema.is(d, "text") then return d.text end
+  if expr.is_expr(d) then return expr.inline_sql(d, M.value) end
   if type(d) == "string" then return literal(d) end
   if type(d) == "number" or type(d) == "boolean" then return M.value(d) end
-  error(("server_default must be a string, a number, a boolean or sa.text, got %s"):format(type(d)), 3)
+  error(("server_default must be a string, a number, a boolean, sa.text or an expression, got %s"):format(type(d)), 3)
 end
 M.default_sql = default_sql
 
+-- The options in the order SQLAlchemy's compiler writes them (get_identity_options).
 local function identity_sql(id)
   local parts = {}
-  if id.start then parts[#parts + 1] = "START WITH " .. tostring(id.start) end
   if id.increment then parts[#parts + 1] = "INCREMENT BY " .. tostring(id.increment) end
+  if id.start then parts[#parts + 1] = "START WITH " .. tostring(id.start) end
   if id.minvalue then parts[#parts + 1] = "MINVALUE " .. tostring(id.minvalue) end
+  if id.nominvalue then parts[#parts + 1] = "NO MINVALUE" end
   if id.maxvalue then parts[#parts + 1] = "MAXVALUE " .. tostring(id.maxvalue) end
+  if id.nomaxvalue then parts[#parts + 1] = "NO MAXVALUE" end
   if id.cache then parts[#parts + 1] = "CACHE " .. tostring(id.cache) end
   if id.cycle then parts[#parts + 1] = "CYCLE" end
   local s = "GENERATED " .. (id.always and "ALWAYS" or "BY DEFAULT") .. " AS IDENTITY"
@@ -72,29 +79,31 @@ local function fk_tail(fk)
   return s
 end
 
--- The type of a column; integer primary keys with autoincrement become SERIAL as
--- SQLAlchemy renders them, unless an identity is given.
-local function column_type(col, serial_ok)
+-- The type of a column: SERIAL (BIGSERIAL, SMALLSERIAL) for the table's autoincrement
+-- column (schema.autoincrement_column), as SQLAlchemy's PostgreSQL compiler writes it,
+-- unless the column has an identity or a client-side default.
+local function column_type(col, serial)
   local t = col.type
   if t == nil then error(("column %s needs a type"):format(col.name), 4) end
-  local sql = types.sql_of(t)
-  if serial_ok and col.primary_key and not col.identity and col.autoincrement ~= false
-    and col.server_default == nil and types.is_type(t) then
-    if t.kind == "Integer" then return "SERIAL" end
-    if t.kind == "BigInteger" then return "BIGSERIAL" end
-    if t.kind == "SmallInteger" then return "SMALLSERIAL" end
+  if serial and not col.identity and col.default == nil then
+    return types.AUTOINCREMENT_AFFINITY[t.label]
   end
-  return sql
+  return types.sql_of(t)
 end
 
--- One column definition, as in CREATE TABLE / ADD COLUMN. `inline` adds PRIMARY KEY /
--- REFERENCES for add_column, where there is no table-level constraint list.
-function M.column_def(col, serial_ok, inline)
-  local s = ident(col.name) .. " " .. column_type(col, serial_ok)
+-- One column definition, as in CREATE TABLE / ADD COLUMN. `serial`: the column is the
+-- table's autoincrement column; `in_pk`: it is in the primary key (NOT NULL unless the
+-- column says nullable = true, as SQLAlchemy); `inline` adds PRIMARY KEY / REFERENCES for
+-- add_column, where there is no table-level constraint list.
+function M.column_def(col, serial, inline, in_pk)
+  local s = ident(col.name) .. " " .. column_type(col, serial)
   if col.server_default ~= nil then s = s .. " DEFAULT " .. default_sql(col.server_default) end
   if col.identity then s = s .. " " .. identity_sql(col.identity) end
   if col.computed then s = s .. " GENERATED ALWAYS AS (" .. sqltext(col.computed.sqltext) .. ") STORED" end
-  if not col.nullable then s = s .. " NOT NULL" end
+  local nullable = col.nullable
+  if in_pk and not col.nullable_given then nullable = false end
+  -- an identity column is NOT NULL by definition, and SQLAlchemy does not write it
+  if not nullable and not col.identity then s = s .. " NOT NULL" end
   if inline then
     if col.primary_key then s = s .. " PRIMARY KEY" end
     if col.unique then s = s .. " UNIQUE" end
@@ -131,7 +140,7 @@ function M.constraint_def(c)
   if schema.is(c, "PrimaryKeyConstraint") then
     return constraint_name(c) .. "PRIMARY KEY (" .. idents(c.columns) .. ")"
   elseif schema.is(c, "UniqueConstraint") then
-    return constraint_name(c) .. "UNIQUE " .. (c.nulls_not_distinct and "NULLS NOT DISTINCT " or "")
+    return constraint_name(c) .. "UNIQUE " .. M.nulls_distinct(c.nulls_not_distinct, " ")
       .. "(" .. idents(c.columns) .. ")" .. deferrable(c)
   elseif schema.is(c, "CheckConstraint") then
     return constraint_name(c) .. "CHECK (" .. sqltext(c.sqltext) .. ")"
@@ -151,11 +160,24 @@ function M.create_enum(name, values, opts)
   return "CREATE TYPE " .. qualified(opts.schema, name) .. " AS ENUM (" .. table.concat(vals, ", ") .. ")"
 end
 
+-- postgresql_nulls_not_distinct as SQLAlchemy 2.0 writes it (PostgreSQL 15): true "NULLS NOT
+-- DISTINCT", false "NULLS DISTINCT", nil nothing; `sep` goes after it (constraints) or
+-- before it (indexes).
+function M.nulls_distinct(v, sep, before)
+  if v == nil then return "" end
+  local s = v and "NULLS NOT DISTINCT" or "NULLS DISTINCT"
+  if before then return sep .. s end
+  return s .. sep
+end
+
 -- Index creation from normalised parts.
 function M.create_index(name, table_name, exprs, o)
   local cols = {}
   for i, e in ipairs(exprs) do
     if schema.is(e, "text") then cols[i] = e.text
+    elseif expr.is_expr(e) and e.k == "func" then cols[i] = expr.inline_sql(e, M.value) -- as SQLAlchemy
+    elseif expr.is_expr(e) and e.k ~= "column" then cols[i] = "(" .. expr.inline_sql(e, M.value) .. ")"
+    elseif expr.is_expr(e) then cols[i] = ident(e.name)
     elseif type(e) == "string" then cols[i] = ident(e)
     elseif schema.is(e, "Column") then cols[i] = ident(e.name)
     else error(("create_index: column %d must be a name or sa.text"):format(i), 4) end
@@ -171,6 +193,7 @@ function M.create_index(name, table_name, exprs, o)
     .. (o.postgresql_using and (" USING " .. o.postgresql_using) or "")
     .. " (" .. table.concat(cols, ", ") .. ")"
   if o.postgresql_include then s = s .. " INCLUDE (" .. idents(o.postgresql_include) .. ")" end
+  s = s .. M.nulls_distinct(o.postgresql_nulls_not_distinct, " ", true)
   s = s .. M.with_clause(o.postgresql_with)
   if o.postgresql_where then s = s .. " WHERE " .. sqltext(o.postgresql_where) end
   return s

@@ -1,27 +1,39 @@
 -- `sa`: the column types and schema objects migrations use, under SQLAlchemy's names, so a
 -- Python migration's sa.Column(...), sa.String(255), sa.Enum(..., name=...) translate
--- line by line.
+-- line by line. A misspelled name is an error with the closest real one.
 local types = require "luamigrate.types"
 local schema = require "luamigrate.schema"
+local quote = require "luamigrate.quote"
+local expr = require "luamigrate.expr"
 
 local M = {}
-for _, k in ipairs { "Integer", "BigInteger", "SmallInteger", "String", "Text", "Boolean", "Date",
-  "DateTime", "Time", "Interval", "Numeric", "Float", "LargeBinary", "JSON", "JSONB", "UUID",
-  "ARRAY", "Enum" } do
-  M[k] = types[k]
-end
+for _, k in ipairs(types.SA_NAMES) do M[k] = types.defs["sa." .. k] end
 for _, k in ipairs { "Column", "ForeignKey", "Identity", "Computed", "PrimaryKeyConstraint",
-  "UniqueConstraint", "CheckConstraint", "ForeignKeyConstraint", "ExcludeConstraint", "Index", "text", "table",
-  "column", "MetaData", "Table" } do
+  "UniqueConstraint", "CheckConstraint", "ForeignKeyConstraint", "ExcludeConstraint", "Index", "text", "MetaData",
+  "Table" } do
   M[k] = schema[k]
 end
+-- SQL expressions and data-migration statements (luamigrate.expr). true and false are Lua
+-- keywords: sa.true_() and sa.false_() (or sa["true"]()) are SQLAlchemy's sa.true()/false().
+for _, k in ipairs { "table", "column", "select", "insert", "update", "delete", "and_", "or_",
+  "not_", "func", "literal_column", "literal", "null", "true_", "false_", "cast", "distinct" } do
+  M[k] = expr[k]
+end
+M["true"], M["false"] = expr.true_, expr.false_
+-- Not SQLAlchemy's (it is postgresql.JSONB there), kept because migrations use it.
+M.JSONB = types.defs["postgresql.JSONB"]
 -- Replaceable entities (alembic_utils' PGView, PGFunction, ...), for op.create_entity & co.
 local entity = require "luamigrate.entity"
 for _, k in ipairs(entity.CONSTRUCTORS) do M[k] = entity[k] end
--- Lowercase aliases SQLAlchemy also offers.
-M.Unicode, M.UnicodeText, M.VARCHAR, M.TEXT = types.String, types.Text, types.String, types.Text
-M.INTEGER, M.BIGINT, M.BOOLEAN = types.Integer, types.BigInteger, types.Boolean
+
+local names = {}
+for k in pairs(M) do names[#names + 1] = k end
+table.sort(names)
 
 return setmetatable(M, {
-  __index = function(_, k) error(("sa.%s does not exist"):format(tostring(k)), 2) end,
+  __index = function(_, k)
+    local hint = type(k) == "string" and require("luamigrate.core").closest(k, names)
+    quote.raise_plain(("sa.%s does not exist%s"):format(tostring(k),
+      hint and ("; did you mean sa." .. hint .. "?") or ""))
+  end,
 })

@@ -1,5 +1,6 @@
 -- Schema objects with SQLAlchemy's names: Column, ForeignKey, Identity, the table-level
--- constraints, Index, text, and the lightweight table()/column() used by bulk_insert.
+-- constraints, Index, text, MetaData and Table (the lightweight sa.table/sa.column of data
+-- migrations are luamigrate.expr's).
 -- Each constructor takes SQLAlchemy's positional arguments and its keyword arguments as one
 -- trailing options table; an unknown option key is an error naming the constructor.
 local types = require "luamigrate.types"
@@ -18,7 +19,14 @@ local function split(what, allowed, ...)
     args.n = args.n - 1
   end
   for k in pairs(opts) do
-    if not allowed[k] then error(("%s: unknown option '%s'"):format(what, tostring(k)), 3) end
+    if not allowed[k] then
+      local cands = {}
+      for a in pairs(allowed) do cands[#cands + 1] = a end
+      table.sort(cands)
+      local best = type(k) == "string" and require("luamigrate.core").closest(k, cands)
+      error(("%s: unknown option '%s'%s"):format(what, tostring(k),
+        best and ("; did you mean '" .. best .. "'?") or ""), 3)
+    end
   end
   return args, opts
 end
@@ -33,6 +41,24 @@ function M.split_elements(what, allowed, ...)
     given[given.n] = {}
   end
   return split(what, allowed, table.unpack(given, 1, given.n))
+end
+
+-- SQLAlchemy's optional positional parameters of a constructor (`names`, in its order), then
+-- the options table: sa.CheckConstraint("x > 0", "ck_x") is sa.CheckConstraint("x > 0",
+-- {name = "ck_x"}). Returns the merged options.
+local function positional(what, names, allowed, ...)
+  local args, o = split(what, allowed, ...)
+  if args.n > #names then
+    error(("%s: takes at most %d optional positional argument%s (%s) before the options table, got %d")
+      :format(what, #names, #names == 1 and "" or "s", table.concat(names, ", "), args.n), 3)
+  end
+  for i = 1, args.n do
+    if args[i] ~= nil then
+      if o[names[i]] ~= nil then error(("%s: '%s' given twice"):format(what, names[i]), 3) end
+      o[names[i]] = args[i]
+    end
+  end
+  return o
 end
 
 local function set(...)
@@ -84,17 +110,24 @@ function M.ForeignKey(target, opts)
 end
 
 -- sa.Identity{always = false, start = 1, increment = 1, ...}
-function M.Identity(opts)
-  local _, o = split("sa.Identity", set("always", "start", "increment", "minvalue", "maxvalue",
-    "cycle", "cache", "on_null"), opts or {})
+-- sa.Identity(always, on_null, start, increment, minvalue, maxvalue, nominvalue, nomaxvalue,
+-- cycle, cache, order) or sa.Identity{...}
+local IDENTITY = { "always", "on_null", "start", "increment", "minvalue", "maxvalue", "nominvalue",
+  "nomaxvalue", "cycle", "cache", "order" }
+function M.Identity(...)
+  local o = positional("sa.Identity", IDENTITY, set(table.unpack(IDENTITY)), ...)
+  if o.order ~= nil then
+    error("sa.Identity: order is Oracle's; PostgreSQL's identity columns have no ORDER option", 2)
+  end
   return object("Identity", { always = o.always, start = o.start, increment = o.increment,
-    minvalue = o.minvalue, maxvalue = o.maxvalue, cycle = o.cycle, cache = o.cache })
+    minvalue = o.minvalue, maxvalue = o.maxvalue, cycle = o.cycle, cache = o.cache,
+    nominvalue = o.nominvalue, nomaxvalue = o.nomaxvalue })
 end
 
 -- sa.Computed("expr", {persisted = true})
-function M.Computed(sqltext, opts)
-  local _, o = split("sa.Computed", set("persisted"), opts or {})
-  if type(sqltext) ~= "string" and not M.is(sqltext, "text") then
+function M.Computed(sqltext, ...)
+  local o = positional("sa.Computed", { "persisted" }, set("persisted"), ...)
+  if type(sqltext) ~= "string" and not M.is(sqltext, "text") and not require("luamigrate.expr").is_expr(sqltext) then
     error("sa.Computed: the expression must be a string", 2)
   end
   if o.persisted == false then
@@ -115,8 +148,12 @@ function M.Column(name, ...)
   local col = object("Column", {
     name = name, foreign_keys = {}, primary_key = o.primary_key and true or false,
     unique = o.unique, index = o.index, server_default = o.server_default, comment = o.comment,
-    autoincrement = o.autoincrement,
+    autoincrement = o.autoincrement, default = o.default, nullable_given = o.nullable ~= nil,
   })
+  if o.autoincrement ~= nil and type(o.autoincrement) ~= "boolean" and o.autoincrement ~= "auto"
+    and o.autoincrement ~= "ignore_fk" then
+    error(("sa.Column(%q): autoincrement must be true, false, \"auto\" or \"ignore_fk\""):format(name), 2)
+  end
   for i = 1, args.n do
     local a = args[i]
     if types.is_type(a) or type(a) == "string" and i == 1 then
@@ -136,6 +173,85 @@ function M.Column(name, ...)
   end
   if o.nullable == nil then col.nullable = not col.primary_key else col.nullable = o.nullable end
   return col
+end
+
+-- The primary key of a table's columns and constraints, as SQLAlchemy decides it: the
+-- columns a sa.PrimaryKeyConstraint names (it wins over primary_key = true flags), else the
+-- columns flagged primary_key. Returns the list of names and a set of them.
+function M.primary_key(cols, constraints)
+  local names = {}
+  for _, c in ipairs(constraints) do
+    if M.is(c, "PrimaryKeyConstraint") then
+      for i, n in ipairs(c.columns) do names[i] = n end
+      break
+    end
+  end
+  if #names == 0 then
+    for _, c in ipairs(cols) do if c.primary_key then names[#names + 1] = c.name end end
+  end
+  local set_ = {}
+  for _, n in ipairs(names) do set_[n] = true end
+  return names, set_
+end
+
+-- Whether a column's type may autoincrement: SQLAlchemy's integer and numeric affinity.
+local function autoinc_type(t)
+  return types.is_type(t) and types.AUTOINCREMENT_AFFINITY[t.label] ~= nil
+end
+
+-- The table's autoincrement column (SQLAlchemy's PrimaryKeyConstraint._autoincrement_column):
+-- with a one-column primary key, that column unless autoincrement = false, or (when
+-- autoincrement is not true) its type is not integer or numeric, it has a client-side
+-- default or a server_default, or a foreign key (autoincrement = "ignore_fk" overrides
+-- the last); with a composite key, only the column marked autoincrement = true. nil if none.
+function M.autoincrement_column(cols, pk_names)
+  local by_name = {}
+  for _, c in ipairs(cols) do by_name[c.name] = c end
+  local function valid(c, forced)
+    if not autoinc_type(c.type) then
+      if forced then
+        error(("sa.Column(%q): autoincrement = true needs an integer type"):format(c.name), 0)
+      end
+      return false
+    end
+    if forced then return true end
+    if c.default ~= nil then return false end
+    if c.server_default ~= nil and not M.is(c.server_default, "Identity") then return false end
+    if #c.foreign_keys > 0 and c.autoincrement ~= "ignore_fk" then return false end
+    return true
+  end
+  if #pk_names == 1 then
+    local c = by_name[pk_names[1]]
+    if not c or c.autoincrement == false then return nil end
+    if valid(c, c.autoincrement == true) then return c end
+    return nil
+  end
+  local found
+  for _, n in ipairs(pk_names) do
+    local c = by_name[n]
+    if c and c.autoincrement == true then
+      valid(c, true)
+      if found then
+        error(("only one column may be marked autoincrement = true, found both %s and %s")
+          :format(found.name, c.name), 0)
+      end
+      found = c
+    end
+  end
+  return found
+end
+
+-- The primary key's columns in the order CREATE TABLE lists them: a PrimaryKeyConstraint's
+-- as given; a key made of primary_key = true flags with the autoincrement column first, as
+-- SQLAlchemy's columns_autoinc_first.
+function M.pk_order(pk_names, constraints, autoinc)
+  for _, c in ipairs(constraints) do
+    if M.is(c, "PrimaryKeyConstraint") then return pk_names end
+  end
+  if not autoinc then return pk_names end
+  local out = { autoinc.name }
+  for _, n in ipairs(pk_names) do if n ~= autoinc.name then out[#out + 1] = n end end
+  return out
 end
 
 local function columns_of(what, args)
@@ -162,10 +278,12 @@ function M.UniqueConstraint(...)
     nulls_not_distinct = o.postgresql_nulls_not_distinct })
 end
 
-function M.CheckConstraint(sqltext, opts)
-  local _, o = split("sa.CheckConstraint", set("name", "deferrable", "initially"), opts or {})
-  if type(sqltext) ~= "string" and not M.is(sqltext, "text") then
-    error("sa.CheckConstraint: the condition must be a string or sa.text", 2)
+-- sa.CheckConstraint(sqltext, name, deferrable, initially, {...})
+function M.CheckConstraint(sqltext, ...)
+  local o = positional("sa.CheckConstraint", { "name", "deferrable", "initially" },
+    set("name", "deferrable", "initially", "info"), ...)
+  if type(sqltext) ~= "string" and not M.is(sqltext, "text") and not require("luamigrate.expr").is_expr(sqltext) then
+    error("sa.CheckConstraint: the condition must be a string, sa.text or an expression", 2)
   end
   return object("CheckConstraint", { sqltext = sqltext, name = o.name })
 end
@@ -188,9 +306,11 @@ function M.ExcludeConstraint(...)
 end
 
 -- sa.ForeignKeyConstraint({"col"}, {"table.col"}, {name, ondelete, ...})
-function M.ForeignKeyConstraint(cols, refcols, opts)
-  local _, o = split("sa.ForeignKeyConstraint", set("name", "ondelete", "onupdate", "deferrable",
-    "initially", "match", "use_alter"), opts or {})
+-- (SQLAlchemy's optional positionals: name, onupdate, ondelete, deferrable, initially,
+-- use_alter, link_to_name, match)
+local FKC = { "name", "onupdate", "ondelete", "deferrable", "initially", "use_alter", "link_to_name", "match" }
+function M.ForeignKeyConstraint(cols, refcols, ...)
+  local o = positional("sa.ForeignKeyConstraint", FKC, set(table.unpack(FKC)), ...)
   if type(cols) ~= "table" or type(refcols) ~= "table" or #cols == 0 or #cols ~= #refcols then
     error("sa.ForeignKeyConstraint: give two lists of equal length: local columns and \"table.column\" targets", 2)
   end
@@ -205,7 +325,8 @@ end
 -- sa.Index(name, col_or_text..., {unique, postgresql_where, postgresql_using, ...})
 function M.Index(name, ...)
   local args, o = split("sa.Index", set("unique", "postgresql_where", "postgresql_using",
-    "postgresql_include", "postgresql_concurrently", "postgresql_with", "postgresql_ops"), ...)
+    "postgresql_include", "postgresql_concurrently", "postgresql_with", "postgresql_ops",
+    "postgresql_nulls_not_distinct", "info", "quote", "_table"), ...)
   local exprs = {}
   for i = 1, args.n do exprs[i] = args[i] end
   return object("Index", { name = name, expressions = exprs, options = o })
@@ -261,23 +382,23 @@ function M.Table(name, metadata, ...)
       error(("sa.Table(%q): argument %d is not a column, constraint or index"):format(name, i + 2), 2)
     end
   end
+  -- As SQLAlchemy: a PrimaryKeyConstraint's columns are the primary key (NOT NULL unless a
+  -- column says otherwise), and the table knows its autoincrement column.
+  local pk_names, in_pk = M.primary_key(t.columns, t.constraints)
+  for _, c in ipairs(t.columns) do
+    if in_pk[c.name] then
+      c.primary_key = true
+      if not c.nullable_given then c.nullable = false end
+    end
+  end
+  local ok, auto = pcall(M.autoincrement_column, t.columns, pk_names)
+  if not ok then error(("sa.Table(%q): %s"):format(name, auto), 2) end
+  t.autoincrement_column = auto
   local key = (t.schema and (t.schema .. ".") or "") .. name
   if metadata.tables[key] then error(("sa.Table(%q): declared twice in this MetaData"):format(key), 2) end
   metadata.tables[key] = t
   metadata.sorted[#metadata.sorted + 1] = t
   return t
-end
-
--- sa.table(name, sa.column(...)..., {schema}) and sa.column(name [, type])
-function M.column(name, type_)
-  return object("column", { name = name, type = type_ })
-end
-
-function M.table(name, ...)
-  local args, o = split("sa.table", set("schema"), ...)
-  local cols = {}
-  for i = 1, args.n do cols[i] = args[i] end
-  return object("table", { name = name, columns = cols, schema = o.schema })
 end
 
 return M

@@ -590,7 +590,8 @@ static void push_value(lua_State *L, const PGresult *res, int row, int col) {
   }
 }
 
-/* conn:query(sql, ...) -> array of rows keyed by column name (NULL is nil). */
+/* conn:query(sql, ...) -> array of rows keyed by column name (NULL is nil), and a table of
+ * each column's type OID by name (op.get_bind() decodes arrays and JSON by it). */
 static int l_conn_query(lua_State *L) {
   PGresult *res = run(L, checkbox(L), 0);
   int nrows = PQntuples(res), ncols = PQnfields(res);
@@ -604,7 +605,12 @@ static int l_conn_query(lua_State *L) {
     }
     lua_rawseti(L, -2, r + 1);
   }
-  return 1;
+  lua_createtable(L, 0, ncols);
+  for (int c = 0; c < ncols; c++) {
+    lua_pushinteger(L, (lua_Integer)PQftype(res, c));
+    lua_setfield(L, -2, PQfname(res, c));
+  }
+  return 2;
 }
 
 static int l_conn_status(lua_State *L) {

@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "bind.h"
+#include "cli.h"
 #include "conn.h"
 
 int luaopen_luamigrate_conn(lua_State *L);
@@ -175,11 +178,51 @@ static int l_core_redact(lua_State *L) {
   return 1;
 }
 
+/* core.closest(name, {candidates}): the candidate the CLI's "did you mean" would pick for
+ * name (lm_cli_closest), or nil; the op and sa layers suggest with the same rule. */
+static int l_core_closest(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 2);
+  if (n > 512) n = 512;
+  const char *cands[512];
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i); /* each string stays alive in the table at index 2 */
+    cands[i - 1] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    if (!cands[i - 1]) return luaL_argerror(L, 2, "candidates must be strings");
+  }
+  const char *best = lm_cli_closest(name, cands, (size_t)n);
+  if (best) lua_pushstring(L, best);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* core.md5_hex(s): MD5 of s in lowercase hex. SQLAlchemy shortens an over-long convention
+ * name with the last 4 digits of it, so names match the databases Alembic built. */
+static int l_core_md5_hex(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  if (!EVP_Digest(s, len, md, &mdlen, EVP_md5(), NULL)) return luaL_error(L, "MD5 failed");
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  for (size_t i = 0; i < mdlen; i++) {
+    static const char digits[] = "0123456789abcdef";
+    hex[2 * i] = digits[md[i] >> 4];
+    hex[(2 * i) + 1] = digits[md[i] & 15];
+  }
+  lua_pushlstring(L, hex, 2 * (size_t)mdlen);
+  return 1;
+}
+
 int luaopen_luamigrate_core(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"connect", l_core_connect},
       {"context", lm_ctx_l_context},
       {"redact", l_core_redact},
+      {"closest", l_core_closest},
+      {"md5_hex", l_core_md5_hex},
       {NULL, NULL},
   };
   luaL_newlib(L, fns);

@@ -319,6 +319,50 @@ return md
     assert.equal("", pg.psql(url, "SELECT coalesce(string_agg(relname, ','), '') FROM pg_class WHERE relname IN ('a', 'b')"))
   end)
 
+  it("finds a key declared by sa.PrimaryKeyConstraint, and a long convention name, the same as the migration made them", function()
+    -- the database as an Alembic history builds it: the autogenerate form, a SERIAL key,
+    -- and a convention name over 63 characters shortened as SQLAlchemy shortens it
+    pg.psql(url, "CREATE TABLE widgets (id SERIAL NOT NULL, name text, CONSTRAINT pk_widgets PRIMARY KEY (id),"
+      .. " CONSTRAINT uq_widgets_name_that_is_long_enough_to_need_shortening__e9f8 UNIQUE (name))")
+    cli.write(dir .. "/migrations/schema.lua", [[
+local md = sa.MetaData { naming_convention = { pk = "pk_%(table_name)s",
+  uq = "uq_%(table_name)s_%(column_0_name)s_that_is_long_enough_to_need_shortening_by_sqlalchemy" } }
+sa.Table("widgets", md,
+  sa.Column("id", sa.Integer, { nullable = false }),
+  sa.Column("name", sa.Text),
+  sa.PrimaryKeyConstraint("id"),
+  sa.UniqueConstraint("name"))
+return md
+]])
+    local r = run("check")
+    assert.equal(0, r.code, r.out .. r.err)
+  end)
+
+  it("finds the sa and postgresql types a migration created the same as schema.lua declares them", function()
+    local cols = [[
+  sa.Column("id", sa.Integer, { nullable = false }),
+  sa.Column("a", sa.CHAR(3)), sa.Column("b", sa.NCHAR(2)), sa.Column("c", sa.DECIMAL(10, 2)),
+  sa.Column("d", sa.FLOAT(10)), sa.Column("e", sa.FLOAT(40)), sa.Column("f", sa.REAL),
+  sa.Column("g", postgresql.INTERVAL { fields = "DAY TO SECOND", precision = 3 }),
+  sa.Column("h", sa.String(10, "C")), sa.Column("i", postgresql.TIMESTAMP(true, 3)),
+  sa.Column("j", postgresql.BIT(3)), sa.Column("k", postgresql.TSVECTOR), sa.Column("l", postgresql.INET),
+  sa.Column("m", sa.ARRAY(sa.Integer, { dimensions = 2 })), sa.Column("n", postgresql.JSONB { astext_type = sa.Text() }),
+  sa.Column("o", sa.Uuid), sa.Column("p", sa.TIMESTAMP(true)), sa.Column("q", postgresql.MONEY),
+  sa.Column("r", sa.Interval { second_precision = 2 }), sa.Column("s", postgresql.TIME(false, 2)),
+  sa.Column("t", sa.Double), sa.Column("u", sa.SMALLINT), sa.Column("v", postgresql.DOUBLE_PRECISION),
+  sa.Column("w", sa.Float(5)), sa.Column("x", postgresql.CIDR), sa.Column("y", postgresql.INT4RANGE),
+  sa.Column("z", sa.Enum({ "p", "q" }, { name = "pq" })),
+  sa.PrimaryKeyConstraint("id")]]
+    cli.write(dir .. "/migrations/versions/ty01_types.lua", cli.revision("ty01", nil,
+      '  op.create_table("ty",\n' .. cols .. ")\n", ""))
+    cli.write(dir .. "/migrations/schema.lua", 'local md = sa.MetaData()\nsa.Table("ty", md,\n' .. cols
+      .. ")\nreturn md\n")
+    local r = run("upgrade", "head")
+    assert.equal(0, r.code, r.err)
+    r = run("check")
+    assert.equal(0, r.code, r.out .. r.err)
+  end)
+
   it("says where the declared schema should be when there is none", function()
     local r = run("check")
     assert.equal(2, r.code, r.out .. r.err)

@@ -19,7 +19,28 @@ local CASES = {
   { 'sa.Column("x", sa.Text, { nullabel = true })', "sa.Column: unknown option 'nullabel'" },
   { 'sa.String(10, { lenght = 2 })', "sa.String: unknown option 'lenght'" },
   { 'sa.Bogus()', "sa.Bogus does not exist" },
-  { 'op.no_such_op()', "attempt to call a nil value (field 'no_such_op')" },
+  { 'op.no_such_op()', "op.no_such_op does not exist" },
+  { 'op.crate_table("t")', "op.crate_table does not exist; did you mean op.create_table?" },
+  { 'op.drop_table("t", { cascde = true })', "op.drop_table: unknown option 'cascde'; did you mean 'cascade'?" },
+  { 'sa.Strng(5)', "sa.Strng does not exist; did you mean sa.String?" },
+  { 'postgresql.JSNB()', "postgresql.JSNB does not exist; did you mean postgresql.JSONB?" },
+  { 'sa.Integer(5)', "sa.Integer takes no arguments (got 1)" },
+  { 'sa.DateTime(true, 3)', "sa.DateTime takes at most 1 positional argument (timezone), got 2" },
+  { 'op.alter_column("users", "email", sa.Text)', "op.alter_column: nullable (argument 3) must be a boolean, got "
+    .. "sa.Text; Alembic's parameters after the required ones are nullable, comment, server_default, "
+    .. "new_column_name, type_, existing_type, existing_server_default, existing_nullable, existing_comment, "
+    .. "schema; give the one you mean by name in the options table: {type_ = ...}" },
+  { 'op.create_index("ix", "t", { "x" }, true)', "op.create_index: schema (argument 4) must be a string, got "
+    .. "boolean; Alembic's parameters after the required ones are schema, unique; give the one you mean by "
+    .. "name in the options table: {unique = ...}" },
+  { 'op.drop_constraint("c", "t", "uniq")', "op.drop_constraint: type_ must be one of foreignkey, primary, "
+    .. "unique, check, got \"uniq\"; did you mean 'unique'?" },
+  { 'op.drop_index("ix", "t", "public", "x")', "op.drop_index: argument 4 (string) is not a parameter: the "
+    .. "optional positional ones are table_name, schema, then the options table" },
+  { 'op.drop_table("t", "s", { schema = "s" })', "op.drop_table: 'schema' given twice (positionally and in the options table)" },
+  { 'op.batch_alter_table("t", { recreate = "always" }, function() end)', "op.batch_alter_table: recreate = \"always\" copies the table" },
+  { 'op.create_index(op.f("ix_" .. ("x"):rep(70)), "no_such_table", { "x" })', 'relation "no_such_table" does not exist' },
+  { 'op.create_index("ix_" .. ("x"):rep(70), "t", { "x" })', "is 73 bytes long; PostgreSQL keeps 63 and would silently truncate it" },
   { 'op.register("execute", function() end)', "op.register: op.execute already exists" },
   { 'sa.Column("d", sa.Date, sa.Computed("now()::date", { persisted = false }))', "sa.Computed: PostgreSQL has only stored generated columns" },
   { 'sa.Computed(42)', "sa.Computed: the expression must be a string" },

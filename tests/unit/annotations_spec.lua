@@ -90,6 +90,13 @@ describe("the LuaLS annotations", function()
     assert.same({}, doc_problems(text, "sa"))
   end)
 
+  it("annotate every postgresql type and nothing more", function()
+    local postgresql = require "luamigrate.postgresql"
+    local meta, text = load_meta("postgresql.lua", "postgresql")
+    assert.same(sorted_keys(postgresql, public), sorted_keys(meta))
+    assert.same({}, doc_problems(text, "postgresql"))
+  end)
+
   it("annotate the migration globals and every config setting", function()
     local env = require "luamigrate.env"
     local config = require "luamigrate.config"

@@ -1,7 +1,6 @@
 -- The declared side of autogenerate: a sa.MetaData of sa.Table read into the normal form
 -- (tables -> columns, keys, constraints, indexes, comment; enums -> values).
 local quote = require "luamigrate.quote"
-local types = require "luamigrate.types"
 local schema = require "luamigrate.schema"
 local render = require "luamigrate.render"
 local N = require "luamigrate.autogen.normalize"
@@ -14,13 +13,6 @@ local SEP, key_of, canon_type, choose_name = N.SEP, N.key_of, N.canon_type, N.ch
 local function default_text(v)
   if v == nil then return nil end
   return render.default_sql(v)
-end
-
-local function serial_rule(col)
-  local t = col.type
-  return col.primary_key and not col.identity and col.autoincrement ~= false
-    and col.server_default == nil and types.is_type(t)
-    and (t.kind == "Integer" or t.kind == "BigInteger" or t.kind == "SmallInteger")
 end
 
 local function index_key(e)
@@ -55,12 +47,13 @@ function M.declared(md, default_schema)
       local C = { name = c.name, type = ct, enum = enum, nullable = c.nullable,
         default = default_text(c.server_default), comment = c.comment,
         computed = c.computed and render.sqltext(c.computed.sqltext) or nil,
-        serial = serial_rule(c), identity = c.identity and (c.identity.always and "a" or "d") or nil,
+        -- SERIAL as op.create_table writes it (schema.autoincrement_column, set by sa.Table)
+        serial = c == t.autoincrement_column and not c.identity and c.default == nil,
+        identity = c.identity and (c.identity.always and "a" or "d") or nil,
         identity_opts = c.identity and { start = c.identity.start, increment = c.identity.increment,
           minvalue = c.identity.minvalue, maxvalue = c.identity.maxvalue, cache = c.identity.cache,
           cycle = c.identity.cycle } or nil,
         pk = c.primary_key }
-      if C.serial and #pkcols > 1 then C.serial = false end
       if C.serial or C.identity or C.pk then C.nullable = false end
       T.columns[c.name] = C
       T.colorder[#T.colorder + 1] = c.name

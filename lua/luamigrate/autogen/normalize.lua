@@ -2,6 +2,7 @@
 -- compared (types as format_type spells them, constraint and index names as PostgreSQL or
 -- the metadata's naming_convention chooses them, SQL fragments with case and spacing
 -- folded), and the small list helpers every stage shares.
+local quote = require "luamigrate.quote"
 local types = require "luamigrate.types"
 
 local M = {}
@@ -32,21 +33,27 @@ local ALIASES = {
   ["timestamp without time zone"] = "timestamp without time zone",
   timetz = "time with time zone", time = "time without time zone", float8 = "double precision",
   ["double precision"] = "double precision", float = "double precision", float4 = "real",
-  real = "real", numeric = "numeric", decimal = "numeric", bytea = "bytea", json = "json",
+  real = "real", numeric = "numeric", decimal = "numeric", char = "character", nchar = "character",
+  bpchar = "character", character = "character", bytea = "bytea", json = "json",
   jsonb = "jsonb", uuid = "uuid", date = "date", interval = "interval",
 }
 
 -- A type written as SQL text, in format_type's spelling where it is a common one.
+-- (Collations are not compared, as Alembic does not; PostgreSQL keeps no array dimensions,
+-- so int[][] is int[]; float(p) is real up to 24 bits of precision, as PostgreSQL maps it.)
 local function canon_sql(s)
-  local t = s:lower():gsub("^%s+", ""):gsub("%s+$", ""):gsub("%s+", " ")
+  local t = s:lower():gsub(' collate ("?)[^"]*%1$', ""):gsub("^%s+", ""):gsub("%s+$", ""):gsub("%s+", " ")
   local arr = ""
   while t:sub(-2) == "[]" do
-    arr = arr .. "[]"
+    arr = "[]"
     t = t:sub(1, -3):gsub("%s+$", "")
   end
   local base, args = t:match("^([%a_ ]-)%s*(%b())$")
   base = base or t
   base = ALIASES[base] or base
+  if base == "double precision" and args then
+    return (tonumber(args:match("%d+")) <= 24 and "real" or "double precision") .. arr
+  end
   if args then
     args = args:gsub("%s", ""):gsub(",", ",")
     if base == "numeric" and not args:find(",") then args = args:sub(1, -2) .. ",0)" end
@@ -94,7 +101,8 @@ local function choose_name(md, kind, tname, cols, refs, given)
       column_0_N_name = table.concat(cols, "_"), column_0_label = tname .. "_" .. (cols[1] or ""),
       referred_table_name = refs or "", constraint_name = given or "",
     }
-    return truncate((conv:gsub("%%%(([%w_]+)%)s", function(tok)
+    -- a convention's name is SQLAlchemy's conv(): shortened as SQLAlchemy shortens it
+    return quote.conv_name((conv:gsub("%%%(([%w_]+)%)s", function(tok)
       if tokens[tok] == nil then error(("naming_convention %s: unknown token %%(%s)s"):format(kind, tok), 0) end
       return tokens[tok]
     end)))
