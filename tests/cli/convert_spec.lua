@@ -186,7 +186,7 @@ describe("convert alembic (autogen fixture: SQLAlchemy names from issue 12's op/
 
   -- Pending until the op/sa names above are merged (issue 12, branch sa12); the coordinator
   -- enables it by dropping the third argument.
-  parity("autogen", "autogen_version", pending)
+  parity("autogen", "autogen_version")
 end)
 
 describe("convert alembic", function()
