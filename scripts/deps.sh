@@ -4,8 +4,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libpq-dev lua-filesystem
-  lua-filesystem-dev lua-busted lua-check postgresql postgresql-client
-  pgbouncer lua-cjson python3-alembic python3-psycopg2 bsdutils # these five: tests only
+  lua-filesystem-dev lua-busted lua-check postgresql postgresql-client lua-cjson libpg-query-dev
+  pgbouncer python3-alembic python3-psycopg2 bsdutils # these four: tests only
   groff-base man-db zsh debootstrap                             # packaging tests: man page, completions, the .deb
   valgrind clang clang-tidy libclang-rt-14-dev)                 # memcheck, fuzz and lint_c tiers
 # (bsdutils: script(1), which output_spec and docs_spec use for a terminal; Debian installs it anyway)

@@ -6,6 +6,7 @@ local core = require "luamigrate.core"
 local quote = require "luamigrate.quote"
 local render = require "luamigrate.render"
 local schema = require "luamigrate.schema"
+local sql_check = require("luamigrate.sql").check
 local types = require "luamigrate.types"
 
 local M = {}
@@ -36,10 +37,14 @@ local function options(opname, opts, allowed)
 end
 
 -- Runs (or, offline, emits) each statement for op `opname`; ctx.queue sends without waiting.
+-- Each statement is first checked by the parser (luamigrate.sql.check): transaction control
+-- and, outside an autocommit block, what cannot run in a transaction are refused, the same
+-- online, in --sql and in --dry-run.
 local function run(opname, ...)
   local ctx = core.context("op." .. opname)
   for i = 1, select("#", ...) do
     local sql = select(i, ...)
+    sql_check("op." .. opname, sql, ctx.in_autocommit_block)
     if ctx.emit then ctx.emit(sql) else (ctx.queue or ctx.conn):execute(sql) end
   end
 end
@@ -74,6 +79,7 @@ function M.execute(sql, params)
     check("execute", "sql", sql, "string")
     check("execute", "params", params, "table", true)
   end
+  sql_check("op.execute", text, ctx.in_autocommit_block)
   if ctx.emit then
     if values and (values.n or #values) > 0 then
       text = text:gsub("%$(%d+)", function(d) return render.value(values[tonumber(d)]) end)
@@ -147,6 +153,14 @@ end
 function M.autocommit_block(fn)
   check("autocommit_block", "fn", fn, "function")
   local ctx = core.context("op.autocommit_block")
+  -- ops inside fn know they run outside a transaction (luamigrate.sql.check); a
+  -- to-be-closed mark, so an error leaves fn with its where and traceback intact
+  local body = fn
+  fn = function()
+    ctx.in_autocommit_block = true
+    local _ <close> = setmetatable({}, { __close = function() ctx.in_autocommit_block = nil end })
+    return body()
+  end
   if ctx.autocommit_block then return ctx.autocommit_block(fn) end
   if ctx.emit then
     ctx.emit("COMMIT")
