@@ -95,6 +95,16 @@ static const lm_command_help HELP[] = {
      "  --sql                   print the SQL instead of running it (REV may be START:END)\n",
      "luamigrate stamp head\n"
      "  luamigrate stamp --purge 3c52d30040ed"},
+    {"lint", "luamigrate lint [--offline] [--json] [--downgrade] [RANGE]",
+     "Check the statements of the revisions pending on the database (or, offline, of every "
+     "revision) for locks, rewrites and breaking changes: squawk's rules and more, with what "
+     "the database knows (docs/safety.md). Exit 1 on an error-level finding.",
+     "  RANGE                   a target (default heads; base with --downgrade), or START:END\n"
+     "  --offline               judge the revision files alone, with no database\n"
+     "  --json                  a JSON array of findings instead of text\n"
+     "  --downgrade             check the downgrade() statements instead\n",
+     "luamigrate lint\n"
+     "  luamigrate lint --offline --json base:head"},
 };
 
 #define NHELP (sizeof HELP / sizeof HELP[0])

@@ -87,7 +87,7 @@ typedef struct cmdargs {
   const char *pos[64];
   int npos;
   int verbose, purge, splice, help, sql, dry_run, indicate_current, check_heads, resolve_deps, json,
-      autogenerate, resume;
+      autogenerate, resume, offline, downgrade;
   char *upgrades, *downgrades; /* revision --autogenerate: the generated bodies */
   const char *message, *rev_id, *head, *rev_range, *branch_label;
   const char *depends[32];
@@ -177,6 +177,10 @@ static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err
       a->dry_run = 1;
     } else if (ALLOWED("resume") && !strcmp(s, "--resume")) {
       a->resume = 1;
+    } else if (ALLOWED("offline") && !strcmp(s, "--offline")) {
+      a->offline = 1;
+    } else if (ALLOWED("downgrade") && !strcmp(s, "--downgrade")) {
+      a->downgrade = 1;
     } else if (ALLOWED("purge") && !strcmp(s, "--purge")) {
       a->purge = 1;
     } else if (ALLOWED("splice") && !strcmp(s, "--splice")) {
@@ -1785,6 +1789,107 @@ cleanup:
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 
+/* ---- lint (luamigrate.lint; docs/safety.md) ------------------------------------------- */
+
+/* Pushes luamigrate.lint.open(config_path, conn or nil): a lint session. */
+static int lint_session(lm_app *app, int online, lm_error *err) {
+  lua_State *L = app->L;
+  if (lm_push_module_field(L, "luamigrate.lint", "open", err)) return LM_ERR;
+  lua_pushstring(L, app->cfg.path);
+  if (online)
+    lm_push_conn(L, app->conn, 1);
+  else
+    lua_pushnil(L);
+  if (lm_pcall(L, 2, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_EUSAGE, err);
+    lua_pop(L, 1);
+    return LM_EUSAGE;
+  }
+  return LM_OK;
+}
+
+/* The revisions lint.start_after names and their ancestors: old history not judged again. */
+static int lint_skip(lm_app *app, int session, lm_revset *skip, lm_error *err) {
+  lua_State *L = app->L;
+  lua_getfield(L, session, "lint");
+  lua_getfield(L, -1, "start_after");
+  char *start = lua_isstring(L, -1) ? strdup(lua_tostring(L, -1)) : NULL;
+  lua_pop(L, 2);
+  if (!start) return LM_OK;
+  lm_revset none = {0}, at = {0};
+  int rc = lm_dag_resolve(app->dag, start, &none, LM_RESOLVE_SHOW, &at, err);
+  if (rc >= 0) rc = lm_dag_plan_upgrade(app->dag, &none, &at, skip, err);
+  if (rc < 0) lm_error_prefix(err, "%s: lint.start_after", app->cfg.path);
+  lm_revset_free(&at);
+  free(start);
+  return rc < 0 ? rc : LM_OK;
+}
+
+/* luamigrate lint [RANGE] [--offline] [--json] [--downgrade]: the revisions pending on the
+ * database (or, offline or in a START:END range, from START or base), rendered as --sql
+ * renders them and judged by luamigrate.lint. Exit 1 on an error-level finding. */
+static int cmd_lint(lm_app *app, cmdargs *a, lm_error *err) {
+  lm_revset heads = {0}, target = {0}, plan = {0}, skip = {0};
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  int rc = want_positional(app->opts, a, 0, 1, "RANGE", err);
+  if (rc) return rc;
+  const int up = !a->downgrade;
+  const char *expr = a->npos ? a->pos[0] : up ? "heads" : "base";
+  int online = 0;
+  if (!a->offline) {
+    if (connect_db(app, err) == LM_OK) {
+      online = 1;
+    } else {
+      lm_log_info("lint: no database reachable (%s); linting offline, from the revision files",
+                  err->message ? err->message : "?");
+      lm_error_clear(err);
+      if (app->conn) PQfinish(app->conn);
+      app->conn = NULL;
+    }
+  }
+  const char *tgt = expr;
+  if (strchr(expr, ':') || !online) {
+    int from_base;
+    if (strchr(expr, ':')) {
+      if ((rc = offline_start(app, expr, &heads, &tgt, &from_base, err)) < 0) goto cleanup;
+    } else if (!up) {
+      lm_revset none = {0};
+      if ((rc = lm_dag_resolve(app->dag, "heads", &none, LM_RESOLVE_SHOW, &heads, err)) < 0)
+        goto cleanup;
+    }
+  } else if ((rc = read_heads(app, &heads, err))) {
+    goto cleanup;
+  }
+  rc = lm_dag_resolve(app->dag, tgt, &heads, up ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
+                      &target, err);
+  if (rc < 0) goto cleanup;
+  rc = up ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
+          : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
+  if (rc < 0) goto cleanup;
+  if ((rc = lint_session(app, online, err))) goto cleanup;
+  int session = lua_gettop(L);
+  if ((rc = lint_skip(app, session, &skip, err))) goto cleanup;
+  if ((rc = lm_lint_render(app, &plan, up, session, &skip, err))) goto cleanup;
+  lua_getfield(L, session, "report");
+  lua_pushvalue(L, session);
+  lua_pushboolean(L, a->json);
+  if (lm_pcall(L, 2, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    rc = LM_ERR;
+    goto cleanup;
+  }
+  if (lua_tointeger(L, -1) != 0)
+    rc = lm_error_set(err, LM_ERR, "lint: error-level findings (listed above)");
+cleanup:
+  lua_settop(L, top);
+  lm_revset_free(&heads);
+  lm_revset_free(&target);
+  lm_revset_free(&plan);
+  lm_revset_free(&skip);
+  return rc < 0 ? rc : LM_OK;
+}
+
 typedef struct command {
   const char *name;
   const char *options; /* long options it takes, each followed by a space */
@@ -1814,6 +1919,7 @@ static const command COMMANDS[] = {
     {"show", "json ", 1, cmd_show},
     {"stamp", "purge sql ", 1, cmd_stamp},
     {"status", "json ", 1, cmd_status},
+    {"lint", "offline json downgrade ", 1, cmd_lint},
 };
 
 int lm_command_run(lm_app *app, lm_error *err) {

@@ -684,6 +684,65 @@ out:
   return rc;
 }
 
+/* ---- lint: the --sql rendering into a lint session ------------------------------------ */
+
+/* Calls session:<method>(args on the stack); 0, or LM_ERR with err filled. */
+static int session_call(lua_State *L, int session, const char *method, int nargs, lm_error *err) {
+  lua_getfield(L, session, method);
+  lua_pushvalue(L, session);
+  lua_rotate(L, -2 - nargs, 2); /* method, session, args... */
+  if (lm_pcall(L, nargs + 1, 0) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    lua_pop(L, 1);
+    return LM_ERR;
+  }
+  return LM_OK;
+}
+
+int lm_lint_render(lm_app *app, const lm_revset *plan, int upgrade, int session,
+                   const lm_revset *skip, lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  int rc = LM_OK;
+  session = lua_absindex(L, session);
+  const char *fn = upgrade ? "upgrade" : "downgrade";
+  lua_pushnil(L); /* the context's emit: session:begin sets its own */
+  int emit_idx = lua_gettop(L);
+  push_x_args(L, app);
+  int x_idx = lua_gettop(L);
+  for (size_t s = 0; s < plan->n && rc == LM_OK; s++) {
+    int idx = plan->idx[s];
+    if (skip && lm_revset_has(skip, idx)) continue;
+    if ((rc = lm_loader_env(app, idx, err))) break;
+    lua_getfield(L, -1, fn);
+    lua_remove(L, -2);
+    int fn_idx = lua_gettop(L);
+    lm_ctx_begin_offline(L, emit_idx, x_idx);
+    lua_getfield(L, LUA_REGISTRYINDEX, LM_CTX_KEY);
+    lua_pushstring(L, lm_dag_id(app->dag, idx));
+    lua_pushstring(L, lm_dag_path(app->dag, idx));
+    rc = session_call(L, session, "begin", 3, err);
+    int ok = 1;
+    if (rc == LM_OK && !lua_isnil(L, fn_idx)) {
+      lua_pushvalue(L, fn_idx);
+      ok = lm_pcall(L, 0, 0) == LUA_OK; /* a failure leaves its error table */
+    }
+    lm_ctx_end(L);
+    if (rc == LM_OK) {
+      lua_pushboolean(L, ok);
+      if (ok)
+        lua_pushnil(L);
+      else
+        lua_pushvalue(L, -2);
+      rc = session_call(L, session, "finish_revision", 2, err);
+    }
+    lua_settop(L, fn_idx - 1);
+    lm_loader_release(app, idx);
+  }
+  lua_settop(L, top);
+  return rc;
+}
+
 /* ---- offline (--sql) --------------------------------------------------------------- */
 
 void lm_emit_sql(const char *sql) {

@@ -50,3 +50,10 @@ downgrade = nil
 ---@field include_name? fun(name: string, kind: string, parent: table?): boolean? false skips the object
 ---@field include_object? fun(name: string, kind: string, parent: table?): boolean? false skips the object
 ---@field process_revision_directives? fun(ops: table): table? rewrites the generated operations
+---@field lint? luamigrate.LintSettings luamigrate lint: rule levels, a revision to start after
+
+---@class luamigrate.LintSettings
+---@field rules table<string, "off"|"warning"|"error">|nil per rule id (squawk's names, docs/safety.md)
+---@field start_after string|nil revisions up to and including this one are not judged
+---@field postgres_version integer|nil the server major version an offline lint assumes (default 15)
+---@field upgrade "warn"|"error"|"off"|nil what upgrade does with findings before it runs (default "warn")

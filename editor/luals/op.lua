@@ -144,6 +144,12 @@ function op.inline_literal(value) end
 ---@param fn fun()
 function op.autocommit_block(fn) end
 
+--- Runs fn; `luamigrate lint` reports the findings of these rules on its statements as allowed.
+---@param rules string|string[] rule ids, e.g. "ban-drop-column"
+---@param fn fun()
+---@return any
+function op.allow(rules, fn) end
+
 --- CREATE TYPE name AS ENUM (values...).
 ---@param name string
 ---@param values string[]

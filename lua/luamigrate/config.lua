@@ -21,6 +21,7 @@ M.KNOWN = {
   include_name = "function", -- autogenerate: include_name(name, kind, parent) -> false skips
   include_object = "function", -- autogenerate: include_object(name, kind, parent) -> false skips
   process_revision_directives = "function", -- autogenerate: rewrite the operations list
+  lint = "table", -- luamigrate lint: { rules = { [id] = "off"|"warning"|"error" }, start_after = rev, ... }
 }
 
 M.DEFAULTS = {
