@@ -28,8 +28,8 @@ local function timeout_rule(id, severity, name, setting, default_hint)
         or "ACCESS EXCLUSIVE"
       return { message = ("no %s is in force%s before this statement, which %s"):format(name,
           r.in_block and " in this autocommit block (the run's SET LOCAL holds only in its transactions)" or "",
-          name == "lock_timeout" and ("queues for a " .. lock .. " lock: every query after it waits behind it "
-            .. "for as long as it waits") or "may run for a long time while holding its locks"),
+          name == "lock_timeout" and ("may wait for its " .. lock .. " lock, and every query on the table "
+            .. "that comes after it waits behind it for as long") or "may run for a long time while holding its locks"),
         hint = r.in_block and ("SET " .. name .. " first inside the block (op.execute(\"SET " .. name .. " = '"
           .. default_hint .. "'\"))")
           or ("set " .. setting .. " = \"" .. default_hint .. "\" in luamigrate.lua (each migration's "
