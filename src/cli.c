@@ -96,9 +96,8 @@ static const lm_command_help HELP[] = {
      "luamigrate stamp head\n"
      "  luamigrate stamp --purge 3c52d30040ed"},
     {"lint", "luamigrate lint [--offline] [--json] [--downgrade] [RANGE]",
-     "Check the statements of the revisions pending on the database (or, offline, of every "
-     "revision) for locks, rewrites and breaking changes: squawk's rules and more, with what "
-     "the database knows (docs/safety.md). Exit 1 on an error-level finding.",
+     "Check the statements of pending revisions for locks, rewrites and breaking changes "
+     "(squawk's rules and more; docs/safety.md): exit 1 on an error-level finding.",
      "  RANGE                   a target (default heads; base with --downgrade), or START:END\n"
      "  --offline               judge the revision files alone, with no database\n"
      "  --json                  a JSON array of findings instead of text\n"
