@@ -773,6 +773,32 @@ static int offline_call(lua_State *L, const char *fn, int nargs, int nres, lm_er
   return LM_OK;
 }
 
+/* --sql: the SET LOCAL timeouts set_local_timeouts sends online, as statements. */
+static int emit_set_locals(lm_app *app, lm_error *err) {
+  static const char *const names[2] = {"lock_timeout", "statement_timeout"};
+  const char *values[2] = {app->cfg.ddl_lock_timeout, app->cfg.statement_timeout};
+  lua_State *L = app->L;
+  for (int i = 0; i < 2; i++) {
+    if (!values[i]) continue;
+    lua_pushstring(L, names[i]);
+    lua_pushstring(L, values[i]);
+    if (offline_call(L, "set_local", 2, 1, err)) return LM_ERR;
+    lm_emit_sql(lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  return LM_OK;
+}
+
+/* ctx.on_begin in --sql: after an autocommit block's BEGIN, the SET LOCALs again. */
+static int l_offline_on_begin(lua_State *L) {
+  lm_app *app = lua_touserdata(L, lua_upvalueindex(1));
+  lm_error err = {0};
+  if (emit_set_locals(app, &err) == LM_OK) return 0;
+  lua_pushstring(L, err.message ? err.message : "cannot render the SET LOCAL timeouts");
+  lm_error_clear(&err);
+  return lua_error(L);
+}
+
 int lm_emit_offline_ddl(lm_app *app, lm_error *err) {
   lua_State *L = app->L;
   lua_pushstring(L, app->cfg.version_table);
@@ -843,13 +869,18 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     }
     printf("-- Running %s %s -> %s\n\n", fn, upgrade ? (pstr ? pstr : "") : self,
            upgrade ? self : (pstr ? pstr : ""));
-    if ((rc = lm_loader_env(app, idx, err))) {
+    if ((rc = emit_set_locals(app, err)) || (rc = lm_loader_env(app, idx, err))) {
       free(pstr);
       goto done;
     }
     lua_getfield(L, -1, fn);
     lua_remove(L, -2);
     lm_ctx_begin_offline(L, emit_idx, x_idx);
+    lua_getfield(L, LUA_REGISTRYINDEX, LM_CTX_KEY);
+    lua_pushlightuserdata(L, app);
+    lua_pushcclosure(L, l_offline_on_begin, 1);
+    lua_setfield(L, -2, "on_begin");
+    lua_pop(L, 1);
     int st = lm_pcall(L, 0, 0);
     lm_ctx_end(L);
     if (st != LUA_OK) {

@@ -39,9 +39,9 @@ downgrade = nil
 ---@field transaction_per_migration? boolean false: the whole run is one transaction (default true)
 ---@field pipeline? boolean false: each op's statement waits for its result (default true)
 ---@field lock_timeout? number seconds to wait for another run's lock (default: forever)
----@field migration_lock_timeout? string SET LOCAL lock_timeout in each migration, e.g. "5s"
+---@field migration_lock_timeout? string|false SET LOCAL lock_timeout in each migration (default "5s"; false: none)
 ---@field migration_statement_timeout? string SET LOCAL statement_timeout in each migration
----@field lock_retries? number reruns of a migration that hit its lock timeout (default 0)
+---@field lock_retries? number reruns of a migration that hit its lock timeout (default 3)
 ---@field lock? luamigrate.LockMode how concurrent runs exclude each other (default "session")
 ---@field lock_lease? number lock = "table": seconds the lease outlives its heartbeat (default 60)
 ---@field on_changed_file? "warn"|"error" an applied revision file edited since it ran

@@ -80,8 +80,15 @@ function M.new(opts)
   for id, level in pairs(ls.rules or {}) do self.levels[M.canonical(id)] = level end
   self.findings, self.revisions = {}, 0
   self.conn = opts.conn
-  self.lock_timeout = all.migration_lock_timeout
-  self.statement_timeout = all.migration_statement_timeout
+  -- nil: the default (luamigrate.config.DEFAULTS); false: none
+  local defaults = require("luamigrate.config").DEFAULTS
+  local function timeout(name)
+    local v = all[name]
+    if v == nil then v = defaults[name] end
+    return v or nil
+  end
+  self.lock_timeout = timeout("migration_lock_timeout")
+  self.statement_timeout = timeout("migration_statement_timeout")
   self.per_migration = all.transaction_per_migration ~= false
   local version = (ls.postgres_version or 15) * 10000
   if self.conn then

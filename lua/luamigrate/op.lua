@@ -166,6 +166,7 @@ function M.autocommit_block(fn)
     ctx.emit("COMMIT")
     fn()
     ctx.emit("BEGIN")
+    if ctx.on_begin then ctx.on_begin() end -- the SET LOCAL timeouts again
     return
   end
   local conn = ctx.conn

@@ -17,10 +17,39 @@ end
 
 local LOCK_OF = { IndexStmt = "SHARE", ReindexStmt = "ACCESS EXCLUSIVE", VacuumStmt = "SHARE UPDATE EXCLUSIVE" }
 
+-- Statements whose lock (SHARE UPDATE EXCLUSIVE) lets reads and writes go on: waiting for it
+-- holds up only other schema changes, and a timeout would only cut short a build that is
+-- meant to take long (leaving an INVALID index behind).
+local function gentle(s)
+  local t = s.tree
+  if (s.node == "IndexStmt" or s.node == "DropStmt") and t.concurrent then return true end
+  if s.node == "ReindexStmt" then
+    for _, e in ipairs(t.params or {}) do
+      if e.DefElem and e.DefElem.defname == "concurrently" then return true end
+    end
+  end
+  if s.node == "VacuumStmt" then
+    for _, e in ipairs(t.options or {}) do
+      if e.DefElem and e.DefElem.defname == "full" then return false end
+    end
+    return true
+  end
+  if s.node == "AlterTableStmt" then
+    for _, c in ipairs(t.cmds or {}) do
+      local cmd = c.AlterTableCmd or {}
+      local pc = cmd.def and cmd.def.PartitionCmd
+      local detach = cmd.subtype == "AT_DetachPartition" and pc and pc.concurrent
+      if not (cmd.subtype == "AT_ValidateConstraint" or detach) then return false end
+    end
+    return true
+  end
+  return false
+end
+
 local function timeout_rule(id, severity, name, setting, default_hint)
   return { id = id, severity = severity,
     check = function(s, r, k)
-      if not slow(s) or k.rev.reported[id] then return nil end
+      if not slow(s) or gentle(s) or k.rev.reported[id] then return nil end
       local in_force = r.in_block and k.rev["block_" .. name] or (not r.in_block and k.rev[name])
       if in_force then return nil end
       k.rev.reported[id] = true
