@@ -87,7 +87,7 @@ typedef struct cmdargs {
   const char *pos[64];
   int npos;
   int verbose, purge, splice, help, sql, dry_run, indicate_current, check_heads, resolve_deps, json,
-      autogenerate, resume, offline, downgrade;
+      autogenerate, resume, offline, downgrade, locks;
   char *upgrades, *downgrades; /* revision --autogenerate: the generated bodies */
   const char *message, *rev_id, *head, *rev_range, *branch_label;
   const char *depends[32];
@@ -177,6 +177,8 @@ static int parse_args(lm_opts *o, const char *allowed, cmdargs *a, lm_error *err
       a->dry_run = 1;
     } else if (ALLOWED("resume") && !strcmp(s, "--resume")) {
       a->resume = 1;
+    } else if (ALLOWED("locks") && !strcmp(s, "--locks")) {
+      a->locks = 1;
     } else if (ALLOWED("offline") && !strcmp(s, "--offline")) {
       a->offline = 1;
     } else if (ALLOWED("downgrade") && !strcmp(s, "--downgrade")) {
@@ -743,6 +745,89 @@ static int half_done_error(lm_app *app, const lm_journal *j, const char *command
   return LM_EHALFDONE;
 }
 
+/* ---- lint (luamigrate.lint; docs/safety.md) ------------------------------------------- */
+
+/* Pushes luamigrate.lint.open(config_path, conn or nil): a lint session. */
+static int lint_session(lm_app *app, int online, lm_error *err) {
+  lua_State *L = app->L;
+  if (lm_push_module_field(L, "luamigrate.lint", "open", err)) return LM_ERR;
+  lua_pushstring(L, app->cfg.path);
+  if (online)
+    lm_push_conn(L, app->conn, 1);
+  else
+    lua_pushnil(L);
+  if (lm_pcall(L, 2, 1) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_EUSAGE, err);
+    lua_pop(L, 1);
+    return LM_EUSAGE;
+  }
+  return LM_OK;
+}
+
+/* The revisions lint.start_after names and their ancestors: old history not judged again. */
+static int lint_skip(lm_app *app, int session, lm_revset *skip, lm_error *err) {
+  lua_State *L = app->L;
+  lua_getfield(L, session, "lint");
+  lua_getfield(L, -1, "start_after");
+  char *start = lua_isstring(L, -1) ? strdup(lua_tostring(L, -1)) : NULL;
+  lua_pop(L, 2);
+  if (!start) return LM_OK;
+  lm_revset none = {0}, at = {0};
+  int rc = lm_dag_resolve(app->dag, start, &none, LM_RESOLVE_SHOW, &at, err);
+  if (rc >= 0) rc = lm_dag_plan_upgrade(app->dag, &none, &at, skip, err);
+  if (rc < 0) lm_error_prefix(err, "%s: lint.start_after", app->cfg.path);
+  lm_revset_free(&at);
+  free(start);
+  return rc < 0 ? rc : LM_OK;
+}
+
+/* upgrade: the plan linted first, its findings shown as warnings (lint.upgrade = "warn", the
+ * default); "error" refuses to run a plan with an error-level finding, "off" skips this. */
+static int lint_before_upgrade(lm_app *app, const lm_revset *plan, lm_error *err) {
+  if (plan->n == 0) return LM_OK;
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  lm_revset skip = {0};
+  int rc = lint_session(app, 1, err);
+  if (rc) return rc;
+  int session = lua_gettop(L);
+  lua_getfield(L, session, "lint");
+  lua_getfield(L, -1, "upgrade");
+  const char *mode = lua_tostring(L, -1);
+  int off = mode && !strcmp(mode, "off"), strict = mode && !strcmp(mode, "error");
+  lua_pop(L, 2);
+  if (off) goto cleanup;
+  if ((rc = lint_skip(app, session, &skip, err))) goto cleanup;
+  if ((rc = lm_lint_render(app, plan, 1, session, &skip, err))) goto cleanup;
+  lua_getfield(L, session, "warnings");
+  lua_pushvalue(L, session);
+  if (lm_pcall(L, 1, 3) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    rc = LM_ERR;
+    goto cleanup;
+  }
+  lua_Integer errors = lua_tointeger(L, -2);
+  for (lua_Integer i = 1; lua_rawgeti(L, -3, i) == LUA_TSTRING; i++) {
+    lm_log_warn("%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (lua_isstring(L, -1)) lm_log_detail("%s", lua_tostring(L, -1));
+  if (strict && errors > 0) {
+    rc = lm_error_set(err, LM_ERR,
+                      "upgrade refused: lint found %lld error-level finding%s in what it would "
+                      "run (lint.upgrade = \"error\")",
+                      (long long)errors, errors == 1 ? "" : "s");
+    lm_error_setfield(&err->hint,
+                      "fix them, or allow them in the migration (op.allow, -- luamigrate:allow); "
+                      "'luamigrate lint' shows them with hints");
+  }
+cleanup:
+  lm_revset_free(&skip);
+  lua_settop(L, top);
+  return rc;
+}
+
 /* ---- commands ------------------------------------------------------------------------ */
 
 /* Splits "A:B" into the start set (resolved absolutely) and the target text; without a
@@ -778,6 +863,10 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
     return lm_error_set(err, LM_EUSAGE,
                         "upgrade: --resume runs against the database; it excludes --sql and "
                         "--dry-run");
+  if (a->locks && !a->dry_run)
+    return lm_error_set(err, LM_EUSAGE,
+                        "%s: --locks reports what --dry-run's statements lock; give --dry-run too",
+                        upgrade ? "upgrade" : "downgrade");
   if (a->sql) {
     if (!upgrade && !strchr(expr, ':'))
       return lm_error_set(err, LM_EUSAGE, "downgrade with --sql requires <fromrev>:<torev>");
@@ -797,6 +886,7 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
     return lm_error_set(err, LM_EUSAGE,
                         "Range revision not allowed: '%s' (ranges A:B are for --sql output)", expr);
   app->dry_run = a->dry_run;
+  app->show_locks = a->locks;
   if ((rc = connect_db(app, err))) goto cleanup;
   /* A dry run creates even the version tables inside the transaction it rolls back. */
   if (a->dry_run && (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err)))
@@ -831,6 +921,7 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
                 half.revision);
     app->resume = &half;
   }
+  if (upgrade && (rc = lint_before_upgrade(app, &plan, err))) goto cleanup;
   rc = lm_run_plan(app, &heads, &plan, upgrade, err);
   app->resume = NULL;
   /* lock = "xact": between transactions another run may move the version table; each
@@ -1789,42 +1880,6 @@ cleanup:
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 
-/* ---- lint (luamigrate.lint; docs/safety.md) ------------------------------------------- */
-
-/* Pushes luamigrate.lint.open(config_path, conn or nil): a lint session. */
-static int lint_session(lm_app *app, int online, lm_error *err) {
-  lua_State *L = app->L;
-  if (lm_push_module_field(L, "luamigrate.lint", "open", err)) return LM_ERR;
-  lua_pushstring(L, app->cfg.path);
-  if (online)
-    lm_push_conn(L, app->conn, 1);
-  else
-    lua_pushnil(L);
-  if (lm_pcall(L, 2, 1) != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_EUSAGE, err);
-    lua_pop(L, 1);
-    return LM_EUSAGE;
-  }
-  return LM_OK;
-}
-
-/* The revisions lint.start_after names and their ancestors: old history not judged again. */
-static int lint_skip(lm_app *app, int session, lm_revset *skip, lm_error *err) {
-  lua_State *L = app->L;
-  lua_getfield(L, session, "lint");
-  lua_getfield(L, -1, "start_after");
-  char *start = lua_isstring(L, -1) ? strdup(lua_tostring(L, -1)) : NULL;
-  lua_pop(L, 2);
-  if (!start) return LM_OK;
-  lm_revset none = {0}, at = {0};
-  int rc = lm_dag_resolve(app->dag, start, &none, LM_RESOLVE_SHOW, &at, err);
-  if (rc >= 0) rc = lm_dag_plan_upgrade(app->dag, &none, &at, skip, err);
-  if (rc < 0) lm_error_prefix(err, "%s: lint.start_after", app->cfg.path);
-  lm_revset_free(&at);
-  free(start);
-  return rc < 0 ? rc : LM_OK;
-}
-
 /* luamigrate lint [RANGE] [--offline] [--json] [--downgrade]: the revisions pending on the
  * database (or, offline or in a START:END range, from START or base), rendered as --sql
  * renders them and judged by luamigrate.lint. Exit 1 on an error-level finding. */
@@ -1910,8 +1965,8 @@ static const command COMMANDS[] = {
      cmd_revision},
     {"check", "", 1, cmd_check},
     {"merge", "message rev-id splice branch-label ", 1, cmd_merge},
-    {"upgrade", "sql dry-run resume ", 1, cmd_upgrade},
-    {"downgrade", "sql dry-run ", 1, cmd_downgrade},
+    {"upgrade", "sql dry-run resume locks ", 1, cmd_upgrade},
+    {"downgrade", "sql dry-run locks ", 1, cmd_downgrade},
     {"current", "verbose check-heads json ", 1, cmd_current},
     {"heads", "verbose resolve-dependencies json ", 1, cmd_heads},
     {"branches", "verbose ", 1, cmd_branches},

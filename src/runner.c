@@ -169,6 +169,77 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
   return rc;
 }
 
+/* ---- upgrade --dry-run --locks: what each statement actually locked and rewrote -------- */
+
+/* The relation locks this backend holds (outside pg_catalog, whose locks are the
+ * bookkeeping's own), and the storage files of the tables, before a statement. */
+static const char LOCKS_SQL[] =
+    "SELECT c.oid::regclass::text, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+    "WHERE l.pid = pg_backend_pid() AND l.granted AND c.relnamespace <> "
+    "'pg_catalog'::regnamespace ORDER BY 1, 2";
+static const char FILES_SQL[] =
+    "SELECT oid::regclass::text, relfilenode::text FROM pg_class WHERE relkind IN ('r', 'm', "
+    "'t') AND relnamespace NOT IN ('pg_catalog'::regnamespace, "
+    "'information_schema'::regnamespace)";
+
+typedef struct locks_probe {
+  PGconn *conn;
+  PGresult *locks, *files; /* before the statement */
+} locks_probe;
+
+static void probe_clear(locks_probe *p) {
+  PQclear(p->locks);
+  PQclear(p->files);
+  p->locks = p->files = NULL;
+}
+
+static int probe_before(void *ud, const char *sql, int n, const char *const *vals, lm_error *err) {
+  (void)sql, (void)n, (void)vals;
+  locks_probe *p = ud;
+  probe_clear(p);
+  int rc = lm_exec(p->conn, LOCKS_SQL, 0, NULL, NULL, NULL, &p->locks, err);
+  if (rc == LM_OK) rc = lm_exec(p->conn, FILES_SQL, 0, NULL, NULL, NULL, &p->files, err);
+  return rc;
+}
+
+static int has_row(const PGresult *r, const char *a, const char *b) {
+  for (int i = 0; r && i < PQntuples(r); i++)
+    if (!strcmp(PQgetvalue(r, i, 0), a) && (!b || !strcmp(PQgetvalue(r, i, 1), b))) return 1;
+  return 0;
+}
+
+/* Prints "--   locks: <mode> on <rel>, ...; rewrote <table>" for what the statement added. */
+static void probe_after(void *ud, const lm_error *failure) {
+  locks_probe *p = ud;
+  PGresult *locks = NULL, *files = NULL;
+  lm_error err = {0};
+  if (failure || !p->locks || !p->files ||
+      lm_exec(p->conn, LOCKS_SQL, 0, NULL, NULL, NULL, &locks, &err) != LM_OK ||
+      lm_exec(p->conn, FILES_SQL, 0, NULL, NULL, NULL, &files, &err) != LM_OK)
+    goto cleanup;
+  lm_log_before_stdout();
+  int shown = 0;
+  for (int i = 0; i < PQntuples(locks); i++) {
+    const char *rel = PQgetvalue(locks, i, 0), *mode = PQgetvalue(locks, i, 1);
+    if (has_row(p->locks, rel, mode)) continue;
+    printf("%s%s on %s", shown++ ? ", " : "--   locks: ", mode, rel);
+  }
+  if (!shown) printf("--   locks: none new");
+  int rewrote = 0;
+  for (int i = 0; i < PQntuples(p->files); i++) {
+    const char *rel = PQgetvalue(p->files, i, 0);
+    if (has_row(files, rel, NULL) && !has_row(files, rel, PQgetvalue(p->files, i, 1)))
+      printf("%s%s", rewrote++ ? ", " : "; rewrote ", rel);
+  }
+  printf("\n");
+  fflush(stdout);
+cleanup:
+  PQclear(locks);
+  PQclear(files);
+  lm_error_clear(&err);
+  probe_clear(p);
+}
+
 /* Dry runs: ctx.emit while an autocommit block's statements are listed, not run. */
 static int l_dry_skip(lua_State *L) {
   size_t sql_len;
@@ -515,6 +586,8 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   journal j = {.app = app};
   int half_done = 0; /* the failed step had committed part of itself */
   lm_conn_hook hook = {journal_before, journal_after, &j};
+  locks_probe probe = {.conn = app->conn};
+  lm_conn_hook probe_hook = {probe_before, probe_after, &probe};
   const int journaled = upgrade && !app->dry_run;
   lm_cancel_set_conn(app->conn);
   for (size_t s = 0; s < plan->n; s++) {
@@ -555,6 +628,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     if (app->dry_run) {
       lua_pushcfunction(L, l_dry_autocommit);
       lua_setfield(L, -2, "autocommit_block");
+      if (app->show_locks) lm_conn_set_hook(L, conn_idx, &probe_hook);
     } else if (app->lock.held && app->lock.mode == LM_LOCK_XACT) {
       lua_pushcfunction(L, l_xact_autocommit);
       lua_setfield(L, -2, "autocommit_block");
@@ -674,6 +748,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
                                                     "is false)");
   }
 out:
+  probe_clear(&probe);
   journal_reset(&j, -1, NULL);
   if (pipelined) lm_pipe_enable(L, NULL);
   lm_conn_forget_begin(app->conn);

@@ -170,7 +170,9 @@ local function add(self, rule, r, s, f, level)
   local msg, hint = f.message, f.hint
   local st = f.table and self.k.online and self:table_stats(f.table)
   if st then
-    msg = ("%s (%s: ~%s rows, %s)"):format(msg, f.table, fmt_rows(math.max(st.rows, 0)), fmt_size(st.bytes))
+    -- reltuples is -1 until the table is first vacuumed or analyzed
+    msg = st.rows >= 0 and ("%s (%s: ~%s rows, %s)"):format(msg, f.table, fmt_rows(st.rows), fmt_size(st.bytes))
+      or ("%s (%s: %s, not analyzed yet)"):format(msg, f.table, fmt_size(st.bytes))
   end
   self.findings[#self.findings + 1] = {
     rule = rule.id, severity = level, revision = r.revision, file = r.file, line = r.line,
@@ -241,7 +243,7 @@ function M:finish_revision(ok, err)
   end
   if not ok then
     local msg = type(err) == "table" and err.message or tostring(err)
-    self.findings[#self.findings + 1] = { rule = "unrenderable", severity = "error", revision = rev.id,
+    self.findings[#self.findings + 1] = { rule = "unrenderable", severity = "warning", revision = rev.id,
       file = rev.file, line = type(err) == "table" and tonumber((err.where or ""):match(":(%d+)$")) or 0,
       statement = "", message = "the migration could not be rendered without running it: " .. msg,
       hint = "lint renders migrations as --sql does, with no data to read; fix the error, or move lint.start_after "
@@ -311,6 +313,26 @@ local function sorted_findings(self)
   local out = {}
   for i, f in ipairs(self.findings) do out[i] = f end
   return out
+end
+
+-- What upgrade shows before it runs: a line per error-level finding not allowed (the
+-- warning-level ones only as a count, shown with -v); returns the lines, the number of
+-- error-level findings and the count line (or nil).
+function M:warnings()
+  local lines, errors, warnings = {}, 0, 0
+  for _, f in ipairs(self.findings) do
+    if not f.allowed then
+      if f.severity == "error" then
+        errors = errors + 1
+        lines[#lines + 1] = ("%s:%d: lint[%s]: %s"):format(f.file, f.line, f.rule, f.message)
+      else
+        warnings = warnings + 1
+      end
+    end
+  end
+  local more = warnings > 0 and ("lint: %d more finding%s of warning level; 'luamigrate lint' lists them"):format(
+    warnings, warnings == 1 and "" or "s") or nil
+  return lines, errors, more
 end
 
 -- Prints the findings (text or --json) to stdout and a summary to stderr; returns the exit
