@@ -87,7 +87,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
 /* runner.c, lint: renders each revision of `plan` not in `skip` (may be NULL) the way --sql
  * does, into the lint session at stack index `session` (luamigrate.lint): session:begin(ctx,
  * revision, file), the migration's upgrade() or downgrade(), session:finish_revision(ok,
- * err). Nothing is sent to a database. */
+ * err) each, then session:done(). Nothing is sent to a database. */
 int lm_lint_render(lm_app *app, const lm_revset *plan, int upgrade, int session,
                    const lm_revset *skip, lm_error *err);
 

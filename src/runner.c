@@ -814,6 +814,7 @@ int lm_lint_render(lm_app *app, const lm_revset *plan, int upgrade, int session,
     lua_settop(L, fn_idx - 1);
     lm_loader_release(app, idx);
   }
+  if (rc == LM_OK) rc = session_call(L, session, "done", 0, err);
   lua_settop(L, top);
   return rc;
 }

@@ -6,7 +6,7 @@
 --
 -- The C command (src/commands.c) drives it: session = lint.new(opts); for each revision
 -- session:begin(ctx, revision, file), run the migration function with that context,
--- session:finish_revision(ok, err); then session:report() -> exit status.
+-- session:finish_revision(ok, err); session:done(); then session:report() -> exit status.
 local ast = require "luamigrate.lint.ast"
 local sql = require "luamigrate.sql"
 
@@ -79,6 +79,8 @@ function M.new(opts)
   self.levels = {}
   for id, level in pairs(ls.rules or {}) do self.levels[M.canonical(id)] = level end
   self.findings, self.revisions = {}, 0
+  self.ops_before = {}
+  for k in pairs(require "luamigrate.op") do self.ops_before[k] = true end
   self.conn = opts.conn
   -- nil: the default (luamigrate.config.DEFAULTS); false: none
   local defaults = require("luamigrate.config").DEFAULTS
@@ -105,6 +107,15 @@ end
 function M.open(config_path, conn)
   local settings = require("luamigrate.config").load(config_path)
   return M.new { settings = settings, config_path = config_path, conn = conn }
+end
+
+-- After the last revision: ops that migrations added with op.register while being rendered
+-- are removed again, so the run that follows can register them itself.
+function M:done()
+  local op = require "luamigrate.op"
+  for k in pairs(op) do
+    if not self.ops_before[k] then op[k] = nil end
+  end
 end
 
 -- Online: {rows =, bytes =, heap =} of a table that exists now, or false.
@@ -195,8 +206,10 @@ function M:moot(scope, table_name)
   if not scope or not table_name then return false end
   if self.k.created[table_name] then return true end
   if scope == "lock" and self.k.online then
+    -- empty now, or not there yet: an earlier revision of the plan creates it, and it holds
+    -- no more than the run puts in
     local st = self:table_stats(table_name)
-    if st and st.heap == 0 then return true end
+    if not st or st.heap == 0 then return true end
   end
   return false
 end

@@ -582,6 +582,131 @@ function M.bulk_insert(tbl, rows, opts)
 end
 
 
+-- ---- the safe ways (docs/safety.md): what lint's hints name -------------------------------
+
+-- fn inside an autocommit block: its own, unless one is running already.
+local function in_block(fn)
+  local ctx = core.context("op.autocommit_block")
+  if ctx.in_autocommit_block then return fn() end
+  return M.autocommit_block(fn)
+end
+
+-- op.validate_constraint(name, table, {schema}): VALIDATE CONSTRAINT, for a constraint added
+-- NOT VALID in an earlier migration (SHARE UPDATE EXCLUSIVE: reads and writes go on).
+function M.validate_constraint(name, table_name, opts)
+  check("validate_constraint", "constraint_name", name, "string")
+  check("validate_constraint", "table_name", table_name, "string")
+  local o = options("validate_constraint", opts, set("schema"))
+  run("validate_constraint", "ALTER TABLE " .. qualified(o.schema, table_name) .. " VALIDATE CONSTRAINT "
+    .. ident(name))
+end
+
+-- op.create_index_concurrently(name, table, columns, {...create_index's options}): CREATE
+-- INDEX CONCURRENTLY IF NOT EXISTS in an autocommit block: writes go on while it builds.
+function M.create_index_concurrently(name, table_name, columns, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if o.postgresql_concurrently ~= nil then
+    error("op.create_index_concurrently: postgresql_concurrently is implied", 2)
+  end
+  o.postgresql_concurrently, o.if_not_exists = true, o.if_not_exists ~= false
+  in_block(function() M.create_index(name, table_name, columns, o) end)
+end
+
+-- op.drop_index_concurrently(name, {schema, if_exists = true}): DROP INDEX CONCURRENTLY in an
+-- autocommit block.
+function M.drop_index_concurrently(name, opts)
+  local o = options("drop_index_concurrently", opts, set("schema", "if_exists", "table_name"))
+  in_block(function()
+    M.drop_index(name, { schema = o.schema, table_name = o.table_name, if_exists = o.if_exists ~= false,
+      postgresql_concurrently = true })
+  end)
+end
+
+-- op.set_not_null(table, column, {schema, name}): SET NOT NULL without a scan under ACCESS
+-- EXCLUSIVE. In an autocommit block, each statement committing on its own: a CHECK (col IS
+-- NOT NULL) added NOT VALID (a brief lock), validated (SHARE UPDATE EXCLUSIVE: reads and
+-- writes go on), then SET NOT NULL, which PostgreSQL 12+ proves from the check without a
+-- scan, and the check dropped again. Every step can run again after an interruption.
+function M.set_not_null(table_name, column_name, opts)
+  check("set_not_null", "table_name", table_name, "string")
+  check("set_not_null", "column_name", column_name, "string")
+  local o = options("set_not_null", opts, set("schema", "name"))
+  local t = "ALTER TABLE " .. qualified(o.schema, table_name)
+  local c = ident(o.name or (table_name .. "_" .. column_name .. "_not_null"))
+  in_block(function()
+    run("set_not_null",
+      t .. " DROP CONSTRAINT IF EXISTS " .. c,
+      t .. " ADD CONSTRAINT " .. c .. " CHECK (" .. ident(column_name) .. " IS NOT NULL) NOT VALID",
+      t .. " VALIDATE CONSTRAINT " .. c,
+      t .. " ALTER COLUMN " .. ident(column_name) .. " SET NOT NULL",
+      t .. " DROP CONSTRAINT IF EXISTS " .. c)
+  end)
+end
+
+-- op.backfill(table, {set = {col = sql | value, ...} | "col = sql, ...", where = sql,
+-- batch_size = 1000, schema}): fills existing rows outside the migration's transaction, in
+-- batches that each commit, so no lock is held for long. `where` selects the rows still to
+-- fill and `set` must make a row leave it: that is what makes the backfill idempotent, and
+-- a killed run (upgrade --resume) go on where it stopped. A string in `set` is an SQL
+-- expression (sa.text too); numbers and booleans are literals (op.inline_literal for text).
+-- Online each batch is one statement; in --sql and --dry-run the same loop is a DO block
+-- that commits after each batch.
+function M.backfill(table_name, opts)
+  check("backfill", "table_name", table_name, "string")
+  local o = options("backfill", opts, set("set", "where", "batch_size", "schema"))
+  local assigns
+  if type(o.set) == "string" or schema.is(o.set, "text") then
+    assigns = render.sqltext(o.set)
+  elseif type(o.set) == "table" and next(o.set) ~= nil then
+    local cols = {}
+    for k in pairs(o.set) do cols[#cols + 1] = k end
+    table.sort(cols)
+    local parts = {}
+    for i, k in ipairs(cols) do
+      local v = o.set[k]
+      local sqlv = (type(v) == "string" or schema.is(v, "text")) and render.sqltext(v) or render.value(v)
+      parts[i] = ident(k) .. " = " .. sqlv
+    end
+    assigns = table.concat(parts, ", ")
+  else
+    error("op.backfill: set must be a table of column = value or an SQL assignment list", 2)
+  end
+  if type(o.where) ~= "string" and not schema.is(o.where, "text") then
+    error("op.backfill: where must say which rows are still to fill (SQL): it makes the backfill "
+      .. "idempotent and resumable", 2)
+  end
+  local n = o.batch_size or 1000
+  if math.type(n) ~= "integer" or n < 1 then error("op.backfill: batch_size must be a whole number above 0", 2) end
+  local tname = qualified(o.schema, table_name)
+  local where = render.sqltext(o.where)
+  local batch = ("UPDATE %s SET %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %s LIMIT %d))")
+    :format(tname, assigns, tname, where, n)
+  in_block(function()
+    local ctx = core.context("op.backfill")
+    if ctx.emit then
+      run("backfill", "DO $luamigrate$\nDECLARE n bigint;\nBEGIN\n  LOOP\n    " .. batch
+        .. ";\n    GET DIAGNOSTICS n = ROW_COUNT;\n    EXIT WHEN n = 0;\n    COMMIT;\n  END LOOP;\nEND $luamigrate$")
+      return
+    end
+    local conn, total = ctx.conn, 0
+    while true do
+      -- each statement commits on its own (autocommit); RETURNING tells whether the rows
+      -- it changed left `where`, without which the loop would never end
+      local rows = conn:query(batch .. " RETURNING (" .. where .. ") IS TRUE AS left_behind")
+      if #rows == 0 then break end
+      for _, r in ipairs(rows) do
+        if r.left_behind then
+          error(("op.backfill(%q): rows it updated still match where (%s): set must make them leave it, "
+            .. "or the backfill never ends"):format(table_name, where), 0)
+        end
+      end
+      total = total + #rows
+      if ctx.progress then ctx.progress(("backfill %s: %d rows"):format(table_name, total)) end
+    end
+  end)
+end
+
 -- Every op first looks through its arguments (nested tables included: columns, options,
 -- rows) for a NUL byte, which no PostgreSQL text can hold and which the C layer would cut a
 -- statement at, and refuses it naming the op and the argument; then it names itself to
@@ -612,6 +737,11 @@ local PARAMS = {
   rename_enum_value = { "name", "old", "new", "options" },
   inline_literal = { "value" },
   allow = { "rules", "fn" },
+  validate_constraint = { "constraint_name", "table_name", "options" },
+  create_index_concurrently = { "index_name", "table_name", "columns", "options" },
+  drop_index_concurrently = { "index_name", "options" },
+  set_not_null = { "table_name", "column_name", "options" },
+  backfill = { "table_name", "options" },
 }
 local UNGUARDED = set("get_bind", "get_x_argument", "register", "autocommit_block", "_run")
 

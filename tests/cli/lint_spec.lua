@@ -71,7 +71,7 @@ describe("luamigrate lint", function()
     assert.falsy(r.out:find("ck_orders_total", 1, true), r.out)
     assert.falsy(r.out:find("ix_users_name", 1, true), r.out)
     assert.truthy(r.out:find("  statement: CREATE INDEX ix_users_email ON users (email)\n  hint: build it with "
-      .. "op.create_index(..., { postgresql_concurrently = true }) inside op.autocommit_block", 1, true), r.out)
+      .. "op.create_index_concurrently(name, table, columns)", 1, true), r.out)
     assert.truthy(r.err:find("lint: 8 errors, 2 warnings, 2 allowed in 1 revision (offline, PostgreSQL 15)", 1, true), r.err)
     assert.truthy(r.err:find("luamigrate: lint: error-level findings", 1, true), r.err)
   end)

@@ -161,7 +161,7 @@ describe("lint rules", function()
     assert.truthy(one.file:find("lint_spec.lua", 1, true))
     assert.is_true(one.line > 0)
     assert.truthy(one.message:find("SHARE lock on u", 1, true))
-    assert.truthy(one.hint:find("postgresql_concurrently", 1, true))
+    assert.truthy(one.hint:find("op.create_index_concurrently", 1, true))
   end)
 
   it("reports findings a -- luamigrate:allow comment names as allowed, not hidden", function()

@@ -86,7 +86,8 @@ return {
             message = ("adding column %s with a %s default %s"):format(c.col.colname,
               k.version < 110000 and "(before PostgreSQL 11, any)" or "volatile", REWRITE),
             hint = "add the column without the default, set the default in a second statement (new rows "
-              .. "only), then backfill existing rows in batches outside the DDL transaction" }
+              .. "only), then fill existing rows with op.backfill (committed batches outside the DDL "
+              .. "transaction)" }
         end
       end)
     end },
@@ -99,8 +100,9 @@ return {
           out[#out + 1] = { table = t,
             message = ("SET NOT NULL on %s.%s scans the whole table under an ACCESS EXCLUSIVE lock to look "
               .. "for NULLs: reads and writes wait until it is done"):format(t, cmd.name),
-            hint = ("first add CHECK (%s IS NOT NULL) NOT VALID and VALIDATE it in a later migration; then SET "
-              .. "NOT NULL needs no scan (PostgreSQL 12+), and the check can be dropped"):format(cmd.name) }
+            hint = ("use op.set_not_null(%q, %q): it adds CHECK (%s IS NOT NULL) NOT VALID, validates it "
+              .. "without blocking writes, then SET NOT NULL needs no scan (PostgreSQL 12+)"):format(t, cmd.name,
+              cmd.name) }
         end
       end
       return out[1] and out or nil

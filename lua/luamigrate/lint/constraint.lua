@@ -22,7 +22,7 @@ return {
             message = ("adding foreign key %s scans %s to validate it while holding a SHARE ROW EXCLUSIVE lock on "
               .. "it and on %s: writes to both wait"):format(con.conname or "", t, ast.relname(con.pktable)),
             hint = "add it NOT VALID (op.create_foreign_key(..., { postgresql_not_valid = true })), then "
-              .. "VALIDATE CONSTRAINT in a later migration, which lets writes go on" }
+              .. "op.validate_constraint in a later migration, which lets writes go on" }
         end
       end)
       for _, c in ipairs(ast.columns(s)) do
@@ -43,8 +43,8 @@ return {
           return { table = t,
             message = ("adding constraint %s without NOT VALID scans all of %s under its lock to check every row")
               :format(con.conname or "", t),
-            hint = "add it NOT VALID (postgresql_not_valid = true), then VALIDATE CONSTRAINT in a later migration "
-              .. "(SHARE UPDATE EXCLUSIVE: reads and writes go on)" }
+            hint = "add it NOT VALID (postgresql_not_valid = true), then op.validate_constraint in a later "
+              .. "migration (SHARE UPDATE EXCLUSIVE: reads and writes go on)" }
         end
       end)
       local t = s.node == "AlterTableStmt" and ast.relname(s.tree.relation)

@@ -12,14 +12,16 @@ return {
       return { table = t,
         message = ("CREATE INDEX without CONCURRENTLY holds a SHARE lock on %s while the index is built: "
           .. "every INSERT, UPDATE and DELETE on it waits until the build ends"):format(t),
-        hint = "build it with op.create_index(..., { postgresql_concurrently = true }) " .. IN_BLOCK }
+        hint = "build it with op.create_index_concurrently(name, table, columns), which runs CREATE INDEX "
+          .. "CONCURRENTLY in its own autocommit block" }
     end },
   { id = "require-concurrent-index-deletion", severity = "error", scope = "lock",
     check = function(s)
       if s.node ~= "DropStmt" or s.tree.removeType ~= "OBJECT_INDEX" or s.tree.concurrent then return nil end
       return { message = "DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the index's table: "
           .. "reads and writes wait, and wait behind any long query already using it",
-        hint = "drop it with op.drop_index(name, { postgresql_concurrently = true }) " .. IN_BLOCK }
+        hint = "drop it with op.drop_index_concurrently(name), which runs DROP INDEX CONCURRENTLY in its own "
+          .. "autocommit block" }
     end },
   { id = "require-concurrent-reindex", severity = "error", scope = "lock",
     check = function(s, _, k)

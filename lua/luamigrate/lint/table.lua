@@ -78,7 +78,7 @@ return {
       return { table = t,
         message = ("changing rows of %s in the transaction that altered it keeps the ALTER's ACCESS EXCLUSIVE "
           .. "lock for the whole backfill: reads and writes wait until the migration commits"):format(t),
-        hint = "backfill outside the DDL transaction in committed batches: in a later migration, or in an "
-          .. "op.autocommit_block(function() ... end) that updates a batch of rows per statement" }
+        hint = "backfill with op.backfill(table, { set = ..., where = ... }): committed batches outside the DDL "
+          .. "transaction" }
     end },
 }
