@@ -123,11 +123,15 @@ function M:table_stats(name)
   if not self.conn or not name then return false end
   local hit = self.k.stats[name]
   if hit ~= nil then return hit end
+  -- a partitioned table has no storage of its own: its partitions' counts
   local rows = self.conn:query([[
-SELECT c.reltuples::float8 AS rows, pg_total_relation_size(c.oid)::float8 AS bytes,
-       pg_relation_size(c.oid)::float8 AS heap
-FROM pg_class c WHERE c.oid = to_regclass($1)]], name)
-  local st = rows[1] and { rows = rows[1].rows, bytes = rows[1].bytes, heap = rows[1].heap } or false
+WITH t AS (SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass($1)),
+     parts AS (SELECT t.oid FROM t UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN t ON i.inhparent = t.oid)
+SELECT sum(c.reltuples)::float8 AS rows, sum(pg_total_relation_size(c.oid))::float8 AS bytes,
+       sum(pg_relation_size(c.oid))::float8 AS heap, min(c.reltuples)::float8 AS least
+FROM parts JOIN pg_class c ON c.oid = parts.oid HAVING count(*) > 0]], name)
+  local r = rows[1]
+  local st = r and { rows = r.least < 0 and -1 or r.rows, bytes = r.bytes, heap = r.heap } or false
   self.k.stats[name] = st
   return st
 end

@@ -624,24 +624,21 @@ function M.drop_index_concurrently(name, opts)
 end
 
 -- op.set_not_null(table, column, {schema, name}): SET NOT NULL without a scan under ACCESS
--- EXCLUSIVE. In an autocommit block, each statement committing on its own: a CHECK (col IS
--- NOT NULL) added NOT VALID (a brief lock), validated (SHARE UPDATE EXCLUSIVE: reads and
--- writes go on), then SET NOT NULL, which PostgreSQL 12+ proves from the check without a
--- scan, and the check dropped again. Every step can run again after an interruption.
+-- EXCLUSIVE: a CHECK (col IS NOT NULL) added NOT VALID (a brief lock, under the migration's
+-- lock_timeout), validated in an autocommit block (SHARE UPDATE EXCLUSIVE: reads and writes
+-- go on), then SET NOT NULL, which PostgreSQL 12+ proves from the validated check without a
+-- scan, and the check dropped again. Called inside an autocommit block, all of it runs there.
 function M.set_not_null(table_name, column_name, opts)
   check("set_not_null", "table_name", table_name, "string")
   check("set_not_null", "column_name", column_name, "string")
   local o = options("set_not_null", opts, set("schema", "name"))
   local t = "ALTER TABLE " .. qualified(o.schema, table_name)
   local c = ident(o.name or (table_name .. "_" .. column_name .. "_not_null"))
-  in_block(function()
-    run("set_not_null",
-      t .. " DROP CONSTRAINT IF EXISTS " .. c,
-      t .. " ADD CONSTRAINT " .. c .. " CHECK (" .. ident(column_name) .. " IS NOT NULL) NOT VALID",
-      t .. " VALIDATE CONSTRAINT " .. c,
-      t .. " ALTER COLUMN " .. ident(column_name) .. " SET NOT NULL",
-      t .. " DROP CONSTRAINT IF EXISTS " .. c)
-  end)
+  run("set_not_null", t .. " DROP CONSTRAINT IF EXISTS " .. c,
+    t .. " ADD CONSTRAINT " .. c .. " CHECK (" .. ident(column_name) .. " IS NOT NULL) NOT VALID")
+  in_block(function() run("set_not_null", t .. " VALIDATE CONSTRAINT " .. c) end)
+  run("set_not_null", t .. " ALTER COLUMN " .. ident(column_name) .. " SET NOT NULL",
+    t .. " DROP CONSTRAINT IF EXISTS " .. c)
 end
 
 -- op.backfill(table, {set = {col = sql | value, ...} | "col = sql, ...", where = sql,

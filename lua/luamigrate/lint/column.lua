@@ -73,10 +73,11 @@ return {
   { id = "adding-field-with-default", severity = "error", scope = "lock",
     check = function(s, _, k)
       return each_added(s, function(c)
-        local gen = ast.constraint(c.col, "CONSTR_GENERATED")
+        local gen = ast.constraint(c.col, "CONSTR_GENERATED") or ast.constraint(c.col, "CONSTR_IDENTITY")
         if gen then
           return { table = c.table,
-            message = ("adding the stored generated column %s %s"):format(c.col.colname, REWRITE),
+            message = ("adding the %s column %s %s"):format(gen.contype == "CONSTR_IDENTITY" and "identity"
+              or "stored generated", c.col.colname, REWRITE),
             hint = "add a plain nullable column, backfill it in batches, and keep it up to date from the "
               .. "application or a trigger" }
         end
@@ -150,7 +151,7 @@ return {
     check = function(s)
       return each_added(s, function(c)
         local tname = ast.type_of(c.col.typeName)
-        if SERIAL[tname or ""] or ast.constraint(c.col, "CONSTR_IDENTITY") then
+        if SERIAL[tname or ""] then -- identity columns: adding-field-with-default, as squawk has it
           return { table = c.table,
             message = ("adding the auto-increment column %s fills every existing row, which %s"):format(
               c.col.colname, REWRITE),

@@ -106,6 +106,12 @@ return {
           elseif cmd.subtype == "AT_AddConstraint" and cmd.def and cmd.def.Constraint
             and not (cmd.def.Constraint.conname and k.rev.dropped_constraints[cmd.def.Constraint.conname]) then
             bad, what = true, "ADD CONSTRAINT (without a DROP CONSTRAINT IF EXISTS before it)"
+          elseif cmd.subtype == "AT_ValidateConstraint" then
+            if not k.rev.dropped_constraints[cmd.name] then bad, what = true, "VALIDATE CONSTRAINT" end
+          elseif not (cmd.missing_ok or cmd.subtype == "AT_AddColumn" or cmd.subtype == "AT_DropColumn"
+            or cmd.subtype == "AT_DropConstraint" or cmd.subtype == "AT_AddConstraint") then
+            -- any other change (a failed DETACH ... CONCURRENTLY, say, needs FINALIZE to go on)
+            bad, what = true, "ALTER TABLE"
           end
         end
       end
