@@ -783,8 +783,8 @@ static int lint_skip(lm_app *app, int session, lm_revset *skip, lm_error *err) {
 
 /* upgrade: the plan linted first, its findings shown as warnings (lint.upgrade = "warn", the
  * default); "error" refuses to run a plan with an error-level finding, "off" skips this. */
-static int lint_before_upgrade(lm_app *app, const lm_revset *plan, lm_error *err) {
-  if (plan->n == 0) return LM_OK;
+/* The lint of upgrade's plan; *refused is set when lint.upgrade = "error" stops the run. */
+static int lint_plan(lm_app *app, const lm_revset *plan, int *refused, lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L);
   lm_revset skip = {0};
@@ -814,6 +814,7 @@ static int lint_before_upgrade(lm_app *app, const lm_revset *plan, lm_error *err
   lua_pop(L, 1);
   if (lua_isstring(L, -1)) lm_log_detail("%s", lua_tostring(L, -1));
   if (strict && errors > 0) {
+    *refused = 1;
     rc = lm_error_set(err, LM_ERR,
                       "upgrade refused: lint found %lld error-level finding%s in what it would "
                       "run (lint.upgrade = \"error\")",
@@ -826,6 +827,36 @@ cleanup:
   lm_revset_free(&skip);
   lua_settop(L, top);
   return rc;
+}
+
+/* upgrade: the plan linted first, its findings shown as warnings (lint.upgrade = "warn", the
+ * default); "error" refuses to run a plan with an error-level finding, "off" skips this. The
+ * lint only reads (in a dry run inside a savepoint, so even a failed read leaves the
+ * transaction usable); if it cannot do its work, the run goes on with a warning. */
+static int lint_before_upgrade(lm_app *app, const lm_revset *plan, lm_error *err) {
+  if (plan->n == 0) return LM_OK;
+  if (app->dry_run &&
+      lm_exec(app->conn, "SAVEPOINT luamigrate_lint", 0, NULL, NULL, NULL, NULL, err))
+    return LM_ERR;
+  int refused = 0;
+  int rc = lint_plan(app, plan, &refused, err);
+  if (app->dry_run) {
+    lm_error sp = {0};
+    const char *back =
+        rc ? "ROLLBACK TO SAVEPOINT luamigrate_lint" : "RELEASE SAVEPOINT luamigrate_lint";
+    if (lm_exec(app->conn, back, 0, NULL, NULL, NULL, NULL, &sp) && rc == LM_OK) {
+      *err = sp;
+      return LM_ERR;
+    }
+    lm_error_clear(&sp);
+  }
+  if (refused) return rc;
+  if (rc) {
+    lm_log_warn("lint could not check the plan (%s); running it unchecked",
+                err->message ? err->message : "?");
+    lm_error_clear(err);
+  }
+  return LM_OK;
 }
 
 /* ---- commands ------------------------------------------------------------------------ */

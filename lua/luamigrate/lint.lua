@@ -13,7 +13,8 @@ local sql = require "luamigrate.sql"
 local M = {}
 
 -- The rule modules, one noun each; every module is a list of rules
--- {id, severity, scope, check(s, r, k) -> finding | {finding, ...} | nil} where `s` is the
+-- {id, severity, scope, refused, check(s, r, k) -> finding | {finding, ...} | nil} (refused:
+-- the run refuses the statement anyway, so upgrade's lint does not repeat it) where `s` is the
 -- parsed statement, `r` its record (revision, in_block, ...) and `k` the knowledge (below).
 -- scope "lock": about a lock held or a scan/rewrite on an existing table, moot for a table
 -- created in the same transaction or (online) one that is empty; "breaking": about code
@@ -120,7 +121,8 @@ end
 
 -- Online: {rows =, bytes =, heap =} of a table that exists now, or false.
 function M:table_stats(name)
-  if not self.conn or not name then return false end
+  local regclass = ast.regclass(name)
+  if not self.conn or not regclass then return false end
   local hit = self.k.stats[name]
   if hit ~= nil then return hit end
   -- a partitioned table has no storage of its own: its partitions' counts
@@ -129,7 +131,7 @@ WITH t AS (SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass($1)),
      parts AS (SELECT t.oid FROM t UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN t ON i.inhparent = t.oid)
 SELECT sum(c.reltuples)::float8 AS rows, sum(pg_total_relation_size(c.oid))::float8 AS bytes,
        sum(pg_relation_size(c.oid))::float8 AS heap, min(c.reltuples)::float8 AS least
-FROM parts JOIN pg_class c ON c.oid = parts.oid HAVING count(*) > 0]], name)
+FROM parts JOIN pg_class c ON c.oid = parts.oid HAVING count(*) > 0]], regclass)
   local r = rows[1]
   local st = r and { rows = r.least < 0 and -1 or r.rows, bytes = r.bytes, heap = r.heap } or false
   self.k.stats[name] = st
@@ -338,7 +340,10 @@ end
 function M:warnings()
   local lines, errors, warnings = {}, 0, 0
   for _, f in ipairs(self.findings) do
-    if not f.allowed then
+    local rule = M.BY_ID[f.rule]
+    -- what the run refuses anyway (and SQL the server rejects, a migration that fails) is
+    -- said once, by the run
+    if not f.allowed and rule and not rule.refused then
       if f.severity == "error" then
         errors = errors + 1
         lines[#lines + 1] = ("%s:%d: lint[%s]: %s"):format(f.file, f.line, f.rule, f.message)

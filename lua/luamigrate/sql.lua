@@ -4,12 +4,12 @@
 -- transaction block, and whether it is transaction control, which would end or open the
 -- migration's transaction behind the runner's back.
 local core = require "luamigrate.core"
-local cjson = require "cjson"
 
 local M = {}
 
--- cjson's null is a light userdata; absent keys read as nil anyway.
-local decode = cjson.decode
+-- lua-cjson, loaded on first use: a Lua that only renders ops never needs it. (cjson's null
+-- is a light userdata; absent keys read as nil anyway.)
+local decode
 
 -- Parse results by text: ops render the same statements again (lint, then the run), and
 -- data migrations repeat one statement many times. Bounded, so a long run does not keep
@@ -40,6 +40,7 @@ function M.parse(text)
   if hit then return hit end
   local json, msg, pos = core.sql_parse(text)
   if not json then return nil, msg, pos end
+  decode = decode or require("cjson").decode
   local out = {}
   for i, raw in ipairs(decode(json).stmts) do
     local node, tree = next(raw.stmt)

@@ -2,10 +2,37 @@
 -- definitions, constraints and the commands of an ALTER TABLE.
 local M = {}
 
+-- The quoted form of each name relname has returned, for to_regclass: names are shown as
+-- written ("schema.name"), but may hold dots, quotes and anything else.
+M.QUOTED = setmetatable({}, { __mode = "k" })
+
+local quote = require "luamigrate.quote"
+local function quoted(schema, name)
+  local ok, q = pcall(quote.qualified, schema, name)
+  return ok and q or nil
+end
+
 -- "schema.name" of a RangeVar (as the parser folded it).
 function M.relname(rv)
   if not rv then return nil end
-  return rv.schemaname and (rv.schemaname .. "." .. rv.relname) or rv.relname
+  local shown = rv.schemaname and (rv.schemaname .. "." .. rv.relname) or rv.relname
+  M.QUOTED[shown] = M.QUOTED[shown] or quoted(rv.schemaname, rv.relname)
+  return shown
+end
+
+-- A name from a list of String nodes (DROP TABLE's objects), shown and registered as relname.
+function M.listname(items)
+  local parts = {}
+  for i, n in ipairs(items or {}) do parts[i] = n.String and n.String.sval or "?" end
+  local shown = table.concat(parts, ".")
+  if #parts == 1 then M.QUOTED[shown] = M.QUOTED[shown] or quoted(nil, parts[1]) end
+  if #parts == 2 then M.QUOTED[shown] = M.QUOTED[shown] or quoted(parts[1], parts[2]) end
+  return shown
+end
+
+-- The text to_regclass() takes for a name relname or listname returned (nil: none).
+function M.regclass(shown)
+  return shown and M.QUOTED[shown]
 end
 
 -- The last name of a list of String nodes (type names, function names).

@@ -46,11 +46,12 @@ local SERIAL = { serial = true, serial4 = true, serial2 = true, smallserial = tr
 local function proven_not_null(k, tbl, col)
   if k.not_null_checks and k.not_null_checks[tbl .. "." .. col] then return true end
   local session = k.session
-  if session and session.conn then
+  local regclass = ast.regclass(tbl)
+  if session and session.conn and regclass then
     local rows = session.conn:query([[
 SELECT count(*) AS n FROM pg_constraint
 WHERE conrelid = to_regclass($1) AND contype = 'c' AND convalidated
-  AND pg_get_constraintdef(oid) = format('CHECK ((%I IS NOT NULL))', $2::text)]], tbl, col)
+  AND pg_get_constraintdef(oid) = format('CHECK ((%I IS NOT NULL))', $2::text)]], regclass, col)
     return rows[1] and tonumber(rows[1].n) > 0
   end
   return false

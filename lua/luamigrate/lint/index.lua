@@ -35,14 +35,14 @@ return {
           .. "index, under an ACCESS EXCLUSIVE lock on it) until the rebuild ends",
         hint = "use REINDEX ... CONCURRENTLY (PostgreSQL 12+) " .. IN_BLOCK }
     end },
-  { id = "ban-concurrent-index-creation-in-transaction", severity = "error",
+  { id = "ban-concurrent-index-creation-in-transaction", severity = "error", refused = true,
     check = function(s, r)
       if s.node ~= "IndexStmt" or not s.tree.concurrent or r.in_block then return nil end
       return { message = "CREATE INDEX CONCURRENTLY cannot run inside a transaction block, and the migration's "
           .. "transaction is open here: the run refuses it",
         hint = "put it " .. IN_BLOCK }
     end },
-  { id = "non-transactional-in-transaction", severity = "error",
+  { id = "non-transactional-in-transaction", severity = "error", refused = true,
     check = function(s, r)
       if r.in_block or (s.node == "IndexStmt" and s.tree.concurrent) then return nil end
       local what = sql.no_transaction(s)

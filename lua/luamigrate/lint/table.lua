@@ -13,10 +13,7 @@ return {
       if s.node ~= "DropStmt" or s.tree.removeType ~= "OBJECT_TABLE" then return nil end
       local out = {}
       for _, o in ipairs(s.tree.objects or {}) do
-        local names = o.List and o.List.items or {}
-        local parts = {}
-        for i, n in ipairs(names) do parts[i] = n.String and n.String.sval end
-        local t = table.concat(parts, ".")
+        local t = ast.listname(o.List and o.List.items)
         out[#out + 1] = { table = t,
           message = ("dropping table %s loses its data for good and breaks the code still using it"):format(t),
           hint = "deploy code that no longer uses it first; then drop it inside "

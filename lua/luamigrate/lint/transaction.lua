@@ -73,7 +73,7 @@ local ROBUST = {
 }
 
 return {
-  { id = "transaction-nesting", severity = "error",
+  { id = "transaction-nesting", severity = "error", refused = true,
     check = function(s, r)
       if s.node ~= "TransactionStmt" then return nil end
       local kind = s.tree.kind
@@ -88,7 +88,7 @@ return {
         hint = "leave BEGIN/COMMIT to the runner; statements that cannot run in a transaction go in "
           .. "op.autocommit_block(function() ... end)" }
     end },
-  { id = "ban-uncommitted-transaction", severity = "error",
+  { id = "ban-uncommitted-transaction", severity = "error", refused = true,
     check = function() return nil end }, -- judged at the end of each revision (lint.lua)
   { id = "prefer-robust-stmts", severity = "warning",
     check = function(s, r, k)
