@@ -94,9 +94,15 @@ function M.new(opts)
   self.statement_timeout = timeout("migration_statement_timeout")
   self.per_migration = all.transaction_per_migration ~= false
   local version = (ls.postgres_version or 15) * 10000
+  -- online, timeouts the server already applies to this role or database (ALTER ROLE ... SET
+  -- lock_timeout, as behind a transaction pooler) hold everywhere, autocommit blocks included
+  self.server_timeouts = {}
   if self.conn then
-    local rows = self.conn:query("SELECT current_setting('server_version_num')::int AS v")
+    local rows = self.conn:query("SELECT current_setting('server_version_num')::int AS v, "
+      .. "current_setting('lock_timeout') AS lt, current_setting('statement_timeout') AS st")
     version = rows[1].v
+    self.server_timeouts.lock_timeout = rows[1].lt ~= "0"
+    self.server_timeouts.statement_timeout = rows[1].st ~= "0"
   end
   self.k = { version = version, online = self.conn ~= nil, created = {}, stats = {}, session = self,
     not_null_checks = {} }
@@ -226,9 +232,11 @@ function M:finish_revision(ok, err)
   local rev = self.current
   local k = self.k
   if self.per_migration then k.created = {} end
-  k.rev = { lock_timeout = self.lock_timeout ~= nil, statement_timeout = self.statement_timeout ~= nil,
+  local st = self.server_timeouts
+  k.rev = { lock_timeout = self.lock_timeout ~= nil or st.lock_timeout,
+    statement_timeout = self.statement_timeout ~= nil or st.statement_timeout,
     reported = {}, open_begin = nil, dropped_constraints = {}, not_valid = {}, ddl_tables = {}, in_block = false,
-    block_lock_timeout = false, block_statement_timeout = false }
+    block_lock_timeout = st.lock_timeout, block_statement_timeout = st.statement_timeout }
   for _, r in ipairs(rev.records) do
     if r.in_block ~= k.rev.in_block then
       -- an autocommit block commits the transaction: what was created in it is visible now,

@@ -173,6 +173,12 @@ describe("luamigrate lint", function()
       for _, x in ipairs(cjson.decode(r.out)) do rules[x.rule] = true end
       assert.is_nil(rules["require-lock-timeout"])
       assert.is_true(rules["require-statement-timeout"])
+      -- a timeout the server sets for the database (or role) is in force too
+      pg.psql(url, "ALTER DATABASE " .. dbname .. " SET statement_timeout = '1h'")
+      r = run("--url", url, "lint", "--json")
+      rules = {}
+      for _, x in ipairs(cjson.decode(r.out)) do rules[x.rule] = true end
+      assert.is_nil(rules["require-statement-timeout"])
     end)
 
     it("asks the server whether a default is volatile", function()
