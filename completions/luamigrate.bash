@@ -19,7 +19,7 @@ _luamigrate() {
   prev=""
   [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD - 1]}
 
-  local commands="init revision upgrade downgrade current heads branches history show merge stamp status check convert inspect"
+  local commands="init revision upgrade downgrade current heads branches history show merge stamp status check convert inspect lint"
   local global_opts="-c --config --url -x --x-arg --lock-timeout --lock -q --quiet -v --verbose --color --version -h --help"
 
   # Find the command: the first word after the global options and their values.
@@ -90,6 +90,7 @@ _luamigrate() {
     check) opts="" ;;
     convert) opts="-o --output" ;;
     inspect) opts="-o --output --baseline -m --message" ;;
+    lint) opts="--offline --json --downgrade" targets="head heads base" ;;
     *) return ;;
   esac
   opts="$opts -h --help"

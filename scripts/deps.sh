@@ -5,8 +5,8 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libpq-dev libssl-dev lua-filesystem
   lua-filesystem-dev lua-busted lua-check postgresql postgresql-client
-  libssl-dev                                                    # libcrypto: MD5 of over-long convention names
   lua-cjson                                                     # json values of op.get_bind():query()
+  libpg-query-dev                                               # PostgreSQL's parser: splitting, lint
   pgbouncer python3-alembic python3-psycopg2 bsdutils           # these four: tests only
   groff-base man-db zsh debootstrap                             # packaging tests: man page, completions, the .deb
   valgrind clang clang-tidy libclang-rt-14-dev)                 # memcheck, fuzz and lint_c tiers

@@ -56,6 +56,7 @@ typedef struct lm_app {
   lm_lock lock;
   lm_vt vt;
   int dry_run; /* upgrade/downgrade --dry-run: one transaction, traced, rolled back */
+  int show_locks; /* --dry-run --locks: each statement's new locks and table rewrites */
   const struct lm_journal *resume; /* upgrade --resume: the half-done revision's record */
 } lm_app;
 
@@ -87,6 +88,13 @@ int lm_read_file(const char *path, char **data, size_t *len, lm_error *err);
  * app->conn is continued. With app->dry_run every statement is printed with its timing,
  * autocommit blocks are listed and skipped, and the transaction is rolled back at the end. */
 int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade, lm_error *err);
+
+/* runner.c, lint: renders each revision of `plan` not in `skip` (may be NULL) the way --sql
+ * does, into the lint session at stack index `session` (luamigrate.lint): session:begin(ctx,
+ * revision, file), the migration's upgrade() or downgrade(), session:finish_revision(ok,
+ * err) each, then session:done(). Nothing is sent to a database. */
+int lm_lint_render(lm_app *app, const lm_revset *plan, int upgrade, int session,
+                   const lm_revset *skip, lm_error *err);
 
 /* runner.c, --sql: writes the plan as a SQL script to stdout instead of running it.
  * `from_base` adds the version-table DDL. */

@@ -29,7 +29,7 @@ static const lm_command_help HELP[] = {
      "Compare the declared schema (target_schema) with the database: exit 0 when they match, "
      "else list the differences and exit 1.",
      "", "luamigrate check"},
-    {"upgrade", "luamigrate upgrade [--sql | --dry-run | --resume] TARGET",
+    {"upgrade", "luamigrate upgrade [--sql | --dry-run [--locks] | --resume] TARGET",
      "Upgrade the database to TARGET.",
      "  TARGET: head, heads, a revision id or unique prefix, +N, REV+N\n"
      "  --sql                   print the SQL script instead of running it (no database\n"
@@ -37,6 +37,8 @@ static const lm_command_help HELP[] = {
      "  --dry-run               run the migrations in one transaction, print every\n"
      "                          statement with its timing, then roll everything back\n"
      "                          (autocommit blocks are listed, not run)\n"
+     "  --locks                 with --dry-run: after each statement, the locks it took\n"
+     "                          (pg_locks) and the tables it rewrote (relfilenode changed)\n"
      "  --resume                finish a half-done revision (interrupted inside or after an\n"
      "                          autocommit block): skip the statements its journal records\n"
      "                          done, run the rest, then go on to TARGET\n",
@@ -44,7 +46,7 @@ static const lm_command_help HELP[] = {
      "  luamigrate upgrade +1\n"
      "  luamigrate upgrade --resume head\n"
      "  luamigrate upgrade --sql head > upgrade.sql"},
-    {"downgrade", "luamigrate downgrade [--sql | --dry-run | --resume] TARGET",
+    {"downgrade", "luamigrate downgrade [--sql | --dry-run [--locks] | --resume] TARGET",
      "Revert the database to TARGET.",
      "  TARGET: base, a revision id or unique prefix, -N, REV-N\n"
      "  --sql                   print the SQL script for START:END instead of running it\n"
@@ -52,7 +54,8 @@ static const lm_command_help HELP[] = {
      "                          statement with its timing, then roll everything back\n"
      "  --resume                finish a revision whose downgrade is half-done: skip the\n"
      "                          statements its journal records done, run the rest, then\n"
-     "                          go on to TARGET\n",
+     "                          go on to TARGET\n"
+     "  --locks                 with --dry-run: each statement's locks and rewrites\n",
      "luamigrate downgrade -1\n"
      "  luamigrate downgrade --dry-run base"},
     {"current", "luamigrate current [-v] [--check-heads]",
@@ -115,6 +118,15 @@ static const lm_command_help HELP[] = {
      "  What cannot be translated is listed on stderr (file:line) and kept as commented\n"
      "  Python with an error() that makes its revision fail when run; then exit 1.\n",
      "luamigrate convert alembic ../app/alembic.ini -o ."},
+    {"lint", "luamigrate lint [--offline] [--json] [--downgrade] [RANGE]",
+     "Check the statements of pending revisions for locks, rewrites and breaking changes "
+     "(squawk's rules and more; docs/safety.md): exit 1 on an error-level finding.",
+     "  RANGE                   a target (default heads; base with --downgrade), or START:END\n"
+     "  --offline               judge the revision files alone, with no database\n"
+     "  --json                  a JSON array of findings instead of text\n"
+     "  --downgrade             check the downgrade() statements instead\n",
+     "luamigrate lint\n"
+     "  luamigrate lint --offline --json base:head"},
 };
 
 #define NHELP (sizeof HELP / sizeof HELP[0])

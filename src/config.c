@@ -100,6 +100,15 @@ static char *opt_string(lua_State *L, int t, const char *name) {
   return s;
 }
 
+/* settings[name], else luamigrate.config.DEFAULTS[name] when the file leaves it unset; a
+ * string setting that is false means none (NULL). */
+static char *opt_default_string(lua_State *L, int t, int defaults, const char *name) {
+  int type = lua_getfield(L, t, name);
+  lua_pop(L, 1);
+  if (type == LUA_TNIL) return opt_string(L, defaults, name);
+  return opt_string(L, t, name);
+}
+
 int lm_config_load(lm_app *app, lm_error *err) {
   lua_State *L = app->L;
   lm_config *cfg = &app->cfg;
@@ -119,6 +128,11 @@ int lm_config_load(lm_app *app, lm_error *err) {
     return LM_EUSAGE;
   }
   int t = lua_gettop(L);
+  if (lm_push_module_field(L, "luamigrate.config", "DEFAULTS", err)) {
+    lua_settop(L, top);
+    return LM_ERR;
+  }
+  int defaults = lua_gettop(L);
   char *loc = opt_string(L, t, "script_location");
   cfg->script_location = lm_path_join(cfg->dir, loc ? loc : "migrations");
   free(loc);
@@ -152,12 +166,17 @@ int lm_config_load(lm_app *app, lm_error *err) {
   }
   cfg->changed_file_is_error = changed && !strcmp(changed, "error");
   free(changed);
-  cfg->ddl_lock_timeout = opt_string(L, t, "migration_lock_timeout");
-  cfg->statement_timeout = opt_string(L, t, "migration_statement_timeout");
+  cfg->ddl_lock_timeout = opt_default_string(L, t, defaults, "migration_lock_timeout");
+  cfg->statement_timeout = opt_default_string(L, t, defaults, "migration_statement_timeout");
   /* Checked before narrowing to int: 2^32 or 2.5 must not pass as 0. */
   int whole = 1;
   lua_Integer retries = 0;
-  if (lua_getfield(L, t, "lock_retries") == LUA_TNUMBER) retries = lua_tointegerx(L, -1, &whole);
+  int lr = lua_getfield(L, t, "lock_retries");
+  if (lr == LUA_TNIL) {
+    lua_pop(L, 1);
+    lr = lua_getfield(L, defaults, "lock_retries");
+  }
+  if (lr == LUA_TNUMBER) retries = lua_tointegerx(L, -1, &whole);
   lua_pop(L, 1);
   cfg->lock_retries = whole && retries >= 0 && retries <= 20 ? (int)retries : -1;
   if (cfg->lock_retries < 0) {

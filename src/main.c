@@ -17,13 +17,17 @@
 #include "log.h"
 #include "luamigrate/luamigrate.h"
 
+int luaopen_cjson(lua_State *L); /* lua-cjson's entry point (it ships no header) */
+
 /* Every module a migration or the engine requires, compiled in: the embedded Lua sources
- * (src/embedded.c), the C core, and LuaFileSystem (linked statically). */
+ * (src/embedded.c), the C core, LuaFileSystem (linked statically) and lua-cjson. */
 static void preload(lua_State *L) {
   lm_preload_embedded(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_lfs);
   lua_setfield(L, -2, "lfs");
+  lua_pushcfunction(L, luaopen_cjson);
+  lua_setfield(L, -2, "cjson");
   lua_pop(L, 1);
 }
 

@@ -161,6 +161,80 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
   return rc;
 }
 
+/* ---- upgrade --dry-run --locks: what each statement actually locked and rewrote -------- */
+
+/* The relation locks this backend holds (outside pg_catalog, whose locks are the
+ * bookkeeping's own), and the storage files of the tables, before a statement. */
+static const char LOCKS_SQL[] =
+    "SELECT c.oid::regclass::text, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+    "WHERE l.pid = pg_backend_pid() AND l.granted AND c.relnamespace <> "
+    "'pg_catalog'::regnamespace ORDER BY 1, 2";
+static const char FILES_SQL[] =
+    "SELECT oid::regclass::text, relfilenode::text FROM pg_class WHERE relkind IN ('r', 'm', "
+    "'t') AND relnamespace NOT IN ('pg_catalog'::regnamespace, "
+    "'information_schema'::regnamespace)";
+
+typedef struct locks_probe {
+  PGconn *conn;
+  PGresult *locks, *files; /* before the statement */
+} locks_probe;
+
+static void probe_clear(locks_probe *p) {
+  PQclear(p->locks);
+  PQclear(p->files);
+  p->locks = p->files = NULL;
+}
+
+static int probe_before(void *ud, const char *sql, int n, const char *const *vals, lm_error *err) {
+  (void)sql, (void)n, (void)vals;
+  locks_probe *p = ud;
+  probe_clear(p);
+  int rc = lm_exec(p->conn, LOCKS_SQL, 0, NULL, NULL, NULL, &p->locks, err);
+  if (rc == LM_OK) rc = lm_exec(p->conn, FILES_SQL, 0, NULL, NULL, NULL, &p->files, err);
+  return rc;
+}
+
+static int has_row(const PGresult *r, const char *a, const char *b) {
+  for (int i = 0; r && i < PQntuples(r); i++)
+    if (!strcmp(PQgetvalue(r, i, 0), a) && (!b || !strcmp(PQgetvalue(r, i, 1), b))) return 1;
+  return 0;
+}
+
+/* Prints "--   locks: <mode> on <rel>, ...; rewrote <table>" for what the statement added.
+ * Only reports: the statement's outcome stays what it was (LM_OK). */
+static int probe_after(void *ud, const lm_error *failure, lm_error *unused) {
+  (void)unused;
+  locks_probe *p = ud;
+  PGresult *locks = NULL, *files = NULL;
+  lm_error err = {0};
+  if (failure || !p->locks || !p->files ||
+      lm_exec(p->conn, LOCKS_SQL, 0, NULL, NULL, NULL, &locks, &err) != LM_OK ||
+      lm_exec(p->conn, FILES_SQL, 0, NULL, NULL, NULL, &files, &err) != LM_OK)
+    goto cleanup;
+  lm_log_before_stdout();
+  int shown = 0;
+  for (int i = 0; i < PQntuples(locks); i++) {
+    const char *rel = PQgetvalue(locks, i, 0), *mode = PQgetvalue(locks, i, 1);
+    if (has_row(p->locks, rel, mode)) continue;
+    printf("%s%s on %s", shown++ ? ", " : "--   locks: ", mode, rel);
+  }
+  if (!shown) printf("--   locks: none new");
+  int rewrote = 0;
+  for (int i = 0; i < PQntuples(p->files); i++) {
+    const char *rel = PQgetvalue(p->files, i, 0);
+    if (has_row(files, rel, NULL) && !has_row(files, rel, PQgetvalue(p->files, i, 1)))
+      printf("%s%s", rewrote++ ? ", " : "; rewrote ", rel);
+  }
+  printf("\n");
+  fflush(stdout);
+cleanup:
+  PQclear(locks);
+  PQclear(files);
+  lm_error_clear(&err);
+  probe_clear(p);
+  return LM_OK;
+}
+
 /* Dry runs: ctx.emit while an autocommit block's statements are listed, not run. */
 static int l_dry_skip(lua_State *L) {
   size_t sql_len;
@@ -672,6 +746,8 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   journal j = {.app = app, .operation = fn};
   int half_done = 0; /* the failed step had committed part of itself */
   lm_conn_hook hook = {journal_before, journal_after, &j};
+  locks_probe probe = {.conn = app->conn};
+  lm_conn_hook probe_hook = {probe_before, probe_after, &probe};
   const int journaled = !app->dry_run;
   lm_cancel_set_conn(app->conn);
   for (size_t s = 0; s < plan->n; s++) {
@@ -714,6 +790,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     if (app->dry_run) {
       lua_pushcfunction(L, l_dry_autocommit);
       lua_setfield(L, -2, "autocommit_block");
+      if (app->show_locks) lm_conn_set_hook(L, conn_idx, &probe_hook);
     } else if (journaled) {
       if (app->lock.held && app->lock.mode == LM_LOCK_XACT) {
         lua_pushcfunction(L, l_xact_autocommit);
@@ -832,11 +909,72 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
                                                     "is false)");
   }
 out:
+  probe_clear(&probe);
   journal_reset(&j, -1, NULL);
   if (pipelined) lm_pipe_enable(L, NULL);
   lm_conn_forget_begin(app->conn);
   lm_conn_detach(L, conn_idx);
   lm_conn_detach(L, queue_idx);
+  lua_settop(L, top);
+  return rc;
+}
+
+/* ---- lint: the --sql rendering into a lint session ------------------------------------ */
+
+/* Calls session:<method>(args on the stack); 0, or LM_ERR with err filled. */
+static int session_call(lua_State *L, int session, const char *method, int nargs, lm_error *err) {
+  lua_getfield(L, session, method);
+  lua_pushvalue(L, session);
+  lua_rotate(L, -2 - nargs, 2); /* method, session, args... */
+  if (lm_pcall(L, nargs + 1, 0) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_ERR, err);
+    lua_pop(L, 1);
+    return LM_ERR;
+  }
+  return LM_OK;
+}
+
+int lm_lint_render(lm_app *app, const lm_revset *plan, int upgrade, int session,
+                   const lm_revset *skip, lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  int rc = LM_OK;
+  session = lua_absindex(L, session);
+  const char *fn = upgrade ? "upgrade" : "downgrade";
+  lua_pushnil(L); /* the context's emit: session:begin sets its own */
+  int emit_idx = lua_gettop(L);
+  push_x_args(L, app);
+  int x_idx = lua_gettop(L);
+  for (size_t s = 0; s < plan->n && rc == LM_OK; s++) {
+    int idx = plan->idx[s];
+    if (skip && lm_revset_has(skip, idx)) continue;
+    if ((rc = lm_loader_env(app, idx, err))) break;
+    lua_getfield(L, -1, fn);
+    lua_remove(L, -2);
+    int fn_idx = lua_gettop(L);
+    lm_ctx_begin_offline(L, emit_idx, x_idx);
+    lua_getfield(L, LUA_REGISTRYINDEX, LM_CTX_KEY);
+    lua_pushstring(L, lm_dag_id(app->dag, idx));
+    lua_pushstring(L, lm_dag_path(app->dag, idx));
+    rc = session_call(L, session, "begin", 3, err);
+    int ok = 1;
+    if (rc == LM_OK && !lua_isnil(L, fn_idx)) {
+      lua_pushvalue(L, fn_idx);
+      ok = lm_pcall(L, 0, 0) == LUA_OK; /* a failure leaves its error table */
+    }
+    lm_ctx_end(L);
+    if (rc == LM_OK) {
+      lua_pushboolean(L, ok);
+      if (ok)
+        lua_pushnil(L);
+      else
+        lua_pushvalue(L, -2);
+      rc = session_call(L, session, "finish_revision", 2, err);
+    }
+    lua_settop(L, fn_idx - 1);
+    lm_loader_release(app, idx);
+  }
+  if (rc == LM_OK) rc = session_call(L, session, "done", 0, err);
   lua_settop(L, top);
   return rc;
 }
@@ -882,6 +1020,32 @@ int lm_emit_offline_preamble(lm_app *app, lm_error *err) {
   lm_emit_sql(lua_tostring(L, -1));
   lua_pop(L, 1);
   return LM_OK;
+}
+
+/* --sql: the SET LOCAL timeouts set_local_timeouts sends online, as statements. */
+static int emit_set_locals(lm_app *app, lm_error *err) {
+  static const char *const names[2] = {"lock_timeout", "statement_timeout"};
+  const char *values[2] = {app->cfg.ddl_lock_timeout, app->cfg.statement_timeout};
+  lua_State *L = app->L;
+  for (int i = 0; i < 2; i++) {
+    if (!values[i]) continue;
+    lua_pushstring(L, names[i]);
+    lua_pushstring(L, values[i]);
+    if (offline_call(L, "set_local", 2, 1, err)) return LM_ERR;
+    lm_emit_sql(lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  return LM_OK;
+}
+
+/* ctx.on_begin in --sql: after an autocommit block's BEGIN, the SET LOCALs again. */
+static int l_offline_on_begin(lua_State *L) {
+  lm_app *app = lua_touserdata(L, lua_upvalueindex(1));
+  lm_error err = {0};
+  if (emit_set_locals(app, &err) == LM_OK) return 0;
+  lua_pushstring(L, err.message ? err.message : "cannot render the SET LOCAL timeouts");
+  lm_error_clear(&err);
+  return lua_error(L);
 }
 
 int lm_emit_offline_ddl(lm_app *app, lm_error *err) {
@@ -962,7 +1126,7 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     }
     printf("-- Running %s %s -> %s\n\n", fn, upgrade ? (pstr ? pstr : "") : self,
            upgrade ? self : (pstr ? pstr : ""));
-    if ((rc = lm_loader_env(app, idx, err))) {
+    if ((rc = emit_set_locals(app, err)) || (rc = lm_loader_env(app, idx, err))) {
       free(pstr);
       goto done;
     }
@@ -970,6 +1134,11 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     lua_remove(L, -2);
     lm_ctx_begin_offline(L, emit_idx, x_idx);
     lm_cancel_set_phase(LM_CANCEL_SCRIPT);
+    lua_getfield(L, LUA_REGISTRYINDEX, LM_CTX_KEY);
+    lua_pushlightuserdata(L, app);
+    lua_pushcclosure(L, l_offline_on_begin, 1);
+    lua_setfield(L, -2, "on_begin");
+    lua_pop(L, 1);
     int st = lm_pcall(L, 0, 0);
     lm_cancel_set_phase(NULL);
     lm_ctx_end(L);

@@ -39,9 +39,9 @@ downgrade = nil
 ---@field transaction_per_migration? boolean false: the whole run is one transaction (default true)
 ---@field pipeline? boolean false: each op's statement waits for its result (default true)
 ---@field lock_timeout? number seconds to wait for another run's lock (default: forever)
----@field migration_lock_timeout? string SET LOCAL lock_timeout in each migration, e.g. "5s"
+---@field migration_lock_timeout? string|false SET LOCAL lock_timeout in each migration (default "5s"; false: none)
 ---@field migration_statement_timeout? string SET LOCAL statement_timeout in each migration
----@field lock_retries? number reruns of a migration that hit its lock timeout (default 0)
+---@field lock_retries? number reruns of a migration that hit its lock timeout (default 3)
 ---@field lock? luamigrate.LockMode how concurrent runs exclude each other (default "session")
 ---@field lock_lease? number lock = "table": seconds the lease outlives its heartbeat (default 60)
 ---@field on_changed_file? "warn"|"error" an applied revision file edited since it ran
@@ -50,3 +50,10 @@ downgrade = nil
 ---@field include_name? fun(name: string, kind: string, parent: table?): boolean? false skips the object
 ---@field include_object? fun(name: string, kind: string, parent: table?): boolean? false skips the object
 ---@field process_revision_directives? fun(ops: table): table? rewrites the generated operations
+---@field lint? luamigrate.LintSettings luamigrate lint: rule levels, a revision to start after
+
+---@class luamigrate.LintSettings
+---@field rules table<string, "off"|"warning"|"error">|nil per rule id (squawk's names, docs/safety.md)
+---@field start_after string|nil revisions up to and including this one are not judged
+---@field postgres_version integer|nil the server major version an offline lint assumes (default 15)
+---@field upgrade "warn"|"error"|"off"|nil what upgrade does with findings before it runs (default "warn")

@@ -161,6 +161,41 @@ function op.replace_entity(entity) end
 ---@param opts? {if_exists?: boolean, cascade?: boolean}
 function op.drop_entity(entity, opts) end
 
+--- ALTER TABLE ... VALIDATE CONSTRAINT name (for one added NOT VALID earlier).
+---@param name string
+---@param table_name string
+---@param opts? luamigrate.SchemaOpts
+function op.validate_constraint(name, table_name, opts) end
+
+--- CREATE INDEX CONCURRENTLY IF NOT EXISTS, in its own autocommit block.
+---@param name string?
+---@param table_name string
+---@param columns string|(string|luamigrate.SqlText)[]
+---@param opts? luamigrate.IndexOpts
+function op.create_index_concurrently(name, table_name, columns, opts) end
+
+--- DROP INDEX CONCURRENTLY IF EXISTS, in its own autocommit block.
+---@param name string
+---@param opts? table schema, table_name, if_exists (default true)
+function op.drop_index_concurrently(name, opts) end
+
+--- SET NOT NULL through a validated CHECK constraint, without a scan under ACCESS EXCLUSIVE.
+---@param table_name string
+---@param column_name string
+---@param opts? table schema, name (of the temporary check constraint)
+function op.set_not_null(table_name, column_name, opts) end
+
+--- Fills existing rows in committed batches outside the migration's transaction.
+---@param table_name string
+---@param opts table set (column = SQL expression or value), where (SQL: rows still to fill), batch_size, schema
+function op.backfill(table_name, opts) end
+
+--- Runs fn; `luamigrate lint` reports the findings of these rules on its statements as allowed.
+---@param rules string|string[] rule ids, e.g. "ban-drop-column"
+---@param fn fun()
+---@return any
+function op.allow(rules, fn) end
+
 --- CREATE TYPE name AS ENUM (values...).
 ---@param name string
 ---@param values string[]

@@ -57,6 +57,12 @@ function M.create_tables(version_table)
   }
 end
 
+-- SET LOCAL name = 'value': the timeouts the online run sets in each migration's
+-- transaction (with set_config(name, value, true), the same thing), shown in the script.
+function M.set_local(name, value)
+  return "SET LOCAL " .. name .. " = " .. quote.literal(value)
+end
+
 -- kind: "insert" (to), "delete" (from), "update" (from, to)
 function M.version_row(version_table, kind, from, to)
   local vt = M.names(version_table)

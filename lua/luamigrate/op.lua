@@ -6,6 +6,7 @@ local core = require "luamigrate.core"
 local quote = require "luamigrate.quote"
 local render = require "luamigrate.render"
 local schema = require "luamigrate.schema"
+local sql_check = require("luamigrate.sql").check
 local types = require "luamigrate.types"
 local expr = require "luamigrate.expr"
 
@@ -148,10 +149,14 @@ local function check_name(opname, argname, value, optional)
 end
 
 -- Runs (or, offline, emits) each statement for op `opname`; ctx.queue sends without waiting.
+-- Each statement is first checked by the parser (luamigrate.sql.check): transaction control
+-- and, outside an autocommit block, what cannot run in a transaction are refused, the same
+-- online, in --sql and in --dry-run.
 local function run(opname, ...)
   local ctx = core.context("op." .. opname)
   for i = 1, select("#", ...) do
     local sql = select(i, ...)
+    if not ctx.lint then sql_check("op." .. opname, sql, ctx.in_autocommit_block) end
     if ctx.emit then ctx.emit(sql) else (ctx.queue or ctx.conn):execute(sql) end
   end
 end
@@ -208,6 +213,7 @@ function M.execute(sql, params)
     check("execute", "sql", sql, "string")
     check("execute", "params", params, "table", true)
   end
+  if not ctx.lint then sql_check("op.execute", text, ctx.in_autocommit_block) end
   if ctx.emit then
     if values and (values.n or #values) > 0 then
       text = text:gsub("%$(%d+)", function(d) return render.value(values[tonumber(d)]) end)
@@ -339,11 +345,20 @@ end
 function M.autocommit_block(fn)
   check("autocommit_block", "fn", fn, "function")
   local ctx = core.context("op.autocommit_block")
+  -- ops inside fn know they run outside a transaction (luamigrate.sql.check); a
+  -- to-be-closed mark, so an error leaves fn with its where and traceback intact
+  local body = fn
+  fn = function()
+    ctx.in_autocommit_block = true
+    local _ <close> = setmetatable({}, { __close = function() ctx.in_autocommit_block = nil end })
+    return body()
+  end
   if ctx.autocommit_block then return ctx.autocommit_block(fn) end
   if ctx.emit then
     ctx.emit("COMMIT")
     fn()
     ctx.emit("BEGIN")
+    if ctx.on_begin then ctx.on_begin() end -- the SET LOCAL timeouts again
     return
   end
   local conn = ctx.conn
@@ -352,6 +367,21 @@ function M.autocommit_block(fn)
   conn:execute("BEGIN")
   if ctx.on_begin then ctx.on_begin() end -- the lock's fence, SET LOCAL timeouts
   if not ok then error(err, 0) end
+end
+
+-- op.allow(rules, fn): runs fn; `luamigrate lint` (and the lint before upgrade) reports
+-- the findings of those rules (a rule id or a list of them) on fn's statements as allowed
+-- instead of as warnings or errors. Outside linting it only runs fn.
+function M.allow(rules, fn)
+  local ctx = core.context("op.allow")
+  local ids = type(rules) == "string" and { rules } or rules
+  if type(ids) ~= "table" or #ids == 0 then
+    error("op.allow: rules must be a rule id or a list of rule ids", 2)
+  end
+  for _, id in ipairs(ids) do check("allow", "rule id", id, "string") end
+  check("allow", "fn", fn, "function")
+  if ctx.allow then return ctx.allow(ids, fn) end
+  return fn()
 end
 
 -- Enum types are first-class.
@@ -867,6 +897,128 @@ function M.batch_alter_table(table_name, ...)
   fn(batch_op_for(table_name, o.schema))
 end
 
+-- ---- the safe ways (docs/safety.md): what lint's hints name -------------------------------
+
+-- fn inside an autocommit block: its own, unless one is running already.
+local function in_block(fn)
+  local ctx = core.context("op.autocommit_block")
+  if ctx.in_autocommit_block then return fn() end
+  return M.autocommit_block(fn)
+end
+
+-- op.validate_constraint(name, table, {schema}): VALIDATE CONSTRAINT, for a constraint added
+-- NOT VALID in an earlier migration (SHARE UPDATE EXCLUSIVE: reads and writes go on).
+function M.validate_constraint(name, table_name, opts)
+  check("validate_constraint", "constraint_name", name, "string")
+  check("validate_constraint", "table_name", table_name, "string")
+  local o = options("validate_constraint", opts, set("schema"))
+  run("validate_constraint", "ALTER TABLE " .. qualified(o.schema, table_name) .. " VALIDATE CONSTRAINT "
+    .. ident(name))
+end
+
+-- op.create_index_concurrently(name, table, columns, {...create_index's options}): CREATE
+-- INDEX CONCURRENTLY IF NOT EXISTS in an autocommit block: writes go on while it builds.
+function M.create_index_concurrently(name, table_name, columns, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if o.postgresql_concurrently ~= nil then
+    error("op.create_index_concurrently: postgresql_concurrently is implied", 2)
+  end
+  o.postgresql_concurrently, o.if_not_exists = true, o.if_not_exists ~= false
+  in_block(function() M.create_index(name, table_name, columns, o) end)
+end
+
+-- op.drop_index_concurrently(name, {schema, if_exists = true}): DROP INDEX CONCURRENTLY in an
+-- autocommit block.
+function M.drop_index_concurrently(name, opts)
+  local o = options("drop_index_concurrently", opts, set("schema", "if_exists", "table_name"))
+  in_block(function()
+    M.drop_index(name, { schema = o.schema, table_name = o.table_name, if_exists = o.if_exists ~= false,
+      postgresql_concurrently = true })
+  end)
+end
+
+-- op.set_not_null(table, column, {schema, name}): SET NOT NULL without a scan under ACCESS
+-- EXCLUSIVE: a CHECK (col IS NOT NULL) added NOT VALID (a brief lock, under the migration's
+-- lock_timeout), validated in an autocommit block (SHARE UPDATE EXCLUSIVE: reads and writes
+-- go on), then SET NOT NULL, which PostgreSQL 12+ proves from the validated check without a
+-- scan, and the check dropped again. Called inside an autocommit block, all of it runs there.
+function M.set_not_null(table_name, column_name, opts)
+  check("set_not_null", "table_name", table_name, "string")
+  check("set_not_null", "column_name", column_name, "string")
+  local o = options("set_not_null", opts, set("schema", "name"))
+  local t = "ALTER TABLE " .. qualified(o.schema, table_name)
+  local c = ident(o.name or (table_name .. "_" .. column_name .. "_not_null"))
+  run("set_not_null", t .. " DROP CONSTRAINT IF EXISTS " .. c,
+    t .. " ADD CONSTRAINT " .. c .. " CHECK (" .. ident(column_name) .. " IS NOT NULL) NOT VALID")
+  in_block(function() run("set_not_null", t .. " VALIDATE CONSTRAINT " .. c) end)
+  run("set_not_null", t .. " ALTER COLUMN " .. ident(column_name) .. " SET NOT NULL",
+    t .. " DROP CONSTRAINT IF EXISTS " .. c)
+end
+
+-- op.backfill(table, {set = {col = sql | value, ...} | "col = sql, ...", where = sql,
+-- batch_size = 1000, schema}): fills existing rows outside the migration's transaction, in
+-- batches that each commit, so no lock is held for long. `where` selects the rows still to
+-- fill and `set` must make a row leave it: that is what makes the backfill idempotent, and
+-- a killed run (upgrade --resume) go on where it stopped. A string in `set` is an SQL
+-- expression (sa.text too); numbers and booleans are literals (op.inline_literal for text).
+-- Online each batch is one statement; in --sql and --dry-run the same loop is a DO block
+-- that commits after each batch.
+function M.backfill(table_name, opts)
+  check("backfill", "table_name", table_name, "string")
+  local o = options("backfill", opts, set("set", "where", "batch_size", "schema"))
+  local assigns
+  if type(o.set) == "string" or schema.is(o.set, "text") then
+    assigns = render.sqltext(o.set)
+  elseif type(o.set) == "table" and next(o.set) ~= nil then
+    local cols = {}
+    for k in pairs(o.set) do cols[#cols + 1] = k end
+    table.sort(cols)
+    local parts = {}
+    for i, k in ipairs(cols) do
+      local v = o.set[k]
+      local sqlv = (type(v) == "string" or schema.is(v, "text")) and render.sqltext(v) or render.value(v)
+      parts[i] = ident(k) .. " = " .. sqlv
+    end
+    assigns = table.concat(parts, ", ")
+  else
+    error("op.backfill: set must be a table of column = value or an SQL assignment list", 2)
+  end
+  if type(o.where) ~= "string" and not schema.is(o.where, "text") then
+    error("op.backfill: where must say which rows are still to fill (SQL): it makes the backfill "
+      .. "idempotent and resumable", 2)
+  end
+  local n = o.batch_size or 1000
+  if math.type(n) ~= "integer" or n < 1 then error("op.backfill: batch_size must be a whole number above 0", 2) end
+  local tname = qualified(o.schema, table_name)
+  local where = render.sqltext(o.where)
+  local batch = ("UPDATE %s SET %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %s LIMIT %d))")
+    :format(tname, assigns, tname, where, n)
+  in_block(function()
+    local ctx = core.context("op.backfill")
+    if ctx.emit then
+      run("backfill", "DO $luamigrate$\nDECLARE n bigint;\nBEGIN\n  LOOP\n    " .. batch
+        .. ";\n    GET DIAGNOSTICS n = ROW_COUNT;\n    EXIT WHEN n = 0;\n    COMMIT;\n  END LOOP;\nEND $luamigrate$")
+      return
+    end
+    local conn, total = ctx.conn, 0
+    while true do
+      -- each statement commits on its own (autocommit); RETURNING tells whether the rows
+      -- it changed left `where`, without which the loop would never end
+      local rows = conn:query(batch .. " RETURNING (" .. where .. ") IS TRUE AS left_behind")
+      if #rows == 0 then break end
+      for _, r in ipairs(rows) do
+        if r.left_behind then
+          error(("op.backfill(%q): rows it updated still match where (%s): set must make them leave it, "
+            .. "or the backfill never ends"):format(table_name, where), 0)
+        end
+      end
+      total = total + #rows
+      if ctx.progress then ctx.progress(("backfill %s: %d rows"):format(table_name, total)) end
+    end
+  end)
+end
+
 -- Every op first looks through its arguments (nested tables included: columns, options,
 -- rows) for a NUL byte, which no PostgreSQL text can hold and which the C layer would cut a
 -- statement at, and refuses it naming the op and the argument; then it names itself to
@@ -896,6 +1048,12 @@ local PARAMS = {
   add_enum_value = { "name", "value", "options" },
   rename_enum_value = { "name", "old", "new", "options" },
   inline_literal = { "value" },
+  allow = { "rules", "fn" },
+  validate_constraint = { "constraint_name", "table_name", "options" },
+  create_index_concurrently = { "index_name", "table_name", "columns", "options" },
+  drop_index_concurrently = { "index_name", "options" },
+  set_not_null = { "table_name", "column_name", "options" },
+  backfill = { "table_name", "options" },
 }
 
 -- ---- replaceable entities (views, functions, triggers, ...: luamigrate.entity) --------

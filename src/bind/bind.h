@@ -81,6 +81,9 @@ void lm_ctx_begin_offline(lua_State *L, int emit_idx, int x_idx);
 void lm_ctx_end(lua_State *L);
 int lm_ctx_l_context(lua_State *L); /* core.context(opname) */
 
+/* Adds core.sql_split and core.sql_parse (src/bind/l_sql.c) to the table on the top. */
+void lm_sql_register(lua_State *L);
+
 /* Registers the project's embedded Lua modules and luamigrate.core in
  * package.preload (src/embedded.c: the executable and the fuzz targets; the Lua module
  * build finds files on package.path). */

@@ -234,5 +234,6 @@ int luaopen_luamigrate_core(lua_State *L) {
   lua_setfield(L, -2, "dag");
   luaopen_luamigrate_lock(L);
   lua_setfield(L, -2, "lock");
+  lm_sql_register(L);
   return 1;
 }

@@ -147,7 +147,8 @@ describe("the documentation", function()
     assert(setup, "docs/op-reference.md has no setup block")
     local s = new_session("op-reference.md")
     session = s
-    cli.write(s.dir .. "/luamigrate.lua", 'script_location = "migrations"\n')
+    -- each example shows its op's statements, not the run's SET LOCAL lock_timeout
+    cli.write(s.dir .. "/luamigrate.lua", 'script_location = "migrations"\nmigration_lock_timeout = false\n')
     cli.mkdir_p(s.dir .. "/migrations/versions")
     cli.write(s.dir .. "/migrations/versions/fixture.lua", migration("fixture", nil, setup.code))
     local function lm(...)

@@ -35,7 +35,7 @@ describe("the man page", function()
     assert.equal(0, r.code, r.err)
     local commands = {}
     for name in r.out:match("\ncommands:\n(.-)\n\n"):gmatch("  (%l+) ") do commands[#commands + 1] = name end
-    assert.equal(15, #commands, r.out)
+    assert.equal(16, #commands, r.out)
     local global = options_of(r.out:match("global options:\n(.-)\n\n"))
     assert.equal(14, #global, r.out)
     for _, opt in ipairs(global) do assert.truthy(text:find(opt, 1, true), "global option " .. opt) end

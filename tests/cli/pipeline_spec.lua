@@ -17,7 +17,8 @@ describe("pipelined op statements", function()
   local function project(files, on)
     local dir = cli.project {
       files = files,
-      config = 'script_location = "migrations"\npipeline = ' .. tostring(on) .. "\n",
+      -- lint off: its rendering runs upgrade() once more, which the files' marks would count
+      config = 'script_location = "migrations"\npipeline = ' .. tostring(on) .. '\nlint = { upgrade = "off" }\n',
     }
     local url, db = pg.new_db()
     dirs[#dirs + 1], dbs[#dbs + 1] = dir, db

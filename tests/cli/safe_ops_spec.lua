@@ -1,0 +1,99 @@
+-- The safe ways lint's hints name, as ops: op.backfill (committed batches outside the DDL
+-- transaction, idempotent, resumable), op.set_not_null (through a validated check),
+-- op.create_index_concurrently / op.drop_index_concurrently (their own autocommit block) and
+-- op.validate_constraint; online and through --sql + psql alike, and lint-clean.
+local pg = require "helpers.pg"
+local cli = require "helpers.cli"
+
+local V = "migrations/versions/"
+
+describe("safe ops", function()
+  local dir, url, dbname
+
+  before_each(function()
+    url, dbname = pg.new_db()
+    pg.psql(url, "CREATE TABLE items (id bigint PRIMARY KEY, price bigint, cents bigint); "
+      .. "INSERT INTO items (id, price) SELECT g, g FROM generate_series(1, 2500) g")
+  end)
+  after_each(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  local UP = [[
+  op.backfill("items", { set = { cents = "price * 100" }, where = "cents IS NULL", batch_size = 1000 })
+  op.set_not_null("items", "cents")
+  op.create_index_concurrently("ix_items_cents", "items", { "cents" })
+  op.create_check_constraint("ck_items_cents", "items", "cents >= 0", { postgresql_not_valid = true })]]
+  local UP2 = [[
+  op.validate_constraint("ck_items_cents", "items")
+  op.drop_index_concurrently("ix_items_cents")]]
+
+  local function project()
+    dir = cli.project { files = {
+      [V .. "s1_x.lua"] = cli.revision("s1", nil, UP),
+      [V .. "s2_x.lua"] = cli.revision("s2", "s1", UP2) } }
+  end
+
+  local function check_done()
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM items WHERE cents IS DISTINCT FROM price * 100"))
+    assert.equal("t", pg.psql(url, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'cents'"))
+    assert.equal("ck_items_cents", pg.psql(url, "SELECT string_agg(conname, ',') FROM pg_constraint "
+      .. "WHERE conrelid = 'items'::regclass AND contype = 'c' AND convalidated"))
+    assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('ix_items_cents')::text, '')"))
+  end
+
+  it("fill, constrain and index a table with rows online, in committed batches", function()
+    project()
+    local r = cli.run({ "--url", url, "upgrade", "s1" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.equal("t", pg.psql(url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_items_cents'::regclass"))
+    -- three batches, each its own transaction: three different xmin values
+    assert.equal("3", pg.psql(url, "SELECT count(DISTINCT xmin::text) FROM items"))
+    r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    check_done()
+  end)
+
+  it("write the same work into the --sql script", function()
+    project()
+    local r = cli.run({ "upgrade", "--sql", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("COMMIT;\n\nDO $luamigrate$\nDECLARE n bigint;\nBEGIN\n  LOOP\n    UPDATE items SET cents = "
+      .. "price * 100 WHERE ctid = ANY (ARRAY(SELECT ctid FROM items WHERE cents IS NULL LIMIT 1000));\n", 1, true), r.out)
+    assert.truthy(r.out:find("ALTER TABLE items ADD CONSTRAINT items_cents_not_null CHECK (cents IS NOT NULL) NOT VALID;\n\n"
+      .. "COMMIT;\n\nALTER TABLE items VALIDATE CONSTRAINT items_cents_not_null;\n\nBEGIN;\n\n"
+      .. "SET LOCAL lock_timeout = '5s';\n\nALTER TABLE items ALTER COLUMN cents SET NOT NULL;", 1, true), r.out)
+    -- as a user applies a script: psql -f sends each statement on its own (the DO block commits)
+    local sqlfile = os.tmpname()
+    cli.write(sqlfile, r.out)
+    local ok = os.execute((pg.tool .. "psql -XAtq -v ON_ERROR_STOP=1 -d %s -f %s >/dev/null"):format(
+      pg.shell_quote(url), sqlfile))
+    os.remove(sqlfile)
+    assert.is_true(ok == true or ok == 0)
+    check_done()
+  end)
+
+  it("resume where a killed backfill stopped, and refuse a set that never leaves where", function()
+    project()
+    pg.psql(url, "UPDATE items SET cents = price * 100 WHERE id <= 1200") -- as if a run died half-way
+    local r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    check_done()
+    pg.psql(url, "ALTER TABLE items ADD COLUMN flag boolean")
+    cli.write(dir .. "/" .. V .. "s3_x.lua", cli.revision("s3", "s2",
+      '  op.backfill("items", { set = { flag = false }, where = "flag IS NOT TRUE" })'))
+    r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find('op.backfill("items"): rows it updated still match where (flag IS NOT TRUE)', 1, true), r.err)
+  end)
+
+  it("give lint nothing to object to", function()
+    project()
+    local r = cli.run({ "lint", "--offline", "--json" }, { cwd = dir })
+    assert.equal(0, r.code, r.out .. r.err)
+    for _, f in ipairs(require("cjson").decode(r.out)) do
+      assert.is_not.equal("error", f.severity, f.rule .. ": " .. f.message)
+    end
+  end)
+end)
