@@ -52,7 +52,8 @@ describe("the installed tree", function()
       "share/lua/5.4/luamigrate/op.lua", "share/lua/5.4/luamigrate/sa.lua",
       "share/luamigrate/luals/op.lua", "share/luamigrate/luals/sa.lua",
       "share/luamigrate/luals/migration.lua",
-      "share/man/man1/luamigrate.1",
+      "share/man/man1/luamigrate.1.gz", "share/doc/luamigrate/copyright",
+      "share/lua/5.4/luamigrate/helpers/enum.lua",
       "share/bash-completion/completions/luamigrate",
       "share/zsh/vendor-completions/_luamigrate",
       "share/doc/luamigrate/README.md", "share/doc/luamigrate/locking.md",
@@ -61,9 +62,25 @@ describe("the installed tree", function()
     end
     local _, found = sh("cd " .. q(prefix) .. " && find . -name core.so")
     assert.truthy(found:match("^%./lib[^\n]*/lua/5%.4/luamigrate/core%.so\n$"), found)
-    local ok, out = sh(pg.tool .. "man --warnings -l " .. q(prefix .. "/share/man/man1/luamigrate.1") .. " | head -n 3")
+    local ok, out = sh(pg.tool .. "man --warnings -l " .. q(prefix .. "/share/man/man1/luamigrate.1.gz") .. " | head -n 3")
     assert.is_true(ok, out)
     assert.truthy(out:find("LUAMIGRATE(1)", 1, true), out)
+    -- the man page is gzipped (Debian policy), the licence installed as Debian's copyright file
+    ok, out = sh("gzip -t " .. q(prefix .. "/share/man/man1/luamigrate.1.gz"))
+    assert.is_true(ok, out)
+    local copyright = cli.slurp(prefix .. "/share/doc/luamigrate/copyright")
+    assert.truthy(copyright:find("License: Expat\n MIT License\n .\n Copyright (c) 2026 the luamigrate authors\n", 1, true), copyright)
+    assert.truthy(copyright:find(" SOFTWARE.\n$"), copyright)
+  end)
+
+  it("ships the helpers as a module: require \"luamigrate.helpers.enum\" in lua5.4", function()
+    local _, found = sh("cd " .. q(prefix) .. " && find . -name core.so")
+    local libdir = prefix .. "/" .. found:match("^%./(.*)/luamigrate/core%.so")
+    local ok, out = sh(("env LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s"):format(
+      q(prefix .. "/share/lua/5.4/?.lua"), q(libdir .. "/?.so"),
+      q('print(type(require("luamigrate.helpers.enum").change_enum_and_alter_tables))')))
+    assert.is_true(ok, out)
+    assert.equal("function\n", out)
   end)
 
   it("loads the installed Lua modules and core.so into lua5.4", function()

@@ -1,0 +1,84 @@
+-- Changing the values of a PostgreSQL enum type that columns already use: the
+-- rename-and-swap of the Alembic how-to, as a plain Lua module any migration can require
+-- (`local enum = require "luamigrate.helpers.enum"`; the example project's
+-- migrations/helpers/enum.lua hands it on, so `require "helpers.enum"` works there too).
+--
+-- PostgreSQL cannot drop or reorder enum values in place, so the type is renamed to
+-- tmp_<name>, a new type with the wanted values is created under the old name, every
+-- column is converted with USING col::text::<name>, and the old type is dropped. Column
+-- defaults (like role DEFAULT 'USER') would block the conversion, so each one is set
+-- aside first and put back afterwards. The whole change runs in the migration's
+-- transaction: if a row holds a value the new type lacks, nothing is changed.
+local op = require "luamigrate.op"
+local sa = require "luamigrate.sa"
+local quote = require "luamigrate.quote"
+
+local M = {}
+
+-- The table names of a {table = column} map, sorted, so the generated SQL is the same on
+-- every run (and in --sql output).
+local function sorted_tables(table_column_dict)
+  local tables = {}
+  for t in pairs(table_column_dict) do tables[#tables + 1] = t end
+  table.sort(tables)
+  return tables
+end
+
+-- Saves a column's default (as text, in a transaction-local setting) and drops it.
+local function set_aside_default(i, tbl, column)
+  op.execute(([[
+DO $$
+DECLARE d text;
+BEGIN
+  SELECT pg_get_expr(ad.adbin, ad.adrelid) INTO d
+  FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+  WHERE ad.adrelid = %s::regclass AND a.attname = %s;
+  PERFORM set_config('luamigrate.enum_default_%d', coalesce(d, ''), true);
+  IF d IS NOT NULL THEN
+    ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT;
+  END IF;
+END $$]]):format(quote.literal(quote.ident(tbl)), quote.literal(column), i, quote.ident(tbl),
+    quote.ident(column)))
+end
+
+-- Puts a default set aside by set_aside_default back (it names the type by its name, which
+-- now means the new type).
+local function restore_default(i, tbl, column)
+  op.execute(([[
+DO $$
+DECLARE d text := current_setting('luamigrate.enum_default_%d', true);
+BEGIN
+  IF d <> '' THEN
+    EXECUTE format('ALTER TABLE %%s ALTER COLUMN %%s SET DEFAULT %%s', %s, %s, d);
+  END IF;
+END $$]]):format(i, quote.literal(quote.ident(tbl)), quote.literal(quote.ident(column))))
+end
+
+-- change_enum_and_alter_tables("role_enum", {"SUPER_ADMIN", ...}, {users = "role", ...})
+function M.change_enum_and_alter_tables(enum_name, enum_values, table_column_dict)
+  local conn = op.get_bind()
+  local args = { table.unpack(enum_values) }
+  args[#args + 1] = { name = enum_name }
+  local new_type = sa.Enum(table.unpack(args))
+  local tables = sorted_tables(table_column_dict)
+
+  for i, tbl in ipairs(tables) do set_aside_default(i, tbl, table_column_dict[tbl]) end
+
+  -- rename to tmp_ so a new type can take the name, with the new values
+  op.execute(("ALTER TYPE %s RENAME TO %s"):format(quote.ident(enum_name), quote.ident("tmp_" .. enum_name)))
+  new_type:create(conn)
+
+  for _, tbl in ipairs(tables) do
+    local column = table_column_dict[tbl]
+    op.alter_column(tbl, column, {
+      type_ = new_type,
+      postgresql_using = ("%s::text::%s"):format(quote.ident(column), quote.ident(enum_name)),
+    })
+  end
+
+  for i, tbl in ipairs(tables) do restore_default(i, tbl, table_column_dict[tbl]) end
+
+  op.execute(("DROP TYPE %s"):format(quote.ident("tmp_" .. enum_name)))
+end
+
+return M
