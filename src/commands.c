@@ -365,9 +365,18 @@ static int connect_db(lm_app *app, lm_error *err) {
   return lm_vt_init(&app->vt, app->conn, app->cfg.version_table, err);
 }
 
-/* Takes the migration lock and makes sure the tables exist. */
+/* Takes the migration lock and makes sure the tables exist. A command that changes the
+ * database and was given no URL at all (no --url, no DATABASE_URL, the config's url nil:
+ * the usual forgotten `export`) says which database libpq's defaults picked. */
 static int lock_db(lm_app *app, lm_error *err) {
   double t0 = now_ms();
+  if (!app->cfg.url) {
+    char *where = lm_conn_describe(app->conn);
+    lm_log_info("No database URL given (--url, DATABASE_URL or the config's url): using libpq's "
+                "defaults, %s",
+                where ? where : "?");
+    free(where);
+  }
   int rc = lm_lock_acquire(&app->lock, (lm_lock_mode)app->cfg.lock_mode, app->conn, app->cfg.url,
                            app->cfg.version_table, app->vt.lock, app->cfg.lock_timeout,
                            app->cfg.lock_lease, app->opts->quiet, err);

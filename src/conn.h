@@ -66,6 +66,11 @@ void lm_conn_forget_begin(PGconn *conn);
 /* Fills err from a failed result (does not clear it). */
 int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const char *sql);
 
+/* SQLAlchemy's URLs: postgresql+DRIVER:// (and postgres+DRIVER://) is rewritten in place to
+ * postgresql://, saying so on stderr; another scheme (mysql://, sqlite://) is a usage error
+ * naming `source` (where the URL came from). A key=value string is left alone. */
+int lm_conn_url_scheme(char *url, const char *source, lm_error *err);
+
 /* A display form of a connection string with any password replaced by "***":
  * "postgresql://user:***@host:port/dbname". malloc'd; never NULL except on ENOMEM. */
 char *lm_conn_redact(const char *conninfo);
