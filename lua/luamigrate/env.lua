@@ -25,10 +25,18 @@ local function base_names()
   return base
 end
 
--- Returns a fresh environment table for one migration file.
+-- Returns a fresh environment table for one migration file. Its metatable's __assigned
+-- records each migration global the file assigned, nil included, so the loader tells a file
+-- that says `down_revision = nil` (a base) from one that never says it (a mistake).
 function M.migration()
   local names = base_names()
+  local assigned = {}
   return setmetatable({}, {
+    __assigned = assigned,
+    __newindex = function(t, k, v)
+      if M.MIGRATION_GLOBALS[k] then assigned[k] = true end
+      rawset(t, k, v)
+    end,
     __index = function(_, k)
       -- pcall and xpcall are read from _G each time: a pipelining run swaps in its own.
       if k == "pcall" or k == "xpcall" then return _G[k] end
