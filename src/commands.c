@@ -1758,11 +1758,22 @@ static int cmd_init(lm_app *app, cmdargs *a, lm_error *err) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  if (mkdir(dir, 0755) != 0 || mkdir(versions, 0755) != 0) {
-    rc = lm_error_set(err, LM_ERR, "cannot create %s: %s", dir, strerror(errno));
+  /* Missing parents are created (init db/migrations), as mkdir -p does. A directory that
+   * cannot be made is a usage error (exit 2), not a database one. */
+  for (char *p = strchr(versions + 1, '/'); p; p = strchr(p + 1, '/')) {
+    *p = '\0';
+    int made = mkdir(versions, 0755) == 0;
+    if (!made && errno != EEXIST) {
+      rc = lm_error_set(err, LM_EUSAGE, "cannot create %s: %s", versions, strerror(errno));
+      goto cleanup;
+    }
+    if (made) printf("Creating directory %s ... done\n", versions);
+    *p = '/';
+  }
+  if (mkdir(versions, 0755) != 0) {
+    rc = lm_error_set(err, LM_EUSAGE, "cannot create %s: %s", versions, strerror(errno));
     goto cleanup;
   }
-  printf("Creating directory %s ... done\n", dir);
   printf("Creating directory %s ... done\n", versions);
   lua_State *L = app->L;
   if ((rc = lm_push_module_field(L, "luamigrate.template", "DEFAULT", err))) goto cleanup;
