@@ -1484,6 +1484,9 @@ static int cmd_revision(lm_app *app, cmdargs *a, lm_error *err) {
     rc = lm_error_set(err, LM_EUSAGE,
                       "Multiple heads are present; please specify the head revision on which "
                       "the new revision should be based, or perform a merge.");
+    lm_error_setfield(&err->hint,
+                      "luamigrate merge heads -m \"merge\" joins them; --head REV bases the "
+                      "new revision on one of them");
     goto cleanup;
   }
   if ((rc = lm_dag_resolve(app->dag, head, &none, LM_RESOLVE_SHOW, &base, err)) < 0) goto cleanup;
