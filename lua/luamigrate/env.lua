@@ -1,5 +1,5 @@
 -- The private environment each migration file runs in: the documented migration globals,
--- `op`, `sa` and the standard library. Reading any other undefined name raises at file:line,
+-- `op`, `sa` and the standard library (with print writing to stderr). Reading any other undefined name raises at file:line,
 -- so a typo fails loudly instead of silently reading nil.
 local M = {}
 
@@ -21,6 +21,8 @@ local function base_names()
   if not base then
     base = { op = require "luamigrate.op", sa = require "luamigrate.sa" }
     for _, k in ipairs(STDLIB) do base[k] = _G[k] end
+    -- print goes to stderr: stdout is the --sql script's (and command output's)
+    base.print = require("luamigrate.core").print
   end
   return base
 end

@@ -1,10 +1,12 @@
 /* luamigrate.core: module entry point, the protected-call helper with its error-table
  * message handler, and conversions between Lua error tables and lm_error. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bind.h"
 #include "conn.h"
+#include "log.h"
 
 int luaopen_luamigrate_conn(lua_State *L);
 int luaopen_luamigrate_dag(lua_State *L);
@@ -90,6 +92,23 @@ static char *field(lua_State *L, int idx, const char *name) {
   return s;
 }
 
+/* A helper module required by a migration runs in the ordinary globals, where the
+ * migration's op and sa are not: Lua's "(global 'op')" gets the line that fixes it. */
+static void missing_global_hint(lm_error *err) {
+  static const char *const names[][2] = {{"(global 'op')", "op"}, {"(global 'sa')", "sa"}};
+  if (err->hint || !err->message) return;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (!strstr(err->message, names[i][0])) continue;
+    char hint[256];
+    snprintf(hint, sizeof hint,
+             "only migration files get %s as a global; a helper module requires it: "
+             "local %s = require \"luamigrate.%s\"",
+             names[i][1], names[i][1], names[i][1]);
+    lm_error_setfield(&err->hint, hint);
+    return;
+  }
+}
+
 void lm_error_from_lua(lua_State *L, int idx, int code, lm_error *err) {
   idx = lua_absindex(L, idx);
   lm_error_clear(err);
@@ -97,6 +116,7 @@ void lm_error_from_lua(lua_State *L, int idx, int code, lm_error *err) {
   if (!lua_istable(L, idx)) {
     const char *m = lua_tostring(L, idx);
     err->message = strdup(m ? m : "(error object is not a string)");
+    missing_global_hint(err);
     return;
   }
   err->message = field(L, idx, "message");
@@ -109,6 +129,7 @@ void lm_error_from_lua(lua_State *L, int idx, int code, lm_error *err) {
   lua_getfield(L, idx, "position");
   err->position = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
+  missing_global_hint(err);
 }
 
 static int error_tostring(lua_State *L) {
@@ -175,9 +196,28 @@ static int l_core_redact(lua_State *L) {
   return 1;
 }
 
+/* core.print(...): print() for migration files. It writes to stderr, so a migration's own
+ * output stays out of a --sql script on stdout, and ends an open progress line first, so
+ * the output does not run on from "Running upgrade ...". */
+static int l_core_print(lua_State *L) {
+  int n = lua_gettop(L);
+  lm_log_break();
+  for (int i = 1; i <= n; i++) {
+    size_t len;
+    const char *s = luaL_tolstring(L, i, &len);
+    if (i > 1) fputc('\t', stderr);
+    fwrite(s, 1, len, stderr);
+    lua_pop(L, 1);
+  }
+  fputc('\n', stderr);
+  fflush(stderr);
+  return 0;
+}
+
 int luaopen_luamigrate_core(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"connect", l_core_connect},
+      {"print", l_core_print},
       {"context", lm_ctx_l_context},
       {"redact", l_core_redact},
       {NULL, NULL},

@@ -130,6 +130,37 @@ describe("output", function()
     assert.equal("", applied())
   end)
 
+  it("puts a migration's print on stderr, on a line of its own, and out of --sql scripts", function()
+    cli.write(dir .. "/migrations/versions/07abcdef0123_talk.lua", cli.revision("07abcdef0123", ids[6],
+      '  print("backfilling", 3, "rows")\n  op.execute("SELECT 1")\n'))
+    assert.equal(0, run({ "upgrade", ids[6] }).code)
+    local r = tty({ "--color=never", "upgrade", "head" })
+    assert.equal(0, r.code, r.out)
+    -- the step line ends before the migration's output; the duration follows on its own line
+    assert.truthy(r.out:find("Running upgrade " .. ids[6] .. " -> 07abcdef0123, revision 07abcdef0123\n"
+      .. "backfilling\t3\trows\n  ... (", 1, true), r.out)
+    r = run({ "upgrade", "--sql", ids[6] .. ":head" })
+    assert.equal(0, r.code, r.err)
+    assert.falsy(r.out:find("backfilling", 1, true), r.out)
+    assert.equal("backfilling\t3\trows\n", r.err)
+  end)
+
+  it("shows the user's frames in a traceback, luamigrate's own only with -v", function()
+    cli.write(dir .. "/migrations/versions/07abcdef0123_bad.lua", cli.revision("07abcdef0123", ids[6],
+      '  op.add_column("no_such_table", sa.Column("x", sa.Integer()))\n'))
+    assert.equal(0, run({ "upgrade", ids[6] }).code)
+    local r = run({ "upgrade", "head" })
+    assert.equal(1, r.code, r.err)
+    local tb = r.err:match("  stack traceback:\n(.*)$")
+    assert.equal("  \tmigrations/versions/07abcdef0123_bad.lua:9: in function "
+      .. "<migrations/versions/07abcdef0123_bad.lua:8>\n", tb)
+    r = run({ "-v", "upgrade", "head" })
+    assert.equal(1, r.code, r.err)
+    tb = r.err:match("  stack traceback:\n(.*)$")
+    assert.truthy(tb:find("[luamigrate]/luamigrate/op.lua:", 1, true), tb)
+    assert.truthy(tb:find("migrations/versions/07abcdef0123_bad.lua:9:", 1, true), tb)
+  end)
+
   it("shows server notices and warnings prefixed, naming the revision", function()
     local r = run { "upgrade", "head" }
     assert.equal(0, r.code, r.err)
