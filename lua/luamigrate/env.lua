@@ -1,5 +1,5 @@
--- The private environment each migration file runs in: the documented migration globals,
--- `op`, `sa` and the standard library (with print writing to stderr). Reading any other undefined name raises at file:line,
+-- The private environment each migration file runs in: the documented migration
+-- globals, `op`, `sa` and the standard library (its print writes to stderr). Reading any other undefined name raises at file:line,
 -- so a typo fails loudly instead of silently reading nil.
 local M = {}
 
