@@ -1,6 +1,7 @@
 -- The private environment each migration file runs in: the documented migration
--- globals, `op`, `sa` and the standard library (its print writes to stderr). Reading any other undefined name raises at file:line,
--- so a typo fails loudly instead of silently reading nil.
+-- globals, `op`, `sa` and the standard library (its print writes to stderr). Reading any
+-- other undefined name raises at file:line, so a typo fails loudly instead of silently
+-- reading nil.
 local M = {}
 
 local STDLIB = {
