@@ -1,4 +1,5 @@
-/* The commands: init, revision, upgrade, downgrade, current, heads, history, show, stamp.
+/* The commands: init, revision, upgrade, downgrade, current, heads, history, show, stamp,
+ * status, repair.
  * Output formats follow Alembic's line for line, so scripts written against it keep
  * working; progress goes to stderr, results to stdout. */
 #include <errno.h>
@@ -426,10 +427,12 @@ static int read_heads(lm_app *app, lm_revset *heads, lm_error *err) {
 
 /* Applied revision files edited since they ran: compares the file's sha256 with the one
  * recorded when it was applied, for the revisions the database is on or past. Files not
- * modified since they ran (mtime before the run) are not read. Warns, or fails under
- * on_changed_file = "error". *nchanged gets the count. */
+ * modified since they ran (mtime before the run) are not read. With `collect`, only gathers
+ * them; else warns, or under on_changed_file = "error" fails when the file is one the
+ * command is about to run (a step of `plan`): an unrelated edit does not stop a downgrade
+ * of other revisions. *nchanged gets the count. */
 static int check_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_revset *collect,
-                         lm_error *err) {
+                         const lm_revset *plan, lm_error *err) {
   PGresult *res = NULL;
   unsigned char *mark = NULL;
   char *content = NULL;
@@ -464,18 +467,20 @@ static int check_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_
     (*nchanged)++;
     if (collect) {
       if (lm_revset_push(collect, idx)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
-    } else if (app->cfg.changed_file_is_error) {
+    } else if (app->cfg.changed_file_is_error && plan && lm_revset_has(plan, idx)) {
       rc = lm_error_set(err, LM_ERR,
                         "%s: revision %s was applied from a different version of this file "
                         "(sha256 %.12s then, %.12s now)",
                         path, lm_dag_id(app->dag, idx), PQgetvalue(res, r, 1), now);
       lm_error_setfield(&err->hint,
                         "restore the file as it was applied (the database already "
-                        "holds its changes), or set on_changed_file = \"warn\"");
+                        "holds its changes); or, the edit reviewed, record the file as it is "
+                        "now with 'luamigrate repair'");
     } else {
       lm_log_warn(
           "%s: revision %s was applied from a different version of this file "
-          "(sha256 %.12s then, %.12s now); the database holds what the old version did",
+          "(sha256 %.12s then, %.12s now); the database holds what the old version did "
+          "('luamigrate repair' records the file as it is now)",
           path, lm_dag_id(app->dag, idx), PQgetvalue(res, r, 1), now);
     }
   }
@@ -579,7 +584,7 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   if ((rc = lm_dag_plan_upgrade(app->dag, &heads, &all, &pending, err)) < 0) goto cleanup;
   if ((rc = lm_dag_plan_upgrade(app->dag, &none, &heads, &applied, err)) < 0) goto cleanup;
   if ((rc = lm_vt_applied_checksums(&app->vt, app->conn, &res, err))) goto cleanup;
-  if ((rc = check_changed(app, &heads, &nchanged, &changed, err))) goto cleanup;
+  if ((rc = check_changed(app, &heads, &nchanged, &changed, NULL, err))) goto cleanup;
   if ((rc = lm_journal_read(&app->vt, app->conn, &half, err))) goto cleanup;
   if (half.revision) {
     int hidx = lm_dag_find(app->dag, half.revision);
@@ -715,6 +720,67 @@ cleanup:
   return rc < 0 ? rc : LM_OK;
 }
 
+/* ---- repair ------------------------------------------------------------------------ */
+
+/* repair [REV...]: after a deliberate edit of applied revision files has been reviewed,
+ * records each changed file's current sha256 as the one it was applied with (Flyway's
+ * repair), so the warning (or the on_changed_file = "error" refusal) stops. REV... limits
+ * it to those revisions. The database's schema is not touched. */
+static int cmd_repair(lm_app *app, cmdargs *a, lm_error *err) {
+  lm_revset heads = {0}, changed = {0}, only = {0}, none = {0};
+  char *content = NULL;
+  int nchanged = 0, in_tx = 0, done = 0;
+  int rc = connect_db(app, err);
+  if (rc || (rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
+  for (int i = 0; i < a->npos; i++) {
+    lm_revset one = {0};
+    rc = lm_dag_resolve(app->dag, a->pos[i], &none, LM_RESOLVE_SHOW, &one, err);
+    for (size_t j = 0; rc >= 0 && j < one.n; j++)
+      if (lm_revset_push(&only, one.idx[j])) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    lm_revset_free(&one);
+    if (rc < 0) goto cleanup;
+  }
+  rc = LM_OK;
+  if ((rc = check_changed(app, &heads, &nchanged, &changed, NULL, err))) goto cleanup;
+  if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
+  in_tx = 1;
+  for (size_t i = 0; i < changed.n; i++) {
+    int idx = changed.idx[i];
+    if (a->npos && !lm_revset_has(&only, idx)) continue;
+    const char *path = lm_dag_path(app->dag, idx);
+    size_t len = 0;
+    char now[65];
+    if ((rc = lm_read_file(path, &content, &len, err)) ||
+        (rc = lm_vt_checksum(app->conn, content, len, now, err)) ||
+        (rc = lm_vt_set_checksum(&app->vt, app->conn, lm_dag_id(app->dag, idx), now, err)))
+      goto cleanup;
+    free(content);
+    content = NULL;
+    printf("Recorded %s as revision %s's file (sha256 %.12s)\n", path, lm_dag_id(app->dag, idx),
+           now);
+    done++;
+  }
+  for (size_t i = 0; i < only.n; i++)
+    if (!lm_revset_has(&changed, only.idx[i]))
+      printf("Revision %s: its file is as it was applied (or it is not applied); nothing to "
+             "record\n",
+             lm_dag_id(app->dag, only.idx[i]));
+  if ((rc = lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
+  in_tx = 0;
+  if (!done && !a->npos) printf("No applied file changed since it ran: nothing to record\n");
+cleanup:
+  if (in_tx) {
+    lm_error e = {0};
+    lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
+    lm_error_clear(&e);
+  }
+  free(content);
+  lm_revset_free(&heads);
+  lm_revset_free(&changed);
+  lm_revset_free(&only);
+  return rc < 0 ? rc : LM_OK;
+}
+
 /* ---- half-done revisions (journal.h) ---------------------------------------------- */
 
 /* The refusal a command gives while `j` records a half-done revision: what is done, what
@@ -815,14 +881,14 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   }
   if (a->resume && !half.revision)
     lm_log_info("--resume: no revision is half-done; upgrading as usual");
-  int nchanged;
-  if ((rc = check_changed(app, &heads, &nchanged, NULL, err))) goto cleanup;
   rc = lm_dag_resolve(app->dag, expr, &heads, upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
                       &target, err);
   if (rc < 0) goto cleanup;
   rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
                : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
   if (rc < 0) goto cleanup;
+  int nchanged;
+  if ((rc = check_changed(app, &heads, &nchanged, NULL, &plan, err))) goto cleanup;
   if (half.revision) {
     if (plan.n == 0 || strcmp(lm_dag_id(app->dag, plan.idx[0]), half.revision) != 0) {
       rc = lm_error_set(err, LM_EUSAGE,
@@ -1837,6 +1903,7 @@ static const command COMMANDS[] = {
     {"show", "json ", 1, cmd_show},
     {"stamp", "purge sql ", 1, cmd_stamp},
     {"status", "json ", 1, cmd_status},
+    {"repair", "", 1, cmd_repair},
 };
 
 int lm_command_run(lm_app *app, lm_error *err) {

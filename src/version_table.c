@@ -317,3 +317,14 @@ int lm_vt_checksum(PGconn *conn, const char *content, size_t len, char *out, lm_
   PQclear(res);
   return LM_OK;
 }
+
+int lm_vt_set_checksum(lm_vt *vt, PGconn *conn, const char *revision, const char *checksum,
+                       lm_error *err) {
+  PGresult *res = NULL;
+  const char *vals[2] = {revision, checksum};
+  int rc = exec_fmt(conn, err, &res, 2, vals,
+                    "UPDATE %s SET checksum = $2 WHERE id = (SELECT id FROM %s WHERE revision = $1 "
+                    "AND operation = 'upgrade' ORDER BY id DESC LIMIT 1)",
+                    vt->history, vt->history);
+  return rc ? rc : expect_one(res, vt, "recording the checksum of", revision, NULL, err);
+}

@@ -223,7 +223,7 @@ describe("output", function()
 
   it("gives every command a --help with usage, options and an example", function()
     for _, c in ipairs { "init", "revision", "check", "upgrade", "downgrade", "current", "heads",
-      "branches", "merge", "history", "show", "status", "stamp" } do
+      "branches", "merge", "history", "show", "status", "repair", "stamp" } do
       local r = cli.run({ c, "--help" })
       assert.equal(0, r.code, c .. ": " .. r.err)
       assert.equal("", r.err)
@@ -231,9 +231,26 @@ describe("output", function()
       assert.truthy(r.out:find("\noptions:\n", 1, true), r.out)
       assert.truthy(r.out:find("\n  -h, --help ", 1, true), r.out)
       assert.truthy(r.out:find("\nexample:\n  luamigrate " .. c, 1, true), r.out)
+      for line in r.out:gmatch("[^\n]*") do assert.truthy(#line <= 80, c .. " --help: " .. line) end
+      -- help COMMAND, as git's, is the same text
+      local h = cli.run({ "help", c })
+      assert.equal(0, h.code, h.err)
+      assert.equal(r.out, h.out)
     end
     local r = cli.run({ "--help" })
     assert.equal(0, r.code)
+    for line in r.out:gmatch("[^\n]*") do assert.truthy(#line <= 80, "--help: " .. line) end
+    assert.equal(r.out, cli.run({ "help" }).out)
+    local h = cli.run({ "help", "upgrad" })
+    assert.equal(2, h.code)
+    assert.equal("luamigrate: help: unknown command 'upgrad'\n  hint: did you mean 'upgrade'?\n", h.err)
+    -- the usage lines name --json where the command takes it
+    for _, c in ipairs { "current", "heads", "history", "show", "status" } do
+      assert.truthy(cli.run({ c, "--help" }).out:find("^usage: [^\n]*%[%-%-json%]"), c)
+    end
+    -- the branch forms of a target
+    assert.truthy(cli.run({ "upgrade", "--help" }).out:find("on one branch: LABEL@head, LABEL@heads, LABEL@+N, LABEL@REV\n", 1, true))
+    assert.truthy(cli.run({ "downgrade", "--help" }).out:find("on one branch: LABEL@base, LABEL@-N, LABEL@REV\n", 1, true))
     for _, text in ipairs { "\n  -v, --verbose ", "\n  -q, --quiet ", "\n  --color WHEN ", "\nexit status:\n  0  success\n",
       "\n  1  a migration or database error", "\n  2  a usage or config error", "\nexample:\n  luamigrate " } do
       assert.truthy(r.out:find(text, 1, true), text)
