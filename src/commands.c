@@ -740,7 +740,6 @@ static int cmd_repair(lm_app *app, cmdargs *a, lm_error *err) {
     lm_revset_free(&one);
     if (rc < 0) goto cleanup;
   }
-  rc = LM_OK;
   if ((rc = check_changed(app, &heads, &nchanged, &changed, NULL, err))) goto cleanup;
   if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
   in_tx = 1;

@@ -75,10 +75,14 @@ static char *user_frames(const char *tb) {
     line[n] = p;
     len[n] = nl ? (size_t)(nl - p) : strlen(p);
     const char *f = p + strspn(p, "\t ");
-    kind[n] = !strncmp(f, "[luamigrate]/", 13) ? 'i'
-              : !strncmp(f, "[C]:", 4)         ? 'c'
-              : !strncmp(f, "(...tail calls...)", 18) ? 't'
-                                                      : 'u';
+    if (!strncmp(f, "[luamigrate]/", 13))
+      kind[n] = 'i';
+    else if (!strncmp(f, "[C]:", 4))
+      kind[n] = 'c';
+    else if (!strncmp(f, "(...tail calls...)", 18))
+      kind[n] = 't';
+    else
+      kind[n] = 'u';
     p = nl ? nl + 1 : p + len[n];
   }
   for (size_t i = 0; i < n; i++) {
