@@ -1753,28 +1753,35 @@ static char *luals_dir(void) {
 
 /* Writes .luarc.json next to the config file, pointing LuaLS at the annotation library, so
  * op and sa complete in revision files. Skipped when there is no installed library or the
- * project already has a .luarc.json. */
+ * project already has a .luarc.json. The file is meant to be committed, so the path must hold
+ * on teammates' machines: a library inside the project (a copy installed into it) is named
+ * relative to the project; any other by its absolute path, which for the standard installs
+ * (the .deb's /usr, cmake --install's default /usr/local) is the same on every machine; a
+ * library elsewhere gets a note that the path is this machine's. */
 static int write_luarc(const char *cfg, lm_error *err) {
   char *lib = luals_dir();
   if (!lib) return LM_OK;
   const char *slash = strrchr(cfg, '/');
-  char *path = NULL;
+  char *path = NULL, *dir = NULL, *proj = NULL;
   if (slash) {
     size_t dlen = (size_t)(slash - cfg);
-    char *dir = strndup(cfg, dlen ? dlen : 1);
+    dir = strndup(cfg, dlen ? dlen : 1);
     path = dir ? lm_path_join(dir, ".luarc.json") : NULL;
-    free(dir);
   } else {
     path = strdup(".luarc.json");
   }
-  char *esc = malloc(2 * strlen(lib) + 1);
+  proj = realpath(dir ? dir : ".", NULL);
+  const char *named = lib;
+  size_t plen = proj ? strlen(proj) : 0;
+  if (proj && !strncmp(lib, proj, plen) && lib[plen] == '/') named = lib + plen + 1;
+  char *esc = malloc(2 * strlen(named) + 1);
   int rc = LM_OK;
   if (!path || !esc) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
   char *e = esc;
-  for (const char *p = lib; *p; p++) {
+  for (const char *p = named; *p; p++) {
     if (*p == '"' || *p == '\\') *e++ = '\\';
     *e++ = *p;
   }
@@ -1798,9 +1805,16 @@ static int write_luarc(const char *cfg, lm_error *err) {
   rc = write_new_file(path, text, err);
   free(text);
   if (!rc) printf("Generating %s ... done\n", path);
+  if (!rc && named == lib && strncmp(lib, "/usr/", 5) != 0)
+    printf("Note: %s names the LuaLS library by where this machine has it (%s); teammates "
+           "whose luamigrate is installed elsewhere need their own path there (the .deb and "
+           "cmake --install's default prefix put it in the same place on every machine)\n",
+           path, lib);
 cleanup:
   free(lib);
   free(path);
+  free(dir);
+  free(proj);
   free(esc);
   return rc;
 }

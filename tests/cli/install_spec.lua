@@ -122,6 +122,9 @@ describe("the installed tree", function()
     real = real:gsub("\n$", "")
     assert.equal('{\n  "runtime.version": "Lua 5.4",\n  "workspace.library": ["' .. real .. '"]\n}\n',
       cli.slurp(proj .. "/.luarc.json"))
+    -- the library is outside the project and not in a standard place: the path is this machine's
+    assert.truthy(r.out:find("Note: ./.luarc.json names the LuaLS library by where this machine has it", 1, true)
+      or r.out:find("Note: .luarc.json names the LuaLS library by where this machine has it", 1, true), r.out)
     -- a project that has one keeps it
     os.execute("rm -rf " .. q(proj .. "/migrations") .. " " .. q(proj .. "/luamigrate.lua"))
     cli.write(proj .. "/.luarc.json", "{}\n")
@@ -129,5 +132,20 @@ describe("the installed tree", function()
     assert.equal(0, r.code, r.err)
     assert.truthy(r.out:find("Leaving the existing .luarc.json", 1, true), r.out)
     assert.equal("{}\n", cli.slurp(proj .. "/.luarc.json"))
+  end)
+
+  it("init names a library installed inside the project relative to it, for teammates", function()
+    local proj = root .. "/vendored"
+    assert.is_true(os.execute("mkdir " .. q(proj)))
+    local ok, out = sh(("cmake --install %s --prefix %s"):format(q(builddir), q(proj .. "/tools")))
+    assert.is_true(ok, out)
+    local saved = cli.bin
+    cli.bin = proj .. "/tools/bin/luamigrate"
+    local r = cli.run({ "init", "migrations" }, { cwd = proj })
+    cli.bin = saved
+    assert.equal(0, r.code, r.err)
+    assert.equal('{\n  "runtime.version": "Lua 5.4",\n  "workspace.library": ["tools/share/luamigrate/luals"]\n}\n',
+      cli.slurp(proj .. "/.luarc.json"))
+    assert.falsy(r.out:find("Note:", 1, true), r.out)
   end)
 end)
