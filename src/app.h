@@ -93,6 +93,9 @@ int lm_vt_apply(lm_app *app, int offline, lm_vt_kind kind, const char *from, con
 /* Writes one statement of a --sql script ("sql;" and a blank line). */
 void lm_emit_sql(const char *sql);
 int lm_emit_offline_ddl(lm_app *app, lm_error *err);
+/* Writes the history row of a stamp (from/to: space-separated ids) to a --sql script. */
+int lm_emit_stamp_history(lm_app *app, const char *revision, const char *from, const char *to,
+                          lm_error *err);
 
 /* commands.c */
 int lm_command_run(lm_app *app, lm_error *err);

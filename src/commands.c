@@ -572,10 +572,12 @@ static int emit_json_revs(lm_app *app, const int *idx, size_t n, const lm_revset
 /* status: where the database is, what is pending, what was applied when and how long it
  * took, and which applied files changed since. Reads only: takes no lock, creates nothing. */
 static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
-  lm_revset heads = {0}, none = {0}, all = {0}, pending = {0}, applied = {0}, changed = {0};
+  lm_revset heads = {0}, none = {0}, all = {0}, pending = {0}, applied = {0}, changed = {0},
+            stamped_to = {0};
   lm_journal half = {0};
   char *half_msg = NULL, *half_detail = NULL;
-  PGresult *res = NULL;
+  unsigned char *stamped = NULL;
+  PGresult *res = NULL, *stamps = NULL;
   sbuf b = {0};
   int rc = want_positional(app->opts, a, 0, 0, "", err), nchanged = 0;
   if (rc) return rc;
@@ -585,6 +587,22 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   if ((rc = lm_dag_plan_upgrade(app->dag, &none, &heads, &applied, err)) < 0) goto cleanup;
   if ((rc = lm_vt_applied_checksums(&app->vt, app->conn, &res, err))) goto cleanup;
   if ((rc = check_changed(app, &heads, &nchanged, &changed, NULL, err))) goto cleanup;
+  /* Applied revisions with no record of running: stamped (at or below a stamp's target), or
+   * applied before luamigrate kept history (a database Alembic built, say). */
+  if ((rc = lm_vt_stamped(&app->vt, app->conn, &stamps, err))) goto cleanup;
+  for (int r = 0; r < PQntuples(stamps); r++) {
+    int idx = lm_dag_find(app->dag, PQgetvalue(stamps, r, 0));
+    if (idx >= 0 && lm_revset_push(&stamped_to, idx)) {
+      rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+      goto cleanup;
+    }
+  }
+  stamped = calloc(lm_dag_count(app->dag) ? lm_dag_count(app->dag) : 1, 1);
+  if (!stamped ||
+      (stamped_to.n && lm_dag_mark(app->dag, stamped_to.idx, stamped_to.n, 0, 1, stamped, 1))) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
   if ((rc = lm_journal_read(&app->vt, app->conn, &half, err))) goto cleanup;
   if (half.revision) {
     int hidx = lm_dag_find(app->dag, half.revision);
@@ -607,8 +625,8 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   if (a->json) {
     sb_add(&b, "{\"database\": ");
     json_str(&b, where);
-    sb_add(&b, ", \"version_table\": ");
-    json_str(&b, app->vt.table);
+    sb_add(&b, ", \"version_table\": "); /* the name as configured, not SQL-quoted */
+    json_str(&b, app->cfg.version_table);
     sb_add(&b, ", \"current\": ");
     json_ids(&b, app->dag, &heads);
     sb_add(&b, ", \"heads\": ");
@@ -690,7 +708,9 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
                  strtod(PQgetvalue(res, r, 3), NULL), lm_dag_doc(app->dag, x),
                  lm_revset_has(&changed, x) ? "  [file changed since]" : "");
         else
-          sb_add(&b, "  %s  (stamped; no record of it running)  %s%s\n", lm_dag_id(app->dag, x),
+          sb_add(&b, "  %s  (%s)  %s%s\n", lm_dag_id(app->dag, x),
+                 stamped[x] ? "stamped; no record of it running"
+                            : "applied before luamigrate kept history",
                  lm_dag_doc(app->dag, x),
                  lm_revset_has(&changed, x) ? "  [file changed since]" : "");
       }
@@ -712,6 +732,9 @@ cleanup:
   free(half_detail);
   lm_journal_free(&half);
   PQclear(res);
+  PQclear(stamps);
+  free(stamped);
+  lm_revset_free(&stamped_to);
   lm_revset_free(&heads);
   lm_revset_free(&all);
   lm_revset_free(&pending);
@@ -1342,7 +1365,7 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
                      o->kind == LM_VT_INSERT ? NULL : lm_dag_id(app->dag, o->from),
                      o->kind == LM_VT_DELETE ? NULL : lm_dag_id(app->dag, o->to), err);
   }
-  if (rc == LM_OK && !a->sql) {
+  if (rc == LM_OK) { /* the history row, online and in a --sql script alike */
     for (size_t i = 0; i < heads.n; i++)
       sb_add(&from, "%s%s", i ? " " : "", lm_dag_id(app->dag, heads.idx[i]));
     for (size_t i = 0; i < next.n; i++)
@@ -1354,7 +1377,8 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
         .to_ids = to.s ? to.s : "",
         .started_at = started,
     };
-    rc = lm_vt_record_step(&app->vt, app->conn, &rec, err);
+    rc = a->sql ? lm_emit_stamp_history(app, rec.revision, rec.from_ids, rec.to_ids, err)
+                : lm_vt_record_step(&app->vt, app->conn, &rec, err);
   }
   /* A failed step leaves the transaction open for the ROLLBACK below. */
   if (a->sql) {

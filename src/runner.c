@@ -778,6 +778,39 @@ static int offline_call(lua_State *L, const char *fn, int nargs, int nres, lm_er
   return LM_OK;
 }
 
+int lm_emit_stamp_history(lm_app *app, const char *revision, const char *from, const char *to,
+                          lm_error *err) {
+  lua_State *L = app->L;
+  lua_pushstring(L, app->cfg.version_table);
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, revision);
+  lua_setfield(L, -2, "revision");
+  lua_pushliteral(L, "stamp");
+  lua_setfield(L, -2, "operation");
+  const char *ids[2] = {from, to};
+  const char *names[2] = {"from", "to"};
+  for (int k = 0; k < 2; k++) { /* space-separated ids -> a list */
+    lua_newtable(L);
+    lua_Integer n = 0;
+    for (const char *p = ids[k]; *p;) {
+      size_t len = strcspn(p, " ");
+      if (len) {
+        lua_pushlstring(L, p, len);
+        lua_rawseti(L, -2, ++n);
+      }
+      p += len;
+      p += strspn(p, " ");
+    }
+    lua_setfield(L, -2, names[k]);
+  }
+  lua_pushliteral(L, LM_VERSION);
+  lua_setfield(L, -2, "version");
+  if (offline_call(L, "history_row", 2, 1, err)) return LM_ERR;
+  lm_emit_sql(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return LM_OK;
+}
+
 int lm_emit_offline_ddl(lm_app *app, lm_error *err) {
   lua_State *L = app->L;
   lua_pushstring(L, app->cfg.version_table);
@@ -899,6 +932,15 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     lua_setfield(L, -2, "file");
     lua_pushliteral(L, LM_VERSION);
     lua_setfield(L, -2, "version");
+    lua_pushboolean(L, per_migration);
+    lua_setfield(L, -2, "timed");
+    /* the file's bytes, for the checksum an online run records (changed-file detection) */
+    char *content = NULL;
+    size_t clen = 0;
+    if ((rc = lm_read_file(lm_dag_path(app->dag, idx), &content, &clen, err))) goto done;
+    lua_pushlstring(L, content, clen);
+    free(content);
+    lua_setfield(L, -2, "content");
     if ((rc = offline_call(L, "history_row", 2, 1, err))) goto done;
     lm_emit_sql(lua_tostring(L, -1));
     lua_pop(L, 1);

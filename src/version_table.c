@@ -328,3 +328,13 @@ int lm_vt_set_checksum(lm_vt *vt, PGconn *conn, const char *revision, const char
                     vt->history, vt->history);
   return rc ? rc : expect_one(res, vt, "recording the checksum of", revision, NULL, err);
 }
+
+int lm_vt_stamped(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err) {
+  int exists = 0;
+  int rc = lm_vt_table_exists(conn, vt->history, &exists, err);
+  if (rc) return rc;
+  if (!exists) return lm_exec(conn, "SELECT NULL::text WHERE false", 0, NULL, NULL, NULL, res, err);
+  return exec_fmt(conn, err, res, 0, NULL,
+                  "SELECT DISTINCT unnest(to_revisions) FROM %s WHERE operation = 'stamp'%s",
+                  vt->history, "");
+}
