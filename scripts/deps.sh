@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libpq-dev lua-filesystem
-  lua-filesystem-dev lua-busted lua-check postgresql postgresql-client
+  lua-filesystem-dev lua-busted lua-check postgresql postgresql-client luarocks
   pgbouncer lua-cjson python3-alembic python3-psycopg2 bsdutils # these five: tests only
   groff-base man-db zsh debootstrap                             # packaging tests: man page, completions, the .deb
   valgrind clang clang-tidy libclang-rt-14-dev)                 # memcheck, fuzz and lint_c tiers
