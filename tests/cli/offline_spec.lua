@@ -101,6 +101,35 @@ describe("--sql", function()
     assert.truthy(r.out:find("1 applied file changed since it ran", 1, true), r.out)
   end)
 
+  it("gets the enum helper's statements in a fixed order: pairs as listed, a map sorted", function()
+    local function body(columns)
+      return '  require("luamigrate.helpers.enum").change_enum_and_alter_tables("mood", { "ok", "sad" }, '
+        .. columns .. ')\n'
+    end
+    dir = cli.project { files = {
+      ["migrations/versions/aaaa_pairs.lua"] = cli.revision("aaaa", nil,
+        body('{ { "zebra", "m" }, { "apple", "m" }, { "mango", "m" } }')),
+      ["migrations/versions/bbbb_map.lua"] = cli.revision("bbbb", "aaaa",
+        body('{ zebra = "m", apple = "m", mango = "m", kiwi = "m", fig = "m" }')),
+    } }
+    local function altered(sql)
+      local t = {}
+      for tbl in sql:gmatch("ALTER TABLE (%l+) ALTER COLUMN m TYPE") do t[#t + 1] = tbl end
+      return table.concat(t, " ")
+    end
+    local r = run("upgrade", "--sql", "aaaa")
+    assert.equal(0, r.code, r.err)
+    assert.equal("zebra apple mango", altered(r.out))
+    local first
+    for _ = 1, 5 do -- pairs() order would differ between runs; this must not
+      r = run("upgrade", "--sql", "aaaa:bbbb")
+      assert.equal(0, r.code, r.err)
+      assert.equal("apple fig kiwi mango zebra", altered(r.out))
+      first = first or r.out
+      assert.equal(first, r.out)
+    end
+  end)
+
   it("refuses a migration that reads the database, naming the file and the query", function()
     dir = cli.project { files = {
       ["migrations/versions/aaaa_reads.lua"] = cli.revision("aaaa", nil,

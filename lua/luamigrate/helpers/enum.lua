@@ -15,13 +15,20 @@ local quote = require "luamigrate.quote"
 
 local M = {}
 
--- The table names of a {table = column} map, sorted, so the generated SQL is the same on
--- every run (and in --sql output).
-local function sorted_tables(table_column_dict)
-  local tables = {}
-  for t in pairs(table_column_dict) do tables[#tables + 1] = t end
-  table.sort(tables)
-  return tables
+-- The {table, column} pairs to convert, in a fixed order: a list of pairs as given
+-- ({ { "users", "role" }, { "role_permissions", "role" } }), or a {table = column} map by
+-- sorted table name. Never pairs() order, which changes from run to run: the statements, the
+-- --sql script and what --resume compares must be the same every time.
+local function ordered(table_column_dict)
+  local out = {}
+  if table_column_dict[1] ~= nil then
+    for i, p in ipairs(table_column_dict) do out[i] = { p[1], p[2] } end
+    return out
+  end
+  for t in pairs(table_column_dict) do out[#out + 1] = { t } end
+  table.sort(out, function(a, b) return a[1] < b[1] end)
+  for _, p in ipairs(out) do p[2] = table_column_dict[p[1]] end
+  return out
 end
 
 -- Saves a column's default (as text, in a transaction-local setting) and drops it.
@@ -54,29 +61,30 @@ BEGIN
 END $$]]):format(i, quote.literal(quote.ident(tbl)), quote.literal(quote.ident(column))))
 end
 
--- change_enum_and_alter_tables("role_enum", {"SUPER_ADMIN", ...}, {users = "role", ...})
+-- change_enum_and_alter_tables("role_enum", {"SUPER_ADMIN", ...}, {users = "role", ...}), or
+-- with an ordered list of pairs: {{"users", "role"}, {"role_permissions", "role"}}
 function M.change_enum_and_alter_tables(enum_name, enum_values, table_column_dict)
   local conn = op.get_bind()
   local args = { table.unpack(enum_values) }
   args[#args + 1] = { name = enum_name }
   local new_type = sa.Enum(table.unpack(args))
-  local tables = sorted_tables(table_column_dict)
+  local columns = ordered(table_column_dict)
 
-  for i, tbl in ipairs(tables) do set_aside_default(i, tbl, table_column_dict[tbl]) end
+  for i, p in ipairs(columns) do set_aside_default(i, p[1], p[2]) end
 
   -- rename to tmp_ so a new type can take the name, with the new values
   op.execute(("ALTER TYPE %s RENAME TO %s"):format(quote.ident(enum_name), quote.ident("tmp_" .. enum_name)))
   new_type:create(conn)
 
-  for _, tbl in ipairs(tables) do
-    local column = table_column_dict[tbl]
+  for _, p in ipairs(columns) do
+    local tbl, column = p[1], p[2]
     op.alter_column(tbl, column, {
       type_ = new_type,
       postgresql_using = ("%s::text::%s"):format(quote.ident(column), quote.ident(enum_name)),
     })
   end
 
-  for i, tbl in ipairs(tables) do restore_default(i, tbl, table_column_dict[tbl]) end
+  for i, p in ipairs(columns) do restore_default(i, p[1], p[2]) end
 
   op.execute(("DROP TYPE %s"):format(quote.ident("tmp_" .. enum_name)))
 end
