@@ -11,7 +11,7 @@ secs=${1:-60}
 
 CC=clang cmake -S . -B build-fuzz -DLM_FUZZ=ON -DBUILD_TESTING=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_revision_id fuzz_config fuzz_revision_file \
+cmake --build build-fuzz -j "$(nproc)" --target fuzz_revision_id fuzz_url fuzz_config fuzz_revision_file \
   >/dev/null
 
 work=$(mktemp -d /tmp/luamigrate-fuzz.XXXXXX)
@@ -21,7 +21,7 @@ unset LD_PRELOAD
 export TMPDIR=$work # the targets write their files there
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 status=0
-for name in revision_id config revision_file; do
+for name in revision_id url config revision_file; do
   mkdir -p "$work/new-$name"
   # New inputs go to a scratch directory: the corpus in the repo changes only by hand.
   if "$root/build-fuzz/fuzz/fuzz_$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \

@@ -43,12 +43,15 @@ typedef struct span {
 
 static size_t password_spans(const char *s, span *out, size_t max) {
   size_t n = 0;
-  const char *sep = strstr(s, "://");
+  /* a URI as libpq tells one: by its prefix; its user info ends at the first '@' */
+  const char *sep = NULL;
+  if (!strncmp(s, "postgresql://", 13))
+    sep = s + 10;
+  else if (!strncmp(s, "postgres://", 11))
+    sep = s + 8;
   if (sep) {
-    const char *auth = sep + 3, *end = auth + strcspn(auth, "/?"), *at = NULL;
-    for (const char *p = auth; p < end; p++)
-      if (*p == '@') at = p;
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    const char *auth = sep + 3, *at = auth + strcspn(auth, "@/");
+    const char *colon = *at == '@' ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
     if (colon && n < max) out[n++] = (span){(size_t)(colon + 1 - s), (size_t)(at - colon - 1)};
   }
   for (const char *p = strstr(s, "password"); p && n < max; p = strstr(p + 8, "password")) {
@@ -76,8 +79,8 @@ static size_t password_spans(const char *s, span *out, size_t max) {
 }
 
 /* A connection string libpq cannot parse is a usage error. libpq's message may quote the
- * part it could not parse; every copy of a password inside those quotes becomes "***". */
-static int check_parse(const char *conninfo, lm_error *err) {
+ * part it could not parse; every copy of a password in it becomes "***". */
+int lm_conn_check_url(const char *conninfo, lm_error *err) {
   char *errmsg = NULL;
   PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
   if (opts) {
@@ -89,12 +92,16 @@ static int check_parse(const char *conninfo, lm_error *err) {
   char why[512];
   size_t n = 0;
   const char *msg = errmsg ? errmsg : "cannot parse it";
-  int quoted = 0; /* libpq quotes what it quotes from the string: only there can it be */
+  /* libpq's message quotes what it shows of the string. A password of four bytes or more
+   * is hidden wherever it appears (the string itself may hold quotes, so the quoting cannot
+   * be trusted); a shorter one only inside quotes, where it cannot be an ordinary word. */
+  int quoted = 0;
   for (const char *p = msg; *p && *p != '\n' && n + 4 < sizeof why;) {
     size_t skip = 0;
     if (*p == '"') quoted = !quoted;
-    for (size_t i = 0; i < npw && !skip && quoted; i++)
-      if (pw[i].len && !strncmp(p, conninfo + pw[i].at, pw[i].len)) skip = pw[i].len;
+    for (size_t i = 0; i < npw && !skip; i++)
+      if (pw[i].len && (quoted || pw[i].len >= 4) && !strncmp(p, conninfo + pw[i].at, pw[i].len))
+        skip = pw[i].len;
     if (skip) {
       memcpy(why + n, "***", 3);
       n += 3;
@@ -120,11 +127,12 @@ int lm_conn_url_scheme(char *url, const char *source, lm_error *err) {
   size_t base = plus ? (size_t)(plus - scheme) : len;
   if (plus && (!strncmp(scheme, "postgresql", base) || !strncmp(scheme, "postgres", base)) &&
       (base == 10 || base == 8)) {
-    /* SQLAlchemy's dialect+driver: the driver means nothing to libpq. */
-    lm_log_info("%s: %s:// is SQLAlchemy's form of the URL; connecting with postgresql://",
-                source, scheme);
-    memmove(url + 10, url + len, strlen(url + len) + 1);
-    memcpy(url, "postgresql", 10);
+    /* SQLAlchemy's dialect+driver: the driver means nothing to libpq. The dialect stays
+     * (postgres:// and postgresql:// are both libpq's), so the string only shrinks. */
+    lm_log_info("%s: %s:// is SQLAlchemy's form of the URL; connecting with %.*s://", source,
+                scheme, (int)base, scheme);
+    memmove(url + base, url + len, strlen(url + len) + 1);
+    memcpy(url, scheme, base);
     return LM_OK;
   }
   lm_error_set(err, LM_EUSAGE, "%s: a %.*s:// URL: luamigrate works with PostgreSQL only", source,
@@ -135,7 +143,7 @@ int lm_conn_url_scheme(char *url, const char *source, lm_error *err) {
 }
 
 PGconn *lm_conn_open(const char *conninfo, lm_error *err) {
-  if (conninfo && *conninfo && check_parse(conninfo, err)) return NULL;
+  if (conninfo && *conninfo && lm_conn_check_url(conninfo, err)) return NULL;
   const char *keys[] = {"dbname", "fallback_application_name", NULL};
   const char *vals[] = {conninfo && *conninfo ? conninfo : NULL, "luamigrate", NULL};
   PGconn *conn = PQconnectdbParams(keys, vals, 1);

@@ -98,6 +98,12 @@ describe("configuration", function()
     assert.equal(0, r.code, r.err)
     assert.equal("aaaa (head)\n", r.out)
     assert.truthy(r.err:find("DATABASE_URL: postgresql+asyncpg:// is SQLAlchemy's", 1, true), r.err)
+    -- postgres+driver:// (and an empty driver) keep libpq's shorter postgres://
+    for _, u in ipairs { (sqla:gsub("^postgresql%+psycopg2", "postgres+psycopg2")), (sqla:gsub("^postgresql%+psycopg2", "postgres+")) } do
+      r = cli.run({ "--url", u, "current" }, { cwd = dir })
+      assert.equal(0, r.code, r.err)
+      assert.truthy(r.err:find("; connecting with postgres://\n", 1, true), r.err)
+    end
     -- another database: one clear usage error, the password not in it
     for _, u in ipairs { "mysql://root:Sup3rS3cret@localhost/db", "mysql+pymysql://root:Sup3rS3cret@localhost/db",
       "sqlite:///app.db" } do
