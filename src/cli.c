@@ -376,7 +376,8 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
   o->argc = argc - i;
   o->argv = argv + i;
   if (!strcmp(o->command, "help")) { /* as git's: help COMMAND is COMMAND --help */
-    if (i + 1 >= argc || !strcmp(argv[i + 1], "-h") || !strcmp(argv[i + 1], "--help")) {
+    if (i + 1 >= argc || !strcmp(argv[i + 1], "-h") || !strcmp(argv[i + 1], "--help") ||
+        !strcmp(argv[i + 1], "help")) {
       lm_cli_print_help(stdout);
       *done = 1;
       return LM_OK;

@@ -241,6 +241,7 @@ describe("output", function()
     assert.equal(0, r.code)
     for line in r.out:gmatch("[^\n]*") do assert.truthy(#line <= 80, "--help: " .. line) end
     assert.equal(r.out, cli.run({ "help" }).out)
+    assert.equal(r.out, cli.run({ "help", "help" }).out)
     local h = cli.run({ "help", "upgrad" })
     assert.equal(2, h.code)
     assert.equal("luamigrate: help: unknown command 'upgrad'\n  hint: did you mean 'upgrade'?\n", h.err)
