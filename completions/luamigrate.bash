@@ -1,5 +1,6 @@
 # bash completion for luamigrate(1): commands, each command's options, and revision targets
-# (head, heads, base and the project's revision ids, read with `luamigrate history`).
+# (head, heads, base, the project's revision ids and branch labels, read with `luamigrate
+# history`).
 # Installed as share/bash-completion/completions/luamigrate.
 
 # Prints the project's revision ids, one a line; prints nothing when there is no project.
@@ -12,6 +13,28 @@ _luamigrate_revisions() {
     awk '{ for (i = 1; i < NF; i++) if ($i == "->") { sub(/[^0-9A-Za-z_].*/, "", $(i + 1)); print $(i + 1); next } }'
 }
 
+# Prints the project's branch labels, one a line (from history --json's branch_labels).
+_luamigrate_labels() {
+  command luamigrate "$@" -q history --json 2>/dev/null |
+    grep -o '"branch_labels": \[[^]]*\]' | grep -o '"[^"]*"' | grep -v '^"branch_labels"$' |
+    tr -d '"' | sort -u
+}
+
+# The targets a command takes on one branch: LABEL@head for upgrade, LABEL@base for
+# downgrade, none for repair (it takes revisions), else the label itself and LABEL@head.
+_luamigrate_label_targets() {
+  local command=$1 l
+  shift
+  for l in $(_luamigrate_labels "$@"); do
+    case "$command" in
+      upgrade) echo "$l@head" ;;
+      downgrade) echo "$l@base" ;;
+      repair) ;;
+      *) echo "$l $l@head" ;;
+    esac
+  done
+}
+
 _luamigrate() {
   local cur prev i word command=""
   local -a global=()
@@ -19,7 +42,7 @@ _luamigrate() {
   prev=""
   [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD - 1]}
 
-  local commands="init revision upgrade downgrade current heads branches history show merge stamp status check convert inspect lint"
+  local commands="init revision upgrade downgrade current heads branches history show merge stamp status repair check convert inspect lint help"
   local global_opts="-c --config --url -x --x-arg --lock-timeout --lock -q --quiet -v --verbose --color --version -h --help"
 
   # Find the command: the first word after the global options and their values.
@@ -87,10 +110,15 @@ _luamigrate() {
     merge) opts="-m --message --rev-id --branch-label --splice" targets="heads" ;;
     stamp) opts="--purge --sql" targets="head heads base" ;;
     status) opts="--json" ;;
+    repair) opts="" targets=" " ;;
     check) opts="" ;;
     convert) opts="-o --output" ;;
     inspect) opts="-o --output --baseline -m --message" ;;
     lint) opts="--offline --json --downgrade" targets="head heads base" ;;
+    help)
+      COMPREPLY=($(compgen -W "${commands% help}" -- "$cur"))
+      return
+      ;;
     *) return ;;
   esac
   opts="$opts -h --help"
@@ -146,7 +174,7 @@ _luamigrate() {
     return
   fi
   if [ -n "$targets" ]; then
-    COMPREPLY=($(compgen -W "$targets $(_luamigrate_revisions "${global[@]}")" -- "$cur"))
+    COMPREPLY=($(compgen -W "$targets $(_luamigrate_label_targets "$command" "${global[@]}") $(_luamigrate_revisions "${global[@]}")" -- "$cur"))
   fi
 }
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libpq-dev libssl-dev lua-filesystem
-  lua-filesystem-dev lua-busted lua-check postgresql postgresql-client
+  lua-filesystem-dev lua-busted lua-check postgresql postgresql-client luarocks
   lua-cjson                                                     # json values of op.get_bind():query()
   libpg-query-dev                                               # PostgreSQL's parser: splitting, lint
   pgbouncer python3-alembic python3-psycopg2 bsdutils           # these four: tests only

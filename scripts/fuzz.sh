@@ -10,7 +10,7 @@ root=$(pwd)
 secs=${1:-60}
 
 # Every target, by name (fuzz/fuzz_<name>.c, fuzz/corpus/<name>/).
-targets=(revision_id config revision_file python journal_cic typed_array sql_split)
+targets=(revision_id url config revision_file python journal_cic typed_array sql_split)
 
 CC=clang cmake -S . -B build-fuzz -DLM_FUZZ=ON -DBUILD_TESTING=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -72,7 +72,8 @@ in_sys env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-re
 for p in luamigrate libpq5 liblua5.4-0; do
   in_sys dpkg-query -W -f='${Status}' "$p" | grep -q "ok installed" || fail "$p not installed"
 done
-for f in /usr/bin/luamigrate /usr/share/man/man1/luamigrate.1 /usr/share/luamigrate/luals/op.lua \
+for f in /usr/bin/luamigrate /usr/share/man/man1/luamigrate.1.gz /usr/share/doc/luamigrate/copyright \
+  /usr/share/lua/5.4/luamigrate/helpers/enum.lua /usr/share/luamigrate/luals/op.lua \
   /usr/share/bash-completion/completions/luamigrate /usr/share/zsh/vendor-completions/_luamigrate; do
   [ -f "$sys$f" ] || fail "$f missing after install"
 done

@@ -108,6 +108,9 @@ void lm_emit_sql(const char *sql);
 /* The script's first statement, SET client_encoding (luamigrate.offline.preamble). */
 int lm_emit_offline_preamble(lm_app *app, lm_error *err);
 int lm_emit_offline_ddl(lm_app *app, lm_error *err);
+/* Writes the history row of a stamp (from/to: space-separated ids) to a --sql script. */
+int lm_emit_stamp_history(lm_app *app, const char *revision, const char *from, const char *to,
+                          lm_error *err);
 
 /* commands.c */
 int lm_command_run(lm_app *app, lm_error *err);

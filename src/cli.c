@@ -20,9 +20,10 @@ static const lm_command_help HELP[] = {
      "  --splice                allow --head to name a revision that is not a head\n"
      "  --branch-label LABEL    give the revision a branch label\n"
      "  --depends-on REV        add a dependency (repeatable)\n"
-     "  --autogenerate          fill upgrade() and downgrade() from the differences between\n"
-     "                          the declared schema (target_schema, default schema.lua) and\n"
-     "                          the database, which must be at the heads\n",
+     "  --autogenerate          fill upgrade() and downgrade() from the differences\n"
+     "                          between the declared schema (target_schema, default\n"
+     "                          schema.lua) and the database, which must be at the\n"
+     "                          heads\n",
      "luamigrate revision -m \"create account table\"\n"
      "  luamigrate revision --autogenerate -m \"add EMPLOYEE role\""},
     {"check", "luamigrate check",
@@ -31,25 +32,32 @@ static const lm_command_help HELP[] = {
      "", "luamigrate check"},
     {"upgrade", "luamigrate upgrade [--sql | --dry-run [--locks] | --resume] TARGET",
      "Upgrade the database to TARGET.",
-     "  TARGET: head, heads, a revision id or unique prefix, +N, REV+N\n"
-     "  --sql                   print the SQL script instead of running it (no database\n"
-     "                          needed); TARGET may be START:END\n"
+     "  TARGET: head, heads, a revision id or unique prefix, +N, REV+N;\n"
+     "          on one branch: LABEL@head, LABEL@heads, LABEL@+N, LABEL@REV\n"
+     "          (LABEL: a branch label, or a revision id naming its line)\n"
+     "  --sql                   print the SQL script instead of running it (no\n"
+     "                          database needed); TARGET may be START:END\n"
      "  --dry-run               run the migrations in one transaction, print every\n"
      "                          statement with its timing, then roll everything back\n"
      "                          (autocommit blocks are listed, not run)\n"
      "  --locks                 with --dry-run: after each statement, the locks it took\n"
-     "                          (pg_locks) and the tables it rewrote (relfilenode changed)\n"
-     "  --resume                finish a half-done revision (interrupted inside or after an\n"
-     "                          autocommit block): skip the statements its journal records\n"
-     "                          done, run the rest, then go on to TARGET\n",
+     "                          (pg_locks) and the tables it rewrote (relfilenode\n"
+     "                          changed)\n"
+     "  --resume                finish a half-done revision (interrupted inside or\n"
+     "                          after an autocommit block): skip the statements its\n"
+     "                          journal records done, run the rest, then go on to\n"
+     "                          TARGET\n",
      "luamigrate upgrade head\n"
      "  luamigrate upgrade +1\n"
      "  luamigrate upgrade --resume head\n"
      "  luamigrate upgrade --sql head > upgrade.sql"},
     {"downgrade", "luamigrate downgrade [--sql | --dry-run [--locks] | --resume] TARGET",
      "Revert the database to TARGET.",
-     "  TARGET: base, a revision id or unique prefix, -N, REV-N\n"
-     "  --sql                   print the SQL script for START:END instead of running it\n"
+     "  TARGET: base, a revision id or unique prefix, -N, REV-N;\n"
+     "          on one branch: LABEL@base, LABEL@-N, LABEL@REV\n"
+     "          (LABEL: a branch label, or a revision id naming its line)\n"
+     "  --sql                   print the SQL script for START:END instead of running\n"
+     "                          it\n"
      "  --dry-run               run the downgrade in one transaction, print every\n"
      "                          statement with its timing, then roll everything back\n"
      "  --resume                finish a revision whose downgrade is half-done: skip the\n"
@@ -58,13 +66,13 @@ static const lm_command_help HELP[] = {
      "  --locks                 with --dry-run: each statement's locks and rewrites\n",
      "luamigrate downgrade -1\n"
      "  luamigrate downgrade --dry-run base"},
-    {"current", "luamigrate current [-v] [--check-heads]",
+    {"current", "luamigrate current [-v] [--check-heads] [--json]",
      "Show the database's current revision(s).",
      "  -v, --verbose           show full details and the (redacted) database URL\n"
      "  -c, --check-heads       exit 1 unless the database is on every head revision\n"
      "  --json                  a JSON array of revisions instead of text\n",
      "luamigrate current --check-heads"},
-    {"heads", "luamigrate heads [-v] [--resolve-dependencies]",
+    {"heads", "luamigrate heads [-v] [--resolve-dependencies] [--json]",
      "Show the head revisions of the scripts.",
      "  -v, --verbose           show full details\n"
      "  --resolve-dependencies  leave out heads that another revision depends on\n"
@@ -79,9 +87,10 @@ static const lm_command_help HELP[] = {
      "  --branch-label LABEL    give the merge revision a branch label\n"
      "  --splice                allow revisions that are not heads\n",
      "luamigrate merge heads -m \"merge feature branches\""},
-    {"history", "luamigrate history [-r [START]:[END]] [-v] [-i]", "List revisions, newest first.",
-     "  -r, --rev-range RANGE   only START:END (either side may be empty; 'current' is the\n"
-     "                          database's revision)\n"
+    {"history", "luamigrate history [-r [START]:[END]] [-v] [-i] [--json]",
+     "List revisions, newest first.",
+     "  -r, --rev-range RANGE   only START:END (either side may be empty; 'current' is\n"
+     "                          the database's revision)\n"
      "  -i, --indicate-current  mark the database's revisions with (current)\n"
      "  -v, --verbose           show full details\n"
      "  --json                  a JSON array of revisions, newest first\n",
@@ -102,11 +111,18 @@ static const lm_command_help HELP[] = {
      "                          the database at it (for a database luamigrate has not run on)\n"
      "  -m, --message MESSAGE   the baseline revision's message (default: baseline)\n",
      "luamigrate inspect -o migrations/schema.lua --baseline"},
+    {"repair", "luamigrate repair [REV...]",
+     "Record the current sha256 of applied revision files edited since they ran, after the "
+     "edits are reviewed, so they are no longer reported as changed.",
+     "  REV...                  only these revisions (default: every changed file)\n",
+     "luamigrate repair\n"
+     "  luamigrate repair 3c52d30040ed"},
     {"stamp", "luamigrate stamp [--purge] [--sql] REV...",
      "Set the version table to REV without running any migration.",
-     "  --purge                 delete every version row first (recovers from a row that\n"
-     "                          names a revision no file defines)\n"
-     "  --sql                   print the SQL instead of running it (REV may be START:END)\n",
+     "  --purge                 delete every version row first (recovers from a row\n"
+     "                          that names a revision no file defines)\n"
+     "  --sql                   print the SQL instead of running it (REV may be\n"
+     "                          START:END)\n",
      "luamigrate stamp head\n"
      "  luamigrate stamp --purge 3c52d30040ed"},
     {"convert", "luamigrate convert alembic PATH [-o DIR]",
@@ -137,6 +153,29 @@ const lm_command_help *lm_cli_help_for(const char *command) {
   return NULL;
 }
 
+/* Writes text as lines of at most 80 columns, the first continuing a line already at column
+ * `at`, the others indented by `indent`. */
+static void wrap(FILE *f, const char *text, size_t at, size_t indent) {
+  size_t col = at;
+  for (const char *p = text; *p;) {
+    size_t word = strcspn(p, " ");
+    if (p != text) {
+      if (col + 1 + word > 80) {
+        fprintf(f, "\n%*s", (int)indent, "");
+        col = indent;
+      } else {
+        fputc(' ', f);
+        col++;
+      }
+    }
+    fprintf(f, "%.*s", (int)word, p);
+    col += word;
+    p += word;
+    while (*p == ' ') p++;
+  }
+  fputc('\n', f);
+}
+
 void lm_cli_print_help(FILE *f) {
   fprintf(f,
           "usage: luamigrate [-c CONFIG] [--url URL] [-x KEY=VALUE]... [--lock-timeout S]\n"
@@ -152,21 +191,27 @@ void lm_cli_print_help(FILE *f) {
           "  -x KEY=VALUE            passed to migrations (op.get_x_argument())\n"
           "  --lock-timeout SECONDS  give up waiting for the migration lock after SECONDS\n"
           "                          (default: the config's lock_timeout, else wait)\n"
-          "  --lock MODE             session (default), xact or table: how runs exclude each\n"
-          "                          other (table and xact work through PgBouncer)\n"
+          "  --lock MODE             session (default), xact or table: how runs exclude\n"
+          "                          each other (table and xact work through PgBouncer)\n"
           "  -q, --quiet             no progress lines (warnings, errors and server notices\n"
           "                          still show)\n"
-          "  -v, --verbose           also show the connection, the lock and every statement a\n"
-          "                          migration runs, with timings (on stderr). After a command\n"
-          "                          with its own -v (current, heads, branches, history) -v is\n"
-          "                          that command's; after any other it is this one\n"
-          "  --color WHEN            auto (default: colour on a terminal, unless NO_COLOR is\n"
-          "                          set or TERM=dumb), always or never\n"
+          "  -v, --verbose           also show the connection, the lock, every statement a\n"
+          "                          migration runs, with timings (on stderr), and\n"
+          "                          luamigrate's own frames in tracebacks. After a command\n"
+          "                          with its own -v (current, heads, branches, history)\n"
+          "                          -v is that command's; after any other it is this one\n"
+          "  --color WHEN            auto (default: colour on a terminal, unless NO_COLOR\n"
+          "                          is set or TERM=dumb), always or never\n"
           "  --version               print the version\n"
           "  -h, --help              this help; COMMAND --help for a command's\n"
           "\n"
           "commands:\n");
-  for (size_t i = 0; i < NHELP; i++) fprintf(f, "  %-10s %s\n", HELP[i].name, HELP[i].summary);
+  for (size_t i = 0; i < NHELP; i++) {
+    fprintf(f, "  %-10s ", HELP[i].name);
+    wrap(f, HELP[i].summary, 13, 13);
+  }
+  fprintf(f, "  %-10s ", "help");
+  wrap(f, "Show the help of COMMAND (luamigrate help upgrade), or this one.", 13, 13);
   fprintf(f,
           "\n"
           "output: command output goes to stdout; progress (one line per migration with its\n"
@@ -188,7 +233,8 @@ void lm_cli_print_help(FILE *f) {
 }
 
 void lm_cli_print_command_help(const lm_command_help *h, FILE *f) {
-  fprintf(f, "usage: %s\n\n%s\n", h->usage, h->summary);
+  fprintf(f, "usage: %s\n\n", h->usage);
+  wrap(f, h->summary, 0, 0);
   fprintf(f,
           "\noptions:\n%s"
           "  -h, --help              this help\n"
@@ -362,6 +408,27 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
   o->command = argv[i];
   o->argc = argc - i;
   o->argv = argv + i;
+  if (!strcmp(o->command, "help")) { /* as git's: help COMMAND is COMMAND --help */
+    if (i + 1 >= argc || !strcmp(argv[i + 1], "-h") || !strcmp(argv[i + 1], "--help") ||
+        !strcmp(argv[i + 1], "help")) {
+      lm_cli_print_help(stdout);
+      *done = 1;
+      return LM_OK;
+    }
+    const lm_command_help *h = lm_cli_help_for(argv[i + 1]);
+    if (!h) {
+      const char *s = lm_cli_suggest(argv[i + 1]);
+      lm_error_set(err, LM_EUSAGE, "help: unknown command '%s'", argv[i + 1]);
+      if (s) suggest(err, s);
+      return LM_EUSAGE;
+    }
+    if (i + 2 < argc)
+      return lm_error_set(err, LM_EUSAGE, "help: unexpected argument '%s' (usage: luamigrate help "
+                          "[COMMAND])", argv[i + 2]);
+    lm_cli_print_command_help(h, stdout);
+    *done = 1;
+    return LM_OK;
+  }
   if (!lm_cli_help_for(o->command)) {
     const char *s = lm_cli_suggest(o->command);
     lm_error_set(err, LM_EUSAGE, "unknown command '%s'", o->command);

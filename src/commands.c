@@ -1,4 +1,5 @@
-/* The commands: init, revision, upgrade, downgrade, current, heads, history, show, stamp.
+/* The commands: init, revision, upgrade, downgrade, current, heads, history, show, stamp,
+ * status, repair.
  * Output formats follow Alembic's line for line, so scripts written against it keep
  * working; progress goes to stderr, results to stdout. */
 #include <dirent.h>
@@ -390,9 +391,18 @@ static int connect_db(lm_app *app, lm_error *err) {
   return lm_vt_init(&app->vt, app->conn, app->cfg.version_table, err);
 }
 
-/* Takes the migration lock and makes sure the tables exist. */
+/* Takes the migration lock and makes sure the tables exist. A command that changes the
+ * database and was given no URL at all (no --url, no DATABASE_URL, the config's url nil:
+ * the usual forgotten `export`) says which database libpq's defaults picked. */
 static int lock_db(lm_app *app, lm_error *err) {
   double t0 = now_ms();
+  if (!app->cfg.url) {
+    char *where = lm_conn_describe(app->conn);
+    lm_log_info("No database URL given (--url, DATABASE_URL or the config's url): using libpq's "
+                "defaults, %s",
+                where ? where : "?");
+    free(where);
+  }
   int rc = lm_lock_acquire(&app->lock, (lm_lock_mode)app->cfg.lock_mode, app->conn, app->cfg.url,
                            app->cfg.version_table, app->vt.lock, app->cfg.lock_timeout,
                            app->cfg.lock_lease, app->opts->quiet, err);
@@ -471,10 +481,12 @@ static int check_overlap(lm_app *app, const lm_revset *heads, lm_error *err) {
 /* Applied revision files edited since they ran: compares the SHA-256 of each file as this
  * run read it (lm_loader_checksum) with the one recorded when it was applied, for the
  * revisions the database is on or past. The content alone decides (a file's mtime says
- * nothing: cp -p, rsync -a and tar restore old ones). Warns, or fails under on_changed_file =
- * "error". *nchanged gets the count. */
+ * nothing: cp -p, rsync -a and tar restore old ones). With `collect`, only gathers them;
+ * else warns, or under on_changed_file = "error" fails when the file is one the command is
+ * about to run (a step of `plan`): an unrelated edit does not stop a downgrade of other
+ * revisions. *nchanged gets the count. */
 static int check_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_revset *collect,
-                         lm_error *err) {
+                         const lm_revset *plan, lm_error *err) {
   PGresult *res = NULL;
   unsigned char *mark = NULL;
   int rc = lm_vt_applied_checksums(&app->vt, app->conn, &res, err);
@@ -495,18 +507,20 @@ static int check_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_
     (*nchanged)++;
     if (collect) {
       if (lm_revset_push(collect, idx)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
-    } else if (app->cfg.changed_file_is_error) {
+    } else if (app->cfg.changed_file_is_error && plan && lm_revset_has(plan, idx)) {
       rc = lm_error_set(err, LM_ERR,
                         "%s: revision %s was applied from a different version of this file "
                         "(sha256 %.12s then, %.12s now)",
                         path, lm_dag_id(app->dag, idx), PQgetvalue(res, r, 1), now);
       lm_error_setfield(&err->hint,
                         "restore the file as it was applied (the database already "
-                        "holds its changes), or set on_changed_file = \"warn\"");
+                        "holds its changes); or, the edit reviewed, record the file as it is "
+                        "now with 'luamigrate repair'");
     } else {
       lm_log_warn(
           "%s: revision %s was applied from a different version of this file "
-          "(sha256 %.12s then, %.12s now); the database holds what the old version did",
+          "(sha256 %.12s then, %.12s now); the database holds what the old version did "
+          "('luamigrate repair' records the file as it is now)",
           path, lm_dag_id(app->dag, idx), PQgetvalue(res, r, 1), now);
     }
   }
@@ -600,10 +614,12 @@ static int emit_json_revs(lm_app *app, const int *idx, size_t n, const lm_revset
 /* status: where the database is, what is pending, what was applied when and how long it
  * took, and which applied files changed since. Reads only: takes no lock, creates nothing. */
 static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
-  lm_revset heads = {0}, none = {0}, all = {0}, pending = {0}, applied = {0}, changed = {0};
+  lm_revset heads = {0}, none = {0}, all = {0}, pending = {0}, applied = {0}, changed = {0},
+            stamped_to = {0};
   lm_journal half = {0};
   char *half_msg = NULL, *half_detail = NULL;
-  PGresult *res = NULL;
+  unsigned char *stamped = NULL;
+  PGresult *res = NULL, *stamps = NULL;
   sbuf b = {0}, problem = {0};
   int rc = want_positional(app->opts, a, 0, 0, "", err), nchanged = 0;
   if (rc) return rc;
@@ -622,7 +638,23 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   if ((rc = lm_dag_plan_upgrade(app->dag, &heads, &all, &pending, err)) < 0) goto cleanup;
   if ((rc = lm_dag_plan_upgrade(app->dag, &none, &heads, &applied, err)) < 0) goto cleanup;
   if ((rc = lm_vt_applied_checksums(&app->vt, app->conn, &res, err))) goto cleanup;
-  if ((rc = check_changed(app, &heads, &nchanged, &changed, err))) goto cleanup;
+  if ((rc = check_changed(app, &heads, &nchanged, &changed, NULL, err))) goto cleanup;
+  /* Applied revisions with no record of running: stamped (at or below a stamp's target), or
+   * applied before luamigrate kept history (a database Alembic built, say). */
+  if ((rc = lm_vt_stamped(&app->vt, app->conn, &stamps, err))) goto cleanup;
+  for (int r = 0; r < PQntuples(stamps); r++) {
+    int idx = lm_dag_find(app->dag, PQgetvalue(stamps, r, 0));
+    if (idx >= 0 && lm_revset_push(&stamped_to, idx)) {
+      rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+      goto cleanup;
+    }
+  }
+  stamped = calloc(lm_dag_count(app->dag) ? lm_dag_count(app->dag) : 1, 1);
+  if (!stamped ||
+      (stamped_to.n && lm_dag_mark(app->dag, stamped_to.idx, stamped_to.n, 0, 1, stamped, 1))) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
   if ((rc = lm_journal_read(&app->vt, app->conn, &half, err))) goto cleanup;
   if (half.revision) {
     int hidx = lm_dag_find(app->dag, half.revision);
@@ -645,8 +677,8 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
   if (a->json) {
     sb_add(&b, "{\"database\": ");
     json_str(&b, where);
-    sb_add(&b, ", \"version_table\": ");
-    json_str(&b, app->vt.table);
+    sb_add(&b, ", \"version_table\": "); /* the name as configured, not SQL-quoted */
+    json_str(&b, app->cfg.version_table);
     sb_add(&b, ", \"current\": ");
     json_ids(&b, app->dag, &heads);
     sb_add(&b, ", \"heads\": ");
@@ -747,7 +779,9 @@ static int cmd_status(lm_app *app, cmdargs *a, lm_error *err) {
                  strtod(PQgetvalue(res, r, 3), NULL), lm_dag_doc(app->dag, x),
                  lm_revset_has(&changed, x) ? "  [file changed since]" : "");
         else
-          sb_add(&b, "  %s  (stamped; no record of it running)  %s%s\n", lm_dag_id(app->dag, x),
+          sb_add(&b, "  %s  (%s)  %s%s\n", lm_dag_id(app->dag, x),
+                 stamped[x] ? "stamped; no record of it running"
+                            : "applied before luamigrate kept history",
                  lm_dag_doc(app->dag, x),
                  lm_revset_has(&changed, x) ? "  [file changed since]" : "");
       }
@@ -770,11 +804,72 @@ cleanup:
   free(half_detail);
   lm_journal_free(&half);
   PQclear(res);
+  PQclear(stamps);
+  free(stamped);
+  lm_revset_free(&stamped_to);
   lm_revset_free(&heads);
   lm_revset_free(&all);
   lm_revset_free(&pending);
   lm_revset_free(&applied);
   lm_revset_free(&changed);
+  return rc < 0 ? rc : LM_OK;
+}
+
+/* ---- repair ------------------------------------------------------------------------ */
+
+/* repair [REV...]: after a deliberate edit of applied revision files has been reviewed,
+ * records each changed file's current sha256 as the one it was applied with (Flyway's
+ * repair), so the warning (or the on_changed_file = "error" refusal) stops. REV... limits
+ * it to those revisions. The database's schema is not touched. */
+static int cmd_repair(lm_app *app, cmdargs *a, lm_error *err) {
+  lm_revset heads = {0}, changed = {0}, only = {0}, none = {0};
+  int nchanged = 0, in_tx = 0, done = 0;
+  int rc = connect_db(app, err);
+  if (rc || (rc = lock_db(app, err)) || (rc = read_heads(app, &heads, err))) goto cleanup;
+  for (int i = 0; i < a->npos; i++) {
+    lm_revset one = {0};
+    rc = lm_dag_resolve(app->dag, a->pos[i], &none, LM_RESOLVE_SHOW, &one, err);
+    for (size_t j = 0; rc >= 0 && j < one.n; j++)
+      if (lm_revset_push(&only, one.idx[j])) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    lm_revset_free(&one);
+    if (rc < 0) goto cleanup;
+  }
+  if ((rc = check_changed(app, &heads, &nchanged, &changed, NULL, err))) goto cleanup;
+  if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
+  in_tx = 1;
+  for (size_t i = 0; i < changed.n; i++) {
+    int idx = changed.idx[i];
+    if (a->npos && !lm_revset_has(&only, idx)) continue;
+    const char *path = lm_dag_path(app->dag, idx);
+    /* the checksum of the bytes this run read, as a run of the file would record it */
+    const char *now = lm_loader_checksum(app, idx);
+    if (!now) {
+      rc = lm_error_set(err, LM_ERR, "%s: no checksum of the file was computed", path);
+      goto cleanup;
+    }
+    if ((rc = lm_vt_set_checksum(&app->vt, app->conn, lm_dag_id(app->dag, idx), now, err)))
+      goto cleanup;
+    printf("Recorded %s as revision %s's file (sha256 %.12s)\n", path, lm_dag_id(app->dag, idx),
+           now);
+    done++;
+  }
+  for (size_t i = 0; i < only.n; i++)
+    if (!lm_revset_has(&changed, only.idx[i]))
+      printf("Revision %s: its file is as it was applied (or it is not applied); nothing to "
+             "record\n",
+             lm_dag_id(app->dag, only.idx[i]));
+  if ((rc = lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
+  in_tx = 0;
+  if (!done && !a->npos) printf("No applied file changed since it ran: nothing to record\n");
+cleanup:
+  if (in_tx) {
+    lm_error e = {0};
+    lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
+    lm_error_clear(&e);
+  }
+  lm_revset_free(&heads);
+  lm_revset_free(&changed);
+  lm_revset_free(&only);
   return rc < 0 ? rc : LM_OK;
 }
 
@@ -1101,14 +1196,14 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   if (a->resume && !half.revision)
     lm_log_info("--resume: no revision is half-done; %s as usual",
                 upgrade ? "upgrading" : "downgrading");
-  int nchanged;
-  if ((rc = check_changed(app, &heads, &nchanged, NULL, err))) goto cleanup;
   rc = lm_dag_resolve(app->dag, expr, &heads, upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
                       &target, err);
   if (rc < 0) goto cleanup;
   rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
                : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
   if (rc < 0) goto cleanup;
+  int nchanged;
+  if ((rc = check_changed(app, &heads, &nchanged, NULL, &plan, err))) goto cleanup;
   if (half.revision) {
     if (plan.n == 0 || strcmp(lm_dag_id(app->dag, plan.idx[0]), half.revision) != 0) {
       rc = lm_error_set(err, LM_EUSAGE,
@@ -1596,7 +1691,7 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
                      o->kind == LM_VT_INSERT ? NULL : lm_dag_id(app->dag, o->from),
                      o->kind == LM_VT_DELETE ? NULL : lm_dag_id(app->dag, o->to), err);
   }
-  if (rc == LM_OK && !a->sql) {
+  if (rc == LM_OK) { /* the history row, online and in a --sql script alike */
     for (size_t i = 0; i < heads.n; i++)
       sb_add(&from, "%s%s", i ? " " : "", lm_dag_id(app->dag, heads.idx[i]));
     for (size_t i = 0; i < next.n; i++)
@@ -1608,7 +1703,8 @@ static int cmd_stamp(lm_app *app, cmdargs *a, lm_error *err) {
         .to_ids = to.s ? to.s : "",
         .started_at = started,
     };
-    rc = lm_vt_record_step(&app->vt, app->conn, &rec, err);
+    rc = a->sql ? lm_emit_stamp_history(app, rec.revision, rec.from_ids, rec.to_ids, err)
+                : lm_vt_record_step(&app->vt, app->conn, &rec, err);
   }
   /* A failed step leaves the transaction open for the ROLLBACK below. */
   if (a->sql) {
@@ -1841,6 +1937,9 @@ static int cmd_revision(lm_app *app, cmdargs *a, lm_error *err) {
     rc = lm_error_set(err, LM_EUSAGE,
                       "Multiple heads are present; please specify the head revision on which "
                       "the new revision should be based, or perform a merge.");
+    lm_error_setfield(&err->hint,
+                      "luamigrate merge heads -m \"merge\" joins them; --head REV bases the "
+                      "new revision on one of them");
     goto cleanup;
   }
   if ((rc = lm_dag_resolve(app->dag, head, &none, LM_RESOLVE_SHOW, &base, err)) < 0) goto cleanup;
@@ -2046,28 +2145,35 @@ static char *luals_dir(void) {
 
 /* Writes .luarc.json next to the config file, pointing LuaLS at the annotation library, so
  * op and sa complete in revision files. Skipped when there is no installed library or the
- * project already has a .luarc.json. */
+ * project already has a .luarc.json. The file is meant to be committed, so the path must hold
+ * on teammates' machines: a library inside the project (a copy installed into it) is named
+ * relative to the project; any other by its absolute path, which for the standard installs
+ * (the .deb's /usr, cmake --install's default /usr/local) is the same on every machine; a
+ * library elsewhere gets a note that the path is this machine's. */
 static int write_luarc(const char *cfg, lm_error *err) {
   char *lib = luals_dir();
   if (!lib) return LM_OK;
   const char *slash = strrchr(cfg, '/');
-  char *path = NULL;
+  char *path = NULL, *dir = NULL, *proj = NULL;
   if (slash) {
     size_t dlen = (size_t)(slash - cfg);
-    char *dir = strndup(cfg, dlen ? dlen : 1);
+    dir = strndup(cfg, dlen ? dlen : 1);
     path = dir ? lm_path_join(dir, ".luarc.json") : NULL;
-    free(dir);
   } else {
     path = strdup(".luarc.json");
   }
-  char *esc = malloc(2 * strlen(lib) + 1);
+  proj = realpath(dir ? dir : ".", NULL);
+  const char *named = lib;
+  size_t plen = proj ? strlen(proj) : 0;
+  if (proj && !strncmp(lib, proj, plen) && lib[plen] == '/') named = lib + plen + 1;
+  char *esc = malloc(2 * strlen(named) + 1);
   int rc = LM_OK;
   if (!path || !esc) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
   char *e = esc;
-  for (const char *p = lib; *p; p++) {
+  for (const char *p = named; *p; p++) {
     if (*p == '"' || *p == '\\') *e++ = '\\';
     *e++ = *p;
   }
@@ -2091,9 +2197,16 @@ static int write_luarc(const char *cfg, lm_error *err) {
   rc = write_new_file(path, text, err);
   free(text);
   if (!rc) printf("Generating %s ... done\n", path);
+  if (!rc && named == lib && strncmp(lib, "/usr/", 5) != 0)
+    printf("Note: %s names the LuaLS library by where this machine has it (%s); teammates "
+           "whose luamigrate is installed elsewhere need their own path there (the .deb and "
+           "cmake --install's default prefix put it in the same place on every machine)\n",
+           path, lib);
 cleanup:
   free(lib);
   free(path);
+  free(dir);
+  free(proj);
   free(esc);
   return rc;
 }
@@ -2119,11 +2232,22 @@ static int cmd_init(lm_app *app, cmdargs *a, lm_error *err) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  if (mkdir(dir, 0755) != 0 || mkdir(versions, 0755) != 0) {
-    rc = lm_error_set(err, LM_ERR, "cannot create %s: %s", dir, strerror(errno));
+  /* Missing parents are created (init db/migrations), as mkdir -p does. A directory that
+   * cannot be made is a usage error (exit 2), not a database one. */
+  for (char *p = strchr(versions + 1, '/'); p; p = strchr(p + 1, '/')) {
+    *p = '\0';
+    int made = mkdir(versions, 0755) == 0;
+    if (!made && errno != EEXIST) {
+      rc = lm_error_set(err, LM_EUSAGE, "cannot create %s: %s", versions, strerror(errno));
+      goto cleanup;
+    }
+    if (made) printf("Creating directory %s ... done\n", versions);
+    *p = '/';
+  }
+  if (mkdir(versions, 0755) != 0) {
+    rc = lm_error_set(err, LM_EUSAGE, "cannot create %s: %s", versions, strerror(errno));
     goto cleanup;
   }
-  printf("Creating directory %s ... done\n", dir);
   printf("Creating directory %s ... done\n", versions);
   lua_State *L = app->L;
   if ((rc = lm_push_module_field(L, "luamigrate.template", "DEFAULT", err))) goto cleanup;
@@ -2399,6 +2523,7 @@ static const command COMMANDS[] = {
     {"convert", NULL, 0, cmd_convert},
     {"inspect", "output baseline message ", 1, cmd_inspect},
     {"lint", "offline json downgrade ", 1, cmd_lint},
+    {"repair", "", 1, cmd_repair},
 };
 
 int lm_command_run(lm_app *app, lm_error *err) {

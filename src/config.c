@@ -10,6 +10,7 @@
 
 #include "app.h"
 #include "bind/bind.h"
+#include "conn.h"
 
 #define CONFIG_NAME "luamigrate.lua"
 
@@ -213,5 +214,15 @@ int lm_config_load(lm_app *app, lm_error *err) {
   lua_settop(L, top);
   if (!cfg->dir || !cfg->script_location || !cfg->versions_dir || !cfg->version_table)
     return lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (cfg->url) {
+    char source[1024];
+    if (app->opts->url)
+      snprintf(source, sizeof source, "--url");
+    else if (env_url && *env_url)
+      snprintf(source, sizeof source, "DATABASE_URL");
+    else
+      snprintf(source, sizeof source, "%s: url", cfg->path);
+    return lm_conn_url_scheme(cfg->url, source, err);
+  }
   return LM_OK;
 }

@@ -36,37 +36,115 @@ static void set_libpq_message(lm_error *err, int code, const char *prefix, const
   free(copy);
 }
 
-/* A connection string libpq cannot parse is a usage error; its quoted fragments could be a
- * password, so they are left out when one may be present. */
-static int check_parse(const char *conninfo, lm_error *err) {
+/* The spans of conninfo that hold a password (at most `max`): a URI's user:PASSWORD@ and
+ * ?password=, a key=value string's password=VALUE. Returns how many were found. */
+typedef struct span {
+  size_t at, len;
+} span;
+
+static size_t password_spans(const char *s, span *out, size_t max) {
+  size_t n = 0;
+  /* a URI as libpq tells one: by its prefix; its user info ends at the first '@' */
+  const char *sep = NULL;
+  if (!strncmp(s, "postgresql://", 13))
+    sep = s + 10;
+  else if (!strncmp(s, "postgres://", 11))
+    sep = s + 8;
+  if (sep) {
+    const char *auth = sep + 3, *at = auth + strcspn(auth, "@/");
+    const char *colon = *at == '@' ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon && n < max) out[n++] = (span){(size_t)(colon + 1 - s), (size_t)(at - colon - 1)};
+  }
+  for (const char *p = strstr(s, "password"); p && n < max; p = strstr(p + 8, "password")) {
+    if (p > s && !strchr(sep ? "?&" : " \t\n", p[-1])) continue;
+    const char *v = p + 8;
+    if (!sep) v += strspn(v, " \t\n");
+    if (*v != '=') continue;
+    v++;
+    if (sep) {
+      out[n++] = (span){(size_t)(v - s), strcspn(v, "&")};
+      continue;
+    }
+    v += strspn(v, " \t\n");
+    const char *e = v;
+    if (*e == '\'') {
+      for (e++; *e && *e != '\''; e++)
+        if (*e == '\\' && e[1]) e++;
+      if (*e) e++;
+    } else {
+      e += strcspn(e, " \t\n");
+    }
+    out[n++] = (span){(size_t)(v - s), (size_t)(e - v)};
+  }
+  return n;
+}
+
+/* A connection string libpq cannot parse is a usage error. libpq's message may quote the
+ * part it could not parse; every copy of a password in it becomes "***". */
+int lm_conn_check_url(const char *conninfo, lm_error *err) {
   char *errmsg = NULL;
   PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
   if (opts) {
     PQconninfoFree(opts);
     return LM_OK;
   }
+  span pw[8];
+  size_t npw = password_spans(conninfo, pw, 8);
   char why[512];
   size_t n = 0;
-  int hide = strchr(conninfo, '@') || strstr(conninfo, "password"), quoted = 0;
-  for (const char *p = errmsg ? errmsg : "cannot parse it"; *p && *p != '\n' && n + 5 < sizeof why;
-       p++) {
-    if (hide && *p == '"') {
-      quoted = !quoted;
-      if (quoted) {
-        memcpy(why + n, "\"...", 4);
-        n += 4;
-        continue;
-      }
+  const char *msg = errmsg ? errmsg : "cannot parse it";
+  /* libpq's message quotes what it shows of the string. A password of four bytes or more
+   * is hidden wherever it appears (the string itself may hold quotes, so the quoting cannot
+   * be trusted); a shorter one only inside quotes, where it cannot be an ordinary word. */
+  int quoted = 0;
+  for (const char *p = msg; *p && *p != '\n' && n + 4 < sizeof why;) {
+    size_t skip = 0;
+    if (*p == '"') quoted = !quoted;
+    for (size_t i = 0; i < npw && !skip; i++)
+      if (pw[i].len && (quoted || pw[i].len >= 4) && !strncmp(p, conninfo + pw[i].at, pw[i].len))
+        skip = pw[i].len;
+    if (skip) {
+      memcpy(why + n, "***", 3);
+      n += 3;
+      p += skip;
+    } else {
+      why[n++] = *p++;
     }
-    if (!quoted || !hide) why[n++] = *p;
   }
   why[n] = '\0';
   PQfreemem(errmsg);
   return lm_error_set(err, LM_EUSAGE, "invalid database URL or connection string: %s", why);
 }
 
+int lm_conn_url_scheme(char *url, const char *source, lm_error *err) {
+  size_t len = strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+  if (!len || strncmp(url + len, "://", 3) != 0) return LM_OK; /* key=value conninfo */
+  char scheme[64];
+  snprintf(scheme, sizeof scheme, "%.*s", (int)len, url);
+  for (char *c = scheme; *c; c++)
+    if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+  if (!strcmp(scheme, "postgresql") || !strcmp(scheme, "postgres")) return LM_OK;
+  const char *plus = strchr(scheme, '+');
+  size_t base = plus ? (size_t)(plus - scheme) : len;
+  if (plus && (!strncmp(scheme, "postgresql", base) || !strncmp(scheme, "postgres", base)) &&
+      (base == 10 || base == 8)) {
+    /* SQLAlchemy's dialect+driver: the driver means nothing to libpq. The dialect stays
+     * (postgres:// and postgresql:// are both libpq's), so the string only shrinks. */
+    lm_log_info("%s: %s:// is SQLAlchemy's form of the URL; connecting with %.*s://", source,
+                scheme, (int)base, scheme);
+    memmove(url + base, url + len, strlen(url + len) + 1);
+    memcpy(url, scheme, base);
+    return LM_OK;
+  }
+  lm_error_set(err, LM_EUSAGE, "%s: a %.*s:// URL: luamigrate works with PostgreSQL only", source,
+               (int)base, scheme);
+  lm_error_setfield(&err->hint,
+                    "give a postgresql:// URL or a key=value conninfo string (libpq's forms)");
+  return LM_EUSAGE;
+}
+
 PGconn *lm_conn_open(const char *conninfo, lm_error *err) {
-  if (conninfo && *conninfo && check_parse(conninfo, err)) return NULL;
+  if (conninfo && *conninfo && lm_conn_check_url(conninfo, err)) return NULL;
   const char *keys[] = {"dbname", "fallback_application_name", NULL};
   const char *vals[] = {conninfo && *conninfo ? conninfo : NULL, "luamigrate", NULL};
   PGconn *conn = PQconnectdbParams(keys, vals, 1);

@@ -940,11 +940,35 @@ static int resolve_one(const lm_dag *dag, const char *s, int *out, lm_error *err
 }
 
 static int multiple_heads(lm_error *err, const char *what) {
-  return lm_error_set(err, LM_ENOTFOUND,
-                      "Multiple head revisions are present for given argument '%s'; please "
-                      "specify a specific target revision, '<branchname>@head' to narrow to a "
-                      "specific head, or 'heads' for all heads",
-                      what);
+  lm_error_set(err, LM_ENOTFOUND,
+               "Multiple head revisions are present for given argument '%s'; please "
+               "specify a specific target revision, '<branchname>@head' to narrow to a "
+               "specific head, or 'heads' for all heads",
+               what);
+  /* Alembic's wording stays; the way out is added (two heads usually come from a git merge
+   * of branches that each added a revision). */
+  lm_error_setfield(&err->hint,
+                    "join the heads with a merge revision: luamigrate merge heads -m \"merge\"");
+  return LM_ENOTFOUND;
+}
+
+/* "Ambiguous walk" (Alembic's words), with a hint naming a target that is not ambiguous:
+ * idx is where the walk stopped (-1: base, with several bases), `other` a revision to go to. */
+static int ambiguous_walk(const lm_dag *dag, int idx, int other, int up, lm_error *err) {
+  lm_error_set(err, LM_ENOTFOUND, "Ambiguous walk");
+  char hint[512];
+  const char *cmd = up ? "upgrade" : "downgrade", *to = dag->revs[other].id;
+  if (idx < 0)
+    snprintf(hint, sizeof hint,
+             "there are several bases: name the revision to go to, e.g. 'luamigrate %s %s'", cmd,
+             to);
+  else
+    snprintf(hint, sizeof hint,
+             "%s is a %s point: name the revision to go to, e.g. 'luamigrate %s %s', or step "
+             "from one branch's revision, e.g. 'luamigrate %s %s%s1'",
+             dag->revs[idx].id, up ? "branch" : "merge", cmd, to, cmd, to, up ? "+" : "-");
+  lm_error_setfield(&err->hint, hint);
+  return LM_ENOTFOUND;
 }
 
 /* The heads (effective ones included) on the line of idx: its descendants-or-self through
@@ -972,19 +996,19 @@ static int walk(const lm_dag *dag, int from, long n, int up, const char *expr, i
         size_t nb = bases.n;
         int b = nb ? bases.idx[0] : -1;
         lm_revset_free(&bases);
-        if (nb > 1) return lm_error_set(err, LM_ENOTFOUND, "Ambiguous walk");
+        if (nb > 1) return ambiguous_walk(dag, -1, b, 1, err);
         if (nb == 0) goto short_walk;
         cur = b;
         continue;
       }
       const rev *r = &dag->revs[cur];
-      if (r->children.n > 1) return lm_error_set(err, LM_ENOTFOUND, "Ambiguous walk");
+      if (r->children.n > 1) return ambiguous_walk(dag, cur, r->children.idx[0], 1, err);
       if (r->children.n == 0) goto short_walk;
       cur = r->children.idx[0];
     } else {
       if (cur < 0) goto short_walk;
       const rev *r = &dag->revs[cur];
-      if (r->ndown > 1) return lm_error_set(err, LM_ENOTFOUND, "Ambiguous walk");
+      if (r->ndown > 1) return ambiguous_walk(dag, cur, r->parents[0], 0, err);
       cur = r->ndown ? r->parents[0] : -1;
     }
   }

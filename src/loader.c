@@ -649,6 +649,21 @@ static void cache_close(cache_out *w, sbuf_t *body, const char *path, int keep) 
   memset(w, 0, sizeof *w);
 }
 
+/* Whether the file run in environment `env` assigned migration global `name` (nil
+ * included): luamigrate.env's metatable records it. */
+static int assigned(lua_State *L, int env, const char *name) {
+  int yes = 0;
+  if (lua_getmetatable(L, env)) {
+    if (lua_getfield(L, -1, "__assigned") == LUA_TTABLE) {
+      lua_getfield(L, -1, name);
+      yes = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+  }
+  return yes;
+}
+
 /* Runs one file (its bytes data[0..len), hashing to sum), checks its migration globals and
  * adds it to the DAG; appends its cache line (after name and checksum) to `line`. Leaves
  * the stack as it found it. */
@@ -662,15 +677,28 @@ static int load_one(lm_app *app, int mkenv, const char *path, const char *data, 
   int env = lua_gettop(L);
   lua_pushliteral(L, "revision");
   if (lua_rawget(L, env) != LUA_TSTRING) {
-    rc = lua_isnil(L, -1) ? lm_error_set(err, LM_EUSAGE,
-                                         "%s: missing 'revision' (every revision file sets "
-                                         "revision = \"<id>\")",
-                                         path)
-                          : lm_error_set(err, LM_EUSAGE, "%s: 'revision' must be a string, got %s",
-                                         path, luaL_typename(L, -1));
+    rc = !lua_isnil(L, -1) ? lm_error_set(err, LM_EUSAGE, "%s: 'revision' must be a string, got %s",
+                                          path, luaL_typename(L, -1))
+         : assigned(L, env, "revision")
+             ? lm_error_set(err, LM_EUSAGE,
+                            "%s: 'revision' is nil (every revision file sets revision = \"<id>\")",
+                            path)
+             : lm_error_set(err, LM_EUSAGE,
+                            "%s: missing 'revision' (every revision file sets "
+                            "revision = \"<id>\")",
+                            path);
     goto cleanup;
   }
   const char *id = lua_tostring(L, -1);
+  /* Alembic fails on a file without down_revision; taking it as nil would make a second
+   * base without a word. */
+  if (!assigned(L, env, "down_revision")) {
+    rc = lm_error_set(err, LM_EUSAGE, "%s: revision %s never assigns 'down_revision'", path, id);
+    lm_error_setfield(&err->hint,
+                      "set it to the id of the revision this one follows, or to nil for a "
+                      "base (down_revision = nil), as 'luamigrate revision' writes it");
+    goto cleanup;
+  }
   const char **down, **labels, **deps;
   size_t nd, nl, ne;
   if ((rc = read_list(L, env, "down_revision", path, &down, &nd, err)) ||

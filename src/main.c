@@ -1,7 +1,5 @@
-/* The luamigrate executable: parses the command line, runs the command inside a protected
- * Lua call (so even a Lua memory error ends in a message, not a crash), then releases the
- * lock, the connection and the Lua state on every path. */
-#include <errno.h>
+/* The luamigrate executable: one run of the command line (pmain.c) with the Lua modules
+ * compiled in. */
 #include <lauxlib.h>
 #include <lfs.h>
 #include <lualib.h>
@@ -11,17 +9,15 @@
 
 #include "app.h"
 #include "bind/bind.h"
-#include "cancel.h"
-#include "cli.h"
-#include "conn.h"
-#include "log.h"
+#include "pmain.h"
 #include "luamigrate/luamigrate.h"
 
 int luaopen_cjson(lua_State *L); /* lua-cjson's entry point (it ships no header) */
 
 /* Every module a migration or the engine requires, compiled in: the embedded Lua sources
  * (src/embedded.c), the C core, LuaFileSystem (linked statically) and lua-cjson. */
-static void preload(lua_State *L) {
+static void preload(lua_State *L, void *ud) {
+  (void)ud;
   lm_preload_embedded(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_lfs);
@@ -31,107 +27,8 @@ static void preload(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* os.exit in a migration, a revision file, a helper or the config would end the process
- * with whatever the run had done half-finished and no word said: it raises instead, at the
- * caller's file:line, so the run stops the way any other error stops it (rolled back). */
-static int l_refuse_exit(lua_State *L) {
-  return luaL_error(L,
-                    "os.exit() called: a migration, revision file or config cannot end "
-                    "luamigrate (raise an error with error(\"...\") instead)");
-}
-
-static int pmain(lua_State *L) {
-  lm_app *app = lua_touserdata(L, 1);
-  lm_error *err = lua_touserdata(L, 2);
-  luaL_openlibs(L);
-  lua_getglobal(L, "os");
-  lua_pushcfunction(L, l_refuse_exit);
-  lua_setfield(L, -2, "exit");
-  lua_pop(L, 1);
-  preload(L);
-  lm_cancel_install(L);
-  lua_pushinteger(L, lm_command_run(app, err));
-  return 1;
-}
-
-static int exit_code(int rc) {
-  switch (rc) {
-    case LM_OK: return LUAMIGRATE_EXIT_OK;
-    case LM_EUSAGE:
-    case LM_ENOTFOUND: return LUAMIGRATE_EXIT_USAGE;
-    case LM_EHALFDONE: return LUAMIGRATE_EXIT_HALFDONE;
-    default: return LUAMIGRATE_EXIT_ERROR;
-  }
-}
-
 int luamigrate_main(int argc, char **argv) {
-  lm_opts opts = {0};
-  lm_app app = {0};
-  lm_error err = {0};
-  int done = 0;
-  int rc = lm_cli_parse(argc, argv, &opts, &done, &err);
-  lm_log_setup(opts.quiet ? -1 : 0, (lm_color)opts.color);
-  if (rc == LM_OK && !done) {
-    app.opts = &opts;
-    app.envs_ref = LUA_NOREF;
-    app.L = luaL_newstate();
-    if (!app.L) {
-      rc = lm_error_set(&err, LM_ENOMEM, "cannot create a Lua state");
-    } else {
-      lua_pushcfunction(app.L, pmain);
-      lua_pushlightuserdata(app.L, &app);
-      lua_pushlightuserdata(app.L, &err);
-      if (lua_pcall(app.L, 2, 1, 0) != LUA_OK) {
-        lm_error_set(&err, LM_ERR, "%s", luaL_optstring(app.L, -1, "error in error handling"));
-        rc = LM_ERR;
-      } else {
-        rc = (int)lua_tointeger(app.L, -1);
-        if (rc && !err.message) lm_error_set(&err, rc, "failed (code %d)", rc);
-      }
-    }
-    /* The work connection goes first: a lease renewal waiting on its row lock must not
-     * keep the release waiting. */
-    if (app.conn) PQfinish(app.conn);
-    app.conn = NULL;
-    lm_conn_set_guard(NULL, NULL, NULL);
-    lm_cancel_set_conn(NULL);
-    lm_error unlock = {0};
-    if (lm_lock_release(&app.lock, &unlock) != LM_OK) {
-      if (rc == LM_OK) {
-        lm_error_clear(&err);
-        err = unlock;
-        rc = unlock.code;
-      } else {
-        lm_log_warn("%s", unlock.message);
-        lm_error_clear(&unlock);
-      }
-    }
-    if (app.conn) PQfinish(app.conn);
-    lm_vt_free(&app.vt);
-    lm_dag_free(app.dag);
-    free(app.sums);
-    if (app.L) lua_close(app.L);
-    lm_config_free(&app.cfg);
-  }
-  /* Every result, script and message on stdout is checked here, once: a full disk or a
-   * closed pipe must not pass for a complete --sql script (the error is sticky in ferror). */
-  errno = 0;
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    int e = errno;
-    if (rc == LM_OK) {
-      lm_error_clear(&err);
-      rc = lm_error_set(&err, LM_ERR, "cannot write to standard output: %s",
-                        e ? strerror(e) : "a write failed (a full disk or a closed pipe?)");
-    }
-  }
-  if (rc != LM_OK) {
-    lm_log_break();
-    lm_error_print(&err, stderr, lm_log_sgr(stderr, LM_STYLE_ERROR),
-                   lm_log_sgr(stderr, LM_STYLE_RESET));
-  }
-  lm_error_clear(&err);
-  free(opts.x);
-  return exit_code(rc);
+  return lm_pmain_run(argc, argv, preload, NULL);
 }
 
 int main(int argc, char **argv) {

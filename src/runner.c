@@ -49,18 +49,77 @@ static char *comma_ids(const lm_dag *dag, const int *idx, size_t n) {
   return lm_dag_format_ids(dag, idx, n);
 }
 
+/* The traceback as a user wants it: frames in luamigrate's own modules ("[luamigrate]/...",
+ * the embedded sources) are left out, and with them the C functions they called into or that
+ * called them (a "[C]" frame followed by no frame of the user's) and the "(...tail calls...)"
+ * mark of a frame left out. -v keeps everything. malloc'd, or NULL. */
+static char *user_frames(const char *tb) {
+  if (!tb) return NULL;
+  if (lm_log_verbose()) return strdup(tb);
+  size_t nlines = 1;
+  for (const char *p = tb; *p; p++) nlines += *p == '\n';
+  const char **line = malloc(nlines * sizeof *line);
+  size_t *len = malloc(nlines * sizeof *len);
+  char *kind = malloc(nlines), *out = malloc(strlen(tb) + 1);
+  if (!line || !len || !kind || !out) {
+    free(line);
+    free(len);
+    free(kind);
+    free(out);
+    return NULL;
+  }
+  /* kind: 'u' the user's frame (or the heading), 'i' internal, 'c' a C frame, 't' a tail mark */
+  size_t n = 0;
+  for (const char *p = tb; *p && n < nlines; n++) {
+    const char *nl = strchr(p, '\n');
+    line[n] = p;
+    len[n] = nl ? (size_t)(nl - p) : strlen(p);
+    const char *f = p + strspn(p, "\t ");
+    if (!strncmp(f, "[luamigrate]/", 13))
+      kind[n] = 'i';
+    else if (!strncmp(f, "[C]:", 4))
+      kind[n] = 'c';
+    else if (!strncmp(f, "(...tail calls...)", 18))
+      kind[n] = 't';
+    else
+      kind[n] = 'u';
+    p = nl ? nl + 1 : p + len[n];
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (kind[i] != 'c') continue;
+    size_t j = i + 1;
+    while (j < n && (kind[j] == 't' || kind[j] == 'c')) j++;
+    if (j == n || kind[j] == 'i') kind[i] = 'i';
+  }
+  for (size_t i = 1; i < n; i++)
+    if (kind[i] == 't' && kind[i - 1] == 'i') kind[i] = 'i';
+  size_t used = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (kind[i] == 'i') continue;
+    if (used) out[used++] = '\n';
+    memcpy(out + used, line[i], len[i]);
+    used += len[i];
+  }
+  out[used] = '\0';
+  free(line);
+  free(len);
+  free(kind);
+  return out;
+}
+
 /* Builds the user-facing error for a failed step from the Lua error table at the top. */
 static void step_error(lm_app *app, int idx, int upgrade, const char *from, const char *to,
                        lm_error *err) {
   lua_State *L = app->L;
   int e = lua_gettop(L);
   lm_error_from_lua(L, e, LM_ERR, err);
-  const char *where = NULL, *tb = NULL;
+  const char *where = NULL;
+  char *tb = NULL;
   if (lua_istable(L, e)) {
     lua_getfield(L, e, "where");
     where = lua_tostring(L, -1);
     lua_getfield(L, e, "traceback");
-    tb = lua_tostring(L, -1);
+    tb = user_frames(lua_tostring(L, -1));
   }
   const char *path = lm_dag_path(app->dag, idx);
   const char *msg = err->message ? err->message : "error";
@@ -102,6 +161,7 @@ static void step_error(lm_app *app, int idx, int upgrade, const char *from, cons
   free(err->detail);
   err->detail = detail;
   err->code = LM_ERR;
+  free(tb);
   lua_settop(L, e - 1);
 }
 
@@ -898,7 +958,11 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   if (rc != LM_OK &&
       (lm_conn_begin_pending(app->conn) || PQtransactionStatus(app->conn) != PQTRANS_IDLE)) {
     rollback(app->conn);
-    if (half_done)
+    if (j.resume)
+      lm_log_info("Rolled back this run's transaction; revision %s stays half-done, as its "
+                  "journal records (see the hint)",
+                  j.resume->revision);
+    else if (half_done)
       lm_log_info(
           "Rolled back the failed migration's open transaction; what its autocommit "
           "block committed stays (see the hint)");
@@ -1017,6 +1081,39 @@ int lm_emit_offline_preamble(lm_app *app, lm_error *err) {
   else
     lua_pushnil(L);
   if (offline_call(L, "preamble", 1, 1, err)) return LM_ERR;
+  lm_emit_sql(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return LM_OK;
+}
+
+int lm_emit_stamp_history(lm_app *app, const char *revision, const char *from, const char *to,
+                          lm_error *err) {
+  lua_State *L = app->L;
+  lua_pushstring(L, app->cfg.version_table);
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, revision);
+  lua_setfield(L, -2, "revision");
+  lua_pushliteral(L, "stamp");
+  lua_setfield(L, -2, "operation");
+  const char *ids[2] = {from, to};
+  const char *names[2] = {"from", "to"};
+  for (int k = 0; k < 2; k++) { /* space-separated ids -> a list */
+    lua_newtable(L);
+    lua_Integer n = 0;
+    for (const char *p = ids[k]; *p;) {
+      size_t len = strcspn(p, " ");
+      if (len) {
+        lua_pushlstring(L, p, len);
+        lua_rawseti(L, -2, ++n);
+      }
+      p += len;
+      p += strspn(p, " ");
+    }
+    lua_setfield(L, -2, names[k]);
+  }
+  lua_pushliteral(L, LM_VERSION);
+  lua_setfield(L, -2, "version");
+  if (offline_call(L, "history_row", 2, 1, err)) return LM_ERR;
   lm_emit_sql(lua_tostring(L, -1));
   lua_pop(L, 1);
   return LM_OK;
@@ -1184,6 +1281,15 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     lua_setfield(L, -2, "file");
     lua_pushliteral(L, LM_VERSION);
     lua_setfield(L, -2, "version");
+    lua_pushboolean(L, per_migration);
+    lua_setfield(L, -2, "timed");
+    /* the file's bytes, for the checksum an online run records (changed-file detection) */
+    char *content = NULL;
+    size_t clen = 0;
+    if ((rc = lm_read_file(lm_dag_path(app->dag, idx), &content, &clen, err))) goto done;
+    lua_pushlstring(L, content, clen);
+    free(content);
+    lua_setfield(L, -2, "content");
     if ((rc = offline_call(L, "history_row", 2, 1, err))) goto done;
     lm_emit_sql(lua_tostring(L, -1));
     lua_pop(L, 1);

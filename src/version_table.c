@@ -428,3 +428,24 @@ int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *e
                           vt->history, ""),
                  "reading", "history", vt->history, err);
 }
+
+int lm_vt_set_checksum(lm_vt *vt, PGconn *conn, const char *revision, const char *checksum,
+                       lm_error *err) {
+  PGresult *res = NULL;
+  const char *vals[2] = {revision, checksum};
+  int rc = exec_fmt(conn, err, &res, 2, vals,
+                    "UPDATE %s SET checksum = $2 WHERE id = (SELECT id FROM %s WHERE revision = $1 "
+                    "AND operation = 'upgrade' ORDER BY id DESC LIMIT 1)",
+                    vt->history, vt->history);
+  return rc ? rc : expect_one(res, vt, "recording the checksum of", revision, NULL, err);
+}
+
+int lm_vt_stamped(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err) {
+  int exists = 0;
+  int rc = lm_vt_table_exists(conn, vt->history, &exists, err);
+  if (rc) return rc;
+  if (!exists) return lm_exec(conn, "SELECT NULL::text WHERE false", 0, NULL, NULL, NULL, res, err);
+  return exec_fmt(conn, err, res, 0, NULL,
+                  "SELECT DISTINCT unnest(to_revisions) FROM %s WHERE operation = 'stamp'%s",
+                  vt->history, "");
+}

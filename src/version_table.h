@@ -74,5 +74,13 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
  * started (epoch seconds), its duration (ms), and the start as text. *res holds the rows
  * (columns 0 to 4; none when the history table does not exist); PQclear it. */
 int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err);
+/* The revisions some stamp moved the version table to (one column of ids): what a status
+ * without a record of a revision running can say it was stamped from. */
+int lm_vt_stamped(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err);
+
+/* repair: makes `checksum` (lm_vt_checksum's hex) the recorded checksum of revision's latest
+ * upgrade, as if the file had been applied as it is now. */
+int lm_vt_set_checksum(lm_vt *vt, PGconn *conn, const char *revision, const char *checksum,
+                       lm_error *err);
 
 #endif

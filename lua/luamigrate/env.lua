@@ -1,6 +1,7 @@
--- The private environment each migration file runs in: the documented migration globals,
--- `op`, `sa`, `postgresql` and the standard library. Reading any other undefined name raises at file:line,
--- so a typo fails loudly instead of silently reading nil.
+-- The private environment each migration file runs in: the documented migration
+-- globals, `op`, `sa`, `postgresql` and the standard library (its print writes to stderr).
+-- Reading any other undefined name raises at file:line, so a typo fails loudly instead of
+-- silently reading nil.
 local M = {}
 
 local STDLIB = {
@@ -22,14 +23,24 @@ local function base_names()
     base = { op = require "luamigrate.op", sa = require "luamigrate.sa",
       postgresql = require "luamigrate.postgresql" }
     for _, k in ipairs(STDLIB) do base[k] = _G[k] end
+    -- print goes to stderr: stdout is the --sql script's (and command output's)
+    base.print = require("luamigrate.core").print
   end
   return base
 end
 
--- Returns a fresh environment table for one migration file.
+-- Returns a fresh environment table for one migration file. Its metatable's __assigned
+-- records each migration global the file assigned, nil included, so the loader tells a file
+-- that says `down_revision = nil` (a base) from one that never says it (a mistake).
 function M.migration()
   local names = base_names()
+  local assigned = {}
   return setmetatable({}, {
+    __assigned = assigned,
+    __newindex = function(t, k, v)
+      if M.MIGRATION_GLOBALS[k] then assigned[k] = true end
+      rawset(t, k, v)
+    end,
     __index = function(_, k)
       -- pcall and xpcall are read from _G each time: a pipelining run swaps in its own.
       if k == "pcall" or k == "xpcall" then return _G[k] end

@@ -81,15 +81,32 @@ local function array(ids)
   return "ARRAY[" .. table.concat(q, ", ") .. "]::varchar(32)[]"
 end
 
--- A history row for a step applied by the script (no checksum, duration 0: the script
--- cannot time itself).
+-- The checksum a history row records for a file's bytes, as SQL: the engine records
+-- encode(sha256(file), 'hex') computed by the server (version_table.c), so the script has
+-- the server compute the same from the bytes, written in hex (no backslash, so it reads
+-- the same whatever standard_conforming_strings says). The one place a --sql checksum is
+-- made: a client-side SHA-256 would make it a plain literal here.
+function M.checksum_sql(content)
+  local hex = content:gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+  return "encode(sha256(decode('" .. hex .. "', 'hex')), 'hex')"
+end
+
+-- A history row for a step applied by the script. rec: revision, operation, from, to, version;
+-- message, file and content (the file's bytes, for the checksum) when a file ran; timed
+-- (one transaction per migration): started_at is the transaction's start, the duration
+-- until the row is written. Without it (a stamp, or one transaction for the whole script)
+-- the row is written at clock_timestamp() with duration 0.
 function M.history_row(version_table, rec)
   local _, hist = M.names(version_table)
+  local function text(v) return v and quote.literal(v) or "NULL" end
   return "INSERT INTO " .. hist .. " (revision, operation, from_revisions, to_revisions, message, "
-    .. "file, started_at, duration_ms, luamigrate_version) VALUES (" .. quote.literal(rec.revision)
-    .. ", " .. quote.literal(rec.operation) .. ", " .. array(rec.from) .. ", " .. array(rec.to)
-    .. ", " .. quote.literal(rec.message or "") .. ", " .. quote.literal(rec.file or "")
-    .. ", clock_timestamp(), 0, " .. quote.literal(rec.version) .. ")"
+    .. "file, checksum, started_at, duration_ms, luamigrate_version) VALUES ("
+    .. quote.literal(rec.revision) .. ", " .. quote.literal(rec.operation) .. ", " .. array(rec.from)
+    .. ", " .. array(rec.to) .. ", " .. text(rec.message) .. ", " .. text(rec.file) .. ", "
+    .. (rec.content and M.checksum_sql(rec.content) or "NULL") .. ", "
+    .. (rec.timed and "now(), 1000 * extract(epoch FROM clock_timestamp() - now())"
+      or "clock_timestamp(), 0")
+    .. ", " .. quote.literal(rec.version) .. ")"
 end
 
 return M

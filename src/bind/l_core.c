@@ -1,5 +1,7 @@
 /* luamigrate.core: module entry point, the protected-call helper with its error-table
  * message handler, and conversions between Lua error tables and lm_error. */
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +10,8 @@
 #include "bind.h"
 #include "cli.h"
 #include "conn.h"
+#include "log.h"
+#include "pmain.h"
 
 int luaopen_luamigrate_conn(lua_State *L);
 int luaopen_luamigrate_dag(lua_State *L);
@@ -93,6 +97,23 @@ static char *field(lua_State *L, int idx, const char *name) {
   return s;
 }
 
+/* A helper module required by a migration runs in the ordinary globals, where the
+ * migration's op and sa are not: Lua's "(global 'op')" gets the line that fixes it. */
+static void missing_global_hint(lm_error *err) {
+  static const char *const names[][2] = {{"(global 'op')", "op"}, {"(global 'sa')", "sa"}};
+  if (err->hint || !err->message) return;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (!strstr(err->message, names[i][0])) continue;
+    char hint[256];
+    snprintf(hint, sizeof hint,
+             "only migration files get %s as a global; a helper module requires it: "
+             "local %s = require \"luamigrate.%s\"",
+             names[i][1], names[i][1], names[i][1]);
+    lm_error_setfield(&err->hint, hint);
+    return;
+  }
+}
+
 void lm_error_from_lua(lua_State *L, int idx, int code, lm_error *err) {
   idx = lua_absindex(L, idx);
   lm_error_clear(err);
@@ -100,6 +121,7 @@ void lm_error_from_lua(lua_State *L, int idx, int code, lm_error *err) {
   if (!lua_istable(L, idx)) {
     const char *m = lua_tostring(L, idx);
     err->message = strdup(m ? m : "(error object is not a string)");
+    missing_global_hint(err);
     return;
   }
   err->message = field(L, idx, "message");
@@ -112,6 +134,7 @@ void lm_error_from_lua(lua_State *L, int idx, int code, lm_error *err) {
   lua_getfield(L, idx, "position");
   err->position = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
+  missing_global_hint(err);
 }
 
 static int error_tostring(lua_State *L) {
@@ -216,9 +239,81 @@ static int l_core_md5_hex(lua_State *L) {
   return 1;
 }
 
+/* core.print(...): print() for migration files. It writes to stderr, so a migration's own
+ * output stays out of a --sql script on stdout, and ends an open progress line first, so
+ * the output does not run on from "Running upgrade ...". */
+static int l_core_print(lua_State *L) {
+  int n = lua_gettop(L);
+  lm_log_break();
+  for (int i = 1; i <= n; i++) {
+    size_t len;
+    const char *s = luaL_tolstring(L, i, &len);
+    if (i > 1) fputc('\t', stderr);
+    fwrite(s, 1, len, stderr);
+    lua_pop(L, 1);
+  }
+  fputc('\n', stderr);
+  fflush(stderr);
+  return 0;
+}
+
+/* core.main's preload: the new state finds luamigrate's Lua modules where the calling
+ * program found them (its package.path and cpath), and this very module. */
+static void preload_from_host(lua_State *L, void *ud) {
+  lua_State *host = ud;
+  static const char *const paths[] = {"path", "cpath"};
+  lua_getglobal(L, "package");
+  for (int i = 0; i < 2; i++) {
+    int top = lua_gettop(host);
+    if (lua_getglobal(host, "package") == LUA_TTABLE &&
+        lua_getfield(host, -1, paths[i]) == LUA_TSTRING) {
+      lua_pushstring(L, lua_tostring(host, -1));
+      lua_setfield(L, -2, paths[i]);
+    }
+    lua_settop(host, top);
+  }
+  lua_pop(L, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_luamigrate_core);
+  lua_setfield(L, -2, "luamigrate.core");
+  lua_pop(L, 1);
+}
+
+/* core.main{ "--url", url, "upgrade", "head" } -> exit status (0 success; see luamigrate(1)):
+ * the command line run in-process, in a Lua state of its own, for a program that migrates
+ * its database at start-up. Output goes to stdout and stderr as the program's would. The
+ * SIGINT and SIGTERM handlers a run installs are put back afterwards. */
+static int l_core_main(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 1);
+  if (n < 0 || n > 4096) return luaL_argerror(L, 1, "too many arguments");
+  /* argv lives in a userdata box, so a raise below leaks nothing */
+  char **argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 2), 0);
+  argv[0] = "luamigrate";
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return luaL_error(L, "core.main: argument %d is a %s, not a string", (int)i,
+                        luaL_typename(L, -1));
+    argv[i] = (char *)lua_tostring(L, -1); /* kept alive by the argument table */
+    lua_pop(L, 1);
+  }
+  argv[n + 1] = NULL;
+  struct sigaction old_int, old_term;
+  sigaction(SIGINT, NULL, &old_int);
+  sigaction(SIGTERM, NULL, &old_term);
+  int status = lm_pmain_run((int)n + 1, argv, preload_from_host, L);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  lua_pushinteger(L, status);
+  return 1;
+}
+
 int luaopen_luamigrate_core(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"connect", l_core_connect},
+      {"main", l_core_main},
+      {"print", l_core_print},
       {"context", lm_ctx_l_context},
       {"redact", l_core_redact},
       {"closest", l_core_closest},

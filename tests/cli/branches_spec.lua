@@ -193,4 +193,40 @@ describe("a project with branches", function()
     assert.equal(2, r.code)
     assert.truthy(r.err:find("Ambiguous walk", 1, true))
   end)
+
+  it("adds the way out to Alembic's branch errors: merge heads, and a target to name", function()
+    local V = "migrations/versions/"
+    dir = cli.project { files = {
+      [V .. "aaaa_a.lua"] = cli.revision("aaaa", nil),
+      [V .. "bbbb_b.lua"] = cli.revision("bbbb", "aaaa"),
+      [V .. "cccc_c.lua"] = cli.revision("cccc", "aaaa"),
+    } }
+    url, dbname = pg.new_db()
+    -- two heads, as a git merge of two branches leaves them
+    local r = run("upgrade", "head")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("Multiple head revisions are present for given argument 'head'; please "
+      .. "specify a specific target revision, '<branchname>@head' to narrow to a specific head, or "
+      .. "'heads' for all heads\n  hint: join the heads with a merge revision: luamigrate merge heads "
+      .. "-m \"merge\"\n", 1, true), r.err)
+    r = run("revision", "-m", "next")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("hint: luamigrate merge heads -m \"merge\" joins them", 1, true), r.err)
+    -- the merge; -1 at the merge point cannot choose a branch
+    assert.equal(0, run("merge", "heads", "-m", "merge", "--rev-id", "dddd").code)
+    assert.equal(0, run("upgrade", "head").code)
+    r = run("downgrade", "-1")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("luamigrate: Ambiguous walk\n  hint: dddd is a merge point: name the "
+      .. "revision to go to, e.g. 'luamigrate downgrade bbbb', or step from one branch's revision, "
+      .. "e.g. 'luamigrate downgrade bbbb-1'\n", 1, true), r.err)
+    -- and the hint's target works
+    r = run("downgrade", "bbbb")
+    assert.equal(0, r.code, r.err)
+    assert.equal("bbbb cccc", rows())
+    r = run("upgrade", "aaaa+1")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("hint: aaaa is a branch point: name the revision to go to, e.g. "
+      .. "'luamigrate upgrade bbbb'", 1, true), r.err)
+  end)
 end)

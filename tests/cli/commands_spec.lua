@@ -41,6 +41,23 @@ describe("the commands", function()
     assert.truthy(loser.err:find("Revision same1 already present: migrations/versions/same1_%a+%.lua was created meanwhile"), loser.err)
   end)
 
+  it("init creates missing parents, and a directory it cannot make is a usage error (exit 2)", function()
+    local r = run("init", "db/migrations")
+    assert.equal(0, r.code, r.err)
+    assert.equal("Creating directory db ... done\nCreating directory db/migrations ... done\n"
+      .. "Creating directory db/migrations/versions ... done\n", r.out:match("^(.-)Generating"))
+    assert.truthy(io.open(dir .. "/db/migrations/script.lua.tmpl"))
+    assert.truthy(cli.slurp(dir .. "/luamigrate.lua"):find('script_location = "db/migrations"', 1, true))
+    r = run("heads")
+    assert.equal(0, r.code, r.err)
+    -- a parent that is a file
+    os.remove(dir .. "/luamigrate.lua")
+    cli.write(dir .. "/afile", "")
+    r = run("init", "afile/migrations")
+    assert.equal(2, r.code, r.err)
+    assert.truthy(r.err:find("luamigrate: cannot create afile/migrations: Not a directory", 1, true), r.err)
+  end)
+
   it("init creates a project, revision adds files that upgrade", function()
     local r = run("init", "migrations")
     assert.equal(0, r.code, r.err)

@@ -42,7 +42,7 @@ describe("bash completion", function()
   end)
 
   it("completes commands and global options", function()
-    assert.same({ "heads", "history" }, complete(dir, "luamigrate", "h"))
+    assert.same({ "heads", "help", "history" }, complete(dir, "luamigrate", "h"))
     assert.same({ "--lock", "--lock-timeout" }, complete(dir, "luamigrate", "--lo"))
     assert.same({ "session", "table", "xact" }, complete(dir, "luamigrate", "--lock", ""))
     assert.same({ "stamp", "status" }, complete(dir, "luamigrate", "-q", "--lock", "xact", "st"))
@@ -73,6 +73,29 @@ describe("bash completion", function()
     assert.same({ ids[3] }, complete(dir, "luamigrate", "revision", "--head", ids[3]:sub(1, 2)))
   end)
 
+  it("offers branch labels as targets, and commands after help", function()
+    local V = "migrations/versions/"
+    local labelled = cli.project { files = {
+      [V .. "aaaa_a.lua"] = cli.revision("aaaa", nil, nil, nil, 'branch_labels = { "billing" }\n'),
+      [V .. "bbbb_b.lua"] = cli.revision("bbbb", nil, nil, nil, 'branch_labels = { "auth" }\n'),
+    } }
+    assert.same({ "auth@head", "billing@head", "head", "heads" },
+      (function()
+        local t = {}
+        for _, c in ipairs(complete(labelled, "luamigrate", "upgrade", "")) do
+          if not c:match("^%x%x%x%x$") then t[#t + 1] = c end
+        end
+        return t
+      end)())
+    assert.same({ "billing@head" }, complete(labelled, "luamigrate", "upgrade", "bi"))
+    assert.same({ "billing@base" }, complete(labelled, "luamigrate", "downgrade", "bi"))
+    assert.same({ "billing", "billing@head" }, complete(labelled, "luamigrate", "show", "bi"))
+    assert.same({ "aaaa" }, complete(labelled, "luamigrate", "repair", "a"))
+    cli.remove(labelled)
+    assert.same({ "repair", "revision" }, complete(dir, "luamigrate", "help", "re"))
+    assert.same({ "heads", "help", "history" }, complete(dir, "luamigrate", "h"))
+  end)
+
   it("reads the project named by -c from anywhere", function()
     assert.same({ ids[1] }, complete("/", "luamigrate", "-c", dir .. "/luamigrate.lua", "show", ids[1]:sub(1, 2)))
   end)
@@ -84,15 +107,21 @@ describe("bash completion", function()
 end)
 
 describe("zsh completion", function()
-  local dir, ids
+  local dir, ids, labelled
 
   setup(function()
     local files
     files, ids = cli.chain(2)
     dir = cli.project { files = files }
+    labelled = cli.project { files = {
+      ["migrations/versions/aaaa_a.lua"] = cli.revision("aaaa", nil, nil, nil, 'branch_labels = { "billing" }\n'),
+    } }
   end)
 
-  teardown(function() cli.remove(dir) end)
+  teardown(function()
+    cli.remove(dir)
+    cli.remove(labelled)
+  end)
 
   -- What the terminal shows after typing line and two TABs in an interactive zsh.
   local function zcomplete(cwd, line)
@@ -116,6 +145,10 @@ describe("zsh completion", function()
     assert.truthy(out:find(ids[1] .. "%s+" .. ids[2] .. "%s+head%s+heads"), out)
     out = zcomplete(dir, "luamigrate --color ")
     assert.truthy(out:find("always%s+auto%s+never"), out)
+    out = zcomplete(labelled, "luamigrate upgrade ")
+    assert.truthy(out:find("billing@head", 1, true), out)
+    out = zcomplete(labelled, "luamigrate downgrade ")
+    assert.truthy(out:find("billing@base", 1, true), out)
     out = zcomplete("/", "luamigrate --lock xact --color never -c " .. dir .. "/luamigrate.lua downgrade ")
     assert.truthy(out:find(ids[1] .. "%s+" .. ids[2] .. "%s+base"), out)
   end)

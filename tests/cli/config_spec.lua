@@ -84,4 +84,60 @@ describe("configuration", function()
     assert.truthy(r.err:find("cannot connect to postgresql://lm_secret_user:***@127.0.0.1:1/", 1, true), r.err)
     assert.falsy((r.out .. r.err):find("Sup3rS3cret", 1, true))
   end)
+
+  it("takes SQLAlchemy's postgresql+driver:// URL, saying so, and refuses other databases", function()
+    -- a URL copied from alembic.ini: the driver part is dropped, with a note
+    local sqla = ("postgresql+psycopg2://postgres@127.0.0.1:%s/%s"):format(pg.port, dbname)
+    local r = cli.run({ "--url", sqla, "upgrade", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.err:find("--url: postgresql+psycopg2:// is SQLAlchemy's form of the URL; "
+      .. "connecting with postgresql://", 1, true), r.err)
+    assert.truthy(stamped())
+    -- from DATABASE_URL too, naming it
+    r = cli.run({ "current" }, { cwd = dir, env = { DATABASE_URL = sqla:gsub("psycopg2", "asyncpg") } })
+    assert.equal(0, r.code, r.err)
+    assert.equal("aaaa (head)\n", r.out)
+    assert.truthy(r.err:find("DATABASE_URL: postgresql+asyncpg:// is SQLAlchemy's", 1, true), r.err)
+    -- postgres+driver:// (and an empty driver) keep libpq's shorter postgres://
+    for _, u in ipairs { (sqla:gsub("^postgresql%+psycopg2", "postgres+psycopg2")), (sqla:gsub("^postgresql%+psycopg2", "postgres+")) } do
+      r = cli.run({ "--url", u, "current" }, { cwd = dir })
+      assert.equal(0, r.code, r.err)
+      assert.truthy(r.err:find("; connecting with postgres://\n", 1, true), r.err)
+    end
+    -- another database: one clear usage error, the password not in it
+    for _, u in ipairs { "mysql://root:Sup3rS3cret@localhost/db", "mysql+pymysql://root:Sup3rS3cret@localhost/db",
+      "sqlite:///app.db" } do
+      r = cli.run({ "--url", u, "upgrade", "head" }, { cwd = dir })
+      assert.equal(2, r.code, r.err)
+      local scheme = u:match("^(%l+)")
+      assert.truthy(r.err:find("luamigrate: --url: a " .. scheme .. ":// URL: luamigrate works with PostgreSQL only\n", 1, true), r.err)
+      assert.falsy(r.err:find("Sup3rS3cret", 1, true))
+    end
+  end)
+
+  it("shows libpq's reason for an unparsable URL with only the password hidden", function()
+    local r = cli.run({ "--url", "postgresql://app:Sup3r%zz@localhost/db", "upgrade", "head" }, { cwd = dir })
+    assert.equal(2, r.code, r.err)
+    assert.truthy(r.err:find('invalid database URL or connection string: invalid percent-encoded token: "***"', 1, true), r.err)
+    r = cli.run({ "--url", "postgresql://app@localhost/db?sslmode=%zz", "upgrade", "head" }, { cwd = dir })
+    assert.equal(2, r.code, r.err)
+    -- no password in it: nothing is hidden
+    assert.truthy(r.err:find('invalid percent-encoded token: "%zz"', 1, true), r.err)
+  end)
+
+  it("names the database a changing command uses when no URL is given at all", function()
+    local env = { PGHOST = pg.host, PGPORT = pg.port, PGUSER = "postgres", PGDATABASE = dbname }
+    cli.write(dir .. "/luamigrate.lua", 'script_location = "migrations"\nurl = os.getenv("DATABASE_URL")\n')
+    local r = cli.run({ "upgrade", "head" }, { cwd = dir, env = env, unset = { "DATABASE_URL" } })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.err:find("No database URL given (--url, DATABASE_URL or the config's url): using "
+      .. "libpq's defaults, postgresql://postgres@:" .. pg.port .. "/" .. dbname, 1, true), r.err)
+    assert.truthy(stamped())
+    -- reading commands stay quiet; a URL given keeps it quiet
+    r = cli.run({ "current" }, { cwd = dir, env = env, unset = { "DATABASE_URL" } })
+    assert.equal("", r.err)
+    r = cli.run({ "--url", url, "downgrade", "base" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.falsy(r.err:find("No database URL", 1, true), r.err)
+  end)
 end)

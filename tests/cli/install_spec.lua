@@ -53,7 +53,8 @@ describe("the installed tree", function()
       "share/lua/5.4/luamigrate/autogen.lua", "share/lua/5.4/luamigrate/autogen/emit.lua",
       "share/luamigrate/luals/op.lua", "share/luamigrate/luals/sa.lua",
       "share/luamigrate/luals/migration.lua",
-      "share/man/man1/luamigrate.1",
+      "share/man/man1/luamigrate.1.gz", "share/doc/luamigrate/copyright",
+      "share/lua/5.4/luamigrate/helpers/enum.lua",
       "share/bash-completion/completions/luamigrate",
       "share/zsh/vendor-completions/_luamigrate",
       "share/doc/luamigrate/README.md", "share/doc/luamigrate/locking.md",
@@ -62,9 +63,25 @@ describe("the installed tree", function()
     end
     local _, found = sh("cd " .. q(prefix) .. " && find . -name core.so")
     assert.truthy(found:match("^%./lib[^\n]*/lua/5%.4/luamigrate/core%.so\n$"), found)
-    local ok, out = sh(pg.tool .. "man --warnings -l " .. q(prefix .. "/share/man/man1/luamigrate.1") .. " | head -n 3")
+    local ok, out = sh(pg.tool .. "man --warnings -l " .. q(prefix .. "/share/man/man1/luamigrate.1.gz") .. " | head -n 3")
     assert.is_true(ok, out)
     assert.truthy(out:find("LUAMIGRATE(1)", 1, true), out)
+    -- the man page is gzipped (Debian policy), the licence installed as Debian's copyright file
+    ok, out = sh("gzip -t " .. q(prefix .. "/share/man/man1/luamigrate.1.gz"))
+    assert.is_true(ok, out)
+    local copyright = cli.slurp(prefix .. "/share/doc/luamigrate/copyright")
+    assert.truthy(copyright:find("License: Expat\n MIT License\n .\n Copyright (c) 2026 the luamigrate authors\n", 1, true), copyright)
+    assert.truthy(copyright:find(" SOFTWARE.\n$"), copyright)
+  end)
+
+  it("ships the helpers as a module: require \"luamigrate.helpers.enum\" in lua5.4", function()
+    local _, found = sh("cd " .. q(prefix) .. " && find . -name core.so")
+    local libdir = prefix .. "/" .. found:match("^%./(.*)/luamigrate/core%.so")
+    local ok, out = sh(("env LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s"):format(
+      q(prefix .. "/share/lua/5.4/?.lua"), q(libdir .. "/?.so"),
+      q('print(type(require("luamigrate.helpers.enum").change_enum_and_alter_tables))')))
+    assert.is_true(ok, out)
+    assert.equal("function\n", out)
   end)
 
   it("loads the installed Lua modules and core.so into lua5.4", function()
@@ -106,6 +123,9 @@ describe("the installed tree", function()
     real = real:gsub("\n$", "")
     assert.equal('{\n  "runtime.version": "Lua 5.4",\n  "workspace.library": ["' .. real .. '"]\n}\n',
       cli.slurp(proj .. "/.luarc.json"))
+    -- the library is outside the project and not in a standard place: the path is this machine's
+    assert.truthy(r.out:find("Note: ./.luarc.json names the LuaLS library by where this machine has it", 1, true)
+      or r.out:find("Note: .luarc.json names the LuaLS library by where this machine has it", 1, true), r.out)
     -- a project that has one keeps it
     os.execute("rm -rf " .. q(proj .. "/migrations") .. " " .. q(proj .. "/luamigrate.lua"))
     cli.write(proj .. "/.luarc.json", "{}\n")
@@ -113,5 +133,20 @@ describe("the installed tree", function()
     assert.equal(0, r.code, r.err)
     assert.truthy(r.out:find("Leaving the existing .luarc.json", 1, true), r.out)
     assert.equal("{}\n", cli.slurp(proj .. "/.luarc.json"))
+  end)
+
+  it("init names a library installed inside the project relative to it, for teammates", function()
+    local proj = root .. "/vendored"
+    assert.is_true(os.execute("mkdir " .. q(proj)))
+    local ok, out = sh(("cmake --install %s --prefix %s"):format(q(builddir), q(proj .. "/tools")))
+    assert.is_true(ok, out)
+    local saved = cli.bin
+    cli.bin = proj .. "/tools/bin/luamigrate"
+    local r = cli.run({ "init", "migrations" }, { cwd = proj })
+    cli.bin = saved
+    assert.equal(0, r.code, r.err)
+    assert.equal('{\n  "runtime.version": "Lua 5.4",\n  "workspace.library": ["tools/share/luamigrate/luals"]\n}\n',
+      cli.slurp(proj .. "/.luarc.json"))
+    assert.falsy(r.out:find("Note:", 1, true), r.out)
   end)
 end)

@@ -34,11 +34,17 @@ describe("the man page", function()
     local r = cli.run({ "--help" })
     assert.equal(0, r.code, r.err)
     local commands = {}
-    for name in r.out:match("\ncommands:\n(.-)\n\n"):gmatch("  (%l+) ") do commands[#commands + 1] = name end
-    assert.equal(16, #commands, r.out)
+    for name in ("\n" .. r.out:match("\ncommands:\n(.-)\n\n")):gmatch("\n  (%l+) ") do commands[#commands + 1] = name end
+    assert.equal(18, #commands, r.out)
     local global = options_of(r.out:match("global options:\n(.-)\n\n"))
     assert.equal(14, #global, r.out)
     for _, opt in ipairs(global) do assert.truthy(text:find(opt, 1, true), "global option " .. opt) end
+    -- the SYNOPSIS names the options the usage line does
+    local synopsis = text:match("\n%.SH SYNOPSIS\n(.-)\n%.SH ")
+    for _, opt in ipairs { "-c", "--url", "-x", "--lock-timeout", "--lock", "-q", "-v", "--color" } do
+      assert.truthy(synopsis:find("\n.RB [ " .. opt .. "\n", 1, true) or synopsis:find("\n.RB [ " .. opt .. " ", 1, true)
+        or synopsis:find(" " .. opt .. " ]", 1, true), "SYNOPSIS lacks " .. opt)
+    end
     for _, c in ipairs(commands) do
       assert.truthy(text:find('\n.SS "' .. c, 1, true), "command " .. c .. " has no .SS section")
       local h = cli.run({ c, "--help" })

@@ -68,6 +68,66 @@ describe("--sql", function()
     assert.is_true(apply(r.out))
     assert.equal(ids[2], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
     assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]$'"))
+    -- the history row an online stamp writes
+    assert.equal(("%s|stamp|{}|{%s}"):format(ids[2], ids[2]), pg.psql(url,
+      "SELECT revision, operation, from_revisions, to_revisions FROM luamigrate_version_history"))
+    -- and a stamp from there down to base
+    r = run("stamp", "--sql", ids[2] .. ":base")
+    assert.equal(0, r.code, r.err)
+    assert.is_true(apply(r.out))
+    assert.equal("base|stamp|{%s}|{}", (pg.psql(url, "SELECT revision, operation, from_revisions, to_revisions "
+      .. "FROM luamigrate_version_history ORDER BY id DESC LIMIT 1"):gsub(ids[2], "%%s")))
+  end)
+
+  it("records in the history each file's sha256 and the migration's duration, as an online run does", function()
+    local files, ids = cli.chain(2)
+    dir = cli.project { files = files }
+    url, dbname = pg.new_db()
+    local r = run("upgrade", "head", "--sql")
+    assert.equal(0, r.code, r.err)
+    assert.is_true(apply(r.out))
+    for i, id in ipairs(ids) do
+      local path = ("%s/migrations/versions/%s_step_%d.lua"):format(dir, id, i)
+      local sha = io.popen("sha256sum " .. pg.shell_quote(path)):read("l"):match("^%x+")
+      assert.equal(sha .. "|t", pg.psql(url, ("SELECT checksum, duration_ms > 0 FROM luamigrate_version_history "
+        .. "WHERE revision = '%s'"):format(id)))
+    end
+    -- so changed-file detection works on a database a DBA upgraded from the script
+    local f = assert(io.open(("%s/migrations/versions/%s_step_1.lua"):format(dir, ids[1]), "a"))
+    f:write("-- edited\n")
+    f:close()
+    r = cli.run({ "--url", url, "status" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("1 applied file changed since it ran", 1, true), r.out)
+  end)
+
+  it("gets the enum helper's statements in a fixed order: pairs as listed, a map sorted", function()
+    local function body(columns)
+      return '  require("luamigrate.helpers.enum").change_enum_and_alter_tables("mood", { "ok", "sad" }, '
+        .. columns .. ')\n'
+    end
+    dir = cli.project { files = {
+      ["migrations/versions/aaaa_pairs.lua"] = cli.revision("aaaa", nil,
+        body('{ { "zebra", "m" }, { "apple", "m" }, { "mango", "m" } }')),
+      ["migrations/versions/bbbb_map.lua"] = cli.revision("bbbb", "aaaa",
+        body('{ zebra = "m", apple = "m", mango = "m", kiwi = "m", fig = "m" }')),
+    } }
+    local function altered(sql)
+      local t = {}
+      for tbl in sql:gmatch("ALTER TABLE (%l+) ALTER COLUMN m TYPE") do t[#t + 1] = tbl end
+      return table.concat(t, " ")
+    end
+    local r = run("upgrade", "--sql", "aaaa")
+    assert.equal(0, r.code, r.err)
+    assert.equal("zebra apple mango", altered(r.out))
+    local first
+    for _ = 1, 5 do -- pairs() order would differ between runs; this must not
+      r = run("upgrade", "--sql", "aaaa:bbbb")
+      assert.equal(0, r.code, r.err)
+      assert.equal("apple fig kiwi mango zebra", altered(r.out))
+      first = first or r.out
+      assert.equal(first, r.out)
+    end
   end)
 
   it("refuses a migration that reads the database, naming the file and the query", function()

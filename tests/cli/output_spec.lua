@@ -130,6 +130,37 @@ describe("output", function()
     assert.equal("", applied())
   end)
 
+  it("puts a migration's print on stderr, on a line of its own, and out of --sql scripts", function()
+    cli.write(dir .. "/migrations/versions/07abcdef0123_talk.lua", cli.revision("07abcdef0123", ids[6],
+      '  print("backfilling", 3, "rows")\n  op.execute("SELECT 1")\n'))
+    assert.equal(0, run({ "upgrade", ids[6] }).code)
+    local r = tty({ "--color=never", "upgrade", "head" })
+    assert.equal(0, r.code, r.out)
+    -- the step line ends before the migration's output; the duration follows on its own line
+    assert.truthy(r.out:find("Running upgrade " .. ids[6] .. " -> 07abcdef0123, revision 07abcdef0123\n"
+      .. "backfilling\t3\trows\n  ... (", 1, true), r.out)
+    r = run({ "upgrade", "--sql", ids[6] .. ":head" })
+    assert.equal(0, r.code, r.err)
+    assert.falsy(r.out:find("backfilling", 1, true), r.out)
+    assert.equal("backfilling\t3\trows\n", r.err)
+  end)
+
+  it("shows the user's frames in a traceback, luamigrate's own only with -v", function()
+    cli.write(dir .. "/migrations/versions/07abcdef0123_bad.lua", cli.revision("07abcdef0123", ids[6],
+      '  op.add_column("no_such_table", sa.Column("x", sa.Integer()))\n'))
+    assert.equal(0, run({ "upgrade", ids[6] }).code)
+    local r = run({ "upgrade", "head" })
+    assert.equal(1, r.code, r.err)
+    local tb = r.err:match("  stack traceback:\n(.*)$")
+    assert.equal("  \tmigrations/versions/07abcdef0123_bad.lua:9: in function "
+      .. "<migrations/versions/07abcdef0123_bad.lua:8>\n", tb)
+    r = run({ "-v", "upgrade", "head" })
+    assert.equal(1, r.code, r.err)
+    tb = r.err:match("  stack traceback:\n(.*)$")
+    assert.truthy(tb:find("[luamigrate]/luamigrate/op.lua:", 1, true), tb)
+    assert.truthy(tb:find("migrations/versions/07abcdef0123_bad.lua:9:", 1, true), tb)
+  end)
+
   it("shows server notices and warnings prefixed, naming the revision", function()
     local r = run { "upgrade", "head" }
     assert.equal(0, r.code, r.err)
@@ -192,7 +223,7 @@ describe("output", function()
 
   it("gives every command a --help with usage, options and an example", function()
     for _, c in ipairs { "init", "revision", "check", "upgrade", "downgrade", "current", "heads",
-      "branches", "merge", "history", "show", "status", "stamp" } do
+      "branches", "merge", "history", "show", "status", "repair", "stamp" } do
       local r = cli.run({ c, "--help" })
       assert.equal(0, r.code, c .. ": " .. r.err)
       assert.equal("", r.err)
@@ -200,9 +231,27 @@ describe("output", function()
       assert.truthy(r.out:find("\noptions:\n", 1, true), r.out)
       assert.truthy(r.out:find("\n  -h, --help ", 1, true), r.out)
       assert.truthy(r.out:find("\nexample:\n  luamigrate " .. c, 1, true), r.out)
+      for line in r.out:gmatch("[^\n]*") do assert.truthy(#line <= 80, c .. " --help: " .. line) end
+      -- help COMMAND, as git's, is the same text
+      local h = cli.run({ "help", c })
+      assert.equal(0, h.code, h.err)
+      assert.equal(r.out, h.out)
     end
     local r = cli.run({ "--help" })
     assert.equal(0, r.code)
+    for line in r.out:gmatch("[^\n]*") do assert.truthy(#line <= 80, "--help: " .. line) end
+    assert.equal(r.out, cli.run({ "help" }).out)
+    assert.equal(r.out, cli.run({ "help", "help" }).out)
+    local h = cli.run({ "help", "upgrad" })
+    assert.equal(2, h.code)
+    assert.equal("luamigrate: help: unknown command 'upgrad'\n  hint: did you mean 'upgrade'?\n", h.err)
+    -- the usage lines name --json where the command takes it
+    for _, c in ipairs { "current", "heads", "history", "show", "status" } do
+      assert.truthy(cli.run({ c, "--help" }).out:find("^usage: [^\n]*%[%-%-json%]"), c)
+    end
+    -- the branch forms of a target
+    assert.truthy(cli.run({ "upgrade", "--help" }).out:find("on one branch: LABEL@head, LABEL@heads, LABEL@+N, LABEL@REV\n", 1, true))
+    assert.truthy(cli.run({ "downgrade", "--help" }).out:find("on one branch: LABEL@base, LABEL@-N, LABEL@REV\n", 1, true))
     for _, text in ipairs { "\n  -v, --verbose ", "\n  -q, --quiet ", "\n  --color WHEN ", "\nexit status:\n  0  success\n",
       "\n  1  a migration or database error", "\n  2  a usage or config error", "\nexample:\n  luamigrate " } do
       assert.truthy(r.out:find(text, 1, true), text)

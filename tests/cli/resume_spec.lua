@@ -139,6 +139,10 @@ describe("upgrade --resume", function()
       .. "the journal records", r.err, 1, true)
     assert.matches("recorded: INSERT INTO steps (n) VALUES (1)", r.err, 1, true)
     assert.matches("now:      INSERT INTO steps (n) VALUES (10)", r.err, 1, true)
+    -- what is said of the rollback: the revision is still half-done, not "rolled back"
+    assert.matches("Rolled back this run's transaction; revision r2 stays half-done, as its journal "
+      .. "records (see the hint)", r.err, 1, true)
+    assert.is_nil(r.err:find("Rolled back the failed migration", 1, true), r.err)
     assert.equal("1,2", steps(url))
     assert.equal("r1", pg.psql(url, "SELECT version_num FROM luamigrate_version"))
     -- fewer statements than recorded: also refused
@@ -147,6 +151,7 @@ describe("upgrade --resume", function()
     r = cli.run({ "--url", url, "upgrade", "--resume", "head" }, { cwd = dir })
     assert.equal(1, r.code, r.err)
     assert.matches("it ran 1 statements, and the journal records 5", r.err, 1, true)
+    assert.matches("revision r2 stays half-done", r.err, 1, true)
     assert.equal("1,2", steps(url))
     -- giving up: undo by hand, stamp the parent, and the next upgrade runs it whole
     pg.psql(url, "DROP TABLE steps; DROP TABLE widgets")

@@ -49,6 +49,8 @@ describe("status", function()
       .. '", "applied_at": "', 1, true), r.out)
     assert.truthy(r.out:find('"changed": true}', 1, true), r.out)
     assert.truthy(r.out:find('"pending": [{"revision": "' .. ids[3] .. '"', 1, true), r.out)
+    -- the version table by its name, not SQL-quoted
+    assert.truthy(r.out:find('"version_table": "luamigrate_version", ', 1, true), r.out)
     assert.equal(0, run("upgrade", "head").code)
     r = run("status")
     assert.truthy(r.out:find("Up to date: no migration pending.", 1, true), r.out)
@@ -116,5 +118,22 @@ describe("status", function()
     assert.equal(0, r.code, r.err)
     assert.truthy(r.out:find("  " .. ids[1] .. "  (stamped; no record of it running)  revision " .. ids[1], 1, true), r.out)
     assert.truthy(r.out:find("Pending: 1 migration", 1, true), r.out)
+  end)
+
+  it("says a revision was applied before luamigrate kept history (a database Alembic built)", function()
+    -- Alembic's own table: the version rows, no history of luamigrate's
+    pg.psql(url, "CREATE TABLE luamigrate_version (version_num varchar(32) NOT NULL PRIMARY KEY); "
+      .. "INSERT INTO luamigrate_version VALUES ('" .. ids[2] .. "')")
+    local r = run("status")
+    assert.equal(0, r.code, r.err)
+    for i = 1, 2 do
+      assert.truthy(r.out:find("  " .. ids[i] .. "  (applied before luamigrate kept history)  revision " .. ids[i], 1, true), r.out)
+    end
+    assert.falsy(r.out:find("stamped", 1, true), r.out)
+    -- upgraded by luamigrate from there: the new one ran, the old ones still predate the history
+    assert.equal(0, run("upgrade", "head").code)
+    r = run("status")
+    assert.truthy(r.out:find("  " .. ids[1] .. "  (applied before luamigrate kept history)", 1, true), r.out)
+    assert.truthy(r.out:find("  " .. ids[3] .. "  %d%d%d%d%-"), r.out)
   end)
 end)

@@ -29,7 +29,7 @@ describe("bad input", function()
       "migrations/versions/aaaa_x.lua: 'revision' must be a string, got number" },
     { "a down_revision of the wrong type", { ["migrations/versions/aaaa_x.lua"] = "revision = 'aaaa'\ndown_revision = true\n" },
       "migrations/versions/aaaa_x.lua: 'down_revision' must be nil, a string or a table of strings, got boolean" },
-    { "a missing downgrade()", { ["migrations/versions/aaaa_x.lua"] = "revision = 'aaaa'\nfunction upgrade() end\n" },
+    { "a missing downgrade()", { ["migrations/versions/aaaa_x.lua"] = "revision = 'aaaa'\ndown_revision = nil\nfunction upgrade() end\n" },
       "migrations/versions/aaaa_x.lua: missing function downgrade() (revision aaaa)" },
     { "duplicate ids", { ["migrations/versions/aaaa_x.lua"] = ok_rev, ["migrations/versions/aaaa_y.lua"] = ok_rev },
       "Revision aaaa is present more than once: in migrations/versions/aaaa_x.lua and in migrations/versions/aaaa_y.lua" },

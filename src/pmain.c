@@ -1,0 +1,131 @@
+/* One run of the command line, in a Lua state of its own: parses the arguments, runs the
+ * command inside a protected Lua call (so even a Lua memory error ends in a message, not a
+ * crash), then releases the lock, the connection and the Lua state on every path. The
+ * executable (main.c) and core.main (a Lua program running migrations in-process) both
+ * come here; each says how the new state finds luamigrate's modules. */
+#include "pmain.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "bind/bind.h"
+#include "cancel.h"
+#include "cli.h"
+#include "conn.h"
+#include "log.h"
+#include "luamigrate/luamigrate.h"
+
+typedef struct run {
+  lm_app *app;
+  lm_error *err;
+  void (*preload)(lua_State *, void *);
+  void *ud;
+} run;
+
+/* os.exit in a migration, a revision file, a helper or the config would end the process
+ * with whatever the run had done half-finished and no word said: it raises instead, at the
+ * caller's file:line, so the run stops the way any other error stops it (rolled back). */
+static int l_refuse_exit(lua_State *L) {
+  return luaL_error(L,
+                    "os.exit() called: a migration, revision file or config cannot end "
+                    "luamigrate (raise an error with error(\"...\") instead)");
+}
+
+static int pmain(lua_State *L) {
+  run *r = lua_touserdata(L, 1);
+  luaL_openlibs(L);
+  lua_getglobal(L, "os");
+  lua_pushcfunction(L, l_refuse_exit);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
+  r->preload(L, r->ud);
+  lm_cancel_install(L);
+  lua_pushinteger(L, lm_command_run(r->app, r->err));
+  return 1;
+}
+
+static int exit_code(int rc) {
+  switch (rc) {
+    case LM_OK: return LUAMIGRATE_EXIT_OK;
+    case LM_EUSAGE:
+    case LM_ENOTFOUND: return LUAMIGRATE_EXIT_USAGE;
+    case LM_EHALFDONE: return LUAMIGRATE_EXIT_HALFDONE;
+    default: return LUAMIGRATE_EXIT_ERROR;
+  }
+}
+
+int lm_pmain_run(int argc, char **argv, void (*preload)(lua_State *, void *), void *ud) {
+  lm_opts opts = {0};
+  lm_app app = {0};
+  lm_error err = {0};
+  int done = 0;
+  int rc = lm_cli_parse(argc, argv, &opts, &done, &err);
+  lm_log_setup(opts.quiet ? -1 : 0, (lm_color)opts.color);
+  if (rc == LM_OK && !done) {
+    app.opts = &opts;
+    app.envs_ref = LUA_NOREF;
+    app.L = luaL_newstate();
+    if (!app.L) {
+      rc = lm_error_set(&err, LM_ENOMEM, "cannot create a Lua state");
+    } else {
+      run r = {&app, &err, preload, ud};
+      lua_pushcfunction(app.L, pmain);
+      lua_pushlightuserdata(app.L, &r);
+      if (lua_pcall(app.L, 1, 1, 0) != LUA_OK) {
+        lm_error_set(&err, LM_ERR, "%s", luaL_optstring(app.L, -1, "error in error handling"));
+        rc = LM_ERR;
+      } else {
+        rc = (int)lua_tointeger(app.L, -1);
+        if (rc && !err.message) lm_error_set(&err, rc, "failed (code %d)", rc);
+      }
+    }
+    /* The work connection goes first: a lease renewal waiting on its row lock must not
+     * keep the release waiting. */
+    if (app.conn) PQfinish(app.conn);
+    app.conn = NULL;
+    lm_conn_set_guard(NULL, NULL, NULL);
+    lm_cancel_set_conn(NULL);
+    lm_error unlock = {0};
+    if (lm_lock_release(&app.lock, &unlock) != LM_OK) {
+      if (rc == LM_OK) {
+        lm_error_clear(&err);
+        err = unlock;
+        rc = unlock.code;
+      } else {
+        lm_log_warn("%s", unlock.message);
+        lm_error_clear(&unlock);
+      }
+    }
+    if (app.conn) PQfinish(app.conn);
+    lm_vt_free(&app.vt);
+    lm_dag_free(app.dag);
+    free(app.sums);
+    if (app.L) lua_close(app.L);
+    lm_config_free(&app.cfg);
+  }
+  /* Every result, script and message on stdout is checked here, once: a full disk or a
+   * closed pipe must not pass for a complete --sql script (the error is sticky in ferror). */
+  errno = 0;
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    int e = errno;
+    if (rc == LM_OK) {
+      lm_error_clear(&err);
+      rc = lm_error_set(&err, LM_ERR, "cannot write to standard output: %s",
+                        e ? strerror(e) : "a write failed (a full disk or a closed pipe?)");
+    }
+  }
+  if (rc != LM_OK) {
+    lm_log_break();
+    lm_error_print(&err, stderr, lm_log_sgr(stderr, LM_STYLE_ERROR),
+                   lm_log_sgr(stderr, LM_STYLE_RESET));
+  }
+  lm_error_clear(&err);
+  free(opts.x);
+  fflush(stdout);
+  return exit_code(rc);
+}
