@@ -3,18 +3,32 @@
 # a bounded time from its seed corpus (fuzz/corpus/<target>/, which also holds the inputs
 # of bugs found so far). A crash, a sanitizer report, a leak or a timeout fails the run and
 # leaves the input in build-fuzz/artifacts/.
-#   scripts/fuzz.sh [SECONDS]         default 60 per target
+#   scripts/fuzz.sh [SECONDS [TARGET...]]   default 60 s for each of every target
+#   scripts/fuzz.sh --build                   only build them
+#   scripts/fuzz.sh --list                    print every target's name
+# With LM_FUZZ_BUILT=1 the build is skipped (scripts/test.sh builds once, then runs the
+# targets in two lanes at once, which must not build the same tree together).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-secs=${1:-60}
 
 # Every target, by name (fuzz/fuzz_<name>.c, fuzz/corpus/<name>/).
-targets=(revision_id url config revision_file python journal_cic typed_array sql_split)
+all=(revision_id url config revision_file python journal_cic typed_array sql_split)
+if [ "${1:-}" = --list ]; then printf '%s\n' "${all[@]}"; exit 0; fi
 
-CC=clang cmake -S . -B build-fuzz -DLM_FUZZ=ON -DBUILD_TESTING=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/null
+if [ "${LM_FUZZ_BUILT:-}" != 1 ]; then
+  CC=clang cmake -S . -B build-fuzz -DLM_FUZZ=ON -DBUILD_TESTING=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build-fuzz -j "$(nproc)" --target "${all[@]/#/fuzz_}" >/dev/null
+fi
+[ "${1:-}" = --build ] && exit 0
+secs=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
+for name in "${targets[@]}"; do
+  [ -x "$root/build-fuzz/fuzz/fuzz_$name" ] || { echo "fuzz.sh: no target fuzz_$name" >&2; exit 2; }
+done
 
 work=$(mktemp -d /tmp/luamigrate-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -3,11 +3,11 @@
 # throwaway PostgreSQL of its own:
 #   lane 1: the whole ctest suite on build/ (C unit tests; busted unit, integration and one
 #           test per cli spec file), then clang-tidy, then a set of CLI specs under valgrind
-#           memcheck (scripts/lint_c.sh, scripts/memcheck.sh);
+#           memcheck (scripts/lint_c.sh, scripts/memcheck.sh), then half of the libFuzzer
+#           targets for a bounded time each (scripts/fuzz.sh);
 #   lane 2: the same ctest suite on the AddressSanitizer + UndefinedBehaviorSanitizer build
-#           (build-asan/), then the libFuzzer targets for a bounded time (scripts/fuzz.sh),
-#           then the .deb installed and run on a freshly debootstrapped Debian 12
-#           (scripts/test_deb.sh).
+#           (build-asan/), then the .deb installed and run on a freshly debootstrapped
+#           Debian 12 (scripts/test_deb.sh), then the other half of the fuzz targets.
 # Each lane writes a log; both are printed in full when they end, then a summary. The lanes
 # share nothing but the machine: separate build trees, servers and temporary directories.
 set -euo pipefail
@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/build.sh
 bash scripts/build.sh --sanitize
+bash scripts/fuzz.sh --build # once, before the lanes share the tree
 
 work=$(mktemp -d /tmp/luamigrate-test.XXXXXX)
 chmod 755 "$work" # the servers run as postgres, which must reach their directories
@@ -44,11 +45,18 @@ server() {
   eval "$exports"
 }
 
+# Every fuzz target (scripts/fuzz.sh --list), half in each lane.
+mapfile -t fuzz_all < <(bash scripts/fuzz.sh --list)
+half=$(((${#fuzz_all[@]} + 1) / 2))
+FUZZ_LANE1=("${fuzz_all[@]:0:$half}")
+FUZZ_LANE2=("${fuzz_all[@]:$half}")
+
 lane1() {
   server pg1 || return 1
   step lane1 "tests (build/)" ctest --test-dir build --output-on-failure
   step lane1 "clang-tidy (src/, src/bind/)" bash scripts/lint_c.sh
   step lane1 "CLI specs under valgrind memcheck (build/)" bash scripts/memcheck.sh
+  step lane1 "fuzz targets, 60 s each: ${FUZZ_LANE1[*]}" env LM_FUZZ_BUILT=1 bash scripts/fuzz.sh 60 "${FUZZ_LANE1[@]}"
 }
 
 # The busted tiers load core.so into an uninstrumented lua5.4, so the sanitizer runtime is
@@ -68,10 +76,10 @@ lane2() {
   server pg2 || return 1
   step lane2 "C tests under ASan + UBSan (build-asan/)" asan_c
   step lane2 "busted tiers under ASan + UBSan (build-asan/)" asan_busted
-  step lane2 "fuzz targets, 60 s each (build-fuzz/)" bash scripts/fuzz.sh 60
   # The package as a user gets it: cpack's .deb, apt-get installed into a fresh minimal
   # bookworm (so its Depends are resolved for real), run there against this lane's server.
   step lane2 "packaging: the .deb on a fresh Debian 12 (scripts/test_deb.sh)" bash scripts/test_deb.sh build
+  step lane2 "fuzz targets, 60 s each: ${FUZZ_LANE2[*]}" env LM_FUZZ_BUILT=1 bash scripts/fuzz.sh 60 "${FUZZ_LANE2[@]}"
 }
 
 t0=$SECONDS
@@ -102,8 +110,8 @@ for lane in lane1 lane2; do
     if [ "$rc" -eq 0 ]; then echo "ok     ${secs}s  $name"; else echo "FAILED ${secs}s  $name (rc $rc)"; status=1; fi
   done <"$work/$lane.status"
 done
-# Lane 1 has three steps and lane 2 four; one missing means a lane stopped early.
-[ "$(cat "$work"/lane*.status | wc -l)" -eq 7 ] || { echo "a lane stopped before its last step"; status=1; }
+# Each lane has four steps; one missing means a lane stopped early.
+[ "$(cat "$work"/lane*.status | wc -l)" -eq 8 ] || { echo "a lane stopped before its last step"; status=1; }
 # ctest's own counts from the three ctest runs, added up.
 counts=$(cat "$work"/lane*.log | sed -n 's/.* tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\1 \2/p' |
   awk '{f += $1; n += $2} END {print n - f, f}')
