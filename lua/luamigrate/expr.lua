@@ -108,7 +108,26 @@ function Expr:label(name) return node { k = "label", x = self, name = name } end
 function Expr:desc() return node { k = "order", x = self, dir = "DESC" } end
 function Expr:asc() return node { k = "order", x = self, dir = "ASC" } end
 function Expr:concat(other) return binary("||", PREC.CONCAT, self, other) end
-function Expr:op(operator) return function(_, other) return binary(operator, PREC.CMP, self, other) end end
+-- column:op("@>")(value), as SQLAlchemy's column.op("@>")(value): the operator's function
+-- takes the other operand alone. Its precedence is SQLAlchemy's default for a custom
+-- operator, 0 (parenthesised inside any other operator), unless given:
+-- column:op("@>", { precedence = 5, is_comparison = true }).
+function Expr:op(operator, o)
+  if type(operator) ~= "string" then quote.raise_plain("op: the operator must be a string") end
+  local prec = 0
+  if type(o) == "table" then
+    for k in pairs(o) do
+      if k ~= "precedence" and k ~= "is_comparison" and k ~= "return_type" then
+        quote.raise_plain(("op(%q): unknown option '%s'"):format(operator, tostring(k)))
+      end
+    end
+    prec = o.precedence or 0
+  elseif o ~= nil then
+    prec = o
+  end
+  if math.type(prec) ~= "integer" then quote.raise_plain(("op(%q): precedence must be an integer"):format(operator)) end
+  return function(other) return binary(operator, prec, self, other) end
+end
 
 Expr.__add = function(a, b) return binary("+", PREC.ADD, a, b) end
 Expr.__sub = function(a, b) return binary("-", PREC.ADD, a, b) end
