@@ -7,6 +7,7 @@
 -- as literals (--sql); op.execute and op.get_bind():execute/query take them.
 local quote = require "luamigrate.quote"
 local types = require "luamigrate.types"
+local typed = require "luamigrate.typed"
 
 local M = {}
 local ident, qualified = quote.ident, quote.qualified
@@ -436,6 +437,22 @@ local function compiler(literal, render_value)
     return order
   end
 
+  -- A value an insert or update gives column `name`: a plain Lua table is JSON text for a json
+  -- or jsonb column, as SQLAlchemy's JSON type serializes a dict or list; else as coerce takes it.
+  local function column_value(s, name, v)
+    if type(v) ~= "table" or getmetatable(v) ~= nil then return coerce(v) end
+    local col
+    for _, c in ipairs(s.table.columns) do if c.name == name then col = c end end
+    local where = ("%s on sa.table(%q), column %s"):format(s.k, s.table.name, name)
+    if not types.is_json(col.type) then
+      quote.raise_plain(("%s: a table value needs a json or jsonb column (sa.column(%q, sa.JSON) or "
+        .. "postgresql.JSONB)"):format(where, name))
+    end
+    local text, err = typed.encode_json(v)
+    if not text then quote.raise_plain(("%s: %s"):format(where, err)) end
+    return node { k = "bind", value = text }
+  end
+
   local function with_bare(fn)
     local was = C.bare_columns
     C.bare_columns = true
@@ -459,7 +476,7 @@ local function compiler(literal, render_value)
             quote.raise_plain(("insert on sa.table(%q): row %d has no value for %s (every row needs the "
               .. "first row's columns; sa.null() writes NULL)"):format(s.table.name, r, c))
           end
-          vals[i] = expr(coerce(row[c]))
+          vals[i] = expr(column_value(s, c, row[c]))
         end
         tuples[r] = "(" .. table.concat(vals, ", ") .. ")"
       end
@@ -472,7 +489,7 @@ local function compiler(literal, render_value)
       end
       local sets = {}
       for i, c in ipairs(set_columns(s, row)) do
-        local v = coerce(row[c])
+        local v = column_value(s, c, row[c])
         local rhs = expr(v)
         if v.k == "binary" then rhs = "(" .. rhs .. ")" end
         sets[i] = ident(c) .. "=" .. rhs

@@ -92,6 +92,25 @@ describe("data-migration statements", function()
     assert.same({ 3, n = 1 }, params)
   end)
 
+  it("write a Lua table as JSON for a json or jsonb column, bound online and literal offline", function()
+    local postgresql = require "luamigrate.postgresql"
+    local j = sa.table("j", sa.column("id", sa.Integer), sa.column("doc", postgresql.JSONB),
+      sa.column("raw", sa.JSON()))
+    local doc = { z = 1, a = { "x", 2.5, true, require("luamigrate.typed").NULL }, m = { k = "it's" } }
+    local sql, params = bound(j:insert():values { id = 1, doc = doc })
+    assert.equal("INSERT INTO j (id, doc) VALUES ($1, $2)", sql)
+    assert.same({ 1, '{"a": ["x", 2.5, true, null], "m": {"k": "it\'s"}, "z": 1}', n = 2 }, params)
+    assert.equal([[UPDATE j SET raw='{"a": [1, 2]}' WHERE j.id = 1]],
+      literal(j:update():where(j.c.id:eq(1)):values { raw = { a = { 1, 2 } } }))
+    -- a table for a column that is not json, or not typed, is refused naming the column
+    local ok, err = pcall(literal, t:insert():values { b = { 1 } })
+    assert.is_false(ok)
+    assert.truthy(err:find('insert on sa.table("t"), column b: a table value needs a json or jsonb column', 1, true), err)
+    ok, err = pcall(literal, j:insert():values { doc = { x = 0 / 0 } })
+    assert.is_false(ok)
+    assert.truthy(err:find('insert on sa.table("j"), column doc: the value.x is NaN, which JSON cannot hold', 1, true), err)
+  end)
+
   it("spell SQLAlchemy's true() and false() as sa.true_() or sa[\"true\"]()", function()
     assert.equal(sa.true_, sa["true"])
     assert.equal(sa.false_, sa["false"])
