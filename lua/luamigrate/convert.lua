@@ -107,12 +107,20 @@ local function is_stringish(cx, e)
   return false
 end
 
--- A column of a sa.table(): t.c.name, t.c["name"], sa.column("x").
+-- SQLAlchemy's constructors of a column-like expression: sa.column("x"), sa.cast(...), ...
+local SA_VALUE_EXPRS = { column = true, literal_column = true, literal = true, cast = true }
+
+-- An SQL expression whose comparisons build SQL: a column of a sa.table() (t.c.name,
+-- t.c["name"]), sa.column("x"), sa.func.f(...), sa.cast(...), and what is built on one:
+-- arithmetic, a method's result (t.c.b.concat("x")), a custom operator's (t.c.a.op("%")(2)).
 local function is_column_expr(cx, e)
   if e.k == "attr" and e.obj.k == "attr" and e.obj.name == "c" then return true end
   if e.k == "sub" and e.obj.k == "attr" and e.obj.name == "c" then return true end
   if e.k == "call" and e.fn.k == "attr" and root_module(cx, e.fn) == "sa"
-    and (e.fn.name == "column" or e.fn.name == "literal_column") then return true end
+    and (SA_VALUE_EXPRS[e.fn.name] or (e.fn.obj.k == "attr" and e.fn.obj.name == "func")) then return true end
+  if e.k == "call" and ((e.fn.k == "attr" and is_column_expr(cx, e.fn.obj))
+    or (e.fn.k == "call" and is_column_expr(cx, e.fn))) then return true end
+  if e.k == "binop" then return is_column_expr(cx, e.l) or is_column_expr(cx, e.r) end
   return false
 end
 
@@ -427,8 +435,11 @@ end
 
 local CMP_OPS = { ["=="] = "==", ["!="] = "~=", ["<"] = "<", [">"] = ">", ["<="] = "<=", [">="] = ">=" }
 -- SQLAlchemy builds SQL from column comparisons; Lua's == always gives a boolean, so a column
--- comparison becomes SQLAlchemy's own spelling of an operator: column.op("=")(value).
-local SQL_OPS = { ["=="] = "=", ["!="] = "!=", ["<"] = "<", [">"] = ">", ["<="] = "<=", [">="] = ">=" }
+-- comparison becomes the method of luamigrate's expressions that SQLAlchemy's operator calls
+-- (column == None is IS NULL there too), with the column as the receiver.
+local SQL_OPS = { ["=="] = "eq", ["!="] = "ne", ["<"] = "lt", [">"] = "gt", ["<="] = "le", [">="] = "ge" }
+-- the same comparison with its operands swapped (1 < t.c.x is t.c.x > 1)
+local SWAPPED = { ["=="] = "==", ["!="] = "!=", ["<"] = ">", [">"] = "<", ["<="] = ">=", [">="] = "<=" }
 
 local function compare(cx, e)
   if #e.ops > 1 then not_converted(e.line, "a chained comparison") end
@@ -440,8 +451,8 @@ local function compare(cx, e)
       end
       not_converted(e.line, "the column comparison '%s'", op)
     end
-    if is_column_expr(cx, r) and not is_column_expr(cx, l) then l, r = r, l end
-    return wrap(expr(cx, l)) .. ":op(" .. quoted(SQL_OPS[op]) .. ")(" .. expr(cx, r) .. ")"
+    if is_column_expr(cx, r) and not is_column_expr(cx, l) then l, r, op = r, l, SWAPPED[op] end
+    return wrap(expr(cx, l)) .. ":" .. SQL_OPS[op] .. "(" .. expr(cx, r) .. ")"
   end
   if op == "is" or op == "is not" then
     local rhs = (r.k == "const" and r.v == "None") and "nil" or nil
@@ -540,6 +551,7 @@ function expr(cx, e)
         not_converted(e.line, "'%s' comes from %s, which has no Lua translation", e.id, a:sub(9))
       end
       if a == "py_logging" then cx.helpers.logging = true end
+      if a == "sa.true" or a == "sa.false" then return a .. "_" end -- from sqlalchemy import true
       return a
     end
     if e.id == "self" then not_converted(e.line, "self") end
@@ -567,6 +579,10 @@ function expr(cx, e)
       end
     end
     if obj.k == "name" and cx.batch[obj.id] then not_converted(e.line, "batch_op.%s used as a value", e.name) end
+    -- sa.true(), sa.false(): Lua's keywords, so luamigrate's sa spells them true_/false_
+    if (e.name == "true" or e.name == "false") and obj.k == "name" and root_module(cx, obj) == "sa" then
+      return expr(cx, obj) .. "." .. e.name .. "_"
+    end
     if LUA_RESERVED[e.name] then return wrap(expr(cx, obj)) .. "[" .. quoted(e.name) .. "]" end
     return wrap(expr(cx, obj)) .. "." .. e.name
   elseif k == "call" then

@@ -7,6 +7,7 @@
 -- as literals (--sql); op.execute and op.get_bind():execute/query take them.
 local quote = require "luamigrate.quote"
 local types = require "luamigrate.types"
+local typed = require "luamigrate.typed"
 
 local M = {}
 local ident, qualified = quote.ident, quote.qualified
@@ -108,7 +109,26 @@ function Expr:label(name) return node { k = "label", x = self, name = name } end
 function Expr:desc() return node { k = "order", x = self, dir = "DESC" } end
 function Expr:asc() return node { k = "order", x = self, dir = "ASC" } end
 function Expr:concat(other) return binary("||", PREC.CONCAT, self, other) end
-function Expr:op(operator) return function(_, other) return binary(operator, PREC.CMP, self, other) end end
+-- column:op("@>")(value), as SQLAlchemy's column.op("@>")(value): the operator's function
+-- takes the other operand alone. Its precedence is SQLAlchemy's default for a custom
+-- operator, 0 (parenthesised inside any other operator), unless given:
+-- column:op("@>", { precedence = 5, is_comparison = true }).
+function Expr:op(operator, o)
+  if type(operator) ~= "string" then quote.raise_plain("op: the operator must be a string") end
+  local prec = 0
+  if type(o) == "table" then
+    for k in pairs(o) do
+      if k ~= "precedence" and k ~= "is_comparison" and k ~= "return_type" then
+        quote.raise_plain(("op(%q): unknown option '%s'"):format(operator, tostring(k)))
+      end
+    end
+    prec = o.precedence or 0
+  elseif o ~= nil then
+    prec = o
+  end
+  if math.type(prec) ~= "integer" then quote.raise_plain(("op(%q): precedence must be an integer"):format(operator)) end
+  return function(other) return binary(operator, prec, self, other) end
+end
 
 Expr.__add = function(a, b) return binary("+", PREC.ADD, a, b) end
 Expr.__sub = function(a, b) return binary("-", PREC.ADD, a, b) end
@@ -417,6 +437,22 @@ local function compiler(literal, render_value)
     return order
   end
 
+  -- A value an insert or update gives column `name`: a plain Lua table is JSON text for a json
+  -- or jsonb column, as SQLAlchemy's JSON type serializes a dict or list; else as coerce takes it.
+  local function column_value(s, name, v)
+    if type(v) ~= "table" or getmetatable(v) ~= nil then return coerce(v) end
+    local col
+    for _, c in ipairs(s.table.columns) do if c.name == name then col = c end end
+    local where = ("%s on sa.table(%q), column %s"):format(s.k, s.table.name, name)
+    if not types.is_json(col.type) then
+      quote.raise_plain(("%s: a table value needs a json or jsonb column (sa.column(%q, sa.JSON) or "
+        .. "postgresql.JSONB)"):format(where, name))
+    end
+    local text, err = typed.encode_json(v)
+    if not text then quote.raise_plain(("%s: %s"):format(where, err)) end
+    return node { k = "bind", value = text }
+  end
+
   local function with_bare(fn)
     local was = C.bare_columns
     C.bare_columns = true
@@ -440,7 +476,7 @@ local function compiler(literal, render_value)
             quote.raise_plain(("insert on sa.table(%q): row %d has no value for %s (every row needs the "
               .. "first row's columns; sa.null() writes NULL)"):format(s.table.name, r, c))
           end
-          vals[i] = expr(coerce(row[c]))
+          vals[i] = expr(column_value(s, c, row[c]))
         end
         tuples[r] = "(" .. table.concat(vals, ", ") .. ")"
       end
@@ -453,7 +489,7 @@ local function compiler(literal, render_value)
       end
       local sets = {}
       for i, c in ipairs(set_columns(s, row)) do
-        local v = coerce(row[c])
+        local v = column_value(s, c, row[c])
         local rhs = expr(v)
         if v.k == "binary" then rhs = "(" .. rhs .. ")" end
         sets[i] = ident(c) .. "=" .. rhs

@@ -9,6 +9,7 @@ local schema = require "luamigrate.schema"
 local sql_check = require("luamigrate.sql").check
 local types = require "luamigrate.types"
 local expr = require "luamigrate.expr"
+local typed = require "luamigrate.typed"
 
 local M = {}
 local ident, qualified, literal = quote.ident, quote.qualified, quote.literal
@@ -767,7 +768,7 @@ end
 -- online and offline.
 function M.bulk_insert(tbl, rows, ...)
   local o = trailing("bulk_insert", set("multiinsert", "schema"), 3, ...)
-  local name, sch, cols = tbl, o.schema, nil
+  local name, sch, cols, col_types = tbl, o.schema, nil, {}
   check("bulk_insert", "rows", rows, "table")
   if schema.is(tbl, "table") then
     name, sch = tbl.name, tbl.schema or o.schema
@@ -776,7 +777,10 @@ function M.bulk_insert(tbl, rows, ...)
     local used = {}
     for _, row in ipairs(rows) do for k in pairs(row) do used[k] = true end end
     cols = {}
-    for _, c in ipairs(tbl.columns) do if used[c.name] then cols[#cols + 1] = c.name end end
+    for _, c in ipairs(tbl.columns) do
+      if used[c.name] then cols[#cols + 1] = c.name end
+      col_types[c.name] = c.type
+    end
   end
   check("bulk_insert", "table", name, "string")
   if #rows == 0 then return end
@@ -787,19 +791,34 @@ function M.bulk_insert(tbl, rows, ...)
   end
   local head = "INSERT INTO " .. qualified(sch, name) .. " (" .. render.idents(cols) .. ") VALUES "
   local stmts = {}
-  local function tuple(row)
+  -- a plain Lua table is JSON text for a json/jsonb column the table object types, as
+  -- SQLAlchemy serializes a dict or list for its JSON type
+  local function json_text(row_no, c, x)
+    local where = ("op.bulk_insert into %s: row %d, column %s"):format(name, row_no, c)
+    if not types.is_json(col_types[c]) then
+      quote.raise_plain(("%s: a table value needs a json or jsonb column, and %s (give op.create_table's "
+        .. "result or sa.table(%q, sa.column(%q, postgresql.JSONB), ...))"):format(where,
+        col_types[c] and "this one is " .. types.sql_of(col_types[c]) or "the table does not type it",
+        name, c))
+    end
+    local text, err = typed.encode_json(x)
+    if not text then quote.raise_plain(where .. ": " .. err) end
+    return text
+  end
+  local function tuple(row, row_no)
     local v = {}
     for i, c in ipairs(cols) do
       local x = row[c]
+      if type(x) == "table" and getmetatable(x) == nil then x = json_text(row_no, c, x) end
       v[i] = expr.is_expr(x) and expr.inline_sql(x, render.value) or render.value(x)
     end
     return "(" .. table.concat(v, ", ") .. ")"
   end
   if o.multiinsert == false then
-    for i, row in ipairs(rows) do stmts[i] = head .. tuple(row) end
+    for i, row in ipairs(rows) do stmts[i] = head .. tuple(row, i) end
   else
     local tuples = {}
-    for i, row in ipairs(rows) do tuples[i] = tuple(row) end
+    for i, row in ipairs(rows) do tuples[i] = tuple(row, i) end
     stmts[1] = head .. table.concat(tuples, ", ")
   end
   run("bulk_insert", table.unpack(stmts))

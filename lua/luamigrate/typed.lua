@@ -12,7 +12,7 @@ local cjson_mod
 local function cjson()
   if not cjson_mod then
     local ok, mod = pcall(require, "cjson.safe")
-    if not ok then error("decoding json needs lua-cjson (Debian: lua-cjson): " .. tostring(mod), 0) end
+    if not ok then error("json values need lua-cjson (Debian: lua-cjson): " .. tostring(mod), 0) end
     cjson_mod = mod.new()
   end
   return cjson_mod
@@ -41,6 +41,72 @@ local function json(text)
   return strip_nulls(v, c.null)
 end
 M.json = json
+
+-- A Lua value as JSON text, for a json/jsonb column's value (SQLAlchemy's JSON type runs
+-- json.dumps on a dict or list). Deterministic, so a --sql script is the same each run: an
+-- object's keys sorted (cjson's encode would follow pairs' order), Python's ", " and ": "
+-- separators, floats as the shortest text that reads back the same; cjson escapes the strings.
+-- A sequence is an array, a table of string keys an object, {} an empty object, M.NULL null.
+-- Returns nil and the reason for what JSON cannot hold (NaN, a cycle, other keys or values).
+function M.encode_json(v)
+  local c = cjson()
+  local seen = {}
+  -- cjson writes "/" as "\/"; Python's json.dumps leaves it as is, and so does this (a json
+  -- column keeps the text as written)
+  local function str(x)
+    return (c.encode(x):gsub("\\(.)", function(ch) if ch == "/" then return "/" end end))
+  end
+  local function enc(x, path)
+    local t = type(x)
+    if x == M.NULL then return "null" end
+    if t == "string" then return str(x) end
+    if t == "boolean" then return tostring(x) end
+    if t == "number" then
+      if math.type(x) == "integer" then return tostring(x) end
+      if x ~= x or x == math.huge or x == -math.huge then
+        error(("%s is %s, which JSON cannot hold"):format(path,
+          x ~= x and "NaN" or (x > 0 and "Infinity" or "-Infinity")), 0)
+      end
+      local s
+      for digits = 15, 17 do
+        s = ("%." .. digits .. "g"):format(x)
+        if tonumber(s) == x then break end
+      end
+      if not s:find("[.eEn]") then s = s .. ".0" end -- a float stays one, as Python's repr
+      return s
+    end
+    if t ~= "table" or getmetatable(x) ~= nil then
+      error(("%s is a %s, which JSON cannot hold"):format(path, getmetatable(x) and tostring(x) or t), 0)
+    end
+    if seen[x] then error(path .. " contains itself", 0) end
+    seen[x] = true
+    local n, keys, out = #x, {}, {}
+    for k in pairs(x) do
+      if not (math.type(k) == "integer" and k >= 1 and k <= n) then
+        if type(k) ~= "string" then
+          error(("%s has the key %s: give a sequence (an array) or string keys (an object)")
+            :format(path, tostring(k)), 0)
+        end
+        keys[#keys + 1] = k
+      end
+    end
+    local s
+    if n > 0 then
+      if #keys > 0 then error(("%s mixes a sequence with string keys (%s)"):format(path, keys[1]), 0) end
+      for i = 1, n do out[i] = enc(x[i], path .. "[" .. i .. "]") end
+      s = "[" .. table.concat(out, ", ") .. "]"
+    else
+      table.sort(keys)
+      for i, k in ipairs(keys) do out[i] = str(k) .. ": " .. enc(x[k], path .. "." .. k) end
+      s = "{" .. table.concat(out, ", ") .. "}"
+    end
+    seen[x] = nil
+    return s
+  end
+  local ok, res = pcall(enc, v, "the value")
+  if not ok then return nil, res end
+  return res
+end
 
 local function integer(s) return math.tointeger(tonumber(s)) end
 local function boolean(s) return s == "t" end

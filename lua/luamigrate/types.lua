@@ -383,6 +383,11 @@ function M.is_enum(t)
   return M.is_type(t) and t.kind == "Enum"
 end
 
+-- json and jsonb (sa.JSON, postgresql.JSON/JSONB): the types whose values may be Lua tables.
+function M.is_json(t)
+  return M.is_type(t) and (t.kind == "JSON" or t.kind == "JSONB")
+end
+
 M.enum_methods = EnumType
 
 -- The generic names older code reads (types.Integer, types.Enum, ...).

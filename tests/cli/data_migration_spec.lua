@@ -87,6 +87,52 @@ describe("data migrations in SQLAlchemy Core's style", function()
     for _, d in ipairs { db_a, db_l, db_s } do pg.drop_db(d) end
   end)
 
+  it("write Lua tables into json and jsonb columns as JSON, online and through --sql", function()
+    local body = [[
+  local doc = op.create_table("doc", sa.Column("id", sa.Integer(), { primary_key = true }),
+    sa.Column("b", postgresql.JSONB()), sa.Column("j", sa.JSON()))
+  op.bulk_insert(doc, { { id = 1, b = { z = { 1, 2.5 }, a = "it's" }, j = { z = 1, a = { x = true } } },
+    { id = 2, j = { "a/b", typed.NULL } } })
+  local d = sa.table("doc", sa.column("id", sa.Integer), sa.column("b", postgresql.JSONB), sa.column("j", sa.JSON))
+  op.execute(d:insert():values { id = 3, b = { n = 0 } })
+  op.execute(d:update():where(d.c.id:eq(2)):values { b = { 3, { k = "v" } } })
+]]
+    local dir = cli.project { files = {
+      ["migrations/versions/j0001_json.lua"] = cli.revision("j0001", nil,
+        '  local typed = require "luamigrate.typed"\n' .. body, ""),
+    } }
+    local want = '1|{"a": "it\'s", "z": [1, 2.5]}|{"a": {"x": true}, "z": 1}\n'
+      .. '2|[3, {"k": "v"}]|["a/b", null]\n3|{"n": 0}|'
+    local url, db = pg.new_db("data_json")
+    local r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.equal(want, pg.psql(url, "SELECT id, b, j FROM doc ORDER BY id"))
+    local url_s, db_s = pg.new_db("data_json_sql")
+    r = cli.run({ "--url", url_s, "upgrade", "head", "--sql" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find([[INSERT INTO doc (id, b) VALUES (3, '{"n": 0}');]], 1, true), r.out)
+    pg.psql(url_s, r.out)
+    assert.equal(want, pg.psql(url_s, "SELECT id, b, j FROM doc ORDER BY id"))
+    cli.remove(dir)
+    pg.drop_db(db_s)
+    pg.drop_db(db)
+    -- a table for a column nothing types as json is refused, naming the row, column and line
+    dir = cli.project { files = {
+      ["migrations/versions/j0002_bad.lua"] = cli.revision("j0002", nil, [[
+  op.execute("CREATE TABLE bad (id int, doc jsonb)")
+  op.bulk_insert("bad", { { id = 1, doc = {} }, { id = 2, doc = { x = 1 } } })
+]], ""),
+    } }
+    url, db = pg.new_db("data_json_bad")
+    r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(1, r.code, r.err)
+    assert.truthy(r.err:find("j0002_bad.lua:%d+: op.bulk_insert into bad: row 1, column doc: a table value "
+      .. "needs a json or jsonb column, and the table does not type it"), r.err)
+    assert.equal("t", pg.psql(url, "SELECT to_regclass('bad') IS NULL"))
+    cli.remove(dir)
+    pg.drop_db(db)
+  end)
+
   it("op.get_bind():query returns typed values, and takes sa statements", function()
     local url, db = pg.new_db("data_typed")
     local dir = cli.project { files = {

@@ -13,25 +13,7 @@ local function bound(s)
   return sql, table.pack(table.unpack(params, 1, params.n))
 end
 
--- SQLAlchemy's literal SQL for Python statements over t(id, a, b), one line each.
-local function sqlalchemy(lines)
-  local py = { "import sqlalchemy as sa", "from sqlalchemy.dialects import postgresql",
-    "t = sa.table('t', sa.column('id'), sa.column('a', sa.Integer), sa.column('b', sa.String))" }
-  for _, l in ipairs(lines) do
-    py[#py + 1] = ("print(' '.join(str((%s).compile(dialect=postgresql.dialect(), "
-      .. "compile_kwargs={'literal_binds': True})).replace('%%%%', '%%').split()))"):format(l)
-  end
-  local tmp = os.tmpname()
-  local f = assert(io.open(tmp, "w"))
-  f:write(table.concat(py, "\n"), "\n")
-  f:close()
-  local p = assert(io.popen("/usr/bin/python3 " .. tmp .. " 2>&1"))
-  local out = {}
-  for l in p:lines() do out[#out + 1] = l end
-  p:close()
-  os.remove(tmp)
-  return out
-end
+local sqlalchemy = require("helpers.sqlalchemy").literal_sql
 
 local t = sa.table("t", sa.column("id"), sa.column("a", sa.Integer), sa.column("b", sa.String))
 
@@ -98,6 +80,35 @@ describe("data-migration statements", function()
     assert.equal("NULL", render.default_sql(sa.null()))
     assert.equal("lower('X')", render.default_sql(sa.func.lower("X")))
     assert.equal("a > 5 AND b IS NOT NULL", render.sqltext(sa.and_(sa.column("a"):gt(5), sa.column("b"):is_not(nil))))
+  end)
+
+  it("take column:op(operator)(value) as SQLAlchemy's column.op(operator)(value)", function()
+    local py = { [[t.update().where(t.c.a.op("=")(7)).values(b="x")]], [[t.delete().where(t.c.b.op("~*")("^a"))]] }
+    local got = { literal(t:update():where(t.c.a:op("=")(7)):values { b = "x" }),
+      literal(t:delete():where(t.c.b:op("~*")("^a"))) }
+    assert.same(sqlalchemy(py), got)
+    local sql, params = bound(t:delete():where(t.c.a:op("%")(3)))
+    assert.equal("DELETE FROM t WHERE t.a % $1", sql)
+    assert.same({ 3, n = 1 }, params)
+  end)
+
+  it("write a Lua table as JSON for a json or jsonb column, bound online and literal offline", function()
+    local postgresql = require "luamigrate.postgresql"
+    local j = sa.table("j", sa.column("id", sa.Integer), sa.column("doc", postgresql.JSONB),
+      sa.column("raw", sa.JSON()))
+    local doc = { z = 1, a = { "x", 2.5, true, require("luamigrate.typed").NULL }, m = { k = "it's" } }
+    local sql, params = bound(j:insert():values { id = 1, doc = doc })
+    assert.equal("INSERT INTO j (id, doc) VALUES ($1, $2)", sql)
+    assert.same({ 1, '{"a": ["x", 2.5, true, null], "m": {"k": "it\'s"}, "z": 1}', n = 2 }, params)
+    assert.equal([[UPDATE j SET raw='{"a": [1, 2]}' WHERE j.id = 1]],
+      literal(j:update():where(j.c.id:eq(1)):values { raw = { a = { 1, 2 } } }))
+    -- a table for a column that is not json, or not typed, is refused naming the column
+    local ok, err = pcall(literal, t:insert():values { b = { 1 } })
+    assert.is_false(ok)
+    assert.truthy(err:find('insert on sa.table("t"), column b: a table value needs a json or jsonb column', 1, true), err)
+    ok, err = pcall(literal, j:insert():values { doc = { x = 0 / 0 } })
+    assert.is_false(ok)
+    assert.truthy(err:find('insert on sa.table("j"), column doc: the value.x is NaN, which JSON cannot hold', 1, true), err)
   end)
 
   it("spell SQLAlchemy's true() and false() as sa.true_() or sa[\"true\"]()", function()

@@ -302,9 +302,36 @@ describe("convert: translation", function()
     assert.equal("\n    SELECT 1 ]]\n    ", load("return " .. body:match("%((.*)%)"))())
   end)
 
-  it("makes column comparisons SQLAlchemy's operator calls, not Lua's boolean ==", function()
-    assert.equal([[  op.execute(t:update():where(t.c.id:op("=")(1)):values({ name = "x" }))]],
+  it("makes column comparisons the expressions' methods, not Lua's boolean ==", function()
+    assert.equal([[  op.execute(t:update():where(t.c.id:eq(1)):values({ name = "x" }))]],
       upgrade_of("    op.execute(t.update().where(t.c.id == 1).values(name='x'))"))
+    assert.equal([[  op.execute(t:delete():where(t.c.id:gt(5), sa.true_()))]],
+      upgrade_of("    op.execute(t.delete().where(5 < t.c.id, sa.true()))"))
+  end)
+
+  it("translates data-migration statements into Lua that writes SQLAlchemy's SQL", function()
+    local sa = require "luamigrate.sa"
+    local expr_mod = require "luamigrate.expr"
+    local render = require "luamigrate.render"
+    local py = {
+      [[t.update().where(t.c.id == 1).values(b='x')]],
+      [[t.delete().where(t.c.a != None, 5 < t.c.a, t.c.a <= 9, 3 >= t.c.id)]],
+      [[t.delete().where(sa.or_(t.c.b == None, sa.column('b') != 'y'))]],
+      [[t.update().where(t.c.a.op('=')(7), t.c.b.op('~*')('^a')).values(a=t.c.a + 1)]],
+      [[t.update().where(t.c.b.is_(None)).values(b=sa.false())]],
+      [[t.delete().where(sa.true())]],
+      [[t.delete().where(t.c.a.in_([1, 2]), t.c.id.op('%', precedence=8)(2) == 0)]],
+      [[t.delete().where(sa.func.lower(t.c.b) == 'x', t.c.a + 1 > t.c.id, sa.cast(t.c.b, sa.Integer) != 2)]],
+    }
+    local t = sa.table("t", sa.column("id"), sa.column("a", sa.Integer), sa.column("b", sa.String))
+    local got = {}
+    for i, p in ipairs(py) do
+      local body = upgrade_of("    op.execute(" .. p .. ")")
+      local lua = assert(body:match("^  op%.execute%((.*)%)$"), body)
+      local stmt = assert(load("return " .. lua, "=" .. p, "t", { sa = sa, t = t }))()
+      got[i] = (expr_mod.compile(stmt, true, render.value))
+    end
+    assert.same(require("helpers.sqlalchemy").literal_sql(py), got)
   end)
 
   it("keeps what it cannot translate as commented Python and an error naming file:line", function()

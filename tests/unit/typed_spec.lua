@@ -41,6 +41,51 @@ describe("typed values", function()
     assert.equal("integer", math.type(typed.json("3")))
   end)
 
+  it("encode json as Python's json.dumps(sort_keys=True) writes it, the same text each run", function()
+    local cases = {
+      { { b = 1, a = { 1, 2.5, 0.1, 1e300, -3.0 }, ["é k"] = "line\n\"q\" \1", c = {}, d = { e = false } },
+        [[{"b": 1, "a": [1, 2.5, 0.1, 1e300, -3.0], "\u00e9 k": "line\n\"q\" \u0001", "c": {}, "d": {"e": False}}]] },
+      { { typed.NULL, "x", { y = "z" } }, [=[[None, "x", {"y": "z"}]]=] },
+      { "a/b \\/", [["a/b \\/"]] }, { 7, "7" }, { true, "True" },
+    }
+    local py = { "import json" }
+    for i, c in ipairs(cases) do
+      py[i + 1] = ("print(json.dumps(%s, sort_keys=True, ensure_ascii=False))"):format(c[2])
+    end
+    local tmp = os.tmpname()
+    local f = assert(io.open(tmp, "w"))
+    f:write(table.concat(py, "\n"), "\n")
+    f:close()
+    local p = assert(io.popen("/usr/bin/python3 " .. tmp .. " 2>&1"))
+    local want = {}
+    for l in p:lines() do want[#want + 1] = l end
+    p:close()
+    os.remove(tmp)
+    local got = {}
+    for i, c in ipairs(cases) do
+      got[i] = assert(typed.encode_json(c[1]))
+      assert.same(c[1], typed.json(got[i]) or typed.NULL) -- and reads back as the same value
+    end
+    assert.same(want, got)
+  end)
+
+  it("refuse to encode what JSON cannot hold, saying where in the value", function()
+    local cyc = {}
+    cyc.self = cyc
+    for _, c in ipairs {
+      { { a = { math.huge } }, "the value.a[1] is Infinity, which JSON cannot hold" },
+      { { [true] = 1 }, "the value has the key true: give a sequence (an array) or string keys (an object)" },
+      { { -math.huge, 0 / 0 }, "the value[1] is -Infinity, which JSON cannot hold" },
+      { { 1, x = 2 }, "the value mixes a sequence with string keys (x)" },
+      { { f = print }, "the value.f is a function, which JSON cannot hold" },
+      { cyc, "the value.self contains itself" },
+    } do
+      local v, err = typed.encode_json(c[1])
+      assert.is_nil(v)
+      assert.equal(c[2], err)
+    end
+  end)
+
   it("decode only the columns whose types it knows", function()
     local rows = typed.rows({ { a = "{1,2}", b = "{1,2}", c = '{"k": true}', d = "12.50" } },
       { a = 1007, b = 99999, c = 3802, d = 1700 })
