@@ -21,6 +21,7 @@ int lm_cancel_requested(void);
 #define LM_CANCEL_MIGRATION "interrupted by signal: the migration in progress is rolled back"
 #define LM_CANCEL_CONFIG "interrupted by signal while running the config file; nothing was changed"
 #define LM_CANCEL_SCRIPT "interrupted by signal while writing the SQL script"
+#define LM_CANCEL_LINT "interrupted by signal while linting the plan; nothing was changed"
 #define LM_CANCEL_LOADING \
   "interrupted by signal while loading the revision files; nothing was changed"
 

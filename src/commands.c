@@ -1105,7 +1105,7 @@ static int lint_before_upgrade(lm_app *app, const lm_revset *plan, lm_error *err
     }
     lm_error_clear(&sp);
   }
-  if (refused) return rc;
+  if (refused || lm_cancel_requested()) return rc;
   if (rc) {
     lm_log_warn("lint could not check the plan (%s); running it unchecked",
                 err->message ? err->message : "?");

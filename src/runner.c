@@ -1024,7 +1024,11 @@ int lm_lint_render(lm_app *app, const lm_revset *plan, int upgrade, int session,
     int ok = 1;
     if (rc == LM_OK && !lua_isnil(L, fn_idx)) {
       lua_pushvalue(L, fn_idx);
+      lm_cancel_set_phase(LM_CANCEL_LINT); /* user Lua: a signal must stop it too */
       ok = lm_pcall(L, 0, 0) == LUA_OK; /* a failure leaves its error table */
+      lm_cancel_set_phase(NULL);
+      if (!ok && lm_cancel_requested()) /* not a finding: the run stops here */
+        rc = lm_error_set(err, LM_EINTR, "%s: %s", lm_dag_path(app->dag, idx), LM_CANCEL_LINT);
     }
     lm_ctx_end(L);
     if (rc == LM_OK) {
@@ -1119,28 +1123,34 @@ int lm_emit_stamp_history(lm_app *app, const char *revision, const char *from, c
   return LM_OK;
 }
 
-/* --sql: the SET LOCAL timeouts set_local_timeouts sends online, as statements. */
-static int emit_set_locals(lm_app *app, lm_error *err) {
+/* --sql: the timeouts the online run sets, as statements (luamigrate.offline.timeout):
+ * "local" as set_local_timeouts sends them in each migration's transaction, "session" and
+ * "reset" as set_block_timeouts sets and resets them around an autocommit block. */
+static int emit_timeouts(lm_app *app, const char *how, lm_error *err) {
   static const char *const names[2] = {"lock_timeout", "statement_timeout"};
   const char *values[2] = {app->cfg.ddl_lock_timeout, app->cfg.statement_timeout};
   lua_State *L = app->L;
   for (int i = 0; i < 2; i++) {
     if (!values[i]) continue;
+    lua_pushstring(L, how);
     lua_pushstring(L, names[i]);
     lua_pushstring(L, values[i]);
-    if (offline_call(L, "set_local", 2, 1, err)) return LM_ERR;
+    if (offline_call(L, "timeout", 3, 1, err)) return LM_ERR;
     lm_emit_sql(lua_tostring(L, -1));
     lua_pop(L, 1);
   }
   return LM_OK;
 }
 
-/* ctx.on_begin in --sql: after an autocommit block's BEGIN, the SET LOCALs again. */
-static int l_offline_on_begin(lua_State *L) {
+/* ctx.on_begin / ctx.on_block in --sql: the timeouts an autocommit block's statements and
+ * the transaction after it get online (upvalue 2: "local", "session" or "reset"). */
+static int l_offline_timeouts(lua_State *L) {
   lm_app *app = lua_touserdata(L, lua_upvalueindex(1));
+  const char *how = lua_tostring(L, lua_upvalueindex(2));
+  if (lua_isboolean(L, 1)) how = lua_toboolean(L, 1) ? "session" : "reset";
   lm_error err = {0};
-  if (emit_set_locals(app, &err) == LM_OK) return 0;
-  lua_pushstring(L, err.message ? err.message : "cannot render the SET LOCAL timeouts");
+  if (emit_timeouts(app, how, &err) == LM_OK) return 0;
+  lua_pushstring(L, err.message ? err.message : "cannot render the timeouts");
   lm_error_clear(&err);
   return lua_error(L);
 }
@@ -1223,7 +1233,7 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     }
     printf("-- Running %s %s -> %s\n\n", fn, upgrade ? (pstr ? pstr : "") : self,
            upgrade ? self : (pstr ? pstr : ""));
-    if ((rc = emit_set_locals(app, err)) || (rc = lm_loader_env(app, idx, err))) {
+    if ((rc = emit_timeouts(app, "local", err)) || (rc = lm_loader_env(app, idx, err))) {
       free(pstr);
       goto done;
     }
@@ -1233,8 +1243,13 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     lm_cancel_set_phase(LM_CANCEL_SCRIPT);
     lua_getfield(L, LUA_REGISTRYINDEX, LM_CTX_KEY);
     lua_pushlightuserdata(L, app);
-    lua_pushcclosure(L, l_offline_on_begin, 1);
+    lua_pushliteral(L, "local");
+    lua_pushcclosure(L, l_offline_timeouts, 2);
     lua_setfield(L, -2, "on_begin");
+    lua_pushlightuserdata(L, app);
+    lua_pushliteral(L, "session");
+    lua_pushcclosure(L, l_offline_timeouts, 2);
+    lua_setfield(L, -2, "on_block");
     lua_pop(L, 1);
     int st = lm_pcall(L, 0, 0);
     lm_cancel_set_phase(NULL);

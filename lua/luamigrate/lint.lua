@@ -236,11 +236,13 @@ function M:finish_revision(ok, err)
   k.rev = { lock_timeout = self.lock_timeout ~= nil or st.lock_timeout,
     statement_timeout = self.statement_timeout ~= nil or st.statement_timeout,
     reported = {}, open_begin = nil, dropped_constraints = {}, not_valid = {}, ddl_tables = {}, in_block = false,
-    block_lock_timeout = st.lock_timeout, block_statement_timeout = st.statement_timeout }
+    -- the run sets its timeouts for the session around an autocommit block too
+    block_lock_timeout = self.lock_timeout ~= nil or st.lock_timeout,
+    block_statement_timeout = self.statement_timeout ~= nil or st.statement_timeout }
   for _, r in ipairs(rev.records) do
     if r.in_block ~= k.rev.in_block then
       -- an autocommit block commits the transaction: what was created in it is visible now,
-      -- and SET LOCAL timeouts of the run do not hold inside the block
+      -- (the run's timeouts hold there too, as session settings: block_lock_timeout)
       k.created, k.rev.ddl_tables, k.rev.not_valid = {}, {}, {}
       k.rev.in_block = r.in_block
     end

@@ -57,10 +57,12 @@ function M.create_tables(version_table)
   }
 end
 
--- SET LOCAL name = 'value': the timeouts the online run sets in each migration's
--- transaction (with set_config(name, value, true), the same thing), shown in the script.
-function M.set_local(name, value)
-  return "SET LOCAL " .. name .. " = " .. quote.literal(value)
+-- A timeout the online run sets, as the script's statement: "local", SET LOCAL in each
+-- migration's transaction (online set_config(name, value, true), the same thing);
+-- "session", SET for an autocommit block's statements; "reset", RESET after the block.
+function M.timeout(how, name, value)
+  if how == "reset" then return "RESET " .. name end
+  return (how == "local" and "SET LOCAL " or "SET ") .. name .. " = " .. quote.literal(value)
 end
 
 -- kind: "insert" (to), "delete" (from), "update" (from, to)

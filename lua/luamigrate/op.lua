@@ -357,7 +357,9 @@ function M.autocommit_block(fn)
   if ctx.autocommit_block then return ctx.autocommit_block(fn) end
   if ctx.emit then
     ctx.emit("COMMIT")
+    if ctx.on_block then ctx.on_block(true) end -- the timeouts, for the session
     fn()
+    if ctx.on_block then ctx.on_block(false) end
     ctx.emit("BEGIN")
     if ctx.on_begin then ctx.on_begin() end -- the SET LOCAL timeouts again
     return

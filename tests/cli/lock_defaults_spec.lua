@@ -32,11 +32,13 @@ describe("lock-safe defaults", function()
       config = 'script_location = "migrations"\n' .. (config or "") }
   end
 
-  it("sets lock_timeout 5s in each migration's transaction, and not in its autocommit blocks", function()
+  -- and for the session while an autocommit block runs (its statements have no transaction
+  -- for a SET LOCAL), reset after it
+  it("sets lock_timeout 5s in each migration's transaction and for its autocommit blocks", function()
     project()
     local r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
     assert.equal(0, r.code, r.err)
-    assert.equal("5s\nblock 0\nafter 5s", pg.psql(url, "SELECT string_agg(setting, E'\\n' ORDER BY ctid) FROM seen"))
+    assert.equal("5s\nblock 5s\nafter 5s", pg.psql(url, "SELECT string_agg(setting, E'\\n' ORDER BY ctid) FROM seen"))
   end)
 
   it("prints the SET LOCALs in --sql where the online run sends them", function()
@@ -45,12 +47,13 @@ describe("lock-safe defaults", function()
     assert.equal(0, r.code, r.err)
     assert.truthy(r.out:find("-- Running upgrade  -> aaaa\n\nSET LOCAL lock_timeout = '5s';\n\n"
       .. "SET LOCAL statement_timeout = '10min';\n\nINSERT INTO seen", 1, true), r.out)
-    assert.truthy(r.out:find("COMMIT;\n\nINSERT INTO seen SELECT 'block ' || current_setting('lock_timeout');\n\n"
-      .. "BEGIN;\n\nSET LOCAL lock_timeout = '5s';\n\nSET LOCAL statement_timeout = '10min';\n\nINSERT INTO seen "
+    assert.truthy(r.out:find("COMMIT;\n\nSET lock_timeout = '5s';\n\nSET statement_timeout = '10min';\n\n"
+      .. "INSERT INTO seen SELECT 'block ' || current_setting('lock_timeout');\n\n"
+      .. "RESET lock_timeout;\n\nRESET statement_timeout;\n\nBEGIN;\n\nSET LOCAL lock_timeout = '5s';\n\nSET LOCAL statement_timeout = '10min';\n\nINSERT INTO seen "
       .. "SELECT 'after '", 1, true), r.out)
     -- the script does what the online run does
     pg.psql(url, r.out)
-    assert.equal("5s\nblock 0\nafter 5s", pg.psql(url, "SELECT string_agg(setting, E'\\n' ORDER BY ctid) FROM seen"))
+    assert.equal("5s\nblock 5s\nafter 5s", pg.psql(url, "SELECT string_agg(setting, E'\\n' ORDER BY ctid) FROM seen"))
   end)
 
   it("turns the timeout off with migration_lock_timeout = false", function()

@@ -59,10 +59,12 @@ describe("safe ops", function()
     project()
     local r = cli.run({ "upgrade", "--sql", "head" }, { cwd = dir })
     assert.equal(0, r.code, r.err)
-    assert.truthy(r.out:find("COMMIT;\n\nDO $luamigrate$\nDECLARE n bigint;\nBEGIN\n  LOOP\n    UPDATE items SET cents = "
+    -- (each autocommit block runs with the migration's lock_timeout for the session)
+    assert.truthy(r.out:find("COMMIT;\n\nSET lock_timeout = '5s';\n\nDO $luamigrate$\nDECLARE n bigint;\nBEGIN\n  LOOP\n    UPDATE items SET cents = "
       .. "price * 100 WHERE ctid = ANY (ARRAY(SELECT ctid FROM items WHERE cents IS NULL LIMIT 1000));\n", 1, true), r.out)
     assert.truthy(r.out:find("ALTER TABLE items ADD CONSTRAINT items_cents_not_null CHECK (cents IS NOT NULL) NOT VALID;\n\n"
-      .. "COMMIT;\n\nALTER TABLE items VALIDATE CONSTRAINT items_cents_not_null;\n\nBEGIN;\n\n"
+      .. "COMMIT;\n\nSET lock_timeout = '5s';\n\nALTER TABLE items VALIDATE CONSTRAINT items_cents_not_null;\n\n"
+      .. "RESET lock_timeout;\n\nBEGIN;\n\n"
       .. "SET LOCAL lock_timeout = '5s';\n\nALTER TABLE items ALTER COLUMN cents SET NOT NULL;", 1, true), r.out)
     -- as a user applies a script: psql -f sends each statement on its own (the DO block commits)
     local sqlfile = os.tmpname()

@@ -122,7 +122,9 @@ local CASES = {
   { "require-lock-timeout", {}, { "ALTER TABLE u ADD COLUMN c bigint" }, { migration_lock_timeout = "5s" } },
   { "require-lock-timeout", { { "DROP INDEX IF EXISTS i", block = true } },
     { { "DROP INDEX CONCURRENTLY IF EXISTS i", block = true }, "ALTER TABLE u VALIDATE CONSTRAINT c" },
-    { migration_lock_timeout = "5s" } },
+    { migration_lock_timeout = false } },
+  -- the run sets migration_lock_timeout for an autocommit block's session too
+  { "require-lock-timeout", {}, { { "DROP INDEX IF EXISTS i", block = true } }, { migration_lock_timeout = "5s" } },
   { "require-statement-timeout", { "ALTER TABLE u ADD COLUMN c bigint" }, { "SELECT 1" } },
   { "require-statement-timeout", {}, { "ALTER TABLE u ADD COLUMN c bigint" }, { migration_statement_timeout = "1min" } },
   { "index-too-many-columns", { "CREATE INDEX i ON u (a, b, c, d)" },
