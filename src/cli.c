@@ -40,9 +40,9 @@ static const lm_command_help HELP[] = {
      "  --dry-run               run the migrations in one transaction, print every\n"
      "                          statement with its timing, then roll everything back\n"
      "                          (autocommit blocks are listed, not run)\n"
-     "  --locks                 with --dry-run: after each statement, the locks it took\n"
-     "                          (pg_locks) and the tables it rewrote (relfilenode\n"
-     "                          changed)\n"
+     "  --locks                 with --dry-run: after each statement, the locks it\n"
+     "                          took (pg_locks) and the tables it rewrote\n"
+     "                          (relfilenode changed)\n"
      "  --resume                finish a half-done revision (interrupted inside or\n"
      "                          after an autocommit block): skip the statements its\n"
      "                          journal records done, run the rest, then go on to\n"
@@ -60,9 +60,9 @@ static const lm_command_help HELP[] = {
      "                          it\n"
      "  --dry-run               run the downgrade in one transaction, print every\n"
      "                          statement with its timing, then roll everything back\n"
-     "  --resume                finish a revision whose downgrade is half-done: skip the\n"
-     "                          statements its journal records done, run the rest, then\n"
-     "                          go on to TARGET\n"
+     "  --resume                finish a revision whose downgrade is half-done: skip\n"
+     "                          the statements its journal records done, run the\n"
+     "                          rest, then go on to TARGET\n"
      "  --locks                 with --dry-run: each statement's locks and rewrites\n",
      "luamigrate downgrade -1\n"
      "  luamigrate downgrade --dry-run base"},
@@ -106,9 +106,10 @@ static const lm_command_help HELP[] = {
     {"inspect", "luamigrate inspect [-o FILE] [--baseline [-m MESSAGE]]",
      "Write the database (the schemas autogenerate compares) as a schema.lua that check finds "
      "identical to it.",
-     "  -o, --output FILE       write it to FILE (which must not exist) instead of stdout\n"
-     "  --baseline              also write a first revision that creates all of it and stamp\n"
-     "                          the database at it (for a database luamigrate has not run on)\n"
+     "  -o, --output FILE       write it to FILE (which must not exist), not stdout\n"
+     "  --baseline              also write a first revision that creates all of it and\n"
+     "                          stamp the database at it (for a database luamigrate\n"
+     "                          has not run on)\n"
      "  -m, --message MESSAGE   the baseline revision's message (default: baseline)\n",
      "luamigrate inspect -o migrations/schema.lua --baseline"},
     {"repair", "luamigrate repair [REV...]",
@@ -127,17 +128,22 @@ static const lm_command_help HELP[] = {
      "  luamigrate stamp --purge 3c52d30040ed"},
     {"convert", "luamigrate convert alembic PATH [-o DIR]",
      "Convert an Alembic project into a luamigrate project on Alembic's version table.",
-     "  PATH                    an alembic.ini, a pyproject.toml with [tool.alembic], or the\n"
-     "                          directory holding one; env.py is scanned for version_table\n"
-     "                          and version_table_schema, versions/*.py translated to Lua\n"
-     "  -o, --output DIR        where luamigrate.lua and the script location go (default: .)\n"
-     "  What cannot be translated is listed on stderr (file:line) and kept as commented\n"
-     "  Python with an error() that makes its revision fail when run; then exit 1.\n",
+     "  PATH                    an alembic.ini, a pyproject.toml with\n"
+     "                          [tool.alembic], or the directory holding one; env.py\n"
+     "                          is scanned for\n"
+     "                          version_table and version_table_schema, versions/*.py\n"
+     "                          translated to Lua\n"
+     "  -o, --output DIR        where luamigrate.lua and the script location go\n"
+     "                          (default: .)\n"
+     "  What cannot be translated is listed on stderr (file:line) and kept as\n"
+     "  commented Python with an error() that makes its revision fail when run;\n"
+     "  then exit 1.\n",
      "luamigrate convert alembic ../app/alembic.ini -o ."},
     {"lint", "luamigrate lint [--offline] [--json] [--downgrade] [RANGE]",
      "Check the statements of pending revisions for locks, rewrites and breaking changes "
      "(squawk's rules and more; docs/safety.md): exit 1 on an error-level finding.",
-     "  RANGE                   a target (default heads; base with --downgrade), or START:END\n"
+     "  RANGE                   a target (default heads; base with --downgrade), or\n"
+     "                          START:END\n"
      "  --offline               judge the revision files alone, with no database\n"
      "  --json                  a JSON array of findings instead of text\n"
      "  --downgrade             check the downgrade() statements instead\n",

@@ -223,7 +223,7 @@ describe("output", function()
 
   it("gives every command a --help with usage, options and an example", function()
     for _, c in ipairs { "init", "revision", "check", "upgrade", "downgrade", "current", "heads",
-      "branches", "merge", "history", "show", "status", "repair", "stamp" } do
+      "branches", "merge", "history", "show", "status", "repair", "stamp", "convert", "inspect", "lint" } do
       local r = cli.run({ c, "--help" })
       assert.equal(0, r.code, c .. ": " .. r.err)
       assert.equal("", r.err)
