@@ -1112,15 +1112,17 @@ static int branch_relative(const char *what, char *sym, size_t cap, int *up, lon
 }
 
 /* A revision named on its own (Alembic's get_revision): base -> -1, head -> the single
- * head, heads -> the single head nothing depends on, else an id, label or prefix. */
-static int plain_target(const lm_dag *dag, const char *s, int *out, lm_error *err) {
+ * head, heads -> the single head nothing depends on, else an id, label or prefix. `expr`
+ * names the target in the message when there are several heads. */
+static int plain_target(const lm_dag *dag, const char *s, const char *expr, int *out,
+                        lm_error *err) {
   *out = -1;
   if (!strcmp(s, "base")) return LM_OK;
   int head = !strcmp(s, "head");
   if (!head && strcmp(s, "heads") != 0) return resolve_one(dag, s, out, err);
   lm_revset h = {0};
   if (head ? lm_dag_heads(dag, &h) : real_heads(dag, &h)) return oom(err);
-  int rc = h.n > 1 ? multiple_heads(err, s) : LM_OK;
+  int rc = h.n > 1 ? multiple_heads(err, expr) : LM_OK;
   if (h.n == 1) *out = h.idx[0];
   lm_revset_free(&h);
   return rc;
@@ -1252,7 +1254,7 @@ static int resolve_branch_target(const lm_dag *dag, const char *expr, const char
   if (!upgrade) *scope = bidx;
   if (!branch_relative(what, sym, sizeof sym, &up, &n)) {
     if (!upgrade) {
-      rc = plain_target(dag, what, &idx, err);
+      rc = plain_target(dag, what, expr, &idx, err);
     } else if (!strcmp(what, "base")) {
       goto done;
     } else if (!strcmp(what, "heads")) {
@@ -1266,7 +1268,7 @@ static int resolve_branch_target(const lm_dag *dag, const char *expr, const char
       rc = branch_target(dag, what, branch, bidx, mark, &idx, err);
     }
   } else if (*sym) {
-    if (up && !(rc = plain_target(dag, sym, &idx, err)))
+    if (up && !(rc = plain_target(dag, sym, expr, &idx, err)))
       rc = walk(dag, idx, n, 1, mark, expr, &idx, err);
     else if (!up && !(rc = branch_target(dag, sym, branch, bidx, mark, &idx, err)))
       rc = walk(dag, idx, n, 0, NULL, expr, &idx, err);

@@ -336,7 +336,7 @@ static void test_labels(void) {
   EXPECT(migrate(dag, 0, "a b", "lbl@+1"), "ERR Relative revision lbl@+1 didn't produce 1 migrations");
   /* downgrading, what follows '@' names the destination on its own */
   EXPECT(migrate(dag, 0, "a b", "lbl@head"),
-         "ERR Multiple head revisions are present for given argument 'head'; please specify a "
+         "ERR Multiple head revisions are present for given argument 'lbl@head'; please specify a "
          "specific target revision, '<branchname>@head' to narrow to a specific head, or 'heads' "
          "for all heads");
   EXPECT(migrate(dag, 1, "r2", "lbl@+1"), "b");
@@ -394,7 +394,8 @@ static void test_scale(void) {
     snprintf(id, sizeof id, "%06xfeed", (unsigned)i);
     const char *down[1] = {parent};
     snprintf(path, sizeof path, "versions/%s.lua", id);
-    ok = lm_dag_add(dag, id, down, i ? 1 : 0, NULL, 0, NULL, 0, path, NULL, &err) >= 0;
+    const char *mid[1] = {"mid"}; /* a label halfway: the whole line carries it */
+    ok = lm_dag_add(dag, id, down, i ? 1 : 0, mid, i == N / 2, NULL, 0, path, NULL, &err) >= 0;
     snprintf(parent, sizeof parent, "%s", id);
   }
   CHECK(ok);
@@ -407,6 +408,20 @@ static void test_scale(void) {
   lm_revset r = {0};
   CHECK(lm_dag_resolve(dag, "-50000", &heads, LM_RESOLVE_DOWNGRADE, &r, &err) == 0 && r.n == 1);
   lm_revset_free(&r);
+  /* branch-scoped targets on the same line: a few walks over the graph each */
+  char want[64];
+  snprintf(want, sizeof want, "%s %06xfeed %06xfeed", parent, (unsigned)(N - 2), (unsigned)(N - 3));
+  EXPECT(migrate(dag, 0, parent, "mid@-3"), want);
+  snprintf(id, sizeof id, "%06xfeed", (unsigned)(N / 4));
+  snprintf(want, sizeof want, "%06xfeed %06xfeed", (unsigned)(N / 4 + 1), (unsigned)(N / 4 + 2));
+  EXPECT(migrate(dag, 1, id, "mid@+2"), want);
+  int scope = -1;
+  lm_revset base = {0};
+  CHECK(lm_dag_resolve_scoped(dag, "mid@base", &heads, LM_RESOLVE_DOWNGRADE, &r, &scope, &err) ==
+            0 &&
+        r.n == 0 && scope == N / 2);
+  CHECK(lm_dag_plan_downgrade_scoped(dag, &heads, &r, scope, &base, &err) == 0 && base.n == N);
+  lm_revset_free(&base);
   lm_revset_free(&heads);
   lm_revset_free(&p);
   lm_revset_free(&back);
