@@ -1291,6 +1291,13 @@ int lm_dag_resolve_scoped(const lm_dag *dag, const char *expr, const lm_revset *
   int idx = -1, rc;
   *scope = -1;
   if (!expr || !*expr) return lm_error_set(err, LM_EUSAGE, "empty revision identifier");
+  /* Alembic upgrades from no set of rows one of which implies another (a stamp can leave
+   * one behind), whatever the target. */
+  if (mode == LM_RESOLVE_UPGRADE && (rc = check_overlap(dag, current, err))) {
+    lm_error_setfield(&err->hint, "the version table holds a revision and an ancestor of it; "
+                                  "`stamp --purge` the revisions the database is at");
+    return rc;
+  }
   if (!strcmp(expr, "base")) return LM_OK;
   if (!strcmp(expr, "heads"))
     return real_heads(dag, out) ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;

@@ -96,7 +96,9 @@ int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current
  * Alembic does: upgrading, LABEL@head/heads/REV/+N/REV+N stay on the label's line (a walk
  * up takes only the child on the line at a branch point) and LABEL@base upgrades nothing;
  * downgrading, LABEL@REV, LABEL@head and LABEL@base name the destination as REV, head and
- * base would, and LABEL@-N walks down from the database's revision on the line. */
+ * base would, and LABEL@-N walks down from the database's revision on the line. An upgrade
+ * from rows one of which is an ancestor of another (a stamp can leave them) is refused, as
+ * Alembic refuses it: "Requested revision X overlaps with other requested revisions Y". */
 int lm_dag_resolve_scoped(const lm_dag *dag, const char *expr, const lm_revset *current,
                           lm_resolve_mode mode, lm_revset *out, int *scope, lm_error *err);
 

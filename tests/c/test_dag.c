@@ -350,6 +350,10 @@ static void test_labels(void) {
   EXPECT(migrate(dag, 1, "", "lbl@a"), "ERR Revision a is not a member of branch 'lbl'");
   EXPECT(migrate(dag, 1, "", "lbl@-1"), "ERR Relative revision lbl@-1 didn't produce 1 migrations");
   EXPECT(migrate(dag, 1, "r2", "r2@+1"), "ERR Ambiguous walk");
+  /* rows one of which implies another (left by a stamp): Alembic upgrades from none */
+  EXPECT(migrate(dag, 1, "a r1", "heads"),
+         "ERR Requested revision a overlaps with other requested revisions r1");
+  EXPECT(migrate(dag, 0, "a r1", "r1"), "a r2");
   /* one root below the destination: Alembic does not narrow it to the branch */
   EXPECT(migrate(dag, 0, "a z0", "zz@r1"), "a r2");
   lm_dag_free(dag);
