@@ -1085,8 +1085,6 @@ done:
 /* ---- BRANCH@… as upgrade and downgrade read it (Alembic's _parse_upgrade_target and
  * _parse_downgrade_target, revision.py) ---------------------------------------------- */
 
-static int normalized_down(const lm_dag *dag, int idx, lm_revset *out); /* (transitions) */
-
 static int oom(lm_error *err) {
   return lm_error_set(err, LM_ENOMEM, "out of memory");
 }
@@ -1163,12 +1161,13 @@ static int branch_start(const lm_dag *dag, const lm_revset *current, const unsig
   for (size_t i = 0; i < current->n; i++)
     if (mark[current->idx[i]] && found++ == 0) *out = current->idx[i];
   unsigned char *seen = NULL;
-  lm_revset down = {0};
   int rc = LM_OK;
   if (found == 0) {
     /* bit 1: applied (ancestors-or-self of the rows); bit 2: below another applied
-     * revision on the lineage (upgrading: a normalized down revision of one; downgrading:
-     * the parent of an applied one) */
+     * revision, on the lineage when upgrading (a parent or dependency of one: Alembic
+     * drops from the dependencies those an ancestor also has, which only matters when
+     * nothing else on the line stands on that dependency; counting them keeps this one
+     * pass), by down_revision when downgrading */
     if (!(seen = calloc(dag->n ? dag->n : 1, 1)) ||
         lm_dag_mark(dag, current->idx, current->n, 0, 1, seen, 1)) {
       rc = oom(err);
@@ -1176,14 +1175,9 @@ static int branch_start(const lm_dag *dag, const lm_revset *current, const unsig
     }
     for (size_t i = 0; i < dag->n; i++) {
       if (!(seen[i] & 1) || (up && !mark[i])) continue;
-      down.n = 0;
-      if (up ? normalized_down(dag, (int)i, &down) : 0) {
-        rc = oom(err);
-        goto done;
-      }
-      const int *v = up ? down.idx : dag->revs[i].parents;
-      size_t nv = up ? down.n : dag->revs[i].ndown;
-      for (size_t j = 0; j < nv; j++) seen[v[j]] |= 2;
+      const rev *r = &dag->revs[i];
+      for (size_t j = 0; j < r->ndown; j++) seen[r->parents[j]] |= 2;
+      for (size_t j = 0; up && j < r->ndeps; j++) seen[r->deps[j]] |= 2;
     }
     for (size_t i = 0; i < dag->n; i++)
       if (seen[i] == 1 && mark[i] && found++ == 0) *out = (int)i;
@@ -1196,7 +1190,6 @@ static int branch_start(const lm_dag *dag, const lm_revset *current, const unsig
     rc = short_relative(err, expr, n);
 done:
   free(seen);
-  lm_revset_free(&down);
   return rc;
 }
 
@@ -1207,13 +1200,16 @@ static int check_overlap(const lm_dag *dag, const lm_revset *h, lm_error *err) {
   if (h->n < 2) return LM_OK;
   unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
   if (!mark) return oom(err);
+  /* bit 1: the proper ancestors of the set (one walk from all their parents and deps) */
+  lm_revset below = {0};
   int rc = LM_OK;
   for (size_t i = 0; i < h->n && !rc; i++) {
     const rev *r = &dag->revs[h->idx[i]];
-    if (lm_dag_mark(dag, r->parents, r->ndown, 0, 1, mark, 1) ||
-        lm_dag_mark(dag, r->deps, r->ndeps, 0, 1, mark, 1))
-      rc = oom(err);
+    for (size_t j = 0; j < r->ndown && !rc; j++) rc = lm_revset_push(&below, r->parents[j]);
+    for (size_t j = 0; j < r->ndeps && !rc; j++) rc = lm_revset_push(&below, r->deps[j]);
   }
+  if (rc || lm_dag_mark(dag, below.idx, below.n, 0, 1, mark, 1)) rc = oom(err);
+  lm_revset_free(&below);
   for (size_t i = 0; i < h->n && !rc; i++) {
     int a = h->idx[i];
     if (!(mark[a] & 1)) continue;
