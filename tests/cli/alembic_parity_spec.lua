@@ -1,8 +1,11 @@
 -- Parity with Alembic itself (Debian's python3-alembic): random revision graphs with
 -- branches, merges, several bases, branch labels and depends_on are written out twice, as
 -- an Alembic project and as a luamigrate project, and the same random commands run against
--- two databases. After every command both tools must agree on success, on the rows of the
--- version table and on which migrations ran (each migration logs itself).
+-- two databases (every LABEL@head|heads|base|+N|-N|REV|REV+N|REV-N form among them, in
+-- both directions). After every command both tools must agree on success, on the rows of
+-- the version table and on which migrations ran (each migration logs itself). Where
+-- Alembic crashes, luamigrate must do the sensible thing (see `trial`).
+--   LUAMIGRATE_PARITY_TRIALS=200 [LUAMIGRATE_PARITY_FIRST=1] scripts/spec.sh tests/cli/alembic_parity_spec.lua
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
 
