@@ -1094,6 +1094,14 @@ static int short_relative(lm_error *err, const char *expr, long n) {
                       n);
 }
 
+/* An upgrade to REV-N that walks down to base: Alembic fails on it (an AssertionError),
+ * luamigrate refuses it. */
+static int below_base(lm_error *err, const char *expr) {
+  return lm_error_set(err, LM_ENOTFOUND,
+                      "Relative revision %s walks down to base: there is nothing to upgrade to",
+                      expr);
+}
+
 /* The relative form after BRANCH@: [SYMBOL](+|-)N, SYMBOL a word (letters, digits, '_').
  * 1 when `what` has it; *sym gets SYMBOL ("" when absent). */
 static int branch_relative(const char *what, char *sym, size_t cap, int *up, long *n) {
@@ -1266,8 +1274,9 @@ static int resolve_branch_target(const lm_dag *dag, const char *expr, const char
   } else if (*sym) {
     if (up && !(rc = plain_target(dag, sym, expr, &idx, err)))
       rc = walk(dag, idx, n, 1, mark, expr, &idx, err);
-    else if (!up && !(rc = branch_target(dag, sym, branch, bidx, mark, &idx, err)))
-      rc = walk(dag, idx, n, 0, NULL, expr, &idx, err);
+    else if (!up && !(rc = branch_target(dag, sym, branch, bidx, mark, &idx, err)) &&
+             !(rc = walk(dag, idx, n, 0, NULL, expr, &idx, err)) && idx < 0 && upgrade)
+      rc = below_base(err, expr);
   } else if (n == 0 || up != upgrade) {
     rc = short_relative(err, expr, n);
   } else if (!(rc = branch_start(dag, current, mark, up, expr, n, &idx, err))) {
@@ -1361,6 +1370,7 @@ int lm_dag_resolve_scoped(const lm_dag *dag, const char *expr, const lm_revset *
       lm_revset_free(&b);
     }
     if ((rc = walk(dag, from, n, up, NULL, expr, &idx, err))) return rc;
+    if (idx < 0 && !up && mode == LM_RESOLVE_UPGRADE) return below_base(err, expr);
     if (idx >= 0 && lm_revset_push(out, idx)) return lm_error_set(err, LM_ENOMEM, "out of memory");
     return LM_OK;
   }

@@ -345,6 +345,12 @@ static void test_labels(void) {
   EXPECT(migrate(dag, 1, "a", "lbl@+1"), "b");
   EXPECT(migrate(dag, 1, "r1", "lbl@r2+1"), "r2 b");
   EXPECT(migrate(dag, 1, "", "lbl@b-1"), "r1 r2");
+  /* a walk down to base is no upgrade target (Alembic fails on it with an AssertionError) */
+  EXPECT(migrate(dag, 1, "", "lbl@r1-1"),
+         "ERR Relative revision lbl@r1-1 walks down to base: there is nothing to upgrade to");
+  EXPECT(migrate(dag, 1, "", "r1-1"),
+         "ERR Relative revision r1-1 walks down to base: there is nothing to upgrade to");
+  EXPECT(migrate(dag, 0, "a b z0", "lbl@r1-1"), "b a r2 r1");
   EXPECT(migrate(dag, 1, "", "lbl@head"), "r1 r2 b");
   EXPECT(migrate(dag, 1, "", "lbl@base"), "");
   EXPECT(migrate(dag, 1, "", "lbl@a"), "ERR Revision a is not a member of branch 'lbl'");
