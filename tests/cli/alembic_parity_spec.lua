@@ -313,10 +313,18 @@ describe("parity with Alembic", function()
         -- that also depends on an ancestor of its parents, reached by LABEL@head upgrades
         -- among others; stamps of several revisions) and may have left a partial change
         -- behind, so there is no reference from here on and the trial ends. A stamp that
-        -- crashes Alembic is refused by luamigrate before it changes anything. An upgrade
+        -- crashes Alembic is refused by luamigrate before it changes anything (but for
+        -- `stamp X X`, below). An upgrade
         -- or downgrade is carried out: it succeeds, runs every migration Alembic ran
         -- before it crashed, and leaves rows none of which another row implies.
-        if c[1] == "stamp" then
+        local a, b = c[2]:match("^(%S+) (%S+)$")
+        if c[1] == "stamp" and a and a == b then
+          -- `stamp X X`: Alembic fails unless X is a row already (an AssertionError or a
+          -- KeyError, after changing rows); luamigrate stamps X once.
+          assert.are.equal(0, r.code, where)
+          assert.truthy((" " .. rows(lm_url) .. " "):find(" " .. a .. " ", 1, true), where)
+          assert.is_nil(implied_row(revs, rows(lm_url)), where)
+        elseif c[1] == "stamp" then
           assert.are_not.equal(0, r.code, where)
           assert.are.equal(before, rows(lm_url), where)
         else
