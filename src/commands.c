@@ -1137,6 +1137,7 @@ static int offline_start(lm_app *app, const char *expr, lm_revset *heads, const 
 static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   lm_revset heads = {0}, target = {0}, plan = {0}, start = {0};
   lm_journal half = {0};
+  int scope = -1; /* a downgrade confined to one branch (lm_dag_resolve_scoped) */
   int rc = want_positional(app->opts, a, 1, 1, "TARGET", err);
   if (rc) return rc;
   const char *expr = a->pos[0];
@@ -1160,11 +1161,12 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
     const char *tgt;
     int from_base;
     if ((rc = offline_start(app, expr, &heads, &tgt, &from_base, err)) < 0) goto cleanup;
-    rc = lm_dag_resolve(app->dag, tgt, &heads, upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
-                        &target, err);
+    rc = lm_dag_resolve_scoped(app->dag, tgt, &heads,
+                               upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, &scope,
+                               err);
     if (rc < 0) goto cleanup;
     rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
-                 : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
+                 : lm_dag_plan_downgrade_scoped(app->dag, &heads, &target, scope, &plan, err);
     if (rc < 0) goto cleanup;
     rc = lm_run_plan_offline(app, &heads, &plan, upgrade, from_base, err);
     goto cleanup;
@@ -1196,11 +1198,12 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
   if (a->resume && !half.revision)
     lm_log_info("--resume: no revision is half-done; %s as usual",
                 upgrade ? "upgrading" : "downgrading");
-  rc = lm_dag_resolve(app->dag, expr, &heads, upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
-                      &target, err);
+  rc = lm_dag_resolve_scoped(app->dag, expr, &heads,
+                             upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, &scope,
+                             err);
   if (rc < 0) goto cleanup;
   rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
-               : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
+               : lm_dag_plan_downgrade_scoped(app->dag, &heads, &target, scope, &plan, err);
   if (rc < 0) goto cleanup;
   int nchanged;
   if ((rc = check_changed(app, &heads, &nchanged, NULL, &plan, err))) goto cleanup;
@@ -1257,7 +1260,7 @@ static int cmd_migrate(lm_app *app, cmdargs *a, int upgrade, lm_error *err) {
       if (rc < 0) break;
     }
     rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
-                 : lm_dag_plan_downgrade(app->dag, &heads, &target, &plan, err);
+                 : lm_dag_plan_downgrade_scoped(app->dag, &heads, &target, scope, &plan, err);
     if (rc < 0) break;
     rc = lm_run_plan(app, &heads, &plan, upgrade, err);
   }

@@ -90,6 +90,17 @@ typedef enum lm_resolve_mode {
  * migrations", "Ambiguous walk". */
 int lm_dag_resolve(const lm_dag *dag, const char *expr, const lm_revset *current,
                    lm_resolve_mode mode, lm_revset *out, lm_error *err);
+/* As lm_dag_resolve, and for a downgrade target *scope is the revision whose branch the
+ * downgrade is confined to (-1: none): the revision declaring LABEL in LABEL@… (REV in
+ * REV@…), the database's single revision for -N. Upgrade and downgrade read LABEL@… as
+ * Alembic does: upgrading, LABEL@head/heads/REV/+N/REV+N stay on the label's line (a walk
+ * up takes only the child on the line at a branch point) and LABEL@base upgrades nothing;
+ * downgrading, LABEL@REV, LABEL@head and LABEL@base name the destination as REV, head and
+ * base would, and LABEL@-N walks down from the database's revision on the line. An upgrade
+ * from rows one of which is an ancestor of another (a stamp can leave them) is refused, as
+ * Alembic refuses it: "Requested revision X overlaps with other requested revisions Y". */
+int lm_dag_resolve_scoped(const lm_dag *dag, const char *expr, const lm_revset *current,
+                          lm_resolve_mode mode, lm_revset *out, int *scope, lm_error *err);
 
 /* 1 when `expr` is resolved from the database's current revisions (+N, -N, X@+N, X@-N), so
  * it means something else once another run has moved the version table. */
@@ -107,13 +118,21 @@ int lm_dag_overlap(const lm_dag *dag, const lm_revset *current, int *desc, lm_re
  * parents and dependencies) and not an ancestor-or-self of `current`, ordered so each
  * revision comes after all its parents and dependencies; ties broken by index. An empty
  * plan is not an error. Downgrade: the revisions to undo, children before parents, that
- * are ancestors-or-self of `current` and descendants (not self) of `target` (via parents
- * and dependencies) of the targets' children; a target that is not an ancestor-or-self of some
- * current head fails with "Destination X is not a valid downgrade target from current head(s)". */
+ * are ancestors-or-self of `current` and descendants-or-self (via children and dependents)
+ * of the targets' children; lm_dag_plan_downgrade_scoped with no scope. */
 int lm_dag_plan_upgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,
                         lm_revset *plan, lm_error *err);
 int lm_dag_plan_downgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,
                           lm_revset *plan, lm_error *err);
+/* Alembic's downgrade: what goes is what is applied and stands on the roots (the targets'
+ * children by down_revision; every base when the target is base). With scope >= 0 (see
+ * lm_dag_resolve_scoped) and several roots, only the roots below `scope` count ("Not a
+ * valid downgrade target from current heads" when none is), so LABEL@-1 or LABEL@base
+ * leave the other branches alone. Nothing to undo for a target that is not a current head
+ * is "Destination X is not a valid downgrade target from current head(s)". */
+int lm_dag_plan_downgrade_scoped(const lm_dag *dag, const lm_revset *current,
+                                 const lm_revset *target, int scope, lm_revset *plan,
+                                 lm_error *err);
 
 /* One change to the version table. */
 typedef enum lm_vt_kind { LM_VT_INSERT, LM_VT_DELETE, LM_VT_UPDATE } lm_vt_kind;

@@ -102,6 +102,30 @@ static const char *plan(lm_dag *dag, int up, const char *cur, const char *target
   return out;
 }
 
+/* Resolves expr for an upgrade or downgrade from heads `cur` and plans it, as the upgrade
+ * and downgrade commands do; returns the plan or the error. */
+static const char *migrate(lm_dag *dag, int up, const char *cur, const char *expr) {
+  static char out[4096];
+  lm_revset c = {0}, t = {0}, p = {0};
+  lm_error err = {0};
+  int scope = -2;
+  set_of(dag, &c, cur);
+  int rc = lm_dag_resolve_scoped(dag, expr, &c, up ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
+                                 &t, &scope, &err);
+  if (rc >= 0)
+    rc = up ? lm_dag_plan_upgrade(dag, &c, &t, &p, &err)
+            : lm_dag_plan_downgrade_scoped(dag, &c, &t, scope, &p, &err);
+  if (rc < 0)
+    snprintf(out, sizeof out, "ERR %s", err.message);
+  else
+    snprintf(out, sizeof out, "%s", ids(dag, &p));
+  lm_error_clear(&err);
+  lm_revset_free(&c);
+  lm_revset_free(&t);
+  lm_revset_free(&p);
+  return out;
+}
+
 /* Applies the steps of `order` to heads `cur`; returns the SQL-ish log and final heads. */
 static const char *steps(lm_dag *dag, const char *cur, const char *order, int up) {
   static char out[4096];
@@ -288,6 +312,88 @@ static void test_branches(void) {
   lm_dag_free(dag);
 }
 
+/* Labels on revisions that are not bases, as Alembic 1.8.1 reads LABEL@… (issue 12):
+ * r1 -> r2 -> {a, b}, `lbl` on b; zz a second, labelled base. */
+static void test_labels(void) {
+  lm_error err = {0};
+  int rc;
+  lm_dag *dag = build((const char *const[]){"r1", "r2:r1", "a:r2", "b:r2::lbl", "z0:::zz", NULL},
+                      &err, &rc);
+  CHECK(rc == 0);
+  const char *const *labels;
+  /* r2 is a branch point: the label names b alone */
+  CHECK(lm_dag_labels(dag, lm_dag_find(dag, "b"), &labels) == 1 && !strcmp(labels[0], "lbl"));
+  CHECK(lm_dag_labels(dag, lm_dag_find(dag, "r2"), &labels) == 0);
+  EXPECT(migrate(dag, 0, "a b", "lbl@-1"), "b");
+  EXPECT(migrate(dag, 0, "a b", "lbl@r2"), "b");
+  EXPECT(migrate(dag, 0, "a b", "r2"), "b a");
+  EXPECT(migrate(dag, 0, "a b z0", "lbl@base"), "b a r2 r1");
+  EXPECT(migrate(dag, 0, "a b z0", "zz@-1"), "z0");
+  EXPECT(migrate(dag, 0, "a b z0", "zz@base"), "z0");
+  EXPECT(migrate(dag, 0, "a z0", "lbl@r2"),
+         "ERR Destination r2 is not a valid downgrade target from current head(s)");
+  EXPECT(migrate(dag, 0, "a b z0", "zz@r2"), "ERR Not a valid downgrade target from current heads");
+  EXPECT(migrate(dag, 0, "a b", "lbl@+1"), "ERR Relative revision lbl@+1 didn't produce 1 migrations");
+  /* downgrading, what follows '@' names the destination on its own */
+  EXPECT(migrate(dag, 0, "a b", "lbl@head"),
+         "ERR Multiple head revisions are present for given argument 'lbl@head'; please specify a "
+         "specific target revision, '<branchname>@head' to narrow to a specific head, or 'heads' "
+         "for all heads");
+  EXPECT(migrate(dag, 1, "r2", "lbl@+1"), "b");
+  EXPECT(migrate(dag, 1, "", "lbl@+2"), "r1 r2");
+  EXPECT(migrate(dag, 1, "", "lbl@+3"), "r1 r2 b");
+  EXPECT(migrate(dag, 1, "a", "lbl@+1"), "b");
+  EXPECT(migrate(dag, 1, "r1", "lbl@r2+1"), "r2 b");
+  EXPECT(migrate(dag, 1, "", "lbl@b-1"), "r1 r2");
+  /* a walk down to base is no upgrade target (Alembic fails on it with an AssertionError) */
+  EXPECT(migrate(dag, 1, "", "lbl@r1-1"),
+         "ERR Relative revision lbl@r1-1 walks down to base: there is nothing to upgrade to");
+  EXPECT(migrate(dag, 1, "", "r1-1"),
+         "ERR Relative revision r1-1 walks down to base: there is nothing to upgrade to");
+  EXPECT(migrate(dag, 0, "a b z0", "lbl@r1-1"), "b a r2 r1");
+  EXPECT(migrate(dag, 1, "", "lbl@head"), "r1 r2 b");
+  EXPECT(migrate(dag, 1, "", "lbl@base"), "");
+  EXPECT(migrate(dag, 1, "", "lbl@a"), "ERR Revision a is not a member of branch 'lbl'");
+  EXPECT(migrate(dag, 1, "", "lbl@-1"), "ERR Relative revision lbl@-1 didn't produce 1 migrations");
+  EXPECT(migrate(dag, 1, "r2", "r2@+1"), "ERR Ambiguous walk");
+  /* rows one of which implies another (left by a stamp): Alembic upgrades from none */
+  EXPECT(migrate(dag, 1, "a r1", "heads"),
+         "ERR Requested revision a overlaps with other requested revisions r1");
+  EXPECT(migrate(dag, 0, "a r1", "r1"), "a r2");
+  /* one root below the destination: Alembic does not narrow it to the branch */
+  EXPECT(migrate(dag, 0, "a z0", "zz@r1"), "a r2");
+  lm_dag_free(dag);
+
+  /* A label mid-line spreads down to the branch point, and "-1" is confined to the current
+   * revision's branch: a depends on b, so a's row stands for b too, and only a goes. */
+  dag = build((const char *const[]){"r1", "r2:r1", "m1:r2", "m2:m1::mid", "m3:m2", "b:r2",
+                                    "a:m3:b", NULL},
+              &err, &rc);
+  CHECK(rc == 0);
+  CHECK(lm_dag_labels(dag, lm_dag_find(dag, "m1"), &labels) == 1);
+  CHECK(lm_dag_labels(dag, lm_dag_find(dag, "r2"), &labels) == 0);
+  EXPECT(migrate(dag, 0, "a", "-1"), "a");
+  EXPECT(migrate(dag, 0, "a", "mid@-2"), "a m3");
+  EXPECT(migrate(dag, 0, "a", "mid@r2"), "a m3 m2 m1");
+  lm_dag_free(dag);
+
+  /* No row is on mid's line (x, which depends on m1, holds it): mid@+1 starts from the
+   * applied tip of the line, m1. */
+  dag = build((const char *const[]){"r1", "m1:r1", "m2:m1::mid", "x:r1:m1", NULL}, &err, &rc);
+  CHECK(rc == 0);
+  EXPECT(migrate(dag, 1, "x", "mid@+1"), "m2");
+  lm_dag_free(dag);
+
+  /* mid@heads names h1 and h2, and h2 depends on h1: Alembic refuses the overlap */
+  dag = build((const char *const[]){"r1:::mid", "h1:r1", "h2:r1:h1", NULL}, &err, &rc);
+  CHECK(rc == 0);
+  EXPECT(migrate(dag, 1, "", "mid@heads"),
+         "ERR Requested revision h2 overlaps with other requested revisions h1");
+  EXPECT(migrate(dag, 1, "", "heads"), "r1 h1 h2");
+  lm_dag_free(dag);
+  lm_error_clear(&err);
+}
+
 static void test_scale(void) {
   enum { N = 100000 };
   lm_dag *dag = lm_dag_new();
@@ -298,7 +404,8 @@ static void test_scale(void) {
     snprintf(id, sizeof id, "%06xfeed", (unsigned)i);
     const char *down[1] = {parent};
     snprintf(path, sizeof path, "versions/%s.lua", id);
-    ok = lm_dag_add(dag, id, down, i ? 1 : 0, NULL, 0, NULL, 0, path, NULL, &err) >= 0;
+    const char *mid[1] = {"mid"}; /* a label halfway: the whole line carries it */
+    ok = lm_dag_add(dag, id, down, i ? 1 : 0, mid, i == N / 2, NULL, 0, path, NULL, &err) >= 0;
     snprintf(parent, sizeof parent, "%s", id);
   }
   CHECK(ok);
@@ -311,6 +418,20 @@ static void test_scale(void) {
   lm_revset r = {0};
   CHECK(lm_dag_resolve(dag, "-50000", &heads, LM_RESOLVE_DOWNGRADE, &r, &err) == 0 && r.n == 1);
   lm_revset_free(&r);
+  /* branch-scoped targets on the same line: a few walks over the graph each */
+  char want[64];
+  snprintf(want, sizeof want, "%s %06xfeed %06xfeed", parent, (unsigned)(N - 2), (unsigned)(N - 3));
+  EXPECT(migrate(dag, 0, parent, "mid@-3"), want);
+  snprintf(id, sizeof id, "%06xfeed", (unsigned)(N / 4));
+  snprintf(want, sizeof want, "%06xfeed %06xfeed", (unsigned)(N / 4 + 1), (unsigned)(N / 4 + 2));
+  EXPECT(migrate(dag, 1, id, "mid@+2"), want);
+  int scope = -1;
+  lm_revset base = {0};
+  CHECK(lm_dag_resolve_scoped(dag, "mid@base", &heads, LM_RESOLVE_DOWNGRADE, &r, &scope, &err) ==
+            0 &&
+        r.n == 0 && scope == N / 2);
+  CHECK(lm_dag_plan_downgrade_scoped(dag, &heads, &r, scope, &base, &err) == 0 && base.n == N);
+  lm_revset_free(&base);
   lm_revset_free(&heads);
   lm_revset_free(&p);
   lm_revset_free(&back);
@@ -322,6 +443,7 @@ int main(void) {
   test_validation();
   test_linear();
   test_branches();
+  test_labels();
   test_scale();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

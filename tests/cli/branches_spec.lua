@@ -29,6 +29,21 @@ local function graph(with_merge)
   return files
 end
 
+-- A label on a revision that is not a base: r1 -> r2 -> {a, b}, `lbl` on b (so it names
+-- only b: r2 is a branch point); with_zz adds a second base zz labelled `zz`.
+local function labeled_graph(with_zz)
+  local files = {
+    ["migrations/versions/1a1a1a1a_r1.lua"] = rev("1a1a1a1a", nil, "r1"),
+    ["migrations/versions/2b2b2b2b_r2.lua"] = rev("2b2b2b2b", "1a1a1a1a", "r2"),
+    ["migrations/versions/3c3c3c3c_a.lua"] = rev("3c3c3c3c", "2b2b2b2b", "a"),
+    ["migrations/versions/4d4d4d4d_b.lua"] = rev("4d4d4d4d", "2b2b2b2b", "b", 'branch_labels = { "lbl" }\n'),
+  }
+  if with_zz then
+    files["migrations/versions/5e5e5e5e_zz.lua"] = rev("5e5e5e5e", nil, "zz", 'branch_labels = { "zz" }\n')
+  end
+  return files
+end
+
 describe("a project with branches", function()
   local dir, url, dbname
 
@@ -218,8 +233,7 @@ describe("a project with branches", function()
     r = run("downgrade", "-1")
     assert.equal(2, r.code)
     assert.truthy(r.err:find("luamigrate: Ambiguous walk\n  hint: dddd is a merge point: name the "
-      .. "revision to go to, e.g. 'luamigrate downgrade bbbb', or step from one branch's revision, "
-      .. "e.g. 'luamigrate downgrade bbbb-1'\n", 1, true), r.err)
+      .. "revision to go to, e.g. 'luamigrate downgrade bbbb'\n", 1, true), r.err)
     -- and the hint's target works
     r = run("downgrade", "bbbb")
     assert.equal(0, r.code, r.err)
@@ -228,5 +242,95 @@ describe("a project with branches", function()
     assert.equal(2, r.code)
     assert.truthy(r.err:find("hint: aaaa is a branch point: name the revision to go to, e.g. "
       .. "'luamigrate upgrade bbbb'", 1, true), r.err)
+  end)
+
+  -- Alembic 1.8.1's results on the same graph (issue 12): a branch-scoped target moves only
+  -- that branch.
+  local function labeled_at_heads(with_zz)
+    dir = cli.project { files = labeled_graph(with_zz) }
+    url, dbname = pg.new_db()
+    local r = run("upgrade", "heads")
+    assert.equal(0, r.code, r.err)
+  end
+
+  it("downgrades only the label's branch for label@-1 and label@REV", function()
+    labeled_at_heads(false)
+    local r = run("downgrade", "lbl@-1")
+    assert.equal(0, r.code, r.err)
+    assert.equal("4d4d4d4d", ran("down"))
+    assert.equal("3c3c3c3c", rows())
+    assert.truthy(r.err:find("Running downgrade 4d4d4d4d -> 2b2b2b2b, b", 1, true))
+    assert.equal(0, run("upgrade", "heads").code)
+    r = run("downgrade", "lbl@2b2b2b2b")
+    assert.equal(0, r.code, r.err)
+    assert.equal("4d4d4d4d 4d4d4d4d", ran("down"))
+    assert.equal("3c3c3c3c", rows())
+    -- nothing of the branch is left to undo (a, on the other branch, stays)
+    r = run("downgrade", "lbl@2b2b2b2b")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("Destination 2b2b2b2b is not a valid downgrade target from current head(s)", 1, true))
+    assert.equal("3c3c3c3c", rows())
+  end)
+
+  it("downgrades label@base to before the base of the label's line", function()
+    labeled_at_heads(false)
+    local r = run("downgrade", "lbl@base")
+    assert.equal(0, r.code, r.err)
+    assert.equal("", rows())
+    local down = {}
+    for id in ran("down"):gmatch("%S+") do down[#down + 1] = id end
+    table.sort(down)
+    assert.equal("1a1a1a1a 2b2b2b2b 3c3c3c3c 4d4d4d4d", table.concat(down, " "))
+    -- upgrading to label@base upgrades nothing
+    r = run("upgrade", "lbl@base")
+    assert.equal(0, r.code, r.err)
+    assert.equal("", rows())
+  end)
+
+  it("with a second base, label@base and label@-1 leave the other base's line alone", function()
+    labeled_at_heads(true)
+    assert.equal("3c3c3c3c 4d4d4d4d 5e5e5e5e", rows())
+    local r = run("downgrade", "zz@-1")
+    assert.equal(0, r.code, r.err)
+    assert.equal("5e5e5e5e", ran("down"))
+    assert.equal("3c3c3c3c 4d4d4d4d", rows())
+    assert.equal(0, run("upgrade", "heads").code)
+    r = run("downgrade", "lbl@base")
+    assert.equal(0, r.code, r.err)
+    assert.equal("5e5e5e5e", rows())
+  end)
+
+  it("upgrades label@+1 from a branch point onto the label's branch", function()
+    dir = cli.project { files = labeled_graph(false) }
+    url, dbname = pg.new_db()
+    assert.equal(0, run("upgrade", "2b2b2b2b").code)
+    local r = run("upgrade", "lbl@+1")
+    assert.equal(0, r.code, r.err)
+    assert.equal("4d4d4d4d", rows())
+    assert.truthy(r.err:find("Running upgrade 2b2b2b2b -> 4d4d4d4d, b", 1, true))
+    r = run("upgrade", "lbl@+1")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("Relative revision lbl@+1 didn't produce 1 migrations", 1, true))
+    -- from an empty database the walk starts at the base below the label
+    assert.equal(0, run("downgrade", "base").code)
+    assert.equal(0, run("upgrade", "lbl@+2").code)
+    assert.equal("2b2b2b2b", rows())
+    r = run("upgrade", "lbl@2b2b2b2b+1")
+    assert.equal(0, r.code, r.err)
+    assert.equal("4d4d4d4d", rows())
+  end)
+  it("refuses to upgrade from rows one of which implies another, as Alembic does", function()
+    dir = cli.project { files = labeled_graph(false) }
+    url, dbname = pg.new_db()
+    assert.equal(0, run("stamp", "3c3c3c3c", "1a1a1a1a").code)
+    assert.equal("1a1a1a1a 3c3c3c3c", rows())
+    local r = run("upgrade", "heads")
+    assert.equal(2, r.code)
+    assert.truthy(r.err:find("Requested revision 3c3c3c3c overlaps with other requested revisions 1a1a1a1a", 1, true))
+    assert.truthy(r.err:find("stamp --purge", 1, true))
+    assert.equal("1a1a1a1a 3c3c3c3c", rows())
+    assert.equal(0, run("stamp", "--purge", "3c3c3c3c").code)
+    assert.equal(0, run("upgrade", "heads").code)
+    assert.equal("3c3c3c3c 4d4d4d4d", rows())
   end)
 end)
