@@ -422,8 +422,8 @@ function M.render(ops, want, live, ds)
         end
         -- a new type is written with the collation the column is to have (else ALTER TYPE
         -- would reset it to the type's default): the declared one, or the one it keeps
-        local coll, was = l.collation, nil
-        if dir == "up" then coll, was = c.collation or l.collation, l.collation else was = c.collation end
+        local coll, was = l.collation, c.collation
+        if dir == "up" then coll, was = c.collation or l.collation, l.collation end
         local retype = ch.type or ch.collation
         local x = opts_text {
           { "type_", retype and type_lua(to.type, enums, ds, coll) or nil },
