@@ -1,7 +1,7 @@
 -- luamigrate inspect: a database built with plain SQL (a small video-rental schema in the
 -- style of pagila, written for this spec, with a partitioned table and "C"-collated columns)
--- becomes a schema.lua that `check` finds identical to it; `revision --autogenerate` from an empty database with that file rebuilds the same
--- pg_dump -s; and --baseline writes a first revision that creates all of it and stamps the
+-- becomes a schema.lua that `check` finds identical to it; `revision --autogenerate` from an
+-- empty database with that file rebuilds the same pg_dump -s; and --baseline writes a first revision that creates all of it and stamps the
 -- database, so `current` is at it and an empty database upgraded to it is the same again.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
