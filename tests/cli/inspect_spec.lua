@@ -1,7 +1,7 @@
 -- luamigrate inspect: a database built with plain SQL (a small video-rental schema in the
--- style of pagila, written for this spec, with a partitioned table) becomes a schema.lua that `check` finds identical
--- to it; `revision --autogenerate` from an empty database with that file rebuilds the same
--- pg_dump -s; and --baseline writes a first revision that creates all of it and stamps the
+-- style of pagila, written for this spec, with a partitioned table and "C"-collated columns)
+-- becomes a schema.lua that `check` finds identical to it; `revision --autogenerate` from an
+-- empty database with that file rebuilds the same pg_dump -s; and --baseline writes a first revision that creates all of it and stamps the
 -- database, so `current` is at it and an empty database upgraded to it is the same again.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
@@ -27,7 +27,7 @@ COMMENT ON TABLE language IS 'spoken languages of the films';
 CREATE TABLE actor (
   actor_id serial PRIMARY KEY,
   first_name text NOT NULL,
-  last_name text NOT NULL,
+  last_name text COLLATE "C" NOT NULL,
   last_update timestamp with time zone NOT NULL DEFAULT now()
 );
 CREATE INDEX idx_actor_last_name ON actor (last_name);
@@ -60,6 +60,7 @@ CREATE TABLE film_actor (
 
 CREATE TABLE store (
   store_id serial PRIMARY KEY,
+  code varchar(8) COLLATE "C",
   address text NOT NULL,
   last_update timestamp with time zone NOT NULL DEFAULT now()
 );
@@ -196,6 +197,8 @@ describe("luamigrate inspect", function()
       'local mpaa_rating = sa.Enum("G", "PG", "PG-13", "R", "NC-17", { name = "mpaa_rating" })',
       'sa.Column("film_id", sa.Integer, sa.ForeignKey("film.film_id", { ondelete = "RESTRICT", onupdate = "CASCADE" })',
       'sa.Column("email", sa.Text, { unique = true })',
+      'sa.Column("last_name", sa.Text({ collation = "C" }), { nullable = false })',
+      'sa.Column("code", sa.String(8, "C"))',
       'sa.Column("rating", mpaa_rating, { server_default = sa.text("\'G\'::mpaa_rating") })',
       'sa.Identity { start = 100 }',
       'sa.UniqueConstraint("receipt_no", "customer_id", { name = "payment_receipt_unique", '

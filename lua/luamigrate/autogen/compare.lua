@@ -311,9 +311,14 @@ function M.compare(conn, want, live, filter)
             end
           end
           if c.comment ~= l.comment then ch.comment = true end
+          -- only a declared collation is compared ("default" declares the database's own)
+          if c.collation and (c.collation ~= "default" and c.collation or nil) ~= l.collation then
+            ch.collation = true
+          end
           if next(ch) then
             local what = {}
-            for _, w in ipairs { "type", "nullable", "default", "identity", "identity_options", "comment" } do
+            for _, w in ipairs { "type", "collation", "nullable", "default", "identity", "identity_options",
+              "comment" } do
               if ch[w] then what[#what + 1] = (w:gsub("_", " ")) end
             end
             local using, down_using, known = nil, nil, true

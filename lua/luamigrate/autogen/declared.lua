@@ -44,7 +44,7 @@ function M.declared(md, default_schema)
     for _, c in ipairs(t.columns) do
       local ct, enum = canon_type(c.type, default_schema)
       if enum then add_enum(enum) end
-      local C = { name = c.name, type = ct, enum = enum, nullable = c.nullable,
+      local C = { name = c.name, type = ct, enum = enum, nullable = c.nullable, collation = N.collation_of(c.type),
         default = default_text(c.server_default), comment = c.comment,
         computed = c.computed and render.sqltext(c.computed.sqltext) or nil,
         -- SERIAL as op.create_table writes it (schema.autoincrement_column, set by sa.Table)

@@ -46,7 +46,18 @@ local TYPE_LUA = {
   numeric = "sa.Numeric()",
 }
 
-local function type_lua(ct, enums, default_schema)
+-- A string type with its collation: sa.String(n, "C"), sa.Text({ collation = "C" }), else
+-- the SQL text with COLLATE.
+local function collated_lua(ct, coll)
+  local n = ct:match("^character varying%((%d+)%)$")
+  if n then return ("sa.String(%s, %s)"):format(n, lit(coll)) end
+  if ct == "character varying" then return ("sa.String({ collation = %s })"):format(lit(coll)) end
+  if ct == "text" then return ("sa.Text({ collation = %s })"):format(lit(coll)) end
+  return (lit(ct .. " COLLATE " .. quote.ident(coll)))
+end
+
+local function type_lua(ct, enums, default_schema, coll)
+  if coll and ct:sub(-2) ~= "[]" and ct:sub(1, 5) ~= "enum:" then return collated_lua(ct, coll) end
   if ct:sub(-2) == "[]" then return "sa.ARRAY(" .. type_lua(ct:sub(1, -3), enums, default_schema) .. ")" end
   if ct:sub(1, 5) == "enum:" then
     local e = enums[ct:sub(6)]
@@ -84,7 +95,7 @@ local function column_lua(C, pkcols, enums, ds)
       args[2] = lit(C.type == "bigint" and "BIGSERIAL" or C.type == "smallint" and "SMALLSERIAL" or "SERIAL")
     end
   else
-    args[2] = type_lua(C.type, enums, ds)
+    args[2] = type_lua(C.type, enums, ds, C.collation)
   end
   if C.computed then args[#args + 1] = ("sa.Computed(%s)"):format(lit(C.computed)) end
   if C.identity then
@@ -409,10 +420,16 @@ function M.render(ops, want, live, ds)
               or from.type, to.type))
           end
         end
+        -- a new type is written with the collation the column is to have (else ALTER TYPE
+        -- would reset it to the type's default): the declared one, or the one it keeps
+        local coll, was = l.collation, c.collation
+        if dir == "up" then coll, was = c.collation or l.collation, l.collation end
+        local retype = ch.type or ch.collation
         local x = opts_text {
-          { "type_", ch.type and type_lua(to.type, enums, ds) or nil },
+          { "type_", retype and type_lua(to.type, enums, ds, coll) or nil },
           { "postgresql_using", using },
-          { "existing_type", (not ch.type) and type_lua(to.type, enums, ds) or nil },
+          { "existing_type", (not ch.type) and type_lua(to.type, enums, ds,
+            ch.collation and was or nil) or nil },
           { "nullable", ch.nullable and tostring(to.nullable) or nil },
           { "server_default", ch.default and (to.default and sqltext_lua(to.default) or "false") or nil },
           { "existing_server_default", (not ch.default and to.default) and sqltext_lua(to.default) or nil },
@@ -423,7 +440,7 @@ function M.render(ops, want, live, ds)
         local line = ("  op.alter_column(%s, %s, %s)"):format(lit(T.name), lit(c.name), x)
         if dir == "up" then U(line) else D(line) end
       end
-      if ch.type or ch.nullable or ch.default or ch.comment then
+      if ch.type or ch.collation or ch.nullable or ch.default or ch.comment then
         alter(c, l, "up")
         alter(l, c, "down")
       end

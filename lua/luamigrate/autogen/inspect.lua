@@ -42,7 +42,10 @@ ORDER BY 1, 2]], arr)) do
 SELECT n.nspname AS schema, c.relname AS tbl, a.attname AS name,
        format_type(a.atttypid, a.atttypmod) AS type, t.typtype, tn.nspname AS typschema,
        t.typname, et.typtype AS elemtype, etn.nspname AS elemschema, et.typname AS elemname,
-       a.attnotnull AS notnull, pg_get_expr(d.adbin, d.adrelid) AS default_,
+       a.attnotnull AS notnull,
+       (SELECT co.collname FROM pg_collation co WHERE co.oid = a.attcollation
+          AND co.oid <> 'pg_catalog.default'::regcollation) AS collation,
+       pg_get_expr(d.adbin, d.adrelid) AS default_,
        a.attidentity AS identity, a.attgenerated AS generated, col_description(c.oid, a.attnum) AS comment,
        s.seqstart::text AS id_start, s.seqincrement::text AS id_increment, s.seqmin::text AS id_minvalue,
        s.seqmax::text AS id_maxvalue, s.seqcache::text AS id_cache, s.seqcycle AS id_cycle,
@@ -80,6 +83,7 @@ ORDER BY 1, 2, a.attnum]], arr)) do
       T.columns[r.name] = { name = r.name, type = ct, enum = enum, nullable = not r.notnull,
         default = (not serial) and default or nil, serial = serial, computed = computed,
         identity = (r.identity ~= "" and r.identity) or nil, comment = r.comment, sqltype = r.type,
+        collation = r.collation,
         identity_opts = r.identity ~= "" and r.id_start and {
           start = math.tointeger(r.id_start), increment = math.tointeger(r.id_increment),
           minvalue = math.tointeger(r.id_minvalue), maxvalue = math.tointeger(r.id_maxvalue),

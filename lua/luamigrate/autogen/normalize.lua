@@ -39,7 +39,7 @@ local ALIASES = {
 }
 
 -- A type written as SQL text, in format_type's spelling where it is a common one.
--- (Collations are not compared, as Alembic does not; PostgreSQL keeps no array dimensions,
+-- (A collation is compared apart, see collation_of; PostgreSQL keeps no array dimensions,
 -- so int[][] is int[]; float(p) is real up to 24 bits of precision, as PostgreSQL maps it.)
 local function canon_sql(s)
   local t = s:lower():gsub(' collate ("?)[^"]*%1$', ""):gsub("^%s+", ""):gsub("%s+$", ""):gsub("%s+", " ")
@@ -84,6 +84,19 @@ local function canon_type(t, default_schema)
     return "enum:" .. key_of(e.schema, e.name), e
   end
   return canon_sql(t:sql())
+end
+
+-- The collation a declared type names (sa.String(10, "C"), 'text COLLATE "C"'), nil when
+-- it names none: such a column keeps whatever the database gives it and is not compared,
+-- so projects that never declare one (as Alembic, which compares none) see no noise.
+local function collation_of(t)
+  if type(t) == "string" then
+    local q, name = t:match('%s[Cc][Oo][Ll][Ll][Aa][Tt][Ee]%s+("?)(.-)%1%s*$')
+    if not q then return nil end
+    return q == "" and name:lower() or name
+  end
+  if type(t) == "table" and type(t.collation) == "string" then return t.collation end
+  return nil
 end
 
 -- ---- naming -------------------------------------------------------------------------
@@ -154,6 +167,6 @@ M.INDEX_KEYS_SQL = [[(SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true)
 
 M.SEP, M.split_list, M.key_of = SEP, split_list, key_of
 M.canon_sql, M.canon_type, M.truncate, M.choose_name = canon_sql, canon_type, truncate, choose_name
-M.norm_sql, M.same_list = norm_sql, same_list
+M.norm_sql, M.same_list, M.collation_of = norm_sql, same_list, collation_of
 
 return M

@@ -37,11 +37,11 @@ local function enum_locals(model)
   return names
 end
 
-local function column_type(ct, locals, model, ds)
+local function column_type(ct, locals, model, ds, coll)
   if ct:sub(-2) == "[]" then return "sa.ARRAY(" .. column_type(ct:sub(1, -3), locals, model, ds) .. ")" end
   if ct:sub(1, 5) == "enum:" then return locals[ct:sub(6)] end
   -- house style: a type without arguments is written bare (sa.Integer, not sa.Integer())
-  return (lua.type(ct, model.enums, ds):gsub("^(sa%.%a+)%(%)$", "%1"))
+  return (lua.type(ct, model.enums, ds, coll):gsub("^(sa%.%a+)%(%)$", "%1"))
 end
 
 local INTEGER = { integer = true, bigint = true, smallint = true }
@@ -84,7 +84,7 @@ function M.render(model, ds, header)
     for _, cn in ipairs(T.colorder) do
       local C = T.columns[cn]
       local in_pk = pkcols[cn]
-      local args = { (lit(cn)), column_type(C.type, locals, model, ds) }
+      local args = { (lit(cn)), column_type(C.type, locals, model, ds, C.collation) }
       for _, fk in ipairs(col_fk[cn] or {}) do
         local ref = (fk.ref_schema ~= T.schema and (fk.ref_schema .. ".") or "") .. fk.ref_table .. "."
           .. fk.ref_cols[1]
