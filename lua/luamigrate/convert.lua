@@ -98,6 +98,58 @@ local function root_module(cx, e)
   return nil
 end
 
+-- op.get_bind().dialect.name, op.get_context().dialect.name, bind.dialect.name: luamigrate
+-- runs on PostgreSQL only, so the dialect is a constant and branches for other databases
+-- are left out (see dialect_test).
+local function is_bind_source(cx, src)
+  return (src.k == "name" and cx.binds[src.id]) or (src.k == "call" and src.fn.k == "attr"
+    and (src.fn.name == "get_bind" or src.fn.name == "get_context") and root_module(cx, src.fn) == "op")
+end
+
+local function is_dialect_name(cx, e)
+  return e.k == "attr" and e.name == "name" and e.obj.k == "attr" and e.obj.name == "dialect"
+    and is_bind_source(cx, e.obj.obj) or false
+end
+
+-- str(bind.engine.url): the database URL, which on luamigrate's only database starts with
+-- "postgresql"; a name assigned it is of kind "dburl".
+local function is_db_url(cx, e)
+  if e.k == "name" then return cx.kinds[e.id] == "dburl" and not cx.binds[e.id] end
+  return e.k == "call" and e.fn.k == "name" and e.fn.id == "str" and not cx:declared("str")
+    and #e.args == 1 and #e.kwargs == 0 and e.args[1].k == "attr" and e.args[1].name == "url"
+    and e.args[1].obj.k == "attr" and e.args[1].obj.name == "engine" and is_bind_source(cx, e.args[1].obj.obj)
+end
+
+-- What a test on the dialect is on PostgreSQL: true, false, or nil when the test is not one
+-- (`dialect.name == "mysql"`, `!=`, `in (...)`, `url.startswith("sqlite")`, `not`, and/or).
+local function dialect_test(cx, e)
+  if e.k == "cmp" and #e.ops == 1 then
+    local l, r, op = e.operands[1], e.operands[2], e.ops[1]
+    if is_dialect_name(cx, r) and l.k == "str" and (op == "==" or op == "!=") then l, r = r, l end
+    if not is_dialect_name(cx, l) then return nil end
+    if (op == "==" or op == "!=") and r.k == "str" then return (r.s == "postgresql") == (op == "==") end
+    if (op == "in" or op == "not in") and (r.k == "tuple" or r.k == "list" or r.k == "set") then
+      local found = false
+      for _, it in ipairs(r.items) do
+        if it.k ~= "str" then return nil end
+        if it.s == "postgresql" then found = true end
+      end
+      return found == (op == "in")
+    end
+    return nil
+  elseif e.k == "call" and e.fn.k == "attr" and e.fn.name == "startswith" and #e.args == 1
+    and #e.kwargs == 0 and e.args[1].k == "str" and is_db_url(cx, e.fn.obj) then
+    local prefix = e.args[1].s
+    if ("postgresql"):sub(1, #prefix) == prefix then return true end
+    return false
+  elseif e.k == "unop" and e.op == "not" then
+    local v = dialect_test(cx, e.e)
+    if v == nil then return nil end
+    return not v
+  end
+  return nil
+end
+
 local function is_stringish(cx, e)
   if e.k == "str" or e.k == "fstr" then return true end
   if e.k == "name" and cx.kinds[e.id] == "str" then return true end
@@ -569,15 +621,7 @@ function expr(cx, e)
     return fstring(cx, e.parts, e.line)
   elseif k == "attr" then
     local obj = e.obj
-    -- op.get_bind().dialect.name, op.get_context().dialect.name, bind.dialect.name: luamigrate
-    -- runs on PostgreSQL only, so branches for other databases stay unreached
-    if e.name == "name" and obj.k == "attr" and obj.name == "dialect" then
-      local src = obj.obj
-      if (src.k == "name" and cx.binds[src.id]) or (src.k == "call" and src.fn.k == "attr"
-        and (src.fn.name == "get_bind" or src.fn.name == "get_context") and root_module(cx, src.fn) == "op") then
-        return '"postgresql"'
-      end
-    end
+    if is_dialect_name(cx, e) then return '"postgresql"' end
     if obj.k == "name" and cx.batch[obj.id] then not_converted(e.line, "batch_op.%s used as a value", e.name) end
     -- sa.true(), sa.false(): Lua's keywords, so luamigrate's sa spells them true_/false_
     if (e.name == "true" or e.name == "false") and obj.k == "name" and root_module(cx, obj) == "sa" then
@@ -726,6 +770,8 @@ local function assignment(cx, out, depth, s, target, value)
     else
       rhs = "table.unpack(" .. expr(cx, value) .. ")"
     end
+  elseif #targets == 1 and is_db_url(cx, value) then
+    rhs = '"postgresql://"' -- only its dialect is read (dialect_test); luamigrate has no engine URL
   else
     rhs = expr(cx, value)
   end
@@ -738,7 +784,9 @@ local function assignment(cx, out, depth, s, target, value)
           and root_module(cx, value.fn) == "op" then
           cx.binds[t.id] = true
         end
-        if is_stringish(cx, value) then cx.kinds[t.id] = "str"
+        if cx.kinds[t.id] == "dburl" then cx.kinds[t.id] = nil end
+        if is_db_url(cx, value) then cx.kinds[t.id] = "dburl"
+        elseif is_stringish(cx, value) then cx.kinds[t.id] = "str"
         elseif value.k == "dict" then cx.kinds[t.id] = "dict"
         elseif value.k == "list" or value.k == "tuple" then cx.kinds[t.id] = "list" end
       end
@@ -1000,18 +1048,36 @@ local function statement(cx, out, depth, s, is_last)
     end
     emit(out, depth, is_last and ("return" .. v) or ("do return" .. v .. " end"))
   elseif k == "if" then
-    local tests = {}
-    for i, t in ipairs(s.tests) do tests[i] = expr(cx, t) end
-    for i, body in ipairs(s.bodies) do
+    -- branches on the dialect: only the one PostgreSQL takes is kept
+    local tests, bodies, orelse = {}, {}, s.orelse
+    for i, t in ipairs(s.tests) do
+      local v = dialect_test(cx, t)
+      if v == true then orelse = s.bodies[i]; break end
+      if v == nil then
+        tests[#tests + 1] = expr(cx, t)
+        bodies[#bodies + 1] = s.bodies[i]
+      end
+    end
+    if #tests == 0 then
+      if orelse then
+        emit(out, depth, "do")
+        cx.scopes[#cx.scopes + 1] = {}
+        block(cx, out, depth + 1, orelse, false)
+        cx.scopes[#cx.scopes] = nil
+        emit(out, depth, "end")
+      end
+      return
+    end
+    for i, body in ipairs(bodies) do
       emit(out, depth, (i == 1 and "if " or "elseif ") .. tests[i] .. " then")
       cx.scopes[#cx.scopes + 1] = {}
       block(cx, out, depth + 1, body, false)
       cx.scopes[#cx.scopes] = nil
     end
-    if s.orelse then
+    if orelse then
       emit(out, depth, "else")
       cx.scopes[#cx.scopes + 1] = {}
-      block(cx, out, depth + 1, s.orelse, false)
+      block(cx, out, depth + 1, orelse, false)
       cx.scopes[#cx.scopes] = nil
     end
     emit(out, depth, "end")

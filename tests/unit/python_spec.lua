@@ -262,10 +262,33 @@ describe("convert: translation", function()
   end)
 
   it("knows the dialect is postgresql", function()
-    assert.equal("  if \"postgresql\" == \"mysql\" then\n    op.execute(\"x\")\n  end",
-      upgrade_of("    if op.get_context().dialect.name == 'mysql':\n        op.execute('x')"))
+    assert.equal("  op.execute(\"y\")",
+      upgrade_of("    if op.get_context().dialect.name == 'mysql':\n        op.execute('x')\n    op.execute('y')"))
     assert.equal("  local bind = op.get_bind()\n  local d = \"postgresql\"",
       upgrade_of("    bind = op.get_bind()\n    d = bind.dialect.name"))
+  end)
+
+  it("keeps only the branch PostgreSQL takes of a test on the dialect or the URL", function()
+    local mysql = "from alembic import op\nimport sqlalchemy as sa\nfrom sqlalchemy.dialects import mysql\n"
+    -- the other databases' branches name modules Lua has none of; they are left out
+    local body, r = upgrade_of("    bind = op.get_bind()\n    if bind.dialect.name == 'mysql':\n"
+      .. "        op.alter_column('t', 'c', type_=mysql.DATETIME(fsp=6))\n"
+      .. "    elif bind.engine.name == 'oracle':\n        op.execute('o')\n"
+      .. "    elif bind.dialect.name != 'sqlite':\n        op.execute('pg')\n    else:\n        op.execute('lite')",
+      mysql)
+    assert.equal("  local bind = op.get_bind()\n  if bind.engine.name == \"oracle\" then\n    op.execute(\"o\")\n"
+      .. "  else\n    op.execute(\"pg\")\n  end", body)
+    assert.same({}, r.notes)
+    body, r = upgrade_of("    url = str(op.get_bind().engine.url)\n    if url.startswith('mysql'):\n"
+      .. "        op.alter_column('t', 'c', type_=mysql.DATETIME(fsp=0))\n"
+      .. "    if not url.startswith('postgres'):\n        op.execute('no')\n"
+      .. "    if op.get_bind().dialect.name in ('postgresql', 'sqlite'):\n        op.execute('yes')", mysql)
+    assert.equal("  local url = \"postgresql://\"\n  do\n    op.execute(\"yes\")\n  end", body)
+    assert.same({}, r.notes)
+    -- once reassigned, the name is no longer the URL
+    body = upgrade_of("    url = str(op.get_bind().engine.url)\n    url = 'mysql://x'\n"
+      .. "    if url.startswith('mysql'):\n        op.execute('m')")
+    assert.truthy(body:find("if url:startswith", 1, true) or body:find("not converted", 1, true))
   end)
 
   it("walks a dict in one order on every run (sorted keys), not pairs()'s", function()
