@@ -740,6 +740,9 @@ local function nested_assigned(body)
         if s.orelse then walk(s.orelse, true) end
       elseif s.k == "for" or s.k == "with" then
         walk(s.body, true)
+      elseif s.k == "try" then
+        walk(s.body, true)
+        if s.orelse then walk(s.orelse, true) end
       end
     end
   end
@@ -864,12 +867,55 @@ local function with_statement(cx, out, depth, s)
   if is_call_to(cx, e, "op", "get_context", "autocommit_block") and #e.args == 0 then
     emit(out, depth, "op.autocommit_block(function()")
     cx.scopes[#cx.scopes + 1] = {}
+    local saved = cx.autocommit
+    cx.autocommit = true
     block(cx, out, depth + 1, s.body, false)
+    cx.autocommit = saved
     cx.scopes[#cx.scopes] = nil
     emit(out, depth, "end)")
     return
   end
   not_converted(s.line, "this 'with' statement")
+end
+
+-- The exception classes a database error is raised as (SQLAlchemy's sqlalchemy.exc and the
+-- DB-API's; oslo.db's DB... ones).
+local DB_ERRORS = { DBAPIError = true, DatabaseError = true, ProgrammingError = true, OperationalError = true,
+  IntegrityError = true, InternalError = true, DataError = true, NotSupportedError = true,
+  SQLAlchemyError = true, InterfaceError = true }
+
+local function is_db_error(e)
+  if e.k == "tuple" then
+    for _, it in ipairs(e.items) do if not is_db_error(it) then return false end end
+    return #e.items > 0
+  end
+  local name = (e.k == "name" and e.id) or (e.k == "attr" and e.name)
+  return name and (DB_ERRORS[name] or name:match("^DB%u") ~= nil) or false
+end
+
+-- try: body except <database error>: ... On PostgreSQL the migration runs in one transaction
+-- that a database error aborts: no statement after it can run, so what Alembic's handler
+-- does on PostgreSQL ends in a failed migration too. luamigrate lets the error stop the
+-- migration (rolled back) and leaves the handlers out; other exceptions, and try outside a
+-- transaction (autocommit blocks), are not converted.
+local function try_statement(cx, out, depth, s)
+  if cx.autocommit then not_converted(s.line, "'try' inside an autocommit block") end
+  if s.finalbody then not_converted(s.line, "'try' with 'finally'") end
+  for _, h in ipairs(s.handlers) do
+    if not (h.type and is_db_error(h.type)) then
+      not_converted(h.line, "'except' of an error other than a database error")
+    end
+  end
+  local lines = {}
+  for i, h in ipairs(s.handlers) do lines[i] = tostring(h.line) end
+  emit(out, depth, "-- try: on PostgreSQL a database error aborts the transaction and stops the migration;"
+    .. " the except clause at line " .. table.concat(lines, ", ") .. " is left out")
+  emit(out, depth, "do")
+  cx.scopes[#cx.scopes + 1] = {}
+  block(cx, out, depth + 1, s.body, false)
+  if s.orelse then block(cx, out, depth + 1, s.orelse, false) end
+  cx.scopes[#cx.scopes] = nil
+  emit(out, depth, "end")
 end
 
 local function for_statement(cx, out, depth, s)
@@ -1083,6 +1129,8 @@ local function statement(cx, out, depth, s, is_last)
     emit(out, depth, "end")
   elseif k == "for" then
     for_statement(cx, out, depth, s)
+  elseif k == "try" then
+    try_statement(cx, out, depth, s)
   elseif k == "with" then
     with_statement(cx, out, depth, s)
   elseif k == "def" then

@@ -113,12 +113,27 @@ two']]).s)
   end)
 
   it("keeps compound statements it does not model whole, with their lines", function()
-    local m = assert(python.parse("try:\n    a()\nexcept E:\n    b()\nfinally:\n    c()\nd()\n", "t.py"))
+    local m = assert(python.parse("while a():\n    b()\nelse:\n    c()\n\n    e()\nd()\n", "t.py"))
     assert.equal("unsupported", m.body[1].k)
-    assert.equal("try", m.body[1].keyword)
+    assert.equal("while", m.body[1].keyword)
     assert.equal(1, m.body[1].line)
     assert.equal(6, m.body[1].last)
     assert.equal("expr", m.body[2].k)
+  end)
+
+  it("reads try with its except, else and finally clauses", function()
+    local m = assert(python.parse("try:\n    a()\nexcept (E, F) as err:\n    b()\nexcept:\n    pass\n"
+      .. "else:\n    c()\nfinally:\n    d()\ne()\n", "t.py"))
+    local t = m.body[1]
+    assert.equal("try", t.k)
+    assert.equal("a", t.body[1].e.fn.id)
+    assert.equal(2, #t.handlers)
+    assert.same({ 3, "tuple", "err" }, { t.handlers[1].line, t.handlers[1].type.k, t.handlers[1].name })
+    assert.is_nil(t.handlers[2].type)
+    assert.equal("c", t.orelse[1].e.fn.id)
+    assert.equal("d", t.finalbody[1].e.fn.id)
+    assert.equal(10, t.last)
+    assert.equal("e", m.body[2].e.fn.id)
   end)
 
   it("names file, line and column of a syntax error", function()
@@ -289,6 +304,26 @@ describe("convert: translation", function()
     body = upgrade_of("    url = str(op.get_bind().engine.url)\n    url = 'mysql://x'\n"
       .. "    if url.startswith('mysql'):\n        op.execute('m')")
     assert.truthy(body:find("if url:startswith", 1, true) or body:find("not converted", 1, true))
+  end)
+
+  it("runs a try block whose except clauses catch database errors, and refuses other handlers", function()
+    local hdr = "from alembic import op\nimport sqlalchemy as sa\nfrom sqlalchemy.exc import ProgrammingError\n"
+    local body, r = upgrade_of("    try:\n        op.add_column('t', sa.Column('flag', sa.Boolean))\n"
+      .. "        n = 1\n    except (ProgrammingError, sa.exc.OperationalError) as e:\n        print(str(e))\n"
+      .. "        exit()\n    else:\n        op.execute('UPDATE t SET flag = true')\n    op.execute(str(n))", hdr)
+    assert.equal("  local n\n  -- try: on PostgreSQL a database error aborts the transaction and stops the migration;"
+      .. " the except clause at line 11 is left out\n  do\n"
+      .. "    op.add_column(\"t\", sa.Column(\"flag\", sa.Boolean))\n    n = 1\n"
+      .. "    op.execute(\"UPDATE t SET flag = true\")\n  end\n  op.execute(tostring(n))", body)
+    assert.same({}, r.notes)
+    body, r = upgrade_of("    try:\n        op.execute('x')\n    except KeyError:\n        pass", hdr)
+    assert.equal(1, #r.notes)
+    assert.equal(8, r.notes[1].line)
+    assert.matches("other than a database error", r.notes[1].reason)
+    body, r = upgrade_of("    with op.get_context().autocommit_block():\n        try:\n            op.execute('x')\n"
+      .. "        except ProgrammingError:\n            pass", hdr)
+    assert.matches("autocommit", r.notes[1].reason)
+    assert.matches("expected 'except' or 'finally'", parse_error("try:\n    x = 1\ny = 2\n"))
   end)
 
   it("walks a dict in one order on every run (sorted keys), not pairs()'s", function()
