@@ -320,9 +320,11 @@ describe("convert: translation", function()
     assert.equal(1, #r.notes)
     assert.equal(8, r.notes[1].line)
     assert.matches("other than a database error", r.notes[1].reason)
+    assert.matches('error%("not converted', body)
     body, r = upgrade_of("    with op.get_context().autocommit_block():\n        try:\n            op.execute('x')\n"
       .. "        except ProgrammingError:\n            pass", hdr)
     assert.matches("autocommit", r.notes[1].reason)
+    assert.matches('error%("not converted', body)
     assert.matches("expected 'except' or 'finally'", parse_error("try:\n    x = 1\ny = 2\n"))
   end)
 
