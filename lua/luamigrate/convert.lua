@@ -51,6 +51,15 @@ local SA_MODULES = { sqlalchemy = true, ["sqlalchemy.sql"] = true, ["sqlalchemy.
   ["sqlalchemy.types"] = true, ["sqlalchemy.schema"] = true, ["sqlalchemy.sql.schema"] = true,
   ["sqlalchemy.sql.sqltypes"] = true, ["sqlalchemy.sql.functions"] = true }
 local PG_MODULES = { ["sqlalchemy.dialects.postgresql"] = true }
+-- sqlalchemy.dialects.mysql's classes that SQLAlchemy's PostgreSQL compiler renders as the
+-- generic uppercase type (autogenerate on MySQL writes them, e.g. as existing_type=): the
+-- positional arguments each takes in sa's order, and the MySQL-only options that make it
+-- something PostgreSQL has not.
+local MYSQL_MODULES = { ["sqlalchemy.dialects.mysql"] = true }
+local MYSQL_TYPES = { VARCHAR = 1, CHAR = 1, NCHAR = 1, TEXT = 0, INTEGER = 0, BIGINT = 0, SMALLINT = 0,
+  BOOLEAN = 0, DATE = 0, TIME = 1, TIMESTAMP = 1, NUMERIC = 2, DECIMAL = 2, FLOAT = 1, JSON = 0 }
+local MYSQL_ONLY = { charset = true, collation = true, national = true, binary = true, ascii = true,
+  unicode = true, unsigned = true, zerofill = true, display_width = true, fsp = true }
 local IGNORED_MODULES = { typing = true, __future__ = true, ["collections.abc"] = true,
   ["typing_extensions"] = true }
 
@@ -426,8 +435,33 @@ local BUILTIN_CALLS = {
   end,
 }
 
-local function call(cx, e)
+-- mysql.VARCHAR(32) and the like: the name of the MySQL type called, or nil.
+local function mysql_type(cx, fn)
+  if fn.k == "attr" and fn.obj.k == "name" and cx.aliases[fn.obj.id] == "mysql" and not cx:declared(fn.obj.id) then
+    return fn.name
+  end
+  local a = fn.k == "name" and not cx:declared(fn.id) and cx.aliases[fn.id]
+  return a and a:match("^mysql%.(.*)") or nil
+end
+
+local call
+function call(cx, e)
   local fn = e.fn
+  local my = mysql_type(cx, fn)
+  if my then
+    if not MYSQL_TYPES[my] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", my) end
+    if #e.args > MYSQL_TYPES[my] then
+      not_converted(e.line, "mysql.%s with %d positional arguments (MySQL's own parameters)", my, #e.args)
+    end
+    for _, kw in ipairs(e.kwargs) do
+      if MYSQL_ONLY[kw.name] then not_converted(e.line, "mysql.%s's MySQL-only option %s=", my, kw.name) end
+    end
+    -- then translated as the call of sa's class of that name
+    cx.aliases["\0sa"] = "sa"
+    local c = setmetatable({ fn = { k = "attr", obj = { k = "name", id = "\0sa", line = fn.line }, name = my,
+      line = fn.line } }, { __index = e })
+    return call(cx, c)
+  end
   if fn.k == "attr" then
     local obj = fn.obj
     -- batch_op.add_column(...) inside `with op.batch_alter_table(...) as batch_op:`
@@ -602,6 +636,12 @@ function expr(cx, e)
       if a:match("^foreign:") then
         not_converted(e.line, "'%s' comes from %s, which has no Lua translation", e.id, a:sub(9))
       end
+      if a == "mysql" then not_converted(e.line, "'%s' (sqlalchemy.dialects.mysql) used as a value", e.id) end
+      if a:match("^mysql%.") then
+        local t = a:sub(7)
+        if not MYSQL_TYPES[t] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", t) end
+        return "sa." .. t
+      end
       if a == "py_logging" then cx.helpers.logging = true end
       if a == "sa.true" or a == "sa.false" then return a .. "_" end -- from sqlalchemy import true
       return a
@@ -622,6 +662,10 @@ function expr(cx, e)
   elseif k == "attr" then
     local obj = e.obj
     if is_dialect_name(cx, e) then return '"postgresql"' end
+    if obj.k == "name" and cx.aliases[obj.id] == "mysql" and not cx:declared(obj.id) then
+      if not MYSQL_TYPES[e.name] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", e.name) end
+      return "sa." .. e.name
+    end
     if obj.k == "name" and cx.batch[obj.id] then not_converted(e.line, "batch_op.%s used as a value", e.name) end
     -- sa.true(), sa.false(): Lua's keywords, so luamigrate's sa spells them true_/false_
     if (e.name == "true" or e.name == "false") and obj.k == "name" and root_module(cx, obj) == "sa" then
@@ -1038,6 +1082,7 @@ local function imports(cx, s)
       local bound = n.as or n.name:match("^[^.]+")
       if n.name == "sqlalchemy" and (n.as or true) then cx.aliases[bound] = "sa"
       elseif PG_MODULES[n.name] and n.as then cx.aliases[bound] = "postgresql"
+      elseif MYSQL_MODULES[n.name] and n.as then cx.aliases[bound] = "mysql"
       elseif n.name == "alembic.op" and n.as then cx.aliases[bound] = "op"
       elseif n.name == "logging" then cx.aliases[bound] = "py_logging"
       elseif IGNORED_MODULES[n.name] then cx.aliases[bound] = nil
@@ -1056,6 +1101,8 @@ local function imports(cx, s)
     elseif mod == "alembic" and n.name == "context" then cx.aliases[bound] = "foreign:alembic.context"
     elseif mod == "sqlalchemy.dialects" and n.name == "postgresql" then cx.aliases[bound] = "postgresql"
     elseif PG_MODULES[mod] then cx.aliases[bound] = "postgresql." .. n.name
+    elseif mod == "sqlalchemy.dialects" and n.name == "mysql" then cx.aliases[bound] = "mysql"
+    elseif MYSQL_MODULES[mod] then cx.aliases[bound] = "mysql." .. n.name
     elseif SA_MODULES[mod] then cx.aliases[bound] = "sa." .. n.name
     elseif IGNORED_MODULES[mod] then cx.aliases[bound] = nil
     else cx.aliases[bound] = "foreign:" .. (mod .. "." .. n.name) end

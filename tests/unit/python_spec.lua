@@ -328,6 +328,29 @@ describe("convert: translation", function()
     assert.matches("expected 'except' or 'finally'", parse_error("try:\n    x = 1\ny = 2\n"))
   end)
 
+  it("writes the MySQL types PostgreSQL renders generically as sa's, and refuses MySQL's own", function()
+    local hdr = "from alembic import op\nimport sqlalchemy as sa\nfrom sqlalchemy.dialects import mysql\n"
+      .. "from sqlalchemy.dialects.mysql import INTEGER, TINYINT\n"
+    local body, r = upgrade_of("    op.alter_column('nodes', 'name', existing_type=mysql.VARCHAR(length=63),"
+      .. " type_=sa.String(length=255))\n    op.add_column('t', sa.Column('n', INTEGER(), nullable=True))\n"
+      .. "    op.add_column('t', sa.Column('p', mysql.NUMERIC(10, 2)))", hdr)
+    assert.equal("  op.alter_column(\"nodes\", \"name\", { existing_type = sa.VARCHAR({ length = 63 }),"
+      .. " type_ = sa.String({ length = 255 }) })\n  op.add_column(\"t\", sa.Column(\"n\", sa.INTEGER(),"
+      .. " { nullable = true }))\n  op.add_column(\"t\", sa.Column(\"p\", sa.NUMERIC(10, 2)))", body)
+    assert.same({}, r.notes)
+    for src, why in pairs {
+      ["    op.add_column('t', sa.Column('b', TINYINT(1)))"] = "mysql.TINYINT, a MySQL type",
+      ["    op.add_column('t', sa.Column('b', mysql.DATETIME(fsp=6)))"] = "mysql.DATETIME, a MySQL type",
+      ["    op.add_column('t', sa.Column('b', mysql.INTEGER(11)))"] = "mysql.INTEGER with 1 positional",
+      ["    op.add_column('t', sa.Column('b', mysql.VARCHAR(8, charset='utf8')))"] = "MySQL%-only option charset=",
+    } do
+      body, r = upgrade_of(src, hdr)
+      assert.equal(1, #r.notes, src)
+      assert.matches(why, r.notes[1].reason)
+      assert.matches('error%("not converted', body)
+    end
+  end)
+
   it("walks a dict in one order on every run (sorted keys), not pairs()'s", function()
     local body, r = upgrade_of("    for t, c in TABLES.items():\n        op.drop_column(t, c)")
     assert.equal("  for t, c in py_items(TABLES) do\n    op.drop_column(t, c)\n  end", body)
