@@ -51,6 +51,15 @@ local SA_MODULES = { sqlalchemy = true, ["sqlalchemy.sql"] = true, ["sqlalchemy.
   ["sqlalchemy.types"] = true, ["sqlalchemy.schema"] = true, ["sqlalchemy.sql.schema"] = true,
   ["sqlalchemy.sql.sqltypes"] = true, ["sqlalchemy.sql.functions"] = true }
 local PG_MODULES = { ["sqlalchemy.dialects.postgresql"] = true }
+-- sqlalchemy.dialects.mysql's classes that SQLAlchemy's PostgreSQL compiler renders as the
+-- generic uppercase type (autogenerate on MySQL writes them, e.g. as existing_type=): the
+-- positional arguments each takes in sa's order, and the MySQL-only options that make it
+-- something PostgreSQL has not.
+local MYSQL_MODULES = { ["sqlalchemy.dialects.mysql"] = true }
+local MYSQL_TYPES = { VARCHAR = 1, CHAR = 1, NCHAR = 1, TEXT = 0, INTEGER = 0, BIGINT = 0, SMALLINT = 0,
+  BOOLEAN = 0, DATE = 0, TIME = 1, TIMESTAMP = 1, NUMERIC = 2, DECIMAL = 2, FLOAT = 1, JSON = 0 }
+local MYSQL_ONLY = { charset = true, collation = true, national = true, binary = true, ascii = true,
+  unicode = true, unsigned = true, zerofill = true, display_width = true, fsp = true }
 local IGNORED_MODULES = { typing = true, __future__ = true, ["collections.abc"] = true,
   ["typing_extensions"] = true }
 
@@ -94,6 +103,58 @@ local function root_module(cx, e)
       or a:match("^postgresql%.")) and not cx:declared(e.id) then
       return a
     end
+  end
+  return nil
+end
+
+-- op.get_bind().dialect.name, op.get_context().dialect.name, bind.dialect.name: luamigrate
+-- runs on PostgreSQL only, so the dialect is a constant and branches for other databases
+-- are left out (see dialect_test).
+local function is_bind_source(cx, src)
+  return (src.k == "name" and cx.binds[src.id]) or (src.k == "call" and src.fn.k == "attr"
+    and (src.fn.name == "get_bind" or src.fn.name == "get_context") and root_module(cx, src.fn) == "op")
+end
+
+local function is_dialect_name(cx, e)
+  return e.k == "attr" and e.name == "name" and e.obj.k == "attr" and e.obj.name == "dialect"
+    and is_bind_source(cx, e.obj.obj) or false
+end
+
+-- str(bind.engine.url): the database URL, which on luamigrate's only database starts with
+-- "postgresql"; a name assigned it is of kind "dburl".
+local function is_db_url(cx, e)
+  if e.k == "name" then return cx.kinds[e.id] == "dburl" and not cx.binds[e.id] end
+  return e.k == "call" and e.fn.k == "name" and e.fn.id == "str" and not cx:declared("str")
+    and #e.args == 1 and #e.kwargs == 0 and e.args[1].k == "attr" and e.args[1].name == "url"
+    and e.args[1].obj.k == "attr" and e.args[1].obj.name == "engine" and is_bind_source(cx, e.args[1].obj.obj)
+end
+
+-- What a test on the dialect is on PostgreSQL: true, false, or nil when the test is not one
+-- (`dialect.name == "mysql"`, `!=`, `in (...)`, `url.startswith("sqlite")`, `not`, and/or).
+local function dialect_test(cx, e)
+  if e.k == "cmp" and #e.ops == 1 then
+    local l, r, op = e.operands[1], e.operands[2], e.ops[1]
+    if is_dialect_name(cx, r) and l.k == "str" and (op == "==" or op == "!=") then l, r = r, l end
+    if not is_dialect_name(cx, l) then return nil end
+    if (op == "==" or op == "!=") and r.k == "str" then return (r.s == "postgresql") == (op == "==") end
+    if (op == "in" or op == "not in") and (r.k == "tuple" or r.k == "list" or r.k == "set") then
+      local found = false
+      for _, it in ipairs(r.items) do
+        if it.k ~= "str" then return nil end
+        if it.s == "postgresql" then found = true end
+      end
+      return found == (op == "in")
+    end
+    return nil
+  elseif e.k == "call" and e.fn.k == "attr" and e.fn.name == "startswith" and #e.args == 1
+    and #e.kwargs == 0 and e.args[1].k == "str" and is_db_url(cx, e.fn.obj) then
+    local prefix = e.args[1].s
+    if ("postgresql"):sub(1, #prefix) == prefix then return true end
+    return false
+  elseif e.k == "unop" and e.op == "not" then
+    local v = dialect_test(cx, e.e)
+    if v == nil then return nil end
+    return not v
   end
   return nil
 end
@@ -374,8 +435,33 @@ local BUILTIN_CALLS = {
   end,
 }
 
-local function call(cx, e)
+-- mysql.VARCHAR(32) and the like: the name of the MySQL type called, or nil.
+local function mysql_type(cx, fn)
+  if fn.k == "attr" and fn.obj.k == "name" and cx.aliases[fn.obj.id] == "mysql" and not cx:declared(fn.obj.id) then
+    return fn.name
+  end
+  local a = fn.k == "name" and not cx:declared(fn.id) and cx.aliases[fn.id]
+  return a and a:match("^mysql%.(.*)") or nil
+end
+
+local call
+function call(cx, e)
   local fn = e.fn
+  local my = mysql_type(cx, fn)
+  if my then
+    if not MYSQL_TYPES[my] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", my) end
+    if #e.args > MYSQL_TYPES[my] then
+      not_converted(e.line, "mysql.%s with %d positional arguments (MySQL's own parameters)", my, #e.args)
+    end
+    for _, kw in ipairs(e.kwargs) do
+      if MYSQL_ONLY[kw.name] then not_converted(e.line, "mysql.%s's MySQL-only option %s=", my, kw.name) end
+    end
+    -- then translated as the call of sa's class of that name
+    cx.aliases["\0sa"] = "sa"
+    local c = setmetatable({ fn = { k = "attr", obj = { k = "name", id = "\0sa", line = fn.line }, name = my,
+      line = fn.line } }, { __index = e })
+    return call(cx, c)
+  end
   if fn.k == "attr" then
     local obj = fn.obj
     -- batch_op.add_column(...) inside `with op.batch_alter_table(...) as batch_op:`
@@ -550,6 +636,12 @@ function expr(cx, e)
       if a:match("^foreign:") then
         not_converted(e.line, "'%s' comes from %s, which has no Lua translation", e.id, a:sub(9))
       end
+      if a == "mysql" then not_converted(e.line, "'%s' (sqlalchemy.dialects.mysql) used as a value", e.id) end
+      if a:match("^mysql%.") then
+        local t = a:sub(7)
+        if not MYSQL_TYPES[t] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", t) end
+        return "sa." .. t
+      end
       if a == "py_logging" then cx.helpers.logging = true end
       if a == "sa.true" or a == "sa.false" then return a .. "_" end -- from sqlalchemy import true
       return a
@@ -569,14 +661,10 @@ function expr(cx, e)
     return fstring(cx, e.parts, e.line)
   elseif k == "attr" then
     local obj = e.obj
-    -- op.get_bind().dialect.name, op.get_context().dialect.name, bind.dialect.name: luamigrate
-    -- runs on PostgreSQL only, so branches for other databases stay unreached
-    if e.name == "name" and obj.k == "attr" and obj.name == "dialect" then
-      local src = obj.obj
-      if (src.k == "name" and cx.binds[src.id]) or (src.k == "call" and src.fn.k == "attr"
-        and (src.fn.name == "get_bind" or src.fn.name == "get_context") and root_module(cx, src.fn) == "op") then
-        return '"postgresql"'
-      end
+    if is_dialect_name(cx, e) then return '"postgresql"' end
+    if obj.k == "name" and cx.aliases[obj.id] == "mysql" and not cx:declared(obj.id) then
+      if not MYSQL_TYPES[e.name] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", e.name) end
+      return "sa." .. e.name
     end
     if obj.k == "name" and cx.batch[obj.id] then not_converted(e.line, "batch_op.%s used as a value", e.name) end
     -- sa.true(), sa.false(): Lua's keywords, so luamigrate's sa spells them true_/false_
@@ -696,6 +784,9 @@ local function nested_assigned(body)
         if s.orelse then walk(s.orelse, true) end
       elseif s.k == "for" or s.k == "with" then
         walk(s.body, true)
+      elseif s.k == "try" then
+        walk(s.body, true)
+        if s.orelse then walk(s.orelse, true) end
       end
     end
   end
@@ -726,6 +817,8 @@ local function assignment(cx, out, depth, s, target, value)
     else
       rhs = "table.unpack(" .. expr(cx, value) .. ")"
     end
+  elseif #targets == 1 and is_db_url(cx, value) then
+    rhs = '"postgresql://"' -- only its dialect is read (dialect_test); luamigrate has no engine URL
   else
     rhs = expr(cx, value)
   end
@@ -738,7 +831,9 @@ local function assignment(cx, out, depth, s, target, value)
           and root_module(cx, value.fn) == "op" then
           cx.binds[t.id] = true
         end
-        if is_stringish(cx, value) then cx.kinds[t.id] = "str"
+        if cx.kinds[t.id] == "dburl" then cx.kinds[t.id] = nil end
+        if is_db_url(cx, value) then cx.kinds[t.id] = "dburl"
+        elseif is_stringish(cx, value) then cx.kinds[t.id] = "str"
         elseif value.k == "dict" then cx.kinds[t.id] = "dict"
         elseif value.k == "list" or value.k == "tuple" then cx.kinds[t.id] = "list" end
       end
@@ -816,12 +911,55 @@ local function with_statement(cx, out, depth, s)
   if is_call_to(cx, e, "op", "get_context", "autocommit_block") and #e.args == 0 then
     emit(out, depth, "op.autocommit_block(function()")
     cx.scopes[#cx.scopes + 1] = {}
+    local saved = cx.autocommit
+    cx.autocommit = true
     block(cx, out, depth + 1, s.body, false)
+    cx.autocommit = saved
     cx.scopes[#cx.scopes] = nil
     emit(out, depth, "end)")
     return
   end
   not_converted(s.line, "this 'with' statement")
+end
+
+-- The exception classes a database error is raised as (SQLAlchemy's sqlalchemy.exc and the
+-- DB-API's; oslo.db's DB... ones).
+local DB_ERRORS = { DBAPIError = true, DatabaseError = true, ProgrammingError = true, OperationalError = true,
+  IntegrityError = true, InternalError = true, DataError = true, NotSupportedError = true,
+  SQLAlchemyError = true, InterfaceError = true }
+
+local function is_db_error(e)
+  if e.k == "tuple" then
+    for _, it in ipairs(e.items) do if not is_db_error(it) then return false end end
+    return #e.items > 0
+  end
+  local name = (e.k == "name" and e.id) or (e.k == "attr" and e.name)
+  return name and (DB_ERRORS[name] or name:match("^DB%u") ~= nil) or false
+end
+
+-- try: body except <database error>: ... On PostgreSQL the migration runs in one transaction
+-- that a database error aborts: no statement after it can run, so what Alembic's handler
+-- does on PostgreSQL ends in a failed migration too. luamigrate lets the error stop the
+-- migration (rolled back) and leaves the handlers out; other exceptions, and try outside a
+-- transaction (autocommit blocks), are not converted.
+local function try_statement(cx, out, depth, s)
+  if cx.autocommit then not_converted(s.line, "'try' inside an autocommit block") end
+  if s.finalbody then not_converted(s.line, "'try' with 'finally'") end
+  for _, h in ipairs(s.handlers) do
+    if not (h.type and is_db_error(h.type)) then
+      not_converted(h.line, "'except' of an error other than a database error")
+    end
+  end
+  local lines = {}
+  for i, h in ipairs(s.handlers) do lines[i] = tostring(h.line) end
+  emit(out, depth, "-- try: on PostgreSQL a database error aborts the transaction and stops the migration;"
+    .. " the except clause at line " .. table.concat(lines, ", ") .. " is left out")
+  emit(out, depth, "do")
+  cx.scopes[#cx.scopes + 1] = {}
+  block(cx, out, depth + 1, s.body, false)
+  if s.orelse then block(cx, out, depth + 1, s.orelse, false) end
+  cx.scopes[#cx.scopes] = nil
+  emit(out, depth, "end")
 end
 
 local function for_statement(cx, out, depth, s)
@@ -944,6 +1082,7 @@ local function imports(cx, s)
       local bound = n.as or n.name:match("^[^.]+")
       if n.name == "sqlalchemy" and (n.as or true) then cx.aliases[bound] = "sa"
       elseif PG_MODULES[n.name] and n.as then cx.aliases[bound] = "postgresql"
+      elseif MYSQL_MODULES[n.name] and n.as then cx.aliases[bound] = "mysql"
       elseif n.name == "alembic.op" and n.as then cx.aliases[bound] = "op"
       elseif n.name == "logging" then cx.aliases[bound] = "py_logging"
       elseif IGNORED_MODULES[n.name] then cx.aliases[bound] = nil
@@ -962,6 +1101,8 @@ local function imports(cx, s)
     elseif mod == "alembic" and n.name == "context" then cx.aliases[bound] = "foreign:alembic.context"
     elseif mod == "sqlalchemy.dialects" and n.name == "postgresql" then cx.aliases[bound] = "postgresql"
     elseif PG_MODULES[mod] then cx.aliases[bound] = "postgresql." .. n.name
+    elseif mod == "sqlalchemy.dialects" and n.name == "mysql" then cx.aliases[bound] = "mysql"
+    elseif MYSQL_MODULES[mod] then cx.aliases[bound] = "mysql." .. n.name
     elseif SA_MODULES[mod] then cx.aliases[bound] = "sa." .. n.name
     elseif IGNORED_MODULES[mod] then cx.aliases[bound] = nil
     else cx.aliases[bound] = "foreign:" .. (mod .. "." .. n.name) end
@@ -1000,23 +1141,43 @@ local function statement(cx, out, depth, s, is_last)
     end
     emit(out, depth, is_last and ("return" .. v) or ("do return" .. v .. " end"))
   elseif k == "if" then
-    local tests = {}
-    for i, t in ipairs(s.tests) do tests[i] = expr(cx, t) end
-    for i, body in ipairs(s.bodies) do
+    -- branches on the dialect: only the one PostgreSQL takes is kept
+    local tests, bodies, orelse = {}, {}, s.orelse
+    for i, t in ipairs(s.tests) do
+      local v = dialect_test(cx, t)
+      if v == true then orelse = s.bodies[i]; break end
+      if v == nil then
+        tests[#tests + 1] = expr(cx, t)
+        bodies[#bodies + 1] = s.bodies[i]
+      end
+    end
+    if #tests == 0 then
+      if orelse then
+        emit(out, depth, "do")
+        cx.scopes[#cx.scopes + 1] = {}
+        block(cx, out, depth + 1, orelse, false)
+        cx.scopes[#cx.scopes] = nil
+        emit(out, depth, "end")
+      end
+      return
+    end
+    for i, body in ipairs(bodies) do
       emit(out, depth, (i == 1 and "if " or "elseif ") .. tests[i] .. " then")
       cx.scopes[#cx.scopes + 1] = {}
       block(cx, out, depth + 1, body, false)
       cx.scopes[#cx.scopes] = nil
     end
-    if s.orelse then
+    if orelse then
       emit(out, depth, "else")
       cx.scopes[#cx.scopes + 1] = {}
-      block(cx, out, depth + 1, s.orelse, false)
+      block(cx, out, depth + 1, orelse, false)
       cx.scopes[#cx.scopes] = nil
     end
     emit(out, depth, "end")
   elseif k == "for" then
     for_statement(cx, out, depth, s)
+  elseif k == "try" then
+    try_statement(cx, out, depth, s)
   elseif k == "with" then
     with_statement(cx, out, depth, s)
   elseif k == "def" then

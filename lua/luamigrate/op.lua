@@ -490,7 +490,7 @@ function M.create_table(name, ...)
   end
   local lines, indexes = {}, {}
   local pk_names, in_pk = schema.primary_key(cols, cons)
-  local ok, autoinc = pcall(schema.autoincrement_column, cols, pk_names)
+  local ok, autoinc = pcall(schema.autoincrement_column, cols, pk_names, cons)
   if not ok then error(("op.create_table(%q): %s"):format(name, autoinc), 2) end
   for _, c in ipairs(cols) do
     lines[#lines + 1] = render.column_def(c, c == autoinc, false, in_pk[c.name])

@@ -1,7 +1,7 @@
 -- A reader for the subset of Python that Alembic migrations and env.py files are written
 -- in: a tokenizer (indentation, every string form, numbers, comments) and a recursive-descent
 -- parser giving a small syntax tree. It never runs anything. Compound statements it does not
--- model (try, while, class, ...) are kept whole as "unsupported" nodes with their source
+-- model (while, class, ...) are kept whole as "unsupported" nodes with their source
 -- lines, so a caller can report them instead of failing the whole file.
 --
 -- M.parse(source, name) -> module | nil, "name:line:col: message"
@@ -11,7 +11,8 @@
 -- slice, list, tuple, set, dict (keys, values: in source order), unop, binop, boolop, cmp
 -- (ops, operands), ifexp, lambda, listcomp, starred. Statements: import, from, assign
 -- (targets, value), augassign, annassign, expr, def, return, pass, if (tests, bodies, orelse),
--- for, with (items: {expr, as}), unsupported (keyword), and break/continue/raise.
+-- for, with (items: {expr, as}), try (body, handlers = {{type, name, body, line}}, orelse,
+-- finalbody), unsupported (keyword), and break/continue/raise.
 -- Every node has `line`; statements also `last`, the last line they span.
 local M = {}
 
@@ -972,7 +973,29 @@ function P:statement1()
       until not self:accept(",")
       local body = self:block()
       return { k = "with", items = items, body = body, line = t.line }
-    elseif w == "async" or w == "class" or w == "try" or w == "while"
+    elseif w == "try" then
+      self:next()
+      local body = self:block()
+      local handlers, orelse, finalbody = {}, nil, nil
+      while self:isname("except") do
+        local h = { line = self:next().line }
+        if self:isop("*") then self:err("except* is not supported") end
+        if not self:isop(":") then
+          h.type = self:expr()
+          if self:accept("as") then
+            local n = self:next()
+            if n.type ~= "name" then self:err("expected a name after 'as'", n) end
+            h.name = n.value
+          end
+        end
+        h.body = self:block()
+        handlers[#handlers + 1] = h
+      end
+      if #handlers > 0 and self:isname("else") then self:next(); orelse = self:block() end
+      if self:isname("finally") then self:next(); finalbody = self:block() end
+      if #handlers == 0 and not finalbody then self:err("expected 'except' or 'finally' after try") end
+      return { k = "try", body = body, handlers = handlers, orelse = orelse, finalbody = finalbody, line = t.line }
+    elseif w == "async" or w == "class" or w == "while"
       or (w == "match" and self:peek(1).type == "name") then
       self:next()
       return self:skip_compound(w, t)

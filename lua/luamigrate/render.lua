@@ -107,8 +107,10 @@ function M.column_def(col, serial, inline, in_pk)
   if inline then
     if col.primary_key then s = s .. " PRIMARY KEY" end
     if col.unique then s = s .. " UNIQUE" end
+    -- a named sa.ForeignKey keeps its name (Alembic adds it as CONSTRAINT name FOREIGN KEY)
     for _, fk in ipairs(col.foreign_keys) do
-      s = s .. " REFERENCES " .. qualified(fk.schema, fk.table) .. " (" .. ident(fk.column) .. ")" .. fk_tail(fk)
+      s = s .. (fk.name and (" CONSTRAINT " .. ident(fk.name)) or "") .. " REFERENCES "
+        .. qualified(fk.schema, fk.table) .. " (" .. ident(fk.column) .. ")" .. fk_tail(fk)
     end
   end
   return s

@@ -204,9 +204,16 @@ end
 -- autoincrement is not true) its type is not integer or numeric, it has a client-side
 -- default or a server_default, or a foreign key (autoincrement = "ignore_fk" overrides
 -- the last); with a composite key, only the column marked autoincrement = true. nil if none.
-function M.autoincrement_column(cols, pk_names)
-  local by_name = {}
+-- `constraints`: the table's; a column a ForeignKeyConstraint names has a foreign key too
+-- (SQLAlchemy adds the constraint's keys to Column.foreign_keys).
+function M.autoincrement_column(cols, pk_names, constraints)
+  local by_name, fk_named = {}, {}
   for _, c in ipairs(cols) do by_name[c.name] = c end
+  for _, k in ipairs(constraints or {}) do
+    if M.is(k, "ForeignKeyConstraint") then
+      for _, n in ipairs(k.columns) do fk_named[n] = true end
+    end
+  end
   local function valid(c, forced)
     if not autoinc_type(c.type) then
       if forced then
@@ -217,7 +224,7 @@ function M.autoincrement_column(cols, pk_names)
     if forced then return true end
     if c.default ~= nil then return false end
     if c.server_default ~= nil and not M.is(c.server_default, "Identity") then return false end
-    if #c.foreign_keys > 0 and c.autoincrement ~= "ignore_fk" then return false end
+    if (#c.foreign_keys > 0 or fk_named[c.name]) and c.autoincrement ~= "ignore_fk" then return false end
     return true
   end
   if #pk_names == 1 then
@@ -391,7 +398,7 @@ function M.Table(name, metadata, ...)
       if not c.nullable_given then c.nullable = false end
     end
   end
-  local ok, auto = pcall(M.autoincrement_column, t.columns, pk_names)
+  local ok, auto = pcall(M.autoincrement_column, t.columns, pk_names, t.constraints)
   if not ok then error(("sa.Table(%q): %s"):format(name, auto), 2) end
   t.autoincrement_column = auto
   local key = (t.schema and (t.schema .. ".") or "") .. name

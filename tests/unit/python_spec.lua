@@ -113,12 +113,27 @@ two']]).s)
   end)
 
   it("keeps compound statements it does not model whole, with their lines", function()
-    local m = assert(python.parse("try:\n    a()\nexcept E:\n    b()\nfinally:\n    c()\nd()\n", "t.py"))
+    local m = assert(python.parse("while a():\n    b()\nelse:\n    c()\n\n    e()\nd()\n", "t.py"))
     assert.equal("unsupported", m.body[1].k)
-    assert.equal("try", m.body[1].keyword)
+    assert.equal("while", m.body[1].keyword)
     assert.equal(1, m.body[1].line)
     assert.equal(6, m.body[1].last)
     assert.equal("expr", m.body[2].k)
+  end)
+
+  it("reads try with its except, else and finally clauses", function()
+    local m = assert(python.parse("try:\n    a()\nexcept (E, F) as err:\n    b()\nexcept:\n    pass\n"
+      .. "else:\n    c()\nfinally:\n    d()\ne()\n", "t.py"))
+    local t = m.body[1]
+    assert.equal("try", t.k)
+    assert.equal("a", t.body[1].e.fn.id)
+    assert.equal(2, #t.handlers)
+    assert.same({ 3, "tuple", "err" }, { t.handlers[1].line, t.handlers[1].type.k, t.handlers[1].name })
+    assert.is_nil(t.handlers[2].type)
+    assert.equal("c", t.orelse[1].e.fn.id)
+    assert.equal("d", t.finalbody[1].e.fn.id)
+    assert.equal(10, t.last)
+    assert.equal("e", m.body[2].e.fn.id)
   end)
 
   it("names file, line and column of a syntax error", function()
@@ -262,10 +277,78 @@ describe("convert: translation", function()
   end)
 
   it("knows the dialect is postgresql", function()
-    assert.equal("  if \"postgresql\" == \"mysql\" then\n    op.execute(\"x\")\n  end",
-      upgrade_of("    if op.get_context().dialect.name == 'mysql':\n        op.execute('x')"))
+    assert.equal("  op.execute(\"y\")",
+      upgrade_of("    if op.get_context().dialect.name == 'mysql':\n        op.execute('x')\n    op.execute('y')"))
     assert.equal("  local bind = op.get_bind()\n  local d = \"postgresql\"",
       upgrade_of("    bind = op.get_bind()\n    d = bind.dialect.name"))
+  end)
+
+  it("keeps only the branch PostgreSQL takes of a test on the dialect or the URL", function()
+    local mysql = "from alembic import op\nimport sqlalchemy as sa\nfrom sqlalchemy.dialects import mysql\n"
+    -- the other databases' branches name modules Lua has none of; they are left out
+    local body, r = upgrade_of("    bind = op.get_bind()\n    if bind.dialect.name == 'mysql':\n"
+      .. "        op.alter_column('t', 'c', type_=mysql.DATETIME(fsp=6))\n"
+      .. "    elif bind.engine.name == 'oracle':\n        op.execute('o')\n"
+      .. "    elif bind.dialect.name != 'sqlite':\n        op.execute('pg')\n    else:\n        op.execute('lite')",
+      mysql)
+    assert.equal("  local bind = op.get_bind()\n  if bind.engine.name == \"oracle\" then\n    op.execute(\"o\")\n"
+      .. "  else\n    op.execute(\"pg\")\n  end", body)
+    assert.same({}, r.notes)
+    body, r = upgrade_of("    url = str(op.get_bind().engine.url)\n    if url.startswith('mysql'):\n"
+      .. "        op.alter_column('t', 'c', type_=mysql.DATETIME(fsp=0))\n"
+      .. "    if not url.startswith('postgres'):\n        op.execute('no')\n"
+      .. "    if op.get_bind().dialect.name in ('postgresql', 'sqlite'):\n        op.execute('yes')", mysql)
+    assert.equal("  local url = \"postgresql://\"\n  do\n    op.execute(\"yes\")\n  end", body)
+    assert.same({}, r.notes)
+    -- once reassigned, the name is no longer the URL
+    body = upgrade_of("    url = str(op.get_bind().engine.url)\n    url = 'mysql://x'\n"
+      .. "    if url.startswith('mysql'):\n        op.execute('m')")
+    assert.truthy(body:find("if url:startswith", 1, true) or body:find("not converted", 1, true))
+  end)
+
+  it("runs a try block whose except clauses catch database errors, and refuses other handlers", function()
+    local hdr = "from alembic import op\nimport sqlalchemy as sa\nfrom sqlalchemy.exc import ProgrammingError\n"
+    local body, r = upgrade_of("    try:\n        op.add_column('t', sa.Column('flag', sa.Boolean))\n"
+      .. "        n = 1\n    except (ProgrammingError, sa.exc.OperationalError) as e:\n        print(str(e))\n"
+      .. "        exit()\n    else:\n        op.execute('UPDATE t SET flag = true')\n    op.execute(str(n))", hdr)
+    assert.equal("  local n\n  -- try: on PostgreSQL a database error aborts the transaction and stops the migration;"
+      .. " the except clause at line 11 is left out\n  do\n"
+      .. "    op.add_column(\"t\", sa.Column(\"flag\", sa.Boolean))\n    n = 1\n"
+      .. "    op.execute(\"UPDATE t SET flag = true\")\n  end\n  op.execute(tostring(n))", body)
+    assert.same({}, r.notes)
+    body, r = upgrade_of("    try:\n        op.execute('x')\n    except KeyError:\n        pass", hdr)
+    assert.equal(1, #r.notes)
+    assert.equal(8, r.notes[1].line)
+    assert.matches("other than a database error", r.notes[1].reason)
+    assert.matches('error%("not converted', body)
+    body, r = upgrade_of("    with op.get_context().autocommit_block():\n        try:\n            op.execute('x')\n"
+      .. "        except ProgrammingError:\n            pass", hdr)
+    assert.matches("autocommit", r.notes[1].reason)
+    assert.matches('error%("not converted', body)
+    assert.matches("expected 'except' or 'finally'", parse_error("try:\n    x = 1\ny = 2\n"))
+  end)
+
+  it("writes the MySQL types PostgreSQL renders generically as sa's, and refuses MySQL's own", function()
+    local hdr = "from alembic import op\nimport sqlalchemy as sa\nfrom sqlalchemy.dialects import mysql\n"
+      .. "from sqlalchemy.dialects.mysql import INTEGER, TINYINT\n"
+    local body, r = upgrade_of("    op.alter_column('nodes', 'name', existing_type=mysql.VARCHAR(length=63),"
+      .. " type_=sa.String(length=255))\n    op.add_column('t', sa.Column('n', INTEGER(), nullable=True))\n"
+      .. "    op.add_column('t', sa.Column('p', mysql.NUMERIC(10, 2)))", hdr)
+    assert.equal("  op.alter_column(\"nodes\", \"name\", { existing_type = sa.VARCHAR({ length = 63 }),"
+      .. " type_ = sa.String({ length = 255 }) })\n  op.add_column(\"t\", sa.Column(\"n\", sa.INTEGER(),"
+      .. " { nullable = true }))\n  op.add_column(\"t\", sa.Column(\"p\", sa.NUMERIC(10, 2)))", body)
+    assert.same({}, r.notes)
+    for src, why in pairs {
+      ["    op.add_column('t', sa.Column('b', TINYINT(1)))"] = "mysql.TINYINT, a MySQL type",
+      ["    op.add_column('t', sa.Column('b', mysql.DATETIME(fsp=6)))"] = "mysql.DATETIME, a MySQL type",
+      ["    op.add_column('t', sa.Column('b', mysql.INTEGER(11)))"] = "mysql.INTEGER with 1 positional",
+      ["    op.add_column('t', sa.Column('b', mysql.VARCHAR(8, charset='utf8')))"] = "MySQL%-only option charset=",
+    } do
+      body, r = upgrade_of(src, hdr)
+      assert.equal(1, #r.notes, src)
+      assert.matches(why, r.notes[1].reason)
+      assert.matches('error%("not converted', body)
+    end
   end)
 
   it("walks a dict in one order on every run (sorted keys), not pairs()'s", function()

@@ -36,7 +36,7 @@ local function create_table(...)
     if schema.is(a, "Column") then cols[#cols + 1] = a else cons[#cons + 1] = a end
   end
   local names, in_pk = schema.primary_key(cols, cons)
-  local auto = schema.autoincrement_column(cols, names)
+  local auto = schema.autoincrement_column(cols, names, cons)
   local lines = {}
   for _, c in ipairs(cols) do lines[#lines + 1] = render.column_def(c, c == auto, false, in_pk[c.name]) end
   lines[#lines + 1] = "PRIMARY KEY (" .. table.concat(schema.pk_order(names, cons, auto), ", ") .. ")"
@@ -105,6 +105,13 @@ local TABLES = {
     [[sa.Table("t", md, sa.Column("id", sa.Integer, primary_key=True, default=5))]] },
   { [[sa.Column("id", sa.Integer, sa.ForeignKey("o.id")), sa.PrimaryKeyConstraint("id")]],
     [[sa.Table("t", md, sa.Column("id", sa.Integer, sa.ForeignKey("o.id")), sa.PrimaryKeyConstraint("id"))]] },
+  -- a table-level ForeignKeyConstraint on the key column counts as the column's foreign key
+  { [[sa.Column("id", sa.Integer, {nullable = false}), sa.ForeignKeyConstraint({"id"}, {"o.id"}),
+      sa.PrimaryKeyConstraint("id")]],
+    [[sa.Table("t", md, sa.Column("id", sa.Integer, nullable=False), sa.ForeignKeyConstraint(["id"], ["o.id"]), sa.PrimaryKeyConstraint("id"))]] },
+  { [[sa.Column("id", sa.Integer, {autoincrement = "ignore_fk"}), sa.ForeignKeyConstraint({"id"}, {"o.id"}),
+      sa.PrimaryKeyConstraint("id")]],
+    [[sa.Table("t", md, sa.Column("id", sa.Integer, autoincrement="ignore_fk"), sa.ForeignKeyConstraint(["id"], ["o.id"]), sa.PrimaryKeyConstraint("id"))]] },
   { [[sa.Column("id", sa.Integer, sa.ForeignKey("o.id"), {primary_key = true, autoincrement = "ignore_fk"})]],
     [[sa.Table("t", md, sa.Column("id", sa.Integer, sa.ForeignKey("o.id"), primary_key=True, autoincrement="ignore_fk"))]] },
   { [[sa.Column("id", sa.Integer), sa.Column("b", sa.Integer), sa.PrimaryKeyConstraint("id", "b")]],
@@ -142,6 +149,14 @@ describe("sa and postgresql types", function()
       got[i] = create_table(eval(c[1]))
     end
     assert.same(want, got)
+  end)
+
+  it("keep a named sa.ForeignKey's name in an added column's inline reference", function()
+    -- Alembic adds it as ADD CONSTRAINT a_fk FOREIGN KEY(a): the constraint is named a_fk, not a_fkey
+    local c = eval([[sa.Column("a", sa.Integer, sa.ForeignKey("o.id", {name = "a_fk", ondelete = "CASCADE"}))]])
+    assert.equal("a INTEGER CONSTRAINT a_fk REFERENCES o (id) ON DELETE CASCADE", render.column_def(c, false, true, false))
+    c = eval([[sa.Column("a", sa.Integer, sa.ForeignKey("o.id"))]])
+    assert.equal("a INTEGER REFERENCES o (id)", render.column_def(c, false, true, false))
   end)
 
   it("refuse an argument the type does not take, naming it", function()
