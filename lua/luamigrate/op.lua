@@ -1022,7 +1022,9 @@ function M.backfill(table_name, opts)
         .. ";\n    GET DIAGNOSTICS n = ROW_COUNT;\n    EXIT WHEN n = 0;\n    COMMIT;\n  END LOOP;\nEND $luamigrate$")
       return
     end
-    local conn, total = ctx.conn, 0
+    local conn, total, batches = ctx.conn, 0, 0
+    local label = "backfill " .. table_name
+    if ctx.progress then ctx.progress(label, 0, 0) end
     while true do
       -- each statement commits on its own (autocommit); RETURNING tells whether the rows
       -- it changed left `where`, without which the loop would never end
@@ -1034,8 +1036,9 @@ function M.backfill(table_name, opts)
             .. "or the backfill never ends"):format(table_name, where), 0)
         end
       end
-      total = total + #rows
-      if ctx.progress then ctx.progress(("backfill %s: %d rows"):format(table_name, total)) end
+      total, batches = total + #rows, batches + 1
+      -- a live line on a terminal (nothing when piped); what follows ends it
+      if ctx.progress then ctx.progress(label, total, batches) end
     end
   end)
 end

@@ -55,6 +55,37 @@ describe("safe ops", function()
     check_done()
   end)
 
+  it("show a backfill's progress as a live line on a terminal, and nothing when piped", function()
+    project()
+    local r = cli.run_tty({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.out)
+    assert.truthy(r.out:find("\27[2m  backfill items: ", 1, true), r.out) -- dim, as step counters
+    local plain = r.out:gsub("\27%[[%d;]*m", "")
+    -- rewritten in place after each batch (carriage return, erase line), rows, batches, rate
+    assert.truthy(plain:find("\n  backfill items: 0 rows, 0 batches\r\27%[K  backfill items: 1000 rows, 1 batch, "
+      .. "%d+ rows/s\r\27%[K  backfill items: 2000 rows, 2 batches, %d+ rows/s\r\27%[K"), plain)
+    -- ended with a newline, so what follows (a notice, the step's ending, the next step line)
+    -- starts a line of its own
+    assert.truthy(plain:find("\r\27%[K  backfill items: 2500 rows, 3 batches, %d+ rows/s\nserver NOTICE"), plain)
+    assert.truthy(plain:find("\n  %.%.%. %(%d+ ms%)\n%[2/2%] Running upgrade s1 %-> s2"), plain)
+    -- NO_COLOR: the same line, without the dim style; piped: the output as before, no live line
+    cli.remove(dir)
+    pg.psql(url, "DELETE FROM luamigrate_version; UPDATE items SET cents = 0")
+    dir = cli.project { files = { [V .. "b1_x.lua"] = cli.revision("b1", nil,
+      '  op.backfill("items", { set = { cents = "price" }, where = "cents IS DISTINCT FROM price", batch_size = 1000 })') } }
+    r = cli.run_tty({ "--url", url, "upgrade", "head" }, { cwd = dir, env = { NO_COLOR = "1" } })
+    assert.equal(0, r.code, r.out)
+    assert.truthy(r.out:find("\r\27%[K  backfill items: 2500 rows, 3 batches, %d+ rows/s\n  %.%.%. %(%d+ ms%)\n"), r.out)
+    assert.falsy(r.out:find("\27%[2m"), r.out)
+    assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
+    pg.psql(url, "UPDATE items SET cents = 0")
+    r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM items WHERE cents IS DISTINCT FROM price"))
+    assert.falsy(r.err:find("backfill", 1, true), r.err)
+    assert.falsy(r.err:find("\r", 1, true), r.err)
+  end)
+
   it("write the same work into the --sql script", function()
     project()
     local r = cli.run({ "upgrade", "--sql", "head" }, { cwd = dir })
