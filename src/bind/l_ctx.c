@@ -35,7 +35,7 @@ static int l_progress(lua_State *L) {
   lua_Integer rows = luaL_checkinteger(L, 2), batches = luaL_checkinteger(L, 3);
   double *started = lua_touserdata(L, lua_upvalueindex(1));
   double now = now_s();
-  if (rows == 0 && batches == 0) *started = now;
+  if (rows == 0) *started = now;
   double secs = now - *started;
   if (secs > 0.001)
     lm_log_live("  %s: %lld rows, %lld batch%s, %.0f rows/s", label, (long long)rows,

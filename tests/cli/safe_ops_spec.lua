@@ -121,6 +121,57 @@ describe("safe ops", function()
     assert.truthy(r.err:find('op.backfill("items"): rows it updated still match where (flag IS NOT TRUE)', 1, true), r.err)
   end)
 
+  it("journal a backfill's batches: killed mid-way, refused with how far it got, finished by --resume", function()
+    -- 60 rows in batches of 10; each batch sleeps as long as sleep_ctl says (the text stays the same)
+    pg.psql(url, "CREATE TABLE sleep_ctl (s float8); INSERT INTO sleep_ctl VALUES (0.25); "
+      .. "CREATE TABLE slow (id int PRIMARY KEY, v int, hits int NOT NULL DEFAULT 0); "
+      .. "INSERT INTO slow (id) SELECT g FROM generate_series(1, 60) g; CREATE TABLE after_t (n int)")
+    dir = cli.project { files = {
+      [V .. "k1_x.lua"] = cli.revision("k1", nil, [[
+  op.backfill("slow", { set = { v = "id * 2 + (SELECT 0 FROM pg_sleep((SELECT s FROM public.sleep_ctl)))",
+    hits = "hits + 1" }, where = "v IS NULL", batch_size = 10 })
+  op.execute("INSERT INTO after_t VALUES (1)")]]) } }
+    local pid, errf = cli.start({ "--url", url, "upgrade", "head" }, dir)
+    os.remove(errf)
+    local function wait_for(sql)
+      for _ = 1, 400 do
+        if pg.psql(url, sql) == "t" then return end
+        os.execute("sleep 0.02")
+      end
+      error("timed out waiting for: " .. sql)
+    end
+    wait_for("SELECT count(*) >= 20 FROM slow WHERE v IS NOT NULL")
+    os.execute(("kill -9 %d"):format(pid))
+    for _ = 1, 200 do
+      if not cli.alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    assert.is_false(cli.alive(pid))
+    pg.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+      .. "AND pid <> pg_backend_pid()")
+    wait_for("SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    pg.psql(url, "UPDATE sleep_ctl SET s = 0")
+    local filled = tonumber(pg.psql(url, "SELECT count(*) FROM slow WHERE v IS NOT NULL"))
+    assert.truthy(filled >= 20 and filled < 60 and filled % 10 == 0, filled)
+
+    local r = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+    assert.equal(3, r.code, r.err)
+    assert.truthy(r.err:find("revision k1 (", 1, true), r.err)
+    assert.truthy(r.err:find(("op.backfill: %d batches committed (of up to 10 rows each: at most %d rows filled)"):format(
+      filled // 10, filled), 1, true), r.err)
+    assert.equal(tostring(filled), pg.psql(url, "SELECT count(*) FROM slow WHERE v IS NOT NULL"))
+
+    r = cli.run({ "--url", url, "upgrade", "--resume", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.err:find(("skipped (done by the interrupted run): op.backfill, statements 1..%d (%d committed "
+      .. "batches); the rest runs on from there"):format(filled // 10, filled // 10), 1, true), r.err)
+    -- every row filled exactly once, and what follows the backfill ran once
+    assert.equal("60|1|1", pg.psql(url, "SELECT count(*), min(hits), max(hits) FROM slow WHERE v = id * 2"))
+    assert.equal("1", pg.psql(url, "SELECT count(*) FROM after_t"))
+    assert.equal("k1", pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM luamigrate_version_journal"))
+  end)
+
   it("give lint nothing to object to", function()
     project()
     local r = cli.run({ "lint", "--offline", "--json" }, { cwd = dir })
