@@ -172,6 +172,46 @@ describe("safe ops", function()
     assert.equal("0", pg.psql(url, "SELECT count(*) FROM luamigrate_version_journal"))
   end)
 
+  it("a backfill that finished before the kill is skipped whole by --resume, and what follows runs once", function()
+    pg.psql(url, "CREATE TABLE sleep_ctl (s float8); INSERT INTO sleep_ctl VALUES (60); "
+      .. "CREATE TABLE slow (id int PRIMARY KEY, v int, hits int NOT NULL DEFAULT 0); "
+      .. "INSERT INTO slow (id) SELECT g FROM generate_series(1, 30) g; CREATE TABLE after_t (n int)")
+    dir = cli.project { files = {
+      [V .. "k1_x.lua"] = cli.revision("k1", nil, [[
+  op.backfill("slow", { set = { v = "id * 2", hits = "hits + 1" }, where = "v IS NULL", batch_size = 10 })
+  op.execute("INSERT INTO after_t VALUES (1)")
+  op.autocommit_block(function()
+    op.execute("INSERT INTO after_t SELECT 2 FROM pg_sleep((SELECT s FROM public.sleep_ctl))")
+  end)
+  op.execute("INSERT INTO after_t VALUES (3)")]]) } }
+    local pid, errf = cli.start({ "--url", url, "upgrade", "head" }, dir)
+    os.remove(errf)
+    local function wait_for(sql)
+      for _ = 1, 400 do
+        if pg.psql(url, sql) == "t" then return end
+        os.execute("sleep 0.02")
+      end
+      error("timed out waiting for: " .. sql)
+    end
+    wait_for("SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()")
+    os.execute(("kill -9 %d"):format(pid))
+    for _ = 1, 200 do
+      if not cli.alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    pg.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+      .. "AND pid <> pg_backend_pid()")
+    wait_for("SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    pg.psql(url, "UPDATE sleep_ctl SET s = 0")
+    local r = cli.run({ "--url", url, "upgrade", "--resume", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    -- three full batches and the empty one that ended it
+    assert.truthy(r.err:find("op.backfill, statements 1..4 (4 committed batches), all of it", 1, true), r.err)
+    assert.equal("30|1|1", pg.psql(url, "SELECT count(*), min(hits), max(hits) FROM slow WHERE v = id * 2"))
+    assert.equal("1,2,3", pg.psql(url, "SELECT string_agg(n::text, ',' ORDER BY n) FROM after_t"))
+    assert.equal("k1", pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+  end)
+
   it("give lint nothing to object to", function()
     project()
     local r = cli.run({ "lint", "--offline", "--json" }, { cwd = dir })
