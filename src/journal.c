@@ -391,6 +391,24 @@ static void add_statement(text *t, const char *sql) {
   if (shown < len) add(t, " ...");
 }
 
+/* op.backfill runs its batches as one statement repeated, each committed with its row: how
+ * far the killed backfill got is the number of done rows with the text of the open one. */
+static void add_backfill(text *t, const lm_journal *p, const lm_journal_row *open) {
+  static const char shape[] = " WHERE ctid = ANY (ARRAY(SELECT ctid FROM ";
+  if (strncmp(open->statement, "UPDATE ", 7) != 0 || !strstr(open->statement, shape)) return;
+  int batches = 0;
+  for (size_t i = 0; i < p->n; i++)
+    if (p->rows[i].block == open->block && p->rows[i].done &&
+        !strcmp(p->rows[i].statement, open->statement))
+      batches++;
+  const char *limit = strstr(open->statement, " LIMIT "), *next;
+  while (limit && (next = strstr(limit + 1, " LIMIT "))) limit = next;
+  long size = limit ? strtol(limit + 7, NULL, 10) : 0;
+  add(t, "\nop.backfill: %d batch%s committed", batches, batches == 1 ? "" : "es");
+  if (size > 0) add(t, " (of up to %ld rows each: at most %ld rows filled)", size, size * batches);
+  add(t, "; --resume skips them and goes on with the rows its where clause still finds");
+}
+
 int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, char **message,
                         char **detail, lm_error *err) {
   text m = {0}, d = {0};
@@ -466,6 +484,7 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
   } else {
     add(&d, "\nno autocommit block had started a statement");
   }
+  if (open && !open->error) add_backfill(&d, p, open);
   /* The index of a recorded CREATE INDEX CONCURRENTLY tells how far it got. */
   char own[256] = "";
   int state = 0, rc = LM_OK;

@@ -12,6 +12,7 @@
 static int verbosity;
 static lm_color color_mode;
 static int line_open;         /* a progress line waits for its ending */
+static int live_open;         /* ... and it is a live line (lm_log_live), not a step line */
 static size_t step_i, step_n; /* the counter the next lm_log_begin shows, if any */
 static const char *revision;  /* named in server notices */
 
@@ -53,7 +54,24 @@ const char *lm_log_sgr(FILE *f, lm_style s) {
 void lm_log_break(void) {
   if (!line_open) return;
   fputc('\n', stderr);
-  line_open = 0;
+  line_open = live_open = 0;
+}
+
+void lm_log_live(const char *fmt, ...) {
+  const char *term = getenv("TERM");
+  if (verbosity < 0 || !isatty(STDERR_FILENO) || (term && !strcmp(term, "dumb"))) return;
+  if (live_open)
+    fputs("\r\033[K", stderr); /* back to the start of the line, cleared */
+  else
+    lm_log_break();
+  fprintf(stderr, "%s", lm_log_sgr(stderr, LM_STYLE_DIM));
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "%s", lm_log_sgr(stderr, LM_STYLE_RESET));
+  fflush(stderr);
+  line_open = live_open = 1;
 }
 
 void lm_log_before_stdout(void) {
@@ -88,6 +106,7 @@ void lm_log_begin(const char *fmt, ...) {
 
 void lm_log_end(const char *fmt, ...) {
   if (verbosity < 0) return;
+  if (live_open) lm_log_break(); /* the ending belongs to the step line, not the live one */
   if (!line_open) fputs("  ...", stderr);
   va_list ap;
   va_start(ap, fmt);
@@ -95,7 +114,7 @@ void lm_log_end(const char *fmt, ...) {
   va_end(ap);
   fputc('\n', stderr);
   fflush(stderr);
-  line_open = 0;
+  line_open = live_open = 0;
 }
 
 void lm_log_end_ms(double ms) {
@@ -105,6 +124,7 @@ void lm_log_end_ms(double ms) {
 
 void lm_log_statement_end(double ms) {
   if (verbosity <= 0) return;
+  if (live_open) lm_log_break();
   /* Interrupted (by a notice): say which line this ending belongs to. */
   if (!line_open) fputs("  sql: done", stderr);
   fprintf(stderr, " %s(%.2f ms)%s\n", lm_log_sgr(stderr, LM_STYLE_DIM), ms,

@@ -38,6 +38,11 @@ void lm_log_end(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The ending " (12 ms)" of an open line. */
 void lm_log_end_ms(double ms);
 void lm_log_break(void);
+/* A live line (a backfill's rows so far) rewritten in place on a terminal: each call replaces
+ * the last; anything written to stderr after it (the next step line, a warning, the step's
+ * ending) first ends it with a newline, so its last state stays on the screen. Nothing when
+ * stderr is not a terminal, TERM is dumb, or -q. */
+void lm_log_live(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Call before writing to stdout while a step line may be open (dry-run traces): when stdout
  * and stderr are the same terminal or file, the open line is ended first so the two do not
  * run together; separate streams are left as they are. */

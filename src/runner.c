@@ -769,6 +769,40 @@ static int l_autocommit(lua_State *L) {
   return 0;
 }
 
+/* ctx.journal_batches(sql) online, for op.backfill: each batch is a block statement of its
+ * own, journaled like any other, all with the same text. A resumed run skips the batches the
+ * journal records done in one go (each one more would find rows the next run's batches fill
+ * anyway, but would shift every later ordinal): returns how many were done, and whether the
+ * backfill had finished (a different statement follows them in the record). */
+static int l_journal_batches(lua_State *L) {
+  journal *j = lua_touserdata(L, lua_upvalueindex(1));
+  const char *sql = luaL_checkstring(L, 1);
+  int done = 0, finished = 0;
+  if (j->resume && j->block) {
+    char *key = statement_key(sql, 0, NULL);
+    if (!key) return luaL_error(L, "out of memory");
+    const lm_journal *r = j->resume;
+    size_t i = (size_t)j->ordinal; /* the row of the next statement */
+    while (i < r->n && r->rows[i].ordinal == (int)i + 1 && r->rows[i].done &&
+           !strcmp(r->rows[i].statement, key)) {
+      i++;
+      done++;
+    }
+    finished = done > 0 && i < r->n && strcmp(r->rows[i].statement, key) != 0;
+    free(key);
+    if (done)
+      lm_log_info("  skipped (done by the interrupted run): op.backfill, statements %d..%d (%d "
+                  "committed batch%s)%s",
+                  j->ordinal + 1, j->ordinal + done, done, done == 1 ? "" : "es",
+                  finished ? ", all of it" : "; the rest runs on from there");
+    j->ordinal += done;
+    j->skipped += done;
+  }
+  lua_pushinteger(L, done);
+  lua_pushboolean(L, finished);
+  return 2;
+}
+
 /* The hint of a step that failed after an autocommit block committed part of it. */
 static void half_done_hint(lm_app *app, int idx, int upgrade, lm_error *err) {
   char hint[512];
@@ -859,6 +893,9 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
         lua_pushcclosure(L, l_autocommit, 1);
       }
       lua_setfield(L, -2, "autocommit_block");
+      lua_pushlightuserdata(L, &j);
+      lua_pushcclosure(L, l_journal_batches, 1);
+      lua_setfield(L, -2, "journal_batches");
       lm_conn_set_hook(L, conn_idx, &hook);
       lm_conn_set_hook(L, queue_idx, &hook);
     }

@@ -1022,20 +1022,32 @@ function M.backfill(table_name, opts)
         .. ";\n    GET DIAGNOSTICS n = ROW_COUNT;\n    EXIT WHEN n = 0;\n    COMMIT;\n  END LOOP;\nEND $luamigrate$")
       return
     end
-    local conn, total = ctx.conn, 0
+    local conn, total, batches = ctx.conn, 0, 0
+    local label = "backfill " .. table_name
+    -- RETURNING tells whether the rows a batch changed left `where`, without which the loop
+    -- would never end
+    local stmt = batch .. " RETURNING (" .. where .. ") IS TRUE AS left_behind"
+    -- upgrade --resume: the batches the interrupted run committed are skipped as one (the
+    -- journal records each); `where` finds the rows still to fill
+    if ctx.journal_batches then
+      local done, finished = ctx.journal_batches(stmt)
+      if finished then return end
+      batches = done
+    end
+    if ctx.progress then ctx.progress(label, 0, batches) end
     while true do
-      -- each statement commits on its own (autocommit); RETURNING tells whether the rows
-      -- it changed left `where`, without which the loop would never end
-      local rows = conn:query(batch .. " RETURNING (" .. where .. ") IS TRUE AS left_behind")
-      if #rows == 0 then break end
+      -- each batch commits on its own, with its record in the journal
+      local _, rows = conn:execute(stmt)
+      if not rows or #rows == 0 then break end
       for _, r in ipairs(rows) do
         if r.left_behind then
           error(("op.backfill(%q): rows it updated still match where (%s): set must make them leave it, "
             .. "or the backfill never ends"):format(table_name, where), 0)
         end
       end
-      total = total + #rows
-      if ctx.progress then ctx.progress(("backfill %s: %d rows"):format(table_name, total)) end
+      total, batches = total + #rows, batches + 1
+      -- a live line on a terminal (nothing when piped); what follows ends it
+      if ctx.progress then ctx.progress(label, total, batches) end
     end
   end)
 end

@@ -568,13 +568,6 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
   return res;
 }
 
-/* conn:execute(sql, ...) -> number of rows affected (0 when the command reports none). */
-static int l_conn_execute(lua_State *L) {
-  PGresult *res = run(L, checkbox(L), 1);
-  const char *tuples = res ? PQcmdTuples(res) : NULL;
-  lua_pushinteger(L, tuples && *tuples ? strtoll(tuples, NULL, 10) : 0);
-  return 1;
-}
 
 static void push_value(lua_State *L, const PGresult *res, int row, int col) {
   const char *v = PQgetvalue(res, row, col);
@@ -590,10 +583,9 @@ static void push_value(lua_State *L, const PGresult *res, int row, int col) {
   }
 }
 
-/* conn:query(sql, ...) -> array of rows keyed by column name (NULL is nil), and a table of
- * each column's type OID by name (op.get_bind() decodes arrays and JSON by it). */
-static int l_conn_query(lua_State *L) {
-  PGresult *res = run(L, checkbox(L), 0);
+/* Pushes the rows of res keyed by column name (NULL is nil), and a table of each column's
+ * type OID by name. */
+static void push_rows(lua_State *L, const PGresult *res) {
   int nrows = PQntuples(res), ncols = PQnfields(res);
   lua_createtable(L, nrows, 0);
   for (int r = 0; r < nrows; r++) {
@@ -610,6 +602,26 @@ static int l_conn_query(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)PQftype(res, c));
     lua_setfield(L, -2, PQfname(res, c));
   }
+}
+
+/* conn:execute(sql, ...) -> number of rows affected (0 when the command reports none), and
+ * the rows a statement returned (UPDATE ... RETURNING: op.backfill), or nil: unlike :query it
+ * goes through the hook (journal, dry-run trace), as an op's statement. */
+static int l_conn_execute(lua_State *L) {
+  PGresult *res = run(L, checkbox(L), 1);
+  const char *tuples = res ? PQcmdTuples(res) : NULL;
+  lua_pushinteger(L, tuples && *tuples ? strtoll(tuples, NULL, 10) : 0);
+  if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) return 1;
+  push_rows(L, res);
+  lua_pop(L, 1);
+  return 2;
+}
+
+/* conn:query(sql, ...) -> array of rows keyed by column name (NULL is nil), and a table of
+ * each column's type OID by name (op.get_bind() decodes arrays and JSON by it). */
+static int l_conn_query(lua_State *L) {
+  PGresult *res = run(L, checkbox(L), 0);
+  push_rows(L, res);
   return 2;
 }
 
