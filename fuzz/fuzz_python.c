@@ -1,7 +1,7 @@
 /* libFuzzer target: the Python reader and the Alembic revision translator
  * (lua/luamigrate/python.lua, lua/luamigrate/convert.lua), as `convert alembic` runs them on
- * each Python file of versions/. The input is the bytes of one Python file. Either the file is refused
- * with a message naming fuzz.py and a line, or the translation is Lua that compiles; any
+ * each Python file of versions/. The input is the bytes of one Python file. Either the file is
+ * refused with a message naming fuzz.py and a line, or the translation is Lua that compiles; any
  * other outcome (an error inside the converter, text that does not load) aborts. */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,7 +18,8 @@ static const char HARNESS[] =
     "local src = ...\n"
     "local ok, r = pcall(require('luamigrate.convert').revision, src, 'fuzz.py')\n"
     "if not ok then\n"
-    "  if type(r) == 'string' and (r:find('^fuzz%.py:%d+') or r:find('fuzz: instruction budget', 1, true)\n"
+    "  if type(r) == 'string' and (r:find('^fuzz%.py:%d+') or r:find('fuzz: instruction budget', "
+    "1, true)\n"
     "      or r:find('not enough memory', 1, true)) then return true end\n"
     "  return false, 'the converter failed: ' .. tostring(r)\n"
     "end\n"

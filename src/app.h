@@ -55,7 +55,7 @@ typedef struct lm_app {
   PGconn *conn;
   lm_lock lock;
   lm_vt vt;
-  int dry_run; /* upgrade/downgrade --dry-run: one transaction, traced, rolled back */
+  int dry_run;    /* upgrade/downgrade --dry-run: one transaction, traced, rolled back */
   int show_locks; /* --dry-run --locks: each statement's new locks and table rewrites */
   const struct lm_journal *resume; /* upgrade --resume: the half-done revision's record */
 } lm_app;

@@ -429,8 +429,10 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
       return LM_EUSAGE;
     }
     if (i + 2 < argc)
-      return lm_error_set(err, LM_EUSAGE, "help: unexpected argument '%s' (usage: luamigrate help "
-                          "[COMMAND])", argv[i + 2]);
+      return lm_error_set(err, LM_EUSAGE,
+                          "help: unexpected argument '%s' (usage: luamigrate help "
+                          "[COMMAND])",
+                          argv[i + 2]);
     lm_cli_print_command_help(h, stdout);
     *done = 1;
     return LM_OK;

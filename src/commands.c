@@ -398,9 +398,10 @@ static int lock_db(lm_app *app, lm_error *err) {
   double t0 = now_ms();
   if (!app->cfg.url) {
     char *where = lm_conn_describe(app->conn);
-    lm_log_info("No database URL given (--url, DATABASE_URL or the config's url): using libpq's "
-                "defaults, %s",
-                where ? where : "?");
+    lm_log_info(
+        "No database URL given (--url, DATABASE_URL or the config's url): using libpq's "
+        "defaults, %s",
+        where ? where : "?");
     free(where);
   }
   int rc = lm_lock_acquire(&app->lock, (lm_lock_mode)app->cfg.lock_mode, app->conn, app->cfg.url,
@@ -855,9 +856,10 @@ static int cmd_repair(lm_app *app, cmdargs *a, lm_error *err) {
   }
   for (size_t i = 0; i < only.n; i++)
     if (!lm_revset_has(&changed, only.idx[i]))
-      printf("Revision %s: its file is as it was applied (or it is not applied); nothing to "
-             "record\n",
-             lm_dag_id(app->dag, only.idx[i]));
+      printf(
+          "Revision %s: its file is as it was applied (or it is not applied); nothing to "
+          "record\n",
+          lm_dag_id(app->dag, only.idx[i]));
   if ((rc = lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
   in_tx = 0;
   if (!done && !a->npos) printf("No applied file changed since it ran: nothing to record\n");
@@ -966,9 +968,10 @@ static const lm_journal_row *still_running(const lm_journal *j) {
 static int wait_for_statement(lm_app *app, lm_journal *j, lm_error *err) {
   const lm_journal_row *r = still_running(j);
   if (!r) return LM_OK;
-  lm_log_info("--resume: statement %d of revision %s is still running on the server (backend pid "
-              "%d, since %s); waiting for it to end",
-              r->ordinal, j->revision, r->backend_pid, r->started);
+  lm_log_info(
+      "--resume: statement %d of revision %s is still running on the server (backend pid "
+      "%d, since %s); waiting for it to end",
+      r->ordinal, j->revision, r->backend_pid, r->started);
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
@@ -1779,7 +1782,8 @@ static int write_new_file(const char *path, const char *text, lm_error *err) {
 static int claim_id(const char *versions_dir, const char *id, const char *own, int *fd_out,
                     lm_error *err) {
   int fd = open(versions_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return lm_error_set(err, LM_EUSAGE, "cannot open %s: %s", versions_dir, strerror(errno));
+  if (fd < 0)
+    return lm_error_set(err, LM_EUSAGE, "cannot open %s: %s", versions_dir, strerror(errno));
   while (flock(fd, LOCK_EX) != 0) {
     if (errno == EINTR) continue;
     int e = errno;
@@ -1797,9 +1801,10 @@ static int claim_id(const char *versions_dir, const char *id, const char *own, i
   for (struct dirent *e; rc == LM_OK && (e = readdir(d));)
     if (!strncmp(e->d_name, id, n) && (e->d_name[n] == '_' || !strcmp(e->d_name + n, ".lua")) &&
         strcmp(e->d_name, own) != 0) { /* its own name: the exclusive create says why not */
-      rc = lm_error_set(err, LM_EUSAGE, "Revision %s already present: %s/%s was created meanwhile", id,
-                        versions_dir, e->d_name);
-      lm_error_setfield(&err->hint, "another 'luamigrate revision' took this id; choose another --rev-id");
+      rc = lm_error_set(err, LM_EUSAGE, "Revision %s already present: %s/%s was created meanwhile",
+                        id, versions_dir, e->d_name);
+      lm_error_setfield(&err->hint,
+                        "another 'luamigrate revision' took this id; choose another --rev-id");
     }
   closedir(d);
   if (rc) {
@@ -2201,10 +2206,11 @@ static int write_luarc(const char *cfg, lm_error *err) {
   free(text);
   if (!rc) printf("Generating %s ... done\n", path);
   if (!rc && named == lib && strncmp(lib, "/usr/", 5) != 0)
-    printf("Note: %s names the LuaLS library by where this machine has it (%s); teammates "
-           "whose luamigrate is installed elsewhere need their own path there (the .deb and "
-           "cmake --install's default prefix put it in the same place on every machine)\n",
-           path, lib);
+    printf(
+        "Note: %s names the LuaLS library by where this machine has it (%s); teammates "
+        "whose luamigrate is installed elsewhere need their own path there (the .deb and "
+        "cmake --install's default prefix put it in the same place on every machine)\n",
+        path, lib);
 cleanup:
   free(lib);
   free(path);
@@ -2339,9 +2345,11 @@ static int cmd_inspect(lm_app *app, cmdargs *a, lm_error *err) {
     if (heads.n) {
       rc = lm_error_set(err, LM_EUSAGE,
                         "inspect --baseline: %s already holds revisions; a baseline is the first "
-                        "one", app->cfg.versions_dir);
-      lm_error_setfield(&err->hint, "run 'luamigrate inspect' without --baseline, or "
-                                    "'luamigrate revision --autogenerate' for what changed");
+                        "one",
+                        app->cfg.versions_dir);
+      lm_error_setfield(&err->hint,
+                        "run 'luamigrate inspect' without --baseline, or "
+                        "'luamigrate revision --autogenerate' for what changed");
       goto cleanup;
     }
     if ((rc = read_heads(app, &cur, err))) goto cleanup;
@@ -2399,7 +2407,8 @@ static int cmd_inspect(lm_app *app, cmdargs *a, lm_error *err) {
   if (!a->message) a->message = "baseline";
   if ((rc = new_revision(app, a, &heads, err)) < 0) goto cleanup;
   /* and the database is at it: the revision describes what is already there */
-  if ((rc = lock_db(app, err)) || (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err)))
+  if ((rc = lock_db(app, err)) ||
+      (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err)))
     goto cleanup;
   in_tx = 1;
   if ((rc = lm_vt_apply(app, 0, LM_VT_INSERT, NULL, id, err))) goto cleanup;

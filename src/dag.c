@@ -1032,7 +1032,8 @@ static int walk(const lm_dag *dag, int from, long n, int up, const unsigned char
       size_t found = 0;
       if (cur < 0) {
         for (size_t i = 0; i < dag->n && found < 2; i++)
-          if (!dag->revs[i].ndown && (!within || within[i])) found++, next = next < 0 ? (int)i : next;
+          if (!dag->revs[i].ndown && (!within || within[i]))
+            found++, next = next < 0 ? (int)i : next;
       } else {
         const adj *c = &dag->revs[cur].children;
         for (size_t i = 0; i < c->n && found < 2; i++)
@@ -1274,10 +1275,9 @@ static int check_overlap(const lm_dag *dag, const lm_revset *h, lm_error *err) {
  * @head, @base) or relative to the branch (@-N from the database's revision on it, @REV-N,
  * @REV+N); *scope = bidx, so that the downgrade only undoes what stands on that branch
  * (lm_dag_plan_downgrade_scoped). */
-static int resolve_branch_target(const lm_dag *dag, const char *expr, const char *branch,
-                                 int bidx, const char *what, const lm_revset *current,
-                                 lm_resolve_mode mode, lm_revset *out, int *scope,
-                                 lm_error *err) {
+static int resolve_branch_target(const lm_dag *dag, const char *expr, const char *branch, int bidx,
+                                 const char *what, const lm_revset *current, lm_resolve_mode mode,
+                                 lm_revset *out, int *scope, lm_error *err) {
   int rc = LM_OK, idx = -1, up = 0, upgrade = mode == LM_RESOLVE_UPGRADE;
   long n = 0;
   char sym[256];
@@ -1327,8 +1327,9 @@ int lm_dag_resolve_scoped(const lm_dag *dag, const char *expr, const lm_revset *
   /* Alembic upgrades from no set of rows one of which implies another (a stamp can leave
    * one behind), whatever the target. */
   if (mode == LM_RESOLVE_UPGRADE && (rc = check_overlap(dag, current, err))) {
-    lm_error_setfield(&err->hint, "the version table holds a revision and an ancestor of it; "
-                                  "`stamp --purge` the revisions the database is at");
+    lm_error_setfield(&err->hint,
+                      "the version table holds a revision and an ancestor of it; "
+                      "`stamp --purge` the revisions the database is at");
     return rc;
   }
   if (!strcmp(expr, "base")) return LM_OK;

@@ -139,8 +139,8 @@ int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
                  0, NULL, NULL, err);
 }
 
-int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, const char *operation,
-                    int first, char *const *statements, size_t n, lm_error *err) {
+int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, const char *operation, int first,
+                    char *const *statements, size_t n, lm_error *err) {
   int rc = lm_journal_ensure(vt, conn, err);
   for (size_t i = 0; i < n && rc == LM_OK; i++) {
     char ord[16];
@@ -260,8 +260,10 @@ static const char *identifier(const char *p, char *out, size_t cap) {
         if (p[1] != '"') break;
         p++;
       }
-      if (out && n + 1 < cap) out[n++] = *p;
-      else if (out) return NULL;
+      if (out && n + 1 < cap)
+        out[n++] = *p;
+      else if (out)
+        return NULL;
     }
     p++;
     if (n == 0) return NULL;
@@ -270,8 +272,10 @@ static const char *identifier(const char *p, char *out, size_t cap) {
     for (; ident_char((unsigned char)*p); p++) {
       char c = *p;
       if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
-      if (out && n + 1 < cap) out[n++] = c;
-      else if (out) return NULL;
+      if (out && n + 1 < cap)
+        out[n++] = c;
+      else if (out)
+        return NULL;
     }
   }
   if (out) out[n] = '\0';
@@ -501,21 +505,20 @@ int lm_journal_describe(const lm_journal *p, PGconn *conn, const char *path, cha
         "--resume' drops it (DROP INDEX CONCURRENTLY %s) and builds it again",
         own, down ? "downgrade" : "upgrade", own);
   /* An interrupted or failed CREATE INDEX CONCURRENTLY leaves its index behind, INVALID. */
-  rc =
-      lm_exec(conn,
-              "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i "
-              "JOIN pg_class c ON c.oid = i.indexrelid "
-              "JOIN pg_namespace n ON n.oid = c.relnamespace "
-              "WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-              "ORDER BY 1",
-              0, NULL, NULL, NULL, &res, err);
+  rc = lm_exec(conn,
+               "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i "
+               "JOIN pg_class c ON c.oid = i.indexrelid "
+               "JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+               "ORDER BY 1",
+               0, NULL, NULL, NULL, &res, err);
   if (rc) goto cleanup;
   for (int r = 0; r < PQntuples(res); r++)
     if (strcmp(PQgetvalue(res, r, 0), own) != 0)
       add(&d,
-        "\nINVALID index %s exists (an interrupted or failed CREATE INDEX CONCURRENTLY leaves "
-        "one): drop it with DROP INDEX CONCURRENTLY %s before the statement runs again",
-        PQgetvalue(res, r, 0), PQgetvalue(res, r, 0));
+          "\nINVALID index %s exists (an interrupted or failed CREATE INDEX CONCURRENTLY leaves "
+          "one): drop it with DROP INDEX CONCURRENTLY %s before the statement runs again",
+          PQgetvalue(res, r, 0), PQgetvalue(res, r, 0));
   if (m.oom || d.oom) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;

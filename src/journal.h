@@ -18,8 +18,8 @@ typedef struct lm_journal_row {
   int block;       /* 0: a committed transactional statement; n: in autocommit block n */
   char *statement; /* the text as sent, with its parameters appended */
   char *sha256;
-  int done;    /* the statement completed (always for block 0) */
-  char *error; /* the error it failed with, or NULL */
+  int done;        /* the statement completed (always for block 0) */
+  char *error;     /* the error it failed with, or NULL */
   int backend_pid; /* block statements: the backend that ran it (0: not recorded) */
   int in_tx;       /* ... in a transaction of its own, committed with its done mark */
   int active;      /* ... and that backend is still running it (pg_stat_activity) */
@@ -45,8 +45,8 @@ int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err);
 /* In the migration's transaction, before an autocommit block's COMMIT: creates the table if
  * missing (a database older than the journal) and records statements first..first+n-1 as committed
  * (rows already there stay). */
-int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, const char *operation,
-                    int first, char *const *statements, size_t n, lm_error *err);
+int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, const char *operation, int first,
+                    char *const *statements, size_t n, lm_error *err);
 
 /* Outside a transaction: statement `ordinal` of autocommit block `block` starts (its row is
  * written with the backend running it, or reset when a resumed run re-runs it) / ended
@@ -57,8 +57,7 @@ int lm_journal_start(lm_vt *vt, PGconn *conn, const char *revision, const char *
  * commits, in one round trip, so the mark and the statement's work commit together. */
 int lm_journal_end_commit(lm_vt *vt, PGconn *conn, const char *revision, int ordinal,
                           lm_error *err);
-int lm_journal_mark_done(lm_vt *vt, PGconn *conn, const char *revision, int ordinal,
-                         lm_error *err);
+int lm_journal_mark_done(lm_vt *vt, PGconn *conn, const char *revision, int ordinal, lm_error *err);
 int lm_journal_end(lm_vt *vt, PGconn *conn, const char *revision, int ordinal, const char *error,
                    lm_error *err);
 

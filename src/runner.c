@@ -363,9 +363,9 @@ static int set_block_timeouts(lm_app *app, int on, lm_error *err) {
     if (!values[i]) continue;
     params[n][0] = names[i];
     params[n][1] = values[i];
-    stmts[n] = on ? (lm_stmt){.sql = "SELECT set_config($1, $2, false)", .nparams = 2,
-                              .values = params[n]}
-                  : (lm_stmt){.sql = resets[i]};
+    stmts[n] =
+        on ? (lm_stmt){.sql = "SELECT set_config($1, $2, false)", .nparams = 2, .values = params[n]}
+           : (lm_stmt){.sql = resets[i]};
     n++;
   }
   return n ? lm_exec_batch(app->conn, stmts, n, err) : LM_OK;
@@ -467,8 +467,8 @@ static void push_x_args(lua_State *L, const lm_app *app) {
 }
 
 /* ---- the journal of a migration with autocommit blocks ---------------------------------
- * Every statement an upgrade() or downgrade() executes gets an ordinal. The transactional ones are kept in
- * memory until an autocommit block's COMMIT is due; then they are written to the journal in
+ * Every statement an upgrade() or downgrade() executes gets an ordinal. The transactional ones are
+ * kept in memory until an autocommit block's COMMIT is due; then they are written to the journal in
  * that same transaction, so the journal says exactly what the COMMIT made permanent. Inside a
  * block each statement's row is written before it runs and marked after, each committing on
  * its own. The step's final transaction deletes the rows with the version row change. A
@@ -478,10 +478,10 @@ typedef struct journal {
   lm_app *app;
   const char *operation; /* "upgrade" or "downgrade" */
   int idx;               /* the revision running */
-  int ordinal; /* statements of this migration so far */
-  int block;   /* the autocommit block running (0: none) */
-  int nblocks; /* autocommit blocks entered so far */
-  char **seg;  /* transactional statements not yet journaled, ordinals seg_first.. */
+  int ordinal;           /* statements of this migration so far */
+  int block;             /* the autocommit block running (0: none) */
+  int nblocks;           /* autocommit blocks entered so far */
+  char **seg;            /* transactional statements not yet journaled, ordinals seg_first.. */
   size_t nseg, cap;
   int seg_first;
   const lm_journal *resume; /* the interrupted run's record of this revision, or NULL */
@@ -560,9 +560,10 @@ static int journal_before(void *ud, const char *sql, int n, const char *const *v
       return rc;
     }
     if (state > 0) {
-      lm_log_info("  skipped: statement %d, as its index %s exists and is VALID (the server "
-                  "finished it after the interrupted run stopped)",
-                  j->ordinal, own);
+      lm_log_info(
+          "  skipped: statement %d, as its index %s exists and is VALID (the server "
+          "finished it after the interrupted run stopped)",
+          j->ordinal, own);
       rc = lm_journal_mark_done(&app->vt, app->conn, rev, j->ordinal, err);
       free(key);
       if (rc) return rc;
@@ -572,9 +573,10 @@ static int journal_before(void *ud, const char *sql, int n, const char *const *v
     if (state < 0) {
       char drop[300];
       snprintf(drop, sizeof drop, "DROP INDEX CONCURRENTLY %s", own);
-      lm_log_info("  statement %d: dropping the INVALID index %s the interrupted run left, "
-                  "to build it again",
-                  j->ordinal, own);
+      lm_log_info(
+          "  statement %d: dropping the INVALID index %s the interrupted run left, "
+          "to build it again",
+          j->ordinal, own);
       if ((rc = lm_exec(app->conn, drop, 0, NULL, NULL, NULL, NULL, err))) {
         free(key);
         return rc;
@@ -791,10 +793,11 @@ static int l_journal_batches(lua_State *L) {
     finished = done > 0 && i < r->n && strcmp(r->rows[i].statement, key) != 0;
     free(key);
     if (done)
-      lm_log_info("  skipped (done by the interrupted run): op.backfill, statements %d..%d (%d "
-                  "committed batch%s)%s",
-                  j->ordinal + 1, j->ordinal + done, done, done == 1 ? "" : "es",
-                  finished ? ", all of it" : "; the rest runs on from there");
+      lm_log_info(
+          "  skipped (done by the interrupted run): op.backfill, statements %d..%d (%d "
+          "committed batch%s)%s",
+          j->ordinal + 1, j->ordinal + done, done, done == 1 ? "" : "es",
+          finished ? ", all of it" : "; the rest runs on from there");
     j->ordinal += done;
     j->skipped += done;
   }
@@ -996,9 +999,10 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       (lm_conn_begin_pending(app->conn) || PQtransactionStatus(app->conn) != PQTRANS_IDLE)) {
     rollback(app->conn);
     if (j.resume)
-      lm_log_info("Rolled back this run's transaction; revision %s stays half-done, as its "
-                  "journal records (see the hint)",
-                  j.resume->revision);
+      lm_log_info(
+          "Rolled back this run's transaction; revision %s stays half-done, as its "
+          "journal records (see the hint)",
+          j.resume->revision);
     else if (half_done)
       lm_log_info(
           "Rolled back the failed migration's open transaction; what its autocommit "
@@ -1062,7 +1066,7 @@ int lm_lint_render(lm_app *app, const lm_revset *plan, int upgrade, int session,
     if (rc == LM_OK && !lua_isnil(L, fn_idx)) {
       lua_pushvalue(L, fn_idx);
       lm_cancel_set_phase(LM_CANCEL_LINT); /* user Lua: a signal must stop it too */
-      ok = lm_pcall(L, 0, 0) == LUA_OK; /* a failure leaves its error table */
+      ok = lm_pcall(L, 0, 0) == LUA_OK;    /* a failure leaves its error table */
       lm_cancel_set_phase(NULL);
       if (!ok && lm_cancel_requested()) /* not a finding: the run stops here */
         rc = lm_error_set(err, LM_EINTR, "%s: %s", lm_dag_path(app->dag, idx), LM_CANCEL_LINT);

@@ -568,7 +568,6 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
   return res;
 }
 
-
 static void push_value(lua_State *L, const PGresult *res, int row, int col) {
   const char *v = PQgetvalue(res, row, col);
   switch (PQftype(res, col)) {

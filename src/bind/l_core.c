@@ -216,8 +216,10 @@ static int l_core_closest(lua_State *L) {
     if (!cands[i - 1]) return luaL_argerror(L, 2, "candidates must be strings");
   }
   const char *best = lm_cli_closest(name, cands, (size_t)n);
-  if (best) lua_pushstring(L, best);
-  else lua_pushnil(L);
+  if (best)
+    lua_pushstring(L, best);
+  else
+    lua_pushnil(L);
   return 1;
 }
 
@@ -311,14 +313,10 @@ static int l_core_main(lua_State *L) {
 
 int luaopen_luamigrate_core(lua_State *L) {
   static const luaL_Reg fns[] = {
-      {"connect", l_core_connect},
-      {"main", l_core_main},
-      {"print", l_core_print},
-      {"context", lm_ctx_l_context},
-      {"redact", l_core_redact},
-      {"closest", l_core_closest},
-      {"md5_hex", l_core_md5_hex},
-      {NULL, NULL},
+      {"connect", l_core_connect}, {"main", l_core_main},
+      {"print", l_core_print},     {"context", lm_ctx_l_context},
+      {"redact", l_core_redact},   {"closest", l_core_closest},
+      {"md5_hex", l_core_md5_hex}, {NULL, NULL},
   };
   luaL_newlib(L, fns);
   lua_pushliteral(L, LM_VERSION);

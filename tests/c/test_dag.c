@@ -110,8 +110,8 @@ static const char *migrate(lm_dag *dag, int up, const char *cur, const char *exp
   lm_error err = {0};
   int scope = -2;
   set_of(dag, &c, cur);
-  int rc = lm_dag_resolve_scoped(dag, expr, &c, up ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE,
-                                 &t, &scope, &err);
+  int rc = lm_dag_resolve_scoped(dag, expr, &c, up ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &t,
+                                 &scope, &err);
   if (rc >= 0)
     rc = up ? lm_dag_plan_upgrade(dag, &c, &t, &p, &err)
             : lm_dag_plan_downgrade_scoped(dag, &c, &t, scope, &p, &err);
@@ -317,8 +317,8 @@ static void test_branches(void) {
 static void test_labels(void) {
   lm_error err = {0};
   int rc;
-  lm_dag *dag = build((const char *const[]){"r1", "r2:r1", "a:r2", "b:r2::lbl", "z0:::zz", NULL},
-                      &err, &rc);
+  lm_dag *dag =
+      build((const char *const[]){"r1", "r2:r1", "a:r2", "b:r2::lbl", "z0:::zz", NULL}, &err, &rc);
   CHECK(rc == 0);
   const char *const *labels;
   /* r2 is a branch point: the label names b alone */
@@ -333,7 +333,8 @@ static void test_labels(void) {
   EXPECT(migrate(dag, 0, "a z0", "lbl@r2"),
          "ERR Destination r2 is not a valid downgrade target from current head(s)");
   EXPECT(migrate(dag, 0, "a b z0", "zz@r2"), "ERR Not a valid downgrade target from current heads");
-  EXPECT(migrate(dag, 0, "a b", "lbl@+1"), "ERR Relative revision lbl@+1 didn't produce 1 migrations");
+  EXPECT(migrate(dag, 0, "a b", "lbl@+1"),
+         "ERR Relative revision lbl@+1 didn't produce 1 migrations");
   /* downgrading, what follows '@' names the destination on its own */
   EXPECT(migrate(dag, 0, "a b", "lbl@head"),
          "ERR Multiple head revisions are present for given argument 'lbl@head'; please specify a "
@@ -366,9 +367,9 @@ static void test_labels(void) {
 
   /* A label mid-line spreads down to the branch point, and "-1" is confined to the current
    * revision's branch: a depends on b, so a's row stands for b too, and only a goes. */
-  dag = build((const char *const[]){"r1", "r2:r1", "m1:r2", "m2:m1::mid", "m3:m2", "b:r2",
-                                    "a:m3:b", NULL},
-              &err, &rc);
+  dag = build(
+      (const char *const[]){"r1", "r2:r1", "m1:r2", "m2:m1::mid", "m3:m2", "b:r2", "a:m3:b", NULL},
+      &err, &rc);
   CHECK(rc == 0);
   CHECK(lm_dag_labels(dag, lm_dag_find(dag, "m1"), &labels) == 1);
   CHECK(lm_dag_labels(dag, lm_dag_find(dag, "r2"), &labels) == 0);
