@@ -23,14 +23,33 @@ describe("the commands", function()
 
   it("two concurrent revision --rev-id X: one creates the file, the other says the id is taken", function()
     assert.equal(0, run("init", "migrations").code)
-    -- the versions directory is locked while both start, so both pass the check against
-    -- the files loaded before either writes
-    os.execute(("flock -x %s -c 'sleep 1' &"):format(pg.shell_quote(dir .. "/migrations/versions")))
-    os.execute("sleep 0.2")
+    -- The versions directory is locked until both runs wait for it (seen in /proc/locks as
+    -- two waiters on its inode), so both have passed the check against the files they loaded
+    -- before either writes -- however slowly they start (valgrind, a loaded machine).
+    local versions = dir .. "/migrations/versions"
+    local hold = dir .. "/hold"
+    assert(io.open(hold, "w")):close()
+    os.execute(("flock -x %s -c 'while [ -e %s ]; do sleep 0.05; done' &")
+      :format(pg.shell_quote(versions), pg.shell_quote(hold)))
+    local p = assert(io.popen("stat -c %i " .. pg.shell_quote(versions)))
+    local inode = p:read("l")
+    p:close()
+    local function waiters()
+      local n = 0
+      for line in io.lines("/proc/locks") do
+        if line:find("-> FLOCK", 1, true) and line:find(":" .. inode .. " ", 1, true) then n = n + 1 end
+      end
+      return n
+    end
     local a = cli.spawn({ "revision", "-m", "first", "--rev-id", "same1" }, { cwd = dir })
     local b = cli.spawn({ "revision", "-m", "second", "--rev-id", "same1" }, { cwd = dir })
+    local deadline = os.time() + 120
+    while waiters() < 2 and os.time() < deadline do os.execute("sleep 0.05") end
+    local seen = waiters()
+    os.remove(hold)
     local ra, rb = a.wait(), b.wait()
-    local p = assert(io.popen("ls " .. pg.shell_quote(dir .. "/migrations/versions")))
+    assert.equal(2, seen, "both runs should have waited for the versions directory")
+    p = assert(io.popen("ls " .. pg.shell_quote(versions)))
     local files = p:read("a")
     p:close()
     local _, n = files:gsub("same1_", "")
