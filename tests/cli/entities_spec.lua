@@ -4,17 +4,9 @@
 -- after it, and its downgrade restores exactly the schema before (compared as a pg_dump).
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
-local function schema_lines(url)
-  local lines = {}
-  for l in pg.schema_dump(url):gmatch("[^\n]+") do
-    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
-      lines[#lines + 1] = (l:gsub(",$", ""))
-    end
-  end
-  table.sort(lines)
-  return table.concat(lines, "\n")
-end
+local schema_lines = fixture.schema_lines
 
 local TABLES = [[
 local md = sa.MetaData()
@@ -80,20 +72,15 @@ return md
 }
 
 describe("revision --autogenerate with entities", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("entities")
+    dir, url = fx:open { prefix = "entities" }
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
   end)
 
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
 
   for i, s in ipairs(steps) do
     it(("step %d: %s"):format(i, s[1]), function()
@@ -202,11 +189,11 @@ return md
 }
 
 describe("revision --autogenerate with policies, extensions, sequences, grants", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("entities2")
+    dir, url = fx:open { prefix = "entities2" }
     pg.psql(url, ("DO $$ BEGIN CREATE ROLE %s; EXCEPTION WHEN duplicate_object THEN NULL; END $$"):format(ROLE))
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
     cli.write(dir .. "/migrations/schema.lua", TABLES .. "return md\n")
@@ -216,13 +203,12 @@ describe("revision --autogenerate with policies, extensions, sequences, grants",
     pg.psql(url, "INSERT INTO accounts (email, active) SELECT 'a' || g, g % 2 = 0 FROM generate_series(1, 10) g")
   end)
 
+  -- after the fixture's teardown has dropped the database that holds the role's grants
   teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
     pg.psql(pg.conninfo("postgres"), "DROP ROLE IF EXISTS " .. ROLE)
   end)
 
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
   local function privileges()
     local got = {}
     for _, p in ipairs { "INSERT", "SELECT" } do
