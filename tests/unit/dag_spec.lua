@@ -2,19 +2,13 @@
 -- resolving identifiers (heads, branches, prefixes, relative steps), plans, and the
 -- messages a broken graph or a bad identifier gets. No database.
 local core = require "luamigrate.core"
+local err_of = require("helpers.raised").message
 
 -- A finished graph from {id, down, labels, deps} rows.
 local function graph(rows)
   local d = core.dag()
   for _, r in ipairs(rows) do d:add { id = r[1], down = r[2], labels = r[3], deps = r[4] } end
   return d:finish()
-end
-
--- The message of the error fn(...) raises (a structured error or a string).
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return type(e) == "table" and e.message or e
 end
 
 -- a1 <- b2 <- c3 (main) and b2 <- d4 (feature), merged by e5

@@ -4,6 +4,7 @@
 -- the op and the argument. No database.
 local op = require "luamigrate.op"
 local sa = require "luamigrate.sa"
+local err_of = require("helpers.raised").message
 
 -- The run context of an offline run, as lm_ctx_begin_offline (src/bind/l_ctx.c) installs it:
 -- the registry's "luamigrate.ctx" holding emit and the -x arguments. The one place this
@@ -23,13 +24,6 @@ local function statements(fn)
   emitted = {}
   fn()
   return emitted
-end
-
--- The message of the error fn(...) raises (structured errors carry it in .message).
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return type(e) == "table" and e.message or (tostring(e):gsub("^[^:]*:%d+: ", ""))
 end
 
 describe("op in --sql mode", function()

@@ -3,13 +3,7 @@
 -- the errors for what cannot be rendered. No database.
 local sa = require "luamigrate.sa"
 local render = require "luamigrate.render"
-
--- The message of the error fn(...) raises, without the "file:line: " it is raised at.
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return (tostring(e):gsub("^[^:]*:%d+: ", ""))
-end
+local err_of = require("helpers.raised").message
 
 describe("render.value", function()
   it("writes Lua values as SQL literals", function()

@@ -2,13 +2,7 @@
 -- table records: schema, key, autoincrement column, indexes) and the message each kind
 -- of bad declaration gets. No database.
 local sa = require "luamigrate.sa"
-
--- The message of the error fn(...) raises, without the "file:line: " it is raised at.
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return (tostring(e):gsub("^[^:]*:%d+: ", ""))
-end
+local err_of = require("helpers.raised").message
 
 describe("sa.MetaData and sa.Table", function()
   it("record a table's schema, columns, key, indexes and autoincrement column", function()

@@ -29,6 +29,15 @@ local function eval(lua)
   return chunk()
 end
 
+-- Each {lua, message}: evaluating the Lua raises exactly the message, at the case's line.
+local function refuses(cases)
+  for _, c in ipairs(cases) do
+    local ok, err = pcall(eval, c[1])
+    assert.is_false(ok, c[1])
+    assert.equal("case:1: " .. c[2], err)
+  end
+end
+
 -- CREATE TABLE t as op.create_table writes it, on one line as the helper prints SQLAlchemy's.
 local function create_table(...)
   local cols, cons = {}, {}
@@ -175,11 +184,7 @@ describe("sa and postgresql types", function()
       { "postgresql.UUID{as_uid = true}", "postgresql.UUID: unknown option 'as_uid'; did you mean 'as_uuid'?" },
       { "sa.Enum(\"a\", {nam = \"e\"})", "sa.Enum: unknown option 'nam'; did you mean 'name'?" },
     }
-    for _, c in ipairs(cases) do
-      local ok, err = pcall(eval, c[1])
-      assert.is_false(ok, c[1])
-      assert.equal("case:1: " .. c[2], err)
-    end
+    refuses(cases)
   end)
 
   it("take an enum's values as varargs or as one list", function()
@@ -225,11 +230,7 @@ describe("sa and postgresql types beyond SQLAlchemy's comparison", function()
       { "postgresql.TIMESTAMP(true, \"3\")", "postgresql.TIMESTAMP: precision must be a non-negative integer, got "
         .. "string (argument 2; the parameters are postgresql.TIMESTAMP(timezone, precision))" },
     }
-    for _, c in ipairs(cases) do
-      local ok, err = pcall(eval, c[1])
-      assert.is_false(ok, c[1])
-      assert.equal("case:1: " .. c[2], err)
-    end
+    refuses(cases)
   end)
 
   it("give each call its own instance", function()
