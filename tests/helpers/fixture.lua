@@ -52,10 +52,10 @@ function Fixture:open(spec)
   return dir, self.url, self.dbname
 end
 
--- Writes revision `id` (cli.revision's text) as migrations/versions/<id>_<slug>.lua of fx.dir;
--- returns the path relative to the project.
-function Fixture:revision(slug, id, down, up, downgrade, extra)
-  local rel = ("migrations/versions/%s_%s.lua"):format(id, slug)
+-- Writes a revision file into fx.dir's versions: migrations/versions/<name>.lua holding
+-- cli.revision(id, down, up, downgrade, extra); returns its path relative to the project.
+function Fixture:revision(name, id, down, up, downgrade, extra)
+  local rel = ("migrations/versions/%s.lua"):format(name)
   cli.write(self.dir .. "/" .. rel, cli.revision(id, down, up, downgrade, extra))
   return rel
 end
