@@ -92,6 +92,28 @@ describe("core.dag", function()
     assert.equal("field 'deps' must hold only strings", err_of(d.add, d, { id = "z", deps = { 1 } }))
   end)
 
+  it("plans a long chain in order, its ids built as temporary strings", function()
+    local d = core.dag()
+    for i = 1, 2000 do
+      d:add { id = ("r%04d"):format(i), down = i > 1 and ("r%04d"):format(i - 1) or nil }
+    end
+    d:finish()
+    assert.same({ "r2000" }, d:heads())
+    local plan = d:plan("upgrade", {}, { "r2000" })
+    assert.equal(2000, #plan)
+    assert.same({ "r0001", "r1000", "r2000" }, { plan[1], plan[1000], plan[2000] })
+    assert.same({ "r1500" }, d:resolve("-500", "downgrade", { "r2000" }))
+  end)
+
+  it("refuses to be used once closed", function()
+    local kept
+    do
+      local d <close> = graph { { "a1" } }
+      kept = d
+    end
+    assert.equal("attempt to use a freed dag", err_of(kept.heads, kept))
+  end)
+
   pending("refuses a revision without an id, naming the field (today: \"bad argument #-1 to '?' "
     .. "(string expected, got nil)\", from luaL_checkstring on the stack top in src/bind/l_dag.c)", function()
     local d = core.dag()
