@@ -43,12 +43,12 @@ function Fixture:new_db(prefix)
   return url, name
 end
 
--- A project and a database at once: spec as for :project, plus spec.db = false for a spec
--- that needs no server. Returns dir, url, dbname.
+-- A project and a database at once: spec as for :project, plus spec.prefix for the
+-- database's name. Returns dir, url, dbname.
 function Fixture:open(spec)
   spec = spec or {}
   local dir = self:project(spec)
-  if spec.db ~= false then self:new_db(spec.prefix) end
+  self:new_db(spec.prefix)
   return dir, self.url, self.dbname
 end
 

@@ -62,7 +62,7 @@ describe("a fixture closed after its block", function()
   local refused, why = pcall(fixture.new, { scope = "sometimes" })
 
   it("keeps its project and database from one test to the next", function()
-    local dir, _, dbname = fx:open { db = true }
+    local dir, _, dbname = fx:open {}
     made.all = { dir = dir, dbs = { dbname } }
     assert.is_true(exists(dir .. "/luamigrate.lua"))
   end)
