@@ -113,12 +113,30 @@ two']]).s)
   end)
 
   it("keeps compound statements it does not model whole, with their lines", function()
-    local m = assert(python.parse("while a():\n    b()\nelse:\n    c()\n\n    e()\nd()\n", "t.py"))
+    local m = assert(python.parse("async def a():\n    b()\n    c()\n\n    e()\nd()\n", "t.py"))
     assert.equal("unsupported", m.body[1].k)
-    assert.equal("while", m.body[1].keyword)
+    assert.equal("async", m.body[1].keyword)
     assert.equal(1, m.body[1].line)
-    assert.equal(6, m.body[1].last)
+    assert.equal(5, m.body[1].last)
     assert.equal("expr", m.body[2].k)
+  end)
+
+  it("reads while loops with their else clause, and classes with bases, keywords and body", function()
+    local m = assert(python.parse("while a():\n    b()\nelse:\n    c()\n\n    e()\nd()\n"
+      .. "class J(types.TypeDecorator, metaclass=M):\n    impl = types.TEXT\n    cache_ok = True\n", "t.py"))
+    local w = m.body[1]
+    assert.equal("while", w.k)
+    assert.equal("a", w.test.fn.id)
+    assert.equal(1, #w.body)
+    assert.equal(2, #w.orelse)
+    assert.equal(6, w.last)
+    local c = m.body[3]
+    assert.equal("class", c.k)
+    assert.equal("J", c.name)
+    assert.equal("TypeDecorator", c.bases[1].name)
+    assert.equal("metaclass", c.keywords[1].name)
+    assert.equal("impl", c.body[1].targets[1].id)
+    assert.equal(10, c.last)
   end)
 
   it("reads try with its except, else and finally clauses", function()
@@ -418,15 +436,15 @@ describe("convert: translation", function()
   end)
 
   it("keeps what it cannot translate as commented Python and an error naming file:line", function()
-    local body, r = upgrade_of("    op.execute('a')\n    x = {1, 2}\n    op.execute('b')")
+    local body, r = upgrade_of("    op.execute('a')\n    x = {k: 1 for k in y}\n    op.execute('b')")
     assert.equal(table.concat({
       [[  op.execute("a")]],
-      [[  -- not converted (a set):]],
-      [[  --       x = {1, 2}]],
-      [[  error("not converted: r1.py:8: a set")]],
+      [[  -- not converted (a dict or set comprehension):]],
+      [[  --       x = {k: 1 for k in y}]],
+      [[  error("not converted: r1.py:8: a dict or set comprehension")]],
       [[  op.execute("b")]],
     }, "\n"), body)
-    assert.same({ { file = "r1.py", line = 8, reason = "a set" } }, r.notes)
+    assert.same({ { file = "r1.py", line = 8, reason = "a dict or set comprehension" } }, r.notes)
   end)
 
   it("raises for module-level code it cannot translate from upgrade() and downgrade()", function()
