@@ -1081,8 +1081,10 @@ function call(cx, e)
       not_converted(e.line, "str.%s()", fn.name)
     end
     local root = root_module(cx, fn)
-    local fb = obj.k == "name" and binding(cx, obj.id)
-    if fb and fb.flaskdb then root = "sa" end
+    local base = obj
+    while base.k == "attr" do base = base.obj end
+    local fb = base.k == "name" and binding(cx, base.id)
+    if fb and fb.flaskdb then root = "sa" end -- db.Column(...), db.func.now()
     if root then
       local name = expr(cx, fn)
       local kws = kw_pairs(cx, e.kwargs, e.line, NONE_MEANS[name])
