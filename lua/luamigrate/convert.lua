@@ -875,6 +875,8 @@ end
 local function resolve_import(cx, mod, name)
   local lib, libname = library_of(mod)
   if lib then return library_type(lib, libname, name) end
+  lib, libname = library_of(mod .. "." .. name)
+  if lib then return { label = libname, member = function(n) return library_type(lib, libname, n) end } end
   if not cx.resolver then return nil end
   if cx.package then mod = absolute(cx.package, mod) end
   if cx.lazy then return nil, nil, { module = mod, name = name } end
@@ -991,22 +993,24 @@ local function json_dumps(e)
       for i, it in ipairs(v.items) do parts[i] = enc(it, level + 1) end
       return seq("[", "]", parts)
     elseif k == "dict" then
-      local keys, order, values = {}, {}, {}
+      -- Python's dict: equal keys are one (True is 1), the first one's spelling and place kept
+      local shown, order, values = {}, {}, {}
       for i, key in ipairs(v.keys) do
-        local ks
-        if key and key.k == "str" then ks = key.s
+        local ks, id
+        if key and key.k == "str" then ks, id = key.s, "s" .. key.s
         elseif key and key.k == "const" and key.v ~= "Ellipsis" then
           ks = ({ None = "null", True = "true", False = "false" })[key.v]
-        elseif key and key.k == "num" and number(key):match("^%-?%d+$") then ks = number(key)
+          id = ({ None = "none", True = "n1", False = "n0" })[key.v]
+        elseif key and key.k == "num" and number(key):match("^%d+$") then ks = number(key); id = "n" .. ks
         else not_converted(e.line, "json.dumps of a dict with this key") end
         if o.sort and key.k ~= "str" then not_converted(e.line, "json.dumps(sort_keys=True) of other keys") end
-        if not keys[ks] then keys[ks] = true; order[#order + 1] = ks end
-        values[ks] = v.values[i]
+        if not shown[id] then shown[id] = ks; order[#order + 1] = id end
+        values[id] = v.values[i]
       end
       if o.sort then table.sort(order) end
       local parts = {}
-      for i, ks in ipairs(order) do
-        parts[i] = json_string(ks, o.ascii, e.line) .. o.key .. enc(values[ks], level + 1)
+      for i, id in ipairs(order) do
+        parts[i] = json_string(shown[id], o.ascii, e.line) .. o.key .. enc(values[id], level + 1)
       end
       return seq("{", "}", parts)
     end
