@@ -330,6 +330,41 @@ describe("convert alembic", function()
     assert.truthy(io.open(out .. "/migrations/versions/cc03_first.lua"))
   end)
 
+  it("finds the application's modules above the Alembic directory, which may have no alembic.ini", function()
+    -- JupyterHub's layout: the application writes alembic.ini when it runs, so the script
+    -- location (env.py beside versions/) is what there is to convert
+    local src = dir .. "/repo"
+    cli.mkdir_p(src .. "/shopapp/db/alembic/versions")
+    cli.write(src .. "/shopapp/__init__.py", "")
+    cli.write(src .. "/shopapp/fields.py", "import sqlalchemy as sa\n\n\nclass Money(sa.types.TypeDecorator):\n"
+      .. "    impl = sa.Numeric(12, 2)\n    cache_ok = True\n")
+    cli.write(src .. "/shopapp/db/alembic/env.py", "from alembic import context\n")
+    cli.write(src .. "/shopapp/db/alembic/versions/dd04_prices.py", table.concat({
+      "from alembic import op",
+      "import sqlalchemy as sa",
+      "from shopapp.fields import Money",
+      "revision = 'dd04'",
+      "down_revision = None",
+      "def upgrade():",
+      "    op.create_table('prices', sa.Column('id', sa.Integer, primary_key=True), sa.Column('amount', Money()))",
+      "def downgrade():",
+      "    op.drop_table('prices')",
+      "",
+    }, "\n"))
+    local out = dir .. "/out"
+    cli.mkdir_p(out)
+    local r = cli.run({ "convert", "alembic", src .. "/shopapp/db/alembic", "-o", out })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("(1 revision untouched)", 1, true), r.out)
+    local url, dbname = pg.new_db("conv")
+    local u = cli.run({ "--url", url, "upgrade", "head" }, { cwd = out })
+    local cols = pg.psql(url, "SELECT column_name || ' ' || data_type || coalesce('(' || numeric_precision || ','"
+      .. " || numeric_scale || ')', '') FROM information_schema.columns WHERE table_name = 'prices' ORDER BY 1")
+    pg.drop_db(dbname)
+    assert.equal(0, u.code, u.err)
+    assert.equal("amount numeric(12,2)\nid integer(32,0)", cols)
+  end)
+
   it("refuses a file it cannot read, naming file, line and column, and writes nothing", function()
     local src = dir .. "/src"
     cli.mkdir_p(src .. "/m/versions")
