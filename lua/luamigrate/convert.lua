@@ -17,8 +17,16 @@ local LUA_RESERVED = {}
 for w in ([[and break do else elseif end false for function goto if in local nil not or
   repeat return then true until while]]):gmatch("%a+") do LUA_RESERVED[w] = true end
 
+-- Lua's globals the translations call (table.concat, tostring, ipairs, ...): a Python
+-- variable of that name (`for table in TABLES`) must not hide them.
+local LUA_GLOBALS = {}
+for w in ([[table string math utf8 os io tostring tonumber ipairs pairs error select type next
+  print load require setmetatable getmetatable rawget rawset rawequal rawlen pcall assert]]):gmatch("%a+") do
+  LUA_GLOBALS[w] = true
+end
+
 local function lua_name(id)
-  if LUA_RESERVED[id] then return id .. "_" end
+  if LUA_RESERVED[id] or LUA_GLOBALS[id] then return id .. "_" end
   return id
 end
 
@@ -1027,9 +1035,14 @@ local BUILTIN_CALLS = {
   print = function(cx, a) return call_text("print", args_list(cx, a)) end,
   list = function(cx, a, e)
     if #a == 1 and (a[1].k == "list" or a[1].k == "tuple") then return expr(cx, a[1]) end
-    not_converted(e.line, "list(...) of something other than a literal")
+    -- a copy of a name known to hold a list (a dict's or a string's would be its keys or characters)
+    if #a == 1 and a[1].k == "name" and cx.kinds[a[1].id] == "list" then
+      return "{ table.unpack(" .. expr(cx, a[1]) .. ") }"
+    end
+    not_converted(e.line, "%s(...) of something other than a list", e.fn.id)
   end,
 }
+BUILTIN_CALLS.tuple = BUILTIN_CALLS.list
 
 -- mysql.VARCHAR(32) and the like: the name of the MySQL type called, or nil.
 local function mysql_type(cx, fn)

@@ -739,6 +739,19 @@ describe("convert: smaller constructs", function()
     assert.equal("while ... else", r.notes[1].reason)
   end)
 
+  it("renames variables that would hide Lua's globals, and copies lists with tuple()/list()", function()
+    local body = upgrade_of("    for table in TABLES:\n        op.execute(' '.join(['DROP TABLE', table]))\n"
+      .. "    names = tuple(TABLES)", "from alembic import op\nTABLES = ['a', 'b']\n")
+    assert.equal(table.concat({
+      "  for _, table_ in ipairs(TABLES) do",
+      "    op.execute(table.concat({ \"DROP TABLE\", table_ }, \" \"))",
+      "  end",
+      "  local names = { table.unpack(TABLES) }",
+    }, "\n"), body)
+    local _, r = upgrade_of("    x = list(d)", "from alembic import op\nd = {'a': 1}\n")
+    assert.equal("list(...) of something other than a list", r.notes[1].reason)
+  end)
+
   it("applies decorators that are functions of the file, and drops functools.wraps", function()
     local _, r = upgrade_of("    helper('x')", table.concat({
       "import functools",
