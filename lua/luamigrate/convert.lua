@@ -147,21 +147,28 @@ end
 
 -- What a test on the dialect is on PostgreSQL: true, false, or nil when the test is not one
 -- (`dialect.name == "mysql"`, `!=`, `in (...)`, `url.startswith("sqlite")`, `not`, and/or).
-local function dialect_test(cx, e)
-  if e.k == "cmp" and #e.ops == 1 then
-    local l, r, op = e.operands[1], e.operands[2], e.ops[1]
-    if is_dialect_name(cx, r) and l.k == "str" and (op == "==" or op == "!=") then l, r = r, l end
-    if not is_dialect_name(cx, l) then return nil end
-    if (op == "==" or op == "!=") and r.k == "str" then return (r.s == "postgresql") == (op == "==") end
-    if (op == "in" or op == "not in") and (r.k == "tuple" or r.k == "list" or r.k == "set") then
-      local found = false
-      for _, it in ipairs(r.items) do
-        if it.k ~= "str" then return nil end
-        if it.s == "postgresql" then found = true end
-      end
-      return found == (op == "in")
+-- The comparison `NAME == "mysql"` (!=, in, not in) on PostgreSQL, where is_name(x) says
+-- whether x is the dialect's name; nil when e is no such comparison.
+local function name_test(e, is_name)
+  if #e.ops ~= 1 then return nil end
+  local l, r, op = e.operands[1], e.operands[2], e.ops[1]
+  if is_name(r) and l.k == "str" and (op == "==" or op == "!=") then l, r = r, l end
+  if not is_name(l) then return nil end
+  if (op == "==" or op == "!=") and r.k == "str" then return (r.s == "postgresql") == (op == "==") end
+  if (op == "in" or op == "not in") and (r.k == "tuple" or r.k == "list" or r.k == "set") then
+    local found = false
+    for _, it in ipairs(r.items) do
+      if it.k ~= "str" then return nil end
+      if it.s == "postgresql" then found = true end
     end
-    return nil
+    return found == (op == "in")
+  end
+  return nil
+end
+
+local function dialect_test(cx, e)
+  if e.k == "cmp" then
+    return name_test(e, function(x) return is_dialect_name(cx, x) end)
   elseif e.k == "call" and e.fn.k == "attr" and e.fn.name == "startswith" and #e.args == 1
     and #e.kwargs == 0 and e.args[1].k == "str" and is_db_url(cx, e.fn.obj) then
     local prefix = e.args[1].s
@@ -707,20 +714,12 @@ end
 -- dialect.type_descriptor), when its tests are on dialect.name only.
 local function pg_dialect_impl(def)
   local dialect = def.params[2] and def.params[2].name
+  local function is_name(x)
+    return x.k == "attr" and x.name == "name" and x.obj.k == "name" and x.obj.id == dialect
+  end
   local function test(t)
-    if t.k == "cmp" and #t.ops == 1 then
-      local l, r, op = t.operands[1], t.operands[2], t.ops[1]
-      if l.k == "str" then l, r = r, l end
-      if not (l.k == "attr" and l.name == "name" and l.obj.k == "name" and l.obj.id == dialect) then return nil end
-      if (op == "==" or op == "!=") and r.k == "str" then return (r.s == "postgresql") == (op == "==") end
-      if (op == "in" or op == "not in") and (r.k == "tuple" or r.k == "list" or r.k == "set") then
-        local found = false
-        for _, it in ipairs(r.items) do
-          if it.k ~= "str" then return nil end
-          if it.s == "postgresql" then found = true end
-        end
-        return found == (op == "in")
-      end
+    if t.k == "cmp" then
+      return name_test(t, is_name)
     elseif t.k == "unop" and t.op == "not" then
       local v = test(t.e)
       if v ~= nil then return not v end

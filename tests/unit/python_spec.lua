@@ -490,20 +490,9 @@ describe("convert: translation", function()
   end)
 end)
 
--- Runs Python (Debian's python3, with SQLAlchemy, sqlalchemy_utils and oslo.db) on `src`;
--- returns its output lines.
-local function python3(src)
-  local tmp = os.tmpname()
-  local f = assert(io.open(tmp, "w"))
-  f:write(src)
-  f:close()
-  local p = assert(io.popen("/usr/bin/python3 -W ignore " .. tmp .. " 2>&1"))
-  local out = {}
-  for l in p:lines() do out[#out + 1] = l end
-  p:close()
-  os.remove(tmp)
-  return out
-end
+-- Python (Debian's python3, with SQLAlchemy, sqlalchemy_utils and oslo.db): the output lines
+-- of a program.
+local python3 = require("helpers.sqlalchemy").python
 
 -- A directory holding the files of `tree` (path = text), removed by the caller.
 local function app_tree(tree)
