@@ -994,6 +994,10 @@ local function json_dumps(e)
       if not n then not_converted(e.line, "json.dumps of this number") end
       if k == "unop" then n = -n end
       if math.type(n) == "integer" then return tostring(n) end
+      local text = (k == "num" and v or v.e).v
+      if not text:find("[.eE]") or text:lower():find("^0x") then
+        not_converted(e.line, "json.dumps of an integer beyond 64 bits")
+      end
       return py_float(n)
     elseif k == "list" or k == "tuple" then
       local parts = {}

@@ -687,6 +687,8 @@ describe("convert: smaller constructs", function()
     assert.same(want, got)
     local _, r = lua_of("json.dumps({'a': x})", "from alembic import op\nimport json\n")
     assert.equal("json.dumps of something other than literal data", r.notes[1].reason)
+    _, r = lua_of("json.dumps([99999999999999999999])", "from alembic import op\nimport json\n")
+    assert.equal("json.dumps of an integer beyond 64 bits", r.notes[1].reason)
   end)
 
   it("translates while loops with break and continue, sets as sequences", function()
