@@ -730,6 +730,13 @@ describe("convert: smaller constructs", function()
     assert.equal("while ... else", r.notes[1].reason)
   end)
 
+  it("reads sqlalchemy's submodules (sqlalchemy.types, .sql, .schema) as sa itself", function()
+    local lua, r = lua_of("sql.table('t', sql.column('x', types.TEXT), sa.column('y', sa.types.Integer()))",
+      "from alembic import op\nimport sqlalchemy as sa\nfrom sqlalchemy import sql, types\n")
+    assert.same({}, r.notes)
+    assert.equal('sa.table("t", sa.column("x", sa.TEXT), sa.column("y", sa.Integer()))', lua)
+  end)
+
   it("renames variables that would hide Lua's globals, and copies lists with tuple()/list()", function()
     local body = upgrade_of("    for table in TABLES:\n        op.execute(' '.join(['DROP TABLE', table]))\n"
       .. "    names = tuple(TABLES)", "from alembic import op\nTABLES = ['a', 'b']\n")
