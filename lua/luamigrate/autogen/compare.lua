@@ -179,9 +179,9 @@ end
 -- indexes (not foreign keys) created; new tables; foreign keys created (they may point at
 -- new tables); entities created and replaced; columns dropped; tables dropped; enums
 -- dropped; sequences and extensions dropped.
-local BUCKETS = { "create_early", "enum", "drop_entity", "drop_fk", "drop_other", "add_column", "alter",
-  "create_other", "create_table", "create_fk", "create_entity", "drop_column", "drop_table", "drop_enum",
-  "drop_late" }
+local BUCKETS = { "create_early", "enum", "create_type", "drop_entity", "drop_fk", "drop_other", "add_column",
+  "alter", "create_other", "create_table", "create_fk", "create_entity", "drop_column", "drop_table", "drop_type",
+  "drop_enum", "drop_late" }
 
 function M.compare(conn, want, live, filter)
   local ops = {}
