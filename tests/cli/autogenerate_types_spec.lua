@@ -7,17 +7,9 @@
 -- `check` is clean after it, and its downgrade restores exactly the schema before.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local ag = require "helpers.autogen"
 
-local function schema_lines(url)
-  local lines = {}
-  for l in pg.schema_dump(url):gmatch("[^\n]+") do
-    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
-      lines[#lines + 1] = (l:gsub(",$", ""))
-    end
-  end
-  table.sort(lines)
-  return table.concat(lines, "\n")
-end
+local schema_lines = ag.schema_lines
 
 local TYPES_V1 = [[
 local md = sa.MetaData()
@@ -78,7 +70,11 @@ local steps = {
             WHERE contypid = 'posint'::regtype) || ' '
         || (SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
             WHERE attrelid = 'address'::regclass AND attnum > 0 AND NOT attisdropped)]],
-      "1/true posint_check,posint_max street,city,zip" } },
+      "1/true posint_check,posint_max street,city,zip" },
+    { "ALTER DOMAIN posint SET DEFAULT 1;", "ALTER DOMAIN posint SET NOT NULL;",
+      "ALTER DOMAIN posint ADD CONSTRAINT posint_max CHECK ((VALUE < 1000000));",
+      "ALTER DOMAIN cheerful DROP NOT NULL;", "ALTER TYPE address ADD ATTRIBUTE zip character varying(10);",
+      "CREATE TYPE spare_range AS RANGE (SUBTYPE = integer);" } },
 
   { "a range type no column uses changed: dropped and created", TYPES_V2:gsub('sa.RangeType%("spare_range", "integer"%)',
       'sa.RangeType("spare_range", "bigint", { multirange_type_name = "spare_multi" })') .. PLACES,
@@ -97,40 +93,34 @@ local steps = {
 }
 
 describe("revision --autogenerate with domains, composite and range types", function()
-  local dir, url, dbname
+  local p, url, dir, run
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("agtypes")
-    assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
+    p = ag.project("agtypes")
+    url, dir, run = p.url, p.dir, p.run
   end)
 
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  teardown(function() p.close() end)
 
   for i, s in ipairs(steps) do
     it(("step %d: %s"):format(i, s[1]), function()
-      cli.write(dir .. "/migrations/schema.lua", s[2])
-      local r = run("check")
-      assert.equal(1, r.code, r.out .. r.err)
-      r = run("revision", "--autogenerate", "-m", "step " .. i)
-      assert.equal(0, r.code, r.err)
-      local text = cli.slurp(dir .. "/" .. r.out:match("Generating (%S+) %.%.%. done"))
-      local up = text:match("function upgrade%(%)(.-)\nend")
+      local text, up = ag.generate(p, s[2], "step " .. i)
       local at = 0
       for _, needle in ipairs(s[3]) do
         local found = up:find(needle, at + 1, true)
         assert.truthy(found, ("expected %s (after position %d) in upgrade():\n%s"):format(needle, at, text))
         at = found
       end
+      if s[6] then
+        -- the same statements offline
+        local r = run("upgrade", "head", "--sql")
+        assert.equal(0, r.code, r.err)
+        for _, stmt in ipairs(s[6]) do assert.truthy(r.out:find(stmt, 1, true), ("expected %s in:\n%s"):format(stmt, r.out)) end
+      end
       if s[4] then pg.psql(url, s[4]) end
       local function rows() return i > 1 and i < #steps and pg.psql(url, ROWS) end
       local before, data = schema_lines(url), rows()
-      r = run("upgrade", "head")
+      local r = run("upgrade", "head")
       assert.equal(0, r.code, r.err .. "\n" .. text)
       assert.equal(data, rows())
       assert.equal(s[5][2], pg.psql(url, s[5][1]))
@@ -157,10 +147,7 @@ return md
     assert.equal(1, r.code, r.out .. r.err)
     assert.truthy((r.out .. r.err):find("changed range type public.intspan: not applied, PostgreSQL cannot alter a range type "
       .. "in place and column public.bookings.during uses it", 1, true), r.out .. r.err)
-    r = run("revision", "--autogenerate", "-m", "refused")
-    assert.equal(0, r.code, r.err)
-    local path = dir .. "/" .. r.out:match("Generating (%S+) %.%.%. done")
-    local text = cli.slurp(path)
+    local text, _, path = ag.generate(p, cli.slurp(dir .. "/migrations/schema.lua"), "refused")
     assert.truthy(text:find("-- changed range type public.intspan: not applied", 1, true), text)
     assert.falsy(text:find("op.drop_entity", 1, true), text)
     os.remove(path)
@@ -186,11 +173,11 @@ return md
 end)
 
 describe("inspect with domains, composite and range types", function()
-  local dir, url, dbname
+  local p, url, dir, run
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("inspecttypes")
+    p = ag.project("inspecttypes", false)
+    url, dir, run = p.url, p.dir, p.run
     pg.psql(url, [[
 CREATE TYPE tone AS ENUM ('low', 'high');
 CREATE DOMAIN loud AS tone DEFAULT 'high' NOT NULL CONSTRAINT not_low CHECK (VALUE <> 'low');
@@ -204,12 +191,7 @@ CREATE EXTENSION IF NOT EXISTS citext;
 ]])
   end)
 
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  teardown(function() p.close() end)
 
   it("writes them so that check finds nothing, and rebuilds them from an empty database", function()
     local r = run("inspect", "-o", "migrations/schema.lua")

@@ -214,10 +214,20 @@ local function lines_of(def)
   return out
 end
 
-local function type_one(d) return "schema = $1 AND name = $2", { d.schema, SCRATCH_TYPE } end
+-- A type kind: its query, and make(r), the entity a row describes; built under the scratch
+-- name to be read back.
+local function type_kind(sql, make, extra)
+  local k = { sql = sql, build = "scratch",
+    row = function(r)
+      local e = make(r)
+      return key_of(r.schema, r.name), e.definition, e
+    end,
+    one = function(d) return "schema = $1 AND name = $2", { d.schema, SCRATCH_TYPE } end }
+  for key, v in pairs(extra or {}) do k[key] = v end
+  return k
+end
 
-KIND.Domain = {
-  sql = [[
+KIND.Domain = type_kind([[
 SELECT n.nspname AS schema, t.typname AS name, t.oid::int8 AS oid,
        format_type(t.typbasetype, t.typtypmod) AS base,
        CASE WHEN t.typcollation <> 0 AND t.typcollation <> bt.typcollation THEN co.collname END AS collation,
@@ -227,22 +237,17 @@ SELECT n.nspname AS schema, t.typname AS name, t.oid::int8 AS oid,
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_type bt ON bt.oid = t.typbasetype
 LEFT JOIN pg_collation co ON co.oid = t.typcollation
 WHERE t.typtype = 'd' AND ]] .. not_extension("pg_type", "t.oid"),
-  row = function(r)
+  function(r)
     local checks = {}
     for c in ((r.checks or "") .. "\31"):gmatch("(.-)\31") do
       local name, def = c:match("^(.-)\30CHECK (.*)$")
       if name then checks[#checks + 1] = require("luamigrate.schema").CheckConstraint(def, { name = name }) end
     end
-    local e = entity.Domain(r.name, r.base, { schema = r.schema, collation = r.collation, default = r.default_,
+    return entity.Domain(r.name, r.base, { schema = r.schema, collation = r.collation, default = r.default_,
       not_null = r.notnull, constraints = checks })
-    return key_of(r.schema, r.name), e.definition, e
-  end,
-  one = type_one,
-  build = "scratch",
-}
+  end)
 
-KIND.CompositeType = {
-  sql = [[
+KIND.CompositeType = type_kind([[
 SELECT n.nspname AS schema, t.typname AS name, t.oid::int8 AS oid,
        (SELECT string_agg(quote_ident(a.attname) || chr(9) || format_type(a.atttypid, a.atttypmod)
                  || CASE WHEN a.attcollation <> 0 AND a.attcollation <> at.typcollation
@@ -252,21 +257,16 @@ SELECT n.nspname AS schema, t.typname AS name, t.oid::int8 AS oid,
           WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) AS def
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_class c ON c.oid = t.typrelid
 WHERE t.typtype = 'c' AND c.relkind = 'c' AND ]] .. not_extension("pg_type", "t.oid"),
-  row = function(r)
+  function(r)
     local attrs = {}
     for i, l in ipairs(lines_of(r.def)) do
       local name, ty = l:match("^(.-)\t(.*)$")
       attrs[i] = { unident(name), ty }
     end
-    local e = entity.CompositeType(r.name, attrs, { schema = r.schema })
-    return key_of(r.schema, r.name), e.definition, e
-  end,
-  one = type_one,
-  build = "scratch",
-}
+    return entity.CompositeType(r.name, attrs, { schema = r.schema })
+  end)
 
-KIND.RangeType = {
-  sql = [[
+KIND.RangeType = type_kind([[
 SELECT n.nspname AS schema, t.typname AS name, t.oid::int8 AS oid, format_type(r.rngsubtype, NULL) AS subtype,
        CASE WHEN NOT opc.opcdefault THEN quote_ident(opc.opcname) END AS subtype_opclass,
        CASE WHEN r.rngcollation <> 0 AND r.rngcollation <> st.typcollation THEN co.collname END AS collation,
@@ -276,14 +276,11 @@ FROM pg_range r JOIN pg_type t ON t.oid = r.rngtypid JOIN pg_namespace n ON n.oi
 JOIN pg_type st ON st.oid = r.rngsubtype JOIN pg_opclass opc ON opc.oid = r.rngsubopc
 JOIN pg_type mt ON mt.oid = r.rngmultitypid LEFT JOIN pg_collation co ON co.oid = r.rngcollation
 WHERE ]] .. not_extension("pg_type", "t.oid"),
-  row = function(r)
-    local e = entity.RangeType(r.name, r.subtype, { schema = r.schema, subtype_opclass = r.subtype_opclass,
+  function(r)
+    return entity.RangeType(r.name, r.subtype, { schema = r.schema, subtype_opclass = r.subtype_opclass,
       collation = r.collation, canonical = r.canonical, subtype_diff = r.subtype_diff,
       multirange_type_name = r.multirange_type_name })
-    return key_of(r.schema, r.name), e.definition, e
-  end,
-  one = type_one,
-  build = "scratch",
+  end, {
   -- built under the scratch name with PostgreSQL's multirange name (the declared one may be
   -- taken by the live type): the declared multirange name is put back after
   scratch = function(e)
@@ -296,7 +293,7 @@ WHERE ]] .. not_extension("pg_type", "t.oid"),
     if m and m ~= entity.default_multirange(d.e.name) then def = def .. "\nmultirange_type_name = " .. m end
     return def
   end,
-}
+})
 
 -- The changes between a domain's lines `from` and `to` as op.alter_domain options, or nil
 -- when ALTER DOMAIN cannot make them (another base type or collation).
