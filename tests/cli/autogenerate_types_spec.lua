@@ -223,3 +223,35 @@ CREATE EXTENSION IF NOT EXISTS citext;
     pg.drop_db(copy)
   end)
 end)
+
+describe("domains, composite and range types: bad input", function()
+  local p
+
+  setup(function() p = ag.project("badtypes", false) end)
+  teardown(function() p.close() end)
+
+  it("names schema.lua's line for an unknown option or a malformed attribute list, and changes nothing", function()
+    for _, case in ipairs {
+      { 'sa.Domain("posint", sa.Integer, { nullable = false })', "sa.Domain: unknown option 'nullable'" },
+      { 'sa.CompositeType("pair", { "a", "integer" })', 'sa.CompositeType("pair"): attribute 1 must be {name, type}' },
+      { 'sa.RangeType("r", "integer", { subtype_diff = 3 })', "sa.RangeType: subtype_diff must be a non-empty string" },
+    } do
+      cli.write(p.dir .. "/migrations/schema.lua", "local md = sa.MetaData()\n\nmd:register(" .. case[1] .. ")\nreturn md\n")
+      local r = p.run("check")
+      assert.equal(2, r.code, r.out .. r.err)
+      assert.truthy(r.err:find("schema.lua:3: " .. case[2], 1, true), r.err)
+    end
+    assert.equal("0", pg.psql(p.url, "SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+      .. "WHERE n.nspname = 'public'"))
+  end)
+
+  it("stops a migration whose op.alter_domain has an unknown option, naming the file and line", function()
+    cli.mkdir_p(p.dir .. "/migrations/versions")
+    cli.write(p.dir .. "/migrations/versions/d1.lua", cli.revision("d1", nil,
+      '  op.create_entity(sa.Domain("posint", sa.Integer))\n  op.alter_domain("posint", { nullable = false })'))
+    local r = p.run("upgrade", "head")
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.err:find("d1.lua:10: op.alter_domain: unknown option 'nullable'", 1, true), r.err)
+    assert.equal("0", pg.psql(p.url, "SELECT count(*) FROM pg_type WHERE typname = 'posint'"))
+  end)
+end)
