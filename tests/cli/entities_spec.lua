@@ -262,16 +262,18 @@ local READER, OWNER = "lm_rebuild_reader", "lm_rebuild_owner"
 describe("revision --autogenerate rebuilding granted views and functions", function()
   local dir, url, dbname
 
-  local function schema(view, returns)
+  local function schema(view, returns, counts)
     return TABLES .. ([[
 md:register(
   sa.Function("score(a integer)", "RETURNS %s LANGUAGE sql AS $$ SELECT a * 2 $$"),
   sa.View("report", %q),
   sa.View("report_ids", "SELECT id FROM report"),
+  sa.MaterializedView("report_counts", %q),
   sa.Grant("report", { "SELECT" }, %q),
-  sa.Grant("report_ids", { "SELECT" }, %q))
+  sa.Grant("report_ids", { "SELECT" }, %q),
+  sa.Grant("report_counts", { "SELECT" }, %q))
 return md
-]]):format(returns, view, READER, READER)
+]]):format(returns, view, counts, READER, READER, READER)
   end
 
   setup(function()
@@ -281,7 +283,7 @@ return md
       pg.psql(url, ("DO $$ BEGIN CREATE ROLE %s; EXCEPTION WHEN duplicate_object THEN NULL; END $$"):format(role))
     end
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
-    cli.write(dir .. "/migrations/schema.lua", schema("SELECT id, email FROM accounts", "integer"))
+    cli.write(dir .. "/migrations/schema.lua", schema("SELECT id, email FROM accounts", "integer", "SELECT count(*) AS n FROM report"))
     local r = cli.run({ "--url", url, "revision", "--autogenerate", "-m", "first" }, { cwd = dir })
     assert.equal(0, r.code, r.err)
     assert.equal(0, cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir }).code)
@@ -299,26 +301,33 @@ return md
   -- what the roles may do, and who owns the function
   local function rights()
     return pg.psql(url, ([[SELECT has_table_privilege('%s', 'report', 'SELECT'), has_table_privilege('%s', 'report_ids',
-      'SELECT'), has_function_privilege('%s', 'score(integer)', 'EXECUTE WITH GRANT OPTION'),
+      'SELECT'), has_table_privilege('%s', 'report_counts', 'SELECT'),
+      has_function_privilege('%s', 'score(integer)', 'EXECUTE WITH GRANT OPTION'),
       has_function_privilege('lm_nobody_ag', 'score(integer)', 'EXECUTE'),
-      (SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'score')]]):format(READER, READER, READER))
+      (SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'score')]]):format(READER, READER, READER, READER))
   end
 
   it("keeps a role's SELECT on a rebuilt view (and on the view on it) and EXECUTE on a rebuilt function", function()
     pg.psql(url, "DO $$ BEGIN CREATE ROLE lm_nobody_ag; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-    local granted = "t|t|t|f|" .. OWNER
+    local granted = "t|t|t|t|f|" .. OWNER
     assert.equal(granted, rights())
-    cli.write(dir .. "/migrations/schema.lua", schema("SELECT id FROM accounts WHERE active", "bigint"))
+    cli.write(dir .. "/migrations/schema.lua", schema("SELECT id FROM accounts WHERE active", "bigint",
+      "SELECT count(*) AS n, max(id) AS top FROM report"))
     local r = run("revision", "--autogenerate", "-m", "rebuild")
     assert.equal(0, r.code, r.err)
     local text = cli.slurp(dir .. "/" .. r.out:match("Generating (%S+) %.%.%. done"))
     for _, needle in ipairs { ("GRANT SELECT ON TABLE public.report TO %s"):format(READER),
+      ("GRANT SELECT ON TABLE public.report_counts TO %s"):format(READER),
       ("GRANT SELECT ON TABLE public.report_ids TO %s"):format(READER),
       ("ALTER FUNCTION public.score(integer) OWNER TO %s"):format(OWNER),
       "REVOKE ALL ON FUNCTION public.score(integer) FROM PUBLIC",
       ("GRANT EXECUTE ON FUNCTION public.score(integer) TO %s WITH GRANT OPTION"):format(READER) } do
       assert.truthy(text:find(needle, 1, true), ("expected %s in:\n%s"):format(needle, text))
     end
+    -- the materialized view replaced (a drop and a create) gets its grant right after
+    local up = text:match("function upgrade%(%)(.-)\nend")
+    local replaced = up:match('op%.replace_entity%(sa%.MaterializedView%("report_counts".-\n(  op%.execute[^\n]*)')
+    assert.equal(('  op.execute("GRANT SELECT ON TABLE public.report_counts TO %s")'):format(READER), replaced)
     r = run("upgrade", "head")
     assert.equal(0, r.code, r.err .. "\n" .. text)
     assert.equal("bigint", pg.psql(url, "SELECT format_type(prorettype, NULL) FROM pg_proc WHERE proname = 'score'"))

@@ -445,8 +445,16 @@ function M.render(ops, want, live, ds)
         end
         return table.concat(out, "\n")
       end
-      U(o.needs_drop and rebuilt(old, new) or ("  op.replace_entity(%s)"):format(new))
-      D((o.needs_drop or o.down_needs_drop) and rebuilt(new, old) or ("  op.replace_entity(%s)"):format(old))
+      -- (a materialized view is replaced by a drop and a create: its grants follow it)
+      local function replaced(e)
+        local out = { ("  op.replace_entity(%s)"):format(e) }
+        if not o.needs_drop then
+          for _, g in ipairs(grants_lua(o.grants)) do out[#out + 1] = g end
+        end
+        return table.concat(out, "\n")
+      end
+      U(o.needs_drop and rebuilt(old, new) or replaced(new))
+      D((o.needs_drop or o.down_needs_drop) and rebuilt(new, old) or replaced(old))
     elseif o.op == "alter_domain" or o.op == "alter_composite_type" then
       local e, es = o.entity, schema_opt(o.entity.schema, ds)
       U(("  op.%s(%s, %s)"):format(o.op, lit(e.name), type_alter_lua(o.up, es)))

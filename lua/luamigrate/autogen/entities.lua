@@ -617,7 +617,12 @@ function M.compare(conn, declared, live, wanted, put)
         local o = { op = "replace_entity", entity = d.e, old = l.e, needs_drop = d.needs_drop,
           down_needs_drop = d.down_needs_drop, text = "changed " .. what }
         put(EARLY[d.e.entity] and "create_early" or "create_entity", o)
-        if o.needs_drop or o.down_needs_drop then replaced_by_drop[#replaced_by_drop + 1] = { o, l } end
+        if o.needs_drop or o.down_needs_drop then
+          replaced_by_drop[#replaced_by_drop + 1] = { o, l }
+        elseif d.e.entity == "MaterializedView" then
+          -- replaced by a drop and a create too: its grants and owner go back after it
+          o.grants = dependents.grants(conn, "pg_class", l.oid)
+        end
       end
     end
   end
