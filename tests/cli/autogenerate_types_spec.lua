@@ -134,6 +134,31 @@ describe("revision --autogenerate with domains, composite and range types", func
     end)
   end
 
+  it("drops a middle attribute of a composite type a column uses, keeping the rows; the downgrade adds it last",
+    function()
+    pg.psql(url, "CREATE TYPE triple AS (a integer, b text, c integer); CREATE TABLE triples (t triple); "
+      .. "INSERT INTO triples VALUES (ROW(1, 'x', 3))")
+    local text, up = ag.generate(p, [[
+local md = sa.MetaData()
+md:register(sa.View("nothing", "SELECT 1 AS one"), sa.CompositeType("triple", { { "a", "integer" }, { "c", "integer" } }))
+sa.Table("triples", md, sa.Column("t", "triple"))
+return md
+]], "middle")
+    assert.truthy(up:find('op.alter_composite_type("triple", { drop_attributes = { "b" } })', 1, true), text)
+    assert.truthy(text:find("-- PostgreSQL adds an attribute at the end: those dropped come back after the others\n"
+      .. '  op.alter_composite_type("triple", { add_attributes = { { "b", "text" } } })', 1, true), text)
+    local r = run("upgrade", "head")
+    assert.equal(0, r.code, r.err)
+    assert.equal("1|3", pg.psql(url, "SELECT (t).a, (t).c FROM triples"))
+    assert.equal(0, run("check").code)
+    r = run("downgrade", "-1")
+    assert.equal(0, r.code, r.err)
+    assert.equal("a,c,b|1|3", pg.psql(url, "SELECT (SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute "
+      .. "WHERE attrelid = 'triple'::regclass AND attnum > 0 AND NOT attisdropped), (t).a, (t).c FROM triples"))
+    assert.equal(0, run("upgrade", "head").code)
+    pg.psql(url, "DROP TABLE triples; DROP TYPE triple")
+  end)
+
   it("refuses to change a range type a column uses, naming the column, and leaves the database alone", function()
     pg.psql(url, "CREATE TYPE intspan AS RANGE (subtype = integer); CREATE TABLE bookings (id int, during intspan); "
       .. "INSERT INTO bookings VALUES (1, '[1,5)')")

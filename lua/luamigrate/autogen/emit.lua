@@ -458,7 +458,8 @@ function M.render(ops, want, live, ds)
     elseif o.op == "alter_domain" or o.op == "alter_composite_type" then
       local e, es = o.entity, schema_opt(o.entity.schema, ds)
       U(("  op.%s(%s, %s)"):format(o.op, lit(e.name), type_alter_lua(o.up, es)))
-      D(("  op.%s(%s, %s)"):format(o.op, lit(e.name), type_alter_lua(o.down, es)))
+      D(("%s  op.%s(%s, %s)"):format(o.down_note and ("  -- " .. o.down_note .. "\n") or "", o.op, lit(e.name),
+        type_alter_lua(o.down, es)))
     elseif o.op == "type_refused" then
       U("  -- " .. o.text)
     elseif o.op == "create_table" then

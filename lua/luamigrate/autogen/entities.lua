@@ -327,8 +327,9 @@ end
 
 -- The changes between a composite type's lines as op.alter_composite_type options, or nil
 -- when ALTER TYPE cannot make them (attributes reordered, or one inserted before the last
--- kept one). `used`: a column uses the type (then no attribute may change its type).
-local function composite_alter(from, to, used)
+-- kept one, unless `anywhere`: it then comes last). `used`: a column uses the type (then no
+-- attribute may change its type).
+local function composite_alter(from, to, used, anywhere)
   local function attrs(def)
     local list, by = {}, {}
     for _, l in ipairs(lines_of(def)) do
@@ -354,7 +355,7 @@ local function composite_alter(from, to, used)
   for _, n in ipairs(al) do if not bb[n] then o.drop_attributes[#o.drop_attributes + 1] = unident(n) end end
   for i, n in ipairs(bl) do
     if not ab[n] then
-      if i < last_kept then return nil end
+      if i < last_kept and not anywhere then return nil end
       o.add_attributes[#o.add_attributes + 1] = { unident(n), bb[n] }
     elseif ab[n] ~= bb[n] then
       if used then return nil end
@@ -540,9 +541,16 @@ local function type_change(conn, d, l, what)
   elseif kind == "CompositeType" then
     up, down = composite_alter(l.def, d.def, #users > 0), composite_alter(d.def, l.def, #users > 0)
   end
+  local note
+  if up and not down and kind == "CompositeType" and #users > 0 then
+    -- an attribute dropped from the middle comes back last on the way down (a column keeps
+    -- its rows either way, where a drop and a create would lose them all)
+    down = composite_alter(d.def, l.def, true, true)
+    note = down and "PostgreSQL adds an attribute at the end: those dropped come back after the others"
+  end
   if up and down then
     return { op = kind == "Domain" and "alter_domain" or "alter_composite_type", entity = d.e, old = l.e,
-      up = up, down = down, text = "changed " .. what }
+      up = up, down = down, down_note = note, text = "changed " .. what }
   end
   if #users > 0 then
     return { op = "type_refused", entity = d.e, users = users,
