@@ -212,7 +212,9 @@ CREATE TYPE timespan AS RANGE (subtype = time, multirange_type_name = timespans)
 CREATE TYPE textrange AS RANGE (subtype = text, subtype_opclass = text_pattern_ops, collation = "C");
 CREATE TYPE money_pair AS (amount numeric(12,2), currency code, label text COLLATE "C");
 CREATE TABLE ledger (id integer PRIMARY KEY, v loud, c code, open timespan, t textrange, p money_pair, ps money_pair[]);
-CREATE EXTENSION IF NOT EXISTS citext;
+CREATE EXTENSION cube;
+CREATE EXTENSION earthdistance;
+CREATE EXTENSION tablefunc;
 ]])
   end)
 
@@ -230,8 +232,10 @@ CREATE EXTENSION IF NOT EXISTS citext;
         .. '{ "label", "text COLLATE \\"C\\"" } })' } do
       assert.truthy(text:find(needle, 1, true), ("expected %s in:\n%s"):format(needle, text))
     end
-    -- types an extension owns are the extension's
-    assert.falsy(text:find('sa.Domain("citext', 1, true), text)
+    -- types an extension owns are the extension's (earthdistance's domain, tablefunc's composites)
+    assert.truthy(text:find('sa.Extension("earthdistance")', 1, true), text)
+    assert.falsy(text:find('sa.Domain("earth"', 1, true), text)
+    assert.falsy(text:find("tablefunc_crosstab", 1, true), text)
     r = run("check")
     assert.equal(0, r.code, r.out .. r.err .. "\n" .. text)
     -- the same schema from nothing
