@@ -1,6 +1,7 @@
 -- Replaceable entities: the schema objects that are defined by a statement rather than
 -- altered piece by piece (views, materialized views, functions, procedures, triggers,
--- row-level security policies, extensions, sequences, grants on tables), in the spirit of
+-- row-level security policies, extensions, sequences, grants on tables; and domains,
+-- composite and range types, which also alter in place), in the spirit of
 -- alembic_utils' PGView, PGFunction, ... . A constructor (exported as sa.View, sa.Function,
 -- ...) makes a plain description; op.create_entity / op.replace_entity / op.drop_entity
 -- (op.lua's entity section) run the statements rendered here, and autogenerate compares

@@ -1091,8 +1091,9 @@ local PARAMS = {
 
 -- ---- replaceable entities (views, functions, triggers, ...: luamigrate.entity) --------
 -- op.create_entity(e), op.replace_entity(e), op.drop_entity(e, {if_exists, cascade}), e made
--- by sa.View, sa.MaterializedView, sa.Function, sa.Procedure, sa.Trigger. A downgrade
--- restores a replaced definition by replacing it with the old one.
+-- by sa.View, sa.MaterializedView, sa.Function, sa.Procedure, sa.Trigger, sa.Domain, ... A
+-- downgrade restores a replaced definition by replacing it with the old one. A domain and a
+-- composite type also change in place: op.alter_domain, op.alter_composite_type.
 local entity = require "luamigrate.entity"
 
 local function entity_arg(opname, e)

@@ -1,5 +1,6 @@
 -- Autogenerate for replaceable entities (views, materialized views, functions, procedures,
--- triggers; luamigrate.entity): the live ones read from the catalogs with the definitions
+-- triggers, ..., and the user-defined types: domains, composite and range types;
+-- luamigrate.entity): the live ones read from the catalogs with the definitions
 -- the server prints, the declared ones built inside the comparison's transaction (in a
 -- savepoint rolled back at the end) and read back the same way, so a definition is
 -- compared as PostgreSQL normalises it, not as it was typed.
