@@ -172,7 +172,7 @@ local GRANTS = [[ARRAY(
         WHERE :cls = 'pg_class'::regclass AND c.oid = :oid AND :type IN ('view', 'materialized view')
         UNION ALL
         SELECT p.proowner, p.proacl, upper(:type), true FROM pg_proc p
-        WHERE :cls = 'pg_proc'::regclass AND p.oid = :oid) x
+        WHERE :cls = 'pg_proc'::regclass AND p.oid = :oid AND :type IN ('function', 'procedure')) x
   CROSS JOIN LATERAL (
     SELECT 0 AS ord, format('ALTER %s %s OWNER TO %I', upper(:type), :ident, pg_get_userbyid(x.owner)) AS stmt
     WHERE x.owner <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
