@@ -1,30 +1,14 @@
 /* The state of one command invocation, shared by the command implementations, the loader
- * and the run loop: options, settings, the Lua state, the DAG, the connection, the lock. */
+ * and the run loop: options, settings, the Lua state, the DAG, the connection, the lock.
+ * Knows no Lua API: the state is a forward-declared struct lua_State. */
 #ifndef LM_APP_H
 #define LM_APP_H
 
-#include <libpq-fe.h>
-#include <lua.h>
-
+#include "cli.h"
 #include "dag.h"
 #include "error.h"
 #include "lock.h"
 #include "version_table.h"
-
-typedef struct lm_opts {
-  const char *config; /* -c */
-  const char *url;    /* --url */
-  const char **x;     /* -x KEY=VALUE, in order */
-  int nx;
-  int quiet;   /* -q: no step lines */
-  int verbose; /* -v before the command (or after one without its own -v): more detail */
-  int color;   /* lm_color: --color=auto|always|never */
-  const char *lock_timeout; /* --lock-timeout SECONDS, beats the config's lock_timeout */
-  const char *lock_mode;    /* --lock MODE, beats the config's lock */
-  const char *command;
-  int argc; /* the command's own arguments */
-  char **argv;
-} lm_opts;
 
 typedef struct lm_config {
   char *path;            /* the config file as found (relative paths stay relative) */
@@ -46,7 +30,7 @@ typedef struct lm_config {
 
 typedef struct lm_app {
   lm_opts *opts;
-  lua_State *L;
+  struct lua_State *L;
   lm_config cfg;
   lm_dag *dag;
   int envs_ref;     /* registry ref: table revision index+1 -> the file's environment */
@@ -111,8 +95,5 @@ int lm_emit_offline_ddl(lm_app *app, lm_error *err);
 /* Writes the history row of a stamp (from/to: space-separated ids) to a --sql script. */
 int lm_emit_stamp_history(lm_app *app, const char *revision, const char *from, const char *to,
                           lm_error *err);
-
-/* commands.c */
-int lm_command_run(lm_app *app, lm_error *err);
 
 #endif
