@@ -57,7 +57,7 @@ int lm_dag_plan_stamp(const lm_dag *dag, const char *const *targets, size_t ntar
       char *branch = strndup(arg, (size_t)(at - arg));
       lm_revset b = {0};
       lm_error ignore = {0};
-      if (branch && lm_dag_resolve(dag, branch, current, LM_RESOLVE_SHOW, &b, &ignore) == 1 &&
+      if (branch && lm_dag_resolve(dag, branch, current, LM_RESOLVE_SHOW, &b, &ignore) == LM_OK &&
           b.n == 1 && lm_revset_push(&shares, b.idx[0])) {
         free(branch);
         lm_revset_free(&b);
