@@ -5,28 +5,11 @@
 #define LM_APP_H
 
 #include "cli.h"
+#include "config.h"
 #include "dag.h"
 #include "error.h"
 #include "lock.h"
 #include "version_table.h"
-
-typedef struct lm_config {
-  char *path;            /* the config file as found (relative paths stay relative) */
-  char *dir;             /* its directory */
-  char *script_location; /* resolved against dir */
-  char *versions_dir;    /* script_location/versions */
-  char *url;             /* after precedence; NULL = libpq defaults */
-  char *version_table;
-  int tx_per_migration;
-  int pipeline;              /* pipeline = false: ops' statements each wait for their result */
-  double lock_timeout;       /* seconds; < 0 waits forever */
-  int changed_file_is_error; /* on_changed_file = "error" */
-  char *ddl_lock_timeout;    /* migration_lock_timeout: SET LOCAL lock_timeout, or NULL */
-  char *statement_timeout;   /* migration_statement_timeout, or NULL */
-  int lock_retries;          /* retries of a step that failed with 55P03 */
-  int lock_mode;             /* lm_lock_mode: lock = "session" | "xact" | "table" */
-  double lock_lease;         /* lock_lease: seconds a lease lives without a heartbeat */
-} lm_config;
 
 typedef struct lm_app {
   lm_opts *opts;
@@ -43,12 +26,6 @@ typedef struct lm_app {
   int show_locks; /* --dry-run --locks: each statement's new locks and table rewrites */
   const struct lm_journal *resume; /* upgrade --resume: the half-done revision's record */
 } lm_app;
-
-/* config.c */
-int lm_config_find(const lm_opts *o, char **path, lm_error *err);
-int lm_config_load(lm_app *app, lm_error *err);
-void lm_config_free(lm_config *cfg);
-char *lm_path_join(const char *a, const char *b);
 
 /* loader.c: builds app->dag from the revision files (through the revision cache) and
  * creates the table of environments app->envs_ref, which lm_loader_env fills as revisions

@@ -13,6 +13,7 @@
 #include "cmdargs.h"
 #include "commands.h"
 #include "newfile.h"
+#include "report.h"
 
 #ifndef LM_LUALS_REL
 #define LM_LUALS_REL "../share/luamigrate/luals"
@@ -64,36 +65,24 @@ static int write_luarc(const char *cfg, lm_error *err) {
   const char *named = lib;
   size_t plen = proj ? strlen(proj) : 0;
   if (proj && !strncmp(lib, proj, plen) && lib[plen] == '/') named = lib + plen + 1;
-  char *esc = malloc(2 * strlen(named) + 1);
+  lm_strbuf text = {0};
   int rc = LM_OK;
-  if (!path || !esc) {
+  if (!path) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  char *e = esc;
-  for (const char *p = named; *p; p++) {
-    if (*p == '"' || *p == '\\') *e++ = '\\';
-    *e++ = *p;
-  }
-  *e = '\0';
   if (access(path, F_OK) == 0) {
     printf("Leaving the existing %s as it is (LuaLS library: %s)\n", path, lib);
     goto cleanup;
   }
-  size_t len = strlen(esc) + 256;
-  char *text = malloc(len);
-  if (!text) {
+  lm_strbuf_cat(&text, "{\n  \"runtime.version\": \"Lua 5.4\",\n  \"workspace.library\": [");
+  lm_report_json_str(&text, named);
+  lm_strbuf_cat(&text, "]\n}\n");
+  if (text.oom) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  snprintf(text, len,
-           "{\n"
-           "  \"runtime.version\": \"Lua 5.4\",\n"
-           "  \"workspace.library\": [\"%s\"]\n"
-           "}\n",
-           esc);
-  rc = lm_newfile_write(path, text, err);
-  free(text);
+  rc = lm_newfile_write(path, text.s, err);
   if (!rc) printf("Generating %s ... done\n", path);
   if (!rc && named == lib && strncmp(lib, "/usr/", 5) != 0)
     printf(
@@ -106,7 +95,7 @@ cleanup:
   free(path);
   free(dir);
   free(proj);
-  free(esc);
+  free(text.s);
   return rc;
 }
 
