@@ -17,11 +17,46 @@
 #include "newfile.h"
 #include "workspace.h"
 
+/* Calls luamigrate.autogen[fn](conn, {config, script_location, version_table, baseline}) with
+ * app->conn borrowed for the call, and leaves its result on the stack. On failure the stack
+ * is as before, a transaction the call left open is rolled back, and err is filled. */
+static int call(lm_app *app, const char *fn, int baseline, lm_error *err) {
+  lua_State *L = app->L;
+  int rc = lm_push_module_field(L, "luamigrate.autogen", fn, err);
+  if (rc) return rc;
+  int f = lua_gettop(L);
+  lm_push_conn(L, app->conn, 1);
+  int conn_idx = lua_gettop(L);
+  lua_pushvalue(L, f);
+  lua_pushvalue(L, conn_idx);
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, app->cfg.path);
+  lua_setfield(L, -2, "config");
+  lua_pushstring(L, app->cfg.script_location);
+  lua_setfield(L, -2, "script_location");
+  lua_pushstring(L, app->cfg.version_table);
+  lua_setfield(L, -2, "version_table");
+  lua_pushboolean(L, baseline);
+  lua_setfield(L, -2, "baseline");
+  int st = lm_pcall(L, 2, 1);
+  lm_conn_detach(L, conn_idx);
+  lua_replace(L, f); /* the result (or error) where the function was */
+  lua_settop(L, f);
+  if (st == LUA_OK) return LM_OK;
+  lm_error_from_lua(L, -1, LM_EUSAGE, err);
+  lua_pop(L, 1);
+  if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
+    lm_error e = {0};
+    lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
+    lm_error_clear(&e);
+  }
+  return err->code ? err->code : LM_EUSAGE;
+}
+
 /* Compares the declared schema with the database (which must be at the heads, as a new
  * revision goes on top of them). Leaves the result table of luamigrate.autogen.generate on
  * the stack: {ops = {text...}, upgrade = text, downgrade = text}. */
 int lm_autogen_compare(lm_app *app, lm_error *err) {
-  lua_State *L = app->L;
   lm_revset cur = {0};
   int ok = 0, rc = lm_workspace_connect(app, err);
   if (rc == LM_OK) rc = lm_workspace_heads(app, &cur, err);
@@ -35,34 +70,7 @@ int lm_autogen_compare(lm_app *app, lm_error *err) {
                       "the declared schema with a database at the heads");
     return LM_ERR;
   }
-  if ((rc = lm_push_module_field(L, "luamigrate.autogen", "generate", err))) return rc;
-  int fn = lua_gettop(L);
-  lm_push_conn(L, app->conn, 1);
-  int conn_idx = lua_gettop(L);
-  lua_pushvalue(L, fn);
-  lua_pushvalue(L, conn_idx);
-  lua_createtable(L, 0, 3);
-  lua_pushstring(L, app->cfg.path);
-  lua_setfield(L, -2, "config");
-  lua_pushstring(L, app->cfg.script_location);
-  lua_setfield(L, -2, "script_location");
-  lua_pushstring(L, app->cfg.version_table);
-  lua_setfield(L, -2, "version_table");
-  int st = lm_pcall(L, 2, 1);
-  lm_conn_detach(L, conn_idx);
-  lua_replace(L, fn); /* the result (or error) where the function was */
-  lua_settop(L, fn);
-  if (st != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_EUSAGE, err);
-    lua_pop(L, 1);
-    if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
-      lm_error e = {0};
-      lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
-      lm_error_clear(&e);
-    }
-    return err->code ? err->code : LM_EUSAGE;
-  }
-  return LM_OK;
+  return call(app, "generate", 0, err);
 }
 
 void lm_autogen_print_ops(lm_app *app, int t, const char *prefix) {
@@ -132,31 +140,7 @@ int lm_cmd_inspect(lm_app *app, lm_cmdargs *a, lm_error *err) {
       goto cleanup;
     }
   }
-  if ((rc = lm_push_module_field(L, "luamigrate.autogen", "inspect_schema", err))) goto cleanup;
-  int fn = lua_gettop(L);
-  lm_push_conn(L, app->conn, 1);
-  int conn_idx = lua_gettop(L);
-  lua_pushvalue(L, fn);
-  lua_pushvalue(L, conn_idx);
-  lua_createtable(L, 0, 3);
-  lua_pushstring(L, app->cfg.path);
-  lua_setfield(L, -2, "config");
-  lua_pushstring(L, app->cfg.version_table);
-  lua_setfield(L, -2, "version_table");
-  lua_pushboolean(L, a->baseline);
-  lua_setfield(L, -2, "baseline");
-  int st = lm_pcall(L, 2, 1);
-  lm_conn_detach(L, conn_idx);
-  if (st != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_EUSAGE, err);
-    rc = err->code ? err->code : LM_EUSAGE;
-    if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
-      lm_error e = {0};
-      lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
-      lm_error_clear(&e);
-    }
-    goto cleanup;
-  }
+  if ((rc = call(app, "inspect_schema", a->baseline, err))) goto cleanup;
   int t = lua_gettop(L);
   lua_getfield(L, t, "schema");
   if (a->output) {

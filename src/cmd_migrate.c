@@ -11,6 +11,22 @@
 #include "log.h"
 #include "workspace.h"
 
+/* The steps from `heads` to `target`: upgrade's, or a downgrade's confined to `scope`. */
+static int steps(lm_app *app, const lm_revset *heads, const lm_revset *target, int upgrade,
+                 int scope, lm_revset *plan, lm_error *err) {
+  return upgrade ? lm_dag_plan_upgrade(app->dag, heads, target, plan, err)
+                 : lm_dag_plan_downgrade_scoped(app->dag, heads, target, scope, plan, err);
+}
+
+/* `expr` resolved from `heads` (the downgrade's scope with it), then the steps there. */
+static int resolve_and_plan(lm_app *app, const char *expr, const lm_revset *heads, int upgrade,
+                            lm_revset *target, int *scope, lm_revset *plan, lm_error *err) {
+  int rc = lm_dag_resolve_scoped(app->dag, expr, heads,
+                                 upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, target, scope,
+                                 err);
+  return rc < 0 ? rc : steps(app, heads, target, upgrade, *scope, plan, err);
+}
+
 static int migrate(lm_app *app, lm_cmdargs *a, int upgrade, lm_error *err) {
   lm_revset heads = {0}, target = {0}, plan = {0}, start = {0};
   lm_journal half = {0};
@@ -39,13 +55,8 @@ static int migrate(lm_app *app, lm_cmdargs *a, int upgrade, lm_error *err) {
     int from_base;
     if ((rc = lm_workspace_offline_start(app, expr, &heads, &tgt, &from_base, err)) < 0)
       goto cleanup;
-    rc = lm_dag_resolve_scoped(app->dag, tgt, &heads,
-                               upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, &scope,
-                               err);
-    if (rc < 0) goto cleanup;
-    rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
-                 : lm_dag_plan_downgrade_scoped(app->dag, &heads, &target, scope, &plan, err);
-    if (rc < 0) goto cleanup;
+    if ((rc = resolve_and_plan(app, tgt, &heads, upgrade, &target, &scope, &plan, err)) < 0)
+      goto cleanup;
     rc = lm_run_plan_offline(app, &heads, &plan, upgrade, from_base, err);
     goto cleanup;
   }
@@ -76,13 +87,8 @@ static int migrate(lm_app *app, lm_cmdargs *a, int upgrade, lm_error *err) {
   if (a->resume && !half.revision)
     lm_log_info("--resume: no revision is half-done; %s as usual",
                 upgrade ? "upgrading" : "downgrading");
-  rc = lm_dag_resolve_scoped(app->dag, expr, &heads,
-                             upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, &scope,
-                             err);
-  if (rc < 0) goto cleanup;
-  rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
-               : lm_dag_plan_downgrade_scoped(app->dag, &heads, &target, scope, &plan, err);
-  if (rc < 0) goto cleanup;
+  if ((rc = resolve_and_plan(app, expr, &heads, upgrade, &target, &scope, &plan, err)) < 0)
+    goto cleanup;
   int nchanged;
   if ((rc = lm_workspace_changed(app, &heads, &nchanged, NULL, &plan, err))) goto cleanup;
   if (half.revision) {
@@ -139,9 +145,7 @@ static int migrate(lm_app *app, lm_cmdargs *a, int upgrade, lm_error *err) {
                             upgrade ? LM_RESOLVE_UPGRADE : LM_RESOLVE_DOWNGRADE, &target, err);
       if (rc < 0) break;
     }
-    rc = upgrade ? lm_dag_plan_upgrade(app->dag, &heads, &target, &plan, err)
-                 : lm_dag_plan_downgrade_scoped(app->dag, &heads, &target, scope, &plan, err);
-    if (rc < 0) break;
+    if ((rc = steps(app, &heads, &target, upgrade, scope, &plan, err)) < 0) break;
     rc = lm_run_plan(app, &heads, &plan, upgrade, err);
   }
 cleanup:

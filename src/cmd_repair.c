@@ -5,6 +5,7 @@
 #include "cmdargs.h"
 #include "commands.h"
 #include "conn.h"
+#include "dag_plan.h"
 #include "workspace.h"
 
 /* repair [REV...]: after a deliberate edit of applied revision files has been reviewed,
@@ -12,19 +13,12 @@
  * repair), so the warning (or the on_changed_file = "error" refusal) stops. REV... limits
  * it to those revisions. The database's schema is not touched. */
 int lm_cmd_repair(lm_app *app, lm_cmdargs *a, lm_error *err) {
-  lm_revset heads = {0}, changed = {0}, only = {0}, none = {0};
+  lm_revset heads = {0}, changed = {0}, only = {0};
   int nchanged = 0, in_tx = 0, done = 0;
   int rc = lm_workspace_connect(app, err);
   if (rc || (rc = lm_workspace_lock(app, err)) || (rc = lm_workspace_heads(app, &heads, err)))
     goto cleanup;
-  for (int i = 0; i < a->npos; i++) {
-    lm_revset one = {0};
-    rc = lm_dag_resolve(app->dag, a->pos[i], &none, LM_RESOLVE_SHOW, &one, err);
-    for (size_t j = 0; rc >= 0 && j < one.n; j++)
-      if (lm_revset_push(&only, one.idx[j])) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
-    lm_revset_free(&one);
-    if (rc < 0) goto cleanup;
-  }
+  if ((rc = lm_dag_resolve_each(app->dag, a->pos, (size_t)a->npos, &only, err)) < 0) goto cleanup;
   if ((rc = lm_workspace_changed(app, &heads, &nchanged, &changed, NULL, err))) goto cleanup;
   if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
   in_tx = 1;

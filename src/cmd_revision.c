@@ -17,6 +17,7 @@
 #include "bind/bind.h"
 #include "cmdargs.h"
 #include "commands.h"
+#include "dag_plan.h"
 #include "newfile.h"
 
 /* Calls require("luamigrate.template")[fn] with the table or string on top; pops it and
@@ -163,17 +164,10 @@ cleanup:
 
 /* merge REVS...: a new, empty revision whose down_revision is every revision named. */
 int lm_cmd_merge(lm_app *app, lm_cmdargs *a, lm_error *err) {
-  lm_revset none = {0}, base = {0};
+  lm_revset base = {0};
   int rc = lm_cmdargs_positional(app->opts, a, 1, 64, "REVS", err);
   if (rc) return rc;
-  for (int i = 0; i < a->npos && rc >= 0; i++) {
-    lm_revset one = {0};
-    rc = lm_dag_resolve(app->dag, a->pos[i], &none, LM_RESOLVE_SHOW, &one, err);
-    for (size_t j = 0; rc >= 0 && j < one.n; j++)
-      if (lm_revset_push(&base, one.idx[j])) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
-    lm_revset_free(&one);
-  }
-  if (rc < 0) goto cleanup;
+  if ((rc = lm_dag_resolve_each(app->dag, a->pos, (size_t)a->npos, &base, err)) < 0) goto cleanup;
   if (base.n < 2) {
     rc = lm_error_set(err, LM_EUSAGE, "merge: %s names %s; a merge needs two or more revisions",
                       a->npos == 1 ? a->pos[0] : "the arguments",

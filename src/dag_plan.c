@@ -1,6 +1,6 @@
 /* Plans over the revision DAG that the commands need beyond upgrade and downgrade: the
- * version-table changes of a stamp, and which revisions a history range keeps. Uses only
- * dag.h's public API; knows neither libpq nor Lua. */
+ * version-table changes of a stamp, which revisions a history range keeps, and a list of
+ * revision arguments resolved. Uses only dag.h's public API; knows neither libpq nor Lua. */
 #include "dag_plan.h"
 
 #include <stdlib.h>
@@ -147,4 +147,18 @@ void lm_dag_mark_history(const lm_dag *dag, const lm_revset *order, const lm_rev
     np = lm_dag_deps(dag, r, &p);
     for (size_t j = 0; j < np && !mark[r]; j++) mark[r] = mark[p[j]];
   }
+}
+
+int lm_dag_resolve_each(const lm_dag *dag, const char *const *exprs, size_t n, lm_revset *out,
+                        lm_error *err) {
+  lm_revset none = {0};
+  int rc = LM_OK;
+  for (size_t i = 0; i < n && rc >= 0; i++) {
+    lm_revset one = {0};
+    rc = lm_dag_resolve(dag, exprs[i], &none, LM_RESOLVE_SHOW, &one, err);
+    for (size_t j = 0; rc >= 0 && j < one.n; j++)
+      if (lm_revset_push(out, one.idx[j])) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    lm_revset_free(&one);
+  }
+  return rc < 0 ? rc : LM_OK;
 }

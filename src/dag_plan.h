@@ -22,6 +22,11 @@ typedef struct lm_vt_ops {
 int lm_dag_plan_stamp(const lm_dag *dag, const char *const *targets, size_t ntargets,
                       const lm_revset *current, lm_revset *next, lm_vt_ops *ops, lm_error *err);
 
+/* Each of exprs[0..n) resolved absolutely (LM_RESOLVE_SHOW), the revisions appended to
+ * `out` in order (a revision named twice is there twice). */
+int lm_dag_resolve_each(const lm_dag *dag, const char *const *exprs, size_t n, lm_revset *out,
+                        lm_error *err);
+
 /* History's range: marks (mark[r] = 1) each revision of `order` (parents before children)
  * that is in `from` or descends (by parent or dependency) from one; every one when `from`
  * is empty. mark has lm_dag_count entries, zeroed by the caller. */

@@ -1,5 +1,5 @@
 /* C unit tests of the DAG's command plans (dag_plan.c): the version-table changes of a
- * stamp, Alembic's way, and the revisions a history range keeps. */
+ * stamp, Alembic's way, the revisions a history range keeps, and argument lists resolved. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,10 +171,33 @@ static void test_history(void) {
   lm_dag_free(dag);
 }
 
+/* merge's and repair's arguments: each resolved, in order; the first bad one fails. */
+static void test_resolve_each(void) {
+  lm_dag *dag = graph();
+  const char *args[] = {"x", "a@y2", "b@head"};
+  lm_revset out = {0};
+  lm_error err = {0};
+  char got[256] = "";
+  if (lm_dag_resolve_each(dag, args, 3, &out, &err) == LM_OK)
+    for (size_t i = 0; i < out.n; i++) {
+      strncat(got, i ? " " : "", sizeof got - strlen(got) - 1);
+      strncat(got, lm_dag_id(dag, out.idx[i]), sizeof got - strlen(got) - 1);
+    }
+  expect(got, "x y2 b2", __LINE__);
+  lm_revset_free(&out);
+  const char *bad[] = {"x", "nope", "y2"};
+  int rc = lm_dag_resolve_each(dag, bad, 3, &out, &err);
+  expect(rc < 0 ? err.message : "no error", "Can't locate revision identified by 'nope'", __LINE__);
+  lm_error_clear(&err);
+  lm_revset_free(&out);
+  lm_dag_free(dag);
+}
+
 int main(void) {
   test_stamp();
   test_stamp_label();
   test_history();
+  test_resolve_each();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
