@@ -21,11 +21,19 @@ static int room(lm_strbuf *b, size_t more) {
   return 0;
 }
 
-void lm_strbuf_cat(lm_strbuf *b, const char *v) {
-  size_t len = strlen(v);
+void lm_strbuf_addn(lm_strbuf *b, const char *v, size_t len) {
   if (room(b, len)) return;
-  memcpy(b->s + b->n, v, len + 1);
+  memcpy(b->s + b->n, v, len);
   b->n += len;
+  b->s[b->n] = '\0';
+}
+
+void lm_strbuf_cat(lm_strbuf *b, const char *v) {
+  lm_strbuf_addn(b, v, strlen(v));
+}
+
+void lm_strbuf_putc(lm_strbuf *b, char c) {
+  lm_strbuf_addn(b, &c, 1);
 }
 
 void lm_strbuf_add(lm_strbuf *b, const char *fmt, ...) {

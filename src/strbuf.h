@@ -12,6 +12,9 @@ typedef struct lm_strbuf {
   int oom; /* an append failed: s holds what came before */
 } lm_strbuf;
 
+/* Appends len bytes of v (no NUL among them). */
+void lm_strbuf_addn(lm_strbuf *b, const char *v, size_t len);
+void lm_strbuf_putc(lm_strbuf *b, char c);
 /* Appends a plain string (the cheap path: history prints 100,000 lines). */
 void lm_strbuf_cat(lm_strbuf *b, const char *v);
 void lm_strbuf_add(lm_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
