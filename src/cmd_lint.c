@@ -47,8 +47,6 @@ static int lint_skip(lm_app *app, int session, lm_revset *skip, lm_error *err) {
   return rc < 0 ? rc : LM_OK;
 }
 
-/* upgrade: the plan linted first, its findings shown as warnings (lint.upgrade = "warn", the
- * default); "error" refuses to run a plan with an error-level finding, "off" skips this. */
 /* The lint of upgrade's plan; *refused is set when lint.upgrade = "error" stops the run. */
 static int lint_plan(lm_app *app, const lm_revset *plan, int *refused, lm_error *err) {
   lua_State *L = app->L;
