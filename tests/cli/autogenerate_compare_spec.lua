@@ -6,7 +6,7 @@ local pg = require "helpers.pg"
 local cli = require "helpers.cli"
 local fixture = require "helpers.fixture"
 
-local schema_lines = fixture.schema_lines
+local schema_lines = require("helpers.autogen").schema_lines
 
 local function declared(check, nnd, qty, identity)
   return ([[

@@ -9,7 +9,7 @@ local pg = require "helpers.pg"
 local cli = require "helpers.cli"
 local fixture = require "helpers.fixture"
 
-local schema_lines = fixture.schema_lines
+local schema_lines = require("helpers.autogen").schema_lines
 
 -- The objects autogenerate does not declare (views, functions, the domain, the trigger)
 -- are made here; the table and the enum are declared in schema.lua as well.

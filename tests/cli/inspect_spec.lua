@@ -154,7 +154,9 @@ SELECT 'Film ' || g, 'About ' || g, 1 + g % 2, (ARRAY['G', 'PG', 'R']::mpaa_rati
 FROM generate_series(1, 8) g;
 ]]
 
-local schema_lines = fixture.schema_lines
+-- pg_dump -s, as sorted lines (a dump's column order follows creation; the schema is the
+-- same), without the comment lines that name the database.
+local schema_lines = require("helpers.autogen").schema_lines
 
 describe("luamigrate inspect", function()
   local fx = fixture.new { scope = "all" }

@@ -88,18 +88,4 @@ function M.new(opts)
   return fx
 end
 
--- A database's schema as the sorted lines of pg_dump -s, without comments, SET lines and
--- the search_path call (a dump's column order follows creation; the schema is the same), so
--- two schemas compare as equal when they hold the same objects.
-function M.schema_lines(url)
-  local lines = {}
-  for l in pg.schema_dump(url):gmatch("[^\n]+") do
-    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
-      lines[#lines + 1] = (l:gsub(",$", ""))
-    end
-  end
-  table.sort(lines)
-  return table.concat(lines, "\n")
-end
-
 return M
