@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include "conninfo.h"
 #include "error.h"
 
 /* Opens a connection. `conninfo` is a libpq URI or key=value string, or NULL/"" for libpq's
@@ -103,21 +104,5 @@ int lm_conn_last_tx_control(PGconn *conn);
 
 /* Fills err from a failed result (does not clear it). */
 int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const char *sql);
-
-/* A URL or conninfo libpq cannot parse: LM_EUSAGE with libpq's reason, every password it
- * quotes shown as "***". LM_OK when it parses. */
-int lm_conn_check_url(const char *conninfo, lm_error *err);
-
-/* SQLAlchemy's URLs: postgresql+DRIVER:// (and postgres+DRIVER://) is rewritten in place to
- * postgresql://, saying so on stderr; another scheme (mysql://, sqlite://) is a usage error
- * naming `source` (where the URL came from). A key=value string is left alone. */
-int lm_conn_url_scheme(char *url, const char *source, lm_error *err);
-
-/* A display form of a connection string with any password replaced by "***":
- * "postgresql://user:***@host:port/dbname". malloc'd; never NULL except on ENOMEM. */
-char *lm_conn_redact(const char *conninfo);
-
-/* Same for a live connection (what it actually connected to). */
-char *lm_conn_describe(PGconn *conn);
 
 #endif

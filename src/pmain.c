@@ -105,6 +105,7 @@ int lm_pmain_run(int argc, char **argv, void (*preload)(lua_State *, void *), vo
     lm_vt_free(&app.vt);
     lm_dag_free(app.dag);
     free(app.sums);
+    lm_cancel_uninstall();
     if (app.L) lua_close(app.L);
     lm_config_free(&app.cfg);
   }
