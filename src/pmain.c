@@ -38,6 +38,7 @@ static int l_refuse_exit(lua_State *L) {
 
 static int pmain(lua_State *L) {
   run *r = lua_touserdata(L, 1);
+  lua_settop(L, 0); /* the C pointer leaves the stack before any Lua code can see it */
   luaL_openlibs(L);
   lua_getglobal(L, "os");
   lua_pushcfunction(L, l_refuse_exit);

@@ -117,5 +117,8 @@ void lm_sql_register(lua_State *L);
  * package.preload (src/embedded.c: the executable and the fuzz targets; the Lua module
  * build finds files on package.path). */
 void lm_preload_embedded(lua_State *L);
+/* lm_preload_embedded and the C modules the program links (lfs, cjson): src/preload.c, in the
+ * executable (an lm_pmain_run preload; ud unused). */
+void lm_preload_program(lua_State *L, void *ud);
 
 #endif

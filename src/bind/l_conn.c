@@ -268,7 +268,7 @@ static void queue_statement(lua_State *L, luaconn *c, const char *sql) {
   }
   for (int i = 0; i < sent; i++) {
     lua_pushvalue(L, slots + 1);
-    lua_rawseti(L, slots, (lua_Integer)(before + (size_t)i + 1));
+    lua_rawseti(L, slots, (lua_Integer)before + i + 1);
   }
   lua_settop(L, slots - 2);
 }

@@ -6,7 +6,6 @@
  * runs sharing mutable state (a held-back BEGIN, a pipeline queue, the run context) would
  * send one run's statements on the other's connection, or fail. */
 #include <lauxlib.h>
-#include <lfs.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,20 +13,6 @@
 
 #include "bind/bind.h"
 #include "pmain.h"
-
-int luaopen_cjson(lua_State *L); /* lua-cjson's entry point (it ships no header) */
-
-/* The modules the executable compiles in (src/main.c's preload). */
-static void preload(lua_State *L, void *ud) {
-  (void)ud;
-  lm_preload_embedded(L);
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, luaopen_lfs);
-  lua_setfield(L, -2, "lfs");
-  lua_pushcfunction(L, luaopen_cjson);
-  lua_setfield(L, -2, "cjson");
-  lua_pop(L, 1);
-}
 
 typedef struct job {
   char *argv[32];
@@ -39,7 +24,7 @@ typedef struct job {
 static void *run(void *ud) {
   job *j = ud;
   pthread_barrier_wait(j->start);
-  j->status = lm_pmain_run(j->argc, j->argv, preload, NULL);
+  j->status = lm_pmain_run(j->argc, j->argv, lm_preload_program, NULL);
   return NULL;
 }
 

@@ -5,10 +5,13 @@ local pg = require "helpers.pg"
 local cli = require "helpers.cli"
 
 describe("the run context", function()
-  local url, dbname
-
-  setup(function() url, dbname = pg.new_db() end)
-  teardown(function() pg.drop_db(dbname) end)
+  local url, dbname = nil, nil
+  setup(function()
+    url, dbname = pg.new_db()
+  end)
+  teardown(function()
+    pg.drop_db(dbname)
+  end)
   before_each(function()
     pg.psql(url, "DROP TABLE IF EXISTS luamigrate_version, luamigrate_history, luamigrate_journal, "
       .. "one, two, spin, inside_t CASCADE")
