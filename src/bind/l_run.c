@@ -15,7 +15,6 @@ static const char RUN_MT[] = "luamigrate.Run";
 
 typedef struct lm_run {
   int open;         /* 0 once lm_run_close has run */
-  int in_block;     /* an autocommit block's fn is running */
   PGconn *conn;     /* the Conns' connection (borrowed), or NULL offline */
   lm_run_mode mode; /* the autocommit protocol, copied from the spec */
   int has_mode;
@@ -81,22 +80,15 @@ static lm_run *checkrun(lua_State *L) {
 static int l_autocommit(lua_State *L) {
   lm_run *r = checkrun(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  if (!r->has_mode) {
-    lua_pushvalue(L, 1);
-    lua_call(L, 0, 0); /* lm_pcall's caller keeps the error table as raised */
-    return 0;
-  }
-  if (!r->mode.leave) return luaL_error(L, "%s", r->mode.refusal);
+  if (r->has_mode && !r->mode.leave) return luaL_error(L, "%s", r->mode.refusal);
   if (r->conn) lm_pipe_sync(L, r->conn);
   lm_error err = {0};
-  if (r->mode.leave(L, r->mode.ud, &err)) return lm_raise_error(L, &err);
-  r->in_block = 1;
+  if (r->has_mode && r->mode.leave(L, r->mode.ud, &err)) return lm_raise_error(L, &err);
   lua_pushvalue(L, 1);
   lm_conn_pipe_suspend(r->conn, 1);
   int st = lm_pcall(L, 0, 0);
   lm_conn_pipe_suspend(r->conn, -1);
-  r->in_block = 0;
-  int rc = r->mode.enter(L, r->mode.ud, st != LUA_OK, &err);
+  int rc = r->has_mode ? r->mode.enter(L, r->mode.ud, st != LUA_OK, &err) : LM_OK;
   if (st != LUA_OK) {
     lm_error_clear(&err);
     return lua_error(L);
@@ -134,7 +126,6 @@ void lm_run_open(lua_State *L, const lm_run_spec *spec) {
   lua_pop(L, 1);
   lm_run *r = lua_newuserdatauv(L, sizeof *r, 1);
   r->open = 0; /* until it is whole */
-  r->in_block = 0;
   r->conn = NULL;
   r->has_mode = spec->mode != NULL;
   if (spec->mode) r->mode = *spec->mode;
