@@ -7,16 +7,7 @@ local cli = require "helpers.cli"
 
 -- The schema's lines of a pg_dump, sorted (a column dropped and added back moves to the end
 -- of its table; that is the same schema).
-local function schema_lines(url)
-  local lines = {}
-  for l in pg.schema_dump(url):gmatch("[^\n]+") do
-    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
-      lines[#lines + 1] = (l:gsub(",$", ""))
-    end
-  end
-  table.sort(lines)
-  return table.concat(lines, "\n")
-end
+local schema_lines = require("helpers.autogen").schema_lines
 
 local HEAD = [[
 local md = sa.MetaData()

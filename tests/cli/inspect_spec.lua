@@ -155,16 +155,7 @@ FROM generate_series(1, 8) g;
 
 -- pg_dump -s, as sorted lines (a dump's column order follows creation; the schema is the
 -- same), without the comment lines that name the database.
-local function schema_lines(url)
-  local lines = {}
-  for l in pg.schema_dump(url):gmatch("[^\n]+") do
-    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
-      lines[#lines + 1] = (l:gsub(",$", ""))
-    end
-  end
-  table.sort(lines)
-  return table.concat(lines, "\n")
-end
+local schema_lines = require("helpers.autogen").schema_lines
 
 describe("luamigrate inspect", function()
   local dir, url, dbname, made = nil, nil, nil, {}
