@@ -104,6 +104,7 @@ void lm_run_push_context(lua_State *L);
 /* Marks the open run ended, takes its hooks off its Conns and forgets it. */
 void lm_run_close(lua_State *L);
 int lm_run_l_context(lua_State *L); /* core.context(opname) */
+int lm_run_l_offline(lua_State *L); /* core.offline_run(emit, x, fn, ...) */
 /* core.pcall / core.xpcall, the migration environment's pcall and xpcall: while the open
  * run pipelines, the statements queued so far are collected first and the protected
  * function's statements each wait for their result. */

@@ -9,6 +9,7 @@
 #include "bind.h"
 #include "conn.h"
 #include "log.h"
+#include "tx.h"
 
 static const char RUN_KEY; /* registry[&RUN_KEY]: the open Run, or nil */
 static const char RUN_MT[] = "luamigrate.Run";
@@ -259,4 +260,47 @@ int lm_run_l_xpcall(lua_State *L) {
   lm_conn_pipe_suspend(conn, 1);
   int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
   return finish_pcall(L, status, 2);
+}
+
+/* ---- core.offline_run(emit, x, fn, ...) ------------------------------------------------
+ * Runs fn(...) as a migration of a --sql run, in-process: each statement op renders is
+ * handed to emit(sql), and an autocommit block's statements come between a COMMIT and a
+ * BEGIN given to emit as well (the --sql protocol; the session timeouts the command writes
+ * come from a project's settings, which this has none of). x is op.get_x_argument()'s table
+ * (nil: empty). fn's error is raised again once the run is closed; so are emit's. For
+ * rendering a migration without a project, and for the specs of op's offline path. */
+static int emit_call(lua_State *L, const char *sql, lm_error *err) {
+  lm_run_push_context(L);
+  lua_getfield(L, -1, "emit");
+  lua_remove(L, -2);
+  lua_pushstring(L, sql);
+  if (lm_pcall(L, 1, 0) == LUA_OK) return LM_OK;
+  lm_error_from_lua(L, -1, LM_ERR, err);
+  lua_pop(L, 1);
+  return LM_ERR;
+}
+
+static int script_leave(lua_State *L, void *ud, lm_error *err) {
+  (void)ud;
+  return emit_call(L, LM_TX_COMMIT_SQL, err);
+}
+
+static int script_enter(lua_State *L, void *ud, int failed, lm_error *err) {
+  (void)ud;
+  return failed ? LM_OK : emit_call(L, LM_TX_BEGIN_SQL, err);
+}
+
+int lm_run_l_offline(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  const lm_run_mode mode = {.leave = script_leave, .enter = script_enter};
+  const lm_run_spec spec = {.emit_idx = 1, .x_idx = lua_istable(L, 2) ? 2 : 0, .mode = &mode};
+  int base = 3;
+  lm_run_open(L, &spec);
+  /* a plain protected call: the error value goes back to the caller as it was raised */
+  int st = lua_pcall(L, lua_gettop(L) - base, LUA_MULTRET, 0);
+  lm_run_close(L);
+  if (st != LUA_OK) return lua_error(L);
+  return lua_gettop(L) - base + 1;
 }
