@@ -159,6 +159,74 @@ return md
     pg.psql(url, "DROP TABLE triples; DROP TYPE triple")
   end)
 
+  it("swaps a domain a column uses for one of a new base type: rows converted, views, functions and defaults rebuilt",
+    function()
+    pg.psql(url, [[
+CREATE DOMAIN qty AS integer CONSTRAINT qty_check CHECK (VALUE > 0);
+CREATE TABLE stock (id integer PRIMARY KEY, n qty DEFAULT 1 NOT NULL, ns qty[],
+  CONSTRAINT stock_n_small CHECK (n < 1000000));
+CREATE INDEX stock_big ON stock (id) WHERE n > 10;
+CREATE VIEW stock_view AS SELECT id, n FROM stock;
+CREATE FUNCTION qty_twice(q qty) RETURNS text LANGUAGE sql AS 'SELECT (q * 2)::text';
+INSERT INTO stock VALUES (1, 5, '{1,2}'), (2, 50, NULL), (3, 999999, '{7}');
+]])
+    local data = pg.psql(url, "SELECT string_agg(id || ':' || n || ':' || coalesce(ns::text, '-'), ',' ORDER BY id) "
+      .. "FROM stock_view JOIN stock USING (id, n)")
+    local before = schema_lines(url)
+    local text, up = ag.generate(p, [[
+local md = sa.MetaData()
+local qty = sa.Domain("qty", sa.BigInteger, { check = "VALUE > 0" })
+md:register(qty, sa.View("nothing", "SELECT 1 AS one"), sa.View("stock_view", "SELECT id, n FROM stock"),
+  sa.Function("qty_twice(q qty)", "RETURNS text LANGUAGE sql AS 'SELECT (q * 2)::text'"))
+sa.Table("stock", md,
+  sa.Column("id", sa.Integer, { primary_key = true, autoincrement = false }),
+  sa.Column("n", qty, { nullable = false, server_default = sa.text("1") }),
+  sa.Column("ns", "qty[]"),
+  sa.CheckConstraint("n < 1000000", { name = "stock_n_small" }),
+  sa.Index("stock_big", "id", { postgresql_where = sa.text("n > 10") }))
+return md
+]], "domain base")
+    local at = 0
+    for _, needle in ipairs { "op.execute(\"DROP FUNCTION public.qty_twice(public.qty)\")", "op.execute(\"DROP VIEW public.stock_view\")",
+      'op.alter_column("stock", "n", { server_default = false })',
+      'op.create_entity(sa.Domain("qty_new", "BIGINT", { check = "VALUE > 0", constraint_name = "qty_check" }))',
+      'op.alter_column("stock", "n", { type_ = "qty_new", postgresql_using = "n::BIGINT" })',
+      'op.alter_column("stock", "ns", { type_ = "qty_new[]", postgresql_using = "ns::BIGINT[]" })',
+      'op.drop_entity(sa.Domain("qty", "integer", { check = "VALUE > 0" }))',
+      'op.execute("ALTER DOMAIN qty_new RENAME TO qty")',
+      'op.alter_column("stock", "n", { server_default = sa.text("1") })',
+      -- the check and the partial index come back as declared, not with the old casts
+      'op.create_check_constraint("stock_n_small", "stock", sa.text("n < 1000000"))',
+      'op.create_index("stock_big", "stock", { "id" }, { postgresql_where = sa.text("n > 10") })',
+      "CREATE VIEW public.stock_view AS",
+      "CREATE OR REPLACE FUNCTION public.qty_twice(q qty)" } do
+      local found = up:find(needle, at + 1, true)
+      assert.truthy(found, ("expected %s (after position %d) in upgrade():\n%s"):format(needle, at, text))
+      at = found
+    end
+    local r = run("upgrade", "head")
+    assert.equal(0, r.code, r.err .. "\n" .. text)
+    assert.equal("bigint|qty|0", pg.psql(url, "SELECT format_type(typbasetype, NULL) FROM pg_type WHERE typname = 'qty'; "
+      .. "SELECT pg_typeof(ns[1]) FROM stock WHERE id = 1; SELECT count(*) FROM pg_type WHERE typname LIKE '%qty\\_new%'")
+      :gsub("\n", "|"))
+    assert.equal(data, pg.psql(url, "SELECT string_agg(id || ':' || n || ':' || coalesce(ns::text, '-'), ',' ORDER BY id) "
+      .. "FROM stock_view JOIN stock USING (id, n)"))
+    -- the new base type holds what the old could not; the domain's check and the table's still hold
+    assert.equal("6000000000", pg.psql(url, "SELECT qty_twice(3000000000::qty)"))
+    local ok, err = pcall(pg.psql, url, "INSERT INTO stock VALUES (4, 0)")
+    assert.falsy(ok)
+    assert.truthy(err:find("qty_check", 1, true), err)
+    r = run("check")
+    assert.equal(0, r.code, r.out .. r.err .. "\n" .. text)
+    r = run("downgrade", "-1")
+    assert.equal(0, r.code, r.err .. "\n" .. text)
+    assert.equal(before, schema_lines(url))
+    assert.equal(data, pg.psql(url, "SELECT string_agg(id || ':' || n || ':' || coalesce(ns::text, '-'), ',' ORDER BY id) "
+      .. "FROM stock_view JOIN stock USING (id, n)"))
+    assert.equal(0, run("upgrade", "head").code)
+    pg.psql(url, "DROP VIEW stock_view; DROP FUNCTION qty_twice; DROP TABLE stock; DROP DOMAIN qty")
+  end)
+
   it("refuses to change a range type a column uses, naming the column, and leaves the database alone", function()
     pg.psql(url, "CREATE TYPE intspan AS RANGE (subtype = integer); CREATE TABLE bookings (id int, during intspan); "
       .. "INSERT INTO bookings VALUES (1, '[1,5)')")
