@@ -227,6 +227,54 @@ return md
     pg.psql(url, "DROP VIEW stock_view; DROP FUNCTION qty_twice; DROP TABLE stock; DROP DOMAIN qty")
   end)
 
+  it("refuses a domain's new base type while a composite type's attribute uses it, naming the attribute", function()
+    pg.psql(url, "CREATE DOMAIN tag AS varchar(10); CREATE TYPE tagged AS (t tag); CREATE TABLE tags (x tag)")
+    cli.write(dir .. "/migrations/schema.lua", [[
+local md = sa.MetaData()
+md:register(sa.View("nothing", "SELECT 1 AS one"), sa.Domain("tag", sa.Text), sa.CompositeType("tagged", { { "t", "tag" } }))
+sa.Table("tags", md, sa.Column("x", "tag"))
+return md
+]])
+    local r = run("check")
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy((r.out .. r.err):find("changed domain public.tag: not applied, PostgreSQL cannot make this change "
+      .. "in place and composite type column public.tagged.t uses it (change it by hand)", 1, true), r.out .. r.err)
+    pg.psql(url, "DROP TABLE tags; DROP TYPE tagged; DROP DOMAIN tag")
+  end)
+
+  it("compares a range type with a canonical function by the names the server prints", function()
+    -- a canonical function takes the range type itself, so it is written in C: here the
+    -- server's own int4range_canonical under a name that takes the new type
+    pg.psql(url, [[
+CREATE TYPE dayspan;
+CREATE FUNCTION dayspan_canonical(dayspan) RETURNS dayspan AS 'int4range_canonical' LANGUAGE internal IMMUTABLE STRICT;
+CREATE TYPE dayspan AS RANGE (subtype = integer, canonical = dayspan_canonical, subtype_diff = int4range_subdiff);
+CREATE TABLE shifts (id integer, during dayspan);
+INSERT INTO shifts VALUES (1, '[1,5]');
+]])
+    local function schema(diff)
+      return ([[
+local md = sa.MetaData()
+md:register(sa.View("nothing", "SELECT 1 AS one"),
+  sa.Function("dayspan_canonical(dayspan)", "RETURNS dayspan LANGUAGE internal IMMUTABLE STRICT AS 'int4range_canonical'"),
+  sa.RangeType("dayspan", sa.Integer, { canonical = "public.dayspan_canonical", subtype_diff = %q }))
+sa.Table("shifts", md, sa.Column("id", sa.Integer), sa.Column("during", "dayspan"))
+return md
+]]):format(diff)
+    end
+    assert.equal("[1,6)", pg.psql(url, "SELECT during FROM shifts"))
+    -- written schema-qualified, printed without the schema (both are on the search_path)
+    cli.write(dir .. "/migrations/schema.lua", schema("pg_catalog.int4range_subdiff"))
+    local r = run("check")
+    assert.equal(0, r.code, r.out .. r.err)
+    -- another function is a change
+    cli.write(dir .. "/migrations/schema.lua", schema("int8range_subdiff"))
+    r = run("check")
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy((r.out .. r.err):find("changed range type public.dayspan: not applied", 1, true), r.out .. r.err)
+    pg.psql(url, "DROP TABLE shifts; DROP TYPE dayspan CASCADE")
+  end)
+
   it("refuses to change a range type a column uses, naming the column, and leaves the database alone", function()
     pg.psql(url, "CREATE TYPE intspan AS RANGE (subtype = integer); CREATE TABLE bookings (id int, during intspan); "
       .. "INSERT INTO bookings VALUES (1, '[1,5)')")
@@ -350,5 +398,49 @@ describe("domains, composite and range types: bad input", function()
     assert.equal(1, r.code, r.out .. r.err)
     assert.truthy(r.err:find("d1.lua:10: op.alter_domain: unknown option 'nullable'", 1, true), r.err)
     assert.equal("0", pg.psql(p.url, "SELECT count(*) FROM pg_type WHERE typname = 'posint'"))
+  end)
+end)
+
+describe("range types before PostgreSQL 14 (no multiranges)", function()
+  -- only PostgreSQL 15 runs here: the queries for an older server are built from the
+  -- version number and run on this one, where they must leave the multirange out
+  local entities = require "luamigrate.autogen.entities"
+  local core = require "luamigrate.core"
+  local p, conn
+
+  setup(function()
+    p = ag.project("oldrange", false)
+    pg.psql(p.url, "CREATE TYPE hours AS RANGE (subtype = integer, multirange_type_name = hour_set); "
+      .. "CREATE TABLE slots (h hours, hs hour_set)")
+    conn = core.connect(p.url)
+  end)
+
+  teardown(function()
+    conn:close()
+    p.close()
+  end)
+
+  it("reads range types without pg_range.rngmultitypid below 140000, with it from 140000", function()
+    for _, case in ipairs { { 130011, nil }, { 140000, "hour_set" }, { 150004, "hour_set" } } do
+      local sql = entities.range_sql(case[1])
+      assert.equal(case[2] ~= nil, sql:find("rngmultitypid", 1, true) ~= nil, sql)
+      local rows = conn:query("SELECT * FROM (" .. sql .. ") q WHERE schema = 'public'")
+      assert.equal(1, #rows)
+      assert.equal("hours|integer", rows[1].name .. "|" .. rows[1].subtype)
+      assert.equal(case[2], rows[1].multirange_type_name)
+    end
+  end)
+
+  it("finds the columns of a range type without its multirange below 140000", function()
+    local function users(version)
+      local out = {}
+      for _, r in ipairs(conn:query(entities.type_users_sql(version), pg.psql(p.url, "SELECT 'hours'::regtype::oid"))) do
+        out[#out + 1] = r.what
+      end
+      return table.concat(out, ",")
+    end
+    assert.equal("column public.slots.h", users(130000))
+    assert.falsy(entities.type_users_sql(130000):find("rngmultitypid", 1, true))
+    assert.equal("column public.slots.h,column public.slots.hs", users(140000))
   end)
 end)
