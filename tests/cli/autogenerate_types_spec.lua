@@ -1,9 +1,9 @@
 -- Autogenerate for user-defined types: domains, composite types and range types registered
 -- in schema.lua (md:register) are created before the tables whose columns use them (a
 -- domain over an enum after the enum), altered in place where PostgreSQL can (ALTER DOMAIN,
--- ALTER TYPE ... ATTRIBUTE) with the rows in those columns kept, dropped and created when
--- nothing uses them, refused with a message naming the column when something does, and
--- dropped after the tables. Each step's migration is checked in pg_type and friends,
+-- ALTER TYPE ... ATTRIBUTE) with the rows in those columns kept, a domain's new base type
+-- swapped in over rows (the enum's rename-swap), dropped and created when nothing uses them,
+-- refused with a message naming the column when something does, and dropped after the tables. Each step's migration is checked in pg_type and friends,
 -- `check` is clean after it, and its downgrade restores exactly the schema before.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
