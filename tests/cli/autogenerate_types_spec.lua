@@ -1,10 +1,12 @@
 -- Autogenerate for user-defined types: domains, composite types and range types registered
 -- in schema.lua (md:register) are created before the tables whose columns use them (a
 -- domain over an enum after the enum), altered in place where PostgreSQL can (ALTER DOMAIN,
--- ALTER TYPE ... ATTRIBUTE) with the rows in those columns kept, a domain's new base type
--- swapped in over rows (the enum's rename-swap), dropped and created when nothing uses them,
--- refused with a message naming the column when something does, and dropped after the tables. Each step's migration is checked in pg_type and friends,
--- `check` is clean after it, and its downgrade restores exactly the schema before.
+-- ALTER TYPE ... ATTRIBUTE) with the rows in those columns kept, a domain's new base type or
+-- a composite type's reordered attributes swapped in over rows (the enum's rename-swap),
+-- dropped and created when nothing uses them, refused with a message naming the column when
+-- nothing else can be done, and dropped after the tables. Each step's migration is checked
+-- in pg_type and friends, `check` is clean after it, and its downgrade restores exactly the
+-- schema before.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
 local ag = require "helpers.autogen"
@@ -297,18 +299,56 @@ return md
     pg.psql(url, "DROP TABLE bookings; DROP TYPE intspan")
   end)
 
-  it("refuses a composite attribute's new type while a column uses it", function()
-    pg.psql(url, "CREATE TYPE pair AS (a integer, b text); CREATE TABLE pairs (p pair)")
+  it("swaps a composite type a column uses for one with its attributes reordered and retyped, over rows", function()
+    pg.psql(url, [[
+CREATE TYPE pair AS (a integer, b text);
+CREATE TABLE pairs (id integer, p pair, CONSTRAINT pairs_a_pos CHECK ((p).a > 0));
+CREATE VIEW pair_as AS SELECT id, (p).a FROM pairs;
+INSERT INTO pairs VALUES (1, ROW(1, 'x')), (2, NULL), (3, ROW(NULL, NULL)), (4, ROW(2147483647, 'max'));
+]])
+    local rows = "SELECT string_agg(id || ':' || coalesce(p::text, 'NULL') || ':' || coalesce(a::text, '-'), ',' "
+      .. "ORDER BY id) FROM pairs LEFT JOIN pair_as USING (id)"
+    local before, data = schema_lines(url), pg.psql(url, rows)
+    local text, up = ag.generate(p, [[
+local md = sa.MetaData()
+md:register(sa.View("nothing", "SELECT 1 AS one"), sa.View("pair_as", "SELECT id, (p).a FROM pairs"),
+  sa.CompositeType("pair", { { "b", "text" }, { "a", "bigint" } }))
+sa.Table("pairs", md, sa.Column("id", sa.Integer), sa.Column("p", "pair"),
+  sa.CheckConstraint("(p).a > 0", { name = "pairs_a_pos" }))
+return md
+]], "pair")
+    assert.truthy(up:find('op.alter_column("pairs", "p", { type_ = "pair_new", postgresql_using = '
+      .. '"CASE WHEN p::text IS NULL THEN NULL ELSE ROW((p).b::text, (p).a::bigint)::pair_new END" })', 1, true), text)
+    assert.truthy(up:find('op.execute("ALTER TYPE pair_new RENAME TO pair")', 1, true), text)
+    local r = run("upgrade", "head")
+    assert.equal(0, r.code, r.err .. "\n" .. text)
+    assert.equal("1:(x,1):1,2:NULL:-,3:(,):-,4:(max,2147483647):2147483647", pg.psql(url, rows))
+    assert.equal("b text,a bigint", pg.psql(url, "SELECT string_agg(attname || ' ' || format_type(atttypid, NULL), ',' "
+      .. "ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'pair'::regclass AND attnum > 0 AND NOT attisdropped"))
+    pg.psql(url, "INSERT INTO pairs VALUES (5, ROW('big', 2147483648))")
+    r = run("check")
+    assert.equal(0, r.code, r.out .. r.err .. "\n" .. text)
+    pg.psql(url, "DELETE FROM pairs WHERE id = 5")
+    r = run("downgrade", "-1")
+    assert.equal(0, r.code, r.err .. "\n" .. text)
+    assert.equal(before, schema_lines(url))
+    assert.equal(data, pg.psql(url, rows))
+    assert.equal(0, run("upgrade", "head").code)
+    pg.psql(url, "DROP VIEW pair_as; DROP TABLE pairs; DROP TYPE pair")
+  end)
+
+  it("refuses a composite attribute's new type while a column holds an array of the type", function()
+    pg.psql(url, "CREATE TYPE pair AS (a integer, b text); CREATE TABLE pairs (ps pair[])")
     cli.write(dir .. "/migrations/schema.lua", [[
 local md = sa.MetaData()
 md:register(sa.View("nothing", "SELECT 1 AS one"), sa.CompositeType("pair", { { "a", "bigint" }, { "b", "text" } }))
-sa.Table("pairs", md, sa.Column("p", "pair"))
+sa.Table("pairs", md, sa.Column("ps", "pair[]"))
 return md
 ]])
     local r = run("check")
     assert.equal(1, r.code, r.out .. r.err)
     assert.truthy((r.out .. r.err):find("changed composite type public.pair: not applied, PostgreSQL cannot make this change "
-      .. "in place and column public.pairs.p uses it", 1, true), r.out .. r.err)
+      .. "in place and column public.pairs.ps (an array of the type) uses it", 1, true), r.out .. r.err)
     pg.psql(url, "DROP TABLE pairs; DROP TYPE pair")
   end)
 end)

@@ -409,13 +409,13 @@ local function entity_lua(e, ds)
   return ("sa.%s(%s)"):format(k, table.concat(args, ", "))
 end
 
--- The rename-swap of a domain (in schema `sch`) from `from` to `to`, a new base type or
--- collation: the new one is created under a scratch name, the columns converted to it
--- through the new base type, the old one dropped and the new one renamed, with defaults
--- and the objects in the way set aside and put back as for an enum.
--- `exprs`: the checks and indexes on the columns created again, their definitions looked up
--- in `models` (lists of tables by key: the declared ones, then the live ones).
-local function swap_domain_lua(to, from, sch, users, defaults, ds, deps, exprs, models)
+-- The rename-swap of a domain or a composite type (in schema `sch`) from `from` to `to`
+-- (a domain's new base type or collation, a composite type's attributes reordered or
+-- retyped): the new one is created under a scratch name, the columns converted to it (a
+-- domain's through the new base type, a composite's attribute by attribute, by name), the
+-- old one dropped and the new one renamed, with defaults and the objects in the way set
+-- aside and put back as for an enum.
+local function swap_type_lua(to, from, sch, users, defaults, ds, deps, exprs, models)
   local out = {}
   local function L(s) out[#out + 1] = "  " .. s end
   local again = {}
@@ -431,12 +431,30 @@ local function swap_domain_lua(to, from, sch, users, defaults, ds, deps, exprs, 
   end
   local scratch = to.name .. "_new"
   local qscratch = (sch ~= ds and (quote.ident(sch) .. ".") or "") .. quote.ident(scratch)
-  L(("-- domain %s: PostgreSQL cannot change a domain's base type or collation in place, so a"):format(to.name))
+  local domain = to.entity == "Domain"
+  if domain then
+    L(("-- domain %s: PostgreSQL cannot change a domain's base type or collation in place, so a"):format(to.name))
+  else
+    L(("-- composite type %s: PostgreSQL cannot reorder or retype the attributes of a type a"):format(to.name))
+    L("-- column uses in place, so a")
+  end
   L("-- new one is created under a scratch name, every column using it converted, the old one")
   L("-- dropped and the new one renamed")
+  local function using(col, arr)
+    local c = quote.ident(col)
+    if domain then return ("%s::%s%s"):format(c, to.type, arr) end
+    local had, fields = {}, {}
+    for _, a in ipairs(from.attributes) do had[a.name] = true end
+    for i, a in ipairs(to.attributes) do
+      fields[i] = had[a.name] and ("(%s).%s::%s"):format(c, quote.ident(a.name), a.type) or ("NULL::" .. a.type)
+    end
+    -- (a NULL stays NULL, not a row of NULLs)
+    return ("CASE WHEN %s::text IS NULL THEN NULL ELSE ROW(%s)::%s END"):format(c, table.concat(fields, ", "),
+      qscratch)
+  end
   deps_aside(L, deps)
   if #again > 0 then
-    L("-- checks and indexes on the columns keep the old base type's casts: created again after")
+    L("-- checks and indexes on the columns would keep the old type's casts: created again after")
   end
   for _, a in ipairs(again) do out[#out + 1] = drop_line(a[1], a[2], a[3], ds) end
   defaults_aside(L, users, ds)
@@ -444,11 +462,12 @@ local function swap_domain_lua(to, from, sch, users, defaults, ds, deps, exprs, 
   for _, u in ipairs(users) do
     local arr = u.column.array and "[]" or ""
     L(("op.alter_column(%s, %s, { type_ = %s, postgresql_using = %s%s })"):format(lit(u.table.name),
-      lit(u.column.name), lit(qscratch .. arr), lit(("%s::%s%s"):format(quote.ident(u.column.name), to.type, arr)),
+      lit(u.column.name), lit(qscratch .. arr), lit(using(u.column.name, arr)),
       user_schema(u, ds)))
   end
   L(("op.drop_entity(%s)"):format(entity_lua(setmetatable({ schema = sch }, { __index = from }), ds)))
-  L(("op.execute(%s)"):format(lit(("ALTER DOMAIN %s RENAME TO %s"):format(qscratch, quote.ident(to.name)))))
+  L(("op.execute(%s)"):format(lit(("ALTER %s %s RENAME TO %s"):format(domain and "DOMAIN" or "TYPE", qscratch,
+    quote.ident(to.name)))))
   defaults_back(L, users, defaults, ds)
   for _, a in ipairs(again) do out[#out + 1] = create_line(a[1], a[2], a[3], ds) end
   deps_back(L, deps)
@@ -535,10 +554,10 @@ function M.render(ops, want, live, ds)
     elseif o.op == "change_enum" then
       U(swap_enum_lua(o.enum, o.users, declared_defaults(o.users), ds, o.old.dependents))
       D(swap_enum_lua(o.old, o.users, nil, ds, o.old.dependents))
-    elseif o.op == "swap_domain" then
-      U(swap_domain_lua(o.entity, o.old, o.schema, o.users, declared_defaults(o.users), ds, o.dependents, o.exprs,
+    elseif o.op == "swap_type" then
+      U(swap_type_lua(o.entity, o.old, o.schema, o.users, declared_defaults(o.users), ds, o.dependents, o.exprs,
         { want.tables, live.tables }))
-      D(swap_domain_lua(o.old, o.entity, o.schema, o.users, nil, ds, o.dependents, o.exprs, { live.tables }))
+      D(swap_type_lua(o.old, o.entity, o.schema, o.users, nil, ds, o.dependents, o.exprs, { live.tables }))
     elseif o.op == "create_entity" then
       U(("  op.create_entity(%s)"):format(entity_lua(o.entity, ds)))
       D(("  op.drop_entity(%s)"):format(entity_lua(o.entity, ds)))

@@ -588,10 +588,11 @@ local function normalize(conn, d)
   return nil
 end
 
--- The table columns of domain `oid` or of its array, each as the enum swap's users are:
+-- The table columns of type `oid` (a domain, a composite type) or of its array, each as the
+-- enum swap's users are:
 -- {table = {schema, name}, column = {name, default, array}} (a partition's and an
 -- inheritor's columns follow their parent's).
-local function domain_columns(conn, oid)
+local function type_columns(conn, oid)
   local out = {}
   for _, r in ipairs(conn:query([[
 SELECT n.nspname AS schema, c.relname AS tbl, a.attname AS col, a.atttypid <> $1::oid AS arr,
@@ -608,10 +609,10 @@ ORDER BY 1, 2, a.attnum]], tostring(math.tointeger(oid) or oid))) do
 end
 
 -- The table checks and the indexes with an expression or a predicate on the columns of
--- domain `oid` (or of its array): {schema, table, kind = "check" | "index", name}. The
+-- type `oid` (or of its array): {schema, table, kind = "check" | "index", name}. The
 -- server keeps their definitions with the old base type's casts ((n)::integer < 10) across
 -- the conversion, so the swap creates them again.
-local function domain_exprs(conn, oid)
+local function type_exprs(conn, oid)
   local out = {}
   for _, r in ipairs(conn:query([[
 WITH col AS (
@@ -637,9 +638,10 @@ end
 
 -- A changed domain, composite or range type: op.alter_domain / op.alter_composite_type
 -- where PostgreSQL can alter it in place; else a drop and a create while nothing uses it;
--- for a domain's new base type or collation, the enum's rename-swap (a new domain under a
--- scratch name, the columns converted to it, the old one dropped, the new one renamed, what
--- stands in the way rebuilt around it); else a refusal, named in the migration and in `check`.
+-- for a domain's new base type or collation and a composite type's attributes reordered or
+-- retyped, the enum's rename-swap (a new type under a scratch name, the columns converted
+-- to it, the old one dropped, the new one renamed, what stands in the way rebuilt around
+-- it); else a refusal, named in the migration and in `check`.
 local function type_change(conn, d, l, what)
   local kind = d.e.entity
   local users = type_users(conn, l.oid)
@@ -660,15 +662,22 @@ local function type_change(conn, d, l, what)
     return { op = kind == "Domain" and "alter_domain" or "alter_composite_type", entity = d.e, old = l.e,
       up = up, down = down, down_note = note, text = "changed " .. what }
   end
-  if kind == "Domain" and #users > 0 then
+  if (kind == "Domain" or kind == "CompositeType") and #users > 0 then
     local deps, stuck = dependents.list(conn, quote.qualified(l.e.schema, l.e.name)), {}
     for _, dep in ipairs(deps) do if not dep.drop then stuck[#stuck + 1] = dep.what end end
+    local columns = type_columns(conn, l.oid)
+    for _, u in ipairs(columns) do
+      -- (a transform expression cannot take an array apart)
+      if u.column.array and kind == "CompositeType" then
+        stuck[#stuck + 1] = ("column %s.%s.%s (an array of the type)"):format(u.table.schema, u.table.name,
+          u.column.name)
+      end
+    end
     if #stuck == 0 then
-      local columns = domain_columns(conn, l.oid)
-      return { op = "swap_domain", entity = d.e, schema = d.schema, old = l.e, users = columns, dependents = deps,
-        exprs = domain_exprs(conn, l.oid),
-        text = ("changed %s: a new base type or collation, so created anew and %d column(s) converted to it")
-          :format(what, #columns) }
+      return { op = "swap_type", entity = d.e, schema = d.schema, old = l.e, users = columns, dependents = deps,
+        exprs = type_exprs(conn, l.oid),
+        text = ("changed %s: %s, so created anew and %d column(s) converted to it"):format(what,
+          kind == "Domain" and "a new base type or collation" or "attributes reordered or retyped", #columns) }
     end
     users = stuck
   end
