@@ -165,6 +165,7 @@ return md
     function()
     pg.psql(url, [[
 CREATE DOMAIN qty AS integer CONSTRAINT qty_check CHECK (VALUE > 0);
+COMMENT ON DOMAIN qty IS 'how many (never none)';
 CREATE TABLE stock (id integer PRIMARY KEY, n qty DEFAULT 1 NOT NULL, ns qty[],
   CONSTRAINT stock_n_small CHECK (n < 1000000));
 CREATE INDEX stock_big ON stock (id) WHERE n > 10;
@@ -196,6 +197,7 @@ return md
       'op.alter_column("stock", "ns", { type_ = "qty_new[]", postgresql_using = "ns::BIGINT[]" })',
       'op.drop_entity(sa.Domain("qty", "integer", { check = "VALUE > 0" }))',
       'op.execute("ALTER DOMAIN qty_new RENAME TO qty")',
+      [[op.execute("COMMENT ON DOMAIN qty IS 'how many (never none)'")]],
       'op.alter_column("stock", "n", { server_default = sa.text("1") })',
       -- the check and the partial index come back as declared, not with the old casts
       'op.create_check_constraint("stock_n_small", "stock", sa.text("n < 1000000"))',

@@ -413,9 +413,9 @@ end
 -- (a domain's new base type or collation, a composite type's attributes reordered or
 -- retyped): the new one is created under a scratch name, the columns converted to it (a
 -- domain's through the new base type, a composite's attribute by attribute, by name), the
--- old one dropped and the new one renamed, with defaults and the objects in the way set
--- aside and put back as for an enum.
-local function swap_type_lua(to, from, sch, users, defaults, ds, deps, exprs, models)
+-- old one dropped and the new one renamed (given the old one's `comment`), with defaults
+-- and the objects in the way set aside and put back as for an enum.
+local function swap_type_lua(to, from, sch, users, defaults, ds, deps, exprs, models, comment)
   local out = {}
   local function L(s) out[#out + 1] = "  " .. s end
   local again = {}
@@ -468,6 +468,10 @@ local function swap_type_lua(to, from, sch, users, defaults, ds, deps, exprs, mo
   L(("op.drop_entity(%s)"):format(entity_lua(setmetatable({ schema = sch }, { __index = from }), ds)))
   L(("op.execute(%s)"):format(lit(("ALTER %s %s RENAME TO %s"):format(domain and "DOMAIN" or "TYPE", qscratch,
     quote.ident(to.name)))))
+  if comment then
+    L(("op.execute(%s)"):format(lit(("COMMENT ON %s %s IS %s"):format(domain and "DOMAIN" or "TYPE",
+      (sch ~= ds and (quote.ident(sch) .. ".") or "") .. quote.ident(to.name), quote.literal(comment)))))
+  end
   defaults_back(L, users, defaults, ds)
   for _, a in ipairs(again) do out[#out + 1] = create_line(a[1], a[2], a[3], ds) end
   deps_back(L, deps)
@@ -556,8 +560,8 @@ function M.render(ops, want, live, ds)
       D(swap_enum_lua(o.old, o.users, nil, ds, o.old.dependents))
     elseif o.op == "swap_type" then
       U(swap_type_lua(o.entity, o.old, o.schema, o.users, declared_defaults(o.users), ds, o.dependents, o.exprs,
-        { want.tables, live.tables }))
-      D(swap_type_lua(o.old, o.entity, o.schema, o.users, nil, ds, o.dependents, o.exprs, { live.tables }))
+        { want.tables, live.tables }, o.comment))
+      D(swap_type_lua(o.old, o.entity, o.schema, o.users, nil, ds, o.dependents, o.exprs, { live.tables }, o.comment))
     elseif o.op == "create_entity" then
       U(("  op.create_entity(%s)"):format(entity_lua(o.entity, ds)))
       D(("  op.drop_entity(%s)"):format(entity_lua(o.entity, ds)))

@@ -674,8 +674,11 @@ local function type_change(conn, d, l, what)
       end
     end
     if #stuck == 0 then
+      -- (a new type has no comment: the old one's goes over to it)
+      local comment = conn:query("SELECT obj_description($1::oid, 'pg_type') AS c",
+        tostring(math.tointeger(l.oid) or l.oid))[1].c
       return { op = "swap_type", entity = d.e, schema = d.schema, old = l.e, users = columns, dependents = deps,
-        exprs = type_exprs(conn, l.oid),
+        exprs = type_exprs(conn, l.oid), comment = comment,
         text = ("changed %s: %s, so created anew and %d column(s) converted to it"):format(what,
           kind == "Domain" and "a new base type or collation" or "attributes reordered or retyped", #columns) }
     end
