@@ -169,7 +169,10 @@ COMMENT ON DOMAIN qty IS 'how many (never none)';
 CREATE TABLE stock (id integer PRIMARY KEY, n qty DEFAULT 1 NOT NULL, ns qty[],
   CONSTRAINT stock_n_small CHECK (n < 1000000));
 CREATE INDEX stock_big ON stock (id) WHERE n > 10;
-CREATE VIEW stock_view AS SELECT id, n FROM stock;
+CREATE VIEW stock_view AS SELECT id, n, n + 1 AS next FROM stock;
+CREATE DOMAIN small_qty AS qty CONSTRAINT small_qty_check CHECK (VALUE < 100);
+CREATE TABLE small (s small_qty);
+INSERT INTO small VALUES (42);
 CREATE FUNCTION qty_twice(q qty) RETURNS text LANGUAGE sql AS 'SELECT (q * 2)::text';
 INSERT INTO stock VALUES (1, 5, '{1,2}'), (2, 50, NULL), (3, 999999, '{7}');
 ]])
@@ -179,7 +182,8 @@ INSERT INTO stock VALUES (1, 5, '{1,2}'), (2, 50, NULL), (3, 999999, '{7}');
     local text, up = ag.generate(p, [[
 local md = sa.MetaData()
 local qty = sa.Domain("qty", sa.BigInteger, { check = "VALUE > 0" })
-md:register(qty, sa.View("nothing", "SELECT 1 AS one"), sa.View("stock_view", "SELECT id, n FROM stock"),
+md:register(qty, sa.View("nothing", "SELECT 1 AS one"), sa.View("stock_view", "SELECT id, n, n + 1 AS next FROM stock"),
+  sa.Domain("small_qty", qty, { check = "VALUE < 100" }),
   sa.Function("qty_twice(q qty)", "RETURNS text LANGUAGE sql AS 'SELECT (q * 2)::text'"))
 sa.Table("stock", md,
   sa.Column("id", sa.Integer, { primary_key = true, autoincrement = false }),
@@ -187,6 +191,7 @@ sa.Table("stock", md,
   sa.Column("ns", "qty[]"),
   sa.CheckConstraint("n < 1000000", { name = "stock_n_small" }),
   sa.Index("stock_big", "id", { postgresql_where = sa.text("n > 10") }))
+sa.Table("small", md, sa.Column("s", "small_qty"))
 return md
 ]], "domain base")
     local at = 0
@@ -202,8 +207,10 @@ return md
       -- the check and the partial index come back as declared, not with the old casts
       'op.create_check_constraint("stock_n_small", "stock", sa.text("n < 1000000"))',
       'op.create_index("stock_big", "stock", { "id" }, { postgresql_where = sa.text("n > 10") })',
-      "CREATE VIEW public.stock_view AS",
-      "CREATE OR REPLACE FUNCTION public.qty_twice(q qty)" } do
+      -- the view and the domain over the domain come back as declared, not with the old casts
+      'op.execute("CREATE VIEW public.stock_view AS SELECT id, n, n + 1 AS next FROM stock")',
+      "CREATE OR REPLACE FUNCTION public.qty_twice(q qty)",
+      'op.execute("CREATE DOMAIN public.small_qty AS qty CONSTRAINT small_qty_check CHECK (VALUE < 100)")' } do
       local found = up:find(needle, at + 1, true)
       assert.truthy(found, ("expected %s (after position %d) in upgrade():\n%s"):format(needle, at, text))
       at = found
@@ -228,7 +235,8 @@ return md
     assert.equal(data, pg.psql(url, "SELECT string_agg(id || ':' || n || ':' || coalesce(ns::text, '-'), ',' ORDER BY id) "
       .. "FROM stock_view JOIN stock USING (id, n)"))
     assert.equal(0, run("upgrade", "head").code)
-    pg.psql(url, "DROP VIEW stock_view; DROP FUNCTION qty_twice; DROP TABLE stock; DROP DOMAIN qty")
+    assert.equal("42", pg.psql(url, "SELECT s FROM small"))
+    pg.psql(url, "DROP VIEW stock_view; DROP FUNCTION qty_twice; DROP TABLE stock, small; DROP DOMAIN small_qty, qty")
   end)
 
   -- `sql` makes the objects, `check` on schema.lua `body` (after the "nothing" view every

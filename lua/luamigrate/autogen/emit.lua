@@ -559,7 +559,7 @@ function M.render(ops, want, live, ds)
       U(swap_enum_lua(o.enum, o.users, declared_defaults(o.users), ds, o.old.dependents))
       D(swap_enum_lua(o.old, o.users, nil, ds, o.old.dependents))
     elseif o.op == "swap_type" then
-      U(swap_type_lua(o.entity, o.old, o.schema, o.users, declared_defaults(o.users), ds, o.dependents, o.exprs,
+      U(swap_type_lua(o.entity, o.old, o.schema, o.users, declared_defaults(o.users), ds, o.up_dependents, o.exprs,
         { want.tables, live.tables }, o.comment))
       D(swap_type_lua(o.old, o.entity, o.schema, o.users, nil, ds, o.dependents, o.exprs, { live.tables }, o.comment))
     elseif o.op == "create_entity" then

@@ -642,7 +642,27 @@ end
 -- retyped, the enum's rename-swap (a new type under a scratch name, the columns converted
 -- to it, the old one dropped, the new one renamed, what stands in the way rebuilt around
 -- it); else a refusal, named in the migration and in `check`.
-local function type_change(conn, d, l, what)
+-- The objects to rebuild around a swap as the upgrade creates them again: a view or a
+-- domain schema.lua declares from its declaration (its printed definition would keep the
+-- old type's casts: `(n)::integer + 1`), others as they are. `declared`: the declared
+-- entities by kind and qualified name.
+local function as_declared(deps, declared)
+  local out = {}
+  for i, dep in ipairs(deps) do
+    local kind, name = dep.what:match("^(%a+) (.*)$")
+    local d = dep.drop and declared[(kind == "view" and "View" or kind == "domain" and "Domain" or "") .. ":" .. name]
+    if d then
+      local creates = entity.create_sql(setmetatable({ schema = d.schema }, { __index = d.e }))
+      for j = 2, #dep.creates do creates[#creates + 1] = dep.creates[j] end
+      out[i] = { what = dep.what, drop = dep.drop, creates = creates }
+    else
+      out[i] = dep
+    end
+  end
+  return out
+end
+
+local function type_change(conn, d, l, what, declared)
   local kind = d.e.entity
   local users = type_users(conn, l.oid)
   local up, down
@@ -678,6 +698,7 @@ local function type_change(conn, d, l, what)
       local comment = conn:query("SELECT obj_description($1::oid, 'pg_type') AS c",
         tostring(math.tointeger(l.oid) or l.oid))[1].c
       return { op = "swap_type", entity = d.e, schema = d.schema, old = l.e, users = columns, dependents = deps,
+        up_dependents = as_declared(deps, declared),
         exprs = type_exprs(conn, l.oid), comment = comment,
         text = ("changed %s: %s, so created anew and %d column(s) converted to it"):format(what,
           kind == "Domain" and "a new base type or collation" or "attributes reordered or retyped", #columns) }
@@ -741,6 +762,10 @@ function M.compare(conn, declared, live, wanted, put)
   conn:execute("RELEASE SAVEPOINT luamigrate_entities")
   if not ok then error(err, 0) end
 
+  local declared_by_name = {}
+  for _, d in ipairs(order) do
+    declared_by_name[d.e.entity .. ":" .. quote.qualified(d.schema, d.e.name)] = d
+  end
   local gone, replaced_by_drop = {}, {}
   local seen = {}
   for _, d in ipairs(order) do
@@ -753,7 +778,7 @@ function M.compare(conn, declared, live, wanted, put)
           { op = "create_entity", entity = d.e, text = "added " .. what })
       elseif TYPE[d.e.entity] then
         if d.def ~= l.def then
-          local o = type_change(conn, d, l, what)
+          local o = type_change(conn, d, l, what, declared_by_name)
           put("create_type", o)
           if o.needs_drop then replaced_by_drop[#replaced_by_drop + 1] = { o, l } end
         end
