@@ -643,7 +643,7 @@ end
 -- to it, the old one dropped, the new one renamed, what stands in the way rebuilt around
 -- it); else a refusal, named in the migration and in `check`.
 -- The objects to rebuild around a swap as the upgrade creates them again: a view or a
--- domain schema.lua declares from its declaration (its printed definition would keep the
+-- domain schema.lua declares, unchanged, from its declaration (its printed definition would keep the
 -- old type's casts: `(n)::integer + 1`), others as they are. `declared`: the declared
 -- entities by kind and qualified name.
 local function as_declared(deps, declared)
@@ -762,9 +762,13 @@ function M.compare(conn, declared, live, wanted, put)
   conn:execute("RELEASE SAVEPOINT luamigrate_entities")
   if not ok then error(err, 0) end
 
+  -- (only those unchanged: a changed one may use what this migration adds after the swap,
+  -- and is replaced later anyway)
   local declared_by_name = {}
   for _, d in ipairs(order) do
-    declared_by_name[d.e.entity .. ":" .. quote.qualified(d.schema, d.e.name)] = d
+    if live[d.key] and live[d.key].def == d.def then
+      declared_by_name[d.e.entity .. ":" .. quote.qualified(d.schema, d.e.name)] = d
+    end
   end
   local gone, replaced_by_drop = {}, {}
   local seen = {}
