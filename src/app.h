@@ -50,14 +50,14 @@ int lm_read_file(const char *path, char **data, size_t *len, lm_error *err);
  * autocommit blocks are listed and skipped, and the transaction is rolled back at the end. */
 int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade, lm_error *err);
 
-/* runner.c, lint: renders each revision of `plan` not in `skip` (may be NULL) the way --sql
+/* run_offline.c, lint: renders each revision of `plan` not in `skip` (may be NULL) the way --sql
  * does, into the lint session at stack index `session` (luamigrate.lint): session:begin(ctx,
  * revision, file), the migration's upgrade() or downgrade(), session:finish_revision(ok,
  * err) each, then session:done(). Nothing is sent to a database. */
 int lm_lint_render(lm_app *app, const lm_revset *plan, int upgrade, int session,
                    const lm_revset *skip, lm_error *err);
 
-/* runner.c, --sql: writes the plan as a SQL script to stdout instead of running it.
+/* run_offline.c, --sql: writes the plan as a SQL script to stdout instead of running it.
  * `from_base` adds the version-table DDL. */
 int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrade,
                         int from_base, lm_error *err);

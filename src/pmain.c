@@ -116,7 +116,6 @@ int lm_pmain_run(int argc, char **argv, void (*preload)(lua_State *, void *), vo
      * keep the release waiting. */
     if (app.conn) PQfinish(app.conn);
     app.conn = NULL;
-    lm_conn_set_guard(NULL, NULL, NULL);
     lm_cancel_set_conn(NULL);
     lm_error unlock = {0};
     if (lm_lock_release(&app.lock, &unlock) != LM_OK) {
