@@ -10,6 +10,7 @@ local sql_check = require("luamigrate.sql").check
 local types = require "luamigrate.types"
 local expr = require "luamigrate.expr"
 local typed = require "luamigrate.typed"
+local opts_check = require "luamigrate.options"
 
 local M = {}
 local ident, qualified, literal = quote.ident, quote.qualified, quote.literal
@@ -27,29 +28,10 @@ local function check(opname, argname, value, want, optional)
   end
 end
 
--- " (did you mean 'x'?)" for a misspelt key of `allowed` (a set), or "".
-local function did_you_mean(name, allowed)
-  local cands = {}
-  for k in pairs(allowed) do cands[#cands + 1] = k end
-  table.sort(cands)
-  local best = type(name) == "string" and core.closest(name, cands)
-  return best and ("; did you mean '" .. best .. "'?") or ""
-end
+local did_you_mean = opts_check.did_you_mean
 M._did_you_mean = did_you_mean
 
-local function options(opname, opts, allowed, level)
-  level = level or 3
-  if opts == nil then return {} end
-  if type(opts) ~= "table" or getmetatable(opts) ~= nil then
-    error(("op.%s: options must be a table, got %s"):format(opname, type(opts)), level)
-  end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      error(("op.%s: unknown option '%s'%s"):format(opname, tostring(k), did_you_mean(k, allowed)), level)
-    end
-  end
-  return opts
-end
+local function options(opname, opts, allowed) return opts_check.check("op." .. opname, opts, allowed) end
 
 -- Alembic's optional positional parameters of each op, in Alembic's order (operations/ops.py),
 -- with the check each value must pass ("s" string, "b" boolean, "t" a type, "*" anything);
@@ -128,7 +110,7 @@ local function trailing(opname, allowed, first, ...)
       end
     end
   end
-  local o = options(opname, opts, allowed, 4)
+  local o = options(opname, opts, allowed)
   if next(given) == nil then return o end
   local merged = {}
   for k, v in pairs(o) do merged[k] = v end
