@@ -14,6 +14,7 @@ local opts_check = require "luamigrate.options"
 
 local M = {}
 local ident, qualified, literal = quote.ident, quote.qualified, quote.literal
+local has_text_nul = quote.has_nul
 
 local function set(...)
   local s = {}
@@ -185,7 +186,7 @@ function M.execute(sql, params)
     text, values = expr.compile(sql, ctx.emit ~= nil, render.value)
     for i = 1, values.n do
       local v = values[i]
-      if type(v) == "string" and v:find("\0", 1, true) then
+      if has_text_nul(v) then
         error(("op.execute: the statement's value $%d contains a NUL byte, which PostgreSQL text cannot hold")
           :format(i), 2)
       end
@@ -220,11 +221,11 @@ OfflineConn.__index = OfflineConn
 -- cut the text at; a value it cannot bind), raised at the caller of get_bind()'s
 -- :execute/:query (level 3 from here).
 local function refuse_params(sql, ...)
-  if type(sql) == "string" and sql:find("\0", 1, true) then error("statement contains a NUL byte", 3) end
+  if has_text_nul(sql) then error("statement contains a NUL byte", 3) end
   for i = 1, select("#", ...) do
     local v = select(i, ...)
     local t = type(v)
-    if t == "string" and v:find("\0", 1, true) then
+    if has_text_nul(v) then
       error(("parameter $%d contains a NUL byte"):format(i), 3)
     elseif t ~= "string" and t ~= "number" and t ~= "boolean" and t ~= "nil" then
       error(("parameter $%d: cannot bind a %s value"):format(i, t), 3)
@@ -1127,7 +1128,7 @@ local UNGUARDED = set("get_bind", "get_x_argument", "register", "autocommit_bloc
 -- The path of the first string holding a NUL in v ("" for v itself), or nil. The array
 -- part is searched in order, then the other keys.
 local function nul_path(v, depth, seen)
-  if type(v) == "string" then return v:find("\0", 1, true) and "" or nil end
+  if type(v) == "string" then return has_text_nul(v) and "" or nil end
   if type(v) ~= "table" or depth > 6 or seen[v] then return nil end
   seen[v] = true
   local n = #v
@@ -1138,15 +1139,13 @@ local function nul_path(v, depth, seen)
   for k, x in pairs(v) do
     if not (math.type(k) == "integer" and k >= 1 and k <= n) then
       local step = math.type(k) == "integer" and ("[" .. k .. "]") or ("." .. tostring(k))
-      if type(k) == "string" and k:find("\0", 1, true) then return step end
+      if has_text_nul(k) then return step end
       local sub = nul_path(x, depth + 1, seen)
       if sub then return step .. sub end
     end
   end
   return nil
 end
-
-local find = string.find
 
 -- Raises the NUL refusal for argument i (of n) of op `opname`, at the op's caller.
 local function refuse(opname, i, n, v)
@@ -1163,7 +1162,7 @@ end
 
 local function has_nul(v)
   local t = type(v)
-  if t == "string" then return find(v, "\0", 1, true) ~= nil end
+  if t == "string" then return has_text_nul(v) end
   return t == "table" and nul_path(v, 1, {}) ~= nil
 end
 
