@@ -93,13 +93,19 @@ function M.load(path)
   return settings
 end
 
+-- settings[name], or its default when the file leaves it unset (false stays false).
+function M.get(settings, name)
+  local v = settings[name]
+  if v == nil then return M.DEFAULTS[name] end
+  return v
+end
+
 -- The settings a run uses: the file's (M.load), each value checked against RULES (an error
 -- "<path>: <rule>"), then the defaults for the settings it leaves unset.
 function M.resolve(path)
   local settings = M.load(path)
   local all = {}
-  for k, v in pairs(M.DEFAULTS) do all[k] = v end
-  for k, v in pairs(settings) do all[k] = v end
+  for k in pairs(M.KNOWN) do all[k] = M.get(settings, k) end
   for _, k in ipairs(RULE_ORDER) do
     local msg = RULES[k](all[k])
     if msg then error(path .. ": " .. msg, 0) end
