@@ -1,5 +1,6 @@
 /* Config discovery (-c, $LUAMIGRATE_CONFIG, nearest luamigrate.lua upward) and loading
- * through the Lua module luamigrate.config; URL precedence. */
+ * through the Lua module luamigrate.config (the defaults and value rules are its); the
+ * precedence of flags and environment over the file. */
 #include <errno.h>
 #include <lauxlib.h>
 #include <stdio.h>
