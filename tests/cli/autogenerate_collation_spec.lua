@@ -4,6 +4,7 @@
 -- without one keeps whatever the database gives it and is never reported.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 local schema_lines = require("helpers.autogen").schema_lines
 
@@ -40,20 +41,15 @@ local steps = {
 }
 
 describe("autogenerate compares collations", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("agcollation")
+    dir, url = fx:open { prefix = "agcollation" }
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
   end)
 
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
   local function collation(col)
     return pg.psql(url, ("SELECT coalesce(collation_name, '-') FROM information_schema.columns "
       .. "WHERE table_name = 'words' AND column_name = '%s'"):format(col))

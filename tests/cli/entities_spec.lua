@@ -4,6 +4,7 @@
 -- after it, and its downgrade restores exactly the schema before (compared as a pg_dump).
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 local schema_lines = require("helpers.autogen").schema_lines
 
@@ -71,20 +72,15 @@ return md
 }
 
 describe("revision --autogenerate with entities", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("entities")
+    dir, url = fx:open { prefix = "entities" }
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
   end)
 
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
 
   for i, s in ipairs(steps) do
     it(("step %d: %s"):format(i, s[1]), function()
@@ -193,11 +189,11 @@ return md
 }
 
 describe("revision --autogenerate with policies, extensions, sequences, grants", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("entities2")
+    dir, url = fx:open { prefix = "entities2" }
     pg.psql(url, ("DO $$ BEGIN CREATE ROLE %s; EXCEPTION WHEN duplicate_object THEN NULL; END $$"):format(ROLE))
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
     cli.write(dir .. "/migrations/schema.lua", TABLES .. "return md\n")
@@ -207,13 +203,12 @@ describe("revision --autogenerate with policies, extensions, sequences, grants",
     pg.psql(url, "INSERT INTO accounts (email, active) SELECT 'a' || g, g % 2 = 0 FROM generate_series(1, 10) g")
   end)
 
+  -- after the fixture's teardown has dropped the database that holds the role's grants
   teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
     pg.psql(pg.conninfo("postgres"), "DROP ROLE IF EXISTS " .. ROLE)
   end)
 
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
   local function privileges()
     local got = {}
     for _, p in ipairs { "INSERT", "SELECT" } do
@@ -260,7 +255,8 @@ end)
 local READER, OWNER = "lm_rebuild_reader", "lm_rebuild_owner"
 
 describe("revision --autogenerate rebuilding granted views and functions", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   local function schema(view, returns, counts)
     return TABLES .. ([[
@@ -277,8 +273,7 @@ return md
   end
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("entities3")
+    dir, url = fx:open { prefix = "entities3" }
     for _, role in ipairs { READER, OWNER } do
       pg.psql(url, ("DO $$ BEGIN CREATE ROLE %s; EXCEPTION WHEN duplicate_object THEN NULL; END $$"):format(role))
     end
@@ -291,13 +286,12 @@ return md
       .. "TO %s WITH GRANT OPTION; ALTER FUNCTION score(integer) OWNER TO %s"):format(READER, OWNER))
   end)
 
+  -- after the fixture's teardown has dropped the database that holds the roles' grants
   teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
     pg.psql(pg.conninfo("postgres"), ("DROP ROLE IF EXISTS %s; DROP ROLE IF EXISTS %s"):format(READER, OWNER))
   end)
 
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
   -- what the roles may do, and who owns the function
   local function rights()
     return pg.psql(url, ([[SELECT has_table_privilege('%s', 'report', 'SELECT'), has_table_privilege('%s', 'report_ids',
