@@ -1,12 +1,12 @@
 -- luamigrate.config.resolve: the settings a run uses, with the one list of defaults applied
 -- and the one set of value rules checked (src/config.c keeps neither). In-process.
 local config = require "luamigrate.config"
+local write = require("helpers.cli").write
 
+-- config.resolve of a file holding `text`: ok, the settings or the error, the file's path.
 local function resolve(text)
   local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
+  write(path, text)
   local ok, res = pcall(config.resolve, path)
   os.remove(path)
   return ok, res, path
