@@ -103,6 +103,7 @@ build = {
     ["luamigrate.lint.type"] = "lua/luamigrate/lint/type.lua",
     ["luamigrate.offline"] = "lua/luamigrate/offline.lua",
     ["luamigrate.op"] = "lua/luamigrate/op.lua",
+    ["luamigrate.options"] = "lua/luamigrate/options.lua",
     ["luamigrate.postgresql"] = "lua/luamigrate/postgresql.lua",
     ["luamigrate.python"] = "lua/luamigrate/python.lua",
     ["luamigrate.quote"] = "lua/luamigrate/quote.lua",

@@ -1,5 +1,6 @@
 /* Config discovery (-c, $LUAMIGRATE_CONFIG, nearest luamigrate.lua upward) and loading
- * through the Lua module luamigrate.config; URL precedence. */
+ * through the Lua module luamigrate.config (the defaults and value rules are its); the
+ * precedence of flags and environment over the file. */
 #include <errno.h>
 #include <lauxlib.h>
 #include <stdio.h>
@@ -101,15 +102,6 @@ static char *opt_string(lua_State *L, int t, const char *name) {
   return s;
 }
 
-/* settings[name], else luamigrate.config.DEFAULTS[name] when the file leaves it unset; a
- * string setting that is false means none (NULL). */
-static char *opt_default_string(lua_State *L, int t, int defaults, const char *name) {
-  int type = lua_getfield(L, t, name);
-  lua_pop(L, 1);
-  if (type == LUA_TNIL) return opt_string(L, defaults, name);
-  return opt_string(L, t, name);
-}
-
 int lm_config_load(lm_app *app, lm_error *err) {
   lua_State *L = app->L;
   lm_config *cfg = &app->cfg;
@@ -118,7 +110,7 @@ int lm_config_load(lm_app *app, lm_error *err) {
   cfg->dir = dirname_of(cfg->path);
 
   int top = lua_gettop(L);
-  if (lm_push_module_field(L, "luamigrate.config", "load", err)) return LM_ERR;
+  if (lm_push_module_field(L, "luamigrate.config", "resolve", err)) return LM_ERR;
   lua_pushstring(L, cfg->path);
   if (lm_pcall(L, 1, 1) != LUA_OK) {
     lm_error_from_lua(L, -1, LM_EUSAGE, err);
@@ -128,24 +120,21 @@ int lm_config_load(lm_app *app, lm_error *err) {
     lua_settop(L, top);
     return LM_EUSAGE;
   }
+  /* The settings come with luamigrate.config's defaults applied and its rules checked. */
   int t = lua_gettop(L);
-  if (lm_push_module_field(L, "luamigrate.config", "DEFAULTS", err)) {
-    lua_settop(L, top);
-    return LM_ERR;
-  }
-  int defaults = lua_gettop(L);
   char *loc = opt_string(L, t, "script_location");
-  cfg->script_location = lm_path_join(cfg->dir, loc ? loc : "migrations");
+  cfg->script_location = loc ? lm_path_join(cfg->dir, loc) : NULL;
   free(loc);
   cfg->versions_dir = cfg->script_location ? lm_path_join(cfg->script_location, "versions") : NULL;
   cfg->version_table = opt_string(L, t, "version_table");
-  if (!cfg->version_table) cfg->version_table = strdup("luamigrate_version");
-  cfg->tx_per_migration =
-      lua_getfield(L, t, "transaction_per_migration") == LUA_TNIL ? 1 : lua_toboolean(L, -1);
+  lua_getfield(L, t, "transaction_per_migration");
+  cfg->tx_per_migration = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  cfg->pipeline = lua_getfield(L, t, "pipeline") == LUA_TNIL ? 1 : lua_toboolean(L, -1);
+  lua_getfield(L, t, "pipeline");
+  cfg->pipeline = lua_toboolean(L, -1);
   lua_pop(L, 1);
   cfg->lock_timeout = lua_getfield(L, t, "lock_timeout") == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+  lua_pop(L, 1);
   if (app->opts->lock_timeout) {
     char *end = NULL;
     double v = strtod(app->opts->lock_timeout, &end);
@@ -156,35 +145,14 @@ int lm_config_load(lm_app *app, lm_error *err) {
     }
     cfg->lock_timeout = v;
   }
-  lua_pop(L, 1);
   char *changed = opt_string(L, t, "on_changed_file");
-  if (changed && strcmp(changed, "warn") != 0 && strcmp(changed, "error") != 0) {
-    lm_error_set(err, LM_EUSAGE, "%s: on_changed_file must be \"warn\" or \"error\", got \"%s\"",
-                 cfg->path, changed);
-    free(changed);
-    lua_settop(L, top);
-    return LM_EUSAGE;
-  }
   cfg->changed_file_is_error = changed && !strcmp(changed, "error");
   free(changed);
-  cfg->ddl_lock_timeout = opt_default_string(L, t, defaults, "migration_lock_timeout");
-  cfg->statement_timeout = opt_default_string(L, t, defaults, "migration_statement_timeout");
-  /* Checked before narrowing to int: 2^32 or 2.5 must not pass as 0. */
-  int whole = 1;
-  lua_Integer retries = 0;
-  int lr = lua_getfield(L, t, "lock_retries");
-  if (lr == LUA_TNIL) {
-    lua_pop(L, 1);
-    lr = lua_getfield(L, defaults, "lock_retries");
-  }
-  if (lr == LUA_TNUMBER) retries = lua_tointegerx(L, -1, &whole);
+  cfg->ddl_lock_timeout = opt_string(L, t, "migration_lock_timeout"); /* false: none */
+  cfg->statement_timeout = opt_string(L, t, "migration_statement_timeout");
+  lua_getfield(L, t, "lock_retries");
+  cfg->lock_retries = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
-  cfg->lock_retries = whole && retries >= 0 && retries <= 20 ? (int)retries : -1;
-  if (cfg->lock_retries < 0) {
-    lua_settop(L, top);
-    return lm_error_set(err, LM_EUSAGE, "%s: lock_retries must be a whole number from 0 to 20",
-                        cfg->path);
-  }
   char *mode = opt_string(L, t, "lock");
   const char *m = app->opts->lock_mode ? app->opts->lock_mode : mode;
   cfg->lock_mode = lm_lock_mode_parse(m);
@@ -196,13 +164,9 @@ int lm_config_load(lm_app *app, lm_error *err) {
     return LM_EUSAGE;
   }
   free(mode);
-  cfg->lock_lease = lua_getfield(L, t, "lock_lease") == LUA_TNUMBER ? lua_tonumber(L, -1) : 60;
+  lua_getfield(L, t, "lock_lease");
+  cfg->lock_lease = lua_tonumber(L, -1);
   lua_pop(L, 1);
-  if (!(cfg->lock_lease >= 5 && cfg->lock_lease <= 86400)) {
-    lua_settop(L, top);
-    return lm_error_set(err, LM_EUSAGE, "%s: lock_lease must be from 5 to 86400 seconds",
-                        cfg->path);
-  }
   /* --url > DATABASE_URL > config url > libpq's PG* defaults */
   const char *env_url = getenv("DATABASE_URL");
   if (app->opts->url)

@@ -1,5 +1,6 @@
-/* The project's settings (config.c): luamigrate.lua read in a sandbox, then flags and the
- * environment over it. */
+/* The project's settings (config.c): luamigrate.lua read in a sandbox by luamigrate.config,
+ * which owns every default and value rule (config.resolve), then flags and the environment
+ * over it. */
 #ifndef LM_CONFIG_H
 #define LM_CONFIG_H
 

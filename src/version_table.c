@@ -9,6 +9,59 @@
 #include "conn.h"
 #include "journal.h"
 
+/* The one text of each bookkeeping statement (version_table.h). */
+static const struct {
+  const char *name, *sql;
+} SQL[LM_VT_SQL_COUNT] = {
+    [LM_VT_SQL_CREATE_VERSION] = {"create_version",
+                                  "CREATE TABLE IF NOT EXISTS %s (\n"
+                                  "    version_num varchar(32) NOT NULL PRIMARY KEY\n"
+                                  ")"},
+    [LM_VT_SQL_CREATE_HISTORY] =
+        {"create_history",
+         "CREATE TABLE IF NOT EXISTS %s (\n"
+         "    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+         "    revision varchar(32) NOT NULL,\n"
+         "    operation text NOT NULL CHECK (operation IN ('upgrade', 'downgrade', 'stamp')),\n"
+         "    from_revisions varchar(32)[] NOT NULL,\n"
+         "    to_revisions varchar(32)[] NOT NULL,\n"
+         "    message text,\n"
+         "    file text,\n"
+         "    checksum text,\n"
+         "    started_at timestamptz NOT NULL,\n"
+         "    duration_ms double precision NOT NULL,\n"
+         "    db_user text NOT NULL DEFAULT current_user,\n"
+         "    os_user text,\n"
+         "    hostname text,\n"
+         "    luamigrate_version text NOT NULL\n"
+         ")"},
+    [LM_VT_SQL_CREATE_JOURNAL] = {"create_journal",
+                                  "CREATE TABLE IF NOT EXISTS %s (\n"
+                                  "    revision varchar(32) NOT NULL,\n"
+                                  "    ordinal integer NOT NULL,\n"
+                                  "    block integer NOT NULL,\n"
+                                  "    statement text NOT NULL,\n"
+                                  "    sha256 text NOT NULL,\n"
+                                  "    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
+                                  "    finished_at timestamptz,\n"
+                                  "    error text,\n"
+                                  "    operation text NOT NULL DEFAULT 'upgrade',\n"
+                                  "    backend_pid integer,\n"
+                                  "    in_transaction boolean NOT NULL DEFAULT false,\n"
+                                  "    PRIMARY KEY (revision, ordinal)\n"
+                                  ")"},
+    [LM_VT_SQL_INSERT] = {"insert", "INSERT INTO %s (version_num) VALUES ($1)"},
+    [LM_VT_SQL_DELETE] = {"delete", "DELETE FROM %s WHERE version_num = $1"},
+    [LM_VT_SQL_UPDATE] = {"update", "UPDATE %s SET version_num = $1 WHERE version_num = $2"},
+};
+
+const char *lm_vt_sql_text(lm_vt_sql which) {
+  return SQL[which].sql;
+}
+const char *lm_vt_sql_name(lm_vt_sql which) {
+  return SQL[which].name;
+}
+
 static char *quote_ident(PGconn *conn, const char *s, size_t len) {
   char *q = PQescapeIdentifier(conn, s, len);
   if (!q) return NULL;
@@ -35,11 +88,11 @@ int lm_vt_init(lm_vt *vt, PGconn *conn, const char *name, lm_error *err) {
     return lm_error_set(err, LM_EUSAGE, "invalid version_table '%s'", name);
   if (dot) schema = quote_ident(conn, name, (size_t)(dot - name));
   table = quote_ident(conn, tname, strlen(tname));
-  histname = join2(tname, "", "_history");
+  histname = join2(tname, "", LM_VT_HISTORY_SUFFIX);
   hist = histname ? quote_ident(conn, histname, strlen(histname)) : NULL;
-  lckname = join2(tname, "", "_lock");
+  lckname = join2(tname, "", LM_VT_LOCK_SUFFIX);
   lck = lckname ? quote_ident(conn, lckname, strlen(lckname)) : NULL;
-  jnlname = join2(tname, "", "_journal");
+  jnlname = join2(tname, "", LM_VT_JOURNAL_SUFFIX);
   jnl = jnlname ? quote_ident(conn, jnlname, strlen(jnlname)) : NULL;
   if (!table || !hist || !lck || !jnl || (dot && !schema)) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
@@ -147,32 +200,11 @@ int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   if (!rc) rc = explain(lm_journal_ensure(vt, conn, err), "creating", "journal", vt->journal, err);
   if (rc || (have_vt && have_hist)) return rc;
   if (!have_vt)
-    rc = explain(exec_fmt(conn, err, NULL, 0, NULL,
-                          "CREATE TABLE IF NOT EXISTS %s (\n"
-                          "    version_num varchar(32) NOT NULL PRIMARY KEY\n"
-                          ")%s",
-                          vt->table, ""),
-                 "creating", "version", vt->table, err);
+    rc = explain(
+        exec_fmt(conn, err, NULL, 0, NULL, SQL[LM_VT_SQL_CREATE_VERSION].sql, vt->table, ""),
+        "creating", "version", vt->table, err);
   if (rc || have_hist) return rc;
-  rc = exec_fmt(
-      conn, err, NULL, 0, NULL,
-      "CREATE TABLE IF NOT EXISTS %s (\n"
-      "    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
-      "    revision varchar(32) NOT NULL,\n"
-      "    operation text NOT NULL CHECK (operation IN ('upgrade', 'downgrade', 'stamp')),\n"
-      "    from_revisions varchar(32)[] NOT NULL,\n"
-      "    to_revisions varchar(32)[] NOT NULL,\n"
-      "    message text,\n"
-      "    file text,\n"
-      "    checksum text,\n"
-      "    started_at timestamptz NOT NULL,\n"
-      "    duration_ms double precision NOT NULL,\n"
-      "    db_user text NOT NULL DEFAULT current_user,\n"
-      "    os_user text,\n"
-      "    hostname text,\n"
-      "    luamigrate_version text NOT NULL\n"
-      ")%s",
-      vt->history, "");
+  rc = exec_fmt(conn, err, NULL, 0, NULL, SQL[LM_VT_SQL_CREATE_HISTORY].sql, vt->history, "");
   return explain(rc, "creating", "history", vt->history, err);
 }
 
@@ -232,8 +264,7 @@ static int expect_one(PGresult *res, lm_vt *vt, const char *what, const char *a,
 int lm_vt_insert(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
   PGresult *res = NULL;
   const char *vals[1] = {id};
-  int rc = exec_fmt(conn, err, &res, 1, vals, "INSERT INTO %s (version_num) VALUES ($1)%s",
-                    vt->table, "");
+  int rc = exec_fmt(conn, err, &res, 1, vals, SQL[LM_VT_SQL_INSERT].sql, vt->table, "");
   return rc ? explain(rc, "writing", "version", vt->table, err)
             : expect_one(res, vt, "inserting", id, NULL, err);
 }
@@ -241,8 +272,7 @@ int lm_vt_insert(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
 int lm_vt_delete(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
   PGresult *res = NULL;
   const char *vals[1] = {id};
-  int rc =
-      exec_fmt(conn, err, &res, 1, vals, "DELETE FROM %s WHERE version_num = $1%s", vt->table, "");
+  int rc = exec_fmt(conn, err, &res, 1, vals, SQL[LM_VT_SQL_DELETE].sql, vt->table, "");
   return rc ? explain(rc, "writing", "version", vt->table, err)
             : expect_one(res, vt, "deleting", id, NULL, err);
 }
@@ -250,8 +280,7 @@ int lm_vt_delete(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
 int lm_vt_update(lm_vt *vt, PGconn *conn, const char *from, const char *to, lm_error *err) {
   PGresult *res = NULL;
   const char *vals[2] = {to, from};
-  int rc = exec_fmt(conn, err, &res, 2, vals,
-                    "UPDATE %s SET version_num = $1 WHERE version_num = $2%s", vt->table, "");
+  int rc = exec_fmt(conn, err, &res, 2, vals, SQL[LM_VT_SQL_UPDATE].sql, vt->table, "");
   return rc ? explain(rc, "writing", "version", vt->table, err)
             : expect_one(res, vt, "updating", from, to, err);
 }
@@ -367,13 +396,13 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
     const lm_vt_change *c = &changes[i];
     int np = 1;
     if (c->kind == LM_VT_INSERT) {
-      snprintf(sql, ROW_SQL, "INSERT INTO %s (version_num) VALUES ($1)", vt->table);
+      snprintf(sql, ROW_SQL, SQL[LM_VT_SQL_INSERT].sql, vt->table);
       rowvals[i][0] = c->to;
     } else if (c->kind == LM_VT_DELETE) {
-      snprintf(sql, ROW_SQL, "DELETE FROM %s WHERE version_num = $1", vt->table);
+      snprintf(sql, ROW_SQL, SQL[LM_VT_SQL_DELETE].sql, vt->table);
       rowvals[i][0] = c->from;
     } else {
-      snprintf(sql, ROW_SQL, "UPDATE %s SET version_num = $1 WHERE version_num = $2", vt->table);
+      snprintf(sql, ROW_SQL, SQL[LM_VT_SQL_UPDATE].sql, vt->table);
       rowvals[i][0] = c->to;
       rowvals[i][1] = c->from;
       np = 2;

@@ -10,6 +10,30 @@
 #include "dag.h"
 #include "error.h"
 
+/* The engine's own tables beside the version table are named by these suffixes on its table
+ * part (luamigrate_version_history, ...). lm_vt_init applies them online; the --sql path
+ * and autogenerate (which skips the engine's tables) read them through core.version_table. */
+#define LM_VT_HISTORY_SUFFIX "_history"
+#define LM_VT_LOCK_SUFFIX "_lock"
+#define LM_VT_JOURNAL_SUFFIX "_journal"
+
+/* The bookkeeping statements, each a template: one %s for the quoted table name, then $1, $2
+ * for the values (the row statements). The online run formats them and binds the values;
+ * the --sql path fills in the same text with literals (luamigrate.offline). */
+typedef enum lm_vt_sql {
+  LM_VT_SQL_CREATE_VERSION, /* the version table */
+  LM_VT_SQL_CREATE_HISTORY, /* the history table */
+  LM_VT_SQL_CREATE_JOURNAL, /* the journal (journal.h) */
+  LM_VT_SQL_INSERT,         /* $1: the id added */
+  LM_VT_SQL_DELETE,         /* $1: the id removed */
+  LM_VT_SQL_UPDATE,         /* $1: the new id, $2: the id it replaces */
+  LM_VT_SQL_COUNT
+} lm_vt_sql;
+
+/* The template of `which`, and its name in core.version_table ("create_version", ...). */
+const char *lm_vt_sql_text(lm_vt_sql which);
+const char *lm_vt_sql_name(lm_vt_sql which);
+
 /* Quoted names for a (possibly schema-qualified) version table. */
 typedef struct lm_vt {
   char *table;   /* e.g. "public"."luamigrate_version" or "luamigrate_version" */

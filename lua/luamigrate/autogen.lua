@@ -50,8 +50,9 @@ end
 local function own_tables(vt, ds)
   local vs, vn = vt:match("^(.-)%.(.*)$")
   vs, vn = vs or ds, vn or vt
-  return { [key_of(vs, vn)] = true, [key_of(vs, vn .. "_history")] = true, [key_of(vs, vn .. "_lock")] = true,
-    [key_of(vs, vn .. "_journal")] = true }
+  local own = { [key_of(vs, vn)] = true }
+  for _, suffix in pairs(require("luamigrate.core").version_table.suffix) do own[key_of(vs, vn .. suffix)] = true end
+  return own
 end
 
 -- include_name and include_object as one filter(kind, name, parent) -> boolean

@@ -24,17 +24,37 @@ M.KNOWN = {
   lint = "table", -- luamigrate lint: { rules = { [id] = "off"|"warning"|"error" }, start_after = rev, ... }
 }
 
+-- The value of each setting a file leaves unset: the one list (src/config.c reads the
+-- settings through M.resolve, defaults applied). Settings absent here default to none.
 M.DEFAULTS = {
   script_location = "migrations",
   version_table = "luamigrate_version",
   transaction_per_migration = true,
   pipeline = true,
+  on_changed_file = "warn",
   -- A migration waiting for a table lock makes every query behind it wait too: by default
   -- it gives up after a few seconds, rolls back and tries again with backoff
-  -- (docs/safety.md). The C side (src/config.c) reads these two from here.
+  -- (docs/safety.md).
   migration_lock_timeout = "5s",
   lock_retries = 3,
+  lock = "session", -- its values are src/lock.c's (lm_lock_mode_parse), which also reads --lock
+  lock_lease = 60,
 }
+
+-- What a setting's value must be beyond its type: setting -> check(value) -> message or nil.
+local RULES = {
+  on_changed_file = function(v)
+    if v ~= "warn" and v ~= "error" then return ('on_changed_file must be "warn" or "error", got "%s"'):format(v) end
+  end,
+  -- whole before it is narrowed to C's int: 2^32 or 2.5 must not pass as 0
+  lock_retries = function(v)
+    if not (math.tointeger(v) and v >= 0 and v <= 20) then return "lock_retries must be a whole number from 0 to 20" end
+  end,
+  lock_lease = function(v)
+    if not (v >= 5 and v <= 86400) then return "lock_lease must be from 5 to 86400 seconds" end
+  end,
+}
+local RULE_ORDER = { "on_changed_file", "lock_retries", "lock_lease" }
 
 -- Settings that may also be false: "none" (a timeout turned off), unlike nil ("the default").
 M.MAY_BE_FALSE = { migration_lock_timeout = true, migration_statement_timeout = true }
@@ -71,6 +91,26 @@ function M.load(path)
   if not chunk then error(err, 0) end
   chunk()
   return settings
+end
+
+-- settings[name], or its default when the file leaves it unset (false stays false).
+function M.get(settings, name)
+  local v = settings[name]
+  if v == nil then return M.DEFAULTS[name] end
+  return v
+end
+
+-- The settings a run uses: the file's (M.load), each value checked against RULES (an error
+-- "<path>: <rule>"), then the defaults for the settings it leaves unset.
+function M.resolve(path)
+  local settings = M.load(path)
+  local all = {}
+  for k in pairs(M.KNOWN) do all[k] = M.get(settings, k) end
+  for _, k in ipairs(RULE_ORDER) do
+    local msg = RULES[k](all[k])
+    if msg then error(path .. ": " .. msg, 0) end
+  end
+  return all
 end
 
 return M

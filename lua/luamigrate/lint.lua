@@ -84,15 +84,10 @@ function M.new(opts)
   for k in pairs(require "luamigrate.op") do self.ops_before[k] = true end
   self.conn = opts.conn
   -- nil: the default (luamigrate.config.DEFAULTS); false: none
-  local defaults = require("luamigrate.config").DEFAULTS
-  local function timeout(name)
-    local v = all[name]
-    if v == nil then v = defaults[name] end
-    return v or nil
-  end
-  self.lock_timeout = timeout("migration_lock_timeout")
-  self.statement_timeout = timeout("migration_statement_timeout")
-  self.per_migration = all.transaction_per_migration ~= false
+  local setting = require("luamigrate.config").get
+  self.lock_timeout = setting(all, "migration_lock_timeout") or nil
+  self.statement_timeout = setting(all, "migration_statement_timeout") or nil
+  self.per_migration = setting(all, "transaction_per_migration")
   local version = (ls.postgres_version or 15) * 10000
   -- online, timeouts the server already applies to this role or database (ALTER ROLE ... SET
   -- lock_timeout, as behind a transaction pooler) hold everywhere, autocommit blocks included

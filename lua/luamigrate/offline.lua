@@ -1,5 +1,6 @@
 -- SQL for the version table and the history table in --sql scripts, where there is no
--- server to quote identifiers: the same DDL the online run executes, rendered in Lua.
+-- server to quote identifiers: the statements the online run executes (version_table.c's,
+-- through core.version_table), filled in with names and literals quoted in Lua.
 local quote = require "luamigrate.quote"
 
 local M = {}
@@ -10,51 +11,33 @@ function M.preamble(client_encoding)
   return "SET client_encoding = " .. quote.literal(quote.script_encoding(client_encoding))
 end
 
+-- The engine's own statements and table suffixes, as src/version_table.c owns them.
+local VT = require("luamigrate.core").version_table
+
 -- "schema.table" or "table" -> quoted version, history and journal table names.
 function M.names(version_table)
   local sch, tbl = version_table:match("^([^.]+)%.(.+)$")
   if not sch then tbl = version_table end
-  return quote.qualified(sch, tbl), quote.qualified(sch, tbl .. "_history"),
-    quote.qualified(sch, tbl .. "_journal")
+  return quote.qualified(sch, tbl), quote.qualified(sch, tbl .. VT.suffix.history),
+    quote.qualified(sch, tbl .. VT.suffix.journal)
+end
+
+-- A statement of VT.sql with the quoted table name for its %s and literals for its $n: one
+-- pass over the template, so neither the name nor a value is read as a placeholder.
+local function render(template, name, ...)
+  local values = { ... }
+  return (template:gsub("([%%$])(%w)", function(mark, what)
+    if mark == "%" and what == "s" then return name end
+    if mark == "$" then return quote.literal(values[tonumber(what)]) end
+  end))
 end
 
 -- The journal (src/journal.c) stays empty in a script's database: a script runs autocommit
 -- blocks as plain COMMIT/BEGIN and records no statements.
 function M.create_tables(version_table)
   local vt, hist, journal = M.names(version_table)
-  return {
-    "CREATE TABLE IF NOT EXISTS " .. vt .. " (\n    version_num varchar(32) NOT NULL PRIMARY KEY\n)",
-    "CREATE TABLE IF NOT EXISTS " .. hist .. " (\n"
-      .. "    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
-      .. "    revision varchar(32) NOT NULL,\n"
-      .. "    operation text NOT NULL CHECK (operation IN ('upgrade', 'downgrade', 'stamp')),\n"
-      .. "    from_revisions varchar(32)[] NOT NULL,\n"
-      .. "    to_revisions varchar(32)[] NOT NULL,\n"
-      .. "    message text,\n"
-      .. "    file text,\n"
-      .. "    checksum text,\n"
-      .. "    started_at timestamptz NOT NULL,\n"
-      .. "    duration_ms double precision NOT NULL,\n"
-      .. "    db_user text NOT NULL DEFAULT current_user,\n"
-      .. "    os_user text,\n"
-      .. "    hostname text,\n"
-      .. "    luamigrate_version text NOT NULL\n"
-      .. ")",
-    "CREATE TABLE IF NOT EXISTS " .. journal .. " (\n"
-      .. "    revision varchar(32) NOT NULL,\n"
-      .. "    ordinal integer NOT NULL,\n"
-      .. "    block integer NOT NULL,\n"
-      .. "    statement text NOT NULL,\n"
-      .. "    sha256 text NOT NULL,\n"
-      .. "    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
-      .. "    finished_at timestamptz,\n"
-      .. "    error text,\n"
-      .. "    operation text NOT NULL DEFAULT 'upgrade',\n"
-      .. "    backend_pid integer,\n"
-      .. "    in_transaction boolean NOT NULL DEFAULT false,\n"
-      .. "    PRIMARY KEY (revision, ordinal)\n"
-      .. ")",
-  }
+  return { render(VT.sql.create_version, vt), render(VT.sql.create_history, hist),
+    render(VT.sql.create_journal, journal) }
 end
 
 -- A timeout the online run sets, as the script's statement: "local", SET LOCAL in each
@@ -68,13 +51,9 @@ end
 -- kind: "insert" (to), "delete" (from), "update" (from, to)
 function M.version_row(version_table, kind, from, to)
   local vt = M.names(version_table)
-  if kind == "insert" then
-    return "INSERT INTO " .. vt .. " (version_num) VALUES (" .. quote.literal(to) .. ")"
-  elseif kind == "delete" then
-    return "DELETE FROM " .. vt .. " WHERE version_num = " .. quote.literal(from)
-  end
-  return "UPDATE " .. vt .. " SET version_num = " .. quote.literal(to) .. " WHERE version_num = "
-    .. quote.literal(from)
+  if kind == "insert" then return render(VT.sql.insert, vt, to) end
+  if kind == "delete" then return render(VT.sql.delete, vt, from) end
+  return render(VT.sql.update, vt, to, from)
 end
 
 local function array(ids)

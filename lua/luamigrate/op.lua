@@ -10,9 +10,11 @@ local sql_check = require("luamigrate.sql").check
 local types = require "luamigrate.types"
 local expr = require "luamigrate.expr"
 local typed = require "luamigrate.typed"
+local opts_check = require "luamigrate.options"
 
 local M = {}
 local ident, qualified, literal = quote.ident, quote.qualified, quote.literal
+local has_text_nul = quote.has_nul
 
 local function set(...)
   local s = {}
@@ -27,29 +29,10 @@ local function check(opname, argname, value, want, optional)
   end
 end
 
--- " (did you mean 'x'?)" for a misspelt key of `allowed` (a set), or "".
-local function did_you_mean(name, allowed)
-  local cands = {}
-  for k in pairs(allowed) do cands[#cands + 1] = k end
-  table.sort(cands)
-  local best = type(name) == "string" and core.closest(name, cands)
-  return best and ("; did you mean '" .. best .. "'?") or ""
-end
+local did_you_mean = opts_check.did_you_mean
 M._did_you_mean = did_you_mean
 
-local function options(opname, opts, allowed, level)
-  level = level or 3
-  if opts == nil then return {} end
-  if type(opts) ~= "table" or getmetatable(opts) ~= nil then
-    error(("op.%s: options must be a table, got %s"):format(opname, type(opts)), level)
-  end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      error(("op.%s: unknown option '%s'%s"):format(opname, tostring(k), did_you_mean(k, allowed)), level)
-    end
-  end
-  return opts
-end
+local function options(opname, opts, allowed) return opts_check.check("op." .. opname, opts, allowed) end
 
 -- Alembic's optional positional parameters of each op, in Alembic's order (operations/ops.py),
 -- with the check each value must pass ("s" string, "b" boolean, "t" a type, "*" anything);
@@ -128,7 +111,7 @@ local function trailing(opname, allowed, first, ...)
       end
     end
   end
-  local o = options(opname, opts, allowed, 4)
+  local o = options(opname, opts, allowed)
   if next(given) == nil then return o end
   local merged = {}
   for k, v in pairs(o) do merged[k] = v end
@@ -203,7 +186,7 @@ function M.execute(sql, params)
     text, values = expr.compile(sql, ctx.emit ~= nil, render.value)
     for i = 1, values.n do
       local v = values[i]
-      if type(v) == "string" and v:find("\0", 1, true) then
+      if has_text_nul(v) then
         error(("op.execute: the statement's value $%d contains a NUL byte, which PostgreSQL text cannot hold")
           :format(i), 2)
       end
@@ -238,11 +221,11 @@ OfflineConn.__index = OfflineConn
 -- cut the text at; a value it cannot bind), raised at the caller of get_bind()'s
 -- :execute/:query (level 3 from here).
 local function refuse_params(sql, ...)
-  if type(sql) == "string" and sql:find("\0", 1, true) then error("statement contains a NUL byte", 3) end
+  if has_text_nul(sql) then error("statement contains a NUL byte", 3) end
   for i = 1, select("#", ...) do
     local v = select(i, ...)
     local t = type(v)
-    if t == "string" and v:find("\0", 1, true) then
+    if has_text_nul(v) then
       error(("parameter $%d contains a NUL byte"):format(i), 3)
     elseif t ~= "string" and t ~= "number" and t ~= "boolean" and t ~= "nil" then
       error(("parameter $%d: cannot bind a %s value"):format(i, t), 3)
@@ -1132,7 +1115,7 @@ local UNGUARDED = set("get_bind", "get_x_argument", "register", "autocommit_bloc
 -- The path of the first string holding a NUL in v ("" for v itself), or nil. The array
 -- part is searched in order, then the other keys.
 local function nul_path(v, depth, seen)
-  if type(v) == "string" then return v:find("\0", 1, true) and "" or nil end
+  if type(v) == "string" then return has_text_nul(v) and "" or nil end
   if type(v) ~= "table" or depth > 6 or seen[v] then return nil end
   seen[v] = true
   local n = #v
@@ -1143,15 +1126,13 @@ local function nul_path(v, depth, seen)
   for k, x in pairs(v) do
     if not (math.type(k) == "integer" and k >= 1 and k <= n) then
       local step = math.type(k) == "integer" and ("[" .. k .. "]") or ("." .. tostring(k))
-      if type(k) == "string" and k:find("\0", 1, true) then return step end
+      if has_text_nul(k) then return step end
       local sub = nul_path(x, depth + 1, seen)
       if sub then return step .. sub end
     end
   end
   return nil
 end
-
-local find = string.find
 
 -- Raises the NUL refusal for argument i (of n) of op `opname`, at the op's caller.
 local function refuse(opname, i, n, v)
@@ -1168,7 +1149,7 @@ end
 
 local function has_nul(v)
   local t = type(v)
-  if t == "string" then return find(v, "\0", 1, true) ~= nil end
+  if t == "string" then return has_text_nul(v) end
   return t == "table" and nul_path(v, 1, {}) ~= nil
 end
 

@@ -97,13 +97,20 @@ function M.conv_name(name)
   return name:sub(1, cut) .. "_" .. require("luamigrate.core").md5_hex(name):sub(-4)
 end
 
+-- Whether v is a string holding a NUL byte, which no PostgreSQL text can hold and at which
+-- libpq would cut a statement or a value short: the one test of luamigrate's Lua (op.*, the
+-- offline connection, names and literals), each caller naming what held it. The C side
+-- refuses the same at its boundary (src/bind/l_conn.c, the --sql emit).
+local find = string.find
+function M.has_nul(v) return type(v) == "string" and find(v, "\0", 1, true) ~= nil end
+
 -- Quotes one identifier when it needs it. Raises on a NUL byte, an empty name, or one longer
 -- than PostgreSQL keeps; an op.f() name is shortened (conv_name) instead.
 function M.ident(name)
   if M.is_conv(name) then name = M.conv_name(name.name) end
   if type(name) ~= "string" then raise(("identifier must be a string, got %s"):format(type(name))) end
   if name == "" then raise("identifier must not be empty") end
-  if name:find("\0", 1, true) then raise("identifier must not contain a NUL byte") end
+  if M.has_nul(name) then raise("identifier must not contain a NUL byte") end
   if #name > M.MAX_IDENT_BYTES then
     raise(('identifier "%s" is %d bytes long; PostgreSQL keeps %d and would silently truncate it')
       :format(name, #name, M.MAX_IDENT_BYTES))
@@ -125,7 +132,7 @@ M.conn = nil
 -- the connection's client encoding).
 function M.literal(s)
   if type(s) ~= "string" then raise(("literal must be a string, got %s"):format(type(s))) end
-  if s:find("\0", 1, true) then raise("a string literal cannot contain a NUL byte") end
+  if M.has_nul(s) then raise("a string literal cannot contain a NUL byte") end
   local conn = M.conn
   if conn then return conn:literal(s) end
   local body = s:gsub("'", "''")

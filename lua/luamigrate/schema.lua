@@ -3,6 +3,7 @@
 -- migrations are luamigrate.expr's).
 -- Each constructor takes SQLAlchemy's positional arguments and its keyword arguments as one
 -- trailing options table; an unknown option key is an error naming the constructor.
+local options = require "luamigrate.options"
 local types = require "luamigrate.types"
 
 local M = {}
@@ -18,17 +19,7 @@ local function split(what, allowed, ...)
     args[args.n] = nil
     args.n = args.n - 1
   end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      local cands = {}
-      for a in pairs(allowed) do cands[#cands + 1] = a end
-      table.sort(cands)
-      local best = type(k) == "string" and require("luamigrate.core").closest(k, cands)
-      error(("%s: unknown option '%s'%s"):format(what, tostring(k),
-        best and ("; did you mean '" .. best .. "'?") or ""), 3)
-    end
-  end
-  return args, opts
+  return args, options.check(what, opts, allowed)
 end
 M.split = split
 

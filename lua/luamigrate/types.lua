@@ -6,6 +6,7 @@
 -- types with arguments never share state. An argument the type does not take is an error
 -- naming the type and the argument; parameters with no DDL effect (as_uuid, astext_type,
 -- none_as_null, ...) are accepted, as SQLAlchemy accepts them, and change nothing.
+local options = require "luamigrate.options"
 local quote = require "luamigrate.quote"
 
 local M = {}
@@ -26,11 +27,6 @@ local function is_options(v) return type(v) == "table" and getmetatable(v) == ni
 -- Raised at the migration's line (the first frame outside luamigrate's modules).
 local raise = quote.raise_plain
 
-local function closest(name, params)
-  local ok, core = pcall(require, "luamigrate.core")
-  if not ok or type(name) ~= "string" then return nil end
-  return core.closest(name, params)
-end
 
 -- Checks of a parameter's value, by the letter its spec gives it.
 local CHECKS = {
@@ -58,14 +54,8 @@ local function bind_args(label, params, inst, args, opts)
   for i = 1, args.n do
     if args[i] ~= nil then given[names[i]], positional[names[i]] = args[i], i end
   end
+  options.check(label, opts, names)
   for k, v in pairs(opts) do
-    local known = false
-    for _, n in ipairs(names) do if n == k then known = true end end
-    if not known then
-      local hint = closest(tostring(k), names)
-      raise(("%s: unknown option '%s'%s"):format(label, tostring(k),
-        hint and ("; did you mean '" .. hint .. "'?") or ""))
-    end
     if given[k] ~= nil then raise(("%s: '%s' given twice (positionally and as an option)"):format(label, k)) end
     given[k] = v
   end
@@ -235,15 +225,7 @@ local function enum_build(label)
       end
       values[i] = args[i]
     end
-    for k in pairs(opts) do
-      local known = false
-      for _, n in ipairs(ENUM_OPTS) do if n == k then known = true end end
-      if not known then
-        local hint = closest(tostring(k), ENUM_OPTS)
-        raise(("%s: unknown option '%s'%s"):format(label, tostring(k),
-          hint and ("; did you mean '" .. hint .. "'?") or ""))
-      end
-    end
+    options.check(label, opts, ENUM_OPTS)
     t.values = values
     t.native_enum = opts.native_enum ~= false
     if t.native_enum and type(opts.name) ~= "string" then

@@ -10,6 +10,7 @@
 #include "bind.h"
 #include "cli.h"
 #include "conn.h"
+#include "l_vt.h"
 #include "log.h"
 #include "pmain.h"
 
@@ -335,5 +336,6 @@ int luaopen_luamigrate_core(lua_State *L) {
   luaopen_luamigrate_lock(L);
   lua_setfield(L, -2, "lock");
   lm_sql_register(L);
+  lm_vt_register(L);
   return 1;
 }
