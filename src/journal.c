@@ -106,22 +106,7 @@ int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int rc = lm_vt_table_exists(conn, vt->journal, &exists, err);
   if (rc) return rc;
   if (!exists)
-    return exec_on(conn, vt->journal,
-                   "CREATE TABLE IF NOT EXISTS %s (\n"
-                   "    revision varchar(32) NOT NULL,\n"
-                   "    ordinal integer NOT NULL,\n"
-                   "    block integer NOT NULL,\n"
-                   "    statement text NOT NULL,\n"
-                   "    sha256 text NOT NULL,\n"
-                   "    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
-                   "    finished_at timestamptz,\n"
-                   "    error text,\n"
-                   "    operation text NOT NULL DEFAULT 'upgrade',\n"
-                   "    backend_pid integer,\n"
-                   "    in_transaction boolean NOT NULL DEFAULT false,\n"
-                   "    PRIMARY KEY (revision, ordinal)\n"
-                   ")",
-                   0, NULL, NULL, err);
+    return exec_on(conn, vt->journal, lm_vt_sql_text(LM_VT_SQL_CREATE_JOURNAL), 0, NULL, NULL, err);
   /* A journal from before downgrades and backend pids were recorded gets their columns. */
   PGresult *res = NULL;
   const char *vals[1] = {vt->journal};

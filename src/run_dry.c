@@ -77,9 +77,7 @@ cleanup:
 
 /* Dry runs: ctx.emit while an autocommit block's statements are listed, not run. */
 static int l_dry_skip(lua_State *L) {
-  size_t sql_len;
-  const char *sql = luaL_checklstring(L, 1, &sql_len);
-  if (strlen(sql) != sql_len) return luaL_error(L, "statement contains a NUL byte");
+  const char *sql = lm_check_text(L, 1, "statement");
   lm_log_before_stdout();
   printf("-- skipped (autocommit block; a dry run cannot leave its transaction):\n");
   for (const char *p = sql; *p;) {

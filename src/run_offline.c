@@ -84,10 +84,7 @@ void lm_emit_sql(const char *sql) {
 }
 
 static int l_emit(lua_State *L) {
-  size_t len;
-  const char *sql = luaL_checklstring(L, 1, &len);
-  if (strlen(sql) != len) return luaL_error(L, "statement contains a NUL byte");
-  lm_emit_sql(sql);
+  lm_emit_sql(lm_check_text(L, 1, "statement"));
   return 0;
 }
 

@@ -18,6 +18,11 @@ int luaopen_luamigrate_core(lua_State *L);
  * LUA_OK or the lua_pcall status with the error table on the stack. */
 int lm_pcall(lua_State *L, int nargs, int nresults);
 
+/* The string at idx as C reads it (up to its first NUL), raising "<what> contains a NUL
+ * byte" when it holds one: libpq and the parser would silently cut it short. The one NUL
+ * check where text leaves Lua for C. Raises (also luaL_checklstring's type error). */
+const char *lm_check_text(lua_State *L, int idx, const char *what);
+
 /* Pushes "path:line" of the innermost stack frame from `level` up that belongs to a user
  * file (chunk "@path"), or nil: the `where` of lm_pcall's error tables. */
 void lm_push_user_where(lua_State *L, int level);

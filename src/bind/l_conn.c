@@ -318,10 +318,9 @@ static int collect_params(lua_State *L, int first, const char ***values) {
         vals[i] = lua_tostring(L, idx);
         break;
       case LUA_TSTRING: {
-        size_t len;
-        vals[i] = lua_tolstring(L, idx, &len);
-        if (strlen(vals[i]) != len) /* libpq would send it cut short at the NUL */
-          return luaL_error(L, "parameter $%d contains a NUL byte", i + 1);
+        char what[32];
+        snprintf(what, sizeof what, "parameter $%d", i + 1);
+        vals[i] = lm_check_text(L, idx, what);
         break;
       }
       default:
@@ -360,9 +359,7 @@ static void trace_statement(const char *sql, int n, const char *const *vals) {
  * holding the result. Raises a structured error on failure. With `hooked`, the Conn's hook
  * sees the statement; NULL is returned when it skipped it. */
 static PGresult *run(lua_State *L, luaconn *c, int hooked) {
-  size_t sql_len;
-  const char *sql = luaL_checklstring(L, 2, &sql_len);
-  if (strlen(sql) != sql_len) luaL_error(L, "statement contains a NUL byte");
+  const char *sql = lm_check_text(L, 2, "statement");
   const char **vals = NULL;
   int n = collect_params(L, 3, &vals);
   luaresult *box = lua_newuserdatauv(L, sizeof *box, 0);

@@ -30,6 +30,13 @@ void lm_push_user_where(lua_State *L, int level) {
   lua_pushnil(L);
 }
 
+const char *lm_check_text(lua_State *L, int idx, const char *what) {
+  size_t len;
+  const char *s = luaL_checklstring(L, idx, &len);
+  if (strlen(s) != len) luaL_error(L, "%s contains a NUL byte", what);
+  return s;
+}
+
 static int msghandler(lua_State *L) {
   if (!lua_istable(L, 1)) {
     const char *msg = lua_tostring(L, 1);

@@ -31,10 +31,7 @@ static void **new_box(lua_State *L) {
 
 /* Checks argument 1 is a string without NUL bytes (the parser reads C strings). */
 static const char *check_sql(lua_State *L) {
-  size_t len;
-  const char *sql = luaL_checklstring(L, 1, &len);
-  if (strlen(sql) != len) luaL_argerror(L, 1, "SQL text contains a NUL byte");
-  return sql;
+  return lm_check_text(L, 1, "SQL text");
 }
 
 /* nil, message, position: a syntax error, the way io functions report failure. */
