@@ -11,6 +11,7 @@
 -- a function's "RETURNS ... LANGUAGE ... AS $$...$$", a trigger's "BEFORE UPDATE ON t FOR
 -- EACH ROW EXECUTE FUNCTION f()", a policy's "AS PERMISSIVE FOR SELECT TO PUBLIC USING (...)".
 local quote = require "luamigrate.quote"
+local optcheck = require "luamigrate.options"
 
 local M = {}
 
@@ -21,12 +22,7 @@ local function set(...)
 end
 
 local function options(what, allowed, opts)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error(("%s: the options must be a table"):format(what), 3) end
-  for k in pairs(opts) do
-    if not allowed[k] then error(("%s: unknown option '%s'"):format(what, tostring(k)), 3) end
-  end
-  return opts
+  return optcheck.check(what, opts, allowed)
 end
 
 local function text_arg(what, name, v)

@@ -6,6 +6,7 @@
 -- sa.cast. A statement compiles to SQL with $n parameters (online) or with the values written
 -- as literals (--sql); op.execute and op.get_bind():execute/query take them.
 local quote = require "luamigrate.quote"
+local options = require "luamigrate.options"
 local types = require "luamigrate.types"
 local typed = require "luamigrate.typed"
 
@@ -117,11 +118,7 @@ function Expr:op(operator, o)
   if type(operator) ~= "string" then quote.raise_plain("op: the operator must be a string") end
   local prec = 0
   if type(o) == "table" then
-    for k in pairs(o) do
-      if k ~= "precedence" and k ~= "is_comparison" and k ~= "return_type" then
-        quote.raise_plain(("op(%q): unknown option '%s'"):format(operator, tostring(k)))
-      end
-    end
+    options.check(("op(%q)"):format(operator), o, { "precedence", "is_comparison", "return_type" })
     prec = o.precedence or 0
   elseif o ~= nil then
     prec = o
@@ -197,9 +194,7 @@ function M.table(name, ...)
     opts = last
     n = n - 1
   end
-  for k in pairs(opts) do
-    if k ~= "schema" then quote.raise_plain(("sa.table: unknown option '%s'"):format(tostring(k))) end
-  end
+  options.check("sa.table", opts, { "schema" })
   local t = setmetatable({ kind = "table", name = name, schema = opts.schema, columns = {} }, Table)
   local c = {}
   for i = 1, n do

@@ -57,7 +57,8 @@ describe("entity statements", function()
   end)
 
   it("refuses bad declarations, naming the constructor", function()
-    assert.has_error(function() sa.View("v", "SELECT 1", { shema = "x" }) end, "sa.View: unknown option 'shema'")
+    assert.has_error(function() sa.View("v", "SELECT 1", { shema = "x" }) end,
+      "sa.View: unknown option 'shema'; did you mean 'schema'?")
     assert.has_error(function() sa.View("v", "  ") end, "sa.View: the definition must be a non-empty string")
     assert.has_error(function() sa.Function("f", "RETURNS int AS 'SELECT 1' LANGUAGE sql") end,
       'sa.Function("f"): the signature needs its argument list, e.g. "f(a integer)"')
