@@ -1,27 +1,17 @@
 /* The revision DAG: revisions, their parents (down_revision), branch labels and
  * dependencies; validation, heads, identifier resolution, upgrade/downgrade plans and the
  * version-table transitions of each step. Knows neither libpq nor Lua. Every operation is
- * linear (or n log n) in the number of revisions: no quadratic walks. */
+ * linear (or n log n) in the number of revisions: no quadratic walks. The public header of
+ * the layer: dag.c (storage, validation), dag_label.c, dag_resolve.c, dag_step.c. */
 #ifndef LM_DAG_H
 #define LM_DAG_H
 
 #include <stddef.h>
 
 #include "error.h"
+#include "revset.h"
 
 typedef struct lm_dag lm_dag;
-
-/* A set of revisions, as indices into the DAG (0 .. lm_dag_count-1), kept in the order the
- * operation defines. The caller zero-initialises it and frees it with lm_revset_free. */
-typedef struct lm_revset {
-  int *idx;
-  size_t n, cap;
-} lm_revset;
-
-void lm_revset_free(lm_revset *s);
-int lm_revset_push(lm_revset *s, int idx); /* 0 or LM_ENOMEM */
-int lm_revset_has(const lm_revset *s, int idx);
-int lm_revset_same(const lm_revset *a, const lm_revset *b); /* same members (no duplicates) */
 
 lm_dag *lm_dag_new(void);
 void lm_dag_free(lm_dag *dag);
@@ -50,6 +40,8 @@ int lm_dag_finish(lm_dag *dag, lm_error *err);
 
 size_t lm_dag_count(const lm_dag *dag);
 int lm_dag_find(const lm_dag *dag, const char *id); /* exact id -> index, or -1 */
+/* A branch label -> the index of the revision declaring it, or -1 (finished graphs). */
+int lm_dag_find_label(const lm_dag *dag, const char *label);
 const char *lm_dag_id(const lm_dag *dag, int idx);
 const char *lm_dag_path(const lm_dag *dag, int idx);
 /* The docstring's first paragraph (what history shows; the whole docstring is read from the
@@ -72,6 +64,8 @@ int lm_dag_mark(const lm_dag *dag, const int *seeds, size_t nseeds, int up, int 
 /* Heads (lm_dag_is_head) and bases in add order. */
 int lm_dag_heads(const lm_dag *dag, lm_revset *out);
 int lm_dag_bases(const lm_dag *dag, lm_revset *out);
+/* Heads nothing depends on either (lm_dag_is_real_head), in add order: what "heads" means. */
+int lm_dag_real_heads(const lm_dag *dag, lm_revset *out);
 
 /* What a target expression is resolved for: the grammar differs by command. */
 typedef enum lm_resolve_mode {
