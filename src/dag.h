@@ -1,8 +1,8 @@
 /* The revision DAG: revisions, their parents (down_revision), branch labels and
  * dependencies; validation, heads, identifier resolution, upgrade/downgrade plans and the
  * version-table transitions of each step. Knows neither libpq nor Lua. Every operation is
- * linear (or n log n) in the number of revisions: no quadratic walks. The public header of
- * the layer: dag.c (storage, validation), dag_label.c, dag_resolve.c, dag_step.c. */
+ * linear (or n log n) in the number of revisions (but see the downgrade order). The public
+ * header of the layer: dag.c (storage, validation), dag_label.c, dag_resolve.c, dag_step.c. */
 #ifndef LM_DAG_H
 #define LM_DAG_H
 
@@ -113,7 +113,11 @@ int lm_dag_overlap(const lm_dag *dag, const lm_revset *current, int *desc, lm_re
  * revision comes after all its parents and dependencies; ties broken by index. An empty
  * plan is not an error. Downgrade: the revisions to undo, children before parents, that
  * are ancestors-or-self of `current` and descendants-or-self (via children and dependents)
- * of the targets' children; lm_dag_plan_downgrade_scoped with no scope. */
+ * of the targets' children, in the order of Alembic's walk down from the rows (taken in
+ * index order; a revision waits until nothing still to undo stands on it), which decides
+ * the rows a downgrade through merges leaves; lm_dag_plan_downgrade_scoped with no scope.
+ * Linear on graphs whose branches join again soon; a graph where long parallel lines
+ * depend on each other revision by revision costs up to quadratic time (as in Alembic). */
 int lm_dag_plan_upgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,
                         lm_revset *plan, lm_error *err);
 int lm_dag_plan_downgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,

@@ -82,11 +82,14 @@ int lm_dag_plan_upgrade(const lm_dag *dag, const lm_revset *current, const lm_re
   return rc ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
 }
 
+static int downgrade_order(const lm_dag *dag, const lm_revset *current, unsigned char *mark,
+                           lm_revset *plan);
+
 int lm_dag_plan_downgrade_scoped(const lm_dag *dag, const lm_revset *current,
                                  const lm_revset *target, int scope, lm_revset *plan,
                                  lm_error *err) {
   unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
-  lm_revset order = {0}, roots = {0};
+  lm_revset roots = {0};
   int rc = LM_OK;
   if (!mark) return lm_error_set(err, LM_ENOMEM, "out of memory");
   /* bit 1: ancestors-or-self of the current heads. */
@@ -133,15 +136,13 @@ int lm_dag_plan_downgrade_scoped(const lm_dag *dag, const lm_revset *current,
       goto cleanup;
     }
   }
-  if ((rc = topo(dag, mark, 4, &order))) goto oom;
-  for (size_t i = order.n; i-- > 0;)
-    if ((rc = lm_revset_push(plan, order.idx[i]))) goto oom;
+  if ((rc = downgrade_order(dag, current, mark, plan)) == LM_ENOMEM) goto oom;
+  if (rc) rc = lm_error_set(err, rc, "internal error: no order for the downgrade");
   goto cleanup;
 oom:
   rc = lm_error_set(err, LM_ENOMEM, "out of memory");
 cleanup:
   free(mark);
-  lm_revset_free(&order);
   lm_revset_free(&roots);
   return rc;
 }
@@ -326,5 +327,128 @@ cleanup:
   lm_revset_free(&down);
   lm_revset_free(&tmp);
   lm_revset_free(&self);
+  return rc;
+}
+
+/* Alembic's normalized down revisions of idx (the walk's next steps): its parents, then the
+ * dependencies that no revision below it by down_revision also declares (a rule that differs
+ * from normalized_down's). A declaring revision ranks above the dependency, so the walk
+ * stops below that rank. stack and seen (stamped with *gen) are scratch of dag->n. */
+static int walk_down(const lm_dag *dag, int idx, int *stack, unsigned *seen, unsigned *gen,
+                     lm_revset *out) {
+  const rev *r = &dag->revs[idx];
+  for (size_t i = 0; i < r->ndown; i++)
+    if (lm_revset_push(out, r->parents[i])) return LM_ENOMEM;
+  for (size_t i = 0; i < r->ndeps; i++) {
+    int d = r->deps[i], declared = 0;
+    size_t sp = 0;
+    ++*gen;
+    for (size_t j = 0; j < r->ndown; j++) {
+      int p = r->parents[j];
+      if (dag->rank[p] > dag->rank[d] && seen[p] != *gen) seen[p] = *gen, stack[sp++] = p;
+    }
+    while (sp && !declared) {
+      const rev *a = &dag->revs[stack[--sp]];
+      for (size_t k = 0; k < a->ndeps && !declared; k++) declared = a->deps[k] == d;
+      for (size_t j = 0; j < a->ndown; j++) {
+        int p = a->parents[j];
+        if (dag->rank[p] > dag->rank[d] && seen[p] != *gen) seen[p] = *gen, stack[sp++] = p;
+      }
+    }
+    if (!declared && lm_revset_push(out, d)) return LM_ENOMEM;
+  }
+  return LM_OK;
+}
+
+/* The order in which a downgrade undoes the revisions marked 4 in `mark` (all ancestors of
+ * `current`, the database's rows): Alembic's _topological_sort, which the version-table
+ * steps depend on (undoing a branch first or a merge first leaves different rows). A list of
+ * walk positions starts as the rows to undo, in index order; the walk stays on one position
+ * and emits it, moving to its parents (its normalized down revisions; a second parent opens a
+ * new position at the end of the list), unless the position is below another one: then the
+ * walk goes to the first position in the list standing on it. A finished position leaves the
+ * list and the walk goes back to the one before it. A revision is below another position
+ * exactly when one of its children or dependents is still to undo (what is undone is closed
+ * upwards), so that test is a counter; only finding which position takes a walk up. Clears
+ * the marks it emits. */
+static int downgrade_order(const lm_dag *dag, const lm_revset *current, unsigned char *mark,
+                           lm_revset *plan) {
+  size_t n = dag->n;
+  int *pending = calloc(n ? n : 1, sizeof *pending), *stack = malloc((n ? n : 1) * sizeof *stack);
+  unsigned *seen = calloc(n ? n : 1, sizeof *seen), gen = 0;
+  lm_revset pos = {0}, down = {0};
+  int rc = LM_ENOMEM;
+  if (!pending || !stack || !seen) goto cleanup;
+  /* pending[x]: x's children and dependents still to undo; bit 16: x is a walk position */
+  for (size_t i = 0; i < n; i++) {
+    if (!(mark[i] & 4)) continue;
+    const rev *r = &dag->revs[i];
+    for (size_t j = 0; j < r->ndown; j++) pending[r->parents[j]] += (mark[r->parents[j]] & 4) != 0;
+    for (size_t j = 0; j < r->ndeps; j++) pending[r->deps[j]] += (mark[r->deps[j]] & 4) != 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    if ((mark[i] & 4) && lm_revset_has(current, (int)i)) {
+      if (lm_revset_push(&pos, (int)i)) goto cleanup;
+      mark[i] |= 16;
+    }
+  size_t at = 0;
+  while (pos.n) {
+    int cand = pos.idx[at];
+    if (pending[cand]) {
+      /* the first position standing on cand: walk up what is still to undo above it */
+      size_t sp = 0, first = pos.n;
+      gen++;
+      stack[sp++] = cand;
+      seen[cand] = gen;
+      while (sp) {
+        const rev *r = &dag->revs[stack[--sp]];
+        for (int pass = 0; pass < 2; pass++) {
+          const adj *up = pass ? &r->dependents : &r->children;
+          for (size_t j = 0; j < up->n; j++) {
+            int c = up->idx[j];
+            if (!(mark[c] & 4) || seen[c] == gen) continue;
+            seen[c] = gen;
+            stack[sp++] = c;
+          }
+        }
+      }
+      for (size_t k = 0; k < pos.n && first == pos.n; k++)
+        if (k != at && seen[pos.idx[k]] == gen) first = k;
+      if (first == pos.n) { /* cannot happen: what is pending sits below a position */
+        rc = LM_ERR;
+        goto cleanup;
+      }
+      at = first;
+      continue;
+    }
+    if (lm_revset_push(plan, cand)) goto cleanup;
+    mark[cand] &= (unsigned char)~(4 | 16);
+    const rev *r = &dag->revs[cand];
+    for (size_t j = 0; j < r->ndown; j++) pending[r->parents[j]] -= (mark[r->parents[j]] & 4) != 0;
+    for (size_t j = 0; j < r->ndeps; j++) pending[r->deps[j]] -= (mark[r->deps[j]] & 4) != 0;
+    down.n = 0;
+    if (walk_down(dag, cand, stack, seen, &gen, &down)) goto cleanup;
+    size_t k = 0;
+    for (size_t j = 0; j < down.n; j++)
+      if ((mark[down.idx[j]] & (4 | 16)) == 4) down.idx[k++] = down.idx[j];
+    if (k == 0) {
+      lm_revset_remove(&pos, cand);
+      at = at ? at - 1 : 0;
+      continue;
+    }
+    pos.idx[at] = down.idx[0];
+    mark[down.idx[0]] |= 16;
+    for (size_t j = 1; j < k; j++) {
+      if (lm_revset_push(&pos, down.idx[j])) goto cleanup;
+      mark[down.idx[j]] |= 16;
+    }
+  }
+  rc = LM_OK;
+cleanup:
+  free(pending);
+  free(stack);
+  free(seen);
+  lm_revset_free(&pos);
+  lm_revset_free(&down);
   return rc;
 }
