@@ -175,27 +175,41 @@ static int clean_utf8(const char *s) {
   return 1;
 }
 
-int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndown,
-               const char *const *labels, size_t nlabels, const char *const *deps, size_t ndeps,
-               const char *path, const char *doc, lm_error *err) {
+int lm_dag_check_id(const char *id, const char *where, lm_error *err) {
   char bad;
-  if (dag->finished)
-    return lm_error_set(err, LM_ERR, "revision added after the graph was finished");
-  if (!id || !*id) return lm_error_set(err, LM_EUSAGE, "%s: empty revision identifier", path);
+  if (!id || !*id) return lm_error_set(err, LM_EUSAGE, "%s: empty revision identifier", where);
   if (bad_id(id, &bad))
     return lm_error_set(err, LM_EUSAGE,
-                        "%s: Character(s) '%c' not allowed in revision identifier '%s'", path, bad,
+                        "%s: Character(s) '%c' not allowed in revision identifier '%s'", where, bad,
                         id);
   if (!clean_utf8(id))
     return lm_error_set(err, LM_EUSAGE,
                         "%s: revision identifier is not valid UTF-8 text (it holds invalid or "
                         "control bytes)",
-                        path);
-  if (strlen(id) > 32)
+                        where);
+  if (strlen(id) > LM_DAG_ID_MAX)
     return lm_error_set(err, LM_EUSAGE,
                         "%s: revision identifier '%s' is longer than 32 characters (the version "
                         "table's column is varchar(32))",
-                        path, id);
+                        where, id);
+  return LM_OK;
+}
+
+int lm_dag_valid_id(const char *id) {
+  size_t n = id ? strlen(id) : 0;
+  if (n == 0 || n > LM_DAG_ID_MAX) return 0;
+  for (const char *p = id; *p; p++)
+    if (!isalnum((unsigned char)*p) && *p != '_') return 0;
+  return 1;
+}
+
+int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndown,
+               const char *const *labels, size_t nlabels, const char *const *deps, size_t ndeps,
+               const char *path, const char *doc, lm_error *err) {
+  if (dag->finished)
+    return lm_error_set(err, LM_ERR, "revision added after the graph was finished");
+  int rc = lm_dag_check_id(id, path, err);
+  if (rc) return rc;
   int dup = lm_dag_find(dag, id);
   if (dup >= 0)
     return lm_error_set(err, LM_EUSAGE, "Revision %s is present more than once: in %s and in %s",

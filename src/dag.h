@@ -18,13 +18,24 @@ void lm_dag_free(lm_dag *dag);
 /* Room for n revisions, so adding them does not grow the storage step by step (optional). */
 int lm_dag_reserve(lm_dag *dag, size_t n);
 
+/* The revision-id rule, owned here (the CLI and the loader ask; none repeats it). */
+#define LM_DAG_ID_MAX 32 /* bytes: the version table's column is varchar(32) */
+/* An id a revision file may declare: 1 to LM_DAG_ID_MAX bytes of UTF-8 text without control
+ * characters, '@', '-', '+', ':' or white space (those are the target grammar's). LM_OK, or
+ * LM_EUSAGE with a message that starts with `where` (the file): "Character(s) '-' not
+ * allowed in revision identifier 'a-b'", ... */
+int lm_dag_check_id(const char *id, const char *where, lm_error *err);
+/* 1 for an id luamigrate writes itself (revision --rev-id, generated ids): 1 to
+ * LM_DAG_ID_MAX ASCII letters, digits or '_', which lm_dag_check_id always accepts (ids
+ * that read the same in every shell, file system and tool); else 0. */
+int lm_dag_valid_id(const char *id);
+
 /* Adds one revision. Every string is copied. `down` lists the parent ids (ndown == 0: a
  * base; ndown > 1: a merge point); `labels` the branch labels; `deps` the depends_on
  * entries (revision ids, partial ids or labels, resolved in lm_dag_finish). `path` is the
  * file it came from (used in messages), `doc` its docstring (may be NULL).
- * Fails (LM_EUSAGE) on an empty id, an id holding any of '@', '-', '+', ':' or white space
- * ("Character(s) '-' not allowed in revision identifier 'a-b'"), an id longer than 32
- * bytes, and a duplicate id (message names both files).
+ * Fails (LM_EUSAGE) on an id lm_dag_check_id refuses (with `path` as where) and on a
+ * duplicate id (message names both files).
  * Returns the new revision's index (>= 0) or a negative code. Indices follow add order,
  * which is the caller's file-name order and the documented tie-break everywhere. */
 int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndown,

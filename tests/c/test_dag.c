@@ -192,6 +192,30 @@ static void expect_error(const char *const *specs, const char *want, int line) {
   lm_dag_free(dag);
 }
 
+/* The one revision-id rule: what a file may declare, and the narrower set luamigrate writes. */
+static void test_ids(void) {
+  lm_error err = {0};
+  CHECK(lm_dag_check_id("ab12_x", "f.lua", &err) == LM_OK);
+  CHECK(lm_dag_check_id("r\xc3\xa9v", "f.lua", &err) == LM_OK); /* UTF-8 text is an id */
+  CHECK(lm_dag_check_id("a:b", "f.lua", &err) == LM_EUSAGE &&
+        !strcmp(err.message, "f.lua: Character(s) ':' not allowed in revision identifier 'a:b'"));
+  lm_error_clear(&err);
+  CHECK(lm_dag_check_id("a\x01", "f.lua", &err) == LM_EUSAGE);
+  lm_error_clear(&err);
+  CHECK(lm_dag_check_id("123456789012345678901234567890123", "f.lua", &err) == LM_EUSAGE);
+  lm_error_clear(&err);
+  CHECK(lm_dag_check_id("", "f.lua", &err) == LM_EUSAGE &&
+        !strcmp(err.message, "f.lua: empty revision identifier"));
+  lm_error_clear(&err);
+  CHECK(lm_dag_valid_id("ab12_X"));
+  CHECK(lm_dag_valid_id("12345678901234567890123456789012"));
+  CHECK(!lm_dag_valid_id("123456789012345678901234567890123"));
+  CHECK(!lm_dag_valid_id(""));
+  CHECK(!lm_dag_valid_id(NULL));
+  CHECK(!lm_dag_valid_id("a.b"));
+  CHECK(!lm_dag_valid_id("r\xc3\xa9v"));
+}
+
 static void test_validation(void) {
   expect_error((const char *const[]){"a-b", NULL},
                "versions/a-b.lua: Character(s) '-' not allowed in revision identifier 'a-b'",
@@ -464,6 +488,7 @@ static void test_scale(void) {
 }
 
 int main(void) {
+  test_ids();
   test_validation();
   test_linear();
   test_branches();
