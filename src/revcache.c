@@ -52,31 +52,16 @@ static void sb_puts(lm_revcache_buf *b, const char *v, size_t len) {
 /* One field: backslash, tab, newline and space escaped, so fields split on tabs and list
  * items on spaces. */
 static void sb_field(lm_revcache_buf *b, const char *v) {
-  size_t plain = strcspn(v, "\\\t\n\r ");
+  static const char special[] = "\\\t\n\r ", code[] = "\\tnrs";
+  size_t plain = strcspn(v, special);
   sb_puts(b, v, plain);
   for (v += plain; *v; v++) {
-    switch (*v) {
-      case '\\':
-        sb_putc(b, '\\');
-        sb_putc(b, '\\');
-        break;
-      case '\t':
-        sb_putc(b, '\\');
-        sb_putc(b, 't');
-        break;
-      case '\n':
-        sb_putc(b, '\\');
-        sb_putc(b, 'n');
-        break;
-      case '\r':
-        sb_putc(b, '\\');
-        sb_putc(b, 'r');
-        break;
-      case ' ':
-        sb_putc(b, '\\');
-        sb_putc(b, 's');
-        break;
-      default: sb_putc(b, *v);
+    const char *e = strchr(special, *v); /* *v is never the terminator */
+    if (e) {
+      sb_putc(b, '\\');
+      sb_putc(b, code[e - special]);
+    } else {
+      sb_putc(b, *v);
     }
   }
 }
