@@ -360,7 +360,8 @@ describe("parity with Alembic", function()
         end
         return step
       end
-      if acode == 0 and c[1] == "downgrade" and implied_row(revs, rows(al_url)) then
+      local al_rows = rows(al_url)
+      if acode == 0 and c[1] == "downgrade" and al_rows ~= rows(lm_url) and implied_row(revs, al_rows) then
         -- Alembic undid a merge that also depends_on an ancestor of its parents and put
         -- that ancestor back as a row beside the parent that implies it (it drops from a
         -- revision's dependencies only those its ancestors declare too): rows it then
@@ -368,7 +369,7 @@ describe("parity with Alembic", function()
         -- leaves the rows without the implied one; the tools part ways here.
         assert.are.equal(0, r.code, where)
         assert.are.equal(ran(al_url, al_since), ran(lm_url, lm_since), where)
-        assert.are.equal(without_implied(revs, rows(al_url)), rows(lm_url), where)
+        assert.are.equal(without_implied(revs, al_rows), rows(lm_url), where)
         return step
       end
       assert.are.equal(acode == 0, r.code == 0, where)
