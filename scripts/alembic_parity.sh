@@ -7,8 +7,10 @@
 #   scripts/alembic_parity.sh PROJECT [TARGET]
 # PROJECT: the history's alembic.ini, pyproject.toml or directory; TARGET: how far Alembic
 # and luamigrate upgrade (default heads). The server is libpq's default (PG* variables), e.g.
-# `eval "$(cat /tmp/lmpg-conv12/env)"` after scripts/spec.sh started one. Prints one line per
-# step and exits 0 when both steps give identical schemas.
+# `eval "$(cat /tmp/lmpg-conv12/env)"` after scripts/spec.sh started one. What the revisions
+# import of the application must be importable by Alembic's Python: set PYTHONPATH to the
+# repository root (e.g. PYTHONPATH=~/src/ironic scripts/alembic_parity.sh ~/src/ironic/ironic/db/sqlalchemy).
+# Prints one line per step and exits 0 when both steps give identical schemas.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${LUAMIGRATE_BIN:-$root/build/luamigrate}

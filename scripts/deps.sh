@@ -8,6 +8,7 @@ packages=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libpq-dev libssl
   lua-cjson                                                     # json values of op.get_bind():query()
   libpg-query-dev                                               # PostgreSQL's parser: splitting, lint
   pgbouncer python3-alembic python3-psycopg2 bsdutils           # these four: tests only
+  python3-sqlalchemy-utils python3-oslo.db python3-flask-sqlalchemy  # convert_spec, python_spec: libraries migrations import
   groff-base man-db zsh debootstrap                             # packaging tests: man page, completions, the .deb
   valgrind clang clang-tidy libclang-rt-14-dev)                 # memcheck, fuzz and lint_c tiers
 # (bsdutils: script(1), which output_spec and docs_spec use for a terminal; Debian installs it anyway)

@@ -28,12 +28,16 @@ cleanup() {
 trap cleanup EXIT
 
 # Runs one step of a lane: a header, the command, its status recorded as "name rc seconds".
+# Its output is kept in a file of its own too, so the summary can end with the tail of each
+# failed step (the summary is what a truncated CI log still shows).
 step() {
   local lane=$1 name=$2
   shift 2
-  local t0=$SECONDS rc=0
+  local t0=$SECONDS rc=0 out
+  out="$work/$lane.$({ wc -l <"$work/$lane.status"; } 2>/dev/null || echo 0).out"
   echo "== $name"
-  "$@" || rc=$?
+  "$@" >"$out" 2>&1 || rc=$?
+  cat "$out"
   echo "$name $rc $((SECONDS - t0))" >>"$work/$lane.status"
   return 0
 }
@@ -97,17 +101,24 @@ cat "$work/lane2.log"
 
 echo "######## summary ($((SECONDS - t0)) s for both lanes)"
 status=0
+failed_tails=()
 for lane in lane1 lane2; do
   if [ ! -s "$work/$lane.status" ]; then
     echo "$lane: did not run (its server failed to start?)"
     status=1
     continue
   fi
+  i=0
   while read -r line; do
     rc=$(awk '{print $(NF-1)}' <<<"$line")
     secs=$(awk '{print $NF}' <<<"$line")
     name=${line% * *}
-    if [ "$rc" -eq 0 ]; then echo "ok     ${secs}s  $name"; else echo "FAILED ${secs}s  $name (rc $rc)"; status=1; fi
+    if [ "$rc" -eq 0 ]; then echo "ok     ${secs}s  $name"; else
+      echo "FAILED ${secs}s  $name (rc $rc)"
+      failed_tails+=("$name" "$work/$lane.$i.out")
+      status=1
+    fi
+    i=$((i + 1))
   done <"$work/$lane.status"
 done
 # Each lane has four steps; one missing means a lane stopped early.
@@ -117,4 +128,9 @@ counts=$(cat "$work"/lane*.log | sed -n 's/.* tests passed, \([0-9]*\) tests\{0,
   awk '{f += $1; n += $2} END {print n - f, f}')
 read -r passed failed <<<"$counts"
 echo "ctest: ${passed:-0} passed, ${failed:-0} failed"
+# Last, where a truncated log still shows it: why each failed step failed.
+for ((k = 0; k < ${#failed_tails[@]}; k += 2)); do
+  echo "---- why '${failed_tails[k]}' failed (its last 25 lines):"
+  tail -n 25 "${failed_tails[k + 1]}"
+done
 exit $status

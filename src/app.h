@@ -1,52 +1,19 @@
 /* The state of one command invocation, shared by the command implementations, the loader
- * and the run loop: options, settings, the Lua state, the DAG, the connection, the lock. */
+ * and the run loop: options, settings, the Lua state, the DAG, the connection, the lock.
+ * Knows no Lua API: the state is a forward-declared struct lua_State. */
 #ifndef LM_APP_H
 #define LM_APP_H
 
-#include <libpq-fe.h>
-#include <lua.h>
-
+#include "cli.h"
+#include "config.h"
 #include "dag.h"
 #include "error.h"
 #include "lock.h"
 #include "version_table.h"
 
-typedef struct lm_opts {
-  const char *config; /* -c */
-  const char *url;    /* --url */
-  const char **x;     /* -x KEY=VALUE, in order */
-  int nx;
-  int quiet;   /* -q: no step lines */
-  int verbose; /* -v before the command (or after one without its own -v): more detail */
-  int color;   /* lm_color: --color=auto|always|never */
-  const char *lock_timeout; /* --lock-timeout SECONDS, beats the config's lock_timeout */
-  const char *lock_mode;    /* --lock MODE, beats the config's lock */
-  const char *command;
-  int argc; /* the command's own arguments */
-  char **argv;
-} lm_opts;
-
-typedef struct lm_config {
-  char *path;            /* the config file as found (relative paths stay relative) */
-  char *dir;             /* its directory */
-  char *script_location; /* resolved against dir */
-  char *versions_dir;    /* script_location/versions */
-  char *url;             /* after precedence; NULL = libpq defaults */
-  char *version_table;
-  int tx_per_migration;
-  int pipeline;              /* pipeline = false: ops' statements each wait for their result */
-  double lock_timeout;       /* seconds; < 0 waits forever */
-  int changed_file_is_error; /* on_changed_file = "error" */
-  char *ddl_lock_timeout;    /* migration_lock_timeout: SET LOCAL lock_timeout, or NULL */
-  char *statement_timeout;   /* migration_statement_timeout, or NULL */
-  int lock_retries;          /* retries of a step that failed with 55P03 */
-  int lock_mode;             /* lm_lock_mode: lock = "session" | "xact" | "table" */
-  double lock_lease;         /* lock_lease: seconds a lease lives without a heartbeat */
-} lm_config;
-
 typedef struct lm_app {
   lm_opts *opts;
-  lua_State *L;
+  struct lua_State *L;
   lm_config cfg;
   lm_dag *dag;
   int envs_ref;     /* registry ref: table revision index+1 -> the file's environment */
@@ -59,12 +26,6 @@ typedef struct lm_app {
   int show_locks; /* --dry-run --locks: each statement's new locks and table rewrites */
   const struct lm_journal *resume; /* upgrade --resume: the half-done revision's record */
 } lm_app;
-
-/* config.c */
-int lm_config_find(const lm_opts *o, char **path, lm_error *err);
-int lm_config_load(lm_app *app, lm_error *err);
-void lm_config_free(lm_config *cfg);
-char *lm_path_join(const char *a, const char *b);
 
 /* loader.c: builds app->dag from the revision files (through the revision cache) and
  * creates the table of environments app->envs_ref, which lm_loader_env fills as revisions
@@ -111,8 +72,5 @@ int lm_emit_offline_ddl(lm_app *app, lm_error *err);
 /* Writes the history row of a stamp (from/to: space-separated ids) to a --sql script. */
 int lm_emit_stamp_history(lm_app *app, const char *revision, const char *from, const char *to,
                           lm_error *err);
-
-/* commands.c */
-int lm_command_run(lm_app *app, lm_error *err);
 
 #endif

@@ -1,17 +1,20 @@
-/* Global option parsing and help texts for every command. */
+/* Global option parsing and the one command table: each command's name, usage, summary,
+ * options (its help, and what its argument parser accepts), example and handler. Help,
+ * dispatch (pmain.c), the man page check and the completions' check all read it. */
 #include "cli.h"
 
+#include "commands.h"
 #include "log.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const lm_command_help HELP[] = {
+static const lm_command COMMANDS[] = {
     {"init", "luamigrate init DIR",
      "Create a new migration environment: DIR/versions/, "
      "DIR/script.lua.tmpl and ./luamigrate.lua (and .luarc.json for editors when the "
      "LuaLS annotations are installed).",
-     "", "luamigrate init migrations"},
+     "", "luamigrate init migrations", 0, lm_cmd_init},
     {"revision", "luamigrate revision -m MESSAGE [options]",
      "Create a new revision file in <script_location>/versions/.",
      "  -m, --message MESSAGE   the revision's message (its docstring)\n"
@@ -25,11 +28,12 @@ static const lm_command_help HELP[] = {
      "                          schema.lua) and the database, which must be at the\n"
      "                          heads\n",
      "luamigrate revision -m \"create account table\"\n"
-     "  luamigrate revision --autogenerate -m \"add EMPLOYEE role\""},
+     "  luamigrate revision --autogenerate -m \"add EMPLOYEE role\"",
+     LM_CMD_LOAD, lm_cmd_revision},
     {"check", "luamigrate check",
      "Compare the declared schema (target_schema) with the database: exit 0 when they match, "
      "else list the differences and exit 1.",
-     "", "luamigrate check"},
+     "", "luamigrate check", LM_CMD_LOAD, lm_cmd_check},
     {"upgrade", "luamigrate upgrade [--sql | --dry-run [--locks] | --resume] TARGET",
      "Upgrade the database to TARGET.",
      "  TARGET: head, heads, a revision id or unique prefix, +N, REV+N;\n"
@@ -50,7 +54,8 @@ static const lm_command_help HELP[] = {
      "luamigrate upgrade head\n"
      "  luamigrate upgrade +1\n"
      "  luamigrate upgrade --resume head\n"
-     "  luamigrate upgrade --sql head > upgrade.sql"},
+     "  luamigrate upgrade --sql head > upgrade.sql",
+     LM_CMD_LOAD, lm_cmd_upgrade},
     {"downgrade", "luamigrate downgrade [--sql | --dry-run [--locks] | --resume] TARGET",
      "Revert the database to TARGET.",
      "  TARGET: base, a revision id or unique prefix, -N, REV-N;\n"
@@ -65,28 +70,30 @@ static const lm_command_help HELP[] = {
      "                          rest, then go on to TARGET\n"
      "  --locks                 with --dry-run: each statement's locks and rewrites\n",
      "luamigrate downgrade -1\n"
-     "  luamigrate downgrade --dry-run base"},
+     "  luamigrate downgrade --dry-run base",
+     LM_CMD_LOAD, lm_cmd_downgrade},
     {"current", "luamigrate current [-v] [--check-heads] [--json]",
      "Show the database's current revision(s).",
      "  -v, --verbose           show full details and the (redacted) database URL\n"
      "  -c, --check-heads       exit 1 unless the database is on every head revision\n"
      "  --json                  a JSON array of revisions instead of text\n",
-     "luamigrate current --check-heads"},
+     "luamigrate current --check-heads", LM_CMD_LOAD, lm_cmd_current},
     {"heads", "luamigrate heads [-v] [--resolve-dependencies] [--json]",
      "Show the head revisions of the scripts.",
      "  -v, --verbose           show full details\n"
      "  --resolve-dependencies  leave out heads that another revision depends on\n"
      "  --json                  a JSON array of revisions instead of text\n",
-     "luamigrate heads"},
+     "luamigrate heads", LM_CMD_LOAD, lm_cmd_heads},
     {"branches", "luamigrate branches [-v]", "Show the branch points and their branches.",
-     "  -v, --verbose           show full details\n", "luamigrate branches"},
+     "  -v, --verbose           show full details\n", "luamigrate branches", LM_CMD_LOAD,
+     lm_cmd_branches},
     {"merge", "luamigrate merge REVS... -m MESSAGE [options]",
      "Create a revision that merges two or more revisions (usually: heads).",
      "  -m, --message MESSAGE   the merge revision's message\n"
      "  --rev-id ID             use ID instead of a random 12-hex id\n"
      "  --branch-label LABEL    give the merge revision a branch label\n"
      "  --splice                allow revisions that are not heads\n",
-     "luamigrate merge heads -m \"merge feature branches\""},
+     "luamigrate merge heads -m \"merge feature branches\"", LM_CMD_LOAD, lm_cmd_merge},
     {"history", "luamigrate history [-r [START]:[END]] [-v] [-i] [--json]",
      "List revisions, newest first.",
      "  -r, --rev-range RANGE   only START:END (either side may be empty; 'current' is\n"
@@ -95,14 +102,16 @@ static const lm_command_help HELP[] = {
      "  -v, --verbose           show full details\n"
      "  --json                  a JSON array of revisions, newest first\n",
      "luamigrate history -r base:head\n"
-     "  luamigrate history -i -r current:"},
+     "  luamigrate history -i -r current:",
+     LM_CMD_LOAD, lm_cmd_history},
     {"show", "luamigrate show [--json] REV", "Show the revision(s) REV names.",
      "  --json                  a JSON array of revisions instead of text\n",
-     "luamigrate show head"},
+     "luamigrate show head", LM_CMD_LOAD, lm_cmd_show},
     {"status", "luamigrate status [--json]",
      "Show where the database is, what is pending, what was applied when, and which "
      "applied files changed since.",
-     "  --json                  one JSON object instead of text\n", "luamigrate status"},
+     "  --json                  one JSON object instead of text\n", "luamigrate status",
+     LM_CMD_LOAD, lm_cmd_status},
     {"inspect", "luamigrate inspect [-o FILE] [--baseline [-m MESSAGE]]",
      "Write the database (the schemas autogenerate compares) as a schema.lua that check finds "
      "identical to it.",
@@ -111,13 +120,14 @@ static const lm_command_help HELP[] = {
      "                          stamp the database at it (for a database luamigrate\n"
      "                          has not run on)\n"
      "  -m, --message MESSAGE   the baseline revision's message (default: baseline)\n",
-     "luamigrate inspect -o migrations/schema.lua --baseline"},
+     "luamigrate inspect -o migrations/schema.lua --baseline", LM_CMD_LOAD, lm_cmd_inspect},
     {"repair", "luamigrate repair [REV...]",
      "Record the current sha256 of applied revision files edited since they ran, after the "
      "edits are reviewed, so they are no longer reported as changed.",
      "  REV...                  only these revisions (default: every changed file)\n",
      "luamigrate repair\n"
-     "  luamigrate repair 3c52d30040ed"},
+     "  luamigrate repair 3c52d30040ed",
+     LM_CMD_LOAD, lm_cmd_repair},
     {"stamp", "luamigrate stamp [--purge] [--sql] REV...",
      "Set the version table to REV without running any migration.",
      "  --purge                 delete every version row first (recovers from a row\n"
@@ -125,7 +135,8 @@ static const lm_command_help HELP[] = {
      "  --sql                   print the SQL instead of running it (REV may be\n"
      "                          START:END)\n",
      "luamigrate stamp head\n"
-     "  luamigrate stamp --purge 3c52d30040ed"},
+     "  luamigrate stamp --purge 3c52d30040ed",
+     LM_CMD_LOAD, lm_cmd_stamp},
     {"convert", "luamigrate convert alembic PATH [-o DIR]",
      "Convert an Alembic project into a luamigrate project on Alembic's version table.",
      "  PATH                    an alembic.ini, a pyproject.toml with\n"
@@ -138,7 +149,7 @@ static const lm_command_help HELP[] = {
      "  What cannot be translated is listed on stderr (file:line) and kept as\n"
      "  commented Python with an error() that makes its revision fail when run;\n"
      "  then exit 1.\n",
-     "luamigrate convert alembic ../app/alembic.ini -o ."},
+     "luamigrate convert alembic ../app/alembic.ini -o .", LM_CMD_OWN_ARGS, lm_cmd_convert},
     {"lint", "luamigrate lint [--offline] [--json] [--downgrade] [RANGE]",
      "Check the statements of pending revisions for locks, rewrites and breaking changes "
      "(squawk's rules and more; docs/safety.md): exit 1 on an error-level finding.",
@@ -148,14 +159,15 @@ static const lm_command_help HELP[] = {
      "  --json                  a JSON array of findings instead of text\n"
      "  --downgrade             check the downgrade() statements instead\n",
      "luamigrate lint\n"
-     "  luamigrate lint --offline --json base:head"},
+     "  luamigrate lint --offline --json base:head",
+     LM_CMD_LOAD, lm_cmd_lint},
 };
 
-#define NHELP (sizeof HELP / sizeof HELP[0])
+#define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
-const lm_command_help *lm_cli_help_for(const char *command) {
-  for (size_t i = 0; i < NHELP; i++)
-    if (!strcmp(HELP[i].name, command)) return &HELP[i];
+const lm_command *lm_cli_find(const char *name) {
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    if (!strcmp(COMMANDS[i].name, name)) return &COMMANDS[i];
   return NULL;
 }
 
@@ -212,9 +224,9 @@ void lm_cli_print_help(FILE *f) {
           "  -h, --help              this help; COMMAND --help for a command's\n"
           "\n"
           "commands:\n");
-  for (size_t i = 0; i < NHELP; i++) {
-    fprintf(f, "  %-10s ", HELP[i].name);
-    wrap(f, HELP[i].summary, 13, 13);
+  for (size_t i = 0; i < NCOMMANDS; i++) {
+    fprintf(f, "  %-10s ", COMMANDS[i].name);
+    wrap(f, COMMANDS[i].summary, 13, 13);
   }
   fprintf(f, "  %-10s ", "help");
   wrap(f, "Show the help of COMMAND (luamigrate help upgrade), or this one.", 13, 13);
@@ -238,7 +250,7 @@ void lm_cli_print_help(FILE *f) {
           "  luamigrate --url postgresql://app@localhost/app upgrade head\n");
 }
 
-void lm_cli_print_command_help(const lm_command_help *h, FILE *f) {
+void lm_cli_print_command_help(const lm_command *h, FILE *f) {
   fprintf(f, "usage: %s\n\n", h->usage);
   wrap(f, h->summary, 0, 0);
   fprintf(f,
@@ -295,9 +307,9 @@ const char *lm_cli_closest(const char *name, const char *const *cands, size_t n)
 }
 
 const char *lm_cli_suggest(const char *name) {
-  const char *names[NHELP];
-  for (size_t i = 0; i < NHELP; i++) names[i] = HELP[i].name;
-  return lm_cli_closest(name, names, NHELP);
+  const char *names[NCOMMANDS];
+  for (size_t i = 0; i < NCOMMANDS; i++) names[i] = COMMANDS[i].name;
+  return lm_cli_closest(name, names, NCOMMANDS);
 }
 
 /* Matches "-s VALUE", "--long VALUE" or "--long=VALUE" at argv[*i]: 1 and *val set, 0 no
@@ -421,7 +433,7 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
       *done = 1;
       return LM_OK;
     }
-    const lm_command_help *h = lm_cli_help_for(argv[i + 1]);
+    const lm_command *h = lm_cli_find(argv[i + 1]);
     if (!h) {
       const char *s = lm_cli_suggest(argv[i + 1]);
       lm_error_set(err, LM_EUSAGE, "help: unknown command '%s'", argv[i + 1]);
@@ -437,7 +449,7 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
     *done = 1;
     return LM_OK;
   }
-  if (!lm_cli_help_for(o->command)) {
+  if (!lm_cli_find(o->command)) {
     const char *s = lm_cli_suggest(o->command);
     lm_error_set(err, LM_EUSAGE, "unknown command '%s'", o->command);
     if (s) suggest(err, s);

@@ -16,6 +16,7 @@
 #include "bind/bind.h"
 #include "cancel.h"
 #include "cli.h"
+#include "cmdargs.h"
 #include "conn.h"
 #include "log.h"
 #include "luamigrate/luamigrate.h"
@@ -36,6 +37,32 @@ static int l_refuse_exit(lua_State *L) {
                     "luamigrate (raise an error with error(\"...\") instead)");
 }
 
+/* Runs the command its entry in the command table (cli.c) names: its arguments parsed, the
+ * config and revision files loaded first when it needs them. */
+static int dispatch(lm_app *app, lm_error *err) {
+  const lm_command *c = lm_cli_find(app->opts->command);
+  if (!c) return lm_error_set(err, LM_EUSAGE, "unknown command '%s'", app->opts->command);
+  lm_cmdargs a;
+  int rc = lm_cmdargs_parse(app->opts, c, &a, err);
+  if (rc) return rc;
+  if (app->opts->quiet && app->opts->verbose)
+    return lm_error_set(err, LM_EUSAGE, "-q and -v contradict each other: give one");
+  lm_log_setup(app->opts->quiet ? -1 : app->opts->verbose, (lm_color)app->opts->color);
+  if (a.help) {
+    lm_cli_print_command_help(c, stdout);
+    return LM_OK;
+  }
+  if (c->flags & LM_CMD_LOAD) {
+    lm_cancel_set_phase(LM_CANCEL_CONFIG);
+    rc = lm_config_load(app, err);
+    lm_cancel_set_phase(LM_CANCEL_LOADING);
+    if (rc == LM_OK) rc = lm_loader_load(app, err);
+    lm_cancel_set_phase(NULL);
+    if (rc) return rc;
+  }
+  return c->run(app, &a, err);
+}
+
 static int pmain(lua_State *L) {
   run *r = lua_touserdata(L, 1);
   luaL_openlibs(L);
@@ -45,7 +72,7 @@ static int pmain(lua_State *L) {
   lua_pop(L, 1);
   r->preload(L, r->ud);
   lm_cancel_install(L);
-  lua_pushinteger(L, lm_command_run(r->app, r->err));
+  lua_pushinteger(L, dispatch(r->app, r->err));
   return 1;
 }
 

@@ -161,6 +161,16 @@ function op.replace_entity(entity) end
 ---@param opts? {if_exists?: boolean, cascade?: boolean}
 function op.drop_entity(entity, opts) end
 
+--- ALTER DOMAIN: a new default (false drops it), NOT NULL set or dropped, checks dropped and added.
+---@param name string
+---@param opts? {schema?: string, default?: string|false, not_null?: boolean, drop_constraints?: string[], add_constraints?: table<string, string>}
+function op.alter_domain(name, opts) end
+
+--- ALTER TYPE name DROP/ALTER/ADD ATTRIBUTE ..., one statement for a composite type.
+---@param name string
+---@param opts? {schema?: string, drop_attributes?: string[], alter_attributes?: {[1]: string, [2]: string|luamigrate.Type}[], add_attributes?: {[1]: string, [2]: string|luamigrate.Type}[], cascade?: boolean}
+function op.alter_composite_type(name, opts) end
+
 --- ALTER TABLE ... VALIDATE CONSTRAINT name (for one added NOT VALID earlier).
 ---@param name string
 ---@param table_name string

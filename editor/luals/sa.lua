@@ -129,10 +129,11 @@ function Text:bindparams(params) end
 ---@field naming_convention table<string, string>
 ---@field tables table<string, luamigrate.Table>
 ---@field entities luamigrate.Entity[]
----@field register fun(self: luamigrate.MetaData, ...: luamigrate.Entity): luamigrate.Entity declares entities (views, functions, triggers) for autogenerate
+---@field enums luamigrate.Type[] enums registered (declared even when no column uses them)
+---@field register fun(self: luamigrate.MetaData, ...: luamigrate.Entity|luamigrate.Type): luamigrate.Entity declares entities (views, functions, triggers, types) and enums for autogenerate
 
 ---@class luamigrate.Entity
----@field entity "View"|"MaterializedView"|"Function"|"Procedure"|"Trigger"|"Policy"|"RowLevelSecurity"|"Extension"|"Sequence"|"Grant"|"Partition"
+---@field entity "View"|"MaterializedView"|"Function"|"Procedure"|"Trigger"|"Policy"|"RowLevelSecurity"|"Extension"|"Sequence"|"Grant"|"Partition"|"Domain"|"CompositeType"|"RangeType"
 ---@field name string the name (a routine's: its signature)
 ---@field schema? string
 ---@field definition string the SQL after the name
@@ -608,6 +609,27 @@ function sa.Grant(table_name, privileges, role, opts) end
 ---@param opts? {schema?: string}
 ---@return luamigrate.Entity
 function sa.Partition(name, parent, bound, opts) end
+
+--- A domain: CREATE DOMAIN name AS type (SQLAlchemy's postgresql.DOMAIN); also a column type.
+---@param name string
+---@param data_type string|luamigrate.Type the base type
+---@param opts? {schema?: string, collation?: string, default?: string, not_null?: boolean, check?: string, constraint_name?: string, constraints?: (luamigrate.Constraint|string)[]}
+---@return luamigrate.Entity
+function sa.Domain(name, data_type, opts) end
+
+--- A composite type: CREATE TYPE name AS (attribute type, ...); also a column type.
+---@param name string
+---@param attributes {[1]: string, [2]: string|luamigrate.Type}[] the attributes in order
+---@param opts? {schema?: string}
+---@return luamigrate.Entity
+function sa.CompositeType(name, attributes, opts) end
+
+--- A range type: CREATE TYPE name AS RANGE (SUBTYPE = subtype, ...); also a column type.
+---@param name string
+---@param subtype string|luamigrate.Type
+---@param opts? {schema?: string, subtype_opclass?: string, collation?: string, canonical?: string, subtype_diff?: string, multirange_type_name?: string}
+---@return luamigrate.Entity
+function sa.RangeType(name, subtype, opts) end
 
 --- SELECT cols... (FROM the tables they belong to): sa.select(t.c.id, t.c.name).
 ---@param ... luamigrate.Expression|luamigrate.LightTable

@@ -7,6 +7,7 @@
 -- fails loudly, and is listed in the report.
 local python = require "luamigrate.python"
 local template = require "luamigrate.template"
+local sa_types = require "luamigrate.types"
 
 local M = {}
 
@@ -16,8 +17,16 @@ local LUA_RESERVED = {}
 for w in ([[and break do else elseif end false for function goto if in local nil not or
   repeat return then true until while]]):gmatch("%a+") do LUA_RESERVED[w] = true end
 
+-- Lua's globals the translations call (table.concat, tostring, ipairs, ...): a Python
+-- variable of that name (`for table in TABLES`) must not hide them.
+local LUA_GLOBALS = {}
+for w in ([[table string math utf8 os io tostring tonumber ipairs pairs error select type next
+  print load require setmetatable getmetatable rawget rawset rawequal rawlen pcall assert]]):gmatch("%a+") do
+  LUA_GLOBALS[w] = true
+end
+
 local function lua_name(id)
-  if LUA_RESERVED[id] then return id .. "_" end
+  if LUA_RESERVED[id] or LUA_GLOBALS[id] then return id .. "_" end
   return id
 end
 
@@ -60,6 +69,13 @@ local MYSQL_TYPES = { VARCHAR = 1, CHAR = 1, NCHAR = 1, TEXT = 0, INTEGER = 0, B
   BOOLEAN = 0, DATE = 0, TIME = 1, TIMESTAMP = 1, NUMERIC = 2, DECIMAL = 2, FLOAT = 1, JSON = 0 }
 local MYSQL_ONLY = { charset = true, collation = true, national = true, binary = true, ascii = true,
   unicode = true, unsigned = true, zerofill = true, display_width = true, fsp = true }
+-- What Flask-SQLAlchemy's db object has of SQLAlchemy's that luamigrate's sa has too (db.Table
+-- and db.MetaData are Flask-SQLAlchemy's own, bound to the application's metadata).
+local FLASK_SA = {}
+for _, n in ipairs(sa_types.SA_NAMES) do FLASK_SA[n] = true end
+for n in ([[Column ForeignKey Identity Computed PrimaryKeyConstraint UniqueConstraint CheckConstraint
+  ForeignKeyConstraint Index text table column select insert update delete and_ or_ not_ func
+  literal_column literal null true false cast distinct]]):gmatch("%S+") do FLASK_SA[n] = true end
 local IGNORED_MODULES = { typing = true, __future__ = true, ["collections.abc"] = true,
   ["typing_extensions"] = true }
 
@@ -70,7 +86,7 @@ local function new_cx(file, src)
   local lines = {}
   for l in (src .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
   return setmetatable({ file = file, lines = lines, aliases = {}, notes = {}, strings = {},
-    scopes = {}, batch = {}, binds = {}, kinds = {}, helpers = {}, converted = 0 }, Cx)
+    scopes = {}, batch = {}, binds = {}, kinds = {}, helpers = {}, converted = 0, typerefs = {}, why = {} }, Cx)
 end
 
 function Cx:declared(id)
@@ -131,21 +147,28 @@ end
 
 -- What a test on the dialect is on PostgreSQL: true, false, or nil when the test is not one
 -- (`dialect.name == "mysql"`, `!=`, `in (...)`, `url.startswith("sqlite")`, `not`, and/or).
-local function dialect_test(cx, e)
-  if e.k == "cmp" and #e.ops == 1 then
-    local l, r, op = e.operands[1], e.operands[2], e.ops[1]
-    if is_dialect_name(cx, r) and l.k == "str" and (op == "==" or op == "!=") then l, r = r, l end
-    if not is_dialect_name(cx, l) then return nil end
-    if (op == "==" or op == "!=") and r.k == "str" then return (r.s == "postgresql") == (op == "==") end
-    if (op == "in" or op == "not in") and (r.k == "tuple" or r.k == "list" or r.k == "set") then
-      local found = false
-      for _, it in ipairs(r.items) do
-        if it.k ~= "str" then return nil end
-        if it.s == "postgresql" then found = true end
-      end
-      return found == (op == "in")
+-- The comparison `NAME == "mysql"` (!=, in, not in) on PostgreSQL, where is_name(x) says
+-- whether x is the dialect's name; nil when e is no such comparison.
+local function name_test(e, is_name)
+  if #e.ops ~= 1 then return nil end
+  local l, r, op = e.operands[1], e.operands[2], e.ops[1]
+  if is_name(r) and l.k == "str" and (op == "==" or op == "!=") then l, r = r, l end
+  if not is_name(l) then return nil end
+  if (op == "==" or op == "!=") and r.k == "str" then return (r.s == "postgresql") == (op == "==") end
+  if (op == "in" or op == "not in") and (r.k == "tuple" or r.k == "list" or r.k == "set") then
+    local found = false
+    for _, it in ipairs(r.items) do
+      if it.k ~= "str" then return nil end
+      if it.s == "postgresql" then found = true end
     end
-    return nil
+    return found == (op == "in")
+  end
+  return nil
+end
+
+local function dialect_test(cx, e)
+  if e.k == "cmp" then
+    return name_test(e, function(x) return is_dialect_name(cx, x) end)
   elseif e.k == "call" and e.fn.k == "attr" and e.fn.name == "startswith" and #e.args == 1
     and #e.kwargs == 0 and e.args[1].k == "str" and is_db_url(cx, e.fn.obj) then
     local prefix = e.args[1].s
@@ -353,6 +376,9 @@ local OTHER_DIALECTS = { mysql = true, mariadb = true, sqlite = true, mssql = tr
 local function kw_pairs(cx, kwargs, line, none_is_false)
   local out = {}
   for _, kw in ipairs(kwargs) do
+    if not kw.name and kw.value.k == "name" and cx:declared("\0dstar:" .. kw.value.id) then
+      goto continue -- passed on with *args (see params_text)
+    end
     if not kw.name then not_converted(line, "**kwargs in a call") end
     -- mysql_engine=..., sqlite_autoincrement=...: SQLAlchemy ignores them on PostgreSQL
     local other_dialect = OTHER_DIALECTS[kw.name:match("^(%l+)_") or ""]
@@ -362,6 +388,7 @@ local function kw_pairs(cx, kwargs, line, none_is_false)
     elseif not other_dialect and not none then
       out[#out + 1] = { kw.name, expr(cx, kw.value) }
     end
+    ::continue::
   end
   return out
 end
@@ -423,6 +450,586 @@ local function batch_call(cx, b, method, e)
   return call_text(opname, args)
 end
 
+-- ---- column types of other libraries and of the application ------------------------------
+
+-- A type record: { label, render = function(cx, call_or_nil) -> Lua text }, what a use of the
+-- name becomes, bare (`sa.Column("x", JSONDict)`) or called (`JSONDict(length = 20)`).
+
+-- The call's arguments by parameter name (positional in `params` order, then keywords);
+-- an argument the type does not take is not converted, naming it.
+local function type_args(e, label, params)
+  local got = {}
+  if not e then return got end
+  for i, a in ipairs(e.args) do
+    if a.k == "starred" or not params[i] then
+      not_converted(e.line, "%s with %d positional arguments", label, #e.args)
+    end
+    got[params[i]] = a
+  end
+  for _, kw in ipairs(e.kwargs) do
+    if not kw.name then not_converted(e.line, "%s(**...)", label) end
+    local known = false
+    for _, p in ipairs(params) do if p == kw.name then known = true end end
+    if not known then not_converted(e.line, "%s has no parameter %s=", label, kw.name) end
+    got[kw.name] = kw.value
+  end
+  return got
+end
+
+local function is_none(v) return v == nil or (v.k == "const" and v.v == "None") end
+
+-- Types whose PostgreSQL DDL is fixed whatever the arguments (read from the libraries'
+-- sources and checked against SQLAlchemy 1.4's PostgreSQL compiler): params, in order, and
+-- the Lua type, or a function of the arguments giving it.
+local function fixed_type(lua, params)
+  return { params = params or {}, lua = function() return lua end }
+end
+local function length_type(lua_fmt, param, default)
+  return { params = { param }, lua = function(cx, a)
+    return lua_fmt:format(is_none(a[param]) and tostring(default) or expr(cx, a[param]))
+  end }
+end
+local LIBRARY_TYPES = {
+  -- oslo.db: the JSON-encoded types are Text (mysql_as_* choose a MySQL variant only)
+  ["oslo_db.sqlalchemy.types"] = {
+    JsonEncodedType = fixed_type("sa.Text", { "mysql_as_long", "mysql_as_medium" }),
+    JsonEncodedDict = fixed_type("sa.Text", { "mysql_as_long", "mysql_as_medium" }),
+    JsonEncodedList = fixed_type("sa.Text", { "mysql_as_long", "mysql_as_medium" }),
+    SoftDeleteInteger = fixed_type("sa.Integer"),
+    -- oslo.db's String: sa.String plus MySQL NDB options
+    String = { params = { "length", "mysql_ndb_length", "mysql_ndb_type" }, lua = function(cx, a)
+      return is_none(a.length) and "sa.String" or ("sa.String(" .. expr(cx, a.length) .. ")")
+    end },
+  },
+  sqlalchemy_utils = {
+    -- native UUID on PostgreSQL unless native=False (then BINARY(16), which PostgreSQL has not)
+    UUIDType = { params = { "binary", "native" }, lua = function(_, a, e)
+      if not (is_none(a.native) or (a.native.k == "const" and a.native.v == "True")) then
+        not_converted(e.line, "UUIDType(native=...) other than True: BINARY(16), which PostgreSQL has not")
+      end
+      return "postgresql.UUID"
+    end },
+    JSONType = fixed_type("sa.JSON"),
+    EmailType = length_type("sa.Unicode(%s)", "length", 255),
+    URLType = fixed_type("sa.UnicodeText"),
+    TSVectorType = { params = {}, varargs = true, kwargs = { regconfig = true },
+      lua = function() return "postgresql.TSVECTOR" end },
+    ChoiceType = { params = { "choices", "impl" }, lua = function(cx, a)
+      return is_none(a.impl) and "sa.Unicode(255)" or expr(cx, a.impl)
+    end },
+    CountryType = fixed_type("sa.String(2)"),
+    CurrencyType = fixed_type("sa.String(3)"),
+    LocaleType = fixed_type("sa.Unicode(10)"),
+    TimezoneType = fixed_type("sa.Unicode(50)", { "backend" }),
+    IPAddressType = length_type("sa.Unicode(%s)", "max_length", 50),
+    ScalarListType = fixed_type("sa.UnicodeText", { "coerce_func", "separator" }),
+    ArrowType = { params = { "timezone" }, lua = function(cx, a)
+      return is_none(a.timezone) and "sa.DateTime" or ("sa.DateTime(" .. expr(cx, a.timezone) .. ")")
+    end },
+    WeekDaysType = fixed_type("postgresql.BIT(7)"),
+  },
+}
+
+-- The library table for a module path (sqlalchemy_utils.types.uuid is sqlalchemy_utils's).
+local function library_of(mod)
+  if mod == "oslo_db.sqlalchemy.types" then return LIBRARY_TYPES[mod], mod end
+  if mod == "sqlalchemy_utils" or mod:match("^sqlalchemy_utils%.types") then
+    return LIBRARY_TYPES.sqlalchemy_utils, "sqlalchemy_utils"
+  end
+  return nil
+end
+
+local function library_type(lib, libname, name)
+  local spec = lib[name]
+  if not spec then return nil end
+  local label = libname .. "." .. name
+  return { label = label, render = function(cx, e, line)
+    local a = {}
+    if spec.varargs and e then
+      for _, x in ipairs(e.args) do if x.k ~= "str" then not_converted(e.line, "%s of a non-string", label) end end
+      for _, kw in ipairs(e.kwargs) do
+        if not (kw.name and spec.kwargs[kw.name]) then not_converted(e.line, "%s has no parameter %s=", label,
+          tostring(kw.name)) end
+      end
+    else
+      a = type_args(e, label, spec.params)
+    end
+    return spec.lua(cx, a, e or { line = line })
+  end }
+end
+
+
+-- ---- the application's own modules ------------------------------------------------------
+
+-- Alembic runs inside the application, so `from myapp.orm import JSONDict` names a module of
+-- its source tree. The resolver finds that module's file as Python's sys.path would, from
+-- the Alembic project's directory or one above it (the repository root), reads it with
+-- luamigrate.python, and says what a name there is when that is plain from the source: a
+-- TypeDecorator subclass whose impl is a type the converter knows, Flask-SQLAlchemy's db
+-- object, a literal constant, or a name imported from elsewhere (followed). Nothing runs.
+local imports
+
+local function readable(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.new_resolver(roots)
+  return { roots = roots, modules = {}, loading = {} }
+end
+
+-- sqlalchemy.types, sqlalchemy.sql, ...: their names are sa's (sa.types.Text is sa.Text).
+local SA_SUBMODULES = { types = true, sql = true, schema = true, expression = true, sqltypes = true,
+  elements = true, functions = true }
+
+-- The dotted name e stands for when it is one of sa's or postgresql's ("sa.TypeDecorator").
+local function qualname(cx, e)
+  if e.k == "name" then
+    local a = not cx:declared(e.id) and cx.aliases[e.id]
+    if a and (a == "sa" or a == "postgresql" or a:match("^sa%.") or a:match("^postgresql%.")) then return a end
+    return nil
+  elseif e.k == "attr" then
+    local q = qualname(cx, e.obj)
+    if not q then return nil end
+    if q == "sa" and SA_SUBMODULES[e.name] then return q end
+    return q .. "." .. e.name
+  end
+  return nil
+end
+
+local function module_file(res, modname)
+  local rel = modname:gsub("%.", "/")
+  for _, root in ipairs(res.roots) do
+    local f = root .. "/" .. rel .. ".py"
+    local src = readable(f)
+    if src then return f, src, false end
+    f = root .. "/" .. rel .. "/__init__.py"
+    src = readable(f)
+    if src then return f, src, true end
+  end
+end
+
+-- A module of the application: { name, path, cx (its imports), body }, or nil.
+local function load_module(res, modname)
+  if res.modules[modname] ~= nil then return res.modules[modname] or nil end
+  if res.loading[modname] or modname == "" then return nil end
+  local path, src, is_pkg = module_file(res, modname)
+  local info = false
+  if path then
+    res.loading[modname] = true
+    local mod = python.parse(src, path)
+    if mod then
+      local cx = new_cx(path, src)
+      cx.display, cx.resolver, cx.lazy = path, res, true
+      cx.package = is_pkg and modname or (modname:match("^(.*)%.[^.]+$") or "")
+      cx.module_names, cx.scopes = {}, { {} }
+      info = { name = modname, path = path, cx = cx, body = mod.body }
+      for _, s in ipairs(mod.body) do
+        if s.k == "import" or s.k == "from" then pcall(imports, cx, s) end
+      end
+    end
+    res.loading[modname] = nil
+  end
+  res.modules[modname] = info
+  return info or nil
+end
+
+-- `from ..x import y` inside package `pkg`: the absolute module.
+local function absolute(package, mod)
+  local dots, rest = mod:match("^(%.*)(.*)$")
+  if #dots == 0 then return mod end
+  local base = package
+  for _ = 2, #dots do base = base:match("^(.*)%.[^.]+$") or "" end
+  if rest == "" then return base end
+  return base == "" and rest or (base .. "." .. rest)
+end
+
+local lookup
+
+-- What `name` imported in cx stands for: a record, or nil (then cx.why says why, if known).
+local function binding(cx, id)
+  if cx:declared(id) then return nil end
+  local r = cx.typerefs[id]
+  if r == nil and cx.pending and cx.pending[id] then
+    local p = cx.pending[id]
+    r = lookup(cx.resolver, p.module, p.name, p.depth or 1) or false
+    cx.typerefs[id] = r
+  end
+  return r or nil
+end
+
+-- Flask-SQLAlchemy's `db = SQLAlchemy(...)`.
+local function is_flask_sqlalchemy(cx, v)
+  if v.k ~= "call" then return false end
+  local fn = v.fn
+  local a
+  if fn.k == "name" then a = cx.aliases[fn.id]
+  elseif fn.k == "attr" and fn.name == "SQLAlchemy" and fn.obj.k == "name" then
+    a = cx.aliases[fn.obj.id] and (cx.aliases[fn.obj.id] .. ".SQLAlchemy")
+  end
+  return a == "foreign:flask_sqlalchemy.SQLAlchemy" or a == "foreign:flask_sqlalchemy.extension.SQLAlchemy"
+    or a == "foreign:flask.ext.sqlalchemy.SQLAlchemy"
+end
+
+-- __init__ of a TypeDecorator subclass: "passes" when it hands its own *args, **kwargs to
+-- TypeDecorator's (which builds the impl with them), "drops" when it calls it with none,
+-- nil when the impl depends on anything else.
+local function init_kind(def)
+  local star, dstar
+  for _, p in ipairs(def.params) do
+    if p.kind == "*" then star = p.name elseif p.kind == "**" then dstar = p.name end
+  end
+  local kind, bad = nil, false
+  local function walk(v)
+    if type(v) ~= "table" or bad then return end
+    if v.k == "assign" then
+      for _, t in ipairs(v.targets) do
+        if t.k == "attr" and t.name == "impl" then bad = true end
+      end
+    end
+    if v.k == "call" and v.fn.k == "attr" and v.fn.name == "__init__" then
+      local args = v.args
+      local self_first = v.fn.obj.k ~= "call" -- TypeDecorator.__init__(self, ...)
+      if self_first then args = { table.unpack(args, 2) } end
+      local k
+      if #args == 0 and #v.kwargs == 0 then k = "drops"
+      elseif #args == 1 and args[1].k == "starred" and args[1].e.k == "name" and args[1].e.id == star
+        and #v.kwargs == 1 and not v.kwargs[1].name and v.kwargs[1].value.k == "name"
+        and v.kwargs[1].value.id == dstar then k = "passes"
+      else bad = true end
+      if kind and kind ~= k then bad = true end
+      kind = k
+    end
+    for _, x in pairs(v) do walk(x) end
+  end
+  walk(def.body)
+  if bad then return nil end
+  return kind
+end
+
+-- load_dialect_impl(self, dialect): the expression its PostgreSQL branch returns (through
+-- dialect.type_descriptor), when its tests are on dialect.name only.
+local function pg_dialect_impl(def)
+  local dialect = def.params[2] and def.params[2].name
+  local function is_name(x)
+    return x.k == "attr" and x.name == "name" and x.obj.k == "name" and x.obj.id == dialect
+  end
+  local function test(t)
+    if t.k == "cmp" then
+      return name_test(t, is_name)
+    elseif t.k == "unop" and t.op == "not" then
+      local v = test(t.e)
+      if v ~= nil then return not v end
+    end
+    return nil
+  end
+  local function run(stmts)
+    for _, s in ipairs(stmts) do
+      if s.k == "return" then
+        local v = s.value
+        if v and v.k == "call" and v.fn.k == "attr" and v.fn.name == "type_descriptor" and #v.args == 1 then
+          v = v.args[1]
+        end
+        return v or false
+      elseif s.k == "if" then
+        local taken = s.orelse
+        for i, t in ipairs(s.tests) do
+          local r = test(t)
+          if r == nil then return false end
+          if r then taken = s.bodies[i]; break end
+        end
+        if taken then
+          local v = run(taken)
+          if v ~= nil then return v end
+        end
+      elseif not (s.k == "pass" or (s.k == "expr" and s.e.k == "str")) then
+        return false
+      end
+    end
+    return nil
+  end
+  return run(def.body) or nil
+end
+
+local function is_self_impl(v)
+  return v.k == "attr" and v.name == "impl" and v.obj.k == "name" and v.obj.id == "self"
+end
+
+local call
+local typeref
+
+-- A TypeDecorator subclass of the application: its record, or nil and why not.
+local function class_record(res, info, cls, depth)
+  local label = ("%s (%s:%d)"):format(cls.name, info.path, cls.line)
+  local td, base = false, nil
+  for _, b in ipairs(cls.bases) do
+    local q = qualname(info.cx, b)
+    if q == "sa.TypeDecorator" then td = true
+    elseif q then return nil, ("%s derives from %s, not TypeDecorator"):format(label, q)
+    elseif b.k == "name" then
+      local r = lookup(res, info.name, b.id, depth + 1)
+      if not (r and r.render) then
+        return nil, ("%s derives from %s, which is not a type the converter can read"):format(label, b.id)
+      end
+      base = base or r
+    else
+      return nil, ("%s has a base the converter cannot read"):format(label)
+    end
+  end
+  if not td and not base then return nil, label .. " is not a TypeDecorator subclass" end
+  local impl, init, dialect_impl = base and base.impl, base and base.init, base and base.dialect_impl
+  local own = false
+  for _, s in ipairs(cls.body) do
+    if s.k == "assign" and #s.targets == 1 and s.targets[1].k == "name" and s.targets[1].id == "impl" then
+      impl, own = { node = s.value, cx = info.cx }, true
+    elseif s.k == "def" and s.name == "__init__" then
+      init = init_kind(s)
+      own = true
+      if not init then return nil, label .. "'s __init__ builds its impl in a way the converter cannot follow" end
+    elseif s.k == "def" and s.name == "load_dialect_impl" then
+      local v = pg_dialect_impl(s)
+      if not v then return nil, label .. "'s load_dialect_impl has no plain PostgreSQL branch" end
+      dialect_impl, own = not is_self_impl(v) and { node = v, cx = info.cx } or nil, true
+    end
+  end
+  -- a subclass of a library's type that changes nothing of its DDL is that type
+  if base and not own and not base.impl then return { label = label, render = base.render } end
+  if not impl and not dialect_impl then return nil, label .. " has no impl = ..." end
+  local rec = { label = label, impl = impl, init = init, dialect_impl = dialect_impl }
+  function rec.render(cx, e, line)
+    local function tr(fn, ...)
+      local ok, r = pcall(fn, ...)
+      if ok then return r end
+      if getmetatable(r) == NC then not_converted(line, "%s: %s", label, r.reason) end
+      error(r, 0)
+    end
+    local t = dialect_impl or impl
+    local sub = tr(typeref, t.cx, t.node)
+    local with_args = e and (#e.args > 0 or #e.kwargs > 0)
+    if dialect_impl or not with_args or init == "drops" or t.node.k == "call" then
+      -- no arguments reach the impl (an impl instance ignores them, as SQLAlchemy's does)
+      if sub then return sub.render(cx, nil, line) end
+      return tr(expr, t.cx, t.node)
+    end
+    if sub then return sub.render(cx, e, line) end
+    -- TypeDecorator(*args, **kwargs) builds impl(*args, **kwargs)
+    cx.aliases["\0impl"] = tr(expr, t.cx, t.node)
+    return call(cx, { k = "call", fn = { k = "name", id = "\0impl", line = e.line }, args = e.args,
+      kwargs = e.kwargs, line = e.line })
+  end
+  return rec
+end
+
+local function module_record(res, info)
+  return { label = info.name, member = function(name)
+    local r = lookup(res, info.name, name, 2)
+    return r
+  end }
+end
+
+-- What `name` of application module `modname` is: a record ({render} for a type, {flaskdb},
+-- {const = Lua text}, {member} for a module), or nil and why.
+function lookup(res, modname, name, depth)
+  if depth > 8 then return nil end
+  local lib, libname = library_of(modname)
+  if lib then return library_type(lib, libname, name) end
+  if library_of(modname .. "." .. name) then
+    local l2, n2 = library_of(modname .. "." .. name)
+    return { label = n2, member = function(n) return library_type(l2, n2, n) end }
+  end
+  local info = load_module(res, modname)
+  local found
+  for _, s in ipairs(info and info.body or {}) do
+    if s.k == "class" and s.name == name then found = s
+    elseif (s.k == "assign" and #s.targets == 1 and s.targets[1].k == "name" and s.targets[1].id == name)
+      or (s.k == "annassign" and s.value and s.target.k == "name" and s.target.id == name) then
+      found = s
+    elseif s.k == "from" then
+      for _, n in ipairs(s.names) do if (n.as or n.name) == name then found = { k = "from", s = s, n = n } end end
+    end
+  end
+  if not found then
+    local sub = load_module(res, modname .. "." .. name)
+    if sub then return module_record(res, sub) end
+    if info then return nil, ("%s defines no %s the converter can find"):format(info.path, name) end
+    return nil
+  end
+  if found.k == "class" then return class_record(res, info, found, depth) end
+  if found.k == "from" then
+    local target = absolute(info.cx.package, found.s.module)
+    if SA_MODULES[target] or PG_MODULES[target] then return nil end
+    return lookup(res, target, found.n.name, depth + 1)
+  end
+  local v = found.value
+  if is_flask_sqlalchemy(info.cx, v) then return { flaskdb = true } end
+  -- meta = MetaData(naming_convention={...}): its literal arguments
+  if v.k == "call" and qualname(info.cx, v.fn) == "sa.MetaData" and #v.args == 0 then
+    local kws = {}
+    for _, kw in ipairs(v.kwargs) do if kw.name then kws[kw.name] = { node = kw.value, cx = info.cx } end end
+    return { metadata = kws, label = info.name .. "." .. name }
+  end
+  if v.k == "str" or v.k == "num" or (v.k == "const" and v.v ~= "Ellipsis") then
+    return { const = expr(info.cx, v) }
+  end
+  if v.k == "name" then return lookup(res, modname, v.id, depth + 1) end
+  return nil, ("%s:%d: %s is computed"):format(info.path, found.line, name)
+end
+
+-- An import in cx of `name` from `mod` (not sa's, alembic's): its record, or nil and why.
+local function resolve_import(cx, mod, name)
+  local lib, libname = library_of(mod)
+  if lib then return library_type(lib, libname, name) end
+  lib, libname = library_of(mod .. "." .. name)
+  if lib then return { label = libname, member = function(n) return library_type(lib, libname, n) end } end
+  if not cx.resolver then return nil end
+  if cx.package then mod = absolute(cx.package, mod) end
+  if cx.lazy then return nil, nil, { module = mod, name = name } end
+  return lookup(cx.resolver, mod, name, 1)
+end
+
+-- What e names when it is something of another library or of the application: its record
+-- (a name bound by an import, an attribute of a module or of a MetaData), or nil.
+local function record_of(cx, e)
+  if e.k == "name" then return binding(cx, e.id) end
+  if e.k ~= "attr" or (e.obj.k ~= "name" and e.obj.k ~= "attr") then return nil end
+  local m = record_of(cx, e.obj)
+  if not m then return nil end
+  if m.member then
+    local r = m.member(e.name)
+    if not r then not_converted(e.line, "%s.%s has no Lua translation", m.label, e.name) end
+    return r
+  end
+  if m.metadata then
+    local v = m.metadata[e.name]
+    if not v then not_converted(e.line, "%s.%s has no Lua translation", m.label, e.name) end
+    return { const = expr(v.cx, v.node), label = m.label .. "." .. e.name }
+  end
+  return nil
+end
+
+-- The record of e when e names a column type.
+function typeref(cx, e)
+  local r = record_of(cx, e)
+  return r and r.render and r or nil
+end
+
+-- ---- json.dumps of literal data --------------------------------------------------------
+
+-- Python's repr of a float: the shortest digits that read back the same, in fixed notation
+-- for exponents -4..15, else as 1e+16 / 1.5e-05.
+local function py_float(v)
+  local s
+  for p = 1, 17 do
+    s = ("%." .. (p - 1) .. "e"):format(v)
+    if tonumber(s) == v then break end
+  end
+  local sign, d1, rest, ex = s:match("^(%-?)(%d)%.?(%d*)e([-+]%d+)$")
+  local digits, x = (d1 .. rest):gsub("0+$", ""), tonumber(ex)
+  if digits == "" then digits = "0" end
+  if x >= -4 and x < 16 then
+    if x < 0 then return sign .. "0." .. ("0"):rep(-x - 1) .. digits end
+    local int = digits:sub(1, x + 1) .. ("0"):rep(math.max(0, x + 1 - #digits))
+    local frac = digits:sub(x + 2)
+    return sign .. int .. "." .. (frac == "" and "0" or frac)
+  end
+  return sign .. digits:sub(1, 1) .. (#digits > 1 and ("." .. digits:sub(2)) or "")
+    .. "e" .. (x < 0 and "-" or "+") .. ("%02d"):format(math.abs(x))
+end
+
+local JSON_ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+  ["\b"] = "\\b", ["\f"] = "\\f" }
+
+local function json_string(s, ascii, line)
+  if not utf8.len(s) then not_converted(line, "json.dumps of a string that is not UTF-8") end
+  local out = {}
+  for _, c in utf8.codes(s) do
+    local ch = utf8.char(c)
+    if JSON_ESC[ch] then out[#out + 1] = JSON_ESC[ch]
+    elseif c < 0x20 or (ascii and c > 0x7e and c ~= 0x7f) then
+      if c > 0xffff then
+        c = c - 0x10000
+        out[#out + 1] = ("\\u%04x\\u%04x"):format(0xd800 + (c >> 10), 0xdc00 + (c & 0x3ff))
+      else
+        out[#out + 1] = ("\\u%04x"):format(c)
+      end
+    else out[#out + 1] = ch end
+  end
+  return '"' .. table.concat(out) .. '"'
+end
+
+-- A literal's value as Python's json.dumps writes it (separators ", " and ": ", or the
+-- separators= given; indent= an integer; sort_keys; ensure_ascii).
+local function json_dumps(e)
+  if #e.args ~= 1 then not_converted(e.line, "json.dumps with %d positional arguments", #e.args) end
+  local o = { item = ", ", key = ": ", ascii = true }
+  for _, kw in ipairs(e.kwargs) do
+    local v = kw.value
+    if kw.name == "sort_keys" and v.k == "const" and v.v ~= "None" then o.sort = v.v == "True"
+    elseif kw.name == "ensure_ascii" and v.k == "const" and v.v ~= "None" then o.ascii = v.v == "True"
+    elseif kw.name == "indent" and v.k == "num" and number(v):match("^%d+$") then o.indent = tonumber(number(v))
+    elseif kw.name == "indent" and v.k == "const" and v.v == "None" then o.indent = nil
+    elseif kw.name == "separators" and (v.k == "tuple" or v.k == "list") and #v.items == 2
+      and v.items[1].k == "str" and v.items[2].k == "str" then
+      o.sep_item, o.key = v.items[1].s, v.items[2].s
+    else
+      not_converted(e.line, "json.dumps(%s=...)", tostring(kw.name))
+    end
+  end
+  o.item = o.sep_item or (o.indent and "," or ", ")
+  local function enc(v, level)
+    local k = v.k
+    local function nl(l) return o.indent and ("\n" .. (" "):rep(o.indent * l)) or "" end
+    local function seq(open, close, parts)
+      if #parts == 0 then return open .. close end
+      return open .. nl(level + 1) .. table.concat(parts, o.item .. nl(level + 1)) .. nl(level) .. close
+    end
+    if k == "str" and not v.bytes then return json_string(v.s, o.ascii, e.line)
+    elseif k == "const" and v.v ~= "Ellipsis" then
+      return ({ None = "null", True = "true", False = "false" })[v.v]
+    elseif k == "num" or (k == "unop" and v.op == "-" and v.e.k == "num") then
+      local n = tonumber(number(k == "num" and v or v.e))
+      if not n then not_converted(e.line, "json.dumps of this number") end
+      if k == "unop" then n = -n end
+      if math.type(n) == "integer" then return tostring(n) end
+      local text = (k == "num" and v or v.e).v
+      if not text:find("[.eE]") or text:lower():find("^0x") then
+        not_converted(e.line, "json.dumps of an integer beyond 64 bits")
+      end
+      return py_float(n)
+    elseif k == "list" or k == "tuple" then
+      local parts = {}
+      for i, it in ipairs(v.items) do parts[i] = enc(it, level + 1) end
+      return seq("[", "]", parts)
+    elseif k == "dict" then
+      -- Python's dict: equal keys are one (True is 1), the first one's spelling and place kept
+      local shown, order, values = {}, {}, {}
+      for i, key in ipairs(v.keys) do
+        local ks, id
+        if key and key.k == "str" then ks, id = key.s, "s" .. key.s
+        elseif key and key.k == "const" and key.v ~= "Ellipsis" then
+          ks = ({ None = "null", True = "true", False = "false" })[key.v]
+          id = ({ None = "none", True = "n1", False = "n0" })[key.v]
+        elseif key and key.k == "num" and number(key):match("^%d+$") then ks = number(key); id = "n" .. ks
+        else not_converted(e.line, "json.dumps of a dict with this key") end
+        if o.sort and key.k ~= "str" then not_converted(e.line, "json.dumps(sort_keys=True) of other keys") end
+        if not shown[id] then shown[id] = ks; order[#order + 1] = id end
+        values[id] = v.values[i]
+      end
+      if o.sort then table.sort(order) end
+      local parts = {}
+      for i, id in ipairs(order) do
+        parts[i] = json_string(shown[id], o.ascii, e.line) .. o.key .. enc(values[id], level + 1)
+      end
+      return seq("{", "}", parts)
+    end
+    not_converted(e.line, "json.dumps of something other than literal data")
+  end
+  return enc(e.args[1], 0)
+end
+
 local BUILTIN_CALLS = {
   len = function(cx, a) return "#" .. wrap(expr(cx, a[1])) end,
   str = function(cx, a) return "tostring(" .. expr(cx, a[1]) .. ")" end,
@@ -431,9 +1038,14 @@ local BUILTIN_CALLS = {
   print = function(cx, a) return call_text("print", args_list(cx, a)) end,
   list = function(cx, a, e)
     if #a == 1 and (a[1].k == "list" or a[1].k == "tuple") then return expr(cx, a[1]) end
-    not_converted(e.line, "list(...) of something other than a literal")
+    -- a copy of a name known to hold a list (a dict's or a string's would be its keys or characters)
+    if #a == 1 and a[1].k == "name" and cx.kinds[a[1].id] == "list" then
+      return "{ table.unpack(" .. expr(cx, a[1]) .. ") }"
+    end
+    not_converted(e.line, "%s(...) of something other than a list", e.fn.id)
   end,
 }
+BUILTIN_CALLS.tuple = BUILTIN_CALLS.list
 
 -- mysql.VARCHAR(32) and the like: the name of the MySQL type called, or nil.
 local function mysql_type(cx, fn)
@@ -444,9 +1056,15 @@ local function mysql_type(cx, fn)
   return a and a:match("^mysql%.(.*)") or nil
 end
 
-local call
 function call(cx, e)
   local fn = e.fn
+  local tr = typeref(cx, fn)
+  if tr then return tr.render(cx, e, e.line) end
+  if (fn.k == "attr" and fn.name == "dumps" and fn.obj.k == "name" and cx.aliases[fn.obj.id] == "py_json"
+    and not cx:declared(fn.obj.id)) or (fn.k == "name" and cx.aliases[fn.id] == "py_json.dumps"
+    and not cx:declared(fn.id)) then
+    return cx:str(json_dumps(e))
+  end
   local my = mysql_type(cx, fn)
   if my then
     if not MYSQL_TYPES[my] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", my) end
@@ -483,6 +1101,10 @@ function call(cx, e)
       not_converted(e.line, "str.%s()", fn.name)
     end
     local root = root_module(cx, fn)
+    local base = obj
+    while base.k == "attr" do base = base.obj end
+    local fb = base.k == "name" and binding(cx, base.id)
+    if fb and fb.flaskdb then root = "sa" end -- db.Column(...), db.func.now()
     if root then
       local name = expr(cx, fn)
       local kws = kw_pairs(cx, e.kwargs, e.line, NONE_MEANS[name])
@@ -576,6 +1198,17 @@ end
 
 local function binop(cx, e)
   local op = e.op
+  -- "fk_%(table_name)s" % dict(...) / % {...}: the mapping's fields
+  if op == "%" and (e.r.k == "dict" or (e.r.k == "call" and e.r.fn.k == "name" and e.r.fn.id == "dict"
+    and not cx:declared("dict") and #e.r.args == 0)) then
+    if e.l.k == "str" then
+      for conv in e.l.s:gmatch("%%%b()([%a%%]?)") do
+        if not conv:match("^[sd]$") then not_converted(e.line, "'%%(...)%s' formatting", conv) end
+      end
+    end
+    cx.helpers.percent = true
+    return "py_percent(" .. expr(cx, e.l) .. ", " .. expr(cx, e.r) .. ")"
+  end
   if op == "%" and e.l.k == "str" then return percent_format(cx, e) end
   if op == "+" and (is_stringish(cx, e.l) or is_stringish(cx, e.r)) then
     return expr(cx, e.l) .. " .. " .. expr(cx, e.r)
@@ -631,11 +1264,20 @@ end
 function expr(cx, e)
   local k = e.k
   if k == "name" then
+    local b = binding(cx, e.id)
+    if b then
+      if b.const then return b.const end
+      if b.render then return b.render(cx, nil, e.line) end
+      if b.flaskdb then not_converted(e.line, "'%s' (Flask-SQLAlchemy's db) used as a value", e.id) end
+      not_converted(e.line, "the module %s used as a value", b.label)
+    end
     local a = cx.aliases[e.id]
     if a and not cx:declared(e.id) then
       if a:match("^foreign:") then
-        not_converted(e.line, "'%s' comes from %s, which has no Lua translation", e.id, a:sub(9))
+        not_converted(e.line, "'%s' comes from %s, which has no Lua translation%s", e.id, a:sub(9),
+          cx.why[e.id] and (" (" .. cx.why[e.id] .. ")") or "")
       end
+      if a:match("^py_json") then not_converted(e.line, "json other than json.dumps() of literal data") end
       if a == "mysql" then not_converted(e.line, "'%s' (sqlalchemy.dialects.mysql) used as a value", e.id) end
       if a:match("^mysql%.") then
         local t = a:sub(7)
@@ -647,6 +1289,7 @@ function expr(cx, e)
       return a
     end
     if e.id == "self" then not_converted(e.line, "self") end
+    if cx:declared("\0dstar:" .. e.id) then not_converted(e.line, "**%s used other than passed on", e.id) end
     if e.id == "__name__" and not cx:declared(e.id) then return quoted(cx.module_name) end
     return lua_name(e.id)
   elseif k == "const" then
@@ -661,6 +1304,25 @@ function expr(cx, e)
     return fstring(cx, e.parts, e.line)
   elseif k == "attr" then
     local obj = e.obj
+    local rec = record_of(cx, e)
+    if rec and rec.render then return rec.render(cx, nil, e.line) end
+    if rec and rec.const then return rec.const end
+    if rec then not_converted(e.line, "%s used as a value", rec.label or e.name) end
+    local tr
+    -- JsonEncodedDict(...).impl: the type the decorator's DDL is
+    if e.name == "impl" then
+      tr = typeref(cx, obj) or (obj.k == "call" and typeref(cx, obj.fn))
+      if tr then return tr.render(cx, obj.k == "call" and obj or nil, e.line) end
+    end
+    local b = obj.k == "name" and binding(cx, obj.id)
+    if b and b.flaskdb then
+      if not FLASK_SA[e.name] then
+        not_converted(e.line, "%s.%s: not one of SQLAlchemy's names that luamigrate's sa has", obj.id, e.name)
+      end
+      if e.name == "true" or e.name == "false" then return "sa." .. e.name .. "_" end
+      return "sa." .. e.name
+    end
+    if SA_SUBMODULES[e.name] and qualname(cx, obj) == "sa" then return expr(cx, obj) end
     if is_dialect_name(cx, e) then return '"postgresql"' end
     if obj.k == "name" and cx.aliases[obj.id] == "mysql" and not cx:declared(obj.id) then
       if not MYSQL_TYPES[e.name] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", e.name) end
@@ -680,7 +1342,8 @@ function expr(cx, e)
   elseif k == "list" or k == "tuple" then
     return sequence(cx, e.items, e.line)
   elseif k == "set" then
-    not_converted(e.line, "a set")
+    -- a sequence: Python's iteration order of a set is arbitrary, and the source's is one
+    return sequence(cx, e.items, e.line)
   elseif k == "dict" then
     local items = {}
     for i, key in ipairs(e.keys) do
@@ -782,7 +1445,7 @@ local function nested_assigned(body)
       if s.k == "if" then
         for _, b in ipairs(s.bodies) do walk(b, true) end
         if s.orelse then walk(s.orelse, true) end
-      elseif s.k == "for" or s.k == "with" then
+      elseif s.k == "for" or s.k == "with" or s.k == "while" then
         walk(s.body, true)
       elseif s.k == "try" then
         walk(s.body, true)
@@ -798,6 +1461,17 @@ local function assign_target(cx, t, line)
   if t.k == "name" then return lua_name(t.id) end
   if t.k == "attr" or t.k == "sub" then return expr(cx, t) end
   not_converted(line, "assignment to this target")
+end
+
+-- oslo.db's enginefacade.reader.get_engine() / writer's: the engine of the database the
+-- migration runs on (OpenStack's migrations read its dialect from it).
+local function is_oslo_engine(cx, v)
+  if not (v.k == "call" and #v.args == 0 and #v.kwargs == 0 and v.fn.k == "attr" and v.fn.name == "get_engine") then
+    return false
+  end
+  local o = v.fn.obj
+  if o.k == "attr" and (o.name == "reader" or o.name == "writer") then o = o.obj end
+  return o.k == "name" and not cx:declared(o.id) and cx.aliases[o.id] == "foreign:oslo_db.sqlalchemy.enginefacade"
 end
 
 local function assignment(cx, out, depth, s, target, value)
@@ -817,6 +1491,8 @@ local function assignment(cx, out, depth, s, target, value)
     else
       rhs = "table.unpack(" .. expr(cx, value) .. ")"
     end
+  elseif #targets == 1 and is_oslo_engine(cx, value) then
+    rhs = "op.get_bind()" -- the migration's database, as the engine oslo.db gives is
   elseif #targets == 1 and is_db_url(cx, value) then
     rhs = '"postgresql://"' -- only its dialect is read (dialect_test); luamigrate has no engine URL
   else
@@ -827,15 +1503,15 @@ local function assignment(cx, out, depth, s, target, value)
     if t.k == "name" then
       cx.binds[t.id] = nil
       if #targets == 1 then
-        if value.k == "call" and value.fn.k == "attr" and value.fn.name == "get_bind"
-          and root_module(cx, value.fn) == "op" then
+        if (value.k == "call" and value.fn.k == "attr" and value.fn.name == "get_bind"
+          and root_module(cx, value.fn) == "op") or is_oslo_engine(cx, value) then
           cx.binds[t.id] = true
         end
         if cx.kinds[t.id] == "dburl" then cx.kinds[t.id] = nil end
         if is_db_url(cx, value) then cx.kinds[t.id] = "dburl"
         elseif is_stringish(cx, value) then cx.kinds[t.id] = "str"
         elseif value.k == "dict" then cx.kinds[t.id] = "dict"
-        elseif value.k == "list" or value.k == "tuple" then cx.kinds[t.id] = "list" end
+        elseif value.k == "list" or value.k == "tuple" or value.k == "set" then cx.kinds[t.id] = "list" end
       end
     end
   end
@@ -853,9 +1529,15 @@ end
 local function params_text(cx, params, line)
   local names, defaults = {}, {}
   local scope = cx.scopes[#cx.scopes]
+  local star = false
+  for _, p in ipairs(params) do if p.kind == "*" then star = true end end
   for _, p in ipairs(params) do
-    if p.kind == "**" then not_converted(line, "**kwargs parameters") end
-    if p.kind == "*" then
+    -- def wrapper(*args, **kwargs): Lua's ... carries both (the options table is the last
+    -- value), so **kwargs is only ever passed on, with *args
+    if p.kind == "**" and not star then not_converted(line, "**kwargs parameters without *args") end
+    if p.kind == "**" then
+      scope["\0dstar:" .. p.name] = true
+    elseif p.kind == "*" then
       names[#names + 1] = "..."
       defaults[#defaults + 1] = "local " .. lua_name(p.name) .. " = { ... }"
     else
@@ -865,7 +1547,7 @@ local function params_text(cx, params, line)
           lua_name(p.name), expr(cx, p.default))
       end
     end
-    scope[p.name] = true
+    if p.kind ~= "**" then scope[p.name] = true end
   end
   return table.concat(names, ", "), defaults
 end
@@ -962,6 +1644,17 @@ local function try_statement(cx, out, depth, s)
   emit(out, depth, "end")
 end
 
+-- A loop's body; Python's continue is a goto to its end (a label there is outside every
+-- local's scope).
+local function loop_body(cx, out, depth, body)
+  cx.loops = cx.loops or {}
+  local loop = {}
+  cx.loops[#cx.loops + 1] = loop
+  block(cx, out, depth + 1, body, false)
+  cx.loops[#cx.loops] = nil
+  if loop.continued then emit(out, depth + 1, "::continue::") end
+end
+
 local function for_statement(cx, out, depth, s)
   local t, it = s.target, s.iter
   local scope = {}
@@ -1019,13 +1712,7 @@ local function for_statement(cx, out, depth, s)
   end
   emit(out, depth, head)
   if unpack_line then emit(out, depth + 1, unpack_line) end
-  cx.loops = cx.loops or {}
-  local loop = {}
-  cx.loops[#cx.loops + 1] = loop
-  block(cx, out, depth + 1, s.body, false)
-  cx.loops[#cx.loops] = nil
-  -- Python's continue: a goto to the end of the body (a label there is outside every local's scope)
-  if loop.continued then emit(out, depth + 1, "::continue::") end
+  loop_body(cx, out, depth, s.body)
   emit(out, depth, "end")
   cx.scopes[#cx.scopes] = nil
 end
@@ -1076,23 +1763,35 @@ local function def_statement(cx, out, depth, s, global)
   cx.module_level = saved_module
 end
 
-local function imports(cx, s)
+function imports(cx, s)
   if s.k == "import" then
     for _, n in ipairs(s.names) do
       local bound = n.as or n.name:match("^[^.]+")
+      cx.typerefs[bound], cx.why[bound] = nil, nil
+      if cx.pending then cx.pending[bound] = nil end
+      local lib, libname = library_of(n.name)
       if n.name == "sqlalchemy" and (n.as or true) then cx.aliases[bound] = "sa"
+      elseif SA_MODULES[n.name] and n.as then cx.aliases[bound] = "sa"
       elseif PG_MODULES[n.name] and n.as then cx.aliases[bound] = "postgresql"
       elseif MYSQL_MODULES[n.name] and n.as then cx.aliases[bound] = "mysql"
       elseif n.name == "alembic.op" and n.as then cx.aliases[bound] = "op"
       elseif n.name == "logging" then cx.aliases[bound] = "py_logging"
+      elseif n.name == "json" and not n.as then cx.aliases[bound] = "py_json"
       elseif IGNORED_MODULES[n.name] then cx.aliases[bound] = nil
-      else cx.aliases[bound] = "foreign:" .. n.name end
+      else
+        cx.aliases[bound] = "foreign:" .. n.name
+        if lib and (n.as or not n.name:find(".", 1, true)) then
+          cx.typerefs[bound] = { label = libname, member = function(name) return library_type(lib, libname, name) end }
+        end
+      end
     end
     return
   end
   local mod = s.module
   for _, n in ipairs(s.names) do
     local bound = n.as or n.name
+    cx.typerefs[bound], cx.why[bound] = nil, nil
+    if cx.pending then cx.pending[bound] = nil end
     if n.name == "*" then
       if not (mod == "alembic" or IGNORED_MODULES[mod]) then
         not_converted(s.line, "'from %s import *'", mod)
@@ -1103,9 +1802,27 @@ local function imports(cx, s)
     elseif PG_MODULES[mod] then cx.aliases[bound] = "postgresql." .. n.name
     elseif mod == "sqlalchemy.dialects" and n.name == "mysql" then cx.aliases[bound] = "mysql"
     elseif MYSQL_MODULES[mod] then cx.aliases[bound] = "mysql." .. n.name
+    -- from sqlalchemy import types: its names are sa's
+    elseif SA_MODULES[mod] and SA_MODULES[mod .. "." .. n.name] then cx.aliases[bound] = "sa"
     elseif SA_MODULES[mod] then cx.aliases[bound] = "sa." .. n.name
     elseif IGNORED_MODULES[mod] then cx.aliases[bound] = nil
-    else cx.aliases[bound] = "foreign:" .. (mod .. "." .. n.name) end
+    elseif mod == "json" and n.name == "dumps" then cx.aliases[bound] = "py_json.dumps"
+    else
+      cx.aliases[bound] = "foreign:" .. (mod .. "." .. n.name)
+      local r, why, pending = resolve_import(cx, mod, n.name)
+      if pending then
+        cx.pending = cx.pending or {}
+        cx.pending[bound] = pending
+      elseif r then
+        cx.typerefs[bound] = r
+      elseif why then
+        cx.why[bound] = why
+      elseif n.name == "db" and not mod:match("^flask") then
+        -- the application's module is not in the tree: Flask-SQLAlchemy's db by its name,
+        -- taken only for SQLAlchemy's own attributes
+        cx.typerefs[bound] = { flaskdb = "unverified" }
+      end
+    end
   end
 end
 
@@ -1176,12 +1893,34 @@ local function statement(cx, out, depth, s, is_last)
     emit(out, depth, "end")
   elseif k == "for" then
     for_statement(cx, out, depth, s)
+  elseif k == "while" then
+    if s.orelse then not_converted(s.line, "while ... else") end
+    emit(out, depth, "while " .. expr(cx, s.test) .. " do")
+    cx.scopes[#cx.scopes + 1] = {}
+    loop_body(cx, out, depth, s.body)
+    cx.scopes[#cx.scopes] = nil
+    emit(out, depth, "end")
+  elseif k == "class" then
+    not_converted(s.line, "'class' statements")
   elseif k == "try" then
     try_statement(cx, out, depth, s)
   elseif k == "with" then
     with_statement(cx, out, depth, s)
   elseif k == "def" then
-    if s.decorators then not_converted(s.line, "a decorated function") end
+    -- @deco def f(): f = deco(f), the decorator nearest the def first; functools.wraps only
+    -- copies the name and docstring
+    local wrappers = {}
+    for _, d in ipairs(s.decorators or {}) do
+      local wraps = d.k == "call" and ((d.fn.k == "name" and cx.aliases[d.fn.id] == "foreign:functools.wraps")
+        or (d.fn.k == "attr" and d.fn.name == "wraps" and d.fn.obj.k == "name"
+          and cx.aliases[d.fn.obj.id] == "foreign:functools"))
+      if not wraps then
+        if d.k ~= "name" or not (cx:declared(d.id) or cx.module_names[d.id]) then
+          not_converted(s.line, "a function decorated with something other than a function of this file")
+        end
+        table.insert(wrappers, 1, lua_name(d.id))
+      end
+    end
     local name = lua_name(s.name)
     if not cx:declared(s.name) and not cx.module_level then
       cx.scopes[#cx.scopes][s.name] = true
@@ -1189,12 +1928,12 @@ local function statement(cx, out, depth, s, is_last)
     else
       def_statement(cx, out, depth, s, cx.module_level and (s.name == "upgrade" or s.name == "downgrade"))
     end
-    local _ = name
+    for _, w in ipairs(wrappers) do emit(out, depth, ("%s = %s(%s)"):format(name, w, name)) end
   elseif k == "break" then
     emit(out, depth, "break")
   elseif k == "continue" then
     local loop = cx.loops and cx.loops[#cx.loops]
-    if not loop then not_converted(s.line, "'continue' outside a for loop") end
+    if not loop then not_converted(s.line, "'continue' outside a loop") end
     loop.continued = true
     emit(out, depth, "goto continue")
   elseif k == "raise" then
@@ -1330,6 +2069,30 @@ local function py_unpack(values, options)
   return table.unpack(r, 1, #r)
 end
 ]],
+  percent = [[
+-- Python's format % mapping: %(name)s and %(name)d fields, %% a percent sign.
+local function py_percent(fmt, map)
+  local out, i = {}, 1
+  while true do
+    local j = fmt:find("%", i, true)
+    if not j then
+      out[#out + 1] = fmt:sub(i)
+      break
+    end
+    out[#out + 1] = fmt:sub(i, j - 1)
+    if fmt:sub(j + 1, j + 1) == "%" then
+      out[#out + 1], i = "%", j + 2
+    else
+      local key, conv, after = fmt:match("^%((.-)%)([sd])()", j + 1)
+      if not key then error(("unsupported format character in %q"):format(fmt), 0) end
+      if map[key] == nil then error(("KeyError: '%s' (formatting %q)"):format(key, fmt), 0) end
+      out[#out + 1] = conv == "d" and ("%d"):format(map[key]) or tostring(map[key])
+      i = after
+    end
+  end
+  return table.concat(out)
+end
+]],
   concat = [[
 -- Python's list concatenation ([*a, b], a + b): the elements of each list in turn.
 local function py_concat(...)
@@ -1346,11 +2109,13 @@ local function r_name(path) return (path:match("([^/]+)$")) end
 
 -- Returns { revision, down_revision, branch_labels, depends_on, message, text, notes,
 -- converted, failed } or raises "file:line: message" for a file that is no revision.
-function M.revision(src, display)
+-- `resolver` (M.new_resolver): where the application's modules are found, if anywhere.
+function M.revision(src, display, resolver)
   local mod, perr = python.parse(src, display)
   if not mod then error(perr, 0) end
   local cx = new_cx(display, src)
   cx.display = display
+  cx.resolver = resolver
   cx.module_name = r_name(display):gsub("%.py$", "")
   cx.comments = mod.comments
   cx.comment_cursor = 1
@@ -1595,6 +2360,9 @@ local function locate(path)
   if is_dir(path) then
     if exists(join(path, "alembic.ini")) then return join(path, "alembic.ini"), "ini" end
     if exists(join(path, "pyproject.toml")) then return join(path, "pyproject.toml"), "toml" end
+    -- the script location itself, for an application that writes its alembic.ini when it
+    -- runs (JupyterHub's)
+    if exists(join(path, "env.py")) and is_dir(join(path, "versions")) then return path, "dir" end
     error(("%s holds neither alembic.ini nor pyproject.toml"):format(path), 0)
   end
   if not exists(path) then error(("%s: no such file or directory"):format(path), 0) end
@@ -1629,9 +2397,13 @@ function M.read_project(path)
   local cfg, kind = locate(path)
   if cfg:sub(1, 1) ~= "/" then cfg = require("lfs").currentdir() .. "/" .. cfg:gsub("^%./", "") end
   local here = dirname(cfg)
-  local text = assert(slurp(cfg))
+  local text = kind ~= "dir" and assert(slurp(cfg))
   local settings
-  if kind == "toml" then
+  if kind == "dir" then
+    cfg = cfg:gsub("/+$", "")
+    here = dirname(cfg)
+    settings = { script_location = cfg:match("([^/]+)$") }
+  elseif kind == "toml" then
     settings = M.read_pyproject(text, here)
     if not settings then error(("%s has no [tool.alembic] table"):format(cfg), 0) end
   else
@@ -1691,11 +2463,23 @@ end
 function M.convert(path, outdir)
   local project = M.read_project(path)
   local results, seen = {}, {}
+  local roots, have = {}, {}
+  for _, start in ipairs { dirname(project.config), project.script_location } do
+    local d = start
+    while d and not have[d] do
+      have[d] = true
+      roots[#roots + 1] = d
+      local up = dirname(d)
+      if up == d then break end
+      d = up
+    end
+  end
+  local resolver = M.new_resolver(roots)
   for _, dir in ipairs(project.versions) do
     for _, name in ipairs(list_py(dir)) do
       local file = join(dir, name)
       local src = assert(slurp(file))
-      local r = M.revision(src, file)
+      local r = M.revision(src, file, resolver)
       if seen[r.revision] then
         error(("%s: revision %s is also defined in %s"):format(file, r.revision, seen[r.revision]), 0)
       end

@@ -126,7 +126,8 @@ rebuilt AS (
               upper(CASE WHEN dt.typtype = 'd' THEN 'domain' ELSE replace(o.type, 'table ', '') END),
               o.identity, ds.description)
        FROM pg_description ds WHERE ds.classoid = o.cls AND ds.objoid = o.oid AND ds.objsubid = o.sub
-         AND o.type <> 'table column') AS comment
+         AND o.type <> 'table column') AS comment,
+    :grants AS grants
   FROM obj o
   LEFT JOIN pg_class c ON o.cls = 'pg_class'::regclass AND c.oid = o.oid
   LEFT JOIN pg_attribute a ON o.cls = 'pg_class'::regclass AND o.sub > 0 AND a.attrelid = o.oid AND a.attnum = o.sub
@@ -140,10 +141,13 @@ rebuilt AS (
   LEFT JOIN LATERAL (SELECT format('%I.%I', n.nspname, r.relname) AS name FROM pg_class r
     JOIN pg_namespace n ON n.oid = r.relnamespace
     WHERE r.oid = coalesce(a.attrelid, k.conrelid, ad.adrelid, pol.polrelid)) tbl ON true
-  WHERE o.type <> 'index' OR NOT EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = o.oid)
+  WHERE (o.type <> 'index' OR NOT EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = o.oid))
+    -- what belongs to another object (a range type's constructors) goes and comes with it
+    AND NOT EXISTS (SELECT 1 FROM pg_depend i WHERE i.classid = o.cls AND i.objid = o.oid AND i.objsubid = 0
+                    AND o.sub = 0 AND i.deptype = 'i')
 )
 SELECT depth, what, stmts[1] AS drop_sql, stmts[2:2] || CASE WHEN comment IS NULL THEN '{}'::text[]
-       ELSE ARRAY[comment] END AS creates
+       ELSE ARRAY[comment] END || grants AS creates
 FROM rebuilt]]
 
 -- A policy's definition after "CREATE POLICY name ON table" (pol: its pg_policy row), as
@@ -157,6 +161,36 @@ M.POLICY_BODY = [[format('AS %s FOR %s TO %s%s%s',
           ' USING (' || pg_get_expr(pol.polqual, pol.polrelid) || ')',
           ' WITH CHECK (' || pg_get_expr(pol.polwithcheck, pol.polrelid) || ')')]]
 
+-- The statements that give a view, materialized view, function or procedure (:cls, :oid, its
+-- kind :type and name :ident as pg_identify_object prints them) its owner, when that is not
+-- the role generating the migration, and its grants back once it is dropped and created
+-- again (text[]; empty for other objects). A routine whose ACL lacks PUBLIC had PUBLIC's
+-- EXECUTE revoked, which a new routine has again.
+local GRANTS = [[ARRAY(
+  SELECT g.stmt
+  FROM (SELECT c.relowner AS owner, c.relacl AS acl, 'TABLE' AS on_kw, false AS routine FROM pg_class c
+        WHERE :cls = 'pg_class'::regclass AND c.oid = :oid AND :type IN ('view', 'materialized view')
+        UNION ALL
+        SELECT p.proowner, p.proacl, upper(:type), true FROM pg_proc p
+        WHERE :cls = 'pg_proc'::regclass AND p.oid = :oid AND :type IN ('function', 'procedure')) x
+  CROSS JOIN LATERAL (
+    SELECT 0 AS ord, format('ALTER %s %s OWNER TO %I', upper(:type), :ident, pg_get_userbyid(x.owner)) AS stmt
+    WHERE x.owner <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
+    UNION ALL
+    SELECT 1, format('REVOKE ALL ON %s %s FROM PUBLIC', x.on_kw, :ident)
+    WHERE x.routine AND x.acl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM aclexplode(x.acl) p WHERE p.grantee = 0)
+    UNION ALL
+    SELECT 2, format('GRANT %s ON %s %s TO %s%s', string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type),
+      x.on_kw, :ident, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+      CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+    FROM aclexplode(x.acl) a WHERE a.grantee <> x.owner AND NOT (x.routine AND a.grantee = 0)
+    GROUP BY a.grantee, a.is_grantable) g
+  ORDER BY g.ord, g.stmt)]]
+
+local function grants_sql(cls, oid, kind, ident)
+  return (GRANTS:gsub(":(%a+)", { cls = cls, oid = oid, type = kind, ident = ident }))
+end
+
 local NO_OBJECT = "SELECT NULL::oid, NULL::oid WHERE false"
 
 -- The query for `type_name` (a name as SQL would write it, e.g. `public.post_status`), or
@@ -166,7 +200,21 @@ function M.query(type_name, catalog, oid)
   local object = catalog and ("SELECT %s::regclass::oid, %d::oid"):format(quote.literal(catalog), oid)
     or NO_OBJECT
   return (QUERY:gsub(":type", function() return lit end):gsub(":object", function() return object end)
-    :gsub(":policy_body", function() return M.POLICY_BODY end))
+    :gsub(":policy_body", function() return M.POLICY_BODY end)
+    :gsub(":grants", function() return grants_sql("o.cls", "o.oid", "o.type", "o.identity") end))
+end
+
+-- The owner and grant statements (above) of one object, read before it is dropped and
+-- created again: { stmt, ... }.
+function M.grants(conn, catalog, oid)
+  local q = ("SELECT array_to_string(%s, chr(31)) AS g FROM pg_identify_object(%s::regclass, %d, 0) i")
+    :format(grants_sql(quote.literal(catalog) .. "::regclass", tostring(math.tointeger(oid) or oid), "i.type",
+      "i.identity"), quote.literal(catalog), math.tointeger(oid) or oid)
+  local out = {}
+  for g in ((conn:query(q)[1].g or "") .. "\31"):gmatch("(.-)\31") do
+    if g ~= "" then out[#out + 1] = g end
+  end
+  return out
 end
 
 local function list(conn, query)

@@ -1,6 +1,7 @@
 -- Replaceable entities: the schema objects that are defined by a statement rather than
 -- altered piece by piece (views, materialized views, functions, procedures, triggers,
--- row-level security policies, extensions, sequences, grants on tables), in the spirit of
+-- row-level security policies, extensions, sequences, grants on tables; and domains,
+-- composite and range types, which also alter in place), in the spirit of
 -- alembic_utils' PGView, PGFunction, ... . A constructor (exported as sa.View, sa.Function,
 -- ...) makes a plain description; op.create_entity / op.replace_entity / op.drop_entity
 -- (op.lua's entity section) run the statements rendered here, and autogenerate compares
@@ -166,15 +167,171 @@ function M.Partition(name, parent, bound, opts)
     definition = trim(text_arg("sa.Partition", "the bound", bound)) })
 end
 
+-- ---- user-defined types: domains, composite types, range types ------------------------
+-- Their `definition` is a normal form, one line per part, built here from the declared
+-- fields and by autogenerate from the catalogs (so the two compare line by line, and a
+-- change is an ALTER of the lines that differ): a domain's "AS <base>", "COLLATE <c>",
+-- "DEFAULT <expr>", "NOT NULL", "CONSTRAINT <name> CHECK (...)" (by name); a composite
+-- type's "<attribute>\t<type>" in order; a range type's "<option> = <value>".
+
+local function type_text(what, t)
+  if type(t) == "string" then return text_arg(what, "the type", t) end
+  local types = require "luamigrate.types"
+  if types.is_type(t) then return t:sql() end
+  if M.is(t) and t.as_type then return t:as_type() end
+  error(("%s: a type must be SQL text or a sa type, got %s"):format(what, type(t)), 4)
+end
+
+-- A type entity is also a column type: sa.Column("qty", posint).
+local TypeEntity = {}
+TypeEntity.__index = TypeEntity
+function TypeEntity.as_type(e) return quote.qualified(e.schema, e.name) end
+TypeEntity._sql = TypeEntity.as_type
+TypeEntity.sql = TypeEntity.as_type
+
+local function type_entity(kind, fields)
+  fields.entity = kind
+  return setmetatable(fields, { __name = "sa." .. kind, __index = TypeEntity })
+end
+
+-- PostgreSQL's name for a domain's unnamed check constraint.
+local function check_name(domain, i) return domain .. "_check" .. (i > 1 and tostring(i - 1) or "") end
+
+local function check_sql(what, c)
+  local schema = require "luamigrate.schema"
+  if type(c) == "string" then return c end
+  if schema.is(c, "CheckConstraint") then return require("luamigrate.render").sqltext(c.sqltext), c.name end
+  error(("%s: each constraint must be a sa.CheckConstraint or SQL text"):format(what), 4)
+end
+
+local function bracketed(s)
+  s = trim(s)
+  if s:sub(1, 1) == "(" and s:sub(-1) == ")" then return s end
+  return "(" .. s .. ")"
+end
+
+-- The domain's lines (see above) from its fields.
+local function domain_lines(e)
+  local out = { "AS " .. e.type }
+  if e.collation then out[#out + 1] = "COLLATE " .. quote.ident(e.collation) end
+  if e.default then out[#out + 1] = "DEFAULT " .. e.default end
+  if e.not_null then out[#out + 1] = "NOT NULL" end
+  local checks = {}
+  for i, c in ipairs(e.checks) do checks[i] = c end
+  table.sort(checks, function(a, b) return a.name < b.name end)
+  for _, c in ipairs(checks) do out[#out + 1] = ("CONSTRAINT %s CHECK %s"):format(quote.ident(c.name), c.check) end
+  return table.concat(out, "\n")
+end
+M.domain_lines = domain_lines
+
+-- sa.Domain(name, data_type, {schema, collation, default, not_null, check, constraint_name,
+-- constraints = {sa.CheckConstraint("VALUE > 0", {name = ...}), ...}}): CREATE DOMAIN, in the
+-- words of SQLAlchemy's postgresql.DOMAIN (check and constraint_name: one check; constraints:
+-- more). Unnamed checks get PostgreSQL's names (<domain>_check, <domain>_check1, ...).
+function M.Domain(name, data_type, opts)
+  local what = "sa.Domain"
+  local o = options(what, set("schema", "collation", "default", "not_null", "check", "constraint_name",
+    "constraints"), opts)
+  text_arg(what, "the name", name)
+  local given = {}
+  if o.check ~= nil then given[1] = { o.check, o.constraint_name } end
+  for _, c in ipairs(o.constraints or {}) do
+    local sql, cname = check_sql(what, c)
+    given[#given + 1] = { sql, cname }
+  end
+  local checks, unnamed = {}, 0
+  for i, g in ipairs(given) do
+    local cname = g[2]
+    if not cname then
+      unnamed = unnamed + 1
+      cname = check_name(name, unnamed)
+    end
+    checks[i] = { name = cname, check = bracketed(text_arg(what, "a check", g[1])) }
+  end
+  local default = o.default
+  if default ~= nil and type(default) ~= "string" then default = require("luamigrate.render").default_sql(default) end
+  local e = type_entity("Domain", { name = name, schema = o.schema, type = type_text(what, data_type),
+    collation = o.collation, default = default, not_null = o.not_null and true or false, checks = checks })
+  e.definition = domain_lines(e)
+  return e
+end
+
+local function composite_lines(e)
+  local out = {}
+  for i, a in ipairs(e.attributes) do out[i] = quote.ident(a.name) .. "\t" .. a.type end
+  return table.concat(out, "\n")
+end
+M.composite_lines = composite_lines
+
+-- sa.CompositeType(name, {{"attribute", type}, ...}, {schema}): CREATE TYPE name AS (...);
+-- a type is SQL text ('text COLLATE "C"') or a sa type.
+function M.CompositeType(name, attributes, opts)
+  local what = "sa.CompositeType"
+  local o = options(what, set("schema"), opts)
+  text_arg(what, "the name", name)
+  if type(attributes) ~= "table" or #attributes == 0 then
+    error(("%s(%q): the attributes must be a list of {name, type}"):format(what, tostring(name)), 2)
+  end
+  local attrs = {}
+  for i, a in ipairs(attributes) do
+    if type(a) ~= "table" or type(a[1]) ~= "string" or a[2] == nil then
+      error(("%s(%q): attribute %d must be {name, type}"):format(what, name, i), 2)
+    end
+    attrs[i] = { name = a[1], type = type_text(what, a[2]) }
+  end
+  local e = type_entity("CompositeType", { name = name, schema = o.schema, attributes = attrs })
+  e.definition = composite_lines(e)
+  return e
+end
+
+local RANGE_OPTS = { "subtype_opclass", "collation", "canonical", "subtype_diff", "multirange_type_name" }
+
+-- The multirange type PostgreSQL names for a range type: "range" in the name becomes
+-- "multirange", else "_multirange" is appended.
+function M.default_multirange(name)
+  local i, j = name:find("range", 1, true)
+  if i then return name:sub(1, i - 1) .. "multirange" .. name:sub(j + 1) end
+  return name .. "_multirange"
+end
+
+local function range_lines(e)
+  local out = { "subtype = " .. e.subtype }
+  for _, k in ipairs(RANGE_OPTS) do
+    local v = e.options[k]
+    if k == "multirange_type_name" and v == M.default_multirange(e.name) then v = nil end
+    if v then out[#out + 1] = k .. " = " .. v end
+  end
+  return table.concat(out, "\n")
+end
+M.range_lines = range_lines
+
+-- sa.RangeType(name, subtype, {schema, subtype_opclass, collation, canonical, subtype_diff,
+-- multirange_type_name}): CREATE TYPE name AS RANGE (...). PostgreSQL cannot alter one: a
+-- change is a drop and a create, which autogenerate writes only while no column uses it.
+function M.RangeType(name, subtype, opts)
+  local what = "sa.RangeType"
+  local o = options(what, set("schema", table.unpack(RANGE_OPTS)), opts)
+  text_arg(what, "the name", name)
+  local ro = {}
+  for _, k in ipairs(RANGE_OPTS) do
+    if o[k] ~= nil then ro[k] = text_arg(what, k, o[k]) end
+  end
+  local e = type_entity("RangeType", { name = name, schema = o.schema, subtype = type_text(what, subtype),
+    options = ro })
+  e.definition = range_lines(e)
+  return e
+end
+
 -- The constructors sa exports.
 M.CONSTRUCTORS = { "View", "MaterializedView", "Function", "Procedure", "Trigger", "Policy",
-  "RowLevelSecurity", "Extension", "Sequence", "Grant", "Partition" }
+  "RowLevelSecurity", "Extension", "Sequence", "Grant", "Partition", "Domain", "CompositeType", "RangeType" }
 
 -- The entity kinds in the order they are created (each may use the ones before it: a
--- function an extension's types, a trigger its function, a view a function, a policy the
--- table's row-level security); dropped in the reverse order.
-M.KINDS = { "Extension", "Sequence", "Partition", "Function", "Procedure", "View", "MaterializedView",
-  "Trigger", "RowLevelSecurity", "Policy", "Grant" }
+-- domain over a range, a composite type of domains, a function an extension's types, a
+-- trigger its function, a view a function, a policy the table's row-level security);
+-- dropped in the reverse order.
+M.KINDS = { "Extension", "Sequence", "RangeType", "Domain", "CompositeType", "Partition", "Function", "Procedure",
+  "View", "MaterializedView", "Trigger", "RowLevelSecurity", "Policy", "Grant" }
 
 -- ---- statements -----------------------------------------------------------------------
 
@@ -279,6 +436,45 @@ local RENDER = {
     drop = function(e, o) return { ("DROP TABLE %s%s%s"):format(o.if_exists and "IF EXISTS " or "", qname(e),
       o.cascade and " CASCADE" or "") } end,
   },
+  Domain = {
+    create = function(e)
+      local parts = { ("CREATE DOMAIN %s AS %s"):format(qname(e), e.type) }
+      if e.collation then parts[#parts + 1] = "COLLATE " .. quote.ident(e.collation) end
+      if e.default then parts[#parts + 1] = "DEFAULT " .. e.default end
+      if e.not_null then parts[#parts + 1] = "NOT NULL" end
+      for _, c in ipairs(e.checks) do
+        parts[#parts + 1] = ("CONSTRAINT %s CHECK %s"):format(quote.ident(c.name), c.check)
+      end
+      return { table.concat(parts, " ") }
+    end,
+    drop = function(e, o) return { ("DROP DOMAIN %s%s%s"):format(o.if_exists and "IF EXISTS " or "", qname(e),
+      o.cascade and " CASCADE" or "") } end,
+  },
+  CompositeType = {
+    create = function(e)
+      local attrs = {}
+      for i, a in ipairs(e.attributes) do attrs[i] = quote.ident(a.name) .. " " .. a.type end
+      return { ("CREATE TYPE %s AS (%s)"):format(qname(e), table.concat(attrs, ", ")) }
+    end,
+    drop = function(e, o) return { ("DROP TYPE %s%s%s"):format(o.if_exists and "IF EXISTS " or "", qname(e),
+      o.cascade and " CASCADE" or "") } end,
+  },
+  RangeType = {
+    create = function(e)
+      local parts = { "SUBTYPE = " .. e.subtype }
+      for _, k in ipairs(RANGE_OPTS) do
+        local v = e.options[k]
+        if v then
+          -- the multirange is a type name; the others name an operator class, a collation, functions
+          parts[#parts + 1] = ("%s = %s"):format(k:upper(), k == "multirange_type_name"
+            and quote.qualified(e.schema, v) or k == "collation" and quote.ident(v) or v)
+        end
+      end
+      return { ("CREATE TYPE %s AS RANGE (%s)"):format(qname(e), table.concat(parts, ", ")) }
+    end,
+    drop = function(e, o) return { ("DROP TYPE %s%s%s"):format(o.if_exists and "IF EXISTS " or "", qname(e),
+      o.cascade and " CASCADE" or "") } end,
+  },
   Grant = {
     create = function(e) return { ("GRANT %s ON TABLE %s TO %s"):format(table.concat(e.privileges, ", "),
       trigger_table(e), role(e.role)) } end,
@@ -302,13 +498,56 @@ end
 
 function M.drop_sql(e, opts) return RENDER[e.entity].drop(e, opts or {}) end
 
+-- ALTER DOMAIN statements: o = {schema, default = sql | false (drop), not_null = boolean,
+-- drop_constraints = {name, ...}, add_constraints = {name = "VALUE > 0", ...}} (drops first,
+-- so a constraint can be replaced under its name).
+function M.alter_domain_sql(name, o)
+  local q, out = quote.qualified(o.schema, name), {}
+  for _, c in ipairs(o.drop_constraints or {}) do
+    out[#out + 1] = ("ALTER DOMAIN %s DROP CONSTRAINT %s"):format(q, quote.ident(c))
+  end
+  if o.default == false then
+    out[#out + 1] = ("ALTER DOMAIN %s DROP DEFAULT"):format(q)
+  elseif o.default ~= nil then
+    out[#out + 1] = ("ALTER DOMAIN %s SET DEFAULT %s"):format(q, o.default)
+  end
+  if o.not_null ~= nil then
+    out[#out + 1] = ("ALTER DOMAIN %s %s NOT NULL"):format(q, o.not_null and "SET" or "DROP")
+  end
+  local names = {}
+  for k in pairs(o.add_constraints or {}) do names[#names + 1] = k end
+  table.sort(names)
+  for _, c in ipairs(names) do
+    out[#out + 1] = ("ALTER DOMAIN %s ADD CONSTRAINT %s CHECK %s"):format(q, quote.ident(c),
+      bracketed(o.add_constraints[c]))
+  end
+  return out
+end
+
+-- One ALTER TYPE statement for a composite type: o = {schema, drop_attributes = {name, ...},
+-- alter_attributes = {{name, type}, ...}, add_attributes = {{name, type}, ...}, cascade}.
+function M.alter_composite_sql(name, o)
+  local actions = {}
+  for _, a in ipairs(o.drop_attributes or {}) do actions[#actions + 1] = "DROP ATTRIBUTE " .. quote.ident(a) end
+  for _, a in ipairs(o.alter_attributes or {}) do
+    actions[#actions + 1] = ("ALTER ATTRIBUTE %s TYPE %s"):format(quote.ident(a[1]), type_text("alter", a[2]))
+  end
+  for _, a in ipairs(o.add_attributes or {}) do
+    actions[#actions + 1] = ("ADD ATTRIBUTE %s %s"):format(quote.ident(a[1]), type_text("alter", a[2]))
+  end
+  if #actions == 0 then return {} end
+  return { ("ALTER TYPE %s %s%s"):format(quote.qualified(o.schema, name), table.concat(actions, ", "),
+    o.cascade and " CASCADE" or "") }
+end
+
 -- A materialized view's CREATE INDEX statements.
 M.index_sql = matview_indexes
 
 -- A short description: "view public.active_users", "trigger touch on posts".
 local WORDS = { View = "view", MaterializedView = "materialized view", Function = "function",
   Procedure = "procedure", Trigger = "trigger", Policy = "policy", RowLevelSecurity = "row level security",
-  Extension = "extension", Sequence = "sequence", Grant = "grant", Partition = "partition" }
+  Extension = "extension", Sequence = "sequence", Grant = "grant", Partition = "partition", Domain = "domain",
+  CompositeType = "composite type", RangeType = "range type" }
 
 function M.describe(e)
   local where = e.schema and (e.schema .. ".") or ""

@@ -4,7 +4,7 @@
 -- (online), the tables created earlier in the same transaction, whether a statement runs in
 -- the migration's transaction or in an autocommit block, and the timeouts the run sets.
 --
--- The C command (src/commands.c) drives it: session = lint.new(opts); for each revision
+-- The C command (src/cmd_lint.c) drives it: session = lint.new(opts); for each revision
 -- session:begin(ctx, revision, file), run the migration function with that context,
 -- session:finish_revision(ok, err); session:done(); then session:report() -> exit status.
 local ast = require "luamigrate.lint.ast"

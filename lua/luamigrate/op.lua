@@ -1091,8 +1091,9 @@ local PARAMS = {
 
 -- ---- replaceable entities (views, functions, triggers, ...: luamigrate.entity) --------
 -- op.create_entity(e), op.replace_entity(e), op.drop_entity(e, {if_exists, cascade}), e made
--- by sa.View, sa.MaterializedView, sa.Function, sa.Procedure, sa.Trigger. A downgrade
--- restores a replaced definition by replacing it with the old one.
+-- by sa.View, sa.MaterializedView, sa.Function, sa.Procedure, sa.Trigger, sa.Domain, ... A
+-- downgrade restores a replaced definition by replacing it with the old one. A domain and a
+-- composite type also change in place: op.alter_domain, op.alter_composite_type.
 local entity = require "luamigrate.entity"
 
 local function entity_arg(opname, e)
@@ -1118,6 +1119,25 @@ function M.drop_entity(e, opts)
   run("drop_entity", table.unpack(entity.drop_sql(e, o)))
 end
 PARAMS.create_entity, PARAMS.replace_entity, PARAMS.drop_entity = { "entity" }, { "entity" }, { "entity", "options" }
+
+-- op.alter_domain(name, {schema, default = sql | false, not_null, drop_constraints, add_constraints})
+function M.alter_domain(name, opts)
+  if type(name) ~= "string" then error("op.alter_domain: the domain name must be a string", 2) end
+  local o = options("alter_domain", opts, set("schema", "default", "not_null", "drop_constraints", "add_constraints"))
+  if o.default ~= nil and o.default ~= false and type(o.default) ~= "string" then
+    error("op.alter_domain: default must be SQL text, or false to drop it", 2)
+  end
+  run("alter_domain", table.unpack(entity.alter_domain_sql(name, o)))
+end
+
+-- op.alter_composite_type(name, {schema, drop_attributes, alter_attributes, add_attributes, cascade})
+function M.alter_composite_type(name, opts)
+  if type(name) ~= "string" then error("op.alter_composite_type: the type name must be a string", 2) end
+  local o = options("alter_composite_type", opts, set("schema", "drop_attributes", "alter_attributes",
+    "add_attributes", "cascade"))
+  run("alter_composite_type", table.unpack(entity.alter_composite_sql(name, o)))
+end
+PARAMS.alter_domain, PARAMS.alter_composite_type = { "name", "options" }, { "name", "options" }
 -- ---- end of replaceable entities ------------------------------------------------------
 
 local UNGUARDED = set("get_bind", "get_x_argument", "register", "autocommit_block", "_run")

@@ -1,7 +1,7 @@
 -- A reader for the subset of Python that Alembic migrations and env.py files are written
 -- in: a tokenizer (indentation, every string form, numbers, comments) and a recursive-descent
 -- parser giving a small syntax tree. It never runs anything. Compound statements it does not
--- model (while, class, ...) are kept whole as "unsupported" nodes with their source
+-- model (async, match) are kept whole as "unsupported" nodes with their source
 -- lines, so a caller can report them instead of failing the whole file.
 --
 -- M.parse(source, name) -> module | nil, "name:line:col: message"
@@ -11,8 +11,9 @@
 -- slice, list, tuple, set, dict (keys, values: in source order), unop, binop, boolop, cmp
 -- (ops, operands), ifexp, lambda, listcomp, starred. Statements: import, from, assign
 -- (targets, value), augassign, annassign, expr, def, return, pass, if (tests, bodies, orelse),
--- for, with (items: {expr, as}), try (body, handlers = {{type, name, body, line}}, orelse,
--- finalbody), unsupported (keyword), and break/continue/raise.
+-- for, while (test, body, orelse), class (name, bases, keywords, body), with (items: {expr,
+-- as}), try (body, handlers = {{type, name, body, line}}, orelse, finalbody), unsupported
+-- (keyword), and break/continue/raise.
 -- Every node has `line`; statements also `last`, the last line they span.
 local M = {}
 
@@ -995,8 +996,25 @@ function P:statement1()
       if self:isname("finally") then self:next(); finalbody = self:block() end
       if #handlers == 0 and not finalbody then self:err("expected 'except' or 'finally' after try") end
       return { k = "try", body = body, handlers = handlers, orelse = orelse, finalbody = finalbody, line = t.line }
-    elseif w == "async" or w == "class" or w == "while"
-      or (w == "match" and self:peek(1).type == "name") then
+    elseif w == "while" then
+      self:next()
+      local test = self:expr()
+      local body = self:block()
+      local orelse
+      if self:isname("else") then self:next(); orelse = self:block() end
+      return { k = "while", test = test, body = body, orelse = orelse, line = t.line }
+    elseif w == "class" then
+      -- read (application modules define TypeDecorator subclasses); a migration's own
+      -- classes are the converter's to refuse
+      self:next()
+      local n = self:next()
+      if n.type ~= "name" then self:err("expected a class name", n) end
+      local bases = { k = "call", args = {}, kwargs = {}, line = t.line }
+      if self:accept("(") then bases = self:call_args(nil, t.line) end
+      local body = self:block()
+      return { k = "class", name = n.value, bases = bases.args, keywords = bases.kwargs, body = body,
+        line = t.line }
+    elseif w == "async" or (w == "match" and self:peek(1).type == "name") then
       self:next()
       return self:skip_compound(w, t)
     end

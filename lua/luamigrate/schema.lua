@@ -340,15 +340,19 @@ function M.Index(name, ...)
 end
 
 -- md:register(entity, ...): declares views, functions, triggers (sa.View, sa.Function, ...)
--- in the schema, in the order given; returns the first.
+-- in the schema, in the order given; returns the first. A sa.Enum registered is declared
+-- even when no column uses it (a domain over it).
 local function register(md, ...)
   local entity = require "luamigrate.entity"
   for i = 1, select("#", ...) do
     local e = select(i, ...)
-    if not entity.is(e) then
+    if types.is_enum(e) then
+      md.enums[#md.enums + 1] = e
+    elseif not entity.is(e) then
       error(("md:register: argument %d is not an entity (sa.View, sa.Function, sa.Trigger, ...)"):format(i), 2)
+    else
+      md.entities[#md.entities + 1] = e
     end
-    md.entities[#md.entities + 1] = e
   end
   return (...)
 end
@@ -359,7 +363,7 @@ end
 function M.MetaData(opts)
   local _, o = split("sa.MetaData", set("schema", "naming_convention"), opts or {})
   local md = object("MetaData", { schema = o.schema, naming_convention = o.naming_convention or {},
-    tables = {}, sorted = {}, entities = {}, register = register })
+    tables = {}, sorted = {}, entities = {}, enums = {}, register = register })
   return md
 end
 

@@ -4,17 +4,9 @@
 -- without one keeps whatever the database gives it and is never reported.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
-local function schema_lines(url)
-  local lines = {}
-  for l in pg.schema_dump(url):gmatch("[^\n]+") do
-    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
-      lines[#lines + 1] = (l:gsub(",$", ""))
-    end
-  end
-  table.sort(lines)
-  return table.concat(lines, "\n")
-end
+local schema_lines = require("helpers.autogen").schema_lines
 
 local function declared(word, note, extra)
   return ([[
@@ -49,20 +41,15 @@ local steps = {
 }
 
 describe("autogenerate compares collations", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("agcollation")
+    dir, url = fx:open { prefix = "agcollation" }
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
   end)
 
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
   local function collation(col)
     return pg.psql(url, ("SELECT coalesce(collation_name, '-') FROM information_schema.columns "
       .. "WHERE table_name = 'words' AND column_name = '%s'"):format(col))

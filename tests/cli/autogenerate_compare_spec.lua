@@ -4,17 +4,9 @@
 -- clean after, downgraded back to exactly the schema before.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
-local function schema_lines(url)
-  local lines = {}
-  for l in pg.schema_dump(url):gmatch("[^\n]+") do
-    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
-      lines[#lines + 1] = (l:gsub(",$", ""))
-    end
-  end
-  table.sort(lines)
-  return table.concat(lines, "\n")
-end
+local schema_lines = require("helpers.autogen").schema_lines
 
 local function declared(check, nnd, qty, identity)
   return ([[
@@ -67,20 +59,15 @@ local steps = {
 }
 
 describe("autogenerate compares", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("agcompare")
+    dir, url = fx:open { prefix = "agcompare" }
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
   end)
 
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
 
   for i, s in ipairs(steps) do
     it(("step %d: %s"):format(i, s[1]), function()

@@ -4,19 +4,11 @@
 -- the schema before (compared as a pg_dump). Each step names the operations it must produce.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 -- The schema's lines of a pg_dump, sorted (a column dropped and added back moves to the end
 -- of its table; that is the same schema).
-local function schema_lines(url)
-  local lines = {}
-  for l in pg.schema_dump(url):gmatch("[^\n]+") do
-    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
-      lines[#lines + 1] = (l:gsub(",$", ""))
-    end
-  end
-  table.sort(lines)
-  return table.concat(lines, "\n")
-end
+local schema_lines = require("helpers.autogen").schema_lines
 
 local HEAD = [[
 local md = sa.MetaData()
@@ -166,22 +158,17 @@ steps[6][2] = steps[4][2]:gsub('"ADMIN", "USER", "GUEST"', '"GUEST", "EMPLOYEE",
 steps[7][2] = steps[6][2]:gsub('sa%.Table%("likes".-%)%)\n', "")
 
 describe("revision --autogenerate", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("autogen")
+    dir, url = fx:open { prefix = "autogen" }
     pg.psql(url, "CREATE SCHEMA ops")
     -- the version tables exist from the start, so dumps before and after compare schemas only
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
   end)
 
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
 
   it("says so and writes nothing when nothing differs", function()
     cli.write(dir .. "/migrations/schema.lua", HEAD .. "return md\n")
@@ -246,11 +233,12 @@ describe("revision --autogenerate", function()
 end)
 
 describe("autogenerate settings", function()
-  local dir, url, dbname
+  local fx = fixture.new()
+  local dir, url
 
   before_each(function()
-    url, dbname = pg.new_db("autogen")
-    dir = cli.project {
+    url = fx:new_db("autogen")
+    dir = fx:project {
       config = table.concat({
         'script_location = "migrations"',
         'include_object = function(name, kind) return not (kind == "table" and name:match("^legacy_")) end',
@@ -264,12 +252,7 @@ describe("autogenerate settings", function()
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
   end)
 
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
 
   it("names constraints by the naming convention, skips what include_object refuses, and lets process_revision_directives edit", function()
     pg.psql(url, "CREATE TABLE legacy_orders (id int); CREATE TABLE keep (id int PRIMARY KEY, old int)")

@@ -3,22 +3,22 @@
 -- exactly as it was (a pg_dump of schema and data before and after).
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 local V = "migrations/versions/"
 
 describe("bad input leaves the database as it was", function()
   local files, ids = cli.chain(3)
-  local url, dbname
+  local fx = fixture.new()
+  local url
 
   before_each(function()
-    url, dbname = pg.new_db("bad")
+    url = fx:new_db("bad")
     local dir = cli.project { files = files }
     assert.equal(0, cli.run({ "--url", url, "upgrade", "+2" }, { cwd = dir }).code)
     cli.remove(dir)
     pg.psql(url, "INSERT INTO t1 SELECT generate_series(1, 100)")
   end)
-
-  after_each(function() pg.drop_db(dbname) end)
 
   local function with(extra, drop)
     local t = {}

@@ -2,6 +2,7 @@
 -- version rows each command leaves, and the migrations it runs.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 -- The graph: a -> {b, c}; d merges (b, c); d -> e5 -> e6. A second, labeled base:
 -- n0 (net) -> n1 -> n2, and n2 depends on b. Every migration logs itself.
@@ -45,13 +46,8 @@ local function labeled_graph(with_zz)
 end
 
 describe("a project with branches", function()
-  local dir, url, dbname
-
-  after_each(function()
-    cli.remove(dir)
-    if dbname then pg.drop_db(dbname) end
-    dbname = nil
-  end)
+  local fx = fixture.new()
+  local dir, url
 
   local function run(...)
     return cli.run({ "--url", url or "", ... }, { cwd = dir })
@@ -66,7 +62,7 @@ describe("a project with branches", function()
   end
 
   it("shows branch points, heads and effective heads as Alembic does", function()
-    dir = cli.project { files = graph(false) }
+    dir = fx:project { files = graph(false) }
     local r = run("branches")
     assert.equal(0, r.code, r.err)
     assert.equal("aaaa1111 (branchpoint)\n         -> bbbb2222 (effective head)\n"
@@ -89,8 +85,8 @@ describe("a project with branches", function()
   end)
 
   it("merges heads into one revision that upgrades to a single row", function()
-    dir = cli.project { files = graph(true) }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = graph(true) }
+    url = fx:new_db()
     local r = run("merge", "heads", "-m", "join net", "--rev-id", "ffff0000")
     assert.equal(0, r.code, r.err)
     assert.truthy(r.out:find("ffff0000_join_net.lua ... done", 1, true))
@@ -122,8 +118,8 @@ describe("a project with branches", function()
   end)
 
   it("downgrades only the descendants of the target, unmerging on the way", function()
-    dir = cli.project { files = graph(true) }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = graph(true) }
+    url = fx:new_db()
     assert.equal(0, run("upgrade", "heads").code)
     assert.equal("11110002 eeee6666", rows())
     local r = run("downgrade", "bbbb2222")
@@ -150,8 +146,8 @@ describe("a project with branches", function()
   end)
 
   it("absorbs a dependency's row on upgrade and restores it on downgrade", function()
-    dir = cli.project { files = graph(false) }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = graph(false) }
+    url = fx:new_db()
     assert.equal(0, run("upgrade", "bbbb2222").code)
     assert.equal(0, run("upgrade", "11110001").code)
     assert.equal("11110001 bbbb2222", rows())
@@ -162,8 +158,8 @@ describe("a project with branches", function()
   end)
 
   it("stamps several targets, and --purge resets the table", function()
-    dir = cli.project { files = graph(true) }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = graph(true) }
+    url = fx:new_db()
     local r = run("stamp", "bbbb2222", "cccc3333")
     assert.equal(0, r.code, r.err)
     assert.equal("bbbb2222 cccc3333", rows())
@@ -181,8 +177,8 @@ describe("a project with branches", function()
   end)
 
   it("resolves label@REV, label@+N and label@-N within the branch", function()
-    dir = cli.project { files = graph(true) }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = graph(true) }
+    url = fx:new_db()
     local r = run("show", "net@1111000")
     assert.equal(2, r.code)
     assert.truthy(r.err:find("Multiple revisions start with '1111000'", 1, true))
@@ -211,12 +207,12 @@ describe("a project with branches", function()
 
   it("adds the way out to Alembic's branch errors: merge heads, and a target to name", function()
     local V = "migrations/versions/"
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       [V .. "aaaa_a.lua"] = cli.revision("aaaa", nil),
       [V .. "bbbb_b.lua"] = cli.revision("bbbb", "aaaa"),
       [V .. "cccc_c.lua"] = cli.revision("cccc", "aaaa"),
     } }
-    url, dbname = pg.new_db()
+    url = fx:new_db()
     -- two heads, as a git merge of two branches leaves them
     local r = run("upgrade", "head")
     assert.equal(2, r.code)
@@ -247,8 +243,8 @@ describe("a project with branches", function()
   -- Alembic 1.8.1's results on the same graph (issue 12): a branch-scoped target moves only
   -- that branch.
   local function labeled_at_heads(with_zz)
-    dir = cli.project { files = labeled_graph(with_zz) }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = labeled_graph(with_zz) }
+    url = fx:new_db()
     local r = run("upgrade", "heads")
     assert.equal(0, r.code, r.err)
   end
@@ -301,8 +297,8 @@ describe("a project with branches", function()
   end)
 
   it("upgrades label@+1 from a branch point onto the label's branch", function()
-    dir = cli.project { files = labeled_graph(false) }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = labeled_graph(false) }
+    url = fx:new_db()
     assert.equal(0, run("upgrade", "2b2b2b2b").code)
     local r = run("upgrade", "lbl@+1")
     assert.equal(0, r.code, r.err)
@@ -320,8 +316,8 @@ describe("a project with branches", function()
     assert.equal("4d4d4d4d", rows())
   end)
   it("refuses to upgrade from rows one of which implies another, as Alembic does", function()
-    dir = cli.project { files = labeled_graph(false) }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = labeled_graph(false) }
+    url = fx:new_db()
     assert.equal(0, run("stamp", "3c3c3c3c", "1a1a1a1a").code)
     assert.equal("1a1a1a1a 3c3c3c3c", rows())
     local r = run("upgrade", "heads")

@@ -2,6 +2,7 @@
 -- what the files say now. It is keyed by each file's content (SHA-256), not by size and
 -- mtime, and a damaged entry is rebuilt rather than failing the command.
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("the revision cache", function()
   local dir, files, ids
@@ -20,12 +21,11 @@ describe("the revision cache", function()
     return n - 1
   end
 
+  local fx = fixture.new()
   before_each(function()
     files, ids = cli.chain(3)
-    dir = cli.project { files = files }
+    dir = fx:project { files = files }
   end)
-
-  after_each(function() cli.remove(dir) end)
 
   it("is written for every file, and follows every change", function()
     local r = run("heads")

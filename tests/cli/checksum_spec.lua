@@ -3,20 +3,16 @@
 -- `repair` records a reviewed edit.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("applied files that changed", function()
-  local dir, url, dbname, files, ids
+  local fx = fixture.new()
+  local dir, url, files, ids
 
   before_each(function()
     files, ids = cli.chain(3)
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db()
+    dir, url = fx:open { files = files }
     assert.equal(0, cli.run({ "--url", url, "upgrade", ids[2] }, { cwd = dir }).code)
-  end)
-
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
   end)
 
   local function edit(i)
@@ -27,7 +23,7 @@ describe("applied files that changed", function()
     return ("migrations/versions/%s_step_%d.lua"):format(ids[i], i)
   end
 
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
 
   it("says nothing while the files are as they were applied", function()
     local r = run("upgrade", "head")

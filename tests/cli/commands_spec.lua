@@ -1,25 +1,18 @@
 -- init, revision, heads, history, show, current, stamp and --help, with Alembic's formats.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("the commands", function()
-  local dir, url, dbname
+  local fx = fixture.new()
+  local dir, url
 
   before_each(function()
-    url, dbname = pg.new_db()
-    local p = assert(io.popen("mktemp -d /tmp/lmproj.XXXXXX"))
-    dir = p:read("l")
-    p:close()
+    url = fx:new_db()
+    dir = fx:project { empty = true }
   end)
 
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...)
-    return cli.run({ "--url", url, ... }, { cwd = dir })
-  end
+  local run = fx.run
 
   it("two concurrent revision --rev-id X: one creates the file, the other says the id is taken", function()
     assert.equal(0, run("init", "migrations").code)
@@ -130,7 +123,7 @@ describe("the commands", function()
       ["migrations/versions/cccc_x.lua"] = cli.revision("cccc", "aaaa"),
     }
     cli.remove(dir)
-    dir = cli.project { files = files }
+    dir = fx:project { files = files }
     local r = run("revision", "-m", "next")
     assert.equal(2, r.code)
     assert.truthy(r.err:find("Multiple heads are present; please specify the head revision", 1, true))
@@ -146,7 +139,7 @@ describe("the commands", function()
   it("stamp sets the version table without running migrations", function()
     local files, ids = cli.chain(3)
     cli.remove(dir)
-    dir = cli.project { files = files }
+    dir = fx:project { files = files }
     local r = run("stamp", ids[2])
     assert.equal(0, r.code, r.err)
     assert.equal(ids[2], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
@@ -161,7 +154,7 @@ describe("the commands", function()
 
   it("current is empty and creates nothing on a fresh database", function()
     cli.remove(dir)
-    dir = cli.project { files = { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil) } }
+    dir = fx:project { files = { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil) } }
     local r = run("current")
     assert.equal(0, r.code, r.err)
     assert.equal("", r.out)

@@ -2,6 +2,7 @@
 -- bash drives it (COMP_WORDS, COMP_CWORD, then COMPREPLY); the zsh one must parse.
 local cli = require "helpers.cli"
 local pg = require "helpers.pg"
+local fixture = require "helpers.fixture"
 local q = pg.shell_quote
 
 local bindir = cli.bin:match("^(.*)/[^/]*$")
@@ -26,19 +27,15 @@ local function complete(cwd, ...)
 end
 
 describe("bash completion", function()
+  local fx = fixture.new { scope = "all" }
   local dir, empty, ids
 
   setup(function()
     local files
     files, ids = cli.chain(3)
-    dir = cli.project { files = files }
-    empty = cli.project {}
+    dir = fx:project { files = files }
+    empty = fx:project {}
     os.execute("rm -f " .. q(empty .. "/luamigrate.lua"))
-  end)
-
-  teardown(function()
-    cli.remove(dir)
-    cli.remove(empty)
   end)
 
   it("completes commands and global options", function()
@@ -107,20 +104,16 @@ describe("bash completion", function()
 end)
 
 describe("zsh completion", function()
+  local fx = fixture.new { scope = "all" }
   local dir, ids, labelled
 
   setup(function()
     local files
     files, ids = cli.chain(2)
-    dir = cli.project { files = files }
-    labelled = cli.project { files = {
+    dir = fx:project { files = files }
+    labelled = fx:project { files = {
       ["migrations/versions/aaaa_a.lua"] = cli.revision("aaaa", nil, nil, nil, 'branch_labels = { "billing" }\n'),
     } }
-  end)
-
-  teardown(function()
-    cli.remove(dir)
-    cli.remove(labelled)
   end)
 
   -- What the terminal shows after typing line and two TABs in an interactive zsh.

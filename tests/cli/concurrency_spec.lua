@@ -3,21 +3,17 @@
 -- named; mixed upgrades, downgrades and stamps leave a consistent database.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 local core = require "luamigrate.core"
 
 describe("concurrent runs", function()
-  local dir, url, dbname, ids
+  local fx = fixture.new()
+  local dir, url, ids
 
   before_each(function()
     local files
     files, ids = cli.chain(30, { sleep = 0.05 })
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db()
-  end)
-
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
+    dir, url = fx:open { files = files }
   end)
 
   it("two upgrade head runs apply each migration exactly once", function()

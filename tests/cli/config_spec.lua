@@ -1,18 +1,15 @@
 -- Finding the config, the URL's precedence, and passwords never shown.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("configuration", function()
+  local fx = fixture.new()
   local dir, url, dbname
 
   before_each(function()
-    url, dbname = pg.new_db()
-    dir = cli.project { files = { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil, "") } }
-  end)
-
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
+    url, dbname = fx:new_db()
+    dir = fx:project { files = { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil, "") } }
   end)
 
   local function stamped()

@@ -185,6 +185,20 @@ local function parity(name, version_table, o)
   end)
 end
 
+-- Converts fixture `name`, asserts every one of its `revisions` translated untouched, and
+-- returns the text of the converted `file`.
+local function converted(name, file, revisions)
+  local dir = os.tmpname()
+  os.remove(dir)
+  cli.mkdir_p(dir)
+  local r = cli.run({ "convert", "alembic", FIXTURES .. "/" .. name, "-o", dir })
+  local text = cli.slurp(dir .. "/" .. file)
+  cli.remove(dir)
+  assert.equal(0, r.code, r.err)
+  assert.truthy(r.out:find(("(%d revisions untouched)"):format(revisions), 1, true), r.out)
+  return text
+end
+
 describe("convert alembic (shop fixture: constructs luamigrate has today)", function()
   parity("shop", "alembic_version", { data = "SELECT code, monthly_cents, seats FROM plans ORDER BY code" })
 end)
@@ -197,14 +211,7 @@ end)
 -- positional drop_constraint(name, table, "unique"); a custom version table.
 describe("convert alembic (autogen fixture: SQLAlchemy names from issue 12's op/sa work)", function()
   it("translates every statement and keeps env.py's version table and transaction mode", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    cli.mkdir_p(dir)
-    local r = cli.run({ "convert", "alembic", FIXTURES .. "/autogen", "-o", dir })
-    local cfg = cli.slurp(dir .. "/luamigrate.lua")
-    cli.remove(dir)
-    assert.equal(0, r.code, r.err)
-    assert.truthy(r.out:find("(3 revisions untouched)", 1, true), r.out)
+    local cfg = converted("autogen", "luamigrate.lua", 3)
     assert.truthy(cfg:find('\nversion_table = "autogen_version"\n', 1, true), cfg)
     assert.truthy(cfg:find("\ntransaction_per_migration = true\n", 1, true), cfg)
   end)
@@ -215,6 +222,21 @@ describe("convert alembic (autogen fixture: SQLAlchemy names from issue 12's op/
     data = "SELECT action, payload::text FROM audit_log ORDER BY id",
     alembic_sql_fails = 'No literal value renderer is available for literal value "{\'revision\': \'d91e6a0b3f48\'}" with datatype JSONB',
   })
+end)
+
+-- An application's migrations (kiosk/, beside alembic.ini): its own TypeDecorator types
+-- (impl a class or an instance, __init__ passing arguments on, load_dialect_impl's PostgreSQL
+-- branch), a constant, a module attribute, Flask-SQLAlchemy's db imported through a package
+-- that re-exports it, sqlalchemy_utils' and oslo.db's types; json.dumps of literal data, a set,
+-- a while loop with continue, a decorated upgrade().
+describe("convert alembic (appsrc fixture: the application's own imports)", function()
+  it("translates every statement, reading the application's modules", function()
+    local text = converted("appsrc", "kiosk/migrations/versions/a1c0e5f2b7d4_devices.lua", 2)
+    assert.truthy(text:find('sa.Column("uid", postgresql.UUID(), { nullable = false })', 1, true), text)
+    assert.truthy(text:find('sa.Column("serial", sa.String({ length = 40 }), { nullable = false })', 1, true), text)
+  end)
+
+  parity("appsrc", "kiosk_version", { data = "SELECT title, meta FROM tickets ORDER BY id" })
 end)
 
 describe("convert alembic", function()
@@ -264,8 +286,8 @@ describe("convert alembic", function()
       "down_revision = None",
       "def upgrade():",
       "    op.execute('CREATE TABLE t (x int)')",
-      "    while True:",
-      "        break",
+      "    class T:",
+      "        pass",
       "    helper(op)",
       "def downgrade():",
       "    op.drop_table('t')",
@@ -276,11 +298,11 @@ describe("convert alembic", function()
     local r = cli.run({ "convert", "alembic", src, "-o", out })
     assert.equal(1, r.code, r.err)
     local file = src .. "/alembic/versions/aa01_first.py"
-    assert.truthy(r.err:find(file .. ":9: not converted: 'while' statements\n", 1, true), r.err)
+    assert.truthy(r.err:find(file .. ":9: not converted: 'class' statements\n", 1, true), r.err)
     assert.truthy(r.err:find(file .. ":11: not converted: 'helper' comes from app.models.helper", 1, true), r.err)
     assert.truthy(r.err:find("2 places not converted", 1, true), r.err)
     local text = cli.slurp(out .. "/alembic/versions/aa01_first.lua")
-    assert.truthy(text:find("--       while True:\n", 1, true), text)
+    assert.truthy(text:find("--       class T:\n", 1, true), text)
     assert.truthy(cli.slurp(out .. "/luamigrate.lua"):find('version_table = "public.app_versions"', 1, true))
     -- the revision loads (history works) and fails loudly when run
     local h = cli.run({ "history" }, { cwd = out })
@@ -290,7 +312,7 @@ describe("convert alembic", function()
     local u = cli.run({ "--url", url, "upgrade", "head" }, { cwd = out })
     pg.drop_db(dbname)
     assert.equal(1, u.code, u.err)
-    assert.truthy(u.err:find("not converted: " .. file .. ":9: 'while' statements", 1, true), u.err)
+    assert.truthy(u.err:find("not converted: " .. file .. ":9: 'class' statements", 1, true), u.err)
   end)
 
   it("reads Flask-Migrate's layout: alembic.ini beside env.py, without script_location", function()
@@ -306,6 +328,41 @@ describe("convert alembic", function()
     assert.equal(0, r.code, r.err)
     assert.truthy(cli.slurp(out .. "/luamigrate.lua"):find('\nscript_location = "migrations"\n', 1, true))
     assert.truthy(io.open(out .. "/migrations/versions/cc03_first.lua"))
+  end)
+
+  it("finds the application's modules above the Alembic directory, which may have no alembic.ini", function()
+    -- JupyterHub's layout: the application writes alembic.ini when it runs, so the script
+    -- location (env.py beside versions/) is what there is to convert
+    local src = dir .. "/repo"
+    cli.mkdir_p(src .. "/shopapp/db/alembic/versions")
+    cli.write(src .. "/shopapp/__init__.py", "")
+    cli.write(src .. "/shopapp/fields.py", "import sqlalchemy as sa\n\n\nclass Money(sa.types.TypeDecorator):\n"
+      .. "    impl = sa.Numeric(12, 2)\n    cache_ok = True\n")
+    cli.write(src .. "/shopapp/db/alembic/env.py", "from alembic import context\n")
+    cli.write(src .. "/shopapp/db/alembic/versions/dd04_prices.py", table.concat({
+      "from alembic import op",
+      "import sqlalchemy as sa",
+      "from shopapp.fields import Money",
+      "revision = 'dd04'",
+      "down_revision = None",
+      "def upgrade():",
+      "    op.create_table('prices', sa.Column('id', sa.Integer, primary_key=True), sa.Column('amount', Money()))",
+      "def downgrade():",
+      "    op.drop_table('prices')",
+      "",
+    }, "\n"))
+    local out = dir .. "/out"
+    cli.mkdir_p(out)
+    local r = cli.run({ "convert", "alembic", src .. "/shopapp/db/alembic", "-o", out })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("(1 revision untouched)", 1, true), r.out)
+    local url, dbname = pg.new_db("conv")
+    local u = cli.run({ "--url", url, "upgrade", "head" }, { cwd = out })
+    local cols = pg.psql(url, "SELECT column_name || ' ' || data_type || coalesce('(' || numeric_precision || ','"
+      .. " || numeric_scale || ')', '') FROM information_schema.columns WHERE table_name = 'prices' ORDER BY 1")
+    pg.drop_db(dbname)
+    assert.equal(0, u.code, u.err)
+    assert.equal("amount numeric(12,2)\nid integer(32,0)", cols)
   end)
 
   it("refuses a file it cannot read, naming file, line and column, and writes nothing", function()

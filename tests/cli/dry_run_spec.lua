@@ -2,14 +2,11 @@
 -- every statement is printed with its timing, and everything is rolled back.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("--dry-run", function()
-  local dir, url, dbname
-
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
+  local fx = fixture.new()
+  local dir, url
 
   -- A dump without sequence positions: PostgreSQL never rolls back nextval(), so a rolled
   -- back identity insert still moves its sequence.
@@ -23,8 +20,8 @@ describe("--dry-run", function()
 
   it("prints every statement with its timing and leaves an empty database empty", function()
     local files = cli.chain(3)
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = files }
+    url = fx:new_db()
     local before = dump()
     local r = run("upgrade", "--dry-run", "head")
     assert.equal(0, r.code, r.err)
@@ -40,8 +37,8 @@ describe("--dry-run", function()
 
   it("reports the failing statement, exits 1 and changes nothing", function()
     local files, ids = cli.chain(4, { broken = 3 })
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = files }
+    url = fx:new_db()
     assert.equal(0, run("upgrade", "+1").code)
     local before = dump()
     local r = run("upgrade", "--dry-run", "head")
@@ -53,7 +50,7 @@ describe("--dry-run", function()
   end)
 
   it("lists autocommit blocks as skipped instead of running them", function()
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       ["migrations/versions/aaaa_t.lua"] = cli.revision("aaaa", nil,
         '  op.execute("CREATE TABLE t (id int)")\n'
         .. '  op.autocommit_block(function()\n'
@@ -62,7 +59,7 @@ describe("--dry-run", function()
         .. '  op.execute("INSERT INTO t VALUES (1)")\n',
         '  op.drop_table("t")\n'),
     } }
-    url, dbname = pg.new_db()
+    url = fx:new_db()
     local r = run("upgrade", "--dry-run", "head")
     assert.equal(0, r.code, r.err)
     assert.truthy(r.out:find("-- skipped (autocommit block", 1, true))
@@ -78,8 +75,8 @@ describe("--dry-run", function()
 
   it("works for downgrade and keeps the version rows", function()
     local files, ids = cli.chain(3)
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = files }
+    url = fx:new_db()
     assert.equal(0, run("upgrade", "head").code)
     local before = dump()
     local r = run("downgrade", "--dry-run", "base")
@@ -91,8 +88,8 @@ describe("--dry-run", function()
   end)
 
   it("refuses --sql together with --dry-run", function()
-    dir = cli.project { files = cli.chain(1) }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = cli.chain(1) }
+    url = fx:new_db()
     local r = run("upgrade", "--sql", "--dry-run", "head")
     assert.equal(2, r.code)
     assert.truthy(r.err:find("--sql and --dry-run exclude each other", 1, true))

@@ -4,17 +4,9 @@
 -- after it, and its downgrade restores exactly the schema before (compared as a pg_dump).
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
-local function schema_lines(url)
-  local lines = {}
-  for l in pg.schema_dump(url):gmatch("[^\n]+") do
-    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
-      lines[#lines + 1] = (l:gsub(",$", ""))
-    end
-  end
-  table.sort(lines)
-  return table.concat(lines, "\n")
-end
+local schema_lines = require("helpers.autogen").schema_lines
 
 local TABLES = [[
 local md = sa.MetaData()
@@ -80,20 +72,15 @@ return md
 }
 
 describe("revision --autogenerate with entities", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("entities")
+    dir, url = fx:open { prefix = "entities" }
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
   end)
 
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
 
   for i, s in ipairs(steps) do
     it(("step %d: %s"):format(i, s[1]), function()
@@ -202,11 +189,11 @@ return md
 }
 
 describe("revision --autogenerate with policies, extensions, sequences, grants", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("entities2")
+    dir, url = fx:open { prefix = "entities2" }
     pg.psql(url, ("DO $$ BEGIN CREATE ROLE %s; EXCEPTION WHEN duplicate_object THEN NULL; END $$"):format(ROLE))
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
     cli.write(dir .. "/migrations/schema.lua", TABLES .. "return md\n")
@@ -216,13 +203,12 @@ describe("revision --autogenerate with policies, extensions, sequences, grants",
     pg.psql(url, "INSERT INTO accounts (email, active) SELECT 'a' || g, g % 2 = 0 FROM generate_series(1, 10) g")
   end)
 
+  -- after the fixture's teardown has dropped the database that holds the role's grants
   teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
     pg.psql(pg.conninfo("postgres"), "DROP ROLE IF EXISTS " .. ROLE)
   end)
 
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
   local function privileges()
     local got = {}
     for _, p in ipairs { "INSERT", "SELECT" } do
@@ -260,4 +246,92 @@ describe("revision --autogenerate with policies, extensions, sequences, grants",
       assert.equal(0, run("upgrade", "head").code)
     end)
   end
+end)
+
+-- A view and a function that autogenerate drops and creates again (a view losing a column,
+-- a function changing its result type), and a view on that view rebuilt with it, keep what
+-- was granted on them and who owns them: the migration reads their ACLs and owner when it
+-- is generated and puts them back after the create, both ways.
+local READER, OWNER = "lm_rebuild_reader", "lm_rebuild_owner"
+
+describe("revision --autogenerate rebuilding granted views and functions", function()
+  local fx = fixture.new { scope = "all" }
+  local dir, url
+
+  local function schema(view, returns, counts)
+    return TABLES .. ([[
+md:register(
+  sa.Function("score(a integer)", "RETURNS %s LANGUAGE sql AS $$ SELECT a * 2 $$"),
+  sa.View("report", %q),
+  sa.View("report_ids", "SELECT id FROM report"),
+  sa.MaterializedView("report_counts", %q),
+  sa.Grant("report", { "SELECT" }, %q),
+  sa.Grant("report_ids", { "SELECT" }, %q),
+  sa.Grant("report_counts", { "SELECT" }, %q))
+return md
+]]):format(returns, view, counts, READER, READER, READER)
+  end
+
+  setup(function()
+    dir, url = fx:open { prefix = "entities3" }
+    for _, role in ipairs { READER, OWNER } do
+      pg.psql(url, ("DO $$ BEGIN CREATE ROLE %s; EXCEPTION WHEN duplicate_object THEN NULL; END $$"):format(role))
+    end
+    assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
+    cli.write(dir .. "/migrations/schema.lua", schema("SELECT id, email FROM accounts", "integer", "SELECT count(*) AS n FROM report"))
+    local r = cli.run({ "--url", url, "revision", "--autogenerate", "-m", "first" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.equal(0, cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir }).code)
+    pg.psql(url, ("REVOKE EXECUTE ON FUNCTION score(integer) FROM PUBLIC; GRANT EXECUTE ON FUNCTION score(integer) "
+      .. "TO %s WITH GRANT OPTION; ALTER FUNCTION score(integer) OWNER TO %s"):format(READER, OWNER))
+  end)
+
+  -- after the fixture's teardown has dropped the database that holds the roles' grants
+  teardown(function()
+    pg.psql(pg.conninfo("postgres"), ("DROP ROLE IF EXISTS %s; DROP ROLE IF EXISTS %s"):format(READER, OWNER))
+  end)
+
+  local run = fx.run
+  -- what the roles may do, and who owns the function
+  local function rights()
+    return pg.psql(url, ([[SELECT has_table_privilege('%s', 'report', 'SELECT'), has_table_privilege('%s', 'report_ids',
+      'SELECT'), has_table_privilege('%s', 'report_counts', 'SELECT'),
+      has_function_privilege('%s', 'score(integer)', 'EXECUTE WITH GRANT OPTION'),
+      has_function_privilege('lm_nobody_ag', 'score(integer)', 'EXECUTE'),
+      (SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'score')]]):format(READER, READER, READER, READER))
+  end
+
+  it("keeps a role's SELECT on a rebuilt view (and on the view on it) and EXECUTE on a rebuilt function", function()
+    pg.psql(url, "DO $$ BEGIN CREATE ROLE lm_nobody_ag; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    local granted = "t|t|t|t|f|" .. OWNER
+    assert.equal(granted, rights())
+    cli.write(dir .. "/migrations/schema.lua", schema("SELECT id FROM accounts WHERE active", "bigint",
+      "SELECT count(*) AS n, max(id) AS top FROM report"))
+    local r = run("revision", "--autogenerate", "-m", "rebuild")
+    assert.equal(0, r.code, r.err)
+    local text = cli.slurp(dir .. "/" .. r.out:match("Generating (%S+) %.%.%. done"))
+    for _, needle in ipairs { ("GRANT SELECT ON TABLE public.report TO %s"):format(READER),
+      ("GRANT SELECT ON TABLE public.report_counts TO %s"):format(READER),
+      ("GRANT SELECT ON TABLE public.report_ids TO %s"):format(READER),
+      ("ALTER FUNCTION public.score(integer) OWNER TO %s"):format(OWNER),
+      "REVOKE ALL ON FUNCTION public.score(integer) FROM PUBLIC",
+      ("GRANT EXECUTE ON FUNCTION public.score(integer) TO %s WITH GRANT OPTION"):format(READER) } do
+      assert.truthy(text:find(needle, 1, true), ("expected %s in:\n%s"):format(needle, text))
+    end
+    -- the materialized view replaced (a drop and a create) gets its grant right after
+    local up = text:match("function upgrade%(%)(.-)\nend")
+    local replaced = up:match('op%.replace_entity%(sa%.MaterializedView%("report_counts".-\n(  op%.execute[^\n]*)')
+    assert.equal(('  op.execute("GRANT SELECT ON TABLE public.report_counts TO %s")'):format(READER), replaced)
+    r = run("upgrade", "head")
+    assert.equal(0, r.code, r.err .. "\n" .. text)
+    assert.equal("bigint", pg.psql(url, "SELECT format_type(prorettype, NULL) FROM pg_proc WHERE proname = 'score'"))
+    assert.equal(granted, rights())
+    r = run("check")
+    assert.equal(0, r.code, r.out .. r.err)
+    r = run("downgrade", "-1")
+    assert.equal(0, r.code, r.err .. "\n" .. text)
+    assert.equal("integer", pg.psql(url, "SELECT format_type(prorettype, NULL) FROM pg_proc WHERE proname = 'score'"))
+    assert.equal(granted, rights())
+    pg.psql(url, "DROP OWNED BY lm_nobody_ag; DROP ROLE lm_nobody_ag")
+  end)
 end)

@@ -7,17 +7,9 @@
 -- rows kept, `check` clean, and the downgrade back to exactly the schema before.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
-local function schema_lines(url)
-  local lines = {}
-  for l in pg.schema_dump(url):gmatch("[^\n]+") do
-    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
-      lines[#lines + 1] = (l:gsub(",$", ""))
-    end
-  end
-  table.sort(lines)
-  return table.concat(lines, "\n")
-end
+local schema_lines = require("helpers.autogen").schema_lines
 
 -- The objects autogenerate does not declare (views, functions, the domain, the trigger)
 -- are made here; the table and the enum are declared in schema.lua as well.
@@ -75,21 +67,16 @@ local REBUILT = { "index public.ix_posts_published", "index public.ix_posts_draf
   "function public.status_label(public.post_status)", "trigger posts_touch on public.posts" }
 
 describe("an enum change with dependents", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("enumdeps")
+    dir, url = fx:open { prefix = "enumdeps" }
     pg.psql(url, BASE)
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
   end)
 
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
 
   local function rows()
     return pg.psql(url, "SELECT string_agg(id || ':' || status || ':' || history::text || ':' || "
@@ -158,11 +145,12 @@ describe("an enum change with dependents", function()
 end)
 
 describe("helpers/enum.lua with dependents", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
   local helper = cli.slurp(cli.src .. "/migrations/helpers/enum.lua")
 
   setup(function()
-    url, dbname = pg.new_db("enumhelper")
+    url = fx:new_db("enumhelper")
     -- the helper converts the columns it is given: here status, not the array
     pg.psql(url, (BASE:gsub("  history post_status%[%] NOT NULL DEFAULT '{}',\n", "")
       :gsub("INSERT INTO posts %(status, history,", "INSERT INTO posts (status,")
@@ -173,7 +161,7 @@ describe("helpers/enum.lua with dependents", function()
     local back = [[
   enum.change_enum_and_alter_tables("post_status", { "draft", "published", "archived", "hidden" }, { posts = "status" })
 ]]
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       ["migrations/helpers/enum.lua"] = helper,
       ["migrations/versions/a1_drop_hidden.lua"] = 'local enum = require "helpers.enum"\n'
         .. cli.revision("a1", nil, body, back),
@@ -181,12 +169,7 @@ describe("helpers/enum.lua with dependents", function()
     assert.equal(0, cli.run({ "--url", url, "stamp", "base" }, { cwd = dir }).code)
   end)
 
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
 
   it("rebuilds what it finds when the migration runs, naming each, and the downgrade restores the schema", function()
     local before = schema_lines(url)

@@ -2,12 +2,13 @@
 -- the EMPLOYEE enum change, down to base, and the same schema through --sql and psql.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("the example project", function()
-  local url, dbname
+  local fx = fixture.new()
+  local url
 
-  before_each(function() url, dbname = pg.new_db("users_db") end)
-  after_each(function() pg.drop_db(dbname) end)
+  before_each(function() url = fx:new_db("users_db") end)
 
   local function run(...)
     return cli.run({ "--url", url, ... }, { cwd = cli.src })

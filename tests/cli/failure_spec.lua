@@ -2,23 +2,17 @@
 -- fixed file then applies.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("a failing migration", function()
+  local fx = fixture.new()
   local dir, url, dbname
 
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
   local function setup(files, config)
-    dir = cli.project { files = files, config = config }
-    url, dbname = pg.new_db()
+    dir, url, dbname = fx:open { files = files, config = config }
   end
 
-  local function run(...)
-    return cli.run({ "--url", url, ... }, { cwd = dir })
-  end
+  local run = fx.run
 
   it("rolls back only itself and names revision, file:line, SQLSTATE and statement", function()
     local files, ids = cli.chain(10, { broken = 5 })

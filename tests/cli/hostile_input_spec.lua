@@ -4,14 +4,15 @@
 -- a non-zero exit, and nothing half-done.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 local V = "migrations/versions/"
 
 describe("hostile input", function()
-  local url, dbname
+  local fx = fixture.new()
+  local url
 
-  before_each(function() url, dbname = pg.new_db("hostile") end)
-  after_each(function() pg.drop_db(dbname) end)
+  before_each(function() url = fx:new_db("hostile") end)
 
   local function run(dir, args, opts)
     opts = opts or {}

@@ -5,6 +5,7 @@
 -- database, so `current` is at it and an empty database upgraded to it is the same again.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 local RENTALS = [[
 CREATE EXTENSION pg_trgm;
@@ -155,36 +156,17 @@ FROM generate_series(1, 8) g;
 
 -- pg_dump -s, as sorted lines (a dump's column order follows creation; the schema is the
 -- same), without the comment lines that name the database.
-local function schema_lines(url)
-  local lines = {}
-  for l in pg.schema_dump(url):gmatch("[^\n]+") do
-    if not l:match("^%-%-") and not l:match("^SET ") and not l:match("^SELECT pg_catalog") then
-      lines[#lines + 1] = (l:gsub(",$", ""))
-    end
-  end
-  table.sort(lines)
-  return table.concat(lines, "\n")
-end
+local schema_lines = require("helpers.autogen").schema_lines
 
 describe("luamigrate inspect", function()
-  local dir, url, dbname, made = nil, nil, nil, {}
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
-  local function new_db(prefix)
-    local u, n = pg.new_db(prefix)
-    made[#made + 1] = n
-    return u
-  end
+  local function new_db(prefix) return (fx:new_db(prefix)) end
 
   setup(function()
-    dir = cli.project {}
-    url, dbname = pg.new_db("rentals")
+    dir, url = fx:open { prefix = "rentals" }
     pg.psql(url, RENTALS)
-  end)
-
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-    for _, n in ipairs(made) do pg.drop_db(n) end
   end)
 
   local function run(u, ...) return cli.run({ "--url", u, ... }, { cwd = dir }) end

@@ -4,6 +4,7 @@
 -- loaded, a lock wait, or a migration (which alone has something to roll back).
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 local core = require "luamigrate.core"
 
 -- Starts the binary; returns its pid and a function giving (seconds from signal to exit,
@@ -39,10 +40,10 @@ local function interrupt(args, dir, ready)
 end
 
 describe("SIGINT", function()
-  local url, dbname
+  local fx = fixture.new()
+  local url
 
-  before_each(function() url, dbname = pg.new_db() end)
-  after_each(function() pg.drop_db(dbname) end)
+  before_each(function() url = fx:new_db() end)
 
 
   for _, mode in ipairs { "session", "xact", "table" } do

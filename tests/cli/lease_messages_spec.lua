@@ -4,21 +4,18 @@
 -- Another session plays the holder with psql, so each race happens the same way every time.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("lock = \"table\" messages", function()
-  local url, dbname, dir
+  local fx = fixture.new()
+  local url, dir
 
   before_each(function()
-    url, dbname = pg.new_db("lease")
+    url = fx:new_db("lease")
     local files = cli.chain(2)
-    dir = cli.project { files = files, config = 'script_location = "migrations"\nlock = "table"\n' }
+    dir = fx:project { files = files, config = 'script_location = "migrations"\nlock = "table"\n' }
     local r = cli.run({ "--url", url, "upgrade", "+1" }, { cwd = dir })
     assert.equal(0, r.code, r.err)
-  end)
-
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
   end)
 
   -- Runs sql in a background psql session; returns a function that waits for it to end.

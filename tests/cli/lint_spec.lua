@@ -4,6 +4,7 @@
 -- database unchanged.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 local cjson = require "cjson"
 
 local V = "migrations/versions/"
@@ -28,19 +29,15 @@ function upgrade()
 end
 ]]
 
-local function project(files, config)
-  return cli.project { files = files, config = config }
-end
-
 describe("luamigrate lint", function()
+  local fx = fixture.new()
   local dir, url, dbname
 
-  after_each(function()
-    cli.remove(dir)
-    dir = nil
-    if dbname then pg.drop_db(dbname) end
-    dbname = nil
-  end)
+  after_each(function() dir, dbname = nil, nil end)
+
+  local function project(files, config)
+    return fx:project { files = files, config = config }
+  end
 
   local function run(...)
     return cli.run({ ... }, { cwd = dir })
@@ -126,7 +123,7 @@ describe("luamigrate lint", function()
   end)
 
   describe("online", function()
-    before_each(function() url, dbname = pg.new_db() end)
+    before_each(function() url, dbname = fx:new_db() end)
 
     local FILES = {
       [V .. "b1_x.lua"] = cli.revision("b1", nil,

@@ -3,19 +3,17 @@
 -- which tables it rewrote.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 local V = "migrations/versions/"
 
 describe("upgrade and lint", function()
-  local dir, url, dbname
+  local fx = fixture.new()
+  local dir, url
 
   before_each(function()
-    url, dbname = pg.new_db()
+    url = fx:new_db()
     pg.psql(url, "CREATE TABLE u (x bigint, c integer); INSERT INTO u SELECT g, g FROM generate_series(1, 100) g")
-  end)
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
   end)
 
   local BODY = [[
@@ -26,11 +24,11 @@ describe("upgrade and lint", function()
   op.create_index("ix_u_c", "u", { "c" })]]
 
   local function project(config)
-    dir = cli.project { files = { [V .. "a1_x.lua"] = cli.revision("a1", nil, BODY) },
+    dir = fx:project { files = { [V .. "a1_x.lua"] = cli.revision("a1", nil, BODY) },
       config = 'script_location = "migrations"\n' .. (config or "") }
   end
 
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
 
   it("prints the error-level findings as warnings before it runs, and runs", function()
     project()

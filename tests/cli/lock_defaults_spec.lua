@@ -4,20 +4,18 @@
 -- (lock_retries, default 3).
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 local core = require "luamigrate.core"
 
 local V = "migrations/versions/"
 
 describe("lock-safe defaults", function()
-  local dir, url, dbname
+  local fx = fixture.new()
+  local dir, url
 
   before_each(function()
-    url, dbname = pg.new_db()
+    url = fx:new_db()
     pg.psql(url, "CREATE TABLE busy (id int); CREATE TABLE seen (setting text)")
-  end)
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
   end)
 
   local BODY = [[
@@ -28,7 +26,7 @@ describe("lock-safe defaults", function()
   op.execute("INSERT INTO seen SELECT 'after ' || current_setting('lock_timeout')")]]
 
   local function project(config)
-    dir = cli.project { files = { [V .. "aaaa_x.lua"] = cli.revision("aaaa", nil, BODY) },
+    dir = fx:project { files = { [V .. "aaaa_x.lua"] = cli.revision("aaaa", nil, BODY) },
       config = 'script_location = "migrations"\n' .. (config or "") }
   end
 
@@ -71,7 +69,7 @@ describe("lock-safe defaults", function()
   end)
 
   it("retries a migration that hit its lock timeout three times by default", function()
-    dir = cli.project { files = { [V .. "aaaa_x.lua"] = cli.revision("aaaa", nil,
+    dir = fx:project { files = { [V .. "aaaa_x.lua"] = cli.revision("aaaa", nil,
       '  op.add_column("busy", sa.Column("note", sa.Text))') },
       config = 'script_location = "migrations"\nmigration_lock_timeout = "50ms"\n' }
     local blocker = core.connect(url)

@@ -3,12 +3,13 @@
 -- --sql and in --dry-run, leaving the database as it was.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("statements the migration's transaction cannot hold", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
-  setup(function() url, dbname = pg.new_db() end)
-  teardown(function() pg.drop_db(dbname) end)
+  setup(function() url = fx:new_db() end)
   after_each(function()
     cli.remove(dir)
     dir = nil

@@ -2,15 +2,11 @@
 -- refusal for migrations that need to read the database.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("--sql", function()
-  local dir, url, dbname
-
-  after_each(function()
-    cli.remove(dir)
-    if dbname then pg.drop_db(dbname) end
-    dbname = nil
-  end)
+  local fx = fixture.new()
+  local dir, url
 
   local function run(...) return cli.run({ ... }, { cwd = dir }) end
 
@@ -25,8 +21,8 @@ describe("--sql", function()
 
   it("writes a range A:B that continues a database at A", function()
     local files, ids = cli.chain(4)
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = files }
+    url = fx:new_db()
     assert.equal(0, cli.run({ "--url", url, "upgrade", ids[2] }, { cwd = dir }).code)
     local r = run("upgrade", ids[2] .. ":" .. ids[4], "--sql")
     assert.equal(0, r.code, r.err)
@@ -49,7 +45,7 @@ describe("--sql", function()
 
   it("uses one transaction for the whole script when transaction_per_migration is false", function()
     local files = cli.chain(3)
-    dir = cli.project { files = files, config = 'script_location = "migrations"\ntransaction_per_migration = false\n' }
+    dir = fx:project { files = files, config = 'script_location = "migrations"\ntransaction_per_migration = false\n' }
     local r = run("upgrade", "head", "--sql")
     assert.equal(0, r.code, r.err)
     local _, begins = r.out:gsub("BEGIN;\n", "")
@@ -60,8 +56,8 @@ describe("--sql", function()
 
   it("stamps with --sql, creating the version table from base", function()
     local files, ids = cli.chain(2)
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = files }
+    url = fx:new_db()
     local r = run("stamp", "--sql", ids[2])
     assert.equal(0, r.code, r.err)
     assert.truthy(r.out:find(("INSERT INTO luamigrate_version (version_num) VALUES ('%s');"):format(ids[2]), 1, true))
@@ -81,8 +77,8 @@ describe("--sql", function()
 
   it("records in the history each file's sha256 and the migration's duration, as an online run does", function()
     local files, ids = cli.chain(2)
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db()
+    dir = fx:project { files = files }
+    url = fx:new_db()
     local r = run("upgrade", "head", "--sql")
     assert.equal(0, r.code, r.err)
     assert.is_true(apply(r.out))
@@ -106,7 +102,7 @@ describe("--sql", function()
       return '  require("luamigrate.helpers.enum").change_enum_and_alter_tables("mood", { "ok", "sad" }, '
         .. columns .. ')\n'
     end
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       ["migrations/versions/aaaa_pairs.lua"] = cli.revision("aaaa", nil,
         body('{ { "zebra", "m" }, { "apple", "m" }, { "mango", "m" } }')),
       ["migrations/versions/bbbb_map.lua"] = cli.revision("bbbb", "aaaa",
@@ -131,7 +127,7 @@ describe("--sql", function()
   end)
 
   it("refuses a migration that reads the database, naming the file and the query", function()
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       ["migrations/versions/aaaa_reads.lua"] = cli.revision("aaaa", nil,
         '  local rows = op.get_bind():query("SELECT count(*) AS n FROM pg_class")\n', ""),
     } }
@@ -143,21 +139,21 @@ describe("--sql", function()
   end)
 
   it("passes -x arguments to migrations, online and in --sql", function()
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       ["migrations/versions/aaaa_seed.lua"] = cli.revision("aaaa", nil,
         '  op.execute("CREATE TABLE seen AS SELECT " .. tostring(op.inline_literal(op.get_x_argument().tenant or "none")) .. "::text AS tenant")\n', ""),
     } }
     local r = run("-x", "tenant=acme", "upgrade", "head", "--sql")
     assert.equal(0, r.code, r.err)
     assert.truthy(r.out:find("\nCREATE TABLE seen AS SELECT 'acme'::text AS tenant;\n", 1, true), r.out)
-    url, dbname = pg.new_db()
+    url = fx:new_db()
     r = run("--url", url, "-x", "tenant=acme", "upgrade", "head")
     assert.equal(0, r.code, r.err)
     assert.equal("acme", pg.psql(url, "SELECT tenant FROM seen"))
   end)
 
   it("needs a range for downgrade", function()
-    dir = cli.project { files = cli.chain(1) }
+    dir = fx:project { files = cli.chain(1) }
     local r = run("downgrade", "base", "--sql")
     assert.equal(2, r.code)
     assert.truthy(r.err:find("downgrade with --sql requires <fromrev>:<torev>", 1, true), r.err)

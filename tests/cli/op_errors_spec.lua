@@ -2,6 +2,7 @@
 -- key or argument, a non-zero exit, and the database exactly as it was.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 local CASES = {
   { 'op.create_table("t", sa.Column("id", sa.Integer), { bogus = 1 })', "op.create_table: unknown option 'bogus'" },
@@ -48,21 +49,17 @@ local CASES = {
 }
 
 describe("bad arguments to ops", function()
-  local dir, url, dbname
+  local fx = fixture.new { scope = "all" }
+  local dir, url
 
   setup(function()
-    url, dbname = pg.new_db("op_errors")
-    dir = cli.project { files = {
+    url = fx:new_db("op_errors")
+    dir = fx:project { files = {
       ["migrations/versions/base0001_base.lua"] = cli.revision("base0001", nil,
         '  op.execute("CREATE TABLE keep (id int)")\n  op.execute("INSERT INTO keep VALUES (1)")\n',
         '  op.drop_table("keep")\n'),
     } }
     assert.equal(0, cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir }).code)
-  end)
-
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
   end)
 
   for i, case in ipairs(CASES) do

@@ -3,11 +3,13 @@
 -- command, and a suggestion for a mistyped option.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 local ESC = "\27[" -- for plain finds; ESCP in patterns
 local ESCP = "\27%["
 
 describe("output", function()
+  local fx = fixture.new()
   local dir, url, dbname, ids
 
   before_each(function()
@@ -17,13 +19,7 @@ describe("output", function()
       "  op.execute(\"DO $$ BEGIN RAISE NOTICE 'hi'; END $$\")\n"
       .. "  op.execute(\"DO $$ BEGIN RAISE WARNING 'careful' USING HINT = 'mind the gap'; END $$\")\n")
     ids[6] = "06abcdef0123"
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db()
-  end)
-
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
+    dir, url, dbname = fx:open { files = files }
   end)
 
   local function run(args, opts)

@@ -4,6 +4,7 @@
 -- concurrent runs, with CREATE INDEX CONCURRENTLY in an autocommit block under "table".
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 local q = pg.shell_quote
 local as_postgres = io.popen("id -u"):read("l") == "0" and "runuser -u postgres -- " or ""
@@ -57,6 +58,7 @@ end
 
 describe("through PgBouncer in transaction pooling mode", function()
   local bdir, bport, stop_bouncer
+  local fx = fixture.new()
   local dir, url, dbname, burl, ids
 
   setup(function() bdir, bport, stop_bouncer = start_bouncer() end)
@@ -81,14 +83,8 @@ describe("through PgBouncer in transaction pooling mode", function()
           :gsub("function downgrade%(%)\n", "function downgrade()\n  op.drop_table('p5')\n", 1)
       end
     end
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db("bouncer")
+    dir, url, dbname = fx:open { files = files, prefix = "bouncer" }
     burl = ("host=%s port=%s dbname=%s user=postgres"):format(bdir, bport, dbname)
-  end)
-
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
   end)
 
   it("answers read-only commands through the pooler without any lock", function()

@@ -3,26 +3,18 @@
 -- own error, and op.execute still returns row counts.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("pipelined op statements", function()
-  local dirs, dbs = {}, {}
-
-  after_each(function()
-    for _, d in ipairs(dirs) do cli.remove(d) end
-    for _, d in ipairs(dbs) do pg.drop_db(d) end
-    dirs, dbs = {}, {}
-  end)
+  local fx = fixture.new()
 
   -- A project with the given files and `pipeline = <on>`; returns its dir and database URL.
   local function project(files, on)
-    local dir = cli.project {
+    return fx:open {
       files = files,
       -- lint off: its rendering runs upgrade() once more, which the files' marks would count
       config = 'script_location = "migrations"\npipeline = ' .. tostring(on) .. '\nlint = { upgrade = "off" }\n',
     }
-    local url, db = pg.new_db()
-    dirs[#dirs + 1], dbs[#dbs + 1] = dir, db
-    return dir, url
   end
 
   local function run(dir, url, ...)

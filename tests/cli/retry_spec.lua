@@ -2,15 +2,16 @@
 -- of a migration that could not get its lock in time.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 local core = require "luamigrate.core"
 
 describe("migration_lock_timeout and lock_retries", function()
-  local dir, url, dbname, blocker
+  local fx, dir, url, blocker
 
   before_each(function()
-    url, dbname = pg.new_db()
+    url = fx:new_db()
     pg.psql(url, "CREATE TABLE busy (id int); CREATE TABLE migration_log (rev text)")
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       ["migrations/versions/aaaa_alter_busy.lua"] = cli.revision("aaaa", nil,
         '  op.execute("INSERT INTO migration_log VALUES (\'aaaa\')")\n'
         .. '  op.execute("SELECT current_setting(\'lock_timeout\')")\n'
@@ -22,11 +23,8 @@ describe("migration_lock_timeout and lock_retries", function()
     blocker:execute("LOCK TABLE busy IN ACCESS SHARE MODE")
   end)
 
-  after_each(function()
-    blocker:close()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
+  after_each(function() blocker:close() end)
+  fx = fixture.new() -- after the blocker's after_each: its database is dropped once it is closed
 
   it("fails with the server's lock_timeout error and changes nothing without retries", function()
     cli.write(dir .. "/luamigrate.lua", 'script_location = "migrations"\nmigration_lock_timeout = "100ms"\n')

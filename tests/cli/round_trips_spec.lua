@@ -3,23 +3,18 @@
 -- error still names its own statement, revision and position, and rolls back only its step.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("statements sent together", function()
-  local dir, url, dbname
-
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
+  local fx = fixture.new()
+  local url
 
   local function setup(files, config)
-    dir = cli.project { files = files, config = config }
-    url, dbname = pg.new_db()
+    fx:open { files = files, config = config }
+    url = fx.url
   end
 
-  local function run(...)
-    return cli.run({ "--url", url, ... }, { cwd = dir })
-  end
+  local run = fx.run
 
   local function two(second_body)
     return {

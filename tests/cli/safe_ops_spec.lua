@@ -4,20 +4,18 @@
 -- op.validate_constraint; online and through --sql + psql alike, and lint-clean.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 local V = "migrations/versions/"
 
 describe("safe ops", function()
-  local dir, url, dbname
+  local fx = fixture.new()
+  local dir, url
 
   before_each(function()
-    url, dbname = pg.new_db()
+    url = fx:new_db()
     pg.psql(url, "CREATE TABLE items (id bigint PRIMARY KEY, price bigint, cents bigint); "
       .. "INSERT INTO items (id, price) SELECT g, g FROM generate_series(1, 2500) g")
-  end)
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
   end)
 
   local UP = [[
@@ -30,7 +28,7 @@ describe("safe ops", function()
   op.drop_index_concurrently("ix_items_cents")]]
 
   local function project()
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       [V .. "s1_x.lua"] = cli.revision("s1", nil, UP),
       [V .. "s2_x.lua"] = cli.revision("s2", "s1", UP2) } }
   end
@@ -71,7 +69,7 @@ describe("safe ops", function()
     -- NO_COLOR: the same line, without the dim style; piped: the output as before, no live line
     cli.remove(dir)
     pg.psql(url, "DELETE FROM luamigrate_version; UPDATE items SET cents = 0")
-    dir = cli.project { files = { [V .. "b1_x.lua"] = cli.revision("b1", nil,
+    dir = fx:project { files = { [V .. "b1_x.lua"] = cli.revision("b1", nil,
       '  op.backfill("items", { set = { cents = "price" }, where = "cents IS DISTINCT FROM price", batch_size = 1000 })') } }
     r = cli.run_tty({ "--url", url, "upgrade", "head" }, { cwd = dir, env = { NO_COLOR = "1" } })
     assert.equal(0, r.code, r.out)
@@ -126,7 +124,7 @@ describe("safe ops", function()
     pg.psql(url, "CREATE TABLE sleep_ctl (s float8); INSERT INTO sleep_ctl VALUES (0.25); "
       .. "CREATE TABLE slow (id int PRIMARY KEY, v int, hits int NOT NULL DEFAULT 0); "
       .. "INSERT INTO slow (id) SELECT g FROM generate_series(1, 60) g; CREATE TABLE after_t (n int)")
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       [V .. "k1_x.lua"] = cli.revision("k1", nil, [[
   op.backfill("slow", { set = { v = "id * 2 + (SELECT 0 FROM pg_sleep((SELECT s FROM public.sleep_ctl)))",
     hits = "hits + 1" }, where = "v IS NULL", batch_size = 10 })
@@ -176,7 +174,7 @@ describe("safe ops", function()
     pg.psql(url, "CREATE TABLE sleep_ctl (s float8); INSERT INTO sleep_ctl VALUES (60); "
       .. "CREATE TABLE slow (id int PRIMARY KEY, v int, hits int NOT NULL DEFAULT 0); "
       .. "INSERT INTO slow (id) SELECT g FROM generate_series(1, 30) g; CREATE TABLE after_t (n int)")
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       [V .. "k1_x.lua"] = cli.revision("k1", nil, [[
   op.backfill("slow", { set = { v = "id * 2", hits = "hits + 1" }, where = "v IS NULL", batch_size = 10 })
   op.execute("INSERT INTO after_t VALUES (1)")

@@ -6,6 +6,7 @@
 -- anything; the binary itself never starts a process.)
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 local q = pg.shell_quote
 
@@ -21,14 +22,15 @@ local function assert_no_secret(r, what)
 end
 
 describe("passwords", function()
+  local fx = fixture.new { scope = "all" }
   local url, dbname, dir, with_pw
 
   setup(function()
-    url, dbname = pg.new_db("security")
+    url, dbname = fx:new_db("security")
     pg.psql(url, "DO $$ BEGIN CREATE ROLE lm_pw_user LOGIN SUPERUSER PASSWORD 'x'; "
       .. "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     with_pw = ("postgresql://lm_pw_user:%s@127.0.0.1:%s/%s"):format(ENCODED, pg.port, dbname)
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       ["migrations/versions/p1_ok.lua"] = cli.revision("p1", nil, [[
   op.create_table("pw_t", sa.Column("id", sa.Integer, { primary_key = true }))
   op.autocommit_block(function() op.execute("CREATE INDEX CONCURRENTLY pw_ix ON pw_t (id)") end)
@@ -37,11 +39,6 @@ describe("passwords", function()
   op.execute("SELECT 1/0")
 ]]),
     } }
-  end)
-
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
   end)
 
   it("never appear in the output of any command, successful or failing", function()
@@ -186,13 +183,14 @@ end)
 -- backslash and doubles it leaves a lone backslash that, with backslash_quote = on, escapes
 -- the closing quote, and the rest of the value runs as SQL.
 describe("string literals under a client encoding whose characters can end in 0x5C", function()
+  local fx = fixture.new { scope = "all" }
   local url, dbname, dir
   local EVIL = "\x83\x5c'); DROP TABLE victim; --"
 
   setup(function()
-    url, dbname = pg.new_db("sjis")
+    url, dbname = fx:new_db("sjis")
     pg.psql(url, ("ALTER DATABASE %s SET backslash_quote = on"):format(dbname))
-    dir = cli.project { files = {
+    dir = fx:project { files = {
       ["migrations/versions/s1_insert.lua"] = cli.revision("s1", nil, ([[
   op.create_table("t", sa.Column("v", sa.Text))
   op.bulk_insert("t", { { v = %q } })
@@ -203,11 +201,6 @@ describe("string literals under a client encoding whose characters can end in 0x
   before_each(function()
     pg.psql(url, "DROP TABLE IF EXISTS t; DROP TABLE IF EXISTS victim; CREATE TABLE victim (id int); "
       .. "DROP TABLE IF EXISTS luamigrate_version, luamigrate_version_history, luamigrate_version_journal")
-  end)
-
-  teardown(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
   end)
 
   it("cannot drop a table online: the literal is escaped for the connection (PQescapeLiteral)", function()

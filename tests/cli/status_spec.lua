@@ -2,23 +2,19 @@
 -- applied files changed since; as text and as JSON. It reads only.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("status", function()
-  local dir, url, dbname, ids
+  local fx = fixture.new()
+  local dir, url, ids
 
   before_each(function()
     local files
     files, ids = cli.chain(3)
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db()
+    dir, url = fx:open { files = files }
   end)
 
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...) return cli.run({ "--url", url, ... }, { cwd = dir }) end
+  local run = fx.run
 
   it("describes a fresh database without creating anything", function()
     local r = run("status")

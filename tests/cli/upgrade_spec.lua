@@ -1,25 +1,20 @@
 -- Upgrading and downgrading a 30-revision project by every kind of target.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("upgrade and downgrade", function()
-  local dir, url, dbname, ids
+  local fx = fixture.new()
+  local url, ids
 
   before_each(function()
     local files
     files, ids = cli.chain(30)
-    dir = cli.project { files = files }
-    url, dbname = pg.new_db()
+    fx:open { files = files }
+    url = fx.url
   end)
 
-  after_each(function()
-    cli.remove(dir)
-    pg.drop_db(dbname)
-  end)
-
-  local function run(...)
-    return cli.run({ "--url", url, ... }, { cwd = dir })
-  end
+  local run = fx.run
 
   local function version_rows()
     return pg.psql(url, "SELECT string_agg(version_num, ' ' ORDER BY version_num) FROM luamigrate_version")

@@ -2,12 +2,13 @@
 -- the database untouched.
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
+local fixture = require "helpers.fixture"
 
 describe("bad input", function()
-  local url, dbname
+  local fx = fixture.new { scope = "all" }
+  local url
 
-  setup(function() url, dbname = pg.new_db() end)
-  teardown(function() pg.drop_db(dbname) end)
+  setup(function() url = fx:new_db() end)
 
   local function try(files, args, config)
     local dir = cli.project { files = files, config = config }

@@ -113,12 +113,30 @@ two']]).s)
   end)
 
   it("keeps compound statements it does not model whole, with their lines", function()
-    local m = assert(python.parse("while a():\n    b()\nelse:\n    c()\n\n    e()\nd()\n", "t.py"))
+    local m = assert(python.parse("async def a():\n    b()\n    c()\n\n    e()\nd()\n", "t.py"))
     assert.equal("unsupported", m.body[1].k)
-    assert.equal("while", m.body[1].keyword)
+    assert.equal("async", m.body[1].keyword)
     assert.equal(1, m.body[1].line)
-    assert.equal(6, m.body[1].last)
+    assert.equal(5, m.body[1].last)
     assert.equal("expr", m.body[2].k)
+  end)
+
+  it("reads while loops with their else clause, and classes with bases, keywords and body", function()
+    local m = assert(python.parse("while a():\n    b()\nelse:\n    c()\n\n    e()\nd()\n"
+      .. "class J(types.TypeDecorator, metaclass=M):\n    impl = types.TEXT\n    cache_ok = True\n", "t.py"))
+    local w = m.body[1]
+    assert.equal("while", w.k)
+    assert.equal("a", w.test.fn.id)
+    assert.equal(1, #w.body)
+    assert.equal(2, #w.orelse)
+    assert.equal(6, w.last)
+    local c = m.body[3]
+    assert.equal("class", c.k)
+    assert.equal("J", c.name)
+    assert.equal("TypeDecorator", c.bases[1].name)
+    assert.equal("metaclass", c.keywords[1].name)
+    assert.equal("impl", c.body[1].targets[1].id)
+    assert.equal(10, c.last)
   end)
 
   it("reads try with its except, else and finally clauses", function()
@@ -418,15 +436,15 @@ describe("convert: translation", function()
   end)
 
   it("keeps what it cannot translate as commented Python and an error naming file:line", function()
-    local body, r = upgrade_of("    op.execute('a')\n    x = {1, 2}\n    op.execute('b')")
+    local body, r = upgrade_of("    op.execute('a')\n    x = {k: 1 for k in y}\n    op.execute('b')")
     assert.equal(table.concat({
       [[  op.execute("a")]],
-      [[  -- not converted (a set):]],
-      [[  --       x = {1, 2}]],
-      [[  error("not converted: r1.py:8: a set")]],
+      [[  -- not converted (a dict or set comprehension):]],
+      [[  --       x = {k: 1 for k in y}]],
+      [[  error("not converted: r1.py:8: a dict or set comprehension")]],
       [[  op.execute("b")]],
     }, "\n"), body)
-    assert.same({ { file = "r1.py", line = 8, reason = "a set" } }, r.notes)
+    assert.same({ { file = "r1.py", line = 8, reason = "a dict or set comprehension" } }, r.notes)
   end)
 
   it("raises for module-level code it cannot translate from upgrade() and downgrade()", function()
@@ -469,6 +487,295 @@ describe("convert: translation", function()
     ok, err = pcall(convert.revision, "revision = 'a'\ndown_revision = f()\n", "n.py")
     assert.is_false(ok)
     assert.equal("n.py:2: down_revision must be a string, None or a tuple of strings (found an expression)", err)
+  end)
+end)
+
+-- Python (Debian's python3, with SQLAlchemy, sqlalchemy_utils and oslo.db): the output lines
+-- of a program.
+local python3 = require("helpers.sqlalchemy").python
+
+-- A directory holding the files of `tree` (path = text), removed by the caller.
+local function app_tree(tree)
+  local dir = os.tmpname()
+  os.remove(dir)
+  for path, text in pairs(tree) do
+    local full = dir .. "/" .. path
+    assert(os.execute("mkdir -p '" .. full:match("^(.*)/[^/]*$") .. "'"))
+    local f = assert(io.open(full, "w"))
+    f:write(text)
+    f:close()
+  end
+  return dir
+end
+
+-- The Lua an expression of upgrade() becomes: op.execute(<expr>)'s argument.
+local function lua_of(py, header, resolver)
+  local src = (header or "from alembic import op\nimport sqlalchemy as sa\n")
+    .. "revision = 'r1'\ndown_revision = None\n\ndef upgrade():\n    op.execute(" .. py .. ")\n"
+  local r = convert.revision(src, "r1.py", resolver)
+  local body = r.text:match("\nfunction upgrade%(%)\n(.-)\nend\n")
+  return body:match("^  op%.execute%((.*)%)$") or body, r
+end
+
+describe("convert: other libraries' and the application's types", function()
+  local sa = require "luamigrate.sa"
+  local postgresql = require "luamigrate.postgresql"
+
+  local function ddl_of(lua)
+    local t = assert(load("return " .. lua, "=type", "t", { sa = sa, postgresql = postgresql }))()
+    return t:sql()
+  end
+
+  it("gives sqlalchemy_utils' and oslo.db's types the DDL SQLAlchemy renders for them on PostgreSQL", function()
+    local header = "from alembic import op\nimport sqlalchemy as sa\nimport sqlalchemy_utils as su\n"
+      .. "from oslo_db.sqlalchemy import types as ot\n"
+    local cases = { "su.UUIDType()", "su.UUIDType(binary=False)", "su.JSONType()", "su.EmailType()",
+      "su.EmailType(100)", "su.EmailType(length=60)", "su.URLType()", "su.TSVectorType('a', 'b', regconfig='simple')",
+      "su.ChoiceType([('a', 'A')])", "su.ChoiceType([(1, 'A')], impl=sa.Integer())", "su.CountryType()",
+      "su.CurrencyType()", "su.LocaleType()", "su.TimezoneType(backend='pytz')", "su.IPAddressType()",
+      "su.IPAddressType(max_length=80)", "su.ScalarListType(int)", "su.ArrowType()", "su.ArrowType(timezone=True)",
+      "su.WeekDaysType()", "ot.JsonEncodedDict()", "ot.JsonEncodedList(mysql_as_long=True)",
+      "ot.JsonEncodedDict(mysql_as_medium=True).impl", "ot.SoftDeleteInteger()", "ot.String(64)",
+      "ot.String(255, mysql_ndb_length=64)" }
+    local py = { "import sqlalchemy as sa, sqlalchemy_utils as su", "from oslo_db.sqlalchemy import types as ot",
+      "from sqlalchemy.dialects import postgresql", "from sqlalchemy.schema import CreateTable" }
+    local got = {}
+    for i, c in ipairs(cases) do
+      py[#py + 1] = ("print(str(CreateTable(sa.Table('t', sa.MetaData(), sa.Column('c', %s)))"
+        .. ".compile(dialect=postgresql.dialect())).split('\\n')[2].strip()[2:].rstrip(', '))"):format(c)
+      local lua, r = lua_of(c, header)
+      assert.same({}, r.notes, c)
+      got[i] = ddl_of(lua)
+    end
+    assert.same(python3(table.concat(py, "\n") .. "\n"), got)
+  end)
+
+  it("refuses a library type's argument it has not, or one that leaves PostgreSQL's type", function()
+    local header = "from alembic import op\nfrom sqlalchemy_utils import UUIDType, EmailType\n"
+    local _, r = lua_of("UUIDType(native=False)", header)
+    assert.equal("UUIDType(native=...) other than True: BINARY(16), which PostgreSQL has not", r.notes[1].reason)
+    _, r = lua_of("EmailType(size=3)", header)
+    assert.equal("sqlalchemy_utils.EmailType has no parameter size=", r.notes[1].reason)
+    _, r = lua_of("su.PasswordType()", "from alembic import op\nimport sqlalchemy_utils as su\n")
+    assert.equal("sqlalchemy_utils.PasswordType has no Lua translation", r.notes[1].reason)
+  end)
+
+  it("reads the application's TypeDecorator subclasses from its source, as SQLAlchemy builds them", function()
+    local dir = app_tree({
+      ["app/__init__.py"] = "from .types import *  # noqa\nfrom .types import JSONDict, Short as ShortText\n",
+      ["app/types.py"] = table.concat({
+        "import sqlalchemy as sa",
+        "from sqlalchemy import types",
+        "from sqlalchemy.dialects import postgresql",
+        "class JSONDict(sa.types.TypeDecorator):",
+        "    impl = types.TEXT",
+        "    cache_ok = True",
+        "class Short(types.TypeDecorator):",
+        "    impl = sa.String",
+        "class Fixed(types.TypeDecorator):",
+        "    impl = sa.String(30)",
+        "class Keeps(types.TypeDecorator):",
+        "    impl = sa.Numeric",
+        "    def __init__(self, *args, **kwargs):",
+        "        super().__init__(*args, **kwargs)",
+        "class Drops(types.TypeDecorator):",
+        "    impl = sa.Numeric",
+        "    def __init__(self, scale):",
+        "        self.scale = scale",
+        "        super().__init__()",
+        "class Builds(types.TypeDecorator):",
+        "    impl = sa.String",
+        "    def __init__(self, n):",
+        "        super().__init__()",
+        "        self.impl = sa.String(n * 2)",
+        "class GUID(types.TypeDecorator):",
+        "    impl = sa.CHAR",
+        "    def load_dialect_impl(self, dialect):",
+        "        if dialect.name in ('postgresql', 'cockroachdb'):",
+        "            return dialect.type_descriptor(postgresql.UUID())",
+        "        return dialect.type_descriptor(sa.CHAR(32))",
+        "class Sniffs(types.TypeDecorator):",
+        "    impl = sa.Text",
+        "    def load_dialect_impl(self, dialect):",
+        "        if dialect.server_version_info > (12,):",
+        "            return postgresql.JSONB()",
+        "        return self.impl",
+        "class Child(JSONDict):",
+        "    '''no DDL of its own'''",
+        "class NotAType:",
+        "    impl = sa.Text",
+        "LIMIT = 40",
+      }, "\n") .. "\n",
+    })
+    local res = convert.new_resolver({ dir })
+    local header = "from alembic import op\nimport sqlalchemy as sa\nfrom app import JSONDict, ShortText\n"
+      .. "from app.types import Fixed, Keeps, Drops, Builds, GUID, Sniffs, Child, NotAType, LIMIT, Missing\n"
+      .. "from app import types as app_types\nfrom other.pkg import Thing\n"
+    local cases = {
+      { "JSONDict()", "sa.TEXT" }, { "JSONDict", "sa.TEXT" }, { "ShortText(length=LIMIT)", "sa.String({ length = 40 })" },
+      { "ShortText", "sa.String" }, { "Fixed(80)", "sa.String(30)" }, { "Keeps(10, 2)", "sa.Numeric(10, 2)" },
+      { "Drops(4)", "sa.Numeric" }, { "GUID()", "postgresql.UUID()" }, { "Child()", "sa.TEXT" },
+      { "app_types.Fixed()", "sa.String(30)" }, { "sa.Column('x', JSONDict, nullable=False)",
+        'sa.Column("x", sa.TEXT, { nullable = false })' },
+    }
+    for _, c in ipairs(cases) do
+      local lua, r = lua_of(c[1], header, res)
+      assert.same({}, r.notes, c[1])
+      assert.equal(c[2], lua, c[1])
+    end
+    local path = dir .. "/app/types.py"
+    local refused = {
+      { "Builds(3)", "Builds (" .. path .. ":20)'s __init__ builds its impl in a way the converter cannot follow" },
+      { "Sniffs()", "Sniffs (" .. path .. ":31)'s load_dialect_impl has no plain PostgreSQL branch" },
+      { "NotAType()", "NotAType (" .. path .. ":39) is not a TypeDecorator subclass" },
+      { "Missing()", path .. " defines no Missing the converter can find" },
+      { "Thing()", nil },
+    }
+    for _, c in ipairs(refused) do
+      local _, r = lua_of(c[1], header, res)
+      assert.equal(1, #r.notes, c[1])
+      local name = c[1]:match("^%a+")
+      assert.truthy(r.notes[1].reason:find("'" .. name .. "' comes from ", 1, true), r.notes[1].reason)
+      if c[2] then assert.truthy(r.notes[1].reason:find(c[2], 1, true), r.notes[1].reason) end
+    end
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  it("reads Flask-SQLAlchemy's db as sa, for SQLAlchemy's own names only", function()
+    local dir = app_tree({
+      ["web/__init__.py"] = "",
+      ["web/ext.py"] = "from flask_sqlalchemy import SQLAlchemy\ndb = SQLAlchemy(session_options={})\n",
+      ["web/models.py"] = "from .ext import db\ndb2 = object()\n",
+    })
+    local res = convert.new_resolver({ dir })
+    local lua, r = lua_of("db.Column('n', db.String(80), db.ForeignKey('u.id'))",
+      "from alembic import op\nfrom web.models import db\n", res)
+    assert.same({}, r.notes)
+    assert.equal('sa.Column("n", sa.String(80), sa.ForeignKey("u.id"))', lua)
+    lua = lua_of("db.func.now()", "from alembic import op\nfrom web.models import db\n", res)
+    assert.equal("sa.func.now()", lua)
+    -- the module is not in the tree: db taken by its name, for SQLAlchemy's names
+    lua, r = lua_of("db.Text()", "from alembic import op\nfrom elsewhere import db\n", res)
+    assert.same({}, r.notes)
+    assert.equal("sa.Text()", lua)
+    r = select(2, lua_of("db.session.execute('x')", "from alembic import op\nfrom web.models import db\n", res))
+    assert.equal("db.session: not one of SQLAlchemy's names that luamigrate's sa has", r.notes[1].reason)
+    r = select(2, lua_of("db2.Text()", "from alembic import op\nfrom web.models import db2\n", res))
+    assert.truthy(r.notes[1].reason:find("'db2' comes from web.models.db2", 1, true), r.notes[1].reason)
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)
+
+describe("convert: smaller constructs", function()
+  it("writes json.dumps of literal data as the text Python's json.dumps gives", function()
+    local cases = { [=[{"a": [1, 2.5, None, True, False], "b": {"c": "d"}}]=], [=[["x", -3, 1e-05, 2e16, 0.1, 1.0, 123456789.125]]=],
+      [=[{"k": "caf\u00e9 \U0001F600 \"q\" \\ \n\t"}]=], [=[{"k": "caf\u00e9"}, ensure_ascii=False]=],
+      [=[{2: "b", 1: "a", True: 1, None: 2}]=], [=[{"b": 1, "a": [1, {"z": 2}]}, sort_keys=True, indent=2]=],
+      [=[[], separators=(",", ":")]=], [=[{"a": (1, 2), "b": [], "c": {}}, indent=4]=], [=[{"a": 1, "a": 2, "b": 3}]=] }
+    local py, got = { "import json" }, {}
+    for i, c in ipairs(cases) do
+      py[#py + 1] = ("print(repr(json.dumps(%s)))"):format(c)
+      local lua = lua_of("json.dumps(" .. c .. ")", "from alembic import op\nimport json\n")
+      got[i] = ("%q"):format(assert(load("return " .. lua))())
+    end
+    local want = python3(table.concat(py, "\n") .. "\n")
+    -- Python's repr quotes as Lua's %q does not: compare the values
+    for i, w in ipairs(want) do
+      local v = assert(load("return " .. w:gsub("\\x(%x%x)", "\\x%1")))()
+      want[i] = ("%q"):format(v)
+    end
+    assert.same(want, got)
+    local _, r = lua_of("json.dumps({'a': x})", "from alembic import op\nimport json\n")
+    assert.equal("json.dumps of something other than literal data", r.notes[1].reason)
+    _, r = lua_of("json.dumps([99999999999999999999])", "from alembic import op\nimport json\n")
+    assert.equal("json.dumps of an integer beyond 64 bits", r.notes[1].reason)
+  end)
+
+  it("translates while loops with break and continue, sets as sequences", function()
+    local body = upgrade_of(table.concat({
+      "    n = 0",
+      "    while True:",
+      "        n += 1",
+      "        if n in {2, 3}:",
+      "            continue",
+      "        if n > 5:",
+      "            break",
+      "        op.execute('x')",
+      "    for t in {'a'}:",
+      "        op.drop_table(t)",
+    }, "\n"))
+    assert.equal(table.concat({
+      "  local n",
+      "  n = 0",
+      "  while true do",
+      "    n = n + 1",
+      "    if (n == 2 or n == 3) then",
+      "      goto continue",
+      "    end",
+      "    if n > 5 then",
+      "      break",
+      "    end",
+      "    op.execute(\"x\")",
+      "    ::continue::",
+      "  end",
+      "  for _, t in ipairs({ \"a\" }) do",
+      "    op.drop_table(t)",
+      "  end",
+    }, "\n"), body)
+    local calls = 0
+    assert(load(body, "=body", "t", { op = { execute = function() calls = calls + 1 end, drop_table = function() end },
+      ipairs = ipairs }))()
+    assert.equal(3, calls) -- n = 1, 4, 5
+    local _, r = upgrade_of("    while a:\n        pass\n    else:\n        pass")
+    assert.equal("while ... else", r.notes[1].reason)
+  end)
+
+  it("reads sqlalchemy's submodules (sqlalchemy.types, .sql, .schema) as sa itself", function()
+    local lua, r = lua_of("sql.table('t', sql.column('x', types.TEXT), sa.column('y', sa.types.Integer()))",
+      "from alembic import op\nimport sqlalchemy as sa\nfrom sqlalchemy import sql, types\n")
+    assert.same({}, r.notes)
+    assert.equal('sa.table("t", sa.column("x", sa.TEXT), sa.column("y", sa.Integer()))', lua)
+  end)
+
+  it("renames variables that would hide Lua's globals, and copies lists with tuple()/list()", function()
+    local body = upgrade_of("    for table in TABLES:\n        op.execute(' '.join(['DROP TABLE', table]))\n"
+      .. "    names = tuple(TABLES)", "from alembic import op\nTABLES = ['a', 'b']\n")
+    assert.equal(table.concat({
+      "  for _, table_ in ipairs(TABLES) do",
+      "    op.execute(table.concat({ \"DROP TABLE\", table_ }, \" \"))",
+      "  end",
+      "  local names = { table.unpack(TABLES) }",
+    }, "\n"), body)
+    local _, r = upgrade_of("    x = list(d)", "from alembic import op\nd = {'a': 1}\n")
+    assert.equal("list(...) of something other than a list", r.notes[1].reason)
+  end)
+
+  it("applies decorators that are functions of the file, and drops functools.wraps", function()
+    local _, r = upgrade_of("    helper('x')", table.concat({
+      "import functools",
+      "from alembic import op",
+      "def twice(fn):",
+      "    @functools.wraps(fn)",
+      "    def wrapper(*args, **kwargs):",
+      "        fn(*args, **kwargs)",
+      "        return fn(*args, **kwargs)",
+      "    return wrapper",
+      "@twice",
+      "def helper(name):",
+      "    op.execute(name)",
+      "",
+    }, "\n"))
+    assert.same({}, r.notes)
+    local text = r.text
+    local calls = {}
+    local env = { op = { execute = function(s) calls[#calls + 1] = s end }, table = table, error = error }
+    assert(load(text, "=r1", "t", env))()
+    env.upgrade()
+    assert.same({ "x", "x" }, calls)
+    assert.truthy(text:find("\nupgrade = twice(upgrade)\n", 1, true) == nil)
+    assert.truthy(text:find("\nhelper = twice(helper)\n", 1, true), text)
+    _, r = upgrade_of("    pass", "from alembic import op\nimport contextlib\n@contextlib.contextmanager\ndef f():\n    pass\n")
+    assert.equal("a function decorated with something other than a function of this file", r.notes[1].reason)
   end)
 end)
 

@@ -68,3 +68,34 @@ describe("the encoding a --sql script is quoted for", function()
     assert.is_false(pcall(quote.script_encoding, "UTF8'; DROP"))
   end)
 end)
+
+describe("names PostgreSQL would truncate", function()
+  local LONG = "ix_" .. ("long_column_name_"):rep(4) -- 71 characters
+
+  it("refuses a plain identifier longer than 63 bytes", function()
+    assert.has_error(function() quote.ident(LONG) end,
+      'identifier "' .. LONG .. '" is 71 bytes long; PostgreSQL keeps 63 and would silently truncate it')
+    assert.equal(("a"):rep(63), quote.ident(("a"):rep(63)))
+  end)
+
+  it("shortens an op.f() name as SQLAlchemy does: 55 characters, _, the MD5's last 4 hex digits", function()
+    -- the expected name computed by Python's hashlib, as SQLAlchemy's compiler computes it
+    assert.equal("ix_long_column_name_long_column_name_long_column_name_l_c416", quote.ident(quote.conv(LONG)))
+    assert.equal("short", quote.ident(quote.conv("short")))
+    assert.is_true(quote.is_conv(quote.conv(quote.conv("x"))))
+  end)
+
+  it("still refuses an op.f() name whose shortened form is over 63 bytes", function()
+    -- 55 two-byte characters: SQLAlchemy counts characters, PostgreSQL bytes
+    local ok, err = pcall(quote.ident, quote.conv(("ü"):rep(70)))
+    assert.is_false(ok)
+    assert.truthy(err:find("is 115 bytes long; PostgreSQL keeps 63", 1, true), err)
+  end)
+
+  it("refuses values that are not strings, and NUL bytes in literals", function()
+    assert.has_error(function() quote.ident(5) end, "identifier must be a string, got number")
+    assert.has_error(function() quote.literal(true) end, "literal must be a string, got boolean")
+    assert.has_error(function() quote.literal("a\0b") end, "a string literal cannot contain a NUL byte")
+    assert.has_error(function() quote.conv(5) end, "op.f: name must be a string, got number")
+  end)
+end)

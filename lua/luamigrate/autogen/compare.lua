@@ -174,14 +174,15 @@ end
 -- The differences, as a list of operations in upgrade order. Each is a table with `op`
 -- (what), the objects, and `text` (one line for check and the summary).
 -- Upgrade order: extensions and sequences created (columns use them); enum changes;
--- entities (views, functions, triggers) dropped; foreign keys,
+-- domains, composite and range types created and altered (columns use them, a domain may
+-- be over an enum); entities (views, functions, triggers) dropped; foreign keys,
 -- then other constraints and indexes, dropped; columns added and altered; constraints and
 -- indexes (not foreign keys) created; new tables; foreign keys created (they may point at
--- new tables); entities created and replaced; columns dropped; tables dropped; enums
--- dropped; sequences and extensions dropped.
-local BUCKETS = { "create_early", "enum", "drop_entity", "drop_fk", "drop_other", "add_column", "alter",
-  "create_other", "create_table", "create_fk", "create_entity", "drop_column", "drop_table", "drop_enum",
-  "drop_late" }
+-- new tables); entities created and replaced; columns dropped; tables dropped; types
+-- dropped; enums dropped; sequences and extensions dropped.
+local BUCKETS = { "create_early", "enum", "create_type", "drop_entity", "drop_fk", "drop_other", "add_column",
+  "alter", "create_other", "create_table", "create_fk", "create_entity", "drop_column", "drop_table", "drop_type",
+  "drop_enum", "drop_late" }
 
 function M.compare(conn, want, live, filter)
   local ops = {}

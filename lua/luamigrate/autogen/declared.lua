@@ -32,6 +32,10 @@ function M.declared(md, default_schema)
     end
     model.enums[k] = model.enums[k] or { schema = e.schema, name = e.name, values = e.values }
   end
+  for _, t in ipairs(md.enums or {}) do
+    local _, enum = canon_type(t, default_schema)
+    add_enum(enum)
+  end
   for _, t in ipairs(md.sorted) do
     local sch = t.schema or default_schema
     local T = { schema = sch, name = t.name, comment = t.comment, partition_by = t.partition_by,

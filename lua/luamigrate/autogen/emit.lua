@@ -295,6 +295,37 @@ local function entity_lua(e, ds)
     end
   elseif k == "Grant" then
     args = { (lit(e.table)), lua_list(e.privileges), (lit(e.role)) }
+  elseif k == "Domain" then
+    args = { (lit(e.name)), (lit(e.type)) }
+    o[#o + 1] = { "collation", e.collation and lit(e.collation) or nil }
+    o[#o + 1] = { "default", e.default and lit(e.default) or nil }
+    o[#o + 1] = { "not_null", e.not_null and "true" or nil }
+    local function check(c)
+      local t = c.check
+      while t:match("^%b()$") do t = t:sub(2, -2) end
+      return (lit(t))
+    end
+    if #e.checks == 1 then
+      o[#o + 1] = { "check", check(e.checks[1]) }
+      o[#o + 1] = { "constraint_name", e.checks[1].name ~= e.name .. "_check" and lit(e.checks[1].name) or nil }
+    elseif #e.checks > 1 then
+      local cs = {}
+      for i, c in ipairs(e.checks) do
+        cs[i] = ("sa.CheckConstraint(%s, { name = %s })"):format(check(c), lit(c.name))
+      end
+      o[#o + 1] = { "constraints", "{ " .. table.concat(cs, ", ") .. " }" }
+    end
+  elseif k == "CompositeType" then
+    local attrs = {}
+    for i, a in ipairs(e.attributes) do attrs[i] = lua_list { a.name, a.type } end
+    args = { (lit(e.name)), "{ " .. table.concat(attrs, ", ") .. " }" }
+  elseif k == "RangeType" then
+    args = { (lit(e.name)), (lit(e.subtype)) }
+    for _, name in ipairs { "subtype_opclass", "collation", "canonical", "subtype_diff", "multirange_type_name" } do
+      local v = e.options[name]
+      if name == "multirange_type_name" and v == entity.default_multirange(e.name) then v = nil end
+      o[#o + 1] = { name, v and lit(v) or nil }
+    end
   else
     args[1] = lit(e.name)
     if k == "Trigger" or k == "Policy" or k == "Partition" then args[2] = lit(e.table) end
@@ -313,6 +344,40 @@ end
 -- The pieces inspect's schema.lua writer shares.
 M.lua = { lit = lit, list = lua_list, opts = opts_text, schema_opt = schema_opt, type = type_lua,
   sqltext = sqltext_lua, stmt = stmt_lit, entity = entity_lua }
+
+-- op.alter_domain's / op.alter_composite_type's options table.
+local function type_alter_lua(o, sch)
+  local function pairs_list(list)
+    local t = {}
+    for i, a in ipairs(list) do t[i] = lua_list(a) end
+    return "{ " .. table.concat(t, ", ") .. " }"
+  end
+  local adds
+  if o.add_constraints then
+    local names, t = {}, {}
+    for n in pairs(o.add_constraints) do names[#names + 1] = n end
+    table.sort(names)
+    for i, n in ipairs(names) do t[i] = ("[%s] = %s"):format(lit(n), lit(o.add_constraints[n])) end
+    adds = "{ " .. table.concat(t, ", ") .. " }"
+  end
+  return opts_text {
+    { "schema", sch },
+    { "default", o.default == false and "false" or o.default and lit(o.default) or nil },
+    { "not_null", o.not_null ~= nil and tostring(o.not_null) or nil },
+    { "drop_constraints", o.drop_constraints and lua_list(o.drop_constraints) or nil },
+    { "add_constraints", adds },
+    { "drop_attributes", o.drop_attributes and lua_list(o.drop_attributes) or nil },
+    { "alter_attributes", o.alter_attributes and pairs_list(o.alter_attributes) or nil },
+    { "add_attributes", o.add_attributes and pairs_list(o.add_attributes) or nil },
+  } or "{}"
+end
+
+-- The statements that give a rebuilt object its grants and owner back, as op.execute lines.
+local function grants_lua(grants)
+  local out = {}
+  for _, g in ipairs(grants or {}) do out[#out + 1] = ("  op.execute(%s)"):format(stmt_lit(g)) end
+  return out
+end
 
 -- upgrade and downgrade text for the operations.
 function M.render(ops, want, live, ds)
@@ -374,13 +439,29 @@ function M.render(ops, want, live, ds)
             or ("  -- cannot rebuild %s: drop it before and create it again after, by hand"):format(d.what)
         end
         out[#out + 1] = ("  op.drop_entity(%s)\n  op.create_entity(%s)"):format(from, to)
+        for _, g in ipairs(grants_lua(o.grants)) do out[#out + 1] = g end
         for i = #(o.rebuild or {}), 1, -1 do
           for _, stmt in ipairs(o.rebuild[i].creates) do out[#out + 1] = ("  op.execute(%s)"):format(stmt_lit(stmt)) end
         end
         return table.concat(out, "\n")
       end
-      U(o.needs_drop and rebuilt(old, new) or ("  op.replace_entity(%s)"):format(new))
-      D((o.needs_drop or o.down_needs_drop) and rebuilt(new, old) or ("  op.replace_entity(%s)"):format(old))
+      -- (a materialized view is replaced by a drop and a create: its grants follow it)
+      local function replaced(e)
+        local out = { ("  op.replace_entity(%s)"):format(e) }
+        if not o.needs_drop then
+          for _, g in ipairs(grants_lua(o.grants)) do out[#out + 1] = g end
+        end
+        return table.concat(out, "\n")
+      end
+      U(o.needs_drop and rebuilt(old, new) or replaced(new))
+      D((o.needs_drop or o.down_needs_drop) and rebuilt(new, old) or replaced(old))
+    elseif o.op == "alter_domain" or o.op == "alter_composite_type" then
+      local e, es = o.entity, schema_opt(o.entity.schema, ds)
+      U(("  op.%s(%s, %s)"):format(o.op, lit(e.name), type_alter_lua(o.up, es)))
+      D(("%s  op.%s(%s, %s)"):format(o.down_note and ("  -- " .. o.down_note .. "\n") or "", o.op, lit(e.name),
+        type_alter_lua(o.down, es)))
+    elseif o.op == "type_refused" then
+      U("  -- " .. o.text)
     elseif o.op == "create_table" then
       U(create_table_lua(T, enums, ds, true))
       D(("  op.drop_table(%s%s)"):format(lit(T.name), in_schema(T)))

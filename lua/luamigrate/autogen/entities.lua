@@ -1,5 +1,6 @@
 -- Autogenerate for replaceable entities (views, materialized views, functions, procedures,
--- triggers; luamigrate.entity): the live ones read from the catalogs with the definitions
+-- triggers, ..., and the user-defined types: domains, composite and range types;
+-- luamigrate.entity): the live ones read from the catalogs with the definitions
 -- the server prints, the declared ones built inside the comparison's transaction (in a
 -- savepoint rolled back at the end) and read back the same way, so a definition is
 -- compared as PostgreSQL normalises it, not as it was typed.
@@ -87,7 +88,11 @@ SELECT n.nspname AS schema, p.proname AS name, p.oid::int8 AS oid, p.xmin::text 
        pg_get_function_identity_arguments(p.oid) AS ident, pg_get_function_arguments(p.oid) AS args,
        pg_get_functiondef(p.oid) AS def
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE p.prokind = '%s' AND ]]):format(prokind) .. not_extension("pg_proc", "p.oid"),
+WHERE p.prokind = '%s'
+  -- a range type's constructors are the type's
+  AND NOT EXISTS (SELECT 1 FROM pg_depend i WHERE i.classid = 'pg_proc'::regclass AND i.objid = p.oid
+                  AND i.deptype = 'i')
+  AND ]]):format(prokind) .. not_extension("pg_proc", "p.oid"),
     row = function(r)
       -- pg_get_functiondef: "CREATE OR REPLACE FUNCTION s.f(a integer)\n RETURNS ...\nAS ..."
       local body = r.def:match("^[^\n]*\n(.*)$") or r.def
@@ -194,6 +199,196 @@ GROUP BY 1, 2, 3, 4]],
   build = "replace",
 }
 
+-- ---- user-defined types (their definitions: luamigrate.entity's line forms) ----------
+
+local SCRATCH_TYPE = "luamigrate_autogen_type"
+
+-- A name as quote_ident printed it, unquoted.
+local function unident(s)
+  if s:sub(1, 1) == '"' then return (s:sub(2, -2):gsub('""', '"')) end
+  return s
+end
+
+local function lines_of(def)
+  local out = {}
+  for l in ((def or "") .. "\n"):gmatch("(.-)\n") do if l ~= "" then out[#out + 1] = l end end
+  return out
+end
+
+-- A type kind: its query, and make(r), the entity a row describes; built under the scratch
+-- name to be read back.
+local function type_kind(sql, make, extra)
+  local k = { sql = sql, build = "scratch",
+    row = function(r)
+      local e = make(r)
+      return key_of(r.schema, r.name), e.definition, e
+    end,
+    one = function(d) return "schema = $1 AND name = $2", { d.schema, SCRATCH_TYPE } end }
+  for key, v in pairs(extra or {}) do k[key] = v end
+  return k
+end
+
+KIND.Domain = type_kind([[
+SELECT n.nspname AS schema, t.typname AS name, t.oid::int8 AS oid,
+       format_type(t.typbasetype, t.typtypmod) AS base,
+       CASE WHEN t.typcollation <> 0 AND t.typcollation <> bt.typcollation THEN co.collname END AS collation,
+       t.typdefault AS default_, t.typnotnull AS notnull,
+       (SELECT string_agg(k.conname || chr(30) || pg_get_constraintdef(k.oid), chr(31) ORDER BY k.conname)
+          FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'c') AS checks
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_type bt ON bt.oid = t.typbasetype
+LEFT JOIN pg_collation co ON co.oid = t.typcollation
+WHERE t.typtype = 'd' AND ]] .. not_extension("pg_type", "t.oid"),
+  function(r)
+    local checks = {}
+    for c in ((r.checks or "") .. "\31"):gmatch("(.-)\31") do
+      local name, def = c:match("^(.-)\30CHECK (.*)$")
+      if name then checks[#checks + 1] = require("luamigrate.schema").CheckConstraint(def, { name = name }) end
+    end
+    return entity.Domain(r.name, r.base, { schema = r.schema, collation = r.collation, default = r.default_,
+      not_null = r.notnull, constraints = checks })
+  end)
+
+KIND.CompositeType = type_kind([[
+SELECT n.nspname AS schema, t.typname AS name, t.oid::int8 AS oid,
+       (SELECT string_agg(quote_ident(a.attname) || chr(9) || format_type(a.atttypid, a.atttypmod)
+                 || CASE WHEN a.attcollation <> 0 AND a.attcollation <> at.typcollation
+                         THEN ' COLLATE ' || quote_ident(co.collname) ELSE '' END, chr(10) ORDER BY a.attnum)
+          FROM pg_attribute a JOIN pg_type at ON at.oid = a.atttypid
+          LEFT JOIN pg_collation co ON co.oid = a.attcollation
+          WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) AS def
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_class c ON c.oid = t.typrelid
+WHERE t.typtype = 'c' AND c.relkind = 'c' AND ]] .. not_extension("pg_type", "t.oid"),
+  function(r)
+    local attrs = {}
+    for i, l in ipairs(lines_of(r.def)) do
+      local name, ty = l:match("^(.-)\t(.*)$")
+      attrs[i] = { unident(name), ty }
+    end
+    return entity.CompositeType(r.name, attrs, { schema = r.schema })
+  end)
+
+KIND.RangeType = type_kind([[
+SELECT n.nspname AS schema, t.typname AS name, t.oid::int8 AS oid, format_type(r.rngsubtype, NULL) AS subtype,
+       CASE WHEN NOT opc.opcdefault THEN quote_ident(opc.opcname) END AS subtype_opclass,
+       CASE WHEN r.rngcollation <> 0 AND r.rngcollation <> st.typcollation THEN co.collname END AS collation,
+       NULLIF(r.rngcanonical::text, '-') AS canonical, NULLIF(r.rngsubdiff::text, '-') AS subtype_diff,
+       mt.typname AS multirange_type_name
+FROM pg_range r JOIN pg_type t ON t.oid = r.rngtypid JOIN pg_namespace n ON n.oid = t.typnamespace
+JOIN pg_type st ON st.oid = r.rngsubtype JOIN pg_opclass opc ON opc.oid = r.rngsubopc
+JOIN pg_type mt ON mt.oid = r.rngmultitypid LEFT JOIN pg_collation co ON co.oid = r.rngcollation
+WHERE ]] .. not_extension("pg_type", "t.oid"),
+  function(r)
+    return entity.RangeType(r.name, r.subtype, { schema = r.schema, subtype_opclass = r.subtype_opclass,
+      collation = r.collation, canonical = r.canonical, subtype_diff = r.subtype_diff,
+      multirange_type_name = r.multirange_type_name })
+  end, {
+  -- built under the scratch name with PostgreSQL's multirange name (the declared one may be
+  -- taken by the live type): the declared multirange name is put back after
+  scratch = function(e)
+    local o = {}
+    for k, v in pairs(e.options) do if k ~= "multirange_type_name" then o[k] = v end end
+    return { options = o }
+  end,
+  fix = function(d, def)
+    local m = d.e.options.multirange_type_name
+    if m and m ~= entity.default_multirange(d.e.name) then def = def .. "\nmultirange_type_name = " .. m end
+    return def
+  end,
+})
+
+-- The changes between a domain's lines `from` and `to` as op.alter_domain options, or nil
+-- when ALTER DOMAIN cannot make them (another base type or collation).
+local function domain_alter(from, to)
+  local function parts(def)
+    local p = { checks = {} }
+    for _, l in ipairs(lines_of(def)) do
+      if l:match("^AS ") or l:match("^COLLATE ") then p.fixed = (p.fixed or "") .. l .. "\n"
+      elseif l:match("^DEFAULT ") then p.default = l:sub(9)
+      elseif l == "NOT NULL" then p.not_null = true
+      else
+        local name, check = l:match("^CONSTRAINT (.-) CHECK (.*)$")
+        if name then p.checks[unident(name)] = check end
+      end
+    end
+    return p
+  end
+  local a, b = parts(from), parts(to)
+  if a.fixed ~= b.fixed then return nil end
+  local o = {}
+  if a.default ~= b.default then o.default = b.default or false end
+  if (a.not_null or false) ~= (b.not_null or false) then o.not_null = b.not_null or false end
+  local drops, adds = {}, {}
+  for n, c in pairs(a.checks) do if b.checks[n] ~= c then drops[#drops + 1] = n end end
+  for n, c in pairs(b.checks) do if a.checks[n] ~= c then adds[n] = c end end
+  table.sort(drops)
+  if #drops > 0 then o.drop_constraints = drops end
+  if next(adds) then o.add_constraints = adds end
+  return o
+end
+
+-- The changes between a composite type's lines as op.alter_composite_type options, or nil
+-- when ALTER TYPE cannot make them (attributes reordered, or one inserted before the last
+-- kept one, unless `anywhere`: it then comes last). `used`: a column uses the type (then no
+-- attribute may change its type).
+local function composite_alter(from, to, used, anywhere)
+  local function attrs(def)
+    local list, by = {}, {}
+    for _, l in ipairs(lines_of(def)) do
+      local name, ty = l:match("^(.-)\t(.*)$")
+      list[#list + 1] = name
+      by[name] = ty
+    end
+    return list, by
+  end
+  local al, ab = attrs(from)
+  local bl, bb = attrs(to)
+  local kept_a, kept_b = {}, {}
+  for _, n in ipairs(al) do if bb[n] then kept_a[#kept_a + 1] = n end end
+  local last_kept = 0
+  for i, n in ipairs(bl) do
+    if ab[n] then
+      kept_b[#kept_b + 1] = n
+      last_kept = i
+    end
+  end
+  if table.concat(kept_a, "\n") ~= table.concat(kept_b, "\n") then return nil end
+  local o = { drop_attributes = {}, alter_attributes = {}, add_attributes = {} }
+  for _, n in ipairs(al) do if not bb[n] then o.drop_attributes[#o.drop_attributes + 1] = unident(n) end end
+  for i, n in ipairs(bl) do
+    if not ab[n] then
+      if i < last_kept and not anywhere then return nil end
+      o.add_attributes[#o.add_attributes + 1] = { unident(n), bb[n] }
+    elseif ab[n] ~= bb[n] then
+      if used then return nil end
+      o.alter_attributes[#o.alter_attributes + 1] = { unident(n), bb[n] }
+    end
+  end
+  for k, v in pairs(o) do if #v == 0 then o[k] = nil end end
+  return o
+end
+
+-- The columns (and domains) that use type `oid`, its array or its multirange: "public.t.c", ...
+local function type_users(conn, oid)
+  local out = {}
+  for _, r in ipairs(conn:query([[
+WITH ty AS (
+  SELECT t.oid FROM pg_type t WHERE t.oid = $1::oid
+  UNION SELECT t.typarray FROM pg_type t WHERE t.oid = $1::oid AND t.typarray <> 0
+  UNION SELECT r.rngmultitypid FROM pg_range r WHERE r.rngtypid = $1::oid
+  UNION SELECT m.typarray FROM pg_range r JOIN pg_type m ON m.oid = r.rngmultitypid WHERE r.rngtypid = $1::oid)
+SELECT format('column %s.%s.%s', n.nspname, c.relname, a.attname) AS what
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE a.atttypid IN (SELECT oid FROM ty) AND a.attnum > 0 AND NOT a.attisdropped
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'c', 'f')
+UNION ALL
+SELECT format('domain %s.%s', n.nspname, d.typname) FROM pg_type d JOIN pg_namespace n ON n.oid = d.typnamespace
+WHERE d.typtype = 'd' AND d.typbasetype IN (SELECT oid FROM ty)
+ORDER BY 1]], tostring(math.tointeger(oid) or oid))) do
+    out[#out + 1] = r.what
+  end
+  return out
+end
+
 -- Kinds tables may use (a column of an extension's type, a default drawing on a sequence):
 -- created before the tables, dropped after them.
 local EARLY = { Extension = true, Sequence = true }
@@ -201,7 +396,11 @@ local EARLY = { Extension = true, Sequence = true }
 -- The catalog each kind lives in (for pg_depend).
 local CATALOG = { View = "pg_class", MaterializedView = "pg_class", Function = "pg_proc", Partition = "pg_class",
   Procedure = "pg_proc", Trigger = "pg_trigger", Policy = "pg_policy", Sequence = "pg_class",
-  Extension = "pg_extension" }
+  Extension = "pg_extension", Domain = "pg_type", CompositeType = "pg_type", RangeType = "pg_type" }
+
+-- User-defined types: created after the enums (a domain over one) and before the tables
+-- (a column of one); dropped after the tables and before the enums.
+local TYPE = { Domain = true, CompositeType = true, RangeType = true }
 
 local function select_from(kind, filter)
   return ("SELECT * FROM (%s) q WHERE %s ORDER BY oid"):format(KIND[kind].sql, filter)
@@ -311,9 +510,11 @@ local function normalize(conn, d)
     end
   end
   if K.build == "scratch" then
-    local scratch = setmetatable({ name = "luamigrate_autogen_seq" }, { __index = shadow })
+    local fields = K.scratch and K.scratch(e) or {}
+    fields.name = TYPE[kind] and SCRATCH_TYPE or "luamigrate_autogen_seq"
+    local scratch = setmetatable(fields, { __index = shadow })
     local key, def = attempt(conn, build(entity.create_sql(scratch)), true)
-    if key then return key, def, false end
+    if key then return key, K.fix and K.fix(d, def) or def, false end
     return nil
   end
   if K.build == "replace" then
@@ -327,6 +528,38 @@ local function normalize(conn, d)
   local key, def = attempt(conn, build(fresh))
   if key then return key, def, K.build == "replace" end
   return nil
+end
+
+-- A changed domain, composite or range type: op.alter_domain / op.alter_composite_type
+-- where PostgreSQL can alter it in place; else a drop and a create while nothing uses it;
+-- else a refusal, named in the migration and in `check`.
+local function type_change(conn, d, l, what)
+  local kind = d.e.entity
+  local users = type_users(conn, l.oid)
+  local up, down
+  if kind == "Domain" then
+    up, down = domain_alter(l.def, d.def), domain_alter(d.def, l.def)
+  elseif kind == "CompositeType" then
+    up, down = composite_alter(l.def, d.def, #users > 0), composite_alter(d.def, l.def, #users > 0)
+  end
+  local note
+  if up and not down and kind == "CompositeType" and #users > 0 then
+    -- an attribute dropped from the middle comes back last on the way down (a column keeps
+    -- its rows either way, where a drop and a create would lose them all)
+    down = composite_alter(d.def, l.def, true, true)
+    note = down and "PostgreSQL adds an attribute at the end: those dropped come back after the others"
+  end
+  if up and down then
+    return { op = kind == "Domain" and "alter_domain" or "alter_composite_type", entity = d.e, old = l.e,
+      up = up, down = down, down_note = note, text = "changed " .. what }
+  end
+  if #users > 0 then
+    return { op = "type_refused", entity = d.e, users = users,
+      text = ("changed %s: not applied, PostgreSQL cannot %s in place and %s uses it (change it by hand)")
+        :format(what, kind == "RangeType" and "alter a range type" or "make this change", table.concat(users, ", ")) }
+  end
+  return { op = "replace_entity", entity = d.e, old = l.e, needs_drop = true, down_needs_drop = true,
+    text = "changed " .. what .. " (dropped and created: nothing uses it)" }
 end
 
 -- Differences as ops, handed to put(bucket, op): "drop_entity" (before anything else
@@ -364,6 +597,8 @@ function M.compare(conn, declared, live, wanted, put)
           or e.entity == "RowLevelSecurity" and key_of(d.schema, e.table)
           or e.entity == "Extension" and e.name or key_of(d.schema, e.name)
         d.key = e.entity .. ":" .. key
+        -- a type not built here (it uses one this migration creates) compares as declared
+        if TYPE[e.entity] then d.def = e.definition end
       end
     end
   end)
@@ -379,13 +614,24 @@ function M.compare(conn, declared, live, wanted, put)
     local what = entity.describe(setmetatable({ schema = d.schema }, { __index = d.e }))
     if wanted(d.e.entity:lower(), d.e.name, d.schema) then
       if not l then
-        put(EARLY[d.e.entity] and "create_early" or "create_entity",
+        put(TYPE[d.e.entity] and "create_type" or EARLY[d.e.entity] and "create_early" or "create_entity",
           { op = "create_entity", entity = d.e, text = "added " .. what })
+      elseif TYPE[d.e.entity] then
+        if d.def ~= l.def then
+          local o = type_change(conn, d, l, what)
+          put("create_type", o)
+          if o.needs_drop then replaced_by_drop[#replaced_by_drop + 1] = { o, l } end
+        end
       elseif d.def ~= l.def or (d.e.entity == "MaterializedView" and d.e.with_data ~= l.e.with_data) then
         local o = { op = "replace_entity", entity = d.e, old = l.e, needs_drop = d.needs_drop,
           down_needs_drop = d.down_needs_drop, text = "changed " .. what }
         put(EARLY[d.e.entity] and "create_early" or "create_entity", o)
-        if o.needs_drop or o.down_needs_drop then replaced_by_drop[#replaced_by_drop + 1] = { o, l } end
+        if o.needs_drop or o.down_needs_drop then
+          replaced_by_drop[#replaced_by_drop + 1] = { o, l }
+        elseif d.e.entity == "MaterializedView" then
+          -- replaced by a drop and a create too: its grants and owner go back after it
+          o.grants = dependents.grants(conn, "pg_class", l.oid)
+        end
       end
     end
   end
@@ -400,7 +646,7 @@ function M.compare(conn, declared, live, wanted, put)
   end)
   local dropped = {}
   for _, l in ipairs(gone) do
-    put(EARLY[l.kind] and "drop_late" or "drop_entity",
+    put(TYPE[l.kind] and "drop_type" or EARLY[l.kind] and "drop_late" or "drop_entity",
       { op = "drop_entity", entity = l.e, text = "removed " .. entity.describe(l.e) })
     dropped[entity.describe(l.e)] = true
   end
@@ -413,6 +659,10 @@ function M.compare(conn, declared, live, wanted, put)
       if not dropped[dep.what] then rebuild[#rebuild + 1] = dep end
     end
     o.rebuild = rebuild
+    -- and its owner and grants, which a new object would not have
+    if CATALOG[l.kind] == "pg_class" or CATALOG[l.kind] == "pg_proc" then
+      o.grants = dependents.grants(conn, CATALOG[l.kind], l.oid)
+    end
   end
 end
 

@@ -173,9 +173,18 @@ function M.render(model, ds, header)
     add("")
   end
 
-  if model.entity_list and #model.entity_list > 0 then
-    local es = {}
-    for i, d in ipairs(model.entity_list) do es[i] = lua.entity(d.e, ds) end
+  -- an enum no column uses (a domain's) is registered, or it would not be declared
+  local used, es = {}, {}
+  for _, T in pairs(model.tables) do
+    for _, C in pairs(T.columns) do
+      if C.type:sub(1, 5) == "enum:" then used[(C.type:sub(6):gsub("%[%]$", ""))] = true end
+    end
+  end
+  for _, k in ipairs(ekeys) do
+    if not used[k] then es[#es + 1] = locals[k] end
+  end
+  for _, d in ipairs(model.entity_list or {}) do es[#es + 1] = lua.entity(d.e, ds) end
+  if #es > 0 then
     add("md:register(\n  " .. table.concat(es, ",\n  ") .. ")")
     add("")
   end
