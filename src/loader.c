@@ -282,7 +282,7 @@ static int assigned(lua_State *L, int env, const char *name) {
  * adds it to the DAG; appends its cache line (after name and checksum) to `line`. Leaves
  * the stack as it found it. */
 static int load_one(lm_app *app, int mkenv, const char *path, const char *data, size_t len,
-                    const char *sum, lm_revcache_buf *line, lm_error *err) {
+                    const char *sum, lm_strbuf *line, lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L);
   char *doc = NULL;
@@ -374,7 +374,7 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
   size_t n = 0;
   int rc = LM_OK, dirty = 0, dirfd = AT_FDCWD;
   lm_revcache old = {0};
-  lm_revcache_buf fresh = {0};
+  lm_strbuf fresh = {0};
   lm_revcache_out out = {0};
   char *cache_path = NULL, *data = NULL;
   int used_cache = 0;

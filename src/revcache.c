@@ -14,62 +14,27 @@
 
 #define CACHE_MAGIC "luamigrate revision cache 2 " LM_VERSION "\n"
 
-static void sb_putc(lm_revcache_buf *b, char c) {
-  if (b->oom) return;
-  if (b->n + 2 > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 256;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-      b->oom = 1;
-      return;
-    }
-    b->s = s;
-    b->cap = cap;
-  }
-  b->s[b->n++] = c;
-  b->s[b->n] = '\0';
-}
-
-static void sb_puts(lm_revcache_buf *b, const char *v, size_t len) {
-  if (b->oom) return;
-  if (b->n + len + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (b->n + len + 1 > cap) cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-      b->oom = 1;
-      return;
-    }
-    b->s = s;
-    b->cap = cap;
-  }
-  /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): cap 0 always grows above. */
-  memcpy(b->s + b->n, v, len);
-  b->n += len;
-  b->s[b->n] = '\0';
-}
-
 /* One field: backslash, tab, newline and space escaped, so fields split on tabs and list
  * items on spaces. */
-static void sb_field(lm_revcache_buf *b, const char *v) {
+static void sb_field(lm_strbuf *b, const char *v) {
   static const char special[] = "\\\t\n\r ", code[] = "\\tnrs";
   size_t plain = strcspn(v, special);
-  sb_puts(b, v, plain);
+  lm_strbuf_addn(b, v, plain);
   for (v += plain; *v; v++) {
     const char *e = strchr(special, *v); /* *v is never the terminator */
     if (e) {
-      sb_putc(b, '\\');
-      sb_putc(b, code[e - special]);
+      lm_strbuf_putc(b, '\\');
+      lm_strbuf_putc(b, code[e - special]);
     } else {
-      sb_putc(b, *v);
+      lm_strbuf_putc(b, *v);
     }
   }
 }
 
-static void sb_list(lm_revcache_buf *b, const char *const *v, size_t n) {
-  if (n == 0) sb_putc(b, '-');
+static void sb_list(lm_strbuf *b, const char *const *v, size_t n) {
+  if (n == 0) lm_strbuf_putc(b, '-');
   for (size_t i = 0; i < n; i++) {
-    if (i) sb_putc(b, ' ');
+    if (i) lm_strbuf_putc(b, ' ');
     sb_field(b, v[i]);
   }
 }
@@ -89,36 +54,36 @@ static char *unescape(char *s, size_t len) {
   return s;
 }
 
-void lm_revcache_begin(lm_revcache_buf *b, const char *name, const char *sum) {
+void lm_revcache_begin(lm_strbuf *b, const char *name, const char *sum) {
   sb_field(b, name);
-  sb_putc(b, '\t');
-  sb_puts(b, sum, LM_CHECKSUM_HEX - 1);
-  sb_putc(b, '\t');
+  lm_strbuf_putc(b, '\t');
+  lm_strbuf_addn(b, sum, LM_CHECKSUM_HEX - 1);
+  lm_strbuf_putc(b, '\t');
 }
 
-void lm_revcache_declared(lm_revcache_buf *b, const char *id, const char *const *down, size_t nd,
+void lm_revcache_declared(lm_strbuf *b, const char *id, const char *const *down, size_t nd,
                           const char *const *labels, size_t nl, const char *const *deps, size_t ne,
                           const char *doc) {
   sb_field(b, id);
-  sb_putc(b, '\t');
+  lm_strbuf_putc(b, '\t');
   sb_list(b, down, nd);
-  sb_putc(b, '\t');
+  lm_strbuf_putc(b, '\t');
   sb_list(b, labels, nl);
-  sb_putc(b, '\t');
+  lm_strbuf_putc(b, '\t');
   sb_list(b, deps, ne);
-  sb_putc(b, '\t');
+  lm_strbuf_putc(b, '\t');
   sb_field(b, doc);
 }
 
-void lm_revcache_copy(lm_revcache_buf *b, const char *rest) {
-  sb_puts(b, rest, strlen(rest));
+void lm_revcache_copy(lm_strbuf *b, const char *rest) {
+  lm_strbuf_addn(b, rest, strlen(rest));
 }
 
-void lm_revcache_end(lm_revcache_buf *b) {
-  sb_putc(b, '\n');
+void lm_revcache_end(lm_strbuf *b) {
+  lm_strbuf_putc(b, '\n');
 }
 
-void lm_revcache_truncate(lm_revcache_buf *b, size_t mark) {
+void lm_revcache_truncate(lm_strbuf *b, size_t mark) {
   b->n = mark;
   if (b->s) b->s[mark] = '\0';
 }
@@ -265,14 +230,14 @@ void lm_revcache_open(lm_revcache_out *w, const char *path) {
   w->ok = fputs(CACHE_MAGIC, w->f) >= 0;
 }
 
-void lm_revcache_flush(lm_revcache_out *w, lm_revcache_buf *body) {
+void lm_revcache_flush(lm_revcache_out *w, lm_strbuf *body) {
   if (body->oom) w->ok = 0;
   if (w->f && w->ok && body->n) w->ok = fwrite(body->s, 1, body->n, w->f) == body->n;
   body->n = 0;
   if (body->s) body->s[0] = '\0';
 }
 
-void lm_revcache_close(lm_revcache_out *w, lm_revcache_buf *body, const char *path, int keep) {
+void lm_revcache_close(lm_revcache_out *w, lm_strbuf *body, const char *path, int keep) {
   if (keep) lm_revcache_flush(w, body);
   if (w->f) {
     int ok = fclose(w->f) == 0 && w->ok;

@@ -11,26 +11,22 @@
 
 #include "dag.h"
 #include "error.h"
+#include "strbuf.h"
 
-/* Text being built for the cache (a line or many); oom is sticky and spoils the write. */
-typedef struct lm_revcache_buf {
-  char *s;
-  size_t n, cap;
-  int oom;
-} lm_revcache_buf;
+/* Cache text is built in an lm_strbuf (a line or many); its sticky oom spoils the write. */
 
 /* Starts a line: the file's name and its checksum (hex, LM_CHECKSUM_HEX - 1 characters). */
-void lm_revcache_begin(lm_revcache_buf *b, const char *name, const char *sum);
+void lm_revcache_begin(lm_strbuf *b, const char *name, const char *sum);
 /* The rest of a line, from what the file declared... */
-void lm_revcache_declared(lm_revcache_buf *b, const char *id, const char *const *down, size_t nd,
+void lm_revcache_declared(lm_strbuf *b, const char *id, const char *const *down, size_t nd,
                           const char *const *labels, size_t nl, const char *const *deps, size_t ne,
                           const char *doc);
 /* ... or as an old cache line held it (lm_revcache_line.rest, still escaped). */
-void lm_revcache_copy(lm_revcache_buf *b, const char *rest);
+void lm_revcache_copy(lm_strbuf *b, const char *rest);
 /* Ends the line. */
-void lm_revcache_end(lm_revcache_buf *b);
+void lm_revcache_end(lm_strbuf *b);
 /* Drops what follows b->s[mark] (a line that must not be written). */
-void lm_revcache_truncate(lm_revcache_buf *b, size_t mark);
+void lm_revcache_truncate(lm_strbuf *b, size_t mark);
 
 /* One line of a cache read whole. */
 typedef struct lm_revcache_line {
@@ -74,8 +70,8 @@ typedef struct lm_revcache_out {
 
 void lm_revcache_open(lm_revcache_out *w, const char *path);
 /* Moves body's text to the file and empties body. */
-void lm_revcache_flush(lm_revcache_out *w, lm_revcache_buf *body);
+void lm_revcache_flush(lm_revcache_out *w, lm_strbuf *body);
 /* Puts the file in place at `path` when keep (and all went well), else removes it. */
-void lm_revcache_close(lm_revcache_out *w, lm_revcache_buf *body, const char *path, int keep);
+void lm_revcache_close(lm_revcache_out *w, lm_strbuf *body, const char *path, int keep);
 
 #endif
