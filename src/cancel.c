@@ -1,20 +1,33 @@
 /* Signal handling for runs: the only process-wide state luamigrate keeps, because a signal
- * handler can reach nothing else. Everything done in the handler is async-signal-safe:
- * PQcancel, lua_sethook, setting a flag, restoring the default action. */
+ * handler can reach nothing else (a signal stops every run of the process). Everything done in the
+ * handler is async-signal-safe: PQcancel, lua_sethook, setting a flag, restoring the default
+ * action. */
 #include "cancel.h"
 
 #include <lauxlib.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static volatile sig_atomic_t requested;
-/* The connections whose statement in flight a signal cancels: the work connection and the
- * lock's (a lease or lock query waiting on another session's lock must not outlast it). */
-static PGcancel *volatile cancel_obj[2];
-static lua_State *volatile hook_state;
-/* What the user code running now is, for the interrupt's message; NULL while the engine's
- * own Lua runs, which the hook then leaves alone. */
-static const char *volatile phase;
+
+/* One slot per run in progress (a thread of its own each: core.main in two threads runs two),
+ * taken by lm_cancel_install and given back by lm_cancel_uninstall: the connections whose
+ * statement in flight a signal cancels (the work connection and the lock's: a lease or lock
+ * query waiting on another session's lock must not outlast it) and the Lua state whose hook
+ * it arms. The handler reaches every run; a run finds its own slot through `mine`. */
+enum { MAX_RUNS = 16 };
+typedef struct run_slot {
+  PGcancel *volatile cancel[2];
+  lua_State *volatile L;
+} run_slot;
+static run_slot slots[MAX_RUNS];
+static atomic_int taken[MAX_RUNS];
+static _Thread_local int mine = -1;
+/* What the user code running now in this thread's run is, for the interrupt's message; NULL
+ * while the engine's own Lua runs, which the hook then leaves alone (the hook runs in the
+ * thread of its Lua state, so the thread's own value is the run's). */
+static _Thread_local const char *phase;
 
 #define POLL_COUNT 1000
 
@@ -37,19 +50,25 @@ static void poll_hook(lua_State *L, lua_Debug *ar) {
 static void on_signal(int sig) {
   requested = 1;
   signal(sig, SIG_DFL); /* a second signal ends the process */
-  for (int i = 0; i < 2; i++) {
-    PGcancel *c = cancel_obj[i];
-    if (c) {
-      char buf[256];
-      PQcancel(c, buf, sizeof buf);
+  for (int r = 0; r < MAX_RUNS; r++) {
+    for (int i = 0; i < 2; i++) {
+      PGcancel *c = slots[r].cancel[i];
+      if (c) {
+        char buf[256];
+        PQcancel(c, buf, sizeof buf);
+      }
     }
+    lua_State *L = slots[r].L;
+    if (L) lua_sethook(L, poll_hook, LUA_MASKCOUNT, 1);
   }
-  lua_State *L = hook_state;
-  if (L) lua_sethook(L, poll_hook, LUA_MASKCOUNT, 1);
 }
 
 void lm_cancel_install(lua_State *L) {
-  hook_state = L;
+  for (int r = 0; mine < 0 && r < MAX_RUNS; r++) {
+    int free_slot = 0;
+    if (atomic_compare_exchange_strong(&taken[r], &free_slot, 1)) mine = r;
+  }
+  if (mine >= 0) slots[mine].L = L;
   lua_sethook(L, poll_hook, LUA_MASKCOUNT, POLL_COUNT);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -60,10 +79,21 @@ void lm_cancel_install(lua_State *L) {
 }
 
 static void set_slot(int i, PGconn *conn) {
-  PGcancel *old = cancel_obj[i];
-  cancel_obj[i] = NULL;
+  if (mine < 0) return; /* more runs at once than slots: signals stop it between steps */
+  PGcancel *old = slots[mine].cancel[i];
+  slots[mine].cancel[i] = NULL;
   if (old) PQfreeCancel(old);
-  if (conn) cancel_obj[i] = PQgetCancel(conn);
+  if (conn) slots[mine].cancel[i] = PQgetCancel(conn);
+}
+
+void lm_cancel_uninstall(void) {
+  if (mine < 0) return;
+  set_slot(0, NULL);
+  set_slot(1, NULL);
+  slots[mine].L = NULL;
+  atomic_store(&taken[mine], 0);
+  mine = -1;
+  phase = NULL;
 }
 
 void lm_cancel_set_conn(PGconn *conn) {

@@ -8,7 +8,10 @@
 
 struct lua_State;
 
+/* Registers this thread's run (its Lua state) with the signal handler; lm_cancel_uninstall
+ * forgets it, and its connections, before the state is closed. */
 void lm_cancel_install(struct lua_State *L);
+void lm_cancel_uninstall(void);
 /* The work connection and the lock's connection, whose statement in flight a signal
  * cancels; NULL forgets one. */
 void lm_cancel_set_conn(PGconn *conn);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "newfile.h"
 #include "workspace.h"
+#include "tx.h"
 
 /* Calls luamigrate.autogen[fn](conn, {config, script_location, version_table, baseline}) with
  * app->conn borrowed for the call, and leaves its result on the stack. On failure the stack
@@ -47,7 +48,7 @@ static int call(lm_app *app, const char *fn, int baseline, lm_error *err) {
   lua_pop(L, 1);
   if (PQtransactionStatus(app->conn) != PQTRANS_IDLE) {
     lm_error e = {0};
-    lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
+    lm_tx_rollback(app->conn, &e);
     lm_error_clear(&e);
   }
   return err->code ? err->code : LM_EUSAGE;
@@ -165,9 +166,7 @@ int lm_cmd_inspect(lm_app *app, lm_cmdargs *a, lm_error *err) {
   if (!a->message) a->message = "baseline";
   if ((rc = lm_revision_write(app, a, &heads, upgrades, downgrades, err)) < 0) goto cleanup;
   /* and the database is at it: the revision describes what is already there */
-  if ((rc = lm_workspace_lock(app, err)) ||
-      (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err)))
-    goto cleanup;
+  if ((rc = lm_workspace_lock(app, err)) || (rc = lm_tx_begin(app->conn, err))) goto cleanup;
   in_tx = 1;
   if ((rc = lm_vt_apply(app, 0, LM_VT_INSERT, NULL, id, err))) goto cleanup;
   lm_vt_record rec = {.revision = id, .operation = "stamp", .from_ids = "", .to_ids = id};
@@ -175,13 +174,13 @@ int lm_cmd_inspect(lm_app *app, lm_cmdargs *a, lm_error *err) {
   clock_gettime(CLOCK_REALTIME, &ts);
   rec.started_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
   if ((rc = lm_vt_record_step(&app->vt, app->conn, &rec, err))) goto cleanup;
-  rc = lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err);
+  rc = lm_tx_commit(app->conn, err);
   in_tx = 0;
   if (rc == LM_OK) lm_log_info("Stamped the database at %s", id);
 cleanup:
   if (in_tx) {
     lm_error e = {0};
-    lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
+    lm_tx_rollback(app->conn, &e);
     lm_error_clear(&e);
   }
   free(upgrades);

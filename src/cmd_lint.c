@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "log.h"
 #include "workspace.h"
+#include "tx.h"
 
 /* Pushes luamigrate.lint.open(config_path, conn or nil): a lint session. */
 static int lint_session(lm_app *app, int online, lm_error *err) {
@@ -99,16 +100,12 @@ cleanup:
  * transaction usable); if it cannot do its work, the run goes on with a warning. */
 int lm_lint_before_upgrade(lm_app *app, const lm_revset *plan, lm_error *err) {
   if (plan->n == 0) return LM_OK;
-  if (app->dry_run &&
-      lm_exec(app->conn, "SAVEPOINT luamigrate_lint", 0, NULL, NULL, NULL, NULL, err))
-    return LM_ERR;
+  if (app->dry_run && lm_tx_savepoint(app->conn, "luamigrate_lint", err)) return LM_ERR;
   int refused = 0;
   int rc = lint_plan(app, plan, &refused, err);
   if (app->dry_run) {
     lm_error sp = {0};
-    const char *back =
-        rc ? "ROLLBACK TO SAVEPOINT luamigrate_lint" : "RELEASE SAVEPOINT luamigrate_lint";
-    if (lm_exec(app->conn, back, 0, NULL, NULL, NULL, NULL, &sp) && rc == LM_OK) {
+    if (lm_tx_release(app->conn, "luamigrate_lint", rc != LM_OK, &sp) && rc == LM_OK) {
       *err = sp;
       return LM_ERR;
     }

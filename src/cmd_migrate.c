@@ -10,6 +10,7 @@
 #include "journal.h"
 #include "log.h"
 #include "workspace.h"
+#include "tx.h"
 
 /* The steps from `heads` to `target`: upgrade's, or a downgrade's confined to `scope`. */
 static int steps(lm_app *app, const lm_revset *heads, const lm_revset *target, int upgrade,
@@ -67,8 +68,7 @@ static int migrate(lm_app *app, lm_cmdargs *a, int upgrade, lm_error *err) {
   app->show_locks = a->locks;
   if ((rc = lm_workspace_connect(app, err))) goto cleanup;
   /* A dry run creates even the version tables inside the transaction it rolls back. */
-  if (a->dry_run && (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err)))
-    goto cleanup;
+  if (a->dry_run && (rc = lm_tx_begin(app->conn, err))) goto cleanup;
   if ((rc = lm_workspace_lock(app, err)) || (rc = lm_workspace_heads(app, &heads, err)) ||
       (rc = lm_workspace_check_overlap(app, &heads, err)))
     goto cleanup;

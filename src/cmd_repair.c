@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "dag_plan.h"
 #include "workspace.h"
+#include "tx.h"
 
 /* repair [REV...]: after a deliberate edit of applied revision files has been reviewed,
  * records each changed file's current sha256 as the one it was applied with (Flyway's
@@ -20,7 +21,7 @@ int lm_cmd_repair(lm_app *app, lm_cmdargs *a, lm_error *err) {
     goto cleanup;
   if ((rc = lm_dag_resolve_each(app->dag, a->pos, (size_t)a->npos, &only, err)) < 0) goto cleanup;
   if ((rc = lm_workspace_changed(app, &heads, &nchanged, &changed, NULL, err))) goto cleanup;
-  if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
+  if ((rc = lm_tx_begin(app->conn, err))) goto cleanup;
   in_tx = 1;
   for (size_t i = 0; i < changed.n; i++) {
     int idx = changed.idx[i];
@@ -44,13 +45,13 @@ int lm_cmd_repair(lm_app *app, lm_cmdargs *a, lm_error *err) {
           "Revision %s: its file is as it was applied (or it is not applied); nothing to "
           "record\n",
           lm_dag_id(app->dag, only.idx[i]));
-  if ((rc = lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
+  if ((rc = lm_tx_commit(app->conn, err))) goto cleanup;
   in_tx = 0;
   if (!done && !a->npos) printf("No applied file changed since it ran: nothing to record\n");
 cleanup:
   if (in_tx) {
     lm_error e = {0};
-    lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
+    lm_tx_rollback(app->conn, &e);
     lm_error_clear(&e);
   }
   lm_revset_free(&heads);

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "strbuf.h"
 #include "workspace.h"
+#include "tx.h"
 
 int lm_cmd_stamp(lm_app *app, lm_cmdargs *a, lm_error *err) {
   lm_revset heads = {0}, next = {0};
@@ -37,7 +38,7 @@ int lm_cmd_stamp(lm_app *app, lm_cmdargs *a, lm_error *err) {
     if ((rc = lm_workspace_connect(app, err)) || (rc = lm_workspace_lock(app, err))) goto cleanup;
     /* The rows are read and written in one transaction under the lock (lock = "xact" takes
      * it there; "table" checks the lease is still this run's). */
-    if ((rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) goto cleanup;
+    if ((rc = lm_tx_begin(app->conn, err))) goto cleanup;
     in_tx = 1;
     if ((rc = lm_lock_fence(&app->lock, app->conn, err))) goto cleanup;
     /* --purge starts from no rows: the stored ones may name revisions no file defines */
@@ -56,7 +57,7 @@ int lm_cmd_stamp(lm_app *app, lm_cmdargs *a, lm_error *err) {
   free(t);
   if (a->sql) {
     if ((rc = lm_emit_offline_preamble(app, err))) goto cleanup;
-    fputs("BEGIN;\n\n", stdout);
+    lm_emit_sql(LM_TX_BEGIN_SQL);
     if (from_base && (rc = lm_emit_offline_ddl(app, err))) goto cleanup;
   }
   in_tx = 1;
@@ -93,16 +94,16 @@ int lm_cmd_stamp(lm_app *app, lm_cmdargs *a, lm_error *err) {
   }
   /* A failed step leaves the transaction open for the ROLLBACK below. */
   if (a->sql) {
-    fputs("COMMIT;\n\n", stdout);
+    lm_emit_sql(LM_TX_COMMIT_SQL);
     in_tx = 0;
   } else if (rc == LM_OK && (rc = lm_lock_renew(&app->lock, app->conn, err)) == LM_OK) {
-    rc = lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err);
+    rc = lm_tx_commit(app->conn, err);
     in_tx = 0;
   }
 cleanup:
   if (in_tx && !a->sql) {
     lm_error e2 = {0};
-    lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e2);
+    lm_tx_rollback(app->conn, &e2);
     lm_error_clear(&e2);
   }
   free(from.s);

@@ -2,12 +2,16 @@
  * into lm_error, print notices, and describe connection strings without passwords. */
 #include "conn.h"
 
+#include <libpq-events.h>
+
 #include "cancel.h"
 #include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static lm_conn *state(PGconn *conn);
 
 static void notice_receiver(void *arg, const PGresult *res) {
   (void)arg;
@@ -36,113 +40,6 @@ static void set_libpq_message(lm_error *err, int code, const char *prefix, const
   free(copy);
 }
 
-/* The spans of conninfo that hold a password (at most `max`): a URI's user:PASSWORD@ and
- * ?password=, a key=value string's password=VALUE. Returns how many were found. */
-typedef struct span {
-  size_t at, len;
-} span;
-
-static size_t password_spans(const char *s, span *out, size_t max) {
-  size_t n = 0;
-  /* a URI as libpq tells one: by its prefix; its user info ends at the first '@' */
-  const char *sep = NULL;
-  if (!strncmp(s, "postgresql://", 13))
-    sep = s + 10;
-  else if (!strncmp(s, "postgres://", 11))
-    sep = s + 8;
-  if (sep) {
-    const char *auth = sep + 3, *at = auth + strcspn(auth, "@/");
-    const char *colon = *at == '@' ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (colon && n < max) out[n++] = (span){(size_t)(colon + 1 - s), (size_t)(at - colon - 1)};
-  }
-  for (const char *p = strstr(s, "password"); p && n < max; p = strstr(p + 8, "password")) {
-    if (p > s && !strchr(sep ? "?&" : " \t\n", p[-1])) continue;
-    const char *v = p + 8;
-    if (!sep) v += strspn(v, " \t\n");
-    if (*v != '=') continue;
-    v++;
-    if (sep) {
-      out[n++] = (span){(size_t)(v - s), strcspn(v, "&")};
-      continue;
-    }
-    v += strspn(v, " \t\n");
-    const char *e = v;
-    if (*e == '\'') {
-      for (e++; *e && *e != '\''; e++)
-        if (*e == '\\' && e[1]) e++;
-      if (*e) e++;
-    } else {
-      e += strcspn(e, " \t\n");
-    }
-    out[n++] = (span){(size_t)(v - s), (size_t)(e - v)};
-  }
-  return n;
-}
-
-/* A connection string libpq cannot parse is a usage error. libpq's message may quote the
- * part it could not parse; every copy of a password in it becomes "***". */
-int lm_conn_check_url(const char *conninfo, lm_error *err) {
-  char *errmsg = NULL;
-  PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
-  if (opts) {
-    PQconninfoFree(opts);
-    return LM_OK;
-  }
-  span pw[8];
-  size_t npw = password_spans(conninfo, pw, 8);
-  char why[512];
-  size_t n = 0;
-  const char *msg = errmsg ? errmsg : "cannot parse it";
-  /* libpq's message quotes what it shows of the string. A password of four bytes or more
-   * is hidden wherever it appears (the string itself may hold quotes, so the quoting cannot
-   * be trusted); a shorter one only inside quotes, where it cannot be an ordinary word. */
-  int quoted = 0;
-  for (const char *p = msg; *p && *p != '\n' && n + 4 < sizeof why;) {
-    size_t skip = 0;
-    if (*p == '"') quoted = !quoted;
-    for (size_t i = 0; i < npw && !skip; i++)
-      if (pw[i].len && (quoted || pw[i].len >= 4) && !strncmp(p, conninfo + pw[i].at, pw[i].len))
-        skip = pw[i].len;
-    if (skip) {
-      memcpy(why + n, "***", 3);
-      n += 3;
-      p += skip;
-    } else {
-      why[n++] = *p++;
-    }
-  }
-  why[n] = '\0';
-  PQfreemem(errmsg);
-  return lm_error_set(err, LM_EUSAGE, "invalid database URL or connection string: %s", why);
-}
-
-int lm_conn_url_scheme(char *url, const char *source, lm_error *err) {
-  size_t len = strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
-  if (!len || strncmp(url + len, "://", 3) != 0) return LM_OK; /* key=value conninfo */
-  char scheme[64];
-  snprintf(scheme, sizeof scheme, "%.*s", (int)len, url);
-  for (char *c = scheme; *c; c++)
-    if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
-  if (!strcmp(scheme, "postgresql") || !strcmp(scheme, "postgres")) return LM_OK;
-  const char *plus = strchr(scheme, '+');
-  size_t base = plus ? (size_t)(plus - scheme) : len;
-  if (plus && (!strncmp(scheme, "postgresql", base) || !strncmp(scheme, "postgres", base)) &&
-      (base == 10 || base == 8)) {
-    /* SQLAlchemy's dialect+driver: the driver means nothing to libpq. The dialect stays
-     * (postgres:// and postgresql:// are both libpq's), so the string only shrinks. */
-    lm_log_info("%s: %s:// is SQLAlchemy's form of the URL; connecting with %.*s://", source,
-                scheme, (int)base, scheme);
-    memmove(url + base, url + len, strlen(url + len) + 1);
-    memcpy(url, scheme, base);
-    return LM_OK;
-  }
-  lm_error_set(err, LM_EUSAGE, "%s: a %.*s:// URL: luamigrate works with PostgreSQL only", source,
-               (int)base, scheme);
-  lm_error_setfield(&err->hint,
-                    "give a postgresql:// URL or a key=value conninfo string (libpq's forms)");
-  return LM_EUSAGE;
-}
-
 PGconn *lm_conn_open(const char *conninfo, lm_error *err) {
   if (conninfo && *conninfo && lm_conn_check_url(conninfo, err)) return NULL;
   const char *keys[] = {"dbname", "fallback_application_name", NULL};
@@ -162,6 +59,11 @@ PGconn *lm_conn_open(const char *conninfo, lm_error *err) {
     return NULL;
   }
   PQsetNoticeReceiver(conn, notice_receiver, NULL);
+  if (!state(conn)) {
+    PQfinish(conn);
+    lm_error_set(err, LM_ENOMEM, "out of memory while connecting");
+    return NULL;
+  }
   return conn;
 }
 
@@ -190,37 +92,92 @@ int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const
   return code;
 }
 
-/* A BEGIN held back by lm_conn_defer_begin: it travels with the next statement sent on that
- * connection. Per thread: the table lock's heartbeat thread has its own connection. */
-static _Thread_local PGconn *deferred_begin;
+/* What one connection carries between calls, as libpq's instance data of conn_event (the
+ * connection owns it: PQfinish frees it through PGEVT_CONNDESTROY). */
+typedef struct queued_stmt {
+  char *sql, *where;
+} queued_stmt;
 
-void lm_conn_defer_begin(PGconn *conn) {
-  deferred_begin = conn;
+struct lm_conn {
+  int begin_deferred; /* a BEGIN travels with the next statement */
+  int last_txc;       /* LM_TXC_* of the last simple-protocol string */
+  lm_conn_guard_fn guard;
+  void *guard_ud;
+  int pipe_on;        /* lm_conn_pipe_enable */
+  int pipe_suspended; /* > 0: each statement waits for its result */
+  size_t nq;
+  queued_stmt q[LM_CONN_PIPE_MAX];
+};
+
+static void clear_queue(lm_conn *c) {
+  for (size_t i = 0; i < c->nq; i++) {
+    free(c->q[i].sql);
+    free(c->q[i].where);
+  }
+  c->nq = 0;
+}
+
+static int conn_event(PGEventId id, void *info, void *pass) {
+  (void)pass;
+  if (id == PGEVT_REGISTER) {
+    PGconn *conn = ((PGEventRegister *)info)->conn;
+    lm_conn *c = calloc(1, sizeof *c);
+    return c && PQsetInstanceData(conn, conn_event, c);
+  }
+  if (id == PGEVT_CONNDESTROY) {
+    lm_conn *c = PQinstanceData(((PGEventConnDestroy *)info)->conn, conn_event);
+    if (c) clear_queue(c);
+    free(c);
+  }
+  return 1;
+}
+
+/* conn's state, made on first use; NULL only for a NULL conn or out of memory. */
+static lm_conn *state(PGconn *conn) {
+  if (!conn) return NULL;
+  lm_conn *c = PQinstanceData(conn, conn_event);
+  if (!c && PQregisterEventProc(conn, conn_event, "luamigrate", NULL))
+    c = PQinstanceData(conn, conn_event);
+  return c;
+}
+
+/* The held-back BEGIN, taken: 1 when there was one (it is to be sent now). */
+static int take_begin(lm_conn *c) {
+  int with_begin = c && c->begin_deferred;
+  if (c) c->begin_deferred = 0;
+  return with_begin;
+}
+
+static void set_txc(lm_conn *c, int txc) {
+  if (c) c->last_txc = txc;
+}
+
+int lm_conn_defer_begin(PGconn *conn, lm_error *err) {
+  lm_conn *c = state(conn);
+  if (!c) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  c->begin_deferred = 1;
+  return LM_OK;
 }
 
 int lm_conn_begin_pending(PGconn *conn) {
-  return conn && deferred_begin == conn;
+  lm_conn *c = conn ? PQinstanceData(conn, conn_event) : NULL;
+  return c && c->begin_deferred;
 }
 
 void lm_conn_forget_begin(PGconn *conn) {
-  if (deferred_begin == conn) deferred_begin = NULL;
+  take_begin(conn ? PQinstanceData(conn, conn_event) : NULL);
 }
-
-static _Thread_local struct {
-  PGconn *conn;
-  lm_conn_guard_fn check;
-  void *ud;
-} guard;
 
 void lm_conn_set_guard(PGconn *conn, lm_conn_guard_fn check, void *ud) {
-  guard.conn = check ? conn : NULL;
-  guard.check = check;
-  guard.ud = ud;
+  lm_conn *c = check ? state(conn) : (conn ? PQinstanceData(conn, conn_event) : NULL);
+  if (!c) return;
+  c->guard = check;
+  c->guard_ud = check ? ud : NULL;
 }
 
-static int guarded(PGconn *conn, const char *sql, lm_error *err) {
-  if (!guard.check || guard.conn != conn) return LM_OK;
-  int rc = guard.check(guard.ud, err);
+static int guarded(lm_conn *c, const char *sql, lm_error *err) {
+  if (!c || !c->guard) return LM_OK;
+  int rc = c->guard(c->guard_ud, err);
   if (rc) lm_error_setfield(&err->statement, sql);
   return rc;
 }
@@ -259,31 +216,31 @@ static int finish(PGconn *conn, PGresult *r, const char *sql, PGresult **res, lm
   return rc;
 }
 
-/* Transaction control among the commands of the last simple-protocol string run: the
- * last COMMIT or ROLLBACK seen (LM_TXC_COMMIT / LM_TXC_ROLLBACK) and whether a BEGIN came
- * after it (LM_TXC_BEGIN). Per thread. */
-static _Thread_local int last_txc;
-
-int lm_conn_last_tx_control(void) {
-  return last_txc;
+int lm_conn_last_tx_control(PGconn *conn) {
+  lm_conn *c = conn ? PQinstanceData(conn, conn_event) : NULL;
+  return c ? c->last_txc : 0;
 }
 
-static void note_tx_control(const PGresult *r) {
+/* Notes the transaction control among the commands of one simple-protocol string: the last
+ * COMMIT or ROLLBACK seen (LM_TXC_COMMIT / LM_TXC_ROLLBACK) and whether a BEGIN came after it
+ * (LM_TXC_BEGIN). */
+static void note_tx_control(lm_conn *c, const PGresult *r) {
   const char *cmd = PQcmdStatus((PGresult *)r);
-  if (!cmd) return;
+  if (!cmd || !c) return;
   if (!strcmp(cmd, "COMMIT"))
-    last_txc = LM_TXC_COMMIT;
+    c->last_txc = LM_TXC_COMMIT;
   else if (!strcmp(cmd, "ROLLBACK"))
-    last_txc = LM_TXC_ROLLBACK;
+    c->last_txc = LM_TXC_ROLLBACK;
   else if (!strcmp(cmd, "BEGIN") || !strcmp(cmd, "START TRANSACTION"))
-    last_txc |= LM_TXC_BEGIN;
+    c->last_txc |= LM_TXC_BEGIN;
 }
 
 /* The results of one simple-protocol message, read as PQexec reads them (the last one, or
  * the first COPY), noting transaction control; `skip_begin`: the first is our own BEGIN. */
 static PGresult *read_simple(PGconn *conn, int skip_begin, int *count) {
   PGresult *r, *last = NULL;
-  last_txc = 0;
+  lm_conn *c = state(conn);
+  set_txc(c, 0);
   *count = 0;
   while ((r = PQgetResult(conn)) != NULL) {
     ExecStatusType st = PQresultStatus(r);
@@ -291,7 +248,7 @@ static PGresult *read_simple(PGconn *conn, int skip_begin, int *count) {
       PQclear(r);
       continue;
     }
-    note_tx_control(r);
+    note_tx_control(c, r);
     PQclear(last);
     last = r;
     if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) break;
@@ -400,11 +357,11 @@ static int queued(PGconn *conn, const char *sql, lm_error *err) {
 }
 
 int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err) {
-  last_txc = 0;
+  lm_conn *c = state(conn);
+  set_txc(c, 0);
   if (queued(conn, n ? stmts[0].sql : "BEGIN", err)) return LM_ERR;
-  if (guarded(conn, n ? stmts[0].sql : "BEGIN", err)) return err->code;
-  int with_begin = deferred_begin == conn;
-  deferred_begin = NULL;
+  if (guarded(c, n ? stmts[0].sql : "BEGIN", err)) return err->code;
+  int with_begin = take_begin(c);
   if (n == 0 && !with_begin) return LM_OK;
   return pipeline(conn, with_begin, stmts, n, err);
 }
@@ -429,11 +386,11 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
 static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,
                     const int *lengths, const int *formats, PGresult **res, lm_error *err) {
   if (res) *res = NULL;
-  last_txc = 0;
+  lm_conn *c = state(conn);
+  set_txc(c, 0);
   if (queued(conn, sql, err)) return LM_ERR;
-  if (guarded(conn, sql, err)) return err->code;
-  if (deferred_begin == conn) {
-    deferred_begin = NULL;
+  if (guarded(c, sql, err)) return err->code;
+  if (take_begin(c)) {
     if (nparams == 0) return exec_after_begin(conn, sql, res, err);
     lm_stmt one = {.sql = sql,
                    .values = values,
@@ -452,21 +409,71 @@ static int exec_one(PGconn *conn, const char *sql, int nparams, const char *cons
     int count = 0;
     return finish(conn, read_simple(conn, 0, &count), sql, res, err);
   }
-  last_txc = 0;
   PGresult *r = PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0);
   return finish(conn, r, sql, res, err);
 }
 
-int lm_conn_queue(PGconn *conn, const char *sql, lm_error *err) {
+void lm_conn_pipe_enable(PGconn *conn, int on) {
+  lm_conn *c = state(conn);
+  if (!c) return;
+  if (c->pipe_on) lm_conn_pipe_discard(conn);
+  c->pipe_on = on;
+  c->pipe_suspended = 0;
+}
+
+void lm_conn_pipe_suspend(PGconn *conn, int delta) {
+  lm_conn *c = conn ? PQinstanceData(conn, conn_event) : NULL;
+  if (c) c->pipe_suspended += delta;
+}
+
+int lm_conn_pipe_open(PGconn *conn) {
+  lm_conn *c = conn ? PQinstanceData(conn, conn_event) : NULL;
+  return c && c->pipe_on && c->pipe_suspended <= 0;
+}
+
+int lm_conn_pipe_pending(PGconn *conn) {
+  lm_conn *c = conn ? PQinstanceData(conn, conn_event) : NULL;
+  return c && c->pipe_on && (c->nq || PQpipelineStatus(conn) != PQ_PIPELINE_OFF);
+}
+
+size_t lm_conn_queued(PGconn *conn) {
+  lm_conn *c = conn ? PQinstanceData(conn, conn_event) : NULL;
+  return c ? c->nq : 0;
+}
+
+const char *lm_conn_queued_where(PGconn *conn, size_t i) {
+  lm_conn *c = conn ? PQinstanceData(conn, conn_event) : NULL;
+  return c && i < c->nq ? c->q[i].where : NULL;
+}
+
+/* Keeps one sent statement's text and where in the queue. */
+static int remember(lm_conn *c, const char *sql, const char *where, lm_error *err) {
+  queued_stmt *q = &c->q[c->nq];
+  q->sql = strdup(sql);
+  q->where = where ? strdup(where) : NULL;
+  if (!q->sql || (where && !q->where)) {
+    free(q->sql);
+    free(q->where);
+    return lm_error_set(err, LM_ENOMEM, "out of memory");
+  }
+  c->nq++;
+  return LM_OK;
+}
+
+int lm_conn_queue(PGconn *conn, const char *sql, const char *where, lm_error *err) {
   int with_begin = 0;
-  last_txc = 0;
-  if (guarded(conn, sql, err)) return err->code;
+  lm_conn *c = state(conn);
+  if (!c) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  c->last_txc = 0;
+  if (guarded(c, sql, err)) return err->code;
+  if (c->nq + 2 > LM_CONN_PIPE_MAX)
+    return lm_error_set(err, LM_ERR, "internal error: the pipeline queue is full");
   if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF) {
     if (!PQenterPipelineMode(conn)) return libpq_error(conn, sql, err);
-    with_begin = deferred_begin == conn;
-    deferred_begin = NULL;
+    with_begin = take_begin(c);
     if (with_begin && !PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
       return libpq_error(conn, "BEGIN", err);
+    if (with_begin && remember(c, "BEGIN", where, err)) return err->code;
   } else if (PQflush(conn) != 0) {
     /* The statements queued before this one go now, and the server runs them while the
      * client goes on; the newest stays in the buffer, so the last one of a migration
@@ -475,11 +482,15 @@ int lm_conn_queue(PGconn *conn, const char *sql, lm_error *err) {
   }
   if (!PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0))
     return libpq_error(conn, sql, err);
+  if (remember(c, sql, where, err)) return err->code;
   return with_begin ? 2 : 1;
 }
 
-int lm_conn_pipe_sync(PGconn *conn, const char *const *sqls, size_t n, size_t *failed,
-                      lm_error *err) {
+int lm_conn_pipe_sync(PGconn *conn, size_t *failed, lm_error *err) {
+  lm_conn *c = state(conn);
+  size_t n = c ? c->nq : 0;
+  const char *sqls[LM_CONN_PIPE_MAX];
+  for (size_t i = 0; i < n; i++) sqls[i] = c->q[i].sql;
   *failed = n;
   if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF) return LM_OK;
   int rc = LM_OK, synced = PQpipelineSync(conn);
@@ -518,65 +529,14 @@ int lm_conn_pipe_sync(PGconn *conn, const char *const *sqls, size_t n, size_t *f
   return rc;
 }
 
-/* Appends s to buf (size cap) escaping nothing: values shown here are for people. */
-static void cat(char *buf, size_t cap, const char *s) {
-  size_t n = strlen(buf);
-  if (n + 1 >= cap) return;
-  snprintf(buf + n, cap - n, "%s", s);
-}
-
-static char *describe(const char *user, const char *pw, const char *host, const char *port,
-                      const char *db) {
-  char buf[2048] = "postgresql://";
-  if (user && *user) {
-    cat(buf, sizeof buf, user);
-    if (pw && *pw) cat(buf, sizeof buf, ":***");
-    cat(buf, sizeof buf, "@");
-  } else if (pw && *pw) {
-    cat(buf, sizeof buf, ":***@");
+void lm_conn_pipe_discard(PGconn *conn) {
+  lm_conn *c = conn ? PQinstanceData(conn, conn_event) : NULL;
+  if (!c) return;
+  if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF) {
+    size_t failed;
+    lm_error ignore = {0};
+    lm_conn_pipe_sync(conn, &failed, &ignore);
+    lm_error_clear(&ignore);
   }
-  if (host && *host && host[0] != '/') cat(buf, sizeof buf, host);
-  if (port && *port) {
-    cat(buf, sizeof buf, ":");
-    cat(buf, sizeof buf, port);
-  }
-  cat(buf, sizeof buf, "/");
-  if (db && *db) cat(buf, sizeof buf, db);
-  if (host && host[0] == '/') {
-    cat(buf, sizeof buf, "?host=");
-    cat(buf, sizeof buf, host);
-  }
-  return strdup(buf);
-}
-
-char *lm_conn_redact(const char *conninfo) {
-  if (!conninfo || !*conninfo) return describe(NULL, NULL, NULL, NULL, NULL);
-  char *errmsg = NULL;
-  PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
-  if (!opts) {
-    PQfreemem(errmsg);
-    return strdup("<unparsable connection string>");
-  }
-  const char *user = NULL, *pw = NULL, *host = NULL, *port = NULL, *db = NULL;
-  for (PQconninfoOption *o = opts; o->keyword; o++) {
-    if (!o->val) continue;
-    if (!strcmp(o->keyword, "user"))
-      user = o->val;
-    else if (!strcmp(o->keyword, "password"))
-      pw = o->val;
-    else if (!strcmp(o->keyword, "host") || (!host && !strcmp(o->keyword, "hostaddr")))
-      host = o->val;
-    else if (!strcmp(o->keyword, "port"))
-      port = o->val;
-    else if (!strcmp(o->keyword, "dbname"))
-      db = o->val;
-  }
-  char *s = describe(user, pw, host, port, db);
-  PQconninfoFree(opts);
-  return s;
-}
-
-char *lm_conn_describe(PGconn *conn) {
-  const char *pw = PQpass(conn);
-  return describe(PQuser(conn), (pw && *pw) ? "x" : NULL, PQhost(conn), PQport(conn), PQdb(conn));
+  clear_queue(c);
 }

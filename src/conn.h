@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include "conninfo.h"
 #include "error.h"
 
 /* Opens a connection. `conninfo` is a libpq URI or key=value string, or NULL/"" for libpq's
@@ -40,59 +41,68 @@ typedef struct lm_stmt {
  * reported with the failing statement's own text as lm_exec reports it. */
 int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err);
 
+/* The per-connection state libpq does not keep for us: a BEGIN held back, the guard, the
+ * transaction control of the last string run, and the pipeline queue. Opaque; created with
+ * the connection (lm_conn_open, or on first use for one opened elsewhere) and freed by
+ * PQfinish, so two connections, in one thread or two, share nothing. */
+typedef struct lm_conn lm_conn;
+
+/* Statements lm_conn_queue keeps in flight before the caller must collect them. */
+enum { LM_CONN_PIPE_MAX = 64 };
+
+/* Pipelining (the `pipeline` setting) on conn: lm_conn_pipe_enable(conn, 1) allows
+ * lm_conn_queue, 0 ends it (dropping what is queued, as lm_conn_pipe_discard).
+ * lm_conn_pipe_suspend(+1/-1) makes the queue wait for each result again for a while (a
+ * pcall, an autocommit block). lm_conn_pipe_open says whether a statement may be queued now;
+ * lm_conn_pipe_pending whether results wait to be collected; lm_conn_queued how many. */
+void lm_conn_pipe_enable(PGconn *conn, int on);
+void lm_conn_pipe_suspend(PGconn *conn, int delta);
+int lm_conn_pipe_open(PGconn *conn);
+int lm_conn_pipe_pending(PGconn *conn);
+size_t lm_conn_queued(PGconn *conn);
+
 /* Sends one statement without waiting for its result (libpq pipeline mode, entered here;
  * a BEGIN held back by lm_conn_defer_begin goes first). It stays in libpq's buffer until
  * the next one is queued or the sync, which saves a message for a migration's last
- * statement. Returns how many statements went
- * (1, or 2 with the BEGIN), or a negative code with err filled. Nothing else may be sent on
- * conn until lm_conn_pipe_sync has collected the results. */
-int lm_conn_queue(PGconn *conn, const char *sql, lm_error *err);
+ * statement. `where` (may be NULL) is the caller's note of where the statement came from,
+ * kept with it (lm_conn_queued_where). Returns how many statements went (1, or 2 with the
+ * BEGIN), or a negative code with err filled. Nothing else may be sent on conn until
+ * lm_conn_pipe_sync has collected the results. */
+int lm_conn_queue(PGconn *conn, const char *sql, const char *where, lm_error *err);
 
-/* Collects the results of the n statements lm_conn_queue sent (sqls: their texts in order)
- * and leaves pipeline mode. On failure fills err as lm_exec would for the first statement
- * that failed, sets *failed to its index (the server skipped the ones after it) and returns
- * the code; *failed is n on success. */
-int lm_conn_pipe_sync(PGconn *conn, const char *const *sqls, size_t n, size_t *failed,
-                      lm_error *err);
+/* Collects the results of the statements lm_conn_queue sent and leaves pipeline mode. On
+ * failure fills err as lm_exec would for the first statement that failed, sets *failed to
+ * its index in the queue (the server skipped the ones after it) and returns the code;
+ * *failed is the queue's length on success. The queue is kept until lm_conn_pipe_discard,
+ * so the caller can read the failed statement's where. */
+int lm_conn_pipe_sync(PGconn *conn, size_t *failed, lm_error *err);
+const char *lm_conn_queued_where(PGconn *conn, size_t i);
+/* Collects what is in flight, ignoring failures, and empties the queue (a failed step,
+ * before its rollback). */
+void lm_conn_pipe_discard(PGconn *conn);
 
 /* Holds back a BEGIN on conn: it is sent with the next lm_exec or lm_exec_batch there (in
  * one message with a simple-protocol statement, or first in the pipeline), saving the round
  * trip. lm_conn_begin_pending says whether it is still unsent (the transaction has, for the
- * program's purposes, begun); lm_conn_forget_begin drops it unsent (a failed step). */
-void lm_conn_defer_begin(PGconn *conn);
+ * program's purposes, begun); lm_conn_forget_begin drops it unsent (a failed step).
+ * lm_conn_defer_begin returns LM_ENOMEM (err filled) when conn's state cannot be had. */
+int lm_conn_defer_begin(PGconn *conn, lm_error *err);
 int lm_conn_begin_pending(PGconn *conn);
 void lm_conn_forget_begin(PGconn *conn);
 
 /* A check run before every statement sent on `conn` through lm_exec, lm_exec_batch and
  * lm_conn_queue (the migration lock's watch: a lost lock stops the run before its next
- * statement). check returns LM_OK or fills err; lm_conn_set_guard(NULL, ...) removes it.
- * Per thread, like the held-back BEGIN. */
+ * statement). check returns LM_OK or fills err; check NULL removes it (conn NULL: nothing). */
 typedef int (*lm_conn_guard_fn)(void *ud, lm_error *err);
 void lm_conn_set_guard(PGconn *conn, lm_conn_guard_fn check, void *ud);
 
-/* Transaction control among the commands of the last string lm_exec ran (COMMIT, ROLLBACK,
- * BEGIN in a migration's op.execute): LM_TXC_COMMIT or LM_TXC_ROLLBACK for the last one
- * that ended a transaction, | LM_TXC_BEGIN when a BEGIN followed it (or came alone). */
+/* Transaction control among the commands of the last string lm_exec ran on conn (COMMIT,
+ * ROLLBACK, BEGIN in a migration's op.execute): LM_TXC_COMMIT or LM_TXC_ROLLBACK for the
+ * last one that ended a transaction, | LM_TXC_BEGIN when a BEGIN followed it (or came alone). */
 enum { LM_TXC_COMMIT = 1, LM_TXC_ROLLBACK = 2, LM_TXC_BEGIN = 4 };
-int lm_conn_last_tx_control(void);
+int lm_conn_last_tx_control(PGconn *conn);
 
 /* Fills err from a failed result (does not clear it). */
 int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const char *sql);
-
-/* A URL or conninfo libpq cannot parse: LM_EUSAGE with libpq's reason, every password it
- * quotes shown as "***". LM_OK when it parses. */
-int lm_conn_check_url(const char *conninfo, lm_error *err);
-
-/* SQLAlchemy's URLs: postgresql+DRIVER:// (and postgres+DRIVER://) is rewritten in place to
- * postgresql://, saying so on stderr; another scheme (mysql://, sqlite://) is a usage error
- * naming `source` (where the URL came from). A key=value string is left alone. */
-int lm_conn_url_scheme(char *url, const char *source, lm_error *err);
-
-/* A display form of a connection string with any password replaced by "***":
- * "postgresql://user:***@host:port/dbname". malloc'd; never NULL except on ENOMEM. */
-char *lm_conn_redact(const char *conninfo);
-
-/* Same for a live connection (what it actually connected to). */
-char *lm_conn_describe(PGconn *conn);
 
 #endif

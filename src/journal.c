@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "tx.h"
 
 /* The sha256 the table stores, computed by the server from the statement's UTF-8 bytes. */
 #define SHA_OF(p) "encode(sha256(convert_to(" p ", 'UTF8')), 'hex')"
@@ -182,7 +183,7 @@ int lm_journal_end_commit(lm_vt *vt, PGconn *conn, const char *revision, int ord
            "UPDATE %s SET finished_at = clock_timestamp() WHERE revision = $1 AND ordinal = $2",
            vt->journal);
   const char *vals[2] = {revision, ord};
-  lm_stmt stmts[2] = {{.sql = sql, .values = vals, .nparams = 2}, {.sql = "COMMIT"}};
+  lm_stmt stmts[2] = {{.sql = sql, .values = vals, .nparams = 2}, {.sql = LM_TX_COMMIT_SQL}};
   return lm_exec_batch(conn, stmts, 2, err);
 }
 

@@ -11,10 +11,10 @@
 
 static int verbosity;
 static lm_color color_mode;
-static int line_open;         /* a progress line waits for its ending */
-static int live_open;         /* ... and it is a live line (lm_log_live), not a step line */
-static size_t step_i, step_n; /* the counter the next lm_log_begin shows, if any */
-static const char *revision;  /* named in server notices */
+static int line_open; /* a progress line waits for its ending */
+static int live_open; /* ... and it is a live line (lm_log_live), not a step line */
+static _Thread_local size_t step_i, step_n; /* the next lm_log_begin's counter (per run) */
+static _Thread_local const char *revision;  /* named in server notices (per run) */
 
 void lm_log_setup(int level, lm_color color) {
   verbosity = level;

@@ -65,6 +65,7 @@ static int dispatch(lm_app *app, lm_error *err) {
 
 static int pmain(lua_State *L) {
   run *r = lua_touserdata(L, 1);
+  lua_settop(L, 0); /* the C pointer leaves the stack before any Lua code can see it */
   luaL_openlibs(L);
   lua_getglobal(L, "os");
   lua_pushcfunction(L, l_refuse_exit);
@@ -132,6 +133,7 @@ int lm_pmain_run(int argc, char **argv, void (*preload)(lua_State *, void *), vo
     lm_vt_free(&app.vt);
     lm_dag_free(app.dag);
     free(app.sums);
+    lm_cancel_uninstall();
     if (app.L) lua_close(app.L);
     lm_config_free(&app.cfg);
   }

@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "log.h"
 #include "strbuf.h"
+#include "tx.h"
 
 static double now_ms(void) {
   struct timespec ts;
@@ -63,15 +64,15 @@ int lm_workspace_lock(lm_app *app, lm_error *err) {
   /* Transaction locks: the tables are created under one (a dry run is already inside its
    * transaction). */
   int own = PQtransactionStatus(app->conn) == PQTRANS_IDLE;
-  if (own && (rc = lm_exec(app->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, err))) return rc;
+  if (own && (rc = lm_tx_begin(app->conn, err))) return rc;
   if ((rc = lm_lock_fence(&app->lock, app->conn, err)) ||
       (rc = lm_vt_ensure(&app->vt, app->conn, err))) {
     lm_error e = {0};
-    if (own) lm_exec(app->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, &e);
+    if (own) lm_tx_rollback(app->conn, &e);
     lm_error_clear(&e);
     return rc;
   }
-  return own ? lm_exec(app->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, err) : LM_OK;
+  return own ? lm_tx_commit(app->conn, err) : LM_OK;
 }
 
 int lm_workspace_heads(lm_app *app, lm_revset *heads, lm_error *err) {

@@ -23,8 +23,12 @@ local function base_names()
     base = { op = require "luamigrate.op", sa = require "luamigrate.sa",
       postgresql = require "luamigrate.postgresql" }
     for _, k in ipairs(STDLIB) do base[k] = _G[k] end
+    local core = require "luamigrate.core"
     -- print goes to stderr: stdout is the --sql script's (and command output's)
-    base.print = require("luamigrate.core").print
+    base.print = core.print
+    -- the run's own pcall and xpcall: while it pipelines, what is queued is collected first
+    -- and the protected function's statements each wait for their result
+    base.pcall, base.xpcall = core.pcall, core.xpcall
   end
   return base
 end
@@ -42,8 +46,6 @@ function M.migration()
       rawset(t, k, v)
     end,
     __index = function(_, k)
-      -- pcall and xpcall are read from _G each time: a pipelining run swaps in its own.
-      if k == "pcall" or k == "xpcall" then return _G[k] end
       local v = names[k]
       if v ~= nil or M.MIGRATION_GLOBALS[k] then return v end
       error(("undefined name '%s'"):format(tostring(k)), 2)

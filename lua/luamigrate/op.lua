@@ -340,9 +340,9 @@ end
 
 -- op.autocommit_block(fn): commits the migration's transaction, runs fn outside any
 -- transaction (CREATE INDEX CONCURRENTLY, ALTER TYPE ... ADD VALUE on old servers), then
--- begins a new one. The run may supply its own (ctx.autocommit_block): online upgrades
--- journal what the COMMIT makes permanent and each statement of fn (docs/resume.md), dry
--- runs list fn's statements, lock = "xact" refuses.
+-- begins a new one, by the run's one protocol (ctx.autocommit_block): online upgrades
+-- journal what the COMMIT makes permanent and each statement of fn (docs/resume.md), --sql
+-- writes it as a script, dry runs list fn's statements, lock = "xact" refuses.
 function M.autocommit_block(fn)
   check("autocommit_block", "fn", fn, "function")
   local ctx = core.context("op.autocommit_block")
@@ -354,22 +354,9 @@ function M.autocommit_block(fn)
     local _ <close> = setmetatable({}, { __close = function() ctx.in_autocommit_block = nil end })
     return body()
   end
-  if ctx.autocommit_block then return ctx.autocommit_block(fn) end
-  if ctx.emit then
-    ctx.emit("COMMIT")
-    if ctx.on_block then ctx.on_block(true) end -- the timeouts, for the session
-    fn()
-    if ctx.on_block then ctx.on_block(false) end
-    ctx.emit("BEGIN")
-    if ctx.on_begin then ctx.on_begin() end -- the SET LOCAL timeouts again
-    return
-  end
-  local conn = ctx.conn
-  conn:execute("COMMIT")
-  local ok, err = pcall(fn)
-  conn:execute("BEGIN")
-  if ctx.on_begin then ctx.on_begin() end -- the lock's fence, SET LOCAL timeouts
-  if not ok then error(err, 0) end
+  -- the run's protocol (src/bind/l_run.c): online it journals what the COMMIT makes
+  -- permanent, --sql writes the COMMIT and BEGIN, dry runs list fn's statements
+  return ctx.autocommit_block(fn)
 end
 
 -- op.allow(rules, fn): runs fn; `luamigrate lint` (and the lint before upgrade) reports

@@ -32,6 +32,8 @@ void lm_error_from_lua(lua_State *L, int idx, int code, lm_error *err);
  * userdata at idx "closed" without touching the connection (end of a migration run). */
 void lm_push_conn(lua_State *L, PGconn *conn, int borrowed);
 void lm_conn_detach(lua_State *L, int idx);
+/* The connection of the Conn at idx (NULL once closed or detached). */
+PGconn *lm_conn_pg(lua_State *L, int idx);
 /* Dry runs: the Conn at idx prints every statement with its parameters and timing. */
 void lm_conn_set_trace(lua_State *L, int idx, int on);
 /* A hook around each statement of a Conn's :execute (not :query, which only reads):
@@ -49,19 +51,15 @@ typedef struct lm_conn_hook {
 } lm_conn_hook;
 void lm_conn_set_hook(lua_State *L, int idx, const lm_conn_hook *hook);
 /* Pipelined statements (the `pipeline` setting). A Conn marked with lm_conn_set_queue sends
- * each :execute without waiting for its result when lm_pipe_enable named its connection:
- * the op layer's statements, whose results nothing reads. Each queued statement keeps the
- * file:line and traceback of its op, so a failure collected later reads as if raised there.
- * lm_pipe_sync collects the results (raising the first failure); every other use of the
- * connection through a Conn syncs first. lm_pipe_suspend(+1/-1) makes queue Conns wait for
- * each result again (inside pcall, autocommit blocks). lm_pipe_discard drops what is queued
- * (a failed step, before its rollback). lm_pipe_enable(NULL, ...) ends it all. */
+ * each :execute without waiting for its result while its connection pipelines
+ * (lm_conn_pipe_enable): the op layer's statements, whose results nothing reads. Each queued
+ * statement keeps the file:line and traceback of its op, so a failure collected later reads
+ * as if raised there. lm_pipe_sync collects conn's results (raising the first failure);
+ * every other use of the connection through a Conn syncs first. lm_pipe_l_sync is the same
+ * as a lua_CFunction taking the Conn. */
 void lm_conn_set_queue(lua_State *L, int idx, int on);
-void lm_pipe_enable(lua_State *L, PGconn *conn);
-void lm_pipe_sync(lua_State *L);
-int lm_pipe_l_sync(lua_State *L); /* lm_pipe_sync as a lua_CFunction */
-void lm_pipe_suspend(int delta);
-void lm_pipe_discard(void);
+void lm_pipe_sync(lua_State *L, PGconn *conn);
+int lm_pipe_l_sync(lua_State *L);
 /* Puts an owned connection into the (empty) Conn box at idx. */
 void lm_conn_attach(lua_State *L, int idx, PGconn *conn);
 
@@ -71,15 +69,47 @@ int lm_raise_error(lua_State *L, lm_error *err);
  * fills them in as usual): an error noticed away from where it was caused. */
 int lm_raise_error_at(lua_State *L, lm_error *err, const char *where, const char *traceback);
 
-/* Run context: the table op.* finds via core.context(). lm_ctx_begin pushes nothing and
- * stores a new context {conn=<Conn at conn_idx>, x=<table at x_idx or empty>, offline=};
- * lm_ctx_end clears it. */
-#define LM_CTX_KEY "luamigrate.ctx" /* registry field holding the run context */
-void lm_ctx_begin(lua_State *L, int conn_idx, int x_idx);
-/* Offline (--sql) context: op.* hand statements to the function at emit_idx. */
-void lm_ctx_begin_offline(lua_State *L, int emit_idx, int x_idx);
-void lm_ctx_end(lua_State *L);
-int lm_ctx_l_context(lua_State *L); /* core.context(opname) */
+/* The run context (src/bind/l_run.c): one luamigrate.Run userdata per running migration,
+ * under a registry key of its own, holding the connection, the queue, the journal hook, the
+ * autocommit protocol and emit; core.context() hands Lua its table. Closures taken from that
+ * table raise "run has ended" once lm_run_close has run, so nothing in Lua reaches the C
+ * frame that opened it afterwards. */
+
+/* How the run's autocommit blocks leave and re-enter its transaction: the one protocol of
+ * ctx.autocommit_block is sync the queue, leave(), fn with the queue suspended, enter(failed),
+ * then fn's error first. NULL leave: blocks are refused with `refusal`. `batches`
+ * (op.backfill's ctx.journal_batches) may be NULL. ud is the caller's and is reached only
+ * while the run is open. */
+typedef struct lm_run_mode {
+  int (*leave)(lua_State *L, void *ud, lm_error *err);
+  int (*enter)(lua_State *L, void *ud, int failed, lm_error *err);
+  const char *refusal;
+  int (*batches)(void *ud, const char *sql, int *done, int *finished, lm_error *err);
+  void *ud;
+} lm_run_mode;
+
+typedef struct lm_run_spec {
+  int conn_idx;             /* the Conn ops use (ctx.conn), or 0 offline */
+  int queue_idx;            /* the queue Conn (ctx.queue), or 0 */
+  int emit_idx;             /* offline: the value of ctx.emit, or 0 */
+  int x_idx;                /* the -x table, or 0 for an empty one */
+  const lm_conn_hook *hook; /* set on both Conns while the run is open, or NULL */
+  const lm_run_mode *mode;  /* copied; NULL: autocommit blocks run their fn as it is */
+} lm_run_spec;
+
+/* Opens the run (closing one still open) and leaves nothing on the stack. */
+void lm_run_open(lua_State *L, const lm_run_spec *spec);
+/* Pushes the open run's context table (nil when none is open). */
+void lm_run_push_context(lua_State *L);
+/* Marks the open run ended, takes its hooks off its Conns and forgets it. */
+void lm_run_close(lua_State *L);
+int lm_run_l_context(lua_State *L); /* core.context(opname) */
+int lm_run_l_offline(lua_State *L); /* core.offline_run(emit, x, fn, ...) */
+/* core.pcall / core.xpcall, the migration environment's pcall and xpcall: while the open
+ * run pipelines, the statements queued so far are collected first and the protected
+ * function's statements each wait for their result. */
+int lm_run_l_pcall(lua_State *L);
+int lm_run_l_xpcall(lua_State *L);
 
 /* Adds core.sql_split and core.sql_parse (src/bind/l_sql.c) to the table on the top. */
 void lm_sql_register(lua_State *L);
@@ -88,5 +118,8 @@ void lm_sql_register(lua_State *L);
  * package.preload (src/embedded.c: the executable and the fuzz targets; the Lua module
  * build finds files on package.path). */
 void lm_preload_embedded(lua_State *L);
+/* lm_preload_embedded and the C modules the program links (lfs, cjson): src/preload.c, in the
+ * executable (an lm_pmain_run preload; ud unused). */
+void lm_preload_program(lua_State *L, void *ud);
 
 #endif

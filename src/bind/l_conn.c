@@ -54,6 +54,11 @@ void lm_conn_detach(lua_State *L, int idx) {
   c->conn = NULL;
 }
 
+PGconn *lm_conn_pg(lua_State *L, int idx) {
+  luaconn *c = luaL_checkudata(L, idx, "luamigrate.Conn");
+  return c->conn;
+}
+
 void lm_conn_set_trace(lua_State *L, int idx, int on) {
   luaconn *c = luaL_checkudata(L, idx, "luamigrate.Conn");
   c->trace = on;
@@ -70,38 +75,8 @@ void lm_conn_set_queue(lua_State *L, int idx, int on) {
 }
 
 /* ---- pipelined statements ----------------------------------------------------------
- * One connection at a time pipelines (the run's work connection), so the state is the
- * module's. Each entry is a statement sent and not yet answered, with where its op was. */
-enum { PIPE_MAX = 64 }; /* statements in flight before the client waits for them */
-
-typedef struct queued_stmt {
-  char *sql, *where;
-} queued_stmt;
-
-static struct {
-  PGconn *conn;  /* the connection pipelining is on for, or NULL */
-  int suspended; /* > 0: queue Conns wait for each result (pcall, autocommit blocks) */
-  size_t n;
-  queued_stmt q[PIPE_MAX];
-} pl;
-
-static void clear_queue(void) {
-  for (size_t i = 0; i < pl.n; i++) {
-    free(pl.q[i].sql);
-    free(pl.q[i].where);
-  }
-  pl.n = 0;
-}
-
-static int pending(PGconn *conn) {
-  return pl.conn && pl.conn == conn && (pl.n || PQpipelineStatus(conn) != PQ_PIPELINE_OFF);
-}
-
-static size_t queue_texts(const char **sqls) {
-  for (size_t i = 0; i < pl.n; i++) sqls[i] = pl.q[i].sql ? pl.q[i].sql : "";
-  return pl.n;
-}
-
+ * The queue is the connection's (lm_conn_queue): each entry a statement sent and not yet
+ * answered, with where its op was; its stack frames are kept here, in the registry. */
 /* ---- tracebacks of queued statements --------------------------------------------------
  * An error raised at once gets luaL_traceback's text from lm_pcall's handler. Formatting
  * that for every queued statement would cost more than the rest of the run (it looks each
@@ -237,25 +212,13 @@ static const char *push_traceback(lua_State *L, size_t slot) {
   return lua_tostring(L, -1);
 }
 
-void lm_pipe_discard(void) {
-  if (pl.conn && PQpipelineStatus(pl.conn) != PQ_PIPELINE_OFF) {
-    const char *sqls[PIPE_MAX];
-    size_t failed;
-    lm_error ignore = {0};
-    lm_conn_pipe_sync(pl.conn, sqls, queue_texts(sqls), &failed, &ignore);
-    lm_error_clear(&ignore);
-  }
-  clear_queue();
-}
-
-void lm_pipe_sync(lua_State *L) {
-  if (!pl.conn || !pending(pl.conn)) return;
-  const char *sqls[PIPE_MAX];
+void lm_pipe_sync(lua_State *L, PGconn *conn) {
+  if (!lm_conn_pipe_pending(conn)) return;
   size_t failed;
   lm_error err = {0};
-  int rc = lm_conn_pipe_sync(pl.conn, sqls, queue_texts(sqls), &failed, &err);
+  int rc = lm_conn_pipe_sync(conn, &failed, &err);
   if (rc == LM_OK) {
-    clear_queue();
+    lm_conn_pipe_discard(conn);
     return;
   }
   if (lm_cancel_requested()) {
@@ -267,21 +230,19 @@ void lm_pipe_sync(lua_State *L) {
   /* Raised as the failing statement's op would have raised it (Lua copies of the strings:
    * the queue is freed first, so nothing leaks through the raise). */
   const char *where = NULL, *tb = NULL;
-  if (failed < pl.n) {
-    where = pl.q[failed].where ? lua_pushstring(L, pl.q[failed].where) : NULL;
+  if (failed < lm_conn_queued(conn)) {
+    const char *w = lm_conn_queued_where(conn, failed);
+    where = w ? lua_pushstring(L, w) : NULL;
     tb = push_traceback(L, failed);
   }
-  clear_queue();
+  lm_conn_pipe_discard(conn);
   lm_raise_error_at(L, &err, where, tb);
 }
 
 int lm_pipe_l_sync(lua_State *L) {
-  lm_pipe_sync(L);
+  luaconn *c = luaL_checkudata(L, 1, "luamigrate.Conn");
+  if (c->conn) lm_pipe_sync(L, c->conn);
   return 0;
-}
-
-void lm_pipe_suspend(int delta) {
-  pl.suspended += delta;
 }
 
 /* Sends sql without waiting, remembering the op's file:line and stack frames as an error
@@ -292,92 +253,24 @@ static void queue_statement(lua_State *L, luaconn *c, const char *sql) {
   const char *where = lua_tostring(L, -1);
   if (lua_getfield(L, LUA_REGISTRYINDEX, FRAMES_KEY) != LUA_TTABLE) {
     lua_pop(L, 1);
-    lua_createtable(L, PIPE_MAX, 0);
+    lua_createtable(L, LM_CONN_PIPE_MAX, 0);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, FRAMES_KEY);
   }
   int slots = lua_gettop(L);
   push_frames(L, 0);
   lm_error err = {0};
-  int sent = lm_conn_queue(c->conn, sql, &err);
+  size_t before = lm_conn_queued(c->conn);
+  int sent = lm_conn_queue(c->conn, sql, where, &err);
   if (sent < 0) {
-    lm_pipe_discard();
+    lm_conn_pipe_discard(c->conn);
     lm_raise_error(L, &err);
   }
   for (int i = 0; i < sent; i++) {
-    queued_stmt *q = &pl.q[pl.n++];
-    q->sql = strdup(i + 1 < sent ? "BEGIN" : sql);
-    q->where = where ? strdup(where) : NULL;
     lua_pushvalue(L, slots + 1);
-    lua_rawseti(L, slots, (lua_Integer)pl.n);
+    lua_rawseti(L, slots, (lua_Integer)before + i + 1);
   }
   lua_settop(L, slots - 2);
-}
-
-/* pcall and xpcall while pipelining: the statements queued so far are collected first (a
- * failure among them is raised here, outside the protected call, as it would have been
- * raised before it), and the protected function's statements each wait for their result,
- * so an error it catches leaves the transaction as it would without pipelining. */
-static int finish_pcall(lua_State *L, int status, lua_KContext extra) {
-  pl.suspended--;
-  if (status != LUA_OK && status != LUA_YIELD) {
-    lua_pushboolean(L, 0);
-    lua_pushvalue(L, -2);
-    return 2;
-  }
-  return lua_gettop(L) - (int)extra;
-}
-
-static int l_pcall(lua_State *L) {
-  luaL_checkany(L, 1);
-  lm_pipe_sync(L);
-  lua_pushboolean(L, 1);
-  lua_insert(L, 1);
-  pl.suspended++;
-  int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall);
-  return finish_pcall(L, status, 0);
-}
-
-static int l_xpcall(lua_State *L) {
-  int n = lua_gettop(L);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  lm_pipe_sync(L);
-  lua_pushboolean(L, 1);
-  lua_pushvalue(L, 1);
-  lua_rotate(L, 3, 2);
-  pl.suspended++;
-  int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
-  return finish_pcall(L, status, 2);
-}
-
-/* Swaps the globals pcall/xpcall with the versions above (saved in the registry) and back. */
-static void swap_global(lua_State *L, const char *name, const char *key, lua_CFunction fn) {
-  if (fn) {
-    lua_getglobal(L, name);
-    lua_setfield(L, LUA_REGISTRYINDEX, key);
-    lua_pushcfunction(L, fn);
-    lua_setglobal(L, name);
-  } else if (lua_getfield(L, LUA_REGISTRYINDEX, key) != LUA_TNIL) {
-    lua_setglobal(L, name);
-    lua_pushnil(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, key);
-  } else {
-    lua_pop(L, 1);
-  }
-}
-
-void lm_pipe_enable(lua_State *L, PGconn *conn) {
-  if (pl.conn) {
-    lm_pipe_discard();
-    swap_global(L, "pcall", "luamigrate.pcall", NULL);
-    swap_global(L, "xpcall", "luamigrate.xpcall", NULL);
-  }
-  pl.conn = conn;
-  pl.suspended = 0;
-  if (conn) {
-    swap_global(L, "pcall", "luamigrate.pcall", l_pcall);
-    swap_global(L, "xpcall", "luamigrate.xpcall", l_xpcall);
-  }
 }
 
 static luaconn *checkbox(lua_State *L) {
@@ -484,15 +377,16 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
   /* Not inside a coroutine (an error raised there carries the main thread's traceback),
    * and only inside the migration's transaction: after a COMMIT in op.execute each
    * statement commits on its own, which a pipeline's implicit transaction would not do. */
-  int queue = c->queue && hooked && n == 0 && !c->trace && pl.conn == c->conn && !pl.suspended;
+  int queue = c->queue && hooked && n == 0 && !c->trace && lm_conn_pipe_open(c->conn);
   if (queue) {
     queue = lua_pushthread(L);
     lua_pop(L, 1);
   }
   if (queue && PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF)
     queue = lm_conn_begin_pending(c->conn) || PQtransactionStatus(c->conn) == PQTRANS_INTRANS;
-  if (queue && pl.n + 2 > PIPE_MAX) lm_pipe_sync(L); /* room for it and a held-back BEGIN */
-  if (!queue && pending(c->conn)) lm_pipe_sync(L);
+  if (queue && lm_conn_queued(c->conn) + 2 > LM_CONN_PIPE_MAX)
+    lm_pipe_sync(L, c->conn); /* room for it and a held-back BEGIN */
+  if (!queue) lm_pipe_sync(L, c->conn);
   if (hook) {
     int skip = hook->before(hook->ud, sql, n, vals, &err);
     if (skip < 0) lm_raise_error(L, &err);
@@ -630,7 +524,7 @@ static int l_conn_status(lua_State *L) {
     lua_pushliteral(L, "closed");
     return 1;
   }
-  if (pending(c->conn)) lm_pipe_sync(L);
+  lm_pipe_sync(L, c->conn);
   const char *s = "unknown";
   /* A BEGIN held back for the next statement counts as sent. */
   switch (lm_conn_begin_pending(c->conn) ? PQTRANS_INTRANS : PQtransactionStatus(c->conn)) {

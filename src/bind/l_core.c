@@ -313,10 +313,17 @@ static int l_core_main(lua_State *L) {
 
 int luaopen_luamigrate_core(lua_State *L) {
   static const luaL_Reg fns[] = {
-      {"connect", l_core_connect}, {"main", l_core_main},
-      {"print", l_core_print},     {"context", lm_ctx_l_context},
-      {"redact", l_core_redact},   {"closest", l_core_closest},
-      {"md5_hex", l_core_md5_hex}, {NULL, NULL},
+      {"connect", l_core_connect},
+      {"main", l_core_main},
+      {"print", l_core_print},
+      {"context", lm_run_l_context},
+      {"redact", l_core_redact},
+      {"closest", l_core_closest},
+      {"md5_hex", l_core_md5_hex},
+      {"pcall", lm_run_l_pcall},
+      {"xpcall", lm_run_l_xpcall},
+      {"offline_run", lm_run_l_offline},
+      {NULL, NULL},
   };
   luaL_newlib(L, fns);
   lua_pushliteral(L, LM_VERSION);

@@ -51,19 +51,28 @@ static size_t strlist(lua_State *L, int tidx, const char *name, const char ***ou
   return n;
 }
 
+/* Field `name` of the table at t, left on the stack: a string, or def when it is nil and
+ * optional. Raises naming the field otherwise. */
+static const char *strfield(lua_State *L, int t, const char *name, int optional, const char *def) {
+  int type = lua_getfield(L, t, name);
+  if (type == LUA_TSTRING) return lua_tostring(L, -1);
+  if (type == LUA_TNIL && optional) return def;
+  luaL_error(L, optional ? "field '%s' must be nil or a string" : "field '%s' must be a string",
+             name);
+  return NULL;
+}
+
 /* dag:add{id=, down=, labels=, deps=, path=, doc=} -> index (0-based) */
 static int l_dag_add(lua_State *L) {
   luadag *d = checkdag(L);
   luaL_checktype(L, 2, LUA_TTABLE);
-  const char *id = (lua_getfield(L, 2, "id"), luaL_checkstring(L, -1));
+  const char *id = strfield(L, 2, "id", 0, NULL);
   const char **down, **labels, **deps;
   size_t nd = strlist(L, 2, "down", &down);
   size_t nl = strlist(L, 2, "labels", &labels);
   size_t ne = strlist(L, 2, "deps", &deps);
-  lua_getfield(L, 2, "path");
-  const char *path = luaL_optstring(L, -1, id);
-  lua_getfield(L, 2, "doc");
-  const char *doc = luaL_optstring(L, -1, NULL);
+  const char *path = strfield(L, 2, "path", 1, id);
+  const char *doc = strfield(L, 2, "doc", 1, NULL);
   lm_error err = {0};
   int idx = lm_dag_add(d->dag, id, down, nd, labels, nl, deps, ne, path, doc, &err);
   if (idx < 0) return lm_raise_error(L, &err);

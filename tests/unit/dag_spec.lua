@@ -114,9 +114,11 @@ describe("core.dag", function()
     assert.equal("attempt to use a freed dag", err_of(kept.heads, kept))
   end)
 
-  pending("refuses a revision without an id, naming the field (today: \"bad argument #-1 to '?' "
-    .. "(string expected, got nil)\", from luaL_checkstring on the stack top in src/bind/l_dag.c)", function()
+  it("refuses a revision without an id, or a path or doc that is not a string, naming the field", function()
     local d = core.dag()
     assert.equal("field 'id' must be a string", err_of(d.add, d, {}))
+    assert.equal("field 'id' must be a string", err_of(d.add, d, { id = 7 }))
+    assert.equal("field 'path' must be nil or a string", err_of(d.add, d, { id = "a", path = {} }))
+    assert.equal("field 'doc' must be nil or a string", err_of(d.add, d, { id = "a", doc = false }))
   end)
 end)

@@ -6,30 +6,24 @@ local op = require "luamigrate.op"
 local sa = require "luamigrate.sa"
 local err_of = require("helpers.raised").message
 
--- The run context of an offline run, as lm_ctx_begin_offline (src/bind/l_ctx.c) installs it:
--- the registry's "luamigrate.ctx" holding emit and the -x arguments. The one place this
--- spec knows how a run hands op its context.
-local CTX_KEY = "luamigrate.ctx"
-local emitted
+local core = require "luamigrate.core"
+local X = { env = "staging" } -- the -x arguments of these runs
 
-local function begin_offline(x)
+-- fn(...) run as a migration of a --sql run (core.offline_run): the statements its op calls
+-- emitted, then what fn returned.
+local emitted
+local function statements(fn, ...)
   emitted = {}
-  debug.getregistry()[CTX_KEY] = { emit = function(s) emitted[#emitted + 1] = s end, x = x or {}, offline = true }
+  return emitted, core.offline_run(function(s) emitted[#emitted + 1] = s end, X, fn, ...)
 end
 
-local function end_run() debug.getregistry()[CTX_KEY] = nil end
-
--- The statements fn's op calls emitted.
-local function statements(fn)
+-- The message of the error fn(...) raises inside such a run.
+local function err_in_run(fn, ...)
   emitted = {}
-  fn()
-  return emitted
+  return err_of(core.offline_run, function(s) emitted[#emitted + 1] = s end, X, fn, ...)
 end
 
 describe("op in --sql mode", function()
-  before_each(function() begin_offline { env = "staging" } end)
-  after_each(end_run)
-
   it("renders create_table with SERIAL, NOT NULL, defaults and the key", function()
     assert.same({ "CREATE TABLE users (\n    id SERIAL NOT NULL,\n    name VARCHAR(50) NOT NULL,\n"
       .. "    \"Email\" TEXT DEFAULT 'x',\n    PRIMARY KEY (id)\n)" }, statements(function()
@@ -136,32 +130,54 @@ describe("op in --sql mode", function()
   it("refuses what cannot run in the migration's transaction", function()
     assert.equal("op.execute: BEGIN is transaction control, which a migration must not issue: the runner owns "
       .. "the transaction (it commits or rolls back the migration together with its version row)",
-      err_of(op.execute, "BEGIN"))
-    assert.truthy(err_of(op.execute, "CREATE INDEX CONCURRENTLY ix ON t (a)"):find("CONCURRENTLY", 1, true))
+      err_in_run(op.execute, "BEGIN"))
+    assert.truthy(err_in_run(op.execute, "CREATE INDEX CONCURRENTLY ix ON t (a)"):find("CONCURRENTLY", 1, true))
     assert.equal("op.execute: sql contains a NUL byte, which PostgreSQL text cannot hold",
-      err_of(op.execute, "SELECT 1\0"))
+      err_in_run(op.execute, "SELECT 1\0"))
     assert.same({}, emitted)
   end)
 
   it("gives the -x arguments and a connection that writes but cannot read", function()
-    assert.equal("staging", op.get_x_argument().env)
-    assert.equal("offline", op.get_bind():status())
+    local _, env, status = statements(function() return op.get_x_argument().env, op.get_bind():status() end)
+    assert.equal("staging", env)
+    assert.equal("offline", status)
     assert.equal("op.get_bind():query: there is no database in --sql mode, so a migration that reads data "
-      .. "cannot be rendered offline (query: SELECT 1)", err_of(op.get_bind().query, op.get_bind(), "SELECT 1"))
+      .. "cannot be rendered offline (query: SELECT 1)", err_in_run(function() return op.get_bind():query("SELECT 1") end))
   end)
 
   it("names the op and the argument of a bad call", function()
-    assert.equal("op.drop_table: name must be a string, got number", err_of(op.drop_table, 5))
-    assert.equal("op.add_column: the second argument must be sa.Column(...)", err_of(op.add_column, "t"))
+    assert.equal("op.drop_table: name must be a string, got number", err_in_run(op.drop_table, 5))
+    assert.equal("op.add_column: the second argument must be sa.Column(...)", err_in_run(op.add_column, "t"))
     assert.equal("op.create_index: unknown option 'uniqe'; did you mean 'unique'?",
-      err_of(op.create_index, "ix", "t", { "a" }, { uniqe = true }))
+      err_in_run(op.create_index, "ix", "t", { "a" }, { uniqe = true }))
     assert.equal("op.add_column: argument 5 comes after the options table, which must be last",
-      err_of(op.add_column, "t", sa.Column("c", sa.Integer), "s", {}, 3))
+      err_in_run(op.add_column, "t", sa.Column("c", sa.Integer), "s", {}, 3))
     assert.equal("op.alter_column: type_ (argument 7) must be a type, got number; Alembic's parameters after the "
       .. "required ones are nullable, comment, server_default, new_column_name, type_, existing_type, "
       .. "existing_server_default, existing_nullable, existing_comment, schema; give the one you mean by name in "
-      .. "the options table: {type_ = ...}", err_of(op.alter_column, "t", "c", true, nil, nil, nil, 5))
+      .. "the options table: {type_ = ...}", err_in_run(op.alter_column, "t", "c", true, nil, nil, nil, 5))
     assert.same({}, emitted)
+  end)
+end)
+
+describe("core.offline_run", function()
+  it("closes the run when fn returns or raises: op and a saved autocommit_block fail after it", function()
+    local saved
+    statements(function() saved = core.context("test").autocommit_block end)
+    assert.equal("op.drop_table called outside a migration: op.* works only inside upgrade() and downgrade()",
+      err_of(op.drop_table, "t"))
+    assert.equal("run has ended: this function belonged to a migration that finished", err_of(saved, function() end))
+    assert.equal("boom", err_in_run(function() error("boom", 0) end))
+    assert.equal("op.execute called outside a migration: op.* works only inside upgrade() and downgrade()",
+      err_of(op.execute, "SELECT 1"))
+  end)
+
+  it("gives fn's results back, and an error emit raises stops the run", function()
+    local _, a, b = statements(function(x, y) return y, x end, 1, 2)
+    assert.same({ 2, 1 }, { a, b })
+    assert.equal("full", err_of(core.offline_run, function() error("full", 0) end, nil, function()
+      op.drop_table("t")
+    end))
   end)
 end)
 

@@ -220,16 +220,59 @@ local function enum_opts(e, ds, extra)
   return opts_text(o)
 end
 
--- The rename-swap of an enum whose values lose or reorder members: columns using it lose
--- their defaults, the type is renamed aside, created anew, the columns converted through
--- text, the defaults put back, the old type dropped.
-local function swap_enum_lua(e, users, defaults, ds, deps)
-  local out = {}
-  local qname = e.schema ~= ds and (quote.ident(e.schema) .. ".") or ""
-  local function L(s) out[#out + 1] = "  " .. s end
-  L(("-- enum %s: PostgreSQL cannot remove or reorder values in place, so the type is"):format(e.name))
-  L("-- renamed aside, created anew, and every column using it converted through text")
-  deps = deps or {}
+-- The schema as a trailing options table, or as one more field of one.
+local function in_schema(T, ds)
+  local s = schema_opt(T.schema, ds)
+  return tail(s and ("{ schema = " .. s .. " }"))
+end
+local function and_schema(T, ds)
+  local s = schema_opt(T.schema, ds)
+  return s and (", schema = " .. s) or ""
+end
+
+-- The op line that creates a constraint or index v of table T (x: "pk", "unique", "fk",
+-- "check", "index", "exclude"), and the one that drops it.
+local function create_line(x, v, T, ds)
+  if x == "pk" then
+    return ("  op.create_primary_key(%s, %s, %s%s)"):format(lit(v.name), lit(T.name), lua_list(v.cols),
+      in_schema(T, ds))
+  elseif x == "unique" then
+    return ("  op.create_unique_constraint(%s, %s, %s%s)"):format(lit(v.name), lit(T.name),
+      lua_list(v.cols), tail(opts_text { { "schema", schema_opt(T.schema, ds) },
+        { "postgresql_nulls_not_distinct", v.nulls_not_distinct and "true" or nil } }))
+  elseif x == "fk" then
+    local fo = opts_text(fk_opts(v, T, ds))
+    return ("  op.create_foreign_key(%s, %s, %s, %s, %s%s)"):format(lit(v.name), lit(T.name), lit(v.ref_table),
+      lua_list(v.cols), lua_list(v.ref_cols), tail(fo))
+  elseif x == "check" then
+    return ("  op.create_check_constraint(%s, %s, %s%s)"):format(lit(v.name), lit(T.name),
+      sqltext_lua(v.sqltext), in_schema(T, ds))
+  elseif x == "index" then
+    return "  " .. index_lua(v, T, ds)
+  elseif x == "exclude" then
+    return "  " .. exclude_lua(v, T, ds)
+  end
+end
+local function drop_line(x, v, T, ds)
+  if x == "index" then
+    return ("  op.drop_index(%s, { table_name = %s%s })"):format(lit(v.name), lit(T.name),
+      and_schema(T, ds))
+  end
+  if x == "exclude" then
+    return ("  op.drop_constraint(%s, %s%s)"):format(lit(v.name), lit(T.name), in_schema(T, ds))
+  end
+  local tname = ({ pk = "primary", unique = "unique", fk = "foreignkey", check = "check" })[x]
+  return ("  op.drop_constraint(%s, %s, { type_ = %s%s })"):format(lit(v.name), lit(T.name), lit(tname),
+    and_schema(T, ds))
+end
+
+-- The pieces a rename-swap (of an enum, of a domain) shares, each adding lines through L:
+-- the objects in the way dropped, the defaults of the columns converted set aside, those
+-- defaults put back (`defaults`: the declared ones by "table.column", else the column's
+-- own), the objects created again.
+local function user_schema(u, ds) return u.table.schema ~= ds and (", schema = " .. lit(u.table.schema)) or "" end
+
+local function deps_aside(L, deps)
   if #deps > 0 then
     L("-- objects that name the type (or use its columns where a type change cannot follow)")
     L("-- are dropped first and created again afterwards from the definitions they had when")
@@ -242,12 +285,46 @@ local function swap_enum_lua(e, users, defaults, ds, deps)
       L(("-- cannot rebuild %s around the swap: drop it before and create it again after, by hand"):format(d.what))
     end
   end
+end
+
+local function defaults_aside(L, users, ds)
   for _, u in ipairs(users) do
     if u.column.default then
       L(("op.alter_column(%s, %s, { server_default = false%s })"):format(lit(u.table.name), lit(u.column.name),
-        u.table.schema ~= ds and (", schema = " .. lit(u.table.schema)) or ""))
+        user_schema(u, ds)))
     end
   end
+end
+
+local function defaults_back(L, users, defaults, ds)
+  for _, u in ipairs(users) do
+    local d = defaults and defaults[u.table.name .. "." .. u.column.name]
+    if d == nil then d = u.column.default end
+    if d then
+      L(("op.alter_column(%s, %s, { server_default = %s%s })"):format(lit(u.table.name), lit(u.column.name),
+        sqltext_lua(d), user_schema(u, ds)))
+    end
+  end
+end
+
+local function deps_back(L, deps)
+  for i = #deps, 1, -1 do
+    for _, stmt in ipairs(deps[i].creates) do L(("op.execute(%s)"):format(stmt_lit(stmt))) end
+  end
+end
+
+-- The rename-swap of an enum whose values lose or reorder members: columns using it lose
+-- their defaults, the type is renamed aside, created anew, the columns converted through
+-- text, the defaults put back, the old type dropped.
+local function swap_enum_lua(e, users, defaults, ds, deps)
+  local out = {}
+  local qname = e.schema ~= ds and (quote.ident(e.schema) .. ".") or ""
+  local function L(s) out[#out + 1] = "  " .. s end
+  L(("-- enum %s: PostgreSQL cannot remove or reorder values in place, so the type is"):format(e.name))
+  L("-- renamed aside, created anew, and every column using it converted through text")
+  deps = deps or {}
+  deps_aside(L, deps)
+  defaults_aside(L, users, ds)
   L(("op.execute(%s)"):format(lit(("ALTER TYPE %s%s RENAME TO %s"):format(qname, quote.ident(e.name),
     quote.ident(e.name .. "_old")))))
   L(("op.create_enum(%s, %s%s)"):format(lit(e.name), lua_list(e.values),
@@ -260,19 +337,10 @@ local function swap_enum_lua(e, users, defaults, ds, deps)
       arr and ("sa.ARRAY(" .. tlua .. ")") or tlua,
       lit(("%s::text%s::%s%s%s"):format(quote.ident(cn), arr and "[]" or "", qname, quote.ident(e.name),
         arr and "[]" or "")),
-      u.table.schema ~= ds and (", schema = " .. lit(u.table.schema)) or ""))
+      user_schema(u, ds)))
   end
-  for _, u in ipairs(users) do
-    local d = defaults and defaults[u.table.name .. "." .. u.column.name]
-    if d == nil then d = u.column.default end
-    if d then
-      L(("op.alter_column(%s, %s, { server_default = %s%s })"):format(lit(u.table.name), lit(u.column.name),
-        sqltext_lua(d), u.table.schema ~= ds and (", schema = " .. lit(u.table.schema)) or ""))
-    end
-  end
-  for i = #deps, 1, -1 do
-    for _, stmt in ipairs(deps[i].creates) do L(("op.execute(%s)"):format(stmt_lit(stmt))) end
-  end
+  defaults_back(L, users, defaults, ds)
+  deps_back(L, deps)
   L(("op.drop_enum(%s%s)"):format(lit(e.name .. "_old"),
     e.schema ~= ds and (", { schema = " .. lit(e.schema) .. " }") or ""))
   return table.concat(out, "\n")
@@ -341,6 +409,75 @@ local function entity_lua(e, ds)
   return ("sa.%s(%s)"):format(k, table.concat(args, ", "))
 end
 
+-- The rename-swap of a domain or a composite type (in schema `sch`) from `from` to `to`
+-- (a domain's new base type or collation, a composite type's attributes reordered or
+-- retyped): the new one is created under a scratch name, the columns converted to it (a
+-- domain's through the new base type, a composite's attribute by attribute, by name), the
+-- old one dropped and the new one renamed (given the old one's `comment`), with defaults
+-- and the objects in the way set aside and put back as for an enum.
+local function swap_type_lua(to, from, sch, users, defaults, ds, deps, exprs, models, comment)
+  local out = {}
+  local function L(s) out[#out + 1] = "  " .. s end
+  local again = {}
+  for _, x in ipairs(exprs) do
+    for _, tables in ipairs(models) do
+      local T = tables[key_of(x.schema, x.table)]
+      local v = T and (x.kind == "check" and T.checks or T.indexes)[x.name]
+      if v then
+        again[#again + 1] = { x.kind, v, T }
+        break
+      end
+    end
+  end
+  local scratch = to.name .. "_new"
+  local qscratch = (sch ~= ds and (quote.ident(sch) .. ".") or "") .. quote.ident(scratch)
+  local domain = to.entity == "Domain"
+  if domain then
+    L(("-- domain %s: PostgreSQL cannot change a domain's base type or collation in place, so a"):format(to.name))
+  else
+    L(("-- composite type %s: PostgreSQL cannot reorder or retype the attributes of a type a"):format(to.name))
+    L("-- column uses in place, so a")
+  end
+  L("-- new one is created under a scratch name, every column using it converted, the old one")
+  L("-- dropped and the new one renamed")
+  local function using(col, arr)
+    local c = quote.ident(col)
+    if domain then return ("%s::%s%s"):format(c, to.type, arr) end
+    local had, fields = {}, {}
+    for _, a in ipairs(from.attributes) do had[a.name] = true end
+    for i, a in ipairs(to.attributes) do
+      fields[i] = had[a.name] and ("(%s).%s::%s"):format(c, quote.ident(a.name), a.type) or ("NULL::" .. a.type)
+    end
+    -- (a NULL stays NULL, not a row of NULLs)
+    return ("CASE WHEN %s::text IS NULL THEN NULL ELSE ROW(%s)::%s END"):format(c, table.concat(fields, ", "),
+      qscratch)
+  end
+  deps_aside(L, deps)
+  if #again > 0 then
+    L("-- checks and indexes on the columns would keep the old type's casts: created again after")
+  end
+  for _, a in ipairs(again) do out[#out + 1] = drop_line(a[1], a[2], a[3], ds) end
+  defaults_aside(L, users, ds)
+  L(("op.create_entity(%s)"):format(entity_lua(setmetatable({ name = scratch, schema = sch }, { __index = to }), ds)))
+  for _, u in ipairs(users) do
+    local arr = u.column.array and "[]" or ""
+    L(("op.alter_column(%s, %s, { type_ = %s, postgresql_using = %s%s })"):format(lit(u.table.name),
+      lit(u.column.name), lit(qscratch .. arr), lit(using(u.column.name, arr)),
+      user_schema(u, ds)))
+  end
+  L(("op.drop_entity(%s)"):format(entity_lua(setmetatable({ schema = sch }, { __index = from }), ds)))
+  L(("op.execute(%s)"):format(lit(("ALTER %s %s RENAME TO %s"):format(domain and "DOMAIN" or "TYPE", qscratch,
+    quote.ident(to.name)))))
+  if comment then
+    L(("op.execute(%s)"):format(lit(("COMMENT ON %s %s IS %s"):format(domain and "DOMAIN" or "TYPE",
+      (sch ~= ds and (quote.ident(sch) .. ".") or "") .. quote.ident(to.name), quote.literal(comment)))))
+  end
+  defaults_back(L, users, defaults, ds)
+  for _, a in ipairs(again) do out[#out + 1] = create_line(a[1], a[2], a[3], ds) end
+  deps_back(L, deps)
+  return table.concat(out, "\n")
+end
+
 -- The pieces inspect's schema.lua writer shares.
 M.lua = { lit = lit, list = lua_list, opts = opts_text, schema_opt = schema_opt, type = type_lua,
   sqltext = sqltext_lua, stmt = stmt_lit, entity = entity_lua }
@@ -388,9 +525,17 @@ function M.render(ops, want, live, ds)
   local function U(s) up[#up + 1] = s end
   local function D(s) table.insert(down, 1, s) end
   local function sch(T) return schema_opt(T.schema, ds) end
-  -- the schema as a trailing options table, or as one more field of one
-  local function in_schema(T) return tail(sch(T) and ("{ schema = " .. sch(T) .. " }")) end
-  local function and_schema(T) return sch(T) and (", schema = " .. sch(T)) or "" end
+  -- the declared defaults of a swap's columns (where schema.lua declares the column), by
+  -- "table.column"
+  local function declared_defaults(users)
+    local defaults = {}
+    for _, u in ipairs(users) do
+      local WT = want.tables[key_of(u.table.schema, u.table.name)]
+      local wc = WT and WT.columns[u.column.name]
+      if wc and wc.default then defaults[u.table.name .. "." .. u.column.name] = wc.default end
+    end
+    return defaults
+  end
   for _, o in ipairs(ops) do
     local T = o.table
     if o.op == "create_enum" then
@@ -411,15 +556,12 @@ function M.render(ops, want, live, ds)
         D(swap_enum_lua(o.old, enum_users(live, key_of(o.old.schema, o.old.name)), nil, ds, o.old.dependents))
       end
     elseif o.op == "change_enum" then
-      local defaults = {}
-      for _, u in ipairs(o.users) do
-        local WT = want.tables[key_of(u.table.schema, u.table.name)]
-        local wc = WT and WT.columns[u.column.name]
-        if wc then defaults[u.table.name .. "." .. u.column.name] = wc.default or false end
-      end
-      for k, v in pairs(defaults) do if v == false then defaults[k] = nil end end
-      U(swap_enum_lua(o.enum, o.users, defaults, ds, o.old.dependents))
+      U(swap_enum_lua(o.enum, o.users, declared_defaults(o.users), ds, o.old.dependents))
       D(swap_enum_lua(o.old, o.users, nil, ds, o.old.dependents))
+    elseif o.op == "swap_type" then
+      U(swap_type_lua(o.entity, o.old, o.schema, o.users, declared_defaults(o.users), ds, o.up_dependents, o.exprs,
+        { want.tables, live.tables }, o.comment))
+      D(swap_type_lua(o.old, o.entity, o.schema, o.users, nil, ds, o.dependents, o.exprs, { live.tables }, o.comment))
     elseif o.op == "create_entity" then
       U(("  op.create_entity(%s)"):format(entity_lua(o.entity, ds)))
       D(("  op.drop_entity(%s)"):format(entity_lua(o.entity, ds)))
@@ -464,26 +606,26 @@ function M.render(ops, want, live, ds)
       U("  -- " .. o.text)
     elseif o.op == "create_table" then
       U(create_table_lua(T, enums, ds, true))
-      D(("  op.drop_table(%s%s)"):format(lit(T.name), in_schema(T)))
+      D(("  op.drop_table(%s%s)"):format(lit(T.name), in_schema(T, ds)))
     elseif o.op == "drop_table" then
-      U(("  op.drop_table(%s%s)"):format(lit(T.name), in_schema(T)))
+      U(("  op.drop_table(%s%s)"):format(lit(T.name), in_schema(T, ds)))
       D(create_table_lua(T, enums, ds, false))
     elseif o.op == "add_column" then
       local pk = {}
       U(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.column, pk, enums, ds),
-        in_schema(T)))
+        in_schema(T, ds)))
       D(("  op.drop_column(%s, %s%s)"):format(lit(T.name), lit(o.column.name),
-        in_schema(T)))
+        in_schema(T, ds)))
     elseif o.op == "drop_column" then
       U(("  op.drop_column(%s, %s%s)"):format(lit(T.name), lit(o.column.name),
-        in_schema(T)))
+        in_schema(T, ds)))
       D(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.column, {}, enums, ds),
-        in_schema(T)))
+        in_schema(T, ds)))
     elseif o.op == "regenerate_column" then
-      local drop = ("  op.drop_column(%s, %s%s)"):format(lit(T.name), lit(o.column.name), in_schema(T))
+      local drop = ("  op.drop_column(%s, %s%s)"):format(lit(T.name), lit(o.column.name), in_schema(T, ds))
       U(drop)
-      U(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.column, {}, enums, ds), in_schema(T)))
-      D(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.live, {}, enums, ds), in_schema(T)))
+      U(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.column, {}, enums, ds), in_schema(T, ds)))
+      D(("  op.add_column(%s, %s%s)"):format(lit(T.name), column_lua(o.live, {}, enums, ds), in_schema(T, ds)))
       D(drop)
     elseif o.op == "alter_column" then
       local c, l, ch = o.column, o.live, o.changes
@@ -532,7 +674,7 @@ function M.render(ops, want, live, ds)
           local col = quote.ident(c.name)
           if to and not from then
             return ("  op.alter_column(%s, %s, { server_default = sa.Identity(%s)%s })"):format(lit(T.name),
-              lit(c.name), to == "a" and "{ always = true }" or "", and_schema(T))
+              lit(c.name), to == "a" and "{ always = true }" or "", and_schema(T, ds))
           elseif from and not to then
             return ("  op.execute(%s)"):format(
               lit(("ALTER TABLE %s ALTER COLUMN %s DROP IDENTITY"):format(target, col)))
@@ -570,57 +712,24 @@ function M.render(ops, want, live, ds)
     elseif o.op == "table_comment" then
       if o.new then
         U(("  op.create_table_comment(%s, %s%s)"):format(lit(T.name), lit(o.new),
-          in_schema(T)))
+          in_schema(T, ds)))
       else
-        U(("  op.drop_table_comment(%s%s)"):format(lit(T.name), in_schema(T)))
+        U(("  op.drop_table_comment(%s%s)"):format(lit(T.name), in_schema(T, ds)))
       end
       if o.old then
         D(("  op.create_table_comment(%s, %s%s)"):format(lit(T.name), lit(o.old),
-          in_schema(T)))
+          in_schema(T, ds)))
       else
-        D(("  op.drop_table_comment(%s%s)"):format(lit(T.name), in_schema(T)))
+        D(("  op.drop_table_comment(%s%s)"):format(lit(T.name), in_schema(T, ds)))
       end
     else
       local kind, x = o.op:match("^(%a+)_(.*)$")
-      local function create_line(v)
-        if x == "pk" then
-          return ("  op.create_primary_key(%s, %s, %s%s)"):format(lit(v.name), lit(T.name), lua_list(v.cols),
-            in_schema(T))
-        elseif x == "unique" then
-          return ("  op.create_unique_constraint(%s, %s, %s%s)"):format(lit(v.name), lit(T.name),
-            lua_list(v.cols), tail(opts_text { { "schema", sch(T) },
-              { "postgresql_nulls_not_distinct", v.nulls_not_distinct and "true" or nil } }))
-        elseif x == "fk" then
-          local fo = opts_text(fk_opts(v, T, ds))
-          return ("  op.create_foreign_key(%s, %s, %s, %s, %s%s)"):format(lit(v.name), lit(T.name), lit(v.ref_table),
-            lua_list(v.cols), lua_list(v.ref_cols), tail(fo))
-        elseif x == "check" then
-          return ("  op.create_check_constraint(%s, %s, %s%s)"):format(lit(v.name), lit(T.name),
-            sqltext_lua(v.sqltext), in_schema(T))
-        elseif x == "index" then
-          return "  " .. index_lua(v, T, ds)
-        elseif x == "exclude" then
-          return "  " .. exclude_lua(v, T, ds)
-        end
-      end
-      local function drop_line(v)
-        if x == "index" then
-          return ("  op.drop_index(%s, { table_name = %s%s })"):format(lit(v.name), lit(T.name),
-            and_schema(T))
-        end
-        if x == "exclude" then
-          return ("  op.drop_constraint(%s, %s%s)"):format(lit(v.name), lit(T.name), in_schema(T))
-        end
-        local tname = ({ pk = "primary", unique = "unique", fk = "foreignkey", check = "check" })[x]
-        return ("  op.drop_constraint(%s, %s, { type_ = %s%s })"):format(lit(v.name), lit(T.name), lit(tname),
-          and_schema(T))
-      end
       if kind == "create" then
-        U(create_line(o.obj))
-        D(drop_line(o.obj))
+        U(create_line(x, o.obj, T, ds))
+        D(drop_line(x, o.obj, T, ds))
       else
-        U(drop_line(o.obj))
-        D(create_line(o.obj))
+        U(drop_line(x, o.obj, T, ds))
+        D(create_line(x, o.obj, T, ds))
       end
     end
   end

@@ -267,31 +267,54 @@ WHERE t.typtype = 'c' AND c.relkind = 'c' AND ]] .. not_extension("pg_type", "t.
     return entity.CompositeType(r.name, attrs, { schema = r.schema })
   end)
 
-KIND.RangeType = type_kind([[
+-- pg_range.rngmultitypid (and multirange types) came with PostgreSQL 14: before it the
+-- query leaves the multirange out (its rows then have no multirange_type_name).
+local MULTIRANGE = 140000
+
+-- The range types' query for a server of version `version` (server_version_num).
+function M.range_sql(version)
+  local multi = version >= MULTIRANGE
+  return [[
 SELECT n.nspname AS schema, t.typname AS name, t.oid::int8 AS oid, format_type(r.rngsubtype, NULL) AS subtype,
        CASE WHEN NOT opc.opcdefault THEN quote_ident(opc.opcname) END AS subtype_opclass,
        CASE WHEN r.rngcollation <> 0 AND r.rngcollation <> st.typcollation THEN co.collname END AS collation,
-       NULLIF(r.rngcanonical::text, '-') AS canonical, NULLIF(r.rngsubdiff::text, '-') AS subtype_diff,
-       mt.typname AS multirange_type_name
+       NULLIF(r.rngcanonical::text, '-') AS canonical, NULLIF(r.rngsubdiff::text, '-') AS subtype_diff]]
+    .. (multi and ",\n       mt.typname AS multirange_type_name" or "") .. [[
+
 FROM pg_range r JOIN pg_type t ON t.oid = r.rngtypid JOIN pg_namespace n ON n.oid = t.typnamespace
 JOIN pg_type st ON st.oid = r.rngsubtype JOIN pg_opclass opc ON opc.oid = r.rngsubopc
-JOIN pg_type mt ON mt.oid = r.rngmultitypid LEFT JOIN pg_collation co ON co.oid = r.rngcollation
-WHERE ]] .. not_extension("pg_type", "t.oid"),
-  function(r)
+]] .. (multi and "JOIN pg_type mt ON mt.oid = r.rngmultitypid " or "") .. [[
+LEFT JOIN pg_collation co ON co.oid = r.rngcollation
+WHERE ]] .. not_extension("pg_type", "t.oid")
+end
+
+-- The server's version_num, read once per connection.
+local versions = setmetatable({}, { __mode = "k" })
+local function server_version(conn)
+  if not versions[conn] then
+    versions[conn] = math.tointeger(tonumber(conn:query("SELECT current_setting('server_version_num')::int AS v")[1].v))
+  end
+  return versions[conn]
+end
+
+KIND.RangeType = type_kind(M.range_sql, function(r)
     return entity.RangeType(r.name, r.subtype, { schema = r.schema, subtype_opclass = r.subtype_opclass,
       collation = r.collation, canonical = r.canonical, subtype_diff = r.subtype_diff,
       multirange_type_name = r.multirange_type_name })
   end, {
   -- built under the scratch name with PostgreSQL's multirange name (the declared one may be
-  -- taken by the live type): the declared multirange name is put back after
+  -- taken by the live type): the declared multirange name is put back after (from
+  -- PostgreSQL 14, which has multiranges)
   scratch = function(e)
     local o = {}
     for k, v in pairs(e.options) do if k ~= "multirange_type_name" then o[k] = v end end
     return { options = o }
   end,
-  fix = function(d, def)
+  fix = function(d, def, version)
     local m = d.e.options.multirange_type_name
-    if m and m ~= entity.default_multirange(d.e.name) then def = def .. "\nmultirange_type_name = " .. m end
+    if m and m ~= entity.default_multirange(d.e.name) and version >= MULTIRANGE then
+      def = def .. "\nmultirange_type_name = " .. m
+    end
     return def
   end,
 })
@@ -367,15 +390,17 @@ local function composite_alter(from, to, used, anywhere)
   return o
 end
 
--- The columns (and domains) that use type `oid`, its array or its multirange: "public.t.c", ...
-local function type_users(conn, oid)
-  local out = {}
-  for _, r in ipairs(conn:query([[
+-- The query for the columns (and domains) that use type $1, its array or (from
+-- PostgreSQL 14) its multirange, on a server of version `version`: rows of `what`.
+function M.type_users_sql(version)
+  local multi = version >= MULTIRANGE and [[
+  UNION SELECT r.rngmultitypid FROM pg_range r WHERE r.rngtypid = $1::oid
+  UNION SELECT m.typarray FROM pg_range r JOIN pg_type m ON m.oid = r.rngmultitypid WHERE r.rngtypid = $1::oid]]
+    or ""
+  return [[
 WITH ty AS (
   SELECT t.oid FROM pg_type t WHERE t.oid = $1::oid
-  UNION SELECT t.typarray FROM pg_type t WHERE t.oid = $1::oid AND t.typarray <> 0
-  UNION SELECT r.rngmultitypid FROM pg_range r WHERE r.rngtypid = $1::oid
-  UNION SELECT m.typarray FROM pg_range r JOIN pg_type m ON m.oid = r.rngmultitypid WHERE r.rngtypid = $1::oid)
+  UNION SELECT t.typarray FROM pg_type t WHERE t.oid = $1::oid AND t.typarray <> 0]] .. multi .. [[)
 SELECT format('column %s.%s.%s', n.nspname, c.relname, a.attname) AS what
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE a.atttypid IN (SELECT oid FROM ty) AND a.attnum > 0 AND NOT a.attisdropped
@@ -383,7 +408,13 @@ WHERE a.atttypid IN (SELECT oid FROM ty) AND a.attnum > 0 AND NOT a.attisdropped
 UNION ALL
 SELECT format('domain %s.%s', n.nspname, d.typname) FROM pg_type d JOIN pg_namespace n ON n.oid = d.typnamespace
 WHERE d.typtype = 'd' AND d.typbasetype IN (SELECT oid FROM ty)
-ORDER BY 1]], tostring(math.tointeger(oid) or oid))) do
+ORDER BY 1]]
+end
+
+-- The columns (and domains) that use type `oid`: "column public.t.c", "domain public.d", ...
+local function type_users(conn, oid)
+  local out = {}
+  for _, r in ipairs(conn:query(M.type_users_sql(server_version(conn)), tostring(math.tointeger(oid) or oid))) do
     out[#out + 1] = r.what
   end
   return out
@@ -402,8 +433,10 @@ local CATALOG = { View = "pg_class", MaterializedView = "pg_class", Function = "
 -- (a column of one); dropped after the tables and before the enums.
 local TYPE = { Domain = true, CompositeType = true, RangeType = true }
 
-local function select_from(kind, filter)
-  return ("SELECT * FROM (%s) q WHERE %s ORDER BY oid"):format(KIND[kind].sql, filter)
+local function select_from(conn, kind, filter)
+  local sql = KIND[kind].sql
+  if type(sql) == "function" then sql = sql(server_version(conn)) end
+  return ("SELECT * FROM (%s) q WHERE %s ORDER BY oid"):format(sql, filter)
 end
 
 local function pg_array(list)
@@ -451,7 +484,7 @@ function M.inspect(conn, schemas, kinds)
   local live = {}
   for _, kind in ipairs(entity.KINDS) do
     if kinds[kind] then
-      for _, r in ipairs(conn:query(select_from(kind, "schema = ANY ($1::text[])"), pg_array(schemas))) do
+      for _, r in ipairs(conn:query(select_from(conn, kind, "schema = ANY ($1::text[])"), pg_array(schemas))) do
         local key, def, e = KIND[kind].row(r)
         live[kind .. ":" .. key] = { e = e, def = def, oid = tonumber(r.oid), kind = kind }
       end
@@ -477,6 +510,31 @@ end
 
 local function run_all(conn, stmts) for _, s in ipairs(stmts) do conn:execute(s) end end
 
+-- A declared range type compared as written (one with a canonical function cannot be built
+-- under the scratch name: the function takes the type itself), its subtype and functions
+-- named as the server prints them: format_type, and regproc's output (schema-qualified
+-- only when not on the search_path), so that an unchanged declaration compares equal.
+local function range_as_declared(conn, d, version)
+  local e = d.e
+  -- (a name the server cannot parse is kept as written)
+  local function server_text(sql, ...)
+    local args = { ... }
+    return attempt(conn, function() return conn:query(sql, table.unpack(args))[1].v end, true)
+  end
+  local subtype = server_text("SELECT format_type(to_regtype($1), NULL) AS v", e.subtype) or e.subtype
+  local function proc(name, args)
+    if not name then return nil end
+    return server_text("SELECT coalesce(to_regprocedure($1)::oid::regproc::text, to_regproc($2)::oid::regproc::text) "
+      .. "AS v", name .. "(" .. table.concat(args, ", ") .. ")", name) or name
+  end
+  local o = {}
+  for k, v in pairs(e.options) do o[k] = v end
+  o.canonical = proc(o.canonical, { quote.qualified(d.schema, e.name) })
+  o.subtype_diff = proc(o.subtype_diff, { subtype, subtype })
+  if version < MULTIRANGE then o.multirange_type_name = nil end
+  return entity.range_lines { name = e.name, subtype = subtype, options = o }
+end
+
 -- The declared entity as the server would store it, read back. Returns key, definition
 -- and whether replacing it needs a drop; nil when it cannot be built here (it is then
 -- treated as changed).
@@ -491,10 +549,10 @@ local function normalize(conn, d)
   local filter, params, by_change = K.one(d)
   local before = {}
   if by_change then
-    for _, r in ipairs(conn:query(select_from(kind, filter), table.unpack(params))) do before[r.oid] = r.xmin end
+    for _, r in ipairs(conn:query(select_from(conn, kind, filter), table.unpack(params))) do before[r.oid] = r.xmin end
   end
   local function read()
-    for _, r in ipairs(conn:query(select_from(kind, filter), table.unpack(params))) do
+    for _, r in ipairs(conn:query(select_from(conn, kind, filter), table.unpack(params))) do
       if not by_change or before[r.oid] ~= r.xmin then
         local key, def = K.row(r)
         if K.build == "scratch" then key = key_of(d.schema, e.name) end
@@ -514,7 +572,7 @@ local function normalize(conn, d)
     fields.name = TYPE[kind] and SCRATCH_TYPE or "luamigrate_autogen_seq"
     local scratch = setmetatable(fields, { __index = shadow })
     local key, def = attempt(conn, build(entity.create_sql(scratch)), true)
-    if key then return key, K.fix and K.fix(d, def) or def, false end
+    if key then return key, K.fix and K.fix(d, def, server_version(conn)) or def, false end
     return nil
   end
   if K.build == "replace" then
@@ -530,10 +588,81 @@ local function normalize(conn, d)
   return nil
 end
 
+-- The table columns of type `oid` (a domain, a composite type) or of its array, each as the
+-- enum swap's users are:
+-- {table = {schema, name}, column = {name, default, array}} (a partition's and an
+-- inheritor's columns follow their parent's).
+local function type_columns(conn, oid)
+  local out = {}
+  for _, r in ipairs(conn:query([[
+SELECT n.nspname AS schema, c.relname AS tbl, a.attname AS col, a.atttypid <> $1::oid AS arr,
+       pg_get_expr(ad.adbin, ad.adrelid) AS default_
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum AND a.attgenerated = ''
+WHERE a.atttypid IN (SELECT $1::oid UNION SELECT t.typarray FROM pg_type t WHERE t.oid = $1::oid)
+  AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND a.attinhcount = 0
+ORDER BY 1, 2, a.attnum]], tostring(math.tointeger(oid) or oid))) do
+    out[#out + 1] = { table = { schema = r.schema, name = r.tbl },
+      column = { name = r.col, default = r.default_, array = r.arr } }
+  end
+  return out
+end
+
+-- The table checks and the indexes with an expression or a predicate on the columns of
+-- type `oid` (or of its array): {schema, table, kind = "check" | "index", name}. The
+-- server keeps their definitions with the old base type's casts ((n)::integer < 10) across
+-- the conversion, so the swap creates them again.
+local function type_exprs(conn, oid)
+  local out = {}
+  for _, r in ipairs(conn:query([[
+WITH col AS (
+  SELECT a.attrelid, a.attnum FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  WHERE a.atttypid IN (SELECT $1::oid UNION SELECT t.typarray FROM pg_type t WHERE t.oid = $1::oid)
+    AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND a.attinhcount = 0)
+SELECT DISTINCT n.nspname AS schema, c.relname AS tbl,
+       CASE WHEN k.oid IS NOT NULL THEN 'check' ELSE 'index' END AS kind, coalesce(k.conname, ic.relname) AS name
+FROM pg_depend d JOIN col ON d.refclassid = 'pg_class'::regclass AND d.refobjid = col.attrelid
+  AND d.refobjsubid = col.attnum
+JOIN pg_class c ON c.oid = col.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_constraint k ON d.classid = 'pg_constraint'::regclass AND k.oid = d.objid AND k.contype = 'c'
+LEFT JOIN pg_class ic ON d.classid = 'pg_class'::regclass AND ic.oid = d.objid AND ic.relkind IN ('i', 'I')
+LEFT JOIN pg_index i ON i.indexrelid = ic.oid
+WHERE k.oid IS NOT NULL
+   OR (ic.oid IS NOT NULL AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
+       AND NOT EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = ic.oid))
+ORDER BY 1, 2, 3, 4]], tostring(math.tointeger(oid) or oid))) do
+    out[#out + 1] = { schema = r.schema, table = r.tbl, kind = r.kind, name = r.name }
+  end
+  return out
+end
+
 -- A changed domain, composite or range type: op.alter_domain / op.alter_composite_type
 -- where PostgreSQL can alter it in place; else a drop and a create while nothing uses it;
--- else a refusal, named in the migration and in `check`.
-local function type_change(conn, d, l, what)
+-- for a domain's new base type or collation and a composite type's attributes reordered or
+-- retyped, the enum's rename-swap (a new type under a scratch name, the columns converted
+-- to it, the old one dropped, the new one renamed, what stands in the way rebuilt around
+-- it); else a refusal, named in the migration and in `check`.
+-- The objects to rebuild around a swap as the upgrade creates them again: a view or a
+-- domain schema.lua declares, unchanged, from its declaration (its printed definition would keep the
+-- old type's casts: `(n)::integer + 1`), others as they are. `declared`: the declared
+-- entities by kind and qualified name.
+local function as_declared(deps, declared)
+  local out = {}
+  for i, dep in ipairs(deps) do
+    local kind, name = dep.what:match("^(%a+) (.*)$")
+    local d = dep.drop and declared[(kind == "view" and "View" or kind == "domain" and "Domain" or "") .. ":" .. name]
+    if d then
+      local creates = entity.create_sql(setmetatable({ schema = d.schema }, { __index = d.e }))
+      for j = 2, #dep.creates do creates[#creates + 1] = dep.creates[j] end
+      out[i] = { what = dep.what, drop = dep.drop, creates = creates }
+    else
+      out[i] = dep
+    end
+  end
+  return out
+end
+
+local function type_change(conn, d, l, what, declared)
   local kind = d.e.entity
   local users = type_users(conn, l.oid)
   local up, down
@@ -552,6 +681,29 @@ local function type_change(conn, d, l, what)
   if up and down then
     return { op = kind == "Domain" and "alter_domain" or "alter_composite_type", entity = d.e, old = l.e,
       up = up, down = down, down_note = note, text = "changed " .. what }
+  end
+  if (kind == "Domain" or kind == "CompositeType") and #users > 0 then
+    local deps, stuck = dependents.list(conn, quote.qualified(l.e.schema, l.e.name)), {}
+    for _, dep in ipairs(deps) do if not dep.drop then stuck[#stuck + 1] = dep.what end end
+    local columns = type_columns(conn, l.oid)
+    for _, u in ipairs(columns) do
+      -- (a transform expression cannot take an array apart)
+      if u.column.array and kind == "CompositeType" then
+        stuck[#stuck + 1] = ("column %s.%s.%s (an array of the type)"):format(u.table.schema, u.table.name,
+          u.column.name)
+      end
+    end
+    if #stuck == 0 then
+      -- (a new type has no comment: the old one's goes over to it)
+      local comment = conn:query("SELECT obj_description($1::oid, 'pg_type') AS c",
+        tostring(math.tointeger(l.oid) or l.oid))[1].c
+      return { op = "swap_type", entity = d.e, schema = d.schema, old = l.e, users = columns, dependents = deps,
+        up_dependents = as_declared(deps, declared),
+        exprs = type_exprs(conn, l.oid), comment = comment,
+        text = ("changed %s: %s, so created anew and %d column(s) converted to it"):format(what,
+          kind == "Domain" and "a new base type or collation" or "attributes reordered or retyped", #columns) }
+    end
+    users = stuck
   end
   if #users > 0 then
     return { op = "type_refused", entity = d.e, users = users,
@@ -598,7 +750,11 @@ function M.compare(conn, declared, live, wanted, put)
           or e.entity == "Extension" and e.name or key_of(d.schema, e.name)
         d.key = e.entity .. ":" .. key
         -- a type not built here (it uses one this migration creates) compares as declared
-        if TYPE[e.entity] then d.def = e.definition end
+        if e.entity == "RangeType" then
+          d.def = range_as_declared(conn, d, server_version(conn))
+        elseif TYPE[e.entity] then
+          d.def = e.definition
+        end
       end
     end
   end)
@@ -606,6 +762,14 @@ function M.compare(conn, declared, live, wanted, put)
   conn:execute("RELEASE SAVEPOINT luamigrate_entities")
   if not ok then error(err, 0) end
 
+  -- (only those unchanged: a changed one may use what this migration adds after the swap,
+  -- and is replaced later anyway)
+  local declared_by_name = {}
+  for _, d in ipairs(order) do
+    if live[d.key] and live[d.key].def == d.def then
+      declared_by_name[d.e.entity .. ":" .. quote.qualified(d.schema, d.e.name)] = d
+    end
+  end
   local gone, replaced_by_drop = {}, {}
   local seen = {}
   for _, d in ipairs(order) do
@@ -618,7 +782,7 @@ function M.compare(conn, declared, live, wanted, put)
           { op = "create_entity", entity = d.e, text = "added " .. what })
       elseif TYPE[d.e.entity] then
         if d.def ~= l.def then
-          local o = type_change(conn, d, l, what)
+          local o = type_change(conn, d, l, what, declared_by_name)
           put("create_type", o)
           if o.needs_drop then replaced_by_drop[#replaced_by_drop + 1] = { o, l } end
         end
