@@ -1,40 +1,41 @@
 /* The revision DAG: revisions, their parents (down_revision), branch labels and
  * dependencies; validation, heads, identifier resolution, upgrade/downgrade plans and the
  * version-table transitions of each step. Knows neither libpq nor Lua. Every operation is
- * linear (or n log n) in the number of revisions: no quadratic walks. */
+ * linear (or n log n) in the number of revisions (but see the downgrade order). The public
+ * header of the layer: dag.c (storage, validation), dag_label.c, dag_resolve.c, dag_step.c. */
 #ifndef LM_DAG_H
 #define LM_DAG_H
 
 #include <stddef.h>
 
 #include "error.h"
+#include "revset.h"
 
 typedef struct lm_dag lm_dag;
-
-/* A set of revisions, as indices into the DAG (0 .. lm_dag_count-1), kept in the order the
- * operation defines. The caller zero-initialises it and frees it with lm_revset_free. */
-typedef struct lm_revset {
-  int *idx;
-  size_t n, cap;
-} lm_revset;
-
-void lm_revset_free(lm_revset *s);
-int lm_revset_push(lm_revset *s, int idx); /* 0 or LM_ENOMEM */
-int lm_revset_has(const lm_revset *s, int idx);
-int lm_revset_same(const lm_revset *a, const lm_revset *b); /* same members (no duplicates) */
 
 lm_dag *lm_dag_new(void);
 void lm_dag_free(lm_dag *dag);
 /* Room for n revisions, so adding them does not grow the storage step by step (optional). */
 int lm_dag_reserve(lm_dag *dag, size_t n);
 
+/* The revision-id rule, owned here (the CLI and the loader ask; none repeats it). */
+#define LM_DAG_ID_MAX 32 /* bytes: the version table's column is varchar(32) */
+/* An id a revision file may declare: 1 to LM_DAG_ID_MAX bytes of UTF-8 text without control
+ * characters, '@', '-', '+', ':' or white space (those are the target grammar's). LM_OK, or
+ * LM_EUSAGE with a message that starts with `where` (the file): "Character(s) '-' not
+ * allowed in revision identifier 'a-b'", ... */
+int lm_dag_check_id(const char *id, const char *where, lm_error *err);
+/* 1 for an id luamigrate writes itself (revision --rev-id, generated ids): 1 to
+ * LM_DAG_ID_MAX ASCII letters, digits or '_', which lm_dag_check_id always accepts (ids
+ * that read the same in every shell, file system and tool); else 0. */
+int lm_dag_valid_id(const char *id);
+
 /* Adds one revision. Every string is copied. `down` lists the parent ids (ndown == 0: a
  * base; ndown > 1: a merge point); `labels` the branch labels; `deps` the depends_on
  * entries (revision ids, partial ids or labels, resolved in lm_dag_finish). `path` is the
  * file it came from (used in messages), `doc` its docstring (may be NULL).
- * Fails (LM_EUSAGE) on an empty id, an id holding any of '@', '-', '+', ':' or white space
- * ("Character(s) '-' not allowed in revision identifier 'a-b'"), an id longer than 32
- * bytes, and a duplicate id (message names both files).
+ * Fails (LM_EUSAGE) on an id lm_dag_check_id refuses (with `path` as where) and on a
+ * duplicate id (message names both files).
  * Returns the new revision's index (>= 0) or a negative code. Indices follow add order,
  * which is the caller's file-name order and the documented tie-break everywhere. */
 int lm_dag_add(lm_dag *dag, const char *id, const char *const *down, size_t ndown,
@@ -50,6 +51,8 @@ int lm_dag_finish(lm_dag *dag, lm_error *err);
 
 size_t lm_dag_count(const lm_dag *dag);
 int lm_dag_find(const lm_dag *dag, const char *id); /* exact id -> index, or -1 */
+/* A branch label -> the index of the revision declaring it, or -1 (finished graphs). */
+int lm_dag_find_label(const lm_dag *dag, const char *label);
 const char *lm_dag_id(const lm_dag *dag, int idx);
 const char *lm_dag_path(const lm_dag *dag, int idx);
 /* The docstring's first paragraph (what history shows; the whole docstring is read from the
@@ -72,6 +75,8 @@ int lm_dag_mark(const lm_dag *dag, const int *seeds, size_t nseeds, int up, int 
 /* Heads (lm_dag_is_head) and bases in add order. */
 int lm_dag_heads(const lm_dag *dag, lm_revset *out);
 int lm_dag_bases(const lm_dag *dag, lm_revset *out);
+/* Heads nothing depends on either (lm_dag_is_real_head), in add order: what "heads" means. */
+int lm_dag_real_heads(const lm_dag *dag, lm_revset *out);
 
 /* What a target expression is resolved for: the grammar differs by command. */
 typedef enum lm_resolve_mode {
@@ -119,7 +124,11 @@ int lm_dag_overlap(const lm_dag *dag, const lm_revset *current, int *desc, lm_re
  * revision comes after all its parents and dependencies; ties broken by index. An empty
  * plan is not an error. Downgrade: the revisions to undo, children before parents, that
  * are ancestors-or-self of `current` and descendants-or-self (via children and dependents)
- * of the targets' children; lm_dag_plan_downgrade_scoped with no scope. */
+ * of the targets' children, in the order of Alembic's walk down from the rows (taken in
+ * index order; a revision waits until nothing still to undo stands on it), which decides
+ * the rows a downgrade through merges leaves; lm_dag_plan_downgrade_scoped with no scope.
+ * Linear on graphs whose branches join again soon; a graph where long parallel lines
+ * depend on each other revision by revision costs up to quadratic time (as in Alembic). */
 int lm_dag_plan_upgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,
                         lm_revset *plan, lm_error *err);
 int lm_dag_plan_downgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,

@@ -18,15 +18,6 @@ static int push_op(lm_vt_ops *o, lm_vt_kind kind, int from, int to) {
   return LM_OK;
 }
 
-static void set_drop(lm_revset *s, int idx) {
-  for (size_t i = 0; i < s->n; i++)
-    if (s->idx[i] == idx) {
-      memmove(s->idx + i, s->idx + i + 1, (s->n - i - 1) * sizeof *s->idx);
-      s->n--;
-      return;
-    }
-}
-
 /* The version-table changes of `stamp REV...`, step for step as Alembic computes them. The
  * current rows in the lineage of any target (its ancestors and descendants, dependencies
  * included) are "filtered"; each target then either is already a row, or replaces all the
@@ -80,7 +71,7 @@ int lm_dag_plan_stamp(const lm_dag *dag, const char *const *targets, size_t ntar
   if (dests.n == 0) { /* base */
     for (size_t i = 0; i < filtered.n; i++) {
       if (push_op(ops, LM_VT_DELETE, filtered.idx[i], -1)) goto oom;
-      set_drop(next, filtered.idx[i]);
+      lm_revset_remove(next, filtered.idx[i]);
     }
     goto done;
   }
@@ -116,10 +107,10 @@ int lm_dag_plan_stamp(const lm_dag *dag, const char *const *targets, size_t ntar
     }
     for (size_t i = 0; i + 1 < nfrom; i++) {
       if (push_op(ops, LM_VT_DELETE, filtered.idx[i], -1)) goto oom;
-      set_drop(next, filtered.idx[i]);
+      lm_revset_remove(next, filtered.idx[i]);
     }
     if (push_op(ops, LM_VT_UPDATE, filtered.idx[nfrom - 1], dest)) goto oom;
-    set_drop(next, filtered.idx[nfrom - 1]);
+    lm_revset_remove(next, filtered.idx[nfrom - 1]);
     if (lm_revset_push(next, dest)) goto oom;
   }
   goto done;

@@ -192,6 +192,30 @@ static void expect_error(const char *const *specs, const char *want, int line) {
   lm_dag_free(dag);
 }
 
+/* The one revision-id rule: what a file may declare, and the narrower set luamigrate writes. */
+static void test_ids(void) {
+  lm_error err = {0};
+  CHECK(lm_dag_check_id("ab12_x", "f.lua", &err) == LM_OK);
+  CHECK(lm_dag_check_id("r\xc3\xa9v", "f.lua", &err) == LM_OK); /* UTF-8 text is an id */
+  CHECK(lm_dag_check_id("a:b", "f.lua", &err) == LM_EUSAGE &&
+        !strcmp(err.message, "f.lua: Character(s) ':' not allowed in revision identifier 'a:b'"));
+  lm_error_clear(&err);
+  CHECK(lm_dag_check_id("a\x01", "f.lua", &err) == LM_EUSAGE);
+  lm_error_clear(&err);
+  CHECK(lm_dag_check_id("123456789012345678901234567890123", "f.lua", &err) == LM_EUSAGE);
+  lm_error_clear(&err);
+  CHECK(lm_dag_check_id("", "f.lua", &err) == LM_EUSAGE &&
+        !strcmp(err.message, "f.lua: empty revision identifier"));
+  lm_error_clear(&err);
+  CHECK(lm_dag_valid_id("ab12_X"));
+  CHECK(lm_dag_valid_id("12345678901234567890123456789012"));
+  CHECK(!lm_dag_valid_id("123456789012345678901234567890123"));
+  CHECK(!lm_dag_valid_id(""));
+  CHECK(!lm_dag_valid_id(NULL));
+  CHECK(!lm_dag_valid_id("a.b"));
+  CHECK(!lm_dag_valid_id("r\xc3\xa9v"));
+}
+
 static void test_validation(void) {
   expect_error((const char *const[]){"a-b", NULL},
                "versions/a-b.lua: Character(s) '-' not allowed in revision identifier 'a-b'",
@@ -326,8 +350,9 @@ static void test_labels(void) {
   CHECK(lm_dag_labels(dag, lm_dag_find(dag, "r2"), &labels) == 0);
   EXPECT(migrate(dag, 0, "a b", "lbl@-1"), "b");
   EXPECT(migrate(dag, 0, "a b", "lbl@r2"), "b");
-  EXPECT(migrate(dag, 0, "a b", "r2"), "b a");
-  EXPECT(migrate(dag, 0, "a b z0", "lbl@base"), "b a r2 r1");
+  /* Alembic's order: its walk down from the rows, taking them in index order */
+  EXPECT(migrate(dag, 0, "a b", "r2"), "a b");
+  EXPECT(migrate(dag, 0, "a b z0", "lbl@base"), "a b r2 r1");
   EXPECT(migrate(dag, 0, "a b z0", "zz@-1"), "z0");
   EXPECT(migrate(dag, 0, "a b z0", "zz@base"), "z0");
   EXPECT(migrate(dag, 0, "a z0", "lbl@r2"),
@@ -351,7 +376,7 @@ static void test_labels(void) {
          "ERR Relative revision lbl@r1-1 walks down to base: there is nothing to upgrade to");
   EXPECT(migrate(dag, 1, "", "r1-1"),
          "ERR Relative revision r1-1 walks down to base: there is nothing to upgrade to");
-  EXPECT(migrate(dag, 0, "a b z0", "lbl@r1-1"), "b a r2 r1");
+  EXPECT(migrate(dag, 0, "a b z0", "lbl@r1-1"), "a b r2 r1");
   EXPECT(migrate(dag, 1, "", "lbl@head"), "r1 r2 b");
   EXPECT(migrate(dag, 1, "", "lbl@base"), "");
   EXPECT(migrate(dag, 1, "", "lbl@a"), "ERR Revision a is not a member of branch 'lbl'");
@@ -391,6 +416,28 @@ static void test_labels(void) {
   EXPECT(migrate(dag, 1, "", "mid@heads"),
          "ERR Requested revision h2 overlaps with other requested revisions h1");
   EXPECT(migrate(dag, 1, "", "heads"), "r1 h1 h2");
+  lm_dag_free(dag);
+  lm_error_clear(&err);
+}
+
+/* The order of a downgrade is Alembic's walk down from the rows (issue 12, parity seeds 11
+ * and 71): the rows in index order, each walked down until it stands below another row.
+ * Undoing c first lets the merge m unmerge into both parents, as Alembic leaves the rows;
+ * undoing m first (the reverse of the upgrade order) deleted its row instead. */
+static void test_downgrade_order(void) {
+  lm_error err = {0};
+  int rc;
+  lm_dag *dag = build(
+      (const char *const[]){"p0", "p1:p0", "p2:p0:p1", "c:p2", "m:p1,p2", "t:m", NULL}, &err, &rc);
+  CHECK(rc == 0);
+  EXPECT(migrate(dag, 0, "c t", "p2"), "c t m");
+  EXPECT(steps(dag, "c t", "c t m", 0),
+         "DELETE c; UPDATE t->m; INSERT p1; UPDATE m->p2; => {p1 p2}");
+  /* a row below another position waits for it: x stands on w, which the walk meets first */
+  lm_dag_free(dag);
+  dag = build((const char *const[]){"b0", "w:b0", "x:w", "y:b0", "z:y,w", NULL}, &err, &rc);
+  CHECK(rc == 0);
+  EXPECT(migrate(dag, 0, "x z", "b0"), "x z y w");
   lm_dag_free(dag);
   lm_error_clear(&err);
 }
@@ -441,10 +488,12 @@ static void test_scale(void) {
 }
 
 int main(void) {
+  test_ids();
   test_validation();
   test_linear();
   test_branches();
   test_labels();
+  test_downgrade_order();
   test_scale();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -69,10 +69,18 @@ local function lua_list(t)
   return "{ " .. table.concat(s, ", ") .. " }"
 end
 
+-- Alembic reads versions/ in directory order (os.listdir: hash order on ext4), which is its
+-- tie-break wherever the graph leaves a choice (the order of a downgrade's walk, say);
+-- luamigrate's is file-name order (docs/branches.md). The env sorts the listing so both
+-- tools break ties alike and a difference is a difference in the rules.
 local ENV_PY = [[
 import os
 from alembic import context
+from alembic.script import Script
 from sqlalchemy import create_engine
+
+_list_py_dir = Script._list_py_dir
+Script._list_py_dir = classmethod(lambda cls, scriptdir, path: sorted(_list_py_dir(scriptdir, path)))
 
 engine = create_engine(os.environ["PARITY_URL"])
 with engine.connect() as connection:
@@ -237,6 +245,16 @@ local function implied_row(revs, rows)
   return nil
 end
 
+-- `rows` without the rows another row implies.
+local function without_implied(revs, rows)
+  local implied = implied_row(revs, rows)
+  while implied do
+    rows = (" " .. rows .. " "):gsub(" " .. implied .. " ", " "):match("^%s*(.-)%s*$")
+    implied = implied_row(revs, rows)
+  end
+  return rows
+end
+
 describe("parity with Alembic", function()
   local dir, lm_url, lm_db, al_db
 
@@ -342,6 +360,18 @@ describe("parity with Alembic", function()
         end
         return step
       end
+      local al_rows = rows(al_url)
+      if acode == 0 and c[1] == "downgrade" and al_rows ~= rows(lm_url) and implied_row(revs, al_rows) then
+        -- Alembic undid a merge that also depends_on an ancestor of its parents and put
+        -- that ancestor back as a row beside the parent that implies it (it drops from a
+        -- revision's dependencies only those its ancestors declare too): rows it then
+        -- refuses to upgrade from ("overlaps"). luamigrate runs the same migrations and
+        -- leaves the rows without the implied one; the tools part ways here.
+        assert.are.equal(0, r.code, where)
+        assert.are.equal(ran(al_url, al_since), ran(lm_url, lm_since), where)
+        assert.are.equal(without_implied(revs, al_rows), rows(lm_url), where)
+        return step
+      end
       assert.are.equal(acode == 0, r.code == 0, where)
       assert.are.equal(rows(al_url), rows(lm_url), where)
       assert.are.equal(ran(al_url, al_since), ran(lm_url, lm_since), where)
@@ -351,9 +381,23 @@ describe("parity with Alembic", function()
   end
 
   -- LUAMIGRATE_PARITY_TRIALS widens the search (the suite runs 6 graphs); failures print
-  -- the graph and the commands.
+  -- the graph and the commands. The seeds of REGRESSIONS run every time: graphs on which
+  -- luamigrate once differed (11 and 71: a plain `downgrade REV` through a merge that
+  -- another row's branch depends on undid the revisions in another order than Alembic's
+  -- walk and left other rows; 71: the downgrade of a merge with a redundant depends_on,
+  -- where Alembic leaves a row that another implies).
+  local REGRESSIONS = { 11, 71 }
   local first = tonumber(os.getenv("LUAMIGRATE_PARITY_FIRST") or "1")
+  local seeds, listed = {}, {}
   for seed = first, first + tonumber(os.getenv("LUAMIGRATE_PARITY_TRIALS") or "6") - 1 do
+    seeds[#seeds + 1], listed[seed] = seed, true
+  end
+  if not os.getenv("LUAMIGRATE_PARITY_FIRST") then
+    for _, seed in ipairs(REGRESSIONS) do
+      if not listed[seed] then seeds[#seeds + 1] = seed end
+    end
+  end
+  for _, seed in ipairs(seeds) do
     it("agrees on random graph #" .. seed, function()
       local revs = graph(seed * 7919, 14)
       trial("graph #" .. seed, revs, commands(revs, 14))

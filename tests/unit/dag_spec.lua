@@ -46,8 +46,9 @@ describe("core.dag", function()
     local d = graph(DIAMOND)
     assert.same({ "a1", "b2", "c3", "d4", "e5" }, d:plan("upgrade", {}, { "e5" }))
     assert.same({ "c3" }, d:plan("upgrade", { "b2" }, { "c3" }))
-    assert.same({ "e5", "d4", "c3" }, d:plan("downgrade", { "e5" }, { "b2" }))
-    assert.same({ "e5", "d4", "c3", "b2", "a1" }, d:plan("downgrade", { "e5" }, {}))
+    -- a downgrade walks down from the rows as Alembic does: a merge's first parent first
+    assert.same({ "e5", "c3", "d4" }, d:plan("downgrade", { "e5" }, { "b2" }))
+    assert.same({ "e5", "c3", "d4", "b2", "a1" }, d:plan("downgrade", { "e5" }, {}))
     -- a dependency is applied before the revision that depends on it
     assert.same({ "r1", "r3", "r2" }, graph { { "r1" }, { "r2", "r1", nil, "r3" }, { "r3" } }
       :plan("upgrade", {}, { "r2" }))
