@@ -191,11 +191,7 @@ int lm_revision_write(lm_app *app, const lm_cmdargs *a, const lm_revset *base, c
   int rc = LM_OK;
   const char *message = a->message ? a->message : "";
   if (a->rev_id) {
-    if (strlen(a->rev_id) > 32 ||
-        strspn(a->rev_id,
-               "abcdefghijklmnopqrstuvwxyz"
-               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(a->rev_id) ||
-        !*a->rev_id)
+    if (!lm_dag_valid_id(a->rev_id))
       return lm_error_set(err, LM_EUSAGE,
                           "--rev-id '%s': a revision id is 1 to 32 letters, digits or '_'",
                           a->rev_id);

@@ -308,35 +308,15 @@ done:
  * depends on. */
 static int check_overlap(const lm_dag *dag, const lm_revset *h, lm_error *err) {
   if (h->n < 2) return LM_OK;
-  unsigned char *mark = calloc(dag->n ? dag->n : 1, 1);
-  if (!mark) return oom(err);
-  /* bit 1: the proper ancestors of the set (one walk from all their parents and deps) */
-  lm_revset below = {0};
-  int rc = LM_OK;
-  for (size_t i = 0; i < h->n && !rc; i++) {
-    const rev *r = &dag->revs[h->idx[i]];
-    for (size_t j = 0; j < r->ndown && !rc; j++) rc = lm_revset_push(&below, r->parents[j]);
-    for (size_t j = 0; j < r->ndeps && !rc; j++) rc = lm_revset_push(&below, r->deps[j]);
-  }
-  if (rc || lm_dag_mark(dag, below.idx, below.n, 0, 1, mark, 1)) rc = oom(err);
-  lm_revset_free(&below);
-  for (size_t i = 0; i < h->n && !rc; i++) {
-    int a = h->idx[i];
-    if (!(mark[a] & 1)) continue;
-    if (lm_dag_mark(dag, &a, 1, 1, 1, mark, 2)) {
-      rc = oom(err);
-      break;
-    }
-    for (size_t j = 0; j < h->n; j++)
-      if (h->idx[j] != a && (mark[h->idx[j]] & 2)) {
-        rc = lm_error_set(err, LM_EUSAGE,
-                          "Requested revision %s overlaps with other requested revisions %s",
-                          dag->revs[h->idx[j]].id, dag->revs[a].id);
-        break;
-      }
-  }
-  free(mark);
-  return rc;
+  int desc = -1;
+  lm_revset anc = {0};
+  int found = lm_dag_overlap(dag, h, &desc, &anc, err);
+  if (found > 0)
+    found = lm_error_set(err, LM_EUSAGE,
+                         "Requested revision %s overlaps with other requested revisions %s",
+                         dag->revs[desc].id, dag->revs[anc.idx[0]].id);
+  lm_revset_free(&anc);
+  return found;
 }
 
 /* BRANCH@… for upgrade and downgrade; BRANCH (a label, or a revision standing for its
