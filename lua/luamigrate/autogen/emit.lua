@@ -99,13 +99,7 @@ local function column_lua(C, pkcols, enums, ds)
   end
   if C.computed then args[#args + 1] = ("sa.Computed(%s)"):format(lit(C.computed)) end
   if C.identity then
-    -- the options that differ from PostgreSQL's defaults for the column's type
-    local given, dflt = N.identity_options(C.identity_opts, C.type), N.identity_options(nil, C.type)
-    local o = { { "always", C.identity == "a" and "true" or nil } }
-    for _, key in ipairs(N.IDENTITY_KEYS) do
-      if given[key] ~= dflt[key] then o[#o + 1] = { key, tostring(given[key]) } end
-    end
-    local ot = opts_text(o)
+    local ot = opts_text(N.identity_pairs(C))
     args[#args + 1] = ot and ("sa.Identity(" .. ot .. ")") or "sa.Identity()"
   end
   local o = opts_text {

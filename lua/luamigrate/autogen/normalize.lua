@@ -155,6 +155,18 @@ function M.identity_options(o, sqltype)
 end
 M.IDENTITY_KEYS = { "start", "increment", "minvalue", "maxvalue", "cache", "cycle" }
 
+-- The sa.Identity options of column C (an inspected or declared column with .identity
+-- "a"/"d" and .identity_opts) that differ from PostgreSQL's defaults for its type, as
+-- {key, Lua text} pairs in sa.Identity's order; a nil text means the option is left out.
+function M.identity_pairs(C)
+  local given, dflt = M.identity_options(C.identity_opts, C.type), M.identity_options(nil, C.type)
+  local o = { { "always", C.identity == "a" and "true" or nil } }
+  for _, key in ipairs(M.IDENTITY_KEYS) do
+    if given[key] ~= dflt[key] then o[#o + 1] = { key, tostring(given[key]) } end
+  end
+  return o
+end
+
 -- An index's key columns (of pg_index row `i`) as SQL text joined by SEP: each as
 -- pg_get_indexdef prints one column, with what that leaves out put back (a non-default
 -- operator class, DESC, NULLS FIRST / LAST), so the keys recreate the index.

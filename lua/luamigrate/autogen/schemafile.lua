@@ -95,12 +95,7 @@ function M.render(model, ds, header)
       end
       if C.computed then args[#args + 1] = ("sa.Computed(%s)"):format(lit(C.computed)) end
       if C.identity then
-        local given, dflt = N.identity_options(C.identity_opts, C.type), N.identity_options(nil, C.type)
-        local io = { { "always", C.identity == "a" and "true" or nil } }
-        for _, key in ipairs(N.IDENTITY_KEYS) do
-          if given[key] ~= dflt[key] then io[#io + 1] = { key, tostring(given[key]) } end
-        end
-        local ot = opts(io)
+        local ot = opts(N.identity_pairs(C))
         args[#args + 1] = ot and ("sa.Identity " .. ot) or "sa.Identity()"
       end
       local single_pk = in_pk and #T.pk.cols == 1
