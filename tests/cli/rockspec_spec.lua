@@ -37,9 +37,23 @@ describe("the rockspec", function()
     local cmake = cli.slurp(cli.src .. "/CMakeLists.txt")
     assert.equal("luamigrate-" .. cmake:match("project%(luamigrate VERSION ([%d.]+)") .. "-1.rockspec", name)
     local spec = cli.slurp(cli.src .. "/" .. name)
+    -- lm_core's sources, ${VAR}s of set(VAR ...) expanded, against the rockspec's list
+    local core = {}
     for src in cmake:match("add_library%(lm_core OBJECT\n(.-)%)"):gmatch("%S+") do
-      assert.truthy(spec:find('"' .. src .. '"', 1, true), src .. " is not in " .. name)
+      local var = src:match("^%${([%w_]+)}$")
+      if var then
+        for s in cmake:match("set%(" .. var .. "%s(.-)%)"):gmatch("%S+") do
+          core[#core + 1] = (s:gsub("^%${CMAKE_SOURCE_DIR}/", ""))
+        end
+      else
+        core[#core + 1] = src
+      end
     end
+    local listed = {}
+    for src in spec:match("sources = (%b{})"):gmatch('"([^"]+)"') do listed[#listed + 1] = src end
+    table.sort(core)
+    table.sort(listed)
+    assert.same(core, listed)
     local p = assert(io.popen("cd " .. q(cli.src .. "/lua") .. " && find luamigrate -name '*.lua' | sort"))
     for path in p:lines() do
       local mod = path:gsub("%.lua$", ""):gsub("/", ".")
