@@ -123,6 +123,7 @@ build = {
     ["luamigrate.python"] = "lua/luamigrate/python.lua",
     ["luamigrate.quote"] = "lua/luamigrate/quote.lua",
     ["luamigrate.render"] = "lua/luamigrate/render.lua",
+    ["luamigrate.revision"] = "lua/luamigrate/revision.lua",
     ["luamigrate.sa"] = "lua/luamigrate/sa.lua",
     ["luamigrate.schema"] = "lua/luamigrate/schema.lua",
     ["luamigrate.sql"] = "lua/luamigrate/sql.lua",

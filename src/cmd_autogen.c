@@ -4,8 +4,6 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "app.h"
@@ -116,7 +114,6 @@ int lm_cmd_inspect(lm_app *app, lm_cmdargs *a, lm_error *err) {
   lua_State *L = app->L;
   lm_revset cur = {0}, heads = {0};
   char id[13] = {0};
-  char *upgrades = NULL, *downgrades = NULL; /* --baseline's bodies */
   int top = lua_gettop(L), in_tx = 0;
   int rc = lm_cmdargs_positional(app->opts, a, 0, 0, "", err);
   if (rc || (rc = lm_workspace_connect(app, err))) goto cleanup;
@@ -152,19 +149,10 @@ int lm_cmd_inspect(lm_app *app, lm_cmdargs *a, lm_error *err) {
   }
   lua_pop(L, 1);
   if (!a->baseline) goto cleanup;
-  lua_getfield(L, t, "upgrade");
-  lua_getfield(L, t, "downgrade");
-  upgrades = strdup(luaL_optstring(L, -2, ""));
-  downgrades = strdup(luaL_optstring(L, -1, ""));
-  lua_pop(L, 2);
-  if (!upgrades || !downgrades) {
-    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
-    goto cleanup;
-  }
   if ((rc = lm_revision_random_id(id, err))) goto cleanup;
   a->rev_id = id;
   if (!a->message) a->message = "baseline";
-  if ((rc = lm_revision_write(app, a, &heads, upgrades, downgrades, err)) < 0) goto cleanup;
+  if ((rc = lm_revision_write(app, a, &heads, t, err)) < 0) goto cleanup;
   /* and the database is at it: the revision describes what is already there */
   if ((rc = lm_workspace_lock(app, err)) || (rc = lm_tx_begin(app->conn, err))) goto cleanup;
   in_tx = 1;
@@ -183,8 +171,6 @@ cleanup:
     lm_tx_rollback(app->conn, &e);
     lm_error_clear(&e);
   }
-  free(upgrades);
-  free(downgrades);
   lm_revset_free(&cur);
   lm_revset_free(&heads);
   lua_settop(L, top);

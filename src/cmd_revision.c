@@ -1,16 +1,15 @@
-/* revision and merge: a new revision file from the template (the project's or the built-in
- * one), its id claimed under a lock on the versions directory; --autogenerate fills its
- * bodies from cmd_autogen.c's compare. */
+/* revision and merge: a new revision file, its name and text made by luamigrate.revision.new
+ * from the revisions resolved here and the project's template (or the built-in one), its id
+ * claimed under a lock on the versions directory; --autogenerate's bodies are cmd_autogen.c's
+ * compare, handed over as the Lua table it returned. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -19,25 +18,6 @@
 #include "commands.h"
 #include "dag_plan.h"
 #include "newfile.h"
-
-/* Calls require("luamigrate.template")[fn] with the table or string on top; pops it and
- * returns the string result (malloc'd) or NULL with err set. */
-static char *template_call(lm_app *app, const char *fn, int nargs, lm_error *err) {
-  lua_State *L = app->L;
-  if (lm_push_module_field(L, "luamigrate.template", fn, err)) {
-    lua_pop(L, nargs);
-    return NULL;
-  }
-  lua_insert(L, -1 - nargs);
-  if (lm_pcall(L, nargs, 1) != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_EUSAGE, err);
-    lua_pop(L, 1);
-    return NULL;
-  }
-  char *s = strdup(luaL_optstring(L, -1, ""));
-  lua_pop(L, 1);
-  return s;
-}
 
 /* Two `revision --rev-id X` at once both pass the check against the files loaded before:
  * the id is claimed under an exclusive flock on the versions directory (released when the
@@ -115,8 +95,9 @@ static int check_bases(lm_app *app, const lm_cmdargs *a, const lm_revset *base, 
 }
 
 int lm_cmd_revision(lm_app *app, lm_cmdargs *a, lm_error *err) {
+  lua_State *L = app->L;
   lm_revset none = {0}, base = {0}, heads = {0};
-  char *upgrades = NULL, *downgrades = NULL; /* --autogenerate's */
+  int top = lua_gettop(L), bodies = 0; /* --autogenerate's result table */
   int rc = lm_cmdargs_positional(app->opts, a, 0, 0, "", err);
   if (rc) return rc;
   if (lm_dag_heads(app->dag, &heads)) return lm_error_set(err, LM_ENOMEM, "out of memory");
@@ -134,29 +115,18 @@ int lm_cmd_revision(lm_app *app, lm_cmdargs *a, lm_error *err) {
   if ((rc = check_bases(app, a, &base, err))) goto cleanup;
   if (a->autogenerate) {
     if ((rc = lm_autogen_compare(app, err))) goto cleanup;
-    lua_State *L = app->L;
-    int t = lua_gettop(L);
-    lua_getfield(L, t, "upgrade");
-    lua_getfield(L, t, "downgrade");
-    if (lua_isnil(L, -2)) {
+    bodies = lua_gettop(L);
+    int unchanged = lua_getfield(L, bodies, "upgrade") == LUA_TNIL;
+    lua_pop(L, 1);
+    if (unchanged) {
       printf("No changes in schema detected; no revision written.\n");
-      lua_settop(L, t - 1);
       goto cleanup;
     }
-    upgrades = strdup(lua_tostring(L, -2));
-    downgrades = strdup(lua_tostring(L, -1));
-    lua_pop(L, 2);
-    lm_autogen_print_ops(app, t, "Detected ");
-    lua_settop(L, t - 1);
-    if (!upgrades || !downgrades) {
-      rc = lm_error_set(err, LM_ENOMEM, "out of memory");
-      goto cleanup;
-    }
+    lm_autogen_print_ops(app, bodies, "Detected ");
   }
-  rc = lm_revision_write(app, a, &base, upgrades, downgrades, err);
+  rc = lm_revision_write(app, a, &base, bodies, err);
 cleanup:
-  free(upgrades);
-  free(downgrades);
+  lua_settop(L, top);
   lm_revset_free(&base);
   lm_revset_free(&heads);
   return rc < 0 ? rc : LM_OK;
@@ -175,21 +145,50 @@ int lm_cmd_merge(lm_app *app, lm_cmdargs *a, lm_error *err) {
     goto cleanup;
   }
   if ((rc = check_bases(app, a, &base, err))) goto cleanup;
-  rc = lm_revision_write(app, a, &base, NULL, NULL, err);
+  rc = lm_revision_write(app, a, &base, 0, err);
 cleanup:
   lm_revset_free(&base);
   return rc < 0 ? rc : LM_OK;
 }
 
-/* Writes the new revision file based on `base` (its down_revision). */
-int lm_revision_write(lm_app *app, const lm_cmdargs *a, const lm_revset *base, const char *upgrades,
-                      const char *downgrades, lm_error *err) {
+/* Pushes --depends-on's revisions as a list: partial ids become full ids, labels stay labels
+ * (as Alembic keeps them). Pushes nothing on failure. */
+static int push_depends(lm_app *app, const lm_cmdargs *a, lm_error *err) {
   lua_State *L = app->L;
   lm_revset none = {0};
-  char *slug = NULL, *text = NULL, *path = NULL, *tmpl = NULL, *tmpl_path = NULL;
+  lua_createtable(L, a->ndeps, 0);
+  for (int i = 0; i < a->ndeps; i++) {
+    lm_revset d = {0};
+    int r = lm_dag_resolve(app->dag, a->depends[i], &none, LM_RESOLVE_SHOW, &d, err);
+    if (r < 0 || d.n != 1) {
+      lm_revset_free(&d);
+      lua_pop(L, 1);
+      if (r >= 0)
+        lm_error_set(err, LM_EUSAGE, "--depends-on %s: not a single revision", a->depends[i]);
+      return LM_EUSAGE;
+    }
+    const char *full = lm_dag_id(app->dag, d.idx[0]);
+    int keep_label = strcmp(full, a->depends[i]) != 0 &&
+                     strncmp(full, a->depends[i], strlen(a->depends[i])) != 0;
+    lua_pushstring(L, keep_label ? a->depends[i] : full);
+    lua_rawseti(L, -2, i + 1);
+    lm_revset_free(&d);
+  }
+  return LM_OK;
+}
+
+/* Writes the new revision file based on `base` (its down_revision): the id checked here, the
+ * name and text from one luamigrate.revision.new call, the file created here. `bodies` is the
+ * stack index of a table whose upgrade and downgrade fields are the generated bodies (its
+ * upgrade nil reads as empty), or 0 for the template's own. */
+int lm_revision_write(lm_app *app, const lm_cmdargs *a, const lm_revset *base, int bodies,
+                      lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  char *path = NULL, *tmpl = NULL, *tmpl_path = NULL;
   char id[64];
   int rc = LM_OK;
-  const char *message = a->message ? a->message : "";
+  if (bodies) bodies = lua_absindex(L, bodies);
   if (a->rev_id) {
     if (!lm_dag_valid_id(a->rev_id))
       return lm_error_set(err, LM_EUSAGE,
@@ -201,33 +200,33 @@ int lm_revision_write(lm_app *app, const lm_cmdargs *a, const lm_revset *base, c
   }
   if (lm_dag_find(app->dag, id) >= 0)
     return lm_error_set(err, LM_EUSAGE, "Revision %s already present", id);
-  /* Template: the project's own, else the built-in one. */
+  /* Template: the project's own, else (none given) revision.new's built-in one. */
   tmpl_path = lm_path_join(app->cfg.script_location, "script.lua.tmpl");
   size_t tlen = 0;
   if (tmpl_path && access(tmpl_path, F_OK) == 0 &&
       (rc = lm_read_file(tmpl_path, &tmpl, &tlen, err)))
     goto cleanup;
-  lua_pushstring(L, message);
-  slug = template_call(app, "slug", 1, err);
-  if (!slug) {
-    rc = err->code ? err->code : LM_ERR;
-    goto cleanup;
-  }
-  char date[64];
-  time_t now = time(NULL);
-  struct tm tmv;
-  strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tmv));
-  lua_createtable(L, 0, 6);
-  lua_pushstring(L, message);
-  lua_setfield(L, -2, "message");
+  if ((rc = lm_push_module_field(L, "luamigrate.revision", "new", err))) goto cleanup;
+  lua_createtable(L, 0, 9);
   lua_pushstring(L, id);
-  lua_setfield(L, -2, "revision");
-  lua_pushstring(L, date);
-  lua_setfield(L, -2, "create_date");
-  if (upgrades) {
-    lua_pushstring(L, upgrades);
+  lua_setfield(L, -2, "id");
+  if (a->message) {
+    lua_pushstring(L, a->message);
+    lua_setfield(L, -2, "message");
+  }
+  if (tmpl) {
+    lua_pushstring(L, tmpl);
+    lua_setfield(L, -2, "template_text");
+    free(tmpl);
+    tmpl = NULL;
+  }
+  if (bodies) {
+    if (lua_getfield(L, bodies, "upgrade") == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "");
+    }
     lua_setfield(L, -2, "upgrades");
-    lua_pushstring(L, downgrades ? downgrades : "");
+    lua_getfield(L, bodies, "downgrade");
     lua_setfield(L, -2, "downgrades");
   }
   push_strlist(L, base->idx, base->n, app->dag);
@@ -239,40 +238,19 @@ int lm_revision_write(lm_app *app, const lm_cmdargs *a, const lm_revset *base, c
     lua_setfield(L, -2, "branch_labels");
   }
   if (a->ndeps) {
-    lua_createtable(L, a->ndeps, 0);
-    for (int i = 0; i < a->ndeps; i++) {
-      lm_revset d = {0};
-      /* Partial ids become full ids; labels stay labels, as Alembic keeps them. */
-      int r = lm_dag_resolve(app->dag, a->depends[i], &none, LM_RESOLVE_SHOW, &d, err);
-      int keep_label =
-          r >= 0 && d.n == 1 && strcmp(lm_dag_id(app->dag, d.idx[0]), a->depends[i]) != 0 &&
-          strncmp(lm_dag_id(app->dag, d.idx[0]), a->depends[i], strlen(a->depends[i])) != 0;
-      if (r < 0 || d.n != 1) {
-        lm_revset_free(&d);
-        lua_pop(L, 2);
-        if (r >= 0)
-          lm_error_set(err, LM_EUSAGE, "--depends-on %s: not a single revision", a->depends[i]);
-        rc = LM_EUSAGE;
-        goto cleanup;
-      }
-      lua_pushstring(L, keep_label ? a->depends[i] : lm_dag_id(app->dag, d.idx[0]));
-      lua_rawseti(L, -2, i + 1);
-      lm_revset_free(&d);
-    }
+    if ((rc = push_depends(app, a, err))) goto cleanup;
     lua_setfield(L, -2, "depends_on");
   }
-  int nargs = 1;
-  if (tmpl) {
-    lua_pushstring(L, tmpl);
-    nargs = 2;
-  }
-  text = template_call(app, "render", nargs, err);
-  if (!text) {
+  if (lm_pcall(L, 1, 2) != LUA_OK) {
+    lm_error_from_lua(L, -1, LM_EUSAGE, err);
     rc = err->code ? err->code : LM_ERR;
     goto cleanup;
   }
-  char fname[512];
-  snprintf(fname, sizeof fname, "%s_%s.lua", id, slug);
+  const char *fname = lua_tostring(L, -2), *text = lua_tostring(L, -1);
+  if (!fname || !text) {
+    rc = lm_error_set(err, LM_ERR, "luamigrate.revision.new returned no file name and text");
+    goto cleanup;
+  }
   path = lm_path_join(app->cfg.versions_dir, fname);
   if (!path) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
@@ -285,8 +263,7 @@ int lm_revision_write(lm_app *app, const lm_cmdargs *a, const lm_revset *base, c
   if (rc) goto cleanup;
   printf("Generating %s ... done\n", path);
 cleanup:
-  free(slug);
-  free(text);
+  lua_settop(L, top);
   free(path);
   free(tmpl);
   free(tmpl_path);

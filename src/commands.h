@@ -42,8 +42,9 @@ void lm_autogen_print_ops(struct lm_app *app, int t, const char *prefix);
 /* cmd_revision.c: a random 12-hex revision id. */
 int lm_revision_random_id(char out[13], lm_error *err);
 /* cmd_revision.c: writes the new revision file on `base` (a->message, a->rev_id,
- * a->branch_label, a->depends), with the given bodies (NULL: the template's). */
+ * a->branch_label, a->depends) through luamigrate.revision.new, with the bodies of the table
+ * at stack index `bodies` (its upgrade and downgrade fields; 0: the template's). */
 int lm_revision_write(struct lm_app *app, const struct lm_cmdargs *a, const struct lm_revset *base,
-                      const char *upgrades, const char *downgrades, lm_error *err);
+                      int bodies, lm_error *err);
 
 #endif

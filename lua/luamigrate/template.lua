@@ -1,5 +1,6 @@
--- Renders new revision files. A template is text with ${name} placeholders; the project's
--- own <script_location>/script.lua.tmpl wins over the built-in one. The built-in one carries
+-- The text of a revision file from a template: text with ${name} placeholders; the
+-- project's own <script_location>/script.lua.tmpl wins over the built-in one (the file as a
+-- whole, with its name, is luamigrate.revision's). The built-in one carries
 -- LuaLS ---@type lines for the migration globals, as Alembic's carries Python type hints.
 local M = {}
 
@@ -73,21 +74,6 @@ function M.render(vars, template)
     if v == nil then error(("revision template: unknown placeholder ${%s}"):format(name), 0) end
     return v
   end))
-end
-
--- Alembic's slug: the words of the message joined by "_" and lowercased; when longer than
--- `limit`, cut at the last "_" within the limit and ended with "_".
-function M.slug(message, limit)
-  limit = limit or 40
-  local words = {}
-  for w in message:gmatch("[%w_]+") do words[#words + 1] = w end
-  local slug = table.concat(words, "_"):lower()
-  if #slug > limit then
-    local cut = slug:sub(1, limit)
-    local last = cut:match("^.*()_")
-    slug = (last and cut:sub(1, last - 1) or cut) .. "_"
-  end
-  return slug
 end
 
 return M

@@ -1,21 +1,5 @@
--- The revision template and slugs, as `luamigrate revision` uses them.
+-- The revision template, as `luamigrate revision` renders it (through luamigrate.revision).
 local template = require "luamigrate.template"
-
-describe("revision slugs", function()
-  it("joins the words of the message, lowercased", function()
-    assert.equal("add_employee_role", template.slug("Add EMPLOYEE role!"))
-  end)
-
-  it("cuts long messages at a word boundary and ends them with _", function()
-    local s = template.slug("this is a very long message that goes on and on and on")
-    assert.equal("this_is_a_very_long_message_that_goes_", s)
-    assert.is_true(#s <= 41)
-  end)
-
-  it("gives an empty slug for a message without words", function()
-    assert.equal("", template.slug("?!"))
-  end)
-end)
 
 describe("the default revision template", function()
   local function render(vars)
