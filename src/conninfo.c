@@ -86,6 +86,16 @@ int lm_conn_check_url(const char *conninfo, lm_error *err) {
   }
   why[n] = '\0';
   PQfreemem(errmsg);
+  /* What was kept can still spell a password: the "***" put in for one can run on into
+   * characters of the same kind after it (a password of asterisks, say). Then libpq's
+   * words are not shown at all. */
+  int shows = 0;
+  for (size_t i = 0; i < npw && !shows; i++)
+    for (size_t k = 0; pw[i].len >= 4 && k + pw[i].len <= n && !shows; k++)
+      shows = !memcmp(why + k, conninfo + pw[i].at, pw[i].len);
+  if (shows)
+    snprintf(why, sizeof why,
+             "libpq cannot parse it (its message is not shown: it would show the password)");
   return lm_error_set(err, LM_EUSAGE, "invalid database URL or connection string: %s", why);
 }
 
