@@ -241,6 +241,8 @@ static int stream_entry(void *ud, const char *name, const char *sum, char *rest)
  * app->dag emptied for the caller to start over (which then reproduces any error exactly as
  * without this shortcut). */
 static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
+  /* No cache (a fresh clone): the directory is not read twice. */
+  if (access(cache_path, R_OK) != 0) return 0;
   long nfiles = count_files(app->cfg.versions_dir);
   const char *dir = app->cfg.versions_dir;
   streamed st = {app, dirfd, NULL, 0, 0};
