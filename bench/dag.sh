@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # DAG commands at scale: times start-up (`--version`, `current` on a small up-to-date
 # project), then generates 10,000- and 100,000-revision projects (linear and branched) and
-# times heads, current, history, show and `upgrade heads --sql` (median wall clock and CPU
-# time of RUNS runs, the largest peak RSS of them) and writes bench/results/dag.md.
+# times heads, current, history, show and `upgrade heads --sql`, and heads, current and
+# history with the revision cache deleted before each run, as on a fresh clone (median wall
+# clock and CPU time of RUNS runs, the largest peak RSS of them) and writes bench/results/dag.md.
 #   bash bench/dag.sh            (RUNS=5 SIZES="10000 100000" by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +24,9 @@ eval "$(bash scripts/pg.sh start "$pgdir")"
 
 # median wall time (ms) and max RSS (MiB) of RUNS runs of "$@" in the current directory
 tf=$(mktemp /tmp/luamigrate-bench-time.XXXXXX)
-one() { # prints "<wall ms> <KiB> <cpu ms>" for one run
+one() { # prints "<wall ms> <KiB> <cpu ms>" for one run; COLD=1: with no revision cache
   local t0 t1
+  [ -z "${COLD:-}" ] || rm -f migrations/versions/.luamigrate_cache
   t0=$(date +%s%N)
   /usr/bin/time -f "%M %U %S" -o "$tf" "$@" >/dev/null 2>&1 || true
   t1=$(date +%s%N)
@@ -76,6 +78,10 @@ for n in $SIZES; do
     table+="| $n | $shape | heads | $(measure "$bin" heads) |\n"
     table+="| $n | $shape | current | $(measure "$bin" --url "$url" current) |\n"
     table+="| $n | $shape | history | $(measure "$bin" history) |\n"
+    # A fresh clone without a cache: the scanner reads each plain file (src/revscan.c).
+    table+="| $n | $shape | heads, no cache | $(COLD=1 measure "$bin" heads) |\n"
+    table+="| $n | $shape | current, no cache | $(COLD=1 measure "$bin" --url "$url" current) |\n"
+    table+="| $n | $shape | history, no cache | $(COLD=1 measure "$bin" history) |\n"
     table+="| $n | $shape | show REV | $(measure "$bin" show "$some") |\n"
     table+="| $n | $shape | upgrade heads --sql | $(measure "$bin" upgrade heads --sql) |\n"
     cd - >/dev/null

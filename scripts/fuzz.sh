@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 # Every target, by name (fuzz/fuzz_<name>.c, fuzz/corpus/<name>/).
-all=(revision_id url config revision_file python journal_cic typed_array sql_split)
+all=(revision_id url config revision_file revscan python journal_cic typed_array sql_split)
 if [ "${1:-}" = --list ]; then printf '%s\n' "${all[@]}"; exit 0; fi
 
 if [ "${LM_FUZZ_BUILT:-}" != 1 ]; then

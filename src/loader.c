@@ -18,6 +18,7 @@
 #include "log.h"
 #include "revfile.h"
 #include "revcache.h"
+#include "revscan.h"
 
 static int cmp_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -240,6 +241,8 @@ static int stream_entry(void *ud, const char *name, const char *sum, char *rest)
  * app->dag emptied for the caller to start over (which then reproduces any error exactly as
  * without this shortcut). */
 static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
+  /* No cache (a fresh clone): the directory is not read twice. */
+  if (access(cache_path, R_OK) != 0) return 0;
   long nfiles = count_files(app->cfg.versions_dir);
   const char *dir = app->cfg.versions_dir;
   streamed st = {app, dirfd, NULL, 0, 0};
@@ -359,6 +362,33 @@ cleanup:
   return rc;
 }
 
+/* The cold path: a file in the plain form `luamigrate revision` writes is read by the
+ * scanner (revscan.c) and added without running it; anything else runs (load_one), which
+ * gives the same answer or today's error. A plain file's body is compiled only when a
+ * command runs its migration (lm_loader_env), so a syntax error there is reported then,
+ * with its file:line (docs/performance.md). */
+static int load_fresh(lm_app *app, int mkenv, const char *path, const char *data, size_t len,
+                      const char *sum, lm_strbuf *line, lm_error *err) {
+  lm_revscan sc;
+  int rc = lm_revscan_read(data, len, &sc);
+  if (rc == 0) return load_one(app, mkenv, path, data, len, sum, line, err);
+  char *doc = rc < 0 ? NULL : lm_revfile_doc(data, len);
+  if (!doc) {
+    lm_revscan_free(&sc);
+    return lm_error_set(err, LM_ENOMEM, "out of memory");
+  }
+  int idx =
+      lm_dag_add(app->dag, sc.id, sc.down, sc.nd, sc.labels, sc.nl, sc.deps, sc.ne, path, doc, err);
+  rc = idx < 0 ? idx : LM_OK;
+  if (rc == LM_OK && keep_sum(app, idx, sum)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (rc == LM_OK)
+    lm_revcache_declared(line, sc.id, sc.down, sc.nd, sc.labels, sc.nl, sc.deps, sc.ne,
+                         lm_dag_doc(app->dag, idx));
+  free(doc);
+  lm_revscan_free(&sc);
+  return rc;
+}
+
 /* Pushes require("luamigrate.env").migration. */
 static int push_mkenv(lua_State *L, lm_error *err) {
   return lm_push_module_field(L, "luamigrate.env", "migration", err);
@@ -449,7 +479,7 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
     } else {
       if (j < old.n && !strcmp(old.lines[j].name, names[i])) j++;
       dirty = 1;
-      rc = load_one(app, mkenv, path, data, len, sum, &fresh, err);
+      rc = load_fresh(app, mkenv, path, data, len, sum, &fresh, err);
     }
     if (rc) /* nothing of a failed file goes into the cache */
       lm_revcache_truncate(&fresh, mark);

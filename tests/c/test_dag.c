@@ -8,15 +8,7 @@
 
 static int passed, failed;
 
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (cond) {                                                                \
-      passed++;                                                                \
-    } else {                                                                   \
-      failed++;                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                          \
-  } while (0)
+#include "check.h"
 
 /* Builds a graph from "id:parent1,parent2[:dep1,dep2[:label]]" specs; NULL-terminated. */
 static lm_dag *build(const char *const *specs, lm_error *err, int *rc) {
