@@ -33,6 +33,10 @@ typedef struct lm_app {
 int lm_loader_load(lm_app *app, lm_error *err);
 /* Pushes the environment of revision idx (running its file the first time it is asked). */
 int lm_loader_env(lm_app *app, int idx, lm_error *err);
+/* Compiles, without running, the file of every revision in plan (files the metadata
+ * scanner read were never compiled): a syntax error anywhere in a run is refused, naming
+ * file:line, before any of its steps runs. */
+int lm_loader_compile(lm_app *app, const lm_revset *plan, lm_error *err);
 /* Forgets the environment of revision idx once its step is done, so a long run does not
  * keep every file's environment alive (a later lm_loader_env runs the file again). */
 void lm_loader_release(lm_app *app, int idx);

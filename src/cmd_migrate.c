@@ -58,7 +58,8 @@ static int migrate(lm_app *app, lm_cmdargs *a, int upgrade, lm_error *err) {
       goto cleanup;
     if ((rc = resolve_and_plan(app, tgt, &heads, upgrade, &target, &scope, &plan, err)) < 0)
       goto cleanup;
-    rc = lm_run_plan_offline(app, &heads, &plan, upgrade, from_base, err);
+    if ((rc = lm_loader_compile(app, &plan, err)) == LM_OK)
+      rc = lm_run_plan_offline(app, &heads, &plan, upgrade, from_base, err);
     goto cleanup;
   }
   if (strchr(expr, ':'))
@@ -108,6 +109,7 @@ static int migrate(lm_app *app, lm_cmdargs *a, int upgrade, lm_error *err) {
   const int relative = lm_dag_target_relative(expr);
   for (size_t i = 0; i < heads.n && rc >= 0; i++)
     if (lm_revset_push(&start, heads.idx[i])) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (rc >= 0) rc = lm_loader_compile(app, &plan, err);
   if (rc >= 0 && upgrade) rc = lm_lint_before_upgrade(app, &plan, err);
   if (rc >= 0) rc = lm_run_plan(app, &heads, &plan, upgrade, err);
   app->resume = NULL;

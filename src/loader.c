@@ -91,6 +91,22 @@ static int read_list(lua_State *L, int env, const char *name, const char *path, 
   return LM_OK;
 }
 
+/* Compiles a revision file's bytes into a chunk named "@path", left on the stack (under the
+ * chunk name); on failure leaves the stack as it was and fills err. */
+static int compile(lua_State *L, const char *path, const char *data, size_t len, lm_error *err) {
+  int top = lua_gettop(L);
+  if (memchr(data, '\0', len))
+    return lm_error_set(err, LM_EUSAGE, "%s: not a Lua text file (it holds NUL bytes)", path);
+  lua_pushfstring(L, "@%s", path);
+  size_t bom = lm_revfile_bom(data, len);
+  if (luaL_loadbufferx(L, data + bom, len - bom, lua_tostring(L, -1), "t") != LUA_OK) {
+    int rc = lm_error_set(err, LM_EUSAGE, "%s", lua_tostring(L, -1));
+    lua_settop(L, top);
+    return rc;
+  }
+  return LM_OK;
+}
+
 /* Runs data[0..len) (the bytes of the file at `path`, owned by the caller) in a fresh
  * environment made by the function at mkenv; leaves the environment on the stack (and
  * returns LM_OK) or leaves nothing and fills err. *doc gets the file's leading comment when
@@ -100,20 +116,11 @@ static int exec_file(lm_app *app, int mkenv, const char *path, const char *data,
   lua_State *L = app->L;
   int top = lua_gettop(L);
   int rc = LM_OK;
-  if (memchr(data, '\0', len)) {
-    rc = lm_error_set(err, LM_EUSAGE, "%s: not a Lua text file (it holds NUL bytes)", path);
-    goto fail;
-  }
   if (doc && !(*doc = lm_revfile_doc(data, len))) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto fail;
   }
-  lua_pushfstring(L, "@%s", path);
-  size_t bom = lm_revfile_bom(data, len);
-  if (luaL_loadbufferx(L, data + bom, len - bom, lua_tostring(L, -1), "t") != LUA_OK) {
-    rc = lm_error_set(err, LM_EUSAGE, "%s", lua_tostring(L, -1));
-    goto fail;
-  }
+  if ((rc = compile(L, path, data, len, err))) goto fail;
   int chunk = lua_gettop(L);
   lua_pushvalue(L, mkenv);
   if (lm_pcall(L, 0, 1) != LUA_OK) {
@@ -605,4 +612,19 @@ char *lm_loader_longdoc(const char *path) {
   char *doc = lm_revfile_doc(data, len);
   free(data);
   return doc;
+}
+
+int lm_loader_compile(lm_app *app, const lm_revset *plan, lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L), rc = LM_OK;
+  for (size_t i = 0; i < plan->n && rc == LM_OK; i++) {
+    const char *path = lm_dag_path(app->dag, plan->idx[i]);
+    char *data = NULL, sum[LM_CHECKSUM_HEX];
+    size_t len = 0;
+    rc = lm_revfile_read_hashed(AT_FDCWD, path, path, &data, &len, sum, err);
+    if (rc == LM_OK) rc = compile(L, path, data, len, err);
+    free(data);
+    lua_settop(L, top);
+  }
+  return rc;
 }

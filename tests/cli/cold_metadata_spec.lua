@@ -79,9 +79,9 @@ describe("metadata without the revision cache", function()
   end)
 
   -- The documented choice (docs/performance.md): a syntax error inside a function of a
-  -- plain file is not seen by the metadata commands; running that migration reports it
-  -- with its file:line and runs nothing of it.
-  it("reports a syntax error in a plain file's function body when its migration runs", function()
+  -- plain file is not seen by the metadata commands; a run that includes that migration
+  -- compiles every file of its plan first, so it refuses with file:line before any step.
+  it("refuses a run whose plan holds a syntax error in a plain file, before any step", function()
     local files, ids = cli.chain(2)
     files[("migrations/versions/%s_broken.lua"):format("03bad")] =
       cli.revision("03bad", ids[2], '  op.execute("SELECT 1" +)', "")
@@ -93,7 +93,14 @@ describe("metadata without the revision cache", function()
     r = fx.run("upgrade", "head")
     assert.equal(2, r.code, r.err)
     assert.truthy(r.err:find("03bad_broken.lua:9: unexpected symbol near ')'", 1, true), r.err)
+    assert.equal("", fx.psql("SELECT to_regclass('t1')"), "no step ran")
+    assert.equal("0", fx.psql("SELECT count(*) FROM luamigrate_version"))
+    r = fx.run("upgrade", "head", "--sql")
+    assert.equal(2, r.code, r.err)
+    assert.equal("", r.out, "no part of a script is written")
+    -- up to the revision before it, the run goes ahead
+    r = fx.run("upgrade", ids[2])
+    assert.equal(0, r.code, r.err)
     assert.equal(ids[2], fx.psql("SELECT version_num FROM luamigrate_version"))
-    assert.equal("", fx.psql("SELECT to_regclass('t3')"))
   end)
 end)
