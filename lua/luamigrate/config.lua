@@ -131,13 +131,19 @@ function M.check_targets(list)
   local seen = {}
   for i, t in ipairs(list) do
     local at = ("targets[%d]"):format(i)
-    if type(t) ~= "table" then return nil, ("%s must be a table { name = ..., url = ... }, got %s"):format(at, type(t)) end
+    if type(t) ~= "table" then
+      return nil, ("%s must be a table { name = ..., url = ... }, got %s"):format(at, type(t))
+    end
     if type(t.name) ~= "string" or t.name == "" then return nil, at .. " has no name (name = \"...\" is required)" end
     at = ("%s (%s)"):format(at, t.name)
     for k in pairs(t) do
-      if not TARGET_KEYS[k] then return nil, ("%s: unknown key '%s' (known: name, url, schema)"):format(at, tostring(k)) end
+      if not TARGET_KEYS[k] then
+        return nil, ("%s: unknown key '%s' (known: name, url, schema)"):format(at, tostring(k))
+      end
     end
-    if t.url ~= nil and type(t.url) ~= "string" then return nil, ("%s: url must be a string, got %s"):format(at, type(t.url)) end
+    if t.url ~= nil and type(t.url) ~= "string" then
+      return nil, ("%s: url must be a string, got %s"):format(at, type(t.url))
+    end
     if t.schema ~= nil then
       return nil, at .. ": schema targets are not supported yet (give each tenant its own database; docs/fleet.md)"
     end
