@@ -198,7 +198,8 @@ void lm_cli_print_help(FILE *f) {
   fprintf(f,
           "usage: luamigrate [-c CONFIG] [--url URL] [-x KEY=VALUE]... [--lock-timeout S]\n"
           "                  [--lock MODE] [-q | -v] [--color WHEN]\n"
-          "                  [-t PATTERN [--parallel N] [--keep-going] [--json]] COMMAND ...\n"
+          "                  [-t PATTERN [--parallel N] [--keep-going] [--json]]\n"
+          "                  COMMAND ...\n"
           "\n"
           "A PostgreSQL migration engine with migrations written in Lua.\n"
           "\n"
