@@ -46,7 +46,7 @@ describe("a fleet run", function()
     for _, s in ipairs(spread) do
       local db = ("fleet_%d_%s"):format(counter, s[1]:gsub("-", "_"))
       local srv = servers[s[2]]
-      srv.psql(srv, "postgres", "CREATE DATABASE " .. db)
+      srv:psql("postgres", "CREATE DATABASE " .. db)
       tenants[#tenants + 1] = { name = s[1], url = srv:conninfo(db), server = srv, db = db }
     end
     dir = cli.project { files = FILES, config = config(tenants) }
@@ -63,13 +63,7 @@ describe("a fleet run", function()
   local function run(args) return cli.run(args, { cwd = dir }) end
 
   setup(function()
-    local main = {
-      host = pg.host, port = pg.port,
-      conninfo = function(_, db) return ("host=%s port=%s user=postgres dbname=%s"):format(pg.host, pg.port, db) end,
-      psql = function(self, db, sql) return pg.psql(self:conninfo(db), sql) end,
-      stop = function() end,
-    }
-    servers = { main, pgserver.start(), pgserver.start() }
+    servers = { pgserver.test_server(), pgserver.start(), pgserver.start() }
   end)
 
   teardown(function()

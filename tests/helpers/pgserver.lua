@@ -2,13 +2,13 @@
 -- spread over several): scripts/pg.sh start DIR, its exports read back, stop removes it.
 --   local server = pgserver.start()   -- server.host, server.port
 --   server:conninfo("db"), server:psql("db", sql), server:stop()
+--   pgserver.test_server()            -- the test command's own server, as one of them
 local pg = require "helpers.pg"
 local cli = require "helpers.cli"
 
-local M = {}
-
 local Server = {}
 Server.__index = Server
+local M = {}
 
 function Server:conninfo(dbname)
   return ("host=%s port=%s user=postgres dbname=%s"):format(self.host, self.port, dbname or "postgres")
@@ -17,6 +17,7 @@ end
 function Server:psql(dbname, sql) return pg.psql(self:conninfo(dbname), sql) end
 
 function Server:stop()
+  if not self.dir then return end -- the test server outlives the spec
   os.execute(("%sbash %s stop %s >/dev/null 2>&1"):format(pg.tool, pg.shell_quote(cli.src .. "/scripts/pg.sh"),
     pg.shell_quote(self.dir)))
   os.remove(self.root)
@@ -36,5 +37,7 @@ function M.start()
   if not ok or not host then error("scripts/pg.sh start failed: " .. out, 2) end
   return setmetatable({ dir = dir .. "/pg", root = dir, host = host, port = port }, Server)
 end
+
+function M.test_server() return setmetatable({ host = pg.host, port = pg.port }, Server) end
 
 return M
