@@ -28,7 +28,8 @@ typedef struct fleet fleet;
 
 typedef struct job {
   fleet *f;
-  char *name, *url; /* url NULL: the project's */
+  char *name, *url; /* url NULL: libpq's defaults; with a schema, its search_path set */
+  char *schema;     /* a schema target's schema, or NULL */
   int state, rc;
   char *error; /* the whole message (detail and hint included) when rc != LM_OK */
   char *from, *to;
@@ -123,6 +124,21 @@ static char **target_argv(const lm_app *app, const job *j, int *argc) {
   return v;
 }
 
+/* A schema target's schema must exist: on a search_path naming only a missing schema there
+ * is no current schema, and nothing of the run could be created where it belongs. */
+static int check_schema(const char *url, const char *schema, lm_error *err) {
+  PGresult *res = NULL;
+  PGconn *conn = lm_conn_open(url, err);
+  if (!conn) return err->code;
+  int rc = lm_exec(conn, "SELECT coalesce(current_schema(), '')", 0, NULL, NULL, NULL, &res, err);
+  if (!rc && strcmp(PQgetvalue(res, 0, 0), schema) != 0)
+    rc = lm_error_set(err, LM_ERR, "schema %s does not exist in database %s (create it first)",
+                      schema, PQdb(conn));
+  PQclear(res);
+  PQfinish(conn);
+  return rc;
+}
+
 /* The caller's preload, one thread at a time: core.main's reads the host's Lua state. */
 static void preload_one(lua_State *L, void *ud) {
   fleet *f = ud;
@@ -138,8 +154,8 @@ static void *work(void *p) {
   lm_pmain_result res = {0};
   double t0 = now_ms();
   const char *url = j->url ? j->url : f->app->cfg.url;
-  int rc = LM_OK;
-  if (strcmp(f->app->opts->command, "current") != 0) {
+  int rc = j->schema ? check_schema(url, j->schema, &err) : LM_OK;
+  if (!rc && strcmp(f->app->opts->command, "current") != 0) {
     int argc = 0;
     char **argv = target_argv(f->app, j, &argc);
     rc = argv ? lm_pmain_exec(argc, argv, preload_one, f, &err, &res)
@@ -247,8 +263,26 @@ static int check_pattern(const char *pattern, char **names, size_t n, lm_error *
   }
 }
 
+/* url (NULL: libpq's defaults) with the schema first on search_path: libpq's options,
+ * as a URI parameter or a conninfo keyword. The schema is a plain lower-case name
+ * (luamigrate.config checks it), so it needs no quoting in either. */
+static char *with_schema(const char *url, const char *schema) {
+  lm_strbuf b = {0};
+  if (url && (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11)))
+    lm_strbuf_add(&b, "%s%coptions=-csearch_path%%3D%s", url, strchr(url, '?') ? '&' : '?', schema);
+  else
+    lm_strbuf_add(&b, "%s%soptions='-csearch_path=%s'", url ? url : "", url && *url ? " " : "",
+                  schema);
+  if (b.oom) {
+    free(b.s);
+    return NULL;
+  }
+  return b.s;
+}
+
 /* The config's targets (luamigrate.config.targets: checked there), names and urls copied. */
-static int load_targets(lm_app *app, char ***names, char ***urls, size_t *n, lm_error *err) {
+static int load_targets(lm_app *app, char ***names, char ***urls, char ***schemas, size_t *n,
+                        lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L);
   if (lm_push_module_field(L, "luamigrate.config", "targets", err)) return LM_ERR;
@@ -261,7 +295,8 @@ static int load_targets(lm_app *app, char ***names, char ***urls, size_t *n, lm_
   *n = (size_t)luaL_len(L, -1);
   *names = calloc(*n + 1, sizeof **names);
   *urls = calloc(*n + 1, sizeof **urls);
-  if (!*names || !*urls) {
+  *schemas = calloc(*n + 1, sizeof **schemas);
+  if (!*names || !*urls || !*schemas) {
     lua_settop(L, top);
     return lm_error_set(err, LM_ENOMEM, "out of memory");
   }
@@ -270,8 +305,24 @@ static int load_targets(lm_app *app, char ***names, char ***urls, size_t *n, lm_
     lua_getfield(L, -1, "name");
     (*names)[i] = strdup(lua_tostring(L, -1));
     lua_getfield(L, -2, "url");
-    (*urls)[i] = lua_isstring(L, -1) ? strdup(lua_tostring(L, -1)) : NULL;
-    lua_pop(L, 3);
+    const char *url = lua_isstring(L, -1) ? lua_tostring(L, -1) : app->cfg.url;
+    lua_getfield(L, -3, "schema");
+    const char *schema = lua_tostring(L, -1);
+    (*urls)[i] = schema ? with_schema(url, schema) : url ? strdup(url) : NULL;
+    (*schemas)[i] = schema ? strdup(schema) : NULL;
+    lua_pop(L, 4);
+    if (schema && !(*urls)[i]) {
+      lua_settop(L, top);
+      return lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+    if (schema && strchr(app->cfg.version_table, '.')) {
+      lua_settop(L, top);
+      return lm_error_set(err, LM_EUSAGE,
+                          "%s: target %s has a schema, and version_table '%s' names one: a "
+                          "schema target keeps its version table in its own schema (leave "
+                          "version_table unqualified)",
+                          app->cfg.path, (*names)[i], app->cfg.version_table);
+    }
   }
   lua_settop(L, top);
   return LM_OK;
@@ -341,7 +392,7 @@ static int run_jobs(fleet *f, size_t parallel, lm_error *err) {
 }
 
 int lm_fleet_run(lm_app *app, void (*preload)(lua_State *, void *), void *ud, lm_error *err) {
-  char **names = NULL, **urls = NULL;
+  char **names = NULL, **urls = NULL, **schemas = NULL;
   size_t n = 0;
   fleet f = {app,
              preload,
@@ -363,7 +414,7 @@ int lm_fleet_run(lm_app *app, void (*preload)(lua_State *, void *), void *ud, lm
     }
     parallel = (size_t)v;
   }
-  rc = load_targets(app, &names, &urls, &n, err);
+  rc = load_targets(app, &names, &urls, &schemas, &n, err);
   if (!rc) rc = check_pattern(app->opts->targets, names, n, err);
   if (rc) goto cleanup;
   f.jobs = calloc(n, sizeof *f.jobs);
@@ -373,7 +424,7 @@ int lm_fleet_run(lm_app *app, void (*preload)(lua_State *, void *), void *ud, lm
   }
   for (size_t i = 0; i < n; i++)
     if (selected(app->opts->targets, names[i]))
-      f.jobs[f.n++] = (job){.f = &f, .name = names[i], .url = urls[i]};
+      f.jobs[f.n++] = (job){.f = &f, .name = names[i], .url = urls[i], .schema = schemas[i]};
   if (parallel > f.n) parallel = f.n;
   rc = run_jobs(&f, parallel, err);
 cleanup:
@@ -383,11 +434,13 @@ cleanup:
     free(f.jobs[i].to);
   }
   free(f.jobs);
-  for (size_t i = 0; i < n; i++) {
-    free(names[i]);
-    free(urls[i]);
+  for (size_t i = 0; i < n; i++) { /* an array whose calloc failed is NULL */
+    if (names) free(names[i]);
+    if (urls) free(urls[i]);
+    if (schemas) free(schemas[i]);
   }
   free(names);
   free(urls);
+  free(schemas);
   return rc;
 }

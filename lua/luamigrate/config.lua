@@ -144,8 +144,11 @@ function M.check_targets(list)
     if t.url ~= nil and type(t.url) ~= "string" then
       return nil, ("%s: url must be a string, got %s"):format(at, type(t.url))
     end
-    if t.schema ~= nil then
-      return nil, at .. ": schema targets are not supported yet (give each tenant its own database; docs/fleet.md)"
+    -- The schema goes into search_path as written (libpq's options): a lower-case SQL
+    -- identifier needs no quoting there, and folds to itself.
+    if t.schema ~= nil and (type(t.schema) ~= "string" or not t.schema:match("^[a-z_][a-z0-9_]*$")) then
+      return nil, ("%s: schema must be a lower-case name (letters, digits, _), got %s"):format(at,
+        type(t.schema) == "string" and ("'" .. t.schema .. "'") or type(t.schema))
     end
     if seen[t.name] then return nil, ("%s: the name is already used by targets[%d]"):format(at, seen[t.name]) end
     seen[t.name] = i

@@ -192,6 +192,49 @@ describe("a fleet run", function()
   end)
 end)
 
+describe("schema targets", function()
+  local dir, url, dbname
+  local N = 60
+
+  before_each(function()
+    url, dbname = pg.new_db("fleetschemas")
+    local t, create = { 'script_location = "migrations"', ("url = %q"):format(url), "targets = {}" }, {}
+    for i = 1, N do
+      create[#create + 1] = ("CREATE SCHEMA tenant_%02d;"):format(i)
+      t[#t + 1] = ("targets[#targets + 1] = { name = 't%02d', schema = 'tenant_%02d' }"):format(i, i)
+    end
+    t[#t + 1] = "targets[#targets + 1] = { name = 'missing', schema = 'tenant_none' }"
+    pg.psql(url, table.concat(create, " "))
+    dir = cli.project { files = FILES, config = table.concat(t, "\n") .. "\n" }
+  end)
+
+  after_each(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  it("migrate each tenant's schema once, with luamigrate's tables in it; a missing schema fails alone", function()
+    local r = cli.run({ "-t", "t*", "--parallel", "4", "upgrade", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find(N .. " upgraded, 0 already there, 0 failed, 0 not started", 1, true), r.out)
+    local per = pg.psql(url, "SELECT count(DISTINCT table_schema) FROM information_schema.tables "
+      .. "WHERE table_name IN ('applied', 'accounts', 'luamigrate_version', 'luamigrate_version_history')"
+      .. " GROUP BY table_name ORDER BY 1")
+    assert.equal((tostring(N) .. "\n"):rep(4):sub(1, -2), per)
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
+    local logs = {}
+    for i = 1, N do logs[#logs + 1] = ("SELECT string_agg(rev, ',' ORDER BY rev) r FROM tenant_%02d.applied"):format(i) end
+    assert.equal("m1,m2,m3|" .. N, pg.psql(url, "SELECT r, count(*) FROM (" .. table.concat(logs, " UNION ALL ")
+      .. ") x GROUP BY r"))
+    assert.equal("m3", pg.psql(url, "SELECT version_num FROM tenant_07.luamigrate_version"))
+    r = cli.run({ "-t", "*", "--keep-going", "upgrade", "head" }, { cwd = dir })
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("missing: FAILED: schema tenant_none does not exist in database " .. dbname, 1, true), r.out)
+    assert.truthy(r.out:find("0 upgraded, " .. N .. " already there, 1 failed, 0 not started", 1, true), r.out)
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
+  end)
+end)
+
 describe("the targets setting", function()
   local dir
   after_each(function() cli.remove(dir) end)
@@ -207,7 +250,10 @@ describe("the targets setting", function()
       { 'targets = { { name = "a" }, { name = "a" } }', "targets[2] (a): the name is already used by targets[1]" },
       { 'targets = { { name = "a", uri = "x" } }', "targets[1] (a): unknown key 'uri'" },
       { 'targets = { { name = "a", url = 5 } }', "targets[1] (a): url must be a string, got number" },
-      { 'targets = { { name = "a", schema = "t1" } }', "targets[1] (a): schema targets are not supported yet" },
+      { 'targets = { { name = "a", schema = "Tenant 1" } }',
+        "targets[1] (a): schema must be a lower-case name (letters, digits, _), got 'Tenant 1'" },
+      { 'version_table = "public.v"\ntargets = { { name = "a", schema = "t1" } }',
+        "target a has a schema, and version_table 'public.v' names one" },
       { 'targets = "a"', "setting 'targets' must be a table, got string" },
       { 'targets = function() return { { name = 1 } } end', "targets[1] has no name" },
       { 'targets = function() error("directory down") end', "targets(): " },
