@@ -16,6 +16,7 @@
 
 #include "app.h"
 #include "bind/bind.h"
+#include "cancel.h"
 #include "conn.h"
 #include "pmain.h"
 #include "report.h"
@@ -357,7 +358,9 @@ static int run_jobs(fleet *f, size_t parallel, lm_error *err) {
   int rc = LM_OK;
   pthread_mutex_lock(&f->mu);
   for (;;) {
-    while (running < parallel && next < f->n && (!failed || f->app->opts->keep_going)) {
+    /* An interrupt (SIGINT, SIGTERM) stops the running targets' runs; none starts after. */
+    while (running < parallel && next < f->n && (!failed || f->app->opts->keep_going) &&
+           !lm_cancel_requested()) {
       job *j = &f->jobs[next++];
       j->state = RUNNING;
       if (pthread_create(&j->thread, NULL, work, j) != 0) {
