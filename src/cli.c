@@ -198,8 +198,8 @@ void lm_cli_print_help(FILE *f) {
   fprintf(f,
           "usage: luamigrate [-c CONFIG] [--url URL] [-x KEY=VALUE]... [--lock-timeout S]\n"
           "                  [--lock MODE] [-q | -v] [--color WHEN]\n"
-          "                  [-t PATTERN [--parallel N] [--keep-going] [--json]]\n"
-          "                  COMMAND ...\n"
+          "                  [-t PATTERN [--parallel N] [--canary N] [--keep-going]\n"
+          "                  [--json]] COMMAND ...\n"
           "\n"
           "A PostgreSQL migration engine with migrations written in Lua.\n"
           "\n"
@@ -230,6 +230,8 @@ void lm_cli_print_help(FILE *f) {
           "                          fewer targets)\n"
           "  --keep-going            with -t: start every target even after one failed\n"
           "                          (default: after a failure no new target starts)\n"
+          "  --canary N              with -t: run the first N targets, and the others only\n"
+          "                          when all of those succeeded\n"
           "  --json                  with -t: one JSON object per target per line\n"
           "  --version               print the version\n"
           "  -h, --help              this help; COMMAND --help for a command's\n"
@@ -347,9 +349,9 @@ static int take(int argc, char **argv, int *i, const char *s, const char *l, con
 }
 
 static const char *const GLOBAL_OPTIONS[] = {
-    "--config", "--url",        "--x-arg",   "--lock-timeout", "--lock",
-    "--quiet",  "--verbose",    "--color",   "--targets",      "--parallel",
-    "--json",   "--keep-going", "--version", "--help",
+    "--config", "--url",        "--x-arg",  "--lock-timeout", "--lock",
+    "--quiet",  "--verbose",    "--color",  "--targets",      "--parallel",
+    "--json",   "--keep-going", "--canary", "--version",      "--help",
 };
 #define NGLOBAL (sizeof GLOBAL_OPTIONS / sizeof GLOBAL_OPTIONS[0])
 
@@ -415,6 +417,9 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
     } else if ((t = take(argc, argv, &i, NULL, "--parallel", &val, err))) {
       if (t < 0) return LM_EUSAGE;
       o->parallel = val;
+    } else if ((t = take(argc, argv, &i, NULL, "--canary", &val, err))) {
+      if (t < 0) return LM_EUSAGE;
+      o->canary = val;
     } else if (!strcmp(a, "--keep-going")) {
       o->keep_going = 1;
     } else if (!strcmp(a, "--json")) {

@@ -21,6 +21,7 @@ typedef struct lm_opts {
   const char *lock_mode;    /* --lock MODE, beats the config's lock */
   const char *targets;      /* -t PATTERN: a fleet run over the config's targets (fleet.c) */
   const char *parallel;     /* --parallel N: targets run at once */
+  const char *canary;       /* --canary N: the first N targets first, the rest if all succeed */
   int keep_going;           /* --keep-going: start every target even after a failure */
   int json;                 /* --json: a fleet run's results as JSON lines */
   const char *command;

@@ -353,25 +353,34 @@ static void summary(const fleet *f, size_t failed) {
     if (f->jobs[i].error) printf("%s: %s\n", f->jobs[i].name, f->jobs[i].error);
 }
 
-static int run_jobs(fleet *f, size_t parallel, lm_error *err) {
+/* Starts the targets, at most `parallel` at once: the first `canary` ones (0: all) as a
+ * stage of their own, the others only once all of those succeeded. */
+static int run_jobs(fleet *f, size_t parallel, size_t canary, lm_error *err) {
   size_t next = 0, running = 0, failed = 0;
+  size_t limit = canary && canary < f->n ? canary : f->n;
   int rc = LM_OK;
   pthread_mutex_lock(&f->mu);
   for (;;) {
     /* An interrupt (SIGINT, SIGTERM) stops the running targets' runs; none starts after. */
-    while (running < parallel && next < f->n && (!failed || f->app->opts->keep_going) &&
+    while (running < parallel && next < limit && (!failed || f->app->opts->keep_going) &&
            !lm_cancel_requested()) {
       job *j = &f->jobs[next++];
       j->state = RUNNING;
       if (pthread_create(&j->thread, NULL, work, j) != 0) {
         j->state = NOT_STARTED;
         rc = lm_error_set(err, LM_ERR, "cannot start a thread for target %s", j->name);
-        next = f->n;
+        limit = next = f->n;
         break;
       }
       running++;
     }
-    if (running == 0) break;
+    if (running == 0) {
+      if (next == limit && limit < f->n && !failed && !rc && !lm_cancel_requested()) {
+        limit = f->n; /* the canaries all succeeded */
+        continue;
+      }
+      break;
+    }
     pthread_cond_wait(&f->cv, &f->mu);
     for (size_t i = 0; i < next; i++) {
       job *j = &f->jobs[i];
@@ -390,7 +399,12 @@ static int run_jobs(fleet *f, size_t parallel, lm_error *err) {
     for (size_t i = 0; i < f->n; i++)
       if (f->jobs[i].state == NOT_STARTED) report(f, &f->jobs[i]);
   }
-  if (!rc && failed) rc = lm_error_set(err, LM_ERR, "%zu of %zu targets failed", failed, f->n);
+  if (!rc && failed && next <= canary && next < f->n)
+    rc = lm_error_set(err, LM_ERR,
+                      "%zu of the %zu canary targets failed: the other %zu were not started",
+                      failed, next, f->n - next);
+  else if (!rc && failed)
+    rc = lm_error_set(err, LM_ERR, "%zu of %zu targets failed", failed, f->n);
   return rc;
 }
 
@@ -405,7 +419,7 @@ int lm_fleet_run(lm_app *app, void (*preload)(lua_State *, void *), void *ud, lm
              PTHREAD_MUTEX_INITIALIZER,
              PTHREAD_COND_INITIALIZER,
              PTHREAD_MUTEX_INITIALIZER};
-  size_t parallel = 4;
+  size_t parallel = 4, canary = 0;
   int rc = LM_OK;
   if (app->opts->parallel) {
     char *end = NULL;
@@ -416,6 +430,16 @@ int lm_fleet_run(lm_app *app, void (*preload)(lua_State *, void *), void *ud, lm
       goto cleanup;
     }
     parallel = (size_t)v;
+  }
+  if (app->opts->canary) {
+    char *end = NULL;
+    long v = strtol(app->opts->canary, &end, 10);
+    if (end == app->opts->canary || *end || v < 1) {
+      rc = lm_error_set(err, LM_EUSAGE, "--canary '%s': expected a number of targets (1 or more)",
+                        app->opts->canary);
+      goto cleanup;
+    }
+    canary = (size_t)v;
   }
   rc = load_targets(app, &names, &urls, &schemas, &n, err);
   if (!rc) rc = check_pattern(app->opts->targets, names, n, err);
@@ -429,7 +453,7 @@ int lm_fleet_run(lm_app *app, void (*preload)(lua_State *, void *), void *ud, lm
     if (selected(app->opts->targets, names[i]))
       f.jobs[f.n++] = (job){.f = &f, .name = names[i], .url = urls[i], .schema = schemas[i]};
   if (parallel > f.n) parallel = f.n;
-  rc = run_jobs(&f, parallel, err);
+  rc = run_jobs(&f, parallel, canary, err);
 cleanup:
   for (size_t i = 0; i < f.n; i++) {
     free(f.jobs[i].error);

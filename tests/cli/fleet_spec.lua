@@ -143,6 +143,19 @@ describe("a fleet run", function()
       for _, t in ipairs(tenants) do assert.equal("m1,m2,m3", log(t)) end
     end)
 
+    it("--canary N runs the first N targets first, and the others only when those all succeeded", function()
+      local r = run { "-t", "*", "--canary", "2", "--keep-going", "upgrade", "head" }
+      assert.equal(1, r.code, r.out .. r.err)
+      assert.equal("m1,m2,m3", log(tenants[1]))
+      for i = 2, 5 do assert.equal("m1,m2", log(tenants[i])) end
+      assert.truthy(r.out:find("1 upgraded, 0 already there, 1 failed, 3 not started", 1, true), r.out)
+      assert.truthy(r.err:find("1 of the 2 canary targets failed: the other 3 were not started", 1, true), r.err)
+      r = run { "-t", "eu-1,eu-3,us-*", "--canary", "1", "upgrade", "head" }
+      assert.equal(0, r.code, r.out .. r.err)
+      assert.truthy(r.out:find("3 upgraded, 1 already there, 0 failed, 0 not started", 1, true), r.out)
+      assert.equal("m1,m2", log(tenants[2]))
+    end)
+
     it("--json prints one object per target with its status, revisions, steps, duration and error", function()
       local r = run { "-t", "*", "--parallel", "1", "--json", "upgrade", "head" }
       assert.equal(1, r.code, r.out .. r.err)
@@ -182,6 +195,7 @@ describe("a fleet run", function()
       { { "-t", "*", "stamp", "head" }, "--targets works with upgrade, downgrade and current, not with stamp" },
       { { "-t", "*", "--parallel", "0", "upgrade", "head" }, "--parallel '0': expected a number from 1 to 1000" },
       { { "--keep-going", "upgrade", "head" }, "--keep-going needs --targets PATTERN" },
+      { { "-t", "*", "--canary", "x", "upgrade", "head" }, "--canary 'x': expected a number of targets" },
     }
     for _, c in ipairs(cases) do
       local r = run(c[1])
