@@ -172,6 +172,7 @@ static void *work(void *p) {
   pthread_mutex_lock(&f->mu);
   j->rc = rc;
   j->error = rc ? full_message(&err) : NULL;
+  if (rc && !j->error) j->error = strdup("failed (out of memory)");
   j->steps = (long)res.steps;
   j->ms = now_ms() - t0;
   j->state = FINISHED;
@@ -190,6 +191,7 @@ static const char *status_of(const fleet *f, const job *j) {
 }
 
 static void first_line(const char *s, FILE *out) {
+  if (!s) s = "failed (out of memory)";
   fprintf(out, "%.*s", (int)strcspn(s, "\n"), s);
 }
 

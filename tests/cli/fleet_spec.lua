@@ -282,6 +282,17 @@ describe("the targets setting", function()
     end
   end)
 
+  it("a target that cannot be reached fails alone, its connection error its line", function()
+    local url, name = pg.new_db("fleetreach")
+    local r = with(("targets = { { name = 'gone', url = 'host=%s port=1 user=postgres dbname=x' }, "
+      .. "{ name = 'here', url = %q } }\n"):format(pg.host, url), { "-t", "*", "--keep-going", "current" })
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(("\n" .. r.out):find("\ngone: FAILED: cannot connect to [^\n]*:1/x"), r.out)
+    assert.truthy(r.out:find("here: base\n", 1, true), r.out)
+    assert.truthy(r.out:find("1 ok, 1 failed, 0 not started", 1, true), r.out)
+    pg.drop_db(name)
+  end)
+
   it("may be a function: its list is the fleet, and a single-target run ignores it", function()
     local url, name = pg.new_db("fleetfn")
     local r = with(("targets = function() return { { name = 'only', url = %q } } end\n"):format(url))
