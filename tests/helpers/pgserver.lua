@@ -34,7 +34,10 @@ function M.start()
   local out = p:read("a")
   local ok = p:close()
   local host, port = out:match("PGHOST=(%S+) PGPORT=(%d+)")
-  if not ok or not host then error("scripts/pg.sh start failed: " .. out, 2) end
+  if not ok or not host then
+    os.execute("rm -rf " .. pg.shell_quote(dir))
+    error("scripts/pg.sh start failed: " .. out, 2)
+  end
   return setmetatable({ dir = dir .. "/pg", root = dir, host = host, port = port }, Server)
 end
 
