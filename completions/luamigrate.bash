@@ -43,7 +43,7 @@ _luamigrate() {
   [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD - 1]}
 
   local commands="init revision upgrade downgrade current heads branches history show merge stamp status repair check convert inspect lint help"
-  local global_opts="-c --config --url -x --x-arg --lock-timeout --lock -q --quiet -v --verbose --color --version -h --help"
+  local global_opts="-c --config --url -x --x-arg --lock-timeout --lock -q --quiet -v --verbose --color -t --targets --parallel --canary --keep-going --json --version -h --help"
 
   # Find the command: the first word after the global options and their values.
   i=1
@@ -55,7 +55,7 @@ _luamigrate() {
         i=$((i + 2))
         continue
         ;;
-      --url | -x | --x-arg | --lock-timeout | --lock | --color)
+      --url | -x | --x-arg | --lock-timeout | --lock | --color | -t | --targets | --parallel | --canary)
         i=$((i + 2))
         continue
         ;;
@@ -83,7 +83,7 @@ _luamigrate() {
         COMPREPLY=($(compgen -W "auto always never" -- "$cur"))
         return
         ;;
-      --url | -x | --x-arg | --lock-timeout)
+      --url | -x | --x-arg | --lock-timeout | -t | --targets | --parallel | --canary)
         COMPREPLY=()
         return
         ;;

@@ -25,6 +25,8 @@ typedef struct lm_app {
   int dry_run;    /* upgrade/downgrade --dry-run: one transaction, traced, rolled back */
   int show_locks; /* --dry-run --locks: each statement's new locks and table rewrites */
   const struct lm_journal *resume; /* upgrade --resume: the half-done revision's record */
+  size_t steps_done;               /* steps the run recorded (a fleet's report: fleet.c) */
+  char *first_from;                /* the revisions its first step started from ("base": none) */
 } lm_app;
 
 /* loader.c: builds app->dag from the revision files (through the revision cache) and

@@ -197,7 +197,9 @@ static void wrap(FILE *f, const char *text, size_t at, size_t indent) {
 void lm_cli_print_help(FILE *f) {
   fprintf(f,
           "usage: luamigrate [-c CONFIG] [--url URL] [-x KEY=VALUE]... [--lock-timeout S]\n"
-          "                  [--lock MODE] [-q | -v] [--color WHEN] COMMAND ...\n"
+          "                  [--lock MODE] [-q | -v] [--color WHEN]\n"
+          "                  [-t PATTERN [--parallel N] [--canary N] [--keep-going]\n"
+          "                  [--json]] COMMAND ...\n"
           "\n"
           "A PostgreSQL migration engine with migrations written in Lua.\n"
           "\n"
@@ -220,6 +222,17 @@ void lm_cli_print_help(FILE *f) {
           "                          -v is that command's; after any other it is this one\n"
           "  --color WHEN            auto (default: colour on a terminal, unless NO_COLOR\n"
           "                          is set or TERM=dumb), always or never\n"
+          "  -t, --targets PATTERN   run upgrade, downgrade or current on each of the\n"
+          "                          config's targets whose name matches PATTERN\n"
+          "                          (comma-separated shell globs: '*', 'eu-*,us-1';\n"
+          "                          docs/fleet.md)\n"
+          "  --parallel N            with -t: at most N targets at once (default: 4, or\n"
+          "                          fewer targets)\n"
+          "  --keep-going            with -t: start every target even after one failed\n"
+          "                          (default: after a failure no new target starts)\n"
+          "  --canary N              with -t: run the first N targets, and the others only\n"
+          "                          when all of those succeeded\n"
+          "  --json                  with -t: one JSON object per target per line\n"
           "  --version               print the version\n"
           "  -h, --help              this help; COMMAND --help for a command's\n"
           "\n"
@@ -336,14 +349,15 @@ static int take(int argc, char **argv, int *i, const char *s, const char *l, con
 }
 
 static const char *const GLOBAL_OPTIONS[] = {
-    "--config", "--url",     "--x-arg", "--lock-timeout", "--lock",
-    "--quiet",  "--verbose", "--color", "--version",      "--help",
+    "--config", "--url",        "--x-arg",  "--lock-timeout", "--lock",
+    "--quiet",  "--verbose",    "--color",  "--targets",      "--parallel",
+    "--json",   "--keep-going", "--canary", "--version",      "--help",
 };
 #define NGLOBAL (sizeof GLOBAL_OPTIONS / sizeof GLOBAL_OPTIONS[0])
 
 int lm_cli_is_global(const char *arg) {
   size_t len = strcspn(arg, "=");
-  if (!strcmp(arg, "-x") || !strcmp(arg, "-c")) return 1;
+  if (!strcmp(arg, "-x") || !strcmp(arg, "-c") || !strcmp(arg, "-t")) return 1;
   for (size_t i = 0; i < NGLOBAL; i++)
     if (strlen(GLOBAL_OPTIONS[i]) == len && !strncmp(arg, GLOBAL_OPTIONS[i], len)) return 1;
   return 0;
@@ -397,6 +411,19 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
       if (t < 0) return LM_EUSAGE;
       if ((o->color = lm_cli_color(val)) < 0)
         return lm_error_set(err, LM_EUSAGE, "--color: '%s' is not auto, always or never", val);
+    } else if ((t = take(argc, argv, &i, "-t", "--targets", &val, err))) {
+      if (t < 0) return LM_EUSAGE;
+      o->targets = val;
+    } else if ((t = take(argc, argv, &i, NULL, "--parallel", &val, err))) {
+      if (t < 0) return LM_EUSAGE;
+      o->parallel = val;
+    } else if ((t = take(argc, argv, &i, NULL, "--canary", &val, err))) {
+      if (t < 0) return LM_EUSAGE;
+      o->canary = val;
+    } else if (!strcmp(a, "--keep-going")) {
+      o->keep_going = 1;
+    } else if (!strcmp(a, "--json")) {
+      o->json = 1;
     } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
       o->quiet = 1;
     } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
@@ -455,5 +482,10 @@ int lm_cli_parse(int argc, char **argv, lm_opts *o, int *done, lm_error *err) {
     if (s) suggest(err, s);
     return LM_EUSAGE;
   }
+  if (!o->targets && (o->parallel || o->keep_going || o->json))
+    return lm_error_set(err, LM_EUSAGE, "%s needs --targets PATTERN (a fleet run)",
+                        o->parallel     ? "--parallel"
+                        : o->keep_going ? "--keep-going"
+                                        : "--json");
   return LM_OK;
 }

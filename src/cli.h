@@ -19,6 +19,11 @@ typedef struct lm_opts {
   int color;   /* lm_color: --color=auto|always|never */
   const char *lock_timeout; /* --lock-timeout SECONDS, beats the config's lock_timeout */
   const char *lock_mode;    /* --lock MODE, beats the config's lock */
+  const char *targets;      /* -t PATTERN: a fleet run over the config's targets (fleet.c) */
+  const char *parallel;     /* --parallel N: targets run at once */
+  const char *canary;       /* --canary N: the first N targets first, the rest if all succeed */
+  int keep_going;           /* --keep-going: start every target even after a failure */
+  int json;                 /* --json: a fleet run's results as JSON lines */
   const char *command;
   int argc; /* the command's own arguments */
   char **argv;

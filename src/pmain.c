@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "cmdargs.h"
 #include "conn.h"
+#include "fleet.h"
 #include "log.h"
 #include "luamigrate/luamigrate.h"
 
@@ -39,7 +40,9 @@ static int l_refuse_exit(lua_State *L) {
 
 /* Runs the command its entry in the command table (cli.c) names: its arguments parsed, the
  * config and revision files loaded first when it needs them. */
-static int dispatch(lm_app *app, lm_error *err) {
+static int dispatch(run *r) {
+  lm_app *app = r->app;
+  lm_error *err = r->err;
   const lm_command *c = lm_cli_find(app->opts->command);
   if (!c) return lm_error_set(err, LM_EUSAGE, "unknown command '%s'", app->opts->command);
   lm_cmdargs a;
@@ -51,6 +54,13 @@ static int dispatch(lm_app *app, lm_error *err) {
   if (a.help) {
     lm_cli_print_command_help(c, stdout);
     return LM_OK;
+  }
+  if (app->opts->targets) {
+    if (!lm_fleet_supports(c->name))
+      return lm_error_set(err, LM_EUSAGE, "--targets works with %s, not with %s", LM_FLEET_COMMANDS,
+                          c->name);
+    rc = lm_config_load(app, err);
+    return rc ? rc : lm_fleet_run(app, r->preload, r->ud, err);
   }
   if (c->flags & LM_CMD_LOAD) {
     lm_cancel_set_phase(LM_CANCEL_CONFIG);
@@ -73,7 +83,7 @@ static int pmain(lua_State *L) {
   lua_pop(L, 1);
   r->preload(L, r->ud);
   lm_cancel_install(L);
-  lua_pushinteger(L, dispatch(r->app, r->err));
+  lua_pushinteger(L, dispatch(r));
   return 1;
 }
 
@@ -87,7 +97,8 @@ static int exit_code(int rc) {
   }
 }
 
-int lm_pmain_run(int argc, char **argv, void (*preload)(lua_State *, void *), void *ud) {
+int lm_pmain_exec(int argc, char **argv, void (*preload)(lua_State *, void *), void *ud,
+                  lm_error *errp, lm_pmain_result *res) {
   lm_opts opts = {0};
   lm_app app = {0};
   lm_error err = {0};
@@ -134,8 +145,24 @@ int lm_pmain_run(int argc, char **argv, void (*preload)(lua_State *, void *), vo
     free(app.sums);
     lm_cancel_uninstall();
     if (app.L) lua_close(app.L);
+    /* One transaction for the whole run: a failure rolled back every step. */
+    if (rc && !app.cfg.tx_per_migration) app.steps_done = 0;
+    if (res && app.steps_done) {
+      res->steps = app.steps_done;
+      res->from = app.first_from;
+      app.first_from = NULL;
+    }
+    free(app.first_from);
     lm_config_free(&app.cfg);
   }
+  free(opts.x);
+  *errp = err;
+  return rc;
+}
+
+int lm_pmain_run(int argc, char **argv, void (*preload)(lua_State *, void *), void *ud) {
+  lm_error err = {0};
+  int rc = lm_pmain_exec(argc, argv, preload, ud, &err, NULL);
   /* Every result, script and message on stdout is checked here, once: a full disk or a
    * closed pipe must not pass for a complete --sql script (the error is sticky in ferror). */
   errno = 0;
@@ -153,7 +180,6 @@ int lm_pmain_run(int argc, char **argv, void (*preload)(lua_State *, void *), vo
                    lm_log_sgr(stderr, LM_STYLE_RESET));
   }
   lm_error_clear(&err);
-  free(opts.x);
   fflush(stdout);
   return exit_code(rc);
 }

@@ -239,6 +239,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     const char *self = lm_dag_id(app->dag, idx);
     const char *from = upgrade ? (pstr ? pstr : "") : self;
     const char *to = upgrade ? self : (pstr ? pstr : "");
+    if (s == 0 && !app->first_from) app->first_from = strdup(*from ? from : "base");
     int attempt = 1;
   retry:
     lm_run_journal_reset(&j, idx,
@@ -294,6 +295,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       goto step_done;
     }
     if ((rc = record_step(app, heads, idx, upgrade, started, err))) goto step_done;
+    app->steps_done++;
     if ((j.nblocks || j.resume) && (rc = lm_journal_clear(&app->vt, app->conn, self, err)))
       goto step_done;
     if (j.resume)

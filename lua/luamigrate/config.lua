@@ -21,6 +21,7 @@ M.KNOWN = {
   include_name = "function", -- autogenerate: include_name(name, kind, parent) -> false skips
   include_object = "function", -- autogenerate: include_object(name, kind, parent) -> false skips
   process_revision_directives = "function", -- autogenerate: rewrite the operations list
+  targets = "table", -- fleets: { { name = ..., url = ... }, ... } or a function returning one (docs/fleet.md)
   lint = "table", -- luamigrate lint: { rules = { [id] = "off"|"warning"|"error" }, start_after = rev, ... }
 }
 
@@ -80,7 +81,8 @@ function M.load(path)
       if want == nil then
         error(("unknown setting '%s' (known settings: %s)"):format(tostring(k), known_names()), 2)
       end
-      if v ~= nil and type(v) ~= want and not (v == false and M.MAY_BE_FALSE[k]) then
+      if v ~= nil and type(v) ~= want and not (v == false and M.MAY_BE_FALSE[k])
+        and not (k == "targets" and type(v) == "function") then
         error(("setting '%s' must be a %s%s, got %s"):format(k, want, M.MAY_BE_FALSE[k] and " or false" or "",
           type(v)), 2)
       end
@@ -110,7 +112,69 @@ function M.resolve(path)
     local msg = RULES[k](all[k])
     if msg then error(path .. ": " .. msg, 0) end
   end
+  if type(all.targets) == "table" then
+    local _, msg = M.check_targets(all.targets)
+    if msg then error(path .. ": " .. msg, 0) end
+  end
   return all
+end
+
+local TARGET_KEYS = { name = true, url = true, schema = true }
+
+-- The targets list checked: each entry a table with a unique non-empty string name, an
+-- optional string url (nil: the project's) and no other key. Returns the list, or nil and
+-- one message naming the first bad entry.
+function M.check_targets(list)
+  if type(list) ~= "table" then
+    return nil, ("targets must be a list of { name = ..., url = ... } tables, got %s"):format(type(list))
+  end
+  local seen = {}
+  for i, t in ipairs(list) do
+    local at = ("targets[%d]"):format(i)
+    if type(t) ~= "table" then
+      return nil, ("%s must be a table { name = ..., url = ... }, got %s"):format(at, type(t))
+    end
+    if type(t.name) ~= "string" or t.name == "" then return nil, at .. " has no name (name = \"...\" is required)" end
+    at = ("%s (%s)"):format(at, t.name)
+    for k in pairs(t) do
+      if not TARGET_KEYS[k] then
+        return nil, ("%s: unknown key '%s' (known: name, url, schema)"):format(at, tostring(k))
+      end
+    end
+    if t.url ~= nil and type(t.url) ~= "string" then
+      return nil, ("%s: url must be a string, got %s"):format(at, type(t.url))
+    end
+    -- The schema goes into search_path as written (libpq's options): a lower-case SQL
+    -- identifier needs no quoting there, and folds to itself.
+    if t.schema ~= nil and (type(t.schema) ~= "string" or not t.schema:match("^[a-z_][a-z0-9_]*$")) then
+      return nil, ("%s: schema must be a lower-case name (letters, digits, _), got %s"):format(at,
+        type(t.schema) == "string" and ("'" .. t.schema .. "'") or type(t.schema))
+    end
+    if seen[t.name] then return nil, ("%s: the name is already used by targets[%d]"):format(at, seen[t.name]) end
+    seen[t.name] = i
+  end
+  for k in pairs(list) do
+    if math.type(k) ~= "integer" or k < 1 or k > #list then
+      return nil, ("targets must be a list (an array), not a table with the key '%s'"):format(tostring(k))
+    end
+  end
+  return list
+end
+
+-- The fleet's targets: the config's list, or what its function returns, checked. Raises
+-- "<path>: <message>" when there are none or one is bad.
+function M.targets(path)
+  local t = M.load(path).targets
+  if t == nil then error(path .. ": no targets configured (set targets = { { name = ..., url = ... } })", 0) end
+  if type(t) == "function" then
+    local ok, v = pcall(t)
+    if not ok then error(("%s: targets(): %s"):format(path, tostring(v)), 0) end
+    t = v
+  end
+  local list, msg = M.check_targets(t)
+  if not list then error(path .. ": " .. msg, 0) end
+  if #list == 0 then error(path .. ": no targets configured (the targets list is empty)", 0) end
+  return list
 end
 
 return M

@@ -45,7 +45,7 @@ describe("the man page", function()
     table.sort(listed)
     assert.same(listed, sorted)
     local global = options_of(r.out:match("global options:\n(.-)\n\n"))
-    assert.equal(14, #global, r.out)
+    assert.equal(20, #global, r.out)
     for _, opt in ipairs(global) do assert.truthy(text:find(opt, 1, true), "global option " .. opt) end
     -- the SYNOPSIS names the options the usage line does
     local synopsis = text:match("\n%.SH SYNOPSIS\n(.-)\n%.SH ")

@@ -1,0 +1,305 @@
+-- Fleet runs (--targets): tenant databases spread over three PostgreSQL servers (the test
+-- server and two started here), each migration logging itself into the tenant's
+-- applied table, so every test can show that each migration ran exactly once per target.
+local pg = require "helpers.pg"
+local cli = require "helpers.cli"
+local pgserver = require "helpers.pgserver"
+local json = require "dkjson"
+
+-- m1 creates the tenant's tables, m2 adds a column, m3 a constraint that a bad row breaks.
+local FILES = {
+  ["migrations/versions/m1_accounts.lua"] = cli.revision("m1", nil, [[
+  op.execute("CREATE TABLE applied (rev text NOT NULL)")
+  op.execute("CREATE TABLE accounts (id serial PRIMARY KEY, email text NOT NULL)")
+  op.execute("INSERT INTO applied VALUES ('m1')")
+]], [[  op.execute("DROP TABLE accounts")
+  op.execute("DROP TABLE applied")]]),
+  ["migrations/versions/m2_plan.lua"] = cli.revision("m2", "m1", [[
+  op.execute("ALTER TABLE accounts ADD COLUMN plan text NOT NULL DEFAULT 'free'")
+  op.execute("INSERT INTO applied VALUES ('m2')")
+]], [[  op.execute("ALTER TABLE accounts DROP COLUMN plan")
+  op.execute("DELETE FROM applied WHERE rev = 'm2'")]]),
+  ["migrations/versions/m3_email_check.lua"] = cli.revision("m3", "m2", [[
+  op.execute("ALTER TABLE accounts ADD CONSTRAINT email_has_at CHECK (email LIKE '%@%')")
+  op.execute("INSERT INTO applied VALUES ('m3')")
+]], [[  op.execute("ALTER TABLE accounts DROP CONSTRAINT email_has_at")
+  op.execute("DELETE FROM applied WHERE rev = 'm3'")]]),
+}
+
+describe("a fleet run", function()
+  local servers, tenants, dir = {}, {}, nil
+  local counter = 0
+
+  local function config(list)
+    local t = { 'script_location = "migrations"', "targets = {" }
+    for _, x in ipairs(list) do t[#t + 1] = ("  { name = %q, url = %q },"):format(x.name, x.url) end
+    t[#t + 1] = "}"
+    return table.concat(t, "\n") .. "\n"
+  end
+
+  -- Five tenants over three servers: eu-1, eu-2 on the test server, eu-3, us-1 on the
+  -- second, us-2 on the third (fresh databases for each test).
+  local function fleet()
+    counter = counter + 1
+    tenants = {}
+    local spread = { { "eu-1", 1 }, { "eu-2", 1 }, { "eu-3", 2 }, { "us-1", 2 }, { "us-2", 3 } }
+    for _, s in ipairs(spread) do
+      local db = ("fleet_%d_%s"):format(counter, s[1]:gsub("-", "_"))
+      local srv = servers[s[2]]
+      srv:psql("postgres", "CREATE DATABASE " .. db)
+      tenants[#tenants + 1] = { name = s[1], url = srv:conninfo(db), server = srv, db = db }
+    end
+    dir = cli.project { files = FILES, config = config(tenants) }
+  end
+
+  local function log(t)
+    if pg.psql(t.url, "SELECT to_regclass('applied') IS NULL") == "t" then return "" end
+    return pg.psql(t.url, "SELECT coalesce(string_agg(rev, ',' ORDER BY rev), '') FROM applied")
+  end
+  local function version(t)
+    if pg.psql(t.url, "SELECT to_regclass('luamigrate_version') IS NULL") == "t" then return "" end
+    return pg.psql(t.url, "SELECT coalesce(string_agg(version_num, ','), '') FROM luamigrate_version")
+  end
+  local function run(args) return cli.run(args, { cwd = dir }) end
+
+  setup(function()
+    servers = { pgserver.test_server(), pgserver.start(), pgserver.start() }
+  end)
+
+  teardown(function()
+    for _, s in ipairs(servers) do s:stop() end
+  end)
+
+  before_each(fleet)
+
+  after_each(function()
+    for _, t in ipairs(tenants) do t.server:psql("postgres", "DROP DATABASE IF EXISTS " .. t.db .. " WITH (FORCE)") end
+    cli.remove(dir)
+  end)
+
+  it("upgrades every selected target once, a line each, then a summary; a re-run applies nothing", function()
+    local r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.err)
+    for _, t in ipairs(tenants) do
+      assert.equal("m1,m2,m3", log(t))
+      assert.equal("m3", version(t))
+      assert.truthy(r.out:find("\n?" .. t.name:gsub("%-", "%%-") .. ": base %-> m3, 3 steps, %d+ ms\n"), r.out)
+    end
+    assert.truthy(r.out:find("5 upgraded, 0 already there, 0 failed, 0 not started", 1, true), r.out)
+    r = run { "--targets", "*", "--parallel", "2", "upgrade", "head" }
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("eu-1: m3 -> m3, 0 steps", 1, true), r.out)
+    assert.truthy(r.out:find("0 upgraded, 5 already there, 0 failed, 0 not started", 1, true), r.out)
+    for _, t in ipairs(tenants) do assert.equal("m1,m2,m3", log(t)) end
+  end)
+
+  it("selects by comma-separated globs, and current and downgrade work over the selection", function()
+    local r = run { "-t", "eu-*,us-2", "upgrade", "m2" }
+    assert.equal(0, r.code, r.err)
+    assert.equal("", version(tenants[4]), "us-1 was not selected")
+    r = run { "-t", "us-*", "current" }
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("us-1: base\n", 1, true), r.out)
+    assert.truthy(r.out:find("us-2: m2\n", 1, true), r.out)
+    assert.falsy(r.out:find("eu-1", 1, true), r.out)
+    r = run { "-t", "eu-1,eu-2", "downgrade", "-1" }
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("eu%-1: m2 %-> m1, 1 step, %d+ ms"), r.out)
+    assert.truthy(r.out:find("2 downgraded, 0 already there", 1, true), r.out)
+    assert.equal("m1", log(tenants[1]))
+    assert.equal("m1,m2", log(tenants[3]))
+  end)
+
+  describe("with one target failing", function()
+    before_each(function()
+      local r = run { "-t", "*", "upgrade", "m2" }
+      assert.equal(0, r.code, r.err)
+      pg.psql(tenants[2].url, "INSERT INTO accounts (email) VALUES ('no-at-sign')")
+    end)
+
+    it("starts no new target after the failure by default, and says what was not started", function()
+      local r = run { "-t", "*", "--parallel", "1", "upgrade", "head" }
+      assert.equal(1, r.code, r.out .. r.err)
+      assert.equal("m1,m2,m3", log(tenants[1]))
+      assert.equal("m1,m2", log(tenants[2]))
+      assert.equal("m2", version(tenants[2]))
+      for i = 3, 5 do assert.equal("m1,m2", log(tenants[i])) end
+      assert.truthy(r.out:find("\neu%-2: FAILED: [^\n]*email_has_at"), r.out)
+      assert.truthy(r.out:find("1 upgraded, 0 already there, 1 failed, 3 not started", 1, true), r.out)
+      assert.truthy(r.out:find("failures:\neu-2: ", 1, true), r.out)
+      assert.truthy(r.err:find("1 of 5 targets failed", 1, true), r.err)
+    end)
+
+    it("--keep-going starts all; the failed target alone is left behind, and a re-run finishes it", function()
+      local r = run { "-t", "*", "--parallel", "1", "--keep-going", "upgrade", "head" }
+      assert.equal(1, r.code, r.out .. r.err)
+      assert.truthy(r.out:find("4 upgraded, 0 already there, 1 failed, 0 not started", 1, true), r.out)
+      for i, t in ipairs(tenants) do assert.equal(i == 2 and "m1,m2" or "m1,m2,m3", log(t)) end
+      pg.psql(tenants[2].url, "DELETE FROM accounts WHERE email = 'no-at-sign'")
+      r = run { "-t", "*", "upgrade", "head" }
+      assert.equal(0, r.code, r.out .. r.err)
+      assert.truthy(r.out:find("eu-2: m2 -> m3, 1 step", 1, true), r.out)
+      assert.truthy(r.out:find("1 upgraded, 4 already there, 0 failed, 0 not started", 1, true), r.out)
+      for _, t in ipairs(tenants) do assert.equal("m1,m2,m3", log(t)) end
+    end)
+
+    it("--canary N runs the first N targets first, and the others only when those all succeeded", function()
+      local r = run { "-t", "*", "--canary", "2", "--keep-going", "upgrade", "head" }
+      assert.equal(1, r.code, r.out .. r.err)
+      assert.equal("m1,m2,m3", log(tenants[1]))
+      for i = 2, 5 do assert.equal("m1,m2", log(tenants[i])) end
+      assert.truthy(r.out:find("1 upgraded, 0 already there, 1 failed, 3 not started", 1, true), r.out)
+      assert.truthy(r.err:find("1 of the 2 canary targets failed: the other 3 were not started", 1, true), r.err)
+      r = run { "-t", "eu-1,eu-3,us-*", "--canary", "1", "upgrade", "head" }
+      assert.equal(0, r.code, r.out .. r.err)
+      assert.truthy(r.out:find("3 upgraded, 1 already there, 0 failed, 0 not started", 1, true), r.out)
+      assert.equal("m1,m2", log(tenants[2]))
+    end)
+
+    it("--json prints one object per target with its status, revisions, steps, duration and error", function()
+      local r = run { "-t", "*", "--parallel", "1", "--json", "upgrade", "head" }
+      assert.equal(1, r.code, r.out .. r.err)
+      local seen = {}
+      for line in r.out:gmatch("[^\n]+") do
+        local o = assert(json.decode(line), line)
+        seen[o.target] = o
+        for _, k in ipairs { "target", "status", "steps", "duration_ms" } do assert.is_not_nil(o[k], line) end
+      end
+      assert.equal("upgraded", seen["eu-1"].status)
+      assert.same({ "m2", "m3", 1 }, { seen["eu-1"].from, seen["eu-1"].to, seen["eu-1"].steps })
+      assert.is_nil(seen["eu-1"].error)
+      assert.truthy(r.out:find('"target": "eu%-1", [^\n]*"error": null}'), r.out)
+      assert.equal("failed", seen["eu-2"].status)
+      assert.same({ "m2", "m2", 0 }, { seen["eu-2"].from, seen["eu-2"].to, seen["eu-2"].steps })
+      assert.truthy(seen["eu-2"].error:find("email_has_at", 1, true), seen["eu-2"].error)
+      for _, n in ipairs { "eu-3", "us-1", "us-2" } do assert.equal("not_started", seen[n].status) end
+    end)
+  end)
+
+  it("two fleet runs at once still apply each migration once per target", function()
+    local a = cli.spawn({ "-t", "*", "upgrade", "head" }, { cwd = dir })
+    local b = cli.spawn({ "-t", "*", "--parallel", "3", "upgrade", "head" }, { cwd = dir })
+    local ra, rb = a:wait(), b:wait()
+    assert.equal(0, ra.code, ra.out .. ra.err)
+    assert.equal(0, rb.code, rb.out .. rb.err)
+    for _, t in ipairs(tenants) do assert.equal("m1,m2,m3", log(t)) end
+    local all = ra.out .. rb.out
+    local _, ups = all:gsub("base %-> m3, 3 steps", "")
+    local _, noops = all:gsub("m3 %-> m3, 0 steps", "")
+    assert.same({ 5, 5 }, { ups, noops }, all)
+  end)
+
+  it("refuses usage errors with exit 2 and one message", function()
+    local cases = {
+      { { "-t", "asia-*", "upgrade", "head" }, "--targets: 'asia-*' matches no target" },
+      { { "-t", "*", "stamp", "head" }, "--targets works with upgrade, downgrade and current, not with stamp" },
+      { { "-t", "*", "--parallel", "0", "upgrade", "head" }, "--parallel '0': expected a number from 1 to 1000" },
+      { { "--keep-going", "upgrade", "head" }, "--keep-going needs --targets PATTERN" },
+      { { "-t", "*", "--canary", "x", "upgrade", "head" }, "--canary 'x': expected a number of targets" },
+    }
+    for _, c in ipairs(cases) do
+      local r = run(c[1])
+      assert.equal(2, r.code, table.concat(c[1], " ") .. "\n" .. r.err)
+      assert.truthy(r.err:find(c[2], 1, true), r.err)
+    end
+    for _, t in ipairs(tenants) do assert.equal("", version(t)) end
+  end)
+end)
+
+describe("schema targets", function()
+  local dir, url, dbname
+  local N = 60
+
+  before_each(function()
+    url, dbname = pg.new_db("fleetschemas")
+    local t, create = { 'script_location = "migrations"', ("url = %q"):format(url), "targets = {}" }, {}
+    for i = 1, N do
+      create[#create + 1] = ("CREATE SCHEMA tenant_%02d;"):format(i)
+      t[#t + 1] = ("targets[#targets + 1] = { name = 't%02d', schema = 'tenant_%02d' }"):format(i, i)
+    end
+    t[#t + 1] = "targets[#targets + 1] = { name = 'missing', schema = 'tenant_none' }"
+    pg.psql(url, table.concat(create, " "))
+    dir = cli.project { files = FILES, config = table.concat(t, "\n") .. "\n" }
+  end)
+
+  after_each(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  it("migrate each tenant's schema once, with luamigrate's tables in it; a missing schema fails alone", function()
+    local r = cli.run({ "-t", "t*", "--parallel", "4", "upgrade", "head" }, { cwd = dir })
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find(N .. " upgraded, 0 already there, 0 failed, 0 not started", 1, true), r.out)
+    local per = pg.psql(url, "SELECT count(DISTINCT table_schema) FROM information_schema.tables "
+      .. "WHERE table_name IN ('applied', 'accounts', 'luamigrate_version', 'luamigrate_version_history')"
+      .. " GROUP BY table_name ORDER BY 1")
+    assert.equal((tostring(N) .. "\n"):rep(4):sub(1, -2), per)
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
+    local logs = {}
+    for i = 1, N do logs[#logs + 1] = ("SELECT string_agg(rev, ',' ORDER BY rev) r FROM tenant_%02d.applied"):format(i) end
+    assert.equal("m1,m2,m3|" .. N, pg.psql(url, "SELECT r, count(*) FROM (" .. table.concat(logs, " UNION ALL ")
+      .. ") x GROUP BY r"))
+    assert.equal("m3", pg.psql(url, "SELECT version_num FROM tenant_07.luamigrate_version"))
+    r = cli.run({ "-t", "*", "--keep-going", "upgrade", "head" }, { cwd = dir })
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("missing: FAILED: schema tenant_none does not exist in database " .. dbname, 1, true), r.out)
+    assert.truthy(r.out:find("0 upgraded, " .. N .. " already there, 1 failed, 0 not started", 1, true), r.out)
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
+  end)
+end)
+
+describe("the targets setting", function()
+  local dir
+  after_each(function() cli.remove(dir) end)
+
+  local function with(config, args)
+    dir = cli.project { config = 'script_location = "migrations"\n' .. config }
+    return cli.run(args or { "-t", "*", "current" }, { cwd = dir })
+  end
+
+  it("is checked: each bad entry named in one message, exit 2", function()
+    local cases = {
+      { 'targets = { { url = "x" } }', "targets[1] has no name" },
+      { 'targets = { { name = "a" }, { name = "a" } }', "targets[2] (a): the name is already used by targets[1]" },
+      { 'targets = { { name = "a", uri = "x" } }', "targets[1] (a): unknown key 'uri'" },
+      { 'targets = { { name = "a", url = 5 } }', "targets[1] (a): url must be a string, got number" },
+      { 'targets = { { name = "a", schema = "Tenant 1" } }',
+        "targets[1] (a): schema must be a lower-case name (letters, digits, _), got 'Tenant 1'" },
+      { 'version_table = "public.v"\ntargets = { { name = "a", schema = "t1" } }',
+        "target a has a schema, and version_table 'public.v' names one" },
+      { 'targets = "a"', "setting 'targets' must be a table, got string" },
+      { 'targets = function() return { { name = 1 } } end', "targets[1] has no name" },
+      { 'targets = function() error("directory down") end', "targets(): " },
+      { 'targets = {}', "no targets configured" },
+      { "", "no targets configured" },
+    }
+    for _, c in ipairs(cases) do
+      local r = with(c[1])
+      assert.equal(2, r.code, c[1] .. "\n" .. r.err)
+      assert.truthy(r.err:find(c[2], 1, true), c[1] .. "\n" .. r.err)
+      cli.remove(dir)
+    end
+  end)
+
+  it("a target that cannot be reached fails alone, its connection error its line", function()
+    local url, name = pg.new_db("fleetreach")
+    local r = with(("targets = { { name = 'gone', url = 'host=%s port=1 user=postgres dbname=x' }, "
+      .. "{ name = 'here', url = %q } }\n"):format(pg.host, url), { "-t", "*", "--keep-going", "current" })
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(("\n" .. r.out):find("\ngone: FAILED: cannot connect to [^\n]*:1/x"), r.out)
+    assert.truthy(r.out:find("here: base\n", 1, true), r.out)
+    assert.truthy(r.out:find("1 ok, 1 failed, 0 not started", 1, true), r.out)
+    pg.drop_db(name)
+  end)
+
+  it("may be a function: its list is the fleet, and a single-target run ignores it", function()
+    local url, name = pg.new_db("fleetfn")
+    local r = with(("targets = function() return { { name = 'only', url = %q } } end\n"):format(url))
+    assert.equal(0, r.code, r.err)
+    assert.equal("only: base\n", r.out:match("^[^\n]*\n"))
+    r = cli.run({ "--url", url, "current" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    pg.drop_db(name)
+  end)
+end)
