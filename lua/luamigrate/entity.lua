@@ -153,14 +153,18 @@ function M.Grant(table_name, privileges, role, opts)
     name = role .. " on " .. table_name, definition = table.concat(privs, ", ") })
 end
 
--- sa.Partition(name, parent, "FOR VALUES FROM (...) TO (...)", {schema}): a partition of a
--- table declared with postgresql_partition_by (its columns, keys and indexes are the
--- parent's).
+-- sa.Partition(name, parent, "FOR VALUES FROM (...) TO (...)", {schema, partition_by}): a
+-- partition of a table declared with postgresql_partition_by (its columns, keys and indexes
+-- are the parent's). With partition_by ("LIST (kind)") it is partitioned in turn, and its
+-- own partitions name it as their parent. The definition compared is the bound followed by
+-- the partitioning, as `CREATE TABLE ... PARTITION OF` takes them.
 function M.Partition(name, parent, bound, opts)
-  local o = options("sa.Partition", set("schema"), opts)
+  local o = options("sa.Partition", set("schema", "partition_by"), opts)
+  bound = trim(text_arg("sa.Partition", "the bound", bound))
+  local by = o.partition_by and trim(text_arg("sa.Partition", "partition_by", o.partition_by)) or nil
   return entity("Partition", { name = text_arg("sa.Partition", "the name", name),
     table = text_arg("sa.Partition", "the parent table", parent), schema = o.schema,
-    definition = trim(text_arg("sa.Partition", "the bound", bound)) })
+    bound = bound, partition_by = by, definition = by and (bound .. " PARTITION BY " .. by) or bound })
 end
 
 -- ---- user-defined types: domains, composite types, range types ------------------------
@@ -428,7 +432,7 @@ local RENDER = {
       e.definition) } end,
     -- a new bound: detached and attached again (the server checks the rows fit)
     replace = function(e) return { ("ALTER TABLE %s DETACH PARTITION %s"):format(trigger_table(e), qname(e)),
-      ("ALTER TABLE %s ATTACH PARTITION %s %s"):format(trigger_table(e), qname(e), e.definition) } end,
+      ("ALTER TABLE %s ATTACH PARTITION %s %s"):format(trigger_table(e), qname(e), e.bound or e.definition) } end,
     drop = function(e, o) return { ("DROP TABLE %s%s%s"):format(o.if_exists and "IF EXISTS " or "", qname(e),
       o.cascade and " CASCADE" or "") } end,
   },

@@ -391,7 +391,8 @@ local function entity_lua(e, ds)
   else
     args[1] = lit(e.name)
     if k == "Trigger" or k == "Policy" or k == "Partition" then args[2] = lit(e.table) end
-    args[#args + 1] = stmt_lit(e.definition)
+    args[#args + 1] = stmt_lit(k == "Partition" and e.bound or e.definition)
+    if k == "Partition" then o[#o + 1] = { "partition_by", e.partition_by and lit(e.partition_by) or nil } end
     if k == "MaterializedView" then
       o[#o + 1] = { "with_data", not e.with_data and "false" or nil }
       local ix = entity.index_sql(e)

@@ -171,12 +171,15 @@ WHERE ]] .. not_extension("pg_class", "c.oid") .. [[
 KIND.Partition = {
   sql = [[
 SELECT n.nspname AS schema, c.relname AS name, p.relname AS tbl, c.oid::int8 AS oid,
-       pg_get_expr(c.relpartbound, c.oid) AS def
+       pg_get_expr(c.relpartbound, c.oid) AS def,
+       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_by
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_inherits h ON h.inhrelid = c.oid JOIN pg_class p ON p.oid = h.inhparent
-WHERE c.relispartition AND c.relkind = 'r']],
+WHERE c.relispartition AND c.relkind IN ('r', 'p')]],
+  -- a partition partitioned in turn (relkind 'p') is one too, with its partitioning
   row = function(r)
-    return key_of(r.schema, r.name), r.def, entity.Partition(r.name, r.tbl, r.def, { schema = r.schema })
+    local e = entity.Partition(r.name, r.tbl, r.def, { schema = r.schema, partition_by = r.partition_by })
+    return key_of(r.schema, r.name), e.definition, e
   end,
   one = function(d) return "schema = $1 AND name = $2", { d.schema, d.e.name } end,
   build = "fresh",
