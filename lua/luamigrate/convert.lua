@@ -5,6 +5,10 @@
 -- dependencies and message, each statement translated. What cannot be translated is kept
 -- as commented Python with an error("not converted: ...") at that spot, so the revision
 -- fails loudly, and is listed in the report.
+-- str's methods that converted migrations call through py_str (HELPERS.str).
+local PY_STR_METHODS = { startswith = true, endswith = true, lower = true, upper = true, strip = true,
+  lstrip = true, rstrip = true, replace = true }
+
 local python = require "luamigrate.python"
 local template = require "luamigrate.template"
 local sa_types = require "luamigrate.types"
@@ -1118,6 +1122,12 @@ function call(cx, e)
       end
       return call_text(name, (args_list(cx, e.args, e.line, opts)))
     end
+    -- one of str's methods: the receiver may be a string (Lua's strings have none of them
+    -- by these names) or an object that has a method of that name
+    if PY_STR_METHODS[fn.name] and #e.kwargs == 0 then
+      cx.helpers.str = true
+      return call_text("py_str", { expr(cx, obj), cx:str(fn.name), table.unpack((args_list(cx, e.args, e.line))) })
+    end
     -- a method: the receiver is an object (a sa.table, a connection, a result)
     local kws = kw_pairs(cx, e.kwargs, e.line)
     local args = args_list(cx, e.args, e.line, #kws > 0 and options_text(kws) or nil)
@@ -2017,6 +2027,28 @@ local function docstring(doc)
 end
 
 local HELPERS = {
+  str = [[
+-- Python's str methods a migration calls (s.startswith(p), s.strip(), ...): on a string,
+-- Python's meaning; on anything else, that object's own method of the name.
+local py_str
+do
+  local function strip_set(chars) return chars and ("[" .. chars:gsub("[%]%^%-%%]", "%%%0") .. "]") or "%s" end
+  local M = {
+    startswith = function(s, p) return s:sub(1, #p) == p end,
+    endswith = function(s, p) return #p == 0 or s:sub(-#p) == p end,
+    lower = string.lower,
+    upper = string.upper,
+    strip = function(s, c) local k = strip_set(c); return (s:gsub("^" .. k .. "+", ""):gsub(k .. "+$", "")) end,
+    lstrip = function(s, c) return (s:gsub("^" .. strip_set(c) .. "+", "")) end,
+    rstrip = function(s, c) return (s:gsub(strip_set(c) .. "+$", "")) end,
+    replace = function(s, a, b) return (s:gsub(a:gsub("%p", "%%%0"), (b:gsub("%%", "%%%%")))) end,
+  }
+  function py_str(s, name, ...)
+    if type(s) == "string" then return M[name](s, ...) end
+    return s[name](s, ...)
+  end
+end
+]],
   logging = [[
 -- Python's logging as migrations use it: a logger's warnings and errors go to stderr (as
 -- with Alembic's default logging configuration), debug and info are dropped.
