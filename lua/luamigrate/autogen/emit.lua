@@ -166,12 +166,7 @@ local function create_table_lua(T, enums, ds, skip_fk)
     for i, c in ipairs(T.pk.cols) do a[i] = lit(c) end
     lines[#lines + 1] = ("sa.PrimaryKeyConstraint(%s, { name = %s })"):format(table.concat(a, ", "), lit(T.pk.name))
   end
-  local function sorted_keys(t)
-    local ks = {}
-    for k in pairs(t) do ks[#ks + 1] = k end
-    table.sort(ks)
-    return ks
-  end
+  local sorted_keys = N.sorted_keys
   for _, n in ipairs(sorted_keys(T.uniques)) do
     local a = {}
     for i, c in ipairs(T.uniques[n].cols) do a[i] = lit(c) end

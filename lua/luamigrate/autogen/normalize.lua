@@ -155,6 +155,14 @@ function M.identity_options(o, sqltype)
 end
 M.IDENTITY_KEYS = { "start", "increment", "minvalue", "maxvalue", "cache", "cycle" }
 
+-- The keys of t, sorted: the one order in which generated text walks a keyed table.
+function M.sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks)
+  return ks
+end
+
 -- The sa.Identity options of column C (an inspected or declared column with .identity
 -- "a"/"d" and .identity_opts) that differ from PostgreSQL's defaults for its type, as
 -- {key, Lua text} pairs in sa.Identity's order; a nil text means the option is left out.

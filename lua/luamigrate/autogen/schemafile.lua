@@ -16,12 +16,7 @@ local KEYWORDS = {}
 for w in ([[and break do else elseif end false for function goto if in local nil not or repeat
   return then true until while md sa]]):gmatch("%S+") do KEYWORDS[w] = true end
 
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = k end
-  table.sort(ks)
-  return ks
-end
+local sorted_keys = N.sorted_keys
 
 -- A Lua local's name for each enum: its own name where that is one.
 local function enum_locals(model)
