@@ -51,6 +51,12 @@ downgrade = nil
 ---@field include_object? fun(name: string, kind: string, parent: table?): boolean? false skips the object
 ---@field process_revision_directives? fun(ops: table): table? rewrites the generated operations
 ---@field lint? luamigrate.LintSettings luamigrate lint: rule levels, a revision to start after
+---@field targets? luamigrate.Target[]|fun(): luamigrate.Target[] the fleet that --targets selects from (docs/fleet.md)
+
+---@class luamigrate.Target
+---@field name string unique; what --targets PATTERN globs match
+---@field url string|nil libpq URI or conninfo (default: the project's)
+---@field schema string|nil a schema-per-tenant target: first on search_path, holds its version tables
 
 ---@class luamigrate.LintSettings
 ---@field rules table<string, "off"|"warning"|"error">|nil per rule id (squawk's names, docs/safety.md)
