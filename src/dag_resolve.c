@@ -311,10 +311,12 @@ static int check_overlap(const lm_dag *dag, const lm_revset *h, lm_error *err) {
   int desc = -1;
   lm_revset anc = {0};
   int found = lm_dag_overlap(dag, h, &desc, &anc, err);
-  if (found > 0)
+  if (found > 0 && desc >= 0 && anc.n > 0)
     found = lm_error_set(err, LM_EUSAGE,
                          "Requested revision %s overlaps with other requested revisions %s",
                          dag->revs[desc].id, dag->revs[anc.idx[0]].id);
+  else if (found > 0) /* not reached: an overlap found names both revisions */
+    found = LM_OK;
   lm_revset_free(&anc);
   return found;
 }
