@@ -100,7 +100,12 @@ static int compile(lua_State *L, const char *path, const char *data, size_t len,
   lua_pushfstring(L, "@%s", path);
   size_t bom = lm_revfile_bom(data, len);
   if (luaL_loadbufferx(L, data + bom, len - bom, lua_tostring(L, -1), "t") != LUA_OK) {
-    int rc = lm_error_set(err, LM_EUSAGE, "%s", lua_tostring(L, -1));
+    /* a syntax error names path:line; a limit (nesting past the C stack) names nothing */
+    const char *msg = lua_tostring(L, -1);
+    size_t n = strlen(path);
+    int rc = !strncmp(msg, path, n) && msg[n] == ':'
+                 ? lm_error_set(err, LM_EUSAGE, "%s", msg)
+                 : lm_error_set(err, LM_EUSAGE, "%s: %s", path, msg);
     lua_settop(L, top);
     return rc;
   }
