@@ -1040,8 +1040,14 @@ local BUILTIN_CALLS = {
   int = function(cx, a) return "math.tointeger(tonumber(" .. expr(cx, a[1]) .. "))" end,
   float = function(cx, a) return "tonumber(" .. expr(cx, a[1]) .. ")" end,
   print = function(cx, a) return call_text("print", args_list(cx, a)) end,
+  bool = function(cx, a)
+    if #a == 0 then return "false" end
+    cx.helpers.bool = true
+    return "py_bool(" .. expr(cx, a[1]) .. ")"
+  end,
   list = function(cx, a, e)
-    if #a == 1 and (a[1].k == "list" or a[1].k == "tuple") then return expr(cx, a[1]) end
+    if #a == 0 then return "{}" end
+    if #a == 1 and (a[1].k == "list" or a[1].k == "tuple" or a[1].k == "set") then return expr(cx, a[1]) end
     -- a copy of a name known to hold a list (a dict's or a string's would be its keys or characters)
     if #a == 1 and a[1].k == "name" and cx.kinds[a[1].id] == "list" then
       return "{ table.unpack(" .. expr(cx, a[1]) .. ") }"
@@ -1050,6 +1056,10 @@ local BUILTIN_CALLS = {
   end,
 }
 BUILTIN_CALLS.tuple = BUILTIN_CALLS.list
+-- a set's elements as a sequence, as set literals are translated (membership and iteration
+-- are what migrations use; Python gives a set no order to keep)
+BUILTIN_CALLS.set = BUILTIN_CALLS.list
+BUILTIN_CALLS.frozenset = BUILTIN_CALLS.list
 
 -- mysql.VARCHAR(32) and the like: the name of the MySQL type called, or nil.
 local function mysql_type(cx, fn)
@@ -2027,6 +2037,14 @@ local function docstring(doc)
 end
 
 local HELPERS = {
+  bool = [[
+-- Python's bool(x): None, False, zero, "" and an empty list or dict are false.
+local function py_bool(v)
+  if v == nil or v == false or v == 0 or v == "" then return false end
+  if type(v) == "table" and getmetatable(v) == nil and next(v) == nil then return false end
+  return true
+end
+]],
   str = [[
 -- Python's str methods a migration calls (s.startswith(p), s.strip(), ...): on a string,
 -- Python's meaning; on anything else, that object's own method of the name.

@@ -299,6 +299,19 @@ describe("convert: translation", function()
     assert.equal("like x", py_str(obj, "startswith", "x"))
   end)
 
+  it("gives bool() Python's truthiness, and set(), frozenset() and list() of literals their elements", function()
+    local body, r = upgrade_of("    ok = bool(rows)\n    names = set(['a', 'b'])\n    frozen = frozenset(('c',))\n"
+      .. "    empty = set()\n    nothing = bool()")
+    assert.equal("  local ok = py_bool(rows)\n  local names = { \"a\", \"b\" }\n  local frozen = { \"c\" }\n"
+      .. "  local empty = {}\n  local nothing = false", body)
+    local py_bool = assert(load(r.text:match("(local function py_bool.-\nend\n)") .. "return py_bool"))()
+    for _, v in ipairs { false, 0, 0.0, "", {} } do assert.is_false(py_bool(v), tostring(v)) end
+    assert.is_false(py_bool(nil))
+    for _, v in ipairs { true, 1, -2, "0", " ", { 0 }, { a = false } } do assert.is_true(py_bool(v), tostring(v)) end
+    local _, r2 = upgrade_of("    s = set(compute())")
+    assert.truthy(r2.text:find("error(\"not converted: r1.py:7: set(...) of something other than a list\")", 1, true), r2.text)
+  end)
+
   it("gives logging a small stand-in: warnings to stderr, info dropped", function()
     local header = "from alembic import op\nimport logging\nlogger = logging.getLogger(__name__)\n"
     local body, r = upgrade_of("    logger.info('quiet')\n    logger.warning('skipping %s', 't')", header)
