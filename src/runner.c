@@ -45,9 +45,10 @@ char *lm_run_comma_ids(const lm_dag *dag, const int *idx, size_t n) {
   return lm_dag_format_ids(dag, idx, n);
 }
 
-static int check_tx_state(lm_app *app, int idx, const char *fn, lm_error *err) {
-  if (lm_conn_begin_pending(app->conn)) return LM_OK; /* nothing sent yet: it goes with the rows */
-  switch (PQtransactionStatus(app->conn)) {
+/* The error of a migration that left its transaction in state st (LM_OK for INTRANS). */
+static int tx_state_error(lm_app *app, int idx, const char *fn, PGTransactionStatusType st,
+                          lm_error *err) {
+  switch (st) {
     case PQTRANS_INTRANS: return LM_OK;
     case PQTRANS_IDLE:
       return lm_error_set(err, LM_ERR,
@@ -67,14 +68,19 @@ static int check_tx_state(lm_app *app, int idx, const char *fn, lm_error *err) {
                       lm_dag_path(app->dag, idx), fn, lm_dag_id(app->dag, idx));
 }
 
-/* Applies the version-table changes of one step and records it in the history table, in
- * one round trip. */
-static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, double started,
-                       lm_error *err) {
+static int check_tx_state(lm_app *app, int idx, const char *fn, lm_error *err) {
+  if (lm_conn_begin_pending(app->conn)) return LM_OK; /* nothing sent yet: it goes with the rows */
+  return tx_state_error(app, idx, fn, PQtransactionStatus(app->conn), err);
+}
+
+/* The version-table changes of one step (heads moves on) and its history row, for
+ * lm_vt_step (record_step) or lm_vt_step_sql (queue_tail). Returns the number of changes
+ * or a negative code; *pids (malloc'd, the parents) backs rec. */
+static int step_rows(lm_app *app, lm_revset *heads, int idx, int upgrade, double started,
+                     lm_vt_change *changes, lm_vt_record *rec, char **pids, lm_error *err) {
   lm_vt_op ops[64];
   int nops = lm_dag_step(app->dag, heads, idx, upgrade, ops, 64, err);
   if (nops < 0) return nops;
-  lm_vt_change changes[64];
   for (int i = 0; i < nops; i++)
     changes[i] = (lm_vt_change){
         ops[i].kind,
@@ -83,22 +89,161 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
     };
   const int *parents;
   size_t np = lm_dag_parents(app->dag, idx, &parents);
-  char *pids = space_ids(app->dag, parents, np);
-  const char *self = lm_dag_id(app->dag, idx);
-  lm_vt_record rec = {
+  *pids = space_ids(app->dag, parents, np);
+  const char *self = lm_dag_id(app->dag, idx), *p = *pids ? *pids : "";
+  *rec = (lm_vt_record){
       .revision = self,
       .operation = upgrade ? "upgrade" : "downgrade",
-      .from_ids = upgrade ? (pids ? pids : "") : self,
-      .to_ids = upgrade ? self : (pids ? pids : ""),
+      .from_ids = upgrade ? p : self,
+      .to_ids = upgrade ? self : p,
       .message = lm_dag_doc(app->dag, idx),
       .file = lm_dag_path(app->dag, idx),
       .checksum = lm_loader_checksum(app, idx), /* of the bytes that ran */
       .started_at = started,
       .duration_ms = (wall_s() - started) * 1000.0,
   };
-  int rc = lm_vt_step(&app->vt, app->conn, changes, (size_t)nops, &rec, err);
+  return nops;
+}
+
+/* Applies the version-table changes of one step and records it in the history table, in
+ * one round trip. */
+static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, double started,
+                       lm_error *err) {
+  lm_vt_change changes[64];
+  lm_vt_record rec;
+  char *pids = NULL;
+  int n = step_rows(app, heads, idx, upgrade, started, changes, &rec, &pids, err);
+  int rc = n < 0 ? n : lm_vt_step(&app->vt, app->conn, changes, (size_t)n, &rec, err);
   free(pids);
   return rc;
+}
+
+/* ---- one wait per migration ----------------------------------------------------------
+ * Pipelined, a step sends everything in one pipeline with one sync: the BEGIN, the step's
+ * clock (lm_vt_mark_sql) and SET LOCAL timeouts, the ops' statements, then the version
+ * rows, the history row, the journal's clean-up and the COMMIT (with
+ * transaction_per_migration = false only the last step's COMMIT: the whole run is one
+ * pipeline, collected every LM_CONN_PIPE_MAX statements). Nothing waits for a result
+ * before the COMMIT: the row checks and the transaction's state are checked by the server
+ * (lm_vt_step_sql), and a failure aborts the transaction, so the COMMIT rolls back. Each
+ * queued statement is noted with its step and kind (lm_pipe_queue_own), so a failure
+ * collected later is reported for its step as it would have been at once. */
+enum { OWN_MARK = 1, OWN_TIMEOUTS, OWN_COMMIT, OWN_VT /* + lm_vt_piece */ };
+
+typedef struct pipe_run {
+  lm_app *app;
+  int queue_idx;
+  const lm_revset *plan;
+  size_t s; /* the step running */
+  int upgrade;
+  lm_run_journal *j;
+  int *half_done;
+} pipe_run;
+
+/* from/to of step idx as the log and the errors name them; *pstr (malloc'd) backs them. */
+static void step_ends(const lm_app *app, int idx, int upgrade, char **pstr, const char **from,
+                      const char **to) {
+  const int *parents;
+  size_t np = lm_dag_parents(app->dag, idx, &parents);
+  *pstr = lm_run_comma_ids(app->dag, parents, np);
+  const char *self = lm_dag_id(app->dag, idx), *p = *pstr ? *pstr : "";
+  *from = upgrade ? p : self;
+  *to = upgrade ? self : p;
+}
+
+/* The error table at the top (popped), raised by the step or by collecting the pipeline
+ * (`code`: lm_pipe_failed's, -1 when not a queued statement's), made the step's error. */
+static int pipe_failure(const pipe_run *r, int code, lm_error *err) {
+  lm_app *app = r->app;
+  size_t fs = code >= 0 ? (size_t)(code / LM_PIPE_KINDS) : r->s;
+  int kind = code >= 0 ? code % LM_PIPE_KINDS : LM_PIPE_OP;
+  if (fs >= r->plan->n) fs = r->s;
+  int idx = r->plan->idx[fs];
+  if (kind == LM_PIPE_OP) {
+    char *pstr;
+    const char *from, *to;
+    step_ends(app, idx, r->upgrade, &pstr, &from, &to);
+    lm_run_step_error(app, idx, r->upgrade, from, to, err);
+    free(pstr);
+    if (fs == r->s && (r->j->nblocks || r->j->user_commit)) {
+      lm_run_half_done_hint(app, idx, r->upgrade, err);
+      *r->half_done = 1;
+    }
+    return LM_ERR;
+  }
+  lm_error_from_lua(app->L, -1, LM_ESQL, err);
+  lua_pop(app->L, 1);
+  if (!err->sqlstate) return err->code = LM_ERR; /* a signal's, or the connection's */
+  if (kind == OWN_VT + LM_VT_PIECE_GUARD &&
+      (!strcmp(err->sqlstate, "25P01") || !strcmp(err->sqlstate, "25P02"))) {
+    int inerror = !strcmp(err->sqlstate, "25P02");
+    lm_error_clear(err);
+    return tx_state_error(app, idx, r->upgrade ? "upgrade" : "downgrade",
+                          inerror ? PQTRANS_INERROR : PQTRANS_IDLE, err);
+  }
+  if (kind >= OWN_VT) return lm_vt_step_failed(&app->vt, (lm_vt_piece)(kind - OWN_VT), err);
+  if (kind == OWN_TIMEOUTS) lm_error_setfield(&err->statement, "SELECT set_config($1, $2, true)");
+  return err->code;
+}
+
+/* Collects what the pipeline holds: the one wait. */
+static int pipe_collect(const pipe_run *r, lm_error *err) {
+  lua_State *L = r->app->L;
+  lua_pushcfunction(L, lm_pipe_l_sync);
+  lua_pushvalue(L, r->queue_idx);
+  if (lm_pcall(L, 1, 0) == LUA_OK) return LM_OK;
+  return pipe_failure(r, lm_pipe_failed(L), err);
+}
+
+/* Queues one of the run loop's own statements (collecting first when the queue is full). */
+static int queue_own(const pipe_run *r, const char *sql, int kind, lm_error *err) {
+  if (lm_conn_queued(r->app->conn) + 2 > LM_CONN_PIPE_MAX) {
+    int rc = pipe_collect(r, err);
+    if (rc) return rc;
+  }
+  return lm_pipe_queue_own(r->app->L, r->app->conn, sql, kind, err);
+}
+
+/* The start of a step in the pipeline: its clock and its SET LOCAL timeouts. */
+static int queue_head(const pipe_run *r, lm_error *err) {
+  lm_app *app = r->app;
+  int rc = queue_own(r, lm_vt_mark_sql(), OWN_MARK, err);
+  if (rc || (!app->cfg.ddl_lock_timeout && !app->cfg.statement_timeout)) return rc;
+  char *sql =
+      lm_tx_timeouts_local_sql(app->conn, app->cfg.ddl_lock_timeout, app->cfg.statement_timeout);
+  if (!sql) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  rc = queue_own(r, sql, OWN_TIMEOUTS, err);
+  free(sql);
+  return rc;
+}
+
+/* The end of a step in the pipeline: the version rows, the history row, the journal's
+ * rows when its autocommit blocks wrote some, and the COMMIT when `commit`. */
+static int queue_tail(const pipe_run *r, lm_revset *heads, int idx, double started, int commit,
+                      lm_error *err) {
+  lm_app *app = r->app;
+  lm_vt_change changes[64];
+  lm_vt_record rec;
+  lm_vt_stmt stmts[64 + 3];
+  size_t n = 0;
+  char *pids = NULL;
+  int nch = step_rows(app, heads, idx, r->upgrade, started, changes, &rec, &pids, err);
+  int rc = nch < 0 ? nch
+                   : lm_vt_step_sql(&app->vt, app->conn, changes, (size_t)nch, &rec,
+                                    r->j->nblocks > 0, stmts, 64 + 3, &n, err);
+  free(pids);
+  for (size_t i = 0; rc == LM_OK && i < n; i++)
+    rc = queue_own(r, stmts[i].sql, OWN_VT + (int)stmts[i].piece, err);
+  lm_vt_stmts_free(stmts, n);
+  if (rc == LM_OK && commit) rc = queue_own(r, LM_TX_COMMIT_SQL, OWN_COMMIT, err);
+  return rc;
+}
+
+static int copy_heads(lm_revset *dst, const lm_revset *src) {
+  dst->n = 0;
+  for (size_t i = 0; i < src->n; i++)
+    if (lm_revset_push(dst, src->idx[i])) return LM_ENOMEM;
+  return LM_OK;
 }
 
 /* lock = "xact": between two transactions another run may have moved the version rows;
@@ -197,6 +342,10 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   /* The ops' statements go without waiting for their results, unless a dry run or -v
    * shows each with its timing (docs/performance.md). */
   const int pipelined = app->cfg.pipeline && !app->dry_run && !lm_log_verbose();
+  /* ... and with them the step's own statements up to its COMMIT, one wait per step,
+   * except under lock = "table", whose lease is renewed (and its row count read) before
+   * each COMMIT. */
+  const int one_wait = pipelined && !(app->lock.held && app->lock.mode == LM_LOCK_TABLE);
   lm_push_conn(L, app->conn, 1);
   int queue_idx = lua_gettop(L);
   lm_conn_set_queue(L, queue_idx, 1);
@@ -224,6 +373,8 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       .hook = app->dry_run ? (app->show_locks ? &probe_hook : NULL) : &hook,
       .mode = &mode,
   };
+  pipe_run pr = {app, queue_idx, plan, 0, upgrade, &j, &half_done};
+  lm_revset before = {0}; /* heads before the step, for a retry */
   lm_cancel_set_conn(app->conn);
   for (size_t s = 0; s < plan->n; s++) {
     int idx = plan->idx[s];
@@ -233,17 +384,21 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
                         s ? "; the migrations before it stay applied" : "; nothing was changed");
       break;
     }
-    const int *parents;
-    size_t np = lm_dag_parents(app->dag, idx, &parents);
-    char *pstr = lm_run_comma_ids(app->dag, parents, np);
+    char *pstr;
+    const char *from, *to;
+    step_ends(app, idx, upgrade, &pstr, &from, &to);
     const char *self = lm_dag_id(app->dag, idx);
-    const char *from = upgrade ? (pstr ? pstr : "") : self;
-    const char *to = upgrade ? self : (pstr ? pstr : "");
     if (s == 0 && !app->first_from) app->first_from = strdup(*from ? from : "base");
     int attempt = 1;
+    pr.s = s;
+    lm_pipe_set_step(L, (int)s);
   retry:
     lm_run_journal_reset(&j, idx,
                          app->resume && !strcmp(app->resume->revision, self) ? app->resume : NULL);
+    if ((rc = copy_heads(&before, heads))) {
+      lm_error_set(err, rc, "out of memory");
+      goto step_done;
+    }
     if (!in_tx) {
       in_tx = 1;
       if ((rc = begin_locked(app, heads, err))) goto step_done;
@@ -251,18 +406,26 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lm_log_step(s + 1, plan->n);
     lm_log_begin("Running %s %s -> %s, %s", fn, from, to, lm_dag_doc(app->dag, idx));
     lm_log_set_revision(self);
-    if ((rc = lm_tx_timeouts(app->conn, app->cfg.ddl_lock_timeout, app->cfg.statement_timeout,
-                             LM_TX_LOCAL, err)))
-      goto step_done;
+    if (one_wait)
+      rc = queue_head(&pr, err);
+    else
+      rc = lm_tx_timeouts(app->conn, app->cfg.ddl_lock_timeout, app->cfg.statement_timeout,
+                          LM_TX_LOCAL, err);
+    if (rc) goto step_done;
     double started = wall_s();
     lm_cancel_set_phase(LM_CANCEL_MIGRATION); /* the file runs again, then its function */
     if ((rc = lm_loader_env(app, idx, err))) goto step_done;
     lua_getfield(L, -1, fn);
     lua_remove(L, -2);
     lm_run_open(L, &spec);
+    lm_pipe_failed(L); /* forgets an earlier step's */
     int st = lm_pcall(L, 0, 0);
+    int code = st != LUA_OK ? lm_pipe_failed(L) : -1;
     lm_cancel_set_phase(NULL);
-    if (pipelined) {
+    /* One wait: what upgrade() queued goes on with the step's own statements, unless it
+     * failed or a --resume's check comes first. */
+    const int tail = one_wait && st == LUA_OK && !j.resume;
+    if (pipelined && !tail) {
       /* The queued statements' results: a failure among them came before anything that
        * failed after them, so it is the step's error. */
       lua_pushcfunction(L, lm_pipe_l_sync);
@@ -271,16 +434,26 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       if (sst != LUA_OK) {
         if (st != LUA_OK) lua_remove(L, -2);
         st = sst;
+        code = lm_pipe_failed(L);
       }
     }
     lm_run_close(L);
     if (st != LUA_OK) {
-      lm_run_step_error(app, idx, upgrade, from, to, err);
-      if (j.nblocks || j.user_commit) {
-        lm_run_half_done_hint(app, idx, upgrade, err);
-        half_done = 1;
+      rc = pipe_failure(&pr, code, err);
+      goto step_done;
+    }
+    if (tail) {
+      /* Known only when nothing is in flight; else the tail's guard checks it. */
+      if (!lm_conn_pipe_pending(app->conn) && (rc = check_tx_state(app, idx, fn, err)))
+        goto step_done;
+      if ((rc = queue_tail(&pr, heads, idx, started, per_migration, err))) goto step_done;
+      if (per_migration) {
+        rc = pipe_collect(&pr, err);
+        in_tx = 0;
+        if (rc) goto step_done;
       }
-      rc = LM_ERR;
+      app->steps_done++;
+      lm_log_end_ms((wall_s() - started) * 1000.0);
       goto step_done;
     }
     if ((rc = check_tx_state(app, idx, fn, err))) goto step_done;
@@ -310,6 +483,10 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   step_done:
     lm_cancel_set_phase(NULL);
     lm_log_set_revision(NULL);
+    if (rc && per_migration && copy_heads(heads, &before) && rc != LM_ENOMEM) {
+      lm_error_clear(err);
+      rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
     /* A lock that could not be had within lock_timeout (55P03) is worth another try: the
      * step rolls back alone, waits with backoff, and runs again, up to lock_retries times. */
     if (rc && err->sqlstate && !strcmp(err->sqlstate, "55P03") && per_migration && !j.nblocks &&
@@ -334,6 +511,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     lm_loader_release(app, idx);
     if (rc) break;
   }
+  lm_revset_free(&before);
   if (app->dry_run) {
     lm_error rb = {0};
     int rbrc = lm_tx_rollback(app->conn, &rb);
@@ -350,7 +528,13 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       lm_log_info("Dry run failed; everything it did was rolled back");
     goto out;
   }
-  if (rc == LM_OK && in_tx) rc = lm_tx_commit(app->conn, err);
+  if (rc == LM_OK && in_tx && lm_conn_pipe_pending(app->conn)) {
+    /* transaction_per_migration = false: the run's one pipeline ends with its COMMIT */
+    rc = queue_own(&pr, LM_TX_COMMIT_SQL, OWN_COMMIT, err);
+    if (rc == LM_OK) rc = pipe_collect(&pr, err);
+  } else if (rc == LM_OK && in_tx) {
+    rc = lm_tx_commit(app->conn, err);
+  }
   if (rc != LM_OK &&
       (lm_conn_begin_pending(app->conn) || PQtransactionStatus(app->conn) != PQTRANS_IDLE)) {
     lm_tx_rollback(app->conn, NULL);

@@ -3,6 +3,8 @@
 #include "tx.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "conn.h"
 
@@ -66,4 +68,30 @@ int lm_tx_timeouts(PGconn *conn, const char *lock_timeout, const char *statement
     n++;
   }
   return n ? lm_exec_batch(conn, stmts, n, err) : LM_OK;
+}
+
+char *lm_tx_timeouts_local_sql(PGconn *conn, const char *lock_timeout,
+                               const char *statement_timeout) {
+  const char *names[2] = {"lock_timeout", "statement_timeout"};
+  const char *values[2] = {lock_timeout, statement_timeout};
+  char *quoted[2] = {NULL, NULL};
+  size_t len = 16;
+  for (int i = 0; i < 2; i++) {
+    if (!values[i]) continue;
+    if (!(quoted[i] = PQescapeLiteral(conn, values[i], strlen(values[i])))) goto fail;
+    len += strlen(quoted[i]) + 64;
+  }
+  if (!quoted[0] && !quoted[1]) return NULL;
+  char *sql = malloc(len);
+  if (!sql) goto fail;
+  size_t used = (size_t)snprintf(sql, len, "SELECT ");
+  for (int i = 0; i < 2; i++)
+    if (quoted[i])
+      used += (size_t)snprintf(sql + used, len - used, "%sset_config('%s', %s, true)",
+                               used > 7 ? ", " : "", names[i], quoted[i]);
+  for (int i = 0; i < 2; i++) PQfreemem(quoted[i]);
+  return sql;
+fail:
+  for (int i = 0; i < 2; i++) PQfreemem(quoted[i]);
+  return NULL;
 }

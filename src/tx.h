@@ -34,4 +34,9 @@ typedef enum lm_tx_scope { LM_TX_LOCAL, LM_TX_SESSION, LM_TX_RESET } lm_tx_scope
 int lm_tx_timeouts(PGconn *conn, const char *lock_timeout, const char *statement_timeout,
                    lm_tx_scope scope, lm_error *err);
 
+/* The LM_TX_LOCAL timeouts as one statement with literal values, to queue in the run's
+ * pipeline (malloc'd; NULL when both are NULL, or out of memory). */
+char *lm_tx_timeouts_local_sql(PGconn *conn, const char *lock_timeout,
+                               const char *statement_timeout);
+
 #endif

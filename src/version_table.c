@@ -8,6 +8,7 @@
 
 #include "conn.h"
 #include "journal.h"
+#include "strbuf.h"
 
 /* The one text of each bookkeeping statement (version_table.h). */
 static const struct {
@@ -244,21 +245,28 @@ int lm_vt_read(lm_vt *vt, PGconn *conn, char ***ids, size_t *n, lm_error *err) {
   return LM_OK;
 }
 
+/* The message of a row change that matched `rows` rows instead of one is
+ * ONE_ROW_HEAD "<what> 'a'[ to 'b'] in <table>; " <rows> ONE_ROW_TAIL. */
+#define ONE_ROW_HEAD "expected to match one row when "
+#define ONE_ROW_TAIL " found (was the version table changed by hand?)"
+
+static void one_row_head(char *buf, size_t size, const lm_vt *vt, const char *what, const char *a,
+                         const char *b) {
+  if (b)
+    snprintf(buf, size, ONE_ROW_HEAD "%s '%s' to '%s' in %s; ", what, a, b, vt->table);
+  else
+    snprintf(buf, size, ONE_ROW_HEAD "%s '%s' in %s; ", what, a, vt->table);
+}
+
 static int expect_one(PGresult *res, lm_vt *vt, const char *what, const char *a, const char *b,
                       lm_error *err) {
   const char *t = PQcmdTuples(res);
   int rows = t && *t ? (int)strtol(t, NULL, 10) : 0;
   PQclear(res);
   if (rows == 1) return LM_OK;
-  if (b)
-    return lm_error_set(err, LM_ERR,
-                        "expected to match one row when %s '%s' to '%s' in %s; %d found "
-                        "(was the version table changed by hand?)",
-                        what, a, b, vt->table, rows);
-  return lm_error_set(err, LM_ERR,
-                      "expected to match one row when %s '%s' in %s; %d found (was the "
-                      "version table changed by hand?)",
-                      what, a, vt->table, rows);
+  char head[1024];
+  one_row_head(head, sizeof head, vt, what, a, b);
+  return lm_error_set(err, LM_ERR, "%s%d" ONE_ROW_TAIL, head, rows);
 }
 
 int lm_vt_insert(lm_vt *vt, PGconn *conn, const char *id, lm_error *err) {
@@ -437,6 +445,184 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
                                    : expect_one(stmts[i].res, vt, "updating", c->from, c->to, err);
   }
   free(rows);
+  return rc;
+}
+
+/* ---- a step's bookkeeping in the run's pipeline ------------------------------------
+ * The statements lm_vt_step sends, made to need no result before COMMIT: parameters become
+ * literals (PQescapeLiteral, for conn's encoding; the history's UTF-8 texts hex-decoded, as
+ * their binary parameters were), and each row change becomes a data-modifying CTE that
+ * fails unless it matched one row. Its failure is a cast of the one-row message to integer
+ * (SQLSTATE 22P02, the message quoted in the server's), which aborts the transaction, so the
+ * COMMIT queued after it rolls back; lm_vt_step_failed gives back the message lm_vt_step
+ * reports. No object is created for it. */
+
+/* Appends s as a literal for conn (NULL: NULL); 0, or -1 when libpq cannot escape it. */
+static int add_literal(lm_strbuf *b, PGconn *conn, const char *s) {
+  if (!s) {
+    lm_strbuf_cat(b, "NULL");
+    return 0;
+  }
+  char *q = PQescapeLiteral(conn, s, strlen(s));
+  if (!q) return -1;
+  lm_strbuf_cat(b, q);
+  PQfreemem(q);
+  return 0;
+}
+
+/* sql with each $k outside quotes and identifiers replaced by vals[k-1] as a literal, a
+ * binary one (fmts[k-1] == 1) as decode('<hex>', 'hex'), or raw[k-1] when given. */
+static char *inline_params(PGconn *conn, const char *sql, int n, const char *const *vals,
+                           const int *fmts, const char *const *raw) {
+  lm_strbuf b = {0};
+  char quote = 0;
+  for (const char *p = sql; *p; p++) {
+    if (quote) {
+      if (*p == quote) quote = 0; /* a doubled quote closes and reopens: the same text */
+      lm_strbuf_putc(&b, *p);
+      continue;
+    }
+    if (*p == '\'' || *p == '"') quote = *p;
+    if (*p != '$' || p[1] < '1' || p[1] > '9') {
+      lm_strbuf_putc(&b, *p);
+      continue;
+    }
+    char *end;
+    long k = strtol(p + 1, &end, 10);
+    if (k < 1 || k > n) {
+      lm_strbuf_putc(&b, *p);
+      continue;
+    }
+    const char *v = vals[k - 1];
+    if (raw && raw[k - 1]) {
+      lm_strbuf_cat(&b, raw[k - 1]);
+    } else if (v && fmts && fmts[k - 1] == 1) {
+      lm_strbuf_cat(&b, "decode('");
+      for (const unsigned char *c = (const unsigned char *)v; *c; c++)
+        lm_strbuf_add(&b, "%02x", *c);
+      lm_strbuf_cat(&b, "', 'hex')");
+    } else if (add_literal(&b, conn, v)) {
+      b.oom = 1;
+    }
+    p = end - 1;
+  }
+  if (b.oom) {
+    free(b.s);
+    return NULL;
+  }
+  return b.s ? b.s : strdup("");
+}
+
+/* One row change as a statement that fails unless it matched one row. */
+static char *checked_row(lm_vt *vt, PGconn *conn, const lm_vt_change *c) {
+  char table_sql[512], head[1024];
+  const char *vals[2];
+  lm_vt_sql which;
+  if (c->kind == LM_VT_INSERT) {
+    which = LM_VT_SQL_INSERT;
+    vals[0] = c->to;
+    one_row_head(head, sizeof head, vt, "inserting", c->to, NULL);
+  } else if (c->kind == LM_VT_DELETE) {
+    which = LM_VT_SQL_DELETE;
+    vals[0] = c->from;
+    one_row_head(head, sizeof head, vt, "deleting", c->from, NULL);
+  } else {
+    which = LM_VT_SQL_UPDATE;
+    vals[0] = c->to;
+    vals[1] = c->from;
+    one_row_head(head, sizeof head, vt, "updating", c->from, c->to);
+  }
+  snprintf(table_sql, sizeof table_sql, SQL[which].sql, vt->table);
+  char *row = inline_params(conn, table_sql, which == LM_VT_SQL_UPDATE ? 2 : 1, vals, NULL, NULL);
+  lm_strbuf b = {0};
+  lm_strbuf_add(&b, "WITH m AS (%s RETURNING 1) SELECT CASE count(*) WHEN 1 THEN 0 ELSE (",
+                row ? row : "");
+  int bad = !row || add_literal(&b, conn, head);
+  lm_strbuf_cat(&b, " || count(*) || ");
+  bad = bad || add_literal(&b, conn, ONE_ROW_TAIL);
+  lm_strbuf_cat(&b, ")::integer END FROM m");
+  free(row);
+  if (bad || b.oom) {
+    free(b.s);
+    return NULL;
+  }
+  return b.s;
+}
+
+const char *lm_vt_mark_sql(void) {
+  return "SELECT set_config('luamigrate.step_started', clock_timestamp()::text, true)";
+}
+
+void lm_vt_stmts_free(lm_vt_stmt *stmts, size_t n) {
+  for (size_t i = 0; i < n; i++) free(stmts[i].sql);
+}
+
+int lm_vt_step_sql(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
+                   const lm_vt_record *rec, int clear_journal, lm_vt_stmt *out, size_t cap,
+                   size_t *nout, lm_error *err) {
+  *nout = 0;
+  if (n + 3 > cap) return lm_error_set(err, LM_ERR, "too many version-table changes in one step");
+  size_t k = 0;
+  lm_strbuf g = {0};
+  lm_strbuf_add(&g, "LOCK TABLE %s IN ROW EXCLUSIVE MODE", vt->table);
+  if (g.oom) {
+    free(g.s);
+    g.s = NULL;
+  }
+  out[k++] = (lm_vt_stmt){LM_VT_PIECE_GUARD, g.s};
+  for (size_t i = 0; i < n; i++) out[k++] = (lm_vt_stmt){LM_VT_PIECE_ROW, checked_row(vt, conn, &changes[i])};
+  history_row h;
+  int rc = history_stmt(vt, rec, &h, err);
+  if (rc) {
+    lm_vt_stmts_free(out, k);
+    return rc;
+  }
+  /* The duration: the client's time so far, or the server's since the step's mark
+   * (lm_vt_mark_sql) when longer: the op's statements may still be running there. */
+  char duration[256];
+  snprintf(duration, sizeof duration,
+           "GREATEST(%s, extract(epoch FROM clock_timestamp() - nullif(current_setting("
+           "'luamigrate.step_started', true), '')::timestamptz) * 1000)",
+           h.duration);
+  const char *raw[11] = {NULL};
+  raw[8] = duration;
+  out[k++] = (lm_vt_stmt){LM_VT_PIECE_HISTORY, inline_params(conn, h.sql, 11, h.vals, h.fmts, raw)};
+  history_free(&h);
+  if (clear_journal) {
+    lm_strbuf j = {0};
+    lm_strbuf_add(&j, "DELETE FROM %s WHERE revision = ", vt->journal);
+    if (add_literal(&j, conn, rec->revision)) j.oom = 1;
+    out[k++] = (lm_vt_stmt){LM_VT_PIECE_JOURNAL, j.oom ? NULL : j.s};
+    if (j.oom) free(j.s);
+  }
+  *nout = k;
+  for (size_t i = 0; i < k; i++)
+    if (!out[i].sql) {
+      lm_vt_stmts_free(out, k);
+      *nout = 0;
+      return lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+  return LM_OK;
+}
+
+int lm_vt_step_failed(lm_vt *vt, lm_vt_piece piece, lm_error *err) {
+  int rc = err->code ? err->code : LM_ESQL;
+  const char *msg = err->message, *head = msg ? strstr(msg, ONE_ROW_HEAD) : NULL;
+  const char *tail = head ? strstr(head, ONE_ROW_TAIL) : NULL;
+  if (piece == LM_VT_PIECE_ROW && err->sqlstate && !strcmp(err->sqlstate, "22P02") && tail) {
+    char *text = strndup(head, (size_t)(tail - head) + strlen(ONE_ROW_TAIL));
+    lm_error_clear(err);
+    if (!text) return lm_error_set(err, LM_ENOMEM, "out of memory");
+    lm_error_set(err, LM_ERR, "%s", text);
+    free(text);
+    return LM_ERR;
+  }
+  switch (piece) {
+    case LM_VT_PIECE_GUARD:
+    case LM_VT_PIECE_ROW: return explain(rc, "writing", "version", vt->table, err);
+    case LM_VT_PIECE_HISTORY: return explain(rc, "writing", "history", vt->history, err);
+    case LM_VT_PIECE_JOURNAL: return explain(rc, "writing", "journal", vt->journal, err);
+  }
   return rc;
 }
 

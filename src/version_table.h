@@ -94,6 +94,34 @@ typedef struct lm_vt_change {
 int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
                const lm_vt_record *rec, lm_error *err);
 
+/* lm_vt_step (and lm_journal_clear) as statements to send in one pipeline with the
+ * migration's and its COMMIT, none of whose results is read before the COMMIT: a guard that
+ * fails outside the migration's transaction block (LOCK TABLE: 25P01 when the migration
+ * ended it, 25P02 when it is aborted), each row change checked by the server to match one
+ * row (a failure aborts the transaction, so the COMMIT rolls back), the history row, and
+ * the journal's rows of the revision when clear_journal. *nout statements in out (room for
+ * cap, at least n + 3), each sql malloc'd: lm_vt_stmts_free. lm_vt_mark_sql is the
+ * statement that starts the step's clock on the server, sent before its ops. */
+typedef enum lm_vt_piece {
+  LM_VT_PIECE_GUARD,
+  LM_VT_PIECE_ROW,
+  LM_VT_PIECE_HISTORY,
+  LM_VT_PIECE_JOURNAL
+} lm_vt_piece;
+typedef struct lm_vt_stmt {
+  lm_vt_piece piece;
+  char *sql;
+} lm_vt_stmt;
+int lm_vt_step_sql(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
+                   const lm_vt_record *rec, int clear_journal, lm_vt_stmt *out, size_t cap,
+                   size_t *nout, lm_error *err);
+void lm_vt_stmts_free(lm_vt_stmt *stmts, size_t n);
+const char *lm_vt_mark_sql(void);
+/* The failure (err, as the server reported it) of a statement of lm_vt_step_sql, made the
+ * error lm_vt_step would have reported: a row change that did not match one row reads
+ * "expected to match one row when ...". Returns err's code. */
+int lm_vt_step_failed(lm_vt *vt, lm_vt_piece piece, lm_error *err);
+
 /* The latest upgrade recorded for each revision: revision, checksum (may be NULL), when it
  * started (epoch seconds), its duration (ms), and the start as text. *res holds the rows
  * (columns 0 to 4; none when the history table does not exist); PQclear it. */

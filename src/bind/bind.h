@@ -65,6 +65,16 @@ void lm_conn_set_hook(lua_State *L, int idx, const lm_conn_hook *hook);
 void lm_conn_set_queue(lua_State *L, int idx, int on);
 void lm_pipe_sync(lua_State *L, PGconn *conn);
 int lm_pipe_l_sync(lua_State *L);
+/* Whose a queued statement is, so that a failure collected later is reported for the step
+ * and the statement that caused it (the run loop's one pipeline, runner.c): every statement
+ * queued is noted with the step set by lm_pipe_set_step and a kind, LM_PIPE_OP for an op's
+ * (raised with its op's file:line) or one of the run loop's own (lm_pipe_queue_own: raised
+ * without a where, for the run loop to explain). lm_pipe_failed returns the failure's
+ * step * LM_PIPE_KINDS + kind once after lm_pipe_sync raised it, else -1. */
+enum { LM_PIPE_OP = 0, LM_PIPE_KINDS = 16 };
+void lm_pipe_set_step(lua_State *L, int step);
+int lm_pipe_queue_own(lua_State *L, PGconn *conn, const char *sql, int kind, lm_error *err);
+int lm_pipe_failed(lua_State *L);
 /* Puts an owned connection into the (empty) Conn box at idx. */
 void lm_conn_attach(lua_State *L, int idx, PGconn *conn);
 

@@ -89,6 +89,11 @@ void lm_conn_set_queue(lua_State *L, int idx, int on) {
 enum { TB_HEAD = 10, TB_TAIL = 11 }; /* frames kept either side of an elided middle */
 
 static const char FRAMES_KEY[] = "luamigrate.pipe.frames"; /* slot -> frames of its op */
+/* Whose each queued statement is: slot -> step * LM_PIPE_KINDS + kind (lm_pipe_set_step,
+ * lm_pipe_queue_own); the step queueing now; and the code of the last failure raised. */
+static const char CODES_KEY[] = "luamigrate.pipe.codes";
+static const char STEP_KEY[] = "luamigrate.pipe.step";
+static const char FAILED_KEY[] = "luamigrate.pipe.failed";
 
 /* Pushes a table of the frames from `level` on: per frame its "\n\t<source>:<line>: in "
  * prefix, its function, the name to use when no module holds it, and whether it was a tail
@@ -212,7 +217,64 @@ static const char *push_traceback(lua_State *L, size_t slot) {
   return lua_tostring(L, -1);
 }
 
+/* The code slot `slot` was queued with (an op of step 0 when none was noted). */
+static lua_Integer slot_code(lua_State *L, size_t slot) {
+  int top = lua_gettop(L);
+  lua_Integer code = 0;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, CODES_KEY) == LUA_TTABLE &&
+      lua_rawgeti(L, -1, (lua_Integer)slot + 1) == LUA_TNUMBER)
+    code = lua_tointeger(L, -1);
+  lua_settop(L, top);
+  return code;
+}
+
+/* Notes `code` for the slots first .. first+n-1 of the queue. */
+static void note_codes(lua_State *L, size_t first, int n, lua_Integer code) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, CODES_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, LM_CONN_PIPE_MAX, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, CODES_KEY);
+  }
+  for (int i = 0; i < n; i++) {
+    lua_pushinteger(L, code);
+    lua_rawseti(L, -2, (lua_Integer)first + i + 1);
+  }
+  lua_pop(L, 1);
+}
+
+static lua_Integer current_step(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, STEP_KEY);
+  lua_Integer step = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return step;
+}
+
+void lm_pipe_set_step(lua_State *L, int step) {
+  lua_pushinteger(L, step);
+  lua_setfield(L, LUA_REGISTRYINDEX, STEP_KEY);
+}
+
+int lm_pipe_failed(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, FAILED_KEY);
+  int code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, FAILED_KEY);
+  return code;
+}
+
+int lm_pipe_queue_own(lua_State *L, PGconn *conn, const char *sql, int kind, lm_error *err) {
+  size_t before = lm_conn_queued(conn);
+  int sent = lm_conn_queue(conn, sql, NULL, err);
+  if (sent < 0) return sent;
+  note_codes(L, before, sent, current_step(L) * LM_PIPE_KINDS + kind);
+  return LM_OK;
+}
+
 void lm_pipe_sync(lua_State *L, PGconn *conn) {
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, FAILED_KEY);
   if (!lm_conn_pipe_pending(conn)) return;
   size_t failed;
   lm_error err = {0};
@@ -221,6 +283,9 @@ void lm_pipe_sync(lua_State *L, PGconn *conn) {
     lm_conn_pipe_discard(conn);
     return;
   }
+  lua_Integer code = failed < lm_conn_queued(conn) ? slot_code(L, failed) : -1;
+  lua_pushinteger(L, code);
+  lua_setfield(L, LUA_REGISTRYINDEX, FAILED_KEY);
   if (lm_cancel_requested()) {
     /* The signal cancelled the statement: say so as its hook would have, at the op's
      * file:line. */
@@ -230,7 +295,7 @@ void lm_pipe_sync(lua_State *L, PGconn *conn) {
   /* Raised as the failing statement's op would have raised it (Lua copies of the strings:
    * the queue is freed first, so nothing leaks through the raise). */
   const char *where = NULL, *tb = NULL;
-  if (failed < lm_conn_queued(conn)) {
+  if (code >= 0 && code % LM_PIPE_KINDS == LM_PIPE_OP) {
     const char *w = lm_conn_queued_where(conn, failed);
     where = w ? lua_pushstring(L, w) : NULL;
     tb = push_traceback(L, failed);
@@ -271,6 +336,7 @@ static void queue_statement(lua_State *L, luaconn *c, const char *sql) {
     lua_rawseti(L, slots, (lua_Integer)before + i + 1);
   }
   lua_settop(L, slots - 2);
+  note_codes(L, before, sent, current_step(L) * LM_PIPE_KINDS + LM_PIPE_OP);
 }
 
 static luaconn *checkbox(lua_State *L) {
