@@ -570,7 +570,8 @@ int lm_vt_step_sql(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t 
     g.s = NULL;
   }
   out[k++] = (lm_vt_stmt){LM_VT_PIECE_GUARD, g.s};
-  for (size_t i = 0; i < n; i++) out[k++] = (lm_vt_stmt){LM_VT_PIECE_ROW, checked_row(vt, conn, &changes[i])};
+  for (size_t i = 0; i < n; i++)
+    out[k++] = (lm_vt_stmt){LM_VT_PIECE_ROW, checked_row(vt, conn, &changes[i])};
   history_row h;
   int rc = history_stmt(vt, rec, &h, err);
   if (rc) {

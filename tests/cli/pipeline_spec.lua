@@ -173,3 +173,140 @@ describe("pipelined op statements", function()
     assert.equal(0, r.code, r.err)
   end)
 end)
+
+-- One wait per migration: a step's statements, its version rows, history row and COMMIT go
+-- in one pipeline, the row checks made by the server. What a user sees when something in
+-- that pipeline fails is what a step that waited for each result reported.
+describe("one wait per migration", function()
+  local fx = fixture.new()
+
+  local function project(files, per_migration)
+    return fx:open {
+      files = files,
+      config = 'script_location = "migrations"\ntransaction_per_migration = ' .. tostring(per_migration) .. "\n",
+    }
+  end
+
+  local function run(dir, url, ...)
+    return cli.run({ "--url", url, ... }, { cwd = dir })
+  end
+
+  -- Three revisions, each creating its table; `bodies[i]` replaces revision i's body.
+  local function three(bodies)
+    local ids = { "aaaa", "bbbb", "cccc" }
+    local files = {}
+    for i, id in ipairs(ids) do
+      files[("migrations/versions/%s_m%d.lua"):format(id, i)] = cli.revision(id, ids[i - 1],
+        bodies[i] or ('  op.create_table("m%d", sa.Column("id", sa.Integer))'):format(i))
+    end
+    return files
+  end
+
+  local TABLES = "SELECT count(*) FROM pg_tables WHERE tablename IN ('m1', 'm2', 'm3')"
+  local VERSION = "SELECT coalesce(string_agg(version_num, ','), '') FROM luamigrate_version"
+  local HISTORY = "SELECT coalesce(string_agg(revision, ',' ORDER BY id), '') FROM luamigrate_version_history"
+
+  it("rolls back a migration whose version row another session moved while it ran", function()
+    local dir, url = project(three { [2] = '  op.create_table("m2", sa.Column("id", sa.Integer))\n'
+      .. '  op.execute("SELECT pg_sleep(3)")' }, true)
+    local pid, errfile = cli.start({ "--url", url, "upgrade", "head" }, dir)
+    local sleeping = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()"
+    for _ = 1, 200 do
+      if pg.psql(url, sleeping) == "1" then break end
+      os.execute("sleep 0.05")
+    end
+    assert.equal("1", pg.psql(url, sleeping))
+    -- someone else moves the row (bypassing the lock) while the second migration runs
+    pg.psql(url, "UPDATE luamigrate_version SET version_num = 'zzzz'")
+    for _ = 1, 400 do
+      if not cli.alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    assert.is_false(cli.alive(pid))
+    local err = cli.slurp(errfile)
+    os.remove(errfile)
+    assert.truthy(err:find("expected to match one row when updating 'aaaa' to 'bbbb' in \"luamigrate_version\"; "
+      .. "0 found (was the version table changed by hand?)", 1, true), err)
+    assert.truthy(err:find("Rolled back the failed migration; the ones before it stay applied", 1, true), err)
+    -- the other session's row stays; of this run only the first migration is there
+    assert.equal("zzzz", pg.psql(url, VERSION))
+    assert.equal("aaaa", pg.psql(url, HISTORY))
+    assert.equal("1", pg.psql(url, TABLES))
+  end)
+
+  it("reports a failing statement mid-migration at its file:line, the migrations before it applied", function()
+    local dir, url = project(three { [2] = '  op.create_table("m2", sa.Column("id", sa.Integer))\n'
+      .. '  op.add_column("no_such", sa.Column("x", sa.Integer))\n'
+      .. '  op.create_index("m2_id", "m2", { "id" })' }, true)
+    local r = run(dir, url, "upgrade", "head")
+    assert.equal(1, r.code, r.err)
+    assert.truthy(r.err:find("migrations/versions/bbbb_m2.lua:10: upgrade aaaa -> bbbb failed: ERROR 42P01: "
+      .. 'relation "no_such" does not exist', 1, true), r.err)
+    assert.truthy(r.err:find("statement: ALTER TABLE no_such ADD COLUMN x INTEGER", 1, true), r.err)
+    assert.equal("aaaa", pg.psql(url, VERSION))
+    assert.equal("aaaa", pg.psql(url, HISTORY))
+    assert.equal("1", pg.psql(url, TABLES))
+    assert.equal("", pg.psql(url, "SELECT to_regclass('m2_id')"))
+  end)
+
+  it("with transaction_per_migration = false, leaves nothing applied when the third migration fails", function()
+    local dir, url = project(three { [3] = '  op.create_table("m3", sa.Column("id", sa.Integer))\n'
+      .. '  op.execute("INSERT INTO m3 VALUES (\'not a number\')")' }, false)
+    local r = run(dir, url, "upgrade", "head")
+    assert.equal(1, r.code, r.err)
+    assert.truthy(r.err:find("migrations/versions/cccc_m3.lua:10: upgrade bbbb -> cccc failed: ERROR 22P02: "
+      .. "invalid input syntax for type integer", 1, true), r.err)
+    assert.truthy(r.err:find("Rolled back the whole run (transaction_per_migration is false)", 1, true), r.err)
+    assert.equal("0", pg.psql(url, TABLES))
+    assert.equal("", pg.psql(url, VERSION))
+    assert.equal("", pg.psql(url, HISTORY))
+    -- fixed, the same run applies all three in its one transaction
+    local path = dir .. "/migrations/versions/cccc_m3.lua"
+    cli.write(path, (cli.slurp(path):gsub("'not a number'", "3")))
+    r = run(dir, url, "upgrade", "head")
+    assert.equal(0, r.code, r.err)
+    assert.equal("cccc", pg.psql(url, VERSION))
+    assert.equal("aaaa,bbbb,cccc", pg.psql(url, HISTORY))
+    assert.equal("3", pg.psql(url, TABLES))
+  end)
+
+  it("with transaction_per_migration = false, names the first migration's failing op, found at the end", function()
+    -- its result is read only at the run's one sync, after the other two ran their upgrade()
+    local dir, url = project(three { [1] = '  op.create_table("m1", sa.Column("id", sa.Integer))\n'
+      .. '  op.drop_column("m1", "nope")' }, false)
+    local r = run(dir, url, "upgrade", "head")
+    assert.equal(1, r.code, r.err)
+    assert.truthy(r.err:find("migrations/versions/aaaa_m1.lua:10: upgrade  -> aaaa failed: ERROR 42703: "
+      .. 'column "nope" of relation "m1" does not exist', 1, true), r.err)
+    assert.truthy(r.err:find("revision aaaa (migrations/versions/aaaa_m1.lua)", 1, true), r.err)
+    assert.equal("0", pg.psql(url, TABLES))
+    assert.equal("", pg.psql(url, VERSION))
+    assert.equal("", pg.psql(url, HISTORY))
+  end)
+
+  it("with transaction_per_migration = false, names the version row an earlier migration moved", function()
+    -- the second migration moves the row; its check fails on the server while the third
+    -- migration's statements are already queued, and the report is the second's
+    local dir, url = project(three { [2] = '  op.create_table("m2", sa.Column("id", sa.Integer))\n'
+      .. '  op.execute("DELETE FROM luamigrate_version")' }, false)
+    local r = run(dir, url, "upgrade", "head")
+    assert.equal(1, r.code, r.err)
+    assert.truthy(r.err:find("expected to match one row when updating 'aaaa' to 'bbbb' in \"luamigrate_version\"; "
+      .. "0 found (was the version table changed by hand?)", 1, true), r.err)
+    assert.equal("0", pg.psql(url, TABLES))
+    assert.equal("", pg.psql(url, VERSION))
+    assert.equal("", pg.psql(url, HISTORY))
+  end)
+
+  it("records each step's history row with its checksum and a duration that covers the server's work", function()
+    local dir, url = project(three { [2] = '  op.create_table("m2", sa.Column("id", sa.Integer))\n'
+      .. '  op.execute("SELECT pg_sleep(0.3)")' }, true)
+    local r = run(dir, url, "upgrade", "head")
+    assert.equal(0, r.code, r.err)
+    assert.equal("aaaa,bbbb,cccc", pg.psql(url, HISTORY))
+    assert.equal("3", pg.psql(url, "SELECT count(*) FROM luamigrate_version_history WHERE checksum ~ '^[0-9a-f]{64}$' "
+      .. "AND file LIKE 'migrations/versions/%' AND message LIKE 'revision %'"))
+    assert.equal("t", pg.psql(url, "SELECT duration_ms >= 300 FROM luamigrate_version_history WHERE revision = 'bbbb'"))
+    assert.equal("cccc", pg.psql(url, VERSION))
+  end)
+end)
