@@ -5,20 +5,39 @@ local pg = require "helpers.pg"
 local cli = require "helpers.cli"
 local fixture = require "helpers.fixture"
 
+-- luamigrate --url URL ARGS... in dir.
+local function run(dir, url, ...)
+  return cli.run({ "--url", url, ... }, { cwd = dir })
+end
+
+-- A project of `files` in fixture fx, `settings` following script_location in its config;
+-- returns its dir and database URL.
+local function open(fx, files, settings)
+  return fx:open { files = files, config = 'script_location = "migrations"\n' .. settings }
+end
+
+-- cond() polled every 50 ms up to `tries` times; true once it held.
+local function wait_for(cond, tries)
+  for _ = 1, tries do
+    if cond() then return true end
+    os.execute("sleep 0.05")
+  end
+  return cond()
+end
+
+-- Whether a session of url's database sits in pg_sleep.
+local function sleeping(url)
+  return pg.psql(url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+    .. "AND datname = current_database()") == "1"
+end
+
 describe("pipelined op statements", function()
   local fx = fixture.new()
 
   -- A project with the given files and `pipeline = <on>`; returns its dir and database URL.
+  -- lint off: its rendering runs upgrade() once more, which the files' marks would count
   local function project(files, on)
-    return fx:open {
-      files = files,
-      -- lint off: its rendering runs upgrade() once more, which the files' marks would count
-      config = 'script_location = "migrations"\npipeline = ' .. tostring(on) .. '\nlint = { upgrade = "off" }\n',
-    }
-  end
-
-  local function run(dir, url, ...)
-    return cli.run({ "--url", url, ... }, { cwd = dir })
+    return open(fx, files, "pipeline = " .. tostring(on) .. '\nlint = { upgrade = "off" }\n')
   end
 
   -- stderr without its timings, which differ between runs.
@@ -134,18 +153,9 @@ describe("pipelined op statements", function()
   op.add_column("t", sa.Column("x", sa.Integer, { server_default = sa.text("(pg_sleep(30) IS NULL)::int") }))
   op.create_table("u", sa.Column("id", sa.Integer))]]) }, true)
     local pid, errfile = cli.start({ "--url", url, "upgrade", "head" }, dir)
-    local sleeping = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()"
-    for _ = 1, 200 do
-      if pg.psql(url, sleeping) == "1" then break end
-      os.execute("sleep 0.05")
-    end
-    assert.equal("1", pg.psql(url, sleeping))
+    assert.is_true(wait_for(function() return sleeping(url) end, 200))
     os.execute(("kill -INT %d"):format(pid))
-    for _ = 1, 200 do
-      if not cli.alive(pid) then break end
-      os.execute("sleep 0.05")
-    end
-    assert.is_false(cli.alive(pid))
+    assert.is_true(wait_for(function() return not cli.alive(pid) end, 200))
     local err = cli.slurp(errfile)
     os.remove(errfile)
     assert.truthy(err:find("luamigrate: migrations/versions/aaaa_x.lua:11: upgrade  -> aaaa failed: interrupted by "
@@ -181,22 +191,15 @@ describe("one wait per migration", function()
   local fx = fixture.new()
 
   local function project(files, per_migration)
-    return fx:open {
-      files = files,
-      config = 'script_location = "migrations"\ntransaction_per_migration = ' .. tostring(per_migration) .. "\n",
-    }
-  end
-
-  local function run(dir, url, ...)
-    return cli.run({ "--url", url, ... }, { cwd = dir })
+    return open(fx, files, "transaction_per_migration = " .. tostring(per_migration) .. "\n")
   end
 
   -- Three revisions, each creating its table; `bodies[i]` replaces revision i's body.
+  local IDS = { "aaaa", "bbbb", "cccc" }
   local function three(bodies)
-    local ids = { "aaaa", "bbbb", "cccc" }
     local files = {}
-    for i, id in ipairs(ids) do
-      files[("migrations/versions/%s_m%d.lua"):format(id, i)] = cli.revision(id, ids[i - 1],
+    for i, id in ipairs(IDS) do
+      files[("migrations/versions/%s_m%d.lua"):format(id, i)] = cli.revision(id, IDS[i - 1],
         bodies[i] or ('  op.create_table("m%d", sa.Column("id", sa.Integer))'):format(i))
     end
     return files
@@ -210,19 +213,10 @@ describe("one wait per migration", function()
     local dir, url = project(three { [2] = '  op.create_table("m2", sa.Column("id", sa.Integer))\n'
       .. '  op.execute("SELECT pg_sleep(3)")' }, true)
     local pid, errfile = cli.start({ "--url", url, "upgrade", "head" }, dir)
-    local sleeping = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()"
-    for _ = 1, 200 do
-      if pg.psql(url, sleeping) == "1" then break end
-      os.execute("sleep 0.05")
-    end
-    assert.equal("1", pg.psql(url, sleeping))
+    assert.is_true(wait_for(function() return sleeping(url) end, 200))
     -- someone else moves the row (bypassing the lock) while the second migration runs
     pg.psql(url, "UPDATE luamigrate_version SET version_num = 'zzzz'")
-    for _ = 1, 400 do
-      if not cli.alive(pid) then break end
-      os.execute("sleep 0.05")
-    end
-    assert.is_false(cli.alive(pid))
+    assert.is_true(wait_for(function() return not cli.alive(pid) end, 400))
     local err = cli.slurp(errfile)
     os.remove(errfile)
     assert.truthy(err:find("expected to match one row when updating 'aaaa' to 'bbbb' in \"luamigrate_version\"; "
@@ -249,54 +243,46 @@ describe("one wait per migration", function()
     assert.equal("", pg.psql(url, "SELECT to_regclass('m2_id')"))
   end)
 
-  it("with transaction_per_migration = false, leaves nothing applied when the third migration fails", function()
-    local dir, url = project(three { [3] = '  op.create_table("m3", sa.Column("id", sa.Integer))\n'
-      .. '  op.execute("INSERT INTO m3 VALUES (\'not a number\')")' }, false)
-    local r = run(dir, url, "upgrade", "head")
-    assert.equal(1, r.code, r.err)
-    assert.truthy(r.err:find("migrations/versions/cccc_m3.lua:10: upgrade bbbb -> cccc failed: ERROR 22P02: "
-      .. "invalid input syntax for type integer", 1, true), r.err)
-    assert.truthy(r.err:find("Rolled back the whole run (transaction_per_migration is false)", 1, true), r.err)
-    assert.equal("0", pg.psql(url, TABLES))
-    assert.equal("", pg.psql(url, VERSION))
-    assert.equal("", pg.psql(url, HISTORY))
-    -- fixed, the same run applies all three in its one transaction
-    local path = dir .. "/migrations/versions/cccc_m3.lua"
-    cli.write(path, (cli.slurp(path):gsub("'not a number'", "3")))
-    r = run(dir, url, "upgrade", "head")
-    assert.equal(0, r.code, r.err)
-    assert.equal("cccc", pg.psql(url, VERSION))
-    assert.equal("aaaa,bbbb,cccc", pg.psql(url, HISTORY))
-    assert.equal("3", pg.psql(url, TABLES))
-  end)
-
-  it("with transaction_per_migration = false, names the first migration's failing op, found at the end", function()
-    -- its result is read only at the run's one sync, after the other two ran their upgrade()
-    local dir, url = project(three { [1] = '  op.create_table("m1", sa.Column("id", sa.Integer))\n'
-      .. '  op.drop_column("m1", "nope")' }, false)
-    local r = run(dir, url, "upgrade", "head")
-    assert.equal(1, r.code, r.err)
-    assert.truthy(r.err:find("migrations/versions/aaaa_m1.lua:10: upgrade  -> aaaa failed: ERROR 42703: "
-      .. 'column "nope" of relation "m1" does not exist', 1, true), r.err)
-    assert.truthy(r.err:find("revision aaaa (migrations/versions/aaaa_m1.lua)", 1, true), r.err)
-    assert.equal("0", pg.psql(url, TABLES))
-    assert.equal("", pg.psql(url, VERSION))
-    assert.equal("", pg.psql(url, HISTORY))
-  end)
-
-  it("with transaction_per_migration = false, names the version row an earlier migration moved", function()
-    -- the second migration moves the row; its check fails on the server while the third
-    -- migration's statements are already queued, and the report is the second's
-    local dir, url = project(three { [2] = '  op.create_table("m2", sa.Column("id", sa.Integer))\n'
-      .. '  op.execute("DELETE FROM luamigrate_version")' }, false)
-    local r = run(dir, url, "upgrade", "head")
-    assert.equal(1, r.code, r.err)
-    assert.truthy(r.err:find("expected to match one row when updating 'aaaa' to 'bbbb' in \"luamigrate_version\"; "
-      .. "0 found (was the version table changed by hand?)", 1, true), r.err)
-    assert.equal("0", pg.psql(url, TABLES))
-    assert.equal("", pg.psql(url, VERSION))
-    assert.equal("", pg.psql(url, HISTORY))
-  end)
+  -- transaction_per_migration = false: the run is one pipeline. Whichever statement fails,
+  -- however late its result is read, the report names it and nothing is applied; without
+  -- the failing line the same project applies all three in its one transaction.
+  local ONE_RUN = {
+    { "leaves nothing applied when the third migration fails", 3,
+      [[  op.execute("INSERT INTO m3 VALUES ('not a number')")]],
+      "migrations/versions/cccc_m3.lua:10: upgrade bbbb -> cccc failed: ERROR 22P02: "
+        .. "invalid input syntax for type integer" },
+    { "names the first migration's failing op, its result read only at the run's end", 1,
+      '  op.drop_column("m1", "nope")',
+      'migrations/versions/aaaa_m1.lua:10: upgrade  -> aaaa failed: ERROR 42703: column "nope" of relation "m1" '
+        .. "does not exist" },
+    { "names the version row an earlier migration moved, though the next one had run", 2,
+      '  op.execute("DELETE FROM luamigrate_version")',
+      "expected to match one row when updating 'aaaa' to 'bbbb' in \"luamigrate_version\"; 0 found "
+        .. "(was the version table changed by hand?)" },
+  }
+  for _, case in ipairs(ONE_RUN) do
+    local name, i, line, message = table.unpack(case)
+    it("with transaction_per_migration = false, " .. name, function()
+      local dir, url = project(three { [i] = ('  op.create_table("m%d", sa.Column("id", sa.Integer))\n'):format(i)
+        .. line }, false)
+      local r = run(dir, url, "upgrade", "head")
+      assert.equal(1, r.code, r.err)
+      assert.truthy(r.err:find(message, 1, true), r.err)
+      assert.truthy(r.err:find("Rolled back the whole run (transaction_per_migration is false)", 1, true), r.err)
+      assert.equal("0", pg.psql(url, TABLES))
+      assert.equal("", pg.psql(url, VERSION))
+      assert.equal("", pg.psql(url, HISTORY))
+      local path = ("%s/migrations/versions/%s_m%d.lua"):format(dir, IDS[i], i)
+      local text = cli.slurp(path)
+      local from, to = text:find(line, 1, true)
+      cli.write(path, text:sub(1, from - 1) .. text:sub(to + 1))
+      r = run(dir, url, "upgrade", "head")
+      assert.equal(0, r.code, r.err)
+      assert.equal("cccc", pg.psql(url, VERSION))
+      assert.equal("aaaa,bbbb,cccc", pg.psql(url, HISTORY))
+      assert.equal("3", pg.psql(url, TABLES))
+    end)
+  end
 
   it("records each step's history row with its checksum and a duration that covers the server's work", function()
     local dir, url = project(three { [2] = '  op.create_table("m2", sa.Column("id", sa.Integer))\n'
