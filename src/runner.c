@@ -173,7 +173,10 @@ static int pipe_failure(const pipe_run *r, int code, lm_error *err) {
   }
   lm_error_from_lua(app->L, -1, LM_ESQL, err);
   lua_pop(app->L, 1);
-  if (!err->sqlstate) return err->code = LM_ERR; /* a signal's, or the connection's */
+  /* one of the engine's own statements cancelled by a signal (lm_pipe_sync says so) is
+   * LM_EINTR, as lm_exec makes it */
+  if (lm_cancel_requested()) return err->code = LM_EINTR;
+  if (!err->sqlstate) return err->code = LM_ERR; /* the connection's */
   if (kind == OWN_VT + LM_VT_PIECE_GUARD &&
       (!strcmp(err->sqlstate, "25P01") || !strcmp(err->sqlstate, "25P02"))) {
     int inerror = !strcmp(err->sqlstate, "25P02");
