@@ -72,26 +72,22 @@ int lm_tx_timeouts(PGconn *conn, const char *lock_timeout, const char *statement
 
 char *lm_tx_timeouts_local_sql(PGconn *conn, const char *lock_timeout,
                                const char *statement_timeout) {
-  const char *names[2] = {"lock_timeout", "statement_timeout"};
+  static const char *const names[2] = {"lock_timeout", "statement_timeout"};
   const char *values[2] = {lock_timeout, statement_timeout};
-  char *quoted[2] = {NULL, NULL};
+  char *quoted[2] = {NULL, NULL}, *sql = NULL;
   size_t len = 16;
   for (int i = 0; i < 2; i++) {
     if (!values[i]) continue;
-    if (!(quoted[i] = PQescapeLiteral(conn, values[i], strlen(values[i])))) goto fail;
+    if (!(quoted[i] = PQescapeLiteral(conn, values[i], strlen(values[i])))) goto cleanup;
     len += strlen(quoted[i]) + 64;
   }
-  if (!quoted[0] && !quoted[1]) return NULL;
-  char *sql = malloc(len);
-  if (!sql) goto fail;
+  if ((!quoted[0] && !quoted[1]) || !(sql = malloc(len))) goto cleanup;
   size_t used = (size_t)snprintf(sql, len, "SELECT ");
   for (int i = 0; i < 2; i++)
     if (quoted[i])
       used += (size_t)snprintf(sql + used, len - used, "%sset_config('%s', %s, true)",
                                used > 7 ? ", " : "", names[i], quoted[i]);
+cleanup:
   for (int i = 0; i < 2; i++) PQfreemem(quoted[i]);
   return sql;
-fail:
-  for (int i = 0; i < 2; i++) PQfreemem(quoted[i]);
-  return NULL;
 }
