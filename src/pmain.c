@@ -108,6 +108,7 @@ int lm_pmain_exec(int argc, char **argv, void (*preload)(lua_State *, void *), v
   if (rc == LM_OK && !done) {
     app.opts = &opts;
     app.envs_ref = LUA_NOREF;
+    app.out = res && res->out ? res->out : stdout;
     app.L = luaL_newstate();
     if (!app.L) {
       rc = lm_error_set(&err, LM_ENOMEM, "cannot create a Lua state");
