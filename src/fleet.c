@@ -50,6 +50,8 @@ typedef struct job {
   char *from, *to; /* "a, b" or "base" */
   char *output;    /* what the command reported (status, check, lint), or NULL */
   size_t output_len;
+  char *messages; /* what it wrote to its io.stderr (lint's summary), or NULL */
+  size_t messages_len;
   long steps;
   double ms;
   pthread_t thread;
@@ -212,27 +214,31 @@ static int l_noclose(lua_State *L) {
 
 typedef struct target_run {
   job *j;
-  FILE *out;
+  FILE *out, *messages;
 } target_run;
 
+/* A Lua file handle on f, set as io[field]. */
+static void set_io(lua_State *L, int io, const char *field, FILE *f) {
+  luaL_Stream *p = lua_newuserdatauv(L, sizeof *p, 0);
+  p->f = f;
+  p->closef = &l_noclose;
+  luaL_setmetatable(L, LUA_FILEHANDLE);
+  lua_setfield(L, io, field);
+}
+
 /* The caller's preload, one thread at a time (core.main's reads the host's Lua state);
- * then the target's io.stdout and io.stderr become its capture. */
+ * then the target's io.stdout and io.stderr become its captures. */
 static void preload_one(lua_State *L, void *ud) {
   target_run *t = ud;
   fleet *f = t->j->f;
   pthread_mutex_lock(&f->preload_mu);
   f->preload(L, f->ud);
   pthread_mutex_unlock(&f->preload_mu);
-  if (!t->out) return;
+  if (!t->out || !t->messages) return;
   lua_getglobal(L, "io");
   if (lua_istable(L, -1)) {
-    luaL_Stream *p = lua_newuserdatauv(L, sizeof *p, 0);
-    p->f = t->out;
-    p->closef = &l_noclose;
-    luaL_setmetatable(L, LUA_FILEHANDLE);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "stdout");
-    lua_setfield(L, -2, "stderr");
+    set_io(L, lua_gettop(L), "stdout", t->out);
+    set_io(L, lua_gettop(L), "stderr", t->messages);
   }
   lua_pop(L, 1);
 }
@@ -242,21 +248,25 @@ static void *work(void *p) {
   fleet *f = j->f;
   lm_error err = {0};
   lm_pmain_result res = {0};
-  target_run t = {j, NULL};
+  target_run t = {j, NULL, NULL};
   double t0 = now_ms();
   const char *url = j->url ? j->url : f->app->cfg.url;
-  char *captured = NULL;
-  size_t captured_len = 0;
+  char *captured = NULL, *messages = NULL;
+  size_t captured_len = 0, messages_len = 0;
   int rc = j->schema && !j->probed ? check_schema(url, j->schema, &err) : LM_OK;
   if (!rc && !is(f, "current")) {
     int argc = 0;
     char **argv = target_argv(f, j, &argc);
-    if (reporting(f)) t.out = res.out = open_memstream(&captured, &captured_len);
-    if (!argv || (reporting(f) && !t.out))
+    if (reporting(f)) {
+      t.out = res.out = open_memstream(&captured, &captured_len);
+      t.messages = open_memstream(&messages, &messages_len);
+    }
+    if (!argv || (reporting(f) && (!t.out || !t.messages)))
       rc = lm_error_set(&err, LM_ENOMEM, "out of memory");
     else
       rc = lm_pmain_exec(argc, argv, preload_one, &t, &err, &res);
     if (t.out) fclose(t.out);
+    if (t.messages) fclose(t.messages);
     free(argv);
   }
   /* Where the target is now, even after a failure (the steps committed before it stay);
@@ -276,6 +286,8 @@ static void *work(void *p) {
   if (rc && !j->error) j->error = strdup("failed (out of memory)");
   j->output = captured;
   j->output_len = captured_len;
+  j->messages = messages;
+  j->messages_len = messages_len;
   j->steps = (long)res.steps;
   j->ms = now_ms() - t0;
   j->state = FINISHED;
@@ -325,6 +337,16 @@ static void clear_bar(const fleet *f) {
   fflush(stderr);
 }
 
+/* Each line of text, after "name: ". */
+static void prefixed(FILE *out, const char *name, const char *text) {
+  for (const char *p = text; p && *p;) {
+    size_t len = strcspn(p, "\n");
+    fprintf(out, "%s: %.*s\n", name, (int)len, p);
+    p += len;
+    if (*p) p++;
+  }
+}
+
 /* A target's report: its JSON object, or its captured report with each line prefixed by
  * its name (pdsh's way: grep-able, and a block per target), then its result line. */
 static void report(fleet *f, const job *j) {
@@ -353,16 +375,16 @@ static void report(fleet *f, const job *j) {
       lm_strbuf_cat(&b, ", \"output\": ");
       json_str_or_null(&b, j->output);
     }
+    if (j->messages && *j->messages) {
+      lm_strbuf_cat(&b, ", \"messages\": ");
+      lm_report_json_str(&b, j->messages);
+    }
     lm_strbuf_cat(&b, "}");
     fprintf(out, "%s\n", b.s ? b.s : "");
     free(b.s);
   } else {
-    for (const char *p = j->output; p && *p;) {
-      size_t len = strcspn(p, "\n");
-      fprintf(out, "%s: %.*s\n", j->name, (int)len, p);
-      p += len;
-      if (*p) p++;
-    }
+    prefixed(out, j->name, j->output);
+    prefixed(out, j->name, j->messages);
     if (j->rc) {
       fprintf(out, "%s: FAILED: ", j->name);
       first_line(j->error, out);
@@ -893,6 +915,7 @@ cleanup:
     free(f.jobs[i].to);
     free(f.jobs[i].heads);
     free(f.jobs[i].output);
+    free(f.jobs[i].messages);
   }
   free(f.jobs);
   for (size_t s = 0; s < f.nservers; s++) free(f.servers[s].key);
