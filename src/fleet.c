@@ -272,7 +272,10 @@ static void *work(void *p) {
   /* Where the target is now, even after a failure (the steps committed before it stay);
    * the run itself says where its steps started, as it saw it under the lock. */
   lm_error again = {0};
-  if (read_state(f, url, &j->to, rc ? &again : &err) && !rc) rc = err.code;
+  if (res.to)
+    j->to = res.to;
+  else if (read_state(f, url, &j->to, rc ? &again : &err) && !rc)
+    rc = err.code;
   lm_error_clear(&again);
   if (res.from)
     j->from = res.from;

@@ -156,10 +156,11 @@ describe("fleet runs", function()
 
     r = run { "-t", "d1,s01", "status" }
     assert.equal(0, r.code, r.err)
-    assert.truthy(r.out:find("\nd1: Current: " .. IDS[3], 1, true), r.out)
-    assert.truthy(r.out:find("\nd1: Pending: 2 migrations, in the order they will run:\n", 1, true), r.out)
-    assert.truthy(r.out:find("\ns01: Current: <base> (nothing applied)\n", 1, true), r.out)
-    assert.truthy(r.out:find("\ns01: ok, %d+ ms\n"), r.out)
+    local text = "\n" .. r.out
+    assert.truthy(text:find("\nd1: Current: " .. IDS[3], 1, true), r.out)
+    assert.truthy(text:find("\nd1: Pending: 2 migrations, in the order they will run:\n", 1, true), r.out)
+    assert.truthy(text:find("\ns01: Current: <base> (nothing applied)\n", 1, true), r.out)
+    assert.truthy(text:find("\ns01: ok, %d+ ms\n"), r.out)
     for line in r.out:match("^(.-)\n\n"):gmatch("[^\n]+") do
       assert.truthy(line:find("^d1: ") or line:find("^s01: "), "every line of a report names its target: " .. line)
     end
@@ -178,8 +179,8 @@ describe("fleet runs", function()
     sql(targets[1], "DROP TABLE t5")
     r = run { "-t", "s1*,d1", "--keep-going", "check" }
     assert.equal(1, r.code, r.out .. r.err)
-    assert.truthy(r.out:find("\nd1: New upgrade operations detected:\nd1:   added table public.t5\n", 1, true),
-      r.out)
+    assert.truthy(("\n" .. r.out):find("\nd1: New upgrade operations detected:\nd1:   added table public.t5\n", 1,
+      true), r.out)
     assert.truthy(r.out:find("d1: FAILED: the database differs from the declared schema", 1, true), r.out)
     assert.truthy(r.out:find("s10: No new upgrade operations detected.\ns10: ok", 1, true), r.out)
     assert.truthy(r.out:find("3 ok, 1 failed, 0 not started", 1, true), r.out)
