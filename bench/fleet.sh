@@ -19,13 +19,9 @@ cd "$(dirname "$0")/.."
 N_SCHEMAS=${N_SCHEMAS:-1000}
 N_DBS=${N_DBS:-100}
 
-if [ -n "${LUAMIGRATE:-}" ]; then
-  bin=$(realpath "$LUAMIGRATE")
-else
-  cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build build-bench -j "$(nproc)" >/dev/null
-  bin=$PWD/build-bench/luamigrate
-fi
+bin=${LUAMIGRATE:+$(realpath "$LUAMIGRATE")}
+[ -n "$bin" ] || { cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+  cmake --build build-bench -j "$(nproc)" >/dev/null && bin=$PWD/build-bench/luamigrate; }
 
 work=$(mktemp -d /tmp/luamigrate-fleetbench.XXXXXX)
 pg1=$(mktemp -d /tmp/luamigrate-fleetbench-pg.XXXXXX)
