@@ -555,13 +555,42 @@ cleanup:
   if (conn) PQfinish(conn);
 }
 
-/* Groups the jobs by database and probes each database once. */
+/* The databases to probe: group g is jobs order[first[g] .. first[g + 1]). */
+typedef struct probe_plan {
+  fleet *f;
+  size_t *order, *first, ngroups;
+  size_t next_server; /* the next server a prober thread takes (under f->mu) */
+} probe_plan;
+
+/* A prober thread: takes servers one at a time and probes each of their databases in
+ * turn, so a server sees one probe connection at a time. */
+static void *prober(void *p) {
+  probe_plan *pp = p;
+  fleet *f = pp->f;
+  for (;;) {
+    pthread_mutex_lock(&f->mu);
+    size_t s = pp->next_server++;
+    pthread_mutex_unlock(&f->mu);
+    if (s >= f->nservers || lm_cancel_requested()) return NULL;
+    for (size_t g = 0; g < pp->ngroups; g++) {
+      const size_t *idx = pp->order + pp->first[g];
+      if (f->jobs[idx[0]].server == s) probe_db(f, idx, pp->first[g + 1] - pp->first[g]);
+    }
+  }
+}
+
+/* Groups the jobs by database and probes each database once, the servers side by side
+ * (at most MAX_PROBERS at once). */
+#define MAX_PROBERS 16
 static int probe(fleet *f, lm_error *err) {
-  char **keys = calloc(f->n ? f->n : 1, sizeof *keys);
-  size_t *idx = malloc((f->n ? f->n : 1) * sizeof *idx);
-  unsigned char *done = calloc(f->n ? f->n : 1, 1);
+  size_t cap = f->n ? f->n : 1;
+  char **keys = calloc(cap, sizeof *keys);
+  unsigned char *done = calloc(cap, 1);
+  probe_plan pp = {f, malloc(cap * sizeof(size_t)), malloc((cap + 1) * sizeof(size_t)), 0, 0};
+  pthread_t threads[MAX_PROBERS];
+  size_t nthreads = 0, k = 0;
   int rc = LM_OK;
-  if (!keys || !idx || !done) {
+  if (!keys || !done || !pp.order || !pp.first) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
@@ -572,21 +601,27 @@ static int probe(fleet *f, lm_error *err) {
       goto cleanup;
     }
   }
-  for (size_t i = 0; i < f->n && !lm_cancel_requested(); i++) {
+  for (size_t i = 0; i < f->n; i++) {
     if (done[i]) continue;
-    size_t n = 0;
-    for (size_t k = i; k < f->n; k++)
-      if (!done[k] && !strcmp(keys[k], keys[i])) {
-        done[k] = 1;
-        idx[n++] = k;
+    pp.first[pp.ngroups++] = k;
+    for (size_t m = i; m < f->n; m++)
+      if (!done[m] && !strcmp(keys[m], keys[i])) {
+        done[m] = 1;
+        pp.order[k++] = m;
       }
-    probe_db(f, idx, n);
   }
+  pp.first[pp.ngroups] = k;
+  while (nthreads < MAX_PROBERS && nthreads < f->nservers &&
+         pthread_create(&threads[nthreads], NULL, prober, &pp) == 0)
+    nthreads++;
+  if (nthreads == 0) prober(&pp); /* no thread to be had: probe here */
+  for (size_t t = 0; t < nthreads; t++) pthread_join(threads[t], NULL);
 cleanup:
   for (size_t i = 0; keys && i < f->n; i++) free(keys[i]);
   free(keys);
-  free(idx);
   free(done);
+  free(pp.order);
+  free(pp.first);
   return rc;
 }
 
