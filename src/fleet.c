@@ -796,8 +796,7 @@ static int room(const fleet *f, const job *j, size_t running) {
  * MAX_RUNNING in all: the first `canary` ones (0: all) as a stage of their own, the others
  * only once all of those succeeded. Targets the probe settled are reported first. */
 static int run_jobs(fleet *f, size_t canary, lm_error *err) {
-  size_t running = 0, next = 0;
-  size_t limit = canary && canary < f->n ? canary : f->n;
+  size_t running = 0, next = 0, limit = f->n, canaries = 0;
   int rc = LM_OK;
   pthread_mutex_lock(&f->mu);
   for (size_t i = 0; i < f->n; i++)
@@ -805,6 +804,11 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
       f->jobs[i].state = REPORTED;
       report(f, &f->jobs[i]);
     }
+  /* The canaries are the first `canary` targets that need a run: one already there proves
+   * nothing about the migrations. */
+  if (canary)
+    for (limit = 0; limit < f->n && canaries < canary; limit++)
+      canaries += f->jobs[limit].state == NOT_STARTED;
   for (;;) {
     /* An interrupt (SIGINT, SIGTERM) stops the running targets' runs; none starts after.
      * A target waits while its server is full; a later one on another server may start. */
@@ -849,10 +853,12 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
       if (f->jobs[i].state == NOT_STARTED) report(f, &f->jobs[i]);
     clear_bar(f);
   }
-  if (!rc && f->failed && canary && limit <= canary && limit < f->n)
+  size_t idle = 0;
+  for (size_t i = 0; i < f->n; i++) idle += f->jobs[i].state == NOT_STARTED;
+  if (!rc && f->failed && canary && limit < f->n)
     rc = lm_error_set(err, LM_ERR,
                       "%zu of the %zu canary targets failed: the other %zu were not started",
-                      f->failed, limit, f->n - limit);
+                      f->failed, canaries, idle);
   else if (!rc && f->failed)
     rc = lm_error_set(err, LM_ERR, "%zu of %zu targets failed", f->failed, f->n);
   return rc;
