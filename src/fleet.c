@@ -855,7 +855,7 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
   }
   size_t idle = 0;
   for (size_t i = 0; i < f->n; i++) idle += f->jobs[i].state == NOT_STARTED;
-  if (!rc && f->failed && canary && limit < f->n)
+  if (!rc && f->failed && canary && limit < f->n && idle)
     rc = lm_error_set(err, LM_ERR,
                       "%zu of the %zu canary targets failed: the other %zu were not started",
                       f->failed, canaries, idle);

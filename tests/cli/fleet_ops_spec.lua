@@ -224,6 +224,13 @@ describe("fleet runs", function()
     assert.truthy(r.out:find("d2: FAILED: [^\n]*t3"), r.out)
     assert.truthy(r.out:find("\nfailures:\nd2: [^\n]*t3[^\n]*already exists"), r.out)
     assert.equal(applied(2), log(targets[2]))
+    -- lock = xact: a run holds one connection, so --parallel 1 is one run per server
+    r = run { "-t", "d3,d4", "--lock", "xact", "--parallel", "1", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.equal(applied(5), log(targets[4]))
+    r = run { "-t", "d5", "--parallel", "1", "upgrade", "head" }
+    assert.equal(2, r.code, r.err)
+    assert.truthy(r.err:find("--parallel 1: each target's run holds 2 connections", 1, true), r.err)
     r = run { "-t", "d9,nope", "upgrade", "head" }
     assert.equal(2, r.code, r.err)
     assert.truthy(r.err:find("--targets: 'nope' matches no target", 1, true), r.err)

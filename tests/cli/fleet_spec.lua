@@ -156,6 +156,13 @@ describe("a fleet run", function()
       assert.equal(0, r.code, r.out .. r.err)
       assert.truthy(r.out:find("3 upgraded, 1 already there, 0 failed, 0 not started", 1, true), r.out)
       assert.equal("m1,m2", log(tenants[2]))
+      -- the canary is the first target that needs a run (eu-2), not eu-1, already there
+      assert.equal(0, run({ "-t", "us-2", "downgrade", "m2" }).code)
+      r = run { "-t", "*", "--canary", "1", "upgrade", "head" }
+      assert.equal(1, r.code, r.out .. r.err)
+      assert.truthy(r.out:find("0 upgraded, 3 already there, 1 failed, 1 not started", 1, true), r.out)
+      assert.truthy(r.err:find("1 of the 1 canary targets failed: the other 1 were not started", 1, true), r.err)
+      assert.equal("m1,m2", log(tenants[5]))
     end)
 
     it("--json prints one object per target with its status, revisions, steps, duration and error", function()
