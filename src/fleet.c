@@ -186,7 +186,7 @@ static char **target_argv(const fleet *f, const job *j, int *argc) {
   return v;
 }
 
-static const char *schema_missing = "schema %s does not exist in database %s (create it first)";
+#define SCHEMA_MISSING "schema %s does not exist in database %s (create it first)"
 
 /* A schema target's schema must exist: on a search_path naming only a missing schema there
  * is no current schema, and nothing of the run could be created where it belongs. */
@@ -196,7 +196,7 @@ static int check_schema(const char *url, const char *schema, lm_error *err) {
   if (!conn) return err->code;
   int rc = lm_exec(conn, "SELECT coalesce(current_schema(), '')", 0, NULL, NULL, NULL, &res, err);
   if (!rc && strcmp(PQgetvalue(res, 0, 0), schema) != 0)
-    rc = lm_error_set(err, LM_ERR, schema_missing, schema, PQdb(conn));
+    rc = lm_error_set(err, LM_ERR, SCHEMA_MISSING, schema, PQdb(conn));
   PQclear(res);
   PQfinish(conn);
   return rc;
@@ -662,7 +662,7 @@ static int settle(fleet *f, lm_error *err) {
     if (!j->present) {
       lm_error e = {0};
       char *db = conn_key(j->url ? j->url : f->app->cfg.url, KEY_DBNAME);
-      lm_error_set(&e, LM_ERR, schema_missing, j->schema, db ? db : "?");
+      lm_error_set(&e, LM_ERR, SCHEMA_MISSING, j->schema, db ? db : "?");
       free(db);
       j->error = full_message(&e);
       j->rc = e.code;
