@@ -27,6 +27,7 @@ typedef struct lm_app {
   const struct lm_journal *resume; /* upgrade --resume: the half-done revision's record */
   size_t steps_done;               /* steps the run recorded (a fleet's report: fleet.c) */
   char *first_from;                /* the revisions its first step started from ("base": none) */
+  FILE *out; /* where a command's report goes: stdout, or a fleet target's capture (fleet.c) */
 } lm_app;
 
 /* loader.c: builds app->dag from the revision files (through the revision cache) and

@@ -33,7 +33,7 @@ static const lm_command COMMANDS[] = {
     {"check", "luamigrate check",
      "Compare the declared schema (target_schema) with the database: exit 0 when they match, "
      "else list the differences and exit 1.",
-     "", "luamigrate check", LM_CMD_LOAD, lm_cmd_check},
+     "", "luamigrate check", LM_CMD_LOAD | LM_CMD_FLEET, lm_cmd_check},
     {"upgrade", "luamigrate upgrade [--sql | --dry-run [--locks] | --resume] TARGET",
      "Upgrade the database to TARGET.",
      "  TARGET: head, heads, a revision id or unique prefix, +N, REV+N;\n"
@@ -55,7 +55,7 @@ static const lm_command COMMANDS[] = {
      "  luamigrate upgrade +1\n"
      "  luamigrate upgrade --resume head\n"
      "  luamigrate upgrade --sql head > upgrade.sql",
-     LM_CMD_LOAD, lm_cmd_upgrade},
+     LM_CMD_LOAD | LM_CMD_FLEET, lm_cmd_upgrade},
     {"downgrade", "luamigrate downgrade [--sql | --dry-run [--locks] | --resume] TARGET",
      "Revert the database to TARGET.",
      "  TARGET: base, a revision id or unique prefix, -N, REV-N;\n"
@@ -71,13 +71,13 @@ static const lm_command COMMANDS[] = {
      "  --locks                 with --dry-run: each statement's locks and rewrites\n",
      "luamigrate downgrade -1\n"
      "  luamigrate downgrade --dry-run base",
-     LM_CMD_LOAD, lm_cmd_downgrade},
+     LM_CMD_LOAD | LM_CMD_FLEET, lm_cmd_downgrade},
     {"current", "luamigrate current [-v] [--check-heads] [--json]",
      "Show the database's current revision(s).",
      "  -v, --verbose           show full details and the (redacted) database URL\n"
      "  -c, --check-heads       exit 1 unless the database is on every head revision\n"
      "  --json                  a JSON array of revisions instead of text\n",
-     "luamigrate current --check-heads", LM_CMD_LOAD, lm_cmd_current},
+     "luamigrate current --check-heads", LM_CMD_LOAD | LM_CMD_FLEET, lm_cmd_current},
     {"heads", "luamigrate heads [-v] [--resolve-dependencies] [--json]",
      "Show the head revisions of the scripts.",
      "  -v, --verbose           show full details\n"
@@ -111,7 +111,7 @@ static const lm_command COMMANDS[] = {
      "Show where the database is, what is pending, what was applied when, and which "
      "applied files changed since.",
      "  --json                  one JSON object instead of text\n", "luamigrate status",
-     LM_CMD_LOAD, lm_cmd_status},
+     LM_CMD_LOAD | LM_CMD_FLEET, lm_cmd_status},
     {"inspect", "luamigrate inspect [-o FILE] [--baseline [-m MESSAGE]]",
      "Write the database (the schemas autogenerate compares) as a schema.lua that check finds "
      "identical to it.",
@@ -136,7 +136,7 @@ static const lm_command COMMANDS[] = {
      "                          START:END)\n",
      "luamigrate stamp head\n"
      "  luamigrate stamp --purge 3c52d30040ed",
-     LM_CMD_LOAD, lm_cmd_stamp},
+     LM_CMD_LOAD | LM_CMD_FLEET, lm_cmd_stamp},
     {"convert", "luamigrate convert alembic PATH [-o DIR]",
      "Convert an Alembic project into a luamigrate project on Alembic's version table.",
      "  PATH                    an alembic.ini, a pyproject.toml with\n"
@@ -160,7 +160,7 @@ static const lm_command COMMANDS[] = {
      "  --downgrade             check the downgrade() statements instead\n",
      "luamigrate lint\n"
      "  luamigrate lint --offline --json base:head",
-     LM_CMD_LOAD, lm_cmd_lint},
+     LM_CMD_LOAD | LM_CMD_FLEET, lm_cmd_lint},
 };
 
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
@@ -222,12 +222,13 @@ void lm_cli_print_help(FILE *f) {
           "                          -v is that command's; after any other it is this one\n"
           "  --color WHEN            auto (default: colour on a terminal, unless NO_COLOR\n"
           "                          is set or TERM=dumb), always or never\n"
-          "  -t, --targets PATTERN   run upgrade, downgrade or current on each of the\n"
-          "                          config's targets whose name matches PATTERN\n"
-          "                          (comma-separated shell globs: '*', 'eu-*,us-1';\n"
-          "                          docs/fleet.md)\n"
-          "  --parallel N            with -t: at most N targets at once (default: 4, or\n"
-          "                          fewer targets)\n"
+          "  -t, --targets PATTERN   run upgrade, downgrade, current, stamp, status, check\n"
+          "                          or lint on each of the config's targets whose name\n"
+          "                          matches PATTERN (comma-separated shell globs: '*',\n"
+          "                          'eu-*,us-1'; docs/fleet.md)\n"
+          "  --parallel N            with -t: at most N connections per server (a run\n"
+          "                          holds 2 with lock = session or table; default: half\n"
+          "                          the server's free slots, at most 8 runs)\n"
           "  --keep-going            with -t: start every target even after one failed\n"
           "                          (default: after a failure no new target starts)\n"
           "  --canary N              with -t: run the first N targets, and the others only\n"

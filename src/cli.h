@@ -35,6 +35,7 @@ struct lm_cmdargs;
 enum {
   LM_CMD_LOAD = 1,     /* load the config and the revision files before it runs */
   LM_CMD_OWN_ARGS = 2, /* it parses its own arguments: all but --help are passed on */
+  LM_CMD_FLEET = 4,    /* it runs over a fleet (--targets: fleet.c) */
 };
 
 typedef struct lm_command {

@@ -76,7 +76,7 @@ void lm_autogen_print_ops(lm_app *app, int t, const char *prefix) {
   lua_State *L = app->L;
   lua_getfield(L, t, "ops");
   for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
-    printf("%s%s\n", prefix, lua_tostring(L, -1));
+    fprintf(app->out, "%s%s\n", prefix, lua_tostring(L, -1));
     lua_pop(L, 1);
   }
   lua_pop(L, 2);
@@ -93,9 +93,9 @@ int lm_cmd_check(lm_app *app, lm_cmdargs *a, lm_error *err) {
   int changed = !lua_isnil(L, -1);
   lua_pop(L, 1);
   if (!changed) {
-    printf("No new upgrade operations detected.\n");
+    fprintf(app->out, "No new upgrade operations detected.\n");
   } else {
-    printf("New upgrade operations detected:\n");
+    fprintf(app->out, "New upgrade operations detected:\n");
     lm_autogen_print_ops(app, t, "  ");
     lua_getfield(L, t, "ops");
     rc = lm_error_set(err, LM_ERR, "the database differs from the declared schema in %d way%s",

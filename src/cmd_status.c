@@ -199,7 +199,7 @@ int lm_cmd_status(lm_app *app, lm_cmdargs *a, lm_error *err) {
   }
   free(where);
   free(row_of);
-  rc = lm_report_emit(&b, err);
+  rc = lm_report_write(app->out, &b, err);
 cleanup:
   free(b.s);
   free(problem.s);

@@ -11,9 +11,9 @@
 
 struct lm_app;
 
-#define LM_FLEET_COMMANDS "upgrade, downgrade and current"
+#define LM_FLEET_COMMANDS "upgrade, downgrade, current, stamp, status, check and lint"
 
-/* Whether `command` can run over a fleet. */
+/* Whether `command` can run over a fleet (its LM_CMD_FLEET flag in cli.c). */
 int lm_fleet_supports(const char *command);
 /* Runs app->opts->command on the selected targets (app->cfg loaded); preload/ud as for
  * lm_pmain_run, for the targets' runs. LM_OK when every selected target succeeded. */

@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "fleet.h"
 #include "log.h"
+#include "strbuf.h"
 #include "luamigrate/luamigrate.h"
 
 typedef struct run {
@@ -97,6 +98,29 @@ static int exit_code(int rc) {
   }
 }
 
+/* The version rows joined by ", " ("base" for none), on the run's own connection when it is
+ * idle (not left in a failed transaction or lost): a fleet's report saves a connection so.
+ * NULL when they cannot be read. */
+static char *final_rows(lm_app *app) {
+  char **ids = NULL;
+  size_t n = 0;
+  lm_error e = {0};
+  lm_strbuf b = {0};
+  if (PQstatus(app->conn) != CONNECTION_OK || PQtransactionStatus(app->conn) != PQTRANS_IDLE ||
+      lm_vt_read(&app->vt, app->conn, &ids, &n, &e)) {
+    lm_error_clear(&e);
+    return NULL;
+  }
+  if (n == 0) lm_strbuf_cat(&b, "base");
+  lm_strbuf_join(&b, (const char *const *)ids, n);
+  lm_vt_free_ids(ids, n);
+  if (b.oom) {
+    free(b.s);
+    return NULL;
+  }
+  return b.s;
+}
+
 int lm_pmain_exec(int argc, char **argv, void (*preload)(lua_State *, void *), void *ud,
                   lm_error *errp, lm_pmain_result *res) {
   lm_opts opts = {0};
@@ -108,6 +132,7 @@ int lm_pmain_exec(int argc, char **argv, void (*preload)(lua_State *, void *), v
   if (rc == LM_OK && !done) {
     app.opts = &opts;
     app.envs_ref = LUA_NOREF;
+    app.out = res && res->out ? res->out : stdout;
     app.L = luaL_newstate();
     if (!app.L) {
       rc = lm_error_set(&err, LM_ENOMEM, "cannot create a Lua state");
@@ -123,6 +148,7 @@ int lm_pmain_exec(int argc, char **argv, void (*preload)(lua_State *, void *), v
         if (rc && !err.message) lm_error_set(&err, rc, "failed (code %d)", rc);
       }
     }
+    if (res && app.conn && app.vt.table) res->to = final_rows(&app);
     /* The work connection goes first: a lease renewal waiting on its row lock must not
      * keep the release waiting. */
     if (app.conn) PQfinish(app.conn);

@@ -116,13 +116,17 @@ void lm_report_log_entry(lm_strbuf *b, const lm_dag *dag, int idx, const lm_revs
 }
 
 int lm_report_emit(lm_strbuf *b, lm_error *err) {
+  return lm_report_write(stdout, b, err);
+}
+
+int lm_report_write(FILE *out, lm_strbuf *b, lm_error *err) {
   if (b->oom) {
     free(b->s);
     memset(b, 0, sizeof *b);
     return lm_error_set(err, LM_ENOMEM, "out of memory");
   }
-  fwrite(b->s ? b->s : "", 1, b->n, stdout);
-  fputc('\n', stdout);
+  fwrite(b->s ? b->s : "", 1, b->n, out);
+  fputc('\n', out);
   free(b->s);
   memset(b, 0, sizeof *b);
   return LM_OK;

@@ -2,6 +2,8 @@
 #ifndef LM_REPORT_H
 #define LM_REPORT_H
 
+#include <stdio.h>
+
 #include "dag.h"
 #include "error.h"
 #include "strbuf.h"
@@ -16,6 +18,8 @@ void lm_report_head(lm_strbuf *b, const lm_dag *dag, int idx, int include_branch
 void lm_report_log_entry(lm_strbuf *b, const lm_dag *dag, int idx, const lm_revset *current);
 /* Writes b and a newline to stdout and empties b; LM_ENOMEM when an append had failed. */
 int lm_report_emit(lm_strbuf *b, lm_error *err);
+/* The same, to `out`. */
+int lm_report_write(FILE *out, lm_strbuf *b, lm_error *err);
 
 /* A JSON string literal. */
 void lm_report_json_str(lm_strbuf *b, const char *s);

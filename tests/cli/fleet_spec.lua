@@ -37,12 +37,13 @@ describe("a fleet run", function()
     return table.concat(t, "\n") .. "\n"
   end
 
-  -- Five tenants over three servers: eu-1, eu-2 on the test server, eu-3, us-1 on the
-  -- second, us-2 on the third (fresh databases for each test).
+  -- Five tenants over three servers: the eu-* on the test server, us-1 on the second, us-2
+  -- on the third (fresh databases for each test). With --parallel 2 (one run per server at
+  -- once) the eu-* run one after another, and the us-* beside them from the start.
   local function fleet()
     counter = counter + 1
     tenants = {}
-    local spread = { { "eu-1", 1 }, { "eu-2", 1 }, { "eu-3", 2 }, { "us-1", 2 }, { "us-2", 3 } }
+    local spread = { { "eu-1", 1 }, { "eu-2", 1 }, { "eu-3", 1 }, { "us-1", 2 }, { "us-2", 3 } }
     for _, s in ipairs(spread) do
       local db = ("fleet_%d_%s"):format(counter, s[1]:gsub("-", "_"))
       local srv = servers[s[2]]
@@ -118,20 +119,21 @@ describe("a fleet run", function()
     end)
 
     it("starts no new target after the failure by default, and says what was not started", function()
-      local r = run { "-t", "*", "--parallel", "1", "upgrade", "head" }
+      local r = run { "-t", "*", "--parallel", "2", "upgrade", "head" }
       assert.equal(1, r.code, r.out .. r.err)
       assert.equal("m1,m2,m3", log(tenants[1]))
       assert.equal("m1,m2", log(tenants[2]))
       assert.equal("m2", version(tenants[2]))
-      for i = 3, 5 do assert.equal("m1,m2", log(tenants[i])) end
+      assert.equal("m1,m2", log(tenants[3]), "eu-3 waited for eu-2 on their server, and was not started")
+      for i = 4, 5 do assert.equal("m1,m2,m3", log(tenants[i]), "started at once, on servers of their own") end
       assert.truthy(r.out:find("\neu%-2: FAILED: [^\n]*email_has_at"), r.out)
-      assert.truthy(r.out:find("1 upgraded, 0 already there, 1 failed, 3 not started", 1, true), r.out)
+      assert.truthy(r.out:find("3 upgraded, 0 already there, 1 failed, 1 not started", 1, true), r.out)
       assert.truthy(r.out:find("failures:\neu-2: ", 1, true), r.out)
       assert.truthy(r.err:find("1 of 5 targets failed", 1, true), r.err)
     end)
 
     it("--keep-going starts all; the failed target alone is left behind, and a re-run finishes it", function()
-      local r = run { "-t", "*", "--parallel", "1", "--keep-going", "upgrade", "head" }
+      local r = run { "-t", "*", "--parallel", "2", "--keep-going", "upgrade", "head" }
       assert.equal(1, r.code, r.out .. r.err)
       assert.truthy(r.out:find("4 upgraded, 0 already there, 1 failed, 0 not started", 1, true), r.out)
       for i, t in ipairs(tenants) do assert.equal(i == 2 and "m1,m2" or "m1,m2,m3", log(t)) end
@@ -154,10 +156,17 @@ describe("a fleet run", function()
       assert.equal(0, r.code, r.out .. r.err)
       assert.truthy(r.out:find("3 upgraded, 1 already there, 0 failed, 0 not started", 1, true), r.out)
       assert.equal("m1,m2", log(tenants[2]))
+      -- the canary is the first target that needs a run (eu-2), not eu-1, already there
+      assert.equal(0, run({ "-t", "us-2", "downgrade", "m2" }).code)
+      r = run { "-t", "*", "--canary", "1", "upgrade", "head" }
+      assert.equal(1, r.code, r.out .. r.err)
+      assert.truthy(r.out:find("0 upgraded, 3 already there, 1 failed, 1 not started", 1, true), r.out)
+      assert.truthy(r.err:find("1 of the 1 canary targets failed: the other 1 were not started", 1, true), r.err)
+      assert.equal("m1,m2", log(tenants[5]))
     end)
 
     it("--json prints one object per target with its status, revisions, steps, duration and error", function()
-      local r = run { "-t", "*", "--parallel", "1", "--json", "upgrade", "head" }
+      local r = run { "-t", "*", "--parallel", "2", "--json", "upgrade", "head" }
       assert.equal(1, r.code, r.out .. r.err)
       local seen = {}
       for line in r.out:gmatch("[^\n]+") do
@@ -172,7 +181,8 @@ describe("a fleet run", function()
       assert.equal("failed", seen["eu-2"].status)
       assert.same({ "m2", "m2", 0 }, { seen["eu-2"].from, seen["eu-2"].to, seen["eu-2"].steps })
       assert.truthy(seen["eu-2"].error:find("email_has_at", 1, true), seen["eu-2"].error)
-      for _, n in ipairs { "eu-3", "us-1", "us-2" } do assert.equal("not_started", seen[n].status) end
+      assert.same({ "not_started", "upgraded", "upgraded" }, { seen["eu-3"].status, seen["us-1"].status,
+        seen["us-2"].status })
     end)
   end)
 
@@ -192,7 +202,12 @@ describe("a fleet run", function()
   it("refuses usage errors with exit 2 and one message", function()
     local cases = {
       { { "-t", "asia-*", "upgrade", "head" }, "--targets: 'asia-*' matches no target" },
-      { { "-t", "*", "stamp", "head" }, "--targets works with upgrade, downgrade and current, not with stamp" },
+      { { "-t", "*", "history" },
+        "--targets works with upgrade, downgrade, current, stamp, status, check and lint, not with history" },
+      { { "-t", "*", "--parallel", "1", "upgrade", "head" },
+        "--parallel 1: each target's run holds 2 connections to its server (a work and a lock connection, "
+          .. "lock = session); give --parallel 2 or more" },
+      { { "-t", "*", "upgrade", "--sql", "head" }, "--targets: upgrade --sql writes one SQL script for one database" },
       { { "-t", "*", "--parallel", "0", "upgrade", "head" }, "--parallel '0': expected a number from 1 to 1000" },
       { { "--keep-going", "upgrade", "head" }, "--keep-going needs --targets PATTERN" },
       { { "-t", "*", "--canary", "x", "upgrade", "head" }, "--canary 'x': expected a number of targets" },
