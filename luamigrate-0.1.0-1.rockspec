@@ -131,6 +131,8 @@ build = {
     ["luamigrate.sql"] = "lua/luamigrate/sql.lua",
     ["luamigrate.template"] = "lua/luamigrate/template.lua",
     ["luamigrate.typed"] = "lua/luamigrate/typed.lua",
+    ["luamigrate.result"] = "lua/luamigrate/result.lua",
+    ["luamigrate.inspector"] = "lua/luamigrate/inspector.lua",
     ["luamigrate.types"] = "lua/luamigrate/types.lua",
   },
 }

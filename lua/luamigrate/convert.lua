@@ -25,7 +25,7 @@ for w in ([[and break do else elseif end false for function goto if in local nil
 -- variable of that name (`for table in TABLES`) must not hide them.
 local LUA_GLOBALS = {}
 for w in ([[table string math utf8 os io tostring tonumber ipairs pairs error select type next
-  print load require setmetatable getmetatable rawget rawset rawequal rawlen pcall assert]]):gmatch("%a+") do
+  print load require setmetatable getmetatable rawget rawset rawequal rawlen pcall assert py]]):gmatch("%a+") do
   LUA_GLOBALS[w] = true
 end
 
@@ -62,7 +62,9 @@ end
 -- ("sa.Column"), or a module Lua has no copy of.
 local SA_MODULES = { sqlalchemy = true, ["sqlalchemy.sql"] = true, ["sqlalchemy.sql.expression"] = true,
   ["sqlalchemy.types"] = true, ["sqlalchemy.schema"] = true, ["sqlalchemy.sql.schema"] = true,
-  ["sqlalchemy.sql.sqltypes"] = true, ["sqlalchemy.sql.functions"] = true }
+  ["sqlalchemy.sql.sqltypes"] = true, ["sqlalchemy.sql.functions"] = true,
+  -- from sqlalchemy.engine.reflection import Inspector; from sqlalchemy import inspect
+  ["sqlalchemy.engine"] = true, ["sqlalchemy.engine.reflection"] = true }
 local PG_MODULES = { ["sqlalchemy.dialects.postgresql"] = true }
 -- sqlalchemy.dialects.mysql's classes that SQLAlchemy's PostgreSQL compiler renders as the
 -- generic uppercase type (autogenerate on MySQL writes them, e.g. as existing_type=): the
@@ -80,6 +82,13 @@ for _, n in ipairs(sa_types.SA_NAMES) do FLASK_SA[n] = true end
 for n in ([[Column ForeignKey Identity Computed PrimaryKeyConstraint UniqueConstraint CheckConstraint
   ForeignKeyConstraint Index text table column select insert update delete and_ or_ not_ func
   literal_column literal null true false cast distinct]]):gmatch("%S+") do FLASK_SA[n] = true end
+-- Python's standard library a converted migration gets from luamigrate.py, by module: the
+-- names it has
+local PY_MODULES = {
+  datetime = { datetime = true, date = true, timedelta = true, timezone = true },
+  uuid = { uuid4 = true, UUID = true },
+  json = { loads = true },
+}
 local IGNORED_MODULES = { typing = true, __future__ = true, ["collections.abc"] = true,
   ["typing_extensions"] = true }
 
@@ -120,7 +129,7 @@ local function root_module(cx, e)
   if e.k == "name" then
     local a = cx.aliases[e.id]
     if a and (a == "op" or a == "sa" or a == "postgresql" or a == "py_logging" or a:match("^sa%.")
-      or a:match("^postgresql%.")) and not cx:declared(e.id) then
+      or a:match("^postgresql%.") or a:match("^py%.") or a == "py_json") and not cx:declared(e.id) then
       return a
     end
   end
@@ -587,7 +596,7 @@ end
 
 -- sqlalchemy.types, sqlalchemy.sql, ...: their names are sa's (sa.types.Text is sa.Text).
 local SA_SUBMODULES = { types = true, sql = true, schema = true, expression = true, sqltypes = true,
-  elements = true, functions = true }
+  elements = true, functions = true, engine = true, reflection = true }
 
 -- The dotted name e stands for when it is one of sa's or postgresql's ("sa.TypeDecorator").
 local function qualname(cx, e)
@@ -1077,7 +1086,12 @@ function call(cx, e)
   if (fn.k == "attr" and fn.name == "dumps" and fn.obj.k == "name" and cx.aliases[fn.obj.id] == "py_json"
     and not cx:declared(fn.obj.id)) or (fn.k == "name" and cx.aliases[fn.id] == "py_json.dumps"
     and not cx:declared(fn.id)) then
-    return cx:str(json_dumps(e))
+    local ok, text = pcall(json_dumps, e)
+    if ok then return cx:str(text) end
+    if getmetatable(text) ~= NC or #e.args ~= 1 or #e.kwargs > 0 then error(text, 0) end
+    -- not literal data: Python's json.dumps at run time (luamigrate.py)
+    cx.helpers.py = true
+    return "py.json.dumps(" .. expr(cx, e.args[1]) .. ")"
   end
   local my = mysql_type(cx, fn)
   if my then
@@ -1098,13 +1112,16 @@ function call(cx, e)
     local obj = fn.obj
     -- batch_op.add_column(...) inside `with op.batch_alter_table(...) as batch_op:`
     if obj.k == "name" and cx.batch[obj.id] then return batch_call(cx, cx.batch[obj.id], fn.name, e) end
-    -- bind.execute(...) with bind = op.get_bind(): op.execute runs it the same way, and in --sql
-    if obj.k == "name" and cx.binds[obj.id] and fn.name == "execute" and #e.kwargs == 0 then
-      return call_text("op.execute", args_list(cx, e.args, e.line))
-    end
-    if obj.k == "call" and obj.fn.k == "attr" and obj.fn.name == "get_bind" and root_module(cx, obj.fn) == "op"
-      and fn.name == "execute" and #e.kwargs == 0 then
-      return call_text("op.execute", args_list(cx, e.args, e.line))
+    -- bind.execute(...) with bind = op.get_bind(): a statement whose result is dropped is
+    -- op.execute (which runs it the same way, and in --sql); one whose result is read
+    -- (.fetchall(), .scalar(), rows = ...) is the bind's :result, SQLAlchemy's CursorResult
+    local is_bind = (obj.k == "name" and cx.binds[obj.id]) or (obj.k == "call" and obj.fn.k == "attr"
+      and obj.fn.name == "get_bind" and root_module(cx, obj.fn) == "op")
+    if fn.name == "execute" and #e.kwargs == 0 and not root_module(cx, fn) then
+      if is_bind and cx.discarded == e then return call_text("op.execute", args_list(cx, e.args, e.line)) end
+      if cx.discarded ~= e then
+        return call_text(wrap(expr(cx, obj)) .. ":result", args_list(cx, e.args, e.line))
+      end
     end
     if obj.k == "str" then
       if fn.name == "join" and #e.args == 1 and #e.kwargs == 0 then
@@ -1138,8 +1155,9 @@ function call(cx, e)
       cx.helpers.str = true
       return call_text("py_str", { expr(cx, obj), cx:str(fn.name), table.unpack((args_list(cx, e.args, e.line))) })
     end
-    -- a method: the receiver is an object (a sa.table, a connection, a result)
-    local kws = kw_pairs(cx, e.kwargs, e.line)
+    -- a method: the receiver is an object (a sa.table, a connection, a result); a datetime's
+    -- replace(tzinfo=None) gets false, Lua's None in an options table
+    local kws = kw_pairs(cx, e.kwargs, e.line, fn.name == "replace" and { tzinfo = true } or nil)
     local args = args_list(cx, e.args, e.line, #kws > 0 and options_text(kws) or nil)
     return call_text(wrap(expr(cx, obj)) .. ":" .. fn.name, args)
   end
@@ -1281,6 +1299,71 @@ local function subscript(cx, e)
   not_converted(e.line, "a subscript whose index may count from 0")
 end
 
+-- Python's truthiness. A value whose type is not known to be boolean (a list, a string, a
+-- count, a row, None) is tested through py_bool, as Python tests it (0, "", [], {}, None are
+-- false; Lua's `if` takes all but nil and false as true); comparisons, `not`, isinstance()
+-- and the like are booleans and stay plain.
+local BOOL_BUILTINS = { bool = true, isinstance = true, issubclass = true, hasattr = true, callable = true,
+  any = true, all = true }
+local BOOL_METHODS = { startswith = true, endswith = true, isdigit = true, isalpha = true, isalnum = true,
+  isspace = true, islower = true, isupper = true, isidentifier = true, has_table = true, has_index = true,
+  has_sequence = true, has_schema = true, is_offline_mode = true, issubset = true, issuperset = true,
+  isdisjoint = true }
+
+local function is_boolean(cx, e)
+  local k = e.k
+  if k == "cmp" then return not (is_column_expr(cx, e.operands[1]) or is_column_expr(cx, e.operands[2])) end
+  if k == "unop" then return e.op == "not" end
+  if k == "const" then return e.v == "True" or e.v == "False" end
+  if k == "boolop" then return is_boolean(cx, e.l) and is_boolean(cx, e.r) end
+  if k == "call" then
+    local fn = e.fn
+    if fn.k == "name" then return BOOL_BUILTINS[fn.id] and not cx:declared(fn.id) and not cx.aliases[fn.id] or false end
+    if fn.k == "attr" then return BOOL_METHODS[fn.name] or false end
+  end
+  return false
+end
+
+-- e as the condition of an if, elif, while, a conditional expression or a comprehension's if
+local function cond(cx, e)
+  if e.k == "unop" and e.op == "not" then return "not " .. wrap(cond(cx, e.e)) end
+  if e.k == "boolop" and not (is_column_expr(cx, e.l) or is_column_expr(cx, e.r)) then
+    return wrap(cond(cx, e.l)) .. " " .. e.op .. " " .. wrap(cond(cx, e.r))
+  end
+  if e.k == "const" and e.v == "None" then return "false" end
+  if is_boolean(cx, e) then return expr(cx, e) end
+  cx.helpers.bool = true
+  return "py_bool(" .. expr(cx, e) .. ")"
+end
+M._cond = cond
+
+-- an operand that may be evaluated whether or not it is used (no call, no side effect)
+local function is_plain(e)
+  local k = e.k
+  if k == "const" or k == "num" or k == "str" or k == "name" then return true end
+  if k == "attr" then return is_plain(e.obj) end
+  if k == "list" or k == "tuple" then
+    for _, it in ipairs(e.items) do if not is_plain(it) then return false end end
+    return true
+  end
+  return k == "dict" and #e.keys == 0
+end
+
+-- `a or b`, `a and b` as values: Python's give back an operand, picked by its truthiness
+local function boolop_value(cx, e)
+  local l, r = expr(cx, e.l), expr(cx, e.r)
+  if is_boolean(cx, e.l) then return wrap(l) .. " " .. e.op .. " " .. wrap(r) end
+  cx.helpers.bool = true
+  if is_plain(e.r) then
+    cx.helpers["bool_" .. e.op] = true -- after "bool" in the sorted prelude: they call py_bool
+    return ("py_%s(%s, %s)"):format(e.op, l, r)
+  end
+  if e.op == "or" then
+    return ("(function() local v_ = %s if py_bool(v_) then return v_ end return %s end)()"):format(l, r)
+  end
+  return ("(function() local v_ = %s if not py_bool(v_) then return v_ end return %s end)()"):format(l, r)
+end
+
 function expr(cx, e)
   local k = e.k
   if k == "name" then
@@ -1297,7 +1380,9 @@ function expr(cx, e)
         not_converted(e.line, "'%s' comes from %s, which has no Lua translation%s", e.id, a:sub(9),
           cx.why[e.id] and (" (" .. cx.why[e.id] .. ")") or "")
       end
-      if a:match("^py_json") then not_converted(e.line, "json other than json.dumps() of literal data") end
+      if a == "py_json" then cx.helpers.py = true; return "py.json" end
+      if a == "py_json.dumps" then cx.helpers.py = true; return "py.json.dumps" end
+      if a:match("^py%.") then cx.helpers.py = true end
       if a == "mysql" then not_converted(e.line, "'%s' (sqlalchemy.dialects.mysql) used as a value", e.id) end
       if a:match("^mysql%.") then
         local t = a:sub(7)
@@ -1377,7 +1462,7 @@ function expr(cx, e)
     end
     return table_text(items)
   elseif k == "unop" then
-    if e.op == "not" then return "not " .. wrap(expr(cx, e.e)) end
+    if e.op == "not" then return cond(cx, e) end
     if e.op == "-" then return "-" .. wrap(expr(cx, e.e)) end
     if e.op == "+" then return expr(cx, e.e) end
     not_converted(e.line, "the operator '%s'", e.op)
@@ -1387,11 +1472,11 @@ function expr(cx, e)
     if is_column_expr(cx, e.l) or is_column_expr(cx, e.r) then
       not_converted(e.line, "'%s' on SQL expressions (use sa.%s_)", e.op, e.op)
     end
-    return wrap(expr(cx, e.l)) .. " " .. e.op .. " " .. wrap(expr(cx, e.r))
+    return boolop_value(cx, e)
   elseif k == "cmp" then
     return compare(cx, e)
   elseif k == "ifexp" then
-    return ("(function() if %s then return %s end return %s end)()"):format(expr(cx, e.cond),
+    return ("(function() if %s then return %s end return %s end)()"):format(cond(cx, e.cond),
       expr(cx, e.a), expr(cx, e.b))
   elseif k == "lambda" then
     cx.scopes[#cx.scopes + 1] = {}
@@ -1405,11 +1490,11 @@ function expr(cx, e)
     local iter = expr(cx, e.iter)
     cx.scopes[#cx.scopes + 1] = { [e.target.id] = true }
     local elt = expr(cx, e.elt)
-    local cond = e.cond and expr(cx, e.cond)
+    local test = e.cond and cond(cx, e.cond)
     cx.scopes[#cx.scopes] = nil
     local v = lua_name(e.target.id)
     local add = "r[#r + 1] = " .. elt
-    if cond then add = "if " .. cond .. " then " .. add .. " end" end
+    if test then add = "if " .. test .. " then " .. add .. " end" end
     return ("(function() local r = {} for _, %s in ipairs(%s) do %s end return r end)()"):format(v, iter, add)
   elseif k == "starred" then
     not_converted(e.line, "*unpacking here")
@@ -1797,6 +1882,8 @@ function imports(cx, s)
       elseif n.name == "alembic.op" and n.as then cx.aliases[bound] = "op"
       elseif n.name == "logging" then cx.aliases[bound] = "py_logging"
       elseif n.name == "json" and not n.as then cx.aliases[bound] = "py_json"
+      elseif n.name == "json" then cx.aliases[bound] = "py.json"
+      elseif PY_MODULES[n.name] then cx.aliases[bound] = "py." .. n.name
       elseif IGNORED_MODULES[n.name] then cx.aliases[bound] = nil
       else
         cx.aliases[bound] = "foreign:" .. n.name
@@ -1827,6 +1914,7 @@ function imports(cx, s)
     elseif SA_MODULES[mod] then cx.aliases[bound] = "sa." .. n.name
     elseif IGNORED_MODULES[mod] then cx.aliases[bound] = nil
     elseif mod == "json" and n.name == "dumps" then cx.aliases[bound] = "py_json.dumps"
+    elseif PY_MODULES[mod] and PY_MODULES[mod][n.name] then cx.aliases[bound] = "py." .. mod .. "." .. n.name
     else
       cx.aliases[bound] = "foreign:" .. (mod .. "." .. n.name)
       local r, why, pending = resolve_import(cx, mod, n.name)
@@ -1860,6 +1948,7 @@ local function statement(cx, out, depth, s, is_last)
     end
     if e.k == "const" and e.v == "Ellipsis" then return end
     if e.k ~= "call" then not_converted(s.line, "an expression statement that is not a call") end
+    cx.discarded = e
     emit(out, depth, expr(cx, e))
   elseif k == "assign" then
     if #s.targets > 1 then not_converted(s.line, "chained assignment") end
@@ -1884,7 +1973,7 @@ local function statement(cx, out, depth, s, is_last)
       local v = dialect_test(cx, t)
       if v == true then orelse = s.bodies[i]; break end
       if v == nil then
-        tests[#tests + 1] = expr(cx, t)
+        tests[#tests + 1] = cond(cx, t)
         bodies[#bodies + 1] = s.bodies[i]
       end
     end
@@ -1915,7 +2004,7 @@ local function statement(cx, out, depth, s, is_last)
     for_statement(cx, out, depth, s)
   elseif k == "while" then
     if s.orelse then not_converted(s.line, "while ... else") end
-    emit(out, depth, "while " .. expr(cx, s.test) .. " do")
+    emit(out, depth, "while " .. cond(cx, s.test) .. " do")
     cx.scopes[#cx.scopes + 1] = {}
     loop_body(cx, out, depth, s.body)
     cx.scopes[#cx.scopes] = nil
@@ -2043,6 +2132,24 @@ local function py_bool(v)
   if v == nil or v == false or v == 0 or v == "" then return false end
   if type(v) == "table" and getmetatable(v) == nil and next(v) == nil then return false end
   return true
+end
+]],
+  py = [[
+-- Python's datetime, uuid and json, as the migration uses them.
+local py = require "luamigrate.py"
+]],
+  bool_or = [[
+-- Python's `a or b`: a when it is true (py_bool), else b.
+local function py_or(a, b)
+  if py_bool(a) then return a end
+  return b
+end
+]],
+  bool_and = [[
+-- Python's `a and b`: a when it is false (py_bool), else b.
+local function py_and(a, b)
+  if not py_bool(a) then return a end
+  return b
 end
 ]],
   str = [[
