@@ -195,12 +195,31 @@ local function dialect_test(cx, e)
   return nil
 end
 
+local STR_RESULTS = { join = true, format = true, strip = true, lstrip = true, rstrip = true, lower = true,
+  upper = true, replace = true, isoformat = true, strftime = true, title = true, capitalize = true }
 local function is_stringish(cx, e)
   if e.k == "str" or e.k == "fstr" then return true end
   if e.k == "name" and cx.kinds[e.id] == "str" then return true end
   if e.k == "binop" and e.op == "%" and is_stringish(cx, e.l) then return true end
   if e.k == "binop" and e.op == "+" then return is_stringish(cx, e.l) or is_stringish(cx, e.r) end
   if e.k == "call" and e.fn.k == "attr" and e.fn.name == "format" and e.fn.obj.k == "str" then return true end
+  -- str(x), and str's methods that give a string ("-".join(...), s.strip(), d.isoformat())
+  if e.k == "call" and e.fn.k == "name" and (e.fn.id == "str" or e.fn.id == "repr") and not cx:declared(e.fn.id) then
+    return true
+  end
+  if e.k == "call" and e.fn.k == "attr" and STR_RESULTS[e.fn.name] then return true end
+  return false
+end
+
+-- a number for sure: a literal, len(), int(), float(), or arithmetic on such
+local function is_numeric(cx, e)
+  if e.k == "num" then return true end
+  if e.k == "unop" and e.op == "-" then return is_numeric(cx, e.e) end
+  if e.k == "call" and e.fn.k == "name" and (e.fn.id == "len" or e.fn.id == "int" or e.fn.id == "float")
+    and not cx:declared(e.fn.id) then
+    return true
+  end
+  if e.k == "binop" and e.op ~= "+" and e.op ~= "%" then return true end -- -, *, / on strings fail in both
   return false
 end
 
@@ -1049,6 +1068,11 @@ local BUILTIN_CALLS = {
   int = function(cx, a) return "math.tointeger(tonumber(" .. expr(cx, a[1]) .. "))" end,
   float = function(cx, a) return "tonumber(" .. expr(cx, a[1]) .. ")" end,
   print = function(cx, a) return call_text("print", args_list(cx, a)) end,
+  sorted = function(cx, a)
+    if #a ~= 1 then not_converted(a.line or 0, "sorted() with %d arguments", #a) end
+    cx.helpers.sorted = true
+    return "py_sorted(" .. expr(cx, a[1]) .. ")"
+  end,
   bool = function(cx, a)
     if #a == 0 then return "false" end
     cx.helpers.bool = true
@@ -1088,7 +1112,11 @@ function call(cx, e)
     and not cx:declared(fn.id)) then
     local ok, text = pcall(json_dumps, e)
     if ok then return cx:str(text) end
-    if getmetatable(text) ~= NC or #e.args ~= 1 or #e.kwargs > 0 then error(text, 0) end
+    if getmetatable(text) ~= NC or text.reason ~= "json.dumps of something other than literal data"
+      or #e.args ~= 1 or #e.kwargs > 1
+      or (#e.kwargs == 1 and not (e.kwargs[1].name == "sort_keys" and e.kwargs[1].value.k == "const")) then
+      error(text, 0)
+    end
     -- not literal data: Python's json.dumps at run time (luamigrate.py)
     cx.helpers.py = true
     return "py.json.dumps(" .. expr(cx, e.args[1]) .. ")"
@@ -1148,6 +1176,16 @@ function call(cx, e)
         opts = "{}"
       end
       return call_text(name, (args_list(cx, e.args, e.line, opts)))
+    end
+    -- a list's append/extend and a dict's get: Lua's tables have no methods (an object that
+    -- has a get of its own keeps it: py_get)
+    if fn.name == "append" and #e.args == 1 and #e.kwargs == 0 then
+      return "table.insert(" .. expr(cx, obj) .. ", " .. expr(cx, e.args[1]) .. ")"
+    end
+    if (fn.name == "extend" and #e.args == 1 or fn.name == "get" and (#e.args == 1 or #e.args == 2))
+      and #e.kwargs == 0 then
+      cx.helpers[fn.name] = true
+      return call_text("py_" .. fn.name, { expr(cx, obj), table.unpack((args_list(cx, e.args, e.line))) })
     end
     -- one of str's methods: the receiver may be a string (Lua's strings have none of them
     -- by these names) or an object that has a method of that name
@@ -1254,6 +1292,13 @@ local function binop(cx, e)
   if op == "+" and (e.l.k == "list" or e.r.k == "list" or e.l.k == "tuple" or e.r.k == "tuple") then
     cx.helpers.concat = true
     return "py_concat(" .. expr(cx, e.l) .. ", " .. expr(cx, e.r) .. ")"
+  end
+  -- a + b of values of unknown types: Python's + concatenates strings and lists, adds numbers
+  if op == "+" and not (is_numeric(cx, e.l) or is_numeric(cx, e.r) or is_column_expr(cx, e.l)
+    or is_column_expr(cx, e.r)) then
+    cx.helpers.add = true
+    cx.helpers.concat = true
+    return "py_add(" .. expr(cx, e.l) .. ", " .. expr(cx, e.r) .. ")"
   end
   local lua_op = ({ ["+"] = "+", ["-"] = "-", ["*"] = "*", ["/"] = "/", ["//"] = "//", ["%"] = "%", ["**"] = "^" })[op]
   if not lua_op then not_converted(e.line, "the operator '%s'", op) end
@@ -2138,6 +2183,45 @@ end
 -- Python's datetime, uuid and json, as the migration uses them.
 local py = require "luamigrate.py"
 ]],
+  sorted = [[
+-- Python's sorted(list): a sorted copy.
+local function py_sorted(t)
+  local r = table.move(t, 1, #t, 1, {})
+  table.sort(r)
+  return r
+end
+]],
+  get = [[
+-- Python's d.get(key, default): a dict's value or the default; an object's own get method.
+local function py_get(d, key, default)
+  if type(d) == "table" and getmetatable(d) == nil then
+    local v = d[key]
+    if v == nil then return default end
+    return v
+  end
+  return d:get(key, default)
+end
+]],
+  extend = [[
+-- Python's list.extend(values): the values appended in order.
+local function py_extend(t, values)
+  table.move(values, 1, #values, #t + 1, t)
+end
+]],
+  add = [[
+-- Python's a + b: strings and lists concatenate, numbers (and SQL expressions) add.
+local function py_add(a, b)
+  local ta, tb = type(a), type(b)
+  if ta == "string" and tb == "string" then return a .. b end
+  if ta == "table" and tb == "table" and getmetatable(a) == nil and getmetatable(b) == nil then
+    return py_concat(a, b)
+  end
+  if ta == "string" or tb == "string" then
+    error(("TypeError: unsupported operand type(s) for +: %s and %s"):format(ta, tb), 2)
+  end
+  return a + b
+end
+]],
   bool_or = [[
 -- Python's `a or b`: a when it is true (py_bool), else b.
 local function py_or(a, b)
@@ -2341,7 +2425,13 @@ function M.revision(src, display, resolver)
   if #defs > 0 then prelude[#prelude + 1] = "local " .. table.concat(defs, ", ") .. "\n" end
   local used = {}
   for name in pairs(cx.helpers) do used[#used + 1] = name end
-  table.sort(used) -- the same file on every run
+  -- the same file on every run; py_bool and py_concat first, as other helpers call them
+  local first = { bool = 1, concat = 2 }
+  table.sort(used, function(a, b)
+    local ra, rb = first[a] or 3, first[b] or 3
+    if ra ~= rb then return ra < rb end
+    return a < b
+  end)
   for _, name in ipairs(used) do prelude[#prelude + 1] = HELPERS[name] end
   local function v(name) return meta[name] and meta[name].value end
   local labels = v("branch_labels")

@@ -27,11 +27,19 @@ local function column(rows, name)
   return out
 end
 
+-- luamigrate's own tables beside a version table (X_history, X_journal, X_lock next to a
+-- table X with a version_num column) are the tool's, not the application's: Alembic's
+-- inspector never sees them, so a migration's inspector does not either
+local NOT_OURS = [[
+NOT (c.relname ~ '_(history|journal|lock)$' AND EXISTS (SELECT 1 FROM pg_catalog.pg_class v
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = v.oid AND a.attname = 'version_num'
+  WHERE v.relnamespace = c.relnamespace AND v.relname = regexp_replace(c.relname, '_(history|journal|lock)$', '')))]]
+
 -- relkinds: ordinary and partitioned tables (SQLAlchemy's get_table_names)
 local RELS = [[
 SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = coalesce($1, current_schema()) AND c.relkind = ANY (string_to_array($2, ','))
-ORDER BY c.relname]]
+AND ]] .. NOT_OURS .. [[ ORDER BY c.relname]]
 
 function Inspector:get_table_names(opts)
   return column(self:rows(RELS, schema_of(opts), "r,p"), "relname")
@@ -65,8 +73,8 @@ end
 -- has_table: tables, views, materialized views and foreign tables, as SQLAlchemy 2.0's
 function Inspector:has_table(name, opts)
   return has(self, [[SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = coalesce($2, current_schema()) AND c.relname = $1 AND c.relkind IN ('r','p','v','m','f')]],
-    name, schema_of(opts))
+    WHERE n.nspname = coalesce($2, current_schema()) AND c.relname = $1 AND c.relkind IN ('r','p','v','m','f')
+    AND ]] .. NOT_OURS, name, schema_of(opts))
 end
 
 function Inspector:has_sequence(name, opts)
@@ -167,8 +175,9 @@ end
 -- an expression, whose text is in expressions
 function Inspector:get_indexes(name, opts)
   local oid = table_oid(self, name, opts)
-  local rows = self:rows([[SELECT i.relname, x.indexrelid::bigint AS ioid, x.indisunique, array_to_string(x.indkey, ' ') AS keys,
-      x.indnkeyatts AS nkeys, pg_catalog.pg_get_expr(x.indpred, x.indrelid) AS pred, am.amname,
+  local rows = self:rows([[SELECT i.relname, x.indexrelid::bigint AS ioid, x.indisunique,
+      array_to_string(x.indkey, ' ') AS keys, x.indnkeyatts AS nkeys,
+      pg_catalog.pg_get_expr(x.indpred, x.indrelid) AS pred, am.amname,
       EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
         WHERE c.conindid = x.indexrelid AND c.contype = 'u') AS dup
     FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
