@@ -122,6 +122,7 @@ end
 -- ---- expressions --------------------------------------------------------------------
 
 local expr
+local foreign_expr
 
 -- The module an attribute chain starts at ("op", "sa", "postgresql"), or nil.
 local function root_module(cx, e)
@@ -904,10 +905,16 @@ function lookup(res, modname, name, depth)
     return { metadata = kws, label = info.name .. "." .. name }
   end
   if v.k == "str" or v.k == "num" or (v.k == "const" and v.v ~= "Ellipsis") then
-    return { const = expr(info.cx, v) }
+    return { const = foreign_expr(info.cx, v) }
   end
   if v.k == "name" then return lookup(res, modname, v.id, depth + 1) end
   return nil, ("%s:%d: %s is computed"):format(info.path, found.line, name)
+end
+
+-- e translated in another module's context ocx, for use in this one: a multi-line string
+-- there is a placeholder into ocx's strings, so it is put in place here
+function foreign_expr(ocx, e)
+  return (expr(ocx, e):gsub("\1(%d+)\2", function(n) return ocx.strings[tonumber(n)] end))
 end
 
 -- An import in cx of `name` from `mod` (not sa's, alembic's): its record, or nil and why.
@@ -937,7 +944,7 @@ local function record_of(cx, e)
   if m.metadata then
     local v = m.metadata[e.name]
     if not v then not_converted(e.line, "%s.%s has no Lua translation", m.label, e.name) end
-    return { const = expr(v.cx, v.node), label = m.label .. "." .. e.name }
+    return { const = foreign_expr(v.cx, v.node), label = m.label .. "." .. e.name }
   end
   return nil
 end
