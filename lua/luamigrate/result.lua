@@ -11,6 +11,26 @@ local STATE = setmetatable({}, { __mode = "k" })
 
 local function raise(fmt, ...) error(fmt:format(...), 3) end
 
+-- Python's repr of a value a row holds (a sequence is a list, other tables dicts)
+local function repr(v)
+  if v == nil then return "None" end
+  if type(v) == "string" then return "'" .. v .. "'" end
+  if type(v) == "boolean" then return v and "True" or "False" end
+  if type(v) == "table" and getmetatable(v) == nil then
+    local parts = {}
+    if #v > 0 or next(v) == nil then
+      for i, x in ipairs(v) do parts[i] = repr(x) end
+      return "[" .. table.concat(parts, ", ") .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    for i, k in ipairs(keys) do parts[i] = repr(k) .. ": " .. repr(v[k]) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  end
+  return tostring(v)
+end
+
 -- One metatable per result: the names of its columns, for the errors and _mapping.
 local function row_meta(names)
   local index = {}
@@ -42,10 +62,7 @@ local function row_meta(names)
   end
   function meta.__tostring(row)
     local parts = {}
-    for i = 1, #names do
-      local v = rawget(row, i)
-      parts[i] = v == nil and "None" or type(v) == "string" and ("'" .. v .. "'") or tostring(v)
-    end
+    for i = 1, #names do parts[i] = repr(rawget(row, i)) end
     return "(" .. table.concat(parts, ", ") .. (#names == 1 and ",)" or ")")
   end
   return meta
