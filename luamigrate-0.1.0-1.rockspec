@@ -133,6 +133,7 @@ build = {
     ["luamigrate.typed"] = "lua/luamigrate/typed.lua",
     ["luamigrate.result"] = "lua/luamigrate/result.lua",
     ["luamigrate.inspector"] = "lua/luamigrate/inspector.lua",
+    ["luamigrate.py"] = "lua/luamigrate/py.lua",
     ["luamigrate.types"] = "lua/luamigrate/types.lua",
   },
 }
