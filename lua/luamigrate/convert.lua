@@ -98,7 +98,7 @@ Cx.__index = Cx
 local function new_cx(file, src)
   local lines = {}
   for l in (src .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
-  return setmetatable({ file = file, lines = lines, aliases = {}, notes = {}, strings = {},
+  return setmetatable({ file = file, lines = lines, aliases = {}, notes = {}, strings = {}, raw = {},
     scopes = {}, batch = {}, binds = {}, kinds = {}, helpers = {}, converted = 0, typerefs = {}, why = {} }, Cx)
 end
 
@@ -114,6 +114,7 @@ function Cx:str(s)
     local level = ""
     while s:find("]" .. level .. "]", 1, true) or s:sub(-#level - 1) == "]" .. level do level = level .. "=" end
     self.strings[#self.strings + 1] = "[" .. level .. "[\n" .. s .. "]" .. level .. "]"
+    self.raw[#self.strings] = s
     return "\1" .. #self.strings .. "\2"
   end
   return quoted(s)
@@ -912,9 +913,10 @@ function lookup(res, modname, name, depth)
 end
 
 -- e translated in another module's context ocx, for use in this one: a multi-line string
--- there is a placeholder into ocx's strings, so it is put in place here
+-- there is a placeholder into ocx's strings, so it is written here as a quoted string (a
+-- long bracket would get the indentation of the line it lands on)
 function foreign_expr(ocx, e)
-  return (expr(ocx, e):gsub("\1(%d+)\2", function(n) return ocx.strings[tonumber(n)] end))
+  return (expr(ocx, e):gsub("\1(%d+)\2", function(n) return quoted(ocx.raw[tonumber(n)]) end))
 end
 
 -- An import in cx of `name` from `mod` (not sa's, alembic's): its record, or nil and why.

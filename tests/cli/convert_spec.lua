@@ -395,6 +395,41 @@ describe("convert alembic", function()
     assert.equal("amount numeric(12,2)\nid integer(32,0)", cols)
   end)
 
+  it("keeps an application constant's multi-line text exactly, wherever it is used", function()
+    -- CTFd's email templates: module-level strings of the application, several lines each
+    local src = dir .. "/repo"
+    cli.mkdir_p(src .. "/mailapp/alembic/versions")
+    cli.write(src .. "/mailapp/__init__.py", "")
+    cli.write(src .. "/mailapp/texts.py", 'BODY = (\n    "Hello {name}!\\n\\n"\n    "  Bye."\n)\n')
+    cli.write(src .. "/mailapp/alembic/env.py", "from alembic import context\n")
+    cli.write(src .. "/mailapp/alembic/versions/ee05_texts.py", table.concat({
+      "from alembic import op",
+      "import sqlalchemy as sa",
+      "from mailapp.texts import BODY",
+      "revision = 'ee05'",
+      "down_revision = None",
+      "t = sa.table('texts', sa.column('k', sa.String), sa.column('v', sa.Text))",
+      "def upgrade():",
+      "    op.create_table('texts', sa.Column('k', sa.String(10)), sa.Column('v', sa.Text))",
+      "    if True:",
+      "        for k, v in [('body', BODY)]:",
+      "            op.execute(t.insert().values(k=k, v=v))",
+      "def downgrade():",
+      "    op.drop_table('texts')",
+      "",
+    }, "\n"))
+    local out = dir .. "/out"
+    cli.mkdir_p(out)
+    local r = cli.run({ "convert", "alembic", src .. "/mailapp/alembic", "-o", out })
+    assert.equal(0, r.code, r.err)
+    local url, dbname = pg.new_db("conv")
+    local u = cli.run({ "--url", url, "upgrade", "head" }, { cwd = out })
+    local v = pg.psql(url, "SELECT v FROM texts")
+    pg.drop_db(dbname)
+    assert.equal(0, u.code, u.err)
+    assert.equal("Hello {name}!\n\n  Bye.", v)
+  end)
+
   it("refuses a file it cannot read, naming file, line and column, and writes nothing", function()
     local src = dir .. "/src"
     cli.mkdir_p(src .. "/m/versions")

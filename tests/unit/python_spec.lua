@@ -722,7 +722,7 @@ describe("convert: smaller constructs", function()
     local lua, r = lua_of("json.dumps({'a': x})", "from alembic import op\nimport json\n")
     assert.same({}, r.notes)
     assert.equal("py.json.dumps({ a = x })", lua)
-    _, r = lua_of("json.dumps([99999999999999999999])", "from alembic import op\nimport json\n")
+    lua, r = lua_of("json.dumps([99999999999999999999])", "from alembic import op\nimport json\n")
     assert.equal("json.dumps of an integer beyond 64 bits", r.notes[1].reason)
   end)
 
