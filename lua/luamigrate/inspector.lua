@@ -41,20 +41,10 @@ SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.
 WHERE n.nspname = coalesce($1, current_schema()) AND c.relkind = ANY (string_to_array($2, ','))
 AND ]] .. NOT_OURS .. [[ ORDER BY c.relname]]
 
-function Inspector:get_table_names(opts)
-  return column(self:rows(RELS, schema_of(opts), "r,p"), "relname")
-end
-
-function Inspector:get_view_names(opts)
-  return column(self:rows(RELS, schema_of(opts), "v"), "relname")
-end
-
-function Inspector:get_materialized_view_names(opts)
-  return column(self:rows(RELS, schema_of(opts), "m"), "relname")
-end
-
-function Inspector:get_sequence_names(opts)
-  return column(self:rows(RELS, schema_of(opts), "S"), "relname")
+-- get_table_names, get_view_names, ...: the names of one kind of relation, sorted
+for method, kinds in pairs { get_table_names = "r,p", get_view_names = "v", get_materialized_view_names = "m",
+  get_sequence_names = "S" } do
+  Inspector[method] = function(self, opts) return column(self:rows(RELS, schema_of(opts), kinds), "relname") end
 end
 
 function Inspector:get_schema_names()
@@ -138,10 +128,15 @@ local function names_of(self, oid, attnums)
   return out
 end
 
+-- the table's constraints of one type: name and key column numbers
+local function constraints(self, oid, contype)
+  return self:rows([[SELECT conname, array_to_string(conkey, ' ') AS keys FROM pg_catalog.pg_constraint
+    WHERE conrelid = $1 AND contype = $2 ORDER BY conname]], oid, contype)
+end
+
 function Inspector:get_pk_constraint(name, opts)
   local oid = table_oid(self, name, opts)
-  local r = self:rows([[SELECT conname, array_to_string(conkey, ' ') AS keys FROM pg_catalog.pg_constraint
-    WHERE conrelid = $1 AND contype = 'p']], oid)[1]
+  local r = constraints(self, oid, "p")[1]
   if not r then return { constrained_columns = {}, name = nil } end
   return { constrained_columns = names_of(self, oid, r.keys), name = r.conname }
 end
@@ -209,8 +204,7 @@ end
 
 function Inspector:get_unique_constraints(name, opts)
   local oid = table_oid(self, name, opts)
-  local rows = self:rows([[SELECT conname, array_to_string(conkey, ' ') AS keys FROM pg_catalog.pg_constraint
-    WHERE conrelid = $1 AND contype = 'u' ORDER BY conname]], oid)
+  local rows = constraints(self, oid, "u")
   local out = {}
   for i, r in ipairs(rows) do out[i] = { name = r.conname, column_names = names_of(self, oid, r.keys) } end
   return out

@@ -19,3 +19,15 @@ def upgrade():
     z.extend(sorted(z))
 def downgrade():
     pass
+
+
+def reads():
+    conn = op.get_bind()
+    for kid, name in conn.execute(sa.text("SELECT id, name FROM k")):
+        print(kid, name or "-")
+    row = conn.execute(sa.text("SELECT 1 AS one")).fetchone()
+    n = conn.execute(sa.text("SELECT count(*) FROM k")).scalar()
+    names = conn.execute(sa.text("SELECT name FROM k")).scalars().all()
+    insp = sa.inspect(conn)
+    if row[0] and row.one and row._mapping["one"] and names and n:
+        print(insp.get_table_names(schema="public"), insp.has_table("k"))
