@@ -1214,6 +1214,11 @@ function call(cx, e)
       if #e.kwargs > 0 then not_converted(e.line, "%s() with keyword arguments", fn.id) end
       return b(cx, e.args, e)
     end
+    -- dict(row), dict(row._mapping), dict(d), dict(pairs): a new dict of its keys and values
+    if fn.id == "dict" and #e.args == 1 and #e.kwargs == 0 then
+      cx.helpers.dict = true
+      return "py_dict(" .. expr(cx, e.args[1]) .. ")"
+    end
     if fn.id == "dict" and #e.args == 0 then
       return options_text(kw_pairs(cx, e.kwargs, e.line))
     end
@@ -2191,6 +2196,22 @@ end
   py = [[
 -- Python's datetime, uuid and json, as the migration uses them.
 local py = require "luamigrate.py"
+]],
+  dict = [[
+-- Python's dict(x) of a result's row (its columns), a dict, or a list of pairs: a new dict.
+local function py_dict(x)
+  if getmetatable(x) and getmetatable(x).__name == "luamigrate.Row" then return x._mapping end
+  local r = {}
+  if #x > 0 and type(x[1]) == "table" then
+    for _, p in ipairs(x) do
+      local k, v = p[1], p[2]
+      r[k] = v
+    end
+    return r
+  end
+  for k, v in pairs(x) do r[k] = v end
+  return r
+end
 ]],
   sorted = [[
 -- Python's sorted(list): a sorted copy.
