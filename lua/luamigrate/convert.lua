@@ -1300,6 +1300,13 @@ local function binop(cx, e)
     return "py_percent(" .. expr(cx, e.l) .. ", " .. expr(cx, e.r) .. ")"
   end
   if op == "%" and e.l.k == "str" then return percent_format(cx, e) end
+  -- fmt % args with fmt not a literal (a constant, a parameter): Python formats a string,
+  -- takes the remainder of a number; which one is known when it runs
+  if op == "%" and not (is_numeric(cx, e.l) or is_numeric(cx, e.r) or is_column_expr(cx, e.l)) then
+    cx.helpers.mod, cx.helpers.percent = true, true
+    local r = e.r.k == "tuple" and table_text(args_list(cx, e.r.items, e.line)) or expr(cx, e.r)
+    return "py_mod(" .. expr(cx, e.l) .. ", " .. r .. ")"
+  end
   if op == "+" and (is_stringish(cx, e.l) or is_stringish(cx, e.r)) then
     return expr(cx, e.l) .. " .. " .. expr(cx, e.r)
   end
@@ -2213,6 +2220,33 @@ local function py_dict(x)
   return r
 end
 ]],
+  mod = [==[
+-- Python's a % b: a string formatted with b (a tuple's items, a mapping's %(name)s fields,
+-- or one value), as Python's %-formatting writes s, r, d, i, f, x, ... ; a number's remainder.
+local function py_mod(a, b)
+  if type(a) ~= "string" then return a % b end
+  if a:find("%(", 1, true) and type(b) == "table" then return py_percent(a, b) end
+  local args = (type(b) == "table" and getmetatable(b) == nil) and b or { b }
+  local i = 0
+  local function str(v)
+    if v == nil then return "None" end
+    if type(v) == "boolean" then return v and "True" or "False" end
+    return tostring(v)
+  end
+  return (a:gsub("%%([-+ #0]*%d*%.?%d*)([%a%%])", function(flags, conv)
+    if conv == "%" then return "%" end
+    i = i + 1
+    local v = args[i]
+    if conv == "s" then return ("%" .. flags .. "s"):format(str(v)) end
+    if conv == "r" then return ("%" .. flags .. "s"):format(type(v) == "string" and ("'" .. v .. "'") or str(v)) end
+    if conv == "d" or conv == "i" or conv == "u" then
+      local n = math.tointeger(v) or (v >= 0 and math.floor(v) or math.ceil(v))
+      return ("%" .. flags .. "d"):format(n)
+    end
+    return ("%" .. flags .. conv):format(v)
+  end))
+end
+]==],
   sorted = [[
 -- Python's sorted(list): a sorted copy.
 local function py_sorted(t)
@@ -2455,10 +2489,11 @@ function M.revision(src, display, resolver)
   if #defs > 0 then prelude[#prelude + 1] = "local " .. table.concat(defs, ", ") .. "\n" end
   local used = {}
   for name in pairs(cx.helpers) do used[#used + 1] = name end
-  -- the same file on every run; py_bool and py_concat first, as other helpers call them
-  local first = { bool = 1, concat = 2 }
+  -- the same file on every run; py_bool, py_concat and py_percent first, as other helpers
+  -- call them
+  local first = { bool = 1, concat = 2, percent = 3 }
   table.sort(used, function(a, b)
-    local ra, rb = first[a] or 3, first[b] or 3
+    local ra, rb = first[a] or 4, first[b] or 4
     if ra ~= rb then return ra < rb end
     return a < b
   end)
