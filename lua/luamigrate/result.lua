@@ -44,6 +44,8 @@ local function row_meta(names)
       return m
     elseif k == "_fields" then
       return table.move(names, 1, #names, 1, {})
+    elseif k == "keys" then -- SQLAlchemy 1.x's row.keys()
+      return function() return table.move(names, 1, #names, 1, {}) end
     elseif k == "_asdict" then
       return function(self) return self._mapping end
     elseif k == "_tuple" then

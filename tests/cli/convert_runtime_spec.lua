@@ -37,6 +37,7 @@ describe("op.get_bind():result", function()
   local bind = op.get_bind()
   local res = bind:result("SELECT id, name, rank, tags, doc FROM k ORDER BY id")
   see(table.concat(res:keys(), ","))
+  see(table.concat(bind:result("SELECT 1 AS a, 2 AS b"):first():keys(), ","))
   local first = res:fetchone()
   see(first[1] .. " " .. first.name .. " " .. first._mapping.rank .. " " .. #first .. " " .. first.tags[2]
     .. " " .. first.doc.n)
@@ -69,6 +70,7 @@ describe("op.get_bind():result", function()
     assert.equal(0, r.code, r.err)
     assert.equal(table.concat({
       "id,name,rank,tags,doc",
+      "a,b",
       "1 a 1 5 y 1",
       "2 nil nil 0",
       "3=c (3, 'c', 3, [], [])",
