@@ -1094,7 +1094,35 @@ local BUILTIN_CALLS = {
     if #a == 1 and a[1].k == "name" and cx.kinds[a[1].id] == "list" then
       return "{ table.unpack(" .. expr(cx, a[1]) .. ") }"
     end
-    not_converted(e.line, "%s(...) of something other than a list", e.fn.id)
+    if #a ~= 1 then not_converted(e.line, "%s() with %d arguments", e.fn.id, #a) end
+    -- anything else: Python's list(x) at run time (a result's rows, a dict's keys, a
+    -- string's characters, a list's copy); set(x) keeps each element once
+    local name = (e.fn.id == "set" or e.fn.id == "frozenset") and "py_set" or "py_list"
+    cx.helpers.list = true
+    return name .. "(" .. expr(cx, a[1]) .. ")"
+  end,
+  any = function(cx, a)
+    if #a ~= 1 then not_converted(a.line or 0, "any() with %d arguments", #a) end
+    cx.helpers.list, cx.helpers.bool = true, true
+    return "py_any(" .. expr(cx, a[1]) .. ")"
+  end,
+  all = function(cx, a)
+    if #a ~= 1 then not_converted(a.line or 0, "all() with %d arguments", #a) end
+    cx.helpers.list, cx.helpers.bool = true, true
+    return "py_all(" .. expr(cx, a[1]) .. ")"
+  end,
+  min = function(cx, a)
+    cx.helpers.list = true
+    return call_text("py_min", args_list(cx, a))
+  end,
+  max = function(cx, a)
+    cx.helpers.list = true
+    return call_text("py_max", args_list(cx, a))
+  end,
+  sum = function(cx, a)
+    if #a ~= 1 then not_converted(a.line or 0, "sum() with %d arguments", #a) end
+    cx.helpers.list = true
+    return "py_sum(" .. expr(cx, a[1]) .. ")"
   end,
 }
 BUILTIN_CALLS.tuple = BUILTIN_CALLS.list
@@ -1282,7 +1310,16 @@ local function percent_format(cx, e)
   for conv in fmt:gmatch("%%[-+ #0]*%d*%.?%d*(%a)") do
     if not conv:match("[sdifxXeEgGc]") then not_converted(e.line, "'%%%s' formatting", conv) end
   end
-  local args = e.r.k == "tuple" and args_list(cx, e.r.items, e.line) or { expr(cx, e.r) }
+  local items = e.r.k == "tuple" and e.r.items or { e.r }
+  local args = args_list(cx, items, e.line)
+  -- %s of a value that may be None, a boolean or a list: Python writes None, True, [...],
+  -- which Lua's format does not; such a format goes through py_mod at run time
+  for _, it in ipairs(items) do
+    if not (is_stringish(cx, it) or is_numeric(cx, it)) and fmt:find("%%[-+ #0]*%d*%.?%d*[sr]") then
+      cx.helpers.mod, cx.helpers.percent = true, true
+      return "py_mod(" .. cx:str(fmt) .. ", " .. table_text(args) .. ")"
+    end
+  end
   return "(" .. cx:str(fmt) .. "):format(" .. table.concat(args, ", ") .. ")"
 end
 
@@ -1552,16 +1589,50 @@ function expr(cx, e)
     cx.scopes[#cx.scopes] = nil
     return "function(" .. table.concat(ps, ", ") .. ") return " .. body .. " end"
   elseif k == "listcomp" then
-    if e.target.k ~= "name" then not_converted(e.line, "a comprehension over tuples") end
-    local iter = expr(cx, e.iter)
-    cx.scopes[#cx.scopes + 1] = { [e.target.id] = true }
+    -- [elt for target in iter if cond], {elt for ...} (a set: each element once, first seen
+    -- first), {key: elt for ...} (a dict); the target a name or a tuple of names; over
+    -- d.items() the dict's pairs, over a dict its keys (sorted, as loops over dicts are)
+    local t, it = e.target, e.iter
+    local names = {}
+    local targets = t.k == "tuple" and t.items or { t }
+    for i, x in ipairs(targets) do
+      if x.k ~= "name" then not_converted(e.line, "a comprehension over nested tuples") end
+      names[i] = x.id
+    end
+    local head
+    local scope = {}
+    for _, n in ipairs(names) do scope[n] = true end
+    local lnames = {}
+    for i, n in ipairs(names) do lnames[i] = lua_name(n) end
+    if it.k == "call" and it.fn.k == "attr" and it.fn.name == "items" and #it.args == 0 and #names == 2 then
+      cx.helpers.items = true
+      head = ("for %s, %s in py_items(%s) do "):format(lnames[1], lnames[2], expr(cx, it.fn.obj))
+    elseif it.k == "name" and cx.kinds[it.id] == "dict" and #names == 1 then
+      cx.helpers.items = true
+      head = ("for %s in py_items(%s) do "):format(lnames[1], expr(cx, it))
+    elseif #names == 1 then
+      head = ("for _, %s in ipairs(%s) do "):format(lnames[1], expr(cx, it))
+    else
+      local idx = {}
+      for i = 1, #names do idx[i] = "item_[" .. i .. "]" end
+      head = ("for _, item_ in ipairs(%s) do local %s = %s "):format(expr(cx, it), table.concat(lnames, ", "),
+        table.concat(idx, ", "))
+    end
+    cx.scopes[#cx.scopes + 1] = scope
     local elt = expr(cx, e.elt)
+    local key = e.key and expr(cx, e.key)
     local test = e.cond and cond(cx, e.cond)
     cx.scopes[#cx.scopes] = nil
-    local v = lua_name(e.target.id)
-    local add = "r[#r + 1] = " .. elt
+    -- out_, seen_, v_: names the translation's own (a Python target named r is common)
+    local add = "out_[#out_ + 1] = " .. elt
+    if key then
+      add = "out_[" .. key .. "] = " .. elt
+    elseif e.set then
+      add = "local v_ = " .. elt .. " if not seen_[v_] then seen_[v_] = true out_[#out_ + 1] = v_ end"
+    end
     if test then add = "if " .. test .. " then " .. add .. " end" end
-    return ("(function() local r = {} for _, %s in ipairs(%s) do %s end return r end)()"):format(v, iter, add)
+    return ("(function() local out_%s = {}%s %s%s end return out_ end)()"):format(e.set and ", seen_" or "",
+      e.set and ", {}" or "", head, add)
   elseif k == "starred" then
     not_converted(e.line, "*unpacking here")
   elseif k == "unsupported" then
@@ -1681,7 +1752,8 @@ local function assignment(cx, out, depth, s, target, value)
         if cx.kinds[t.id] == "dburl" then cx.kinds[t.id] = nil end
         if is_db_url(cx, value) then cx.kinds[t.id] = "dburl"
         elseif is_stringish(cx, value) then cx.kinds[t.id] = "str"
-        elseif value.k == "dict" then cx.kinds[t.id] = "dict"
+        elseif value.k == "dict" or (value.k == "listcomp" and value.key) then cx.kinds[t.id] = "dict"
+        elseif value.k == "listcomp" then cx.kinds[t.id] = "list"
         elseif value.k == "list" or value.k == "tuple" or value.k == "set" then cx.kinds[t.id] = "list" end
       end
     end
@@ -1879,6 +1951,10 @@ local function for_statement(cx, out, depth, s)
       unpack_line = "local " .. table.concat(names, ", ") .. " = " .. table.concat(idx, ", ")
     else
       head = ("for _, %s in ipairs(%s) do"):format(tname(t), src)
+      -- over a literal list of strings, the target is a string (`"DROP %s" % name` formats plainly)
+      local all_str = (it.k == "list" or it.k == "tuple" or it.k == "set") and #it.items > 0
+      for _, x in ipairs(all_str and it.items or {}) do if x.k ~= "str" then all_str = false end end
+      cx.kinds[t.id] = all_str and "str" or nil
     end
   end
   emit(out, depth, head)
@@ -2118,6 +2194,9 @@ local function statement(cx, out, depth, s, is_last)
     else
       emit(out, depth, ("error(%s, 0)"):format(quoted(("raised at %s:%d"):format(cx.display, s.line))))
     end
+  elseif k == "assert" then
+    local msg = s.msg and expr(cx, s.msg) or quoted(("AssertionError at %s:%d"):format(cx.display, s.line))
+    emit(out, depth, "assert(" .. cond(cx, s.test) .. ", " .. msg .. ")")
   elseif k == "unsupported" then
     not_converted(s.line, "'" .. s.keyword .. "' statements")
   else
@@ -2245,6 +2324,57 @@ local function py_mod(a, b)
     end
     return ("%" .. flags .. conv):format(v)
   end))
+end
+]==],
+  list = [==[
+-- Python's list(x), set(x), any, all, min, max and sum over what a migration iterates: a
+-- list, a result's rows, a dict's keys (sorted: a Lua table keeps no order), a string's
+-- characters.
+local function py_list(x)
+  if type(x) == "string" then
+    local r = {}
+    for ch in x:gmatch(utf8.charpattern) do r[#r + 1] = ch end
+    return r
+  end
+  local mt = getmetatable(x)
+  if mt and mt.__name == "luamigrate.Result" then return x:fetchall() end
+  if mt and mt.__name == "luamigrate.Row" then return { table.unpack(x) } end
+  if next(x) ~= nil and #x == 0 then
+    local keys = {}
+    for k in pairs(x) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    return keys
+  end
+  return table.move(x, 1, #x, 1, {})
+end
+local function py_set(x)
+  local r, seen = {}, {}
+  for _, v in ipairs(py_list(x)) do
+    if not seen[v] then seen[v] = true; r[#r + 1] = v end
+  end
+  return r
+end
+local function py_any(x)
+  for _, v in ipairs(py_list(x)) do if py_bool(v) then return true end end
+  return false
+end
+local function py_all(x)
+  for _, v in ipairs(py_list(x)) do if not py_bool(v) then return false end end
+  return true
+end
+local function py_pick(better, ...)
+  local xs = select("#", ...) == 1 and py_list((...)) or { ... }
+  if #xs == 0 then error("ValueError: arg is an empty sequence", 3) end
+  local best = xs[1]
+  for i = 2, #xs do if better(xs[i], best) then best = xs[i] end end
+  return best
+end
+local function py_min(...) return py_pick(function(a, b) return a < b end, ...) end
+local function py_max(...) return py_pick(function(a, b) return a > b end, ...) end
+local function py_sum(x)
+  local s = 0
+  for _, v in ipairs(py_list(x)) do s = s + v end
+  return s
 end
 ]==],
   sorted = [[
