@@ -138,12 +138,22 @@ local function root_module(cx, e)
   return nil
 end
 
+-- The root of fn is op, or alembic's context (`from alembic import context`), whose
+-- get_bind() and get_context() are op's.
+local function op_or_context(cx, fn)
+  local root = root_module(cx, fn)
+  if root == "op" then return true end
+  local base = fn
+  while base.k == "attr" do base = base.obj end
+  return base.k == "name" and cx.aliases[base.id] == "alembic_context" and not cx:declared(base.id)
+end
+
 -- op.get_bind().dialect.name, op.get_context().dialect.name, bind.dialect.name: luamigrate
 -- runs on PostgreSQL only, so the dialect is a constant and branches for other databases
 -- are left out (see dialect_test).
 local function is_bind_source(cx, src)
   return (src.k == "name" and cx.binds[src.id]) or (src.k == "call" and src.fn.k == "attr"
-    and (src.fn.name == "get_bind" or src.fn.name == "get_context") and root_module(cx, src.fn) == "op")
+    and (src.fn.name == "get_bind" or src.fn.name == "get_context") and op_or_context(cx, src.fn))
 end
 
 local function is_dialect_name(cx, e)
@@ -1173,6 +1183,18 @@ function call(cx, e)
       line = fn.line } }, { __index = e })
     return call(cx, c)
   end
+  if fn.k == "attr" and fn.obj.k == "name" and cx.aliases[fn.obj.id] == "alembic_context"
+    and not cx:declared(fn.obj.id) then
+    -- alembic's context inside a migration: what op has of it
+    if fn.name == "is_offline_mode" and #e.args == 0 then return '(op.get_bind():status() == "offline")' end
+    if fn.name == "get_bind" and #e.args == 0 then return "op.get_bind()" end
+    if fn.name == "get_x_argument" and #e.kwargs == 1 and e.kwargs[1].name == "as_dictionary"
+      and e.kwargs[1].value.k == "const" and e.kwargs[1].value.v == "True" then
+      return "op.get_x_argument()"
+    end
+    not_converted(e.line, "context.%s(...) (luamigrate's op has get_bind, get_x_argument(as_dictionary=True) "
+      .. "and is_offline_mode)", fn.name)
+  end
   if fn.k == "attr" then
     local obj = fn.obj
     -- batch_op.add_column(...) inside `with op.batch_alter_table(...) as batch_op:`
@@ -1181,7 +1203,7 @@ function call(cx, e)
     -- op.execute (which runs it the same way, and in --sql); one whose result is read
     -- (.fetchall(), .scalar(), rows = ...) is the bind's :result, SQLAlchemy's CursorResult
     local is_bind = (obj.k == "name" and cx.binds[obj.id]) or (obj.k == "call" and obj.fn.k == "attr"
-      and obj.fn.name == "get_bind" and root_module(cx, obj.fn) == "op")
+      and obj.fn.name == "get_bind" and op_or_context(cx, obj.fn))
     if fn.name == "execute" and #e.kwargs == 0 and not root_module(cx, fn) then
       if is_bind and cx.discarded == e then return call_text("op.execute", args_list(cx, e.args, e.line)) end
       if cx.discarded ~= e then
@@ -1493,6 +1515,10 @@ function expr(cx, e)
         return "sa." .. t
       end
       if a == "py_logging" then cx.helpers.logging = true end
+      if a == "alembic_context" then
+        not_converted(e.line, "alembic's context other than get_bind(), get_x_argument(as_dictionary=True), "
+          .. "is_offline_mode(), get_context().bind and .dialect.name")
+      end
       if a == "sa.true" or a == "sa.false" then return a .. "_" end -- from sqlalchemy import true
       return a
     end
@@ -1532,6 +1558,11 @@ function expr(cx, e)
     end
     if SA_SUBMODULES[e.name] and qualname(cx, obj) == "sa" then return expr(cx, obj) end
     if is_dialect_name(cx, e) then return '"postgresql"' end
+    -- op.get_context().bind, context.get_context().connection: the migration's connection
+    if (e.name == "bind" or e.name == "connection") and obj.k == "call" and obj.fn.k == "attr"
+      and obj.fn.name == "get_context" and #obj.args == 0 and op_or_context(cx, obj.fn) then
+      return "op.get_bind()"
+    end
     if obj.k == "name" and cx.aliases[obj.id] == "mysql" and not cx:declared(obj.id) then
       if not MYSQL_TYPES[e.name] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", e.name) end
       return "sa." .. e.name
@@ -1746,7 +1777,7 @@ local function assignment(cx, out, depth, s, target, value)
       cx.binds[t.id] = nil
       if #targets == 1 then
         if (value.k == "call" and value.fn.k == "attr" and value.fn.name == "get_bind"
-          and root_module(cx, value.fn) == "op") or is_oslo_engine(cx, value) then
+          and op_or_context(cx, value.fn)) or is_oslo_engine(cx, value) then
           cx.binds[t.id] = true
         end
         if cx.kinds[t.id] == "dburl" then cx.kinds[t.id] = nil end
@@ -2046,7 +2077,7 @@ function imports(cx, s)
         not_converted(s.line, "'from %s import *'", mod)
       end
     elseif mod == "alembic" and n.name == "op" then cx.aliases[bound] = "op"
-    elseif mod == "alembic" and n.name == "context" then cx.aliases[bound] = "foreign:alembic.context"
+    elseif mod == "alembic" and n.name == "context" then cx.aliases[bound] = "alembic_context"
     elseif mod == "sqlalchemy.dialects" and n.name == "postgresql" then cx.aliases[bound] = "postgresql"
     elseif PG_MODULES[mod] then cx.aliases[bound] = "postgresql." .. n.name
     elseif mod == "sqlalchemy.dialects" and n.name == "mysql" then cx.aliases[bound] = "mysql"
