@@ -226,6 +226,7 @@ end
 -- a number for sure: a literal, len(), int(), float(), or arithmetic on such
 local function is_numeric(cx, e)
   if e.k == "num" then return true end
+  if e.k == "name" and cx.kinds[e.id] == "num" then return true end
   if e.k == "unop" and e.op == "-" then return is_numeric(cx, e.e) end
   if e.k == "call" and e.fn.k == "name" and (e.fn.id == "len" or e.fn.id == "int" or e.fn.id == "float")
     and not cx:declared(e.fn.id) then
@@ -347,8 +348,12 @@ local function fstring(cx, parts, line)
         out[#out + 1] = ("(%s):format(%s)"):format(quoted(fmt), v)
       elseif p.expr.k == "str" then
         out[#out + 1] = v
-      else
+      elseif is_stringish(cx, p.expr) or is_numeric(cx, p.expr) then
         out[#out + 1] = "tostring(" .. v .. ")"
+      else
+        -- None, True, a float, a list: Python's str() text (py_text)
+        cx.helpers.text = true
+        out[#out + 1] = "py_text(" .. v .. ")"
       end
     end
   end
@@ -1083,7 +1088,12 @@ end
 
 local BUILTIN_CALLS = {
   len = function(cx, a) return "#" .. wrap(expr(cx, a[1])) end,
-  str = function(cx, a) return "tostring(" .. expr(cx, a[1]) .. ")" end,
+  str = function(cx, a)
+    if #a == 0 then return '""' end
+    if is_stringish(cx, a[1]) or is_numeric(cx, a[1]) then return "tostring(" .. expr(cx, a[1]) .. ")" end
+    cx.helpers.text = true
+    return "py_text(" .. expr(cx, a[1]) .. ")"
+  end,
   int = function(cx, a) return "math.tointeger(tonumber(" .. expr(cx, a[1]) .. "))" end,
   float = function(cx, a) return "tonumber(" .. expr(cx, a[1]) .. ")" end,
   print = function(cx, a) return call_text("print", args_list(cx, a)) end,
@@ -1780,8 +1790,9 @@ local function assignment(cx, out, depth, s, target, value)
           and op_or_context(cx, value.fn)) or is_oslo_engine(cx, value) then
           cx.binds[t.id] = true
         end
-        if cx.kinds[t.id] == "dburl" then cx.kinds[t.id] = nil end
+        cx.kinds[t.id] = nil -- what it held before is gone
         if is_db_url(cx, value) then cx.kinds[t.id] = "dburl"
+        elseif is_numeric(cx, value) then cx.kinds[t.id] = "num"
         elseif is_stringish(cx, value) then cx.kinds[t.id] = "str"
         elseif value.k == "dict" or (value.k == "listcomp" and value.key) then cx.kinds[t.id] = "dict"
         elseif value.k == "listcomp" then cx.kinds[t.id] = "list"
@@ -2406,6 +2417,38 @@ local function py_sum(x)
   local s = 0
   for _, v in ipairs(py_list(x)) do s = s + v end
   return s
+end
+]==],
+  text = [==[
+-- Python's str(v): None, True and False by their names, a float as Python writes it (the
+-- shortest text that reads back the same), a list or dict as its repr; others tostring.
+local function py_text(v, quote)
+  local t = type(v)
+  if v == nil then return "None" end
+  if t == "boolean" then return v and "True" or "False" end
+  if t == "string" then return quote and ("'" .. v .. "'") or v end
+  if math.type(v) == "float" then
+    if v ~= v then return "nan" end
+    if v == math.huge or v == -math.huge then return v > 0 and "inf" or "-inf" end
+    if v == math.floor(v) and math.abs(v) < 1e16 then return ("%.1f"):format(v) end
+    for p = 1, 17 do
+      local s = ("%." .. p .. "g"):format(v)
+      if tonumber(s) == v then return s end
+    end
+  end
+  if t == "table" and getmetatable(v) == nil then
+    local parts = {}
+    if #v > 0 or next(v) == nil then
+      for i, x in ipairs(v) do parts[i] = py_text(x, true) end
+      return "[" .. table.concat(parts, ", ") .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    for i, k in ipairs(keys) do parts[i] = py_text(k, true) .. ": " .. py_text(v[k], true) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  end
+  return tostring(v)
 end
 ]==],
   sorted = [[
