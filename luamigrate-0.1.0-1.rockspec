@@ -131,6 +131,9 @@ build = {
     ["luamigrate.sql"] = "lua/luamigrate/sql.lua",
     ["luamigrate.template"] = "lua/luamigrate/template.lua",
     ["luamigrate.typed"] = "lua/luamigrate/typed.lua",
+    ["luamigrate.result"] = "lua/luamigrate/result.lua",
+    ["luamigrate.inspector"] = "lua/luamigrate/inspector.lua",
+    ["luamigrate.py"] = "lua/luamigrate/py.lua",
     ["luamigrate.types"] = "lua/luamigrate/types.lua",
   },
 }

@@ -122,6 +122,35 @@ function Connection:query(sql, ...) end
 ---@return string
 function Connection:status() end
 
+--- Runs a statement and returns its result with SQLAlchemy's methods (fetchone, fetchall, first, scalar, scalars, rowcount, ...).
+---@param sql string|luamigrate.Statement|luamigrate.Text
+---@param ... any parameters bound as $1, $2, ... (nil is NULL); with sa.text, one table of named values
+---@return luamigrate.Result result the rows not yet fetched are its sequence; in --sql mode reading it is an error
+function Connection:result(sql, ...) end
+
+---@class luamigrate.Connection
+---@field engine luamigrate.Connection SQLAlchemy's connection.engine: the connection itself
+
+---@class luamigrate.Row
+---@field _mapping table<string, any> the values keyed by column name
+---@field _fields string[] the column names, in order
+
+---@class luamigrate.Result
+---@field rowcount integer the rows the statement returned or affected
+---@field fetchone fun(self: luamigrate.Result): luamigrate.Row|nil
+---@field fetchmany fun(self: luamigrate.Result, size?: integer): luamigrate.Row[]
+---@field fetchall fun(self: luamigrate.Result): luamigrate.Row[]
+---@field all fun(self: luamigrate.Result): luamigrate.Row[]
+---@field first fun(self: luamigrate.Result): luamigrate.Row|nil
+---@field one fun(self: luamigrate.Result): luamigrate.Row
+---@field one_or_none fun(self: luamigrate.Result): luamigrate.Row|nil
+---@field scalar fun(self: luamigrate.Result): any
+---@field scalar_one fun(self: luamigrate.Result): any
+---@field scalar_one_or_none fun(self: luamigrate.Result): any
+---@field scalars fun(self: luamigrate.Result, index?: integer|string): luamigrate.Result
+---@field mappings fun(self: luamigrate.Result): luamigrate.Result
+---@field keys fun(self: luamigrate.Result): string[]
+
 ---@class luamigrate.op
 op = {}
 

@@ -670,6 +670,27 @@ function sa.not_(x) end
 ---@type table<string, fun(...: luamigrate.Value): luamigrate.Expression>
 sa.func = {}
 
+---@class luamigrate.Inspector
+---@field get_table_names fun(self: luamigrate.Inspector, schema?: string|{schema?: string}): string[]
+---@field get_view_names fun(self: luamigrate.Inspector, schema?: string|{schema?: string}): string[]
+---@field get_schema_names fun(self: luamigrate.Inspector): string[]
+---@field has_table fun(self: luamigrate.Inspector, name: string, schema?: string|{schema?: string}): boolean
+---@field get_columns fun(self: luamigrate.Inspector, table: string, schema?: string|{schema?: string}): table[]
+---@field get_indexes fun(self: luamigrate.Inspector, table: string, schema?: string|{schema?: string}): table[]
+---@field get_unique_constraints fun(self: luamigrate.Inspector, table: string, schema?: string|{schema?: string}): table[]
+---@field get_foreign_keys fun(self: luamigrate.Inspector, table: string, schema?: string|{schema?: string}): table[]
+---@field get_pk_constraint fun(self: luamigrate.Inspector, table: string, schema?: string|{schema?: string}): table
+---@field get_check_constraints fun(self: luamigrate.Inspector, table: string, schema?: string|{schema?: string}): table[]
+---@field get_enums fun(self: luamigrate.Inspector, schema?: string|{schema?: string}): table[]
+
+--- SQLAlchemy's inspector over the migration's live connection (an error in --sql mode).
+---@param bind luamigrate.Connection op.get_bind() (or its .engine)
+---@return luamigrate.Inspector
+function sa.inspect(bind) end
+
+--- SQLAlchemy's Inspector.from_engine(bind), the same as sa.inspect(bind).
+sa.Inspector = {}
+
 --- Raw SQL as an expression: sa.literal_column("'x'"), sa.literal_column("ARRAY[1,2]").
 ---@param sql string
 ---@return luamigrate.Expression

@@ -25,7 +25,7 @@ for w in ([[and break do else elseif end false for function goto if in local nil
 -- variable of that name (`for table in TABLES`) must not hide them.
 local LUA_GLOBALS = {}
 for w in ([[table string math utf8 os io tostring tonumber ipairs pairs error select type next
-  print load require setmetatable getmetatable rawget rawset rawequal rawlen pcall assert]]):gmatch("%a+") do
+  print load require setmetatable getmetatable rawget rawset rawequal rawlen pcall assert py]]):gmatch("%a+") do
   LUA_GLOBALS[w] = true
 end
 
@@ -62,7 +62,9 @@ end
 -- ("sa.Column"), or a module Lua has no copy of.
 local SA_MODULES = { sqlalchemy = true, ["sqlalchemy.sql"] = true, ["sqlalchemy.sql.expression"] = true,
   ["sqlalchemy.types"] = true, ["sqlalchemy.schema"] = true, ["sqlalchemy.sql.schema"] = true,
-  ["sqlalchemy.sql.sqltypes"] = true, ["sqlalchemy.sql.functions"] = true }
+  ["sqlalchemy.sql.sqltypes"] = true, ["sqlalchemy.sql.functions"] = true,
+  -- from sqlalchemy.engine.reflection import Inspector; from sqlalchemy import inspect
+  ["sqlalchemy.engine"] = true, ["sqlalchemy.engine.reflection"] = true }
 local PG_MODULES = { ["sqlalchemy.dialects.postgresql"] = true }
 -- sqlalchemy.dialects.mysql's classes that SQLAlchemy's PostgreSQL compiler renders as the
 -- generic uppercase type (autogenerate on MySQL writes them, e.g. as existing_type=): the
@@ -80,6 +82,13 @@ for _, n in ipairs(sa_types.SA_NAMES) do FLASK_SA[n] = true end
 for n in ([[Column ForeignKey Identity Computed PrimaryKeyConstraint UniqueConstraint CheckConstraint
   ForeignKeyConstraint Index text table column select insert update delete and_ or_ not_ func
   literal_column literal null true false cast distinct]]):gmatch("%S+") do FLASK_SA[n] = true end
+-- Python's standard library a converted migration gets from luamigrate.py, by module: the
+-- names it has
+local PY_MODULES = {
+  datetime = { datetime = true, date = true, timedelta = true, timezone = true },
+  uuid = { uuid4 = true, UUID = true },
+  json = { loads = true },
+}
 local IGNORED_MODULES = { typing = true, __future__ = true, ["collections.abc"] = true,
   ["typing_extensions"] = true }
 
@@ -89,7 +98,7 @@ Cx.__index = Cx
 local function new_cx(file, src)
   local lines = {}
   for l in (src .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
-  return setmetatable({ file = file, lines = lines, aliases = {}, notes = {}, strings = {},
+  return setmetatable({ file = file, lines = lines, aliases = {}, notes = {}, strings = {}, raw = {},
     scopes = {}, batch = {}, binds = {}, kinds = {}, helpers = {}, converted = 0, typerefs = {}, why = {} }, Cx)
 end
 
@@ -105,6 +114,7 @@ function Cx:str(s)
     local level = ""
     while s:find("]" .. level .. "]", 1, true) or s:sub(-#level - 1) == "]" .. level do level = level .. "=" end
     self.strings[#self.strings + 1] = "[" .. level .. "[\n" .. s .. "]" .. level .. "]"
+    self.raw[#self.strings] = s
     return "\1" .. #self.strings .. "\2"
   end
   return quoted(s)
@@ -113,6 +123,7 @@ end
 -- ---- expressions --------------------------------------------------------------------
 
 local expr
+local foreign_expr
 
 -- The module an attribute chain starts at ("op", "sa", "postgresql"), or nil.
 local function root_module(cx, e)
@@ -120,11 +131,21 @@ local function root_module(cx, e)
   if e.k == "name" then
     local a = cx.aliases[e.id]
     if a and (a == "op" or a == "sa" or a == "postgresql" or a == "py_logging" or a:match("^sa%.")
-      or a:match("^postgresql%.")) and not cx:declared(e.id) then
+      or a:match("^postgresql%.") or a:match("^py%.") or a == "py_json") and not cx:declared(e.id) then
       return a
     end
   end
   return nil
+end
+
+-- The root of fn is op, or alembic's context (`from alembic import context`), whose
+-- get_bind() and get_context() are op's.
+local function op_or_context(cx, fn)
+  local root = root_module(cx, fn)
+  if root == "op" then return true end
+  local base = fn
+  while base.k == "attr" do base = base.obj end
+  return base.k == "name" and cx.aliases[base.id] == "alembic_context" and not cx:declared(base.id)
 end
 
 -- op.get_bind().dialect.name, op.get_context().dialect.name, bind.dialect.name: luamigrate
@@ -132,7 +153,7 @@ end
 -- are left out (see dialect_test).
 local function is_bind_source(cx, src)
   return (src.k == "name" and cx.binds[src.id]) or (src.k == "call" and src.fn.k == "attr"
-    and (src.fn.name == "get_bind" or src.fn.name == "get_context") and root_module(cx, src.fn) == "op")
+    and (src.fn.name == "get_bind" or src.fn.name == "get_context") and op_or_context(cx, src.fn))
 end
 
 local function is_dialect_name(cx, e)
@@ -186,12 +207,32 @@ local function dialect_test(cx, e)
   return nil
 end
 
+local STR_RESULTS = { join = true, format = true, strip = true, lstrip = true, rstrip = true, lower = true,
+  upper = true, replace = true, isoformat = true, strftime = true, title = true, capitalize = true }
 local function is_stringish(cx, e)
   if e.k == "str" or e.k == "fstr" then return true end
   if e.k == "name" and cx.kinds[e.id] == "str" then return true end
   if e.k == "binop" and e.op == "%" and is_stringish(cx, e.l) then return true end
   if e.k == "binop" and e.op == "+" then return is_stringish(cx, e.l) or is_stringish(cx, e.r) end
   if e.k == "call" and e.fn.k == "attr" and e.fn.name == "format" and e.fn.obj.k == "str" then return true end
+  -- str(x), and str's methods that give a string ("-".join(...), s.strip(), d.isoformat())
+  if e.k == "call" and e.fn.k == "name" and (e.fn.id == "str" or e.fn.id == "repr") and not cx:declared(e.fn.id) then
+    return true
+  end
+  if e.k == "call" and e.fn.k == "attr" and STR_RESULTS[e.fn.name] then return true end
+  return false
+end
+
+-- a number for sure: a literal, len(), int(), float(), or arithmetic on such
+local function is_numeric(cx, e)
+  if e.k == "num" then return true end
+  if e.k == "name" and cx.kinds[e.id] == "num" then return true end
+  if e.k == "unop" and e.op == "-" then return is_numeric(cx, e.e) end
+  if e.k == "call" and e.fn.k == "name" and (e.fn.id == "len" or e.fn.id == "int" or e.fn.id == "float")
+    and not cx:declared(e.fn.id) then
+    return true
+  end
+  if e.k == "binop" and e.op ~= "+" and e.op ~= "%" then return true end -- -, *, / on strings fail in both
   return false
 end
 
@@ -307,8 +348,12 @@ local function fstring(cx, parts, line)
         out[#out + 1] = ("(%s):format(%s)"):format(quoted(fmt), v)
       elseif p.expr.k == "str" then
         out[#out + 1] = v
-      else
+      elseif is_stringish(cx, p.expr) or is_numeric(cx, p.expr) then
         out[#out + 1] = "tostring(" .. v .. ")"
+      else
+        -- None, True, a float, a list: Python's str() text (py_text)
+        cx.helpers.text = true
+        out[#out + 1] = "py_text(" .. v .. ")"
       end
     end
   end
@@ -587,7 +632,7 @@ end
 
 -- sqlalchemy.types, sqlalchemy.sql, ...: their names are sa's (sa.types.Text is sa.Text).
 local SA_SUBMODULES = { types = true, sql = true, schema = true, expression = true, sqltypes = true,
-  elements = true, functions = true }
+  elements = true, functions = true, engine = true, reflection = true }
 
 -- The dotted name e stands for when it is one of sa's or postgresql's ("sa.TypeDecorator").
 local function qualname(cx, e)
@@ -876,10 +921,17 @@ function lookup(res, modname, name, depth)
     return { metadata = kws, label = info.name .. "." .. name }
   end
   if v.k == "str" or v.k == "num" or (v.k == "const" and v.v ~= "Ellipsis") then
-    return { const = expr(info.cx, v) }
+    return { const = foreign_expr(info.cx, v) }
   end
   if v.k == "name" then return lookup(res, modname, v.id, depth + 1) end
   return nil, ("%s:%d: %s is computed"):format(info.path, found.line, name)
+end
+
+-- e translated in another module's context ocx, for use in this one: a multi-line string
+-- there is a placeholder into ocx's strings, so it is written here as a quoted string (a
+-- long bracket would get the indentation of the line it lands on)
+function foreign_expr(ocx, e)
+  return (expr(ocx, e):gsub("\1(%d+)\2", function(n) return quoted(ocx.raw[tonumber(n)]) end))
 end
 
 -- An import in cx of `name` from `mod` (not sa's, alembic's): its record, or nil and why.
@@ -909,7 +961,7 @@ local function record_of(cx, e)
   if m.metadata then
     local v = m.metadata[e.name]
     if not v then not_converted(e.line, "%s.%s has no Lua translation", m.label, e.name) end
-    return { const = expr(v.cx, v.node), label = m.label .. "." .. e.name }
+    return { const = foreign_expr(v.cx, v.node), label = m.label .. "." .. e.name }
   end
   return nil
 end
@@ -1036,10 +1088,20 @@ end
 
 local BUILTIN_CALLS = {
   len = function(cx, a) return "#" .. wrap(expr(cx, a[1])) end,
-  str = function(cx, a) return "tostring(" .. expr(cx, a[1]) .. ")" end,
+  str = function(cx, a)
+    if #a == 0 then return '""' end
+    if is_stringish(cx, a[1]) or is_numeric(cx, a[1]) then return "tostring(" .. expr(cx, a[1]) .. ")" end
+    cx.helpers.text = true
+    return "py_text(" .. expr(cx, a[1]) .. ")"
+  end,
   int = function(cx, a) return "math.tointeger(tonumber(" .. expr(cx, a[1]) .. "))" end,
   float = function(cx, a) return "tonumber(" .. expr(cx, a[1]) .. ")" end,
   print = function(cx, a) return call_text("print", args_list(cx, a)) end,
+  sorted = function(cx, a)
+    if #a ~= 1 then not_converted(a.line or 0, "sorted() with %d arguments", #a) end
+    cx.helpers.sorted = true
+    return "py_sorted(" .. expr(cx, a[1]) .. ")"
+  end,
   bool = function(cx, a)
     if #a == 0 then return "false" end
     cx.helpers.bool = true
@@ -1052,7 +1114,35 @@ local BUILTIN_CALLS = {
     if #a == 1 and a[1].k == "name" and cx.kinds[a[1].id] == "list" then
       return "{ table.unpack(" .. expr(cx, a[1]) .. ") }"
     end
-    not_converted(e.line, "%s(...) of something other than a list", e.fn.id)
+    if #a ~= 1 then not_converted(e.line, "%s() with %d arguments", e.fn.id, #a) end
+    -- anything else: Python's list(x) at run time (a result's rows, a dict's keys, a
+    -- string's characters, a list's copy); set(x) keeps each element once
+    local name = (e.fn.id == "set" or e.fn.id == "frozenset") and "py_set" or "py_list"
+    cx.helpers.list = true
+    return name .. "(" .. expr(cx, a[1]) .. ")"
+  end,
+  any = function(cx, a)
+    if #a ~= 1 then not_converted(a.line or 0, "any() with %d arguments", #a) end
+    cx.helpers.list, cx.helpers.bool = true, true
+    return "py_any(" .. expr(cx, a[1]) .. ")"
+  end,
+  all = function(cx, a)
+    if #a ~= 1 then not_converted(a.line or 0, "all() with %d arguments", #a) end
+    cx.helpers.list, cx.helpers.bool = true, true
+    return "py_all(" .. expr(cx, a[1]) .. ")"
+  end,
+  min = function(cx, a)
+    cx.helpers.list = true
+    return call_text("py_min", args_list(cx, a))
+  end,
+  max = function(cx, a)
+    cx.helpers.list = true
+    return call_text("py_max", args_list(cx, a))
+  end,
+  sum = function(cx, a)
+    if #a ~= 1 then not_converted(a.line or 0, "sum() with %d arguments", #a) end
+    cx.helpers.list = true
+    return "py_sum(" .. expr(cx, a[1]) .. ")"
   end,
 }
 BUILTIN_CALLS.tuple = BUILTIN_CALLS.list
@@ -1077,7 +1167,16 @@ function call(cx, e)
   if (fn.k == "attr" and fn.name == "dumps" and fn.obj.k == "name" and cx.aliases[fn.obj.id] == "py_json"
     and not cx:declared(fn.obj.id)) or (fn.k == "name" and cx.aliases[fn.id] == "py_json.dumps"
     and not cx:declared(fn.id)) then
-    return cx:str(json_dumps(e))
+    local ok, text = pcall(json_dumps, e)
+    if ok then return cx:str(text) end
+    if getmetatable(text) ~= NC or text.reason ~= "json.dumps of something other than literal data"
+      or #e.args ~= 1 or #e.kwargs > 1
+      or (#e.kwargs == 1 and not (e.kwargs[1].name == "sort_keys" and e.kwargs[1].value.k == "const")) then
+      error(text, 0)
+    end
+    -- not literal data: Python's json.dumps at run time (luamigrate.py)
+    cx.helpers.py = true
+    return "py.json.dumps(" .. expr(cx, e.args[1]) .. ")"
   end
   local my = mysql_type(cx, fn)
   if my then
@@ -1094,17 +1193,32 @@ function call(cx, e)
       line = fn.line } }, { __index = e })
     return call(cx, c)
   end
+  if fn.k == "attr" and fn.obj.k == "name" and cx.aliases[fn.obj.id] == "alembic_context"
+    and not cx:declared(fn.obj.id) then
+    -- alembic's context inside a migration: what op has of it
+    if fn.name == "is_offline_mode" and #e.args == 0 then return '(op.get_bind():status() == "offline")' end
+    if fn.name == "get_bind" and #e.args == 0 then return "op.get_bind()" end
+    if fn.name == "get_x_argument" and #e.kwargs == 1 and e.kwargs[1].name == "as_dictionary"
+      and e.kwargs[1].value.k == "const" and e.kwargs[1].value.v == "True" then
+      return "op.get_x_argument()"
+    end
+    not_converted(e.line, "context.%s(...) (luamigrate's op has get_bind, get_x_argument(as_dictionary=True) "
+      .. "and is_offline_mode)", fn.name)
+  end
   if fn.k == "attr" then
     local obj = fn.obj
     -- batch_op.add_column(...) inside `with op.batch_alter_table(...) as batch_op:`
     if obj.k == "name" and cx.batch[obj.id] then return batch_call(cx, cx.batch[obj.id], fn.name, e) end
-    -- bind.execute(...) with bind = op.get_bind(): op.execute runs it the same way, and in --sql
-    if obj.k == "name" and cx.binds[obj.id] and fn.name == "execute" and #e.kwargs == 0 then
-      return call_text("op.execute", args_list(cx, e.args, e.line))
-    end
-    if obj.k == "call" and obj.fn.k == "attr" and obj.fn.name == "get_bind" and root_module(cx, obj.fn) == "op"
-      and fn.name == "execute" and #e.kwargs == 0 then
-      return call_text("op.execute", args_list(cx, e.args, e.line))
+    -- bind.execute(...) with bind = op.get_bind(): a statement whose result is dropped is
+    -- op.execute (which runs it the same way, and in --sql); one whose result is read
+    -- (.fetchall(), .scalar(), rows = ...) is the bind's :result, SQLAlchemy's CursorResult
+    local is_bind = (obj.k == "name" and cx.binds[obj.id]) or (obj.k == "call" and obj.fn.k == "attr"
+      and obj.fn.name == "get_bind" and op_or_context(cx, obj.fn))
+    if fn.name == "execute" and #e.kwargs == 0 and not root_module(cx, fn) then
+      if is_bind and cx.discarded == e then return call_text("op.execute", args_list(cx, e.args, e.line)) end
+      if cx.discarded ~= e then
+        return call_text(wrap(expr(cx, obj)) .. ":result", args_list(cx, e.args, e.line))
+      end
     end
     if obj.k == "str" then
       if fn.name == "join" and #e.args == 1 and #e.kwargs == 0 then
@@ -1132,14 +1246,25 @@ function call(cx, e)
       end
       return call_text(name, (args_list(cx, e.args, e.line, opts)))
     end
+    -- a list's append/extend and a dict's get: Lua's tables have no methods (an object that
+    -- has a get of its own keeps it: py_get)
+    if fn.name == "append" and #e.args == 1 and #e.kwargs == 0 then
+      return "table.insert(" .. expr(cx, obj) .. ", " .. expr(cx, e.args[1]) .. ")"
+    end
+    if (fn.name == "extend" and #e.args == 1 or fn.name == "get" and (#e.args == 1 or #e.args == 2))
+      and #e.kwargs == 0 then
+      cx.helpers[fn.name] = true
+      return call_text("py_" .. fn.name, { expr(cx, obj), table.unpack((args_list(cx, e.args, e.line))) })
+    end
     -- one of str's methods: the receiver may be a string (Lua's strings have none of them
     -- by these names) or an object that has a method of that name
     if PY_STR_METHODS[fn.name] and #e.kwargs == 0 then
       cx.helpers.str = true
       return call_text("py_str", { expr(cx, obj), cx:str(fn.name), table.unpack((args_list(cx, e.args, e.line))) })
     end
-    -- a method: the receiver is an object (a sa.table, a connection, a result)
-    local kws = kw_pairs(cx, e.kwargs, e.line)
+    -- a method: the receiver is an object (a sa.table, a connection, a result); a datetime's
+    -- replace(tzinfo=None) gets false, Lua's None in an options table
+    local kws = kw_pairs(cx, e.kwargs, e.line, fn.name == "replace" and { tzinfo = true } or nil)
     local args = args_list(cx, e.args, e.line, #kws > 0 and options_text(kws) or nil)
     return call_text(wrap(expr(cx, obj)) .. ":" .. fn.name, args)
   end
@@ -1148,6 +1273,11 @@ function call(cx, e)
     if b then
       if #e.kwargs > 0 then not_converted(e.line, "%s() with keyword arguments", fn.id) end
       return b(cx, e.args, e)
+    end
+    -- dict(row), dict(row._mapping), dict(d), dict(pairs): a new dict of its keys and values
+    if fn.id == "dict" and #e.args == 1 and #e.kwargs == 0 then
+      cx.helpers.dict = true
+      return "py_dict(" .. expr(cx, e.args[1]) .. ")"
     end
     if fn.id == "dict" and #e.args == 0 then
       return options_text(kw_pairs(cx, e.kwargs, e.line))
@@ -1212,7 +1342,16 @@ local function percent_format(cx, e)
   for conv in fmt:gmatch("%%[-+ #0]*%d*%.?%d*(%a)") do
     if not conv:match("[sdifxXeEgGc]") then not_converted(e.line, "'%%%s' formatting", conv) end
   end
-  local args = e.r.k == "tuple" and args_list(cx, e.r.items, e.line) or { expr(cx, e.r) }
+  local items = e.r.k == "tuple" and e.r.items or { e.r }
+  local args = args_list(cx, items, e.line)
+  -- %s of a value that may be None, a boolean or a list: Python writes None, True, [...],
+  -- which Lua's format does not; such a format goes through py_mod at run time
+  for _, it in ipairs(items) do
+    if not (is_stringish(cx, it) or is_numeric(cx, it)) and fmt:find("%%[-+ #0]*%d*%.?%d*[sr]") then
+      cx.helpers.mod, cx.helpers.percent = true, true
+      return "py_mod(" .. cx:str(fmt) .. ", " .. table_text(args) .. ")"
+    end
+  end
   return "(" .. cx:str(fmt) .. "):format(" .. table.concat(args, ", ") .. ")"
 end
 
@@ -1230,12 +1369,26 @@ local function binop(cx, e)
     return "py_percent(" .. expr(cx, e.l) .. ", " .. expr(cx, e.r) .. ")"
   end
   if op == "%" and e.l.k == "str" then return percent_format(cx, e) end
+  -- fmt % args with fmt not a literal (a constant, a parameter): Python formats a string,
+  -- takes the remainder of a number; which one is known when it runs
+  if op == "%" and not (is_numeric(cx, e.l) or is_numeric(cx, e.r) or is_column_expr(cx, e.l)) then
+    cx.helpers.mod, cx.helpers.percent = true, true
+    local r = e.r.k == "tuple" and table_text(args_list(cx, e.r.items, e.line)) or expr(cx, e.r)
+    return "py_mod(" .. expr(cx, e.l) .. ", " .. r .. ")"
+  end
   if op == "+" and (is_stringish(cx, e.l) or is_stringish(cx, e.r)) then
     return expr(cx, e.l) .. " .. " .. expr(cx, e.r)
   end
   if op == "+" and (e.l.k == "list" or e.r.k == "list" or e.l.k == "tuple" or e.r.k == "tuple") then
     cx.helpers.concat = true
     return "py_concat(" .. expr(cx, e.l) .. ", " .. expr(cx, e.r) .. ")"
+  end
+  -- a + b of values of unknown types: Python's + concatenates strings and lists, adds numbers
+  if op == "+" and not (is_numeric(cx, e.l) or is_numeric(cx, e.r) or is_column_expr(cx, e.l)
+    or is_column_expr(cx, e.r)) then
+    cx.helpers.add = true
+    cx.helpers.concat = true
+    return "py_add(" .. expr(cx, e.l) .. ", " .. expr(cx, e.r) .. ")"
   end
   local lua_op = ({ ["+"] = "+", ["-"] = "-", ["*"] = "*", ["/"] = "/", ["//"] = "//", ["%"] = "%", ["**"] = "^" })[op]
   if not lua_op then not_converted(e.line, "the operator '%s'", op) end
@@ -1281,6 +1434,71 @@ local function subscript(cx, e)
   not_converted(e.line, "a subscript whose index may count from 0")
 end
 
+-- Python's truthiness. A value whose type is not known to be boolean (a list, a string, a
+-- count, a row, None) is tested through py_bool, as Python tests it (0, "", [], {}, None are
+-- false; Lua's `if` takes all but nil and false as true); comparisons, `not`, isinstance()
+-- and the like are booleans and stay plain.
+local BOOL_BUILTINS = { bool = true, isinstance = true, issubclass = true, hasattr = true, callable = true,
+  any = true, all = true }
+local BOOL_METHODS = { startswith = true, endswith = true, isdigit = true, isalpha = true, isalnum = true,
+  isspace = true, islower = true, isupper = true, isidentifier = true, has_table = true, has_index = true,
+  has_sequence = true, has_schema = true, is_offline_mode = true, issubset = true, issuperset = true,
+  isdisjoint = true }
+
+local function is_boolean(cx, e)
+  local k = e.k
+  if k == "cmp" then return not (is_column_expr(cx, e.operands[1]) or is_column_expr(cx, e.operands[2])) end
+  if k == "unop" then return e.op == "not" end
+  if k == "const" then return e.v == "True" or e.v == "False" end
+  if k == "boolop" then return is_boolean(cx, e.l) and is_boolean(cx, e.r) end
+  if k == "call" then
+    local fn = e.fn
+    if fn.k == "name" then return BOOL_BUILTINS[fn.id] and not cx:declared(fn.id) and not cx.aliases[fn.id] or false end
+    if fn.k == "attr" then return BOOL_METHODS[fn.name] or false end
+  end
+  return false
+end
+
+-- e as the condition of an if, elif, while, a conditional expression or a comprehension's if
+local function cond(cx, e)
+  if e.k == "unop" and e.op == "not" then return "not " .. wrap(cond(cx, e.e)) end
+  if e.k == "boolop" and not (is_column_expr(cx, e.l) or is_column_expr(cx, e.r)) then
+    return wrap(cond(cx, e.l)) .. " " .. e.op .. " " .. wrap(cond(cx, e.r))
+  end
+  if e.k == "const" and e.v == "None" then return "false" end
+  if is_boolean(cx, e) then return expr(cx, e) end
+  cx.helpers.bool = true
+  return "py_bool(" .. expr(cx, e) .. ")"
+end
+M._cond = cond
+
+-- an operand that may be evaluated whether or not it is used (no call, no side effect)
+local function is_plain(e)
+  local k = e.k
+  if k == "const" or k == "num" or k == "str" or k == "name" then return true end
+  if k == "attr" then return is_plain(e.obj) end
+  if k == "list" or k == "tuple" then
+    for _, it in ipairs(e.items) do if not is_plain(it) then return false end end
+    return true
+  end
+  return k == "dict" and #e.keys == 0
+end
+
+-- `a or b`, `a and b` as values: Python's give back an operand, picked by its truthiness
+local function boolop_value(cx, e)
+  local l, r = expr(cx, e.l), expr(cx, e.r)
+  if is_boolean(cx, e.l) then return wrap(l) .. " " .. e.op .. " " .. wrap(r) end
+  cx.helpers.bool = true
+  if is_plain(e.r) then
+    cx.helpers["bool_" .. e.op] = true -- after "bool" in the sorted prelude: they call py_bool
+    return ("py_%s(%s, %s)"):format(e.op, l, r)
+  end
+  if e.op == "or" then
+    return ("(function() local v_ = %s if py_bool(v_) then return v_ end return %s end)()"):format(l, r)
+  end
+  return ("(function() local v_ = %s if not py_bool(v_) then return v_ end return %s end)()"):format(l, r)
+end
+
 function expr(cx, e)
   local k = e.k
   if k == "name" then
@@ -1297,7 +1515,9 @@ function expr(cx, e)
         not_converted(e.line, "'%s' comes from %s, which has no Lua translation%s", e.id, a:sub(9),
           cx.why[e.id] and (" (" .. cx.why[e.id] .. ")") or "")
       end
-      if a:match("^py_json") then not_converted(e.line, "json other than json.dumps() of literal data") end
+      if a == "py_json" then cx.helpers.py = true; return "py.json" end
+      if a == "py_json.dumps" then cx.helpers.py = true; return "py.json.dumps" end
+      if a:match("^py%.") then cx.helpers.py = true end
       if a == "mysql" then not_converted(e.line, "'%s' (sqlalchemy.dialects.mysql) used as a value", e.id) end
       if a:match("^mysql%.") then
         local t = a:sub(7)
@@ -1305,6 +1525,10 @@ function expr(cx, e)
         return "sa." .. t
       end
       if a == "py_logging" then cx.helpers.logging = true end
+      if a == "alembic_context" then
+        not_converted(e.line, "alembic's context other than get_bind(), get_x_argument(as_dictionary=True), "
+          .. "is_offline_mode(), get_context().bind and .dialect.name")
+      end
       if a == "sa.true" or a == "sa.false" then return a .. "_" end -- from sqlalchemy import true
       return a
     end
@@ -1344,6 +1568,11 @@ function expr(cx, e)
     end
     if SA_SUBMODULES[e.name] and qualname(cx, obj) == "sa" then return expr(cx, obj) end
     if is_dialect_name(cx, e) then return '"postgresql"' end
+    -- op.get_context().bind, context.get_context().connection: the migration's connection
+    if (e.name == "bind" or e.name == "connection") and obj.k == "call" and obj.fn.k == "attr"
+      and obj.fn.name == "get_context" and #obj.args == 0 and op_or_context(cx, obj.fn) then
+      return "op.get_bind()"
+    end
     if obj.k == "name" and cx.aliases[obj.id] == "mysql" and not cx:declared(obj.id) then
       if not MYSQL_TYPES[e.name] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", e.name) end
       return "sa." .. e.name
@@ -1377,7 +1606,7 @@ function expr(cx, e)
     end
     return table_text(items)
   elseif k == "unop" then
-    if e.op == "not" then return "not " .. wrap(expr(cx, e.e)) end
+    if e.op == "not" then return cond(cx, e) end
     if e.op == "-" then return "-" .. wrap(expr(cx, e.e)) end
     if e.op == "+" then return expr(cx, e.e) end
     not_converted(e.line, "the operator '%s'", e.op)
@@ -1387,11 +1616,11 @@ function expr(cx, e)
     if is_column_expr(cx, e.l) or is_column_expr(cx, e.r) then
       not_converted(e.line, "'%s' on SQL expressions (use sa.%s_)", e.op, e.op)
     end
-    return wrap(expr(cx, e.l)) .. " " .. e.op .. " " .. wrap(expr(cx, e.r))
+    return boolop_value(cx, e)
   elseif k == "cmp" then
     return compare(cx, e)
   elseif k == "ifexp" then
-    return ("(function() if %s then return %s end return %s end)()"):format(expr(cx, e.cond),
+    return ("(function() if %s then return %s end return %s end)()"):format(cond(cx, e.cond),
       expr(cx, e.a), expr(cx, e.b))
   elseif k == "lambda" then
     cx.scopes[#cx.scopes + 1] = {}
@@ -1401,16 +1630,50 @@ function expr(cx, e)
     cx.scopes[#cx.scopes] = nil
     return "function(" .. table.concat(ps, ", ") .. ") return " .. body .. " end"
   elseif k == "listcomp" then
-    if e.target.k ~= "name" then not_converted(e.line, "a comprehension over tuples") end
-    local iter = expr(cx, e.iter)
-    cx.scopes[#cx.scopes + 1] = { [e.target.id] = true }
+    -- [elt for target in iter if cond], {elt for ...} (a set: each element once, first seen
+    -- first), {key: elt for ...} (a dict); the target a name or a tuple of names; over
+    -- d.items() the dict's pairs, over a dict its keys (sorted, as loops over dicts are)
+    local t, it = e.target, e.iter
+    local names = {}
+    local targets = t.k == "tuple" and t.items or { t }
+    for i, x in ipairs(targets) do
+      if x.k ~= "name" then not_converted(e.line, "a comprehension over nested tuples") end
+      names[i] = x.id
+    end
+    local head
+    local scope = {}
+    for _, n in ipairs(names) do scope[n] = true end
+    local lnames = {}
+    for i, n in ipairs(names) do lnames[i] = lua_name(n) end
+    if it.k == "call" and it.fn.k == "attr" and it.fn.name == "items" and #it.args == 0 and #names == 2 then
+      cx.helpers.items = true
+      head = ("for %s, %s in py_items(%s) do "):format(lnames[1], lnames[2], expr(cx, it.fn.obj))
+    elseif it.k == "name" and cx.kinds[it.id] == "dict" and #names == 1 then
+      cx.helpers.items = true
+      head = ("for %s in py_items(%s) do "):format(lnames[1], expr(cx, it))
+    elseif #names == 1 then
+      head = ("for _, %s in ipairs(%s) do "):format(lnames[1], expr(cx, it))
+    else
+      local idx = {}
+      for i = 1, #names do idx[i] = "item_[" .. i .. "]" end
+      head = ("for _, item_ in ipairs(%s) do local %s = %s "):format(expr(cx, it), table.concat(lnames, ", "),
+        table.concat(idx, ", "))
+    end
+    cx.scopes[#cx.scopes + 1] = scope
     local elt = expr(cx, e.elt)
-    local cond = e.cond and expr(cx, e.cond)
+    local key = e.key and expr(cx, e.key)
+    local test = e.cond and cond(cx, e.cond)
     cx.scopes[#cx.scopes] = nil
-    local v = lua_name(e.target.id)
-    local add = "r[#r + 1] = " .. elt
-    if cond then add = "if " .. cond .. " then " .. add .. " end" end
-    return ("(function() local r = {} for _, %s in ipairs(%s) do %s end return r end)()"):format(v, iter, add)
+    -- out_, seen_, v_: names the translation's own (a Python target named r is common)
+    local add = "out_[#out_ + 1] = " .. elt
+    if key then
+      add = "out_[" .. key .. "] = " .. elt
+    elseif e.set then
+      add = "local v_ = " .. elt .. " if not seen_[v_] then seen_[v_] = true out_[#out_ + 1] = v_ end"
+    end
+    if test then add = "if " .. test .. " then " .. add .. " end" end
+    return ("(function() local out_%s = {}%s %s%s end return out_ end)()"):format(e.set and ", seen_" or "",
+      e.set and ", {}" or "", head, add)
   elseif k == "starred" then
     not_converted(e.line, "*unpacking here")
   elseif k == "unsupported" then
@@ -1524,13 +1787,15 @@ local function assignment(cx, out, depth, s, target, value)
       cx.binds[t.id] = nil
       if #targets == 1 then
         if (value.k == "call" and value.fn.k == "attr" and value.fn.name == "get_bind"
-          and root_module(cx, value.fn) == "op") or is_oslo_engine(cx, value) then
+          and op_or_context(cx, value.fn)) or is_oslo_engine(cx, value) then
           cx.binds[t.id] = true
         end
-        if cx.kinds[t.id] == "dburl" then cx.kinds[t.id] = nil end
+        cx.kinds[t.id] = nil -- what it held before is gone
         if is_db_url(cx, value) then cx.kinds[t.id] = "dburl"
+        elseif is_numeric(cx, value) then cx.kinds[t.id] = "num"
         elseif is_stringish(cx, value) then cx.kinds[t.id] = "str"
-        elseif value.k == "dict" then cx.kinds[t.id] = "dict"
+        elseif value.k == "dict" or (value.k == "listcomp" and value.key) then cx.kinds[t.id] = "dict"
+        elseif value.k == "listcomp" then cx.kinds[t.id] = "list"
         elseif value.k == "list" or value.k == "tuple" or value.k == "set" then cx.kinds[t.id] = "list" end
       end
     end
@@ -1728,6 +1993,10 @@ local function for_statement(cx, out, depth, s)
       unpack_line = "local " .. table.concat(names, ", ") .. " = " .. table.concat(idx, ", ")
     else
       head = ("for _, %s in ipairs(%s) do"):format(tname(t), src)
+      -- over a literal list of strings, the target is a string (`"DROP %s" % name` formats plainly)
+      local all_str = (it.k == "list" or it.k == "tuple" or it.k == "set") and #it.items > 0
+      for _, x in ipairs(all_str and it.items or {}) do if x.k ~= "str" then all_str = false end end
+      cx.kinds[t.id] = all_str and "str" or nil
     end
   end
   emit(out, depth, head)
@@ -1797,6 +2066,8 @@ function imports(cx, s)
       elseif n.name == "alembic.op" and n.as then cx.aliases[bound] = "op"
       elseif n.name == "logging" then cx.aliases[bound] = "py_logging"
       elseif n.name == "json" and not n.as then cx.aliases[bound] = "py_json"
+      elseif n.name == "json" then cx.aliases[bound] = "py.json"
+      elseif PY_MODULES[n.name] then cx.aliases[bound] = "py." .. n.name
       elseif IGNORED_MODULES[n.name] then cx.aliases[bound] = nil
       else
         cx.aliases[bound] = "foreign:" .. n.name
@@ -1817,7 +2088,7 @@ function imports(cx, s)
         not_converted(s.line, "'from %s import *'", mod)
       end
     elseif mod == "alembic" and n.name == "op" then cx.aliases[bound] = "op"
-    elseif mod == "alembic" and n.name == "context" then cx.aliases[bound] = "foreign:alembic.context"
+    elseif mod == "alembic" and n.name == "context" then cx.aliases[bound] = "alembic_context"
     elseif mod == "sqlalchemy.dialects" and n.name == "postgresql" then cx.aliases[bound] = "postgresql"
     elseif PG_MODULES[mod] then cx.aliases[bound] = "postgresql." .. n.name
     elseif mod == "sqlalchemy.dialects" and n.name == "mysql" then cx.aliases[bound] = "mysql"
@@ -1827,6 +2098,7 @@ function imports(cx, s)
     elseif SA_MODULES[mod] then cx.aliases[bound] = "sa." .. n.name
     elseif IGNORED_MODULES[mod] then cx.aliases[bound] = nil
     elseif mod == "json" and n.name == "dumps" then cx.aliases[bound] = "py_json.dumps"
+    elseif PY_MODULES[mod] and PY_MODULES[mod][n.name] then cx.aliases[bound] = "py." .. mod .. "." .. n.name
     else
       cx.aliases[bound] = "foreign:" .. (mod .. "." .. n.name)
       local r, why, pending = resolve_import(cx, mod, n.name)
@@ -1860,6 +2132,7 @@ local function statement(cx, out, depth, s, is_last)
     end
     if e.k == "const" and e.v == "Ellipsis" then return end
     if e.k ~= "call" then not_converted(s.line, "an expression statement that is not a call") end
+    cx.discarded = e
     emit(out, depth, expr(cx, e))
   elseif k == "assign" then
     if #s.targets > 1 then not_converted(s.line, "chained assignment") end
@@ -1884,7 +2157,7 @@ local function statement(cx, out, depth, s, is_last)
       local v = dialect_test(cx, t)
       if v == true then orelse = s.bodies[i]; break end
       if v == nil then
-        tests[#tests + 1] = expr(cx, t)
+        tests[#tests + 1] = cond(cx, t)
         bodies[#bodies + 1] = s.bodies[i]
       end
     end
@@ -1915,7 +2188,7 @@ local function statement(cx, out, depth, s, is_last)
     for_statement(cx, out, depth, s)
   elseif k == "while" then
     if s.orelse then not_converted(s.line, "while ... else") end
-    emit(out, depth, "while " .. expr(cx, s.test) .. " do")
+    emit(out, depth, "while " .. cond(cx, s.test) .. " do")
     cx.scopes[#cx.scopes + 1] = {}
     loop_body(cx, out, depth, s.body)
     cx.scopes[#cx.scopes] = nil
@@ -1963,6 +2236,9 @@ local function statement(cx, out, depth, s, is_last)
     else
       emit(out, depth, ("error(%s, 0)"):format(quoted(("raised at %s:%d"):format(cx.display, s.line))))
     end
+  elseif k == "assert" then
+    local msg = s.msg and expr(cx, s.msg) or quoted(("AssertionError at %s:%d"):format(cx.display, s.line))
+    emit(out, depth, "assert(" .. cond(cx, s.test) .. ", " .. msg .. ")")
   elseif k == "unsupported" then
     not_converted(s.line, "'" .. s.keyword .. "' statements")
   else
@@ -2043,6 +2319,189 @@ local function py_bool(v)
   if v == nil or v == false or v == 0 or v == "" then return false end
   if type(v) == "table" and getmetatable(v) == nil and next(v) == nil then return false end
   return true
+end
+]],
+  py = [[
+-- Python's datetime, uuid and json, as the migration uses them.
+local py = require "luamigrate.py"
+]],
+  dict = [[
+-- Python's dict(x) of a result's row (its columns), a dict, or a list of pairs: a new dict.
+local function py_dict(x)
+  if getmetatable(x) and getmetatable(x).__name == "luamigrate.Row" then return x._mapping end
+  local r = {}
+  if #x > 0 and type(x[1]) == "table" then
+    for _, p in ipairs(x) do
+      local k, v = p[1], p[2]
+      r[k] = v
+    end
+    return r
+  end
+  for k, v in pairs(x) do r[k] = v end
+  return r
+end
+]],
+  mod = [==[
+-- Python's a % b: a string formatted with b (a tuple's items, a mapping's %(name)s fields,
+-- or one value), as Python's %-formatting writes s, r, d, i, f, x, ... ; a number's remainder.
+local function py_mod(a, b)
+  if type(a) ~= "string" then return a % b end
+  if a:find("%(", 1, true) and type(b) == "table" then return py_percent(a, b) end
+  local args = (type(b) == "table" and getmetatable(b) == nil) and b or { b }
+  local i = 0
+  local function str(v)
+    if v == nil then return "None" end
+    if type(v) == "boolean" then return v and "True" or "False" end
+    return tostring(v)
+  end
+  return (a:gsub("%%([-+ #0]*%d*%.?%d*)([%a%%])", function(flags, conv)
+    if conv == "%" then return "%" end
+    i = i + 1
+    local v = args[i]
+    if conv == "s" then return ("%" .. flags .. "s"):format(str(v)) end
+    if conv == "r" then return ("%" .. flags .. "s"):format(type(v) == "string" and ("'" .. v .. "'") or str(v)) end
+    if conv == "d" or conv == "i" or conv == "u" then
+      local n = math.tointeger(v) or (v >= 0 and math.floor(v) or math.ceil(v))
+      return ("%" .. flags .. "d"):format(n)
+    end
+    return ("%" .. flags .. conv):format(v)
+  end))
+end
+]==],
+  list = [==[
+-- Python's list(x), set(x), any, all, min, max and sum over what a migration iterates: a
+-- list, a result's rows, a dict's keys (sorted: a Lua table keeps no order), a string's
+-- characters.
+local function py_list(x)
+  if type(x) == "string" then
+    local r = {}
+    for ch in x:gmatch(utf8.charpattern) do r[#r + 1] = ch end
+    return r
+  end
+  local mt = getmetatable(x)
+  if mt and mt.__name == "luamigrate.Result" then return x:fetchall() end
+  if mt and mt.__name == "luamigrate.Row" then return { table.unpack(x) } end
+  if next(x) ~= nil and #x == 0 then
+    local keys = {}
+    for k in pairs(x) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    return keys
+  end
+  return table.move(x, 1, #x, 1, {})
+end
+local function py_set(x)
+  local r, seen = {}, {}
+  for _, v in ipairs(py_list(x)) do
+    if not seen[v] then seen[v] = true; r[#r + 1] = v end
+  end
+  return r
+end
+local function py_any(x)
+  for _, v in ipairs(py_list(x)) do if py_bool(v) then return true end end
+  return false
+end
+local function py_all(x)
+  for _, v in ipairs(py_list(x)) do if not py_bool(v) then return false end end
+  return true
+end
+local function py_pick(better, ...)
+  local xs = select("#", ...) == 1 and py_list((...)) or { ... }
+  if #xs == 0 then error("ValueError: arg is an empty sequence", 3) end
+  local best = xs[1]
+  for i = 2, #xs do if better(xs[i], best) then best = xs[i] end end
+  return best
+end
+local function py_min(...) return py_pick(function(a, b) return a < b end, ...) end
+local function py_max(...) return py_pick(function(a, b) return a > b end, ...) end
+local function py_sum(x)
+  local s = 0
+  for _, v in ipairs(py_list(x)) do s = s + v end
+  return s
+end
+]==],
+  text = [==[
+-- Python's str(v): None, True and False by their names, a float as Python writes it (the
+-- shortest text that reads back the same), a list or dict as its repr; others tostring.
+local function py_text(v, quote)
+  local t = type(v)
+  if v == nil then return "None" end
+  if t == "boolean" then return v and "True" or "False" end
+  if t == "string" then return quote and ("'" .. v .. "'") or v end
+  if math.type(v) == "float" then
+    if v ~= v then return "nan" end
+    if v == math.huge or v == -math.huge then return v > 0 and "inf" or "-inf" end
+    if v == math.floor(v) and math.abs(v) < 1e16 then return ("%.1f"):format(v) end
+    for p = 1, 17 do
+      local s = ("%." .. p .. "g"):format(v)
+      if tonumber(s) == v then return s end
+    end
+  end
+  if t == "table" and getmetatable(v) == nil then
+    local parts = {}
+    if #v > 0 or next(v) == nil then
+      for i, x in ipairs(v) do parts[i] = py_text(x, true) end
+      return "[" .. table.concat(parts, ", ") .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    for i, k in ipairs(keys) do parts[i] = py_text(k, true) .. ": " .. py_text(v[k], true) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  end
+  return tostring(v)
+end
+]==],
+  sorted = [[
+-- Python's sorted(list): a sorted copy.
+local function py_sorted(t)
+  local r = table.move(t, 1, #t, 1, {})
+  table.sort(r)
+  return r
+end
+]],
+  get = [[
+-- Python's d.get(key, default): a dict's value or the default; an object's own get method.
+local function py_get(d, key, default)
+  if type(d) == "table" and getmetatable(d) == nil then
+    local v = d[key]
+    if v == nil then return default end
+    return v
+  end
+  return d:get(key, default)
+end
+]],
+  extend = [[
+-- Python's list.extend(values): the values appended in order.
+local function py_extend(t, values)
+  table.move(values, 1, #values, #t + 1, t)
+end
+]],
+  add = [[
+-- Python's a + b: strings and lists concatenate, numbers (and SQL expressions) add.
+local function py_add(a, b)
+  local ta, tb = type(a), type(b)
+  if ta == "string" and tb == "string" then return a .. b end
+  if ta == "table" and tb == "table" and getmetatable(a) == nil and getmetatable(b) == nil then
+    return py_concat(a, b)
+  end
+  if ta == "string" or tb == "string" then
+    error(("TypeError: unsupported operand type(s) for +: %s and %s"):format(ta, tb), 2)
+  end
+  return a + b
+end
+]],
+  bool_or = [[
+-- Python's `a or b`: a when it is true (py_bool), else b.
+local function py_or(a, b)
+  if py_bool(a) then return a end
+  return b
+end
+]],
+  bool_and = [[
+-- Python's `a and b`: a when it is false (py_bool), else b.
+local function py_and(a, b)
+  if not py_bool(a) then return a end
+  return b
 end
 ]],
   str = [[
@@ -2234,7 +2693,14 @@ function M.revision(src, display, resolver)
   if #defs > 0 then prelude[#prelude + 1] = "local " .. table.concat(defs, ", ") .. "\n" end
   local used = {}
   for name in pairs(cx.helpers) do used[#used + 1] = name end
-  table.sort(used) -- the same file on every run
+  -- the same file on every run; py_bool, py_concat and py_percent first, as other helpers
+  -- call them
+  local first = { bool = 1, concat = 2, percent = 3 }
+  table.sort(used, function(a, b)
+    local ra, rb = first[a] or 4, first[b] or 4
+    if ra ~= rb then return ra < rb end
+    return a < b
+  end)
   for _, name in ipairs(used) do prelude[#prelude + 1] = HELPERS[name] end
   local function v(name) return meta[name] and meta[name].value end
   local labels = v("branch_labels")

@@ -256,6 +256,19 @@ end
 
 function OfflineConn.status() return "offline" end
 
+-- :result in --sql mode: the statement goes into the script (as with :execute) and its
+-- result cannot be read: there is no database.
+function OfflineConn:result(sql, ...)
+  local text = sql
+  if expr.is_statement(sql) then
+    text = (expr.compile(sql, true, render.value))
+  elseif schema.is(sql, "text") then
+    text = sql.text
+  end
+  self:execute(sql, ...)
+  return require("luamigrate.result").offline(text)
+end
+
 -- Online, op.get_bind() is the migration's connection seen through this: :execute and
 -- :query also take sa statements and sa.text (compiled to $n parameters), and :query
 -- returns typed values (luamigrate.typed); every other method is the connection's own.
@@ -263,6 +276,8 @@ local Bind = {}
 function Bind:__index(k)
   local v = Bind[k]
   if v ~= nil then return v end
+  -- SQLAlchemy's connection.engine: sa.inspect(bind.engine) inspects this connection
+  if k == "engine" then return self end
   local conn = rawget(self, "conn")
   local m = conn[k]
   if type(m) == "function" then return function(_, ...) return m(conn, ...) end end
@@ -296,6 +311,16 @@ function Bind:query(sql, ...)
   return require("luamigrate.typed").rows(rows, oids)
 end
 
+-- :result(sql, ...): runs the statement and returns its result with SQLAlchemy's methods
+-- (luamigrate.result: fetchone, fetchall, first, scalar, scalars, rowcount, ...), the rows
+-- typed as :query's. The statement is sent and waited for on its own (never pipelined).
+function Bind:result(sql, ...)
+  if type(sql) ~= "string" then return self:result(bind_args(sql, ...)) end
+  refuse_params(sql, ...)
+  local rows, oids, names, count = self.conn:query(sql, ...)
+  return require("luamigrate.result").new(typed.rows(rows, oids), names, count, sql)
+end
+
 function bind_for(conn)
   return setmetatable({ conn = conn }, Bind)
 end
@@ -304,7 +329,11 @@ end
 -- that writes statements to the script and refuses to read.
 function M.get_bind()
   local ctx = core.context("op.get_bind")
-  if ctx.emit then return setmetatable({ emit = ctx.emit }, OfflineConn) end
+  if ctx.emit then
+    local b = setmetatable({ emit = ctx.emit }, OfflineConn)
+    b.engine = b -- SQLAlchemy's connection.engine (sa.inspect(bind.engine))
+    return b
+  end
   return bind_for(ctx.conn)
 end
 

@@ -9,11 +9,12 @@
 -- Expression nodes: name, num, str (s, bytes), fstr (parts: strings and {expr, conv, spec}),
 -- const (None/True/False), attr, call (args, kwargs = {{name, value}}, star, dstar), sub,
 -- slice, list, tuple, set, dict (keys, values: in source order), unop, binop, boolop, cmp
--- (ops, operands), ifexp, lambda, listcomp, starred. Statements: import, from, assign
+-- (ops, operands), ifexp, lambda, listcomp (elt, target, iter, cond; set = true for a set
+-- comprehension, key for a dict comprehension), starred. Statements: import, from, assign
 -- (targets, value), augassign, annassign, expr, def, return, pass, if (tests, bodies, orelse),
 -- for, while (test, body, orelse), class (name, bases, keywords, body), with (items: {expr,
--- as}), try (body, handlers = {{type, name, body, line}}, orelse, finalbody), unsupported
--- (keyword), and break/continue/raise.
+-- as}), try (body, handlers = {{type, name, body, line}}, orelse, finalbody), assert (test,
+-- msg), unsupported (keyword), and break/continue/raise.
 -- Every node has `line`; statements also `last`, the last line they span.
 local M = {}
 
@@ -432,9 +433,22 @@ function P:atom()
           end
         end
         if (#keys == 1 or #items == 1) and self:isname("for") then
-          self:skip_rest()
+          -- {x for x in xs} and {k: v for k, v in xs}: a comprehension building a set or dict
+          local comp
+          if is_set then
+            comp = self:comprehension(items[1], t.line)
+            comp.set = true
+          else
+            comp = self:comprehension(values[1], t.line)
+            comp.key = keys[1]
+          end
+          if comp.k ~= "listcomp" then
+            self:skip_rest()
+            self:expect("}")
+            return comp
+          end
           self:expect("}")
-          return { k = "unsupported", what = "a dict or set comprehension", line = t.line }
+          return comp
         end
         if not self:accept(",") then break end
       end
@@ -783,7 +797,13 @@ function P:simple_statement()
         if self:accept("from") then self:expr() end
       end
       return { k = "raise", value = v, line = t.line }
-    elseif w == "global" or w == "nonlocal" or w == "del" or w == "assert" or w == "yield" then
+    elseif w == "assert" then
+      self:next()
+      local test = self:expr()
+      local msg
+      if self:accept(",") then msg = self:expr() end
+      return { k = "assert", test = test, msg = msg, line = t.line }
+    elseif w == "global" or w == "nonlocal" or w == "del" or w == "yield" then
       -- kept as an unsupported statement: skip to the end of the line
       self:next()
       while self:peek().type ~= "newline" and self:peek().type ~= "eof" do self:next() end

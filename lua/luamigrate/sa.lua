@@ -20,6 +20,9 @@ for _, k in ipairs { "table", "column", "select", "insert", "update", "delete", 
   M[k] = expr[k]
 end
 M["true"], M["false"] = expr.true_, expr.false_
+-- sa.inspect(bind): an Inspector over the live connection (luamigrate.inspector)
+function M.inspect(bind) return require("luamigrate.inspector").inspect(bind) end
+M.Inspector = { from_engine = M.inspect }
 -- Not SQLAlchemy's (it is postgresql.JSONB there), kept because migrations use it.
 M.JSONB = types.defs["postgresql.JSONB"]
 -- Replaceable entities (alembic_utils' PGView, PGFunction, ...), for op.create_entity & co.

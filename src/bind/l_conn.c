@@ -539,8 +539,8 @@ static void push_value(lua_State *L, const PGresult *res, int row, int col) {
   }
 }
 
-/* Pushes the rows of res keyed by column name (NULL is nil), and a table of each column's
- * type OID by name. */
+/* Pushes the rows of res keyed by column name (NULL is nil), a table of each column's type
+ * OID by name, and the column names in order. */
 static void push_rows(lua_State *L, const PGresult *res) {
   int nrows = PQntuples(res), ncols = PQnfields(res);
   lua_createtable(L, nrows, 0);
@@ -558,27 +558,37 @@ static void push_rows(lua_State *L, const PGresult *res) {
     lua_pushinteger(L, (lua_Integer)PQftype(res, c));
     lua_setfield(L, -2, PQfname(res, c));
   }
+  /* the column names in the result's order: a row read by position (SQLAlchemy's row[0]) */
+  lua_createtable(L, ncols, 0);
+  for (int c = 0; c < ncols; c++) {
+    lua_pushstring(L, PQfname(res, c));
+    lua_rawseti(L, -2, c + 1);
+  }
 }
 
 /* conn:execute(sql, ...) -> number of rows affected (0 when the command reports none), and
- * the rows a statement returned (UPDATE ... RETURNING: op.backfill), or nil: unlike :query it
- * goes through the hook (journal, dry-run trace), as an op's statement. */
+ * the rows a statement returned (UPDATE ... RETURNING: op.backfill) with their type OIDs and
+ * column names, or nothing: unlike :query it goes through the hook (journal, dry-run
+ * trace), as an op's statement. */
 static int l_conn_execute(lua_State *L) {
   PGresult *res = run(L, checkbox(L), 1);
   const char *tuples = res ? PQcmdTuples(res) : NULL;
   lua_pushinteger(L, tuples && *tuples ? strtoll(tuples, NULL, 10) : 0);
   if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) return 1;
   push_rows(L, res);
-  lua_pop(L, 1);
-  return 2;
+  return 4;
 }
 
-/* conn:query(sql, ...) -> array of rows keyed by column name (NULL is nil), and a table of
- * each column's type OID by name (op.get_bind() decodes arrays and JSON by it). */
+/* conn:query(sql, ...) -> array of rows keyed by column name (NULL is nil), a table of each
+ * column's type OID by name (op.get_bind() decodes arrays and JSON by it), the column names
+ * in order (positional access to a row), and the rows the command affected (a result's
+ * rowcount: unlike :execute it never goes into a pipeline, so the count is there). */
 static int l_conn_query(lua_State *L) {
   PGresult *res = run(L, checkbox(L), 0);
   push_rows(L, res);
-  return 2;
+  const char *tuples = PQcmdTuples(res);
+  lua_pushinteger(L, *tuples ? strtoll(tuples, NULL, 10) : 0);
+  return 4;
 }
 
 static int l_conn_status(lua_State *L) {

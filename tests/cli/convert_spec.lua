@@ -58,7 +58,8 @@ end
 -- The fixture's parity checks. `version_table`: the one its env.py configures; `o.data`: a
 -- query whose rows (the data migrations wrote) must be the same as Alembic's, and not empty;
 -- `o.alembic_sql_fails`: the message Alembic's upgrade --sql stops with on this fixture (see
--- the --sql case).
+-- the --sql case); `o.reads`: the fixture's migrations read the database, so neither tool
+-- can write its --sql script (both must refuse, luamigrate with this message).
 local function parity(name, version_table, o)
   o = o or {}
   local dir, dbs = nil, {}
@@ -113,6 +114,15 @@ local function parity(name, version_table, o)
     local a, b = db(), db()
     local r = alembic(name, sa_url(a), "upgrade heads --sql")
     local ok, out
+    if o.reads then
+      -- Alembic's offline bind is None: reading a result is Python's AttributeError
+      assert.are_not.equal(0, r.code, r.out)
+      assert.truthy(r.err:find("AttributeError: 'NoneType' object has no attribute", 1, true), r.err)
+      local s = lm(b, "upgrade", "--sql", "heads")
+      assert.equal(1, s.code, s.err)
+      assert.truthy(s.err:find(o.reads, 1, true), s.err)
+      return
+    end
     if o.alembic_sql_fails then
       -- Alembic cannot write this fixture's upgrade script at all, so luamigrate's script is
       -- held to what Alembic builds online instead: the same schema, versions and data. Its
@@ -239,6 +249,26 @@ describe("convert alembic (appsrc fixture: the application's own imports)", func
   parity("appsrc", "kiosk_version", { data = "SELECT title, meta FROM tickets ORDER BY id" })
 end)
 
+-- Data migrations that read: bind.execute(...)'s results (scalars().all(), first(), fetchone(),
+-- fetchall(), scalar(), scalar_one(), rowcount, iteration with tuple unpacking, row[0],
+-- row.name, row._mapping["name"]), Python's truthiness in if/elif/while/and/or/conditional
+-- expressions, early returns, the inspector (sa.inspect, Inspector.from_engine) and datetime,
+-- uuid, json at run time. Each result is written into the notes table, whose rows must be
+-- Alembic's (Python's) exactly.
+describe("convert alembic (reader fixture: results, truthiness, inspector, stdlib)", function()
+  it("translates every statement", function()
+    local text = converted("reader", "migrations/versions/8e4f2b6a0c13_derive_notes.lua", 2)
+    assert.truthy(text:find('bind:result(sa.text("SELECT name FROM kinds ORDER BY id")):scalars():all()', 1, true), text)
+    assert.truthy(text:find("  while py_bool(n) do\n", 1, true), text)
+  end)
+
+  parity("reader", "alembic_version", {
+    data = "SELECT k, v FROM notes ORDER BY k",
+    reads = "result:scalars(): there is no database in --sql mode, so the rows of this statement cannot be read "
+      .. "(SELECT name FROM kinds ORDER BY id)",
+  })
+end)
+
 describe("convert alembic", function()
   local dir
 
@@ -363,6 +393,41 @@ describe("convert alembic", function()
     pg.drop_db(dbname)
     assert.equal(0, u.code, u.err)
     assert.equal("amount numeric(12,2)\nid integer(32,0)", cols)
+  end)
+
+  it("keeps an application constant's multi-line text exactly, wherever it is used", function()
+    -- CTFd's email templates: module-level strings of the application, several lines each
+    local src = dir .. "/repo"
+    cli.mkdir_p(src .. "/mailapp/alembic/versions")
+    cli.write(src .. "/mailapp/__init__.py", "")
+    cli.write(src .. "/mailapp/texts.py", 'BODY = (\n    "Hello {name}!\\n\\n"\n    "  Bye."\n)\n')
+    cli.write(src .. "/mailapp/alembic/env.py", "from alembic import context\n")
+    cli.write(src .. "/mailapp/alembic/versions/ee05_texts.py", table.concat({
+      "from alembic import op",
+      "import sqlalchemy as sa",
+      "from mailapp.texts import BODY",
+      "revision = 'ee05'",
+      "down_revision = None",
+      "t = sa.table('texts', sa.column('k', sa.String), sa.column('v', sa.Text))",
+      "def upgrade():",
+      "    op.create_table('texts', sa.Column('k', sa.String(10)), sa.Column('v', sa.Text))",
+      "    if True:",
+      "        for k, v in [('body', BODY)]:",
+      "            op.execute(t.insert().values(k=k, v=v))",
+      "def downgrade():",
+      "    op.drop_table('texts')",
+      "",
+    }, "\n"))
+    local out = dir .. "/out"
+    cli.mkdir_p(out)
+    local r = cli.run({ "convert", "alembic", src .. "/mailapp/alembic", "-o", out })
+    assert.equal(0, r.code, r.err)
+    local url, dbname = pg.new_db("conv")
+    local u = cli.run({ "--url", url, "upgrade", "head" }, { cwd = out })
+    local v = pg.psql(url, "SELECT v FROM texts")
+    pg.drop_db(dbname)
+    assert.equal(0, u.code, u.err)
+    assert.equal("Hello {name}!\n\n  Bye.", v)
   end)
 
   it("refuses a file it cannot read, naming file, line and column, and writes nothing", function()
