@@ -8,6 +8,9 @@
 
 /* Connects app->conn (verbose: where, which server, how long) and sets up app->vt. */
 int lm_workspace_connect(lm_app *app, lm_error *err);
+/* The same for a command that takes the lock next: with lock = "session" the lock's own
+ * connection is opened at the same time, in the same round trips. */
+int lm_workspace_connect_locking(lm_app *app, lm_error *err);
 /* Takes the migration lock and makes sure the bookkeeping tables exist. */
 int lm_workspace_lock(lm_app *app, lm_error *err);
 /* The version table's rows as revisions of app->dag; a row no file defines is an error. */
