@@ -15,6 +15,7 @@
 #include <time.h>
 
 static lm_conn *state(PGconn *conn);
+static int cancelled(int rc, lm_error *err);
 
 static void notice_receiver(void *arg, const PGresult *res) {
   (void)arg;
@@ -493,7 +494,7 @@ int lm_exec_batch_send(PGconn *conn, lm_batch *b, lm_error *err) {
 }
 
 int lm_exec_batch_wait(PGconn *conn, lm_batch *b, lm_error *err) {
-  return pipeline_recv(conn, b, err);
+  return cancelled(pipeline_recv(conn, b, err), err);
 }
 
 static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,
@@ -501,9 +502,7 @@ static int exec_one(PGconn *conn, const char *sql, int nparams, const char *cons
 
 /* A statement of the engine's that a signal cancelled (lm_cancel: it may have waited on
  * another session's lock) says so; the run stops there. */
-int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
-            const int *lengths, const int *formats, PGresult **res, lm_error *err) {
-  int rc = exec_one(conn, sql, nparams, values, lengths, formats, res, err);
+static int cancelled(int rc, lm_error *err) {
   if (rc == LM_ESQL && lm_cancel_requested() && err->sqlstate && !strcmp(err->sqlstate, "57014")) {
     lm_error_set(err, LM_EINTR, "interrupted by signal: luamigrate's statement was cancelled");
     lm_error_setfield(&err->detail,
@@ -511,6 +510,11 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
                       "more was changed");
   }
   return rc == LM_ESQL && err->code == LM_EINTR ? LM_EINTR : rc;
+}
+
+int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
+            const int *lengths, const int *formats, PGresult **res, lm_error *err) {
+  return cancelled(exec_one(conn, sql, nparams, values, lengths, formats, res, err), err);
 }
 
 static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,
