@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +97,9 @@ static int connect_all(PGconn **c, int n, const char **why) {
       waiting++;
     }
     if (!waiting) return -1;
-    int timeout = -1;
+    /* In slices, so a signal (seen by another thread, when connecting in the background)
+     * stops the wait. */
+    int timeout = 100;
     if (deadline > 0) {
       double left = deadline - mono_ms();
       if (left <= 0) {
@@ -103,10 +107,10 @@ static int connect_all(PGconn **c, int n, const char **why) {
         for (int i = 0; i < n; i++)
           if (st[i] != PGRES_POLLING_OK) return i;
       }
-      timeout = (int)left + 1;
+      if (left < timeout) timeout = (int)left + 1;
     }
     int r = poll(fds, (nfds_t)n, timeout);
-    if (r < 0 && errno == EINTR && lm_cancel_requested()) {
+    if (lm_cancel_requested()) {
       *why = "interrupted by signal";
       for (int i = 0; i < n; i++)
         if (st[i] != PGRES_POLLING_OK) return i;
@@ -162,6 +166,68 @@ int lm_conn_open_n(const char *conninfo, PGconn **out, int n, lm_error *err) {
 PGconn *lm_conn_open(const char *conninfo, lm_error *err) {
   PGconn *conn = NULL;
   return lm_conn_open_n(conninfo, &conn, 1, err) == LM_OK ? conn : NULL;
+}
+
+struct lm_conn_pending {
+  pthread_t thread;
+  char *conninfo; /* NULL: libpq's defaults */
+  int n, rc;
+  PGconn *out[LM_CONN_OPEN_MAX];
+  lm_error err;
+};
+
+static void *open_in_background(void *arg) {
+  lm_conn_pending *p = arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's to handle */
+  p->rc = lm_conn_open_n(p->conninfo, p->out, p->n, &p->err);
+  return NULL;
+}
+
+lm_conn_pending *lm_conn_open_begin(const char *conninfo, int n) {
+  lm_conn_pending *p = calloc(1, sizeof *p);
+  if (!p || n < 1 || n > LM_CONN_OPEN_MAX) {
+    free(p);
+    return NULL;
+  }
+  p->n = n;
+  if ((conninfo && !(p->conninfo = strdup(conninfo))) ||
+      pthread_create(&p->thread, NULL, open_in_background, p) != 0) {
+    free(p->conninfo);
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+int lm_conn_open_end(lm_conn_pending *p, PGconn **out, int n, lm_error *err) {
+  pthread_join(p->thread, NULL);
+  int rc = p->rc;
+  if (rc == LM_OK && n != p->n) { /* not what was asked for after all */
+    for (int i = 0; i < p->n; i++) PQfinish(p->out[i]);
+    rc = lm_conn_open_n(p->conninfo, out, n, err);
+  } else if (rc == LM_OK) {
+    for (int i = 0; i < n; i++) out[i] = p->out[i];
+  } else {
+    *err = p->err; /* handed over */
+    memset(&p->err, 0, sizeof p->err);
+    for (int i = 0; i < n; i++) out[i] = NULL;
+  }
+  lm_error_clear(&p->err);
+  free(p->conninfo);
+  free(p);
+  return rc;
+}
+
+void lm_conn_open_abandon(lm_conn_pending *p) {
+  if (!p) return;
+  PGconn *out[LM_CONN_OPEN_MAX] = {NULL};
+  lm_error ignore = {0};
+  const int n = p->n;
+  if (lm_conn_open_end(p, out, n, &ignore) == LM_OK)
+    for (int i = 0; i < n; i++) PQfinish(out[i]);
+  lm_error_clear(&ignore);
 }
 
 int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const char *sql) {

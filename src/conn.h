@@ -21,6 +21,16 @@ PGconn *lm_conn_open(const char *conninfo, lm_error *err);
 enum { LM_CONN_OPEN_MAX = 4 };
 int lm_conn_open_n(const char *conninfo, PGconn **out, int n, lm_error *err);
 
+/* lm_conn_open_n in a thread of its own, so the caller does other work (loading revision
+ * files) while the connections' round trips go on. _begin returns NULL when no thread could
+ * be started (then open them the usual way). _end waits for it and hands the connections
+ * over as lm_conn_open_n would (n other than begun: those are closed and n opened anew);
+ * _abandon waits and closes them. Each pending attempt is ended or abandoned once. */
+typedef struct lm_conn_pending lm_conn_pending;
+lm_conn_pending *lm_conn_open_begin(const char *conninfo, int n);
+int lm_conn_open_end(lm_conn_pending *p, PGconn **out, int n, lm_error *err);
+void lm_conn_open_abandon(lm_conn_pending *p);
+
 /* Executes one statement with text parameters (values[i] NULL = SQL NULL; `formats` may be
  * NULL for all-text, or give 1 for a binary parameter with its length in `lengths`).
  * On success returns 0 and, if res is non-NULL, hands the result to the caller (who

@@ -26,7 +26,10 @@ static double now_ms(void) {
 static int open_conns(lm_app *app, int lock_conn, lm_error *err) {
   double t0 = now_ms();
   PGconn *c[2] = {NULL, NULL};
-  int rc = lm_conn_open_n(app->cfg.url, c, lock_conn ? 2 : 1, err);
+  lm_conn_pending *p = app->preconnect;
+  app->preconnect = NULL;
+  int rc = p ? lm_conn_open_end(p, c, lock_conn ? 2 : 1, err)
+             : lm_conn_open_n(app->cfg.url, c, lock_conn ? 2 : 1, err);
   if (rc) return rc;
   app->conn = c[0];
   app->lock.conn = c[1];         /* lm_lock_acquire takes it over */
@@ -43,6 +46,24 @@ static int open_conns(lm_app *app, int lock_conn, lm_error *err) {
 
 int lm_workspace_connect(lm_app *app, lm_error *err) {
   return open_conns(app, 0, err);
+}
+
+/* The commands that connect first thing, and how many connections they open. */
+static int connections_for(const lm_app *app, const char *command, const lm_cmdargs *a) {
+  if (!strcmp(command, "status")) return 1;
+  if ((!strcmp(command, "upgrade") || !strcmp(command, "downgrade")) && !a->sql && !a->help)
+    return app->cfg.lock_mode == LM_LOCK_SESSION ? 2 : 1;
+  return 0;
+}
+
+void lm_workspace_preconnect(lm_app *app, const char *command, const lm_cmdargs *a) {
+  int n = connections_for(app, command, a);
+  if (n && !app->preconnect) app->preconnect = lm_conn_open_begin(app->cfg.url, n);
+}
+
+void lm_workspace_preconnect_drop(lm_app *app) {
+  lm_conn_open_abandon(app->preconnect);
+  app->preconnect = NULL;
 }
 
 int lm_workspace_connect_locking(lm_app *app, lm_error *err) {
