@@ -17,6 +17,7 @@
  *   connection_trips M  the same summed over connections, overlapping ones included
  *   connections K       connections accepted
  * The handshake's round trip is timed, not counted (no bytes travel). */
+#define _GNU_SOURCE /* ppoll */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -227,8 +228,9 @@ static int usage(void) {
   return 2;
 }
 
-/* The poll timeout: until the earliest due chunk, at most 1 s; -1 means none is queued. */
-static int next_timeout(double t) {
+/* The poll timeout: until the earliest due chunk (to the microsecond: at 1 ms RTT a
+ * millisecond's rounding would be half the delay), at most 1 s. */
+static struct timespec next_timeout(double t) {
   double first = -1;
   for (int i = 0; i < MAX_PAIRS; i++) {
     if (!pairs[i].used) continue;
@@ -236,9 +238,11 @@ static int next_timeout(double t) {
     for (int k = 0; k < 2; k++)
       if (fs[k]->head && (first < 0 || fs[k]->head->due < first)) first = fs[k]->head->due;
   }
-  if (first < 0) return 1000;
-  double ms = first - t;
-  return ms <= 0 ? 0 : ms >= 1000 ? 1000 : (int)ms + 1;
+  double ms = first < 0 ? 1000 : first - t;
+  if (ms < 0) ms = 0;
+  if (ms > 1000) ms = 1000;
+  long us = (long)(ms * 1000);
+  return (struct timespec){.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
 }
 
 int main(int argc, char **argv) {
@@ -297,7 +301,8 @@ int main(int argc, char **argv) {
       fds[nf++] = (struct pollfd){.fd = p->down.read_eof && !down_out ? -1 : p->down.from,
                                   .events = (short)((p->down.read_eof ? 0 : POLLIN) | down_out)};
     }
-    int r = poll(fds, (nfds_t)nf, next_timeout(t));
+    struct timespec timeout = next_timeout(t);
+    int r = ppoll(fds, (nfds_t)nf, &timeout, NULL);
     if (r < 0 && errno != EINTR) {
       perror("delayproxy: poll");
       break;
