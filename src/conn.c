@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,7 @@ static double mono_ms(void) {
 /* Drives the n connection attempts in c[] together until each is made or one fails: each
  * waits on its socket as PQconnectPoll asks, all in one poll(), so their round trips
  * (TCP, TLS, start-up, authentication) overlap. Returns the index of a failed one, or -1. */
-static int connect_all(PGconn **c, int n, const char **why) {
+static int connect_all(PGconn **c, int n, const atomic_int *stop, const char **why) {
   PostgresPollingStatusType st[LM_CONN_OPEN_MAX];
   double deadline = 0;
   for (int i = 0; i < n; i++) {
@@ -110,7 +111,7 @@ static int connect_all(PGconn **c, int n, const char **why) {
       if (left < timeout) timeout = (int)left + 1;
     }
     int r = poll(fds, (nfds_t)n, timeout);
-    if (lm_cancel_requested()) {
+    if (lm_cancel_requested() || (stop && atomic_load(stop))) {
       *why = "interrupted by signal";
       for (int i = 0; i < n; i++)
         if (st[i] != PGRES_POLLING_OK) return i;
@@ -120,7 +121,9 @@ static int connect_all(PGconn **c, int n, const char **why) {
   }
 }
 
-int lm_conn_open_n(const char *conninfo, PGconn **out, int n, lm_error *err) {
+/* lm_conn_open_n, given up early once *stop is set (NULL: never). */
+static int open_n(const char *conninfo, PGconn **out, int n, const atomic_int *stop,
+                  lm_error *err) {
   for (int i = 0; i < n; i++) out[i] = NULL;
   if (n < 1 || n > LM_CONN_OPEN_MAX)
     return lm_error_set(err, LM_ERR, "internal error: %d connections at once", n);
@@ -133,7 +136,7 @@ int lm_conn_open_n(const char *conninfo, PGconn **out, int n, lm_error *err) {
     out[i] = PQconnectStartParams(keys, vals, 1);
     if (!out[i] || PQstatus(out[i]) == CONNECTION_BAD) failed = i;
   }
-  if (failed < 0) failed = connect_all(out, n, &why);
+  if (failed < 0) failed = connect_all(out, n, stop, &why);
   if (failed >= 0) {
     if (!out[failed]) {
       lm_error_set(err, LM_ENOMEM, "out of memory while connecting");
@@ -163,6 +166,10 @@ int lm_conn_open_n(const char *conninfo, PGconn **out, int n, lm_error *err) {
   return LM_OK;
 }
 
+int lm_conn_open_n(const char *conninfo, PGconn **out, int n, lm_error *err) {
+  return open_n(conninfo, out, n, NULL, err);
+}
+
 PGconn *lm_conn_open(const char *conninfo, lm_error *err) {
   PGconn *conn = NULL;
   return lm_conn_open_n(conninfo, &conn, 1, err) == LM_OK ? conn : NULL;
@@ -172,6 +179,7 @@ struct lm_conn_pending {
   pthread_t thread;
   char *conninfo; /* NULL: libpq's defaults */
   int n, rc;
+  atomic_int stop; /* abandoned: give up */
   PGconn *out[LM_CONN_OPEN_MAX];
   lm_error err;
 };
@@ -181,7 +189,7 @@ static void *open_in_background(void *arg) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's to handle */
-  p->rc = lm_conn_open_n(p->conninfo, p->out, p->n, &p->err);
+  p->rc = open_n(p->conninfo, p->out, p->n, &p->stop, &p->err);
   return NULL;
 }
 
@@ -192,6 +200,7 @@ lm_conn_pending *lm_conn_open_begin(const char *conninfo, int n) {
     return NULL;
   }
   p->n = n;
+  atomic_init(&p->stop, 0);
   if ((conninfo && !(p->conninfo = strdup(conninfo))) ||
       pthread_create(&p->thread, NULL, open_in_background, p) != 0) {
     free(p->conninfo);
@@ -222,6 +231,7 @@ int lm_conn_open_end(lm_conn_pending *p, PGconn **out, int n, lm_error *err) {
 
 void lm_conn_open_abandon(lm_conn_pending *p) {
   if (!p) return;
+  atomic_store(&p->stop, 1); /* a connection that hangs need not be waited for */
   PGconn *out[LM_CONN_OPEN_MAX] = {NULL};
   lm_error ignore = {0};
   const int n = p->n;
