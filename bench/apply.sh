@@ -21,7 +21,8 @@
 #       the same sides over a dearer network: at each round-trip time in RTTS both connect
 #       through bench/delayproxy on 127.0.0.1 (0: the Unix socket), on a chain of N
 #       revisions; adds the waits per migration each side makes (the round trips the proxy
-#       counts in one run, divided by N). BASELINE works here too. bench/results/latency.md.
+#       counts in one run at COUNT_RTT=5 ms, divided by N). BASELINE works here too.
+#       bench/results/latency.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 latency=
@@ -107,11 +108,13 @@ if [ -n "$latency" ]; then
     psql_conn=(-h 127.0.0.1 -p "$(head -n 1 "$work/port")" -d bench_apply)
   }
   use_socket() { stop_proxy; lm_url="dbname=bench_apply"; psql_conn=(-d bench_apply); }
-  # waits per migration: one run through a proxy adding nothing, its round trips / n
+  # waits per migration: one run through the proxy at COUNT_RTT ms, its round trips / n.
+  # Not at 0: there a pipelined statement's result is back before the next is sent, and the
+  # proxy would count a wait the client never made.
   waits() { # n, then run_lm [binary] or run_psql
     local n=$1
     shift
-    use_rtt 0
+    use_rtt "${COUNT_RTT:-5}"
     "$@" >/dev/null
     stop_proxy
     awk -v n="$n" '$1 == "round_trips" {printf "%.2f", $2 / n}' "$work/count"
@@ -166,7 +169,7 @@ if [ -n "$latency" ]; then
     echo
     printf '%b' "$table"
     echo
-    echo "Waits per migration (round trips the proxy counted in one run / $n, the run's fixed ones included): luamigrate $w_lm, psql $w_ps${baseline:+, baseline $w_bl}."
+    echo "Waits per migration (round trips the proxy counted in one run at ${COUNT_RTT:-5} ms / $n, the run's fixed ones included): luamigrate $w_lm, psql $w_ps${baseline:+, baseline $w_bl}."
   } | tee "$out"
   exit 0
 fi
