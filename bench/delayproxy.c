@@ -17,7 +17,6 @@
  *   connection_trips M  the same summed over connections, overlapping ones included
  *   connections K       connections accepted
  * The handshake's round trip is timed, not counted (no bytes travel). */
-#define _GNU_SOURCE /* ppoll */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
