@@ -19,6 +19,65 @@ describe("the start of a run", function()
     return copy
   end
 
+  -- luamigrate ARGS in dir against database dbname through the delay proxy built beside the
+  -- binary (bench/delayproxy.c), 40 ms a round trip: the result, and the round trips the
+  -- proxy counted. (Counted, not timed: the delay only makes the two connections' messages
+  -- overlap as they would on a network.)
+  local function counted(dir, dbname, ...)
+    local proxy = cli.bin:gsub("[^/]+$", "delayproxy")
+    local portfile, countfile = os.tmpname(), os.tmpname()
+    os.remove(countfile)
+    local p = assert(io.popen(("%s --rtt 40 --upstream %s --count %s >%s 2>/dev/null & echo $!")
+      :format(pg.shell_quote(proxy), pg.port, countfile, portfile)))
+    local pid = assert(tonumber(p:read("l")))
+    p:close()
+    local port
+    for _ = 1, 200 do
+      local f = io.open(portfile)
+      port = f and tonumber(f:read("l") or "")
+      if f then f:close() end
+      if port then break end
+      os.execute("sleep 0.02")
+    end
+    assert(port, "delayproxy did not start")
+    local r = cli.run({ "--url", ("host=127.0.0.1 port=%d user=postgres dbname=%s"):format(port, dbname), ... },
+      { cwd = dir })
+    os.execute(("kill -TERM %d"):format(pid))
+    local trips
+    for _ = 1, 200 do
+      local f = io.open(countfile)
+      trips = f and tonumber((f:read("a") or ""):match("round_trips (%d+)"))
+      if f then f:close() end
+      if trips then break end
+      os.execute("sleep 0.02")
+    end
+    os.remove(portfile)
+    os.remove(countfile)
+    return r, assert(trips, "delayproxy wrote no count")
+  end
+
+  it("takes a handful of round trips for a no-op upgrade and status, however long the history", function()
+    local most = {}
+    for _, n in ipairs { 2, 40 } do
+      local files, ids = cli.chain(n)
+      local dir, _, dbname = fx:open { files = files }
+      assert.equal(0, fx.run("upgrade", "head").code)
+      local fresh = clone(dir)
+      local r, up = counted(fresh, dbname, "upgrade", "head")
+      assert.equal(0, r.code, r.err)
+      assert.equal(ids[n], pg.psql(fx.url, "SELECT version_num FROM luamigrate_version"))
+      local s, st = counted(fresh, dbname, "status")
+      assert.equal(0, s.code, s.err)
+      assert.truthy(s.out:find("Up to date", 1, true), s.out)
+      -- libpq's SSLRequest and the start-up (both connections at once), the lock with the
+      -- probe, the one read, the unlock; status takes no lock
+      assert.is_true(up <= 6, ("upgrade head with %d applied: %d round trips"):format(n, up))
+      assert.is_true(st <= 5, ("status with %d applied: %d round trips"):format(n, st))
+      most[#most + 1] = up
+    end
+    assert.is_true(math.abs(most[1] - most[2]) <= 1, ("%d and %d round trips"):format(most[1], most[2]))
+  end)
+
   it("on a fresh clone, finds the one applied file edited since it ran, and only that one", function()
     local files, ids = cli.chain(3)
     local dir, url = fx:open { files = files }
