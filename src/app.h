@@ -20,6 +20,7 @@ typedef struct lm_app {
   char (*sums)[65]; /* loader: hex SHA-256 of each revision's file as read, by DAG index */
   size_t nsums;     /* slots in sums */
   PGconn *conn;
+  struct lm_conn_pending *preconnect; /* connections opening while the files load (workspace.h) */
   lm_lock lock;
   lm_vt vt;
   int dry_run;    /* upgrade/downgrade --dry-run: one transaction, traced, rolled back */

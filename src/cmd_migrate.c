@@ -67,10 +67,13 @@ static int migrate(lm_app *app, lm_cmdargs *a, int upgrade, lm_error *err) {
                         "Range revision not allowed: '%s' (ranges A:B are for --sql output)", expr);
   app->dry_run = a->dry_run;
   app->show_locks = a->locks;
-  if ((rc = lm_workspace_connect(app, err))) goto cleanup;
+  if ((rc = lm_workspace_connect_locking(app, err))) goto cleanup;
   /* A dry run creates even the version tables inside the transaction it rolls back. */
   if (a->dry_run && (rc = lm_tx_begin(app->conn, err))) goto cleanup;
-  if ((rc = lm_workspace_lock(app, err)) || (rc = lm_workspace_heads(app, &heads, err)) ||
+  /* Under the lock, everything the start reads (version rows, journal, applied checksums)
+   * comes in one round trip; it is dropped before the first step writes. */
+  if ((rc = lm_workspace_lock(app, err)) || (rc = lm_vt_prefetch(&app->vt, app->conn, 0, err)) ||
+      (rc = lm_workspace_heads(app, &heads, err)) ||
       (rc = lm_workspace_check_overlap(app, &heads, err)))
     goto cleanup;
   /* A half-done revision: only --resume in its direction goes on (from the revision's
@@ -91,7 +94,9 @@ static int migrate(lm_app *app, lm_cmdargs *a, int upgrade, lm_error *err) {
   if ((rc = resolve_and_plan(app, expr, &heads, upgrade, &target, &scope, &plan, err)) < 0)
     goto cleanup;
   int nchanged;
-  if ((rc = lm_workspace_changed(app, &heads, &nchanged, NULL, &plan, err))) goto cleanup;
+  rc = lm_workspace_changed(app, &heads, &nchanged, NULL, &plan, err);
+  lm_vt_forget(&app->vt);
+  if (rc) goto cleanup;
   if (half.revision) {
     if (plan.n == 0 || strcmp(lm_dag_id(app->dag, plan.idx[0]), half.revision) != 0) {
       rc = lm_error_set(err, LM_EUSAGE,

@@ -24,7 +24,9 @@ int lm_cmd_status(lm_app *app, lm_cmdargs *a, lm_error *err) {
   lm_strbuf b = {0}, problem = {0};
   int rc = lm_cmdargs_positional(app->opts, a, 0, 0, "", err), nchanged = 0;
   if (rc) return rc;
-  if ((rc = lm_workspace_connect(app, err)) || (rc = lm_workspace_heads(app, &heads, err)))
+  /* All it reads, in one round trip after the probe. */
+  if ((rc = lm_workspace_connect(app, err)) || (rc = lm_vt_prefetch(&app->vt, app->conn, 1, err)) ||
+      (rc = lm_workspace_heads(app, &heads, err)))
     goto cleanup;
   /* What upgrade and downgrade would refuse is reported here, not refused. */
   lm_error overlap = {0};

@@ -7,11 +7,18 @@
 #include "cancel.h"
 #include "log.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static lm_conn *state(PGconn *conn);
+static int cancelled(int rc, lm_error *err);
 
 static void notice_receiver(void *arg, const PGresult *res) {
   (void)arg;
@@ -40,31 +47,197 @@ static void set_libpq_message(lm_error *err, int code, const char *prefix, const
   free(copy);
 }
 
-PGconn *lm_conn_open(const char *conninfo, lm_error *err) {
-  if (conninfo && *conninfo && lm_conn_check_url(conninfo, err)) return NULL;
+/* The error of a connection attempt that failed, naming where (without a password). */
+static void connect_error(const char *conninfo, PGconn *conn, lm_error *err) {
+  char *where = lm_conn_redact(conninfo);
+  char prefix[1024];
+  snprintf(prefix, sizeof prefix, "cannot connect to %s: ", where ? where : "the database");
+  free(where);
+  set_libpq_message(err, LM_ECONN, prefix, conn ? PQerrorMessage(conn) : "out of memory");
+}
+
+/* connect_timeout as libpq reads it (the conninfo, PGCONNECT_TIMEOUT): seconds, 0 for none.
+ * PQconnectPoll leaves it to the caller. libpq's own floor of 2 s applies. */
+static double connect_timeout(PGconn *conn) {
+  PQconninfoOption *opts = PQconninfo(conn);
+  double t = 0;
+  for (PQconninfoOption *o = opts; o && o->keyword; o++)
+    if (!strcmp(o->keyword, "connect_timeout") && o->val && *o->val) t = strtod(o->val, NULL);
+  PQconninfoFree(opts);
+  return t <= 0 ? 0 : t < 2 ? 2 : t;
+}
+
+static double mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Drives the n connection attempts in c[] together until each is made or one fails: each
+ * waits on its socket as PQconnectPoll asks, all in one poll(), so their round trips
+ * (TCP, TLS, start-up, authentication) overlap. Returns the index of a failed one, or -1. */
+static int connect_all(PGconn **c, int n, const atomic_int *stop, const char **why) {
+  PostgresPollingStatusType st[LM_CONN_OPEN_MAX];
+  double deadline = 0;
+  for (int i = 0; i < n; i++) {
+    st[i] = PGRES_POLLING_WRITING; /* as libpq's docs say to start */
+    double t = connect_timeout(c[i]);
+    if (t > 0 && (deadline == 0 || t * 1e3 < deadline)) deadline = t * 1e3;
+  }
+  if (deadline > 0) deadline += mono_ms();
+  *why = NULL;
+  for (;;) {
+    struct pollfd fds[LM_CONN_OPEN_MAX];
+    int waiting = 0;
+    for (int i = 0; i < n; i++) {
+      fds[i] = (struct pollfd){.fd = -1};
+      if (st[i] == PGRES_POLLING_OK) continue;
+      if (st[i] == PGRES_POLLING_FAILED || PQsocket(c[i]) < 0) return i;
+      fds[i].fd = PQsocket(c[i]);
+      fds[i].events = st[i] == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+      waiting++;
+    }
+    if (!waiting) return -1;
+    /* In slices, so a signal (seen by another thread, when connecting in the background)
+     * stops the wait. */
+    int timeout = 100;
+    if (deadline > 0) {
+      double left = deadline - mono_ms();
+      if (left <= 0) {
+        *why = "timeout expired";
+        for (int i = 0; i < n; i++)
+          if (st[i] != PGRES_POLLING_OK) return i;
+      }
+      if (left < timeout) timeout = (int)left + 1;
+    }
+    int r = poll(fds, (nfds_t)n, timeout);
+    if (lm_cancel_requested() || (stop && atomic_load(stop))) {
+      *why = "interrupted by signal";
+      for (int i = 0; i < n; i++)
+        if (st[i] != PGRES_POLLING_OK) return i;
+    }
+    for (int i = 0; r > 0 && i < n; i++)
+      if (fds[i].fd >= 0 && fds[i].revents) st[i] = PQconnectPoll(c[i]);
+  }
+}
+
+/* lm_conn_open_n, given up early once *stop is set (NULL: never). */
+static int open_n(const char *conninfo, PGconn **out, int n, const atomic_int *stop,
+                  lm_error *err) {
+  for (int i = 0; i < n; i++) out[i] = NULL;
+  if (n < 1 || n > LM_CONN_OPEN_MAX)
+    return lm_error_set(err, LM_ERR, "internal error: %d connections at once", n);
+  if (conninfo && *conninfo && lm_conn_check_url(conninfo, err)) return err->code;
   const char *keys[] = {"dbname", "fallback_application_name", NULL};
   const char *vals[] = {conninfo && *conninfo ? conninfo : NULL, "luamigrate", NULL};
-  PGconn *conn = PQconnectdbParams(keys, vals, 1);
-  if (!conn) {
-    lm_error_set(err, LM_ENOMEM, "out of memory while connecting");
+  int failed = -1;
+  const char *why = NULL;
+  for (int i = 0; i < n && failed < 0; i++) {
+    out[i] = PQconnectStartParams(keys, vals, 1);
+    if (!out[i] || PQstatus(out[i]) == CONNECTION_BAD) failed = i;
+  }
+  if (failed < 0) failed = connect_all(out, n, stop, &why);
+  if (failed >= 0) {
+    if (!out[failed]) {
+      lm_error_set(err, LM_ENOMEM, "out of memory while connecting");
+    } else if (why) {
+      char *where = lm_conn_redact(conninfo);
+      lm_error_set(err, LM_ECONN, "cannot connect to %s: %s", where ? where : "the database", why);
+      free(where);
+    } else {
+      connect_error(conninfo, out[failed], err);
+    }
+    for (int i = 0; i < n; i++) {
+      if (out[i]) PQfinish(out[i]);
+      out[i] = NULL;
+    }
+    return err->code ? err->code : LM_ECONN;
+  }
+  for (int i = 0; i < n; i++) {
+    PQsetNoticeReceiver(out[i], notice_receiver, NULL);
+    if (!state(out[i])) {
+      for (int k = 0; k < n; k++) {
+        PQfinish(out[k]);
+        out[k] = NULL;
+      }
+      return lm_error_set(err, LM_ENOMEM, "out of memory while connecting");
+    }
+  }
+  return LM_OK;
+}
+
+int lm_conn_open_n(const char *conninfo, PGconn **out, int n, lm_error *err) {
+  return open_n(conninfo, out, n, NULL, err);
+}
+
+PGconn *lm_conn_open(const char *conninfo, lm_error *err) {
+  PGconn *conn = NULL;
+  return lm_conn_open_n(conninfo, &conn, 1, err) == LM_OK ? conn : NULL;
+}
+
+struct lm_conn_pending {
+  pthread_t thread;
+  char *conninfo; /* NULL: libpq's defaults */
+  int n, rc;
+  atomic_int stop; /* abandoned: give up */
+  PGconn *out[LM_CONN_OPEN_MAX];
+  lm_error err;
+};
+
+static void *open_in_background(void *arg) {
+  lm_conn_pending *p = arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's to handle */
+  p->rc = open_n(p->conninfo, p->out, p->n, &p->stop, &p->err);
+  return NULL;
+}
+
+lm_conn_pending *lm_conn_open_begin(const char *conninfo, int n) {
+  lm_conn_pending *p = calloc(1, sizeof *p);
+  if (!p || n < 1 || n > LM_CONN_OPEN_MAX) {
+    free(p);
     return NULL;
   }
-  if (PQstatus(conn) != CONNECTION_OK) {
-    char *where = lm_conn_redact(conninfo);
-    char prefix[1024];
-    snprintf(prefix, sizeof prefix, "cannot connect to %s: ", where ? where : "the database");
-    free(where);
-    set_libpq_message(err, LM_ECONN, prefix, PQerrorMessage(conn));
-    PQfinish(conn);
+  p->n = n;
+  atomic_init(&p->stop, 0);
+  if ((conninfo && !(p->conninfo = strdup(conninfo))) ||
+      pthread_create(&p->thread, NULL, open_in_background, p) != 0) {
+    free(p->conninfo);
+    free(p);
     return NULL;
   }
-  PQsetNoticeReceiver(conn, notice_receiver, NULL);
-  if (!state(conn)) {
-    PQfinish(conn);
-    lm_error_set(err, LM_ENOMEM, "out of memory while connecting");
-    return NULL;
+  return p;
+}
+
+int lm_conn_open_end(lm_conn_pending *p, PGconn **out, int n, lm_error *err) {
+  pthread_join(p->thread, NULL);
+  int rc = p->rc;
+  if (rc == LM_OK && n != p->n) { /* not what was asked for after all */
+    for (int i = 0; i < p->n; i++) PQfinish(p->out[i]);
+    rc = lm_conn_open_n(p->conninfo, out, n, err);
+  } else if (rc == LM_OK) {
+    for (int i = 0; i < n; i++) out[i] = p->out[i];
+  } else {
+    *err = p->err; /* handed over */
+    memset(&p->err, 0, sizeof p->err);
+    for (int i = 0; i < n; i++) out[i] = NULL;
   }
-  return conn;
+  lm_error_clear(&p->err);
+  free(p->conninfo);
+  free(p);
+  return rc;
+}
+
+void lm_conn_open_abandon(lm_conn_pending *p) {
+  if (!p) return;
+  atomic_store(&p->stop, 1); /* a connection that hangs need not be waited for */
+  PGconn *out[LM_CONN_OPEN_MAX] = {NULL};
+  lm_error ignore = {0};
+  const int n = p->n;
+  if (lm_conn_open_end(p, out, n, &ignore) == LM_OK)
+    for (int i = 0; i < n; i++) PQfinish(out[i]);
+  lm_error_clear(&ignore);
 }
 
 int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const char *sql) {
@@ -295,27 +468,41 @@ static int read_sync(PGconn *conn) {
 
 static const lm_stmt begin_stmt = {.sql = "BEGIN"};
 
-/* Sends stmts (after a held-back BEGIN when with_begin) in pipeline mode with one sync and
- * reads every result; the first failure is reported with its own statement. */
-static int pipeline(PGconn *conn, int with_begin, lm_stmt *stmts, size_t n, lm_error *err) {
-  for (size_t i = 0; i < n; i++) stmts[i].res = NULL;
-  if (!PQenterPipelineMode(conn))
-    return libpq_error(conn, with_begin ? "BEGIN" : stmts[0].sql, err);
-  size_t total = n + (with_begin ? 1 : 0), sent = 0;
-  int rc = LM_OK, synced = 0;
-  for (; sent < total; sent++) {
-    const lm_stmt *s = with_begin ? (sent ? &stmts[sent - 1] : &begin_stmt) : &stmts[sent];
+/* Sends b's statements (after a held-back BEGIN when b->with_begin) in pipeline mode with one
+ * sync, without reading anything: pipeline_recv reads the results. */
+static void pipeline_send(PGconn *conn, lm_batch *b, lm_error *err) {
+  for (size_t i = 0; i < b->n; i++) b->stmts[i].res = NULL;
+  b->sent = 0;
+  b->synced = 0;
+  b->rc = LM_OK;
+  if (!PQenterPipelineMode(conn)) {
+    b->rc = libpq_error(conn, b->with_begin ? "BEGIN" : b->stmts[0].sql, err);
+    b->entered = 0;
+    return;
+  }
+  b->entered = 1;
+  size_t total = b->n + (b->with_begin ? 1 : 0);
+  for (; b->sent < total; b->sent++) {
+    const lm_stmt *s =
+        b->with_begin ? (b->sent ? &b->stmts[b->sent - 1] : &begin_stmt) : &b->stmts[b->sent];
     if (!PQsendQueryParams(conn, s->sql, s->nparams, NULL, s->values, s->lengths, s->formats, 0)) {
-      rc = libpq_error(conn, s->sql, err);
+      b->rc = libpq_error(conn, s->sql, err);
       break;
     }
   }
   if (PQpipelineSync(conn))
-    synced = 1;
-  else if (rc == LM_OK)
-    rc = libpq_error(conn, n ? stmts[n - 1].sql : "BEGIN", err);
-  for (size_t i = 0; i < sent && PQstatus(conn) != CONNECTION_BAD; i++) {
-    lm_stmt *s = with_begin ? (i ? &stmts[i - 1] : NULL) : &stmts[i];
+    b->synced = 1;
+  else if (b->rc == LM_OK)
+    b->rc = libpq_error(conn, b->n ? b->stmts[b->n - 1].sql : "BEGIN", err);
+}
+
+/* Reads every result of what pipeline_send sent; the first failure is reported with its own
+ * statement. */
+static int pipeline_recv(PGconn *conn, lm_batch *b, lm_error *err) {
+  if (!b->entered) return b->rc;
+  int rc = b->rc;
+  for (size_t i = 0; i < b->sent && PQstatus(conn) != CONNECTION_BAD; i++) {
+    lm_stmt *s = b->with_begin ? (i ? &b->stmts[i - 1] : NULL) : &b->stmts[i];
     const char *sql = s ? s->sql : "BEGIN";
     PGresult *r = PQgetResult(conn);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -335,16 +522,23 @@ static int pipeline(PGconn *conn, int with_begin, lm_stmt *stmts, size_t n, lm_e
     }
     drain_to_end(conn);
   }
-  if (synced && PQstatus(conn) != CONNECTION_BAD && !read_sync(conn) && rc == LM_OK)
+  if (b->synced && PQstatus(conn) != CONNECTION_BAD && !read_sync(conn) && rc == LM_OK)
     rc = lm_error_set(err, LM_ESQL, "pipeline out of step: expected its sync point");
   if (!PQexitPipelineMode(conn) && rc == LM_OK)
-    rc = libpq_error(conn, n ? stmts[n - 1].sql : "BEGIN", err);
+    rc = libpq_error(conn, b->n ? b->stmts[b->n - 1].sql : "BEGIN", err);
   if (rc)
-    for (size_t i = 0; i < n; i++) {
-      PQclear(stmts[i].res);
-      stmts[i].res = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+      PQclear(b->stmts[i].res);
+      b->stmts[i].res = NULL;
     }
+  b->entered = 0;
   return rc;
+}
+
+static int pipeline(PGconn *conn, int with_begin, lm_stmt *stmts, size_t n, lm_error *err) {
+  lm_batch b = {.stmts = stmts, .n = n, .with_begin = with_begin};
+  pipeline_send(conn, &b, err);
+  return pipeline_recv(conn, &b, err);
 }
 
 /* A statement sent while lm_conn_queue's statements await their results would be read
@@ -357,13 +551,26 @@ static int queued(PGconn *conn, const char *sql, lm_error *err) {
 }
 
 int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err) {
+  lm_batch b = {.stmts = stmts, .n = n};
+  return lm_exec_batch_send(conn, &b, err) ? b.rc : lm_exec_batch_wait(conn, &b, err);
+}
+
+int lm_exec_batch_send(PGconn *conn, lm_batch *b, lm_error *err) {
   lm_conn *c = state(conn);
+  const char *first = b->n ? b->stmts[0].sql : "BEGIN";
+  b->entered = 0;
+  b->rc = LM_OK;
   set_txc(c, 0);
-  if (queued(conn, n ? stmts[0].sql : "BEGIN", err)) return LM_ERR;
-  if (guarded(c, n ? stmts[0].sql : "BEGIN", err)) return err->code;
-  int with_begin = take_begin(c);
-  if (n == 0 && !with_begin) return LM_OK;
-  return pipeline(conn, with_begin, stmts, n, err);
+  if (queued(conn, first, err)) return b->rc = LM_ERR;
+  if (guarded(c, first, err)) return b->rc = err->code;
+  b->with_begin = take_begin(c);
+  if (b->n == 0 && !b->with_begin) return LM_OK;
+  pipeline_send(conn, b, err);
+  return LM_OK; /* a failure to send is reported by the wait, after what was sent is read */
+}
+
+int lm_exec_batch_wait(PGconn *conn, lm_batch *b, lm_error *err) {
+  return cancelled(pipeline_recv(conn, b, err), err);
 }
 
 static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,
@@ -371,9 +578,7 @@ static int exec_one(PGconn *conn, const char *sql, int nparams, const char *cons
 
 /* A statement of the engine's that a signal cancelled (lm_cancel: it may have waited on
  * another session's lock) says so; the run stops there. */
-int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
-            const int *lengths, const int *formats, PGresult **res, lm_error *err) {
-  int rc = exec_one(conn, sql, nparams, values, lengths, formats, res, err);
+static int cancelled(int rc, lm_error *err) {
   if (rc == LM_ESQL && lm_cancel_requested() && err->sqlstate && !strcmp(err->sqlstate, "57014")) {
     lm_error_set(err, LM_EINTR, "interrupted by signal: luamigrate's statement was cancelled");
     lm_error_setfield(&err->detail,
@@ -381,6 +586,11 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
                       "more was changed");
   }
   return rc == LM_ESQL && err->code == LM_EINTR ? LM_EINTR : rc;
+}
+
+int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
+            const int *lengths, const int *formats, PGresult **res, lm_error *err) {
+  return cancelled(exec_one(conn, sql, nparams, values, lengths, formats, res, err), err);
 }
 
 static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,

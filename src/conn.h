@@ -14,6 +14,23 @@
  * failure; the message never contains a password. */
 PGconn *lm_conn_open(const char *conninfo, lm_error *err);
 
+/* Opens n (at most LM_CONN_OPEN_MAX) connections to `conninfo` at once: their connection
+ * round trips overlap (libpq's non-blocking PQconnectStartParams/PQconnectPoll), so two cost
+ * what one does. out[0..n-1] get them, each as lm_conn_open's; on failure none stays open,
+ * out[] is all NULL and err names the first that failed. connect_timeout is kept. */
+enum { LM_CONN_OPEN_MAX = 4 };
+int lm_conn_open_n(const char *conninfo, PGconn **out, int n, lm_error *err);
+
+/* lm_conn_open_n in a thread of its own, so the caller does other work (loading revision
+ * files) while the connections' round trips go on. _begin returns NULL when no thread could
+ * be started (then open them the usual way). _end waits for it and hands the connections
+ * over as lm_conn_open_n would (n other than begun: those are closed and n opened anew);
+ * _abandon waits and closes them. Each pending attempt is ended or abandoned once. */
+typedef struct lm_conn_pending lm_conn_pending;
+lm_conn_pending *lm_conn_open_begin(const char *conninfo, int n);
+int lm_conn_open_end(lm_conn_pending *p, PGconn **out, int n, lm_error *err);
+void lm_conn_open_abandon(lm_conn_pending *p);
+
 /* Executes one statement with text parameters (values[i] NULL = SQL NULL; `formats` may be
  * NULL for all-text, or give 1 for a binary parameter with its length in `lengths`).
  * On success returns 0 and, if res is non-NULL, hands the result to the caller (who
@@ -40,6 +57,20 @@ typedef struct lm_stmt {
  * every result. The server runs them in order and skips the rest after a failure, which is
  * reported with the failing statement's own text as lm_exec reports it. */
 int lm_exec_batch(PGconn *conn, lm_stmt *stmts, size_t n, lm_error *err);
+
+/* lm_exec_batch in two halves, so the wait for one connection's results overlaps another's
+ * round trip: _send sends stmts[0..n-1] (fill stmts and n; the rest is the batch's own) and
+ * returns at once; _wait reads every result and reports as lm_exec_batch does. Nothing else
+ * may be sent on conn in between. _send returns non-zero only when nothing was sent (the
+ * guard, a queue in flight): then b->rc is the code and err filled, and no _wait follows. */
+typedef struct lm_batch {
+  lm_stmt *stmts;
+  size_t n;
+  size_t sent;
+  int with_begin, entered, synced, rc;
+} lm_batch;
+int lm_exec_batch_send(PGconn *conn, lm_batch *b, lm_error *err);
+int lm_exec_batch_wait(PGconn *conn, lm_batch *b, lm_error *err);
 
 /* The per-connection state libpq does not keep for us: a BEGIN held back, the guard, the
  * transaction control of the last string run, and the pipeline queue. Opaque; created with

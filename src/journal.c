@@ -37,29 +37,39 @@ void lm_journal_free(lm_journal *p) {
   memset(p, 0, sizeof *p);
 }
 
+/* The columns a journal older than downgrade journaling lacks read through to_jsonb.
+ * A block statement still running is one whose backend (the same one: it started before
+ * the statement) is busy; once the client died it ends with its statement. */
+static const char SELECT_SQL[] =
+    "SELECT revision, ordinal, block, statement, sha256, "
+    "  finished_at IS NOT NULL OR block = 0, error, "
+    "  coalesce(to_jsonb(j)->>'operation', 'upgrade'), "
+    "  coalesce(to_jsonb(j)->>'backend_pid', '0'), "
+    "  finished_at IS NULL AND error IS NULL AND block > 0 AND EXISTS ("
+    "    SELECT 1 FROM pg_stat_activity a "
+    "    WHERE a.pid = (to_jsonb(j)->>'backend_pid')::int "
+    "      AND a.backend_start <= j.started_at AND coalesce(a.state, '?') <> 'idle'), "
+    "  to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), "
+    "  coalesce((to_jsonb(j)->>'in_transaction')::boolean, false) "
+    "FROM %s j ORDER BY revision, ordinal";
+
+char *lm_journal_select_sql(const lm_vt *vt) {
+  size_t len = sizeof SELECT_SQL + strlen(vt->journal);
+  char *sql = malloc(len);
+  if (sql) snprintf(sql, len, SELECT_SQL, vt->journal);
+  return sql;
+}
+
 int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err) {
-  PGresult *res = NULL;
-  int exists = 0;
+  PGresult *res = lm_vt_prefetched(vt, LM_VT_PRE_JOURNAL);
+  int exists = 0, rc = LM_OK;
   memset(p, 0, sizeof *p);
-  int rc = lm_vt_table_exists(conn, vt->journal, &exists, err);
-  if (rc || !exists) return rc;
-  /* The columns a journal older than downgrade journaling lacks read through to_jsonb.
-   * A block statement still running is one whose backend (the same one: it started before
-   * the statement) is busy; once the client died it ends with its statement. */
-  rc = exec_on(conn, vt->journal,
-               "SELECT revision, ordinal, block, statement, sha256, "
-               "  finished_at IS NOT NULL OR block = 0, error, "
-               "  coalesce(to_jsonb(j)->>'operation', 'upgrade'), "
-               "  coalesce(to_jsonb(j)->>'backend_pid', '0'), "
-               "  finished_at IS NULL AND error IS NULL AND block > 0 AND EXISTS ("
-               "    SELECT 1 FROM pg_stat_activity a "
-               "    WHERE a.pid = (to_jsonb(j)->>'backend_pid')::int "
-               "      AND a.backend_start <= j.started_at AND coalesce(a.state, '?') <> 'idle'), "
-               "  to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), "
-               "  coalesce((to_jsonb(j)->>'in_transaction')::boolean, false) "
-               "FROM %s j ORDER BY revision, ordinal",
-               0, NULL, &res, err);
-  if (rc) return rc;
+  if (!res) {
+    rc = lm_vt_has(vt, conn, vt->journal, &exists, err);
+    if (rc || !exists) return rc;
+    rc = exec_on(conn, vt->journal, SELECT_SQL, 0, NULL, &res, err);
+    if (rc) return rc;
+  }
   int rows = PQntuples(res);
   if (rows == 0) goto cleanup;
   if (strcmp(PQgetvalue(res, 0, 0), PQgetvalue(res, rows - 1, 0)) != 0) {
@@ -103,21 +113,26 @@ cleanup:
 
 int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int exists = 0;
-  int rc = lm_vt_table_exists(conn, vt->journal, &exists, err);
+  int rc = lm_vt_has(vt, conn, vt->journal, &exists, err);
   if (rc) return rc;
+  if (exists && vt->known && vt->journal_whole) return LM_OK; /* as the probe found it */
+  const int known = vt->known;
+  vt->known = 0; /* whatever is created or altered here, it is asked again from here on */
   if (!exists)
     return exec_on(conn, vt->journal, lm_vt_sql_text(LM_VT_SQL_CREATE_JOURNAL), 0, NULL, NULL, err);
   /* A journal from before downgrades and backend pids were recorded gets their columns. */
-  PGresult *res = NULL;
-  const char *vals[1] = {vt->journal};
-  rc = lm_exec(conn,
-               "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) "
-               "AND attname IN ('operation', 'backend_pid', 'in_transaction') AND NOT attisdropped",
-               1, vals, NULL, NULL, &res, err);
-  if (rc) return rc;
-  int have = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
-  PQclear(res);
-  if (have == 3) return LM_OK;
+  if (!known) {
+    PGresult *res = NULL;
+    const char *vals[1] = {vt->journal};
+    rc = lm_exec(conn,
+                 "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) "
+                 "AND attname IN (" LM_JOURNAL_LATE_COLUMNS ") AND NOT attisdropped",
+                 1, vals, NULL, NULL, &res, err);
+    if (rc) return rc;
+    int have = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (have == (int)strtol(LM_JOURNAL_LATE_COUNT, NULL, 10)) return LM_OK;
+  }
   return exec_on(conn, vt->journal,
                  "ALTER TABLE %s ADD COLUMN IF NOT EXISTS operation text NOT NULL DEFAULT "
                  "'upgrade', ADD COLUMN IF NOT EXISTS backend_pid integer, "

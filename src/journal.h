@@ -39,6 +39,15 @@ void lm_journal_free(lm_journal *p);
  * as none. More than one revision recorded is an error naming them. */
 int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err);
 
+/* The columns a journal made before downgrades and backend pids were recorded lacks (and
+ * lm_journal_ensure adds), and their count: lm_vt_probe asks for them too. */
+#define LM_JOURNAL_LATE_COLUMNS "'operation', 'backend_pid', 'in_transaction'"
+#define LM_JOURNAL_LATE_COUNT "3"
+
+/* The statement lm_journal_read runs (malloc'd; NULL when out of memory): lm_vt_prefetch
+ * sends it with the other reads. */
+char *lm_journal_select_sql(const lm_vt *vt);
+
 /* Creates the table if missing (the DDL is luamigrate.offline's too). */
 int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err);
 

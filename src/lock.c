@@ -17,6 +17,20 @@
 
 /* Class id of every luamigrate lock: "lm" in ASCII, so it is recognisable in pg_locks. */
 #define LM_LOCK_CLASS 0x6c6d
+#define LM_LOCK_CLASS_SQL "27757" /* the same, as the statements write it */
+
+/* The lock's second key, from the version table's name as configured (parameter p): a
+ * qualified name as written, an unqualified one with the schema it resolves to (or is
+ * created in), so two runs on one table exclude each other whatever their search_path. */
+#define LOCK_KEY_SQL(p)                                                    \
+  "hashtext(current_database() || '.' || coalesce("                        \
+  "  (SELECT n.nspname || '.' || c.relname FROM pg_class c "               \
+  "   JOIN pg_namespace n ON n.oid = c.relnamespace "                      \
+  "   WHERE strpos(" p ", '.') = 0 AND c.oid = to_regclass(quote_ident(" p \
+  "))), "                                                                  \
+  "  CASE WHEN strpos(" p ", '.') > 0 THEN " p                             \
+  " "                                                                      \
+  "       ELSE coalesce(current_schema(), '') || '.' || " p " END))"
 
 int lm_lock_mode_parse(const char *s) {
   if (!s || !strcmp(s, "session")) return LM_LOCK_SESSION;
@@ -98,45 +112,93 @@ static int pooler_refusal(lm_error *err, int reported, int actual, const char *w
   return LM_EUSAGE;
 }
 
-static int acquire_session(lm_lock *lk, const char *conninfo, const char *k1, const char *k2,
-                           lm_error *err) {
-  int rc = LM_OK, server_pid = 0;
-  PGconn *conn = lm_conn_open(conninfo, err);
+/* Whether the lock (keys k1, k2) is held by this very backend, asked in a transaction of its
+ * own: through a pooler in transaction mode it may not be. */
+#define MINE_SQL(k1, k2)                                                           \
+  "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted " \
+  "  AND pid = pg_backend_pid() AND classid = " k1                                 \
+  "::int::oid "                                                                    \
+  "  AND objid = " k2 "::int::oid AND objsubid = 2)"
+
+/* The first attempt, in one round trip: two statements, each its own transaction, sent
+ * together. The first works the key out and takes the lock only when the backend running
+ * it is the one the connection reported at start-up (else a pooler is in between: refused
+ * before locking, as a lock taken through it would stay behind on a pooled server
+ * connection); the second checks the lock is this backend's. *got is 1 (taken), 0 (held
+ * by another) or -1 (pooled: not tried); *mine only means something when *got is 1. */
+static int first_attempt(PGconn *conn, const char *name, int *server_pid, int *key2, int *got,
+                         int *mine, lm_error *err) {
+  char pid[16];
+  snprintf(pid, sizeof pid, "%d", PQbackendPID(conn));
+  const char *vals[2] = {name, pid};
+  static const char *const sql[2] = {
+      "SELECT pg_backend_pid(), k, CASE WHEN pg_backend_pid() = $2::int "
+      "THEN pg_try_advisory_lock(" LM_LOCK_CLASS_SQL
+      ", k) END FROM (SELECT " LOCK_KEY_SQL("$1") " AS k) key",
+      MINE_SQL(LM_LOCK_CLASS_SQL, LOCK_KEY_SQL("$1"))};
+  PGresult *res[2] = {NULL, NULL};
+  int rc = LM_OK;
+  if (!PQenterPipelineMode(conn)) return lm_error_from_result(err, conn, NULL, sql[0]);
+  for (int i = 0; i < 2 && rc == LM_OK; i++)
+    if (!PQsendQueryParams(conn, sql[i], i ? 1 : 2, NULL, vals, NULL, NULL, 0) ||
+        !PQpipelineSync(conn))
+      rc = lm_error_from_result(err, conn, NULL, sql[i]);
+  for (int i = 0; i < 2 && rc == LM_OK; i++) {
+    res[i] = PQgetResult(conn); /* the statement's result, its NULL, its sync */
+    PGresult *end;
+    while ((end = PQgetResult(conn)) != NULL) PQclear(end);
+    end = PQgetResult(conn);
+    int synced = end && PQresultStatus(end) == PGRES_PIPELINE_SYNC;
+    PQclear(end);
+    if (!res[i] || PQresultStatus(res[i]) != PGRES_TUPLES_OK)
+      rc = lm_error_from_result(err, conn, res[i], sql[i]);
+    else if (!synced)
+      rc = lm_error_set(err, LM_ESQL, "pipeline out of step: expected its sync point");
+  }
+  if (!PQexitPipelineMode(conn) && rc == LM_OK) rc = lm_error_from_result(err, conn, NULL, sql[1]);
+  if (rc == LM_OK) {
+    *server_pid = (int)strtol(PQgetvalue(res[0], 0, 0), NULL, 10);
+    *key2 = (int)strtol(PQgetvalue(res[0], 0, 1), NULL, 10);
+    *got = PQgetisnull(res[0], 0, 2) ? -1 : PQgetvalue(res[0], 0, 2)[0] == 't';
+    *mine = PQgetvalue(res[1], 0, 0)[0] == 't';
+  }
+  PQclear(res[0]);
+  PQclear(res[1]);
+  return rc;
+}
+
+/* lk->conn, when set, is the connection opened for the lock with the work connection
+ * (lm_conn_open_n); else one is opened here. Either way the lock owns it from here on. */
+static int acquire_session(lm_lock *lk, const char *conninfo, const char *name, lm_error *err) {
+  int rc = LM_OK, server_pid = 0, got = 0, mine = 0;
+  PGconn *conn = lk->conn ? lk->conn : lm_conn_open(conninfo, err);
+  lk->conn = NULL;
   if (!conn) return err && err->code ? err->code : LM_ECONN;
   lm_cancel_set_lock_conn(conn);
-  /* Refuse before locking: a lock taken through a pooler would stay behind on a pooled
-   * server connection. */
-  int pooled = lm_conn_pooled(conn, &server_pid, err);
-  if (pooled < 0) {
-    rc = pooled;
-    goto cleanup;
-  }
-  if (pooled) {
+  if ((rc = first_attempt(conn, name, &server_pid, &lk->key2, &got, &mine, err))) goto cleanup;
+  if (got < 0) {
     rc = pooler_refusal(err, PQbackendPID(conn), server_pid,
                         "a pooler is between luamigrate and PostgreSQL");
     goto cleanup;
   }
-  lm_lock_waiter w;
-  lm_lock_waiter_init(&w, lk->timeout_s, lk->quiet, (unsigned)time(NULL) ^ (unsigned)server_pid);
+  char k1[16], k2[16];
+  snprintf(k1, sizeof k1, "%d", lk->key1);
+  snprintf(k2, sizeof k2, "%d", lk->key2);
   const char *vals[2] = {k1, k2};
-  for (;;) {
-    int got = 0;
-    if ((rc =
-             query_bool(conn, "SELECT pg_try_advisory_lock($1::int, $2::int)", 2, vals, &got, err)))
-      goto cleanup;
-    if (got) break;
-    char holder[512];
-    describe_advisory_holder(conn, k1, k2, holder, sizeof holder);
-    if ((rc = lm_lock_waiter_wait(&w, lk->what, holder, err))) goto cleanup;
+  if (!got) {
+    lm_lock_waiter w;
+    lm_lock_waiter_init(&w, lk->timeout_s, lk->quiet, (unsigned)time(NULL) ^ (unsigned)server_pid);
+    while (!got) {
+      char holder[512];
+      describe_advisory_holder(conn, k1, k2, holder, sizeof holder);
+      if ((rc = lm_lock_waiter_wait(&w, lk->what, holder, err))) goto cleanup;
+      if ((rc = query_bool(conn, "SELECT pg_try_advisory_lock($1::int, $2::int)", 2, vals, &got,
+                           err)))
+        goto cleanup;
+    }
+    /* Check from a new transaction that the lock is held by this very backend. */
+    if ((rc = query_bool(conn, MINE_SQL("$1", "$2"), 2, vals, &mine, err))) goto cleanup;
   }
-  /* Check from a new transaction that the lock is held by this very backend. */
-  int mine = 0;
-  rc = query_bool(conn,
-                  "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                  "  AND pid = pg_backend_pid() AND classid = $1::int::oid "
-                  "  AND objid = $2::int::oid AND objsubid = 2)",
-                  2, vals, &mine, err);
-  if (rc) goto cleanup;
   if (!mine) {
     lm_error e = {0};
     query_bool(conn, "SELECT pg_advisory_unlock($1::int, $2::int)", 2, vals, &mine, &e);
@@ -149,7 +211,10 @@ static int acquire_session(lm_lock *lk, const char *conninfo, const char *k1, co
   lk->backend_pid = PQbackendPID(conn);
   conn = NULL;
 cleanup:
-  if (conn) PQfinish(conn);
+  if (conn) {
+    lm_cancel_set_lock_conn(NULL);
+    PQfinish(conn);
+  }
   return rc;
 }
 
@@ -165,27 +230,20 @@ int lm_lock_acquire(lm_lock *lk, lm_lock_mode mode, PGconn *work, const char *co
   lk->lease_s = lease_s > 0 ? lease_s : 60;
   snprintf(lk->what, sizeof lk->what, "migration %s for '%.100s'",
            mode == LM_LOCK_TABLE ? "lease" : "lock", name);
-  /* The key names the table itself: a qualified name as written, an unqualified one with
-   * the schema it resolves to (or is created in), so two runs on one table exclude each
-   * other whatever their search_path. */
-  const char *vals[1] = {name};
-  int rc = lm_exec(work,
-                   "SELECT hashtext(current_database() || '.' || coalesce("
-                   "  (SELECT n.nspname || '.' || c.relname FROM pg_class c "
-                   "   JOIN pg_namespace n ON n.oid = c.relnamespace "
-                   "   WHERE strpos($1, '.') = 0 AND c.oid = to_regclass(quote_ident($1))), "
-                   "  CASE WHEN strpos($1, '.') > 0 THEN $1 "
-                   "       ELSE coalesce(current_schema(), '') || '.' || $1 END))",
-                   1, vals, NULL, NULL, &res, err);
-  if (rc) return rc;
+  /* The key names the table itself (LOCK_KEY_SQL). */
   lk->key1 = LM_LOCK_CLASS;
+  if (mode == LM_LOCK_SESSION) { /* its connection works the key out as it locks */
+    int rc = acquire_session(lk, conninfo, name, err);
+    if (rc == LM_OK) lk->held = 1;
+    return rc;
+  }
+  const char *vals[1] = {name};
+  int rc = lm_exec(work, "SELECT " LOCK_KEY_SQL("$1"), 1, vals, NULL, NULL, &res, err);
+  if (rc) return rc;
   lk->key2 = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
   PQclear(res);
-  char k1[16], k2[16];
-  snprintf(k1, sizeof k1, "%d", lk->key1);
-  snprintf(k2, sizeof k2, "%d", lk->key2);
   switch (mode) {
-    case LM_LOCK_SESSION: rc = acquire_session(lk, conninfo, k1, k2, err); break;
+    case LM_LOCK_SESSION: break;
     case LM_LOCK_XACT:
       rc = LM_OK; /* each transaction takes it: lm_lock_fence */
       break;

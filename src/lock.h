@@ -58,7 +58,9 @@ const char *lm_lock_mode_name(lm_lock_mode m);
  * `lock_table` the quoted lease table (table mode). Waits at most `timeout_s` seconds
  * (< 0: forever); `quiet` suppresses the waiting messages on stderr. In xact mode this
  * only checks the mode can work and remembers the key: lm_lock_fence takes the lock.
- * On LM_ELOCK the message names the holder. */
+ * On LM_ELOCK the message names the holder. A session lock takes over lk->conn when it is
+ * set (opened with the work connection, lm_conn_open_n), else opens its own; it works the
+ * key out, checks for a pooler and takes the lock in one round trip when nobody holds it. */
 int lm_lock_acquire(lm_lock *lk, lm_lock_mode mode, PGconn *work, const char *conninfo,
                     const char *name, const char *lock_table, double timeout_s, double lease_s,
                     int quiet, lm_error *err);

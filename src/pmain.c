@@ -22,6 +22,7 @@
 #include "log.h"
 #include "strbuf.h"
 #include "luamigrate/luamigrate.h"
+#include "workspace.h"
 
 typedef struct run {
   lm_app *app;
@@ -67,6 +68,7 @@ static int dispatch(run *r) {
     lm_cancel_set_phase(LM_CANCEL_CONFIG);
     rc = lm_config_load(app, err);
     lm_cancel_set_phase(LM_CANCEL_LOADING);
+    if (rc == LM_OK) lm_workspace_preconnect(app, c->name, &a); /* while the files load */
     if (rc == LM_OK) rc = lm_loader_load(app, err);
     lm_cancel_set_phase(NULL);
     if (rc) return rc;
@@ -151,6 +153,7 @@ int lm_pmain_exec(int argc, char **argv, void (*preload)(lua_State *, void *), v
     if (res && app.conn && app.vt.table) res->to = final_rows(&app);
     /* The work connection goes first: a lease renewal waiting on its row lock must not
      * keep the release waiting. */
+    lm_workspace_preconnect_drop(&app);
     if (app.conn) PQfinish(app.conn);
     app.conn = NULL;
     lm_cancel_set_conn(NULL);

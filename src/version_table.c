@@ -119,6 +119,7 @@ cleanup:
 }
 
 void lm_vt_free(lm_vt *vt) {
+  lm_vt_forget(vt);
   free(vt->table);
   free(vt->history);
   free(vt->lock);
@@ -192,14 +193,122 @@ int lm_vt_table_exists(PGconn *conn, const char *quoted, int *exists, lm_error *
   return LM_OK;
 }
 
+int lm_vt_has(lm_vt *vt, PGconn *conn, const char *quoted, int *exists, lm_error *err) {
+  if (vt->known && (quoted == vt->table || quoted == vt->history || quoted == vt->journal)) {
+    *exists = quoted == vt->table     ? vt->has_table
+              : quoted == vt->history ? vt->has_history
+                                      : vt->has_journal;
+    return LM_OK;
+  }
+  return lm_vt_table_exists(conn, quoted, exists, err);
+}
+
+/* One statement for all the existence checks a start needs (the journal's columns are
+ * journal.h's). */
+int lm_vt_probe_send(lm_vt *vt, PGconn *conn, lm_error *err) {
+  vt->probe_vals[0] = vt->table;
+  vt->probe_vals[1] = vt->history;
+  vt->probe_vals[2] = vt->journal;
+  vt->probe_stmt =
+      (lm_stmt){.sql =
+                    "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL, "
+                    "to_regclass($3) IS NOT NULL, (SELECT count(*) FROM pg_attribute "
+                    "WHERE attrelid = to_regclass($3) AND attname IN (" LM_JOURNAL_LATE_COLUMNS
+                    ") AND NOT attisdropped) = " LM_JOURNAL_LATE_COUNT,
+                .values = vt->probe_vals,
+                .nparams = 3,
+                .keep = 1};
+  vt->probe = (lm_batch){.stmts = &vt->probe_stmt, .n = 1};
+  return lm_exec_batch_send(conn, &vt->probe, err);
+}
+
+int lm_vt_probe_wait(lm_vt *vt, PGconn *conn, lm_error *err) {
+  int rc = lm_exec_batch_wait(conn, &vt->probe, err);
+  PGresult *res = vt->probe_stmt.res;
+  vt->probe_stmt.res = NULL;
+  if (rc) return explain(rc, "looking for", "version", vt->table, err);
+  vt->has_table = PQgetvalue(res, 0, 0)[0] == 't';
+  vt->has_history = PQgetvalue(res, 0, 1)[0] == 't';
+  vt->has_journal = PQgetvalue(res, 0, 2)[0] == 't';
+  vt->journal_whole = PQgetvalue(res, 0, 3)[0] == 't';
+  vt->known = 1;
+  PQclear(res);
+  return LM_OK;
+}
+
+int lm_vt_probe(lm_vt *vt, PGconn *conn, lm_error *err) {
+  return lm_vt_probe_send(vt, conn, err) ? vt->probe.rc : lm_vt_probe_wait(vt, conn, err);
+}
+
+void lm_vt_forget(lm_vt *vt) {
+  for (int i = 0; i < LM_VT_PRE_COUNT; i++) {
+    PQclear(vt->pre[i]);
+    vt->pre[i] = NULL;
+  }
+}
+
+PGresult *lm_vt_prefetched(lm_vt *vt, lm_vt_pre which) {
+  return vt->pre[which] ? PQcopyResult(vt->pre[which], PG_COPYRES_ATTRS | PG_COPYRES_TUPLES) : NULL;
+}
+
+/* The reads, each written once: lm_vt_read's, lm_vt_applied_checksums', lm_vt_stamped's. */
+#define ROWS_SQL "SELECT version_num FROM %s ORDER BY version_num"
+#define APPLIED_SQL                                          \
+  "SELECT DISTINCT ON (revision) revision, checksum, "       \
+  "extract(epoch FROM started_at)::float8, duration_ms, "    \
+  "to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') FROM %s " \
+  "WHERE operation = 'upgrade' ORDER BY revision, id DESC"
+#define STAMPED_SQL "SELECT DISTINCT unnest(to_revisions) FROM %s WHERE operation = 'stamp'"
+
+int lm_vt_prefetch(lm_vt *vt, PGconn *conn, int stamped, lm_error *err) {
+  char rows[512], applied[1024], stamps[512];
+  char *journal = NULL;
+  lm_stmt stmts[LM_VT_PRE_COUNT];
+  lm_vt_pre which[LM_VT_PRE_COUNT];
+  size_t n = 0;
+  lm_vt_forget(vt);
+  int rc = vt->known ? LM_OK : lm_vt_probe(vt, conn, err);
+  if (rc) return rc;
+  if (vt->has_table) {
+    snprintf(rows, sizeof rows, ROWS_SQL, vt->table);
+    which[n] = LM_VT_PRE_ROWS;
+    stmts[n++] = (lm_stmt){.sql = rows, .keep = 1};
+  }
+  if (vt->has_history) {
+    snprintf(applied, sizeof applied, APPLIED_SQL, vt->history);
+    which[n] = LM_VT_PRE_APPLIED;
+    stmts[n++] = (lm_stmt){.sql = applied, .keep = 1};
+    if (stamped) {
+      snprintf(stamps, sizeof stamps, STAMPED_SQL, vt->history);
+      which[n] = LM_VT_PRE_STAMPED;
+      stmts[n++] = (lm_stmt){.sql = stamps, .keep = 1};
+    }
+  }
+  if (vt->has_journal) {
+    if (!(journal = lm_journal_select_sql(vt)))
+      return lm_error_set(err, LM_ENOMEM, "out of memory");
+    which[n] = LM_VT_PRE_JOURNAL;
+    stmts[n++] = (lm_stmt){.sql = journal, .keep = 1};
+  }
+  rc = lm_exec_batch(conn, stmts, n, err);
+  free(journal);
+  if (rc && err->statement && strstr(err->statement, vt->journal)) return rc;
+  if (rc && err->statement && strstr(err->statement, vt->history))
+    return explain(rc, "reading", "history", vt->history, err);
+  if (rc) return explain(rc, "reading", "version", vt->table, err);
+  for (size_t i = 0; i < n; i++) vt->pre[which[i]] = stmts[i].res;
+  return LM_OK;
+}
+
 /* Creates what is missing. Runs under the migration lock, so checking first is race-free
  * and spares every run the server's "already exists, skipping" notices. */
 int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int have_vt = 0, have_hist = 0;
-  int rc = lm_vt_table_exists(conn, vt->table, &have_vt, err);
-  if (!rc) rc = lm_vt_table_exists(conn, vt->history, &have_hist, err);
+  int rc = lm_vt_has(vt, conn, vt->table, &have_vt, err);
+  if (!rc) rc = lm_vt_has(vt, conn, vt->history, &have_hist, err);
   if (!rc) rc = explain(lm_journal_ensure(vt, conn, err), "creating", "journal", vt->journal, err);
   if (rc || (have_vt && have_hist)) return rc;
+  vt->known = 0; /* asked again from here on */
   if (!have_vt)
     rc = explain(
         exec_fmt(conn, err, NULL, 0, NULL, SQL[LM_VT_SQL_CREATE_VERSION].sql, vt->table, ""),
@@ -216,15 +325,16 @@ void lm_vt_free_ids(char **ids, size_t n) {
 }
 
 int lm_vt_read(lm_vt *vt, PGconn *conn, char ***ids, size_t *n, lm_error *err) {
-  PGresult *res = NULL;
+  int exists = 0, rc = LM_OK;
+  PGresult *res = lm_vt_prefetched(vt, LM_VT_PRE_ROWS);
   *ids = NULL;
   *n = 0;
-  int exists = 0;
-  int rc = lm_vt_table_exists(conn, vt->table, &exists, err);
-  if (rc || !exists) return rc;
-  rc = exec_fmt(conn, err, &res, 0, NULL, "SELECT version_num FROM %s ORDER BY version_num%s",
-                vt->table, "");
-  if (rc) return explain(rc, "reading", "version", vt->table, err);
+  if (!res) {
+    rc = lm_vt_has(vt, conn, vt->table, &exists, err);
+    if (rc || !exists) return rc;
+    rc = exec_fmt(conn, err, &res, 0, NULL, ROWS_SQL "%s", vt->table, "");
+    if (rc) return explain(rc, "reading", "version", vt->table, err);
+  }
   size_t rows = (size_t)PQntuples(res);
   char **out = calloc(rows ? rows : 1, sizeof *out);
   if (!out) {
@@ -627,22 +737,20 @@ int lm_vt_step_failed(lm_vt *vt, lm_vt_piece piece, lm_error *err) {
   return rc;
 }
 
+/* A missing table reads as no rows: an empty result, made here without a round trip. */
+static int no_rows(PGconn *conn, PGresult **res, lm_error *err) {
+  *res = PQmakeEmptyPGresult(conn, PGRES_TUPLES_OK);
+  return *res ? LM_OK : lm_error_set(err, LM_ENOMEM, "out of memory");
+}
+
 int lm_vt_applied_checksums(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err) {
   int exists = 0;
-  int rc = lm_vt_table_exists(conn, vt->history, &exists, err);
+  if ((*res = lm_vt_prefetched(vt, LM_VT_PRE_APPLIED))) return LM_OK;
+  int rc = lm_vt_has(vt, conn, vt->history, &exists, err);
   if (rc) return rc;
-  if (!exists) /* an empty result of the same shape */
-    return lm_exec(conn,
-                   "SELECT NULL::text, NULL::text, NULL::float8, NULL::float8, NULL::text "
-                   "WHERE false",
-                   0, NULL, NULL, NULL, res, err);
-  return explain(exec_fmt(conn, err, res, 0, NULL,
-                          "SELECT DISTINCT ON (revision) revision, checksum, "
-                          "extract(epoch FROM started_at)::float8, duration_ms, "
-                          "to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') FROM %s "
-                          "WHERE operation = 'upgrade' ORDER BY revision, id DESC%s",
-                          vt->history, ""),
-                 "reading", "history", vt->history, err);
+  if (!exists) return no_rows(conn, res, err);
+  return explain(exec_fmt(conn, err, res, 0, NULL, APPLIED_SQL "%s", vt->history, ""), "reading",
+                 "history", vt->history, err);
 }
 
 int lm_vt_set_checksum(lm_vt *vt, PGconn *conn, const char *revision, const char *checksum,
@@ -658,10 +766,9 @@ int lm_vt_set_checksum(lm_vt *vt, PGconn *conn, const char *revision, const char
 
 int lm_vt_stamped(lm_vt *vt, PGconn *conn, PGresult **res, lm_error *err) {
   int exists = 0;
-  int rc = lm_vt_table_exists(conn, vt->history, &exists, err);
+  if ((*res = lm_vt_prefetched(vt, LM_VT_PRE_STAMPED))) return LM_OK;
+  int rc = lm_vt_has(vt, conn, vt->history, &exists, err);
   if (rc) return rc;
-  if (!exists) return lm_exec(conn, "SELECT NULL::text WHERE false", 0, NULL, NULL, NULL, res, err);
-  return exec_fmt(conn, err, res, 0, NULL,
-                  "SELECT DISTINCT unnest(to_revisions) FROM %s WHERE operation = 'stamp'%s",
-                  vt->history, "");
+  if (!exists) return no_rows(conn, res, err);
+  return exec_fmt(conn, err, res, 0, NULL, STAMPED_SQL "%s", vt->history, "");
 }

@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "conn.h"
 #include "dag.h"
 #include "error.h"
 
@@ -34,12 +35,32 @@ typedef enum lm_vt_sql {
 const char *lm_vt_sql_text(lm_vt_sql which);
 const char *lm_vt_sql_name(lm_vt_sql which);
 
-/* Quoted names for a (possibly schema-qualified) version table. */
+/* What lm_vt_prefetch reads, each for its reader. */
+typedef enum lm_vt_pre {
+  LM_VT_PRE_ROWS,    /* lm_vt_read's */
+  LM_VT_PRE_APPLIED, /* lm_vt_applied_checksums' */
+  LM_VT_PRE_STAMPED, /* lm_vt_stamped's */
+  LM_VT_PRE_JOURNAL, /* lm_journal_read's */
+  LM_VT_PRE_COUNT
+} lm_vt_pre;
+
+/* Quoted names for a (possibly schema-qualified) version table, and what this run already
+ * knows of the tables. */
 typedef struct lm_vt {
   char *table;   /* e.g. "public"."luamigrate_version" or "luamigrate_version" */
   char *history; /* same, with "_history" appended to the table part */
   char *lock;    /* same, with "_lock": the lease of lock = "table" */
   char *journal; /* same, with "_journal": statements of a half-done migration (journal.h) */
+  /* lm_vt_probe's answer, when known: which of the tables exist, and whether the journal
+   * has every column (journal.h). The existence checks answer from it without a round trip;
+   * a table created since clears it (known = 0). */
+  int known, has_table, has_history, has_journal, journal_whole;
+  /* lm_vt_prefetch's results, until lm_vt_forget (NULL: not read, or the table is missing) */
+  PGresult *pre[LM_VT_PRE_COUNT];
+  /* the probe in flight between lm_vt_probe_send and lm_vt_probe_wait */
+  lm_stmt probe_stmt;
+  const char *probe_vals[3];
+  lm_batch probe;
 } lm_vt;
 
 int lm_vt_init(lm_vt *vt, PGconn *conn, const char *name, lm_error *err);
@@ -47,6 +68,27 @@ void lm_vt_free(lm_vt *vt);
 
 /* *exists = the (quoted, possibly qualified) table exists. */
 int lm_vt_table_exists(PGconn *conn, const char *quoted, int *exists, lm_error *err);
+
+/* The same for one of vt's own tables (`quoted` is vt->table, ->history or ->journal),
+ * answered from the probe when it is known; any other name is asked. */
+int lm_vt_has(lm_vt *vt, PGconn *conn, const char *quoted, int *exists, lm_error *err);
+
+/* The probe: which of the tables exist and whether the journal is whole, in one statement.
+ * _send sends it and returns (the caller may wait on another connection meanwhile), _wait
+ * reads its answer into vt; lm_vt_probe does both. */
+int lm_vt_probe_send(lm_vt *vt, PGconn *conn, lm_error *err);
+int lm_vt_probe_wait(lm_vt *vt, PGconn *conn, lm_error *err);
+int lm_vt_probe(lm_vt *vt, PGconn *conn, lm_error *err);
+
+/* Reads, in one round trip (the probe first when it is not known), what a command starts
+ * from: the version rows, the applied checksums, the journal, and with `stamped` the stamps.
+ * Until lm_vt_forget, lm_vt_read, lm_vt_applied_checksums, lm_vt_stamped and
+ * lm_journal_read answer from it: a command that writes calls lm_vt_forget first. */
+int lm_vt_prefetch(lm_vt *vt, PGconn *conn, int stamped, lm_error *err);
+void lm_vt_forget(lm_vt *vt);
+/* A copy of the prefetched result `which` (the caller PQclears it), or NULL when none was
+ * read (not asked for, or its table is missing: lm_vt_has knows which). */
+PGresult *lm_vt_prefetched(lm_vt *vt, lm_vt_pre which);
 
 /* Creates the version, history and journal tables if missing. */
 int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err);

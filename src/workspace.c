@@ -21,10 +21,18 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-int lm_workspace_connect(lm_app *app, lm_error *err) {
+/* The work connection, and with `lock_conn` (lock = "session") the lock's own, opened at
+ * once: the second costs no round trip of its own. */
+static int open_conns(lm_app *app, int lock_conn, lm_error *err) {
   double t0 = now_ms();
-  app->conn = lm_conn_open(app->cfg.url, err);
-  if (!app->conn) return err->code ? err->code : LM_ECONN;
+  PGconn *c[2] = {NULL, NULL};
+  lm_conn_pending *p = app->preconnect;
+  app->preconnect = NULL;
+  int rc = p ? lm_conn_open_end(p, c, lock_conn ? 2 : 1, err)
+             : lm_conn_open_n(app->cfg.url, c, lock_conn ? 2 : 1, err);
+  if (rc) return rc;
+  app->conn = c[0];
+  app->lock.conn = c[1];         /* lm_lock_acquire takes it over */
   lm_cancel_set_conn(app->conn); /* from its first statement: any may wait on a lock */
   if (lm_log_verbose()) {
     char *where = lm_conn_describe(app->conn);
@@ -34,6 +42,32 @@ int lm_workspace_connect(lm_app *app, lm_error *err) {
     free(where);
   }
   return lm_vt_init(&app->vt, app->conn, app->cfg.version_table, err);
+}
+
+int lm_workspace_connect(lm_app *app, lm_error *err) {
+  return open_conns(app, 0, err);
+}
+
+/* The commands that connect first thing, and how many connections they open. */
+static int connections_for(const lm_app *app, const char *command, const lm_cmdargs *a) {
+  if (!strcmp(command, "status")) return 1;
+  if ((!strcmp(command, "upgrade") || !strcmp(command, "downgrade")) && !a->sql && !a->help)
+    return app->cfg.lock_mode == LM_LOCK_SESSION ? 2 : 1;
+  return 0;
+}
+
+void lm_workspace_preconnect(lm_app *app, const char *command, const lm_cmdargs *a) {
+  int n = connections_for(app, command, a);
+  if (n && !app->preconnect) app->preconnect = lm_conn_open_begin(app->cfg.url, n);
+}
+
+void lm_workspace_preconnect_drop(lm_app *app) {
+  lm_conn_open_abandon(app->preconnect);
+  app->preconnect = NULL;
+}
+
+int lm_workspace_connect_locking(lm_app *app, lm_error *err) {
+  return open_conns(app, app->cfg.lock_mode == LM_LOCK_SESSION, err);
 }
 
 /* Takes the migration lock and makes sure the tables exist. A command that changes the
@@ -49,9 +83,19 @@ int lm_workspace_lock(lm_app *app, lm_error *err) {
         where ? where : "?");
     free(where);
   }
+  /* A session lock is taken on its own connection: meanwhile the work connection asks
+   * which of the tables exist (the other modes' locking uses the work connection). */
+  const int probing = app->cfg.lock_mode == LM_LOCK_SESSION && !app->vt.known;
+  if (probing && lm_vt_probe_send(&app->vt, app->conn, err)) return err->code;
   int rc = lm_lock_acquire(&app->lock, (lm_lock_mode)app->cfg.lock_mode, app->conn, app->cfg.url,
                            app->cfg.version_table, app->vt.lock, app->cfg.lock_timeout,
                            app->cfg.lock_lease, app->opts->quiet, err);
+  if (probing) {
+    lm_error probe_err = {0};
+    int prc = lm_vt_probe_wait(&app->vt, app->conn, rc ? &probe_err : err);
+    lm_error_clear(&probe_err);
+    if (!rc) rc = prc;
+  }
   if (rc) return rc;
   /* Every statement on the work connection first checks the lock is still held. */
   lm_conn_set_guard(app->conn, lm_lock_check, &app->lock);
@@ -271,6 +315,7 @@ static const lm_journal_row *still_running(const lm_journal *j) {
 int lm_workspace_wait_statement(lm_app *app, lm_journal *j, lm_error *err) {
   const lm_journal_row *r = still_running(j);
   if (!r) return LM_OK;
+  lm_vt_forget(&app->vt); /* the journal is read again as it is now, each time */
   lm_log_info(
       "--resume: statement %d of revision %s is still running on the server (backend pid "
       "%d, since %s); waiting for it to end",

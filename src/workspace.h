@@ -4,10 +4,20 @@
 #define LM_WORKSPACE_H
 
 #include "app.h"
+#include "cmdargs.h"
 #include "journal.h"
 
 /* Connects app->conn (verbose: where, which server, how long) and sets up app->vt. */
 int lm_workspace_connect(lm_app *app, lm_error *err);
+/* The same for a command that takes the lock next: with lock = "session" the lock's own
+ * connection is opened at the same time, in the same round trips. */
+int lm_workspace_connect_locking(lm_app *app, lm_error *err);
+/* Once the config is read, for a command that connects first thing (upgrade, downgrade,
+ * status): starts opening its connections in the background while the revision files load;
+ * the connect above takes them over (its errors are reported there, as before). A command
+ * that ends without connecting drops them (lm_workspace_preconnect_drop). */
+void lm_workspace_preconnect(lm_app *app, const char *command, const lm_cmdargs *a);
+void lm_workspace_preconnect_drop(lm_app *app);
 /* Takes the migration lock and makes sure the bookkeeping tables exist. */
 int lm_workspace_lock(lm_app *app, lm_error *err);
 /* The version table's rows as revisions of app->dag; a row no file defines is an error. */
