@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 rc=0
-printf '%s\n' src/*.c src/bind/*.c |
+printf '%s\n' src/*.c src/bind/*.c tools/*.c bench/*.c |
   xargs -P "$(nproc)" -n 1 clang-tidy -p build --quiet --warnings-as-errors='*' >"$out" 2>&1 || rc=1
 grep -v -E '^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$' "$out" || true
-[ $rc -eq 0 ] && echo "clang-tidy: $(printf '%s\n' src/*.c src/bind/*.c | wc -l) files, no warnings"
+[ $rc -eq 0 ] && echo "clang-tidy: $(printf '%s\n' src/*.c src/bind/*.c tools/*.c bench/*.c | wc -l) files, no warnings"
 exit $rc
