@@ -91,8 +91,8 @@ static int read_list(lua_State *L, int env, const char *name, const char *path, 
   return LM_OK;
 }
 
-/* Compiles a revision file's bytes into a chunk named "@path", left on the stack (under the
- * chunk name); on failure leaves the stack as it was and fills err. */
+/* Compiles a revision file's bytes into a chunk named "@path", left on the stack; on
+ * failure leaves the stack as it was and fills err. */
 static int compile(lua_State *L, const char *path, const char *data, size_t len, lm_error *err) {
   int top = lua_gettop(L);
   if (memchr(data, '\0', len))
@@ -109,29 +109,49 @@ static int compile(lua_State *L, const char *path, const char *data, size_t len,
     lua_settop(L, top);
     return rc;
   }
+  lua_remove(L, -2); /* the chunk name */
   return LM_OK;
 }
 
-/* Runs data[0..len) (the bytes of the file at `path`, owned by the caller) in a fresh
- * environment made by the function at mkenv; leaves the environment on the stack (and
- * returns LM_OK) or leaves nothing and fills err. *doc gets the file's leading comment when
- * doc is not NULL. */
-static int exec_file(lm_app *app, int mkenv, const char *path, const char *data, size_t len,
-                     char **doc, lm_error *err) {
-  lua_State *L = app->L;
-  int top = lua_gettop(L);
-  int rc = LM_OK;
-  if (doc && !(*doc = lm_revfile_doc(data, len))) {
-    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
-    goto fail;
+/* What lua_dump writes, collected in a luaL_Buffer opened at the first write (above the
+ * function, which lua_dump reads from the top of the stack before it writes). */
+typedef struct dump_state {
+  luaL_Buffer b;
+  int init;
+} dump_state;
+
+static int dump_write(lua_State *L, const void *p, size_t n, void *ud) {
+  dump_state *d = ud;
+  if (!d->init) {
+    d->init = 1;
+    luaL_buffinit(L, &d->b);
   }
-  if ((rc = compile(L, path, data, len, err))) goto fail;
+  luaL_addlstring(&d->b, p, n);
+  return 0;
+}
+
+/* Pushes the binary dump of the function on top of the stack, debug information kept (a
+ * chunk loaded from it names file:line in its errors as the source did). Loading the dump
+ * makes a new closure of the same compiled code with its own _ENV, without compiling. */
+static void push_dump(lua_State *L) {
+  dump_state d = {.init = 0};
+  lua_dump(L, dump_write, &d, 0);
+  if (d.init)
+    luaL_pushresult(&d.b);
+  else
+    lua_pushliteral(L, "");
+}
+
+/* Runs the chunk on top of the stack in a fresh environment made by the function at mkenv;
+ * the chunk is replaced by the environment (LM_OK), or popped and err filled. */
+static int run_chunk(lm_app *app, int mkenv, const char *path, lm_error *err) {
+  lua_State *L = app->L;
   int chunk = lua_gettop(L);
   lua_pushvalue(L, mkenv);
   if (lm_pcall(L, 0, 1) != LUA_OK) {
     lm_error_from_lua(L, -1, LM_ERR, err);
-    rc = LM_ERR;
-    goto fail;
+    lua_settop(L, chunk - 1);
+    return LM_ERR;
   }
   int env = lua_gettop(L);
   lua_pushvalue(L, env);
@@ -140,11 +160,34 @@ static int exec_file(lm_app *app, int mkenv, const char *path, const char *data,
   if (lm_pcall(L, 0, 0) != LUA_OK) {
     lm_error_from_lua(L, -1, LM_EUSAGE, err);
     lm_error_prefix(err, "%s: error while loading", path);
-    rc = LM_EUSAGE;
+    lua_settop(L, chunk - 1);
+    return LM_EUSAGE;
+  }
+  lua_replace(L, chunk); /* env where the chunk was */
+  lua_settop(L, chunk);
+  return LM_OK;
+}
+
+/* Runs data[0..len) (the bytes of the file at `path`, owned by the caller) in a fresh
+ * environment made by the function at mkenv; leaves the environment on the stack (and
+ * returns LM_OK) or leaves nothing and fills err. *doc gets the file's leading comment when
+ * doc is not NULL. With `dump`, the chunk's dump (push_dump) is left under the environment,
+ * so a run that executes the file later does not compile it again. */
+static int exec_file(lm_app *app, int mkenv, const char *path, const char *data, size_t len,
+                     char **doc, int dump, lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  int rc = LM_OK;
+  if (doc && !(*doc = lm_revfile_doc(data, len))) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto fail;
   }
-  lua_replace(L, top + 1); /* env where the chunk name was */
-  lua_settop(L, top + 1);
+  if ((rc = compile(L, path, data, len, err))) goto fail;
+  if (dump) {
+    push_dump(L);
+    lua_insert(L, -2);
+  }
+  if ((rc = run_chunk(app, mkenv, path, err))) goto fail;
   return LM_OK;
 fail:
   if (doc) {
@@ -153,6 +196,34 @@ fail:
   }
   lua_settop(L, top);
   return rc;
+}
+
+/* Sets t[idx + 1] = the value on top (popped), t being the registry table `ref`. */
+static void set_slot(lua_State *L, int ref, int idx) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, (lua_Integer)idx + 1);
+  lua_pop(L, 1);
+}
+
+/* A command that executes migrations keeps the bytes it read of revision idx's file: the
+ * run compiles and executes those, and records their checksum. */
+static void keep_bytes(lm_app *app, int idx, const char *data, size_t len) {
+  if (!app->keep_sources) return;
+  lua_pushlstring(app->L, data, len);
+  set_slot(app->L, app->srcs_ref, idx);
+}
+
+/* New, empty tables of kept bytes and chunks (a load that starts over renumbers the
+ * revisions). */
+static void new_tables(lm_app *app) {
+  lua_State *L = app->L;
+  int *refs[] = {&app->srcs_ref, &app->chunks_ref};
+  for (int i = 0; i < 2; i++) {
+    if (*refs[i] > 0) luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
+    lua_newtable(L);
+    *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
 }
 
 /* Remembers the checksum of revision idx's file as it was read (app->sums grows with the
@@ -209,9 +280,11 @@ static long count_files(const char *dir) {
 
 /* Adds the revision a cache entry describes, with its file's checksum; its index or a
  * negative code. */
-static int add_cached(lm_app *app, const char *path, char *rest, const char *sum, lm_error *err) {
+static int add_cached(lm_app *app, const char *path, char *rest, const char *sum, const char *data,
+                      size_t len, lm_error *err) {
   int idx = lm_revcache_add(app->dag, path, rest, err);
   if (idx >= 0 && keep_sum(app, idx, sum)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (idx >= 0) keep_bytes(app, idx, data, len);
   return idx;
 }
 
@@ -240,7 +313,7 @@ static int stream_entry(void *ud, const char *name, const char *sum, char *rest)
   lm_error ignore = {0};
   int ok = lm_revfile_read_hashed(st->dirfd, st->dirfd == AT_FDCWD ? st->path : name, st->path,
                                   &data, &dlen, got, &ignore) == LM_OK &&
-           !strcmp(got, sum) && add_cached(st->app, st->path, rest, sum, &ignore) >= 0;
+           !strcmp(got, sum) && add_cached(st->app, st->path, rest, sum, data, dlen, &ignore) >= 0;
   free(data);
   lm_error_clear(&ignore);
   return ok;
@@ -274,6 +347,7 @@ static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
     app->nsums = 0;
     free(app->sums);
     app->sums = NULL;
+    new_tables(app);
   }
   return ok;
 }
@@ -301,9 +375,9 @@ static int load_one(lm_app *app, int mkenv, const char *path, const char *data, 
   lua_State *L = app->L;
   int top = lua_gettop(L);
   char *doc = NULL;
-  int rc = exec_file(app, mkenv, path, data, len, &doc, err);
+  int rc = exec_file(app, mkenv, path, data, len, &doc, app->keep_sources, err);
   if (rc) return rc;
-  int env = lua_gettop(L);
+  int env = lua_gettop(L); /* the chunk's dump under it when app->keep_sources */
   lua_pushliteral(L, "revision");
   if (lua_rawget(L, env) != LUA_TSTRING) {
     rc = !lua_isnil(L, -1) ? lm_error_set(err, LM_EUSAGE, "%s: 'revision' must be a string, got %s",
@@ -366,6 +440,10 @@ static int load_one(lm_app *app, int mkenv, const char *path, const char *data, 
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
+  if (app->keep_sources) { /* compiled once: a run loads its chunk from the dump */
+    lua_pushvalue(L, env - 1);
+    set_slot(L, app->chunks_ref, idx);
+  }
   lm_revcache_declared(line, id, down, nd, labels, nl, deps, ne, lm_dag_doc(app->dag, idx));
   rc = LM_OK;
 cleanup:
@@ -393,6 +471,7 @@ static int load_fresh(lm_app *app, int mkenv, const char *path, const char *data
       lm_dag_add(app->dag, sc.id, sc.down, sc.nd, sc.labels, sc.nl, sc.deps, sc.ne, path, doc, err);
   rc = idx < 0 ? idx : LM_OK;
   if (rc == LM_OK && keep_sum(app, idx, sum)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (rc == LM_OK) keep_bytes(app, idx, data, len);
   if (rc == LM_OK)
     lm_revcache_declared(line, sc.id, sc.down, sc.nd, sc.labels, sc.nl, sc.deps, sc.ne,
                          lm_dag_doc(app->dag, idx));
@@ -483,7 +562,7 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
     lm_revcache_begin(&fresh, names[i], sum);
     if (j < old.n && !strcmp(old.lines[j].name, names[i]) && !strcmp(old.lines[j].sum, sum)) {
       lm_revcache_copy(&fresh, old.lines[j].rest);
-      int idx = add_cached(app, path, old.lines[j].rest, sum, err);
+      int idx = add_cached(app, path, old.lines[j].rest, sum, data, len, err);
       rc = idx < 0 ? idx : LM_OK;
       *suspect = rc != LM_OK;
       used_cache = 1;
@@ -533,6 +612,10 @@ int lm_loader_load(lm_app *app, lm_error *err) {
   lua_setfield(L, -3, "path");
   lua_settop(L, top);
 
+  /* The commands that execute migrations; the others read only what the files declare. */
+  const char *cmd = app->opts && app->opts->command ? app->opts->command : "";
+  app->keep_sources = !strcmp(cmd, "upgrade") || !strcmp(cmd, "downgrade") || !strcmp(cmd, "lint");
+  new_tables(app);
   int suspect = 0;
   int rc = load(app, 1, &suspect, err);
   if (rc && rc != LM_ENOMEM && suspect) {
@@ -547,6 +630,7 @@ int lm_loader_load(lm_app *app, lm_error *err) {
     free(app->sums);
     app->sums = NULL;
     app->nsums = 0;
+    new_tables(app);
     rc = load(app, 0, &suspect, err);
   }
   if (rc == LM_OK) {
@@ -554,6 +638,68 @@ int lm_loader_load(lm_app *app, lm_error *err) {
     app->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   return rc;
+}
+
+/* Beyond this many bytes of source, lm_loader_compile keeps a chunk as its dump rather than
+ * as a function: a compiled function takes about four times its source in memory, a dump
+ * about one and a half, and a plan of 100,000 revisions is compiled before its first step. */
+#define LM_KEEP_FUNCTIONS_BYTES ((size_t)4 << 20)
+
+/* Pushes the compiled chunk of revision idx, a closure never run, and keeps its dump in the
+ * chunk table for any later use: from the function lm_loader_compile or the load kept, from
+ * the dump (lua_load of a binary chunk: no compiling), else from the bytes the load kept,
+ * else (a command that keeps nothing) from the file, read now, whose checksum then becomes
+ * the one recorded. Pushes nothing on failure. */
+static int push_chunk(lm_app *app, int idx, lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L), rc = LM_OK;
+  const char *path = lm_dag_path(app->dag, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, app->chunks_ref);
+  int t = lua_rawgeti(L, top + 1, (lua_Integer)idx + 1);
+  if (t == LUA_TSTRING) {
+    size_t n = 0;
+    const char *s = lua_tolstring(L, -1, &n);
+    if (luaL_loadbufferx(L, s, n, path, "b") != LUA_OK) {
+      rc = lm_error_set(err, LM_ERR, "%s: cannot load its compiled chunk: %s", path,
+                        lua_tostring(L, -1));
+      lua_settop(L, top);
+      return rc;
+    }
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    return LM_OK;
+  }
+  if (t != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, app->srcs_ref);
+    if (lua_rawgeti(L, -1, (lua_Integer)idx + 1) == LUA_TSTRING) {
+      size_t n = 0;
+      const char *s = lua_tolstring(L, -1, &n);
+      rc = compile(L, path, s, n, err);
+      if (rc == LM_OK) {
+        lua_pushnil(L); /* the bytes are compiled: they go */
+        lua_rawseti(L, top + 2, (lua_Integer)idx + 1);
+      }
+    } else {
+      char *data = NULL, sum[LM_CHECKSUM_HEX];
+      size_t len = 0;
+      rc = lm_revfile_read_hashed(AT_FDCWD, path, path, &data, &len, sum, err);
+      if (rc == LM_OK) rc = compile(L, path, data, len, err);
+      free(data);
+      /* The history records the checksum of the bytes that ran. */
+      if (rc == LM_OK && keep_sum(app, idx, sum))
+        rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+    if (rc) {
+      lua_settop(L, top);
+      return rc;
+    }
+  }
+  push_dump(L);
+  lua_rawseti(L, top + 1, (lua_Integer)idx + 1);
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return LM_OK;
 }
 
 int lm_loader_env(lm_app *app, int idx, lm_error *err) {
@@ -566,14 +712,9 @@ int lm_loader_env(lm_app *app, int idx, lm_error *err) {
   }
   lua_pop(L, 1);
   const char *path = lm_dag_path(app->dag, idx);
-  char *data = NULL, sum[LM_CHECKSUM_HEX];
-  size_t len = 0;
   int rc = push_mkenv(L, err);
-  if (rc == LM_OK) rc = lm_revfile_read_hashed(AT_FDCWD, path, path, &data, &len, sum, err);
-  if (rc == LM_OK) rc = exec_file(app, lua_gettop(L), path, data, len, NULL, err);
-  free(data);
-  /* The history records the checksum of the bytes that ran. */
-  if (rc == LM_OK && keep_sum(app, idx, sum)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (rc == LM_OK) rc = push_chunk(app, idx, err);
+  if (rc == LM_OK) rc = run_chunk(app, top + 2, path, err);
   if (rc) {
     lua_settop(L, top);
     return rc;
@@ -622,14 +763,43 @@ char *lm_loader_longdoc(const char *path) {
 int lm_loader_compile(lm_app *app, const lm_revset *plan, lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L), rc = LM_OK;
+  size_t kept = 0; /* bytes of source whose chunks are kept as functions */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, app->chunks_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, app->srcs_ref);
+  const int chunks = top + 1, srcs = top + 2;
   for (size_t i = 0; i < plan->n && rc == LM_OK; i++) {
+    lua_Integer slot = (lua_Integer)plan->idx[i] + 1;
     const char *path = lm_dag_path(app->dag, plan->idx[i]);
-    char *data = NULL, sum[LM_CHECKSUM_HEX];
+    if (lua_rawgeti(L, chunks, slot) != LUA_TNIL) { /* compiled at load, or earlier */
+      lua_pop(L, 1);
+      continue;
+    }
     size_t len = 0;
-    rc = lm_revfile_read_hashed(AT_FDCWD, path, path, &data, &len, sum, err);
-    if (rc == LM_OK) rc = compile(L, path, data, len, err);
-    free(data);
-    lua_settop(L, top);
+    if (lua_rawgeti(L, srcs, slot) == LUA_TSTRING) {
+      const char *data = lua_tolstring(L, -1, &len);
+      rc = compile(L, path, data, len, err);
+      lua_pushnil(L);
+      lua_rawseti(L, srcs, slot);
+    } else { /* a command that keeps nothing: the file is read now */
+      char *data = NULL, sum[LM_CHECKSUM_HEX];
+      rc = lm_revfile_read_hashed(AT_FDCWD, path, path, &data, &len, sum, err);
+      if (rc == LM_OK) rc = compile(L, path, data, len, err);
+      free(data);
+      if (rc == LM_OK && keep_sum(app, plan->idx[i], sum))
+        rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+    if (rc == LM_OK) {
+      if ((kept += len) > LM_KEEP_FUNCTIONS_BYTES) push_dump(L);
+      lua_rawseti(L, chunks, slot);
+    }
+    lua_settop(L, srcs);
+  }
+  lua_settop(L, top);
+  /* What the plan does not run is not kept. */
+  if (app->keep_sources) {
+    luaL_unref(L, LUA_REGISTRYINDEX, app->srcs_ref);
+    lua_newtable(L);
+    app->srcs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   return rc;
 }

@@ -246,6 +246,20 @@ static int line_of(const lexer *lx) {
   return line;
 }
 
+/* +1 for a name that opens a block `end` or `until` closes (do, if, function, repeat), -1
+ * for one that closes it, else 0; by length first, as most names in a body are none of
+ * them (the body is skipped a token at a time, and this runs for each name in it). */
+static int block_delta(const char *t, size_t n) {
+  switch (n) {
+    case 2: return (t[0] == 'd' && t[1] == 'o') || (t[0] == 'i' && t[1] == 'f');
+    case 3: return -!memcmp(t, "end", 3);
+    case 5: return -!memcmp(t, "until", 5);
+    case 6: return !memcmp(t, "repeat", 6);
+    case 8: return !memcmp(t, "function", 8);
+    default: return 0;
+  }
+}
+
 /* After `function NAME (`: skips the body to its `end`, counting the blocks that `end` and
  * `until` close (do, if, function, repeat; while and for open theirs with do). 1 when it
  * closes. */
@@ -255,12 +269,7 @@ static int skip_function(lexer *lx) {
   while (depth > 0) {
     next(lx);
     if (lx->kind == T_EOF || lx->kind == T_BAD) return 0;
-    if (lx->kind != T_NAME) continue;
-    if (is(lx, T_NAME, "do") || is(lx, T_NAME, "if") || is(lx, T_NAME, "function") ||
-        is(lx, T_NAME, "repeat"))
-      depth++;
-    else if (is(lx, T_NAME, "end") || is(lx, T_NAME, "until"))
-      depth--;
+    if (lx->kind == T_NAME) depth += block_delta(lx->tok, lx->tlen);
   }
   return 1;
 }
