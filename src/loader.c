@@ -457,10 +457,14 @@ cleanup:
  * gives the same answer or today's error. A plain file's body is compiled only when a
  * command runs its migration (lm_loader_env), so a syntax error there is reported then,
  * with its file:line (docs/performance.md). */
-static int load_fresh(lm_app *app, int mkenv, const char *path, const char *data, size_t len,
-                      const char *sum, lm_strbuf *line, lm_error *err) {
+static int load_fresh(lm_app *app, int mkenv, lm_revfile_got *g, const char *path, lm_strbuf *line,
+                      lm_error *err) {
+  const char *data = g->data, *sum = g->sum;
+  size_t len = g->len;
   lm_revscan sc;
-  int rc = lm_revscan_read(data, len, &sc);
+  int rc = g->scanned ? g->scan_rc : lm_revscan_read(data, len, &sc);
+  if (g->scanned) sc = g->scan; /* scanned as it was read (revfile.c) */
+  g->scanned = 0;
   if (rc == 0) return load_one(app, mkenv, path, data, len, sum, line, err);
   char *doc = rc < 0 ? NULL : lm_revfile_doc(data, len);
   if (!doc) {
@@ -497,7 +501,9 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
   lm_revcache old = {0};
   lm_strbuf fresh = {0};
   lm_revcache_out out = {0};
-  char *cache_path = NULL, *data = NULL;
+  char *cache_path = NULL, *data = NULL, *pathbuf = NULL;
+  size_t pathcap = 0;
+  lm_revfile_ahead *ahead = NULL;
   int used_cache = 0;
   *suspect = 0;
   app->dag = lm_dag_new();
@@ -539,19 +545,30 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
   }
   size_t j = 0;
   if (use_cache) lm_revcache_open(&out, cache_path);
+  /* Without cache entries to compare with, every file is scanned: as it is read. */
+  ahead = lm_revfile_ahead_start(dirfd, app->cfg.versions_dir, names, n, old.n == 0);
+  if (!ahead) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
   for (size_t i = 0; i < n && rc == LM_OK; i++) {
-    char *path = lm_path_join(app->cfg.versions_dir, names[i]);
+    lm_revfile_got g;
+    lm_revfile_ahead_take(ahead, i, &g);
+    data = g.data;
+    if (g.rc) {
+      lm_error_clear(err);
+      *err = g.err;
+      rc = g.rc;
+      break;
+    }
+    const char *path = lm_revfile_path(&pathbuf, &pathcap, app->cfg.versions_dir, names[i]);
     if (!path) {
+      if (g.scanned && g.scan_rc == 1) lm_revscan_free(&g.scan);
       rc = lm_error_set(err, LM_ENOMEM, "out of memory");
       break;
     }
-    char sum[LM_CHECKSUM_HEX];
-    size_t len = 0;
-    if ((rc = lm_revfile_read_hashed(dirfd, dirfd == AT_FDCWD ? path : names[i], path, &data, &len,
-                                     sum, err))) {
-      free(path);
-      break;
-    }
+    const char *sum = g.sum;
+    size_t len = g.len;
     /* old.lines[0..old.n) are all set by the cache parser; the analyzer loses track. */
     // NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage)
     while (j < old.n && strcmp(old.lines[j].name, names[i]) < 0) {
@@ -570,8 +587,9 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
     } else {
       if (j < old.n && !strcmp(old.lines[j].name, names[i])) j++;
       dirty = 1;
-      rc = load_fresh(app, mkenv, path, data, len, sum, &fresh, err);
+      rc = load_fresh(app, mkenv, &g, path, &fresh, err);
     }
+    if (g.scanned && g.scan_rc == 1) lm_revscan_free(&g.scan); /* a cache entry served it */
     if (rc) /* nothing of a failed file goes into the cache */
       lm_revcache_truncate(&fresh, mark);
     else
@@ -579,7 +597,6 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
     if (fresh.n >= (size_t)64 * 1024) lm_revcache_flush(&out, &fresh);
     free(data);
     data = NULL;
-    free(path);
   }
   if (j < old.n) dirty = 1;
   if (rc == LM_OK) {
@@ -589,6 +606,8 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
   if (rc == LM_OK && use_cache && (dirty || !old.text || !read_cache))
     lm_revcache_close(&out, &fresh, cache_path, 1);
 cleanup:
+  lm_revfile_ahead_stop(ahead);
+  free(pathbuf);
   lm_revcache_close(&out, &fresh, cache_path, 0);
   if (dirfd >= 0) close(dirfd);
   lm_revcache_free(&old);
