@@ -146,7 +146,10 @@ const char *lm_revfile_path(char **buf, size_t *cap, const char *dir, const char
  * after the next file to take, so a slot is always free when claimed. A thread waits on a
  * condition variable only when it has nothing to do, and is signalled only when one is
  * waiting: on a warm page cache a file takes a few microseconds, a futex call about one. */
-#define MAX_WORKERS 3
+#ifndef LM_REVFILE_WORKERS
+#define LM_REVFILE_WORKERS 3 /* at most; -DLM_REVFILE_WORKERS=0 builds the serial reader */
+#endif
+#define MAX_WORKERS (LM_REVFILE_WORKERS > 0 ? LM_REVFILE_WORKERS : 1)
 
 struct lm_revfile_ahead {
   int dirfd, scan;
@@ -171,35 +174,45 @@ struct lm_revfile_ahead {
   } slots[LM_REVFILE_AHEAD];
 };
 
-/* Reads file j into g (outside the lock); `path` is the reader's own buffer. */
-static void read_one(lm_revfile_ahead *a, size_t j, lm_revfile_got *g, char **path, size_t *cap) {
+/* Reads file j into g (outside the lock), relative to dirfd; `path` is the reader's own
+ * buffer. */
+static void read_one(lm_revfile_ahead *a, int dirfd, size_t j, lm_revfile_got *g, char **path,
+                     size_t *cap) {
   memset(g, 0, sizeof *g);
   const char *p = lm_revfile_path(path, cap, a->dir, a->names[j]);
   if (!p) {
     g->rc = lm_error_set(&g->err, LM_ENOMEM, "out of memory");
     return;
   }
-  g->rc = lm_revfile_read_hashed(a->dirfd, a->dirfd == AT_FDCWD ? p : a->names[j], p, &g->data,
-                                 &g->len, g->sum, &g->err);
+  g->rc = lm_revfile_read_hashed(dirfd, dirfd == AT_FDCWD ? p : a->names[j], p, &g->data, &g->len,
+                                 g->sum, &g->err);
   if (g->rc == LM_OK && a->scan) {
     g->scanned = 1;
     g->scan_rc = lm_revscan_read(g->data, g->len, &g->scan);
   }
 }
 
-/* Claims the next file, reads it and puts it in its slot; called and returns with the lock
- * held. 0 when there is nothing to claim now. */
-static int claim_one(lm_revfile_ahead *a, char **path, size_t *cap) {
+/* Files claimed at once: the lock is taken, and a waiting caller woken, once for them all. */
+#define CLAIM 8
+
+/* Claims the next files (up to CLAIM), reads them and puts them in their slots; called and
+ * returns with the lock held. 0 when there is nothing to claim now. */
+static int claim_some(lm_revfile_ahead *a, int dirfd, char **path, size_t *cap) {
   if (a->stop || a->next >= a->n || a->next >= a->taken + LM_REVFILE_AHEAD) return 0;
-  size_t j = a->next++;
-  lm_revfile_got g;
+  size_t j = a->next, k = a->n - j, room = a->taken + LM_REVFILE_AHEAD - j;
+  if (k > room) k = room;
+  if (k > CLAIM) k = CLAIM;
+  a->next += k;
+  lm_revfile_got g[CLAIM];
   pthread_mutex_unlock(&a->mu);
-  read_one(a, j, &g, path, cap);
+  for (size_t i = 0; i < k; i++) read_one(a, dirfd, j + i, &g[i], path, cap);
   pthread_mutex_lock(&a->mu);
-  struct slot *s = &a->slots[j % LM_REVFILE_AHEAD];
-  s->got = g;
-  s->seq = j + 1;
-  if (a->want && a->waiting_for == j) pthread_cond_signal(&a->ready);
+  for (size_t i = 0; i < k; i++) {
+    struct slot *s = &a->slots[(j + i) % LM_REVFILE_AHEAD];
+    s->got = g[i];
+    s->seq = j + i + 1;
+  }
+  if (a->want && a->waiting_for >= j && a->waiting_for < j + k) pthread_cond_signal(&a->ready);
   return 1;
 }
 
@@ -207,14 +220,19 @@ static void *worker(void *ud) {
   lm_revfile_ahead *a = ud;
   char *path = NULL;
   size_t cap = 0;
+  /* Its own descriptor of the directory: in a process with several threads each openat()
+   * counts a reference on the directory's file, which the threads would otherwise share. */
+  int dirfd = a->dirfd == AT_FDCWD ? -1 : open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) dirfd = a->dirfd;
   pthread_mutex_lock(&a->mu);
   while (!a->stop && a->next < a->n) {
-    if (claim_one(a, &path, &cap)) continue;
+    if (claim_some(a, dirfd, &path, &cap)) continue;
     a->space_waiters++;
     pthread_cond_wait(&a->space, &a->mu);
     a->space_waiters--;
   }
   pthread_mutex_unlock(&a->mu);
+  if (dirfd != a->dirfd) close(dirfd);
   free(path);
   return NULL;
 }
@@ -233,7 +251,9 @@ lm_revfile_ahead *lm_revfile_ahead_start(int dirfd, const char *dir, char *const
   pthread_cond_init(&a->space, NULL);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   /* Below a few dozen files a thread costs more than it saves. */
-  int want = n < 64 ? 0 : cpus - 1 > MAX_WORKERS ? MAX_WORKERS : (int)(cpus > 1 ? cpus - 1 : 0);
+  int want = n < 64 || LM_REVFILE_WORKERS <= 0 ? 0
+             : cpus - 1 > LM_REVFILE_WORKERS   ? LM_REVFILE_WORKERS
+                                               : (int)(cpus > 1 ? cpus - 1 : 0);
   while (a->nworkers < want && pthread_create(&a->workers[a->nworkers], NULL, worker, a) == 0)
     a->nworkers++;
   return a;
@@ -243,7 +263,7 @@ void lm_revfile_ahead_take(lm_revfile_ahead *a, size_t i, lm_revfile_got *out) {
   struct slot *s = &a->slots[i % LM_REVFILE_AHEAD];
   pthread_mutex_lock(&a->mu);
   while (s->seq != i + 1) {
-    if (claim_one(a, &a->path, &a->cap)) continue;
+    if (claim_some(a, a->dirfd, &a->path, &a->cap)) continue;
     a->want = 1;
     a->waiting_for = i;
     pthread_cond_wait(&a->ready, &a->mu);
@@ -252,7 +272,9 @@ void lm_revfile_ahead_take(lm_revfile_ahead *a, size_t i, lm_revfile_got *out) {
   *out = s->got;
   s->seq = 0;
   a->taken = i + 1;
-  if (a->space_waiters) pthread_cond_broadcast(&a->space);
+  /* Waiting workers are woken once half the window is free, not for each file taken. */
+  if (a->space_waiters && a->next <= a->taken + LM_REVFILE_AHEAD / 2)
+    pthread_cond_broadcast(&a->space);
   pthread_mutex_unlock(&a->mu);
 }
 
