@@ -261,23 +261,6 @@ const char *lm_loader_checksum(const lm_app *app, int idx) {
  * is read whole and merged with the file list. A damaged entry never fails a command: the
  * load starts over without the cache (lm_loader_load). */
 
-/* 1 for a name list_files keeps. */
-static int is_revision_file(const char *name) {
-  size_t l = strlen(name);
-  return name[0] != '.' && l >= 5 && !strcmp(name + l - 4, ".lua");
-}
-
-/* The number of revision files in dir, or -1 when it cannot be read. */
-static long count_files(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return -1;
-  long n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) n += is_revision_file(e->d_name);
-  closedir(d);
-  return n;
-}
-
 /* Adds the revision a cache entry describes, with its file's checksum; its index or a
  * negative code. */
 static int add_cached(lm_app *app, const char *path, char *rest, const char *sum, const char *data,
@@ -288,59 +271,54 @@ static int add_cached(lm_app *app, const char *path, char *rest, const char *sum
   return idx;
 }
 
-/* What load_cached's entries need: the graph, the directory, the path being built. */
+/* What load_cached's entries need: the graph, the directory's files (sorted) as they are
+ * read ahead, the path being built. */
 typedef struct streamed {
   lm_app *app;
-  int dirfd;
-  char *path; /* versions_dir + '/' + name, as lm_path_join gives it */
-  size_t dirlen, cap;
+  char **names;
+  size_t n, k; /* k: the entries seen */
+  lm_revfile_ahead *ahead;
+  char *path;
+  size_t cap;
 } streamed;
 
-/* One cache entry of the streamed load: accepted when it names a revision file whose bytes
- * still hash to the cached checksum, and the graph takes the revision. */
+/* One cache entry of the streamed load: accepted when it names the next revision file,
+ * whose bytes still hash to the cached checksum, and the graph takes the revision. */
 static int stream_entry(void *ud, const char *name, const char *sum, char *rest) {
   streamed *st = ud;
-  size_t nl = strlen(name);
-  if (!is_revision_file(name)) return 0;
-  if (st->dirlen + nl + 2 > st->cap) {
-    char *v = realloc(st->path, st->cap = 2 * (st->dirlen + nl) + 16);
-    if (!v) return 0;
-    st->path = v;
-  }
-  memcpy(st->path + st->dirlen, name, nl + 1);
-  char *data = NULL, got[LM_CHECKSUM_HEX];
-  size_t dlen = 0;
+  if (st->k >= st->n || strcmp(name, st->names[st->k]) != 0) return 0;
+  lm_revfile_got g;
+  lm_revfile_ahead_take(st->ahead, st->k++, &g);
+  const char *path = lm_revfile_path(&st->path, &st->cap, st->app->cfg.versions_dir, name);
   lm_error ignore = {0};
-  int ok = lm_revfile_read_hashed(st->dirfd, st->dirfd == AT_FDCWD ? st->path : name, st->path,
-                                  &data, &dlen, got, &ignore) == LM_OK &&
-           !strcmp(got, sum) && add_cached(st->app, st->path, rest, sum, data, dlen, &ignore) >= 0;
-  free(data);
+  int ok = g.rc == LM_OK && path && !strcmp(g.sum, sum) &&
+           add_cached(st->app, path, rest, sum, g.data, g.len, &ignore) >= 0;
+  free(g.data);
+  lm_error_clear(&g.err);
   lm_error_clear(&ignore);
   return ok;
 }
 
 /* The common case: the cache names exactly the directory's revision files and none changed
  * since (each file's bytes hash to the checksum cached for it); the revisions go into the
- * DAG as the cache streams by (lm_revcache_stream). Returns 1 when app->dag holds every
- * revision; 0 when the cache does not describe the directory or anything goes wrong, with
- * app->dag emptied for the caller to start over (which then reproduces any error exactly as
- * without this shortcut). */
+ * DAG as the cache streams by (lm_revcache_stream), the files read ahead of it
+ * (lm_revfile_ahead). Returns 1 when app->dag holds every revision; 0 when the cache does
+ * not describe the directory or anything goes wrong, with app->dag emptied for the caller
+ * to start over (which then reproduces any error exactly as without this shortcut). */
 static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
   /* No cache (a fresh clone): the directory is not read twice. */
   if (access(cache_path, R_OK) != 0) return 0;
-  long nfiles = count_files(app->cfg.versions_dir);
-  const char *dir = app->cfg.versions_dir;
-  streamed st = {app, dirfd, NULL, 0, 0};
-  /* Paths are versions_dir + name, joined as lm_path_join does; the prefix is kept. */
-  if (*dir && strcmp(dir, ".") != 0) st.dirlen = strlen(dir) + (dir[strlen(dir) - 1] != '/');
-  if (st.dirlen) {
-    if (!(st.path = malloc(st.cap = st.dirlen + 64))) return 0;
-    memcpy(st.path, dir, strlen(dir));
-    st.path[st.dirlen - 1] = '/';
-  }
-  int ok = nfiles > 0 && lm_dag_reserve(app->dag, (size_t)nfiles) == LM_OK &&
-           lm_revcache_stream(cache_path, nfiles, stream_entry, &st);
+  streamed st = {.app = app};
+  lm_error ignore = {0};
+  int ok = list_files(app->cfg.versions_dir, &st.names, &st.n, &ignore) == LM_OK && st.n > 0 &&
+           lm_dag_reserve(app->dag, st.n) == LM_OK &&
+           (st.ahead = lm_revfile_ahead_start(dirfd, app->cfg.versions_dir, st.names, st.n, 0)) &&
+           lm_revcache_stream(cache_path, (long)st.n, stream_entry, &st);
+  lm_error_clear(&ignore);
+  lm_revfile_ahead_stop(st.ahead);
   free(st.path);
+  for (size_t i = 0; i < st.n; i++) free(st.names[i]);
+  free(st.names);
   if (!ok) {
     lm_dag_free(app->dag);
     app->dag = lm_dag_new();
