@@ -24,36 +24,41 @@ static int cmp_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The directory's revision file names, sorted, in one allocation (*names, freed with one
+ * free): the pointers, then the names. At 100,000 files one block instead of a string each
+ * saves a tenth of a cached load's peak memory. */
 static int list_files(const char *dir, char ***names, size_t *count, lm_error *err) {
   DIR *d = opendir(dir);
   if (!d)
     return lm_error_set(err, LM_EUSAGE, "cannot open the versions directory %s: %s", dir,
                         strerror(errno));
-  size_t n = 0, cap = 64;
-  char **v = malloc(cap * sizeof *v);
+  size_t n = 0, used = 0, cap = 0;
+  char *chars = NULL; /* the names, each with its NUL */
   struct dirent *e;
-  int rc = v ? LM_OK : LM_ENOMEM;
-  while (rc == LM_OK && (e = readdir(d)) != NULL) {
+  int oom = 0;
+  while (!oom && (e = readdir(d)) != NULL) {
     size_t l = strlen(e->d_name);
     if (e->d_name[0] == '.' || l < 5 || strcmp(e->d_name + l - 4, ".lua") != 0) continue;
-    if (n == cap) {
-      char **nv = realloc(v, (cap *= 2) * sizeof *v);
-      if (!nv) {
-        rc = LM_ENOMEM;
-        break;
-      }
-      v = nv;
+    if (used + l + 1 > cap) {
+      char *c = realloc(chars, cap = 2 * (used + l + 1) + 4096);
+      if (!(oom = !c)) chars = c;
     }
-    if (!(v[n] = strdup(e->d_name)))
-      rc = LM_ENOMEM;
-    else
-      n++;
+    if (!oom) memcpy(chars + used, e->d_name, l + 1);
+    used += l + 1;
+    n++;
   }
   closedir(d);
-  if (rc) {
-    for (size_t i = 0; i < n; i++) free(v[i]);
-    free(v);
-    return lm_error_set(err, rc, "out of memory listing %s", dir);
+  char **v = oom ? NULL : malloc(n * sizeof *v + used + 1);
+  if (!v) {
+    free(chars);
+    return lm_error_set(err, LM_ENOMEM, "out of memory listing %s", dir);
+  }
+  char *p = (char *)(v + n);
+  if (used) memcpy(p, chars, used);
+  free(chars);
+  for (size_t i = 0; i < n; i++) {
+    v[i] = p;
+    p += strlen(p) + 1;
   }
   qsort(v, n, sizeof *v, cmp_names);
   *names = v;
@@ -317,7 +322,6 @@ static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
   lm_error_clear(&ignore);
   lm_revfile_ahead_stop(st.ahead);
   free(st.path);
-  for (size_t i = 0; i < st.n; i++) free(st.names[i]);
   free(st.names);
   if (!ok) {
     lm_dag_free(app->dag);
@@ -432,9 +436,9 @@ cleanup:
 
 /* The cold path: a file in the plain form `luamigrate revision` writes is read by the
  * scanner (revscan.c) and added without running it; anything else runs (load_one), which
- * gives the same answer or today's error. A plain file's body is compiled only when a
- * command runs its migration (lm_loader_env), so a syntax error there is reported then,
- * with its file:line (docs/performance.md). */
+ * gives the same answer or today's error. A plain file's body is compiled only by a
+ * command that runs its migration (lm_loader_compile, before the run's first step), so a
+ * syntax error there is reported then, with its file:line (docs/performance.md). */
 static int load_fresh(lm_app *app, int mkenv, lm_revfile_got *g, const char *path, lm_strbuf *line,
                       lm_error *err) {
   const char *data = g->data, *sum = g->sum;
@@ -592,7 +596,6 @@ cleanup:
   free(fresh.s);
   free(data);
   free(cache_path);
-  for (size_t i = 0; i < n; i++) free(names[i]);
   free(names);
   lua_settop(L, top);
   return rc;
