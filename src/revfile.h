@@ -43,15 +43,15 @@ typedef struct lm_revfile_ahead lm_revfile_ahead;
 
 /* One file as read. */
 typedef struct lm_revfile_got {
-  int rc;       /* LM_OK, or why it could not be read (err) */
-  lm_error err; /* the caller clears it */
-  char *data;   /* NUL-terminated; the caller frees it */
+  char *data; /* NUL-terminated; the caller frees it */
   size_t len;
-  char sum[LM_CHECKSUM_HEX];
+  lm_error err; /* the caller clears it */
+  lm_revscan scan;
+  int rc;      /* LM_OK, or why it could not be read (err) */
   int scanned; /* 1 when scanned (with `scan`, the file read) */
   int scan_rc; /* then lm_revscan_read's answer: 1 with scan filled (the caller frees it
                   with lm_revscan_free), 0 or LM_ENOMEM */
-  lm_revscan scan;
+  char sum[LM_CHECKSUM_HEX];
 } lm_revfile_got;
 
 /* NULL when out of memory. names, dir and dirfd stay valid until lm_revfile_ahead_stop. */
