@@ -22,17 +22,35 @@ typedef struct lexer {
   const char *str; /* a decoded string (when out was set) */
 } lexer;
 
+/* Character classes by table: the lexer asks for each byte of a file, most of them inside
+ * the function bodies it skips (a third of a cold load's instructions were here). */
+enum { C_SPACE = 1, C_ALPHA = 2, C_DIGIT = 4, C_XDIGIT = 8 };
+static const unsigned char cls[256] = {
+    [' '] = C_SPACE,
+    ['\t'] = C_SPACE,
+    ['\n'] = C_SPACE,
+    ['\r'] = C_SPACE,
+    ['\f'] = C_SPACE,
+    ['\v'] = C_SPACE,
+    ['0' ... '9'] = C_DIGIT | C_XDIGIT,
+    ['a' ... 'f'] = C_ALPHA | C_XDIGIT,
+    ['A' ... 'F'] = C_ALPHA | C_XDIGIT,
+    ['g' ... 'z'] = C_ALPHA,
+    ['G' ... 'Z'] = C_ALPHA,
+    ['_'] = C_ALPHA,
+};
+
 static int is_space(int c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  return cls[(unsigned char)c] & C_SPACE;
 }
 static int is_alpha(int c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+  return cls[(unsigned char)c] & C_ALPHA;
 }
 static int is_digit(int c) {
-  return c >= '0' && c <= '9';
+  return cls[(unsigned char)c] & C_DIGIT;
 }
 static int is_xdigit(int c) {
-  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  return cls[(unsigned char)c] & C_XDIGIT;
 }
 static int hexval(int c) {
   return is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10;
@@ -191,7 +209,7 @@ static void next(lexer *lx) {
   }
   int c = (unsigned char)*p;
   if (is_alpha(c)) {
-    while (p < end && (is_alpha((unsigned char)*p) || is_digit((unsigned char)*p))) p++;
+    while (p < end && cls[(unsigned char)*p] & (C_ALPHA | C_DIGIT)) p++;
     lx->kind = T_NAME;
   } else if (c == '"' || c == '\'') {
     lx->kind = short_string(lx) ? T_STRING : T_BAD;
