@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -257,8 +258,14 @@ lm_revfile_ahead *lm_revfile_ahead_start(int dirfd, const char *dir, char *const
   int want = n < 64 || LM_REVFILE_WORKERS <= 0 ? 0
              : cpus - 1 > LM_REVFILE_WORKERS   ? LM_REVFILE_WORKERS
                                                : (int)(cpus > 1 ? cpus - 1 : 0);
+  /* The workers block every signal: SIGINT and SIGTERM stay the loader's thread's, where
+   * the cancel handler (cancel.c) expects them. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   while (a->nworkers < want && pthread_create(&a->workers[a->nworkers], NULL, worker, a) == 0)
     a->nworkers++;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   return a;
 }
 
