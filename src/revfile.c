@@ -172,6 +172,7 @@ struct lm_revfile_ahead {
   pthread_t workers[MAX_WORKERS];
   char *path; /* the caller's path buffer, when it reads a file itself */
   size_t cap;
+  size_t ready_until; /* the caller's: files below it were seen ready (a batch) */
   struct slot {
     size_t seq; /* j + 1 once file j is in it; 0 when free */
     lm_revfile_got got;
@@ -253,8 +254,12 @@ lm_revfile_ahead *lm_revfile_ahead_start(int dirfd, const char *dir, char *const
   pthread_mutex_init(&a->mu, NULL);
   pthread_cond_init(&a->ready, NULL);
   pthread_cond_init(&a->space, NULL);
+  /* Workers only for processors to spare: below a few dozen files a thread costs more
+   * than it saves, and on a machine whose processors are all busy (the 1-minute load
+   * average) it saves no time and costs a fifth more CPU (docs/performance.md). */
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  /* Below a few dozen files a thread costs more than it saves. */
+  double load = 0;
+  if (getloadavg(&load, 1) == 1) cpus -= (long)(load + 0.5);
   int want = n < 64 || LM_REVFILE_WORKERS <= 0 ? 0
              : cpus - 1 > LM_REVFILE_WORKERS   ? LM_REVFILE_WORKERS
                                                : (int)(cpus > 1 ? cpus - 1 : 0);
@@ -271,6 +276,11 @@ lm_revfile_ahead *lm_revfile_ahead_start(int dirfd, const char *dir, char *const
 
 void lm_revfile_ahead_take(lm_revfile_ahead *a, size_t i, lm_revfile_got *out) {
   struct slot *s = &a->slots[i % LM_REVFILE_AHEAD];
+  if (i < a->ready_until) { /* seen ready under the lock, and no worker writes it until taken */
+    *out = s->got;
+    s->seq = 0;
+    return;
+  }
   pthread_mutex_lock(&a->mu);
   while (s->seq != i + 1) {
     if (claim_some(a, a->dirfd, &a->path, &a->cap)) continue;
@@ -281,7 +291,12 @@ void lm_revfile_ahead_take(lm_revfile_ahead *a, size_t i, lm_revfile_got *out) {
   }
   *out = s->got;
   s->seq = 0;
-  a->taken = i + 1;
+  /* The files after it that are ready too are taken next without the lock: their slots
+   * stay theirs, as the window moves on only from the last file taken under it. */
+  a->taken = a->ready_until = i + 1;
+  while (a->ready_until < i + CLAIM && a->ready_until < a->n &&
+         a->slots[a->ready_until % LM_REVFILE_AHEAD].seq == a->ready_until + 1)
+    a->ready_until++;
   /* Waiting workers are woken once half the window is free, not for each file taken. */
   if (a->space_waiters && a->next <= a->taken + LM_REVFILE_AHEAD / 2)
     pthread_cond_broadcast(&a->space);
