@@ -276,13 +276,31 @@ static int add_cached(lm_app *app, const char *path, char *rest, const char *sum
   return idx;
 }
 
+/* The number of revision files in dir (names as list_files keeps them), or -1 when it
+ * cannot be read. */
+static long count_files(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  long n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t l = strlen(e->d_name);
+    n += e->d_name[0] != '.' && l >= 5 && !strcmp(e->d_name + l - 4, ".lua");
+  }
+  closedir(d);
+  return n;
+}
+
 /* What load_cached's entries need: the graph, the directory's files (sorted) as they are
- * read ahead, the path being built. */
+ * read ahead (or, with no worker to read them, only their number, each file read as its
+ * entry comes), the path being built. */
 typedef struct streamed {
   lm_app *app;
+  int dirfd;
   char **names;
   size_t n, k; /* k: the entries seen */
   lm_revfile_ahead *ahead;
+  lm_revfile_got got; /* the one taken */
   char *path;
   size_t cap;
 } streamed;
@@ -291,15 +309,27 @@ typedef struct streamed {
  * whose bytes still hash to the cached checksum, and the graph takes the revision. */
 static int stream_entry(void *ud, const char *name, const char *sum, char *rest) {
   streamed *st = ud;
-  if (st->k >= st->n || strcmp(name, st->names[st->k]) != 0) return 0;
-  lm_revfile_got g;
-  lm_revfile_ahead_take(st->ahead, st->k++, &g);
   const char *path = lm_revfile_path(&st->path, &st->cap, st->app->cfg.versions_dir, name);
+  char *data = NULL, got[LM_CHECKSUM_HEX];
+  const char *hash = got;
+  size_t len = 0;
+  int rc;
   lm_error ignore = {0};
-  int ok = g.rc == LM_OK && path && !strcmp(g.sum, sum) &&
-           add_cached(st->app, path, rest, sum, g.data, g.len, &ignore) >= 0;
-  free(g.data);
-  lm_error_clear(&g.err);
+  if (st->ahead) {
+    if (st->k >= st->n || strcmp(name, st->names[st->k]) != 0) return 0;
+    lm_revfile_got *g = &st->got;
+    lm_revfile_ahead_take(st->ahead, st->k++, g);
+    lm_error_clear(&g->err);
+    rc = g->rc, data = g->data, len = g->len, hash = g->sum;
+  } else {
+    size_t l = strlen(name);
+    if (!path || name[0] == '.' || l < 5 || strcmp(name + l - 4, ".lua") != 0) return 0;
+    rc = lm_revfile_read_hashed(st->dirfd, st->dirfd == AT_FDCWD ? path : name, path, &data, &len,
+                                got, &ignore);
+  }
+  int ok = rc == LM_OK && path && !strcmp(hash, sum) &&
+           add_cached(st->app, path, rest, sum, data, len, &ignore) >= 0;
+  free(data);
   lm_error_clear(&ignore);
   return ok;
 }
@@ -313,12 +343,19 @@ static int stream_entry(void *ud, const char *name, const char *sum, char *rest)
 static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
   /* No cache (a fresh clone): the directory is not read twice. */
   if (access(cache_path, R_OK) != 0) return 0;
-  streamed st = {.app = app};
+  streamed st = {.app = app, .dirfd = dirfd};
   lm_error ignore = {0};
-  int ok = list_files(app->cfg.versions_dir, &st.names, &st.n, &ignore) == LM_OK && st.n > 0 &&
-           lm_dag_reserve(app->dag, st.n) == LM_OK &&
-           (st.ahead = lm_revfile_ahead_start(dirfd, app->cfg.versions_dir, st.names, st.n, 0)) &&
-           lm_revcache_stream(cache_path, (long)st.n, stream_entry, &st);
+  int ok;
+  if (lm_revfile_ahead_workers() > 0) { /* the files read ahead, in the cache's (sorted) order */
+    ok = list_files(app->cfg.versions_dir, &st.names, &st.n, &ignore) == LM_OK && st.n > 0 &&
+         lm_dag_reserve(app->dag, st.n) == LM_OK &&
+         (st.ahead = lm_revfile_ahead_start(dirfd, app->cfg.versions_dir, st.names, st.n, 0)) &&
+         lm_revcache_stream(cache_path, (long)st.n, stream_entry, &st);
+  } else { /* no sorting: the cache's order is checked as it streams (lm_revcache_stream) */
+    long nfiles = count_files(app->cfg.versions_dir);
+    ok = nfiles > 0 && lm_dag_reserve(app->dag, (size_t)nfiles) == LM_OK &&
+         lm_revcache_stream(cache_path, nfiles, stream_entry, &st);
+  }
   lm_error_clear(&ignore);
   lm_revfile_ahead_stop(st.ahead);
   free(st.path);

@@ -242,6 +242,17 @@ static void *worker(void *ud) {
   return NULL;
 }
 
+int lm_revfile_ahead_workers(void) {
+  /* Only processors to spare: on a machine whose processors are all busy (the 1-minute
+   * load average) a worker saves no time and costs a fifth more CPU (docs/performance.md). */
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  double load = 0;
+  if (getloadavg(&load, 1) == 1) cpus -= (long)(load + 0.5);
+  return LM_REVFILE_WORKERS <= 0         ? 0
+         : cpus - 1 > LM_REVFILE_WORKERS ? LM_REVFILE_WORKERS
+                                         : (int)(cpus > 1 ? cpus - 1 : 0);
+}
+
 lm_revfile_ahead *lm_revfile_ahead_start(int dirfd, const char *dir, char *const *names, size_t n,
                                          int scan) {
   lm_revfile_ahead *a = calloc(1, sizeof *a);
@@ -254,15 +265,7 @@ lm_revfile_ahead *lm_revfile_ahead_start(int dirfd, const char *dir, char *const
   pthread_mutex_init(&a->mu, NULL);
   pthread_cond_init(&a->ready, NULL);
   pthread_cond_init(&a->space, NULL);
-  /* Workers only for processors to spare: below a few dozen files a thread costs more
-   * than it saves, and on a machine whose processors are all busy (the 1-minute load
-   * average) it saves no time and costs a fifth more CPU (docs/performance.md). */
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  double load = 0;
-  if (getloadavg(&load, 1) == 1) cpus -= (long)(load + 0.5);
-  int want = n < 64 || LM_REVFILE_WORKERS <= 0 ? 0
-             : cpus - 1 > LM_REVFILE_WORKERS   ? LM_REVFILE_WORKERS
-                                               : (int)(cpus > 1 ? cpus - 1 : 0);
+  int want = n < 64 ? 0 : lm_revfile_ahead_workers();
   /* The workers block every signal: SIGINT and SIGTERM stay the loader's thread's, where
    * the cancel handler (cancel.c) expects them. */
   sigset_t all, old;

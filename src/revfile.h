@@ -54,6 +54,8 @@ typedef struct lm_revfile_got {
   char sum[LM_CHECKSUM_HEX];
 } lm_revfile_got;
 
+/* The workers lm_revfile_ahead_start starts for 64 files or more (below, none). */
+int lm_revfile_ahead_workers(void);
 /* NULL when out of memory. names, dir and dirfd stay valid until lm_revfile_ahead_stop. */
 lm_revfile_ahead *lm_revfile_ahead_start(int dirfd, const char *dir, char *const *names, size_t n,
                                          int scan);
