@@ -23,6 +23,8 @@ typedef struct lm_app {
                        lm_loader_compile compiles them */
   int chunks_ref;   /* registry ref: index+1 -> the file's compiled chunk: a function not yet
                        run, or its lua_dump, from which each use loads a fresh closure */
+  int keep_base_kb; /* loader: the Lua heap (KiB) when the load began; what is kept is
+                      bounded by its growth since */
   char (*sums)[65]; /* loader: hex SHA-256 of each revision's file as read, by DAG index */
   size_t nsums;     /* slots in sums */
   PGconn *conn;

@@ -212,19 +212,20 @@ static void set_slot(lua_State *L, int ref, int idx) {
 }
 
 /* What a run keeps of its files (their bytes, their compiled chunks) stops growing once the
- * Lua heap reaches this (KiB), so a plan of 100,000 revisions does not hold every file's
- * bytes and chunk at once. What is not kept is read (and compiled) again when its step runs,
- * and the checksum recorded is then that of the bytes read again. */
-#define LM_KEEP_HEAP_KB (8 * 1024)
+ * Lua heap has grown by this much (KiB) since the load began, so a plan of 100,000
+ * revisions does not hold every file's bytes and chunk at once (peak memory stays what it
+ * was before files were kept: bench/dag.sh). What is not kept is read (and compiled) again
+ * when its step runs, and the checksum recorded is then that of the bytes read again. */
+#define LM_KEEP_HEAP_KB (2 * 1024)
 
-static int may_keep(lua_State *L) {
-  return lua_gc(L, LUA_GCCOUNT, 0) < LM_KEEP_HEAP_KB;
+static int may_keep(const lm_app *app) {
+  return lua_gc(app->L, LUA_GCCOUNT, 0) - app->keep_base_kb < LM_KEEP_HEAP_KB;
 }
 
 /* A command that executes migrations keeps the bytes it read of revision idx's file: the
  * run compiles and executes those, and records their checksum. */
 static void keep_bytes(lm_app *app, int idx, const char *data, size_t len) {
-  if (!app->keep_sources || !may_keep(app->L)) return;
+  if (!app->keep_sources || !may_keep(app)) return;
   lua_pushlstring(app->L, data, len);
   set_slot(app->L, app->srcs_ref, idx);
 }
@@ -233,6 +234,7 @@ static void keep_bytes(lm_app *app, int idx, const char *data, size_t len) {
  * revisions). */
 static void new_tables(lm_app *app) {
   lua_State *L = app->L;
+  app->keep_base_kb = lua_gc(L, LUA_GCCOUNT, 0);
   int *refs[] = {&app->srcs_ref, &app->chunks_ref};
   for (int i = 0; i < 2; i++) {
     if (*refs[i] > 0) luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
@@ -469,7 +471,7 @@ static int load_one(lm_app *app, int mkenv, const char *path, const char *data, 
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
-  if (app->keep_sources && may_keep(L)) { /* compiled once: a run loads it from the dump */
+  if (app->keep_sources && may_keep(app)) { /* compiled once: a run loads it from the dump */
     lua_pushvalue(L, env - 1);
     set_slot(L, app->chunks_ref, idx);
   }
@@ -690,7 +692,7 @@ int lm_loader_load(lm_app *app, lm_error *err) {
 /* Beyond this many bytes of source, lm_loader_compile keeps a chunk as its dump rather than
  * as a function: a compiled function takes about three times its source in memory, a dump
  * little more than the source, and a whole plan is compiled before its first step. */
-#define LM_KEEP_FUNCTIONS_BYTES ((size_t)4 << 20)
+#define LM_KEEP_FUNCTIONS_BYTES ((size_t)256 << 10)
 
 /* Pushes the compiled chunk of revision idx, a closure never run, and keeps its dump in the
  * chunk table for any later use (within LM_KEEP_HEAP_KB): from the function
@@ -743,7 +745,7 @@ static int push_chunk(lm_app *app, int idx, lm_error *err) {
       return rc;
     }
   }
-  if (may_keep(L)) {
+  if (may_keep(app)) {
     push_dump(L);
     lua_rawseti(L, top + 1, (lua_Integer)idx + 1);
   }
@@ -838,7 +840,7 @@ int lm_loader_compile(lm_app *app, const lm_revset *plan, lm_error *err) {
       if (rc == LM_OK && keep_sum(app, plan->idx[i], sum))
         rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     }
-    if (rc == LM_OK && may_keep(L)) {
+    if (rc == LM_OK && may_keep(app)) {
       if ((kept += len) > LM_KEEP_FUNCTIONS_BYTES) push_dump(L);
       lua_rawseti(L, chunks, slot);
     }
