@@ -16,7 +16,15 @@ typedef struct lm_app {
   struct lua_State *L;
   lm_config cfg;
   lm_dag *dag;
-  int envs_ref;     /* registry ref: table revision index+1 -> the file's environment */
+  int envs_ref; /* registry ref: table revision index+1 -> the file's environment */
+  /* A run that executes migrations (upgrade, downgrade, lint) reads each file once: */
+  int keep_sources; /* loader: this command keeps the bytes it loads (srcs_ref) */
+  int srcs_ref;     /* registry ref: index+1 -> the file's bytes as read at load, until
+                       lm_loader_compile compiles them */
+  int chunks_ref;   /* registry ref: index+1 -> the file's compiled chunk: a function not yet
+                       run, or its lua_dump, from which each use loads a fresh closure */
+  int keep_base_kb; /* loader: the Lua heap (KiB) when the load began; what is kept is
+                      bounded by its growth since */
   char (*sums)[65]; /* loader: hex SHA-256 of each revision's file as read, by DAG index */
   size_t nsums;     /* slots in sums */
   PGconn *conn;
@@ -33,16 +41,20 @@ typedef struct lm_app {
 
 /* loader.c: builds app->dag from the revision files (through the revision cache) and
  * creates the table of environments app->envs_ref, which lm_loader_env fills as revisions
- * run. */
+ * run. For upgrade, downgrade and lint each file's bytes are kept as read (the checksum is
+ * theirs), so a run never reads a file twice. */
 int lm_loader_load(lm_app *app, lm_error *err);
-/* Pushes the environment of revision idx (running its file the first time it is asked). */
+/* Pushes the environment of revision idx (running its file the first time it is asked:
+ * its chunk as lm_loader_compile or the load compiled it, in a fresh environment). */
 int lm_loader_env(lm_app *app, int idx, lm_error *err);
 /* Compiles, without running, the file of every revision in plan (files the metadata
- * scanner read were never compiled): a syntax error anywhere in a run is refused, naming
- * file:line, before any of its steps runs. */
+ * scanner read were never compiled) from the bytes the load read, and keeps the chunks for
+ * lm_loader_env: a syntax error anywhere in a run is refused, naming file:line, before any
+ * of its steps runs. The kept bytes of revisions outside the plan are dropped. */
 int lm_loader_compile(lm_app *app, const lm_revset *plan, lm_error *err);
 /* Forgets the environment of revision idx once its step is done, so a long run does not
- * keep every file's environment alive (a later lm_loader_env runs the file again). */
+ * keep every file's environment alive (a later lm_loader_env runs the chunk again, in a
+ * new environment). */
 void lm_loader_release(lm_app *app, int idx);
 /* The hex SHA-256 of revision idx's file as luamigrate last read it (at load, or when it
  * ran), or NULL when unknown. */

@@ -24,36 +24,41 @@ static int cmp_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The directory's revision file names, sorted, in one allocation (*names, freed with one
+ * free): the pointers, then the names. At 100,000 files one block instead of a string each
+ * saves a tenth of a cached load's peak memory. */
 static int list_files(const char *dir, char ***names, size_t *count, lm_error *err) {
   DIR *d = opendir(dir);
   if (!d)
     return lm_error_set(err, LM_EUSAGE, "cannot open the versions directory %s: %s", dir,
                         strerror(errno));
-  size_t n = 0, cap = 64;
-  char **v = malloc(cap * sizeof *v);
+  size_t n = 0, used = 0, cap = 0;
+  char *chars = NULL; /* the names, each with its NUL */
   struct dirent *e;
-  int rc = v ? LM_OK : LM_ENOMEM;
-  while (rc == LM_OK && (e = readdir(d)) != NULL) {
+  int oom = 0;
+  while (!oom && (e = readdir(d)) != NULL) {
     size_t l = strlen(e->d_name);
     if (e->d_name[0] == '.' || l < 5 || strcmp(e->d_name + l - 4, ".lua") != 0) continue;
-    if (n == cap) {
-      char **nv = realloc(v, (cap *= 2) * sizeof *v);
-      if (!nv) {
-        rc = LM_ENOMEM;
-        break;
-      }
-      v = nv;
+    if (used + l + 1 > cap) {
+      char *c = realloc(chars, cap = 2 * (used + l + 1) + 4096);
+      if (!(oom = !c)) chars = c;
     }
-    if (!(v[n] = strdup(e->d_name)))
-      rc = LM_ENOMEM;
-    else
-      n++;
+    if (!oom) memcpy(chars + used, e->d_name, l + 1);
+    used += l + 1;
+    n++;
   }
   closedir(d);
-  if (rc) {
-    for (size_t i = 0; i < n; i++) free(v[i]);
-    free(v);
-    return lm_error_set(err, rc, "out of memory listing %s", dir);
+  char **v = oom ? NULL : malloc(n * sizeof *v + used + 1);
+  if (!v) {
+    free(chars);
+    return lm_error_set(err, LM_ENOMEM, "out of memory listing %s", dir);
+  }
+  char *p = (char *)(v + n);
+  if (used) memcpy(p, chars, used);
+  free(chars);
+  for (size_t i = 0; i < n; i++) {
+    v[i] = p;
+    p += strlen(p) + 1;
   }
   qsort(v, n, sizeof *v, cmp_names);
   *names = v;
@@ -91,8 +96,8 @@ static int read_list(lua_State *L, int env, const char *name, const char *path, 
   return LM_OK;
 }
 
-/* Compiles a revision file's bytes into a chunk named "@path", left on the stack (under the
- * chunk name); on failure leaves the stack as it was and fills err. */
+/* Compiles a revision file's bytes into a chunk named "@path", left on the stack; on
+ * failure leaves the stack as it was and fills err. */
 static int compile(lua_State *L, const char *path, const char *data, size_t len, lm_error *err) {
   int top = lua_gettop(L);
   if (memchr(data, '\0', len))
@@ -109,29 +114,49 @@ static int compile(lua_State *L, const char *path, const char *data, size_t len,
     lua_settop(L, top);
     return rc;
   }
+  lua_remove(L, -2); /* the chunk name */
   return LM_OK;
 }
 
-/* Runs data[0..len) (the bytes of the file at `path`, owned by the caller) in a fresh
- * environment made by the function at mkenv; leaves the environment on the stack (and
- * returns LM_OK) or leaves nothing and fills err. *doc gets the file's leading comment when
- * doc is not NULL. */
-static int exec_file(lm_app *app, int mkenv, const char *path, const char *data, size_t len,
-                     char **doc, lm_error *err) {
-  lua_State *L = app->L;
-  int top = lua_gettop(L);
-  int rc = LM_OK;
-  if (doc && !(*doc = lm_revfile_doc(data, len))) {
-    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
-    goto fail;
+/* What lua_dump writes, collected in a luaL_Buffer opened at the first write (above the
+ * function, which lua_dump reads from the top of the stack before it writes). */
+typedef struct dump_state {
+  luaL_Buffer b;
+  int init;
+} dump_state;
+
+static int dump_write(lua_State *L, const void *p, size_t n, void *ud) {
+  dump_state *d = ud;
+  if (!d->init) {
+    d->init = 1;
+    luaL_buffinit(L, &d->b);
   }
-  if ((rc = compile(L, path, data, len, err))) goto fail;
+  luaL_addlstring(&d->b, p, n);
+  return 0;
+}
+
+/* Pushes the binary dump of the function on top of the stack, debug information kept (a
+ * chunk loaded from it names file:line in its errors as the source did). Loading the dump
+ * makes a new closure of the same compiled code with its own _ENV, without compiling. */
+static void push_dump(lua_State *L) {
+  dump_state d = {.init = 0};
+  lua_dump(L, dump_write, &d, 0);
+  if (d.init)
+    luaL_pushresult(&d.b);
+  else
+    lua_pushliteral(L, "");
+}
+
+/* Runs the chunk on top of the stack in a fresh environment made by the function at mkenv;
+ * the chunk is replaced by the environment (LM_OK), or popped and err filled. */
+static int run_chunk(lm_app *app, int mkenv, const char *path, lm_error *err) {
+  lua_State *L = app->L;
   int chunk = lua_gettop(L);
   lua_pushvalue(L, mkenv);
   if (lm_pcall(L, 0, 1) != LUA_OK) {
     lm_error_from_lua(L, -1, LM_ERR, err);
-    rc = LM_ERR;
-    goto fail;
+    lua_settop(L, chunk - 1);
+    return LM_ERR;
   }
   int env = lua_gettop(L);
   lua_pushvalue(L, env);
@@ -140,11 +165,34 @@ static int exec_file(lm_app *app, int mkenv, const char *path, const char *data,
   if (lm_pcall(L, 0, 0) != LUA_OK) {
     lm_error_from_lua(L, -1, LM_EUSAGE, err);
     lm_error_prefix(err, "%s: error while loading", path);
-    rc = LM_EUSAGE;
+    lua_settop(L, chunk - 1);
+    return LM_EUSAGE;
+  }
+  lua_replace(L, chunk); /* env where the chunk was */
+  lua_settop(L, chunk);
+  return LM_OK;
+}
+
+/* Runs data[0..len) (the bytes of the file at `path`, owned by the caller) in a fresh
+ * environment made by the function at mkenv; leaves the environment on the stack (and
+ * returns LM_OK) or leaves nothing and fills err. *doc gets the file's leading comment when
+ * doc is not NULL. With `dump`, the chunk's dump (push_dump) is left under the environment,
+ * so a run that executes the file later does not compile it again. */
+static int exec_file(lm_app *app, int mkenv, const char *path, const char *data, size_t len,
+                     char **doc, int dump, lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L);
+  int rc = LM_OK;
+  if (doc && !(*doc = lm_revfile_doc(data, len))) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto fail;
   }
-  lua_replace(L, top + 1); /* env where the chunk name was */
-  lua_settop(L, top + 1);
+  if ((rc = compile(L, path, data, len, err))) goto fail;
+  if (dump) {
+    push_dump(L);
+    lua_insert(L, -2);
+  }
+  if ((rc = run_chunk(app, mkenv, path, err))) goto fail;
   return LM_OK;
 fail:
   if (doc) {
@@ -153,6 +201,46 @@ fail:
   }
   lua_settop(L, top);
   return rc;
+}
+
+/* Sets t[idx + 1] = the value on top (popped), t being the registry table `ref`. */
+static void set_slot(lua_State *L, int ref, int idx) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, (lua_Integer)idx + 1);
+  lua_pop(L, 1);
+}
+
+/* What a run keeps of its files (their bytes, their compiled chunks) stops growing once the
+ * Lua heap has grown by this much (KiB) since the load began, so a plan of 100,000
+ * revisions does not hold every file's bytes and chunk at once (peak memory stays what it
+ * was before files were kept: bench/dag.sh). What is not kept is read (and compiled) again
+ * when its step runs, and the checksum recorded is then that of the bytes read again. */
+#define LM_KEEP_HEAP_KB (2 * 1024)
+
+static int may_keep(const lm_app *app) {
+  return lua_gc(app->L, LUA_GCCOUNT, 0) - app->keep_base_kb < LM_KEEP_HEAP_KB;
+}
+
+/* A command that executes migrations keeps the bytes it read of revision idx's file: the
+ * run compiles and executes those, and records their checksum. */
+static void keep_bytes(lm_app *app, int idx, const char *data, size_t len) {
+  if (!app->keep_sources || !may_keep(app)) return;
+  lua_pushlstring(app->L, data, len);
+  set_slot(app->L, app->srcs_ref, idx);
+}
+
+/* New, empty tables of kept bytes and chunks (a load that starts over renumbers the
+ * revisions). */
+static void new_tables(lm_app *app) {
+  lua_State *L = app->L;
+  app->keep_base_kb = lua_gc(L, LUA_GCCOUNT, 0);
+  int *refs[] = {&app->srcs_ref, &app->chunks_ref};
+  for (int i = 0; i < 2; i++) {
+    if (*refs[i] > 0) luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
+    lua_newtable(L);
+    *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
 }
 
 /* Remembers the checksum of revision idx's file as it was read (app->sums grows with the
@@ -190,57 +278,69 @@ const char *lm_loader_checksum(const lm_app *app, int idx) {
  * is read whole and merged with the file list. A damaged entry never fails a command: the
  * load starts over without the cache (lm_loader_load). */
 
-/* 1 for a name list_files keeps. */
-static int is_revision_file(const char *name) {
-  size_t l = strlen(name);
-  return name[0] != '.' && l >= 5 && !strcmp(name + l - 4, ".lua");
+/* Adds the revision a cache entry describes, with its file's checksum; its index or a
+ * negative code. */
+static int add_cached(lm_app *app, const char *path, char *rest, const char *sum, const char *data,
+                      size_t len, lm_error *err) {
+  int idx = lm_revcache_add(app->dag, path, rest, err);
+  if (idx >= 0 && keep_sum(app, idx, sum)) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (idx >= 0) keep_bytes(app, idx, data, len);
+  return idx;
 }
 
-/* The number of revision files in dir, or -1 when it cannot be read. */
+/* The number of revision files in dir (names as list_files keeps them), or -1 when it
+ * cannot be read. */
 static long count_files(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) return -1;
   long n = 0;
   struct dirent *e;
-  while ((e = readdir(d)) != NULL) n += is_revision_file(e->d_name);
+  while ((e = readdir(d)) != NULL) {
+    size_t l = strlen(e->d_name);
+    n += e->d_name[0] != '.' && l >= 5 && !strcmp(e->d_name + l - 4, ".lua");
+  }
   closedir(d);
   return n;
 }
 
-/* Adds the revision a cache entry describes, with its file's checksum; its index or a
- * negative code. */
-static int add_cached(lm_app *app, const char *path, char *rest, const char *sum, lm_error *err) {
-  int idx = lm_revcache_add(app->dag, path, rest, err);
-  if (idx >= 0 && keep_sum(app, idx, sum)) return lm_error_set(err, LM_ENOMEM, "out of memory");
-  return idx;
-}
-
-/* What load_cached's entries need: the graph, the directory, the path being built. */
+/* What load_cached's entries need: the graph, the directory's files (sorted) as they are
+ * read ahead (or, with no worker to read them, only their number, each file read as its
+ * entry comes), the path being built. */
 typedef struct streamed {
   lm_app *app;
   int dirfd;
-  char *path; /* versions_dir + '/' + name, as lm_path_join gives it */
-  size_t dirlen, cap;
+  char **names;
+  size_t n, k; /* k: the entries seen */
+  lm_revfile_ahead *ahead;
+  lm_revfile_got got; /* the one taken */
+  char *path;
+  size_t cap;
 } streamed;
 
-/* One cache entry of the streamed load: accepted when it names a revision file whose bytes
- * still hash to the cached checksum, and the graph takes the revision. */
+/* One cache entry of the streamed load: accepted when it names the next revision file,
+ * whose bytes still hash to the cached checksum, and the graph takes the revision. */
 static int stream_entry(void *ud, const char *name, const char *sum, char *rest) {
   streamed *st = ud;
-  size_t nl = strlen(name);
-  if (!is_revision_file(name)) return 0;
-  if (st->dirlen + nl + 2 > st->cap) {
-    char *v = realloc(st->path, st->cap = 2 * (st->dirlen + nl) + 16);
-    if (!v) return 0;
-    st->path = v;
-  }
-  memcpy(st->path + st->dirlen, name, nl + 1);
+  const char *path = lm_revfile_path(&st->path, &st->cap, st->app->cfg.versions_dir, name);
   char *data = NULL, got[LM_CHECKSUM_HEX];
-  size_t dlen = 0;
+  const char *hash = got;
+  size_t len = 0;
+  int rc;
   lm_error ignore = {0};
-  int ok = lm_revfile_read_hashed(st->dirfd, st->dirfd == AT_FDCWD ? st->path : name, st->path,
-                                  &data, &dlen, got, &ignore) == LM_OK &&
-           !strcmp(got, sum) && add_cached(st->app, st->path, rest, sum, &ignore) >= 0;
+  if (st->ahead) {
+    if (st->k >= st->n || strcmp(name, st->names[st->k]) != 0) return 0;
+    lm_revfile_got *g = &st->got;
+    lm_revfile_ahead_take(st->ahead, st->k++, g);
+    lm_error_clear(&g->err);
+    rc = g->rc, data = g->data, len = g->len, hash = g->sum;
+  } else {
+    size_t l = strlen(name);
+    if (!path || name[0] == '.' || l < 5 || strcmp(name + l - 4, ".lua") != 0) return 0;
+    rc = lm_revfile_read_hashed(st->dirfd, st->dirfd == AT_FDCWD ? path : name, path, &data, &len,
+                                got, &ignore);
+  }
+  int ok = rc == LM_OK && path && !strcmp(hash, sum) &&
+           add_cached(st->app, path, rest, sum, data, len, &ignore) >= 0;
   free(data);
   lm_error_clear(&ignore);
   return ok;
@@ -248,32 +348,37 @@ static int stream_entry(void *ud, const char *name, const char *sum, char *rest)
 
 /* The common case: the cache names exactly the directory's revision files and none changed
  * since (each file's bytes hash to the checksum cached for it); the revisions go into the
- * DAG as the cache streams by (lm_revcache_stream). Returns 1 when app->dag holds every
- * revision; 0 when the cache does not describe the directory or anything goes wrong, with
- * app->dag emptied for the caller to start over (which then reproduces any error exactly as
- * without this shortcut). */
+ * DAG as the cache streams by (lm_revcache_stream), the files read ahead of it
+ * (lm_revfile_ahead). Returns 1 when app->dag holds every revision; 0 when the cache does
+ * not describe the directory or anything goes wrong, with app->dag emptied for the caller
+ * to start over (which then reproduces any error exactly as without this shortcut). */
 static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
   /* No cache (a fresh clone): the directory is not read twice. */
   if (access(cache_path, R_OK) != 0) return 0;
-  long nfiles = count_files(app->cfg.versions_dir);
-  const char *dir = app->cfg.versions_dir;
-  streamed st = {app, dirfd, NULL, 0, 0};
-  /* Paths are versions_dir + name, joined as lm_path_join does; the prefix is kept. */
-  if (*dir && strcmp(dir, ".") != 0) st.dirlen = strlen(dir) + (dir[strlen(dir) - 1] != '/');
-  if (st.dirlen) {
-    if (!(st.path = malloc(st.cap = st.dirlen + 64))) return 0;
-    memcpy(st.path, dir, strlen(dir));
-    st.path[st.dirlen - 1] = '/';
+  streamed st = {.app = app, .dirfd = dirfd};
+  lm_error ignore = {0};
+  int ok;
+  if (lm_revfile_ahead_workers() > 0) { /* the files read ahead, in the cache's (sorted) order */
+    ok = list_files(app->cfg.versions_dir, &st.names, &st.n, &ignore) == LM_OK && st.n > 0 &&
+         lm_dag_reserve(app->dag, st.n) == LM_OK &&
+         (st.ahead = lm_revfile_ahead_start(dirfd, app->cfg.versions_dir, st.names, st.n, 0)) &&
+         lm_revcache_stream(cache_path, (long)st.n, stream_entry, &st);
+  } else { /* no sorting: the cache's order is checked as it streams (lm_revcache_stream) */
+    long nfiles = count_files(app->cfg.versions_dir);
+    ok = nfiles > 0 && lm_dag_reserve(app->dag, (size_t)nfiles) == LM_OK &&
+         lm_revcache_stream(cache_path, nfiles, stream_entry, &st);
   }
-  int ok = nfiles > 0 && lm_dag_reserve(app->dag, (size_t)nfiles) == LM_OK &&
-           lm_revcache_stream(cache_path, nfiles, stream_entry, &st);
+  lm_error_clear(&ignore);
+  lm_revfile_ahead_stop(st.ahead);
   free(st.path);
+  free(st.names);
   if (!ok) {
     lm_dag_free(app->dag);
     app->dag = lm_dag_new();
     app->nsums = 0;
     free(app->sums);
     app->sums = NULL;
+    new_tables(app);
   }
   return ok;
 }
@@ -301,9 +406,9 @@ static int load_one(lm_app *app, int mkenv, const char *path, const char *data, 
   lua_State *L = app->L;
   int top = lua_gettop(L);
   char *doc = NULL;
-  int rc = exec_file(app, mkenv, path, data, len, &doc, err);
+  int rc = exec_file(app, mkenv, path, data, len, &doc, app->keep_sources, err);
   if (rc) return rc;
-  int env = lua_gettop(L);
+  int env = lua_gettop(L); /* the chunk's dump under it when app->keep_sources */
   lua_pushliteral(L, "revision");
   if (lua_rawget(L, env) != LUA_TSTRING) {
     rc = !lua_isnil(L, -1) ? lm_error_set(err, LM_EUSAGE, "%s: 'revision' must be a string, got %s",
@@ -366,6 +471,10 @@ static int load_one(lm_app *app, int mkenv, const char *path, const char *data, 
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
+  if (app->keep_sources && may_keep(app)) { /* compiled once: a run loads it from the dump */
+    lua_pushvalue(L, env - 1);
+    set_slot(L, app->chunks_ref, idx);
+  }
   lm_revcache_declared(line, id, down, nd, labels, nl, deps, ne, lm_dag_doc(app->dag, idx));
   rc = LM_OK;
 cleanup:
@@ -376,13 +485,17 @@ cleanup:
 
 /* The cold path: a file in the plain form `luamigrate revision` writes is read by the
  * scanner (revscan.c) and added without running it; anything else runs (load_one), which
- * gives the same answer or today's error. A plain file's body is compiled only when a
- * command runs its migration (lm_loader_env), so a syntax error there is reported then,
- * with its file:line (docs/performance.md). */
-static int load_fresh(lm_app *app, int mkenv, const char *path, const char *data, size_t len,
-                      const char *sum, lm_strbuf *line, lm_error *err) {
+ * gives the same answer or today's error. A plain file's body is compiled only by a
+ * command that runs its migration (lm_loader_compile, before the run's first step), so a
+ * syntax error there is reported then, with its file:line (docs/performance.md). */
+static int load_fresh(lm_app *app, int mkenv, lm_revfile_got *g, const char *path, lm_strbuf *line,
+                      lm_error *err) {
+  const char *data = g->data, *sum = g->sum;
+  size_t len = g->len;
   lm_revscan sc;
-  int rc = lm_revscan_read(data, len, &sc);
+  int rc = g->scanned ? g->scan_rc : lm_revscan_read(data, len, &sc);
+  if (g->scanned) sc = g->scan; /* scanned as it was read (revfile.c) */
+  g->scanned = 0;
   if (rc == 0) return load_one(app, mkenv, path, data, len, sum, line, err);
   char *doc = rc < 0 ? NULL : lm_revfile_doc(data, len);
   if (!doc) {
@@ -393,6 +506,7 @@ static int load_fresh(lm_app *app, int mkenv, const char *path, const char *data
       lm_dag_add(app->dag, sc.id, sc.down, sc.nd, sc.labels, sc.nl, sc.deps, sc.ne, path, doc, err);
   rc = idx < 0 ? idx : LM_OK;
   if (rc == LM_OK && keep_sum(app, idx, sum)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (rc == LM_OK) keep_bytes(app, idx, data, len);
   if (rc == LM_OK)
     lm_revcache_declared(line, sc.id, sc.down, sc.nd, sc.labels, sc.nl, sc.deps, sc.ne,
                          lm_dag_doc(app->dag, idx));
@@ -418,7 +532,9 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
   lm_revcache old = {0};
   lm_strbuf fresh = {0};
   lm_revcache_out out = {0};
-  char *cache_path = NULL, *data = NULL;
+  char *cache_path = NULL, *data = NULL, *pathbuf = NULL;
+  size_t pathcap = 0;
+  lm_revfile_ahead *ahead = NULL;
   int used_cache = 0;
   *suspect = 0;
   app->dag = lm_dag_new();
@@ -460,19 +576,30 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
   }
   size_t j = 0;
   if (use_cache) lm_revcache_open(&out, cache_path);
+  /* Without cache entries to compare with, every file is scanned: as it is read. */
+  ahead = lm_revfile_ahead_start(dirfd, app->cfg.versions_dir, names, n, old.n == 0);
+  if (!ahead) {
+    rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    goto cleanup;
+  }
   for (size_t i = 0; i < n && rc == LM_OK; i++) {
-    char *path = lm_path_join(app->cfg.versions_dir, names[i]);
+    lm_revfile_got g;
+    lm_revfile_ahead_take(ahead, i, &g);
+    data = g.data;
+    if (g.rc) {
+      lm_error_clear(err);
+      *err = g.err;
+      rc = g.rc;
+      break;
+    }
+    const char *path = lm_revfile_path(&pathbuf, &pathcap, app->cfg.versions_dir, names[i]);
     if (!path) {
+      if (g.scanned && g.scan_rc == 1) lm_revscan_free(&g.scan);
       rc = lm_error_set(err, LM_ENOMEM, "out of memory");
       break;
     }
-    char sum[LM_CHECKSUM_HEX];
-    size_t len = 0;
-    if ((rc = lm_revfile_read_hashed(dirfd, dirfd == AT_FDCWD ? path : names[i], path, &data, &len,
-                                     sum, err))) {
-      free(path);
-      break;
-    }
+    const char *sum = g.sum;
+    size_t len = g.len;
     /* old.lines[0..old.n) are all set by the cache parser; the analyzer loses track. */
     // NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage)
     while (j < old.n && strcmp(old.lines[j].name, names[i]) < 0) {
@@ -483,7 +610,7 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
     lm_revcache_begin(&fresh, names[i], sum);
     if (j < old.n && !strcmp(old.lines[j].name, names[i]) && !strcmp(old.lines[j].sum, sum)) {
       lm_revcache_copy(&fresh, old.lines[j].rest);
-      int idx = add_cached(app, path, old.lines[j].rest, sum, err);
+      int idx = add_cached(app, path, old.lines[j].rest, sum, data, len, err);
       rc = idx < 0 ? idx : LM_OK;
       *suspect = rc != LM_OK;
       used_cache = 1;
@@ -491,8 +618,9 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
     } else {
       if (j < old.n && !strcmp(old.lines[j].name, names[i])) j++;
       dirty = 1;
-      rc = load_fresh(app, mkenv, path, data, len, sum, &fresh, err);
+      rc = load_fresh(app, mkenv, &g, path, &fresh, err);
     }
+    if (g.scanned && g.scan_rc == 1) lm_revscan_free(&g.scan); /* a cache entry served it */
     if (rc) /* nothing of a failed file goes into the cache */
       lm_revcache_truncate(&fresh, mark);
     else
@@ -500,7 +628,6 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
     if (fresh.n >= (size_t)64 * 1024) lm_revcache_flush(&out, &fresh);
     free(data);
     data = NULL;
-    free(path);
   }
   if (j < old.n) dirty = 1;
   if (rc == LM_OK) {
@@ -510,13 +637,14 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
   if (rc == LM_OK && use_cache && (dirty || !old.text || !read_cache))
     lm_revcache_close(&out, &fresh, cache_path, 1);
 cleanup:
+  lm_revfile_ahead_stop(ahead);
+  free(pathbuf);
   lm_revcache_close(&out, &fresh, cache_path, 0);
   if (dirfd >= 0) close(dirfd);
   lm_revcache_free(&old);
   free(fresh.s);
   free(data);
   free(cache_path);
-  for (size_t i = 0; i < n; i++) free(names[i]);
   free(names);
   lua_settop(L, top);
   return rc;
@@ -533,6 +661,10 @@ int lm_loader_load(lm_app *app, lm_error *err) {
   lua_setfield(L, -3, "path");
   lua_settop(L, top);
 
+  /* The commands that execute migrations; the others read only what the files declare. */
+  const char *cmd = app->opts && app->opts->command ? app->opts->command : "";
+  app->keep_sources = !strcmp(cmd, "upgrade") || !strcmp(cmd, "downgrade") || !strcmp(cmd, "lint");
+  new_tables(app);
   int suspect = 0;
   int rc = load(app, 1, &suspect, err);
   if (rc && rc != LM_ENOMEM && suspect) {
@@ -547,6 +679,7 @@ int lm_loader_load(lm_app *app, lm_error *err) {
     free(app->sums);
     app->sums = NULL;
     app->nsums = 0;
+    new_tables(app);
     rc = load(app, 0, &suspect, err);
   }
   if (rc == LM_OK) {
@@ -554,6 +687,71 @@ int lm_loader_load(lm_app *app, lm_error *err) {
     app->envs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   return rc;
+}
+
+/* Beyond this many bytes of source, lm_loader_compile keeps a chunk as its dump rather than
+ * as a function: a compiled function takes about three times its source in memory, a dump
+ * little more than the source, and a whole plan is compiled before its first step. */
+#define LM_KEEP_FUNCTIONS_BYTES ((size_t)256 << 10)
+
+/* Pushes the compiled chunk of revision idx, a closure never run, and keeps its dump in the
+ * chunk table for any later use (within LM_KEEP_HEAP_KB): from the function
+ * lm_loader_compile or the load kept, from
+ * the dump (lua_load of a binary chunk: no compiling), else from the bytes the load kept,
+ * else (a command that keeps nothing) from the file, read now, whose checksum then becomes
+ * the one recorded. Pushes nothing on failure. */
+static int push_chunk(lm_app *app, int idx, lm_error *err) {
+  lua_State *L = app->L;
+  int top = lua_gettop(L), rc = LM_OK;
+  const char *path = lm_dag_path(app->dag, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, app->chunks_ref);
+  int t = lua_rawgeti(L, top + 1, (lua_Integer)idx + 1);
+  if (t == LUA_TSTRING) {
+    size_t n = 0;
+    const char *s = lua_tolstring(L, -1, &n);
+    if (luaL_loadbufferx(L, s, n, path, "b") != LUA_OK) {
+      rc = lm_error_set(err, LM_ERR, "%s: cannot load its compiled chunk: %s", path,
+                        lua_tostring(L, -1));
+      lua_settop(L, top);
+      return rc;
+    }
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    return LM_OK;
+  }
+  if (t != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, app->srcs_ref);
+    if (lua_rawgeti(L, -1, (lua_Integer)idx + 1) == LUA_TSTRING) {
+      size_t n = 0;
+      const char *s = lua_tolstring(L, -1, &n);
+      rc = compile(L, path, s, n, err);
+      if (rc == LM_OK) {
+        lua_pushnil(L); /* the bytes are compiled: they go */
+        lua_rawseti(L, top + 2, (lua_Integer)idx + 1);
+      }
+    } else {
+      char *data = NULL, sum[LM_CHECKSUM_HEX];
+      size_t len = 0;
+      rc = lm_revfile_read_hashed(AT_FDCWD, path, path, &data, &len, sum, err);
+      if (rc == LM_OK) rc = compile(L, path, data, len, err);
+      free(data);
+      /* The history records the checksum of the bytes that ran. */
+      if (rc == LM_OK && keep_sum(app, idx, sum))
+        rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+    if (rc) {
+      lua_settop(L, top);
+      return rc;
+    }
+  }
+  if (may_keep(app)) {
+    push_dump(L);
+    lua_rawseti(L, top + 1, (lua_Integer)idx + 1);
+  }
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return LM_OK;
 }
 
 int lm_loader_env(lm_app *app, int idx, lm_error *err) {
@@ -566,14 +764,9 @@ int lm_loader_env(lm_app *app, int idx, lm_error *err) {
   }
   lua_pop(L, 1);
   const char *path = lm_dag_path(app->dag, idx);
-  char *data = NULL, sum[LM_CHECKSUM_HEX];
-  size_t len = 0;
   int rc = push_mkenv(L, err);
-  if (rc == LM_OK) rc = lm_revfile_read_hashed(AT_FDCWD, path, path, &data, &len, sum, err);
-  if (rc == LM_OK) rc = exec_file(app, lua_gettop(L), path, data, len, NULL, err);
-  free(data);
-  /* The history records the checksum of the bytes that ran. */
-  if (rc == LM_OK && keep_sum(app, idx, sum)) rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+  if (rc == LM_OK) rc = push_chunk(app, idx, err);
+  if (rc == LM_OK) rc = run_chunk(app, top + 2, path, err);
   if (rc) {
     lua_settop(L, top);
     return rc;
@@ -622,14 +815,43 @@ char *lm_loader_longdoc(const char *path) {
 int lm_loader_compile(lm_app *app, const lm_revset *plan, lm_error *err) {
   lua_State *L = app->L;
   int top = lua_gettop(L), rc = LM_OK;
+  size_t kept = 0; /* bytes of source whose chunks are kept as functions */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, app->chunks_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, app->srcs_ref);
+  const int chunks = top + 1, srcs = top + 2;
   for (size_t i = 0; i < plan->n && rc == LM_OK; i++) {
+    lua_Integer slot = (lua_Integer)plan->idx[i] + 1;
     const char *path = lm_dag_path(app->dag, plan->idx[i]);
-    char *data = NULL, sum[LM_CHECKSUM_HEX];
+    if (lua_rawgeti(L, chunks, slot) != LUA_TNIL) { /* compiled at load, or earlier */
+      lua_pop(L, 1);
+      continue;
+    }
     size_t len = 0;
-    rc = lm_revfile_read_hashed(AT_FDCWD, path, path, &data, &len, sum, err);
-    if (rc == LM_OK) rc = compile(L, path, data, len, err);
-    free(data);
-    lua_settop(L, top);
+    if (lua_rawgeti(L, srcs, slot) == LUA_TSTRING) {
+      const char *data = lua_tolstring(L, -1, &len);
+      rc = compile(L, path, data, len, err);
+      lua_pushnil(L);
+      lua_rawseti(L, srcs, slot);
+    } else { /* a command that keeps nothing: the file is read now */
+      char *data = NULL, sum[LM_CHECKSUM_HEX];
+      rc = lm_revfile_read_hashed(AT_FDCWD, path, path, &data, &len, sum, err);
+      if (rc == LM_OK) rc = compile(L, path, data, len, err);
+      free(data);
+      if (rc == LM_OK && keep_sum(app, plan->idx[i], sum))
+        rc = lm_error_set(err, LM_ENOMEM, "out of memory");
+    }
+    if (rc == LM_OK && may_keep(app)) {
+      if ((kept += len) > LM_KEEP_FUNCTIONS_BYTES) push_dump(L);
+      lua_rawseti(L, chunks, slot);
+    }
+    lua_settop(L, srcs);
+  }
+  lua_settop(L, top);
+  /* What the plan does not run is not kept. */
+  if (app->keep_sources) {
+    luaL_unref(L, LUA_REGISTRYINDEX, app->srcs_ref);
+    lua_newtable(L);
+    app->srcs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   return rc;
 }
