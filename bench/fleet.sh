@@ -15,6 +15,7 @@
 #   N_SCHEMAS=100 N_DBS=12 bash bench/fleet.sh     (a quick run)
 #   LUAMIGRATE=build/luamigrate bash bench/fleet.sh  (time that binary, no Release build)
 #   RTT=5 N_SCHEMAS=200 N_DBS=30 bash bench/fleet.sh (over a network: see below)
+#   WIDE=32 ...                                    (also the upgrade with --parallel 32)
 # With RTT=MS every target is reached over 127.0.0.1 TCP through a bench/delayproxy of its
 # server's own (MS ms each round trip, the TCP handshake's included), as a fleet whose
 # servers are on other hosts; the setup and the checks go to the servers directly. Beside
@@ -26,6 +27,7 @@ cd "$(dirname "$0")/.."
 N_SCHEMAS=${N_SCHEMAS:-1000}
 N_DBS=${N_DBS:-100}
 RTT=${RTT:-}
+WIDE=${WIDE:-} # WIDE=N: also the upgrade with --parallel N (beyond the default's 8 runs a server)
 
 bin=${LUAMIGRATE:+$(realpath "$LUAMIGRATE")}
 [ -n "$bin" ] || { cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null &&
@@ -217,6 +219,10 @@ for kind in schemas dbs; do
   grep -q "^0 upgraded, $([ $kind = schemas ] && echo "$N_SCHEMAS" || echo "$N_DBS") already there" "$work/fleet.out" \
     || { cat "$work/fleet.out" >&2; exit 1; }
   R[$kind,fleet_current]=$(fleet "$pat" current)
+  if [ -n "$WIDE" ]; then
+    fleet "$pat" downgrade base >/dev/null
+    R[$kind,wide_up]=$(fleet "$pat" --parallel "$WIDE" upgrade head); verify $kind
+  fi
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / (b > 0 ? b : 1) }'; }
@@ -240,6 +246,7 @@ per_target() { # key count
     echo "| $label | upgrade, 5 migrations each | $(ms $kind,loop_up) | $(ms $kind,p2_up) | $(ms $kind,fleet_up) | $(ratio "$(ms $kind,loop_up)" "$(ms $kind,fleet_up)")x |"
     echo "| $label | no-op check (all at head) | $(ms $kind,loop_noop) | $(ms $kind,p2_noop) | $(ms $kind,fleet_noop) | $(ratio "$(ms $kind,loop_noop)" "$(ms $kind,fleet_noop)")x |"
     echo "| $label | current | | | $(ms $kind,fleet_current) | |"
+    [ -z "$WIDE" ] || echo "| $label | upgrade, --parallel $WIDE | | | $(ms $kind,wide_up) | $(ratio "$(ms $kind,loop_up)" "$(ms $kind,wide_up)")x |"
   done
   echo
   echo "CPU per target, ms: luamigrate (with the loop's shell) / the servers' backends / the proxies"
@@ -252,5 +259,6 @@ per_target() { # key count
     n=$([ $kind = schemas ] && echo "$N_SCHEMAS" || echo "$N_DBS")
     echo "| $label | upgrade | $(per_target $kind,loop_up "$n") | $(per_target $kind,p2_up "$n") | $(per_target $kind,fleet_up "$n") |"
     echo "| $label | no-op check | $(per_target $kind,loop_noop "$n") | $(per_target $kind,p2_noop "$n") | $(per_target $kind,fleet_noop "$n") |"
+    [ -z "$WIDE" ] || echo "| $label | upgrade, --parallel $WIDE | | | $(per_target $kind,wide_up "$n") |"
   done
 } | tee "$out"
