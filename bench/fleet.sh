@@ -231,6 +231,29 @@ ms() { echo "${R[$1]%% *}"; }  # the wall time of a measure
 per_target() { # key count
   awk -v n="$2" '{ printf "%.1f / %.1f / %.1f", $2 / n, $3 / n, $4 / n }' <<<"${R[$1]}"
 }
+# The rows of the wall-time table (wall) or of the CPU one (cpu), for each kind of fleet.
+rows() {
+  local kind label n m
+  for kind in schemas dbs; do
+    label=$([ $kind = schemas ] && echo "$N_SCHEMAS schemas" || echo "$N_DBS databases")
+    n=$([ $kind = schemas ] && echo "$N_SCHEMAS" || echo "$N_DBS")
+    for m in up noop; do
+      if [ "$1" = wall ]; then
+        echo "| $label | $([ $m = up ] && echo "upgrade, 5 migrations each" || echo "no-op check (all at head)") |" \
+          "$(ms $kind,loop_$m) | $(ms $kind,p2_$m) | $(ms $kind,fleet_$m) | $(ratio "$(ms $kind,loop_$m)" "$(ms $kind,fleet_$m)")x |"
+      else
+        echo "| $label | $([ $m = up ] && echo upgrade || echo "no-op check") |" \
+          "$(per_target $kind,loop_$m "$n") | $(per_target $kind,p2_$m "$n") | $(per_target $kind,fleet_$m "$n") |"
+      fi
+    done
+    if [ "$1" = wall ]; then
+      echo "| $label | current | | | $(ms $kind,fleet_current) | |"
+      [ -z "$WIDE" ] || echo "| $label | upgrade, --parallel $WIDE | | | $(ms $kind,wide_up) | $(ratio "$(ms $kind,loop_up)" "$(ms $kind,wide_up)")x |"
+    else
+      [ -z "$WIDE" ] || echo "| $label | upgrade, --parallel $WIDE | | | $(per_target $kind,wide_up "$n") |"
+    fi
+  done
+}
 {
   echo "# bench/fleet.sh: $N_SCHEMAS schema targets, $N_DBS database targets over 3 servers," \
     "$([ -n "$RTT" ] && echo "through delayproxy at RTT $RTT ms" || echo "on Unix sockets")"
@@ -241,24 +264,12 @@ per_target() { # key count
   echo
   echo "| fleet | measure | loop of single runs | --parallel 2 | fleet (default) | loop / fleet |"
   echo "|---|---|---:|---:|---:|---:|"
-  for kind in schemas dbs; do
-    label=$([ $kind = schemas ] && echo "$N_SCHEMAS schemas" || echo "$N_DBS databases")
-    echo "| $label | upgrade, 5 migrations each | $(ms $kind,loop_up) | $(ms $kind,p2_up) | $(ms $kind,fleet_up) | $(ratio "$(ms $kind,loop_up)" "$(ms $kind,fleet_up)")x |"
-    echo "| $label | no-op check (all at head) | $(ms $kind,loop_noop) | $(ms $kind,p2_noop) | $(ms $kind,fleet_noop) | $(ratio "$(ms $kind,loop_noop)" "$(ms $kind,fleet_noop)")x |"
-    echo "| $label | current | | | $(ms $kind,fleet_current) | |"
-    [ -z "$WIDE" ] || echo "| $label | upgrade, --parallel $WIDE | | | $(ms $kind,wide_up) | $(ratio "$(ms $kind,loop_up)" "$(ms $kind,wide_up)")x |"
-  done
+  rows wall
   echo
   echo "CPU per target, ms: luamigrate (with the loop's shell) / the servers' backends / the proxies"
   echo "(clock ticks of $tick_ms ms summed over the run, divided by the targets)."
   echo
   echo "| fleet | measure | loop of single runs | --parallel 2 | fleet (default) |"
   echo "|---|---|---:|---:|---:|"
-  for kind in schemas dbs; do
-    label=$([ $kind = schemas ] && echo "$N_SCHEMAS schemas" || echo "$N_DBS databases")
-    n=$([ $kind = schemas ] && echo "$N_SCHEMAS" || echo "$N_DBS")
-    echo "| $label | upgrade | $(per_target $kind,loop_up "$n") | $(per_target $kind,p2_up "$n") | $(per_target $kind,fleet_up "$n") |"
-    echo "| $label | no-op check | $(per_target $kind,loop_noop "$n") | $(per_target $kind,p2_noop "$n") | $(per_target $kind,fleet_noop "$n") |"
-    [ -z "$WIDE" ] || echo "| $label | upgrade, --parallel $WIDE | | | $(per_target $kind,wide_up "$n") |"
-  done
+  rows cpu
 } | tee "$out"
