@@ -14,21 +14,38 @@
 #   nice -n 10 bash bench/fleet.sh                 (N_SCHEMAS=1000 N_DBS=100)
 #   N_SCHEMAS=100 N_DBS=12 bash bench/fleet.sh     (a quick run)
 #   LUAMIGRATE=build/luamigrate bash bench/fleet.sh  (time that binary, no Release build)
+#   RTT=5 N_SCHEMAS=200 N_DBS=30 bash bench/fleet.sh (over a network: see below)
+#   WIDE=32 ...                                    (also the upgrade with --parallel 32)
+# With RTT=MS every target is reached over 127.0.0.1 TCP through a bench/delayproxy of its
+# server's own (MS ms each round trip, the TCP handshake's included), as a fleet whose
+# servers are on other hosts; the setup and the checks go to the servers directly. Beside
+# the wall times it reports the CPU each measure cost: luamigrate's (the timed processes'
+# children's user + system time, the loop's shell helpers included), the servers' (the
+# postmasters' reaped children, i.e. the backends) and the proxies'.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N_SCHEMAS=${N_SCHEMAS:-1000}
 N_DBS=${N_DBS:-100}
+RTT=${RTT:-}
+WIDE=${WIDE:-} # WIDE=N: also the upgrade with --parallel N (beyond the default's 8 runs a server)
 
 bin=${LUAMIGRATE:+$(realpath "$LUAMIGRATE")}
 [ -n "$bin" ] || { cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null &&
   cmake --build build-bench -j "$(nproc)" >/dev/null && bin=$PWD/build-bench/luamigrate; }
+if [ -n "$RTT" ]; then
+  cmake --build build-bench --target delayproxy >/dev/null 2>&1 ||
+    { cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build-bench --target delayproxy >/dev/null; }
+  proxy=$PWD/build-bench/delayproxy
+fi
 
 work=$(mktemp -d /tmp/luamigrate-fleetbench.XXXXXX)
 pg1=$(mktemp -d /tmp/luamigrate-fleetbench-pg.XXXXXX)
 pg2=$(mktemp -d /tmp/luamigrate-fleetbench-pg.XXXXXX)
 pg3=$(mktemp -d /tmp/luamigrate-fleetbench-pg.XXXXXX)
-trap 'for d in "$pg1" "$pg2" "$pg3"; do bash scripts/pg.sh stop "$d/pg" >/dev/null 2>&1; rm -rf "$d"; done; rm -rf "$work"' EXIT
-out=${OUT:-bench/results/fleet.md}
+proxy_pids=()
+trap 'for p in "${proxy_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for d in "$pg1" "$pg2" "$pg3"; do bash scripts/pg.sh stop "$d/pg" >/dev/null 2>&1; rm -rf "$d"; done; rm -rf "$work"' EXIT
+out=${OUT:-bench/results/fleet${RTT:+-rtt$RTT}.md}
 mkdir -p bench/results
 
 hosts=() ports=()
@@ -39,6 +56,17 @@ for d in "$pg1" "$pg2" "$pg3"; do
   ports+=("$(sed -n 's/.*PGPORT=\([0-9]*\).*/\1/p' <<<"$env")")
 done
 conninfo() { echo "host=${hosts[$1]} port=${ports[$1]} user=postgres dbname=$2"; }
+# What the targets are reached by: the server itself, or its proxy.
+thosts=("${hosts[@]}") tports=("${ports[@]}")
+if [ -n "$RTT" ]; then
+  for s in 0 1 2; do
+    "$proxy" --rtt "$RTT" --upstream "${ports[$s]}" >"$work/proxy$s.port" 2>/dev/null &
+    proxy_pids+=($!)
+    while [ ! -s "$work/proxy$s.port" ]; do sleep 0.01; done
+    thosts[s]=127.0.0.1 tports[s]=$(head -n 1 "$work/proxy$s.port")
+  done
+fi
+tconninfo() { echo "host=${thosts[$1]} port=${tports[$1]} user=postgres dbname=$2"; }
 psql_on() { psql -XAtq -v ON_ERROR_STOP=1 -d "$(conninfo "$1" "$2")" -c "$3"; }
 
 # The tenants: schemas tenant_0001... in database tenants on server 0; databases
@@ -91,9 +119,9 @@ head_id=f5aaaaaaaaaa
   echo "targets = {}"
   echo "for i = 1, $N_SCHEMAS do"
   echo "  targets[#targets + 1] = { name = ('s%04d'):format(i), schema = ('tenant_%04d'):format(i),"
-  echo "    url = \"$(conninfo 0 tenants)\" }"
+  echo "    url = \"$(tconninfo 0 tenants)\" }"
   echo "end"
-  echo "local servers = { \"${hosts[0]} ${ports[0]}\", \"${hosts[1]} ${ports[1]}\", \"${hosts[2]} ${ports[2]}\" }"
+  echo "local servers = { \"${thosts[0]} ${tports[0]}\", \"${thosts[1]} ${tports[1]}\", \"${thosts[2]} ${tports[2]}\" }"
   echo "for i = 1, $N_DBS do"
   echo "  local host, port = servers[i % 3 + 1]:match('(%S+) (%S+)')"
   echo "  targets[#targets + 1] = { name = ('d%03d'):format(i),"
@@ -124,27 +152,59 @@ verify() { # kind
 # The single-target URL of each target, as a loop over them would pass it.
 urls() { # kind
   if [ "$1" = schemas ]; then
-    for i in $(seq -f %04g 1 "$N_SCHEMAS"); do echo "$(conninfo 0 tenants) options='-csearch_path=tenant_$i'"; done
+    for i in $(seq -f %04g 1 "$N_SCHEMAS"); do echo "$(tconninfo 0 tenants) options='-csearch_path=tenant_$i'"; done
   else
-    for i in $(seq -f %03g 1 "$N_DBS"); do conninfo $((10#$i % 3)) "tenant_$i"; done
+    for i in $(seq -f %03g 1 "$N_DBS"); do tconninfo $((10#$i % 3)) "tenant_$i"; done
   fi
 }
 
-loop() { # kind: prints ms
-  local t0 u
-  t0=$(date +%s%N)
-  while IFS= read -r u; do lm -q --url "$u" upgrade head >/dev/null; done < <(urls "$1")
-  ms_since "$t0"
-}
-
-fleet() { # pattern, args...: prints ms
-  local p=$1 t0
+# CPU clock ticks: this shell's reaped children (the luamigrate runs it timed), the
+# servers' (each postmaster's reaped children: the backends that ended), the proxies'.
+tick_ms=$((1000 / $(getconf CLK_TCK)))
+ticks() { # fields pids...: sums those /proc/PID/stat fields (man 5 proc, 14 = utime)
+  local f=$1 pid sum=0 st i
   shift
-  t0=$(date +%s%N)
-  lm -t "$p" "$@" >"$work/fleet.out" || { cat "$work/fleet.out" >&2; exit 1; }
-  ms_since "$t0"
+  for pid in "$@"; do
+    st=$(cat "/proc/$pid/stat")
+    st=${st##*) }
+    # shellcheck disable=SC2086
+    set -- $st
+    for i in $f; do i=$((i - 2)); sum=$((sum + ${!i})); done # fields 1-2 cut
+  done
+  echo "$sum"
+}
+pm_pids() { for d in "$pg1" "$pg2" "$pg3"; do head -n 1 "$d/pg/data/postmaster.pid"; done; }
+# mark PID: where a measure starts (PID: the shell running it); measured PID marks...:
+# "ms client_cpu server_cpu proxy_cpu" since those marks
+mark() {
+  # shellcheck disable=SC2046
+  echo "$(date +%s%N) $(ticks "16 17" "$1") $(ticks "14 15 16 17" $(pm_pids)) $(ticks "14 15" "${proxy_pids[@]}")"
+}
+measured() {
+  local now
+  read -r -a now <<<"$(mark "$1")"
+  shift
+  echo "$(((now[0] - $1) / 1000000)) $(((now[1] - $2) * tick_ms)) $(((now[2] - $3) * tick_ms)) $(((now[3] - $4) * tick_ms))"
 }
 
+loop() { # kind: prints the measures
+  local t0 u me=$BASHPID
+  t0=$(mark $me)
+  while IFS= read -r u; do lm -q --url "$u" upgrade head >/dev/null; done < <(urls "$1")
+  # shellcheck disable=SC2086
+  measured $me $t0
+}
+
+fleet() { # pattern, args...: prints the measures
+  local p=$1 t0 me=$BASHPID
+  shift
+  t0=$(mark $me)
+  lm -t "$p" "$@" >"$work/fleet.out" || { cat "$work/fleet.out" >&2; exit 1; }
+  # shellcheck disable=SC2086
+  measured $me $t0
+}
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A R
 for kind in schemas dbs; do
   [ "$kind" = schemas ] && pat='s*' || pat='d*'
@@ -159,21 +219,57 @@ for kind in schemas dbs; do
   grep -q "^0 upgraded, $([ $kind = schemas ] && echo "$N_SCHEMAS" || echo "$N_DBS") already there" "$work/fleet.out" \
     || { cat "$work/fleet.out" >&2; exit 1; }
   R[$kind,fleet_current]=$(fleet "$pat" current)
+  if [ -n "$WIDE" ]; then
+    fleet "$pat" downgrade base >/dev/null
+    R[$kind,wide_up]=$(fleet "$pat" --parallel "$WIDE" upgrade head); verify $kind
+  fi
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / (b > 0 ? b : 1) }'; }
+ms() { echo "${R[$1]%% *}"; }  # the wall time of a measure
+# The CPU of a measure per target, ms: luamigrate / servers / proxies
+per_target() { # key count
+  awk -v n="$2" '{ printf "%.1f / %.1f / %.1f", $2 / n, $3 / n, $4 / n }' <<<"${R[$1]}"
+}
+# The rows of the wall-time table (wall) or of the CPU one (cpu), for each kind of fleet.
+rows() {
+  local kind label n m
+  for kind in schemas dbs; do
+    label=$([ $kind = schemas ] && echo "$N_SCHEMAS schemas" || echo "$N_DBS databases")
+    n=$([ $kind = schemas ] && echo "$N_SCHEMAS" || echo "$N_DBS")
+    for m in up noop; do
+      if [ "$1" = wall ]; then
+        echo "| $label | $([ $m = up ] && echo "upgrade, 5 migrations each" || echo "no-op check (all at head)") |" \
+          "$(ms $kind,loop_$m) | $(ms $kind,p2_$m) | $(ms $kind,fleet_$m) | $(ratio "$(ms $kind,loop_$m)" "$(ms $kind,fleet_$m)")x |"
+      else
+        echo "| $label | $([ $m = up ] && echo upgrade || echo "no-op check") |" \
+          "$(per_target $kind,loop_$m "$n") | $(per_target $kind,p2_$m "$n") | $(per_target $kind,fleet_$m "$n") |"
+      fi
+    done
+    if [ "$1" = wall ]; then
+      echo "| $label | current | | | $(ms $kind,fleet_current) | |"
+      [ -z "$WIDE" ] || echo "| $label | upgrade, --parallel $WIDE | | | $(ms $kind,wide_up) | $(ratio "$(ms $kind,loop_up)" "$(ms $kind,wide_up)")x |"
+    else
+      [ -z "$WIDE" ] || echo "| $label | upgrade, --parallel $WIDE | | | $(per_target $kind,wide_up "$n") |"
+    fi
+  done
+}
 {
-  echo "# bench/fleet.sh: $N_SCHEMAS schema targets, $N_DBS database targets over 3 servers"
+  echo "# bench/fleet.sh: $N_SCHEMAS schema targets, $N_DBS database targets over 3 servers," \
+    "$([ -n "$RTT" ] && echo "through delayproxy at RTT $RTT ms" || echo "on Unix sockets")"
   echo
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-  echo "(a shared machine: other jobs ran beside it). Times in ms, one run each."
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $load0 at the start," \
+    "$(cut -d' ' -f1-3 /proc/loadavg) at the end"
+  echo "(a shared machine: other jobs may run beside it). Times in ms, one run each."
   echo
   echo "| fleet | measure | loop of single runs | --parallel 2 | fleet (default) | loop / fleet |"
   echo "|---|---|---:|---:|---:|---:|"
-  for kind in schemas dbs; do
-    label=$([ $kind = schemas ] && echo "$N_SCHEMAS schemas" || echo "$N_DBS databases")
-    echo "| $label | upgrade, 5 migrations each | ${R[$kind,loop_up]} | ${R[$kind,p2_up]} | ${R[$kind,fleet_up]} | $(ratio "${R[$kind,loop_up]}" "${R[$kind,fleet_up]}")x |"
-    echo "| $label | no-op check (all at head) | ${R[$kind,loop_noop]} | ${R[$kind,p2_noop]} | ${R[$kind,fleet_noop]} | $(ratio "${R[$kind,loop_noop]}" "${R[$kind,fleet_noop]}")x |"
-    echo "| $label | current | | | ${R[$kind,fleet_current]} | |"
-  done
+  rows wall
+  echo
+  echo "CPU per target, ms: luamigrate (with the loop's shell) / the servers' backends / the proxies"
+  echo "(clock ticks of $tick_ms ms summed over the run, divided by the targets)."
+  echo
+  echo "| fleet | measure | loop of single runs | --parallel 2 | fleet (default) |"
+  echo "|---|---|---:|---:|---:|"
+  rows cpu
 } | tee "$out"
