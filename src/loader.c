@@ -216,7 +216,7 @@ static void set_slot(lua_State *L, int ref, int idx) {
  * revisions does not hold every file's bytes and chunk at once (peak memory stays what it
  * was before files were kept: bench/dag.sh). What is not kept is read (and compiled) again
  * when its step runs, and the checksum recorded is then that of the bytes read again. */
-#define LM_KEEP_HEAP_KB (2 * 1024)
+#define LM_KEEP_HEAP_KB 512
 
 static int may_keep(const lm_app *app) {
   return lua_gc(app->L, LUA_GCCOUNT, 0) - app->keep_base_kb < LM_KEEP_HEAP_KB;
