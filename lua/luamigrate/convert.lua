@@ -275,6 +275,13 @@ local function wrap(s)
   return "(" .. s .. ")"
 end
 
+-- s as what Lua lets stand before ".name", "[k]" or ":m(...)": a literal ("text", 1) there is
+-- a syntax error, so anything but a prefix expression is parenthesized.
+local function prefix(s)
+  if is_prefixexp(s) then return s end
+  return "(" .. s .. ")"
+end
+
 -- Calls laid out like the Python: on one line when short, else one argument per line.
 local function call_text(fn, args)
   local one = fn .. "(" .. table.concat(args, ", ") .. ")"
@@ -1217,7 +1224,7 @@ function call(cx, e)
     if fn.name == "execute" and #e.kwargs == 0 and not root_module(cx, fn) then
       if is_bind and cx.discarded == e then return call_text("op.execute", args_list(cx, e.args, e.line)) end
       if cx.discarded ~= e then
-        return call_text(wrap(expr(cx, obj)) .. ":result", args_list(cx, e.args, e.line))
+        return call_text(prefix(expr(cx, obj)) .. ":result", args_list(cx, e.args, e.line))
       end
     end
     if obj.k == "str" then
@@ -1266,7 +1273,7 @@ function call(cx, e)
     -- replace(tzinfo=None) gets false, Lua's None in an options table
     local kws = kw_pairs(cx, e.kwargs, e.line, fn.name == "replace" and { tzinfo = true } or nil)
     local args = args_list(cx, e.args, e.line, #kws > 0 and options_text(kws) or nil)
-    return call_text(wrap(expr(cx, obj)) .. ":" .. fn.name, args)
+    return call_text(prefix(expr(cx, obj)) .. ":" .. fn.name, args)
   end
   if fn.k == "name" and not cx:declared(fn.id) and not cx.aliases[fn.id] then
     local b = BUILTIN_CALLS[fn.id]
@@ -1310,7 +1317,7 @@ local function compare(cx, e)
       not_converted(e.line, "the column comparison '%s'", op)
     end
     if is_column_expr(cx, r) and not is_column_expr(cx, l) then l, r, op = r, l, SWAPPED[op] end
-    return wrap(expr(cx, l)) .. ":" .. SQL_OPS[op] .. "(" .. expr(cx, r) .. ")"
+    return prefix(expr(cx, l)) .. ":" .. SQL_OPS[op] .. "(" .. expr(cx, r) .. ")"
   end
   if op == "is" or op == "is not" then
     local rhs = (r.k == "const" and r.v == "None") and "nil" or nil
@@ -1419,11 +1426,11 @@ local function subscript(cx, e)
   local obj = expr(cx, e.obj)
   if idx.k == "slice" then not_converted(e.line, "a slice") end
   if idx.k == "str" then
-    if is_ident(idx.s) then return wrap(obj) .. "." .. idx.s end
-    return wrap(obj) .. "[" .. quoted(idx.s) .. "]"
+    if is_ident(idx.s) then return prefix(obj) .. "." .. idx.s end
+    return prefix(obj) .. "[" .. quoted(idx.s) .. "]"
   end
   if idx.k == "num" and number(idx):match("^%d+$") then
-    return wrap(obj) .. "[" .. (tonumber(number(idx)) + 1) .. "]"
+    return prefix(obj) .. "[" .. (tonumber(number(idx)) + 1) .. "]"
   end
   if idx.k == "unop" and idx.op == "-" and idx.e.k == "num" and e.obj.k == "name" then
     return obj .. "[#" .. obj .. " - " .. (tonumber(number(idx.e)) - 1) .. "]"
@@ -1582,8 +1589,8 @@ function expr(cx, e)
     if (e.name == "true" or e.name == "false") and obj.k == "name" and root_module(cx, obj) == "sa" then
       return expr(cx, obj) .. "." .. e.name .. "_"
     end
-    if LUA_RESERVED[e.name] then return wrap(expr(cx, obj)) .. "[" .. quoted(e.name) .. "]" end
-    return wrap(expr(cx, obj)) .. "." .. e.name
+    if LUA_RESERVED[e.name] then return prefix(expr(cx, obj)) .. "[" .. quoted(e.name) .. "]" end
+    return prefix(expr(cx, obj)) .. "." .. e.name
   elseif k == "call" then
     return call(cx, e)
   elseif k == "sub" then

@@ -218,6 +218,13 @@ describe("convert: translation", function()
       upgrade_of("    op.add_column('t', Column('a', Int, pg.UUID(), JSONB))", header))
   end)
 
+  it("parenthesizes a literal before an attribute, an index or a method, as Lua requires", function()
+    local body, r = upgrade_of("    x = ['a.b'.i, 'c'[0]]\n    print(x)")
+    assert.truthy(body:find('("a.b").i', 1, true), body)
+    assert.truthy(body:find('("c")[1]', 1, true), body)
+    assert.truthy(load(r.text, "=r1.lua", "t", {}), r.text)
+  end)
+
   it("passes *values and options through py_unpack, so every value arrives", function()
     local body, r = upgrade_of("    sa.Enum(*VALUES, name='e').create(op.get_bind())")
     assert.equal([[  sa.Enum(py_unpack(VALUES, { name = "e" })):create(op.get_bind())]], body)
