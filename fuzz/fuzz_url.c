@@ -47,6 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char prefix[] = "invalid database URL or connection string: ";
     const char *why = err.message;
     if (why && !strncmp(why, prefix, sizeof prefix - 1)) why += sizeof prefix - 1;
+    /* libpq's words withheld: what is left is luamigrate's own fixed text, which holds none
+     * of the input (a password such as "asswo" is in its word "password") */
+    static const char withheld[] = "libpq cannot parse it (its message is not shown";
+    if (why && !strncmp(why, withheld, sizeof withheld - 1)) why = NULL;
     char *pw = easy_password(url);
     if (pw && why && strstr(why, pw)) abort();
     free(pw);
