@@ -167,6 +167,46 @@ describe("sa.inspect", function()
     }, "\n"), rows)
   end)
 
+  it("reads a table's keys and indexes in one query each, and a NOT VALID check as SQLAlchemy", function()
+    local r, rows = upgrade(SETUP .. [==[
+  op.execute([[CREATE TABLE p (a int, b int, c int, PRIMARY KEY (a, b), UNIQUE (b, c))]])
+  op.execute([[CREATE TABLE ch (x int, y int, z int, CONSTRAINT ch_p FOREIGN KEY (y, x) REFERENCES p (a, b))]])
+  op.execute("CREATE INDEX ix_ch ON ch (z, lower(x::text), y)")
+  op.execute("ALTER TABLE ch ADD CONSTRAINT ch_z CHECK (z > 0) NOT VALID")
+  local bind = op.get_bind()
+  local queries = 0
+  local counting = setmetatable({}, { __index = function(_, k)
+    if k == "query" then return function(_, ...) queries = queries + 1; return bind:query(...) end end
+    local v = bind[k]
+    if type(v) == "function" then return function(_, ...) return v(bind, ...) end end
+    return v
+  end })
+  local insp = sa.inspect(counting)
+  local function count(f)
+    queries = 0
+    local v = f()
+    return v, queries
+  end
+  local fk, nf = count(function() return insp:get_foreign_keys("ch")[1] end)
+  see(table.concat(fk.constrained_columns, ",") .. " -> " .. table.concat(fk.referred_columns, ",") .. " " .. nf)
+  local pk, np = count(function() return insp:get_pk_constraint("p") end)
+  local uq, nu = count(function() return insp:get_unique_constraints("p")[1] end)
+  see(table.concat(pk.constrained_columns, ",") .. " " .. np .. " " .. table.concat(uq.column_names, ",") .. " " .. nu)
+  local ix, ni = count(function() return insp:get_indexes("ch")[1] end)
+  see(("%s %s,%s,%s %s %d"):format(ix.name, tostring(ix.column_names[1]), tostring(ix.column_names[2]),
+    tostring(ix.column_names[3]), table.concat(ix.expressions, "|"), ni))
+  local ck = insp:get_check_constraints("ch")[1]
+  see(ck.name .. " " .. ck.sqltext .. " " .. tostring(ck.dialect_options and ck.dialect_options.not_valid))
+]==], nil, SEEN)
+    assert.equal(0, r.code, r.err)
+    assert.equal(table.concat({
+      "y,x -> a,b 2",
+      "a,b 2 b,c 2",
+      "ix_ch z,nil,y z|lower(x::text)|y 2",
+      "ch_z z > 0 true",
+    }, "\n"), rows)
+  end)
+
   it("fails in --sql mode, as Alembic's offline mode has no database to inspect", function()
     local r, exists = upgrade([==[
   op.execute("CREATE TABLE before_inspect (id int)")
