@@ -1567,7 +1567,7 @@ function expr(cx, e)
         if not MYSQL_TYPES[t] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", t) end
         return "sa." .. t
       end
-      if a == "py_logging" then cx.helpers.logging = true end
+      if a == "py_logging" then cx.helpers.logging, cx.helpers.py = true, true end
       if a == "alembic_context" then
         not_converted(e.line, "alembic's context other than get_bind(), get_x_argument(as_dictionary=True), "
           .. "is_offline_mode(), get_context().bind and .dialect.name")
@@ -2551,7 +2551,8 @@ end
 ]],
   logging = [[
 -- Python's logging as migrations use it: a logger's warnings and errors go to stderr (as
--- with Alembic's default logging configuration), debug and info are dropped.
+-- with Alembic's default logging configuration), %-formatted as Python's; debug and info
+-- are dropped.
 local py_logging = {}
 do
   local Logger = {}
@@ -2560,7 +2561,7 @@ do
   for _, level in ipairs { "debug", "info", "warning", "warn", "error", "exception", "critical" } do
     Logger[level] = function(self, msg, ...)
       if not shown[level] then return end
-      local text = select("#", ...) > 0 and tostring(msg):format(...) or tostring(msg)
+      local text = select("#", ...) > 0 and py.mod(py.str(msg), { ... }) or py.str(msg)
       io.stderr:write(("%s [%s] %s\n"):format(level:upper(), self.name, text))
     end
     py_logging[level] = function(...) return Logger[level]({ name = "root" }, ...) end

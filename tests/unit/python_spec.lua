@@ -363,12 +363,14 @@ describe("convert: translation", function()
     assert.truthy(r.text:find('\nlocal logger = py_logging.getLogger("r1")\n', 1, true), r.text)
     assert.same({}, r.notes)
     local lines = {}
-    local env = setmetatable({ io = { stderr = { write = function(_, t) lines[#lines + 1] = t end } } }, { __index = _G })
+    local env = setmetatable({ io = { stderr = { write = function(_, t) lines[#lines + 1] = t end } },
+      py = require "luamigrate.py" }, { __index = _G })
     local chunk = assert(load(r.text:match("(local py_logging = {}.-\nend\n)") .. "return py_logging", "h", "t", env))
     local log = chunk().getLogger("alembic")
     log:info("no")
     log:warning("skipping %s", "users")
-    assert.same({ "WARNING [alembic] skipping users\n" }, lines)
+    log:error("%r is %s", "t", 1.0) -- %-formatted as Python's logging does
+    assert.same({ "WARNING [alembic] skipping users\n", "ERROR [alembic] 't' is 1.0\n" }, lines)
   end)
 
   it("knows the dialect is postgresql", function()
