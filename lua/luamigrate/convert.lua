@@ -2422,7 +2422,7 @@ local function py_list(x)
   local mt = getmetatable(x)
   if mt and mt.__name == "luamigrate.Result" then return x:fetchall() end
   if mt and mt.__name == "luamigrate.Row" then return { table.unpack(x) } end
-  if mt and mt.__name == "luamigrate.List" then return setmetatable(table.move(x, 1, #x, 1, {}), mt) end
+  if mt and mt.__name == "luamigrate.List" then return py.list(table.move(x, 1, #x, 1, {}), #x) end
   if next(x) ~= nil and #x == 0 then
     local keys = {}
     for k in pairs(x) do keys[#keys + 1] = k end
@@ -2692,6 +2692,7 @@ function M.revision(src, display, resolver)
   local prelude = {}
   if #defs > 0 then prelude[#prelude + 1] = "local " .. table.concat(defs, ", ") .. "\n" end
   local used = {}
+  if cx.helpers.list then cx.helpers.py = true end -- py_list copies a result's list with py.list
   for name in pairs(cx.helpers) do used[#used + 1] = name end
   -- the same file on every run; py, py_bool and py_concat first, as other helpers use them
   local first = { py = 1, bool = 2, concat = 3 }

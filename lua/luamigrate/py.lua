@@ -63,6 +63,24 @@ local function str_repr(s)
   end) .. q
 end
 
+-- A Python list that may hold None (nil): a sequence that keeps its length, so #list,
+-- table.unpack(list) and py.repr see every value after a hole (a result's :scalars() lists).
+-- Appending (list[#list + 1] = v, table.insert, a converted append: None too) grows it.
+local LIST_N = setmetatable({}, { __mode = "k" })
+local List = { __name = "luamigrate.List" }
+function List.__len(t) return LIST_N[t] end
+function List.__newindex(t, k, v)
+  rawset(t, k, v)
+  local n = LIST_N[t]
+  if math.type(k) == "integer" and ((k > n and v ~= nil) or k == n + 1) then LIST_N[t] = k end
+end
+
+-- t (its values 1..n, holes allowed) as such a list
+function M.list(t, n)
+  LIST_N[t] = n
+  return setmetatable(t, List)
+end
+
 -- The length of a sequence that may hold NULLs (a result's scalars list has a __len: its
 -- values are not lost after a hole), else nil when t is no plain list.
 local function list_len(t)

@@ -6,7 +6,8 @@
 -- (row[1], Python's row[0]) and by column name (row.name, row._mapping.name); #row is its
 -- length. A NULL is nil, so the values of :scalars() may have holes: the result and the
 -- lists it gives keep their count (#res, #values), and no value after a NULL is lost.
-local repr = require("luamigrate.py").repr
+local py = require "luamigrate.py"
+local repr = py.repr
 
 local M = {}
 
@@ -16,14 +17,6 @@ local STATE = setmetatable({}, { __mode = "k" })
 
 local function raise(fmt, ...) error(fmt:format(...), 3) end
 
--- A list of a :scalars() result's values: a sequence whose NULLs are nil, with its length
--- kept (#list, table.unpack(list), Python's str() of it count every value).
-local LIST_N = setmetatable({}, { __mode = "k" })
-local List = { __name = "luamigrate.List", __len = function(t) return LIST_N[t] end }
-local function values_list(t, n)
-  LIST_N[t] = n
-  return setmetatable(t, List)
-end
 
 -- One metatable per result: the names of its columns, for the errors and _mapping.
 local function row_meta(names)
@@ -119,7 +112,8 @@ local function take(self, n)
   for i = 1, n do out[i] = rawget(self, i) end
   table.move(self, n + 1, have + n, 1)
   st.n = have - n
-  if st.values then return values_list(out, n) end
+  -- a :scalars() result's values: NULLs are holes, and the list keeps its length (py.list)
+  if st.values then return py.list(out, n) end
   return out
 end
 

@@ -286,6 +286,10 @@ describe("converted Python at run time", function()
     bind.execute(sa.text("INSERT INTO k VALUES (1, 1), (2, NULL), (3, 3), (4, NULL)"))
     ranks = bind.execute(sa.text("SELECT rank FROM k ORDER BY id")).scalars().all()
     see("%d %s %r" % (len(ranks), ranks, ranks[2]))
+    grown = list(ranks)
+    grown.append(None)
+    grown.append(5)
+    see("%d %s" % (len(grown), grown))
     seen = []
     for r in bind.execute(sa.text("SELECT rank FROM k ORDER BY id")).scalars():
         seen.append(str(r))
@@ -294,7 +298,8 @@ describe("converted Python at run time", function()
     first = res.fetchmany(2)
     see("%s %s" % (first, res.fetchall()))]==])
     assert.equal(0, r.code, r.err .. "\n" .. text)
-    assert.equal(table.concat({ "4 [1, None, 3, None] 3", "1,None,3,None", "[1, None] [3, None]" }, "\n"), rows)
+    assert.equal(table.concat({ "4 [1, None, 3, None] 3", "6 [1, None, 3, None, None, 5]", "1,None,3,None",
+      "[1, None] [3, None]" }, "\n"), rows)
   end)
 
   it("formats with %, str() and f-strings as Python writes values", function()
