@@ -10,6 +10,7 @@ local PY_STR_METHODS = { startswith = true, endswith = true, lower = true, upper
   lstrip = true, rstrip = true, replace = true }
 
 local python = require "luamigrate.python"
+local py = require "luamigrate.py"
 local template = require "luamigrate.template"
 local sa_types = require "luamigrate.types"
 
@@ -124,6 +125,7 @@ end
 
 local expr
 local foreign_expr
+local is_result_read
 
 -- The module an attribute chain starts at ("op", "sa", "postgresql"), or nil.
 local function root_module(cx, e)
@@ -223,17 +225,54 @@ local function is_stringish(cx, e)
   return false
 end
 
+local function number(e)
+  local v = e.v:gsub("_", "")
+  local lower = v:lower()
+  if lower:match("^0o") then return tostring(tonumber(v:sub(3), 8)) end
+  if lower:match("^0b") then return tostring(tonumber(v:sub(3), 2)) end
+  if lower:match("^0x") then return v end
+  if v:match("^%.") then v = "0" .. v end
+  if v:match("%.$") then v = v .. "0" end
+  if v:match("^0%d") then return tostring(tonumber(v)) end
+  return v
+end
+
 -- a number for sure: a literal, len(), int(), float(), or arithmetic on such
 local function is_numeric(cx, e)
   if e.k == "num" then return true end
-  if e.k == "name" and cx.kinds[e.id] == "num" then return true end
+  if e.k == "name" and (cx.kinds[e.id] == "num" or cx.kinds[e.id] == "int") then return true end
   if e.k == "unop" and e.op == "-" then return is_numeric(cx, e.e) end
   if e.k == "call" and e.fn.k == "name" and (e.fn.id == "len" or e.fn.id == "int" or e.fn.id == "float")
     and not cx:declared(e.fn.id) then
     return true
   end
-  if e.k == "binop" and e.op ~= "+" and e.op ~= "%" then return true end -- -, *, / on strings fail in both
+  -- -, /, //, ** on strings fail in both; * repeats a string or a list
+  if e.k == "binop" and (e.op == "*" or e.op == "+") then return is_numeric(cx, e.l) and is_numeric(cx, e.r) end
+  if e.k == "binop" and e.op == "%" then return is_numeric(cx, e.l) end
+  if e.k == "binop" and e.op ~= "+" and e.op ~= "%" then return true end
   return false
+end
+
+-- an integer for sure (tostring of it is Python's str): an integer literal, len(), int(),
+-- or +, -, *, // and % of such
+local function is_integer(cx, e)
+  if e.k == "num" then return math.type(tonumber(number(e))) == "integer" end
+  if e.k == "name" then return cx.kinds[e.id] == "int" end
+  if e.k == "unop" and e.op == "-" then return is_integer(cx, e.e) end
+  if e.k == "call" and e.fn.k == "name" and (e.fn.id == "len" or e.fn.id == "int") and not cx:declared(e.fn.id) then
+    return true
+  end
+  if e.k == "binop" and (e.op == "+" or e.op == "-" or e.op == "*" or e.op == "//" or e.op == "%") then
+    return is_integer(cx, e.l) and is_integer(cx, e.r)
+  end
+  return false
+end
+
+-- The text of a call of luamigrate.py's fname (Python's semantics at run time: py.str,
+-- py.mod, py.mul, ...); the file gets `local py = require "luamigrate.py"`.
+local function py_call(cx, fname, ...)
+  cx.helpers.py = true
+  return "py." .. fname .. "(" .. table.concat({ ... }, ", ") .. ")"
 end
 
 -- SQLAlchemy's constructors of a column-like expression: sa.column("x"), sa.cast(...), ...
@@ -318,17 +357,6 @@ local function key_text(k)
   return "[" .. quoted(k) .. "]"
 end
 
-local function number(e)
-  local v = e.v:gsub("_", "")
-  local lower = v:lower()
-  if lower:match("^0o") then return tostring(tonumber(v:sub(3), 8)) end
-  if lower:match("^0b") then return tostring(tonumber(v:sub(3), 2)) end
-  if lower:match("^0x") then return v end
-  if v:match("^%.") then v = "0" .. v end
-  if v:match("%.$") then v = v .. "0" end
-  if v:match("^0%d") then return tostring(tonumber(v)) end
-  return v
-end
 
 -- Python's format-spec mini language, for the specs that have a printf twin.
 local function printf_spec(spec)
@@ -346,21 +374,25 @@ local function fstring(cx, parts, line)
     if type(p) == "string" then
       out[#out + 1] = cx:str(p)
     else
-      if p.conv == "r" or p.conv == "a" then not_converted(line, "f-string conversion !%s", p.conv) end
       if p.selfdoc then not_converted(line, "f-string self-documenting '=' field") end
       local v = expr(cx, p.expr)
       if p.spec and p.spec ~= "" then
+        if p.conv == "r" or p.conv == "a" then
+          not_converted(line, "f-string conversion !%s with a format spec", p.conv)
+        end
         local fmt = printf_spec(p.spec)
         if not fmt then not_converted(line, "f-string format spec ':%s'", p.spec) end
-        out[#out + 1] = ("(%s):format(%s)"):format(quoted(fmt), v)
+        -- Python's format() of the value: %-formatting has the same conversions
+        out[#out + 1] = py_call(cx, "mod", quoted(fmt), "{ " .. v .. " }")
+      elseif p.conv == "r" or p.conv == "a" then
+        out[#out + 1] = py_call(cx, "repr", v)
       elseif p.expr.k == "str" then
         out[#out + 1] = v
-      elseif is_stringish(cx, p.expr) or is_numeric(cx, p.expr) then
+      elseif is_stringish(cx, p.expr) or is_integer(cx, p.expr) then
         out[#out + 1] = "tostring(" .. v .. ")"
       else
-        -- None, True, a float, a list: Python's str() text (py_text)
-        cx.helpers.text = true
-        out[#out + 1] = "py_text(" .. v .. ")"
+        -- None, True, a float, a list: Python's str() text
+        out[#out + 1] = py_call(cx, "str", v)
       end
     end
   end
@@ -981,27 +1013,6 @@ end
 
 -- ---- json.dumps of literal data --------------------------------------------------------
 
--- Python's repr of a float: the shortest digits that read back the same, in fixed notation
--- for exponents -4..15, else as 1e+16 / 1.5e-05.
-local function py_float(v)
-  local s
-  for p = 1, 17 do
-    s = ("%." .. (p - 1) .. "e"):format(v)
-    if tonumber(s) == v then break end
-  end
-  local sign, d1, rest, ex = s:match("^(%-?)(%d)%.?(%d*)e([-+]%d+)$")
-  local digits, x = (d1 .. rest):gsub("0+$", ""), tonumber(ex)
-  if digits == "" then digits = "0" end
-  if x >= -4 and x < 16 then
-    if x < 0 then return sign .. "0." .. ("0"):rep(-x - 1) .. digits end
-    local int = digits:sub(1, x + 1) .. ("0"):rep(math.max(0, x + 1 - #digits))
-    local frac = digits:sub(x + 2)
-    return sign .. int .. "." .. (frac == "" and "0" or frac)
-  end
-  return sign .. digits:sub(1, 1) .. (#digits > 1 and ("." .. digits:sub(2)) or "")
-    .. "e" .. (x < 0 and "-" or "+") .. ("%02d"):format(math.abs(x))
-end
-
 local JSON_ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
   ["\b"] = "\\b", ["\f"] = "\\f" }
 
@@ -1061,7 +1072,7 @@ local function json_dumps(e)
       if not text:find("[.eE]") or text:lower():find("^0x") then
         not_converted(e.line, "json.dumps of an integer beyond 64 bits")
       end
-      return py_float(n)
+      return py.float_repr(n)
     elseif k == "list" or k == "tuple" then
       local parts = {}
       for i, it in ipairs(v.items) do parts[i] = enc(it, level + 1) end
@@ -1097,9 +1108,12 @@ local BUILTIN_CALLS = {
   len = function(cx, a) return "#" .. wrap(expr(cx, a[1])) end,
   str = function(cx, a)
     if #a == 0 then return '""' end
-    if is_stringish(cx, a[1]) or is_numeric(cx, a[1]) then return "tostring(" .. expr(cx, a[1]) .. ")" end
-    cx.helpers.text = true
-    return "py_text(" .. expr(cx, a[1]) .. ")"
+    if is_stringish(cx, a[1]) or is_integer(cx, a[1]) then return "tostring(" .. expr(cx, a[1]) .. ")" end
+    return py_call(cx, "str", expr(cx, a[1]))
+  end,
+  repr = function(cx, a, e)
+    if #a ~= 1 then not_converted(e.line, "repr() with %d arguments", #a) end
+    return py_call(cx, "repr", expr(cx, a[1]))
   end,
   int = function(cx, a) return "math.tointeger(tonumber(" .. expr(cx, a[1]) .. "))" end,
   float = function(cx, a) return "tonumber(" .. expr(cx, a[1]) .. ")" end,
@@ -1343,23 +1357,40 @@ local function compare(cx, e)
   return wrap(expr(cx, l)) .. " " .. CMP_OPS[op] .. " " .. wrap(expr(cx, r))
 end
 
+-- "fmt" % args with a literal fmt: Lua's string.format when every field is a %s of a value
+-- known to be a string or a %d of an integer (they write the same there), else py.mod,
+-- Python's %-formatting at run time (None, True, 1.0, [1, 'a'], %r, %d of a float, ...).
 local function percent_format(cx, e)
   local fmt = e.l.s
-  if fmt:find("%%%(") then not_converted(e.line, "'%%' formatting with a mapping") end
-  for conv in fmt:gmatch("%%[-+ #0]*%d*%.?%d*(%a)") do
-    if not conv:match("[sdifxXeEgGc]") then not_converted(e.line, "'%%%s' formatting", conv) end
-  end
   local items = e.r.k == "tuple" and e.r.items or { e.r }
   local args = args_list(cx, items, e.line)
-  -- %s of a value that may be None, a boolean or a list: Python writes None, True, [...],
-  -- which Lua's format does not; such a format goes through py_mod at run time
-  for _, it in ipairs(items) do
-    if not (is_stringish(cx, it) or is_numeric(cx, it)) and fmt:find("%%[-+ #0]*%d*%.?%d*[sr]") then
-      cx.helpers.mod, cx.helpers.percent = true, true
-      return "py_mod(" .. cx:str(fmt) .. ", " .. table_text(args) .. ")"
+  local plain, n = not fmt:find("%%%("), 0
+  for f, conv in fmt:gmatch("%%([-+ #0]*%d*%.?%d*)(.)") do
+    if conv ~= "%" then
+      n = n + 1
+      local it = items[n]
+      -- Lua's format refuses widths of three digits and these flags on %s
+      if not it or it.k == "starred" or f:find("[+ #0]") or f:find("%d%d%d")
+        or not ((conv == "s" and is_stringish(cx, it)) or ((conv == "d" or conv == "i") and is_integer(cx, it))) then
+        plain = false
+      end
+    elseif f ~= "" then
+      plain = false
     end
   end
-  return "(" .. cx:str(fmt) .. "):format(" .. table.concat(args, ", ") .. ")"
+  if plain and n == #items then return "(" .. cx:str(fmt) .. "):format(" .. table.concat(args, ", ") .. ")" end
+  if e.r.k == "tuple" then return py_call(cx, "mod", cx:str(fmt), table_text(args)) end
+  -- one value: Python formats it as the only argument unless it is a tuple or a mapping,
+  -- which only a value known at run time may be
+  local known_single = ({ list = true, set = true, listcomp = true, str = true, fstr = true, num = true,
+    const = true })[e.r.k]
+  return py_call(cx, "mod", cx:str(fmt), known_single and ("{ " .. args[1] .. " }") or args[1])
+end
+
+-- a number literal other than 0 (a divisor Lua and Python treat alike)
+local function nonzero_literal(e)
+  if e.k == "unop" and e.op == "-" then e = e.e end
+  return e.k == "num" and tonumber(number(e)) ~= nil and tonumber(number(e)) ~= 0
 end
 
 local function binop(cx, e)
@@ -1367,21 +1398,15 @@ local function binop(cx, e)
   -- "fk_%(table_name)s" % dict(...) / % {...}: the mapping's fields
   if op == "%" and (e.r.k == "dict" or (e.r.k == "call" and e.r.fn.k == "name" and e.r.fn.id == "dict"
     and not cx:declared("dict") and #e.r.args == 0)) then
-    if e.l.k == "str" then
-      for conv in e.l.s:gmatch("%%%b()([%a%%]?)") do
-        if not conv:match("^[sd]$") then not_converted(e.line, "'%%(...)%s' formatting", conv) end
-      end
-    end
-    cx.helpers.percent = true
-    return "py_percent(" .. expr(cx, e.l) .. ", " .. expr(cx, e.r) .. ")"
+    return py_call(cx, "mod", expr(cx, e.l), expr(cx, e.r))
   end
   if op == "%" and e.l.k == "str" then return percent_format(cx, e) end
   -- fmt % args with fmt not a literal (a constant, a parameter): Python formats a string,
-  -- takes the remainder of a number; which one is known when it runs
-  if op == "%" and not (is_numeric(cx, e.l) or is_numeric(cx, e.r) or is_column_expr(cx, e.l)) then
-    cx.helpers.mod, cx.helpers.percent = true, true
+  -- takes the remainder of a number (ZeroDivisionError for 0); which one is known when it
+  -- runs, unless a number is taken modulo a literal
+  if op == "%" and not is_column_expr(cx, e.l) and not (is_numeric(cx, e.l) and nonzero_literal(e.r)) then
     local r = e.r.k == "tuple" and table_text(args_list(cx, e.r.items, e.line)) or expr(cx, e.r)
-    return "py_mod(" .. expr(cx, e.l) .. ", " .. r .. ")"
+    return py_call(cx, "mod", expr(cx, e.l), r)
   end
   if op == "+" and (is_stringish(cx, e.l) or is_stringish(cx, e.r)) then
     return expr(cx, e.l) .. " .. " .. expr(cx, e.r)
@@ -1399,7 +1424,18 @@ local function binop(cx, e)
   end
   local lua_op = ({ ["+"] = "+", ["-"] = "-", ["*"] = "*", ["/"] = "/", ["//"] = "//", ["%"] = "%", ["**"] = "^" })[op]
   if not lua_op then not_converted(e.line, "the operator '%s'", op) end
-  return wrap(expr(cx, e.l)) .. " " .. lua_op .. " " .. wrap(expr(cx, e.r))
+  -- where Python's operator means what Lua's does: SQL expressions (their own operators),
+  -- numbers multiplied, divided by a literal that is not 0, subtracted; else Python's at run
+  -- time: * repeats a string or a list, / and // of 0 raise, ** of integers is an integer
+  local l, r = expr(cx, e.l), expr(cx, e.r)
+  local sql = is_column_expr(cx, e.l) or is_column_expr(cx, e.r)
+  if not sql then
+    if op == "*" and not (is_numeric(cx, e.l) and is_numeric(cx, e.r)) then return py_call(cx, "mul", l, r) end
+    if op == "/" and not nonzero_literal(e.r) then return py_call(cx, "div", l, r) end
+    if op == "//" and not nonzero_literal(e.r) then return py_call(cx, "floordiv", l, r) end
+    if op == "**" then return py_call(cx, "pow", l, r) end
+  end
+  return wrap(l) .. " " .. lua_op .. " " .. wrap(r)
 end
 
 local function sequence(cx, items, line)
@@ -1531,7 +1567,7 @@ function expr(cx, e)
         if not MYSQL_TYPES[t] then not_converted(e.line, "mysql.%s, a MySQL type PostgreSQL has not", t) end
         return "sa." .. t
       end
-      if a == "py_logging" then cx.helpers.logging = true end
+      if a == "py_logging" then cx.helpers.logging, cx.helpers.py = true, true end
       if a == "alembic_context" then
         not_converted(e.line, "alembic's context other than get_bind(), get_x_argument(as_dictionary=True), "
           .. "is_offline_mode(), get_context().bind and .dialect.name")
@@ -1799,10 +1835,12 @@ local function assignment(cx, out, depth, s, target, value)
         end
         cx.kinds[t.id] = nil -- what it held before is gone
         if is_db_url(cx, value) then cx.kinds[t.id] = "dburl"
+        elseif is_integer(cx, value) then cx.kinds[t.id] = "int"
         elseif is_numeric(cx, value) then cx.kinds[t.id] = "num"
         elseif is_stringish(cx, value) then cx.kinds[t.id] = "str"
         elseif value.k == "dict" or (value.k == "listcomp" and value.key) then cx.kinds[t.id] = "dict"
         elseif value.k == "listcomp" then cx.kinds[t.id] = "list"
+        elseif is_result_read(cx, value) then cx.kinds[t.id] = "values"
         elseif value.k == "list" or value.k == "tuple" or value.k == "set" then cx.kinds[t.id] = "list" end
       end
     end
@@ -1947,6 +1985,14 @@ local function loop_body(cx, out, depth, body)
   if loop.continued then emit(out, depth + 1, "::continue::") end
 end
 
+-- A result's values (bind.execute(...).scalars(), .scalars().all(), .fetchall(), or a name
+-- given one), which hold a NULL as nil: a loop over one goes through py_iter.
+local RESULT_READS = { scalars = true, all = true, fetchall = true, fetchmany = true }
+function is_result_read(cx, e)
+  if e.k == "name" then return cx.kinds[e.id] == "values" end
+  return e.k == "call" and e.fn.k == "attr" and RESULT_READS[e.fn.name] == true and not root_module(cx, e.fn)
+end
+
 local function for_statement(cx, out, depth, s)
   local t, it = s.target, s.iter
   local scope = {}
@@ -1963,6 +2009,7 @@ local function for_statement(cx, out, depth, s)
     local lo, hi, step = "0", a[1], nil
     if #a > 1 then lo, hi, step = expr(cx, a[1]), a[2], a[3] end
     local hi_text = wrap(expr(cx, hi)) .. " - 1"
+    if t.k == "name" then cx.kinds[t.id] = "int" end -- range() gives integers only
     if step then
       if step.k == "unop" and step.op == "-" then hi_text = wrap(expr(cx, hi)) .. " + 1" end
       head = ("for %s = %s, %s, %s do"):format(tname(t), lo, hi_text, expr(cx, step))
@@ -1998,6 +2045,9 @@ local function for_statement(cx, out, depth, s)
       local idx = {}
       for i = 1, #names do idx[i] = "item_[" .. i .. "]" end
       unpack_line = "local " .. table.concat(names, ", ") .. " = " .. table.concat(idx, ", ")
+    elseif is_result_read(cx, it) then
+      cx.helpers.iter = true
+      head = ("for _, %s in py_iter(%s) do"):format(tname(t), src)
     else
       head = ("for _, %s in ipairs(%s) do"):format(tname(t), src)
       -- over a literal list of strings, the target is a string (`"DROP %s" % name` formats plainly)
@@ -2150,6 +2200,10 @@ local function statement(cx, out, depth, s, is_last)
     local t = assign_target(cx, s.target, s.line)
     local e = { k = "binop", op = s.op, l = s.target, r = s.value, line = s.line }
     emit(out, depth, t .. " = " .. binop(cx, e))
+    -- n /= 2 leaves a float where an integer was
+    if s.target.k == "name" and cx.kinds[s.target.id] == "int" and not is_integer(cx, e) then
+      cx.kinds[s.target.id] = "num"
+    end
   elseif k == "return" then
     local v = ""
     if s.value then
@@ -2244,8 +2298,10 @@ local function statement(cx, out, depth, s, is_last)
       emit(out, depth, ("error(%s, 0)"):format(quoted(("raised at %s:%d"):format(cx.display, s.line))))
     end
   elseif k == "assert" then
-    local msg = s.msg and expr(cx, s.msg) or quoted(("AssertionError at %s:%d"):format(cx.display, s.line))
-    emit(out, depth, "assert(" .. cond(cx, s.test) .. ", " .. msg .. ")")
+    -- the message is evaluated only when the test fails, as Python's
+    local msg = s.msg and ('"AssertionError: " .. ' .. py_call(cx, "str", expr(cx, s.msg)))
+      or quoted(("AssertionError at %s:%d"):format(cx.display, s.line))
+    emit(out, depth, "if not " .. wrap(cond(cx, s.test)) .. " then error(" .. msg .. ", 0) end")
   elseif k == "unsupported" then
     not_converted(s.line, "'" .. s.keyword .. "' statements")
   else
@@ -2324,12 +2380,17 @@ local HELPERS = {
 -- Python's bool(x): None, False, zero, "" and an empty list or dict are false.
 local function py_bool(v)
   if v == nil or v == false or v == 0 or v == "" then return false end
-  if type(v) == "table" and getmetatable(v) == nil and next(v) == nil then return false end
+  if type(v) == "table" and next(v) == nil then
+    -- an empty list or dict; a result's values list (luamigrate.List) counts its NULLs
+    local mt = getmetatable(v)
+    if mt == nil or (mt.__name == "luamigrate.List" and #v == 0) then return false end
+  end
   return true
 end
 ]],
   py = [[
--- Python's datetime, uuid and json, as the migration uses them.
+-- Python's datetime, uuid and json, and its str(), repr(), % and arithmetic where they
+-- differ from Lua's (py.str, py.mod, py.mul, ...), as the migration uses them.
 local py = require "luamigrate.py"
 ]],
   dict = [[
@@ -2348,33 +2409,6 @@ local function py_dict(x)
   return r
 end
 ]],
-  mod = [==[
--- Python's a % b: a string formatted with b (a tuple's items, a mapping's %(name)s fields,
--- or one value), as Python's %-formatting writes s, r, d, i, f, x, ... ; a number's remainder.
-local function py_mod(a, b)
-  if type(a) ~= "string" then return a % b end
-  if a:find("%(", 1, true) and type(b) == "table" then return py_percent(a, b) end
-  local args = (type(b) == "table" and getmetatable(b) == nil) and b or { b }
-  local i = 0
-  local function str(v)
-    if v == nil then return "None" end
-    if type(v) == "boolean" then return v and "True" or "False" end
-    return tostring(v)
-  end
-  return (a:gsub("%%([-+ #0]*%d*%.?%d*)([%a%%])", function(flags, conv)
-    if conv == "%" then return "%" end
-    i = i + 1
-    local v = args[i]
-    if conv == "s" then return ("%" .. flags .. "s"):format(str(v)) end
-    if conv == "r" then return ("%" .. flags .. "s"):format(type(v) == "string" and ("'" .. v .. "'") or str(v)) end
-    if conv == "d" or conv == "i" or conv == "u" then
-      local n = math.tointeger(v) or (v >= 0 and math.floor(v) or math.ceil(v))
-      return ("%" .. flags .. "d"):format(n)
-    end
-    return ("%" .. flags .. conv):format(v)
-  end))
-end
-]==],
   list = [==[
 -- Python's list(x), set(x), any, all, min, max and sum over what a migration iterates: a
 -- list, a result's rows, a dict's keys (sorted: a Lua table keeps no order), a string's
@@ -2388,6 +2422,7 @@ local function py_list(x)
   local mt = getmetatable(x)
   if mt and mt.__name == "luamigrate.Result" then return x:fetchall() end
   if mt and mt.__name == "luamigrate.Row" then return { table.unpack(x) } end
+  if mt and mt.__name == "luamigrate.List" then return py.list(table.move(x, 1, #x, 1, {}), #x) end
   if next(x) ~= nil and #x == 0 then
     local keys = {}
     for k in pairs(x) do keys[#keys + 1] = k end
@@ -2426,38 +2461,19 @@ local function py_sum(x)
   return s
 end
 ]==],
-  text = [==[
--- Python's str(v): None, True and False by their names, a float as Python writes it (the
--- shortest text that reads back the same), a list or dict as its repr; others tostring.
-local function py_text(v, quote)
-  local t = type(v)
-  if v == nil then return "None" end
-  if t == "boolean" then return v and "True" or "False" end
-  if t == "string" then return quote and ("'" .. v .. "'") or v end
-  if math.type(v) == "float" then
-    if v ~= v then return "nan" end
-    if v == math.huge or v == -math.huge then return v > 0 and "inf" or "-inf" end
-    if v == math.floor(v) and math.abs(v) < 1e16 then return ("%.1f"):format(v) end
-    for p = 1, 17 do
-      local s = ("%." .. p .. "g"):format(v)
-      if tonumber(s) == v then return s end
+  iter = [[
+-- Python's for over a result or the list of its values: every value up to its length (#),
+-- a NULL (nil) included, where ipairs would stop at the first nil.
+local function py_iter(t)
+  local i, n = 0, #t
+  return function()
+    if i < n then
+      i = i + 1
+      return i, t[i]
     end
   end
-  if t == "table" and getmetatable(v) == nil then
-    local parts = {}
-    if #v > 0 or next(v) == nil then
-      for i, x in ipairs(v) do parts[i] = py_text(x, true) end
-      return "[" .. table.concat(parts, ", ") .. "]"
-    end
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-    for i, k in ipairs(keys) do parts[i] = py_text(k, true) .. ": " .. py_text(v[k], true) end
-    return "{" .. table.concat(parts, ", ") .. "}"
-  end
-  return tostring(v)
 end
-]==],
+]],
   sorted = [[
 -- Python's sorted(list): a sorted copy.
 local function py_sorted(t)
@@ -2535,7 +2551,8 @@ end
 ]],
   logging = [[
 -- Python's logging as migrations use it: a logger's warnings and errors go to stderr (as
--- with Alembic's default logging configuration), debug and info are dropped.
+-- with Alembic's default logging configuration), %-formatted as Python's; debug and info
+-- are dropped.
 local py_logging = {}
 do
   local Logger = {}
@@ -2544,7 +2561,7 @@ do
   for _, level in ipairs { "debug", "info", "warning", "warn", "error", "exception", "critical" } do
     Logger[level] = function(self, msg, ...)
       if not shown[level] then return end
-      local text = select("#", ...) > 0 and tostring(msg):format(...) or tostring(msg)
+      local text = select("#", ...) > 0 and py.mod(py.str(msg), { ... }) or py.str(msg)
       io.stderr:write(("%s [%s] %s\n"):format(level:upper(), self.name, text))
     end
     py_logging[level] = function(...) return Logger[level]({ name = "root" }, ...) end
@@ -2583,30 +2600,6 @@ local function py_unpack(values, options)
   local r = table.move(values, 1, #values, 1, {})
   r[#r + 1] = options
   return table.unpack(r, 1, #r)
-end
-]],
-  percent = [[
--- Python's format % mapping: %(name)s and %(name)d fields, %% a percent sign.
-local function py_percent(fmt, map)
-  local out, i = {}, 1
-  while true do
-    local j = fmt:find("%", i, true)
-    if not j then
-      out[#out + 1] = fmt:sub(i)
-      break
-    end
-    out[#out + 1] = fmt:sub(i, j - 1)
-    if fmt:sub(j + 1, j + 1) == "%" then
-      out[#out + 1], i = "%", j + 2
-    else
-      local key, conv, after = fmt:match("^%((.-)%)([sd])()", j + 1)
-      if not key then error(("unsupported format character in %q"):format(fmt), 0) end
-      if map[key] == nil then error(("KeyError: '%s' (formatting %q)"):format(key, fmt), 0) end
-      out[#out + 1] = conv == "d" and ("%d"):format(map[key]) or tostring(map[key])
-      i = after
-    end
-  end
-  return table.concat(out)
 end
 ]],
   concat = [[
@@ -2699,10 +2692,10 @@ function M.revision(src, display, resolver)
   local prelude = {}
   if #defs > 0 then prelude[#prelude + 1] = "local " .. table.concat(defs, ", ") .. "\n" end
   local used = {}
+  if cx.helpers.list then cx.helpers.py = true end -- py_list copies a result's list with py.list
   for name in pairs(cx.helpers) do used[#used + 1] = name end
-  -- the same file on every run; py_bool, py_concat and py_percent first, as other helpers
-  -- call them
-  local first = { bool = 1, concat = 2, percent = 3 }
+  -- the same file on every run; py, py_bool and py_concat first, as other helpers use them
+  local first = { py = 1, bool = 2, concat = 3 }
   table.sort(used, function(a, b)
     local ra, rb = first[a] or 4, first[b] or 4
     if ra ~= rb then return ra < rb end

@@ -5,6 +5,12 @@
 -- A schema left out is the connection's current_schema(), as SQLAlchemy's default schema.
 -- Every method takes the schema positionally or in an options table ({ schema = "s" }),
 -- the Python call's keyword argument. There is no database in --sql mode: sa.inspect fails.
+-- The catalog rules it shares with autogenerate (foreign-key actions, a CHECK's condition,
+-- a key's column names in one query) are luamigrate.autogen.inspect's; the engine's table
+-- suffixes are core.version_table's.
+local catalog = require "luamigrate.autogen.inspect"
+local split_list = require("luamigrate.autogen.normalize").split_list
+
 local M = {}
 
 local Inspector = {}
@@ -27,13 +33,24 @@ local function column(rows, name)
   return out
 end
 
--- luamigrate's own tables beside a version table (X_history, X_journal, X_lock next to a
--- table X with a version_num column) are the tool's, not the application's: Alembic's
--- inspector never sees them, so a migration's inspector does not either
-local NOT_OURS = [[
-NOT (c.relname ~ '_(history|journal|lock)$' AND EXISTS (SELECT 1 FROM pg_catalog.pg_class v
+-- luamigrate's own tables beside a version table (X plus one of core.version_table's
+-- suffixes, next to a table X with a version_num column) are the tool's, not the
+-- application's: Alembic's inspector never sees them, so a migration's inspector does not
+-- either. (A migration is not told the configured version table's name, hence the test on
+-- the version_num column.)
+local function not_ours()
+  local alts = {}
+  for _, suffix in pairs(require("luamigrate.core").version_table.suffix) do
+    alts[#alts + 1] = (suffix:gsub("[^%w_]", "\\%0"))
+  end
+  table.sort(alts)
+  local re = "(" .. table.concat(alts, "|") .. ")$"
+  return ([[
+NOT (c.relname ~ '%s' AND EXISTS (SELECT 1 FROM pg_catalog.pg_class v
   JOIN pg_catalog.pg_attribute a ON a.attrelid = v.oid AND a.attname = 'version_num'
-  WHERE v.relnamespace = c.relnamespace AND v.relname = regexp_replace(c.relname, '_(history|journal|lock)$', '')))]]
+  WHERE v.relnamespace = c.relnamespace AND v.relname = regexp_replace(c.relname, '%s', '')))]]):format(re, re)
+end
+local NOT_OURS = not_ours()
 
 -- relkinds: ordinary and partitioned tables (SQLAlchemy's get_table_names)
 local RELS = [[
@@ -117,36 +134,23 @@ function Inspector:get_columns(name, opts)
   return out
 end
 
--- the names of a constraint's or index's key columns, in its order
-local function names_of(self, oid, attnums)
-  local out = {}
-  for n in tostring(attnums):gmatch("%-?%d+") do
-    local r = self:rows("SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum = $2",
-      oid, tonumber(n))[1]
-    out[#out + 1] = r and r.attname or nil
-  end
-  return out
-end
-
--- the table's constraints of one type: name and key column numbers
+-- the table's constraints of one type: name and key column names (in one query)
 local function constraints(self, oid, contype)
-  return self:rows([[SELECT conname, array_to_string(conkey, ' ') AS keys FROM pg_catalog.pg_constraint
-    WHERE conrelid = $1 AND contype = $2 ORDER BY conname]], oid, contype)
+  return self:rows([[SELECT conname, ]] .. catalog.column_names_sql("conkey", "conrelid") .. [[ AS cols
+    FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND contype = $2 ORDER BY conname]], oid, contype)
 end
 
 function Inspector:get_pk_constraint(name, opts)
   local oid = table_oid(self, name, opts)
   local r = constraints(self, oid, "p")[1]
   if not r then return { constrained_columns = {}, name = nil } end
-  return { constrained_columns = names_of(self, oid, r.keys), name = r.conname }
+  return { constrained_columns = split_list(r.cols), name = r.conname }
 end
-
-local FK_ACTIONS = { a = nil, r = "RESTRICT", c = "CASCADE", n = "SET NULL", d = "SET DEFAULT" }
 
 function Inspector:get_foreign_keys(name, opts)
   local oid = table_oid(self, name, opts)
-  local rows = self:rows([[SELECT k.conname, array_to_string(k.conkey, ' ') AS keys,
-      array_to_string(k.confkey, ' ') AS fkeys, k.confrelid::bigint AS ref, r.relname AS referred_table,
+  local rows = self:rows([[SELECT k.conname, ]] .. catalog.column_names_sql("k.conkey", "k.conrelid") .. [[ AS cols,
+      ]] .. catalog.column_names_sql("k.confkey", "k.confrelid") .. [[ AS fcols, r.relname AS referred_table,
       CASE WHEN rn.nspname = current_schema() THEN NULL ELSE rn.nspname END AS referred_schema,
       k.confupdtype AS onupdate, k.confdeltype AS ondelete, k.condeferrable, k.condeferred
     FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class r ON r.oid = k.confrelid
@@ -154,14 +158,14 @@ function Inspector:get_foreign_keys(name, opts)
     WHERE k.conrelid = $1 AND k.contype = 'f' ORDER BY k.conname]], oid)
   local out = {}
   for i, r in ipairs(rows) do
-    local options = { onupdate = FK_ACTIONS[r.onupdate], ondelete = FK_ACTIONS[r.ondelete] }
+    local options = { onupdate = catalog.FK_ACTION[r.onupdate], ondelete = catalog.FK_ACTION[r.ondelete] }
     if r.condeferrable then
       options.deferrable = true
       options.initially = r.condeferred and "DEFERRED" or "IMMEDIATE"
     end
-    out[i] = { name = r.conname, constrained_columns = names_of(self, oid, r.keys),
+    out[i] = { name = r.conname, constrained_columns = split_list(r.cols),
       referred_schema = r.referred_schema, referred_table = r.referred_table,
-      referred_columns = names_of(self, r.ref, r.fkeys), options = options }
+      referred_columns = split_list(r.fcols), options = options }
   end
   return out
 end
@@ -170,8 +174,15 @@ end
 -- an expression, whose text is in expressions
 function Inspector:get_indexes(name, opts)
   local oid = table_oid(self, name, opts)
-  local rows = self:rows([[SELECT i.relname, x.indexrelid::bigint AS ioid, x.indisunique,
-      array_to_string(x.indkey, ' ') AS keys, x.indnkeyatts AS nkeys,
+  -- each key column: its attnum (0: an expression), its name, and the expression's text,
+  -- in one query (chr(31) between them, chr(30) between keys)
+  local rows = self:rows([[SELECT i.relname, x.indisunique,
+      (SELECT string_agg(k.attnum::text || chr(31) || coalesce(a.attname, '') || chr(31)
+           || CASE WHEN k.attnum = 0 THEN pg_catalog.pg_get_indexdef(x.indexrelid, k.i::int, true) ELSE '' END,
+           chr(30) ORDER BY k.i)
+         FROM unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, i)
+         LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+         WHERE k.i <= x.indnkeyatts) AS keys,
       pg_catalog.pg_get_expr(x.indpred, x.indrelid) AS pred, am.amname,
       EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
         WHERE c.conindid = x.indexrelid AND c.contype = 'u') AS dup
@@ -181,15 +192,14 @@ function Inspector:get_indexes(name, opts)
   local out = {}
   for i, r in ipairs(rows) do
     local cols, exprs, n, has_expr = {}, {}, 0, false
-    for k in tostring(r.keys):gmatch("%d+") do
+    for key in ((r.keys or "") .. "\30"):gmatch("(.-)\30") do
       n = n + 1
-      if n > r.nkeys then break end
-      if k == "0" then
-        local e = self:rows("SELECT pg_catalog.pg_get_indexdef($1::oid, $2, true) AS e", r.ioid, n)
-        exprs[n], has_expr = e[1] and e[1].e, true
+      local attnum, col, e = key:match("^(%-?%d+)\31(.-)\31(.*)$")
+      if attnum == "0" then
+        exprs[n], has_expr = e, true
       else
-        cols[n] = names_of(self, oid, k)[1]
-        exprs[n] = cols[n]
+        cols[n] = col
+        exprs[n] = col
       end
     end
     local d = { name = r.relname, unique = r.indisunique, column_names = cols, dialect_options = {} }
@@ -206,7 +216,7 @@ function Inspector:get_unique_constraints(name, opts)
   local oid = table_oid(self, name, opts)
   local rows = constraints(self, oid, "u")
   local out = {}
-  for i, r in ipairs(rows) do out[i] = { name = r.conname, column_names = names_of(self, oid, r.keys) } end
+  for i, r in ipairs(rows) do out[i] = { name = r.conname, column_names = split_list(r.cols) } end
   return out
 end
 
@@ -217,8 +227,13 @@ function Inspector:get_check_constraints(name, opts)
     FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND contype = 'c' ORDER BY conname]], oid)
   local out = {}
   for i, r in ipairs(rows) do
-    local text = r.def:match("^CHECK %((.*)%)") or r.def
-    out[i] = { name = r.conname, sqltext = text }
+    local text, not_valid, no_inherit = catalog.check_condition(r.def)
+    local d = { name = r.conname, sqltext = text }
+    -- SQLAlchemy's dialect_options of a reflected check
+    if not_valid or no_inherit then
+      d.dialect_options = { not_valid = not_valid or nil, no_inherit = no_inherit or nil }
+    end
+    out[i] = d
   end
   return out
 end

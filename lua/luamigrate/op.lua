@@ -259,14 +259,10 @@ function OfflineConn.status() return "offline" end
 -- :result in --sql mode: the statement goes into the script (as with :execute) and its
 -- result cannot be read: there is no database.
 function OfflineConn:result(sql, ...)
-  local text = sql
-  if expr.is_statement(sql) then
-    text = (expr.compile(sql, true, render.value))
-  elseif schema.is(sql, "text") then
-    text = sql.text
-  end
+  -- a statement is compiled once, here: :execute takes the SQL it gives
+  if expr.is_statement(sql) then sql = (expr.compile(sql, true, render.value)) end
   self:execute(sql, ...)
-  return require("luamigrate.result").offline(text)
+  return require("luamigrate.result").offline(schema.is(sql, "text") and sql.text or sql)
 end
 
 -- Online, op.get_bind() is the migration's connection seen through this: :execute and

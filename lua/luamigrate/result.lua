@@ -4,32 +4,19 @@
 -- are the result's own sequence, so `for _, row in ipairs(result)` walks them; fetchone()
 -- takes the first one off, as a cursor moves on. A row holds its values by position
 -- (row[1], Python's row[0]) and by column name (row.name, row._mapping.name); #row is its
--- length.
+-- length. A NULL is nil, so the values of :scalars() may have holes: the result and the
+-- lists it gives keep their count (#res, #values), and no value after a NULL is lost.
+local py = require "luamigrate.py"
+local repr = py.repr
+
 local M = {}
 
+-- each result's state: names, rowcount, sql, offline, values (a :scalars() result) and n,
+-- the number of rows (or values) not yet fetched, which #self cannot give once a value is nil
 local STATE = setmetatable({}, { __mode = "k" })
 
 local function raise(fmt, ...) error(fmt:format(...), 3) end
 
--- Python's repr of a value a row holds (a sequence is a list, other tables dicts)
-local function repr(v)
-  if v == nil then return "None" end
-  if type(v) == "string" then return "'" .. v .. "'" end
-  if type(v) == "boolean" then return v and "True" or "False" end
-  if type(v) == "table" and getmetatable(v) == nil then
-    local parts = {}
-    if #v > 0 or next(v) == nil then
-      for i, x in ipairs(v) do parts[i] = repr(x) end
-      return "[" .. table.concat(parts, ", ") .. "]"
-    end
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-    for i, k in ipairs(keys) do parts[i] = repr(k) .. ": " .. repr(v[k]) end
-    return "{" .. table.concat(parts, ", ") .. "}"
-  end
-  return tostring(v)
-end
 
 -- One metatable per result: the names of its columns, for the errors and _mapping.
 local function row_meta(names)
@@ -88,6 +75,8 @@ end
 
 local Result = {}
 local ResultMeta = { __name = "luamigrate.Result" }
+-- the rows (values) not yet fetched, NULLs counted
+function ResultMeta.__len(self) return STATE[self].n end
 
 function ResultMeta.__index(self, k)
   local m = Result[k]
@@ -113,12 +102,18 @@ local function state(self, what)
   return st
 end
 
+-- The first n rows (values) off the result, as a cursor fetches them: a list (a values list
+-- for :scalars()), the rest moved up.
 local function take(self, n)
+  local st = STATE[self]
   local out = {}
-  local have = #self
+  local have = st.n
   n = math.min(n, have)
   for i = 1, n do out[i] = rawget(self, i) end
   table.move(self, n + 1, have + n, 1)
+  st.n = have - n
+  -- a :scalars() result's values: NULLs are holes, and the list keeps its length (py.list)
+  if st.values then return py.list(out, n) end
   return out
 end
 
@@ -134,7 +129,7 @@ end
 
 function Result:fetchall()
   state(self, "fetchall")
-  return take(self, #self)
+  return take(self, STATE[self].n)
 end
 Result.all = Result.fetchall
 
@@ -142,13 +137,12 @@ Result.all = Result.fetchall
 function Result:first()
   state(self, "first")
   local row = rawget(self, 1)
-  take(self, #self)
+  take(self, STATE[self].n)
   return row
 end
 
 local function one(self, what, none_ok)
-  state(self, what)
-  local n = #self
+  local n = state(self, what).n
   if n == 0 and not none_ok then raise("NoResultFound: No row was found when one was required") end
   if n > 1 then raise("MultipleResultsFound: Multiple rows were found when exactly one was required") end
   return take(self, n)[1]
@@ -177,31 +171,34 @@ function Result:scalar_one_or_none()
   return row[1]
 end
 
-local function derived(rows, st)
-  local r = setmetatable(rows, ResultMeta)
-  STATE[r] = st
-  return r
+local function derived(rows, n, st)
+  st.n = n
+  STATE[rows] = st
+  return setmetatable(rows, ResultMeta)
 end
 
 -- scalars([index]): a result of one column's values (index counted from 0, as SQLAlchemy's;
--- or a column name); a NULL value is nil, which ends an ipairs walk
+-- or a column name); a NULL value is nil, which ends an ipairs walk (#res counts it:
+-- `for i = 1, #res` sees every value)
 function Result:scalars(index)
   local st = state(self, "scalars")
   local col = 1
   if math.type(index) == "integer" then col = index + 1
   elseif type(index) == "string" then col = index end
-  local rows = take(self, #self)
+  local n = st.n
+  local rows = take(self, n)
   local vals = {}
-  for i, row in ipairs(rows) do vals[i] = row[col] end
-  return derived(vals, { names = st.names, rowcount = st.rowcount, sql = st.sql, values = true })
+  for i = 1, n do vals[i] = rows[i][col] end
+  return derived(vals, n, { names = st.names, rowcount = st.rowcount, sql = st.sql, values = true })
 end
 
 -- mappings(): the rows as tables keyed by column name
 function Result:mappings()
   local st = state(self, "mappings")
-  local rows = take(self, #self)
-  for i, row in ipairs(rows) do rows[i] = row._mapping end
-  return derived(rows, { names = st.names, rowcount = st.rowcount, sql = st.sql })
+  local n = st.n
+  local rows = take(self, n)
+  for i = 1, n do rows[i] = rows[i]._mapping end
+  return derived(rows, n, { names = st.names, rowcount = st.rowcount, sql = st.sql })
 end
 
 function Result:keys()
@@ -210,21 +207,23 @@ function Result:keys()
 end
 
 function Result:close()
-  if STATE[self] and not STATE[self].offline then take(self, #self) end
+  if STATE[self] and not STATE[self].offline then take(self, STATE[self].n) end
 end
 
 -- A result of the rows conn:query returned (typed), its column names and rowcount.
 function M.new(rows, names, rowcount, sql)
   names = names or {}
-  local r = setmetatable(make_rows(rows or {}, names), ResultMeta)
-  STATE[r] = { names = names, rowcount = rowcount or 0, sql = sql }
+  local out = make_rows(rows or {}, names)
+  local n = #out
+  local r = setmetatable(out, ResultMeta)
+  STATE[r] = { names = names, rowcount = rowcount or 0, sql = sql, n = n }
   return r
 end
 
 -- In --sql mode: the statement was written to the script; reading it is an error.
 function M.offline(sql)
   local r = setmetatable({}, ResultMeta)
-  STATE[r] = { offline = true, sql = sql, names = {} }
+  STATE[r] = { offline = true, sql = sql, names = {}, n = 0 }
   return r
 end
 

@@ -67,15 +67,10 @@ function M.encode_json(v)
         error(("%s is %s, which JSON cannot hold"):format(path,
           x ~= x and "NaN" or (x > 0 and "Infinity" or "-Infinity")), 0)
       end
-      local s
-      for digits = 15, 17 do
-        s = ("%." .. digits .. "g"):format(x)
-        if tonumber(s) == x then break end
-      end
-      if not s:find("[.eEn]") then s = s .. ".0" end -- a float stays one, as Python's repr
-      return s
+      return require("luamigrate.py").float_repr(x) -- Python's json.dumps writes a float's repr
     end
-    if t ~= "table" or getmetatable(x) ~= nil then
+    local list = t == "table" and getmetatable(x) ~= nil and getmetatable(x).__name == "luamigrate.List"
+    if t ~= "table" or (getmetatable(x) ~= nil and not list) then
       error(("%s is a %s, which JSON cannot hold"):format(path, getmetatable(x) and tostring(x) or t), 0)
     end
     if seen[x] then error(path .. " contains itself", 0) end
@@ -91,9 +86,10 @@ function M.encode_json(v)
       end
     end
     local s
-    if n > 0 then
+    if n > 0 or list then
       if #keys > 0 then error(("%s mixes a sequence with string keys (%s)"):format(path, keys[1]), 0) end
-      for i = 1, n do out[i] = enc(x[i], path .. "[" .. i .. "]") end
+      -- a hole is None's null (a NULL in a result's values list, whose # counts it)
+      for i = 1, n do out[i] = x[i] == nil and "null" or enc(x[i], path .. "[" .. i .. "]") end
       s = "[" .. table.concat(out, ", ") .. "]"
     else
       table.sort(keys)

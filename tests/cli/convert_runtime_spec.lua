@@ -87,6 +87,24 @@ describe("op.get_bind():result", function()
     }, "\n"), rows)
   end)
 
+  it("keeps the values after a NULL in :scalars(): #, fetchmany, fetchall, all, first", function()
+    local r, rows = upgrade(SETUP .. [==[
+  local bind = op.get_bind()
+  local q = "SELECT rank FROM k ORDER BY id"
+  local res = bind:result(q):scalars()
+  see(#res)
+  local two = res:fetchmany(2)
+  local rest = res:fetchall()
+  see(#two .. " " .. tostring(two[1]) .. " " .. tostring(two[2]) .. " | " .. #rest .. " " .. tostring(rest[1])
+    .. " | " .. #res)
+  local all = bind:result(q):scalars():all()
+  see(#all .. " " .. tostring(all[3]) .. " " .. select("#", table.unpack(all)))
+  see(tostring(bind:result("SELECT rank FROM k WHERE rank IS NULL"):scalars():first()))
+]==], nil, SEEN)
+    assert.equal(0, r.code, r.err)
+    assert.equal(table.concat({ "3", "2 1 nil | 1 3 | 0", "3 3 3", "nil" }, "\n"), rows)
+  end)
+
   it("writes the statement in --sql mode and refuses to read its rows, naming it", function()
     local r = upgrade([==[
   local res = op.get_bind():result("UPDATE k SET rank = 0")
@@ -149,6 +167,46 @@ describe("sa.inspect", function()
     }, "\n"), rows)
   end)
 
+  it("reads a table's keys and indexes in one query each, and a NOT VALID check as SQLAlchemy", function()
+    local r, rows = upgrade(SETUP .. [==[
+  op.execute([[CREATE TABLE p (a int, b int, c int, PRIMARY KEY (a, b), UNIQUE (b, c))]])
+  op.execute([[CREATE TABLE ch (x int, y int, z int, CONSTRAINT ch_p FOREIGN KEY (y, x) REFERENCES p (a, b))]])
+  op.execute("CREATE INDEX ix_ch ON ch (z, lower(x::text), y)")
+  op.execute("ALTER TABLE ch ADD CONSTRAINT ch_z CHECK (z > 0) NOT VALID")
+  local bind = op.get_bind()
+  local queries = 0
+  local counting = setmetatable({}, { __index = function(_, k)
+    if k == "query" then return function(_, ...) queries = queries + 1; return bind:query(...) end end
+    local v = bind[k]
+    if type(v) == "function" then return function(_, ...) return v(bind, ...) end end
+    return v
+  end })
+  local insp = sa.inspect(counting)
+  local function count(f)
+    queries = 0
+    local v = f()
+    return v, queries
+  end
+  local fk, nf = count(function() return insp:get_foreign_keys("ch")[1] end)
+  see(table.concat(fk.constrained_columns, ",") .. " -> " .. table.concat(fk.referred_columns, ",") .. " " .. nf)
+  local pk, np = count(function() return insp:get_pk_constraint("p") end)
+  local uq, nu = count(function() return insp:get_unique_constraints("p")[1] end)
+  see(table.concat(pk.constrained_columns, ",") .. " " .. np .. " " .. table.concat(uq.column_names, ",") .. " " .. nu)
+  local ix, ni = count(function() return insp:get_indexes("ch")[1] end)
+  see(("%s %s,%s,%s %s %d"):format(ix.name, tostring(ix.column_names[1]), tostring(ix.column_names[2]),
+    tostring(ix.column_names[3]), table.concat(ix.expressions, "|"), ni))
+  local ck = insp:get_check_constraints("ch")[1]
+  see(ck.name .. " " .. ck.sqltext .. " " .. tostring(ck.dialect_options and ck.dialect_options.not_valid))
+]==], nil, SEEN)
+    assert.equal(0, r.code, r.err)
+    assert.equal(table.concat({
+      "y,x -> a,b 2",
+      "a,b 2 b,c 2",
+      "ix_ch z,nil,y z|lower(x::text)|y 2",
+      "ch_z z > 0 true",
+    }, "\n"), rows)
+  end)
+
   it("fails in --sql mode, as Alembic's offline mode has no database to inspect", function()
     local r, exists = upgrade([==[
   op.execute("CREATE TABLE before_inspect (id int)")
@@ -194,5 +252,116 @@ describe("luamigrate.py", function()
       "36 true 32",
       '{"a": true, "b": [1, 2.5, "x"]} | 1',
     }, "\n"), rows)
+  end)
+end)
+
+-- A revision written in Python, converted in-process (luamigrate.convert) and run by the
+-- binary: what the seen table holds is what Python prints for the same code.
+local function converted_run(py_body)
+  local src = table.concat({
+    '"""python semantics', "", "Revision ID: r0001", "Revises:", "Create Date: 2026-01-01", '"""',
+    "from alembic import op", "import datetime", "import sqlalchemy as sa", "",
+    'revision = "r0001"', "down_revision = None", "", "",
+    "def upgrade():", "    bind = op.get_bind()",
+    '    bind.execute(sa.text("CREATE TABLE seen (i serial, s text)"))', "",
+    "    def see(s):", '        bind.execute(sa.text("INSERT INTO seen (s) VALUES (:s)"), {"s": s})', "",
+    py_body, "", "", "def downgrade():", "    pass", "",
+  }, "\n")
+  local r = require("luamigrate.convert").revision(src, "r0001_py.py")
+  assert.same({}, r.notes)
+  local url, db = pg.new_db("conv_py")
+  local dir = cli.project { files = { ["migrations/versions/r0001_py.lua"] = r.text } }
+  local res = cli.run({ "--url", url, "upgrade", "head" }, { cwd = dir })
+  local rows = res.code == 0 and pg.psql(url, SEEN)
+  local version = pg.psql(url, "SELECT count(*) FROM luamigrate_version")
+  cli.remove(dir)
+  pg.drop_db(db)
+  return res, rows, version, r.text
+end
+
+describe("converted Python at run time", function()
+  it("keeps every value of a result's scalars after a NULL, in lists, len() and loops", function()
+    local r, rows, _, text = converted_run([==[
+    bind.execute(sa.text("CREATE TABLE k (id int, rank int)"))
+    bind.execute(sa.text("INSERT INTO k VALUES (1, 1), (2, NULL), (3, 3), (4, NULL)"))
+    ranks = bind.execute(sa.text("SELECT rank FROM k ORDER BY id")).scalars().all()
+    see("%d %s %r" % (len(ranks), ranks, ranks[2]))
+    grown = list(ranks)
+    grown.append(None)
+    grown.append(5)
+    see("%d %s" % (len(grown), grown))
+    seen = []
+    for r in bind.execute(sa.text("SELECT rank FROM k ORDER BY id")).scalars():
+        seen.append(str(r))
+    see(",".join(seen))
+    res = bind.execute(sa.text("SELECT rank FROM k ORDER BY id")).scalars()
+    first = res.fetchmany(2)
+    see("%s %s" % (first, res.fetchall()))]==])
+    assert.equal(0, r.code, r.err .. "\n" .. text)
+    assert.equal(table.concat({ "4 [1, None, 3, None] 3", "6 [1, None, 3, None, None, 5]", "1,None,3,None",
+      "[1, None] [3, None]" }, "\n"), rows)
+  end)
+
+  it("formats with %, str() and f-strings as Python writes values", function()
+    local r, rows, _, text = converted_run([==[
+    see("%s|%r|%d|%f|%.2f|%5s|%%|%s|%s" % ([1, 'a'], "it's", 2.9, 1, 3.14159, "ab", None, True))
+    x = 2.5
+    see(f"{x} {None} {[1.0, 'b']} {x / 5} {x!r} {'q'!r}")
+    see("%x %#o %05d %+d %e %g" % (-31, 8, 42, 7, 12345.678, 0.0001))
+    see(str(1.0) + " " + str(1e-05) + " " + str(0.1) + " " + str(7 / 2) + " " + str(7 // 2) + " "
+        + str(-7 % 3) + " " + str(7 % -3) + " " + str(2 ** 10) + " " + str(2 ** -1) + " " + str(1 / 3))
+    n = 3
+    see("-" * n + str([0] * 2) + "ab" * 0)
+    fmt = "%s=%d"
+    see(fmt % ("k", 7.9))]==])
+    assert.equal(0, r.code, r.err .. "\n" .. text)
+    assert.equal(table.concat({
+      "[1, 'a']|\"it's\"|2|1.000000|3.14|   ab|%|None|True",
+      "2.5 None [1.0, 'b'] 0.5 2.5 'q'",
+      "-1f 0o10 00042 +7 1.234568e+04 0.0001",
+      "1.0 1e-05 0.1 3.5 3 2 -2 1024 0.5 0.3333333333333333",
+      "---[0, 0]",
+      "k=7",
+    }, "\n"), rows)
+  end)
+
+  it("raises Python's errors: ZeroDivisionError, and an assert's message only when it fails", function()
+    local r, _, version = converted_run([==[
+    n = 0
+
+    def boom():
+        raise Exception("the message was evaluated")
+    assert n == 0, boom()
+    see(str(10 / (n + 1)))
+    assert n == 1, "n is %d, not 1" % n]==])
+    assert.equal(1, r.code)
+    assert.truthy(r.err:find("AssertionError: n is 0, not 1", 1, true), r.err)
+    assert.falsy(r.err:find("evaluated", 1, true), r.err)
+    assert.equal("0", version)
+    local z = converted_run("    d = 0\n    see(str(1 / d))")
+    assert.equal(1, z.code)
+    assert.truthy(z.err:find("ZeroDivisionError: division by zero", 1, true), z.err)
+  end)
+
+  it("has Python's datetime arithmetic and refuses an ISO string Python refuses", function()
+    local r, rows, _, text = converted_run([==[
+    d = datetime.date(2020, 2, 28)
+    see(str(d + datetime.timedelta(days=2)) + " " + str(datetime.timedelta(hours=25) + d) + " "
+        + str(datetime.date(2020, 3, 1) - d))
+    see(str(datetime.datetime(2020, 1, 2) - datetime.datetime(2020, 1, 1, 12)))
+    see(repr(datetime.datetime(2020, 1, 2)) + " " + repr(datetime.timedelta(days=-1, seconds=5)))
+    see(str(datetime.datetime.fromisoformat("2018-03-21T10:00:05")))]==])
+    assert.equal(0, r.code, r.err .. "\n" .. text)
+    assert.equal(table.concat({
+      "2020-03-01 2020-02-29 2 days, 0:00:00",
+      "12:00:00",
+      "datetime.datetime(2020, 1, 2, 0, 0) datetime.timedelta(days=-1, seconds=5)",
+      "2018-03-21 10:00:05",
+    }, "\n"), rows)
+    for _, bad in ipairs { "2018-03-21garbage", "2018-03-21T1:00" } do
+      local f = converted_run(('    see(str(datetime.datetime.fromisoformat("%s")))'):format(bad))
+      assert.equal(1, f.code)
+      assert.truthy(f.err:find(("ValueError: Invalid isoformat string: '%s'"):format(bad), 1, true), f.err)
+    end
   end)
 end)

@@ -145,6 +145,20 @@ describe("op in --sql mode", function()
       .. "cannot be rendered offline (query: SELECT 1)", err_in_run(function() return op.get_bind():query("SELECT 1") end))
   end)
 
+  it("writes a data-migration statement given to :result once, compiling it once", function()
+    local expr = require "luamigrate.expr"
+    local compile, compiled = expr.compile, 0
+    expr.compile = function(...) compiled = compiled + 1; return compile(...) end
+    local t = sa.table("t", sa.column("id"), sa.column("name"))
+    local ok, out = pcall(statements, function()
+      op.get_bind():result(t:update():where(t.c.id:eq(1)):values { name = "x" })
+    end)
+    expr.compile = compile
+    assert.is_true(ok, out)
+    assert.same({ "UPDATE t SET name='x' WHERE t.id = 1" }, out)
+    assert.equal(1, compiled)
+  end)
+
   it("names the op and the argument of a bad call", function()
     assert.equal("op.drop_table: name must be a string, got number", err_in_run(op.drop_table, 5))
     assert.equal("op.add_column: the second argument must be sa.Column(...)", err_in_run(op.add_column, "t"))

@@ -280,6 +280,36 @@ describe("convert: translation", function()
     }, "\n")))
   end)
 
+  it("gives Python's meaning to %, *, /, //, ** and str() where Lua's differs, through luamigrate.py", function()
+    local body, r = upgrade_of(table.concat({
+      "    n = 3",
+      "    a = '%r %s' % (name, n)",
+      "    b = 'DROP %s' % name",
+      "    c = '-' * n",
+      "    d = n * 2 + n // 2 - n % 2",
+      "    e = n / k + n // k + n ** 2",
+      "    f = str(n) + str(x)",
+      "    g = fmt % n",
+    }, "\n"))
+    assert.equal(table.concat({
+      "  local n = 3",
+      '  local a = py.mod("%r %s", { name, n })',
+      '  local b = py.mod("DROP %s", name)', -- name may be None: formatted at run time
+      '  local c = py.mul("-", n)',
+      "  local d = ((n * 2) + (n // 2)) - (n % 2)",
+      "  local e = (py.div(n, k) + py.floordiv(n, k)) + py.pow(n, 2)",
+      "  local f = tostring(n) .. py.str(x)",
+      "  local g = py.mod(fmt, n)",
+    }, "\n"), body)
+    assert.truthy(r.text:find('\nlocal py = require "luamigrate.py"\n', 1, true), r.text)
+  end)
+
+  it("evaluates an assert's message only when the assertion fails, as Python does", function()
+    assert.equal('  if not (n == 0) then error("AssertionError: " .. py.str(log:describe(n)), 0) end\n'
+      .. '  if not py_bool(rows) then error("AssertionError at r1.py:8", 0) end',
+      (upgrade_of("    assert n == 0, log.describe(n)\n    assert rows")))
+  end)
+
   it("translates `in` on computed containers through py_contains, Python's three meanings", function()
     local body, r = upgrade_of("    if 'users' not in names:\n        op.execute('x')")
     assert.equal("  if not py_contains(names, \"users\") then\n    op.execute(\"x\")\n  end", body)
@@ -333,12 +363,14 @@ describe("convert: translation", function()
     assert.truthy(r.text:find('\nlocal logger = py_logging.getLogger("r1")\n', 1, true), r.text)
     assert.same({}, r.notes)
     local lines = {}
-    local env = setmetatable({ io = { stderr = { write = function(_, t) lines[#lines + 1] = t end } } }, { __index = _G })
+    local env = setmetatable({ io = { stderr = { write = function(_, t) lines[#lines + 1] = t end } },
+      py = require "luamigrate.py" }, { __index = _G })
     local chunk = assert(load(r.text:match("(local py_logging = {}.-\nend\n)") .. "return py_logging", "h", "t", env))
     local log = chunk().getLogger("alembic")
     log:info("no")
     log:warning("skipping %s", "users")
-    assert.same({ "WARNING [alembic] skipping users\n" }, lines)
+    log:error("%r is %s", "t", 1.0) -- %-formatted as Python's logging does
+    assert.same({ "WARNING [alembic] skipping users\n", "ERROR [alembic] 't' is 1.0\n" }, lines)
   end)
 
   it("knows the dialect is postgresql", function()

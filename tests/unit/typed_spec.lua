@@ -47,6 +47,8 @@ describe("typed values", function()
         [[{"b": 1, "a": [1, 2.5, 0.1, 1e300, -3.0], "\u00e9 k": "line\n\"q\" \u0001", "c": {}, "d": {"e": False}}]] },
       { { typed.NULL, "x", { y = "z" } }, [=[[None, "x", {"y": "z"}]]=] },
       { "a/b \\/", [["a/b \\/"]] }, { 7, "7" }, { true, "True" },
+      -- floats as Python's repr writes them (fixed notation up to 1e16)
+      { { 1e15, 1e16, 0.1 + 0.2, 1e-05, 123456789.125 }, "[1e15, 1e16, 0.1 + 0.2, 1e-05, 123456789.125]" },
     }
     local py = { "import json" }
     for i, c in ipairs(cases) do

@@ -12,7 +12,29 @@ local function pg_array(list)
   return "{" .. table.concat(parts, ",") .. "}"
 end
 
+-- pg_constraint's confupdtype/confdeltype letters as the ON UPDATE/ON DELETE actions (NO
+-- ACTION, the default, is nil); sa.inspect's foreign keys read them here too
 local FK_ACTION = { a = nil, r = "RESTRICT", c = "CASCADE", n = "SET NULL", d = "SET DEFAULT" }
+M.FK_ACTION = FK_ACTION
+
+-- A CHECK constraint's condition from pg_get_constraintdef ("CHECK ((a > 0)) NOT VALID"):
+-- the text inside CHECK ( ... ), as SQLAlchemy's reflection gives it, and whether it is
+-- NOT VALID and NO INHERIT. Anything else is returned whole.
+function M.check_condition(def)
+  local rest, not_valid = def:gsub(" NOT VALID$", "")
+  local rest2, no_inherit = rest:gsub(" NO INHERIT$", "")
+  local cond = rest2:match("^CHECK %((.*)%)$")
+  if not cond then return def, false, false end
+  return cond, not_valid > 0, no_inherit > 0
+end
+
+-- The column names of an attnum array (conkey, confkey, indkey) of relation `rel`, in the
+-- array's order, joined by chr(31) (split_list): SQL for one column of a catalog query,
+-- so a constraint's or index's columns come with it instead of one query each.
+function M.column_names_sql(array, rel)
+  return ("(SELECT string_agg(a.attname, chr(31) ORDER BY x.i) FROM unnest(%s) WITH ORDINALITY AS x(num, i) "
+    .. "JOIN pg_catalog.pg_attribute a ON a.attrelid = %s AND a.attnum = x.num)"):format(array, rel)
+end
 
 function M.inspect(conn, schemas, skip)
   local arr = pg_array(schemas)
@@ -93,13 +115,9 @@ ORDER BY 1, 2, a.attnum]], arr)) do
   end
   for _, r in ipairs(conn:query([[
 SELECT n.nspname AS schema, c.relname AS tbl, k.conname AS name, k.contype AS type,
-       (SELECT string_agg(a.attname, chr(31) ORDER BY x.i)
-          FROM unnest(k.conkey) WITH ORDINALITY AS x(num, i)
-          JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.num) AS cols,
+       ]] .. M.column_names_sql("k.conkey", "k.conrelid") .. [[ AS cols,
        rn.nspname AS ref_schema, rc.relname AS ref_table,
-       (SELECT string_agg(a.attname, chr(31) ORDER BY x.i)
-          FROM unnest(k.confkey) WITH ORDINALITY AS x(num, i)
-          JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = x.num) AS ref_cols,
+       ]] .. M.column_names_sql("k.confkey", "k.confrelid") .. [[ AS ref_cols,
        k.confupdtype AS onupdate, k.confdeltype AS ondelete, k.condeferrable AS deferrable,
        k.condeferred AS deferred, pg_get_constraintdef(k.oid, true) AS def,
        coalesce((SELECT i.indnullsnotdistinct FROM pg_index i WHERE i.indexrelid = k.conindid), false) AS nnd,
@@ -134,8 +152,7 @@ ORDER BY 1, 2, 3]], arr)) do
         T.excludes[r.name] = { name = r.name, def = r.def, elements = elements, using = r.ex_using,
           where = r.ex_where }
       else
-        local cond = r.def:match("^CHECK %((.*)%)$") or r.def
-        T.checks[r.name] = { name = r.name, sqltext = cond }
+        T.checks[r.name] = { name = r.name, sqltext = (M.check_condition(r.def)) }
       end
     end
   end
