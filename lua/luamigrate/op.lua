@@ -1193,10 +1193,12 @@ local function refuse(opname, i, n, v)
   error(("op.%s: %s%s contains a NUL byte, which PostgreSQL text cannot hold"):format(opname, arg, path), 3)
 end
 
+local nul_free = core.nul_free
 local function has_nul(v)
   local t = type(v)
   if t == "string" then return has_text_nul(v) end
-  return t == "table" and nul_path(v, 1, {}) ~= nil
+  if t ~= "table" or nul_free(v) then return false end
+  return nul_path(v, 1, {}) ~= nil
 end
 
 -- Ops with a fixed parameter list get a wrapper without varargs (a vararg call costs Lua
