@@ -31,8 +31,10 @@ static _Thread_local const char *phase;
 
 #define POLL_COUNT 1000
 
-/* Runs every POLL_COUNT instructions in every thread (coroutines inherit it from the thread
- * that creates them), and after a signal at every instruction of the thread it fires in.
+/* Runs every POLL_COUNT instructions in every coroutine (armed when coroutine.create or
+ * coroutine.wrap makes it, below), and after a signal at every instruction of the run's main
+ * thread, which the handler arms; the main thread runs without a hook until then (a count
+ * hook makes the VM trap at every instruction: a sixth of the CPU of rendering migrations).
  * It raises for as long as user code runs: a pcall or a coroutine that catches the error
  * runs into it again at its next instruction. Count events only: a C function such as
  * lm_pcall's traceback handler runs no instruction, so it is never interrupted. */
@@ -63,13 +65,63 @@ static void on_signal(int sig) {
   }
 }
 
+/* coroutine.create and coroutine.wrap, each arming the coroutine it makes: the handler
+ * reaches only the run's main thread, and a coroutine inherits only the hook its creator has
+ * at that moment. Upvalue 1 is the library's own function. */
+static int l_create(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, 1, 1);
+  lua_sethook(lua_tothread(L, -1), poll_hook, LUA_MASKCOUNT, POLL_COUNT);
+  return 1;
+}
+
+static int l_wrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, 1, 1);
+  /* the library's wrap returns a C closure whose first upvalue is the coroutine */
+  if (lua_getupvalue(L, -1, 1)) {
+    if (lua_isthread(L, -1)) lua_sethook(lua_tothread(L, -1), poll_hook, LUA_MASKCOUNT, POLL_COUNT);
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+static void arm_coroutines(lua_State *L) {
+  if (lua_getglobal(L, "coroutine") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  static const struct {
+    const char *name;
+    lua_CFunction fn;
+  } armed[] = {{"create", l_create}, {"wrap", l_wrap}};
+  for (size_t i = 0; i < sizeof armed / sizeof armed[0]; i++) {
+    if (lua_getfield(L, -1, armed[i].name) == LUA_TFUNCTION) {
+      lua_pushcclosure(L, armed[i].fn, 1);
+      lua_setfield(L, -2, armed[i].name);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
 void lm_cancel_install(lua_State *L) {
   for (int r = 0; mine < 0 && r < MAX_RUNS; r++) {
     int free_slot = 0;
     if (atomic_compare_exchange_strong(&taken[r], &free_slot, 1)) mine = r;
   }
-  if (mine >= 0) slots[mine].L = L;
-  lua_sethook(L, poll_hook, LUA_MASKCOUNT, POLL_COUNT);
+  if (mine >= 0)
+    slots[mine].L = L;
+  else /* the handler cannot reach this run's state: it polls all along instead */
+    lua_sethook(L, poll_hook, LUA_MASKCOUNT, POLL_COUNT);
+  arm_coroutines(L);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;

@@ -242,12 +242,39 @@ static void *worker(void *ud) {
   return NULL;
 }
 
+/* Threads runnable at this moment, this one included (the fourth field of /proc/loadavg,
+ * "running/total"), or -1. A load of 50 milliseconds is to share the processors as they are
+ * now: the 1-minute load average still counts a job that ended seconds ago, or the runs of
+ * a loop of luamigrate commands before this one. */
+static long runnable_now(void) {
+  int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  const char *p = buf;
+  for (int field = 0; field < 3 && p; field++) {
+    p = strchr(p, ' ');
+    if (p) p++;
+  }
+  if (!p) return -1;
+  char *endp;
+  long r = strtol(p, &endp, 10);
+  return endp != p && *endp == '/' && r > 0 ? r : -1;
+}
+
 int lm_revfile_ahead_workers(void) {
-  /* Only processors to spare: on a machine whose processors are all busy (the 1-minute
-   * load average) a worker saves no time and costs a fifth more CPU (docs/performance.md). */
+  /* Only processors to spare: on a machine whose processors are all busy a worker saves no
+   * time and costs a fifth more CPU (docs/performance.md). */
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  double load = 0;
-  if (getloadavg(&load, 1) == 1) cpus -= (long)(load + 0.5);
+  long busy = runnable_now() - 1; /* the others' */
+  if (busy < 0) {
+    double load = 0;
+    busy = getloadavg(&load, 1) == 1 ? (long)(load + 0.5) : 0;
+  }
+  cpus -= busy;
   return LM_REVFILE_WORKERS <= 0         ? 0
          : cpus - 1 > LM_REVFILE_WORKERS ? LM_REVFILE_WORKERS
                                          : (int)(cpus > 1 ? cpus - 1 : 0);

@@ -1138,22 +1138,39 @@ PARAMS.alter_domain, PARAMS.alter_composite_type = { "name", "options" }, { "nam
 local UNGUARDED = set("get_bind", "get_x_argument", "register", "autocommit_block", "_run")
 
 -- The path of the first string holding a NUL in v ("" for v itself), or nil. The array
--- part is searched in order, then the other keys.
+-- part is searched in order, then the other keys. Every op call scans its arguments, so
+-- this is written for the common case of finding nothing: raw reads (an argument's
+-- metamethods are not the op's to run), strings tested where they are met rather than in
+-- a call of their own, and a key's path built only when it is returned.
+local find, rawlen, rawget, next, math_type = string.find, rawlen, rawget, next, math.type
+local function key_step(k)
+  return math_type(k) == "integer" and ("[" .. k .. "]") or ("." .. tostring(k))
+end
 local function nul_path(v, depth, seen)
-  if type(v) == "string" then return has_text_nul(v) and "" or nil end
+  if type(v) == "string" then return find(v, "\0", 1, true) and "" or nil end
   if type(v) ~= "table" or depth > 6 or seen[v] then return nil end
   seen[v] = true
-  local n = #v
+  local n = rawlen(v)
   for i = 1, n do
-    local sub = nul_path(v[i], depth + 1, seen)
-    if sub then return "[" .. i .. "]" .. sub end
-  end
-  for k, x in pairs(v) do
-    if not (math.type(k) == "integer" and k >= 1 and k <= n) then
-      local step = math.type(k) == "integer" and ("[" .. k .. "]") or ("." .. tostring(k))
-      if has_text_nul(k) then return step end
+    local x = rawget(v, i)
+    local tx = type(x)
+    if tx == "string" then
+      if find(x, "\0", 1, true) then return "[" .. i .. "]" end
+    elseif tx == "table" then
       local sub = nul_path(x, depth + 1, seen)
-      if sub then return step .. sub end
+      if sub then return "[" .. i .. "]" .. sub end
+    end
+  end
+  for k, x in next, v do
+    if not (math_type(k) == "integer" and k >= 1 and k <= n) then
+      if type(k) == "string" and find(k, "\0", 1, true) then return key_step(k) end
+      local tx = type(x)
+      if tx == "string" then
+        if find(x, "\0", 1, true) then return key_step(k) end
+      elseif tx == "table" then
+        local sub = nul_path(x, depth + 1, seen)
+        if sub then return key_step(k) .. sub end
+      end
     end
   end
   return nil
@@ -1172,10 +1189,12 @@ local function refuse(opname, i, n, v)
   error(("op.%s: %s%s contains a NUL byte, which PostgreSQL text cannot hold"):format(opname, arg, path), 3)
 end
 
+local nul_free = core.nul_free
 local function has_nul(v)
   local t = type(v)
   if t == "string" then return has_text_nul(v) end
-  return t == "table" and nul_path(v, 1, {}) ~= nil
+  if t ~= "table" or nul_free(v) then return false end
+  return nul_path(v, 1, {}) ~= nil
 end
 
 -- Ops with a fixed parameter list get a wrapper without varargs (a vararg call costs Lua

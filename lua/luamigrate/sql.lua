@@ -32,22 +32,28 @@ function M.split(text)
   return out
 end
 
+local LONG_STRING = '"' .. string.rep('[^"]', 60)
+
 -- M.parse(text) -> {{node = "IndexStmt", tree = {...}, sql = text of it}, ...} or nil,
 -- message, position. `tree` is the statement node's fields as the server's parser names
--- them (src/include/nodes/parsenodes.h).
+-- them (src/include/nodes/parsenodes.h); `long_strings` is false when no string in the
+-- trees can be 60 bytes or longer (lint's long-name rule looks only then).
 function M.parse(text)
   local hit = cache[text]
   if hit then return hit end
   local json, msg, pos = core.sql_parse(text)
   if not json then return nil, msg, pos end
   decode = decode or require("cjson").decode
+  -- a JSON string of 60 bytes or more has that many bytes without a quote between, unless
+  -- it holds an escaped quote
+  local long_strings = json:find(LONG_STRING) ~= nil or json:find('\\"', 1, true) ~= nil
   local out = {}
   for i, raw in ipairs(decode(json).stmts) do
     local node, tree = next(raw.stmt)
     local from = (raw.stmt_location or 0) + 1
     local len = raw.stmt_len or 0
     local sql = len > 0 and text:sub(from, from + len - 1) or text:sub(from)
-    out[i] = { node = node, tree = tree, sql = sql:match("^%s*(.-)%s*$") }
+    out[i] = { node = node, tree = tree, sql = sql:match("^%s*(.-)%s*$"), long_strings = long_strings }
   end
   if cache_n > 4096 then
     cache, cache_n = {}, 0

@@ -249,6 +249,46 @@ static int l_core_md5_hex(lua_State *L) {
   return 1;
 }
 
+/* core.nul_free(v): true when no string in v (its keys and values, tables to a depth of
+ * 6, read raw; keys only when they are strings) holds a NUL byte, false when one does, nil when v
+ * has more than a budget of tables to look through (a graph of shared tables): op.lua then finds
+ * the path itself. Every op call asks this of its arguments, and nearly always the answer is true.
+ */
+enum { NUL_DEPTH = 6, NUL_BUDGET = 4096 };
+
+static int nul_free_at(lua_State *L, int idx, int depth, int *budget) {
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    return memchr(s, '\0', n) ? 0 : 1;
+  }
+  if (lua_type(L, idx) != LUA_TTABLE || depth > NUL_DEPTH) return 1;
+  if (--*budget < 0) return -1;
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 3, "core.nul_free");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int r = lua_type(L, -2) == LUA_TSTRING ? nul_free_at(L, -2, depth, budget) : 1;
+    if (r == 1) r = nul_free_at(L, -1, depth + 1, budget);
+    lua_pop(L, 1);
+    if (r != 1) {
+      lua_pop(L, 1);
+      return r;
+    }
+  }
+  return 1;
+}
+
+static int l_core_nul_free(lua_State *L) {
+  int budget = NUL_BUDGET;
+  int r = nul_free_at(L, 1, 1, &budget);
+  if (r < 0)
+    lua_pushnil(L);
+  else
+    lua_pushboolean(L, r);
+  return 1;
+}
+
 /* core.print(...): print() for migration files. It writes to stderr, so a migration's own
  * output stays out of a --sql script on stdout, and ends an open progress line first, so
  * the output does not run on from "Running upgrade ...". */
@@ -321,17 +361,12 @@ static int l_core_main(lua_State *L) {
 
 int luaopen_luamigrate_core(lua_State *L) {
   static const luaL_Reg fns[] = {
-      {"connect", l_core_connect},
-      {"main", l_core_main},
-      {"print", l_core_print},
-      {"context", lm_run_l_context},
-      {"redact", l_core_redact},
-      {"closest", l_core_closest},
-      {"md5_hex", l_core_md5_hex},
-      {"pcall", lm_run_l_pcall},
-      {"xpcall", lm_run_l_xpcall},
-      {"offline_run", lm_run_l_offline},
-      {NULL, NULL},
+      {"connect", l_core_connect},       {"main", l_core_main},
+      {"print", l_core_print},           {"context", lm_run_l_context},
+      {"redact", l_core_redact},         {"closest", l_core_closest},
+      {"md5_hex", l_core_md5_hex},       {"nul_free", l_core_nul_free},
+      {"pcall", lm_run_l_pcall},         {"xpcall", lm_run_l_xpcall},
+      {"offline_run", lm_run_l_offline}, {NULL, NULL},
   };
   luaL_newlib(L, fns);
   lua_pushliteral(L, LM_VERSION);

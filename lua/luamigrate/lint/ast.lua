@@ -49,8 +49,12 @@ function M.type_of(tn)
 end
 
 -- The ALTER TABLE subcommands of a statement, as {subtype =, name =, def =, missing_ok =}.
+-- Every rule asks for these, so a statement keeps them once made; callers only read them.
 function M.cmds(s)
-  local out = {}
+  local out = s.cmds_
+  if out then return out end
+  out = {}
+  s.cmds_ = out
   if s.node ~= "AlterTableStmt" then return out end
   for _, c in ipairs(s.tree.cmds or {}) do
     if c.AlterTableCmd then out[#out + 1] = c.AlterTableCmd end
@@ -61,7 +65,10 @@ end
 -- Column definitions a statement introduces or retypes: {col = ColumnDef, table =, added =,
 -- retyped =} for CREATE TABLE columns, ADD COLUMN and ALTER COLUMN TYPE.
 function M.columns(s)
-  local out = {}
+  local out = s.columns_
+  if out then return out end
+  out = {}
+  s.columns_ = out
   if s.node == "CreateStmt" then
     local t = M.relname(s.tree.relation)
     for _, e in ipairs(s.tree.tableElts or {}) do

@@ -31,6 +31,7 @@ end
 return {
   { id = "identifier-too-long", severity = "error",
     check = function(s)
+      if s.long_strings == false then return nil end -- sql.parse saw no string that long
       local long = {}
       walk(s.tree, s.sql, s.sql:lower(), long)
       if not long[1] then return nil end
