@@ -18,15 +18,16 @@ typedef struct lm_app {
   lm_dag *dag;
   int envs_ref; /* registry ref: table revision index+1 -> the file's environment */
   /* A run that executes migrations (upgrade, downgrade, lint) reads each file once: */
-  int keep_sources; /* loader: this command keeps the bytes it loads (srcs_ref) */
-  int srcs_ref;     /* registry ref: index+1 -> the file's bytes as read at load, until
-                       lm_loader_compile compiles them */
-  int chunks_ref;   /* registry ref: index+1 -> the file's compiled chunk: a function not yet
-                       run, or its lua_dump, from which each use loads a fresh closure */
-  int keep_base_kb; /* loader: the Lua heap (KiB) when the load began; what is kept is
-                      bounded by its growth since */
-  char (*sums)[65]; /* loader: hex SHA-256 of each revision's file as read, by DAG index */
-  size_t nsums;     /* slots in sums */
+  int keep_sources;   /* loader: this command keeps the bytes it loads (srcs_ref) */
+  int srcs_ref;       /* registry ref: index+1 -> the file's bytes as read at load, until
+                         lm_loader_compile compiles them */
+  int chunks_ref;     /* registry ref: index+1 -> the file's compiled chunk: a function not yet
+                         run, or its lua_dump, from which each use loads a fresh closure */
+  int keep_base_kb;   /* loader: the Lua heap (KiB) when the load began; what is kept is
+                        bounded by its growth since, */
+  int keep_budget_kb; /* to this (loader.c: keep_budget) */
+  char (*sums)[65];   /* loader: hex SHA-256 of each revision's file as read, by DAG index */
+  size_t nsums;       /* slots in sums */
   PGconn *conn;
   struct lm_conn_pending *preconnect; /* connections opening while the files load (workspace.h) */
   lm_lock lock;

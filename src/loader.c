@@ -212,14 +212,24 @@ static void set_slot(lua_State *L, int ref, int idx) {
 }
 
 /* What a run keeps of its files (their bytes, their compiled chunks) stops growing once the
- * Lua heap has grown by this much (KiB) since the load began, so a plan of 100,000
- * revisions does not hold every file's bytes and chunk at once (peak memory stays what it
- * was before files were kept: bench/dag.sh). What is not kept is read (and compiled) again
- * when its step runs, and the checksum recorded is then that of the bytes read again. */
+ * Lua heap has grown since the load began by what the graph leaves of LM_KEEP_TOTAL_KB
+ * (each revision in it costs about LM_KEEP_REV_BYTES), and never by less than
+ * LM_KEEP_HEAP_KB: a project of 10,000 revisions keeps every file's chunk and compiles each
+ * once, one of 100,000 keeps little and peaks where it did before files were kept
+ * (bench/dag.sh). What is not kept is read (and compiled) again when its step runs, and the
+ * checksum recorded is then that of the bytes read again. */
 #define LM_KEEP_HEAP_KB 512
+#define LM_KEEP_TOTAL_KB (24 << 10)
+#define LM_KEEP_REV_BYTES 341
 
 static int may_keep(const lm_app *app) {
-  return lua_gc(app->L, LUA_GCCOUNT, 0) - app->keep_base_kb < LM_KEEP_HEAP_KB;
+  return lua_gc(app->L, LUA_GCCOUNT, 0) - app->keep_base_kb < app->keep_budget_kb;
+}
+
+/* The budget for a graph of n revisions, set when the load knows how many files it reads. */
+static void keep_budget(lm_app *app, size_t n) {
+  long left = LM_KEEP_TOTAL_KB - (long)(n * LM_KEEP_REV_BYTES / 1024);
+  app->keep_budget_kb = left > LM_KEEP_HEAP_KB ? (int)left : LM_KEEP_HEAP_KB;
 }
 
 /* A command that executes migrations keeps the bytes it read of revision idx's file: the
@@ -235,6 +245,7 @@ static void keep_bytes(lm_app *app, int idx, const char *data, size_t len) {
 static void new_tables(lm_app *app) {
   lua_State *L = app->L;
   app->keep_base_kb = lua_gc(L, LUA_GCCOUNT, 0);
+  app->keep_budget_kb = LM_KEEP_HEAP_KB;
   int *refs[] = {&app->srcs_ref, &app->chunks_ref};
   for (int i = 0; i < 2; i++) {
     if (*refs[i] > 0) luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
@@ -360,12 +371,13 @@ static int load_cached(lm_app *app, const char *cache_path, int dirfd) {
   int ok;
   if (lm_revfile_ahead_workers() > 0) { /* the files read ahead, in the cache's (sorted) order */
     ok = list_files(app->cfg.versions_dir, &st.names, &st.n, &ignore) == LM_OK && st.n > 0 &&
-         lm_dag_reserve(app->dag, st.n) == LM_OK &&
+         lm_dag_reserve(app->dag, st.n) == LM_OK && (keep_budget(app, st.n), 1) &&
          (st.ahead = lm_revfile_ahead_start(dirfd, app->cfg.versions_dir, st.names, st.n, 0)) &&
          lm_revcache_stream(cache_path, (long)st.n, stream_entry, &st);
   } else { /* no sorting: the cache's order is checked as it streams (lm_revcache_stream) */
     long nfiles = count_files(app->cfg.versions_dir);
     ok = nfiles > 0 && lm_dag_reserve(app->dag, (size_t)nfiles) == LM_OK &&
+         (keep_budget(app, (size_t)nfiles), 1) &&
          lm_revcache_stream(cache_path, nfiles, stream_entry, &st);
   }
   lm_error_clear(&ignore);
@@ -565,6 +577,7 @@ static int load(lm_app *app, int read_cache, int *suspect, lm_error *err) {
     rc = lm_error_set(err, LM_ENOMEM, "out of memory");
     goto cleanup;
   }
+  keep_budget(app, n);
   if (use_cache && read_cache) {
     char *text = NULL;
     size_t tlen = 0;
@@ -695,7 +708,7 @@ int lm_loader_load(lm_app *app, lm_error *err) {
 #define LM_KEEP_FUNCTIONS_BYTES ((size_t)256 << 10)
 
 /* Pushes the compiled chunk of revision idx, a closure never run, and keeps its dump in the
- * chunk table for any later use (within LM_KEEP_HEAP_KB): from the function
+ * chunk table for any later use (within the keep budget): from the function
  * lm_loader_compile or the load kept, from
  * the dump (lua_load of a binary chunk: no compiling), else from the bytes the load kept,
  * else (a command that keeps nothing) from the file, read now, whose checksum then becomes

@@ -321,13 +321,10 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     lua_setfield(L, -2, "version");
     lua_pushboolean(L, per_migration);
     lua_setfield(L, -2, "timed");
-    /* the file's bytes, for the checksum an online run records (changed-file detection) */
-    char *content = NULL;
-    size_t clen = 0;
-    if ((rc = lm_read_file(lm_dag_path(app->dag, idx), &content, &clen, err))) goto done;
-    lua_pushlstring(L, content, clen);
-    free(content);
-    lua_setfield(L, -2, "content");
+    /* the checksum of the bytes that ran, as an online run records it (the changed-file
+     * check compares it) */
+    lua_pushstring(L, lm_loader_checksum(app, idx));
+    lua_setfield(L, -2, "checksum");
     if ((rc = offline_call(L, "history_row", 2, 1, err))) goto done;
     lm_emit_sql(lua_tostring(L, -1));
     lua_pop(L, 1);

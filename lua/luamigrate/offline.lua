@@ -14,22 +14,57 @@ end
 -- The engine's own statements and table suffixes, as src/version_table.c owns them.
 local VT = require("luamigrate.core").version_table
 
--- "schema.table" or "table" -> quoted version, history and journal table names.
+-- "schema.table" or "table" -> quoted version, history and journal table names (a script
+-- asks for them at every step: each name is quoted once).
+local names_of = {}
 function M.names(version_table)
-  local sch, tbl = version_table:match("^([^.]+)%.(.+)$")
-  if not sch then tbl = version_table end
-  return quote.qualified(sch, tbl), quote.qualified(sch, tbl .. VT.suffix.history),
-    quote.qualified(sch, tbl .. VT.suffix.journal)
+  local n = names_of[version_table]
+  if not n then
+    local sch, tbl = version_table:match("^([^.]+)%.(.+)$")
+    if not sch then tbl = version_table end
+    n = { quote.qualified(sch, tbl), quote.qualified(sch, tbl .. VT.suffix.history),
+      quote.qualified(sch, tbl .. VT.suffix.journal) }
+    names_of[version_table] = n
+  end
+  return n[1], n[2], n[3]
 end
 
--- A statement of VT.sql with the quoted table name for its %s and literals for its $n: one
--- pass over the template, so neither the name nor a value is read as a placeholder.
+-- A template of VT.sql cut at its placeholders once: its text between them, 0 for the
+-- table name's %s, n for $n.
+local cut = {}
+local function parts_of(template)
+  local p = cut[template]
+  if p then return p end
+  p = {}
+  local from = 1
+  for at, mark, what, after in template:gmatch("()([%%$])(%w)()") do
+    local slot = mark == "%" and what == "s" and 0 or mark == "$" and tonumber(what)
+    if slot then
+      p[#p + 1] = template:sub(from, at - 1)
+      p[#p + 1] = slot
+      from = after
+    end
+  end
+  p[#p + 1] = template:sub(from)
+  cut[template] = p
+  return p
+end
+
+-- A statement of VT.sql with the quoted table name for its %s and literals for its $n: the
+-- template's own text only is read for placeholders, neither the name nor a value.
 local function render(template, name, ...)
-  local values = { ... }
-  return (template:gsub("([%%$])(%w)", function(mark, what)
-    if mark == "%" and what == "s" then return name end
-    if mark == "$" then return quote.literal(values[tonumber(what)]) end
-  end))
+  local p, out = parts_of(template), {}
+  for i = 1, #p do
+    local x = p[i]
+    if type(x) == "string" then
+      out[i] = x
+    elseif x == 0 then
+      out[i] = name
+    else
+      out[i] = quote.literal((select(x, ...)))
+    end
+  end
+  return table.concat(out)
 end
 
 -- The journal (src/journal.c) stays empty in a script's database: a script runs autocommit
@@ -62,18 +97,9 @@ local function array(ids)
   return "ARRAY[" .. table.concat(q, ", ") .. "]::varchar(32)[]"
 end
 
--- The checksum a history row records for a file's bytes, as SQL: the engine records
--- encode(sha256(file), 'hex') computed by the server (version_table.c), so the script has
--- the server compute the same from the bytes, written in hex (no backslash, so it reads
--- the same whatever standard_conforming_strings says). The one place a --sql checksum is
--- made: a client-side SHA-256 would make it a plain literal here.
-function M.checksum_sql(content)
-  local hex = content:gsub(".", function(c) return ("%02x"):format(c:byte()) end)
-  return "encode(sha256(decode('" .. hex .. "', 'hex')), 'hex')"
-end
-
 -- A history row for a step applied by the script. rec: revision, operation, from, to, version;
--- message, file and content (the file's bytes, for the checksum) when a file ran; timed
+-- message, file and checksum (the SHA-256 in hex of the bytes that ran, as an online run
+-- records it: the changed-file check compares it) when a file ran; timed
 -- (one transaction per migration): started_at is the transaction's start, the duration
 -- until the row is written. Without it (a stamp, or one transaction for the whole script)
 -- the row is written at clock_timestamp() with duration 0.
@@ -84,7 +110,7 @@ function M.history_row(version_table, rec)
     .. "file, checksum, started_at, duration_ms, luamigrate_version) VALUES ("
     .. quote.literal(rec.revision) .. ", " .. quote.literal(rec.operation) .. ", " .. array(rec.from)
     .. ", " .. array(rec.to) .. ", " .. text(rec.message) .. ", " .. text(rec.file) .. ", "
-    .. (rec.content and M.checksum_sql(rec.content) or "NULL") .. ", "
+    .. text(rec.checksum) .. ", "
     .. (rec.timed and "now(), 1000 * extract(epoch FROM clock_timestamp() - now())"
       or "clock_timestamp(), 0")
     .. ", " .. quote.literal(rec.version) .. ")"

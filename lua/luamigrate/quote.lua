@@ -132,8 +132,12 @@ M.conn = nil
 -- the connection's client encoding).
 function M.literal(s)
   if type(s) ~= "string" then raise(("literal must be a string, got %s"):format(type(s))) end
-  if M.has_nul(s) then raise("a string literal cannot contain a NUL byte") end
   local conn = M.conn
+  if not find(s, "[\0'\\]") then -- most literals: nothing to refuse, double or escape
+    if conn then return conn:literal(s) end
+    return "'" .. s .. "'"
+  end
+  if M.has_nul(s) then raise("a string literal cannot contain a NUL byte") end
   if conn then return conn:literal(s) end
   local body = s:gsub("'", "''")
   if body:find("\\", 1, true) then return "E'" .. body:gsub("\\", "\\\\") .. "'" end
