@@ -912,10 +912,7 @@ local function class_record(res, info, cls, depth)
 end
 
 local function module_record(res, info)
-  return { label = info.name, member = function(name)
-    local r = lookup(res, info.name, name, 2)
-    return r
-  end }
+  return { label = info.name, member = function(name) return lookup(res, info.name, name, 2) end }
 end
 
 -- What `name` of application module `modname` is: a record ({render} for a type, {flaskdb},
@@ -993,8 +990,10 @@ local function record_of(cx, e)
   local m = record_of(cx, e.obj)
   if not m then return nil end
   if m.member then
-    local r = m.member(e.name)
-    if not r then not_converted(e.line, "%s.%s has no Lua translation", m.label, e.name) end
+    local r, why = m.member(e.name)
+    if not r then
+      not_converted(e.line, "%s.%s has no Lua translation%s", m.label, e.name, why and (" (" .. why .. ")") or "")
+    end
     return r
   end
   if m.metadata then
@@ -2130,6 +2129,14 @@ function imports(cx, s)
         cx.aliases[bound] = "foreign:" .. n.name
         if lib and (n.as or not n.name:find(".", 1, true)) then
           cx.typerefs[bound] = { label = libname, member = function(name) return library_type(lib, libname, name) end }
+        elseif not lib and cx.resolver then
+          -- `import myapp` (or `import myapp.types`, which binds myapp too): the application's
+          -- package, whose attributes are looked up when used, as autogenerate writes a custom
+          -- type (`myapp.types.JSONDict()`)
+          local mod, res = n.as and n.name or bound, cx.resolver
+          if module_file(res, mod) then
+            cx.typerefs[bound] = { label = mod, member = function(name) return lookup(res, mod, name, 1) end }
+          end
         end
       end
     end

@@ -717,6 +717,19 @@ describe("convert: other libraries' and the application's types", function()
       assert.truthy(r.notes[1].reason:find("'" .. name .. "' comes from ", 1, true), r.notes[1].reason)
       if c[2] then assert.truthy(r.notes[1].reason:find(c[2], 1, true), r.notes[1].reason) end
     end
+    -- `import app` (or `import app.types`): autogenerate's spelling of a custom type
+    for _, imp in ipairs { "import app\n", "import app.types\n" } do
+      local lua, r = lua_of("sa.Column('x', app.types.Keeps(10, 2), nullable=True)",
+        "from alembic import op\nimport sqlalchemy as sa\n" .. imp, res)
+      assert.same({}, r.notes, imp)
+      assert.equal('sa.Column("x", sa.Numeric(10, 2), { nullable = true })', lua, imp)
+      _, r = lua_of("app.types.Missing()", "from alembic import op\n" .. imp, res)
+      assert.equal("app.types.Missing has no Lua translation (" .. path .. " defines no Missing the converter can find)",
+        r.notes[1].reason, imp)
+    end
+    -- a package that is not in the tree stays another library's
+    local _, r = lua_of("other.Thing()", "from alembic import op\nimport other\n", res)
+    assert.equal("'other' comes from other, which has no Lua translation", r.notes[1].reason)
     os.execute("rm -rf '" .. dir .. "'")
   end)
 
