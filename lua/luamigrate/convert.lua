@@ -1225,6 +1225,18 @@ function call(cx, e)
     not_converted(e.line, "context.%s(...) (luamigrate's op has get_bind, get_x_argument(as_dictionary=True) "
       .. "and is_offline_mode)", fn.name)
   end
+  -- os.environ.get(k[, default]) and os.getenv(k[, default]): Lua's os.getenv
+  if fn.k == "attr" and (fn.name == "get" or fn.name == "getenv") then
+    local o = fn.obj
+    if fn.name == "get" then o = o.k == "attr" and o.name == "environ" and o.obj or {} end
+    if o.k == "name" and cx.aliases[o.id] == "py_os" and not cx:declared(o.id) then
+      if #e.kwargs > 0 or #e.args < 1 or #e.args > 2 then
+        not_converted(e.line, "os.%s with these arguments", fn.name)
+      end
+      local v = "os.getenv(" .. expr(cx, e.args[1]) .. ")"
+      return e.args[2] and ("(%s or %s)"):format(v, expr(cx, e.args[2])) or v
+    end
+  end
   if fn.k == "attr" then
     local obj = fn.obj
     -- batch_op.add_column(...) inside `with op.batch_alter_table(...) as batch_op:`
@@ -1567,6 +1579,9 @@ function expr(cx, e)
         return "sa." .. t
       end
       if a == "py_logging" then cx.helpers.logging, cx.helpers.py = true, true end
+      if a == "py_os" then
+        not_converted(e.line, "'%s' (Python's os) other than os.environ.get() and os.getenv()", e.id)
+      end
       if a == "alembic_context" then
         not_converted(e.line, "alembic's context other than get_bind(), get_x_argument(as_dictionary=True), "
           .. "is_offline_mode(), get_context().bind and .dialect.name")
@@ -2121,6 +2136,7 @@ function imports(cx, s)
       elseif MYSQL_MODULES[n.name] and n.as then cx.aliases[bound] = "mysql"
       elseif n.name == "alembic.op" and n.as then cx.aliases[bound] = "op"
       elseif n.name == "logging" then cx.aliases[bound] = "py_logging"
+      elseif n.name == "os" and not n.as then cx.aliases[bound] = "py_os"
       elseif n.name == "json" and not n.as then cx.aliases[bound] = "py_json"
       elseif n.name == "json" then cx.aliases[bound] = "py.json"
       elseif PY_MODULES[n.name] then cx.aliases[bound] = "py." .. n.name

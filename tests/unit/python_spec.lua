@@ -846,6 +846,15 @@ describe("convert: smaller constructs", function()
     assert.same({}, r.notes)
   end)
 
+  it("reads the environment through os.environ.get and os.getenv, and refuses the rest of os", function()
+    local body, r = upgrade_of("    salt = os.environ.get('SALT')\n    b = os.getenv('B', 'x')\n    op.execute(salt + b)",
+      "import os\nfrom alembic import op\n")
+    assert.same({}, r.notes)
+    assert.truthy(body:find('local salt = os.getenv("SALT")\n  local b = (os.getenv("B") or "x")', 1, true), body)
+    local _, r2 = upgrade_of("    op.execute(os.environ['X'])", "import os\nfrom alembic import op\n")
+    assert.equal("'os' (Python's os) other than os.environ.get() and os.getenv()", r2.notes[1].reason)
+  end)
+
   it("applies decorators that are functions of the file, and drops functools.wraps", function()
     local _, r = upgrade_of("    helper('x')", table.concat({
       "import functools",
