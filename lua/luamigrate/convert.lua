@@ -1164,6 +1164,17 @@ local BUILTIN_CALLS = {
     cx.helpers.list = true
     return "py_sum(" .. expr(cx, a[1]) .. ")"
   end,
+  -- next(iter(x)) and next(iter(x), default): x's first element (a result's first row, a
+  -- list's first item); StopIteration when there is none and no default
+  next = function(cx, a, e)
+    local it = a[1]
+    if #a < 1 or #a > 2 or it.k ~= "call" or it.fn.k ~= "name" or it.fn.id ~= "iter" or #it.args ~= 1
+      or cx:declared("iter") then
+      not_converted(e.line, "call of next() on anything but iter(x)")
+    end
+    cx.helpers.list, cx.helpers.next = true, true
+    return call_text("py_next", { expr(cx, it.args[1]), a[2] and expr(cx, a[2]) or nil })
+  end,
 }
 BUILTIN_CALLS.tuple = BUILTIN_CALLS.list
 -- a set's elements as a sequence, as set literals are translated (membership and iteration
@@ -2548,6 +2559,18 @@ end
 local function py_and(a, b)
   if not py_bool(a) then return a end
   return b
+end
+]],
+  next = [[
+-- Python's next(iter(x)[, default]): x's first element (py_list), or default; without one,
+-- StopIteration when x is empty.
+local function py_next(x, ...)
+  local first = py_list(x)[1]
+  if first == nil then
+    if select("#", ...) == 0 then error("StopIteration: next() of an empty iterator", 2) end
+    return (...)
+  end
+  return first
 end
 ]],
   str = [[

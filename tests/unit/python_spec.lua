@@ -855,6 +855,33 @@ describe("convert: smaller constructs", function()
     assert.equal("'os' (Python's os) other than os.environ.get() and os.getenv()", r2.notes[1].reason)
   end)
 
+  it("takes next(iter(x)) as x's first element, with Python's default and StopIteration", function()
+    local body, r = upgrade_of(table.concat({
+      "    conn = op.get_bind()",
+      "    n = next(iter(conn.execute(sa.text('SELECT count(*) FROM t'))))[0]",
+      "    op.execute(n)",
+      "    op.execute(next(iter([5, 6])))",
+      "    op.execute(next(iter([]), 7))",
+      "    op.execute(next(iter([])))",
+    }, "\n"))
+    assert.same({}, r.notes)
+    assert.truthy(body:find('local n = py_next(conn:result(sa.text("SELECT count(*) FROM t")))[1]', 1, true), body)
+    local seen = {}
+    local result = setmetatable({}, { __name = "luamigrate.Result",
+      __index = { fetchall = function() return { { 3 } } end } })
+    local env = { op = { get_bind = function() return { result = function() return result end } end,
+      execute = function(v) seen[#seen + 1] = v end },
+      sa = { text = function(s) return s end } }
+    setmetatable(env, { __index = _G }) -- Lua's own functions, require included (the file gets luamigrate.py)
+    assert(load(r.text, "=r1", "t", env))()
+    local ok, err = pcall(env.upgrade)
+    assert.same({ 3, 5, 7 }, seen)
+    assert.falsy(ok)
+    assert.truthy(tostring(err):find("StopIteration: next() of an empty iterator", 1, true), tostring(err))
+    local _, r2 = upgrade_of("    x = next(rows)")
+    assert.equal("call of next() on anything but iter(x)", r2.notes[1].reason)
+  end)
+
   it("applies decorators that are functions of the file, and drops functools.wraps", function()
     local _, r = upgrade_of("    helper('x')", table.concat({
       "import functools",
