@@ -365,3 +365,24 @@ describe("converted Python at run time", function()
     end
   end)
 end)
+
+describe("sa.Table in a data migration", function()
+  it("has the columns, statements and sa.select(...):distinct() of sa.table, as in SQLAlchemy", function()
+    local r, rows = upgrade(SETUP .. [==[
+  local k = sa.Table("k", sa.MetaData(), sa.Column("id", sa.Integer(), { primary_key = true }),
+    sa.Column("name", sa.Text()), sa.Column("rank", sa.Integer()))
+  op.execute(k:update():where(k.c.rank:eq(nil)):values({ rank = 0 }))
+  op.execute(k:insert():values({ name = "d", rank = 1 }))
+  local bind = op.get_bind()
+  local ranks = {}
+  for _, row in ipairs(bind:result(sa.select(k.c.rank):distinct():order_by(k.c.rank))) do
+    ranks[#ranks + 1] = row.rank
+  end
+  see(table.concat(ranks, ","))
+  see(#bind:result(sa.select(k)):fetchall() .. " " .. #bind:result(k:select()):fetchall())
+  op.execute(k:delete():where(k.c.name:eq("d")))
+]==], nil, SEEN .. "; SELECT count(*) FROM k")
+    assert.equal(0, r.code, r.err)
+    assert.equal("0,1,3\n4 4\n3", rows)
+  end)
+end)
