@@ -497,6 +497,52 @@ local NONE_MEANS = {
   ["op.alter_column"] = { server_default = true, comment = true },
 }
 
+-- Alembic's ops' positional parameters, which Python may pass by name
+-- (op.create_check_constraint("ck", table_name="t", condition="x > 0")): luamigrate's ops take
+-- them by position, so a keyword naming the next one moves into its place.
+local OP_POSITIONAL = {}
+for name, params in pairs {
+  create_check_constraint = "constraint_name table_name condition",
+  create_foreign_key = "constraint_name source_table referent_table local_cols remote_cols",
+  create_index = "index_name table_name columns",
+  create_primary_key = "constraint_name table_name columns",
+  create_unique_constraint = "constraint_name table_name columns",
+  create_exclude_constraint = "constraint_name table_name",
+  drop_constraint = "constraint_name table_name",
+  add_column = "table_name column",
+  drop_column = "table_name column_name",
+  alter_column = "table_name column_name",
+  rename_table = "old_table_name new_table_name",
+  drop_table = "table_name",
+  create_table = "table_name",
+  execute = "sqltext",
+  bulk_insert = "table rows",
+} do
+  local list = {}
+  for w in params:gmatch("%S+") do list[#list + 1] = w end
+  OP_POSITIONAL["op." .. name] = list
+end
+
+-- e's positional arguments and keyword arguments, with the keywords that name the next
+-- positional parameters of `params` moved into place
+local function positional_kwargs(e, params)
+  if not params or #e.kwargs == 0 then return e.args, e.kwargs end
+  local args, kwargs = { table.unpack(e.args) }, { table.unpack(e.kwargs) }
+  local moved = true
+  while moved and params[#args + 1] do
+    moved = false
+    for i, kw in ipairs(kwargs) do
+      if kw.name == params[#args + 1] then
+        args[#args + 1] = kw.value
+        table.remove(kwargs, i)
+        moved = true
+        break
+      end
+    end
+  end
+  return args, kwargs
+end
+
 -- batch_op.<method>(...) on PostgreSQL is the plain op on the batch's table.
 local BATCH = {
   add_column = { op = "add_column", table_at = 1, drop = { insert_before = true, insert_after = true } },
@@ -1278,6 +1324,8 @@ function call(cx, e)
     if fb and fb.flaskdb then root = "sa" end -- db.Column(...), db.func.now()
     if root then
       local name = expr(cx, fn)
+      local e_args, e_kwargs = positional_kwargs(e, OP_POSITIONAL[name])
+      e = setmetatable({ args = e_args, kwargs = e_kwargs }, { __index = e })
       local kws = kw_pairs(cx, e.kwargs, e.line, NONE_MEANS[name])
       local opts
       if #kws > 0 then

@@ -200,6 +200,20 @@ describe("convert: translation", function()
       upgrade_of("    op.drop_index(op.f('ix_t_a'), table_name='t')"))
   end)
 
+  it("moves keywords naming an op's positional parameters into their places", function()
+    assert.equal(table.concat({
+      '  op.create_check_constraint("ck", "t", "n > 0")',
+      '  op.drop_constraint("ck", "t", { type_ = "check" })',
+      '  op.create_unique_constraint("uq", "t", { "a" }, { schema = "s" })',
+    }, "\n"), upgrade_of(table.concat({
+      "    op.create_check_constraint('ck', table_name='t', condition='n > 0')",
+      "    op.drop_constraint('ck', table_name='t', type_='check')",
+      "    op.create_unique_constraint(constraint_name='uq', schema='s', table_name='t', columns=['a'])",
+    }, "\n")))
+    -- a parameter after a missing one stays an option (luamigrate's op names it then)
+    assert.equal([[  op.create_index("ix", { columns = { "a" } })]], upgrade_of("    op.create_index('ix', columns=['a'])"))
+  end)
+
   it("leaves out other databases' options, which SQLAlchemy ignores on PostgreSQL", function()
     assert.equal([[  op.create_table("t", sa.Column("id", sa.Integer()), { comment = "x" })]],
       upgrade_of("    op.create_table('t', sa.Column('id', sa.Integer()), mysql_engine='InnoDB',"
