@@ -1303,6 +1303,11 @@ function call(cx, e)
     -- (.fetchall(), .scalar(), rows = ...) is the bind's :result, SQLAlchemy's CursorResult
     local is_bind = (obj.k == "name" and cx.binds[obj.id]) or (obj.k == "call" and obj.fn.k == "attr"
       and obj.fn.name == "get_bind" and op_or_context(cx, obj.fn))
+    -- bind.commit() (SQLAlchemy 2.0): ends the migration's transaction there and begins a new
+    -- one, which is what an empty autocommit block does
+    if fn.name == "commit" and is_bind and #e.args == 0 and #e.kwargs == 0 and cx.discarded == e then
+      return "op.autocommit_block(function() end)"
+    end
     if fn.name == "execute" and #e.kwargs == 0 and not root_module(cx, fn) then
       if is_bind and cx.discarded == e then return call_text("op.execute", args_list(cx, e.args, e.line)) end
       if cx.discarded ~= e then

@@ -214,6 +214,13 @@ describe("convert: translation", function()
     assert.equal([[  op.create_index("ix", { columns = { "a" } })]], upgrade_of("    op.create_index('ix', columns=['a'])"))
   end)
 
+  it("takes bind.commit() (SQLAlchemy 2.0) as the end of the migration's transaction: an empty autocommit block",
+    function()
+      assert.equal("  op.autocommit_block(function() end)", upgrade_of("    op.get_bind().commit()"))
+      assert.equal("  local conn = op.get_bind()\n  op.autocommit_block(function() end)",
+        upgrade_of("    conn = op.get_bind()\n    conn.commit()"))
+    end)
+
   it("leaves out other databases' options, which SQLAlchemy ignores on PostgreSQL", function()
     assert.equal([[  op.create_table("t", sa.Column("id", sa.Integer()), { comment = "x" })]],
       upgrade_of("    op.create_table('t', sa.Column('id', sa.Integer()), mysql_engine='InnoDB',"
