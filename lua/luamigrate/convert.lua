@@ -90,8 +90,11 @@ local PY_MODULES = {
   uuid = { uuid4 = true, UUID = true },
   json = { loads = true },
 }
+-- alembic_postgresql_enum's names (luamigrate.helpers.sync_enum has them); importing the
+-- package itself (as env.py does, to register op.sync_enum_values) has no effect of its own
+local SYNC_ENUM_NAMES = { TableReference = true, ColumnType = true }
 local IGNORED_MODULES = { typing = true, __future__ = true, ["collections.abc"] = true,
-  ["typing_extensions"] = true }
+  ["typing_extensions"] = true, alembic_postgresql_enum = true }
 
 local Cx = {}
 Cx.__index = Cx
@@ -1282,6 +1285,15 @@ function call(cx, e)
     not_converted(e.line, "context.%s(...) (luamigrate's op has get_bind, get_x_argument(as_dictionary=True) "
       .. "and is_offline_mode)", fn.name)
   end
+  -- op.sync_enum_values(...), the op alembic_postgresql_enum registers: its statements, from
+  -- luamigrate.helpers.sync_enum
+  if fn.k == "attr" and fn.name == "sync_enum_values" and fn.obj.k == "name" and cx.aliases[fn.obj.id] == "op"
+    and not cx:declared(fn.obj.id) then
+    cx.helpers.sync_enum = true
+    local kws = kw_pairs(cx, e.kwargs, e.line)
+    local opts = #kws > 0 and options_text(kws) or nil
+    return call_text("sync_enum.sync_enum_values", (args_list(cx, e.args, e.line, opts)))
+  end
   -- os.environ.get(k[, default]) and os.getenv(k[, default]): Lua's os.getenv
   if fn.k == "attr" and (fn.name == "get" or fn.name == "getenv") then
     local o = fn.obj
@@ -1643,6 +1655,7 @@ function expr(cx, e)
         return "sa." .. t
       end
       if a == "py_logging" then cx.helpers.logging, cx.helpers.py = true, true end
+      if a:match("^sync_enum%.") then cx.helpers.sync_enum = true end
       if a == "py_os" then
         not_converted(e.line, "'%s' (Python's os) other than os.environ.get() and os.getenv()", e.id)
       end
@@ -2240,6 +2253,8 @@ function imports(cx, s)
     -- from sqlalchemy import types: its names are sa's
     elseif SA_MODULES[mod] and SA_MODULES[mod .. "." .. n.name] then cx.aliases[bound] = "sa"
     elseif SA_MODULES[mod] then cx.aliases[bound] = "sa." .. n.name
+    elseif mod == "alembic_postgresql_enum" then
+      cx.aliases[bound] = SYNC_ENUM_NAMES[n.name] and ("sync_enum." .. n.name) or ("foreign:" .. mod .. "." .. n.name)
     elseif IGNORED_MODULES[mod] then cx.aliases[bound] = nil
     elseif mod == "json" and n.name == "dumps" then cx.aliases[bound] = "py_json.dumps"
     elseif PY_MODULES[mod] and PY_MODULES[mod][n.name] then cx.aliases[bound] = "py." .. mod .. "." .. n.name
@@ -2625,6 +2640,9 @@ local function py_next(x, ...)
   end
   return first
 end
+]],
+  sync_enum = [[
+local sync_enum = require "luamigrate.helpers.sync_enum"
 ]],
   str = [[
 -- Python's str methods a migration calls (s.startswith(p), s.strip(), ...): on a string,

@@ -221,6 +221,24 @@ describe("convert: translation", function()
         upgrade_of("    conn = op.get_bind()\n    conn.commit()"))
     end)
 
+  it("writes alembic_postgresql_enum's op.sync_enum_values as luamigrate.helpers.sync_enum's", function()
+    local body, r = upgrade_of(table.concat({
+      "    op.sync_enum_values(enum_schema='public', enum_name='st', new_values=['a', 'b'],",
+      "        affected_columns=[TableReference(table_schema='public', table_name='t', column_name='c',",
+      "            column_type=ColumnType.ARRAY)], enum_values_to_rename=[])",
+      "    op.sync_enum_values('public', 'st', ['a'], [('t', 'c')], enum_values_to_rename=[('b', 'a')])",
+    }, "\n"), "from alembic import op\nfrom alembic_postgresql_enum import ColumnType, TableReference\n")
+    assert.same({}, r.notes)
+    assert.truthy(r.text:find('\nlocal sync_enum = require "luamigrate.helpers.sync_enum"\n', 1, true), r.text)
+    assert.truthy(body:find('sync_enum.TableReference(\n', 1, true) and body:find("sync_enum.ColumnType.ARRAY", 1, true),
+      body)
+    assert.truthy(body:gsub("%s+", " "):find('sync_enum.sync_enum_values("public", "st", { "a" }, { { "t", "c" } }, '
+      .. '{ enum_values_to_rename = { { "b", "a" } } })', 1, true), body)
+    -- a name the library has that luamigrate has not
+    local _, r2 = upgrade_of("    x = Other()", "from alembic import op\nfrom alembic_postgresql_enum import Other\n")
+    assert.equal("'Other' comes from alembic_postgresql_enum.Other, which has no Lua translation", r2.notes[1].reason)
+  end)
+
   it("leaves out other databases' options, which SQLAlchemy ignores on PostgreSQL", function()
     assert.equal([[  op.create_table("t", sa.Column("id", sa.Integer()), { comment = "x" })]],
       upgrade_of("    op.create_table('t', sa.Column('id', sa.Integer()), mysql_engine='InnoDB',"
