@@ -695,6 +695,17 @@ local function library_type(lib, libname, name)
   end }
 end
 
+-- Another library's module as a record: its types, and its submodules by their dotted path
+-- (autogenerate writes `sqlalchemy_utils.types.ts_vector.TSVectorType()`)
+local function library_module(lib, libname)
+  return { label = libname, member = function(name)
+    local t = library_type(lib, libname, name)
+    if t then return t end
+    local sub = library_of(libname .. "." .. name)
+    if sub then return library_module(sub, libname .. "." .. name) end
+    return nil
+  end }
+end
 
 -- ---- the application's own modules ------------------------------------------------------
 
@@ -972,7 +983,7 @@ function lookup(res, modname, name, depth)
   if lib then return library_type(lib, libname, name) end
   if library_of(modname .. "." .. name) then
     local l2, n2 = library_of(modname .. "." .. name)
-    return { label = n2, member = function(n) return library_type(l2, n2, n) end }
+    return library_module(l2, n2)
   end
   local info = load_module(res, modname)
   local found
@@ -1024,7 +1035,7 @@ local function resolve_import(cx, mod, name)
   local lib, libname = library_of(mod)
   if lib then return library_type(lib, libname, name) end
   lib, libname = library_of(mod .. "." .. name)
-  if lib then return { label = libname, member = function(n) return library_type(lib, libname, n) end } end
+  if lib then return library_module(lib, libname) end
   if not cx.resolver then return nil end
   if cx.package then mod = absolute(cx.package, mod) end
   if cx.lazy then return nil, nil, { module = mod, name = name } end
@@ -2221,7 +2232,7 @@ function imports(cx, s)
       else
         cx.aliases[bound] = "foreign:" .. n.name
         if lib and (n.as or not n.name:find(".", 1, true)) then
-          cx.typerefs[bound] = { label = libname, member = function(name) return library_type(lib, libname, name) end }
+          cx.typerefs[bound] = library_module(lib, libname)
         elseif not lib and cx.resolver then
           -- `import myapp` (or `import myapp.types`, which binds myapp too): the application's
           -- package, whose attributes are looked up when used, as autogenerate writes a custom

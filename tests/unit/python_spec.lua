@@ -654,7 +654,7 @@ describe("convert: other libraries' and the application's types", function()
       "su.IPAddressType(max_length=80)", "su.ScalarListType(int)", "su.ArrowType()", "su.ArrowType(timezone=True)",
       "su.WeekDaysType()", "ot.JsonEncodedDict()", "ot.JsonEncodedList(mysql_as_long=True)",
       "ot.JsonEncodedDict(mysql_as_medium=True).impl", "ot.SoftDeleteInteger()", "ot.String(64)",
-      "ot.String(255, mysql_ndb_length=64)" }
+      "ot.String(255, mysql_ndb_length=64)", "su.types.ts_vector.TSVectorType()", "su.types.json.JSONType()" }
     local py = { "import sqlalchemy as sa, sqlalchemy_utils as su", "from oslo_db.sqlalchemy import types as ot",
       "from sqlalchemy.dialects import postgresql", "from sqlalchemy.schema import CreateTable" }
     local got = {}
