@@ -109,6 +109,7 @@ build = {
     ["luamigrate.env"] = "lua/luamigrate/env.lua",
     ["luamigrate.expr"] = "lua/luamigrate/expr.lua",
     ["luamigrate.helpers.enum"] = "lua/luamigrate/helpers/enum.lua",
+    ["luamigrate.helpers.sync_enum"] = "lua/luamigrate/helpers/sync_enum.lua",
     ["luamigrate.lint"] = "lua/luamigrate/lint.lua",
     ["luamigrate.lint.ast"] = "lua/luamigrate/lint/ast.lua",
     ["luamigrate.lint.column"] = "lua/luamigrate/lint/column.lua",

@@ -7,65 +7,8 @@
 #include "dag.h"
 #include "dag_impl.h"
 
-/* Topological order (parents and deps first, ties by lowest index) of the revisions with
- * mark[i] & bit, appended to out. */
-static int topo(const lm_dag *dag, const unsigned char *mark, unsigned char bit, lm_revset *out) {
-  size_t n = dag->n;
-  int *indeg = calloc(n ? n : 1, sizeof *indeg), *heap = malloc((n ? n : 1) * sizeof *heap);
-  int rc = LM_OK;
-  if (!indeg || !heap) {
-    rc = LM_ENOMEM;
-    goto cleanup;
-  }
-  size_t hn = 0;
-#define HPUSH(v)                                  \
-  do {                                            \
-    size_t c_ = hn++;                             \
-    heap[c_] = (v);                               \
-    while (c_ && heap[(c_ - 1) / 2] > heap[c_]) { \
-      int t_ = heap[c_];                          \
-      heap[c_] = heap[(c_ - 1) / 2];              \
-      heap[(c_ - 1) / 2] = t_;                    \
-      c_ = (c_ - 1) / 2;                          \
-    }                                             \
-  } while (0)
-  for (size_t i = 0; i < n; i++) {
-    if (!(mark[i] & bit)) continue;
-    const rev *r = &dag->revs[i];
-    for (size_t j = 0; j < r->ndown; j++) indeg[i] += (mark[r->parents[j]] & bit) != 0;
-    for (size_t j = 0; j < r->ndeps; j++) indeg[i] += (mark[r->deps[j]] & bit) != 0;
-    if (!indeg[i]) HPUSH((int)i);
-  }
-  while (hn) {
-    int top = heap[0];
-    heap[0] = heap[--hn];
-    for (size_t c = 0;;) {
-      size_t l = 2 * c + 1, rr = l + 1, m = c;
-      if (l < hn && heap[l] < heap[m]) m = l;
-      if (rr < hn && heap[rr] < heap[m]) m = rr;
-      if (m == c) break;
-      int t = heap[c];
-      heap[c] = heap[m];
-      heap[m] = t;
-      c = m;
-    }
-    if ((rc = lm_revset_push(out, top))) goto cleanup;
-    const rev *r = &dag->revs[top];
-    for (size_t j = 0; j < r->children.n; j++) {
-      int ch = r->children.idx[j];
-      if ((mark[ch] & bit) && --indeg[ch] == 0) HPUSH(ch);
-    }
-    for (size_t j = 0; j < r->dependents.n; j++) {
-      int ch = r->dependents.idx[j];
-      if ((mark[ch] & bit) && --indeg[ch] == 0) HPUSH(ch);
-    }
-  }
-#undef HPUSH
-cleanup:
-  free(indeg);
-  free(heap);
-  return rc;
-}
+static int alembic_walk(const lm_dag *dag, const lm_revset *starts, unsigned char *mark,
+                        lm_revset *plan);
 
 int lm_dag_plan_upgrade(const lm_dag *dag, const lm_revset *current, const lm_revset *target,
                         lm_revset *plan, lm_error *err) {
@@ -75,15 +18,22 @@ int lm_dag_plan_upgrade(const lm_dag *dag, const lm_revset *current, const lm_re
   int rc = lm_dag_mark(dag, target->idx, target->n, 0, 1, mark, 1);
   if (!rc) rc = lm_dag_mark(dag, current->idx, current->n, 0, 1, mark, 2);
   if (!rc) {
+    /* Alembic's order: its walk down from the targets, reversed (an upgrade reverses the
+     * downgrade-direction iteration), so where two branches leave a choice the one a merge
+     * names last runs first, as Alembic runs it. */
     for (size_t i = 0; i < dag->n; i++) mark[i] = (mark[i] & 1) && !(mark[i] & 2) ? 4 : 0;
-    rc = topo(dag, mark, 4, plan);
+    size_t from = plan->n;
+    rc = alembic_walk(dag, target, mark, plan);
+    for (size_t i = from, j = plan->n; !rc && j > i + 1; i++, j--) {
+      int t = plan->idx[i];
+      plan->idx[i] = plan->idx[j - 1];
+      plan->idx[j - 1] = t;
+    }
   }
   free(mark);
-  return rc ? lm_error_set(err, LM_ENOMEM, "out of memory") : LM_OK;
+  if (rc == LM_ENOMEM) return lm_error_set(err, LM_ENOMEM, "out of memory");
+  return rc ? lm_error_set(err, rc, "internal error: no order for the upgrade") : LM_OK;
 }
-
-static int downgrade_order(const lm_dag *dag, const lm_revset *current, unsigned char *mark,
-                           lm_revset *plan);
 
 int lm_dag_plan_downgrade_scoped(const lm_dag *dag, const lm_revset *current,
                                  const lm_revset *target, int scope, lm_revset *plan,
@@ -136,7 +86,7 @@ int lm_dag_plan_downgrade_scoped(const lm_dag *dag, const lm_revset *current,
       goto cleanup;
     }
   }
-  if ((rc = downgrade_order(dag, current, mark, plan)) == LM_ENOMEM) goto oom;
+  if ((rc = alembic_walk(dag, current, mark, plan)) == LM_ENOMEM) goto oom;
   if (rc) rc = lm_error_set(err, rc, "internal error: no order for the downgrade");
   goto cleanup;
 oom:
@@ -360,19 +310,21 @@ static int walk_down(const lm_dag *dag, int idx, int *stack, unsigned *seen, uns
   return LM_OK;
 }
 
-/* The order in which a downgrade undoes the revisions marked 4 in `mark` (all ancestors of
- * `current`, the database's rows): Alembic's _topological_sort, which the version-table
- * steps depend on (undoing a branch first or a merge first leaves different rows). A list of
- * walk positions starts as the rows to undo, in index order; the walk stays on one position
+/* Alembic's _topological_sort of the revisions marked 4 in `mark`, appended to `plan`: the
+ * order in which a downgrade undoes them (`starts`: the database's rows; the version-table
+ * steps depend on it, as undoing a branch first or a merge first leaves different rows),
+ * and reversed, the order in which an upgrade runs them (`starts`: its targets; which of two
+ * branches runs first decides the column order of a table both add to). A list of
+ * walk positions starts as the marked `starts`, in index order; the walk stays on one position
  * and emits it, moving to its parents (its normalized down revisions; a second parent opens a
  * new position at the end of the list), unless the position is below another one: then the
  * walk goes to the first position in the list standing on it. A finished position leaves the
  * list and the walk goes back to the one before it. A revision is below another position
- * exactly when one of its children or dependents is still to undo (what is undone is closed
- * upwards), so that test is a counter; only finding which position takes a walk up. Clears
- * the marks it emits. */
-static int downgrade_order(const lm_dag *dag, const lm_revset *current, unsigned char *mark,
-                           lm_revset *plan) {
+ * exactly when one of its children or dependents is still to emit (what a downgrade undoes
+ * is closed upwards, and what an upgrade runs is, below its targets), so that test is a
+ * counter; only finding which position takes a walk up. Clears the marks it emits. */
+static int alembic_walk(const lm_dag *dag, const lm_revset *starts, unsigned char *mark,
+                        lm_revset *plan) {
   size_t n = dag->n;
   int *pending = calloc(n ? n : 1, sizeof *pending), *stack = malloc((n ? n : 1) * sizeof *stack);
   unsigned *seen = calloc(n ? n : 1, sizeof *seen), gen = 0;
@@ -387,7 +339,7 @@ static int downgrade_order(const lm_dag *dag, const lm_revset *current, unsigned
     for (size_t j = 0; j < r->ndeps; j++) pending[r->deps[j]] += (mark[r->deps[j]] & 4) != 0;
   }
   for (size_t i = 0; i < n; i++)
-    if ((mark[i] & 4) && lm_revset_has(current, (int)i)) {
+    if ((mark[i] & 4) && lm_revset_has(starts, (int)i)) {
       if (lm_revset_push(&pos, (int)i)) goto cleanup;
       mark[i] |= 16;
     }

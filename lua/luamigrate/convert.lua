@@ -90,8 +90,11 @@ local PY_MODULES = {
   uuid = { uuid4 = true, UUID = true },
   json = { loads = true },
 }
+-- alembic_postgresql_enum's names (luamigrate.helpers.sync_enum has them); importing the
+-- package itself (as env.py does, to register op.sync_enum_values) has no effect of its own
+local SYNC_ENUM_NAMES = { TableReference = true, ColumnType = true }
 local IGNORED_MODULES = { typing = true, __future__ = true, ["collections.abc"] = true,
-  ["typing_extensions"] = true }
+  ["typing_extensions"] = true, alembic_postgresql_enum = true }
 
 local Cx = {}
 Cx.__index = Cx
@@ -497,6 +500,52 @@ local NONE_MEANS = {
   ["op.alter_column"] = { server_default = true, comment = true },
 }
 
+-- Alembic's ops' positional parameters, which Python may pass by name
+-- (op.create_check_constraint("ck", table_name="t", condition="x > 0")): luamigrate's ops take
+-- them by position, so a keyword naming the next one moves into its place.
+local OP_POSITIONAL = {}
+for name, params in pairs {
+  create_check_constraint = "constraint_name table_name condition",
+  create_foreign_key = "constraint_name source_table referent_table local_cols remote_cols",
+  create_index = "index_name table_name columns",
+  create_primary_key = "constraint_name table_name columns",
+  create_unique_constraint = "constraint_name table_name columns",
+  create_exclude_constraint = "constraint_name table_name",
+  drop_constraint = "constraint_name table_name",
+  add_column = "table_name column",
+  drop_column = "table_name column_name",
+  alter_column = "table_name column_name",
+  rename_table = "old_table_name new_table_name",
+  drop_table = "table_name",
+  create_table = "table_name",
+  execute = "sqltext",
+  bulk_insert = "table rows",
+} do
+  local list = {}
+  for w in params:gmatch("%S+") do list[#list + 1] = w end
+  OP_POSITIONAL["op." .. name] = list
+end
+
+-- e's positional arguments and keyword arguments, with the keywords that name the next
+-- positional parameters of `params` moved into place
+local function positional_kwargs(e, params)
+  if not params or #e.kwargs == 0 then return e.args, e.kwargs end
+  local args, kwargs = { table.unpack(e.args) }, { table.unpack(e.kwargs) }
+  local moved = true
+  while moved and params[#args + 1] do
+    moved = false
+    for i, kw in ipairs(kwargs) do
+      if kw.name == params[#args + 1] then
+        args[#args + 1] = kw.value
+        table.remove(kwargs, i)
+        moved = true
+        break
+      end
+    end
+  end
+  return args, kwargs
+end
+
 -- batch_op.<method>(...) on PostgreSQL is the plain op on the batch's table.
 local BATCH = {
   add_column = { op = "add_column", table_at = 1, drop = { insert_before = true, insert_after = true } },
@@ -646,6 +695,17 @@ local function library_type(lib, libname, name)
   end }
 end
 
+-- Another library's module as a record: its types, and its submodules by their dotted path
+-- (autogenerate writes `sqlalchemy_utils.types.ts_vector.TSVectorType()`)
+local function library_module(lib, libname)
+  return { label = libname, member = function(name)
+    local t = library_type(lib, libname, name)
+    if t then return t end
+    local sub = library_of(libname .. "." .. name)
+    if sub then return library_module(sub, libname .. "." .. name) end
+    return nil
+  end }
+end
 
 -- ---- the application's own modules ------------------------------------------------------
 
@@ -912,10 +972,7 @@ local function class_record(res, info, cls, depth)
 end
 
 local function module_record(res, info)
-  return { label = info.name, member = function(name)
-    local r = lookup(res, info.name, name, 2)
-    return r
-  end }
+  return { label = info.name, member = function(name) return lookup(res, info.name, name, 2) end }
 end
 
 -- What `name` of application module `modname` is: a record ({render} for a type, {flaskdb},
@@ -926,7 +983,7 @@ function lookup(res, modname, name, depth)
   if lib then return library_type(lib, libname, name) end
   if library_of(modname .. "." .. name) then
     local l2, n2 = library_of(modname .. "." .. name)
-    return { label = n2, member = function(n) return library_type(l2, n2, n) end }
+    return library_module(l2, n2)
   end
   local info = load_module(res, modname)
   local found
@@ -978,7 +1035,7 @@ local function resolve_import(cx, mod, name)
   local lib, libname = library_of(mod)
   if lib then return library_type(lib, libname, name) end
   lib, libname = library_of(mod .. "." .. name)
-  if lib then return { label = libname, member = function(n) return library_type(lib, libname, n) end } end
+  if lib then return library_module(lib, libname) end
   if not cx.resolver then return nil end
   if cx.package then mod = absolute(cx.package, mod) end
   if cx.lazy then return nil, nil, { module = mod, name = name } end
@@ -993,8 +1050,10 @@ local function record_of(cx, e)
   local m = record_of(cx, e.obj)
   if not m then return nil end
   if m.member then
-    local r = m.member(e.name)
-    if not r then not_converted(e.line, "%s.%s has no Lua translation", m.label, e.name) end
+    local r, why = m.member(e.name)
+    if not r then
+      not_converted(e.line, "%s.%s has no Lua translation%s", m.label, e.name, why and (" (" .. why .. ")") or "")
+    end
     return r
   end
   if m.metadata then
@@ -1165,6 +1224,17 @@ local BUILTIN_CALLS = {
     cx.helpers.list = true
     return "py_sum(" .. expr(cx, a[1]) .. ")"
   end,
+  -- next(iter(x)) and next(iter(x), default): x's first element (a result's first row, a
+  -- list's first item); StopIteration when there is none and no default
+  next = function(cx, a, e)
+    local it = a[1]
+    if #a < 1 or #a > 2 or it.k ~= "call" or it.fn.k ~= "name" or it.fn.id ~= "iter" or #it.args ~= 1
+      or cx:declared("iter") then
+      not_converted(e.line, "call of next() on anything but iter(x)")
+    end
+    cx.helpers.list, cx.helpers.next = true, true
+    return call_text("py_next", { expr(cx, it.args[1]), a[2] and expr(cx, a[2]) or nil })
+  end,
 }
 BUILTIN_CALLS.tuple = BUILTIN_CALLS.list
 -- a set's elements as a sequence, as set literals are translated (membership and iteration
@@ -1226,6 +1296,27 @@ function call(cx, e)
     not_converted(e.line, "context.%s(...) (luamigrate's op has get_bind, get_x_argument(as_dictionary=True) "
       .. "and is_offline_mode)", fn.name)
   end
+  -- op.sync_enum_values(...), the op alembic_postgresql_enum registers: its statements, from
+  -- luamigrate.helpers.sync_enum
+  if fn.k == "attr" and fn.name == "sync_enum_values" and fn.obj.k == "name" and cx.aliases[fn.obj.id] == "op"
+    and not cx:declared(fn.obj.id) then
+    cx.helpers.sync_enum = true
+    local kws = kw_pairs(cx, e.kwargs, e.line)
+    local opts = #kws > 0 and options_text(kws) or nil
+    return call_text("sync_enum.sync_enum_values", (args_list(cx, e.args, e.line, opts)))
+  end
+  -- os.environ.get(k[, default]) and os.getenv(k[, default]): Lua's os.getenv
+  if fn.k == "attr" and (fn.name == "get" or fn.name == "getenv") then
+    local o = fn.obj
+    if fn.name == "get" then o = o.k == "attr" and o.name == "environ" and o.obj or {} end
+    if o.k == "name" and cx.aliases[o.id] == "py_os" and not cx:declared(o.id) then
+      if #e.kwargs > 0 or #e.args < 1 or #e.args > 2 then
+        not_converted(e.line, "os.%s with these arguments", fn.name)
+      end
+      local v = "os.getenv(" .. expr(cx, e.args[1]) .. ")"
+      return e.args[2] and ("(%s or %s)"):format(v, expr(cx, e.args[2])) or v
+    end
+  end
   if fn.k == "attr" then
     local obj = fn.obj
     -- batch_op.add_column(...) inside `with op.batch_alter_table(...) as batch_op:`
@@ -1235,6 +1326,11 @@ function call(cx, e)
     -- (.fetchall(), .scalar(), rows = ...) is the bind's :result, SQLAlchemy's CursorResult
     local is_bind = (obj.k == "name" and cx.binds[obj.id]) or (obj.k == "call" and obj.fn.k == "attr"
       and obj.fn.name == "get_bind" and op_or_context(cx, obj.fn))
+    -- bind.commit() (SQLAlchemy 2.0): ends the migration's transaction there and begins a new
+    -- one, which is what an empty autocommit block does
+    if fn.name == "commit" and is_bind and #e.args == 0 and #e.kwargs == 0 and cx.discarded == e then
+      return "op.autocommit_block(function() end)"
+    end
     if fn.name == "execute" and #e.kwargs == 0 and not root_module(cx, fn) then
       if is_bind and cx.discarded == e then return call_text("op.execute", args_list(cx, e.args, e.line)) end
       if cx.discarded ~= e then
@@ -1256,6 +1352,8 @@ function call(cx, e)
     if fb and fb.flaskdb then root = "sa" end -- db.Column(...), db.func.now()
     if root then
       local name = expr(cx, fn)
+      local e_args, e_kwargs = positional_kwargs(e, OP_POSITIONAL[name])
+      e = setmetatable({ args = e_args, kwargs = e_kwargs }, { __index = e })
       local kws = kw_pairs(cx, e.kwargs, e.line, NONE_MEANS[name])
       local opts
       if #kws > 0 then
@@ -1568,6 +1666,10 @@ function expr(cx, e)
         return "sa." .. t
       end
       if a == "py_logging" then cx.helpers.logging, cx.helpers.py = true, true end
+      if a:match("^sync_enum%.") then cx.helpers.sync_enum = true end
+      if a == "py_os" then
+        not_converted(e.line, "'%s' (Python's os) other than os.environ.get() and os.getenv()", e.id)
+      end
       if a == "alembic_context" then
         not_converted(e.line, "alembic's context other than get_bind(), get_x_argument(as_dictionary=True), "
           .. "is_offline_mode(), get_context().bind and .dialect.name")
@@ -2122,6 +2224,7 @@ function imports(cx, s)
       elseif MYSQL_MODULES[n.name] and n.as then cx.aliases[bound] = "mysql"
       elseif n.name == "alembic.op" and n.as then cx.aliases[bound] = "op"
       elseif n.name == "logging" then cx.aliases[bound] = "py_logging"
+      elseif n.name == "os" and not n.as then cx.aliases[bound] = "py_os"
       elseif n.name == "json" and not n.as then cx.aliases[bound] = "py_json"
       elseif n.name == "json" then cx.aliases[bound] = "py.json"
       elseif PY_MODULES[n.name] then cx.aliases[bound] = "py." .. n.name
@@ -2129,7 +2232,15 @@ function imports(cx, s)
       else
         cx.aliases[bound] = "foreign:" .. n.name
         if lib and (n.as or not n.name:find(".", 1, true)) then
-          cx.typerefs[bound] = { label = libname, member = function(name) return library_type(lib, libname, name) end }
+          cx.typerefs[bound] = library_module(lib, libname)
+        elseif not lib and cx.resolver then
+          -- `import myapp` (or `import myapp.types`, which binds myapp too): the application's
+          -- package, whose attributes are looked up when used, as autogenerate writes a custom
+          -- type (`myapp.types.JSONDict()`)
+          local mod, res = n.as and n.name or bound, cx.resolver
+          if module_file(res, mod) then
+            cx.typerefs[bound] = { label = mod, member = function(name) return lookup(res, mod, name, 1) end }
+          end
         end
       end
     end
@@ -2153,6 +2264,8 @@ function imports(cx, s)
     -- from sqlalchemy import types: its names are sa's
     elseif SA_MODULES[mod] and SA_MODULES[mod .. "." .. n.name] then cx.aliases[bound] = "sa"
     elseif SA_MODULES[mod] then cx.aliases[bound] = "sa." .. n.name
+    elseif mod == "alembic_postgresql_enum" then
+      cx.aliases[bound] = SYNC_ENUM_NAMES[n.name] and ("sync_enum." .. n.name) or ("foreign:" .. mod .. "." .. n.name)
     elseif IGNORED_MODULES[mod] then cx.aliases[bound] = nil
     elseif mod == "json" and n.name == "dumps" then cx.aliases[bound] = "py_json.dumps"
     elseif PY_MODULES[mod] and PY_MODULES[mod][n.name] then cx.aliases[bound] = "py." .. mod .. "." .. n.name
@@ -2526,6 +2639,21 @@ local function py_and(a, b)
   if not py_bool(a) then return a end
   return b
 end
+]],
+  next = [[
+-- Python's next(iter(x)[, default]): x's first element (py_list), or default; without one,
+-- StopIteration when x is empty.
+local function py_next(x, ...)
+  local first = py_list(x)[1]
+  if first == nil then
+    if select("#", ...) == 0 then error("StopIteration: next() of an empty iterator", 2) end
+    return (...)
+  end
+  return first
+end
+]],
+  sync_enum = [[
+local sync_enum = require "luamigrate.helpers.sync_enum"
 ]],
   str = [[
 -- Python's str methods a migration calls (s.startswith(p), s.strip(), ...): on a string,

@@ -267,6 +267,7 @@ function Stmt:order_by(...)
   for i = 1, select("#", ...) do r[i] = coerce((select(i, ...))) end
   return copy(self, { orders = r })
 end
+function Stmt:distinct() return copy(self, { is_distinct = true }) end
 function Stmt:limit(n) return copy(self, { limit_n = n }) end
 function Stmt:offset(n) return copy(self, { offset_n = n }) end
 function Stmt:select_from(t) return copy(self, { froms = { t } }) end
@@ -295,6 +296,7 @@ function M.select(...)
   end
   for i = 1, args.n do
     local a = args[i]
+    if type(a) == "table" and a.kind == "Table" and M.is_table(rawget(a, "lite")) then a = a.lite end -- an sa.Table
     if M.is_table(a) then
       for _, c in ipairs(a.columns) do cols[#cols + 1] = c end
       from(a)
@@ -504,7 +506,7 @@ local function compiler(literal, render_value)
         collect(s.wheres or {}, acc, seen)
         froms = acc
       end
-      local sql = "SELECT " .. table.concat(parts, ", ")
+      local sql = (s.is_distinct and "SELECT DISTINCT " or "SELECT ") .. table.concat(parts, ", ")
       if #froms > 0 then
         local f = {}
         for i, t in ipairs(froms) do f[i] = table_name(t) end

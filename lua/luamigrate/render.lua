@@ -178,6 +178,8 @@ function M.create_index(name, table_name, exprs, o)
   for i, e in ipairs(exprs) do
     if schema.is(e, "text") then cols[i] = e.text
     elseif expr.is_expr(e) and e.k == "func" then cols[i] = expr.inline_sql(e, M.value) -- as SQLAlchemy
+    -- sa.literal_column("id DESC") is a column to SQLAlchemy: written as it is, not grouped
+    elseif expr.is_expr(e) and e.k == "raw" and not e.null then cols[i] = e.sql
     elseif expr.is_expr(e) and e.k ~= "column" then cols[i] = "(" .. expr.inline_sql(e, M.value) .. ")"
     elseif expr.is_expr(e) then cols[i] = ident(e.name)
     elseif type(e) == "string" then cols[i] = ident(e)

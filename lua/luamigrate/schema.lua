@@ -358,6 +358,11 @@ function M.MetaData(opts)
   return md
 end
 
+local TABLE_DATA = {}
+for _, m in ipairs { "insert", "update", "delete", "select" } do
+  TABLE_DATA[m] = function(self) return self.lite[m](self.lite) end
+end
+
 -- sa.Table(name, metadata, columns_constraints_and_indexes..., {schema, comment,
 -- postgresql_partition_by = "RANGE (col)"}); its partitions are sa.Partition entities.
 function M.Table(name, metadata, ...)
@@ -400,6 +405,13 @@ function M.Table(name, metadata, ...)
   if metadata.tables[key] then error(("sa.Table(%q): declared twice in this MetaData"):format(key), 2) end
   metadata.tables[key] = t
   metadata.sorted[#metadata.sorted + 1] = t
+  -- As in SQLAlchemy, a Table serves data migrations too: t.c.<name>, t:insert(), :update(),
+  -- :delete(), :select() and sa.select(t) are those of sa.table(name, its columns...).
+  local lite_args = { table.unpack(t.columns) }
+  lite_args[#lite_args + 1] = { schema = t.schema }
+  t.lite = require("luamigrate.expr").table(name, table.unpack(lite_args))
+  t.c = t.lite.c
+  getmetatable(t).__index = TABLE_DATA
   return t
 end
 

@@ -295,7 +295,8 @@ static void test_branches(void) {
          "specific target revision, '<branchname>@head' to narrow to a specific head, or 'heads' "
          "for all heads");
   EXPECT(resolve(dag, "bbbb@head", "", LM_RESOLVE_UPGRADE), "bbbb2222");
-  EXPECT(plan(dag, 1, "", "bbbb2222 cccc3333"), "aaaa1111 bbbb2222 cccc3333");
+  /* Alembic's order: its walk down from the heads, reversed (the last branch runs first) */
+  EXPECT(plan(dag, 1, "", "bbbb2222 cccc3333"), "aaaa1111 cccc3333 bbbb2222");
   EXPECT(plan(dag, 1, "", "cccc3333"), "aaaa1111 cccc3333");
   EXPECT(steps(dag, "", "aaaa1111 bbbb2222 cccc3333", 1),
          "INSERT aaaa1111; UPDATE aaaa1111->bbbb2222; INSERT cccc3333; => {bbbb2222 cccc3333}");
@@ -315,7 +316,8 @@ static void test_branches(void) {
   EXPECT(resolve(dag, "net", "", LM_RESOLVE_SHOW), "n0");
   EXPECT(resolve(dag, "net@head", "", LM_RESOLVE_SHOW), "n2");
   EXPECT(resolve(dag, "-1", "dddd4444", LM_RESOLVE_DOWNGRADE), "ERR Ambiguous walk");
-  EXPECT(plan(dag, 1, "", "eeee6666"), "aaaa1111 bbbb2222 cccc3333 dddd4444 eeee5555 eeee6666");
+  /* the merge's last parent's branch first, as Alembic runs it */
+  EXPECT(plan(dag, 1, "", "eeee6666"), "aaaa1111 cccc3333 bbbb2222 dddd4444 eeee5555 eeee6666");
   EXPECT(plan(dag, 1, "", "n2"), "aaaa1111 bbbb2222 n0 n1 n2");
   EXPECT(plan(dag, 0, "eeee6666", "bbbb2222"), "eeee6666 eeee5555 dddd4444");
   EXPECT(steps(dag, "bbbb2222 cccc3333", "dddd4444", 1),

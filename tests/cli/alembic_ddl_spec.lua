@@ -166,6 +166,23 @@ op.drop_table("t")
   end)
   op.drop_table("t")
 ]] },
+  { name = "positional parameters passed by name, and a literal_column index element written as it is",
+    py = [[
+op.create_table("k", sa.Column("id", sa.Integer(), nullable=False), sa.Column("name", sa.Text()),
+    sa.Column("n", sa.Integer()), sa.PrimaryKeyConstraint("id"))
+op.create_check_constraint("ck_k_n", table_name="k", condition="n > 0")
+op.create_index("ix_k_name_id", "k", ["name", sa.literal_column("id DESC")], unique=False)
+op.create_unique_constraint(constraint_name="uq_k_name", table_name="k", columns=["name"])
+op.drop_constraint("uq_k_name", table_name="k", type_="unique")
+]],
+    lua = [[
+  op.create_table("k", sa.Column("id", sa.Integer(), { nullable = false }), sa.Column("name", sa.Text()),
+    sa.Column("n", sa.Integer()), sa.PrimaryKeyConstraint("id"))
+  op.create_check_constraint("ck_k_n", "k", "n > 0")
+  op.create_index("ix_k_name_id", "k", { "name", sa.literal_column("id DESC") }, { unique = false })
+  op.create_unique_constraint("uq_k_name", "k", { "name" })
+  op.drop_constraint("uq_k_name", "k", { type_ = "unique" })
+]] },
 }
 
 -- The statements of an SQL script, each with its whitespace collapsed (Alembic writes

@@ -268,9 +268,10 @@ describe("parity with Alembic", function()
     return pg.psql(url, "SELECT coalesce(string_agg(version_num, ' ' ORDER BY version_num), '') FROM alembic_version")
   end
 
-  -- The migrations logged since `since`, as a sorted list (which ran, not in what order).
+  -- The migrations logged since `since`, in the order they ran (which of two independent
+  -- branches runs first decides, say, the column order of a table both add to).
   local function ran(url, since)
-    return pg.psql(url, ("SELECT coalesce(string_agg(rev || ':' || dir, ' ' ORDER BY rev, dir), '') "
+    return pg.psql(url, ("SELECT coalesce(string_agg(rev || ':' || dir, ' ' ORDER BY n), '') "
       .. "FROM mlog WHERE n > %d"):format(since))
   end
 

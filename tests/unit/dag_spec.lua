@@ -44,13 +44,15 @@ describe("core.dag", function()
 
   it("plans upgrades parents first and downgrades children first", function()
     local d = graph(DIAMOND)
-    assert.same({ "a1", "b2", "c3", "d4", "e5" }, d:plan("upgrade", {}, { "e5" }))
+    -- an upgrade runs Alembic's walk down from the target reversed: a merge's last parent first
+    assert.same({ "a1", "b2", "d4", "c3", "e5" }, d:plan("upgrade", {}, { "e5" }))
     assert.same({ "c3" }, d:plan("upgrade", { "b2" }, { "c3" }))
     -- a downgrade walks down from the rows as Alembic does: a merge's first parent first
     assert.same({ "e5", "c3", "d4" }, d:plan("downgrade", { "e5" }, { "b2" }))
     assert.same({ "e5", "c3", "d4", "b2", "a1" }, d:plan("downgrade", { "e5" }, {}))
-    -- a dependency is applied before the revision that depends on it
-    assert.same({ "r1", "r3", "r2" }, graph { { "r1" }, { "r2", "r1", nil, "r3" }, { "r3" } }
+    -- a dependency is applied before the revision that depends on it (Alembic runs it first:
+    -- the walk from r2 reaches it last, r2's normalized down revisions being r1 then r3)
+    assert.same({ "r3", "r1", "r2" }, graph { { "r1" }, { "r2", "r1", nil, "r3" }, { "r3" } }
       :plan("upgrade", {}, { "r2" }))
   end)
 

@@ -200,6 +200,45 @@ describe("convert: translation", function()
       upgrade_of("    op.drop_index(op.f('ix_t_a'), table_name='t')"))
   end)
 
+  it("moves keywords naming an op's positional parameters into their places", function()
+    assert.equal(table.concat({
+      '  op.create_check_constraint("ck", "t", "n > 0")',
+      '  op.drop_constraint("ck", "t", { type_ = "check" })',
+      '  op.create_unique_constraint("uq", "t", { "a" }, { schema = "s" })',
+    }, "\n"), upgrade_of(table.concat({
+      "    op.create_check_constraint('ck', table_name='t', condition='n > 0')",
+      "    op.drop_constraint('ck', table_name='t', type_='check')",
+      "    op.create_unique_constraint(constraint_name='uq', schema='s', table_name='t', columns=['a'])",
+    }, "\n")))
+    -- a parameter after a missing one stays an option (luamigrate's op names it then)
+    assert.equal([[  op.create_index("ix", { columns = { "a" } })]], upgrade_of("    op.create_index('ix', columns=['a'])"))
+  end)
+
+  it("takes bind.commit() (SQLAlchemy 2.0) as the end of the migration's transaction: an empty autocommit block",
+    function()
+      assert.equal("  op.autocommit_block(function() end)", upgrade_of("    op.get_bind().commit()"))
+      assert.equal("  local conn = op.get_bind()\n  op.autocommit_block(function() end)",
+        upgrade_of("    conn = op.get_bind()\n    conn.commit()"))
+    end)
+
+  it("writes alembic_postgresql_enum's op.sync_enum_values as luamigrate.helpers.sync_enum's", function()
+    local body, r = upgrade_of(table.concat({
+      "    op.sync_enum_values(enum_schema='public', enum_name='st', new_values=['a', 'b'],",
+      "        affected_columns=[TableReference(table_schema='public', table_name='t', column_name='c',",
+      "            column_type=ColumnType.ARRAY)], enum_values_to_rename=[])",
+      "    op.sync_enum_values('public', 'st', ['a'], [('t', 'c')], enum_values_to_rename=[('b', 'a')])",
+    }, "\n"), "from alembic import op\nfrom alembic_postgresql_enum import ColumnType, TableReference\n")
+    assert.same({}, r.notes)
+    assert.truthy(r.text:find('\nlocal sync_enum = require "luamigrate.helpers.sync_enum"\n', 1, true), r.text)
+    assert.truthy(body:find('sync_enum.TableReference(\n', 1, true) and body:find("sync_enum.ColumnType.ARRAY", 1, true),
+      body)
+    assert.truthy(body:gsub("%s+", " "):find('sync_enum.sync_enum_values("public", "st", { "a" }, { { "t", "c" } }, '
+      .. '{ enum_values_to_rename = { { "b", "a" } } })', 1, true), body)
+    -- a name the library has that luamigrate has not
+    local _, r2 = upgrade_of("    x = Other()", "from alembic import op\nfrom alembic_postgresql_enum import Other\n")
+    assert.equal("'Other' comes from alembic_postgresql_enum.Other, which has no Lua translation", r2.notes[1].reason)
+  end)
+
   it("leaves out other databases' options, which SQLAlchemy ignores on PostgreSQL", function()
     assert.equal([[  op.create_table("t", sa.Column("id", sa.Integer()), { comment = "x" })]],
       upgrade_of("    op.create_table('t', sa.Column('id', sa.Integer()), mysql_engine='InnoDB',"
@@ -615,7 +654,7 @@ describe("convert: other libraries' and the application's types", function()
       "su.IPAddressType(max_length=80)", "su.ScalarListType(int)", "su.ArrowType()", "su.ArrowType(timezone=True)",
       "su.WeekDaysType()", "ot.JsonEncodedDict()", "ot.JsonEncodedList(mysql_as_long=True)",
       "ot.JsonEncodedDict(mysql_as_medium=True).impl", "ot.SoftDeleteInteger()", "ot.String(64)",
-      "ot.String(255, mysql_ndb_length=64)" }
+      "ot.String(255, mysql_ndb_length=64)", "su.types.ts_vector.TSVectorType()", "su.types.json.JSONType()" }
     local py = { "import sqlalchemy as sa, sqlalchemy_utils as su", "from oslo_db.sqlalchemy import types as ot",
       "from sqlalchemy.dialects import postgresql", "from sqlalchemy.schema import CreateTable" }
     local got = {}
@@ -717,6 +756,19 @@ describe("convert: other libraries' and the application's types", function()
       assert.truthy(r.notes[1].reason:find("'" .. name .. "' comes from ", 1, true), r.notes[1].reason)
       if c[2] then assert.truthy(r.notes[1].reason:find(c[2], 1, true), r.notes[1].reason) end
     end
+    -- `import app` (or `import app.types`): autogenerate's spelling of a custom type
+    for _, imp in ipairs { "import app\n", "import app.types\n" } do
+      local lua, r = lua_of("sa.Column('x', app.types.Keeps(10, 2), nullable=True)",
+        "from alembic import op\nimport sqlalchemy as sa\n" .. imp, res)
+      assert.same({}, r.notes, imp)
+      assert.equal('sa.Column("x", sa.Numeric(10, 2), { nullable = true })', lua, imp)
+      _, r = lua_of("app.types.Missing()", "from alembic import op\n" .. imp, res)
+      assert.equal("app.types.Missing has no Lua translation (" .. path .. " defines no Missing the converter can find)",
+        r.notes[1].reason, imp)
+    end
+    -- a package that is not in the tree stays another library's
+    local _, r = lua_of("other.Thing()", "from alembic import op\nimport other\n", res)
+    assert.equal("'other' comes from other, which has no Lua translation", r.notes[1].reason)
     os.execute("rm -rf '" .. dir .. "'")
   end)
 
@@ -831,6 +883,42 @@ describe("convert: smaller constructs", function()
     local b2, r = upgrade_of("    x = list(d)", "from alembic import op\nd = {'a': 1}\n")
     assert.equal("  local x = py_list(d)", b2)
     assert.same({}, r.notes)
+  end)
+
+  it("reads the environment through os.environ.get and os.getenv, and refuses the rest of os", function()
+    local body, r = upgrade_of("    salt = os.environ.get('SALT')\n    b = os.getenv('B', 'x')\n    op.execute(salt + b)",
+      "import os\nfrom alembic import op\n")
+    assert.same({}, r.notes)
+    assert.truthy(body:find('local salt = os.getenv("SALT")\n  local b = (os.getenv("B") or "x")', 1, true), body)
+    local _, r2 = upgrade_of("    op.execute(os.environ['X'])", "import os\nfrom alembic import op\n")
+    assert.equal("'os' (Python's os) other than os.environ.get() and os.getenv()", r2.notes[1].reason)
+  end)
+
+  it("takes next(iter(x)) as x's first element, with Python's default and StopIteration", function()
+    local body, r = upgrade_of(table.concat({
+      "    conn = op.get_bind()",
+      "    n = next(iter(conn.execute(sa.text('SELECT count(*) FROM t'))))[0]",
+      "    op.execute(n)",
+      "    op.execute(next(iter([5, 6])))",
+      "    op.execute(next(iter([]), 7))",
+      "    op.execute(next(iter([])))",
+    }, "\n"))
+    assert.same({}, r.notes)
+    assert.truthy(body:find('local n = py_next(conn:result(sa.text("SELECT count(*) FROM t")))[1]', 1, true), body)
+    local seen = {}
+    local result = setmetatable({}, { __name = "luamigrate.Result",
+      __index = { fetchall = function() return { { 3 } } end } })
+    local env = { op = { get_bind = function() return { result = function() return result end } end,
+      execute = function(v) seen[#seen + 1] = v end },
+      sa = { text = function(s) return s end } }
+    setmetatable(env, { __index = _G }) -- Lua's own functions, require included (the file gets luamigrate.py)
+    assert(load(r.text, "=r1", "t", env))()
+    local ok, err = pcall(env.upgrade)
+    assert.same({ 3, 5, 7 }, seen)
+    assert.falsy(ok)
+    assert.truthy(tostring(err):find("StopIteration: next() of an empty iterator", 1, true), tostring(err))
+    local _, r2 = upgrade_of("    x = next(rows)")
+    assert.equal("call of next() on anything but iter(x)", r2.notes[1].reason)
   end)
 
   it("applies decorators that are functions of the file, and drops functools.wraps", function()
