@@ -218,7 +218,7 @@ static void set_slot(lua_State *L, int ref, int idx) {
  * once, one of 100,000 keeps little and peaks where it did before files were kept
  * (bench/dag.sh). What is not kept is read (and compiled) again when its step runs, and the
  * checksum recorded is then that of the bytes read again. */
-#define LM_KEEP_HEAP_KB 512
+#define LM_KEEP_HEAP_KB 128
 #define LM_KEEP_TOTAL_KB (24 << 10)
 #define LM_KEEP_REV_BYTES 341
 
