@@ -173,9 +173,12 @@ static int pipe_failure(const pipe_run *r, int code, lm_error *err) {
   }
   lm_error_from_lua(app->L, -1, LM_ESQL, err);
   lua_pop(app->L, 1);
-  /* one of the engine's own statements cancelled by a signal (lm_pipe_sync says so) is
-   * LM_EINTR, as lm_exec makes it */
-  if (lm_cancel_requested()) return err->code = LM_EINTR;
+  /* one of the engine's own statements cancelled by a signal is LM_EINTR, by lm_exec's
+   * rule; any other failure is reported as its own, signal or not */
+  if (lm_conn_cancelled(LM_ESQL, err) == LM_EINTR) {
+    lm_error_clear(err);
+    return lm_error_set(err, LM_EINTR, LM_CANCEL_MIGRATION);
+  }
   if (!err->sqlstate) return err->code = LM_ERR; /* the connection's */
   if (kind == OWN_VT + LM_VT_PIECE_GUARD &&
       (!strcmp(err->sqlstate, "25P01") || !strcmp(err->sqlstate, "25P02"))) {
@@ -377,7 +380,14 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       .mode = &mode,
   };
   pipe_run pr = {app, queue_idx, plan, 0, upgrade, &j, &half_done};
-  lm_revset before = {0}; /* heads before the step, for a retry */
+  /* The heads before the step, put back when it fails: a step moves `heads` as it sends its
+   * version rows (step_rows), and a failure after that (the one wait's collect, which finds
+   * the ops' errors too; without it lm_vt_step, the journal's clean-up, the lease's renewal,
+   * the COMMIT) leaves the database where it was. The retry below and the caller (a relative
+   * target re-planned under lock = "xact") need `heads` to be what is committed. Only with
+   * transaction_per_migration: otherwise a failure rolls back the whole run and nothing
+   * reads heads again. */
+  lm_revset before = {0};
   lm_cancel_set_conn(app->conn);
   for (size_t s = 0; s < plan->n; s++) {
     int idx = plan->idx[s];
@@ -398,7 +408,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   retry:
     lm_run_journal_reset(&j, idx,
                          app->resume && !strcmp(app->resume->revision, self) ? app->resume : NULL);
-    if ((rc = copy_heads(&before, heads))) {
+    if (per_migration && (rc = copy_heads(&before, heads))) {
       lm_error_set(err, rc, "out of memory");
       goto step_done;
     }
@@ -520,7 +530,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     int rbrc = lm_tx_rollback(app->conn, &rb);
     if (rc == LM_OK && rbrc != LM_OK) {
       rc = rbrc;
-      *err = rb;
+      lm_error_move(err, &rb);
     } else {
       lm_error_clear(&rb);
     }

@@ -292,30 +292,49 @@ int lm_vt_prefetch(lm_vt *vt, PGconn *conn, int stamped, lm_error *err) {
   }
   rc = lm_exec_batch(conn, stmts, n, err);
   free(journal);
-  if (rc && err->statement && strstr(err->statement, vt->journal)) return rc;
-  if (rc && err->statement && strstr(err->statement, vt->history))
-    return explain(rc, "reading", "history", vt->history, err);
-  if (rc) return explain(rc, "reading", "version", vt->table, err);
+  if (rc) {
+    /* explained for the table whose read failed (the version table's when none did: the
+     * guard, the connection) */
+    lm_vt_pre failed = LM_VT_PRE_ROWS;
+    for (size_t i = 0; i < n; i++)
+      if (stmts[i].failed) failed = which[i];
+    switch (failed) {
+      case LM_VT_PRE_JOURNAL: return rc; /* as lm_journal_read reports a read of its own */
+      case LM_VT_PRE_APPLIED:
+      case LM_VT_PRE_STAMPED: return explain(rc, "reading", "history", vt->history, err);
+      case LM_VT_PRE_ROWS:
+      case LM_VT_PRE_COUNT: break;
+    }
+    return explain(rc, "reading", "version", vt->table, err);
+  }
   for (size_t i = 0; i < n; i++) vt->pre[which[i]] = stmts[i].res;
   return LM_OK;
 }
 
 /* Creates what is missing. Runs under the migration lock, so checking first is race-free
- * and spares every run the server's "already exists, skipping" notices. */
+ * and spares every run the server's "already exists, skipping" notices. The checks answer
+ * from the probe (made here when this run has none yet: one round trip for all of them);
+ * once everything exists the probe's answer says so, so nothing is asked again. */
 int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int have_vt = 0, have_hist = 0;
-  int rc = lm_vt_has(vt, conn, vt->table, &have_vt, err);
+  int rc = vt->known ? LM_OK : lm_vt_probe(vt, conn, err);
+  if (!rc) rc = lm_vt_has(vt, conn, vt->table, &have_vt, err);
   if (!rc) rc = lm_vt_has(vt, conn, vt->history, &have_hist, err);
   if (!rc) rc = explain(lm_journal_ensure(vt, conn, err), "creating", "journal", vt->journal, err);
-  if (rc || (have_vt && have_hist)) return rc;
-  vt->known = 0; /* asked again from here on */
-  if (!have_vt)
+  if (!rc && !have_vt)
     rc = explain(
         exec_fmt(conn, err, NULL, 0, NULL, SQL[LM_VT_SQL_CREATE_VERSION].sql, vt->table, ""),
         "creating", "version", vt->table, err);
-  if (rc || have_hist) return rc;
-  rc = exec_fmt(conn, err, NULL, 0, NULL, SQL[LM_VT_SQL_CREATE_HISTORY].sql, vt->history, "");
-  return explain(rc, "creating", "history", vt->history, err);
+  if (!rc && !have_hist)
+    rc = explain(
+        exec_fmt(conn, err, NULL, 0, NULL, SQL[LM_VT_SQL_CREATE_HISTORY].sql, vt->history, ""),
+        "creating", "history", vt->history, err);
+  if (rc) {
+    vt->known = 0; /* what a failed statement left is asked again */
+    return rc;
+  }
+  vt->has_table = vt->has_history = 1; /* the journal's, lm_journal_ensure's */
+  return LM_OK;
 }
 
 void lm_vt_free_ids(char **ids, size_t n) {
@@ -537,8 +556,7 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
       .sql = h.sql, .values = h.vals, .lengths = h.lens, .formats = h.fmts, .nparams = 11};
   rc = lm_exec_batch(conn, stmts, n + 1, err);
   history_free(&h);
-  if (rc && err && err->statement && !strncmp(err->statement, "INSERT INTO", 11) &&
-      strstr(err->statement, vt->history) == err->statement + 12)
+  if (stmts[n].failed)
     explain(rc, "writing", "history", vt->history, err);
   else
     explain(rc, "writing", "version", vt->table, err);

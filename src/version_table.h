@@ -53,7 +53,8 @@ typedef struct lm_vt {
   char *journal; /* same, with "_journal": statements of a half-done migration (journal.h) */
   /* lm_vt_probe's answer, when known: which of the tables exist, and whether the journal
    * has every column (journal.h). The existence checks answer from it without a round trip;
-   * a table created since clears it (known = 0). */
+   * a table this run creates (lm_vt_ensure, lm_journal_ensure) is noted in it, and a failed
+   * creation clears it (known = 0: asked again). */
   int known, has_table, has_history, has_journal, journal_whole;
   /* lm_vt_prefetch's results, until lm_vt_forget (NULL: not read, or the table is missing) */
   PGresult *pre[LM_VT_PRE_COUNT];
