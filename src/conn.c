@@ -694,7 +694,8 @@ static int remember(lm_conn *c, const char *sql, const char *where, lm_error *er
   return LM_OK;
 }
 
-int lm_conn_queue(PGconn *conn, const char *sql, const char *where, lm_error *err) {
+int lm_conn_queue(PGconn *conn, const lm_stmt *s, const char *where, lm_error *err) {
+  const char *sql = s->sql;
   int with_begin = 0;
   lm_conn *c = state(conn);
   if (!c) return lm_error_set(err, LM_ENOMEM, "out of memory");
@@ -714,7 +715,7 @@ int lm_conn_queue(PGconn *conn, const char *sql, const char *where, lm_error *er
      * travels with the sync in one message. */
     return libpq_error(conn, sql, err);
   }
-  if (!PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+  if (!PQsendQueryParams(conn, sql, s->nparams, NULL, s->values, s->lengths, s->formats, 0))
     return libpq_error(conn, sql, err);
   if (remember(c, sql, where, err)) return err->code;
   return with_begin ? 2 : 1;

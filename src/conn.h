@@ -102,14 +102,16 @@ int lm_conn_pipe_open(PGconn *conn);
 int lm_conn_pipe_pending(PGconn *conn);
 size_t lm_conn_queued(PGconn *conn);
 
-/* Sends one statement without waiting for its result (libpq pipeline mode, entered here;
- * a BEGIN held back by lm_conn_defer_begin goes first). It stays in libpq's buffer until
+/* Sends one statement (s's sql and parameters, as lm_exec_batch's; libpq copies them, so
+ * they need not outlive the call) without waiting for its result (libpq pipeline mode,
+ * entered here; a BEGIN held back by lm_conn_defer_begin goes first). It stays in libpq's
+ * buffer until
  * the next one is queued or the sync, which saves a message for a migration's last
  * statement. `where` (may be NULL) is the caller's note of where the statement came from,
  * kept with it (lm_conn_queued_where). Returns how many statements went (1, or 2 with the
  * BEGIN), or a negative code with err filled. Nothing else may be sent on conn until
  * lm_conn_pipe_sync has collected the results. */
-int lm_conn_queue(PGconn *conn, const char *sql, const char *where, lm_error *err);
+int lm_conn_queue(PGconn *conn, const lm_stmt *s, const char *where, lm_error *err);
 
 /* Collects the results of the statements lm_conn_queue sent and leaves pipeline mode. On
  * failure fills err as lm_exec would for the first statement that failed, sets *failed to

@@ -362,7 +362,7 @@ int lm_journal_clear(lm_vt *vt, PGconn *conn, const char *revision, lm_error *er
   if (rc || !exists) return rc;
   if (!revision) return exec_on(conn, vt->journal, "DELETE FROM %s", 0, NULL, NULL, err);
   const char *vals[1] = {revision};
-  return exec_on(conn, vt->journal, "DELETE FROM %s WHERE revision = $1", 1, vals, NULL, err);
+  return exec_on(conn, vt->journal, LM_JOURNAL_CLEAR_SQL, 1, vals, NULL, err);
 }
 
 /* A growing string; on allocation failure it stays NULL and the caller reports it. */

@@ -188,7 +188,6 @@ static int pipe_failure(const pipe_run *r, int code, lm_error *err) {
                           inerror ? PQTRANS_INERROR : PQTRANS_IDLE, err);
   }
   if (kind >= OWN_VT) return lm_vt_step_failed(&app->vt, (lm_vt_piece)(kind - OWN_VT), err);
-  if (kind == OWN_TIMEOUTS) lm_error_setfield(&err->statement, "SELECT set_config($1, $2, true)");
   return err->code;
 }
 
@@ -202,26 +201,29 @@ static int pipe_collect(const pipe_run *r, lm_error *err) {
 }
 
 /* Queues one of the run loop's own statements (collecting first when the queue is full). */
-static int queue_own(const pipe_run *r, const char *sql, int kind, lm_error *err) {
+static int queue_own(const pipe_run *r, const lm_stmt *stmt, int kind, lm_error *err) {
   if (lm_conn_queued(r->app->conn) + 2 > LM_CONN_PIPE_MAX) {
     int rc = pipe_collect(r, err);
     if (rc) return rc;
   }
-  return lm_pipe_queue_own(r->app->L, r->app->conn, sql, kind, err);
+  return lm_pipe_queue_own(r->app->L, r->app->conn, stmt, kind, err);
 }
 
-/* The start of a step in the pipeline: its clock and its SET LOCAL timeouts. */
+/* The start of a step in the pipeline: its clock and its SET LOCAL timeouts (the statements
+ * lm_tx_timeouts sends when the step waits for each). */
 static int queue_head(const pipe_run *r, lm_error *err) {
   lm_app *app = r->app;
-  int rc = queue_own(r, lm_vt_mark_sql(), OWN_MARK, err);
-  if (rc || (!app->cfg.ddl_lock_timeout && !app->cfg.statement_timeout)) return rc;
-  char *sql =
-      lm_tx_timeouts_local_sql(app->conn, app->cfg.ddl_lock_timeout, app->cfg.statement_timeout);
-  if (!sql) return lm_error_set(err, LM_ENOMEM, "out of memory");
-  rc = queue_own(r, sql, OWN_TIMEOUTS, err);
-  free(sql);
+  const lm_stmt mark = {.sql = lm_vt_mark_sql()};
+  int rc = queue_own(r, &mark, OWN_MARK, err);
+  const char *params[2][2];
+  lm_stmt timeouts[2];
+  size_t n = lm_tx_timeouts_stmts(app->cfg.ddl_lock_timeout, app->cfg.statement_timeout,
+                                  LM_TX_LOCAL, timeouts, params);
+  for (size_t i = 0; rc == LM_OK && i < n; i++) rc = queue_own(r, &timeouts[i], OWN_TIMEOUTS, err);
   return rc;
 }
+
+static const lm_stmt commit_stmt = {.sql = LM_TX_COMMIT_SQL};
 
 /* The end of a step in the pipeline: the version rows, the history row, the journal's
  * rows when its autocommit blocks wrote some, and the COMMIT when `commit`. */
@@ -235,13 +237,13 @@ static int queue_tail(const pipe_run *r, lm_revset *heads, int idx, double start
   char *pids = NULL;
   int nch = step_rows(app, heads, idx, r->upgrade, started, changes, &rec, &pids, err);
   int rc = nch < 0 ? nch
-                   : lm_vt_step_sql(&app->vt, app->conn, changes, (size_t)nch, &rec,
-                                    r->j->nblocks > 0, stmts, 64 + 3, &n, err);
+                   : lm_vt_step_sql(&app->vt, changes, (size_t)nch, &rec, r->j->nblocks > 0, stmts,
+                                    64 + 3, &n, err);
   free(pids);
   for (size_t i = 0; rc == LM_OK && i < n; i++)
-    rc = queue_own(r, stmts[i].sql, OWN_VT + (int)stmts[i].piece, err);
+    rc = queue_own(r, &stmts[i].stmt, OWN_VT + (int)stmts[i].piece, err);
   lm_vt_stmts_free(stmts, n);
-  if (rc == LM_OK && commit) rc = queue_own(r, LM_TX_COMMIT_SQL, OWN_COMMIT, err);
+  if (rc == LM_OK && commit) rc = queue_own(r, &commit_stmt, OWN_COMMIT, err);
   return rc;
 }
 
@@ -543,7 +545,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   }
   if (rc == LM_OK && in_tx && lm_conn_pipe_pending(app->conn)) {
     /* transaction_per_migration = false: the run's one pipeline ends with its COMMIT */
-    rc = queue_own(&pr, LM_TX_COMMIT_SQL, OWN_COMMIT, err);
+    rc = queue_own(&pr, &commit_stmt, OWN_COMMIT, err);
     if (rc == LM_OK) rc = pipe_collect(&pr, err);
   } else if (rc == LM_OK && in_tx) {
     rc = lm_tx_commit(app->conn, err);

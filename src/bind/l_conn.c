@@ -264,9 +264,9 @@ int lm_pipe_failed(lua_State *L) {
   return code;
 }
 
-int lm_pipe_queue_own(lua_State *L, PGconn *conn, const char *sql, int kind, lm_error *err) {
+int lm_pipe_queue_own(lua_State *L, PGconn *conn, const lm_stmt *s, int kind, lm_error *err) {
   size_t before = lm_conn_queued(conn);
-  int sent = lm_conn_queue(conn, sql, NULL, err);
+  int sent = lm_conn_queue(conn, s, NULL, err);
   if (sent < 0) return sent;
   note_codes(L, before, sent, current_step(L) * LM_PIPE_KINDS + kind);
   return LM_OK;
@@ -328,7 +328,8 @@ static void queue_statement(lua_State *L, luaconn *c, const char *sql) {
   push_frames(L, 0);
   lm_error err = {0};
   size_t before = lm_conn_queued(c->conn);
-  int sent = lm_conn_queue(c->conn, sql, where, &err);
+  const lm_stmt s = {.sql = sql};
+  int sent = lm_conn_queue(c->conn, &s, where, &err);
   if (sent < 0) {
     lm_conn_pipe_discard(c->conn);
     lm_raise_error(L, &err);
