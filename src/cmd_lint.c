@@ -106,7 +106,7 @@ int lm_lint_before_upgrade(lm_app *app, const lm_revset *plan, lm_error *err) {
   if (app->dry_run) {
     lm_error sp = {0};
     if (lm_tx_release(app->conn, "luamigrate_lint", rc != LM_OK, &sp) && rc == LM_OK) {
-      *err = sp;
+      lm_error_move(err, &sp);
       return LM_ERR;
     }
     lm_error_clear(&sp);

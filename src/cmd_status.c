@@ -33,8 +33,7 @@ int lm_cmd_status(lm_app *app, lm_cmdargs *a, lm_error *err) {
   if (lm_workspace_check_overlap(app, &heads, &overlap) == LM_ERR) {
     lm_strbuf_add(&problem, "%s", overlap.message);
   } else if (overlap.code) {
-    *err = overlap;
-    rc = overlap.code;
+    rc = lm_error_move(err, &overlap);
     goto cleanup;
   }
   lm_error_clear(&overlap);

@@ -18,7 +18,6 @@
 #include <time.h>
 
 static lm_conn *state(PGconn *conn);
-static int cancelled(int rc, lm_error *err);
 
 static void notice_receiver(void *arg, const PGresult *res) {
   (void)arg;
@@ -47,13 +46,14 @@ static void set_libpq_message(lm_error *err, int code, const char *prefix, const
   free(copy);
 }
 
-/* The error of a connection attempt that failed, naming where (without a password). */
-static void connect_error(const char *conninfo, PGconn *conn, lm_error *err) {
+/* The error of a connection attempt that failed, naming where (without a password): `why`
+ * is libpq's message (may span lines). */
+static void connect_error(const char *conninfo, const char *why, lm_error *err) {
   char *where = lm_conn_redact(conninfo);
   char prefix[1024];
   snprintf(prefix, sizeof prefix, "cannot connect to %s: ", where ? where : "the database");
   free(where);
-  set_libpq_message(err, LM_ECONN, prefix, conn ? PQerrorMessage(conn) : "out of memory");
+  set_libpq_message(err, LM_ECONN, prefix, why);
 }
 
 /* connect_timeout as libpq reads it (the conninfo, PGCONNECT_TIMEOUT): seconds, 0 for none.
@@ -67,12 +67,6 @@ static double connect_timeout(PGconn *conn) {
   return t <= 0 ? 0 : t < 2 ? 2 : t;
 }
 
-static double mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Drives the n connection attempts in c[] together until each is made or one fails: each
  * waits on its socket as PQconnectPoll asks, all in one poll(), so their round trips
  * (TCP, TLS, start-up, authentication) overlap. Returns the index of a failed one, or -1. */
@@ -84,7 +78,7 @@ static int connect_all(PGconn **c, int n, const atomic_int *stop, const char **w
     double t = connect_timeout(c[i]);
     if (t > 0 && (deadline == 0 || t * 1e3 < deadline)) deadline = t * 1e3;
   }
-  if (deadline > 0) deadline += mono_ms();
+  if (deadline > 0) deadline += lm_log_clock_ms();
   *why = NULL;
   for (;;) {
     struct pollfd fds[LM_CONN_OPEN_MAX];
@@ -102,7 +96,7 @@ static int connect_all(PGconn **c, int n, const atomic_int *stop, const char **w
      * stops the wait. */
     int timeout = 100;
     if (deadline > 0) {
-      double left = deadline - mono_ms();
+      double left = deadline - lm_log_clock_ms();
       if (left <= 0) {
         *why = "timeout expired";
         for (int i = 0; i < n; i++)
@@ -121,7 +115,26 @@ static int connect_all(PGconn **c, int n, const atomic_int *stop, const char **w
   }
 }
 
-/* lm_conn_open_n, given up early once *stop is set (NULL: never). */
+/* Whether conninfo (or, where it names none, PGHOST/PGHOSTADDR) lists several hosts
+ * ("host=a,b", "postgresql://a,b/db"). libpq applies connect_timeout to each host (and
+ * address) in turn, moving to the next when one does not answer in time; that needs its own
+ * connect loop (PQconnectdbParams), as PQconnectPoll gives no way to skip a host. */
+static int multi_host(const char *conninfo) {
+  const char *host = NULL, *hostaddr = NULL;
+  PQconninfoOption *opts = conninfo && *conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+  for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+    if (!strcmp(o->keyword, "host") && o->val && *o->val) host = o->val;
+    if (!strcmp(o->keyword, "hostaddr") && o->val && *o->val) hostaddr = o->val;
+  }
+  if (!host) host = getenv("PGHOST");
+  if (!hostaddr) hostaddr = getenv("PGHOSTADDR");
+  int many = (host && strchr(host, ',')) || (hostaddr && strchr(hostaddr, ','));
+  PQconninfoFree(opts);
+  return many;
+}
+
+/* lm_conn_open_n, given up early once *stop is set (NULL: never; a multi-host conninfo's
+ * connections, opened one after the other by libpq's own loop, are not given up). */
 static int open_n(const char *conninfo, PGconn **out, int n, const atomic_int *stop,
                   lm_error *err) {
   for (int i = 0; i < n; i++) out[i] = NULL;
@@ -132,21 +145,23 @@ static int open_n(const char *conninfo, PGconn **out, int n, const atomic_int *s
   const char *vals[] = {conninfo && *conninfo ? conninfo : NULL, "luamigrate", NULL};
   int failed = -1;
   const char *why = NULL;
-  for (int i = 0; i < n && failed < 0; i++) {
-    out[i] = PQconnectStartParams(keys, vals, 1);
-    if (!out[i] || PQstatus(out[i]) == CONNECTION_BAD) failed = i;
-  }
-  if (failed < 0) failed = connect_all(out, n, stop, &why);
-  if (failed >= 0) {
-    if (!out[failed]) {
-      lm_error_set(err, LM_ENOMEM, "out of memory while connecting");
-    } else if (why) {
-      char *where = lm_conn_redact(conninfo);
-      lm_error_set(err, LM_ECONN, "cannot connect to %s: %s", where ? where : "the database", why);
-      free(where);
-    } else {
-      connect_error(conninfo, out[failed], err);
+  if (multi_host(conninfo)) {
+    for (int i = 0; i < n && failed < 0; i++) {
+      out[i] = PQconnectdbParams(keys, vals, 1);
+      if (!out[i] || PQstatus(out[i]) == CONNECTION_BAD) failed = i;
     }
+  } else {
+    for (int i = 0; i < n && failed < 0; i++) {
+      out[i] = PQconnectStartParams(keys, vals, 1);
+      if (!out[i] || PQstatus(out[i]) == CONNECTION_BAD) failed = i;
+    }
+    if (failed < 0) failed = connect_all(out, n, stop, &why);
+  }
+  if (failed >= 0) {
+    if (!out[failed])
+      lm_error_set(err, LM_ENOMEM, "out of memory while connecting");
+    else
+      connect_error(conninfo, why ? why : PQerrorMessage(out[failed]), err);
     for (int i = 0; i < n; i++) {
       if (out[i]) PQfinish(out[i]);
       out[i] = NULL;
@@ -213,15 +228,14 @@ lm_conn_pending *lm_conn_open_begin(const char *conninfo, int n) {
 int lm_conn_open_end(lm_conn_pending *p, PGconn **out, int n, lm_error *err) {
   pthread_join(p->thread, NULL);
   int rc = p->rc;
-  if (rc == LM_OK && n != p->n) { /* not what was asked for after all */
+  for (int i = 0; i < n; i++) out[i] = NULL;
+  if (rc == LM_OK && n != p->n) { /* a caller's bug: it asks for what it began */
     for (int i = 0; i < p->n; i++) PQfinish(p->out[i]);
-    rc = lm_conn_open_n(p->conninfo, out, n, err);
+    rc = lm_error_set(err, LM_ERR, "internal error: %d connections begun, %d asked for", p->n, n);
   } else if (rc == LM_OK) {
     for (int i = 0; i < n; i++) out[i] = p->out[i];
   } else {
-    *err = p->err; /* handed over */
-    memset(&p->err, 0, sizeof p->err);
-    for (int i = 0; i < n; i++) out[i] = NULL;
+    lm_error_move(err, &p->err); /* handed over */
   }
   lm_error_clear(&p->err);
   free(p->conninfo);
@@ -470,8 +484,16 @@ static const lm_stmt begin_stmt = {.sql = "BEGIN"};
 
 /* Sends b's statements (after a held-back BEGIN when b->with_begin) in pipeline mode with one
  * sync, without reading anything: pipeline_recv reads the results. */
+/* b's statements as before anything was sent: no result, none failed. */
+static void unsent(lm_batch *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    b->stmts[i].res = NULL;
+    b->stmts[i].failed = 0;
+  }
+}
+
 static void pipeline_send(PGconn *conn, lm_batch *b, lm_error *err) {
-  for (size_t i = 0; i < b->n; i++) b->stmts[i].res = NULL;
+  unsent(b);
   b->sent = 0;
   b->synced = 0;
   b->rc = LM_OK;
@@ -487,6 +509,7 @@ static void pipeline_send(PGconn *conn, lm_batch *b, lm_error *err) {
         b->with_begin ? (b->sent ? &b->stmts[b->sent - 1] : &begin_stmt) : &b->stmts[b->sent];
     if (!PQsendQueryParams(conn, s->sql, s->nparams, NULL, s->values, s->lengths, s->formats, 0)) {
       b->rc = libpq_error(conn, s->sql, err);
+      if (s != &begin_stmt) b->stmts[b->with_begin ? b->sent - 1 : b->sent].failed = 1;
       break;
     }
   }
@@ -514,10 +537,12 @@ static int pipeline_recv(PGconn *conn, lm_batch *b, lm_error *err) {
       else
         PQclear(r);
     } else {
-      if (rc == LM_OK)
+      if (rc == LM_OK) {
         rc = finish(conn, r, sql, NULL, err);
-      else
+        if (s) s->failed = 1;
+      } else {
         PQclear(r);
+      }
       if (!r) break;
     }
     drain_to_end(conn);
@@ -560,6 +585,7 @@ int lm_exec_batch_send(PGconn *conn, lm_batch *b, lm_error *err) {
   const char *first = b->n ? b->stmts[0].sql : "BEGIN";
   b->entered = 0;
   b->rc = LM_OK;
+  unsent(b);
   set_txc(c, 0);
   if (queued(conn, first, err)) return b->rc = LM_ERR;
   if (guarded(c, first, err)) return b->rc = err->code;
@@ -570,15 +596,13 @@ int lm_exec_batch_send(PGconn *conn, lm_batch *b, lm_error *err) {
 }
 
 int lm_exec_batch_wait(PGconn *conn, lm_batch *b, lm_error *err) {
-  return cancelled(pipeline_recv(conn, b, err), err);
+  return lm_conn_cancelled(pipeline_recv(conn, b, err), err);
 }
 
 static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,
                     const int *lengths, const int *formats, PGresult **res, lm_error *err);
 
-/* A statement of the engine's that a signal cancelled (lm_cancel: it may have waited on
- * another session's lock) says so; the run stops there. */
-static int cancelled(int rc, lm_error *err) {
+int lm_conn_cancelled(int rc, lm_error *err) {
   if (rc == LM_ESQL && lm_cancel_requested() && err->sqlstate && !strcmp(err->sqlstate, "57014")) {
     lm_error_set(err, LM_EINTR, "interrupted by signal: luamigrate's statement was cancelled");
     lm_error_setfield(&err->detail,
@@ -590,7 +614,7 @@ static int cancelled(int rc, lm_error *err) {
 
 int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
             const int *lengths, const int *formats, PGresult **res, lm_error *err) {
-  return cancelled(exec_one(conn, sql, nparams, values, lengths, formats, res, err), err);
+  return lm_conn_cancelled(exec_one(conn, sql, nparams, values, lengths, formats, res, err), err);
 }
 
 static int exec_one(PGconn *conn, const char *sql, int nparams, const char *const *values,
@@ -670,7 +694,8 @@ static int remember(lm_conn *c, const char *sql, const char *where, lm_error *er
   return LM_OK;
 }
 
-int lm_conn_queue(PGconn *conn, const char *sql, const char *where, lm_error *err) {
+int lm_conn_queue(PGconn *conn, const lm_stmt *s, const char *where, lm_error *err) {
+  const char *sql = s->sql;
   int with_begin = 0;
   lm_conn *c = state(conn);
   if (!c) return lm_error_set(err, LM_ENOMEM, "out of memory");
@@ -690,7 +715,7 @@ int lm_conn_queue(PGconn *conn, const char *sql, const char *where, lm_error *er
      * travels with the sync in one message. */
     return libpq_error(conn, sql, err);
   }
-  if (!PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+  if (!PQsendQueryParams(conn, sql, s->nparams, NULL, s->values, s->lengths, s->formats, 0))
     return libpq_error(conn, sql, err);
   if (remember(c, sql, where, err)) return err->code;
   return with_begin ? 2 : 1;

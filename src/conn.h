@@ -17,15 +17,21 @@ PGconn *lm_conn_open(const char *conninfo, lm_error *err);
 /* Opens n (at most LM_CONN_OPEN_MAX) connections to `conninfo` at once: their connection
  * round trips overlap (libpq's non-blocking PQconnectStartParams/PQconnectPoll), so two cost
  * what one does. out[0..n-1] get them, each as lm_conn_open's; on failure none stays open,
- * out[] is all NULL and err names the first that failed. connect_timeout is kept. */
+ * out[] is all NULL and err names the first that failed. connect_timeout is kept, for
+ * the whole attempt. A conninfo (or PGHOST/PGHOSTADDR) listing several hosts is opened by
+ * libpq's own loop instead (PQconnectdbParams, one connection after the other), which
+ * gives each host connect_timeout in turn and honours target_session_attrs as libpq
+ * documents; a single host name with several addresses (localhost: ::1 and 127.0.0.1) gets
+ * the one deadline for all of them. */
 enum { LM_CONN_OPEN_MAX = 4 };
 int lm_conn_open_n(const char *conninfo, PGconn **out, int n, lm_error *err);
 
 /* lm_conn_open_n in a thread of its own, so the caller does other work (loading revision
  * files) while the connections' round trips go on. _begin returns NULL when no thread could
  * be started (then open them the usual way). _end waits for it and hands the connections
- * over as lm_conn_open_n would (n other than begun: those are closed and n opened anew);
- * _abandon waits and closes them. Each pending attempt is ended or abandoned once. */
+ * over as lm_conn_open_n would (n must be what was begun: else they are closed and an
+ * internal error returned); _abandon waits and closes them. Each pending attempt is ended
+ * or abandoned once. */
 typedef struct lm_conn_pending lm_conn_pending;
 lm_conn_pending *lm_conn_open_begin(const char *conninfo, int n);
 int lm_conn_open_end(lm_conn_pending *p, PGconn **out, int n, lm_error *err);
@@ -42,7 +48,10 @@ int lm_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
 
 /* One statement of lm_exec_batch: a single statement (extended protocol) with parameters as
  * for lm_exec. With keep set, a successful result is handed back in res (the caller
- * PQclears it); otherwise, and on any failure, res is NULL. */
+ * PQclears it); otherwise, and on any failure, res is NULL. `failed` is set on the one
+ * statement the batch's failure is reported for (none when it was not a statement's: the
+ * guard, a held-back BEGIN, the connection), so the caller knows which it was without
+ * reading the message. */
 typedef struct lm_stmt {
   const char *sql;
   const char *const *values;
@@ -51,6 +60,7 @@ typedef struct lm_stmt {
   PGresult *res;
   int nparams;
   int keep;
+  int failed;
 } lm_stmt;
 
 /* Sends n single statements in libpq's pipeline mode, one round trip for all, and reads
@@ -92,14 +102,16 @@ int lm_conn_pipe_open(PGconn *conn);
 int lm_conn_pipe_pending(PGconn *conn);
 size_t lm_conn_queued(PGconn *conn);
 
-/* Sends one statement without waiting for its result (libpq pipeline mode, entered here;
- * a BEGIN held back by lm_conn_defer_begin goes first). It stays in libpq's buffer until
+/* Sends one statement (s's sql and parameters, as lm_exec_batch's; libpq copies them, so
+ * they need not outlive the call) without waiting for its result (libpq pipeline mode,
+ * entered here; a BEGIN held back by lm_conn_defer_begin goes first). It stays in libpq's
+ * buffer until
  * the next one is queued or the sync, which saves a message for a migration's last
  * statement. `where` (may be NULL) is the caller's note of where the statement came from,
  * kept with it (lm_conn_queued_where). Returns how many statements went (1, or 2 with the
  * BEGIN), or a negative code with err filled. Nothing else may be sent on conn until
  * lm_conn_pipe_sync has collected the results. */
-int lm_conn_queue(PGconn *conn, const char *sql, const char *where, lm_error *err);
+int lm_conn_queue(PGconn *conn, const lm_stmt *s, const char *where, lm_error *err);
 
 /* Collects the results of the statements lm_conn_queue sent and leaves pipeline mode. On
  * failure fills err as lm_exec would for the first statement that failed, sets *failed to
@@ -132,6 +144,14 @@ void lm_conn_set_guard(PGconn *conn, lm_conn_guard_fn check, void *ud);
  * last one that ended a transaction, | LM_TXC_BEGIN when a BEGIN followed it (or came alone). */
 enum { LM_TXC_COMMIT = 1, LM_TXC_ROLLBACK = 2, LM_TXC_BEGIN = 4 };
 int lm_conn_last_tx_control(PGconn *conn);
+
+/* The one rule for a statement a signal stopped: a cancel is pending (lm_cancel) and the
+ * server reported SQLSTATE 57014 (query_canceled); any other failure is the statement's
+ * own, reported as it is, signal or not. When it holds, err becomes LM_EINTR with the message
+ * that says so (the statement may have waited on another session's lock) and LM_EINTR is
+ * returned; else rc. lm_exec and lm_exec_batch apply it; a caller collecting a pipeline
+ * applies it to what it collected. */
+int lm_conn_cancelled(int rc, lm_error *err);
 
 /* Fills err from a failed result (does not clear it). */
 int lm_error_from_result(lm_error *err, PGconn *conn, const PGresult *res, const char *sql);

@@ -22,6 +22,14 @@ void lm_error_clear(lm_error *err) {
   memset(err, 0, sizeof *err);
 }
 
+int lm_error_move(lm_error *dst, lm_error *src) {
+  if (dst == src) return dst->code;
+  lm_error_clear(dst);
+  *dst = *src;
+  memset(src, 0, sizeof *src);
+  return dst->code;
+}
+
 static char *vformat(const char *fmt, va_list ap) {
   va_list ap2;
   va_copy(ap2, ap);

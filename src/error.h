@@ -35,6 +35,10 @@ typedef struct lm_error {
 
 void lm_error_clear(lm_error *err);
 
+/* Hands everything src holds to dst (what dst held is freed first) and leaves src empty, so
+ * each string has one owner; returns the code moved. */
+int lm_error_move(lm_error *dst, lm_error *src);
+
 /* Sets code and a printf-formatted message (replacing any previous one); returns code
  * so callers can write `return lm_error_set(err, LM_ERR, "...")`. err may be NULL. */
 int lm_error_set(lm_error *err, int code, const char *fmt, ...)

@@ -22,6 +22,7 @@
 #include "bind/bind.h"
 #include "cancel.h"
 #include "conn.h"
+#include "log.h"
 #include "pmain.h"
 #include "report.h"
 #include "strbuf.h"
@@ -94,12 +95,6 @@ static int is(const fleet *f, const char *command) {
 /* Commands that report (their output captured and printed per target) and change nothing. */
 static int reporting(const fleet *f) {
   return is(f, "status") || is(f, "check") || is(f, "lint");
-}
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 static char *full_message(const lm_error *e) {
@@ -249,7 +244,7 @@ static void *work(void *p) {
   lm_error err = {0};
   lm_pmain_result res = {0};
   target_run t = {j, NULL, NULL};
-  double t0 = now_ms();
+  double t0 = lm_log_clock_ms();
   const char *url = j->url ? j->url : f->app->cfg.url;
   char *captured = NULL, *messages = NULL;
   size_t captured_len = 0, messages_len = 0;
@@ -292,7 +287,7 @@ static void *work(void *p) {
   j->messages = messages;
   j->messages_len = messages_len;
   j->steps = (long)res.steps;
-  j->ms = now_ms() - t0;
+  j->ms = lm_log_clock_ms() - t0;
   j->state = FINISHED;
   pthread_cond_signal(&f->cv);
   pthread_mutex_unlock(&f->mu);

@@ -116,28 +116,37 @@ int lm_journal_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int rc = lm_vt_has(vt, conn, vt->journal, &exists, err);
   if (rc) return rc;
   if (exists && vt->known && vt->journal_whole) return LM_OK; /* as the probe found it */
-  const int known = vt->known;
-  vt->known = 0; /* whatever is created or altered here, it is asked again from here on */
-  if (!exists)
-    return exec_on(conn, vt->journal, lm_vt_sql_text(LM_VT_SQL_CREATE_JOURNAL), 0, NULL, NULL, err);
-  /* A journal from before downgrades and backend pids were recorded gets their columns. */
-  if (!known) {
-    PGresult *res = NULL;
-    const char *vals[1] = {vt->journal};
-    rc = lm_exec(conn,
-                 "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) "
-                 "AND attname IN (" LM_JOURNAL_LATE_COLUMNS ") AND NOT attisdropped",
-                 1, vals, NULL, NULL, &res, err);
-    if (rc) return rc;
-    int have = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    if (have == (int)strtol(LM_JOURNAL_LATE_COUNT, NULL, 10)) return LM_OK;
+  if (!exists) {
+    rc = exec_on(conn, vt->journal, lm_vt_sql_text(LM_VT_SQL_CREATE_JOURNAL), 0, NULL, NULL, err);
+  } else {
+    /* A journal from before downgrades and backend pids were recorded gets their columns
+     * (asked here when no probe said whether it has them). */
+    int have = 0;
+    if (!vt->known) {
+      PGresult *res = NULL;
+      const char *vals[1] = {vt->journal};
+      rc = lm_exec(conn,
+                   "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) "
+                   "AND attname IN (" LM_JOURNAL_LATE_COLUMNS ") AND NOT attisdropped",
+                   1, vals, NULL, NULL, &res, err);
+      if (rc) return rc;
+      have = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10) ==
+             (int)strtol(LM_JOURNAL_LATE_COUNT, NULL, 10);
+      PQclear(res);
+    }
+    if (!have)
+      rc = exec_on(conn, vt->journal,
+                   "ALTER TABLE %s ADD COLUMN IF NOT EXISTS operation text NOT NULL DEFAULT "
+                   "'upgrade', ADD COLUMN IF NOT EXISTS backend_pid integer, "
+                   "ADD COLUMN IF NOT EXISTS in_transaction boolean NOT NULL DEFAULT false",
+                   0, NULL, NULL, err);
   }
-  return exec_on(conn, vt->journal,
-                 "ALTER TABLE %s ADD COLUMN IF NOT EXISTS operation text NOT NULL DEFAULT "
-                 "'upgrade', ADD COLUMN IF NOT EXISTS backend_pid integer, "
-                 "ADD COLUMN IF NOT EXISTS in_transaction boolean NOT NULL DEFAULT false",
-                 0, NULL, NULL, err);
+  /* Made whole here: the probe's answer says so from now on (a failure: asked again). */
+  if (rc)
+    vt->known = 0;
+  else
+    vt->has_journal = vt->journal_whole = 1;
+  return rc;
 }
 
 int lm_journal_save(lm_vt *vt, PGconn *conn, const char *revision, const char *operation, int first,
@@ -353,7 +362,7 @@ int lm_journal_clear(lm_vt *vt, PGconn *conn, const char *revision, lm_error *er
   if (rc || !exists) return rc;
   if (!revision) return exec_on(conn, vt->journal, "DELETE FROM %s", 0, NULL, NULL, err);
   const char *vals[1] = {revision};
-  return exec_on(conn, vt->journal, "DELETE FROM %s WHERE revision = $1", 1, vals, NULL, err);
+  return exec_on(conn, vt->journal, LM_JOURNAL_CLEAR_SQL, 1, vals, NULL, err);
 }
 
 /* A growing string; on allocation failure it stays NULL and the caller reports it. */

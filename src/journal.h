@@ -43,6 +43,8 @@ int lm_journal_read(lm_vt *vt, PGconn *conn, lm_journal *p, lm_error *err);
  * lm_journal_ensure adds), and their count: lm_vt_probe asks for them too. */
 #define LM_JOURNAL_LATE_COLUMNS "'operation', 'backend_pid', 'in_transaction'"
 #define LM_JOURNAL_LATE_COUNT "3"
+/* A finished revision's rows cleared (%s the quoted journal, $1 the revision). */
+#define LM_JOURNAL_CLEAR_SQL "DELETE FROM %s WHERE revision = $1"
 
 /* The statement lm_journal_read runs (malloc'd; NULL when out of memory): lm_vt_prefetch
  * sends it with the other reads. */

@@ -185,6 +185,7 @@ static int acquire_session(lm_lock *lk, const char *conninfo, const char *name, 
   snprintf(k1, sizeof k1, "%d", lk->key1);
   snprintf(k2, sizeof k2, "%d", lk->key2);
   const char *vals[2] = {k1, k2};
+  lk->waited = !got;
   if (!got) {
     lm_lock_waiter w;
     lm_lock_waiter_init(&w, lk->timeout_s, lk->quiet, (unsigned)time(NULL) ^ (unsigned)server_pid);

@@ -31,6 +31,7 @@ typedef struct lm_lock {
   int key1, key2;
   int backend_pid;  /* session: the backend holding the lock, for messages */
   int lost;         /* session: lm_lock_check found its connection gone (and said so) */
+  int waited;       /* session: another held the lock at the first try, so this run waited */
   char what[160];   /* "migration lock for 'luamigrate_version'", for messages */
   double timeout_s; /* xact: how long each transaction may wait; < 0 forever */
   int quiet;

@@ -10,12 +10,6 @@
 #include "cancel.h"
 #include "log.h"
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void sleep_s(double s) {
   struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
   /* A signal cuts the sleep short; the caller then sees the cancel flag. */
@@ -24,7 +18,7 @@ static void sleep_s(double s) {
 
 void lm_lock_waiter_init(lm_lock_waiter *w, double timeout_s, int quiet, unsigned seed) {
   memset(w, 0, sizeof *w);
-  w->start = now_s();
+  w->start = lm_log_clock_ms() / 1e3;
   w->delay = 0.05;
   w->timeout_s = timeout_s;
   w->seed = seed;
@@ -37,7 +31,7 @@ int lm_lock_waiter_wait(lm_lock_waiter *w, const char *what, const char *holder,
                         "interrupted by signal while waiting for the %s; nothing more was "
                         "changed",
                         what);
-  double waited = now_s() - w->start;
+  double waited = lm_log_clock_ms() / 1e3 - w->start;
   if (w->timeout_s >= 0 && waited >= w->timeout_s) {
     lm_error_set(err, LM_ELOCK, "could not obtain the %s within %g s: held by %s", what,
                  w->timeout_s, *holder ? holder : "another session");

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int verbosity;
@@ -115,6 +116,12 @@ void lm_log_end(const char *fmt, ...) {
   fputc('\n', stderr);
   fflush(stderr);
   line_open = live_open = 0;
+}
+
+double lm_log_clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 void lm_log_end_ms(double ms) {

@@ -37,6 +37,9 @@ void lm_log_begin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lm_log_end(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The ending " (12 ms)" of an open line. */
 void lm_log_end_ms(double ms);
+/* Milliseconds on the monotonic clock: what every duration the run shows, and every
+ * deadline it keeps, is measured with. */
+double lm_log_clock_ms(void);
 void lm_log_break(void);
 /* A live line (a backfill's rows so far) rewritten in place on a terminal: each call replaces
  * the last; anything written to stderr after it (the next step line, a warning, the step's

@@ -173,9 +173,12 @@ static int pipe_failure(const pipe_run *r, int code, lm_error *err) {
   }
   lm_error_from_lua(app->L, -1, LM_ESQL, err);
   lua_pop(app->L, 1);
-  /* one of the engine's own statements cancelled by a signal (lm_pipe_sync says so) is
-   * LM_EINTR, as lm_exec makes it */
-  if (lm_cancel_requested()) return err->code = LM_EINTR;
+  /* one of the engine's own statements cancelled by a signal is LM_EINTR, by lm_exec's
+   * rule; any other failure is reported as its own, signal or not */
+  if (lm_conn_cancelled(LM_ESQL, err) == LM_EINTR) {
+    lm_error_clear(err);
+    return lm_error_set(err, LM_EINTR, LM_CANCEL_MIGRATION);
+  }
   if (!err->sqlstate) return err->code = LM_ERR; /* the connection's */
   if (kind == OWN_VT + LM_VT_PIECE_GUARD &&
       (!strcmp(err->sqlstate, "25P01") || !strcmp(err->sqlstate, "25P02"))) {
@@ -185,7 +188,6 @@ static int pipe_failure(const pipe_run *r, int code, lm_error *err) {
                           inerror ? PQTRANS_INERROR : PQTRANS_IDLE, err);
   }
   if (kind >= OWN_VT) return lm_vt_step_failed(&app->vt, (lm_vt_piece)(kind - OWN_VT), err);
-  if (kind == OWN_TIMEOUTS) lm_error_setfield(&err->statement, "SELECT set_config($1, $2, true)");
   return err->code;
 }
 
@@ -199,26 +201,29 @@ static int pipe_collect(const pipe_run *r, lm_error *err) {
 }
 
 /* Queues one of the run loop's own statements (collecting first when the queue is full). */
-static int queue_own(const pipe_run *r, const char *sql, int kind, lm_error *err) {
+static int queue_own(const pipe_run *r, const lm_stmt *stmt, int kind, lm_error *err) {
   if (lm_conn_queued(r->app->conn) + 2 > LM_CONN_PIPE_MAX) {
     int rc = pipe_collect(r, err);
     if (rc) return rc;
   }
-  return lm_pipe_queue_own(r->app->L, r->app->conn, sql, kind, err);
+  return lm_pipe_queue_own(r->app->L, r->app->conn, stmt, kind, err);
 }
 
-/* The start of a step in the pipeline: its clock and its SET LOCAL timeouts. */
+/* The start of a step in the pipeline: its clock and its SET LOCAL timeouts (the statements
+ * lm_tx_timeouts sends when the step waits for each). */
 static int queue_head(const pipe_run *r, lm_error *err) {
   lm_app *app = r->app;
-  int rc = queue_own(r, lm_vt_mark_sql(), OWN_MARK, err);
-  if (rc || (!app->cfg.ddl_lock_timeout && !app->cfg.statement_timeout)) return rc;
-  char *sql =
-      lm_tx_timeouts_local_sql(app->conn, app->cfg.ddl_lock_timeout, app->cfg.statement_timeout);
-  if (!sql) return lm_error_set(err, LM_ENOMEM, "out of memory");
-  rc = queue_own(r, sql, OWN_TIMEOUTS, err);
-  free(sql);
+  const lm_stmt mark = {.sql = lm_vt_mark_sql()};
+  int rc = queue_own(r, &mark, OWN_MARK, err);
+  const char *params[2][2];
+  lm_stmt timeouts[2];
+  size_t n = lm_tx_timeouts_stmts(app->cfg.ddl_lock_timeout, app->cfg.statement_timeout,
+                                  LM_TX_LOCAL, timeouts, params);
+  for (size_t i = 0; rc == LM_OK && i < n; i++) rc = queue_own(r, &timeouts[i], OWN_TIMEOUTS, err);
   return rc;
 }
+
+static const lm_stmt commit_stmt = {.sql = LM_TX_COMMIT_SQL};
 
 /* The end of a step in the pipeline: the version rows, the history row, the journal's
  * rows when its autocommit blocks wrote some, and the COMMIT when `commit`. */
@@ -232,13 +237,13 @@ static int queue_tail(const pipe_run *r, lm_revset *heads, int idx, double start
   char *pids = NULL;
   int nch = step_rows(app, heads, idx, r->upgrade, started, changes, &rec, &pids, err);
   int rc = nch < 0 ? nch
-                   : lm_vt_step_sql(&app->vt, app->conn, changes, (size_t)nch, &rec,
-                                    r->j->nblocks > 0, stmts, 64 + 3, &n, err);
+                   : lm_vt_step_sql(&app->vt, changes, (size_t)nch, &rec, r->j->nblocks > 0, stmts,
+                                    64 + 3, &n, err);
   free(pids);
   for (size_t i = 0; rc == LM_OK && i < n; i++)
-    rc = queue_own(r, stmts[i].sql, OWN_VT + (int)stmts[i].piece, err);
+    rc = queue_own(r, &stmts[i].stmt, OWN_VT + (int)stmts[i].piece, err);
   lm_vt_stmts_free(stmts, n);
-  if (rc == LM_OK && commit) rc = queue_own(r, LM_TX_COMMIT_SQL, OWN_COMMIT, err);
+  if (rc == LM_OK && commit) rc = queue_own(r, &commit_stmt, OWN_COMMIT, err);
   return rc;
 }
 
@@ -377,7 +382,14 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
       .mode = &mode,
   };
   pipe_run pr = {app, queue_idx, plan, 0, upgrade, &j, &half_done};
-  lm_revset before = {0}; /* heads before the step, for a retry */
+  /* The heads before the step, put back when it fails: a step moves `heads` as it sends its
+   * version rows (step_rows), and a failure after that (the one wait's collect, which finds
+   * the ops' errors too; without it lm_vt_step, the journal's clean-up, the lease's renewal,
+   * the COMMIT) leaves the database where it was. The retry below and the caller (a relative
+   * target re-planned under lock = "xact") need `heads` to be what is committed. Only with
+   * transaction_per_migration: otherwise a failure rolls back the whole run and nothing
+   * reads heads again. */
+  lm_revset before = {0};
   lm_cancel_set_conn(app->conn);
   for (size_t s = 0; s < plan->n; s++) {
     int idx = plan->idx[s];
@@ -398,7 +410,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   retry:
     lm_run_journal_reset(&j, idx,
                          app->resume && !strcmp(app->resume->revision, self) ? app->resume : NULL);
-    if ((rc = copy_heads(&before, heads))) {
+    if (per_migration && (rc = copy_heads(&before, heads))) {
       lm_error_set(err, rc, "out of memory");
       goto step_done;
     }
@@ -520,7 +532,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
     int rbrc = lm_tx_rollback(app->conn, &rb);
     if (rc == LM_OK && rbrc != LM_OK) {
       rc = rbrc;
-      *err = rb;
+      lm_error_move(err, &rb);
     } else {
       lm_error_clear(&rb);
     }
@@ -533,7 +545,7 @@ int lm_run_plan(lm_app *app, lm_revset *heads, const lm_revset *plan, int upgrad
   }
   if (rc == LM_OK && in_tx && lm_conn_pipe_pending(app->conn)) {
     /* transaction_per_migration = false: the run's one pipeline ends with its COMMIT */
-    rc = queue_own(&pr, LM_TX_COMMIT_SQL, OWN_COMMIT, err);
+    rc = queue_own(&pr, &commit_stmt, OWN_COMMIT, err);
     if (rc == LM_OK) rc = pipe_collect(&pr, err);
   } else if (rc == LM_OK && in_tx) {
     rc = lm_tx_commit(app->conn, err);

@@ -46,48 +46,32 @@ int lm_tx_release(PGconn *conn, const char *name, int undo, lm_error *err) {
   return simple(conn, sql, err);
 }
 
-int lm_tx_timeouts(PGconn *conn, const char *lock_timeout, const char *statement_timeout,
-                   lm_tx_scope scope, lm_error *err) {
+size_t lm_tx_timeouts_stmts(const char *lock_timeout, const char *statement_timeout,
+                            lm_tx_scope scope, lm_stmt out[2], const char *params[2][2]) {
   static const char *const names[2] = {"lock_timeout", "statement_timeout"};
   static const char *const resets[2] = {"RESET lock_timeout", "RESET statement_timeout"};
   const char *values[2] = {lock_timeout, statement_timeout};
-  const char *params[2][2];
-  lm_stmt stmts[2];
   size_t n = 0;
   for (int i = 0; i < 2; i++) {
     if (!values[i]) continue;
     params[n][0] = names[i];
     params[n][1] = values[i];
     if (scope == LM_TX_RESET)
-      stmts[n] = (lm_stmt){.sql = resets[i]};
+      out[n] = (lm_stmt){.sql = resets[i]};
     else
-      stmts[n] = (lm_stmt){.sql = scope == LM_TX_LOCAL ? "SELECT set_config($1, $2, true)"
-                                                       : "SELECT set_config($1, $2, false)",
-                           .nparams = 2,
-                           .values = params[n]};
+      out[n] = (lm_stmt){.sql = scope == LM_TX_LOCAL ? "SELECT set_config($1, $2, true)"
+                                                     : "SELECT set_config($1, $2, false)",
+                         .nparams = 2,
+                         .values = params[n]};
     n++;
   }
-  return n ? lm_exec_batch(conn, stmts, n, err) : LM_OK;
+  return n;
 }
 
-char *lm_tx_timeouts_local_sql(PGconn *conn, const char *lock_timeout,
-                               const char *statement_timeout) {
-  static const char *const names[2] = {"lock_timeout", "statement_timeout"};
-  const char *values[2] = {lock_timeout, statement_timeout};
-  char *quoted[2] = {NULL, NULL}, *sql = NULL;
-  size_t len = 16;
-  for (int i = 0; i < 2; i++) {
-    if (!values[i]) continue;
-    if (!(quoted[i] = PQescapeLiteral(conn, values[i], strlen(values[i])))) goto cleanup;
-    len += strlen(quoted[i]) + 64;
-  }
-  if ((!quoted[0] && !quoted[1]) || !(sql = malloc(len))) goto cleanup;
-  size_t used = (size_t)snprintf(sql, len, "SELECT ");
-  for (int i = 0; i < 2; i++)
-    if (quoted[i])
-      used += (size_t)snprintf(sql + used, len - used, "%sset_config('%s', %s, true)",
-                               used > 7 ? ", " : "", names[i], quoted[i]);
-cleanup:
-  for (int i = 0; i < 2; i++) PQfreemem(quoted[i]);
-  return sql;
+int lm_tx_timeouts(PGconn *conn, const char *lock_timeout, const char *statement_timeout,
+                   lm_tx_scope scope, lm_error *err) {
+  const char *params[2][2];
+  lm_stmt stmts[2];
+  size_t n = lm_tx_timeouts_stmts(lock_timeout, statement_timeout, scope, stmts, params);
+  return n ? lm_exec_batch(conn, stmts, n, err) : LM_OK;
 }

@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include "conn.h"
 #include "error.h"
 
 /* The statements themselves, for the --sql script and for batches (lm_exec_batch). */
@@ -34,9 +35,10 @@ typedef enum lm_tx_scope { LM_TX_LOCAL, LM_TX_SESSION, LM_TX_RESET } lm_tx_scope
 int lm_tx_timeouts(PGconn *conn, const char *lock_timeout, const char *statement_timeout,
                    lm_tx_scope scope, lm_error *err);
 
-/* The LM_TX_LOCAL timeouts as one statement with literal values, to queue in the run's
- * pipeline (malloc'd; NULL when both are NULL, or out of memory). */
-char *lm_tx_timeouts_local_sql(PGconn *conn, const char *lock_timeout,
-                               const char *statement_timeout);
+/* The statements lm_tx_timeouts sends (one per value given), for a caller that queues them
+ * in the run's pipeline instead: out[] gets them, their parameters in params (the values
+ * are the caller's and must outlive out); returns how many (0 to 2). */
+size_t lm_tx_timeouts_stmts(const char *lock_timeout, const char *statement_timeout,
+                            lm_tx_scope scope, lm_stmt out[2], const char *params[2][2]);
 
 #endif

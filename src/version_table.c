@@ -8,7 +8,6 @@
 
 #include "conn.h"
 #include "journal.h"
-#include "strbuf.h"
 
 /* The one text of each bookkeeping statement (version_table.h). */
 static const struct {
@@ -292,30 +291,49 @@ int lm_vt_prefetch(lm_vt *vt, PGconn *conn, int stamped, lm_error *err) {
   }
   rc = lm_exec_batch(conn, stmts, n, err);
   free(journal);
-  if (rc && err->statement && strstr(err->statement, vt->journal)) return rc;
-  if (rc && err->statement && strstr(err->statement, vt->history))
-    return explain(rc, "reading", "history", vt->history, err);
-  if (rc) return explain(rc, "reading", "version", vt->table, err);
+  if (rc) {
+    /* explained for the table whose read failed (the version table's when none did: the
+     * guard, the connection) */
+    lm_vt_pre failed = LM_VT_PRE_ROWS;
+    for (size_t i = 0; i < n; i++)
+      if (stmts[i].failed) failed = which[i];
+    switch (failed) {
+      case LM_VT_PRE_JOURNAL: return rc; /* as lm_journal_read reports a read of its own */
+      case LM_VT_PRE_APPLIED:
+      case LM_VT_PRE_STAMPED: return explain(rc, "reading", "history", vt->history, err);
+      case LM_VT_PRE_ROWS:
+      case LM_VT_PRE_COUNT: break;
+    }
+    return explain(rc, "reading", "version", vt->table, err);
+  }
   for (size_t i = 0; i < n; i++) vt->pre[which[i]] = stmts[i].res;
   return LM_OK;
 }
 
 /* Creates what is missing. Runs under the migration lock, so checking first is race-free
- * and spares every run the server's "already exists, skipping" notices. */
+ * and spares every run the server's "already exists, skipping" notices. The checks answer
+ * from the probe (made here when this run has none yet: one round trip for all of them);
+ * once everything exists the probe's answer says so, so nothing is asked again. */
 int lm_vt_ensure(lm_vt *vt, PGconn *conn, lm_error *err) {
   int have_vt = 0, have_hist = 0;
-  int rc = lm_vt_has(vt, conn, vt->table, &have_vt, err);
+  int rc = vt->known ? LM_OK : lm_vt_probe(vt, conn, err);
+  if (!rc) rc = lm_vt_has(vt, conn, vt->table, &have_vt, err);
   if (!rc) rc = lm_vt_has(vt, conn, vt->history, &have_hist, err);
   if (!rc) rc = explain(lm_journal_ensure(vt, conn, err), "creating", "journal", vt->journal, err);
-  if (rc || (have_vt && have_hist)) return rc;
-  vt->known = 0; /* asked again from here on */
-  if (!have_vt)
+  if (!rc && !have_vt)
     rc = explain(
         exec_fmt(conn, err, NULL, 0, NULL, SQL[LM_VT_SQL_CREATE_VERSION].sql, vt->table, ""),
         "creating", "version", vt->table, err);
-  if (rc || have_hist) return rc;
-  rc = exec_fmt(conn, err, NULL, 0, NULL, SQL[LM_VT_SQL_CREATE_HISTORY].sql, vt->history, "");
-  return explain(rc, "creating", "history", vt->history, err);
+  if (!rc && !have_hist)
+    rc = explain(
+        exec_fmt(conn, err, NULL, 0, NULL, SQL[LM_VT_SQL_CREATE_HISTORY].sql, vt->history, ""),
+        "creating", "history", vt->history, err);
+  if (rc) {
+    vt->known = 0; /* what a failed statement left is asked again */
+    return rc;
+  }
+  vt->has_table = vt->has_history = 1; /* the journal's, lm_journal_ensure's */
+  return LM_OK;
 }
 
 void lm_vt_free_ids(char **ids, size_t n) {
@@ -443,6 +461,14 @@ static char *utf8_clean(const char *s) {
   return out ? lm_vt_utf8_clean(s, out) : NULL;
 }
 
+/* A step's duration ($9, the client's time so far): or the server's since the step's mark
+ * (lm_vt_mark_sql, sent before a pipelined step's ops) when longer, as the ops may still be
+ * running there when the row is sent. Without a mark the setting reads NULL (or '' once a
+ * transaction that set it ended), and $9 stands. */
+#define STEP_DURATION_SQL                                                  \
+  "GREATEST($9::double precision, extract(epoch FROM clock_timestamp() - " \
+  "nullif(current_setting('luamigrate.step_started', true), '')::timestamptz) * 1000)"
+
 /* The history row's statement and parameters. The texts that come from outside luamigrate
  * (message, file, os_user, hostname) go as UTF-8 bytes decoded by the server
  * (convert_from), so they read the same whatever the connection's client_encoding. */
@@ -486,8 +512,9 @@ static int history_stmt(const lm_vt *vt, const lm_vt_record *rec, history_row *h
            "checksum, started_at, duration_ms, os_user, hostname, luamigrate_version) "
            "VALUES ($1, $2, string_to_array($3, ' '), string_to_array($4, ' '), "
            "convert_from($5::bytea, 'UTF8'), convert_from($6::bytea, 'UTF8'), $7, "
-           "to_timestamp($8::double precision), $9, convert_from($10::bytea, 'UTF8'), "
-           "convert_from($11::bytea, 'UTF8'), '" LM_VERSION "')",
+           "to_timestamp($8::double precision), " STEP_DURATION_SQL
+           ", "
+           "convert_from($10::bytea, 'UTF8'), convert_from($11::bytea, 'UTF8'), '" LM_VERSION "')",
            vt->history);
   return LM_OK;
 }
@@ -537,8 +564,7 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
       .sql = h.sql, .values = h.vals, .lengths = h.lens, .formats = h.fmts, .nparams = 11};
   rc = lm_exec_batch(conn, stmts, n + 1, err);
   history_free(&h);
-  if (rc && err && err->statement && !strncmp(err->statement, "INSERT INTO", 11) &&
-      strstr(err->statement, vt->history) == err->statement + 12)
+  if (stmts[n].failed)
     explain(rc, "writing", "history", vt->history, err);
   else
     explain(rc, "writing", "version", vt->table, err);
@@ -559,104 +585,65 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
 }
 
 /* ---- a step's bookkeeping in the run's pipeline ------------------------------------
- * The statements lm_vt_step sends, made to need no result before COMMIT: parameters become
- * literals (PQescapeLiteral, for conn's encoding; the history's UTF-8 texts hex-decoded, as
- * their binary parameters were), and each row change becomes a data-modifying CTE that
- * fails unless it matched one row. Its failure is a cast of the one-row message to integer
- * (SQLSTATE 22P02, the message quoted in the server's), which aborts the transaction, so the
- * COMMIT queued after it rolls back; lm_vt_step_failed gives back the message lm_vt_step
- * reports. No object is created for it. */
+ * The statements lm_vt_step sends, made to need no result before COMMIT: each row change
+ * becomes a data-modifying CTE that fails unless it matched one row. Its failure is a cast
+ * of the one-row message to integer (SQLSTATE 22P02, the message quoted in the server's),
+ * which aborts the transaction, so the COMMIT queued after it rolls back; lm_vt_step_failed
+ * gives back the message lm_vt_step reports. No object is created for it. */
 
-/* Appends s as a literal for conn (NULL: NULL); 0, or -1 when libpq cannot escape it. */
-static int add_literal(lm_strbuf *b, PGconn *conn, const char *s) {
-  if (!s) {
-    lm_strbuf_cat(b, "NULL");
-    return 0;
+/* o as statement sql with n parameters (values copied, owned by o: lm_vt_stmts_free);
+ * lengths and formats as lm_stmt's (NULL: all text). 0, or -1 out of memory. */
+static int own_stmt(lm_vt_stmt *o, lm_vt_piece piece, const char *sql, int n,
+                    const char *const *vals, const int *lens, const int *fmts) {
+  memset(o, 0, sizeof *o);
+  o->piece = piece;
+  o->sql = strdup(sql);
+  int bad = !o->sql;
+  for (int i = 0; i < n; i++) {
+    if (vals[i] && !(o->owned[i] = strdup(vals[i]))) bad = 1;
+    o->values[i] = o->owned[i];
+    o->lengths[i] = lens ? lens[i] : 0;
+    o->formats[i] = fmts ? fmts[i] : 0;
   }
-  char *q = PQescapeLiteral(conn, s, strlen(s));
-  if (!q) return -1;
-  lm_strbuf_cat(b, q);
-  PQfreemem(q);
-  return 0;
-}
-
-/* sql with each $k outside quotes and identifiers replaced by vals[k-1] as a literal, a
- * binary one (fmts[k-1] == 1) as decode('<hex>', 'hex'), or raw[k-1] when given. */
-static char *inline_params(PGconn *conn, const char *sql, int n, const char *const *vals,
-                           const int *fmts, const char *const *raw) {
-  lm_strbuf b = {0};
-  char quote = 0;
-  for (const char *p = sql; *p; p++) {
-    if (quote) {
-      if (*p == quote) quote = 0; /* a doubled quote closes and reopens: the same text */
-      lm_strbuf_putc(&b, *p);
-      continue;
-    }
-    if (*p == '\'' || *p == '"') quote = *p;
-    if (*p != '$' || p[1] < '1' || p[1] > '9') {
-      lm_strbuf_putc(&b, *p);
-      continue;
-    }
-    char *end;
-    long k = strtol(p + 1, &end, 10);
-    if (k < 1 || k > n) {
-      lm_strbuf_putc(&b, *p);
-      continue;
-    }
-    const char *v = vals[k - 1];
-    if (raw && raw[k - 1]) {
-      lm_strbuf_cat(&b, raw[k - 1]);
-    } else if (v && fmts && fmts[k - 1] == 1) {
-      lm_strbuf_cat(&b, "decode('");
-      for (const unsigned char *c = (const unsigned char *)v; *c; c++)
-        lm_strbuf_add(&b, "%02x", *c);
-      lm_strbuf_cat(&b, "', 'hex')");
-    } else if (add_literal(&b, conn, v)) {
-      b.oom = 1;
-    }
-    p = end - 1;
-  }
-  if (b.oom) {
-    free(b.s);
-    return NULL;
-  }
-  return b.s ? b.s : strdup("");
+  o->stmt = (lm_stmt){.sql = o->sql,
+                      .values = o->values,
+                      .lengths = o->lengths,
+                      .formats = o->formats,
+                      .nparams = n};
+  return bad ? -1 : 0;
 }
 
 /* One row change as a statement that fails unless it matched one row. */
-static char *checked_row(lm_vt *vt, PGconn *conn, const lm_vt_change *c) {
-  char table_sql[512], head[1024];
-  const char *vals[2];
+static int checked_row(lm_vt *vt, const lm_vt_change *c, lm_vt_stmt *o) {
+  char table_sql[512], head[1024], sql[2048];
+  const char *vals[4];
+  int n;
   lm_vt_sql which;
   if (c->kind == LM_VT_INSERT) {
     which = LM_VT_SQL_INSERT;
     vals[0] = c->to;
+    n = 1;
     one_row_head(head, sizeof head, vt, "inserting", c->to, NULL);
   } else if (c->kind == LM_VT_DELETE) {
     which = LM_VT_SQL_DELETE;
     vals[0] = c->from;
+    n = 1;
     one_row_head(head, sizeof head, vt, "deleting", c->from, NULL);
   } else {
     which = LM_VT_SQL_UPDATE;
     vals[0] = c->to;
     vals[1] = c->from;
+    n = 2;
     one_row_head(head, sizeof head, vt, "updating", c->from, c->to);
   }
   snprintf(table_sql, sizeof table_sql, SQL[which].sql, vt->table);
-  char *row = inline_params(conn, table_sql, which == LM_VT_SQL_UPDATE ? 2 : 1, vals, NULL, NULL);
-  lm_strbuf b = {0};
-  lm_strbuf_add(&b, "WITH m AS (%s RETURNING 1) SELECT CASE count(*) WHEN 1 THEN 0 ELSE (",
-                row ? row : "");
-  int bad = !row || add_literal(&b, conn, head);
-  lm_strbuf_cat(&b, " || count(*) || ");
-  bad = bad || add_literal(&b, conn, ONE_ROW_TAIL);
-  lm_strbuf_cat(&b, ")::integer END FROM m");
-  free(row);
-  if (bad || b.oom) {
-    free(b.s);
-    return NULL;
-  }
-  return b.s;
+  vals[n] = head;
+  vals[n + 1] = ONE_ROW_TAIL;
+  snprintf(sql, sizeof sql,
+           "WITH m AS (%s RETURNING 1) SELECT CASE count(*) WHEN 1 THEN 0 ELSE ($%d::text || "
+           "count(*) || $%d::text)::integer END FROM m",
+           table_sql, n + 1, n + 2);
+  return own_stmt(o, LM_VT_PIECE_ROW, sql, n + 2, vals, NULL, NULL);
 }
 
 const char *lm_vt_mark_sql(void) {
@@ -664,55 +651,40 @@ const char *lm_vt_mark_sql(void) {
 }
 
 void lm_vt_stmts_free(lm_vt_stmt *stmts, size_t n) {
-  for (size_t i = 0; i < n; i++) free(stmts[i].sql);
+  for (size_t i = 0; i < n; i++) {
+    free(stmts[i].sql);
+    for (int k = 0; k < LM_VT_STMT_PARAMS; k++) free(stmts[i].owned[k]);
+  }
 }
 
-int lm_vt_step_sql(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
-                   const lm_vt_record *rec, int clear_journal, lm_vt_stmt *out, size_t cap,
-                   size_t *nout, lm_error *err) {
+int lm_vt_step_sql(lm_vt *vt, const lm_vt_change *changes, size_t n, const lm_vt_record *rec,
+                   int clear_journal, lm_vt_stmt *out, size_t cap, size_t *nout, lm_error *err) {
   *nout = 0;
   if (n + 3 > cap) return lm_error_set(err, LM_ERR, "too many version-table changes in one step");
   size_t k = 0;
-  lm_strbuf g = {0};
-  lm_strbuf_add(&g, "LOCK TABLE %s IN ROW EXCLUSIVE MODE", vt->table);
-  if (g.oom) {
-    free(g.s);
-    g.s = NULL;
-  }
-  out[k++] = (lm_vt_stmt){LM_VT_PIECE_GUARD, g.s};
-  for (size_t i = 0; i < n; i++)
-    out[k++] = (lm_vt_stmt){LM_VT_PIECE_ROW, checked_row(vt, conn, &changes[i])};
+  int bad = 0;
+  char sql[2048];
+  snprintf(sql, sizeof sql, "LOCK TABLE %s IN ROW EXCLUSIVE MODE", vt->table);
+  bad |= own_stmt(&out[k++], LM_VT_PIECE_GUARD, sql, 0, NULL, NULL, NULL);
+  for (size_t i = 0; i < n; i++) bad |= checked_row(vt, &changes[i], &out[k++]);
   history_row h;
   int rc = history_stmt(vt, rec, &h, err);
   if (rc) {
     lm_vt_stmts_free(out, k);
     return rc;
   }
-  /* The duration: the client's time so far, or the server's since the step's mark
-   * (lm_vt_mark_sql) when longer: the op's statements may still be running there. */
-  char duration[256];
-  snprintf(duration, sizeof duration,
-           "GREATEST(%s, extract(epoch FROM clock_timestamp() - nullif(current_setting("
-           "'luamigrate.step_started', true), '')::timestamptz) * 1000)",
-           h.duration);
-  const char *raw[11] = {NULL};
-  raw[8] = duration;
-  out[k++] = (lm_vt_stmt){LM_VT_PIECE_HISTORY, inline_params(conn, h.sql, 11, h.vals, h.fmts, raw)};
+  bad |= own_stmt(&out[k++], LM_VT_PIECE_HISTORY, h.sql, 11, h.vals, h.lens, h.fmts);
   history_free(&h);
   if (clear_journal) {
-    lm_strbuf j = {0};
-    lm_strbuf_add(&j, "DELETE FROM %s WHERE revision = ", vt->journal);
-    if (add_literal(&j, conn, rec->revision)) j.oom = 1;
-    out[k++] = (lm_vt_stmt){LM_VT_PIECE_JOURNAL, j.oom ? NULL : j.s};
-    if (j.oom) free(j.s);
+    const char *vals[1] = {rec->revision};
+    snprintf(sql, sizeof sql, LM_JOURNAL_CLEAR_SQL, vt->journal);
+    bad |= own_stmt(&out[k++], LM_VT_PIECE_JOURNAL, sql, 1, vals, NULL, NULL);
+  }
+  if (bad) {
+    lm_vt_stmts_free(out, k);
+    return lm_error_set(err, LM_ENOMEM, "out of memory");
   }
   *nout = k;
-  for (size_t i = 0; i < k; i++)
-    if (!out[i].sql) {
-      lm_vt_stmts_free(out, k);
-      *nout = 0;
-      return lm_error_set(err, LM_ENOMEM, "out of memory");
-    }
   return LM_OK;
 }
 

@@ -53,7 +53,8 @@ typedef struct lm_vt {
   char *journal; /* same, with "_journal": statements of a half-done migration (journal.h) */
   /* lm_vt_probe's answer, when known: which of the tables exist, and whether the journal
    * has every column (journal.h). The existence checks answer from it without a round trip;
-   * a table created since clears it (known = 0). */
+   * a table this run creates (lm_vt_ensure, lm_journal_ensure) is noted in it, and a failed
+   * creation clears it (known = 0: asked again). */
   int known, has_table, has_history, has_journal, journal_whole;
   /* lm_vt_prefetch's results, until lm_vt_forget (NULL: not read, or the table is missing) */
   PGresult *pre[LM_VT_PRE_COUNT];
@@ -142,7 +143,8 @@ int lm_vt_step(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
  * ended it, 25P02 when it is aborted), each row change checked by the server to match one
  * row (a failure aborts the transaction, so the COMMIT rolls back), the history row, and
  * the journal's rows of the revision when clear_journal. *nout statements in out (room for
- * cap, at least n + 3), each sql malloc'd: lm_vt_stmts_free. lm_vt_mark_sql is the
+ * cap, at least n + 3), each with its parameters (owned: lm_vt_stmts_free) as lm_vt_step
+ * binds them, so what the server runs and reports is the same text. lm_vt_mark_sql is the
  * statement that starts the step's clock on the server, sent before its ops. */
 typedef enum lm_vt_piece {
   LM_VT_PIECE_GUARD,
@@ -150,13 +152,17 @@ typedef enum lm_vt_piece {
   LM_VT_PIECE_HISTORY,
   LM_VT_PIECE_JOURNAL
 } lm_vt_piece;
+enum { LM_VT_STMT_PARAMS = 11 }; /* the most any of them has: the history row's */
 typedef struct lm_vt_stmt {
   lm_vt_piece piece;
+  lm_stmt stmt; /* what to send: points into the fields below */
   char *sql;
+  char *owned[LM_VT_STMT_PARAMS]; /* the parameters' values */
+  const char *values[LM_VT_STMT_PARAMS];
+  int lengths[LM_VT_STMT_PARAMS], formats[LM_VT_STMT_PARAMS];
 } lm_vt_stmt;
-int lm_vt_step_sql(lm_vt *vt, PGconn *conn, const lm_vt_change *changes, size_t n,
-                   const lm_vt_record *rec, int clear_journal, lm_vt_stmt *out, size_t cap,
-                   size_t *nout, lm_error *err);
+int lm_vt_step_sql(lm_vt *vt, const lm_vt_change *changes, size_t n, const lm_vt_record *rec,
+                   int clear_journal, lm_vt_stmt *out, size_t cap, size_t *nout, lm_error *err);
 void lm_vt_stmts_free(lm_vt_stmt *stmts, size_t n);
 const char *lm_vt_mark_sql(void);
 /* The failure (err, as the server reported it) of a statement of lm_vt_step_sql, made the

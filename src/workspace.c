@@ -15,16 +15,10 @@
 #include "strbuf.h"
 #include "tx.h"
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* The work connection, and with `lock_conn` (lock = "session") the lock's own, opened at
  * once: the second costs no round trip of its own. */
 static int open_conns(lm_app *app, int lock_conn, lm_error *err) {
-  double t0 = now_ms();
+  double t0 = lm_log_clock_ms();
   PGconn *c[2] = {NULL, NULL};
   lm_conn_pending *p = app->preconnect;
   app->preconnect = NULL;
@@ -38,7 +32,7 @@ static int open_conns(lm_app *app, int lock_conn, lm_error *err) {
     char *where = lm_conn_describe(app->conn);
     int v = PQserverVersion(app->conn);
     lm_log_detail("Connected to %s (PostgreSQL %d.%d) in %.1f ms", where ? where : "?", v / 10000,
-                  v % 10000, now_ms() - t0);
+                  v % 10000, lm_log_clock_ms() - t0);
     free(where);
   }
   return lm_vt_init(&app->vt, app->conn, app->cfg.version_table, err);
@@ -74,7 +68,7 @@ int lm_workspace_connect_locking(lm_app *app, lm_error *err) {
  * database and was given no URL at all (no --url, no DATABASE_URL, the config's url nil:
  * the usual forgotten `export`) says which database libpq's defaults picked. */
 int lm_workspace_lock(lm_app *app, lm_error *err) {
-  double t0 = now_ms();
+  double t0 = lm_log_clock_ms();
   if (!app->cfg.url) {
     char *where = lm_conn_describe(app->conn);
     lm_log_info(
@@ -84,7 +78,9 @@ int lm_workspace_lock(lm_app *app, lm_error *err) {
     free(where);
   }
   /* A session lock is taken on its own connection: meanwhile the work connection asks
-   * which of the tables exist (the other modes' locking uses the work connection). */
+   * which of the tables exist (the other modes' locking uses the work connection). What it
+   * found holds when the lock is had at the first try; after a wait the holder may have
+   * created or changed them, so they are asked again under the lock (lm_vt_ensure). */
   const int probing = app->cfg.lock_mode == LM_LOCK_SESSION && !app->vt.known;
   if (probing && lm_vt_probe_send(&app->vt, app->conn, err)) return err->code;
   int rc = lm_lock_acquire(&app->lock, (lm_lock_mode)app->cfg.lock_mode, app->conn, app->cfg.url,
@@ -95,6 +91,7 @@ int lm_workspace_lock(lm_app *app, lm_error *err) {
     int prc = lm_vt_probe_wait(&app->vt, app->conn, rc ? &probe_err : err);
     lm_error_clear(&probe_err);
     if (!rc) rc = prc;
+    if (app->lock.waited) app->vt.known = 0;
   }
   if (rc) return rc;
   /* Every statement on the work connection first checks the lock is still held. */
@@ -103,7 +100,8 @@ int lm_workspace_lock(lm_app *app, lm_error *err) {
   if (app->cfg.lock_mode == LM_LOCK_XACT)
     lm_log_detail("Migration lock (xact): taken by each transaction");
   else
-    lm_log_detail("Migration lock (%s) taken in %.1f ms", modes[app->cfg.lock_mode], now_ms() - t0);
+    lm_log_detail("Migration lock (%s) taken in %.1f ms", modes[app->cfg.lock_mode],
+                  lm_log_clock_ms() - t0);
   if (app->cfg.lock_mode != LM_LOCK_XACT) return lm_vt_ensure(&app->vt, app->conn, err);
   /* Transaction locks: the tables are created under one (a dry run is already inside its
    * transaction). */

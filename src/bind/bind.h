@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 #include <lua.h>
 
+#include "conn.h"
 #include "error.h"
 
 int luaopen_luamigrate_core(lua_State *L);
@@ -73,7 +74,7 @@ int lm_pipe_l_sync(lua_State *L);
  * step * LM_PIPE_KINDS + kind once after lm_pipe_sync raised it, else -1. */
 enum { LM_PIPE_OP = 0, LM_PIPE_KINDS = 16 };
 void lm_pipe_set_step(lua_State *L, int step);
-int lm_pipe_queue_own(lua_State *L, PGconn *conn, const char *sql, int kind, lm_error *err);
+int lm_pipe_queue_own(lua_State *L, PGconn *conn, const lm_stmt *s, int kind, lm_error *err);
 int lm_pipe_failed(lua_State *L);
 /* Puts an owned connection into the (empty) Conn box at idx. */
 void lm_conn_attach(lua_State *L, int idx, PGconn *conn);

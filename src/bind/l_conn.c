@@ -264,9 +264,9 @@ int lm_pipe_failed(lua_State *L) {
   return code;
 }
 
-int lm_pipe_queue_own(lua_State *L, PGconn *conn, const char *sql, int kind, lm_error *err) {
+int lm_pipe_queue_own(lua_State *L, PGconn *conn, const lm_stmt *s, int kind, lm_error *err) {
   size_t before = lm_conn_queued(conn);
-  int sent = lm_conn_queue(conn, sql, NULL, err);
+  int sent = lm_conn_queue(conn, s, NULL, err);
   if (sent < 0) return sent;
   note_codes(L, before, sent, current_step(L) * LM_PIPE_KINDS + kind);
   return LM_OK;
@@ -286,16 +286,18 @@ void lm_pipe_sync(lua_State *L, PGconn *conn) {
   lua_Integer code = failed < lm_conn_queued(conn) ? slot_code(L, failed) : -1;
   lua_pushinteger(L, code);
   lua_setfield(L, LUA_REGISTRYINDEX, FAILED_KEY);
-  if (lm_cancel_requested()) {
-    /* The signal cancelled the statement: say so as its hook would have, at the op's
-     * file:line. */
+  const int op = code >= 0 && code % LM_PIPE_KINDS == LM_PIPE_OP;
+  if (op && lm_conn_cancelled(rc, &err) == LM_EINTR) {
+    /* The signal cancelled the op's statement: say so as its hook would have, at the op's
+     * file:line. (The run loop's own statements are raised as the server failed them, for
+     * it to apply the same rule.) */
     lm_error_clear(&err);
     lm_error_set(&err, LM_ERR, LM_CANCEL_MIGRATION);
   }
   /* Raised as the failing statement's op would have raised it (Lua copies of the strings:
    * the queue is freed first, so nothing leaks through the raise). */
   const char *where = NULL, *tb = NULL;
-  if (code >= 0 && code % LM_PIPE_KINDS == LM_PIPE_OP) {
+  if (op) {
     const char *w = lm_conn_queued_where(conn, failed);
     where = w ? lua_pushstring(L, w) : NULL;
     tb = push_traceback(L, failed);
@@ -326,7 +328,8 @@ static void queue_statement(lua_State *L, luaconn *c, const char *sql) {
   push_frames(L, 0);
   lm_error err = {0};
   size_t before = lm_conn_queued(c->conn);
-  int sent = lm_conn_queue(c->conn, sql, where, &err);
+  const lm_stmt s = {.sql = sql};
+  int sent = lm_conn_queue(c->conn, &s, where, &err);
   if (sent < 0) {
     lm_conn_pipe_discard(c->conn);
     lm_raise_error(L, &err);
@@ -397,12 +400,6 @@ static int collect_params(lua_State *L, int first, const char ***values) {
   return n;
 }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* The dry-run trace of one statement: the SQL as sent, its parameters, then the outcome. */
 static void trace_statement(const char *sql, int n, const char *const *vals) {
   lm_log_before_stdout();
@@ -467,15 +464,15 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
   }
   if (c->trace) {
     trace_statement(sql, n, vals);
-    t0 = now_ms();
+    t0 = lm_log_clock_ms();
   } else if (verbose) {
     lm_log_statement(sql, n, vals);
-    t0 = now_ms();
+    t0 = lm_log_clock_ms();
   }
   int rc;
   for (;;) {
     rc = lm_exec(c->conn, sql, n, n ? vals : NULL, NULL, NULL, &res, &err);
-    if (rc != LM_OK && lm_cancel_requested()) {
+    if (rc == LM_EINTR) { /* lm_conn_cancelled: the signal stopped it, not its own failure */
       lm_error_clear(&err);
       lm_error_set(&err, LM_ERR, LM_CANCEL_MIGRATION);
     }
@@ -502,23 +499,23 @@ static PGresult *run(lua_State *L, luaconn *c, int hooked) {
   if (rc != LM_OK) {
     if (verbose) lm_log_break();
     if (c->trace) {
-      printf("-- ERROR %s after %.2f ms: %s\n\n", err.sqlstate ? err.sqlstate : "", now_ms() - t0,
-             err.message ? err.message : "");
+      printf("-- ERROR %s after %.2f ms: %s\n\n", err.sqlstate ? err.sqlstate : "",
+             lm_log_clock_ms() - t0, err.message ? err.message : "");
       fflush(stdout);
     }
     lm_raise_error(L, &err);
   }
-  if (verbose) lm_log_statement_end(now_ms() - t0);
+  if (verbose) lm_log_statement_end(lm_log_clock_ms() - t0);
   if (c->trace) {
     const char *tuples = PQcmdTuples(res);
     if (PQresultStatus(res) == PGRES_TUPLES_OK)
-      printf("-- %.2f ms, %d row%s\n\n", now_ms() - t0, PQntuples(res),
+      printf("-- %.2f ms, %d row%s\n\n", lm_log_clock_ms() - t0, PQntuples(res),
              PQntuples(res) == 1 ? "" : "s");
     else if (tuples && *tuples)
-      printf("-- %.2f ms, %s row%s affected\n\n", now_ms() - t0, tuples,
+      printf("-- %.2f ms, %s row%s affected\n\n", lm_log_clock_ms() - t0, tuples,
              strcmp(tuples, "1") ? "s" : "");
     else
-      printf("-- %.2f ms\n\n", now_ms() - t0);
+      printf("-- %.2f ms\n\n", lm_log_clock_ms() - t0);
     fflush(stdout);
   }
   box->res = res;

@@ -35,19 +35,13 @@ static void quote_for(lua_State *L, int conn_idx) {
   lua_pop(L, 2);
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ctx.progress(label, rows, batches): the live line of a long op (op.backfill) on a
  * terminal, "  backfill items: 2000 rows, 2 batches, 1234 rows/s"; rows 0 starts its clock. */
 static int l_progress(lua_State *L) {
   const char *label = luaL_checkstring(L, 1);
   lua_Integer rows = luaL_checkinteger(L, 2), batches = luaL_checkinteger(L, 3);
   double *started = lua_touserdata(L, lua_upvalueindex(1));
-  double now = now_s();
+  double now = lm_log_clock_ms() / 1e3;
   if (rows == 0) *started = now;
   double secs = now - *started;
   if (secs > 0.001)
@@ -148,7 +142,7 @@ void lm_run_open(lua_State *L, const lm_run_spec *spec) {
   }
   if (conn_idx) {
     double *started = lua_newuserdatauv(L, sizeof *started, 0);
-    *started = now_s();
+    *started = lm_log_clock_ms() / 1e3;
     lua_pushcclosure(L, l_progress, 1);
     lua_setfield(L, -2, "progress");
   }

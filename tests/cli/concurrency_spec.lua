@@ -27,6 +27,41 @@ describe("concurrent runs", function()
     assert.equal(ids[30], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
     local waited = (ra.err .. rb.err):find("waiting for the migration lock for 'luamigrate_version' held by pid", 1, true)
     assert.truthy(waited, ra.err .. rb.err)
+    -- the one that waited asked again which tables exist, and created none of them twice
+    assert.is_nil((ra.err .. rb.err):find('"luamigrate_version[%w_]*" already exists'), ra.err .. rb.err)
+  end)
+
+  -- lock = "session": a run asks which of the engine's tables exist while it takes the lock;
+  -- when it had to wait, the run that held the lock may have made them meanwhile, so it asks
+  -- again under the lock instead of creating what is there (the server's "already exists,
+  -- skipping" notices) or trusting a stale answer.
+  it("a run that waited for the session lock finds the tables the holder made meanwhile", function()
+    local lock = core.lock(url, "luamigrate_version")
+    assert.is_true(lock:held())
+    local h = cli.spawn({ "--url", url, "--lock", "session", "upgrade", "head" }, { cwd = dir })
+    local waiting = false
+    for _ = 1, 200 do
+      waiting = h.stderr():find("waiting for the migration lock", 1, true) ~= nil
+      if waiting then break end
+      os.execute("sleep 0.05")
+    end
+    -- what the holder's run would have made under the lock
+    local sql = core.version_table.sql
+    local ok, err = pcall(function()
+      assert.is_true(waiting, "the run never waited for the lock")
+      pg.psql(url, sql.create_version:format("luamigrate_version") .. ";"
+        .. sql.create_history:format("luamigrate_version_history") .. ";"
+        .. sql.create_journal:format("luamigrate_version_journal"))
+    end)
+    lock:release()
+    local r = h.wait()
+    if not ok then error(err, 0) end
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.err:find("waiting for the migration lock for 'luamigrate_version' held by pid", 1, true), r.err)
+    assert.is_nil(r.err:find('"luamigrate_version[%w_]*" already exists'), r.err)
+    assert.equal("30", pg.psql(url, "SELECT count(*) FROM migration_log"))
+    assert.equal("30", pg.psql(url, "SELECT count(DISTINCT rev) FROM migration_log"))
+    assert.equal(ids[30], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
   end)
 
   it("gives up after lock_timeout, naming the holder, and changes nothing", function()

@@ -68,6 +68,50 @@ describe("SIGINT", function()
     end)
   end
 
+  -- A signal cancels the statement in flight; only a failure the server reports as that
+  -- cancel (SQLSTATE 57014) reads as the interruption. A statement that catches it and fails
+  -- otherwise (a plpgsql handler, a trigger's) is reported with its own error, whether it is
+  -- an op's or one of the run loop's own, pipelined or not.
+  local SLEEP_THEN_FAIL = "BEGIN PERFORM pg_sleep(30); EXCEPTION WHEN query_canceled THEN "
+    .. "RAISE EXCEPTION 'gave up waiting' USING ERRCODE = 'P0001'; END"
+  local function sleeping()
+    return pg.psql(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+      .. "AND wait_event = 'PgSleep'") == "1"
+  end
+
+  for _, pipeline in ipairs { true, false } do
+    it(("reports an op's own error, not the interruption, when its statement turns the cancel into another (pipeline = %s)")
+      :format(pipeline), function()
+      local dir = cli.project { files = { ["migrations/versions/aaaa_x.lua"] = cli.revision("aaaa", nil,
+        '  op.create_table("t", sa.Column("id", sa.Integer))\n'
+        .. ('  op.execute([[DO $$%s$$]])'):format(SLEEP_THEN_FAIL)) },
+        config = ('script_location = "migrations"\npipeline = %s\n'):format(pipeline) }
+      local _, err = interrupt({ "--url", url, "upgrade", "head" }, dir, sleeping)
+      assert.truthy(err:find("aaaa_x.lua:10: upgrade  -> aaaa failed: ERROR P0001: gave up waiting", 1, true), err)
+      assert.is_nil(err:find("interrupted", 1, true), err)
+      assert.equal("", pg.psql(url, "SELECT coalesce(to_regclass('t')::text, '')"))
+      assert.equal("", pg.psql(url, "SELECT coalesce(string_agg(version_num, ','), '') FROM luamigrate_version"))
+      cli.remove(dir)
+    end)
+  end
+
+  it("reports the engine's own statement failing for a trigger's reason, not the interruption", function()
+    local files, ids = cli.chain(2)
+    local dir = cli.project { files = files }
+    assert.equal(0, cli.run({ "--url", url, "upgrade", "+1" }, { cwd = dir }).code)
+    pg.psql(url, ("CREATE FUNCTION slow_vt() RETURNS trigger LANGUAGE plpgsql AS $$%s$$; "
+      .. "CREATE TRIGGER slow BEFORE UPDATE ON luamigrate_version FOR EACH ROW EXECUTE FUNCTION slow_vt()")
+      :format((SLEEP_THEN_FAIL:gsub("pg_sleep%(30%);", "pg_sleep(30); RETURN NEW;"))))
+    local _, err = interrupt({ "--url", url, "upgrade", "head" }, dir, sleeping)
+    assert.truthy(err:find("luamigrate's version table \"luamigrate_version\"[^\n]*gave up waiting"), err)
+    assert.truthy(err:find("a trigger or rule on \"luamigrate_version\" raised this", 1, true), err)
+    assert.truthy(err:find("Rolled back the failed migration; the ones before it stay applied", 1, true), err)
+    assert.is_nil(err:find("interrupted", 1, true), err)
+    assert.equal(ids[1], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE tablename = 't2'"))
+    cli.remove(dir)
+  end)
+
   it("says a lock wait was interrupted, with nothing rolled back", function()
     local files = cli.chain(2)
     local dir = cli.project { files = files }

@@ -284,6 +284,39 @@ describe("one wait per migration", function()
     end)
   end
 
+  -- The guard (LOCK TABLE on the version table, first of the step's own statements) stands
+  -- where the run loop used to read the transaction's state after upgrade(). Nothing a
+  -- migration is given reaches it: op.* and op.execute refuse transaction control before
+  -- sending, and a statement of op.get_bind() waits for what is queued, after which nothing
+  -- is queued outside a transaction, so the run loop reads the state itself (the first case).
+  -- What gets past op's check with statements in flight is one sent on the run's queue
+  -- directly (the run context, core.context, which a helper module can require): the guard
+  -- then fails outside the transaction block (25P01), and the report is the same.
+  local ENDED = "migrations/versions/aaaa_m1.lua: upgrade() of revision aaaa ended its transaction "
+    .. "(a COMMIT or ROLLBACK in op.execute?); what ran before that point was committed or rolled back with it, "
+    .. "and luamigrate cannot undo it"
+  for _, case in ipairs {
+    { "op.get_bind():query", 'op.get_bind():query("COMMIT")', "after" },
+    { "the run's queue", 'require("luamigrate.core").context("helper").queue:execute("COMMIT")', "" },
+  } do
+    local how, line, after = table.unpack(case)
+    it("reports a migration that ended its transaction through " .. how, function()
+      local dir, url = project({ ["migrations/versions/aaaa_m1.lua"] = cli.revision("aaaa", nil,
+        '  op.create_table("m1", sa.Column("id", sa.Integer))\n  ' .. line .. '\n'
+        .. '  op.create_table("after", sa.Column("id", sa.Integer))') }, true)
+      local r = run(dir, url, "upgrade", "head")
+      assert.equal(1, r.code, r.err)
+      assert.truthy(r.err:find(ENDED, 1, true), r.err)
+      -- what came before the COMMIT stays; after it, what ran on its own (get_bind's case:
+      -- nothing was in flight to go with it) stays too; the version and history rows are not
+      -- written
+      assert.equal("m1", pg.psql(url, "SELECT coalesce(to_regclass('m1')::text, '')"))
+      assert.equal(after, pg.psql(url, "SELECT coalesce(to_regclass('after')::text, '')"))
+      assert.equal("", pg.psql(url, VERSION))
+      assert.equal("", pg.psql(url, HISTORY))
+    end)
+  end
+
   it("records each step's history row with its checksum and a duration that covers the server's work", function()
     local dir, url = project(three { [2] = '  op.create_table("m2", sa.Column("id", sa.Integer))\n'
       .. '  op.execute("SELECT pg_sleep(0.3)")' }, true)

@@ -19,16 +19,15 @@ describe("the start of a run", function()
     return copy
   end
 
-  -- luamigrate ARGS in dir against database dbname through the delay proxy built beside the
-  -- binary (bench/delayproxy.c), 40 ms a round trip: the result, and the round trips the
-  -- proxy counted. (Counted, not timed: the delay only makes the two connections' messages
-  -- overlap as they would on a network.)
-  local function counted(dir, dbname, ...)
-    local proxy = cli.bin:gsub("[^/]+$", "delayproxy")
+  -- The delay proxy built beside the binary (bench/delayproxy.c) in front of the server, `rtt`
+  -- ms a round trip: its port, and a function that stops it and returns the round trips it
+  -- counted.
+  local function proxy(rtt)
+    local bin = cli.bin:gsub("[^/]+$", "delayproxy")
     local portfile, countfile = os.tmpname(), os.tmpname()
     os.remove(countfile)
-    local p = assert(io.popen(("%s --rtt 40 --upstream %s --count %s >%s 2>/dev/null & echo $!")
-      :format(pg.shell_quote(proxy), pg.port, countfile, portfile)))
+    local p = assert(io.popen(("%s --rtt %d --upstream %s --count %s >%s 2>/dev/null & echo $!")
+      :format(pg.shell_quote(bin), rtt, pg.port, countfile, portfile)))
     local pid = assert(tonumber(p:read("l")))
     p:close()
     local port
@@ -40,20 +39,30 @@ describe("the start of a run", function()
       os.execute("sleep 0.02")
     end
     assert(port, "delayproxy did not start")
+    return port, function()
+      os.execute(("kill -TERM %d"):format(pid))
+      local trips
+      for _ = 1, 200 do
+        local f = io.open(countfile)
+        trips = f and tonumber((f:read("a") or ""):match("round_trips (%d+)"))
+        if f then f:close() end
+        if trips then break end
+        os.execute("sleep 0.02")
+      end
+      os.remove(portfile)
+      os.remove(countfile)
+      return assert(trips, "delayproxy wrote no count")
+    end
+  end
+
+  -- luamigrate ARGS in dir against database dbname through the proxy at 40 ms a round trip:
+  -- the result, and the round trips the proxy counted. (Counted, not timed: the delay only
+  -- makes the two connections' messages overlap as they would on a network.)
+  local function counted(dir, dbname, ...)
+    local port, stop = proxy(40)
     local r = cli.run({ "--url", ("host=127.0.0.1 port=%d user=postgres dbname=%s"):format(port, dbname), ... },
       { cwd = dir })
-    os.execute(("kill -TERM %d"):format(pid))
-    local trips
-    for _ = 1, 200 do
-      local f = io.open(countfile)
-      trips = f and tonumber((f:read("a") or ""):match("round_trips (%d+)"))
-      if f then f:close() end
-      if trips then break end
-      os.execute("sleep 0.02")
-    end
-    os.remove(portfile)
-    os.remove(countfile)
-    return r, assert(trips, "delayproxy wrote no count")
+    return r, stop()
   end
 
   it("takes a handful of round trips for a no-op upgrade and status, however long the history", function()
@@ -76,6 +85,50 @@ describe("the start of a run", function()
       most[#most + 1] = up
     end
     assert.is_true(math.abs(most[1] - most[2]) <= 1, ("%d and %d round trips"):format(most[1], most[2]))
+  end)
+
+  -- The first run on an empty database creates the engine's tables under the lock; what it
+  -- knows of them then is what it made, not asked again: it costs a no-op run's round trips
+  -- plus one per CREATE TABLE (the version table, its history and journal; lock = "table"
+  -- also its lease table). In every mode the tables' existence is asked in one statement.
+  for _, mode in ipairs { "session", "xact", "table" } do
+    it(("creates the engine's tables without asking about them again (lock = %q)"):format(mode), function()
+      local dir, _, dbname = fx:open { files = {} }
+      local first_run, first = counted(dir, dbname, "--lock", mode, "upgrade", "head")
+      assert.equal(0, first_run.code, first_run.err)
+      local noop_run, noop = counted(dir, dbname, "--lock", mode, "upgrade", "head")
+      assert.equal(0, noop_run.code, noop_run.err)
+      local creates = mode == "table" and 4 or 3
+      assert.is_true(first - noop <= creates,
+        ("first run %d round trips, a no-op one %d (lock = %s)"):format(first, noop, mode))
+    end)
+  end
+
+  -- A conninfo listing several hosts connects as libpq documents it: a host that refuses
+  -- is skipped at once, and one that does not answer within connect_timeout is given up for
+  -- the next (libpq's own loop; the concurrent connect has one deadline for everything).
+  it("connects to the second of two hosts when the first refuses or does not answer", function()
+    local files, ids = cli.chain(2)
+    local dir, url, dbname = fx:open { files = files }
+    local refused = ("host=127.0.0.1,127.0.0.1 port=1,%s user=postgres dbname=%s connect_timeout=2")
+      :format(pg.port, dbname)
+    local r = cli.run({ "--url", refused, "upgrade", "+1" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.equal(ids[1], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+    -- a first host that never answers (the proxy holds every byte for a minute)
+    local port, stop = proxy(60000)
+    local silent = ("postgresql://postgres@127.0.0.1:%d,127.0.0.1:%s/%s?connect_timeout=2")
+      :format(port, pg.port, dbname)
+    local ok, err = pcall(function()
+      r = cli.run({ "--url", silent, "upgrade", "head" }, { cwd = dir })
+      assert.equal(0, r.code, r.err)
+      assert.equal(ids[2], pg.psql(url, "SELECT version_num FROM luamigrate_version"))
+      r = cli.run({ "--url", silent, "status" }, { cwd = dir })
+      assert.equal(0, r.code, r.err)
+      assert.truthy(r.out:find("Up to date", 1, true), r.out)
+    end)
+    stop()
+    if not ok then error(err, 0) end
   end)
 
   it("on a fresh clone, finds the one applied file edited since it ran, and only that one", function()

@@ -97,7 +97,8 @@ end
 -- Is process pid still running?
 function M.alive(pid) return os.execute(("kill -0 %d 2>/dev/null"):format(pid)) == true end
 
--- Starts the binary in the background; returns a handle whose :wait() gives the result.
+-- Starts the binary in the background; returns a handle whose :wait() gives the result and
+-- whose :stderr() what it has written to stderr so far.
 function M.spawn(args, opts)
   opts = opts or {}
   local t = {}
@@ -108,6 +109,7 @@ function M.spawn(args, opts)
   os.execute(("cd %s && (env %s%s %s %s >%s 2>%s; echo $? >%s) &"):format(q(opts.cwd or "."), env,
     M.wrapper, q(M.bin), table.concat(t, " "), out, err, rc))
   return {
+    stderr = function() return slurp(err) end,
     wait = function()
       for _ = 1, 3600 do
         local s = slurp(rc)
