@@ -1,7 +1,8 @@
 /* A fleet run: the selected targets, each run by lm_pmain_exec in a worker thread as a
  * single-target run with the target's --url (threads, not child processes: the binary
  * starts no other program, tests/cli/security_spec.lua). Before any run, one query per
- * database (the probe) reads where every target of it is, so targets already there, and
+ * target without a schema and one per database for all its schema targets (the probe)
+ * reads where every target is, so targets already there, and
  * `current` over the whole fleet, need no run at all. The targets' runs are quiet (-q),
  * their errors, what they did (steps, where they started) and their reports (status,
  * check, lint: captured) come back as values, and each target's version rows are read
@@ -500,14 +501,15 @@ static char *conn_key(const char *url, int what) {
   return b.s;
 }
 
-/* The probe of one database: for every target in it (its schema, or none), whether the
+/* The probe of a group (probe()): for every target in it (its schema, or none), whether the
  * schema exists, its version rows and its journal's row count, read in one query (each
  * schema's tables through query_to_xml, as no table may exist yet); and how many
  * connection slots its server has free. */
 static const char PROBE_SQL[] =
     "SELECT p.s = '' OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = p.s), "
     "  CASE WHEN to_regclass(p.q || $2) IS NOT NULL THEN (xpath('/row/v/text()', query_to_xml("
-    "    'SELECT string_agg(version_num, '' '' ORDER BY version_num COLLATE \"C\") AS v FROM ' "
+    "    'SELECT string_agg(version_num, '' '' " LM_VT_ROWS_ORDER
+    ") AS v FROM ' "
     "    || p.q || $2, false, true, '')))[1]::text END, "
     "  CASE WHEN to_regclass(p.q || $3) IS NOT NULL THEN (xpath('/row/n/text()', query_to_xml("
     "    'SELECT count(*) AS n FROM ' || p.q || $3, false, true, '')))[1]::text ELSE '0' END, "
@@ -516,6 +518,17 @@ static const char PROBE_SQL[] =
     "    - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') "
     "FROM (SELECT s, o, CASE WHEN s = '' THEN '' ELSE quote_ident(s) || '.' END AS q "
     "      FROM unnest($1::text[]) WITH ORDINALITY AS u(s, o)) p ORDER BY p.o";
+
+/* s (NULL: "") as an element of a text[] literal: always double-quoted, a " or \ escaped,
+ * so no name reads as NULL (a schema named null) or splits (a comma, a brace). */
+static void array_element(lm_strbuf *b, const char *s) {
+  lm_strbuf_putc(b, '"');
+  for (; s && *s; s++) {
+    if (*s == '"' || *s == '\\') lm_strbuf_putc(b, '\\');
+    lm_strbuf_putc(b, *s);
+  }
+  lm_strbuf_putc(b, '"');
+}
 
 /* Probes the database of jobs[idx[0..n)] (one connection, one query). A failure leaves
  * them unprobed: their own runs then meet it and report it each. */
@@ -529,8 +542,8 @@ static void probe_db(fleet *f, const size_t *idx, size_t n) {
   if (!conn || lm_vt_init(&vt, conn, f->app->cfg.version_table, &err)) goto cleanup;
   lm_strbuf_putc(&arr, '{');
   for (size_t i = 0; i < n; i++) {
-    const char *s = f->jobs[idx[i]].schema;
-    lm_strbuf_add(&arr, "%s%s", i ? "," : "", s ? s : "\"\"");
+    if (i) lm_strbuf_putc(&arr, ',');
+    array_element(&arr, f->jobs[idx[i]].schema);
   }
   lm_strbuf_putc(&arr, '}');
   if (arr.oom) goto cleanup;
@@ -579,8 +592,8 @@ static void *prober(void *p) {
   }
 }
 
-/* Groups the jobs by database and probes each database once, the servers side by side
- * (at most MAX_PROBERS at once). */
+/* Groups the schema targets by database, each other target alone, and probes each group
+ * once, the servers side by side (at most MAX_PROBERS at once). */
 #define MAX_PROBERS 16
 static int probe(fleet *f, lm_error *err) {
   size_t cap = f->n ? f->n : 1;
@@ -601,11 +614,17 @@ static int probe(fleet *f, lm_error *err) {
       goto cleanup;
     }
   }
+  /* The schema targets of one database share a probe: their tables are read qualified by
+   * their schemas. A target without a schema reads its tables as its own URL's search_path
+   * finds them, so it has a probe of its own (on a schema target's connection it would read
+   * that schema's). */
   for (size_t i = 0; i < f->n; i++) {
     if (done[i]) continue;
     pp.first[pp.ngroups++] = k;
-    for (size_t m = i; m < f->n; m++)
-      if (!done[m] && !strcmp(keys[m], keys[i])) {
+    done[i] = 1;
+    pp.order[k++] = i;
+    for (size_t m = i + 1; f->jobs[i].schema && m < f->n; m++)
+      if (!done[m] && f->jobs[m].schema && !strcmp(keys[m], keys[i])) {
         done[m] = 1;
         pp.order[k++] = m;
       }
@@ -681,7 +700,10 @@ static int settle(fleet *f, lm_error *err) {
       for (const char *p = j->heads; p && *p && known;) {
         char id[128];
         size_t len = strcspn(p, " ");
-        if (len >= sizeof id) break;
+        if (len >= sizeof id) {
+          known = 0; /* heads read only in part: the run judges */
+          break;
+        }
         memcpy(id, p, len);
         id[len] = '\0';
         int x = lm_dag_find(f->app->dag, id);

@@ -281,6 +281,12 @@ describe("the targets setting", function()
       { 'targets = { { name = "a", url = 5 } }', "targets[1] (a): url must be a string, got number" },
       { 'targets = { { name = "a", schema = "Tenant 1" } }',
         "targets[1] (a): schema must be a lower-case name (letters, digits, _), got 'Tenant 1'" },
+      { 'targets = { { name = "a", schema = "a,b" } }',
+        "targets[1] (a): schema must be a lower-case name (letters, digits, _), got 'a,b'" },
+      { 'targets = { { name = "a", schema = [[a"b]] } }',
+        "targets[1] (a): schema must be a lower-case name (letters, digits, _), got 'a\"b'" },
+      { 'targets = { { name = "a", schema = "{x}" } }',
+        "targets[1] (a): schema must be a lower-case name (letters, digits, _), got '{x}'" },
       { 'version_table = "public.v"\ntargets = { { name = "a", schema = "t1" } }',
         "target a has a schema, and version_table 'public.v' names one" },
       { 'targets = "a"', "setting 'targets' must be a table, got string" },
@@ -316,5 +322,94 @@ describe("the targets setting", function()
     r = cli.run({ "--url", url, "current" }, { cwd = dir })
     assert.equal(0, r.code, r.err)
     pg.drop_db(name)
+  end)
+end)
+
+describe("targets sharing one database", function()
+  local dir, url, dbname
+  local function run(args) return cli.run(args, { cwd = dir }) end
+
+  -- A database with the schemas `create` makes, and the config's targets `targets` (Lua).
+  local function project(targets, create, files)
+    url, dbname = pg.new_db("fleetshared")
+    if create then pg.psql(url, create) end
+    dir = cli.project { files = files or FILES,
+      config = ('script_location = "migrations"\nurl = %q\ntargets = %s\n'):format(url, targets) }
+  end
+
+  after_each(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  it("a target without a schema is probed through its own search_path, not a schema target's", function()
+    project('{ { name = "t1", schema = "tenant_1" }, { name = "main" } }', "CREATE SCHEMA tenant_1")
+    assert.equal(0, run({ "-t", "t1", "upgrade", "head" }).code)
+    local r = run { "-t", "*", "current" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(("\n" .. r.out):find("\nt1: m3\nmain: base\n", 1, true), r.out)
+    r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("main: base %-> m3, 3 steps, %d+ ms\n"), r.out)
+    assert.truthy(r.out:find("t1: m3 -> m3, 0 steps", 1, true), r.out)
+    assert.truthy(r.out:find("1 upgraded, 1 already there, 0 failed, 0 not started", 1, true), r.out)
+    assert.equal("m3", pg.psql(url, "SELECT version_num FROM public.luamigrate_version"))
+    assert.equal("m1,m2,m3", pg.psql(url, "SELECT string_agg(rev, ',' ORDER BY rev) FROM public.applied"))
+    assert.equal("m1,m2,m3", pg.psql(url, "SELECT string_agg(rev, ',' ORDER BY rev) FROM tenant_1.applied"))
+  end)
+
+  it("reads each schema's name as written, one named null among them", function()
+    project('{ { name = "n", schema = "null" }, { name = "t1", schema = "tenant_1" } }',
+      'CREATE SCHEMA "null"; CREATE SCHEMA tenant_1')
+    local r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("n: base %-> m3, 3 steps"), r.out)
+    assert.equal("m3", pg.psql(url, 'SELECT version_num FROM "null".luamigrate_version'))
+    assert.equal("m1,m2,m3", pg.psql(url, 'SELECT string_agg(rev, \',\' ORDER BY rev) FROM "null".applied'))
+    r = run { "-t", "*", "current" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(("\n" .. r.out):find("\nn: m3\nt1: m3\n", 1, true), r.out)
+    r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("0 upgraded, 2 already there, 0 failed, 0 not started", 1, true), r.out)
+  end)
+
+  it("a version row the probe cannot read whole is the target's run to judge, never 'already'", function()
+    project('{ { name = "t1", schema = "tenant_1" } }', "CREATE SCHEMA tenant_1")
+    assert.equal(0, run({ "-t", "*", "upgrade", "head" }).code)
+    pg.psql(url, "ALTER TABLE tenant_1.luamigrate_version ALTER COLUMN version_num TYPE text; "
+      .. "INSERT INTO tenant_1.luamigrate_version VALUES (repeat('z', 200))")
+    local r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("t1: FAILED: ", 1, true), r.out)
+    assert.truthy(r.out:find("0 upgraded, 0 already there, 1 failed, 0 not started", 1, true), r.out)
+  end)
+
+  it("lists several heads in one order, whichever way they were read and whatever the collation", function()
+    dbname = ("fleeticu_%d_%d"):format(os.time(), math.random(1, 1e6))
+    pg.psql(pg.conninfo("postgres"), ("CREATE DATABASE %s TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en' "
+      .. "LOCALE 'C.UTF-8'"):format(dbname))
+    url = pg.conninfo(dbname)
+    local files = {
+      ["migrations/versions/ax.lua"] = cli.revision("ax", nil, '  op.execute("CREATE TABLE a (id int)")',
+        '  op.execute("DROP TABLE a")', 'branch_labels = { "a" }'),
+      ["migrations/versions/Bx.lua"] = cli.revision("Bx", nil, '  op.execute("CREATE TABLE b (id int)")',
+        '  op.execute("DROP TABLE b")', 'branch_labels = { "b" }'),
+    }
+    dir = cli.project { files = files,
+      config = ('script_location = "migrations"\nurl = %q\ntargets = { { name = "db" } }\n'):format(url) }
+    -- in this database's collation ax sorts before Bx; byte order (C) puts Bx first
+    assert.equal("t", pg.psql(url, "SELECT 'ax' < 'Bx'"))
+    local r = run { "-t", "*", "upgrade", "heads" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("db: base -> Bx, ax, 2 steps", 1, true), r.out)
+    r = run { "-t", "*", "upgrade", "heads" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("db: Bx, ax -> Bx, ax, 0 steps", 1, true), r.out)
+    r = run { "-t", "*", "current" }
+    assert.truthy(r.out:find("db: Bx, ax\n", 1, true), r.out)
+    r = run { "current" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("Bx.*ax"), r.out)
   end)
 end)
