@@ -44,6 +44,8 @@ typedef struct job {
   size_t server;    /* index into f->servers */
   int state, rc;
   int probed;      /* the probe read it: heads (NULL: base), journal_rows, present */
+  int canary;      /* one of the --canary stage's targets */
+  int ran;         /* its run was started (else the probe settled it, or it never started) */
   int present;     /* its schema exists (or it has none) */
   long journal;    /* rows in its journal: a half-done revision */
   char *heads;     /* the probe's version rows, space-separated, sorted; NULL for none */
@@ -814,6 +816,45 @@ static int room(const fleet *f, const job *j, size_t running) {
   return running < MAX_RUNNING && s->running < s->runs;
 }
 
+/* Targets that failed: the canaries among them (canaries), or those that failed before any
+ * run (the probe found it: a missing schema; !canaries). */
+static size_t failures(const fleet *f, int canaries) {
+  size_t n = 0;
+  for (size_t i = 0; i < f->n; i++) {
+    const job *j = &f->jobs[i];
+    n += j->state == REPORTED && j->rc && (canaries ? j->canary : !j->ran);
+  }
+  return n;
+}
+
+/* The fleet's error, worded from what failed: canaries (and the others, held back, not
+ * started), or targets found failed before any run, or targets whose runs failed. */
+static int failed_message(const fleet *f, size_t canaries, lm_error *err) {
+  size_t idle = 0, idle_canaries = 0, early = failures(f, 0), failed = failures(f, 1);
+  for (size_t i = 0; i < f->n; i++)
+    if (f->jobs[i].state == NOT_STARTED) {
+      idle++;
+      idle_canaries += f->jobs[i].canary;
+    }
+  char more[64] = "", rest[96] = "";
+  if (failed && idle) {
+    if (early) snprintf(more, sizeof more, " (and %zu more before any run)", early);
+    if (idle_canaries)
+      snprintf(rest, sizeof rest, "%zu were not started, %zu of them canaries", idle,
+               idle_canaries);
+    else
+      snprintf(rest, sizeof rest, "the other %zu were not started", idle);
+    return lm_error_set(err, LM_ERR, "%zu of the %zu canary targets failed%s: %s", failed, canaries,
+                        more, rest);
+  }
+  if (early == f->failed)
+    snprintf(more, sizeof more, " before any run");
+  else if (early)
+    snprintf(more, sizeof more, " (%zu before any run)", early);
+  if (idle) snprintf(rest, sizeof rest, "; %zu not started", idle);
+  return lm_error_set(err, LM_ERR, "%zu of %zu targets failed%s%s", f->failed, f->n, more, rest);
+}
+
 /* Starts the targets the probe left, at most `runs` of its server's at once and
  * MAX_RUNNING in all: the first `canary` ones (0: all) as a stage of their own, the others
  * only once all of those succeeded. Targets the probe settled are reported first. */
@@ -830,7 +871,10 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
    * nothing about the migrations. */
   if (canary)
     for (limit = 0; limit < f->n && canaries < canary; limit++)
-      canaries += f->jobs[limit].state == NOT_STARTED;
+      if (f->jobs[limit].state == NOT_STARTED) {
+        f->jobs[limit].canary = 1;
+        canaries++;
+      }
   for (;;) {
     /* An interrupt (SIGINT, SIGTERM) stops the running targets' runs; none starts after.
      * A target waits while its server is full; a later one on another server may start. */
@@ -839,8 +883,10 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
       job *j = &f->jobs[i];
       if (j->state != NOT_STARTED || !room(f, j, running)) continue;
       j->state = RUNNING;
+      j->ran = 1;
       if (pthread_create(&j->thread, NULL, work, j) != 0) {
         j->state = NOT_STARTED;
+        j->ran = 0;
         rc = lm_error_set(err, LM_ERR, "cannot start a thread for target %s", j->name);
         break;
       }
@@ -849,7 +895,9 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
     }
     while (next < limit && f->jobs[next].state != NOT_STARTED) next++;
     if (running == 0) {
-      if (next == limit && limit < f->n && !f->failed && !rc && !lm_cancel_requested()) {
+      /* A failure the probe found is no canary's: by default it has stopped the fleet
+       * already, and with --keep-going it holds back only itself. */
+      if (next == limit && limit < f->n && !failures(f, 1) && !rc && !lm_cancel_requested()) {
         limit = f->n; /* the canaries all succeeded */
         continue;
       }
@@ -875,14 +923,7 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
       if (f->jobs[i].state == NOT_STARTED) report(f, &f->jobs[i]);
     clear_bar(f);
   }
-  size_t idle = 0;
-  for (size_t i = 0; i < f->n; i++) idle += f->jobs[i].state == NOT_STARTED;
-  if (!rc && f->failed && canary && limit < f->n && idle)
-    rc = lm_error_set(err, LM_ERR,
-                      "%zu of the %zu canary targets failed: the other %zu were not started",
-                      f->failed, canaries, idle);
-  else if (!rc && f->failed)
-    rc = lm_error_set(err, LM_ERR, "%zu of %zu targets failed", f->failed, f->n);
+  if (!rc && f->failed) rc = failed_message(f, canaries, err);
   return rc;
 }
 

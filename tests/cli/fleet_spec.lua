@@ -165,6 +165,16 @@ describe("a fleet run", function()
       assert.equal("m1,m2", log(tenants[5]))
     end)
 
+    it("--canary: a failed canary keeps the canaries not started yet from starting, and says so", function()
+      -- eu-1, eu-2, eu-3 are the canaries, one at a time on their server: eu-3 never starts
+      local r = run { "-t", "*", "--canary", "3", "--parallel", "2", "upgrade", "head" }
+      assert.equal(1, r.code, r.out .. r.err)
+      assert.truthy(r.out:find("1 upgraded, 0 already there, 1 failed, 3 not started", 1, true), r.out)
+      assert.truthy(r.err:find("1 of the 3 canary targets failed: 3 were not started, 1 of them canaries", 1, true),
+        r.err)
+      for i = 3, 5 do assert.equal("m1,m2", log(tenants[i])) end
+    end)
+
     it("--json prints one object per target with its status, revisions, steps, duration and error", function()
       local r = run { "-t", "*", "--parallel", "2", "--json", "upgrade", "head" }
       assert.equal(1, r.code, r.out .. r.err)
@@ -261,6 +271,23 @@ describe("schema targets", function()
     assert.truthy(r.out:find("missing: FAILED: schema tenant_none does not exist in database " .. dbname, 1, true), r.out)
     assert.truthy(r.out:find("0 upgraded, " .. N .. " already there, 1 failed, 0 not started", 1, true), r.out)
     assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
+  end)
+
+  it("--canary: a failure the probe found is no canary's, and blocks the rest only by default", function()
+    -- the missing schema fails before any run: no canary runs, and the message says what failed
+    local r = cli.run({ "-t", "*", "--canary", "2", "upgrade", "head" }, { cwd = dir })
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("0 upgraded, 0 already there, 1 failed, " .. N .. " not started", 1, true), r.out)
+    assert.truthy(r.err:find("1 of " .. (N + 1) .. " targets failed before any run; " .. N .. " not started", 1,
+      true), r.err)
+    assert.falsy(r.err:find("canary", 1, true), r.err)
+    -- with --keep-going the canaries run, succeed, and the others follow
+    r = cli.run({ "-t", "*", "--canary", "2", "--keep-going", "upgrade", "head" }, { cwd = dir })
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find(N .. " upgraded, 0 already there, 1 failed, 0 not started", 1, true), r.out)
+    assert.truthy(r.err:find("1 of " .. (N + 1) .. " targets failed before any run", 1, true), r.err)
+    assert.falsy(r.err:find("canary", 1, true), r.err)
+    assert.equal("m3", pg.psql(url, "SELECT version_num FROM tenant_60.luamigrate_version"))
   end)
 end)
 
