@@ -744,9 +744,14 @@ static int load_targets(lm_app *app, char ***names, char ***urls, char ***schema
   if (lm_push_module_field(L, "luamigrate.config", "targets", err)) return LM_ERR;
   lua_pushstring(L, app->cfg.path);
   if (lm_pcall(L, 1, 1) != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_EUSAGE, err);
+    /* An interrupt raises again wherever Lua runs next (luamigrate.config's own lines):
+     * said here, for the config's targets function it stopped. */
+    if (lm_cancel_requested())
+      lm_error_set(err, LM_EINTR, "%s: targets(): %s", app->cfg.path, LM_CANCEL_CONFIG);
+    else
+      lm_error_from_lua(L, -1, LM_EUSAGE, err);
     lua_settop(L, top);
-    return LM_EUSAGE;
+    return err->code;
   }
   *n = (size_t)luaL_len(L, -1);
   *names = calloc(*n + 1, sizeof **names);
@@ -924,6 +929,13 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
     clear_bar(f);
   }
   if (!rc && f->failed) rc = failed_message(f, canaries, err);
+  if (!rc && lm_cancel_requested()) { /* a target not started did not succeed */
+    size_t idle = 0;
+    for (size_t i = 0; i < f->n; i++) idle += f->jobs[i].state == NOT_STARTED;
+    if (idle)
+      rc = lm_error_set(err, LM_EINTR, "interrupted by signal: %zu of %zu targets were not started",
+                        idle, f->n);
+  }
   return rc;
 }
 
@@ -1000,7 +1012,9 @@ int lm_fleet_run(lm_app *app, void (*preload)(lua_State *, void *), void *ud, lm
   f.cost = locks && app->cfg.lock_mode != LM_LOCK_XACT ? 2 : 1;
   f.report_json = is(&f, "status") || is(&f, "lint");
   f.bar = isatty(STDERR_FILENO) && !app->opts->quiet;
+  lm_cancel_set_phase(LM_CANCEL_CONFIG); /* the config's targets function is user Lua */
   rc = load_targets(app, &names, &urls, &schemas, &n, err);
+  lm_cancel_set_phase(NULL);
   if (!rc) rc = check_pattern(app->opts->targets, names, n, err);
   if (rc) goto cleanup;
   f.jobs = calloc(n ? n : 1, sizeof *f.jobs);

@@ -341,6 +341,26 @@ describe("the targets setting", function()
     pg.drop_db(name)
   end)
 
+  it("a function is stopped by SIGINT, the run ending with nothing started", function()
+    -- busy for 3 s, then a list: the signal must stop it, not leave a fleet of none started
+    dir = cli.project { config = 'script_location = "migrations"\n'
+      .. "targets = function() local t = os.clock() while os.clock() - t < 3 do end return { { name = 'a' } } end\n" }
+    local pid, errfile = cli.start({ "-t", "*", "upgrade", "head" }, dir)
+    os.execute("sleep 0.5")
+    os.execute(("kill -INT %d"):format(pid))
+    for _ = 1, 100 do
+      if not cli.alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    local alive = cli.alive(pid)
+    if alive then os.execute(("kill -9 %d"):format(pid)) end
+    local err = cli.slurp(errfile)
+    os.remove(errfile)
+    assert.is_false(alive, err)
+    assert.truthy(err:find("luamigrate.lua: targets(): interrupted by signal while running the config file; nothing was "
+      .. "changed\n", 1, true), err)
+  end)
+
   it("may be a function: its list is the fleet, and a single-target run ignores it", function()
     local url, name = pg.new_db("fleetfn")
     local r = with(("targets = function() return { { name = 'only', url = %q } } end\n"):format(url))
