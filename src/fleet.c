@@ -32,8 +32,9 @@ enum { NOT_STARTED, RUNNING, FINISHED, REPORTED };
 
 /* Runs at once on one server when the config's servers leave it to luamigrate. */
 #define DEFAULT_RUNS_PER_SERVER 8
-/* Worker threads at once over all servers: each holds a Lua state and its revisions. */
-#define MAX_RUNNING 64
+/* Worker threads at once over all servers: each holds a Lua state and its revisions, and
+ * a signal must reach each one's statement in flight (a slot of cancel.c's each). */
+#define MAX_RUNNING (LM_CANCEL_RUNS - 1)
 
 typedef struct fleet fleet;
 

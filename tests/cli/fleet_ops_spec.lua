@@ -6,6 +6,7 @@ local pg = require "helpers.pg"
 local cli = require "helpers.cli"
 local pgserver = require "helpers.pgserver"
 local json = require "dkjson"
+local core = require "luamigrate.core"
 
 local FILES, IDS = cli.chain(5, { sleep = 0.05 })
 -- What the chain's migrations create, for check.
@@ -112,6 +113,62 @@ describe("fleet runs", function()
     end
     assert.truthy(r.out:find(("%d upgraded, %d already there, 0 failed, 0 not started"):format(unfinished,
       #targets - unfinished), 1, true), r.out)
+  end)
+
+  it("SIGINT stops every running target's statement waiting on a lock, however many run at once", function()
+    assert.equal(0, run({ "-t", "*", "upgrade", IDS[1] }).code)
+    -- the migrations wait for their locks for as long as it takes
+    cli.write(dir .. "/luamigrate.lua", cli.slurp(dir .. "/luamigrate.lua") .. "migration_lock_timeout = false\n")
+    -- each target's migration_log locked by another session: all 21 runs wait on it at once, in
+    -- their second migration's INSERT (the probe, reading only luamigrate's tables, passes)
+    local blockers = {}
+    for i = 1, 9 do
+      local b = core.connect(targets[i].url)
+      b:execute("BEGIN")
+      b:execute("LOCK TABLE migration_log IN ACCESS EXCLUSIVE MODE")
+      blockers[#blockers + 1] = b
+    end
+    local b = core.connect(targets[10].url)
+    b:execute("BEGIN")
+    for i = 10, #targets do
+      b:execute(("LOCK TABLE %s.migration_log IN ACCESS EXCLUSIVE MODE"):format(targets[i].schema))
+    end
+    blockers[#blockers + 1] = b
+    local function waiting()
+      local n = 0
+      for _, srv in ipairs(servers) do
+        n = n + tonumber(srv:psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+          .. "AND query LIKE 'INSERT INTO migration_log%'"))
+      end
+      return n
+    end
+    local pid, errfile = cli.start({ "-t", "*", "--parallel", "60", "upgrade", "head" }, dir)
+    for _ = 1, 400 do
+      if waiting() == #targets then break end
+      os.execute("sleep 0.05")
+    end
+    local ready = waiting()
+    os.execute(("kill -INT %d"):format(pid))
+    for _ = 1, 100 do
+      if not cli.alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    local alive = cli.alive(pid)
+    for _, x in ipairs(blockers) do
+      x:execute("COMMIT")
+      x:close()
+    end
+    for _ = 1, 100 do
+      if not cli.alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    if cli.alive(pid) then os.execute(("kill -9 %d"):format(pid)) end
+    local err = cli.slurp(errfile)
+    os.remove(errfile)
+    assert.equal(#targets, ready, err)
+    assert.is_false(alive, "a run still waited on its lock 5 s after SIGINT: " .. err)
+    assert.truthy(err:find(("%d of %d targets failed"):format(#targets, #targets), 1, true), err)
+    for _, t in ipairs(targets) do assert.equal(applied(1), log(t), t.name) end
   end)
 
   it("two fleet runs at once apply each migration once per target", function()
