@@ -449,28 +449,45 @@ static int check_pattern(const char *pattern, char **names, size_t n, lm_error *
   }
 }
 
-/* url (NULL: libpq's defaults) with the schema first on search_path: libpq's options,
- * as a URI parameter or a conninfo keyword. The schema is a plain lower-case name
- * (luamigrate.config checks it), so it needs no quoting in either. */
-static char *with_schema(const char *url, const char *schema) {
-  lm_strbuf b = {0};
-  if (url && (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11)))
-    lm_strbuf_add(&b, "%s%coptions=-csearch_path%%3D%s", url, strchr(url, '?') ? '&' : '?', schema);
-  else
-    lm_strbuf_add(&b, "%s%soptions='-csearch_path=%s'", url ? url : "", url && *url ? " " : "",
-                  schema);
-  if (b.oom) {
-    free(b.s);
-    return NULL;
-  }
-  return b.s;
-}
-
 /* The value of conninfo keyword `kw` in parsed options (NULL when unset). */
 static const char *option(const PQconninfoOption *o, const char *kw) {
   for (; o && o->keyword; o++)
     if (!strcmp(o->keyword, kw)) return o->val && *o->val ? o->val : NULL;
   return NULL;
+}
+
+/* url (NULL: libpq's defaults) with the schema first on search_path: libpq's options, the
+ * url's own (a -c work_mem=..., kept) and then the search_path, given again after what the
+ * url says (libpq takes a keyword's last value), as a URI parameter or a conninfo keyword.
+ * The schema is a plain lower-case name (luamigrate.config checks it). */
+static char *with_schema(const char *url, const char *schema) {
+  PQconninfoOption *o = PQconninfoParse(url ? url : "", NULL);
+  const char *own = option(o, "options");
+  lm_strbuf v = {0}, b = {0};
+  lm_strbuf_add(&v, "%s%s-csearch_path=%s", own ? own : "", own ? " " : "", schema);
+  if (url && (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11))) {
+    lm_strbuf_add(&b, "%s%coptions=", url, strchr(url, '?') ? '&' : '?');
+    for (const char *p = v.s; p && *p; p++)
+      if (strchr("-._~", *p) || (*p >= '0' && *p <= '9') || ((*p | 32) >= 'a' && (*p | 32) <= 'z'))
+        lm_strbuf_putc(&b, *p);
+      else
+        lm_strbuf_add(&b, "%%%02X", (unsigned char)*p);
+  } else {
+    lm_strbuf_add(&b, "%s%soptions='", url ? url : "", url && *url ? " " : "");
+    for (const char *p = v.s; p && *p; p++) {
+      if (*p == '\'' || *p == '\\') lm_strbuf_putc(&b, '\\');
+      lm_strbuf_putc(&b, *p);
+    }
+    lm_strbuf_putc(&b, '\'');
+  }
+  PQconninfoFree(o);
+  int oom = v.oom || b.oom;
+  free(v.s);
+  if (oom) {
+    free(b.s);
+    return NULL;
+  }
+  return b.s;
 }
 
 enum { KEY_SERVER, KEY_DB, KEY_DBNAME };

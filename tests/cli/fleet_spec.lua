@@ -432,6 +432,25 @@ describe("targets sharing one database", function()
     assert.truthy(r.out:find("0 upgraded, 0 already there, 1 failed, 0 not started", 1, true), r.out)
   end)
 
+  it("a schema target keeps the options its URL sets, in conninfo and URI form", function()
+    local files = {
+      ["migrations/versions/s1.lua"] = cli.revision("s1", nil,
+        [[  op.execute("CREATE TABLE seen AS SELECT current_setting('work_mem') AS w, current_schema() AS s")]],
+        '  op.execute("DROP TABLE seen")'),
+    }
+    url, dbname = pg.new_db("fleetoptions")
+    pg.psql(url, "CREATE SCHEMA tenant_1; CREATE SCHEMA tenant_2")
+    local uri = ("postgresql:///%s?host=%s&port=%s&user=postgres&options=-c%%20work_mem%%3D2345kB"):format(dbname,
+      pg.host:gsub("/", "%%2F"), pg.port)
+    dir = cli.project { files = files, config = ('script_location = "migrations"\ntargets = {\n'
+      .. '  { name = "a", schema = "tenant_1", url = %q },\n  { name = "b", schema = "tenant_2", url = %q },\n}\n'):format(
+      url .. " options='-c work_mem=1234kB'", uri) }
+    local r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.equal("1234kB|tenant_1", pg.psql(url, "SELECT w || '|' || s FROM tenant_1.seen"))
+    assert.equal("2345kB|tenant_2", pg.psql(url, "SELECT w || '|' || s FROM tenant_2.seen"))
+  end)
+
   it("lists several heads in one order, whichever way they were read and whatever the collation", function()
     dbname = ("fleeticu_%d_%d"):format(os.time(), math.random(1, 1e6))
     pg.psql(pg.conninfo("postgres"), ("CREATE DATABASE %s TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en' "
