@@ -854,11 +854,18 @@ static size_t failures(const fleet *f, int canaries) {
  * started), or targets found failed before any run, or targets whose runs failed. */
 static int failed_message(const fleet *f, size_t canaries, lm_error *err) {
   size_t idle = 0, idle_canaries = 0, early = failures(f, 0), failed = failures(f, 1);
-  for (size_t i = 0; i < f->n; i++)
-    if (f->jobs[i].state == NOT_STARTED) {
+  /* No target succeeded and each failed with a usage error (exit 2 for a single target: an
+   * unknown revision, a bad argument): the command line is at fault, exit 2 too. */
+  int code = LM_EUSAGE;
+  for (size_t i = 0; i < f->n; i++) {
+    const job *j = &f->jobs[i];
+    if (j->state == NOT_STARTED) {
       idle++;
-      idle_canaries += f->jobs[i].canary;
+      idle_canaries += j->canary;
+    } else if (j->rc != LM_EUSAGE && j->rc != LM_ENOTFOUND) {
+      code = LM_ERR;
     }
+  }
   char more[64] = "", rest[96] = "";
   if (failed && idle) {
     if (early) snprintf(more, sizeof more, " (and %zu more before any run)", early);
@@ -867,7 +874,7 @@ static int failed_message(const fleet *f, size_t canaries, lm_error *err) {
                idle_canaries);
     else
       snprintf(rest, sizeof rest, "the other %zu were not started", idle);
-    return lm_error_set(err, LM_ERR, "%zu of the %zu canary targets failed%s: %s", failed, canaries,
+    return lm_error_set(err, code, "%zu of the %zu canary targets failed%s: %s", failed, canaries,
                         more, rest);
   }
   if (early == f->failed)
@@ -875,7 +882,7 @@ static int failed_message(const fleet *f, size_t canaries, lm_error *err) {
   else if (early)
     snprintf(more, sizeof more, " (%zu before any run)", early);
   if (idle) snprintf(rest, sizeof rest, "; %zu not started", idle);
-  return lm_error_set(err, LM_ERR, "%zu of %zu targets failed%s%s", f->failed, f->n, more, rest);
+  return lm_error_set(err, code, "%zu of %zu targets failed%s%s", f->failed, f->n, more, rest);
 }
 
 /* Starts the targets the probe left, at most `runs` of its server's at once and

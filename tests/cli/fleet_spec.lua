@@ -227,7 +227,23 @@ describe("a fleet run", function()
       assert.equal(2, r.code, table.concat(c[1], " ") .. "\n" .. r.err)
       assert.truthy(r.err:find(c[2], 1, true), r.err)
     end
+    -- a command line every target's run refuses, as a single-target run would (exit 2)
+    for _, c in ipairs {
+      { { "-t", "*", "upgrade", "nosuch" }, "eu-1: FAILED: Can't locate revision identified by 'nosuch'" },
+      { { "-t", "*", "upgrade", "head", "extra" }, "eu-1: FAILED: upgrade: unexpected argument 'extra'" },
+    } do
+      local r = run(c[1])
+      assert.equal(2, r.code, table.concat(c[1], " ") .. "\n" .. r.out .. r.err)
+      assert.truthy(r.out:find(c[2], 1, true), r.out)
+    end
     for _, t in ipairs(tenants) do assert.equal("", version(t)) end
+    -- one target's own state is no usage error when another target succeeds: exit 1
+    assert.equal(0, run({ "-t", "eu-1", "upgrade", "m1" }).code)
+    pg.psql(tenants[1].url, "UPDATE luamigrate_version SET version_num = 'gone'")
+    local r = run { "-t", "eu-1,eu-2", "--keep-going", "upgrade", "m1" }
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("eu-1: FAILED: Can't locate revision identified by 'gone'", 1, true), r.out)
+    assert.truthy(r.out:find("eu-2: base -> m1, 1 step", 1, true), r.out)
   end)
 end)
 
