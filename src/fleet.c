@@ -523,14 +523,16 @@ static char *conn_key(const char *url, int what) {
 
 /* The probe of a group (probe()): for every target in it (its schema, or none), whether the
  * schema exists, its version rows and its journal's row count, read in one query (each
- * schema's tables through query_to_xml, as no table may exist yet); and how many
- * connection slots its server has free. */
+ * schema's tables through query_to_xml, as no table may exist yet; the rows hex-encoded in
+ * the XML, which would escape an id's & or <); and how many connection slots its server
+ * has free. */
 static const char PROBE_SQL[] =
     "SELECT p.s = '' OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = p.s), "
-    "  CASE WHEN to_regclass(p.q || $2) IS NOT NULL THEN (xpath('/row/v/text()', query_to_xml("
-    "    'SELECT string_agg(version_num, '' '' " LM_VT_ROWS_ORDER
-    ") AS v FROM ' "
-    "    || p.q || $2, false, true, '')))[1]::text END, "
+    "  CASE WHEN to_regclass(p.q || $2) IS NOT NULL THEN convert_from(decode((xpath("
+    "    '/row/v/text()', query_to_xml('SELECT encode(convert_to(string_agg(version_num, "
+    "    '' '' " LM_VT_ROWS_ORDER
+    "), ''UTF8''), ''hex'') AS v FROM ' || p.q || $2, "
+    "    false, true, '')))[1]::text, 'hex'), 'UTF8') END, "
     "  CASE WHEN to_regclass(p.q || $3) IS NOT NULL THEN (xpath('/row/n/text()', query_to_xml("
     "    'SELECT count(*) AS n FROM ' || p.q || $3, false, true, '')))[1]::text ELSE '0' END, "
     "  current_setting('max_connections')::int "

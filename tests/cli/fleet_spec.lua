@@ -448,6 +448,22 @@ describe("targets sharing one database", function()
     assert.truthy(r.out:find("0 upgraded, 0 already there, 1 failed, 0 not started", 1, true), r.out)
   end)
 
+  it("reads revision ids with XML's special characters as they are", function()
+    local files = {
+      ["migrations/versions/amp.lua"] = cli.revision("a&b<c>'d\"", nil, '  op.execute("CREATE TABLE amp (id int)")',
+        '  op.execute("DROP TABLE amp")'),
+    }
+    project('{ { name = "t1", schema = "tenant_1" }, { name = "main" } }', "CREATE SCHEMA tenant_1", files)
+    local r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    r = run { "-t", "*", "current" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(("\n" .. r.out):find("\nt1: a&b<c>'d\"\nmain: a&b<c>'d\"\n", 1, true), r.out)
+    r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("0 upgraded, 2 already there", 1, true), r.out)
+  end)
+
   it("a schema target keeps the options its URL sets, in conninfo and URI form", function()
     local files = {
       ["migrations/versions/s1.lua"] = cli.revision("s1", nil,
