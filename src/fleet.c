@@ -2,10 +2,10 @@
  * single-target run with the target's --url (threads, not child processes: the binary
  * starts no other program, tests/cli/security_spec.lua). Before any run, one query per
  * target without a schema and one per database for all its schema targets (the probe)
- * reads where every target is, so targets already there, and
- * `current` over the whole fleet, need no run at all. The targets' runs are quiet (-q),
- * their errors, what they did (steps, where they started) and their reports (status,
- * check, lint: captured) come back as values, and each target's version rows are read
+ * reads where every target is, so targets already there, and plain `current` over the
+ * whole fleet, need no run at all. The targets' runs are quiet (-q), their errors, what
+ * they did (steps, where they started) and their reports (status, check, lint, current
+ * with an option: captured) come back as values, and each target's version rows are read
  * after its run on a connection of the fleet's, so the main thread alone prints, one
  * block per target as it finishes: outputs never interleave. */
 #include "fleet.h"
@@ -80,7 +80,7 @@ struct fleet {
   int bar;         /* a live counter and progress bar on stderr (a terminal) */
   size_t done;     /* targets reported */
   size_t failed;   /* of them, failed */
-  int report_json; /* the command's own --json is on (status, lint): "report" is JSON */
+  int report_json; /* the command's own --json is on (status, lint, current -c): "report" is JSON */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_mutex_t preload_mu;
@@ -95,9 +95,16 @@ static int is(const fleet *f, const char *command) {
   return !strcmp(f->app->opts->command, command);
 }
 
+/* `current` as such: the probe answers it, no target runs. With an option (--check-heads,
+ * -v, --json) each target runs it, as a reporting command. */
+static int plain_current(const fleet *f) {
+  return is(f, "current") && f->app->opts->argc == 1;
+}
+
 /* Commands that report (their output captured and printed per target) and change nothing. */
 static int reporting(const fleet *f) {
-  return is(f, "status") || is(f, "check") || is(f, "lint");
+  return is(f, "status") || is(f, "check") || is(f, "lint") ||
+         (is(f, "current") && !plain_current(f));
 }
 
 static double now_ms(void) {
@@ -258,7 +265,7 @@ static void *work(void *p) {
   char *captured = NULL, *messages = NULL;
   size_t captured_len = 0, messages_len = 0;
   int rc = j->schema && !j->probed ? check_schema(url, j->schema, &err) : LM_OK;
-  if (!rc && !is(f, "current")) {
+  if (!rc && !plain_current(f)) {
     int argc = 0;
     char **argv = target_argv(f, j, &argc);
     if (reporting(f)) {
@@ -396,7 +403,7 @@ static void report(fleet *f, const job *j) {
       fprintf(out, "%s: FAILED: ", j->name);
       first_line(j->error, out);
       fputc('\n', out);
-    } else if (is(f, "current")) {
+    } else if (plain_current(f)) {
       fprintf(out, "%s: %s\n", j->name, j->to);
     } else if (reporting(f)) {
       fprintf(out, "%s: ok, %.0f ms\n", j->name, j->ms);
@@ -713,7 +720,7 @@ static int settle(fleet *f, lm_error *err) {
       j->state = FINISHED;
       continue;
     }
-    if (is(f, "current")) {
+    if (plain_current(f)) {
       ok = 1;
     } else if (plan && j->journal == 0) {
       lm_revset heads = {0}, target = {0}, steps = {0}, anc = {0};
@@ -1037,7 +1044,7 @@ int lm_fleet_run(lm_app *app, void (*preload)(lua_State *, void *), void *ud, lm
    * lock = session (the advisory lock's) and table (the lease's heartbeat). */
   int locks = is(&f, "upgrade") || is(&f, "downgrade") || is(&f, "stamp");
   f.cost = locks && app->cfg.lock_mode != LM_LOCK_XACT ? 2 : 1;
-  f.report_json = is(&f, "status") || is(&f, "lint");
+  f.report_json = is(&f, "status") || is(&f, "lint") || (is(&f, "current") && !plain_current(&f));
   f.bar = isatty(STDERR_FILENO) && !app->opts->quiet;
   lm_cancel_set_phase(LM_CANCEL_CONFIG); /* the config's targets function is user Lua */
   rc = load_targets(app, &names, &urls, &schemas, &n, err);

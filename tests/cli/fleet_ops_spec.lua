@@ -209,6 +209,13 @@ describe("fleet runs", function()
     assert.truthy(("\n" .. r.out):find("\nd4: " .. IDS[3] .. "\n", 1, true), r.out)
     assert.truthy(("\n" .. r.out):find("\ns12: base\n", 1, true), r.out)
     assert.truthy(r.out:find("21 ok, 0 failed, 0 not started", 1, true), r.out)
+    -- with an option each target runs current: --check-heads fails the targets behind
+    r = run { "-t", "d1,s01", "--keep-going", "current", "--check-heads" }
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(("\n" .. r.out):find("\nd1: " .. IDS[3] .. "\nd1: FAILED: Database is not on all head revisions\n", 1,
+      true), r.out)
+    assert.truthy(r.out:find("s01: FAILED: Database is not on all head revisions", 1, true), r.out)
+    assert.truthy(r.out:find("0 ok, 2 failed, 0 not started", 1, true), r.out)
 
     r = run { "-t", "d1,s01", "status" }
     assert.equal(0, r.code, r.err)
@@ -242,6 +249,12 @@ describe("fleet runs", function()
     assert.truthy(r.out:find("3 ok, 1 failed, 0 not started", 1, true), r.out)
     assert.truthy(r.err:find("1 of 4 targets failed", 1, true), r.err)
     assert.equal(0, run({ "-t", "s1*", "check" }).code)
+    r = run { "-t", "s1*,d1", "--json", "current", "--check-heads" }
+    assert.equal(0, r.code, r.out .. r.err)
+    for line in r.out:gmatch("[^\n]+") do
+      local o = assert(json.decode(line), line)
+      assert.same({ "ok", IDS[5] }, { o.status, o.report[1].revision })
+    end
   end)
 
   it("--json: one object per target, the same keys each, a status's report inside", function()
