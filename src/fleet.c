@@ -23,6 +23,7 @@
 #include "bind/bind.h"
 #include "cancel.h"
 #include "conn.h"
+#include "log.h"
 #include "pmain.h"
 #include "report.h"
 #include "strbuf.h"
@@ -54,7 +55,8 @@ typedef struct job {
   char *from, *to; /* "a, b" or "base" */
   char *output;    /* what the command reported (status, check, lint), or NULL */
   size_t output_len;
-  char *messages; /* what it wrote to its io.stderr (lint's summary), or NULL */
+  char *messages; /* its warnings, server notices, print()s, lock waits and (a reporting
+                   * command) io.stderr (lint's summary), or NULL */
   size_t messages_len;
   long steps;
   double ms;
@@ -268,14 +270,17 @@ static void *work(void *p) {
   if (!rc && !plain_current(f)) {
     int argc = 0;
     char **argv = target_argv(f, j, &argc);
-    if (reporting(f)) {
-      t.out = res.out = open_memstream(&captured, &captured_len);
-      t.messages = open_memstream(&messages, &messages_len);
-    }
-    if (!argv || (reporting(f) && (!t.out || !t.messages)))
+    if (reporting(f)) t.out = res.out = open_memstream(&captured, &captured_len);
+    /* the run's warnings, server notices and lock waits (and a reporting command's
+     * io.stderr): printed in the target's block, named */
+    t.messages = open_memstream(&messages, &messages_len);
+    if (!argv || (reporting(f) && !t.out) || !t.messages) {
       rc = lm_error_set(&err, LM_ENOMEM, "out of memory");
-    else
+    } else {
+      lm_log_set_stream(t.messages);
       rc = lm_pmain_exec(argc, argv, preload_one, &t, &err, &res);
+      lm_log_set_stream(NULL);
+    }
     if (t.out) fclose(t.out);
     if (t.messages) fclose(t.messages);
     free(argv);

@@ -448,6 +448,35 @@ describe("targets sharing one database", function()
     assert.truthy(r.out:find("0 upgraded, 0 already there, 1 failed, 0 not started", 1, true), r.out)
   end)
 
+  it("prints each target's server notices, warnings and print()s in its own block, named", function()
+    local files = {
+      ["migrations/versions/n1.lua"] = cli.revision("n1", nil, [[
+  op.execute("DO $x$ BEGIN RAISE NOTICE 'hello from %', current_schema(); END $x$")
+  print("printed by n1")]],
+        '  op.execute("SELECT 1")'),
+    }
+    project('{ { name = "t1", schema = "tenant_1" }, { name = "t2", schema = "tenant_2" } }',
+      "CREATE SCHEMA tenant_1; CREATE SCHEMA tenant_2", files)
+    local r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    for _, t in ipairs { { "t1", "tenant_1" }, { "t2", "tenant_2" } } do
+      assert.truthy(("\n" .. r.out):find(("\n%s: server NOTICE in n1: hello from %s\n"):format(t[1], t[2]), 1, true),
+        r.out)
+      assert.truthy(("\n" .. r.out):find(("\n%s: printed by n1\n"):format(t[1]), 1, true), r.out)
+    end
+    assert.falsy(r.err:find("hello from", 1, true), r.err)
+    assert.falsy(r.err:find("printed by", 1, true), r.err)
+    r = run { "-t", "t1", "--json", "downgrade", "base" }
+    assert.equal(0, r.code, r.out .. r.err)
+    local o = assert(json.decode(r.out:match("[^\n]+")), r.out)
+    assert.equal("downgraded", o.status)
+    assert.is_nil(o.messages)
+    r = run { "-t", "t1", "--json", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    o = assert(json.decode(r.out:match("[^\n]+")), r.out)
+    assert.truthy(o.messages:find("server NOTICE in n1: hello from tenant_1\n", 1, true), r.out)
+  end)
+
   it("reads revision ids with XML's special characters as they are", function()
     local files = {
       ["migrations/versions/amp.lua"] = cli.revision("a&b<c>'d\"", nil, '  op.execute("CREATE TABLE amp (id int)")',
