@@ -394,10 +394,8 @@ static void report(fleet *f, const job *j) {
       lm_strbuf_cat(&b, ", \"output\": ");
       json_str_or_null(&b, j->output);
     }
-    if (j->messages && *j->messages) {
-      lm_strbuf_cat(&b, ", \"messages\": ");
-      lm_report_json_str(&b, j->messages);
-    }
+    lm_strbuf_cat(&b, ", \"messages\": "); /* in every object, so each has the same keys */
+    json_str_or_null(&b, j->messages && *j->messages ? j->messages : NULL);
     lm_strbuf_cat(&b, "}");
     fprintf(out, "%s\n", b.s ? b.s : "");
     free(b.s);
