@@ -16,7 +16,7 @@ static volatile sig_atomic_t requested;
  * statement in flight a signal cancels (the work connection and the lock's: a lease or lock
  * query waiting on another session's lock must not outlast it) and the Lua state whose hook
  * it arms. The handler reaches every run; a run finds its own slot through `mine`. */
-enum { MAX_RUNS = 16 };
+enum { MAX_RUNS = LM_CANCEL_RUNS };
 typedef struct run_slot {
   PGcancel *volatile cancel[2];
   lua_State *volatile L;

@@ -8,6 +8,10 @@
 
 struct lua_State;
 
+/* Runs a signal reaches at once, their statements in flight cancelled: a fleet's own run
+ * and its worker threads' (fleet.c runs at most LM_CANCEL_RUNS - 1 targets at once). */
+#define LM_CANCEL_RUNS 65
+
 /* Registers this thread's run (its Lua state) with the signal handler; lm_cancel_uninstall
  * forgets it, and its connections, before the state is closed. */
 void lm_cancel_install(struct lua_State *L);

@@ -19,10 +19,10 @@ int lm_cmd_current(lm_app *app, lm_cmdargs *a, lm_error *err) {
   if (rc || (rc = lm_workspace_connect(app, err)) || (rc = lm_workspace_heads(app, &heads, err)))
     goto cleanup;
   if (a->json) {
-    rc = lm_report_json_revs(app->dag, heads.idx, heads.n, NULL, err);
+    rc = lm_report_json_revs(app->out, app->dag, heads.idx, heads.n, NULL, err);
   } else if (a->verbose) {
     char *d = lm_conn_describe(app->conn);
-    printf("Current revision(s) for %s:\n", d ? d : "?");
+    fprintf(app->out, "Current revision(s) for %s:\n", d ? d : "?");
     free(d);
   }
   for (size_t i = 0; !a->json && i < heads.n; i++) {
@@ -30,7 +30,7 @@ int lm_cmd_current(lm_app *app, lm_cmdargs *a, lm_error *err) {
       lm_report_log_entry(&b, app->dag, heads.idx[i], NULL);
     else
       lm_report_head(&b, app->dag, heads.idx[i], 0, 0, 0, 1, NULL);
-    if ((rc = lm_report_emit(&b, err))) break;
+    if ((rc = lm_report_write(app->out, &b, err))) break;
   }
   if (rc == LM_OK && a->check_heads) {
     int ok = 0;
@@ -57,13 +57,13 @@ int lm_cmd_heads(lm_app *app, lm_cmdargs *a, lm_error *err) {
   } else if (lm_dag_heads(app->dag, &heads)) {
     return lm_error_set(err, LM_ENOMEM, "out of memory");
   }
-  if (a->json) rc = lm_report_json_revs(app->dag, heads.idx, heads.n, NULL, err);
+  if (a->json) rc = lm_report_json_revs(app->out, app->dag, heads.idx, heads.n, NULL, err);
   for (size_t i = 0; !a->json && i < heads.n && rc == LM_OK; i++) {
     if (a->verbose)
       lm_report_log_entry(&b, app->dag, heads.idx[i], NULL);
     else
       lm_report_head(&b, app->dag, heads.idx[i], 1, 0, 0, 0, NULL);
-    rc = lm_report_emit(&b, err);
+    rc = lm_report_write(app->out, &b, err);
   }
   lm_revset_free(&heads);
   return rc;
@@ -145,7 +145,8 @@ int lm_cmd_history(lm_app *app, lm_cmdargs *a, lm_error *err) {
       order.idx[i] = order.idx[k - 1 - i];
       order.idx[k - 1 - i] = t;
     }
-    rc = lm_report_json_revs(app->dag, order.idx, k, a->indicate_current ? &cur : NULL, err);
+    rc = lm_report_json_revs(app->out, app->dag, order.idx, k, a->indicate_current ? &cur : NULL,
+                             err);
     goto cleanup;
   }
   for (size_t i = order.n; i-- > 0 && rc == LM_OK;) {
@@ -156,7 +157,7 @@ int lm_cmd_history(lm_app *app, lm_cmdargs *a, lm_error *err) {
       lm_report_log_entry(&b, app->dag, r, c);
     else
       lm_report_head(&b, app->dag, r, 1, 1, 1, 1, c);
-    rc = lm_report_emit(&b, err);
+    rc = lm_report_write(app->out, &b, err);
   }
 cleanup:
   lm_revset_free(&cur);
@@ -182,10 +183,10 @@ int lm_cmd_show(lm_app *app, lm_cmdargs *a, lm_error *err) {
     goto cleanup;
   }
   rc = LM_OK;
-  if (a->json) rc = lm_report_json_revs(app->dag, revs.idx, revs.n, NULL, err);
+  if (a->json) rc = lm_report_json_revs(app->out, app->dag, revs.idx, revs.n, NULL, err);
   for (size_t i = 0; !a->json && i < revs.n && rc == LM_OK; i++) {
     lm_report_log_entry(&b, app->dag, revs.idx[i], NULL);
-    rc = lm_report_emit(&b, err);
+    rc = lm_report_write(app->out, &b, err);
   }
 cleanup:
   free(b.s);
@@ -215,7 +216,7 @@ int lm_cmd_branches(lm_app *app, lm_cmdargs *a, lm_error *err) {
       lm_report_head(&b, app->dag, kids[k], 1, a->verbose, 0, 1, NULL);
     }
     lm_strbuf_add(&b, "\n");
-    rc = lm_report_emit(&b, err);
+    rc = lm_report_write(app->out, &b, err);
   }
   free(b.s);
   lm_revset_free(&order);

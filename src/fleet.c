@@ -1,10 +1,11 @@
 /* A fleet run: the selected targets, each run by lm_pmain_exec in a worker thread as a
  * single-target run with the target's --url (threads, not child processes: the binary
  * starts no other program, tests/cli/security_spec.lua). Before any run, one query per
- * database (the probe) reads where every target of it is, so targets already there, and
- * `current` over the whole fleet, need no run at all. The targets' runs are quiet (-q),
- * their errors, what they did (steps, where they started) and their reports (status,
- * check, lint: captured) come back as values, and each target's version rows are read
+ * target without a schema and one per database for all its schema targets (the probe)
+ * reads where every target is, so targets already there, and plain `current` over the
+ * whole fleet, need no run at all. The targets' runs are quiet (-q), their errors, what
+ * they did (steps, where they started) and their reports (status, check, lint, current
+ * with an option: captured) come back as values, and each target's version rows are read
  * after its run on a connection of the fleet's, so the main thread alone prints, one
  * block per target as it finishes: outputs never interleave. */
 #include "fleet.h"
@@ -32,8 +33,9 @@ enum { NOT_STARTED, RUNNING, FINISHED, REPORTED };
 
 /* Runs at once on one server when the config's servers leave it to luamigrate. */
 #define DEFAULT_RUNS_PER_SERVER 8
-/* Worker threads at once over all servers: each holds a Lua state and its revisions. */
-#define MAX_RUNNING 64
+/* Worker threads at once over all servers: each holds a Lua state and its revisions, and
+ * a signal must reach each one's statement in flight (a slot of cancel.c's each). */
+#define MAX_RUNNING (LM_CANCEL_RUNS - 1)
 
 typedef struct fleet fleet;
 
@@ -44,6 +46,8 @@ typedef struct job {
   size_t server;    /* index into f->servers */
   int state, rc;
   int probed;      /* the probe read it: heads (NULL: base), journal_rows, present */
+  int canary;      /* one of the --canary stage's targets */
+  int ran;         /* its run was started (else the probe settled it, or it never started) */
   int present;     /* its schema exists (or it has none) */
   long journal;    /* rows in its journal: a half-done revision */
   char *heads;     /* the probe's version rows, space-separated, sorted; NULL for none */
@@ -51,7 +55,8 @@ typedef struct job {
   char *from, *to; /* "a, b" or "base" */
   char *output;    /* what the command reported (status, check, lint), or NULL */
   size_t output_len;
-  char *messages; /* what it wrote to its io.stderr (lint's summary), or NULL */
+  char *messages; /* its warnings, server notices, print()s, lock waits and (a reporting
+                   * command) io.stderr (lint's summary), or NULL */
   size_t messages_len;
   long steps;
   double ms;
@@ -77,7 +82,7 @@ struct fleet {
   int bar;         /* a live counter and progress bar on stderr (a terminal) */
   size_t done;     /* targets reported */
   size_t failed;   /* of them, failed */
-  int report_json; /* the command's own --json is on (status, lint): "report" is JSON */
+  int report_json; /* the command's own --json is on (status, lint, current -c): "report" is JSON */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_mutex_t preload_mu;
@@ -92,9 +97,16 @@ static int is(const fleet *f, const char *command) {
   return !strcmp(f->app->opts->command, command);
 }
 
+/* `current` as such: the probe answers it, no target runs. With an option (--check-heads,
+ * -v, --json) each target runs it, as a reporting command. */
+static int plain_current(const fleet *f) {
+  return is(f, "current") && f->app->opts->argc == 1;
+}
+
 /* Commands that report (their output captured and printed per target) and change nothing. */
 static int reporting(const fleet *f) {
-  return is(f, "status") || is(f, "check") || is(f, "lint");
+  return is(f, "status") || is(f, "check") || is(f, "lint") ||
+         (is(f, "current") && !plain_current(f));
 }
 
 static char *full_message(const lm_error *e) {
@@ -249,17 +261,20 @@ static void *work(void *p) {
   char *captured = NULL, *messages = NULL;
   size_t captured_len = 0, messages_len = 0;
   int rc = j->schema && !j->probed ? check_schema(url, j->schema, &err) : LM_OK;
-  if (!rc && !is(f, "current")) {
+  if (!rc && !plain_current(f)) {
     int argc = 0;
     char **argv = target_argv(f, j, &argc);
-    if (reporting(f)) {
-      t.out = res.out = open_memstream(&captured, &captured_len);
-      t.messages = open_memstream(&messages, &messages_len);
-    }
-    if (!argv || (reporting(f) && (!t.out || !t.messages)))
+    if (reporting(f)) t.out = res.out = open_memstream(&captured, &captured_len);
+    /* the run's warnings, server notices and lock waits (and a reporting command's
+     * io.stderr): printed in the target's block, named */
+    t.messages = open_memstream(&messages, &messages_len);
+    if (!argv || (reporting(f) && !t.out) || !t.messages) {
       rc = lm_error_set(&err, LM_ENOMEM, "out of memory");
-    else
+    } else {
+      lm_log_set_stream(t.messages);
       rc = lm_pmain_exec(argc, argv, preload_one, &t, &err, &res);
+      lm_log_set_stream(NULL);
+    }
     if (t.out) fclose(t.out);
     if (t.messages) fclose(t.messages);
     free(argv);
@@ -373,10 +388,8 @@ static void report(fleet *f, const job *j) {
       lm_strbuf_cat(&b, ", \"output\": ");
       json_str_or_null(&b, j->output);
     }
-    if (j->messages && *j->messages) {
-      lm_strbuf_cat(&b, ", \"messages\": ");
-      lm_report_json_str(&b, j->messages);
-    }
+    lm_strbuf_cat(&b, ", \"messages\": "); /* in every object, so each has the same keys */
+    json_str_or_null(&b, j->messages && *j->messages ? j->messages : NULL);
     lm_strbuf_cat(&b, "}");
     fprintf(out, "%s\n", b.s ? b.s : "");
     free(b.s);
@@ -387,7 +400,7 @@ static void report(fleet *f, const job *j) {
       fprintf(out, "%s: FAILED: ", j->name);
       first_line(j->error, out);
       fputc('\n', out);
-    } else if (is(f, "current")) {
+    } else if (plain_current(f)) {
       fprintf(out, "%s: %s\n", j->name, j->to);
     } else if (reporting(f)) {
       fprintf(out, "%s: ok, %.0f ms\n", j->name, j->ms);
@@ -440,28 +453,45 @@ static int check_pattern(const char *pattern, char **names, size_t n, lm_error *
   }
 }
 
-/* url (NULL: libpq's defaults) with the schema first on search_path: libpq's options,
- * as a URI parameter or a conninfo keyword. The schema is a plain lower-case name
- * (luamigrate.config checks it), so it needs no quoting in either. */
-static char *with_schema(const char *url, const char *schema) {
-  lm_strbuf b = {0};
-  if (url && (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11)))
-    lm_strbuf_add(&b, "%s%coptions=-csearch_path%%3D%s", url, strchr(url, '?') ? '&' : '?', schema);
-  else
-    lm_strbuf_add(&b, "%s%soptions='-csearch_path=%s'", url ? url : "", url && *url ? " " : "",
-                  schema);
-  if (b.oom) {
-    free(b.s);
-    return NULL;
-  }
-  return b.s;
-}
-
 /* The value of conninfo keyword `kw` in parsed options (NULL when unset). */
 static const char *option(const PQconninfoOption *o, const char *kw) {
   for (; o && o->keyword; o++)
     if (!strcmp(o->keyword, kw)) return o->val && *o->val ? o->val : NULL;
   return NULL;
+}
+
+/* url (NULL: libpq's defaults) with the schema first on search_path: libpq's options, the
+ * url's own (a -c work_mem=..., kept) and then the search_path, given again after what the
+ * url says (libpq takes a keyword's last value), as a URI parameter or a conninfo keyword.
+ * The schema is a plain lower-case name (luamigrate.config checks it). */
+static char *with_schema(const char *url, const char *schema) {
+  PQconninfoOption *o = PQconninfoParse(url ? url : "", NULL);
+  const char *own = option(o, "options");
+  lm_strbuf v = {0}, b = {0};
+  lm_strbuf_add(&v, "%s%s-csearch_path=%s", own ? own : "", own ? " " : "", schema);
+  if (url && (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11))) {
+    lm_strbuf_add(&b, "%s%coptions=", url, strchr(url, '?') ? '&' : '?');
+    for (const char *p = v.s; p && *p; p++)
+      if (strchr("-._~", *p) || (*p >= '0' && *p <= '9') || ((*p | 32) >= 'a' && (*p | 32) <= 'z'))
+        lm_strbuf_putc(&b, *p);
+      else
+        lm_strbuf_add(&b, "%%%02X", (unsigned char)*p);
+  } else {
+    lm_strbuf_add(&b, "%s%soptions='", url ? url : "", url && *url ? " " : "");
+    for (const char *p = v.s; p && *p; p++) {
+      if (*p == '\'' || *p == '\\') lm_strbuf_putc(&b, '\\');
+      lm_strbuf_putc(&b, *p);
+    }
+    lm_strbuf_putc(&b, '\'');
+  }
+  PQconninfoFree(o);
+  int oom = v.oom || b.oom;
+  free(v.s);
+  if (oom) {
+    free(b.s);
+    return NULL;
+  }
+  return b.s;
 }
 
 enum { KEY_SERVER, KEY_DB, KEY_DBNAME };
@@ -495,15 +525,18 @@ static char *conn_key(const char *url, int what) {
   return b.s;
 }
 
-/* The probe of one database: for every target in it (its schema, or none), whether the
+/* The probe of a group (probe()): for every target in it (its schema, or none), whether the
  * schema exists, its version rows and its journal's row count, read in one query (each
- * schema's tables through query_to_xml, as no table may exist yet); and how many
- * connection slots its server has free. */
+ * schema's tables through query_to_xml, as no table may exist yet; the rows hex-encoded in
+ * the XML, which would escape an id's & or <); and how many connection slots its server
+ * has free. */
 static const char PROBE_SQL[] =
     "SELECT p.s = '' OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = p.s), "
-    "  CASE WHEN to_regclass(p.q || $2) IS NOT NULL THEN (xpath('/row/v/text()', query_to_xml("
-    "    'SELECT string_agg(version_num, '' '' ORDER BY version_num COLLATE \"C\") AS v FROM ' "
-    "    || p.q || $2, false, true, '')))[1]::text END, "
+    "  CASE WHEN to_regclass(p.q || $2) IS NOT NULL THEN convert_from(decode((xpath("
+    "    '/row/v/text()', query_to_xml('SELECT encode(convert_to(string_agg(version_num, "
+    "    '' '' " LM_VT_ROWS_ORDER
+    "), ''UTF8''), ''hex'') AS v FROM ' || p.q || $2, "
+    "    false, true, '')))[1]::text, 'hex'), 'UTF8') END, "
     "  CASE WHEN to_regclass(p.q || $3) IS NOT NULL THEN (xpath('/row/n/text()', query_to_xml("
     "    'SELECT count(*) AS n FROM ' || p.q || $3, false, true, '')))[1]::text ELSE '0' END, "
     "  current_setting('max_connections')::int "
@@ -511,6 +544,17 @@ static const char PROBE_SQL[] =
     "    - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') "
     "FROM (SELECT s, o, CASE WHEN s = '' THEN '' ELSE quote_ident(s) || '.' END AS q "
     "      FROM unnest($1::text[]) WITH ORDINALITY AS u(s, o)) p ORDER BY p.o";
+
+/* s (NULL: "") as an element of a text[] literal: always double-quoted, a " or \ escaped,
+ * so no name reads as NULL (a schema named null) or splits (a comma, a brace). */
+static void array_element(lm_strbuf *b, const char *s) {
+  lm_strbuf_putc(b, '"');
+  for (; s && *s; s++) {
+    if (*s == '"' || *s == '\\') lm_strbuf_putc(b, '\\');
+    lm_strbuf_putc(b, *s);
+  }
+  lm_strbuf_putc(b, '"');
+}
 
 /* Probes the database of jobs[idx[0..n)] (one connection, one query). A failure leaves
  * them unprobed: their own runs then meet it and report it each. */
@@ -524,8 +568,8 @@ static void probe_db(fleet *f, const size_t *idx, size_t n) {
   if (!conn || lm_vt_init(&vt, conn, f->app->cfg.version_table, &err)) goto cleanup;
   lm_strbuf_putc(&arr, '{');
   for (size_t i = 0; i < n; i++) {
-    const char *s = f->jobs[idx[i]].schema;
-    lm_strbuf_add(&arr, "%s%s", i ? "," : "", s ? s : "\"\"");
+    if (i) lm_strbuf_putc(&arr, ',');
+    array_element(&arr, f->jobs[idx[i]].schema);
   }
   lm_strbuf_putc(&arr, '}');
   if (arr.oom) goto cleanup;
@@ -574,8 +618,8 @@ static void *prober(void *p) {
   }
 }
 
-/* Groups the jobs by database and probes each database once, the servers side by side
- * (at most MAX_PROBERS at once). */
+/* Groups the schema targets by database, each other target alone, and probes each group
+ * once, the servers side by side (at most MAX_PROBERS at once). */
 #define MAX_PROBERS 16
 static int probe(fleet *f, lm_error *err) {
   size_t cap = f->n ? f->n : 1;
@@ -596,11 +640,17 @@ static int probe(fleet *f, lm_error *err) {
       goto cleanup;
     }
   }
+  /* The schema targets of one database share a probe: their tables are read qualified by
+   * their schemas. A target without a schema reads its tables as its own URL's search_path
+   * finds them, so it has a probe of its own (on a schema target's connection it would read
+   * that schema's). */
   for (size_t i = 0; i < f->n; i++) {
     if (done[i]) continue;
     pp.first[pp.ngroups++] = k;
-    for (size_t m = i; m < f->n; m++)
-      if (!done[m] && !strcmp(keys[m], keys[i])) {
+    done[i] = 1;
+    pp.order[k++] = i;
+    for (size_t m = i + 1; f->jobs[i].schema && m < f->n; m++)
+      if (!done[m] && f->jobs[m].schema && !strcmp(keys[m], keys[i])) {
         done[m] = 1;
         pp.order[k++] = m;
       }
@@ -667,7 +717,7 @@ static int settle(fleet *f, lm_error *err) {
       j->state = FINISHED;
       continue;
     }
-    if (is(f, "current")) {
+    if (plain_current(f)) {
       ok = 1;
     } else if (plan && j->journal == 0) {
       lm_revset heads = {0}, target = {0}, steps = {0}, anc = {0};
@@ -676,7 +726,10 @@ static int settle(fleet *f, lm_error *err) {
       for (const char *p = j->heads; p && *p && known;) {
         char id[128];
         size_t len = strcspn(p, " ");
-        if (len >= sizeof id) break;
+        if (len >= sizeof id) {
+          known = 0; /* heads read only in part: the run judges */
+          break;
+        }
         memcpy(id, p, len);
         id[len] = '\0';
         int x = lm_dag_find(f->app->dag, id);
@@ -715,9 +768,14 @@ static int load_targets(lm_app *app, char ***names, char ***urls, char ***schema
   if (lm_push_module_field(L, "luamigrate.config", "targets", err)) return LM_ERR;
   lua_pushstring(L, app->cfg.path);
   if (lm_pcall(L, 1, 1) != LUA_OK) {
-    lm_error_from_lua(L, -1, LM_EUSAGE, err);
+    /* An interrupt raises again wherever Lua runs next (luamigrate.config's own lines):
+     * said here, for the config's targets function it stopped. */
+    if (lm_cancel_requested())
+      lm_error_set(err, LM_EINTR, "%s: targets(): %s", app->cfg.path, LM_CANCEL_CONFIG);
+    else
+      lm_error_from_lua(L, -1, LM_EUSAGE, err);
     lua_settop(L, top);
-    return LM_EUSAGE;
+    return err->code;
   }
   *n = (size_t)luaL_len(L, -1);
   *names = calloc(*n + 1, sizeof **names);
@@ -787,6 +845,52 @@ static int room(const fleet *f, const job *j, size_t running) {
   return running < MAX_RUNNING && s->running < s->runs;
 }
 
+/* Targets that failed: the canaries among them (canaries), or those that failed before any
+ * run (the probe found it: a missing schema; !canaries). */
+static size_t failures(const fleet *f, int canaries) {
+  size_t n = 0;
+  for (size_t i = 0; i < f->n; i++) {
+    const job *j = &f->jobs[i];
+    n += j->state == REPORTED && j->rc && (canaries ? j->canary : !j->ran);
+  }
+  return n;
+}
+
+/* The fleet's error, worded from what failed: canaries (and the others, held back, not
+ * started), or targets found failed before any run, or targets whose runs failed. */
+static int failed_message(const fleet *f, size_t canaries, lm_error *err) {
+  size_t idle = 0, idle_canaries = 0, early = failures(f, 0), failed = failures(f, 1);
+  /* No target succeeded and each failed with a usage error (exit 2 for a single target: an
+   * unknown revision, a bad argument): the command line is at fault, exit 2 too. */
+  int code = LM_EUSAGE;
+  for (size_t i = 0; i < f->n; i++) {
+    const job *j = &f->jobs[i];
+    if (j->state == NOT_STARTED) {
+      idle++;
+      idle_canaries += j->canary;
+    } else if (j->rc != LM_EUSAGE && j->rc != LM_ENOTFOUND) {
+      code = LM_ERR;
+    }
+  }
+  char more[64] = "", rest[96] = "";
+  if (failed && idle) {
+    if (early) snprintf(more, sizeof more, " (and %zu more before any run)", early);
+    if (idle_canaries)
+      snprintf(rest, sizeof rest, "%zu were not started, %zu of them canaries", idle,
+               idle_canaries);
+    else
+      snprintf(rest, sizeof rest, "the other %zu were not started", idle);
+    return lm_error_set(err, code, "%zu of the %zu canary targets failed%s: %s", failed, canaries,
+                        more, rest);
+  }
+  if (early == f->failed)
+    snprintf(more, sizeof more, " before any run");
+  else if (early)
+    snprintf(more, sizeof more, " (%zu before any run)", early);
+  if (idle) snprintf(rest, sizeof rest, "; %zu not started", idle);
+  return lm_error_set(err, code, "%zu of %zu targets failed%s%s", f->failed, f->n, more, rest);
+}
+
 /* Starts the targets the probe left, at most `runs` of its server's at once and
  * MAX_RUNNING in all: the first `canary` ones (0: all) as a stage of their own, the others
  * only once all of those succeeded. Targets the probe settled are reported first. */
@@ -803,7 +907,10 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
    * nothing about the migrations. */
   if (canary)
     for (limit = 0; limit < f->n && canaries < canary; limit++)
-      canaries += f->jobs[limit].state == NOT_STARTED;
+      if (f->jobs[limit].state == NOT_STARTED) {
+        f->jobs[limit].canary = 1;
+        canaries++;
+      }
   for (;;) {
     /* An interrupt (SIGINT, SIGTERM) stops the running targets' runs; none starts after.
      * A target waits while its server is full; a later one on another server may start. */
@@ -812,8 +919,10 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
       job *j = &f->jobs[i];
       if (j->state != NOT_STARTED || !room(f, j, running)) continue;
       j->state = RUNNING;
+      j->ran = 1;
       if (pthread_create(&j->thread, NULL, work, j) != 0) {
         j->state = NOT_STARTED;
+        j->ran = 0;
         rc = lm_error_set(err, LM_ERR, "cannot start a thread for target %s", j->name);
         break;
       }
@@ -822,7 +931,9 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
     }
     while (next < limit && f->jobs[next].state != NOT_STARTED) next++;
     if (running == 0) {
-      if (next == limit && limit < f->n && !f->failed && !rc && !lm_cancel_requested()) {
+      /* A failure the probe found is no canary's: by default it has stopped the fleet
+       * already, and with --keep-going it holds back only itself. */
+      if (next == limit && limit < f->n && !failures(f, 1) && !rc && !lm_cancel_requested()) {
         limit = f->n; /* the canaries all succeeded */
         continue;
       }
@@ -848,14 +959,14 @@ static int run_jobs(fleet *f, size_t canary, lm_error *err) {
       if (f->jobs[i].state == NOT_STARTED) report(f, &f->jobs[i]);
     clear_bar(f);
   }
-  size_t idle = 0;
-  for (size_t i = 0; i < f->n; i++) idle += f->jobs[i].state == NOT_STARTED;
-  if (!rc && f->failed && canary && limit < f->n && idle)
-    rc = lm_error_set(err, LM_ERR,
-                      "%zu of the %zu canary targets failed: the other %zu were not started",
-                      f->failed, canaries, idle);
-  else if (!rc && f->failed)
-    rc = lm_error_set(err, LM_ERR, "%zu of %zu targets failed", f->failed, f->n);
+  if (!rc && f->failed) rc = failed_message(f, canaries, err);
+  if (!rc && lm_cancel_requested()) { /* a target not started did not succeed */
+    size_t idle = 0;
+    for (size_t i = 0; i < f->n; i++) idle += f->jobs[i].state == NOT_STARTED;
+    if (idle)
+      rc = lm_error_set(err, LM_EINTR, "interrupted by signal: %zu of %zu targets were not started",
+                        idle, f->n);
+  }
   return rc;
 }
 
@@ -930,9 +1041,11 @@ int lm_fleet_run(lm_app *app, void (*preload)(lua_State *, void *), void *ud, lm
    * lock = session (the advisory lock's) and table (the lease's heartbeat). */
   int locks = is(&f, "upgrade") || is(&f, "downgrade") || is(&f, "stamp");
   f.cost = locks && app->cfg.lock_mode != LM_LOCK_XACT ? 2 : 1;
-  f.report_json = is(&f, "status") || is(&f, "lint");
+  f.report_json = is(&f, "status") || is(&f, "lint") || (is(&f, "current") && !plain_current(&f));
   f.bar = isatty(STDERR_FILENO) && !app->opts->quiet;
+  lm_cancel_set_phase(LM_CANCEL_CONFIG); /* the config's targets function is user Lua */
   rc = load_targets(app, &names, &urls, &schemas, &n, err);
+  lm_cancel_set_phase(NULL);
   if (!rc) rc = check_pattern(app->opts->targets, names, n, err);
   if (rc) goto cleanup;
   f.jobs = calloc(n ? n : 1, sizeof *f.jobs);

@@ -42,7 +42,7 @@ int lm_lock_waiter_wait(lm_lock_waiter *w, const char *what, const char *holder,
   }
   if (!w->quiet && *holder && strcmp(holder, w->last) != 0) {
     lm_log_break();
-    fprintf(stderr, "luamigrate: waiting for the %s held by %s\n", what, holder);
+    fprintf(lm_log_stream(), "luamigrate: waiting for the %s held by %s\n", what, holder);
     snprintf(w->last, sizeof w->last, "%s", holder);
   }
   /* Backoff to 1 s with +-25% jitter, so many waiters do not poll in step. */

@@ -16,6 +16,15 @@ static int line_open; /* a progress line waits for its ending */
 static int live_open; /* ... and it is a live line (lm_log_live), not a step line */
 static _Thread_local size_t step_i, step_n; /* the next lm_log_begin's counter (per run) */
 static _Thread_local const char *revision;  /* named in server notices (per run) */
+static _Thread_local FILE *sink;            /* where this thread's lines go (NULL: stderr) */
+
+void lm_log_set_stream(FILE *f) {
+  sink = f;
+}
+
+FILE *lm_log_stream(void) {
+  return sink ? sink : stderr;
+}
 
 void lm_log_setup(int level, lm_color color) {
   verbosity = level;
@@ -54,24 +63,24 @@ const char *lm_log_sgr(FILE *f, lm_style s) {
 
 void lm_log_break(void) {
   if (!line_open) return;
-  fputc('\n', stderr);
+  fputc('\n', lm_log_stream());
   line_open = live_open = 0;
 }
 
 void lm_log_live(const char *fmt, ...) {
   const char *term = getenv("TERM");
-  if (verbosity < 0 || !isatty(STDERR_FILENO) || (term && !strcmp(term, "dumb"))) return;
+  if (verbosity < 0 || !isatty(fileno(lm_log_stream())) || (term && !strcmp(term, "dumb"))) return;
   if (live_open)
-    fputs("\r\033[K", stderr); /* back to the start of the line, cleared */
+    fputs("\r\033[K", lm_log_stream()); /* back to the start of the line, cleared */
   else
     lm_log_break();
-  fprintf(stderr, "%s", lm_log_sgr(stderr, LM_STYLE_DIM));
+  fprintf(lm_log_stream(), "%s", lm_log_sgr(lm_log_stream(), LM_STYLE_DIM));
   va_list ap;
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  vfprintf(lm_log_stream(), fmt, ap);
   va_end(ap);
-  fprintf(stderr, "%s", lm_log_sgr(stderr, LM_STYLE_RESET));
-  fflush(stderr);
+  fprintf(lm_log_stream(), "%s", lm_log_sgr(lm_log_stream(), LM_STYLE_RESET));
+  fflush(lm_log_stream());
   line_open = live_open = 1;
 }
 
@@ -92,29 +101,29 @@ void lm_log_begin(const char *fmt, ...) {
   step_i = step_n = 0;
   if (verbosity < 0) return;
   lm_log_break();
-  if (n > 1 && isatty(STDERR_FILENO)) {
+  if (n > 1 && isatty(fileno(lm_log_stream()))) {
     int width = snprintf(NULL, 0, "%zu", n);
-    fprintf(stderr, "%s[%*zu/%zu]%s ", lm_log_sgr(stderr, LM_STYLE_DIM), width, i, n,
-            lm_log_sgr(stderr, LM_STYLE_RESET));
+    fprintf(lm_log_stream(), "%s[%*zu/%zu]%s ", lm_log_sgr(lm_log_stream(), LM_STYLE_DIM), width, i,
+            n, lm_log_sgr(lm_log_stream(), LM_STYLE_RESET));
   }
   va_list ap;
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  vfprintf(lm_log_stream(), fmt, ap);
   va_end(ap);
-  fflush(stderr);
+  fflush(lm_log_stream());
   line_open = 1;
 }
 
 void lm_log_end(const char *fmt, ...) {
   if (verbosity < 0) return;
   if (live_open) lm_log_break(); /* the ending belongs to the step line, not the live one */
-  if (!line_open) fputs("  ...", stderr);
+  if (!line_open) fputs("  ...", lm_log_stream());
   va_list ap;
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  vfprintf(lm_log_stream(), fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
-  fflush(stderr);
+  fputc('\n', lm_log_stream());
+  fflush(lm_log_stream());
   line_open = live_open = 0;
 }
 
@@ -125,26 +134,26 @@ double lm_log_clock_ms(void) {
 }
 
 void lm_log_end_ms(double ms) {
-  lm_log_end(" %s(%.0f ms)%s", lm_log_sgr(stderr, LM_STYLE_DIM), ms,
-             lm_log_sgr(stderr, LM_STYLE_RESET));
+  lm_log_end(" %s(%.0f ms)%s", lm_log_sgr(lm_log_stream(), LM_STYLE_DIM), ms,
+             lm_log_sgr(lm_log_stream(), LM_STYLE_RESET));
 }
 
 void lm_log_statement_end(double ms) {
   if (verbosity <= 0) return;
   if (live_open) lm_log_break();
   /* Interrupted (by a notice): say which line this ending belongs to. */
-  if (!line_open) fputs("  sql: done", stderr);
-  fprintf(stderr, " %s(%.2f ms)%s\n", lm_log_sgr(stderr, LM_STYLE_DIM), ms,
-          lm_log_sgr(stderr, LM_STYLE_RESET));
-  fflush(stderr);
+  if (!line_open) fputs("  sql: done", lm_log_stream());
+  fprintf(lm_log_stream(), " %s(%.2f ms)%s\n", lm_log_sgr(lm_log_stream(), LM_STYLE_DIM), ms,
+          lm_log_sgr(lm_log_stream(), LM_STYLE_RESET));
+  fflush(lm_log_stream());
   line_open = 0;
 }
 
 static void vline(const char *fmt, va_list ap) {
   lm_log_break();
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  fflush(stderr);
+  vfprintf(lm_log_stream(), fmt, ap);
+  fputc('\n', lm_log_stream());
+  fflush(lm_log_stream());
 }
 
 void lm_log_info(const char *fmt, ...) {
@@ -165,25 +174,25 @@ void lm_log_detail(const char *fmt, ...) {
 
 void lm_log_warn(const char *fmt, ...) {
   lm_log_break();
-  fprintf(stderr, "%sluamigrate: warning:%s ", lm_log_sgr(stderr, LM_STYLE_WARN),
-          lm_log_sgr(stderr, LM_STYLE_RESET));
+  fprintf(lm_log_stream(), "%sluamigrate: warning:%s ", lm_log_sgr(lm_log_stream(), LM_STYLE_WARN),
+          lm_log_sgr(lm_log_stream(), LM_STYLE_RESET));
   va_list ap;
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  vfprintf(lm_log_stream(), fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
-  fflush(stderr);
+  fputc('\n', lm_log_stream());
+  fflush(lm_log_stream());
 }
 
 /* Writes text line by line, the first line after `first`, the others after `more`. */
 static void lines(const char *text, size_t len, const char *first, const char *more) {
   const char *p = text, *end = text + len;
   const char *lead = first;
-  if (p == end) fputs(first, stderr);
+  if (p == end) fputs(first, lm_log_stream());
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-    fprintf(stderr, "%s%s%.*s", p == text ? "" : "\n", lead, (int)n, p);
+    fprintf(lm_log_stream(), "%s%s%.*s", p == text ? "" : "\n", lead, (int)n, p);
     lead = more;
     if (!nl) break;
     p = nl + 1;
@@ -195,17 +204,18 @@ void lm_log_statement(const char *sql, int n, const char *const *values) {
   lm_log_break();
   size_t len = strlen(sql);
   while (len && strchr("; \t\n", sql[len - 1])) len--;
-  const char *dim = lm_log_sgr(stderr, LM_STYLE_DIM), *off = lm_log_sgr(stderr, LM_STYLE_RESET);
-  fprintf(stderr, "%s", dim);
+  const char *dim = lm_log_sgr(lm_log_stream(), LM_STYLE_DIM),
+             *off = lm_log_sgr(lm_log_stream(), LM_STYLE_RESET);
+  fprintf(lm_log_stream(), "%s", dim);
   lines(sql, len, "  sql: ", "       ");
   for (int i = 0; i < n; i++) {
     if (values[i])
-      fprintf(stderr, "\n       $%d = '%s'", i + 1, values[i]);
+      fprintf(lm_log_stream(), "\n       $%d = '%s'", i + 1, values[i]);
     else
-      fprintf(stderr, "\n       $%d = NULL", i + 1);
+      fprintf(lm_log_stream(), "\n       $%d = NULL", i + 1);
   }
-  fprintf(stderr, "%s", off);
-  fflush(stderr);
+  fprintf(lm_log_stream(), "%s", off);
+  fflush(lm_log_stream());
   line_open = 1;
 }
 
@@ -218,18 +228,19 @@ void lm_log_notice(const char *severity, const char *message, const char *detail
   lm_log_break();
   const char *sev = severity ? severity : "NOTICE";
   lm_style style = !strcmp(sev, "WARNING") ? LM_STYLE_WARN : LM_STYLE_NOTICE;
-  fprintf(stderr, "%sserver %s%s%s:%s ", lm_log_sgr(stderr, style), sev, revision ? " in " : "",
-          revision ? revision : "", lm_log_sgr(stderr, LM_STYLE_RESET));
+  fprintf(lm_log_stream(), "%sserver %s%s%s:%s ", lm_log_sgr(lm_log_stream(), style), sev,
+          revision ? " in " : "", revision ? revision : "",
+          lm_log_sgr(lm_log_stream(), LM_STYLE_RESET));
   const char *msg = message ? message : "";
   lines(msg, strlen(msg), "", "  ");
-  fputc('\n', stderr);
+  fputc('\n', lm_log_stream());
   if (detail && *detail) {
     lines(detail, strlen(detail), "  detail: ", "          ");
-    fputc('\n', stderr);
+    fputc('\n', lm_log_stream());
   }
   if (hint && *hint) {
     lines(hint, strlen(hint), "  hint: ", "        ");
-    fputc('\n', stderr);
+    fputc('\n', lm_log_stream());
   }
-  fflush(stderr);
+  fflush(lm_log_stream());
 }

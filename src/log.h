@@ -20,6 +20,11 @@ typedef enum lm_style {
 /* verbosity: -1 (-q) no step lines, 0 the default, 1 (-v) also connection, lock and SQL
  * detail. Colour: LM_COLOR_AUTO means a terminal, NO_COLOR unset or empty, TERM not dumb. */
 void lm_log_setup(int verbosity, lm_color color);
+/* This thread's lines (progress, warnings, server notices) go to f, NULL: stderr again (a
+ * fleet's worker thread captures its target's, printed in the target's block). */
+void lm_log_set_stream(FILE *f);
+/* This thread's stream for them: stderr, or the capture lm_log_set_stream gave. */
+FILE *lm_log_stream(void);
 int lm_log_verbose(void);
 /* Whether escape codes are written to f (stdout or stderr). */
 int lm_log_color(FILE *f);

@@ -61,7 +61,9 @@ static int dispatch(run *r) {
     if (!lm_fleet_supports(c->name))
       return lm_error_set(err, LM_EUSAGE, "--targets works with %s, not with %s", LM_FLEET_COMMANDS,
                           c->name);
+    lm_cancel_set_phase(LM_CANCEL_CONFIG);
     rc = lm_config_load(app, err);
+    lm_cancel_set_phase(NULL);
     return rc ? rc : lm_fleet_run(app, r->preload, r->ud, err);
   }
   if (c->flags & LM_CMD_LOAD) {

@@ -115,10 +115,6 @@ void lm_report_log_entry(lm_strbuf *b, const lm_dag *dag, int idx, const lm_revs
   free(longdoc);
 }
 
-int lm_report_emit(lm_strbuf *b, lm_error *err) {
-  return lm_report_write(stdout, b, err);
-}
-
 int lm_report_write(FILE *out, lm_strbuf *b, lm_error *err) {
   if (b->oom) {
     free(b->s);
@@ -199,8 +195,8 @@ static void json_rev(lm_strbuf *b, const lm_dag *dag, int idx, const lm_revset *
 }
 
 /* A JSON array of revisions, written as one line. */
-int lm_report_json_revs(const lm_dag *dag, const int *idx, size_t n, const lm_revset *current,
-                        lm_error *err) {
+int lm_report_json_revs(FILE *out, const lm_dag *dag, const int *idx, size_t n,
+                        const lm_revset *current, lm_error *err) {
   lm_strbuf b = {0};
   lm_strbuf_add(&b, "[");
   for (size_t i = 0; i < n; i++) {
@@ -208,5 +204,5 @@ int lm_report_json_revs(const lm_dag *dag, const int *idx, size_t n, const lm_re
     json_rev(&b, dag, idx[i], current);
   }
   lm_strbuf_add(&b, "]");
-  return lm_report_emit(&b, err);
+  return lm_report_write(out, &b, err);
 }

@@ -251,7 +251,7 @@ PGresult *lm_vt_prefetched(lm_vt *vt, lm_vt_pre which) {
 }
 
 /* The reads, each written once: lm_vt_read's, lm_vt_applied_checksums', lm_vt_stamped's. */
-#define ROWS_SQL "SELECT version_num FROM %s ORDER BY version_num"
+#define ROWS_SQL "SELECT version_num FROM %s " LM_VT_ROWS_ORDER
 #define APPLIED_SQL                                          \
   "SELECT DISTINCT ON (revision) revision, checksum, "       \
   "extract(epoch FROM started_at)::float8, duration_ms, "    \

@@ -18,6 +18,10 @@
 #define LM_VT_LOCK_SUFFIX "_lock"
 #define LM_VT_JOURNAL_SUFFIX "_journal"
 
+/* The order version rows are read in, by every reader (lm_vt_read, the fleet's probe): byte
+ * order, so several heads are listed alike whatever the database's collation. */
+#define LM_VT_ROWS_ORDER "ORDER BY version_num COLLATE \"C\""
+
 /* The bookkeeping statements, each a template: one %s for the quoted table name, then $1, $2
  * for the values (the row statements). The online run formats them and binds the values;
  * the --sql path fills in the same text with literals (luamigrate.offline). */

@@ -294,16 +294,17 @@ static int l_core_nul_free(lua_State *L) {
  * the output does not run on from "Running upgrade ...". */
 static int l_core_print(lua_State *L) {
   int n = lua_gettop(L);
+  FILE *out = lm_log_stream(); /* stderr, or a fleet target's capture */
   lm_log_break();
   for (int i = 1; i <= n; i++) {
     size_t len;
     const char *s = luaL_tolstring(L, i, &len);
-    if (i > 1) fputc('\t', stderr);
-    fwrite(s, 1, len, stderr);
+    if (i > 1) fputc('\t', out);
+    fwrite(s, 1, len, out);
     lua_pop(L, 1);
   }
-  fputc('\n', stderr);
-  fflush(stderr);
+  fputc('\n', out);
+  fflush(out);
   return 0;
 }
 

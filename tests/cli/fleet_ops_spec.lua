@@ -6,6 +6,7 @@ local pg = require "helpers.pg"
 local cli = require "helpers.cli"
 local pgserver = require "helpers.pgserver"
 local json = require "dkjson"
+local core = require "luamigrate.core"
 
 local FILES, IDS = cli.chain(5, { sleep = 0.05 })
 -- What the chain's migrations create, for check.
@@ -114,6 +115,62 @@ describe("fleet runs", function()
       #targets - unfinished), 1, true), r.out)
   end)
 
+  it("SIGINT stops every running target's statement waiting on a lock, however many run at once", function()
+    assert.equal(0, run({ "-t", "*", "upgrade", IDS[1] }).code)
+    -- the migrations wait for their locks for as long as it takes
+    cli.write(dir .. "/luamigrate.lua", cli.slurp(dir .. "/luamigrate.lua") .. "migration_lock_timeout = false\n")
+    -- each target's migration_log locked by another session: all 21 runs wait on it at once, in
+    -- their second migration's INSERT (the probe, reading only luamigrate's tables, passes)
+    local blockers = {}
+    for i = 1, 9 do
+      local b = core.connect(targets[i].url)
+      b:execute("BEGIN")
+      b:execute("LOCK TABLE migration_log IN ACCESS EXCLUSIVE MODE")
+      blockers[#blockers + 1] = b
+    end
+    local b = core.connect(targets[10].url)
+    b:execute("BEGIN")
+    for i = 10, #targets do
+      b:execute(("LOCK TABLE %s.migration_log IN ACCESS EXCLUSIVE MODE"):format(targets[i].schema))
+    end
+    blockers[#blockers + 1] = b
+    local function waiting()
+      local n = 0
+      for _, srv in ipairs(servers) do
+        n = n + tonumber(srv:psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+          .. "AND query LIKE 'INSERT INTO migration_log%'"))
+      end
+      return n
+    end
+    local pid, errfile = cli.start({ "-t", "*", "--parallel", "60", "upgrade", "head" }, dir)
+    for _ = 1, 400 do
+      if waiting() == #targets then break end
+      os.execute("sleep 0.05")
+    end
+    local ready = waiting()
+    os.execute(("kill -INT %d"):format(pid))
+    for _ = 1, 100 do
+      if not cli.alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    local alive = cli.alive(pid)
+    for _, x in ipairs(blockers) do
+      x:execute("COMMIT")
+      x:close()
+    end
+    for _ = 1, 100 do
+      if not cli.alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    if cli.alive(pid) then os.execute(("kill -9 %d"):format(pid)) end
+    local err = cli.slurp(errfile)
+    os.remove(errfile)
+    assert.equal(#targets, ready, err)
+    assert.is_false(alive, "a run still waited on its lock 5 s after SIGINT: " .. err)
+    assert.truthy(err:find(("%d of %d targets failed"):format(#targets, #targets), 1, true), err)
+    for _, t in ipairs(targets) do assert.equal(applied(1), log(t), t.name) end
+  end)
+
   it("two fleet runs at once apply each migration once per target", function()
     local deploys = {}
     for _, args in ipairs { { "-t", "*", "upgrade", "head" }, { "-t", "s*,d1,d2", "--parallel", "4", "upgrade", "head" } } do
@@ -152,6 +209,13 @@ describe("fleet runs", function()
     assert.truthy(("\n" .. r.out):find("\nd4: " .. IDS[3] .. "\n", 1, true), r.out)
     assert.truthy(("\n" .. r.out):find("\ns12: base\n", 1, true), r.out)
     assert.truthy(r.out:find("21 ok, 0 failed, 0 not started", 1, true), r.out)
+    -- with an option each target runs current: --check-heads fails the targets behind
+    r = run { "-t", "d1,s01", "--keep-going", "current", "--check-heads" }
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(("\n" .. r.out):find("\nd1: " .. IDS[3] .. "\nd1: FAILED: Database is not on all head revisions\n", 1,
+      true), r.out)
+    assert.truthy(r.out:find("s01: FAILED: Database is not on all head revisions", 1, true), r.out)
+    assert.truthy(r.out:find("0 ok, 2 failed, 0 not started", 1, true), r.out)
 
     r = run { "-t", "d1,s01", "status" }
     assert.equal(0, r.code, r.err)
@@ -185,6 +249,12 @@ describe("fleet runs", function()
     assert.truthy(r.out:find("3 ok, 1 failed, 0 not started", 1, true), r.out)
     assert.truthy(r.err:find("1 of 4 targets failed", 1, true), r.err)
     assert.equal(0, run({ "-t", "s1*", "check" }).code)
+    r = run { "-t", "s1*,d1", "--json", "current", "--check-heads" }
+    assert.equal(0, r.code, r.out .. r.err)
+    for line in r.out:gmatch("[^\n]+") do
+      local o = assert(json.decode(line), line)
+      assert.same({ "ok", IDS[5] }, { o.status, o.report[1].revision })
+    end
   end)
 
   it("--json: one object per target, the same keys each, a status's report inside", function()
@@ -197,8 +267,10 @@ describe("fleet runs", function()
       local keys = {}
       for k in pairs(o) do keys[#keys + 1] = k end
       table.sort(keys)
-      assert.same({ "duration_ms", "from", "status", "steps", "target", "to" }, keys) -- error: null
-      assert.truthy(line:find('"error": null}$'), line)
+      assert.same({ "duration_ms", "from", "messages", "status", "steps", "target", "to" }, keys) -- error: null
+      assert.truthy(line:find('"error": null, "messages": '), line)
+      -- the second migration's CREATE TABLE IF NOT EXISTS: the server's notice, the target's
+      assert.truthy(o.messages:find('relation "migration_log" already exists, skipping', 1, true), line)
       assert.same({ "upgraded", "base", IDS[2], 2 }, { o.status, o.from, o.to, o.steps })
       assert.equal("number", type(o.duration_ms))
     end
@@ -214,6 +286,15 @@ describe("fleet runs", function()
     assert.same({}, seen.s02.report.current)
     assert.equal(5, #seen.s02.report.pending)
     assert.equal("ok", seen.s02.status)
+    -- check adds its text as "output" (d1 lacks the declared t5)
+    assert.equal(0, run({ "-t", "d1", "upgrade", "head" }).code)
+    sql(targets[1], "DROP TABLE t5")
+    r = run { "-t", "d1", "--json", "check" }
+    assert.equal(1, r.code, r.out .. r.err)
+    local o = assert(json.decode(r.out:match("[^\n]+")), r.out)
+    assert.equal("failed", o.status)
+    assert.truthy(o.output:find("added table public.t5", 1, true), r.out)
+    assert.is_nil(o.report)
   end)
 
   it("exit statuses: 0 all succeeded, 1 one failed, 2 a usage error; a live counter only on a terminal", function()

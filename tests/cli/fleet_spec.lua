@@ -165,6 +165,16 @@ describe("a fleet run", function()
       assert.equal("m1,m2", log(tenants[5]))
     end)
 
+    it("--canary: a failed canary keeps the canaries not started yet from starting, and says so", function()
+      -- eu-1, eu-2, eu-3 are the canaries, one at a time on their server: eu-3 never starts
+      local r = run { "-t", "*", "--canary", "3", "--parallel", "2", "upgrade", "head" }
+      assert.equal(1, r.code, r.out .. r.err)
+      assert.truthy(r.out:find("1 upgraded, 0 already there, 1 failed, 3 not started", 1, true), r.out)
+      assert.truthy(r.err:find("1 of the 3 canary targets failed: 3 were not started, 1 of them canaries", 1, true),
+        r.err)
+      for i = 3, 5 do assert.equal("m1,m2", log(tenants[i])) end
+    end)
+
     it("--json prints one object per target with its status, revisions, steps, duration and error", function()
       local r = run { "-t", "*", "--parallel", "2", "--json", "upgrade", "head" }
       assert.equal(1, r.code, r.out .. r.err)
@@ -177,7 +187,7 @@ describe("a fleet run", function()
       assert.equal("upgraded", seen["eu-1"].status)
       assert.same({ "m2", "m3", 1 }, { seen["eu-1"].from, seen["eu-1"].to, seen["eu-1"].steps })
       assert.is_nil(seen["eu-1"].error)
-      assert.truthy(r.out:find('"target": "eu%-1", [^\n]*"error": null}'), r.out)
+      assert.truthy(r.out:find('"target": "eu%-1", [^\n]*"error": null, "messages": null}'), r.out)
       assert.equal("failed", seen["eu-2"].status)
       assert.same({ "m2", "m2", 0 }, { seen["eu-2"].from, seen["eu-2"].to, seen["eu-2"].steps })
       assert.truthy(seen["eu-2"].error:find("email_has_at", 1, true), seen["eu-2"].error)
@@ -217,7 +227,23 @@ describe("a fleet run", function()
       assert.equal(2, r.code, table.concat(c[1], " ") .. "\n" .. r.err)
       assert.truthy(r.err:find(c[2], 1, true), r.err)
     end
+    -- a command line every target's run refuses, as a single-target run would (exit 2)
+    for _, c in ipairs {
+      { { "-t", "*", "upgrade", "nosuch" }, "eu-1: FAILED: Can't locate revision identified by 'nosuch'" },
+      { { "-t", "*", "upgrade", "head", "extra" }, "eu-1: FAILED: upgrade: unexpected argument 'extra'" },
+    } do
+      local r = run(c[1])
+      assert.equal(2, r.code, table.concat(c[1], " ") .. "\n" .. r.out .. r.err)
+      assert.truthy(r.out:find(c[2], 1, true), r.out)
+    end
     for _, t in ipairs(tenants) do assert.equal("", version(t)) end
+    -- one target's own state is no usage error when another target succeeds: exit 1
+    assert.equal(0, run({ "-t", "eu-1", "upgrade", "m1" }).code)
+    pg.psql(tenants[1].url, "UPDATE luamigrate_version SET version_num = 'gone'")
+    local r = run { "-t", "eu-1,eu-2", "--keep-going", "upgrade", "m1" }
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("eu-1: FAILED: Can't locate revision identified by 'gone'", 1, true), r.out)
+    assert.truthy(r.out:find("eu-2: base -> m1, 1 step", 1, true), r.out)
   end)
 end)
 
@@ -262,6 +288,23 @@ describe("schema targets", function()
     assert.truthy(r.out:find("0 upgraded, " .. N .. " already there, 1 failed, 0 not started", 1, true), r.out)
     assert.equal("0", pg.psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
   end)
+
+  it("--canary: a failure the probe found is no canary's, and blocks the rest only by default", function()
+    -- the missing schema fails before any run: no canary runs, and the message says what failed
+    local r = cli.run({ "-t", "*", "--canary", "2", "upgrade", "head" }, { cwd = dir })
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("0 upgraded, 0 already there, 1 failed, " .. N .. " not started", 1, true), r.out)
+    assert.truthy(r.err:find("1 of " .. (N + 1) .. " targets failed before any run; " .. N .. " not started", 1,
+      true), r.err)
+    assert.falsy(r.err:find("canary", 1, true), r.err)
+    -- with --keep-going the canaries run, succeed, and the others follow
+    r = cli.run({ "-t", "*", "--canary", "2", "--keep-going", "upgrade", "head" }, { cwd = dir })
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find(N .. " upgraded, 0 already there, 1 failed, 0 not started", 1, true), r.out)
+    assert.truthy(r.err:find("1 of " .. (N + 1) .. " targets failed before any run", 1, true), r.err)
+    assert.falsy(r.err:find("canary", 1, true), r.err)
+    assert.equal("m3", pg.psql(url, "SELECT version_num FROM tenant_60.luamigrate_version"))
+  end)
 end)
 
 describe("the targets setting", function()
@@ -281,6 +324,12 @@ describe("the targets setting", function()
       { 'targets = { { name = "a", url = 5 } }', "targets[1] (a): url must be a string, got number" },
       { 'targets = { { name = "a", schema = "Tenant 1" } }',
         "targets[1] (a): schema must be a lower-case name (letters, digits, _), got 'Tenant 1'" },
+      { 'targets = { { name = "a", schema = "a,b" } }',
+        "targets[1] (a): schema must be a lower-case name (letters, digits, _), got 'a,b'" },
+      { 'targets = { { name = "a", schema = [[a"b]] } }',
+        "targets[1] (a): schema must be a lower-case name (letters, digits, _), got 'a\"b'" },
+      { 'targets = { { name = "a", schema = "{x}" } }',
+        "targets[1] (a): schema must be a lower-case name (letters, digits, _), got '{x}'" },
       { 'version_table = "public.v"\ntargets = { { name = "a", schema = "t1" } }',
         "target a has a schema, and version_table 'public.v' names one" },
       { 'targets = "a"', "setting 'targets' must be a table, got string" },
@@ -308,6 +357,26 @@ describe("the targets setting", function()
     pg.drop_db(name)
   end)
 
+  it("a function is stopped by SIGINT, the run ending with nothing started", function()
+    -- busy for 3 s, then a list: the signal must stop it, not leave a fleet of none started
+    dir = cli.project { config = 'script_location = "migrations"\n'
+      .. "targets = function() local t = os.clock() while os.clock() - t < 3 do end return { { name = 'a' } } end\n" }
+    local pid, errfile = cli.start({ "-t", "*", "upgrade", "head" }, dir)
+    os.execute("sleep 0.5")
+    os.execute(("kill -INT %d"):format(pid))
+    for _ = 1, 100 do
+      if not cli.alive(pid) then break end
+      os.execute("sleep 0.05")
+    end
+    local alive = cli.alive(pid)
+    if alive then os.execute(("kill -9 %d"):format(pid)) end
+    local err = cli.slurp(errfile)
+    os.remove(errfile)
+    assert.is_false(alive, err)
+    assert.truthy(err:find("luamigrate.lua: targets(): interrupted by signal while running the config file; nothing was "
+      .. "changed\n", 1, true), err)
+  end)
+
   it("may be a function: its list is the fleet, and a single-target run ignores it", function()
     local url, name = pg.new_db("fleetfn")
     local r = with(("targets = function() return { { name = 'only', url = %q } } end\n"):format(url))
@@ -316,5 +385,158 @@ describe("the targets setting", function()
     r = cli.run({ "--url", url, "current" }, { cwd = dir })
     assert.equal(0, r.code, r.err)
     pg.drop_db(name)
+  end)
+end)
+
+describe("targets sharing one database", function()
+  local dir, url, dbname
+  local function run(args) return cli.run(args, { cwd = dir }) end
+
+  -- A database with the schemas `create` makes, and the config's targets `targets` (Lua).
+  local function project(targets, create, files)
+    url, dbname = pg.new_db("fleetshared")
+    if create then pg.psql(url, create) end
+    dir = cli.project { files = files or FILES,
+      config = ('script_location = "migrations"\nurl = %q\ntargets = %s\n'):format(url, targets) }
+  end
+
+  after_each(function()
+    cli.remove(dir)
+    pg.drop_db(dbname)
+  end)
+
+  it("a target without a schema is probed through its own search_path, not a schema target's", function()
+    project('{ { name = "t1", schema = "tenant_1" }, { name = "main" } }', "CREATE SCHEMA tenant_1")
+    assert.equal(0, run({ "-t", "t1", "upgrade", "head" }).code)
+    local r = run { "-t", "*", "current" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(("\n" .. r.out):find("\nt1: m3\nmain: base\n", 1, true), r.out)
+    r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("main: base %-> m3, 3 steps, %d+ ms\n"), r.out)
+    assert.truthy(r.out:find("t1: m3 -> m3, 0 steps", 1, true), r.out)
+    assert.truthy(r.out:find("1 upgraded, 1 already there, 0 failed, 0 not started", 1, true), r.out)
+    assert.equal("m3", pg.psql(url, "SELECT version_num FROM public.luamigrate_version"))
+    assert.equal("m1,m2,m3", pg.psql(url, "SELECT string_agg(rev, ',' ORDER BY rev) FROM public.applied"))
+    assert.equal("m1,m2,m3", pg.psql(url, "SELECT string_agg(rev, ',' ORDER BY rev) FROM tenant_1.applied"))
+  end)
+
+  it("reads each schema's name as written, one named null among them", function()
+    project('{ { name = "n", schema = "null" }, { name = "t1", schema = "tenant_1" } }',
+      'CREATE SCHEMA "null"; CREATE SCHEMA tenant_1')
+    local r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("n: base %-> m3, 3 steps"), r.out)
+    assert.equal("m3", pg.psql(url, 'SELECT version_num FROM "null".luamigrate_version'))
+    assert.equal("m1,m2,m3", pg.psql(url, 'SELECT string_agg(rev, \',\' ORDER BY rev) FROM "null".applied'))
+    r = run { "-t", "*", "current" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(("\n" .. r.out):find("\nn: m3\nt1: m3\n", 1, true), r.out)
+    r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("0 upgraded, 2 already there, 0 failed, 0 not started", 1, true), r.out)
+  end)
+
+  it("a version row the probe cannot read whole is the target's run to judge, never 'already'", function()
+    project('{ { name = "t1", schema = "tenant_1" } }', "CREATE SCHEMA tenant_1")
+    assert.equal(0, run({ "-t", "*", "upgrade", "head" }).code)
+    pg.psql(url, "ALTER TABLE tenant_1.luamigrate_version ALTER COLUMN version_num TYPE text; "
+      .. "INSERT INTO tenant_1.luamigrate_version VALUES (repeat('z', 200))")
+    local r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("t1: FAILED: ", 1, true), r.out)
+    assert.truthy(r.out:find("0 upgraded, 0 already there, 1 failed, 0 not started", 1, true), r.out)
+  end)
+
+  it("prints each target's server notices, warnings and print()s in its own block, named", function()
+    local files = {
+      ["migrations/versions/n1.lua"] = cli.revision("n1", nil, [[
+  op.execute("DO $x$ BEGIN RAISE NOTICE 'hello from %', current_schema(); END $x$")
+  print("printed by n1")]],
+        '  op.execute("SELECT 1")'),
+    }
+    project('{ { name = "t1", schema = "tenant_1" }, { name = "t2", schema = "tenant_2" } }',
+      "CREATE SCHEMA tenant_1; CREATE SCHEMA tenant_2", files)
+    local r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    for _, t in ipairs { { "t1", "tenant_1" }, { "t2", "tenant_2" } } do
+      assert.truthy(("\n" .. r.out):find(("\n%s: server NOTICE in n1: hello from %s\n"):format(t[1], t[2]), 1, true),
+        r.out)
+      assert.truthy(("\n" .. r.out):find(("\n%s: printed by n1\n"):format(t[1]), 1, true), r.out)
+    end
+    assert.falsy(r.err:find("hello from", 1, true), r.err)
+    assert.falsy(r.err:find("printed by", 1, true), r.err)
+    r = run { "-t", "t1", "--json", "downgrade", "base" }
+    assert.equal(0, r.code, r.out .. r.err)
+    local o = assert(json.decode(r.out:match("[^\n]+")), r.out)
+    assert.equal("downgraded", o.status)
+    assert.is_nil(o.messages)
+    r = run { "-t", "t1", "--json", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    o = assert(json.decode(r.out:match("[^\n]+")), r.out)
+    assert.truthy(o.messages:find("server NOTICE in n1: hello from tenant_1\n", 1, true), r.out)
+  end)
+
+  it("reads revision ids with XML's special characters as they are", function()
+    local files = {
+      ["migrations/versions/amp.lua"] = cli.revision("a&b<c>'d\"", nil, '  op.execute("CREATE TABLE amp (id int)")',
+        '  op.execute("DROP TABLE amp")'),
+    }
+    project('{ { name = "t1", schema = "tenant_1" }, { name = "main" } }', "CREATE SCHEMA tenant_1", files)
+    local r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    r = run { "-t", "*", "current" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(("\n" .. r.out):find("\nt1: a&b<c>'d\"\nmain: a&b<c>'d\"\n", 1, true), r.out)
+    r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("0 upgraded, 2 already there", 1, true), r.out)
+  end)
+
+  it("a schema target keeps the options its URL sets, in conninfo and URI form", function()
+    local files = {
+      ["migrations/versions/s1.lua"] = cli.revision("s1", nil,
+        [[  op.execute("CREATE TABLE seen AS SELECT current_setting('work_mem') AS w, current_schema() AS s")]],
+        '  op.execute("DROP TABLE seen")'),
+    }
+    url, dbname = pg.new_db("fleetoptions")
+    pg.psql(url, "CREATE SCHEMA tenant_1; CREATE SCHEMA tenant_2")
+    local uri = ("postgresql:///%s?host=%s&port=%s&user=postgres&options=-c%%20work_mem%%3D2345kB"):format(dbname,
+      pg.host:gsub("/", "%%2F"), pg.port)
+    dir = cli.project { files = files, config = ('script_location = "migrations"\ntargets = {\n'
+      .. '  { name = "a", schema = "tenant_1", url = %q },\n  { name = "b", schema = "tenant_2", url = %q },\n}\n'):format(
+      url .. " options='-c work_mem=1234kB'", uri) }
+    local r = run { "-t", "*", "upgrade", "head" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.equal("1234kB|tenant_1", pg.psql(url, "SELECT w || '|' || s FROM tenant_1.seen"))
+    assert.equal("2345kB|tenant_2", pg.psql(url, "SELECT w || '|' || s FROM tenant_2.seen"))
+  end)
+
+  it("lists several heads in one order, whichever way they were read and whatever the collation", function()
+    dbname = ("fleeticu_%d_%d"):format(os.time(), math.random(1, 1e6))
+    pg.psql(pg.conninfo("postgres"), ("CREATE DATABASE %s TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en' "
+      .. "LOCALE 'C.UTF-8'"):format(dbname))
+    url = pg.conninfo(dbname)
+    local files = {
+      ["migrations/versions/ax.lua"] = cli.revision("ax", nil, '  op.execute("CREATE TABLE a (id int)")',
+        '  op.execute("DROP TABLE a")', 'branch_labels = { "a" }'),
+      ["migrations/versions/Bx.lua"] = cli.revision("Bx", nil, '  op.execute("CREATE TABLE b (id int)")',
+        '  op.execute("DROP TABLE b")', 'branch_labels = { "b" }'),
+    }
+    dir = cli.project { files = files,
+      config = ('script_location = "migrations"\nurl = %q\ntargets = { { name = "db" } }\n'):format(url) }
+    -- in this database's collation ax sorts before Bx; byte order (C) puts Bx first
+    assert.equal("t", pg.psql(url, "SELECT 'ax' < 'Bx'"))
+    local r = run { "-t", "*", "upgrade", "heads" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("db: base -> Bx, ax, 2 steps", 1, true), r.out)
+    r = run { "-t", "*", "upgrade", "heads" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("db: Bx, ax -> Bx, ax, 0 steps", 1, true), r.out)
+    r = run { "-t", "*", "current" }
+    assert.truthy(r.out:find("db: Bx, ax\n", 1, true), r.out)
+    r = run { "current" }
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("Bx.*ax"), r.out)
   end)
 end)
