@@ -4,6 +4,7 @@
 #ifndef LM_APP_H
 #define LM_APP_H
 
+#include "checksum.h"
 #include "cli.h"
 #include "config.h"
 #include "dag.h"
@@ -26,8 +27,9 @@ typedef struct lm_app {
   int keep_base_kb;   /* loader: the Lua heap (KiB) when the load began; what is kept is
                         bounded by its growth since, */
   int keep_budget_kb; /* to this (loader.c: keep_budget) */
-  char (*sums)[65];   /* loader: hex SHA-256 of each revision's file as read, by DAG index */
-  size_t nsums;       /* slots in sums */
+  unsigned char (*sums)[33]; /* loader: SHA-256 of each revision's file as read, by DAG index:
+                                byte 0 says it is set, the digest follows (half the hex's room) */
+  size_t nsums;              /* slots in sums */
   PGconn *conn;
   struct lm_conn_pending *preconnect; /* connections opening while the files load (workspace.h) */
   lm_lock lock;
@@ -58,8 +60,8 @@ int lm_loader_compile(lm_app *app, const lm_revset *plan, lm_error *err);
  * new environment). */
 void lm_loader_release(lm_app *app, int idx);
 /* The hex SHA-256 of revision idx's file as luamigrate last read it (at load, or when it
- * ran), or NULL when unknown. */
-const char *lm_loader_checksum(const lm_app *app, int idx);
+ * ran), written into `hex` and returned, or NULL when unknown. */
+const char *lm_loader_checksum(const lm_app *app, int idx, char hex[LM_CHECKSUM_HEX]);
 /* A file's whole leading comment (malloc'd; "" when it has none or cannot be read). */
 char *lm_loader_longdoc(const char *path);
 /* Reads a whole file (malloc'd, NUL-terminated; *len without the NUL). */

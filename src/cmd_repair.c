@@ -28,7 +28,8 @@ int lm_cmd_repair(lm_app *app, lm_cmdargs *a, lm_error *err) {
     if (a->npos && !lm_revset_has(&only, idx)) continue;
     const char *path = lm_dag_path(app->dag, idx);
     /* the checksum of the bytes this run read, as a run of the file would record it */
-    const char *now = lm_loader_checksum(app, idx);
+    char sum[LM_CHECKSUM_HEX];
+    const char *now = lm_loader_checksum(app, idx, sum);
     if (!now) {
       rc = lm_error_set(err, LM_ERR, "%s: no checksum of the file was computed", path);
       goto cleanup;

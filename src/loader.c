@@ -255,24 +255,38 @@ static void new_tables(lm_app *app) {
 }
 
 /* Remembers the checksum of revision idx's file as it was read (app->sums grows with the
- * graph); 0 or LM_ENOMEM. */
+ * graph; `sum` in hex, kept as its 32 bytes); 0 or LM_ENOMEM. */
 static int keep_sum(lm_app *app, int idx, const char *sum) {
   if ((size_t)idx >= app->nsums) {
     size_t cap = app->nsums ? app->nsums : 64;
     while (cap <= (size_t)idx) cap *= 2;
-    char(*v)[LM_CHECKSUM_HEX] = realloc(app->sums, cap * sizeof *v);
+    unsigned char(*v)[33] = realloc(app->sums, cap * sizeof *v);
     if (!v) return LM_ENOMEM;
     memset(v + app->nsums, 0, (cap - app->nsums) * sizeof *v);
     app->sums = v;
     app->nsums = cap;
   }
-  memcpy(app->sums[idx], sum, LM_CHECKSUM_HEX);
+  unsigned char *d = app->sums[idx];
+  for (int i = 0; i < 32; i++) {
+    int hi = sum[2 * i], lo = sum[(2 * i) + 1];
+    hi = hi <= '9' ? hi - '0' : hi - 'a' + 10;
+    lo = lo <= '9' ? lo - '0' : lo - 'a' + 10;
+    d[1 + i] = (unsigned char)((hi << 4) | lo);
+  }
+  d[0] = 1;
   return LM_OK;
 }
 
-const char *lm_loader_checksum(const lm_app *app, int idx) {
+/* The checksum kept for revision idx, in hex in `hex` (which it returns), or NULL. */
+const char *lm_loader_checksum(const lm_app *app, int idx, char hex[LM_CHECKSUM_HEX]) {
   if (idx < 0 || (size_t)idx >= app->nsums || !app->sums[idx][0]) return NULL;
-  return app->sums[idx];
+  static const char digits[] = "0123456789abcdef";
+  for (int i = 0; i < 32; i++) {
+    hex[2 * i] = digits[app->sums[idx][1 + i] >> 4];
+    hex[(2 * i) + 1] = digits[app->sums[idx][1 + i] & 15];
+  }
+  hex[64] = '\0';
+  return hex;
 }
 
 /* ---- through the revision cache (its format: revcache.c) -------------------------------- */

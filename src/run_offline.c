@@ -323,7 +323,8 @@ int lm_run_plan_offline(lm_app *app, lm_revset *heads, const lm_revset *plan, in
     lua_setfield(L, -2, "timed");
     /* the checksum of the bytes that ran, as an online run records it (the changed-file
      * check compares it) */
-    lua_pushstring(L, lm_loader_checksum(app, idx));
+    char sum[LM_CHECKSUM_HEX];
+    lua_pushstring(L, lm_loader_checksum(app, idx, sum));
     lua_setfield(L, -2, "checksum");
     if ((rc = offline_call(L, "history_row", 2, 1, err))) goto done;
     lm_emit_sql(lua_tostring(L, -1));

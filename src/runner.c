@@ -75,9 +75,10 @@ static int check_tx_state(lm_app *app, int idx, const char *fn, lm_error *err) {
 
 /* The version-table changes of one step (heads moves on) and its history row, for
  * lm_vt_step (record_step) or lm_vt_step_sql (queue_tail). Returns the number of changes
- * or a negative code; *pids (malloc'd, the parents) backs rec. */
+ * or a negative code; *pids (malloc'd, the parents) and `sum` back rec. */
 static int step_rows(lm_app *app, lm_revset *heads, int idx, int upgrade, double started,
-                     lm_vt_change *changes, lm_vt_record *rec, char **pids, lm_error *err) {
+                     lm_vt_change *changes, lm_vt_record *rec, char **pids,
+                     char sum[LM_CHECKSUM_HEX], lm_error *err) {
   lm_vt_op ops[64];
   int nops = lm_dag_step(app->dag, heads, idx, upgrade, ops, 64, err);
   if (nops < 0) return nops;
@@ -98,7 +99,7 @@ static int step_rows(lm_app *app, lm_revset *heads, int idx, int upgrade, double
       .to_ids = upgrade ? self : p,
       .message = lm_dag_doc(app->dag, idx),
       .file = lm_dag_path(app->dag, idx),
-      .checksum = lm_loader_checksum(app, idx), /* of the bytes that ran */
+      .checksum = lm_loader_checksum(app, idx, sum), /* of the bytes that ran */
       .started_at = started,
       .duration_ms = (wall_s() - started) * 1000.0,
   };
@@ -111,8 +112,9 @@ static int record_step(lm_app *app, lm_revset *heads, int idx, int upgrade, doub
                        lm_error *err) {
   lm_vt_change changes[64];
   lm_vt_record rec;
+  char sum[LM_CHECKSUM_HEX];
   char *pids = NULL;
-  int n = step_rows(app, heads, idx, upgrade, started, changes, &rec, &pids, err);
+  int n = step_rows(app, heads, idx, upgrade, started, changes, &rec, &pids, sum, err);
   int rc = n < 0 ? n : lm_vt_step(&app->vt, app->conn, changes, (size_t)n, &rec, err);
   free(pids);
   return rc;
@@ -232,10 +234,11 @@ static int queue_tail(const pipe_run *r, lm_revset *heads, int idx, double start
   lm_app *app = r->app;
   lm_vt_change changes[64];
   lm_vt_record rec;
+  char sum[LM_CHECKSUM_HEX];
   lm_vt_stmt stmts[64 + 3];
   size_t n = 0;
   char *pids = NULL;
-  int nch = step_rows(app, heads, idx, r->upgrade, started, changes, &rec, &pids, err);
+  int nch = step_rows(app, heads, idx, r->upgrade, started, changes, &rec, &pids, sum, err);
   int rc = nch < 0 ? nch
                    : lm_vt_step_sql(&app->vt, changes, (size_t)nch, &rec, r->j->nblocks > 0, stmts,
                                     64 + 3, &n, err);

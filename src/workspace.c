@@ -191,7 +191,8 @@ int lm_workspace_changed(lm_app *app, const lm_revset *heads, int *nchanged, lm_
     int idx = lm_dag_find(app->dag, PQgetvalue(res, r, 0));
     if (idx < 0 || !mark[idx] || PQgetisnull(res, r, 1)) continue;
     const char *path = lm_dag_path(app->dag, idx);
-    const char *now = lm_loader_checksum(app, idx);
+    char sum[LM_CHECKSUM_HEX];
+    const char *now = lm_loader_checksum(app, idx, sum);
     if (!now || !strcmp(now, PQgetvalue(res, r, 1))) continue;
     (*nchanged)++;
     if (collect) {
