@@ -267,8 +267,8 @@ static int keep_sum(lm_app *app, int idx, const char *sum) {
     app->nsums = cap;
   }
   unsigned char *d = app->sums[idx];
-  for (int i = 0; i < 32; i++) {
-    int hi = sum[2 * i], lo = sum[(2 * i) + 1];
+  for (size_t i = 0; i < 32; i++) {
+    int hi = (unsigned char)sum[2 * i], lo = (unsigned char)sum[(2 * i) + 1];
     hi = hi <= '9' ? hi - '0' : hi - 'a' + 10;
     lo = lo <= '9' ? lo - '0' : lo - 'a' + 10;
     d[1 + i] = (unsigned char)((hi << 4) | lo);
@@ -281,7 +281,7 @@ static int keep_sum(lm_app *app, int idx, const char *sum) {
 const char *lm_loader_checksum(const lm_app *app, int idx, char hex[LM_CHECKSUM_HEX]) {
   if (idx < 0 || (size_t)idx >= app->nsums || !app->sums[idx][0]) return NULL;
   static const char digits[] = "0123456789abcdef";
-  for (int i = 0; i < 32; i++) {
+  for (size_t i = 0; i < 32; i++) {
     hex[2 * i] = digits[app->sums[idx][1 + i] >> 4];
     hex[(2 * i) + 1] = digits[app->sums[idx][1 + i] & 15];
   }

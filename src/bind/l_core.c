@@ -256,36 +256,51 @@ static int l_core_md5_hex(lua_State *L) {
  */
 enum { NUL_DEPTH = 6, NUL_BUDGET = 4096 };
 
-static int nul_free_at(lua_State *L, int idx, int depth, int *budget) {
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    size_t n;
-    const char *s = lua_tolstring(L, idx, &n);
-    return memchr(s, '\0', n) ? 0 : 1;
-  }
-  if (lua_type(L, idx) != LUA_TTABLE || depth > NUL_DEPTH) return 1;
-  if (--*budget < 0) return -1;
-  idx = lua_absindex(L, idx);
-  luaL_checkstack(L, 3, "core.nul_free");
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int r = lua_type(L, -2) == LUA_TSTRING ? nul_free_at(L, -2, depth, budget) : 1;
-    if (r == 1) r = nul_free_at(L, -1, depth + 1, budget);
-    lua_pop(L, 1);
-    if (r != 1) {
-      lua_pop(L, 1);
-      return r;
-    }
-  }
-  return 1;
+static int nul_in(lua_State *L, int idx) {
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n);
+  return memchr(s, '\0', n) != NULL;
 }
 
+/* A walk with the tables it is in, and each one's key, on the Lua stack. */
 static int l_core_nul_free(lua_State *L) {
-  int budget = NUL_BUDGET;
-  int r = nul_free_at(L, 1, 1, &budget);
-  if (r < 0)
-    lua_pushnil(L);
-  else
-    lua_pushboolean(L, r);
+  lua_settop(L, 1);
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    lua_pushboolean(L, !nul_in(L, 1));
+    return 1;
+  }
+  int budget = NUL_BUDGET, depth = 1;
+  if (lua_type(L, 1) != LUA_TTABLE) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  budget--;
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  while (depth > 0) {
+    if (!lua_next(L, -2)) { /* this table is done: back to the one it is in */
+      lua_pop(L, 1);
+      depth--;
+      continue;
+    }
+    if ((lua_type(L, -2) == LUA_TSTRING && nul_in(L, -2)) ||
+        (lua_type(L, -1) == LUA_TSTRING && nul_in(L, -1))) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    if (lua_type(L, -1) == LUA_TTABLE && depth < NUL_DEPTH) {
+      if (--budget < 0) {
+        lua_pushnil(L);
+        return 1;
+      }
+      luaL_checkstack(L, 3, "core.nul_free");
+      lua_pushnil(L); /* into the value, a table */
+      depth++;
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushboolean(L, 1);
   return 1;
 }
 
