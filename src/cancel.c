@@ -68,25 +68,28 @@ static void on_signal(int sig) {
 /* coroutine.create and coroutine.wrap, each arming the coroutine it makes: the handler
  * reaches only the run's main thread, and a coroutine inherits only the hook its creator has
  * at that moment. Upvalue 1 is the library's own function. */
-static int l_create(lua_State *L) {
+static lua_State *call_library(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, 1, 1);
-  lua_sethook(lua_tothread(L, -1), poll_hook, LUA_MASKCOUNT, POLL_COUNT);
+  return L;
+}
+
+static void arm(lua_State *co) {
+  if (co) lua_sethook(co, poll_hook, LUA_MASKCOUNT, POLL_COUNT);
+}
+
+static int l_create(lua_State *L) {
+  arm(lua_tothread(call_library(L), -1));
   return 1;
 }
 
 static int l_wrap(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_settop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, 1, 1);
   /* the library's wrap returns a C closure whose first upvalue is the coroutine */
-  if (lua_getupvalue(L, -1, 1)) {
-    if (lua_isthread(L, -1)) lua_sethook(lua_tothread(L, -1), poll_hook, LUA_MASKCOUNT, POLL_COUNT);
+  if (lua_getupvalue(call_library(L), -1, 1)) {
+    arm(lua_tothread(L, -1));
     lua_pop(L, 1);
   }
   return 1;
