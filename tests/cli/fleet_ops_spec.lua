@@ -149,19 +149,13 @@ describe("fleet runs", function()
     end
     local ready = waiting()
     os.execute(("kill -INT %d"):format(pid))
-    for _ = 1, 100 do
-      if not cli.alive(pid) then break end
-      os.execute("sleep 0.05")
-    end
+    cli.wait_exit(pid, 5)
     local alive = cli.alive(pid)
     for _, x in ipairs(blockers) do
       x:execute("COMMIT")
       x:close()
     end
-    for _ = 1, 100 do
-      if not cli.alive(pid) then break end
-      os.execute("sleep 0.05")
-    end
+    cli.wait_exit(pid, 5)
     if cli.alive(pid) then os.execute(("kill -9 %d"):format(pid)) end
     local err = cli.slurp(errfile)
     os.remove(errfile)

@@ -364,10 +364,7 @@ describe("the targets setting", function()
     local pid, errfile = cli.start({ "-t", "*", "upgrade", "head" }, dir)
     os.execute("sleep 0.5")
     os.execute(("kill -INT %d"):format(pid))
-    for _ = 1, 100 do
-      if not cli.alive(pid) then break end
-      os.execute("sleep 0.05")
-    end
+    cli.wait_exit(pid, 5)
     local alive = cli.alive(pid)
     if alive then os.execute(("kill -9 %d"):format(pid)) end
     local err = cli.slurp(errfile)

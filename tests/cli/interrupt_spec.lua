@@ -24,10 +24,7 @@ local function interrupt(args, dir, ready)
   local t0 = tonumber(p:read("l"))
   p:close()
   os.execute(("kill -INT %d"):format(pid))
-  for _ = 1, 200 do
-    if not cli.alive(pid) then break end
-    os.execute("sleep 0.05")
-  end
+  cli.wait_exit(pid, 10)
   p = assert(io.popen("date +%s.%N"))
   local took = tonumber(p:read("l")) - t0
   p:close()

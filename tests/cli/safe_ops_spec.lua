@@ -140,10 +140,7 @@ describe("safe ops", function()
     end
     wait_for("SELECT count(*) >= 20 FROM slow WHERE v IS NOT NULL")
     os.execute(("kill -9 %d"):format(pid))
-    for _ = 1, 200 do
-      if not cli.alive(pid) then break end
-      os.execute("sleep 0.05")
-    end
+    cli.wait_exit(pid, 10)
     assert.is_false(cli.alive(pid))
     pg.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
       .. "AND pid <> pg_backend_pid()")
@@ -193,10 +190,7 @@ describe("safe ops", function()
     end
     wait_for("SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()")
     os.execute(("kill -9 %d"):format(pid))
-    for _ = 1, 200 do
-      if not cli.alive(pid) then break end
-      os.execute("sleep 0.05")
-    end
+    cli.wait_exit(pid, 10)
     pg.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
       .. "AND pid <> pg_backend_pid()")
     wait_for("SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")

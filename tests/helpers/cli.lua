@@ -97,6 +97,15 @@ end
 -- Is process pid still running?
 function M.alive(pid) return os.execute(("kill -0 %d 2>/dev/null"):format(pid)) == true end
 
+-- Waits up to `seconds` for process pid to end; true when it has.
+function M.wait_exit(pid, seconds)
+  for _ = 1, math.ceil(seconds / 0.05) do
+    if not M.alive(pid) then return true end
+    os.execute("sleep 0.05")
+  end
+  return not M.alive(pid)
+end
+
 -- Starts the binary in the background; returns a handle whose :wait() gives the result and
 -- whose :stderr() what it has written to stderr so far.
 function M.spawn(args, opts)
