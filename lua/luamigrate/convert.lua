@@ -299,6 +299,8 @@ end
 -- parentheses as an operand or a method receiver.
 local function is_prefixexp(s)
   local i = s:match("^[%a_][%w_]*()")
+  -- a reserved word (true, nil, not ...) starts no prefix expression
+  if i and LUA_RESERVED[s:sub(1, i - 1)] then return false end
   if not i then
     if s:match("^%b()$") then return true end
     return false

@@ -262,6 +262,11 @@ describe("convert: translation", function()
     assert.truthy(body:find('("a.b").i', 1, true), body)
     assert.truthy(body:find('("c")[1]', 1, true), body)
     assert.truthy(load(r.text, "=r1.lua", "t", {}), r.text)
+    -- True, False and None become Lua's reserved words, which no more stand there
+    body, r = upgrade_of("    x = [True.real, None.y(1), False[0]]\n    print(x)")
+    assert.truthy(body:find("(true).real", 1, true), body)
+    assert.truthy(body:find("(nil):y(1)", 1, true) or body:find("(nil).y(1)", 1, true), body)
+    assert.truthy(load(r.text, "=r1.lua", "t", {}), r.text)
   end)
 
   it("passes *values and options through py_unpack, so every value arrives", function()
